@@ -1,0 +1,46 @@
+# The two commands: `make run` and `make test`. Everything else here is what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# System tools the tests use: Debian's Chromium for the browser tests, dcmtk as a real DICOM peer.
+SYSTEM_TOOLS := /usr/bin/chromium:chromium /usr/bin/storescu:dcmtk
+
+.PHONY: run test install install-dev system-tools migrate
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-base: requirements/base.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements/base.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements/base.txt requirements/dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements/dev.txt
+	touch $@ $(VENV)/.installed-base
+
+install: $(VENV)/.installed-base
+install-dev: $(VENV)/.installed-dev
+
+system-tools:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do \
+	  [ -x "$${tool%%:*}" ] || missing="$$missing $${tool##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system tools:$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+run: migrate
+	@$(BIN)/python manage.py seed_demo --if-empty
+	@echo
+	@echo "VetPACS is starting: open http://127.0.0.1:8000/ (demo logins: README.md). Ctrl-C stops everything."
+	@echo
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho -f Procfile start
+
+test: install-dev system-tools
+	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,87 @@
+"""The search index behind the patient search box: normalised words per owner and animal.
+
+Each owner and animal is stored under the words a receptionist would type: names, phone
+digits, microchip, patient ID, email, external ids. A query matches when every word of it is
+the prefix of one of the record's words. Services call ``search_terms_refresh`` after a change.
+"""
+import re
+import unicodedata
+
+from django.db import connection
+from django.db.models import Q
+
+from patients.models import Owner, Patient, SearchTerm
+
+TERM_MAX = 64
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalise(text):
+    """Lower case, accents dropped, split on anything that is not a letter or digit."""
+    text = unicodedata.normalize("NFKD", text or "")
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    return [word[:TERM_MAX] for word in _NOT_WORD.split(text) if word]
+
+
+def query_words(query):
+    """The words of a typed query; digit groups run together, as phone numbers are typed
+    with spaces ("07700 900123") but indexed as one number."""
+    words = []
+    for word in normalise(query):
+        if word.isdigit() and words and words[-1].isdigit():
+            words[-1] += word
+        else:
+            words.append(word)
+    return words
+
+
+def _digits(text):
+    return re.sub(r"\D", "", text or "")
+
+
+def _owner_words(owner):
+    words = normalise(" ".join([owner.family_name, owner.given_name, owner.organisation_name]))
+    words += [_digits(phone) for phone in owner.phones]
+    words += normalise(owner.email)
+    for ext in owner.external_ids.all():
+        words += normalise(ext.value)
+    return words
+
+
+def _patient_words(patient):
+    # Identifiers are split like typed queries are, so "PET-42" is found as "pet-42" or "pet 42".
+    words = normalise(patient.name) + normalise(patient.patient_id) + normalise(patient.microchip)
+    for alias in patient.aliases.all():
+        words += normalise(alias.patient_id)
+    for ext in patient.external_ids.all():
+        words += normalise(ext.value)
+    for owner in patient.owners.all():
+        words += _owner_words(owner)
+    return words
+
+
+def search_terms_refresh(*, patients=(), owners=()):
+    """Rewrite the search words of these patients and owners (inside the caller's transaction)."""
+    patient_ids = [p.pk for p in patients]
+    owner_ids = [o.pk for o in owners]
+    SearchTerm.objects.filter(Q(patient_id__in=patient_ids) | Q(owner_id__in=owner_ids)).delete()
+    rows = []
+    for patient in Patient.objects.filter(pk__in=patient_ids, merged_into__isnull=True).prefetch_related(
+        "aliases", "external_ids", "owners__external_ids"
+    ):
+        rows += [SearchTerm(term=w, patient=patient) for w in set(_patient_words(patient)) if w]
+    for owner in Owner.objects.filter(pk__in=owner_ids).prefetch_related("external_ids"):
+        rows += [SearchTerm(term=w, owner=owner) for w in set(_owner_words(owner)) if w]
+    SearchTerm.objects.bulk_create(rows, batch_size=1000)
+
+
+def term_prefix(word):
+    """A condition on SearchTerm.term that the database answers from its index.
+
+    PostgreSQL serves ``LIKE 'word%'`` from the varchar_pattern_ops index Django adds for
+    indexed CharFields. SQLite only does so for case-sensitive LIKE, which Django does not use,
+    so there the prefix becomes a range; terms are compared byte-wise (BINARY collation).
+    """
+    if connection.vendor == "sqlite":
+        return Q(term__gte=word, term__lt=word + "\U0010ffff")
+    return Q(term__startswith=word)

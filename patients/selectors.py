@@ -1,0 +1,84 @@
+"""Reads of the clinic record that views, HL7 and REST share."""
+from django.db.models import Prefetch
+
+from patients.models import Breed, Owner, Ownership, Patient, SearchTerm, Species, Visit
+from patients.search import query_words, term_prefix
+
+
+def _matching_ids(query, column):
+    """Ids of the rows whose search words cover every word of ``query``, or None if no words."""
+    words = query_words(query)
+    if not words:
+        return None
+    ids = None
+    for word in dict.fromkeys(words):  # each distinct word once, in the order typed
+        subquery = SearchTerm.objects.filter(term_prefix(word)).values(column)
+        ids = subquery if ids is None else subquery.filter(**{f"{column}__in": ids})
+    return ids
+
+
+def patient_search(*, query, limit=25):
+    """Living patients whose name, owner, phone, microchip, patient ID or external id match."""
+    ids = _matching_ids(query, "patient_id")
+    if ids is None:
+        return Patient.objects.none()
+    return (
+        Patient.objects.filter(pk__in=ids, merged_into__isnull=True)
+        .select_related("species", "breed")
+        .prefetch_related(
+            Prefetch("ownerships", queryset=Ownership.objects.select_related("owner"))
+        )
+        .order_by("deceased", "name", "pk")[:limit]
+    )
+
+
+def owner_search(*, query, limit=25):
+    ids = _matching_ids(query, "owner_id")
+    if ids is None:
+        return Owner.objects.none()
+    return Owner.objects.filter(pk__in=ids).prefetch_related("patients")[:limit]
+
+
+def patient_resolve(patient):
+    """The living record for a patient that may have been merged (follows the alias chain)."""
+    while patient.merged_into_id:
+        patient = patient.merged_into
+    return patient
+
+
+def patient_by_external_id(*, system, value):
+    patient = Patient.objects.filter(external_ids__system=system, external_ids__value=value).first()
+    return patient_resolve(patient) if patient else None
+
+
+def patient_detail(*, pk):
+    return (
+        Patient.objects.select_related("species", "breed", "merged_into")
+        .prefetch_related(
+            Prefetch("ownerships", queryset=Ownership.objects.select_related("owner")),
+            "external_ids",
+            "aliases",
+        )
+        .get(pk=pk)
+    )
+
+
+def patient_visits(*, patient):
+    return Visit.objects.filter(patient=patient).select_related("vet").order_by("-starts_at")
+
+
+def owner_patients(*, owner):
+    return (
+        Ownership.objects.filter(owner=owner, patient__merged_into__isnull=True)
+        .select_related("patient__species", "patient__breed")
+        .order_by("patient__name")
+    )
+
+
+def species_choices():
+    return Species.objects.filter(active=True).order_by("group", "name")
+
+
+def breed_choices(*, species):
+    """Breeds of one species, mixed breeds first (the most common answer in practice)."""
+    return Breed.objects.filter(species=species, active=True).order_by("-is_mixed", "name")

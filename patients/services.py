@@ -1,0 +1,278 @@
+"""Writes to the clinic record. The UI, HL7 and REST all come through here.
+
+Every service is keyword-only, atomic, and writes an audit entry for each record it changes;
+a call that changes nothing writes nothing, so a repeated inbound message leaves no trace.
+"""
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.timezone import now
+
+from patients.models import (
+    Owner,
+    OwnerExternalId,
+    Ownership,
+    Patient,
+    PatientExternalId,
+    SearchTerm,
+    Visit,
+    WeightRecord,
+)
+from patients.search import search_terms_refresh
+from patients.selectors import patient_resolve
+from vetclinic.audit.services import audit_record, changes_apply
+
+OWNER_FIELDS = {f.name for f in Owner._meta.fields} - {"id", "created", "updated"}
+PATIENT_FIELDS = {f.name for f in Patient._meta.fields} - {"id", "merged_into", "created", "updated"}
+VISIT_FIELDS = {"starts_at", "reason", "vet", "status"}
+
+
+def _check_fields(fields, allowed):
+    unknown = set(fields) - allowed
+    if unknown:
+        raise TypeError(f"unknown fields: {', '.join(sorted(unknown))}")
+
+
+def _save(*, actor, instance, values, external_model=None, external=None):
+    """Create or update ``instance`` with ``values`` and audit it; return the changes made."""
+    creating = instance.pk is None
+    changes = changes_apply(instance, values)
+    if not creating and not changes:
+        return {}
+    instance.updated = now()
+    instance.full_clean(exclude=["patient_id"])
+    instance.save()
+    if creating:
+        changes = {k: v for k, v in changes.items() if v[1] not in (None, "")}
+    audit_record(actor=actor, instance=instance, action="create" if creating else "update", changes=changes)
+    return changes
+
+
+def _external_add(*, actor, instance, model, external):
+    """Attach (system, value) to ``instance`` unless it is there already."""
+    system, value = external
+    link, created = model.objects.get_or_create(
+        system=system, value=value, defaults={instance._meta.model_name: instance}
+    )
+    if created:
+        audit_record(
+            actor=actor, instance=instance, action="external_id_add", changes={"external_id": [None, str(link)]}
+        )
+
+
+@transaction.atomic
+def owner_upsert(*, actor, fields, owner=None, external=None):
+    """Create or update an owner. With ``external=(system, value)`` it is idempotent on that id."""
+    _check_fields(fields, OWNER_FIELDS)
+    if owner is None and external is not None:
+        owner = Owner.objects.filter(external_ids__system=external[0], external_ids__value=external[1]).first()
+    owner = owner or Owner()
+    changes = _save(actor=actor, instance=owner, values=fields)
+    if external is not None:
+        _external_add(actor=actor, instance=owner, model=OwnerExternalId, external=external)
+    if changes or external is not None:
+        search_terms_refresh(owners=[owner], patients=list(owner.patients.all()))
+    return owner
+
+
+def _patient_id_assign(patient):
+    """Derive the clinic patient ID from the primary key: short, readable, never reused."""
+    candidate = base = f"{settings.PATIENT_ID_PREFIX}{patient.pk:06d}"
+    suffix = 1
+    while Patient.objects.filter(patient_id=candidate).exists():
+        suffix += 1
+        candidate = f"{base}-{suffix}"
+    patient.patient_id = candidate
+    patient.save(update_fields=["patient_id"])
+
+
+@transaction.atomic
+def patient_upsert(
+    *,
+    actor,
+    fields,
+    patient=None,
+    external=None,
+    owner=None,
+    owner_role=Ownership.Role.OWNER,
+    weight_kg=None,
+    weight_on=None,
+):
+    """Create or update an animal; idempotent on ``external=(system, value)``.
+
+    ``owner`` is linked (primary when the animal has no primary owner yet); ``weight_kg`` adds a
+    weight record unless the same weight is already recorded for that day.
+    """
+    _check_fields(fields, PATIENT_FIELDS)
+    if patient is None and external is not None:
+        patient = Patient.objects.filter(
+            external_ids__system=external[0], external_ids__value=external[1]
+        ).first()
+        if patient is not None:
+            patient = patient_resolve(patient)
+    creating = patient is None
+    patient = patient or Patient()
+    fields = dict(fields)
+    if not fields.get("patient_id"):
+        fields.pop("patient_id", None)  # keep the existing id, or generate one below
+    species_id = fields["species"].pk if fields.get("species") else patient.species_id
+    if fields.get("breed") is not None and fields["breed"].species_id != species_id:
+        raise ValidationError({"breed": "This breed belongs to another species."})
+    changed = _save(actor=actor, instance=patient, values=fields)
+    if creating and not patient.patient_id:
+        _patient_id_assign(patient)
+    if external is not None:
+        _external_add(actor=actor, instance=patient, model=PatientExternalId, external=external)
+    if owner is not None:
+        ownership_set(actor=actor, patient=patient, owner=owner, role=owner_role, refresh=False)
+    if weight_kg is not None:
+        weight_record(actor=actor, patient=patient, kg=weight_kg, measured_on=weight_on)
+    if creating or changed or external is not None or owner is not None:
+        search_terms_refresh(patients=[patient])
+    return patient
+
+
+@transaction.atomic
+def ownership_set(*, actor, patient, owner, role=Ownership.Role.OWNER, primary=None, refresh=True):
+    """Link an owner to an animal. The first owner becomes primary unless ``primary=False``."""
+    has_primary = patient.ownerships.filter(is_primary=True).exclude(owner=owner).exists()
+    ownership = Ownership.objects.filter(patient=patient, owner=owner).first()
+    if primary is None:
+        primary = ownership.is_primary if ownership else not has_primary
+    if primary and has_primary:
+        patient.ownerships.filter(is_primary=True).exclude(owner=owner).update(is_primary=False)
+    if ownership is None:
+        ownership = Ownership.objects.create(patient=patient, owner=owner, role=role, is_primary=primary)
+        audit_record(
+            actor=actor,
+            instance=patient,
+            action="owner_add",
+            changes={"owner": [None, str(owner)], "role": [None, role], "primary": [None, str(primary)]},
+        )
+    else:
+        changes = changes_apply(ownership, {"role": role, "is_primary": primary})
+        if not changes:
+            return ownership
+        ownership.save()
+        audit_record(actor=actor, instance=patient, action="owner_change", changes={"owner": [str(owner), str(owner)], **changes})
+    if refresh:
+        search_terms_refresh(patients=[patient])
+    return ownership
+
+
+@transaction.atomic
+def ownership_remove(*, actor, patient, owner):
+    ownership = Ownership.objects.get(patient=patient, owner=owner)
+    if ownership.is_primary and patient.ownerships.count() > 1:
+        raise ValidationError("Make another owner primary before removing the primary owner.")
+    ownership.delete()
+    audit_record(actor=actor, instance=patient, action="owner_remove", changes={"owner": [str(owner), None]})
+    search_terms_refresh(patients=[patient])
+
+
+@transaction.atomic
+def weight_record(*, actor, patient, kg, measured_on=None):
+    """Record a weight; the same weight on the same day again records nothing."""
+    kg = Decimal(str(kg)).quantize(Decimal("0.001"))
+    if kg <= 0:
+        raise ValidationError({"kg": "A weight must be more than 0 kg."})
+    measured_on = measured_on or date.today()
+    record, created = WeightRecord.objects.get_or_create(patient=patient, kg=kg, measured_on=measured_on)
+    if created:
+        audit_record(
+            actor=actor, instance=patient, action="weight_record", changes={"weight_kg": [None, f"{kg} on {measured_on}"]}
+        )
+    return record
+
+
+@transaction.atomic
+def visit_create(*, actor, patient, starts_at=None, reason="", vet=None, status=Visit.Status.BOOKED, external=None):
+    """Book a visit; idempotent on ``external=(system, visit number)``."""
+    if external is not None:
+        existing = Visit.objects.filter(external_system=external[0], external_id=external[1]).first()
+        if existing is not None:
+            return existing
+    visit = Visit(patient=patient)
+    if external is not None:
+        visit.external_system, visit.external_id = external
+    _save(
+        actor=actor,
+        instance=visit,
+        values={"starts_at": starts_at or now(), "reason": reason, "vet": vet, "status": status},
+    )
+    return visit
+
+
+@transaction.atomic
+def visit_update(*, actor, visit, fields):
+    _check_fields(fields, VISIT_FIELDS)
+    _save(actor=actor, instance=visit, values=fields)
+    return visit
+
+
+def _merge_fill(source, target):
+    """Fill the target's empty demographics from the source (a merge must not lose data)."""
+    fill = {}
+    for field in ("breed", "breed_text", "birth_date", "colour", "microchip", "deceased_on", "notes"):
+        if getattr(target, field) in (None, "") and getattr(source, field) not in (None, ""):
+            fill[field] = getattr(source, field)
+    if target.sex == Patient.Sex.UNKNOWN and source.sex != Patient.Sex.UNKNOWN:
+        fill["sex"] = source.sex
+    if not target.neutered and source.neutered:
+        fill["neutered"] = source.neutered
+    return fill
+
+
+@transaction.atomic
+def patient_merge(*, actor, source, target):
+    """Merge ``source`` into ``target``: everything that points at the source moves over.
+
+    The source stays as an alias (``merged_into``), so its patient ID still finds the target
+    and studies that arrive later with the old ID still link (DICOM and HL7 A40 both need it).
+    """
+    source = Patient.objects.select_for_update().get(pk=source.pk)
+    target = Patient.objects.select_for_update().get(pk=target.pk)
+    if source.pk == target.pk:
+        raise ValidationError("A patient cannot be merged into itself.")
+    if source.merged_into_id or target.merged_into_id:
+        raise ValidationError("One of these patients has already been merged.")
+    if source.species_id != target.species_id:
+        raise ValidationError("The two patients are of different species.")
+
+    # Owners of both: keep the target's link where both have the same owner.
+    Ownership.objects.filter(patient=source, owner__in=target.owners.all()).delete()
+    if target.ownerships.filter(is_primary=True).exists():
+        Ownership.objects.filter(patient=source).update(is_primary=False)
+    SearchTerm.objects.filter(patient=source).delete()
+
+    # Every other relation to Patient, including those later apps add (orders, studies).
+    moved = {}
+    for relation in Patient._meta.related_objects:
+        if not (relation.one_to_many or relation.one_to_one) or relation.related_model is Patient:
+            continue
+        count = relation.related_model._base_manager.filter(**{relation.field.name: source}).update(
+            **{relation.field.name: target}
+        )
+        if count:
+            moved[str(relation.related_model._meta.verbose_name_plural)] = count
+    Patient.objects.filter(merged_into=source).update(merged_into=target)
+
+    # The alias keeps its own values (a microchip too: uniqueness covers living records only).
+    fill = _merge_fill(source, target)
+    source.merged_into = target
+    source.updated = now()
+    source.save(update_fields=["merged_into", "updated"])
+    if fill:
+        _save(actor=actor, instance=target, values=fill)
+    audit_record(actor=actor, instance=source, action="merged_into", changes={"merged_into": [None, str(target)]})
+    audit_record(
+        actor=actor,
+        instance=target,
+        action="merge",
+        changes={"merged": [None, str(source)], **{k: [None, str(v)] for k, v in moved.items()}},
+    )
+    search_terms_refresh(patients=[target])
+    return target

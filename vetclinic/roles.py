@@ -1,0 +1,45 @@
+"""The staff groups and what each may do. Migrations call ``roles_sync`` when this changes."""
+
+RECORD = ["owner", "patient", "ownership", "visit", "weightrecord"]
+VOCABULARY = ["species", "breed", "codemapping"]
+
+ROLES = {
+    "front desk": {
+        "patients": [f"{verb}_{model}" for model in RECORD for verb in ("view", "add", "change")]
+        + [f"view_{model}" for model in VOCABULARY],
+    },
+    "veterinarian": {
+        "patients": [f"{verb}_{model}" for model in RECORD for verb in ("view", "add", "change")]
+        + [f"view_{model}" for model in VOCABULARY]
+        + ["merge_patient"],
+    },
+    "radiologist": {
+        "patients": [f"view_{model}" for model in RECORD + VOCABULARY],
+    },
+    "admin": {
+        "patients": [f"{verb}_{model}" for model in RECORD + VOCABULARY for verb in ("view", "add", "change", "delete")]
+        + ["merge_patient"],
+        "audit": ["view_auditentry"],
+        "auth": ["view_user", "add_user", "change_user", "view_group"],
+    },
+}
+
+
+def roles_sync(apps):
+    """Create the groups and give each exactly its permissions (idempotent)."""
+    from django.contrib.auth.management import create_permissions
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0)
+        app_config.models_module = None
+    for group_name, by_app in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=group_name)
+        permissions = [
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            for app_label, codenames in by_app.items()
+            for codename in codenames
+        ]
+        group.permissions.set(permissions)
