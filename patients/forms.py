@@ -81,9 +81,12 @@ class PatientForm(forms.ModelForm):
         )
         self.fields["patient_id"].required = False
         self.fields["microchip"].widget.attrs["inputmode"] = "numeric"
+        # Any breed is accepted here so that clean() can say which species it belongs to;
+        # the list offered is that of the chosen species.
+        self.fields["breed"].queryset = Breed.objects.filter(active=True).select_related("species")
         species = self._chosen_species()
-        self.fields["breed"].queryset = breed_choices(species=species) if species else Breed.objects.none()
-        self.fields["breed"].empty_label = "— not listed / unknown —"
+        offered = breed_choices(species=species) if species else []
+        self.fields["breed"].widget.choices = [("", "— not listed / unknown —")] + [(b.pk, b.name) for b in offered]
         if self.instance.pk:
             self.fields["patient_id"].disabled = True
             self.initial.setdefault("weight_kg", self.instance.current_weight)
@@ -102,7 +105,11 @@ class PatientForm(forms.ModelForm):
             raise forms.ValidationError(
                 "A microchip number is 15 digits (ISO 11784), or 9–10 characters for older chips."
             )
-        return chip.upper()
+        chip = chip.upper()
+        other = Patient.objects.filter(microchip=chip, merged_into__isnull=True).exclude(pk=self.instance.pk).first()
+        if chip and other:
+            raise forms.ValidationError(f"This microchip is already recorded for {other}.")
+        return chip
 
     def clean_patient_id(self):
         value = (self.cleaned_data.get("patient_id") or "").strip()

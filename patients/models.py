@@ -198,6 +198,7 @@ class Patient(models.Model):
                 fields=["microchip"],
                 condition=~Q(microchip="") & Q(merged_into__isnull=True),
                 name="patient_microchip_unique",
+                violation_error_message="Another animal already has this microchip number.",
             ),
         ]
 
@@ -293,7 +294,12 @@ class WeightRecord(models.Model):
         indexes = [models.Index(fields=["patient", "-measured_on"])]  # Patient.current_weight
 
     def __str__(self):
-        return f"{self.kg} kg on {self.measured_on}"
+        return f"{self.kg_display} kg on {self.measured_on}"
+
+    @property
+    def kg_display(self):
+        """31.4 rather than 31.400, 520 rather than 5.2E+2."""
+        return format(self.kg.normalize(), "f")
 
 
 class Visit(models.Model):

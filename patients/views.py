@@ -76,7 +76,10 @@ def _owner_form(request, owner):
     if request.method == "POST" and form.is_valid():
         fields = {name: form.cleaned_data[name] for name in form.Meta.fields}
         try:
-            owner = services.owner_upsert(actor=_actor(request), fields=fields, owner=owner if owner.pk else None)
+            # The form has set its values on its instance already; the service compares
+            # against the stored row, so it gets that row.
+            stored = Owner.objects.get(pk=owner.pk) if owner.pk else None
+            owner = services.owner_upsert(actor=_actor(request), fields=fields, owner=stored)
         except ValidationError as error:
             _service_errors(form, error)
         else:
@@ -130,7 +133,7 @@ def _patient_form(request, patient, owner):
             patient = services.patient_upsert(
                 actor=_actor(request),
                 fields=form.service_fields(),
-                patient=patient if patient.pk else None,
+                patient=Patient.objects.get(pk=patient.pk) if patient.pk else None,  # as for owners
                 owner=owner,
                 weight_kg=form.cleaned_data["weight_kg"] if "weight_kg" in form.changed_data else None,
             )
@@ -190,7 +193,8 @@ def visit_edit(request, pk):
     visit = get_object_or_404(Visit.objects.select_related("patient"), pk=pk)
     form = VisitForm(request.POST or None, instance=visit)
     if request.method == "POST" and form.is_valid():
-        services.visit_update(actor=_actor(request), visit=visit, fields=form.cleaned_data)
+        stored = Visit.objects.get(pk=visit.pk)  # as for owners
+        services.visit_update(actor=_actor(request), visit=stored, fields=form.cleaned_data)
         messages.success(request, "Visit saved.")
         return redirect("patient_detail", pk=visit.patient_id)
     return render(request, "patients/visit_form.html", {"form": form, "patient": visit.patient, "visit": visit})

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.forms",
     "django_htmx",
     "rest_framework",
     "vetclinic.audit",
@@ -107,6 +108,8 @@ TEMPLATES = [
         },
     },
 ]
+
+FORM_RENDERER = "vetclinic.forms.FormRenderer"
 
 WSGI_APPLICATION = "vetclinic.wsgi.application"
 

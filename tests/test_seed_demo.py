@@ -1,0 +1,37 @@
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from patients.models import Owner, Patient, Species, Visit
+from patients.selectors import patient_search
+from vetclinic.audit.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_creates_a_clinic_to_click_through_and_prints_the_logins(capsys):
+    call_command("seed_demo")
+    out = capsys.readouterr().out
+
+    for username, password, group in [("frontdesk", "frontdesk-demo", "front desk"), ("vet", "vet-demo", "veterinarian"),
+                                      ("radiologist", "radiologist-demo", "radiologist"), ("admin", "admin-demo", "admin")]:
+        assert f"{username}" in out and password in out
+        user = authenticate(username=username, password=password)
+        assert user is not None and user.groups.filter(name=group).exists()
+    assert Owner.objects.count() == 5
+    assert Species.objects.filter(patients__isnull=False).distinct().count() >= 5
+    assert Visit.objects.count() == 5
+    assert [p.name for p in patient_search(query="hartley")] == ["Biscuit", "Pepper"]
+
+
+def test_seed_demo_twice_changes_nothing(capsys):
+    call_command("seed_demo")
+    counts = (Owner.objects.count(), Patient.objects.count(), Visit.objects.count(), AuditEntry.objects.count())
+    call_command("seed_demo")
+    assert (Owner.objects.count(), Patient.objects.count(), Visit.objects.count(), AuditEntry.objects.count()) == counts
+
+
+def test_seed_demo_if_empty_leaves_a_clinic_with_users_alone(staff, capsys):
+    call_command("seed_demo", "--if-empty")
+    assert "not added" in capsys.readouterr().out
+    assert Owner.objects.count() == 0
