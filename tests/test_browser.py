@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.urls import reverse
 
 from patients.models import Patient
@@ -31,6 +32,9 @@ def page(live_server):
         page.set_default_timeout(15_000)
         yield page
         browser.close()
+        # With Playwright's loop running, the test's ORM calls got connections of their own
+        # context; close them here, or PostgreSQL cannot drop the test database afterwards.
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
