@@ -36,7 +36,7 @@ def _check_fields(fields, allowed):
         raise TypeError(f"unknown fields: {', '.join(sorted(unknown))}")
 
 
-def _save(*, actor, instance, values, external_model=None, external=None):
+def _save(*, actor, instance, values):
     """Create or update ``instance`` with ``values`` and audit it; return the changes made."""
     creating = instance.pk is None
     changes = changes_apply(instance, values)
@@ -57,6 +57,9 @@ def _external_add(*, actor, instance, model, external):
     link, created = model.objects.get_or_create(
         system=system, value=value, defaults={instance._meta.model_name: instance}
     )
+    owner_of_link = getattr(link, instance._meta.model_name)
+    if owner_of_link.pk != instance.pk:
+        raise ValidationError(f"{system} id {value} already belongs to {owner_of_link}.")
     if created:
         audit_record(
             actor=actor, instance=instance, action="external_id_add", changes={"external_id": [None, str(link)]}

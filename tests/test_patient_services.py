@@ -223,3 +223,11 @@ def test_an_update_by_the_external_id_of_a_merged_patient_reaches_the_survivor(a
     updated = patient_upsert(actor=actor, fields={"name": "Biscuit", "species": dog, "colour": "yellow"}, external=("vetspace", "P-1"))
     assert updated.pk == target.pk
     assert Patient.objects.get(pk=target.pk).colour == "yellow"
+
+
+def test_an_external_id_cannot_be_given_to_a_second_record(actor, make_owner):
+    owner_upsert(actor=actor, fields={"family_name": "Hartley"}, external=("vetspace", "C-77"))
+    other = make_owner("Okafor")
+    with pytest.raises(ValidationError, match="vetspace id C-77 already belongs to Hartley"):
+        owner_upsert(actor=actor, owner=other, fields={"family_name": "Okafor"}, external=("vetspace", "C-77"))
+    assert OwnerExternalId.objects.get().owner.family_name == "Hartley"
