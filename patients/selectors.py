@@ -1,7 +1,7 @@
 """Reads of the clinic record that views, HL7 and REST share."""
 from django.db.models import Prefetch
 
-from patients.models import Breed, Owner, Ownership, Patient, SearchTerm, Species, Visit
+from patients.models import Breed, CodeMapping, Owner, Ownership, Patient, SearchTerm, Species, Visit
 from patients.search import query_words, term_prefix
 
 
@@ -82,3 +82,20 @@ def species_choices():
 def breed_choices(*, species):
     """Breeds of one species, mixed breeds first (the most common answer in practice)."""
     return Breed.objects.filter(species=species, active=True).order_by("-is_mixed", "name")
+
+
+def coded_species(*, system, code):
+    """Our species for another system's code: its crosswalk entry, or the code itself when the
+    system sends SNOMED CT (designator SCT, or SRT in older data)."""
+    mapping = CodeMapping.objects.filter(system=system, kind=CodeMapping.Kind.SPECIES, external_code=code).first()
+    if mapping:
+        return mapping.species
+    return Species.objects.filter(scheme="SCT", code=code).first() if system in ("SCT", "SRT") else None
+
+
+def coded_breed(*, system, code):
+    """Our breed for another system's code, as ``coded_species`` does for species."""
+    mapping = CodeMapping.objects.filter(system=system, kind=CodeMapping.Kind.BREED, external_code=code).first()
+    if mapping:
+        return mapping.breed
+    return Breed.objects.filter(scheme="SCT", code=code).first() if system in ("SCT", "SRT") else None
