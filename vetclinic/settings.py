@@ -172,7 +172,7 @@ if STORAGE_BACKEND == "s3":
     }
 elif STORAGE_BACKEND == "file":
     _default_storage = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": "imaging.storage.DurableFileSystemStorage",
         "OPTIONS": {"location": env("STORAGE_ROOT", str(VAR_DIR / "storage"))},
     }
 else:
@@ -187,6 +187,17 @@ STORAGES = {
         )
     },
 }
+
+# The DICOM node (imaging/dicom): `manage.py dicom_listener`.
+DICOM_AE_TITLE = env("DICOM_AE_TITLE", "VETPACS")
+DICOM_PORT = envint("DICOM_PORT", 11112)
+DICOM_BIND = env("DICOM_BIND", "0.0.0.0")
+# Only registered modalities (imaging.Modality) may associate, unless this is on.
+DICOM_ALLOW_ANY_AE = envbool("DICOM_ALLOW_ANY_AE", False)
+# 128 KiB PDUs roughly double large-image throughput over pynetdicom's 16 KiB default.
+DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072)
+# How many days back the periodic sweep looks for stored objects the index lacks.
+STORAGE_SWEEP_DAYS = envint("STORAGE_SWEEP_DAYS", 2)
 
 # Celery. The default broker is kombu's filesystem transport under var/broker: no server to run.
 # CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (or amqp://...) for production.
@@ -209,7 +220,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # tasks write their effects to the database
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE = {
+    # Index whatever the queue missed (broker down, worker killed): nothing stored is lost.
+    "storage-sweep": {"task": "imaging.tasks.storage_sweep", "schedule": 300.0, "kwargs": {"days": STORAGE_SWEEP_DAYS}},
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 REST_FRAMEWORK = {

@@ -1,0 +1,134 @@
+"""Is a received data set complete? A walk over its element headers, values skipped.
+
+pydicom reads a value that ends early without complaint (it returns the shorter bytes), so a
+C-STORE cut off mid-transfer would otherwise be stored and acknowledged. This walk checks that
+every element's length fits in what arrived and that every undefined-length sequence, item and
+encapsulated Pixel Data ends with its delimiter (PS3.5 7.1.2-7.1.3 element structure, 7.5
+nesting of data sets, A.4 encapsulation). It costs microseconds: no value is decoded.
+"""
+import struct
+import zlib
+
+UNDEFINED = 0xFFFFFFFF
+ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+# PS3.5 Table 7.1-1: explicit VRs with a 2-byte reserved field and a 4-byte length.
+LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
+class Malformed(ValueError):
+    pass
+
+
+def inflate(data):
+    """Deflated Explicit VR Little Endian (PS3.5 A.5): raw deflate; a cut stream is an error."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data) + inflater.flush()
+    except zlib.error as error:
+        raise Malformed(f"deflated data set does not inflate: {error}") from None
+    if not inflater.eof:
+        raise Malformed("deflated data set ends before its deflate stream does")
+    return out
+
+
+def check(data, *, implicit, little):
+    """Raise Malformed unless ``data`` is a complete data set in the given encoding."""
+    if not data:
+        raise Malformed("empty data set")
+    end = _walk(data, 0, len(data), implicit, little, in_item=False)
+    if end != len(data):
+        raise Malformed(f"trailing bytes after the data set at offset {end}")
+
+
+def _walk(data, pos, end, implicit, little, in_item):
+    """Walk elements from ``pos``; return where they end (after an item delimiter if in_item)."""
+    endian = "<" if little else ">"
+    while pos < end:
+        if pos + 8 > end:
+            raise Malformed(f"element header cut off at offset {pos}")
+        group, element = struct.unpack_from(endian + "HH", data, pos)
+        tag = group << 16 | element
+        if tag == ITEM_END:
+            if not in_item:
+                raise Malformed(f"item delimiter outside an item at offset {pos}")
+            return pos + 8
+        if tag in (ITEM, SEQUENCE_END):
+            raise Malformed(f"misplaced item tag {group:04X},{element:04X} at offset {pos}")
+        vr = None
+        if implicit:
+            (length,) = struct.unpack_from(endian + "I", data, pos + 4)
+            pos += 8
+        else:
+            vr = data[pos + 4 : pos + 6]
+            if not (vr.isalpha() and vr.isupper()):
+                raise Malformed(f"invalid VR {vr!r} at offset {pos + 4}")
+            if vr in LONG_VRS:
+                if pos + 12 > end:
+                    raise Malformed(f"element header cut off at offset {pos}")
+                (length,) = struct.unpack_from(endian + "I", data, pos + 8)
+                pos += 12
+            else:
+                (length,) = struct.unpack_from(endian + "H", data, pos + 6)
+                pos += 8
+        if length == UNDEFINED:
+            if tag == 0x7FE00010:
+                pos = _fragments(data, pos, end, little)
+            elif vr == b"UN":  # PS3.5 6.2.2: its items are Implicit VR Little Endian
+                pos = _sequence(data, pos, end, True, True)
+            else:  # a sequence (implicit VR: any undefined length is one, PS3.5 7.5.1)
+                pos = _sequence(data, pos, end, implicit, little)
+        else:
+            if pos + length > end:
+                raise Malformed(
+                    f"element ({group:04X},{element:04X}) needs {length} bytes at offset {pos}, "
+                    f"only {end - pos} arrived"
+                )
+            if vr == b"SQ" and length:
+                _sequence(data, pos, pos + length, implicit, little, defined=True)
+            pos += length
+    if in_item:
+        raise Malformed("item without its delimiter")
+    return pos
+
+
+def _sequence(data, pos, end, implicit, little, defined=False):
+    endian = "<" if little else ">"
+    while pos < end:
+        if pos + 8 > end:
+            break
+        group, element, length = struct.unpack_from(endian + "HHI", data, pos)
+        tag = group << 16 | element
+        pos += 8
+        if tag == SEQUENCE_END:
+            if defined:
+                raise Malformed("sequence delimiter in a defined-length sequence")
+            return pos
+        if tag != ITEM:
+            raise Malformed(f"expected an item, found ({group:04X},{element:04X}) at offset {pos - 8}")
+        if length == UNDEFINED:
+            pos = _walk(data, pos, end, implicit, little, in_item=True)
+        else:
+            if pos + length > end:
+                raise Malformed(f"item of {length} bytes at offset {pos} is cut off")
+            _walk(data, pos, pos + length, implicit, little, in_item=False)
+            pos += length
+    if defined and pos == end:
+        return pos
+    raise Malformed("sequence without its delimiter: the data set is cut off")
+
+
+def _fragments(data, pos, end, little):
+    """Encapsulated Pixel Data: items (offset table, fragments) up to a sequence delimiter."""
+    endian = "<" if little else ">"
+    while pos + 8 <= end:
+        group, element, length = struct.unpack_from(endian + "HHI", data, pos)
+        tag = group << 16 | element
+        pos += 8
+        if tag == SEQUENCE_END:
+            return pos
+        if tag != ITEM or length == UNDEFINED:
+            raise Malformed(f"bad encapsulated pixel data item at offset {pos - 8}")
+        if pos + length > end:
+            raise Malformed(f"pixel data fragment of {length} bytes at offset {pos} is cut off")
+        pos += length
+    raise Malformed("encapsulated pixel data without its delimiter: the data set is cut off")

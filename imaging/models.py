@@ -1,0 +1,140 @@
+"""Registered modalities and the index of what they sent: studies, series, instances."""
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from patients.models import Patient
+
+
+class Modality(models.Model):
+    """A device allowed to talk to our DICOM node: its AE title and (optionally) its address."""
+
+    ae_title = models.CharField("AE title", max_length=16, unique=True)
+    host = models.CharField(max_length=255, blank=True, help_text="Empty: any address")
+    port = models.PositiveIntegerField(null=True, blank=True, help_text="For sending to it (C-MOVE)")
+    modality_type = models.CharField(max_length=16, help_text="DICOM Modality: DX, CR, US, CT, MR, ES, XA, OT…")
+    station_name = models.CharField(max_length=16, blank=True)
+    location = models.CharField(max_length=64, blank=True)
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["ae_title"]
+        verbose_name_plural = "modalities"
+
+    def __str__(self):
+        return f"{self.ae_title} ({self.modality_type}{', ' + self.location if self.location else ''})"
+
+
+class Study(models.Model):
+    class Link(models.TextChoices):
+        # How the study found its animal (imaging/linking.py), or why it did not.
+        ORDER = "order", "Linked by order"
+        PATIENT_ID = "patient_id", "Linked by patient ID"
+        MANUAL = "manual", "Linked by staff"
+        UNMATCHED = "unmatched", "Waiting for reconciliation"
+
+    study_instance_uid = models.CharField(max_length=64, unique=True)
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="studies"
+    )
+    link = models.CharField(max_length=16, choices=Link.choices, default=Link.UNMATCHED)
+    # Why a study is in the reconciliation queue although it named a patient (name or species
+    # disagreed), or anything else staff should look at.
+    flag = models.CharField(max_length=200, blank=True)
+    accession_number = models.CharField(max_length=16, blank=True)
+    study_date = models.DateField(null=True, blank=True)
+    study_time = models.TimeField(null=True, blank=True)
+    description = models.CharField(max_length=64, blank=True)
+    referring_physician = models.CharField(max_length=64, blank=True)
+    # What the images said about the animal, as received (before any rewrite).
+    dicom_patient_id = models.CharField(max_length=64, blank=True)
+    dicom_patient_name = models.CharField(max_length=64, blank=True)
+    dicom_species = models.CharField(max_length=64, blank=True)
+    dicom_birth_date = models.DateField(null=True, blank=True)
+    received_at = models.DateTimeField(default=now)
+    updated = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-study_date", "-study_time", "-id"]
+        verbose_name_plural = "studies"
+        indexes = [
+            models.Index(fields=["patient", "-study_date"], name="study_patient_date"),  # the patient page
+            models.Index(fields=["study_date"], name="study_date"),  # a day's studies
+            models.Index(fields=["accession_number"], name="study_accession"),  # linking, search
+            models.Index(  # the reconciliation queue
+                fields=["received_at"], name="study_unmatched", condition=Q(link="unmatched")
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.study_date or ''} {self.description or self.study_instance_uid}".strip()
+
+
+class Series(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    series_instance_uid = models.CharField(max_length=64, unique=True)
+    modality = models.CharField(max_length=16, blank=True)
+    series_number = models.IntegerField(null=True, blank=True)
+    description = models.CharField(max_length=64, blank=True)
+    body_part = models.CharField(max_length=64, blank=True)
+    station_name = models.CharField(max_length=16, blank=True)
+    received_from = models.CharField(max_length=16, blank=True)  # the sender's AE title
+    thumbnail_key = models.CharField(max_length=255, blank=True)  # rendered by a task
+
+    class Meta:
+        ordering = ["series_number", "id"]
+        verbose_name_plural = "series"
+
+    def __str__(self):
+        return f"{self.modality} {self.series_number or ''} {self.description}".strip()
+
+
+class Instance(models.Model):
+    """One stored DICOM object, the current version of its SOP Instance UID."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    sop_class_uid = models.CharField(max_length=64)
+    transfer_syntax_uid = models.CharField(max_length=64)
+    instance_number = models.IntegerField(null=True, blank=True)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    number_of_frames = models.PositiveIntegerField(default=1)
+    file_size = models.PositiveBigIntegerField()
+    storage_key = models.CharField(max_length=255, unique=True)
+    received_from = models.CharField(max_length=16, blank=True)
+    received_at = models.DateTimeField(default=now)
+    # A different object that arrived under this SOP Instance UID replaced an earlier one;
+    # the earlier ones are kept as InstanceVersion rows.
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["instance_number", "id"]
+
+    def __str__(self):
+        return self.sop_instance_uid
+
+
+class InstanceVersion(models.Model):
+    """An earlier object stored under an instance's SOP Instance UID, or its header before a
+    reconciliation rewrite: nothing received is ever thrown away."""
+
+    class Reason(models.TextChoices):
+        REPLACED = "replaced", "Replaced by a different object with the same UID"
+        REWRITTEN = "rewritten", "Patient attributes rewritten on linking"
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    storage_key = models.CharField(max_length=255)
+    file_size = models.PositiveBigIntegerField()
+    received_from = models.CharField(max_length=16, blank=True)
+    received_at = models.DateTimeField()
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "version"], name="instance_version_unique")
+        ]

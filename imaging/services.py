@@ -1,0 +1,241 @@
+"""Receiving and indexing DICOM objects.
+
+``instance_receive`` is the C-STORE hot path: check, keep durably, queue; no database.
+``instance_index`` is the Celery side: index the stored object, idempotent on its SOP Instance
+UID, and link a new study to its animal (imaging/linking.py).
+"""
+import io
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils.timezone import now
+from pydicom.filereader import dcmread, read_dataset
+from pydicom.uid import UID
+
+from imaging import storage
+from imaging.dicom import integrity
+from imaging.dicom.datasets import birth_date, header_summary, summary_dates
+from imaging.dicom.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES
+from imaging.linking import study_link
+from imaging.models import Instance, InstanceVersion, Series, Study
+from vetclinic.audit.models import Channel
+from vetclinic.audit.services import Actor, audit_record
+
+log = logging.getLogger(__name__)
+
+# Storage SOP classes whose objects are images and must carry pixel data.
+PIXEL_DATA = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+
+
+class StoreRefused(Exception):
+    """A C-STORE we must not acknowledge: a DIMSE failure status and its Error Comment."""
+
+    def __init__(self, status, comment):
+        super().__init__(comment)
+        self.status = status
+        self.comment = comment[:64]  # Error Comment is LO (PS3.7 C.4.2)
+
+
+def instance_receive(*, data, file_meta_bytes, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae):
+    """Check one received object, keep it durably, queue its indexing; return its storage key.
+
+    Raises StoreRefused for anything that must not be acknowledged. The data set bytes are
+    stored as they came (no decode and re-encode), behind our File Meta Information.
+    """
+    ds = _checked_header(data, transfer_syntax)
+    if str(ds.get("SOPInstanceUID", "")) != str(sop_instance_uid):
+        raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Instance UID differs from the request's")
+    if str(ds.get("SOPClassUID", "")) != str(sop_class_uid):
+        raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Class UID differs from the request's")
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
+        if not ds.get(keyword):
+            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is missing")
+    received_at = now()
+    key = storage.instance_key(str(sop_instance_uid), received_at)
+    try:
+        storage.object_put(key, file_meta_bytes + data)
+    except Exception as error:
+        log.exception("storage failed for %s from %s", sop_instance_uid, calling_ae)
+        raise StoreRefused(OUT_OF_RESOURCES, f"Storage failed: {error}") from None
+    instance_queue(
+        storage_key=key,
+        summary=header_summary(ds, transfer_syntax_uid=transfer_syntax),
+        received_from=calling_ae,
+        received_at=received_at.isoformat(),
+        file_size=len(file_meta_bytes) + len(data),
+    )
+    return key
+
+
+def _checked_header(data, transfer_syntax):
+    """The data set's header, after checking that all of it arrived and images have pixels."""
+    ts = UID(transfer_syntax)
+    try:
+        if ts.is_deflated:
+            data = integrity.inflate(data)
+        integrity.check(data, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
+        tags = []
+        ds = read_dataset(
+            io.BytesIO(data), ts.is_implicit_VR, ts.is_little_endian,
+            stop_when=lambda tag, vr, length: tags.append(tag) or tag >= 0x7FE00008,
+        )  # fmt: skip
+    except integrity.Malformed as error:
+        raise StoreRefused(CANNOT_UNDERSTAND, f"Malformed data set: {error}") from None
+    except Exception as error:  # pydicom raises many kinds on nonsense input
+        raise StoreRefused(CANNOT_UNDERSTAND, f"Unreadable data set: {error}") from None
+    # An image whose pixel data is missing was cut off at an element boundary.
+    if "Rows" in ds and not PIXEL_DATA & set(tags):
+        raise StoreRefused(CANNOT_UNDERSTAND, "Image without pixel data: the data set is cut off")
+    return ds
+
+
+_broker_down_until = 0.0
+
+
+def instance_queue(**message):
+    """Queue the indexing. A broker that is down must not fail a stored image: the periodic
+    sweep indexes whatever the queue missed, so after one failure we stop trying for a while."""
+    global _broker_down_until
+    from imaging.tasks import instance_ingest
+
+    if time.monotonic() < _broker_down_until:
+        return
+    try:
+        instance_ingest.apply_async(kwargs=message, retry=False)
+    except Exception:
+        _broker_down_until = time.monotonic() + 30
+        log.exception("could not queue indexing of %s; the sweep will index it", message["storage_key"])
+
+
+def _summary_from_storage(key):
+    data = storage.object_get(key)
+    ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
+    return header_summary(ds, transfer_syntax_uid=ds.file_meta.TransferSyntaxUID), len(data)
+
+
+def _same_object(key_a, key_b):
+    return storage.object_get(key_a) == storage.object_get(key_b)
+
+
+@transaction.atomic
+def instance_index(*, storage_key, summary=None, received_from="", received_at=None, file_size=None):
+    """Index one stored object. Idempotent: the same key again, or the same object under a new
+    key, changes nothing; a different object under a known SOP Instance UID becomes a new
+    version of it (the old one kept) and flags the study."""
+    if summary is None:
+        summary, file_size = _summary_from_storage(storage_key)
+    if file_size is None:
+        file_size = storage.default_storage.size(storage_key)
+    received_at = datetime.fromisoformat(received_at) if received_at else now()
+    actor = Actor(channel=Channel.DICOM, name=received_from)
+
+    instance = Instance.objects.select_for_update().filter(sop_instance_uid=summary["sop_instance_uid"]).first()
+    if instance is not None:
+        if instance.storage_key == storage_key or InstanceVersion.objects.filter(storage_key=storage_key).exists():
+            return instance  # delivered twice
+        if _same_object(instance.storage_key, storage_key):
+            storage.object_delete(storage_key)  # sent twice: one copy is enough
+            return instance
+        return _instance_replace(instance, storage_key, summary, received_from, received_at, file_size, actor)
+
+    study, study_created = _study_for(summary, received_at)
+    series, series_created = Series.objects.get_or_create(
+        series_instance_uid=summary["series_instance_uid"],
+        defaults={
+            "study": study, "modality": summary["modality"], "series_number": summary["series_number"],
+            "description": summary["series_description"], "body_part": summary["body_part"],
+            "station_name": summary["station_name"], "received_from": received_from,
+        },
+    )  # fmt: skip
+    instance = Instance.objects.create(
+        series=series,
+        sop_instance_uid=summary["sop_instance_uid"],
+        sop_class_uid=summary["sop_class_uid"],
+        transfer_syntax_uid=summary["transfer_syntax_uid"],
+        instance_number=summary["instance_number"],
+        rows=summary["rows"],
+        columns=summary["columns"],
+        number_of_frames=summary["number_of_frames"],
+        file_size=file_size,
+        storage_key=storage_key,
+        received_from=received_from,
+        received_at=received_at,
+    )
+    if study_created:
+        audit_record(actor=actor, instance=study, action="receive", changes={"study": [None, str(study)]})
+        study_link(study=study, actor=actor)
+    if series_created:
+        from imaging.tasks import thumbnail_render
+
+        transaction.on_commit(lambda: thumbnail_render.delay(series.pk))
+    return instance
+
+
+def _study_for(summary, received_at):
+    study_date, study_time = summary_dates(summary)
+    return Study.objects.get_or_create(
+        study_instance_uid=summary["study_instance_uid"],
+        defaults={
+            "accession_number": summary["accession_number"], "study_date": study_date, "study_time": study_time,
+            "description": summary["study_description"], "referring_physician": summary["referring_physician"],
+            "dicom_patient_id": summary["patient_id"], "dicom_patient_name": summary["patient_name"],
+            "dicom_species": summary["species"], "dicom_birth_date": birth_date(summary),
+            "received_at": received_at,
+        },
+    )  # fmt: skip
+
+
+def _instance_replace(instance, storage_key, summary, received_from, received_at, file_size, actor):
+    InstanceVersion.objects.create(
+        instance=instance, version=instance.version, storage_key=instance.storage_key,
+        file_size=instance.file_size, received_from=instance.received_from, received_at=instance.received_at,
+        reason=InstanceVersion.Reason.REPLACED,
+    )  # fmt: skip
+    instance.version += 1
+    instance.storage_key = storage_key
+    instance.file_size = file_size
+    instance.received_from = received_from
+    instance.received_at = received_at
+    instance.transfer_syntax_uid = summary["transfer_syntax_uid"]
+    instance.save()
+    study = instance.series.study
+    study.flag = f"Instance {instance.sop_instance_uid} was replaced by a different object (version {instance.version})"[:200]
+    study.updated = now()
+    study.save(update_fields=["flag", "updated"])
+    audit_record(
+        actor=actor, instance=study, action="instance_replace",
+        changes={"instance": [instance.sop_instance_uid, f"version {instance.version}"]},
+    )  # fmt: skip
+    return instance
+
+
+def storage_sweep(*, days=None, min_age_seconds=60):
+    """Index every stored object the index lacks (the broker was down, a worker died).
+
+    ``days``: only objects received in the last so many days (the periodic sweep); None: all.
+    Returns how many it indexed.
+    """
+    prefixes = ["dicom"]
+    if days is not None:
+        today = now()
+        prefixes = [f"dicom/{today - timedelta(days=n):%Y/%m/%d}" for n in range(days)]
+    indexed = 0
+    cutoff = now() - timedelta(seconds=min_age_seconds)
+    for prefix in prefixes:
+        if not storage.default_storage.exists(prefix):
+            continue
+        keys = list(storage.keys_under(prefix))
+        known = set(Instance.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+        known |= set(InstanceVersion.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+        for key in keys:
+            if key in known or storage.default_storage.get_modified_time(key) > cutoff:
+                continue
+            try:
+                instance_index(storage_key=key, received_from="sweep")
+                indexed += 1
+            except Exception:
+                log.exception("sweep could not index %s", key)
+    return indexed
+

@@ -1,0 +1,26 @@
+from celery import shared_task
+from django.db import IntegrityError, OperationalError
+
+from imaging import services, thumbnails
+
+
+# Retried on the database's transient errors and on a concurrent insert of the same study or
+# instance by another worker (the retry then finds it). Ack late: a worker that dies mid-task
+# leaves the message to be delivered again (settings.CELERY_TASK_ACKS_LATE).
+@shared_task(autoretry_for=(OperationalError, IntegrityError), retry_backoff=True, max_retries=10)
+def instance_ingest(storage_key, summary=None, received_from="", received_at=None, file_size=None):
+    services.instance_index(
+        storage_key=storage_key, summary=summary, received_from=received_from,
+        received_at=received_at, file_size=file_size,
+    )  # fmt: skip
+
+
+@shared_task
+def storage_sweep(days=2):
+    """Periodic (Celery beat): index what the queue missed."""
+    return services.storage_sweep(days=days)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def thumbnail_render(series_id):
+    thumbnails.series_thumbnail_render(series_id=series_id)
