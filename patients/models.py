@@ -192,11 +192,6 @@ class Patient(models.Model):
     class Meta:
         ordering = ["name"]
         permissions = [("merge_patient", "Can merge two patients")]
-        indexes = [
-            # patient_search's order: the database walks this index and stops at the first page
-            # instead of sorting every animal called "Bella".
-            models.Index(fields=["deceased", "name", "id"], name="patient_search_order"),
-        ]
         constraints = [
             # One living record per microchip; aliases keep theirs for the history.
             models.UniqueConstraint(
