@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('patients', '0004_patient_search_order'),
+        ('patients', '0003_staff_groups'),
     ]
 
     operations = [
