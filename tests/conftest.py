@@ -1,7 +1,10 @@
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -59,35 +62,113 @@ def celery_test_queue():
 
 
 @pytest.fixture
-def process_env(transactional_db):
-    """Environment for a process the tests start (worker, listener) that uses the test database."""
+def storage_root(settings, tmp_path):
+    """Stored objects of this test only, in a folder the test's processes share."""
+    root = tmp_path / "storage"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "imaging.storage.DurableFileSystemStorage", "OPTIONS": {"location": str(root)}},
+    }
+    return root
+
+
+@pytest.fixture
+def process_env(transactional_db, storage_root, celery_test_queue):
+    """Environment for a process the tests start (worker, listener): the test database, the
+    test's storage and this run's queue."""
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         url = f"sqlite:///{db['NAME']}"
     else:
         auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
         url = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    queue_purge(celery_test_queue)  # what an earlier test queued and did not wait for
+    return {
+        **os.environ, "DATABASE_URL": url, "STORAGE_ROOT": str(storage_root), "CELERY_QUEUE": celery_test_queue,
+        "PYTHONUNBUFFERED": "1",
+    }  # fmt: skip
+
+
+def queue_purge(queue):
+    from vetclinic.celery import app
+
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+        connection.default_channel.queue_purge(queue)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture
-def celery_worker(process_env, celery_test_queue, tmp_path):
-    """A real Celery worker process on the configured broker, consuming this run's queue."""
-    log = tmp_path / "worker.log"
-    with open(log, "w") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "vetclinic", "worker", "--pool", "solo",
-             "-Q", celery_test_queue, "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=process_env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    yield worker
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    print(log.read_text()[-4000:])  # shown by pytest when the test failed
+def dicom_listener_start(process_env, tmp_path):
+    """Start ``manage.py dicom_listener`` on a free port; returns a function (env overrides)."""
+    started = []
+
+    def start(processes=1, **env):
+        port = free_port()
+        log = tmp_path / f"listener-{port}.log"
+        with open(log, "w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "dicom_listener", "--bind", "127.0.0.1", "--port", str(port),
+                 "--processes", str(processes)],
+                cwd=ROOT, env={**process_env, **env}, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        started.append((process, log))
+        # Ready when it says so (a probe connection would leave an acceptor waiting for a request).
+        wait_for(lambda: "DICOM listener VETPACS on" in log.read_text() or process.poll() is not None,
+                 timeout=30, message="the DICOM listener")  # fmt: skip
+        assert process.poll() is None, log.read_text()
+        return types.SimpleNamespace(port=port, ae_title="VETPACS", process=process, log=log)
+
+    yield start
+    for process, log in started:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        print(log.read_text()[-3000:])
+
+
+@pytest.fixture
+def dicom_listener(dicom_listener_start):
+    return dicom_listener_start()
+
+
+@pytest.fixture
+def celery_worker_start(process_env, celery_test_queue, tmp_path):
+    """Start real Celery worker processes on the configured broker, consuming this run's queue."""
+    workers = []
+
+    def start():
+        log = tmp_path / f"worker-{len(workers)}.log"
+        with open(log, "w") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "vetclinic", "worker", "--pool", "solo",
+                 "-Q", celery_test_queue, "--loglevel", "INFO",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                cwd=ROOT, env=process_env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        workers.append((worker, log))
+        return worker
+
+    yield start
+    for worker, log in workers:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        print(log.read_text()[-4000:])  # shown by pytest when the test failed
+
+
+@pytest.fixture
+def celery_worker(celery_worker_start):
+    return celery_worker_start()
 
 
 @pytest.fixture
@@ -152,3 +233,28 @@ def staff(db):
         user.groups.add(Group.objects.get(name=group))
         users[group] = user
     return users
+
+
+@pytest.fixture
+def storescp_reference(tmp_path):
+    """dcmtk's storescp writing exactly what it receives (+B): the reference for "byte for byte"."""
+    storescp = tool_required("/usr/bin/storescp")
+    folder = tmp_path / "storescp"
+    folder.mkdir()
+    port = free_port()
+    process = subprocess.Popen(
+        [storescp, "+B", "+xa", "-aet", "VETPACS", "-od", str(folder), str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def listening():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()  # storescp shrugs this off
+            return True
+        except OSError:
+            return False
+
+    wait_for(listening, timeout=20, message="storescp")
+    yield types.SimpleNamespace(port=port, folder=folder)
+    process.terminate()
+    process.wait(timeout=10)

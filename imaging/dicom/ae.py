@@ -2,7 +2,13 @@
 import socket
 import threading
 
-from pydicom.uid import AllTransferSyntaxes
+from pydicom.uid import (
+    AllTransferSyntaxes,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pynetdicom import AE, AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -10,7 +16,13 @@ from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAsso
 from imaging.dicom.handlers import HANDLERS
 
 # Every transfer syntax pydicom knows, so that a compressed image is stored as it was sent.
-TRANSFER_SYNTAXES = list(AllTransferSyntaxes)
+# Where a sender offers several in one presentation context we take the first of ours it
+# offers (PS3.8 9.3.3.2 leaves the choice to the acceptor): compressed as it comes, then
+# explicit VR (keeps the VRs), deflated, implicit, and the retired big endian last.
+UNCOMPRESSED = [
+    ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
+]  # fmt: skip
+TRANSFER_SYNTAXES = [uid for uid in AllTransferSyntaxes if uid not in UNCOMPRESSED] + UNCOMPRESSED
 QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 

@@ -1,5 +1,6 @@
 """One function per DIMSE event: unpack, call a service, map the result to a status."""
 import logging
+import time
 from io import BytesIO
 
 from django.db import close_old_connections, connections
@@ -17,12 +18,21 @@ log = logging.getLogger("imaging.dicom")
 def on_requested(event):
     """Refuse unregistered callers before anything else happens (A-ASSOCIATE-RJ)."""
     requestor = event.assoc.requestor
-    calling_ae = requestor.ae_title.strip()
+    calling_ae = requestor.primitive.calling_ae_title.strip()  # .ae_title is set only later
     close_old_connections()
     if not association_allowed(calling_ae=calling_ae, host=requestor.address):
         log.warning("refused association from %s at %s: not a registered modality", calling_ae, requestor.address)
         # PS3.8 9.3.4: rejected-permanent (1), service-user (1), calling AE title not recognized (3)
         event.assoc.acse.send_reject(0x01, 0x01, 0x03)
+        _until_sent(event.assoc)
+
+
+def _until_sent(assoc, timeout=2.0):
+    """Wait until the reactor has sent the rejection (state Sta13, PS3.8 9.2): pynetdicom closes
+    the socket as soon as this handler returns, and the caller would see an abort instead."""
+    deadline = time.monotonic() + timeout
+    while assoc.dul.state_machine.current_state != "Sta13" and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def on_established(event):

@@ -60,7 +60,8 @@ class Command(BaseCommand):
             os.kill(pid, signal.SIGTERM)
         server.shutdown()
         for assoc in list(ae.active_associations):
-            assoc.join(timeout=30)
+            if assoc.is_established:  # let transfers in progress finish
+                assoc.join(timeout=30)
         ae.shutdown()
         for pid in children:
             os.waitpid(pid, 0)
