@@ -1,0 +1,169 @@
+"""Receiving and indexing without sockets: the services the C-STORE handler and the task call."""
+import io
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from imaging import storage
+from imaging.dicom.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS
+from imaging.models import Instance, Study
+from imaging.services import StoreRefused, instance_index, instance_receive, storage_sweep
+from vetclinic.audit.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+def split(path):
+    """(file meta bytes, data set bytes, data set) of a Part 10 file."""
+    raw = Path(path).read_bytes()
+    fp = io.BytesIO(raw)
+    pydicom.filereader.read_preamble(fp, False)
+    pydicom.filereader._read_file_meta_info(fp)
+    return raw[: fp.tell()], raw[fp.tell() :], pydicom.dcmread(path)
+
+
+def receive(path):
+    meta, data, ds = split(path)
+    return instance_receive(
+        data=data, file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
+        sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
+    )  # fmt: skip
+
+
+def changed_copy(folder, name="CT_small.dcm", **changes):
+    ds = pydicom.dcmread(TEST_FILES / name)
+    for keyword, value in changes.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    if "SOPInstanceUID" in changes:
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    path = Path(folder) / f"{generate_uid()}.dcm"
+    ds.save_as(path)
+    return path
+
+
+@pytest.fixture
+def received(storage_root, tmp_path):
+    """Store an object through instance_receive and index it as the task does. (Nothing
+    consumes the queued message here; a worker is tested in test_dicom_store.py.)"""
+
+    def store(name="CT_small.dcm", **changes):
+        key = receive(changed_copy(tmp_path, name, **changes))
+        return instance_index(storage_key=key, received_from="CTROOM")
+
+    return store
+
+
+def test_a_received_object_is_stored_and_indexed_with_what_viewers_need(received):
+    instance = received()
+    study = instance.series.study
+    assert (instance.rows, instance.columns, instance.number_of_frames) == (128, 128, 1)
+    assert instance.transfer_syntax_uid == "1.2.840.10008.1.2.1"
+    assert instance.file_size == len(storage.object_get(instance.storage_key))
+    assert instance.series.modality == "CT"
+    assert study.study_date.isoformat() == "2004-01-19"
+    assert study.dicom_patient_name == "CompressedSamples^CT1"
+    assert study.link == Study.Link.UNMATCHED
+    assert AuditEntry.objects.filter(action="receive", object_id=str(study.pk), channel="dicom").exists()
+
+
+def test_indexing_the_same_key_again_changes_nothing(received):
+    instance = received()
+    again = instance_index(storage_key=instance.storage_key, received_from="CTROOM")
+    assert again.pk == instance.pk
+    assert Instance.objects.count() == 1
+    assert again.version == 1
+
+
+@pytest.mark.parametrize(
+    "data, status, comment",
+    [
+        (b"", CANNOT_UNDERSTAND, "Malformed data set: empty"),
+        (b"\x08\x00\x18\x00UI\x40\x00" + b"1.2" * 5, CANNOT_UNDERSTAND, "Malformed data set"),
+    ],
+)
+def test_malformed_data_is_refused_with_a_reason(storage_root, data, status, comment):
+    meta, _, ds = split(TEST_FILES / "CT_small.dcm")
+    with pytest.raises(StoreRefused) as refused:
+        instance_receive(
+            data=data, file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
+            sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
+        )  # fmt: skip
+    assert refused.value.status == status
+    assert refused.value.comment.startswith(comment)
+    assert len(refused.value.comment) <= 64  # Error Comment is LO
+    assert not list(storage_root.rglob("*.dcm"))
+
+
+def test_an_image_cut_off_before_its_pixel_data_is_refused(storage_root):
+    meta, data, ds = split(TEST_FILES / "CT_small.dcm")
+    pixel_data_at = data.index(b"\xe0\x7f\x10\x00")
+    with pytest.raises(StoreRefused) as refused:
+        instance_receive(
+            data=data[:pixel_data_at], file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
+            sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
+        )  # fmt: skip
+    assert refused.value.comment == "Image without pixel data: the data set is cut off"
+
+
+def test_a_data_set_without_its_study_is_refused(storage_root, tmp_path):
+    meta, data, ds = split(changed_copy(tmp_path, StudyInstanceUID=None))
+    with pytest.raises(StoreRefused) as refused:
+        instance_receive(
+            data=data, file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
+            sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
+        )  # fmt: skip
+    assert refused.value.status == DATASET_DOES_NOT_MATCH_SOP_CLASS
+    assert refused.value.comment == "StudyInstanceUID is missing"
+
+
+# Linking by Patient ID (imaging/linking.py): the animal's name and species must agree.
+@pytest.mark.parametrize(
+    "name, species, linked, flag",
+    [
+        ("Hartley^Biscuit", "Canis lupus familiaris", True, ""),
+        ("HARTLEY^BISCUIT", "", True, ""),  # no species said: nothing contradicts
+        ("Hartley^Biscuit", "Dog", True, ""),
+        ("Hartley^Rex", "Canis lupus familiaris", False, "but the images name 'Hartley^Rex'"),
+        ("Hartley^Biscuit", "Felis catus", False, "but the images say 'Felis catus'"),
+    ],
+)
+def test_a_study_links_by_patient_id_only_when_name_and_species_agree(
+    received, make_owner, make_patient, name, species, linked, flag
+):
+    biscuit = make_patient("Biscuit", owner=make_owner(), patient_id="PX-1")
+    changes = {"PatientID": "PX-1", "PatientName": name, "StudyInstanceUID": generate_uid(), "SOPInstanceUID": generate_uid()}
+    if species:
+        changes["PatientSpeciesDescription"] = species
+    study = received(**changes).series.study
+    study.refresh_from_db()
+
+    assert (study.patient_id == biscuit.pk) is linked
+    assert study.link == (Study.Link.PATIENT_ID if linked else Study.Link.UNMATCHED)
+    assert flag in study.flag
+
+
+def test_a_study_for_a_merged_patient_id_links_to_the_survivor(received, actor, make_patient):
+    from patients.services import patient_merge
+
+    old, survivor = make_patient("Biscuit", patient_id="OLD-7"), make_patient("Biscuit")
+    patient_merge(actor=actor, source=old, target=survivor)
+    study = received(PatientID="OLD-7", PatientName="^Biscuit", SOPInstanceUID=generate_uid()).series.study
+    study.refresh_from_db()
+    assert study.patient == survivor
+
+
+def test_the_sweep_indexes_what_the_queue_missed_and_only_that(received, storage_root):
+    indexed = received()
+    missed = receive(TEST_FILES / "MR_small.dcm")  # stored; its task never ran here
+
+    assert storage_sweep(days=2, min_age_seconds=0) == 1
+    assert Instance.objects.filter(storage_key=missed).exists()
+    assert storage_sweep(days=2, min_age_seconds=0) == 0
+    assert Instance.objects.count() == 2
+    assert Instance.objects.get(pk=indexed.pk).version == 1
