@@ -47,6 +47,13 @@ ANIMALS = [
     ("A7", "O5", "Spike", "S0010", "", "M", "", None, "0.45", ""),
 ]
 
+MODALITIES = [
+    # AE title, modality, station, location (no host: the demo accepts them from anywhere)
+    ("DRROOM", "DX", "DR1", "X-ray room"),
+    ("USROOM", "US", "US1", "Ultrasound room"),
+    ("CTROOM", "CT", "CT1", "CT suite"),
+]
+
 VISITS = [
     # animal, day offset, hour, reason, status
     ("A1", 0, 9, "Lameness left fore, radiographs", "arrived"),
@@ -107,7 +114,17 @@ class Command(BaseCommand):
                 external=("demo", f"{key}-{offset}"),
             )
 
+        from imaging.models import Modality
+
+        for ae_title, modality_type, station, location in MODALITIES:
+            Modality.objects.get_or_create(
+                ae_title=ae_title,
+                defaults={"modality_type": modality_type, "station_name": station, "location": location},
+            )
+
         self.stdout.write(self.style.SUCCESS(f"Demo clinic ready: {len(owners)} owners, {len(patients)} animals."))
         self.stdout.write("Log in at http://127.0.0.1:8000/ as (demo passwords, change them for real use):")
         for username, password, _, _, group, _ in STAFF:
             self.stdout.write(f"  {username:<12} {password:<18} {group}")
+        titles = ", ".join(m[0] for m in MODALITIES)
+        self.stdout.write(f"Demo modalities that may send images to VETPACS on port 11112: {titles}")
