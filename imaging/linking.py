@@ -48,9 +48,7 @@ def study_link(*, study, actor):
         break
     study.updated = now()
     study.save(update_fields=["patient", "link", "flag", "updated"])
-    audit_record(
-        actor=actor,
-        instance=study,
-        action="link" if study.patient_id else "unmatched",
-        changes={"patient": [None, str(study.patient)]} if study.patient_id else ({"flag": [None, study.flag]} if study.flag else {}),
-    )
+    if study.patient_id:
+        audit_record(actor=actor, instance=study, action="link", changes={"patient": [None, str(study.patient)]})
+    else:
+        audit_record(actor=actor, instance=study, action="unmatched", changes={"flag": [None, study.flag]})

@@ -9,6 +9,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.db import transaction
 from django.utils.timezone import now
 from pydicom.filereader import dcmread, read_dataset
@@ -98,12 +99,11 @@ def instance_queue(**message):
     """Queue the indexing. A broker that is down must not fail a stored image: the periodic
     sweep indexes whatever the queue missed, so after one failure we stop trying for a while."""
     global _broker_down_until
-    from imaging.tasks import instance_ingest
-
     if time.monotonic() < _broker_down_until:
         return
     try:
-        instance_ingest.apply_async(kwargs=message, retry=False)
+        # By name: tasks import services, never the reverse (STYLE.md).
+        current_app.send_task("imaging.tasks.instance_ingest", kwargs=message, retry=False)
     except Exception:
         _broker_down_until = time.monotonic() + 30
         log.exception("could not queue indexing of %s; the sweep will index it", message["storage_key"])
@@ -167,9 +167,7 @@ def instance_index(*, storage_key, summary=None, received_from="", received_at=N
         audit_record(actor=actor, instance=study, action="receive", changes={"study": [None, str(study)]})
         study_link(study=study, actor=actor)
     if series_created:
-        from imaging.tasks import thumbnail_render
-
-        transaction.on_commit(lambda: thumbnail_render.delay(series.pk))
+        transaction.on_commit(lambda: current_app.send_task("imaging.tasks.thumbnail_render", args=[series.pk]))
     return instance
 
 
