@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.db import IntegrityError, OperationalError
 
-from imaging import services, thumbnails
+from imaging import reconcile, services, thumbnails
 
 
 # Retried on the database's transient errors and on a concurrent insert of the same study or
@@ -24,3 +24,10 @@ def storage_sweep(days=2):
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def thumbnail_render(series_id):
     thumbnails.series_thumbnail_render(series_id=series_id)
+
+
+# Retried on the database's transient errors and on storage errors; a retry skips the objects
+# already rewritten.
+@shared_task(autoretry_for=(OperationalError, OSError), retry_backoff=True, max_retries=10)
+def study_headers_rewrite_task(study_id):
+    return reconcile.study_headers_rewrite(study_id=study_id)

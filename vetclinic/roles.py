@@ -2,27 +2,45 @@
 
 RECORD = ["owner", "patient", "ownership", "visit", "weightrecord"]
 VOCABULARY = ["species", "breed", "codemapping"]
+IMAGING = ["modality", "study", "series", "instance", "instanceversion"]
+# Seeing studies and reconciling them (imaging/reconcile.py) is everyday work for every role.
+RECONCILE = ["view_study", "view_series", "change_study"]
 
 ROLES = {
     "front desk": {
         "patients": [f"{verb}_{model}" for model in RECORD for verb in ("view", "add", "change")]
         + [f"view_{model}" for model in VOCABULARY],
+        "imaging": RECONCILE,
     },
     "veterinarian": {
         "patients": [f"{verb}_{model}" for model in RECORD for verb in ("view", "add", "change")]
         + [f"view_{model}" for model in VOCABULARY]
         + ["merge_patient"],
+        "imaging": RECONCILE,
     },
     "radiologist": {
         "patients": [f"view_{model}" for model in RECORD + VOCABULARY],
+        "imaging": RECONCILE + ["view_instance"],
     },
     "admin": {
         "patients": [f"{verb}_{model}" for model in RECORD + VOCABULARY for verb in ("view", "add", "change", "delete")]
         + ["merge_patient"],
+        "imaging": [f"{verb}_{model}" for model in IMAGING for verb in ("view", "add", "change", "delete")],
         "audit": ["view_auditentry"],
         "auth": ["view_user", "add_user", "change_user", "view_group"],
     },
 }
+
+
+def _in_state(apps, app_label, codename):
+    """Whether the migration state has the permission's model yet: an early migration (the
+    clinic record's staff groups) runs before the imaging app's tables exist, and a later
+    migration calls this again."""
+    try:
+        apps.get_model(app_label, codename.split("_", 1)[1])
+    except LookupError:
+        return False
+    return True
 
 
 def roles_sync(apps):
@@ -41,5 +59,6 @@ def roles_sync(apps):
             Permission.objects.get(content_type__app_label=app_label, codename=codename)
             for app_label, codenames in by_app.items()
             for codename in codenames
+            if _in_state(apps, app_label, codename)
         ]
         group.permissions.set(permissions)

@@ -1,0 +1,888 @@
+"""DICOM ingest throughput: our listener and Celery indexing against dcmtk's storescp.
+
+    .venv/bin/python benchmarks/ingest.py [--small 2000] [--large 100] [--corpus DIR]
+
+Builds a corpus of distinct instances (CT of ~40 KB from pydicom's CT_small.dcm, DX of ~8 MB,
+2 bytes a pixel, Explicit VR Little Endian), then sends it with dcmtk's storescu over one
+association and over four parallel ones, with Nagle's algorithm off (TCP_NODELAY=1, which dcmtk
+reads) and on (a stock sender), to:
+
+- dcmtk's storescp writing files (the baseline; --fork for four associations);
+- `manage.py dicom_listener --processes 1` and, for four associations, `--processes 2`, with a
+  real Celery worker (prefork, concurrency 2) indexing into a throw-away database.
+
+It prints images/s and MB/s until C-STORE completes (storescu exits) and, for VetPACS, until
+every instance is indexed (imaging.Instance rows), the ratio between the two and the ratio to
+storescp. The database is created for the run (PostgreSQL when DATABASE_URL points at one,
+else a temporary SQLite file) and dropped at the end, as is the storage root.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+STORESCU = "/usr/bin/storescu"  # .venv/bin has pynetdicom's storescu under the same name
+STORESCP = "/usr/bin/storescp"
+HOST = "127.0.0.1"
+DX_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+CORPUS_VERSION = 2
+TABLES = ["imaging_instanceversion", "imaging_instance", "imaging_series", "imaging_study", "audit_auditentry"]
+
+REFERENCE = """\
+Reference figures quoted in the issue (NOT measured here; 2-core machines like this one):
+  Orthanc 1.10, 1 association:  ~140 small images/s (stock Nagle sender: ~11/s), ~117 MB/s large
+  Orthanc 1.10, 4 associations: ~210-260 small images/s
+  dcmtk storescp:               ~360 small images/s, ~500 MB/s large"""
+
+
+# --- corpus -------------------------------------------------------------------------------------
+
+def ct_small_path():
+    import pydicom
+
+    # The bundled file; get_testdata_file would try to download files that are not bundled.
+    return Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
+
+
+def corpus_build(root, small, large):
+    """The corpus under ``root``, reused when its manifest says it has the same shape."""
+    want = {"version": CORPUS_VERSION, "small": small, "large": large}
+    manifest = root / "manifest.json"
+    if manifest.exists():
+        if json.loads(manifest.read_text()) == want:
+            return False
+        shutil.rmtree(root)  # ours (it has our manifest), another shape
+    elif root.exists() and any(root.iterdir()):
+        raise SystemExit(f"{root} exists, is not empty and has no benchmark manifest: not touching it")
+    root.mkdir(parents=True, exist_ok=True)
+    _ct_build(root / "small", small, studies=20)
+    _dx_build(root / "large", large, studies=max(1, large // 4))
+    _ct_build(root / "warmup", 1, studies=1, prefix="WARM")
+    manifest.write_text(json.dumps(want))
+    return True
+
+
+def _ct_build(folder, count, *, studies, prefix="BENCH"):
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    studies = max(1, min(studies, count))
+    series_n = min(count, studies * 2)  # two series a study
+    study_uids = [generate_uid() for _ in range(studies)]
+    series_uids = [generate_uid() for _ in range(series_n)]
+    ds = dcmread(ct_small_path())
+    for i in range(count):
+        study, series = i * studies // count, i * series_n // count
+        uid = generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uids[study], series_uids[series]
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
+        ds.PatientID, ds.PatientName = f"{prefix}-{study:03d}", f"Bench^Dog {study}"
+        ds.AccessionNumber, ds.StudyID = f"B{study:06d}", str(study)
+        ds.SeriesNumber, ds.InstanceNumber = series + 1, i + 1
+        path = folder / f"part{i % 4}" / f"ct{i:05d}.dcm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(path, enforce_file_format=True)
+
+
+def _dx_build(folder, count, *, studies, size=2000):
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+
+    studies = max(1, min(studies, count))
+    series_n = min(count, studies * 2)
+    study_uids = [generate_uid() for _ in range(studies)]
+    series_uids = [generate_uid() for _ in range(series_n)]
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:size, 0:size]
+    base = ((np.hypot(x - size / 2, y - size / 2) / size * 3000) + rng.integers(0, 600, (size, size))).astype(np.uint16)
+    base = np.clip(base, 0, 4095).astype(np.uint16)
+    for i in range(count):
+        study, series = i * studies // count, i * series_n // count
+        uid = generate_uid()
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = DX_IMAGE_STORAGE
+        meta.MediaStorageSOPInstanceUID = uid
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = DX_IMAGE_STORAGE, uid
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uids[study], series_uids[series]
+        ds.PatientID, ds.PatientName = f"BENCHDX-{study:03d}", f"Bench^Dog DX {study}"
+        ds.PatientSpeciesDescription = "Canine"
+        ds.AccessionNumber, ds.StudyID = f"D{study:06d}", str(study)
+        ds.StudyDate, ds.StudyTime = "20240105", "101500"
+        ds.Modality, ds.PresentationIntentType, ds.ImageType = "DX", "FOR PRESENTATION", ["ORIGINAL", "PRIMARY"]
+        ds.SeriesNumber, ds.InstanceNumber = series + 1, i + 1
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.Rows = ds.Columns = size
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.WindowCenter, ds.WindowWidth = 2048, 4096
+        image = base.copy()
+        image[:4, :64] = i % 4096  # every file different
+        ds.PixelData = image.tobytes()
+        ds["PixelData"].VR = "OW"
+        path = folder / f"part{i % 4}" / f"dx{i:04d}.dcm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(path, enforce_file_format=True)
+
+
+def corpus_files(folder):
+    return sorted(p for p in folder.rglob("*.dcm"))
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+STARTED = []  # every Popen we started, stopped in main's finally
+
+
+def start(args, *, env, log, cwd=ROOT):
+    out = open(log, "ab")
+    try:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        out.close()
+    STARTED.append(proc)
+    return proc
+
+
+def stop(proc, timeout=30):
+    """SIGTERM; if it lingers, SIGKILL its process group (it leads its own session: forked
+    listener children, worker pool children). Only a leader not yet reaped is signalled."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+    if proc in STARTED:
+        STARTED.remove(proc)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, *, timeout, interval=0.1, what="a condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def port_open(port):
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path, n=2000):
+    try:
+        return Path(path).read_bytes()[-n:].decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_seconds(pid):
+    """User + system CPU of a process and its descendants (threads included), from /proc."""
+    children, ticks = {}, os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    total, todo = 0.0, [pid]
+    for _ in range(10_000):
+        if not todo:
+            break
+        current = todo.pop()
+        if current in stats:
+            # utime, stime, and cutime, cstime: the children it has reaped (storescp --fork's)
+            total += sum(int(v) for v in stats[current][11:15]) / ticks
+        todo.extend(children.get(current, []))
+    return total
+
+
+def host_cpu():
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def connections_by_pid(port):
+    """{pid: established connections} on our listening port, from ss (None without ss)."""
+    if not shutil.which("ss"):
+        return None
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, timeout=10).stdout  # fmt: skip
+    found = {}
+    for line in out.splitlines():
+        for part in line.split("pid=")[1:]:
+            pid = int(part.split(",")[0])
+            found[pid] = found.get(pid, 0) + 1
+    return found
+
+
+# --- database -----------------------------------------------------------------------------------
+
+class Database:
+    """A throw-away database: PostgreSQL next to DATABASE_URL's, or a SQLite file."""
+
+    def __init__(self, url, workdir):
+        self.name = None
+        parts = urlsplit(url) if url else None
+        if parts and parts.scheme in ("postgres", "postgresql", "pgsql"):
+            import psycopg
+
+            self.kind = "postgresql"
+            self.name = f"vetpacs_bench_{os.getpid()}"
+            self.admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+            with psycopg.connect(self.admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
+                conn.execute(f'CREATE DATABASE "{self.name}"')
+            self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
+            self.conn = None
+        else:
+            if parts and parts.scheme != "sqlite":
+                raise SystemExit(f"DATABASE_URL scheme {parts.scheme!r}: only PostgreSQL or SQLite")
+            self.kind = "sqlite"
+            self.path = Path(workdir) / "bench.sqlite3"
+            self.url = f"sqlite:///{self.path}"
+            self.conn = None
+
+    def _cursor(self):
+        if self.conn is None:
+            if self.kind == "postgresql":
+                import psycopg
+
+                self.conn = psycopg.connect(urlunsplit(urlsplit(self.url)._replace(scheme="postgresql")), autocommit=True)
+            else:
+                self.conn = sqlite3.connect(self.path, timeout=20, isolation_level=None)
+        return self.conn.cursor()
+
+    def scalar(self, sql):
+        cursor = self._cursor()
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+    def instances(self):
+        return self.scalar("SELECT count(*) FROM imaging_instance")
+
+    def thumbnails_pending(self):
+        return self.scalar("SELECT count(*) FROM imaging_series WHERE thumbnail_key = ''")
+
+    def thumbnails_not_middle(self):
+        """(series whose thumbnail is not of its middle image, series with a thumbnail).
+        The key is thumbnails/series-<series pk>.<instance pk>.png (imaging/thumbnails.py)."""
+        cursor = self._cursor()
+        cursor.execute("SELECT series_id, id FROM imaging_instance ORDER BY series_id, instance_number, id")
+        members = {}
+        for series_id, instance_id in cursor.fetchall():
+            members.setdefault(series_id, []).append(instance_id)
+        cursor.execute("SELECT id, thumbnail_key FROM imaging_series WHERE thumbnail_key <> ''")
+        rows = cursor.fetchall()
+        bad = 0
+        for series_id, key in rows:
+            ids = members.get(series_id, [])
+            rendered = int(key.rsplit("/", 1)[-1].split(".")[1])
+            bad += bool(ids) and rendered != ids[len(ids) // 2]
+        return bad, len(rows)
+
+    def reset(self):
+        cursor = self._cursor()
+        if self.kind == "postgresql":
+            cursor.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        else:
+            for table in TABLES:
+                cursor.execute(f"DELETE FROM {table}")
+
+    def drop(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.kind == "postgresql":
+            import psycopg
+
+            with psycopg.connect(self.admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+# --- receivers ----------------------------------------------------------------------------------
+
+class Storescp:
+    label = "storescp"
+
+    def __init__(self, workdir, fork):
+        self.out = Path(workdir) / "storescp-out"
+        self.fork = fork
+        self.port = free_port()
+        self.log = Path(workdir) / "storescp.log"
+        self.proc = None
+
+    def __enter__(self):
+        self.out.mkdir(exist_ok=True)
+        args = [STORESCP, "--output-directory", str(self.out), "-aet", "STORESCP", "-pdu", "131072", "-dhl"]
+        # Nagle off on the receiving side too, as our listener sets TCP_NODELAY on its sockets:
+        # without it storescp answers each small C-STORE a delayed ACK later (~22 images/s).
+        env = os.environ.copy()
+        env["TCP_NODELAY"] = "1"
+        self.proc = start(args + (["--fork"] if self.fork else []) + [str(self.port)], env=env, log=self.log)
+        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None, timeout=30, what="storescp")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"storescp exited: {tail(self.log)}")
+        return self
+
+    def __exit__(self, *exc):
+        stop(self.proc)
+
+    def stored(self):
+        return sum(1 for p in self.out.iterdir() if p.is_file())
+
+    def reset(self):
+        shutil.rmtree(self.out)
+        self.out.mkdir()
+        return {}
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid)
+
+
+class Vetpacs:
+    def __init__(self, workdir, processes, env, db, warmup, queue):
+        self.label = f"vetpacs-{processes}proc"
+        self.processes = processes
+        self.env, self.db, self.warmup, self.queue = env, db, warmup, queue
+        self.port = free_port()
+        self.log = Path(workdir) / f"listener-{processes}.log"
+        self.storage = Path(env["STORAGE_ROOT"])
+        self.proc = None
+
+    def __enter__(self):
+        args = [PYTHON, "manage.py", "dicom_listener", "--port", str(self.port), "--bind", HOST,
+                "--processes", str(self.processes)]  # fmt: skip
+        self.log.write_text("")
+        self.proc = start(args, env=self.env, log=self.log)
+        wait_for(lambda: self.proc.poll() is not None or self.log.read_text().count("DICOM listener VETPACS on") >= self.processes,
+                 timeout=60, what="the listener to start")  # fmt: skip
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"listener exited: {tail(self.log)}")
+        wait_for(lambda: port_open(self.port), timeout=30, what="the listener's port")
+        # Warm up end to end (listener, broker, worker, database), then start clean.
+        result = subprocess.run(storescu_args(self.port, [self.warmup]), env=os.environ.copy(),
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        if result.returncode:
+            raise RuntimeError(f"warm-up C-STORE failed: {result.stdout}{result.stderr}\n{tail(self.log)}")
+        wait_for(lambda: self.db.instances() >= 1, timeout=120, what="the warm-up instance to be indexed (is the worker up?)")
+        self.reset()
+        return self
+
+    def __exit__(self, *exc):
+        stop(self.proc)
+
+    def stored(self):
+        return self.db.instances()
+
+    def reset(self):
+        """Let the worker finish (thumbnails), then empty the index and the storage.
+        Returns how long the worker still had work after the run, and the thumbnail check."""
+        t0 = time.perf_counter()
+        try:
+            wait_for(lambda: self.db.thumbnails_pending() == 0 and queue_length(self.queue) == 0,
+                     timeout=180, interval=0.25, what="the worker to finish")  # fmt: skip
+        except TimeoutError as error:
+            print(f"   note: {error}; resetting anyway", flush=True)
+        facts = {"settle_s": time.perf_counter() - t0, "not_middle": self.db.thumbnails_not_middle()}
+        self.db.reset()
+        for child in self.storage.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        return facts
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid)
+
+
+_redis = None
+
+
+def queue_length(queue):
+    """Messages waiting in the Celery queue (Redis broker only; 0 otherwise)."""
+    global _redis
+    url = os.environ.get("CELERY_BROKER_URL", "")
+    if not url.startswith(("redis://", "rediss://")):
+        return 0
+    if _redis is None:
+        import redis
+
+        _redis = redis.Redis.from_url(url)
+    return _redis.llen(queue)
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+def storescu_args(port, paths, called="VETPACS"):
+    return [STORESCU, "-aet", "BENCHSCU", "-aec", called, "-ll", "warn", "+sd", "+r", HOST, str(port)] + [str(p) for p in paths]
+
+
+def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worker):
+    env = os.environ.copy()
+    env.pop("TCP_NODELAY", None)
+    if nodelay:
+        env["TCP_NODELAY"] = "1"
+    called = "STORESCP" if isinstance(receiver, Storescp) else "VETPACS"
+    logs = [Path(receiver.log).with_name(f"storescu-{n}.log") for n in range(len(folders))]
+    cpu_before = receiver.cpu(), (cpu_seconds(worker.pid) if indexes else 0.0), host_cpu()
+    senders = []
+    timeline = []
+    result = {"expected": expected, "nbytes": nbytes, "timeout": False, "error": "", "spread": None}
+    start_time = time.perf_counter()
+    try:
+        for folder, log in zip(folders, logs):
+            log.write_text("")
+            senders.append(start(storescu_args(receiver.port, [folder], called), env=env, log=log))
+        store_end = index_end = None
+        next_poll = 0.0
+        deadline = start_time + timeout
+        while time.perf_counter() < deadline:
+            now_ = time.perf_counter()
+            if store_end is None and all(p.poll() is not None for p in senders):
+                store_end = now_
+            if indexes and result["spread"] is None and now_ - start_time > 0.3 and isinstance(receiver, Vetpacs):
+                spread = connections_by_pid(receiver.port)
+                if spread is not None and (sum(spread.values()) >= len(folders) or store_end is not None):
+                    result["spread"] = spread
+            if indexes and index_end is None and now_ >= next_poll:
+                next_poll = now_ + 0.1
+                count = receiver.stored()
+                timeline.append((time.perf_counter() - start_time, count))
+                if count >= expected:
+                    index_end = time.perf_counter()
+            if store_end is not None and (not indexes or index_end is not None):
+                break
+            time.sleep(0.01)
+        else:
+            result["timeout"] = True
+        result["store_s"] = (store_end or time.perf_counter()) - start_time
+        result["index_s"] = (index_end - start_time) if index_end else None
+        result["codes"] = [p.poll() for p in senders]
+        if any(c for c in result["codes"]):
+            result["error"] = f"storescu exit {result['codes']}: " + " | ".join(tail(log, 300).strip() for log in logs)
+        result["stored"] = receiver.stored()
+        for share in (50, 99):
+            result[f"index{share}_s"] = next((t for t, c in timeline if c >= expected * share / 100), None)
+        if result["stored"] < expected and not indexes:
+            result["error"] += f" only {result['stored']}/{expected} stored"
+        result["cpu_receiver"] = receiver.cpu() - cpu_before[0]
+        result["cpu_worker"] = (cpu_seconds(worker.pid) - cpu_before[1]) if indexes else None
+        busy, total = host_cpu()
+        result["host_busy"] = 100 * (busy - cpu_before[2][0]) / max(total - cpu_before[2][1], 1)
+    finally:
+        for proc in senders:
+            stop(proc, timeout=5)
+    result.update(receiver.reset())
+    return result
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def fmt(value, spec, missing="-"):
+    return missing if value is None else format(value, spec)
+
+
+def table(rows):
+    base = {(r["corpus"], r["sender"], r["assoc"]): r for r in rows if r["receiver"] == "storescp"}
+    head = (f"{'corpus':<9} {'sender':<7} {'assoc':>5}  {'receiver':<14} {'img/s':>7} {'MB/s':>7} {'C-STORE s':>9}"
+            f" {'idx img/s':>9} {'idx/store':>9} {'vs storescp':>11} {'idx vs scp':>10} {'rcv CPU%':>8} {'wrk CPU%':>8} {'host%':>5}")  # fmt: skip
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        store_rate = r["expected"] / r["store_s"]
+        mbs = r["nbytes"] / 1e6 / r["store_s"]
+        index_rate = r["expected"] / r["index_s"] if r.get("index_s") else None
+        ratio = r["index_s"] / r["store_s"] if r.get("index_s") else None
+        scp = base.get((r["corpus"], r["sender"], r["assoc"]))
+        vs = store_rate / (scp["expected"] / scp["store_s"]) if scp else None
+        vs_index = index_rate / (scp["expected"] / scp["store_s"]) if scp and index_rate else None
+        receiver = r["receiver"] + ("+fork" if r["receiver"] == "storescp" and r["assoc"] > 1 else "")
+        line = (f"{r['corpus']:<9} {r['sender']:<7} {r['assoc']:>5}  {receiver:<14} {store_rate:>7.1f} {mbs:>7.1f}"
+                f" {r['store_s']:>9.2f} {fmt(index_rate, '>9.1f'):>9} {fmt(ratio, '>9.2f'):>9} {fmt(vs, '>10.2f') + 'x':>11}"
+                f" {fmt(vs_index, '>9.2f') + ('x' if vs_index else ''):>10}"
+                f" {100 * r['cpu_receiver'] / r['store_s']:>8.0f} {fmt(None if r['cpu_worker'] is None else 100 * r['cpu_worker'] / (r['index_s'] or r['store_s']), '>8.0f'):>8} {r['host_busy']:>5.0f}")  # fmt: skip
+        if r["timeout"]:
+            line += "  TIMEOUT"
+        if r["error"]:
+            line += f"  ERROR {r['error'][:200]}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# --- diagnosis: where the listener's and the indexer's time goes ------------------------------
+
+class Sampler:
+    """A poor man's sampling profiler: every few ms, the innermost Python frame of each thread
+    but ours, counted by (thread kind, file, function, line). Sleeping shows as the line that
+    called time.sleep; waiting on a socket as the line that called recv/select."""
+
+    def __init__(self, interval=0.002):
+        import threading
+
+        self.interval, self.counts, self.samples = interval, {}, 0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def _run(self):
+        import threading
+
+        own = {threading.get_ident(), threading.main_thread().ident}
+        for _ in range(10_000_000):
+            if self.stop_event.wait(self.interval):
+                return
+            # Association and DULServiceProvider threads, one pair per association.
+            kinds = {t.ident: type(t).__name__ for t in threading.enumerate() if t.name not in ("dicom-server", "sampler")}
+            self.samples += 1
+            for ident, frame in sys._current_frames().items():
+                if ident in own or ident not in kinds:
+                    continue
+                key = (kinds[ident], Path(frame.f_code.co_filename).name, frame.f_code.co_name, frame.f_lineno)
+                self.counts[key] = self.counts.get(key, 0) + 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+
+    def report(self, top=10):
+        total = sum(self.counts.values()) or 1
+        lines = []
+        for (kind, file, func, line), n in sorted(self.counts.items(), key=lambda kv: -kv[1])[:top]:
+            lines.append(f"    {100 * n / total:5.1f}%  {kind:<22} {file}:{line} {func}")
+        return "\n".join(lines)
+
+
+def diagnose(env, folder, expected, db, timeout, large_files=()):
+    """Our listener in this process, instrumented from outside (nothing in imaging/ changes):
+    per-C-STORE time of each step, a sampled profile of the association threads, then the
+    indexing of the same objects run serially here under cProfile."""
+    import cProfile
+    import io as _io
+    import pstats
+    import threading
+
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vetclinic.settings")
+    import django
+
+    django.setup()
+    import logging
+
+    from django.conf import settings
+    from django.db import connections
+    from pynetdicom import evt
+
+    from imaging import services, storage
+    from imaging.dicom import handlers
+    from imaging.dicom.ae import ae_build, server_start
+
+    for name in ("pynetdicom", "imaging.dicom"):  # per-association and per-C-STORE lines, not wanted here
+        logging.getLogger(name).setLevel(logging.WARNING)
+    times = {}
+    lock = threading.Lock()
+
+    def timed(module, name, label):
+        original = getattr(module, name)
+
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                with lock:
+                    times.setdefault(label, []).append(time.perf_counter() - t)
+
+        setattr(module, name, wrapper)
+
+    timed(services, "_checked_header", "integrity walk + header parse")
+    timed(storage, "object_put", "storage write + 2 fsyncs")
+    timed(services, "instance_queue", "Celery publish (apply_async)")
+    timed(handlers, "_file_meta_bytes", "file meta encode")
+    timed(handlers, "instance_receive", "instance_receive (all of the above)")
+    for n, (event, handler) in enumerate(handlers.HANDLERS):  # the same list ae.py imported
+        if event is evt.EVT_C_STORE:
+            original = handler
+
+            def on_store(event, _original=original):
+                t = time.perf_counter()
+                try:
+                    return _original(event)
+                finally:
+                    with lock:
+                        times.setdefault("on_store handler (all of the above)", []).append(time.perf_counter() - t)
+
+            handlers.HANDLERS[n] = (event, on_store)
+
+    ae = ae_build(ae_title="VETPACS", max_pdu=settings.DICOM_MAX_PDU)
+    port = free_port()
+    server = server_start(ae, (HOST, port))
+    sender_env = {**os.environ, "TCP_NODELAY": "1"}
+    real_queue = services.instance_queue
+    out = []
+
+    def send(title, sample):
+        times.clear()
+        with Sampler() as sampler:
+            t0 = time.perf_counter()
+            sent = subprocess.run(storescu_args(port, [folder]), env=sender_env, capture_output=True, text=True, timeout=timeout)
+            wall = time.perf_counter() - t0
+        handler = times.get("on_store handler (all of the above)", [])
+        n = len(handler) or 1
+        out.append(f"  {title}: {len(handler)} CT in {wall:.2f} s = {len(handler) / wall:.0f}/s,"
+                   f" {1000 * wall / n:.2f} ms wall per image (storescu exit {sent.returncode})")  # fmt: skip
+        out.append("    " + ", ".join(f"{label} {1000 * sum(values) / n:.2f}" for label, values in times.items()
+                                      if "all of the above" not in label) + " ms/image")  # fmt: skip
+        out.append(f"    instance_receive {1000 * sum(times.get('instance_receive (all of the above)', [])) / n:.2f},"
+                   f" on_store {1000 * sum(handler) / n:.2f}, outside on_store {1000 * (wall - sum(handler)) / n:.2f} ms/image"
+                   " (pynetdicom PDU/DIMSE work, reactor polling, storescu)")  # fmt: skip
+        if sample:
+            out.append(f"    sampled innermost frames of the association threads ({sampler.samples} samples, 2 ms apart):")
+            out.append(sampler.report(top=8))
+
+    def quiet():
+        wait_for(lambda: db.thumbnails_pending() == 0 and queue_length(env["CELERY_QUEUE"]) == 0, timeout=180, what="the worker")
+        db.reset()
+
+    try:
+        wait_for(lambda: port_open(port), timeout=30, what="the in-process listener")
+        quiet()
+        # A: the listener alone: indexing messages kept in a list, so no worker competes for the CPUs.
+        captured = []
+        services.instance_queue = lambda **message: captured.append(message)
+        send("A. listener in-process alone (queue captured, worker idle), 1 association, nodelay sender", sample=True)
+        # B: indexing those same objects serially, here, under cProfile, counting queries.
+        kinds = {}
+
+        def count(execute, sql, params, many, context):
+            word = sql.split(None, 1)[0].upper()
+            kinds[word] = kinds.get(word, 0) + 1
+            return execute(sql, params, many, context)
+
+        profile = cProfile.Profile()
+        with connections["default"].execute_wrapper(count):
+            t0 = time.perf_counter()
+            profile.enable()
+            for message in captured:
+                services.instance_index(**message)
+            profile.disable()
+            spent = time.perf_counter() - t0
+        n = max(len(captured), 1)
+        out.append(f"  B. indexing the same objects serially in-process: {len(captured)} instance_index calls in {spent:.2f} s ="
+                   f" {1000 * spent / n:.2f} ms each ({len(captured) / spent:.0f}/s on one core);"
+                   f" {sum(kinds.values()) / n:.1f} SQL statements + 1 COMMIT each ({', '.join(f'{k} {v / n:.2f}' for k, v in sorted(kinds.items()))})")  # fmt: skip
+        stream = _io.StringIO()
+        stats = pstats.Stats(profile, stream=stream)
+        stats.sort_stats("cumulative").print_stats(r"work/main/(imaging|vetclinic|patients)", 8)
+        body = [line for line in stream.getvalue().splitlines() if "work/main" in line and "site-packages" not in line]
+        out.append("    cProfile, our functions by cumulative time (ncalls tottime percall cumtime percall):")
+        out.extend("    " + line.strip().replace(str(ROOT) + "/", "")[:140] for line in body[:8])
+        psycopg_wait = sum(v[3] for k, v in stats.stats.items() if "psycopg" in k[0] and k[2] in ("wait", "_execute_send", "_exec_command"))
+        out.append(f"    time in psycopg round trips (wait/send/exec_command): {1000 * psycopg_wait / n:.2f} ms per instance")
+        # C: what one thumbnail costs (the worker renders one per new series, between ingest tasks).
+        from imaging import thumbnails
+        from imaging.models import Series
+
+        if large_files:
+            captured.clear()
+            subprocess.run(storescu_args(port, large_files[:2]), env=sender_env, capture_output=True, text=True, timeout=timeout)
+            for message in captured:
+                services.instance_index(**message)
+        cost = {}
+        for series in Series.objects.all():
+            t0 = time.perf_counter()
+            thumbnails.series_thumbnail_render(series_id=series.pk)
+            cost.setdefault(series.modality, []).append(time.perf_counter() - t0)
+        out.append("  C. one series thumbnail, rendered here: " + ", ".join(
+            f"{modality} {1000 * sum(v) / len(v):.0f} ms ({len(v)} series)" for modality, v in sorted(cost.items())))  # fmt: skip
+        connections.close_all()
+        services.instance_queue = real_queue
+        quiet()
+        # D: as deployed: publish to Celery, the real worker indexing at the same time.
+        send("D. listener in-process, publishing to Celery while the worker indexes, 1 association, nodelay", sample=False)
+    finally:
+        services.instance_queue = real_queue
+        server.shutdown()
+        ae.shutdown()
+    return "\n".join(out)
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=2000, help="CT instances of ~40 KB (default 2000)")
+    parser.add_argument("--large", type=int, default=100, help="DX instances of ~8 MB (default 100)")
+    parser.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "vetpacs-bench-corpus",
+                        help="where the corpus is built, reused when it has the same shape")  # fmt: skip
+    parser.add_argument("--run-timeout", type=float, default=300, help="seconds one send may take (default 300)")
+    parser.add_argument("--only", choices=["storescp", "vetpacs-1proc", "vetpacs-2proc"], action="append",
+                        help="run only these receivers (repeatable)")  # fmt: skip
+    parser.add_argument("--diagnose", action=argparse.BooleanOptionalAction, default=True,
+                        help="after the table's runs, profile our listener and indexing in this process")  # fmt: skip
+    args = parser.parse_args()
+    for tool in (STORESCU, STORESCP):
+        if not os.access(tool, os.X_OK):
+            raise SystemExit(f"{tool} not found: install dcmtk")
+
+    began = time.perf_counter()
+    built = corpus_build(args.corpus, args.small, args.large)
+    corpora = {}
+    for name in ("small", "large"):
+        files = corpus_files(args.corpus / name)
+        parts = sorted(p for p in (args.corpus / name).iterdir() if p.is_dir())
+        corpora[name] = {"files": len(files), "bytes": sum(f.stat().st_size for f in files), "root": args.corpus / name, "parts": parts}
+    warmup = corpus_files(args.corpus / "warmup")[0]
+    print(f"corpus {args.corpus} ({'built' if built else 'reused'}):"
+          f" small {corpora['small']['files']} CT files, {corpora['small']['bytes'] / 1e6:.1f} MB;"
+          f" large {corpora['large']['files']} DX files, {corpora['large']['bytes'] / 1e6:.1f} MB", flush=True)  # fmt: skip
+
+    workdir = Path(tempfile.mkdtemp(prefix="vetpacs-bench-"))
+    storage_root = workdir / "storage"
+    storage_root.mkdir()
+    queue = f"bench-{uuid.uuid4().hex[:10]}"
+    db = None
+    rows = []
+    worker = None
+    diagnosis = ""
+    try:
+        db = Database(os.environ.get("DATABASE_URL", ""), workdir)
+        env = os.environ.copy()
+        env.pop("TCP_NODELAY", None)
+        env.update({
+            "DATABASE_URL": db.url, "STORAGE_ROOT": str(storage_root), "STORAGE_BACKEND": "file",
+            "CELERY_QUEUE": queue, "DICOM_ALLOW_ANY_AE": "true", "DICOM_AE_TITLE": "VETPACS",
+            "DEBUG": "false", "SECRET_KEY": uuid.uuid4().hex * 2, "LOG_LEVEL": "INFO",
+        })  # fmt: skip
+        broker = env.get("CELERY_BROKER_URL", "filesystem:// (default)")
+        print(f"database: {db.kind} {db.name or db.url}; broker: {broker}; queue {queue}; work dir {workdir}", flush=True)
+        migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=600)  # fmt: skip
+        if migrate.returncode:
+            raise RuntimeError(f"migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-4000:]}")
+        db.reset()  # migrations may load data; start from empty imaging and audit tables
+        worker = start([PYTHON, "-m", "celery", "-A", "vetclinic", "worker", "--pool", "prefork", "--concurrency", "2",
+                        "-Q", queue, "-l", "WARNING", "-n", f"{queue}@%h"], env=env, log=workdir / "worker.log")  # fmt: skip
+
+        plan = [
+            ("storescp", lambda fork: Storescp(workdir, fork)),
+            ("vetpacs-1proc", lambda fork: Vetpacs(workdir, 1, env, db, warmup, queue)),
+            ("vetpacs-2proc", lambda fork: Vetpacs(workdir, 2, env, db, warmup, queue)),
+        ]
+        for label, make in plan:
+            if args.only and label not in args.only:
+                continue
+            # storescp: one process for one association, --fork for four; 2 listener processes only for four.
+            groups = {"storescp": [(1,), (4,)], "vetpacs-1proc": [(1, 4)], "vetpacs-2proc": [(4,)]}[label]
+            for assocs in groups:
+                with make(assocs == (4,)) as receiver:
+                    indexes = isinstance(receiver, Vetpacs)
+                    for corpus in ("small", "large"):
+                        info = corpora[corpus]
+                        if not info["files"]:
+                            continue
+                        for assoc in assocs:
+                            for sender in ("nodelay", "stock"):
+                                folders = [info["root"]] if assoc == 1 else info["parts"]
+                                if worker.poll() is not None:
+                                    raise RuntimeError(f"the Celery worker exited: {tail(workdir / 'worker.log')}")
+                                result = run(receiver, folders=folders, expected=info["files"], nbytes=info["bytes"],
+                                             nodelay=sender == "nodelay", timeout=args.run_timeout, indexes=indexes, worker=worker)  # fmt: skip
+                                result.update(corpus=corpus, sender=sender, assoc=assoc, receiver=label)
+                                rows.append(result)
+                                spread = f" connections per listener pid {result['spread']}" if result["spread"] and assoc > 1 else ""
+                                extra = ""
+                                if indexes:
+                                    bad, total = result["not_middle"]
+                                    extra = (f" (50% at {fmt(result['index50_s'], '.1f')} s, 99% at {fmt(result['index99_s'], '.1f')} s);"
+                                             f" worker busy {result['settle_s']:.1f} s more (thumbnails);"
+                                             f" thumbnail not of the middle image in {bad}/{total} series")  # fmt: skip
+                                print(f"  {corpus:<5} {sender:<7} {assoc} assoc -> {label:<14} C-STORE {result['store_s']:7.2f} s"
+                                      f"  indexed {fmt(result['index_s'], '7.2f')} s{extra}{spread}"
+                                      f"{'  TIMEOUT' if result['timeout'] else ''}{('  ERROR ' + result['error']) if result['error'] else ''}",
+                                      flush=True)  # fmt: skip
+        if args.diagnose and corpora["small"]["files"]:
+            print("diagnosis (running our listener in this process, instrumented)...", flush=True)
+            for label, make in plan[1:2]:
+                with make(False) as receiver:  # make sure the worker and database are up and clean
+                    pass
+            diagnosis = diagnose(env, corpora["small"]["root"], corpora["small"]["files"], db, args.run_timeout,
+                                 large_files=corpus_files(corpora["large"]["root"]))  # fmt: skip
+        if shutil.which("Orthanc"):
+            print("note: Orthanc is on PATH, but this script does not drive it yet; not measured")
+        else:
+            print("note: Orthanc is not on PATH: not measured (see the issue's reference figures below)")
+    finally:
+        if rows:
+            print()
+            print(f"DICOM ingest, {os.cpu_count()} CPUs, storescu -> receiver on {HOST}; "
+                  "img/s and MB/s until storescu exits (C-STORE end); idx = until every instance is indexed")  # fmt: skip
+            print(table(rows))
+            print("nodelay: sender with TCP_NODELAY=1 (Nagle off); stock: TCP_NODELAY unset (Nagle on). storescp writes"
+                  " files without fsync; VetPACS fsyncs each object and its folder. CPU% = receiver process tree"
+                  " (listener or storescp) CPU time / C-STORE time, Celery worker tree CPU time / time until indexed (100% = one core);"
+                  f" host% = all {os.cpu_count()} CPUs busy over the run (PostgreSQL, Redis, storescu included).")  # fmt: skip
+            print(REFERENCE)
+        if diagnosis:
+            print("\nWhere the time goes (small corpus):")
+            print(diagnosis)
+        for proc in list(STARTED):
+            stop(proc)
+        if db is not None:
+            try:
+                db.drop()
+            except Exception as error:  # keep cleaning up
+                print(f"could not drop the benchmark database {db.name}: {error}", file=sys.stderr)
+        if os.environ.get("BENCH_KEEP_LOGS"):
+            shutil.rmtree(storage_root, ignore_errors=True)
+            print(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if _redis is not None:
+            _redis.delete(queue)
+        print(f"total {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Admin pages: the registered modalities are configured here; the image index is read-only
+(studies change through the reconciliation pages, which audit and rewrite the headers)."""
+from django.contrib import admin
+
+from imaging.models import Instance, Modality, Series, Study
+from patients.admin import ReadOnlyAdmin
+
+
+@admin.register(Modality)
+class ModalityAdmin(admin.ModelAdmin):
+    list_display = ["ae_title", "modality_type", "station_name", "location", "host", "port", "active"]
+    list_filter = ["modality_type", "active"]
+    search_fields = ["ae_title", "station_name", "location", "host"]
+    fields = ["ae_title", "host", "port", "modality_type", "station_name", "location", "active"]
+
+
+@admin.register(Study)
+class StudyAdmin(ReadOnlyAdmin):
+    list_display = [
+        "study_date",
+        "description",
+        "patient",
+        "link",
+        "accession_number",
+        "dicom_patient_name",
+        "flag",
+    ]
+    list_filter = ["link", "study_date"]
+    search_fields = [
+        "study_instance_uid",
+        "accession_number",
+        "dicom_patient_id",
+        "dicom_patient_name",
+        "patient__patient_id",
+    ]
+    list_select_related = ["patient"]
+    date_hierarchy = "study_date"
+
+
+@admin.register(Series)
+class SeriesAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "study", "modality", "body_part", "station_name", "received_from"]
+    list_filter = ["modality"]
+    search_fields = ["series_instance_uid", "study__study_instance_uid"]
+    list_select_related = ["study"]
+
+
+@admin.register(Instance)
+class InstanceAdmin(ReadOnlyAdmin):
+    list_display = [
+        "sop_instance_uid",
+        "series",
+        "instance_number",
+        "version",
+        "file_size",
+        "received_from",
+        "received_at",
+    ]
+    search_fields = ["sop_instance_uid", "storage_key"]
+    list_select_related = ["series"]

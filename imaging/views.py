@@ -1,0 +1,147 @@
+"""Study pages and the reconciliation queue: thin adapters that validate a form and call a service."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from imaging import reconcile, reconcile_selectors, selectors, storage
+from imaging.forms import PatientChoiceForm
+from imaging.models import Series, Study
+from vetclinic.audit.models import AuditEntry
+from vetclinic.audit.services import Actor
+
+QUEUE_PAGE = 25
+
+
+def _actor(request):
+    return Actor.for_user(request.user)
+
+
+def _form_error(request, form, study):
+    errors = [e for field_errors in form.errors.values() for e in field_errors]
+    messages.error(request, f"{_name(study)}: {' '.join(errors)} Nothing was changed.")
+
+
+def _name(study):
+    return f"Study {study.description or study.study_instance_uid}" + (
+        f" of {study.study_date}" if study.study_date else ""
+    )
+
+
+def _stale(form, study):
+    """The page showed the study with another patient (or none): someone changed it since."""
+    current = form.cleaned_data["current"]
+    return current != "" and current != str(study.patient_id or "none")
+
+
+@login_required
+@permission_required("imaging.view_study", raise_exception=True)
+@require_GET
+def reconciliation(request):
+    queue = selectors.reconciliation_queue()
+    studies = list(queue[:QUEUE_PAGE])
+    for study in studies:
+        study.suggestions = reconcile_selectors.match_suggestions(study=study)
+    context = {"studies": studies, "total": queue.count() if len(studies) == QUEUE_PAGE else len(studies)}
+    return render(request, "imaging/reconciliation.html", context)
+
+
+@login_required
+@permission_required("imaging.view_study", raise_exception=True)
+@require_GET
+def study_detail(request, pk):
+    try:
+        study = reconcile_selectors.study_detail(pk=pk)
+    except Study.DoesNotExist:
+        raise Http404("No such study.") from None
+    context = {
+        "study": study,
+        "series": reconcile_selectors.study_series(study=study),
+        "versions": reconcile_selectors.study_versions(study=study),
+    }
+    if study.link == Study.Link.UNMATCHED:
+        context["suggestions"] = reconcile_selectors.match_suggestions(study=study)
+    if request.user.has_perm("audit.view_auditentry"):
+        context["history"] = AuditEntry.objects.filter(
+            object_type__app_label="imaging", object_type__model="study", object_id=str(study.pk)
+        ).select_related("user")[:30]
+    return render(request, "imaging/study_detail.html", context)
+
+
+@login_required
+@permission_required("imaging.change_study", raise_exception=True)
+@require_POST
+def study_link(request, pk):
+    """Link a study to the animal with the given patient ID (from the queue or the study page)."""
+    study = get_object_or_404(Study, pk=pk)
+    back = (
+        redirect("reconciliation") if request.POST.get("back") == "queue" else redirect("study_detail", pk=pk)
+    )
+    form = PatientChoiceForm(request.POST)
+    if not form.is_valid():
+        _form_error(request, form, study)
+        return back
+    if _stale(form, study):
+        messages.error(
+            request, f"{_name(study)} was changed by someone else meanwhile; look again. Nothing was changed."
+        )
+        return back
+    patient = form.cleaned_data["patient_id"]
+    try:
+        reconcile.study_link_manual(
+            actor=_actor(request), study=study, patient=patient,
+            species_override=form.cleaned_data["species_override"],
+        )  # fmt: skip
+    except ValidationError as error:
+        messages.error(request, f"{_name(study)}: {' '.join(error.messages)}")
+        return back
+    messages.success(
+        request,
+        f"{_name(study)} linked to {patient.name} ({patient.patient_id}); its images are being updated.",
+    )
+    return back
+
+
+@login_required
+@permission_required("imaging.change_study", raise_exception=True)
+@require_POST
+def series_split(request, pk):
+    """Split one series off its study into a new study of the animal with the given patient ID."""
+    series = get_object_or_404(Series.objects.select_related("study"), pk=pk)
+    form = PatientChoiceForm(request.POST)
+    if not form.is_valid():
+        _form_error(request, form, series.study)
+        return redirect("study_detail", pk=series.study_id)
+    patient = form.cleaned_data["patient_id"]
+    try:
+        new = reconcile.series_split(
+            actor=_actor(request), series=series, patient=patient,
+            species_override=form.cleaned_data["species_override"],
+        )  # fmt: skip
+    except ValidationError as error:
+        messages.error(request, f"Series {series}: {' '.join(error.messages)}")
+        return redirect("study_detail", pk=series.study_id)
+    messages.success(
+        request, f"Series {series} is now a study of its own for {patient.name} ({patient.patient_id}); "
+        "its images are being updated.",
+    )  # fmt: skip
+    return redirect("study_detail", pk=new.pk)
+
+
+@login_required
+@permission_required("imaging.view_series", raise_exception=True)
+@require_GET
+def series_thumbnail(request, pk):
+    series = get_object_or_404(Series, pk=pk)
+    if not series.thumbnail_key:
+        raise Http404("No thumbnail yet.")
+    try:
+        data = storage.object_get(series.thumbnail_key)
+    except OSError:  # FileNotFoundError on disk and on S3
+        raise Http404("No thumbnail.") from None
+    response = HttpResponse(data, content_type="image/png")
+    # Pages link to it with the storage key in the query, so a new rendering is a new URL.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
