@@ -10,6 +10,7 @@ import time
 from datetime import datetime, timedelta
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from django.utils.timezone import now
 from pydicom.filereader import dcmread, read_dataset
@@ -167,7 +168,11 @@ def instance_index(*, storage_key, summary=None, received_from="", received_at=N
         audit_record(actor=actor, instance=study, action="receive", changes={"study": [None, str(study)]})
         study_link(study=study, actor=actor)
     if series_created:
-        transaction.on_commit(lambda: current_app.send_task("imaging.tasks.thumbnail_render", args=[series.pk]))
+        # Rendered a little later, from the middle image of what has arrived by then: a
+        # series comes in over seconds, and its first image is rarely the telling one.
+        transaction.on_commit(
+            lambda: current_app.send_task("imaging.tasks.thumbnail_render", args=[series.pk], countdown=settings.THUMBNAIL_DELAY)
+        )
     return instance
 
 

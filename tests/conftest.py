@@ -85,7 +85,7 @@ def process_env(transactional_db, storage_root, celery_test_queue):
     queue_purge(celery_test_queue)  # what an earlier test queued and did not wait for
     return {
         **os.environ, "DATABASE_URL": url, "STORAGE_ROOT": str(storage_root), "CELERY_QUEUE": celery_test_queue,
-        "PYTHONUNBUFFERED": "1",
+        "THUMBNAIL_DELAY": "1", "PYTHONUNBUFFERED": "1",
     }  # fmt: skip
 
 

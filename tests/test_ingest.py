@@ -167,3 +167,15 @@ def test_the_sweep_indexes_what_the_queue_missed_and_only_that(received, storage
     assert storage_sweep(days=2, min_age_seconds=0) == 0
     assert Instance.objects.count() == 2
     assert Instance.objects.get(pk=indexed.pk).version == 1
+
+
+def test_the_series_thumbnail_is_drawn_from_its_middle_image(received):
+    from imaging.thumbnails import series_thumbnail_render
+
+    series_uid = generate_uid()
+    instances = [received(SeriesInstanceUID=series_uid, SOPInstanceUID=generate_uid(), InstanceNumber=n) for n in (3, 1, 2)]
+    middle = next(i for i in instances if i.instance_number == 2)
+
+    key = series_thumbnail_render(series_id=middle.series_id)
+    assert key.endswith(f".{middle.pk}.png")
+    assert storage.object_get(key).startswith(b"\x89PNG")

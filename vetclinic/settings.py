@@ -196,6 +196,8 @@ DICOM_BIND = env("DICOM_BIND", "0.0.0.0")
 DICOM_ALLOW_ANY_AE = envbool("DICOM_ALLOW_ANY_AE", False)
 # 128 KiB PDUs roughly double large-image throughput over pynetdicom's 16 KiB default.
 DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072)
+# Seconds after a series' first image before its thumbnail is drawn from its middle image.
+THUMBNAIL_DELAY = envint("THUMBNAIL_DELAY", 20)
 # How many days back the periodic sweep looks for stored objects the index lacks.
 STORAGE_SWEEP_DAYS = envint("STORAGE_SWEEP_DAYS", 2)
 
