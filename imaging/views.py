@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from imaging import reconcile, reconcile_selectors, selectors, storage
 from imaging.forms import PatientChoiceForm
 from imaging.models import Series, Study
-from vetclinic.audit.models import AuditEntry
+from vetclinic.audit.selectors import audit_history
 from vetclinic.audit.services import Actor
 
 QUEUE_PAGE = 25
@@ -64,9 +64,7 @@ def study_detail(request, pk):
     if study.link == Study.Link.UNMATCHED:
         context["suggestions"] = reconcile_selectors.match_suggestions(study=study)
     if request.user.has_perm("audit.view_auditentry"):
-        context["history"] = AuditEntry.objects.filter(
-            object_type__app_label="imaging", object_type__model="study", object_id=str(study.pk)
-        ).select_related("user")[:30]
+        context["history"] = audit_history(instance=study)
     return render(request, "imaging/study_detail.html", context)
 
 

@@ -12,7 +12,7 @@ from imaging.selectors import patient_studies
 from patients import selectors, services
 from patients.forms import MergeForm, OwnerForm, OwnershipForm, PatientForm, VisitForm
 from patients.models import Owner, Ownership, Patient, Species, Visit
-from vetclinic.audit.models import AuditEntry
+from vetclinic.audit.selectors import audit_history
 from vetclinic.audit.services import Actor
 
 
@@ -109,9 +109,7 @@ def patient_detail(request, pk):
     if request.user.has_perm("imaging.view_study"):
         context["studies"] = patient_studies(patient=patient)
     if request.user.has_perm("audit.view_auditentry"):
-        context["history"] = AuditEntry.objects.filter(
-            object_type__app_label="patients", object_type__model="patient", object_id=str(patient.pk)
-        ).select_related("user")[:30]
+        context["history"] = audit_history(instance=patient)
     return render(request, "patients/patient_detail.html", context)
 
 

@@ -258,3 +258,18 @@ def storescp_reference(tmp_path):
     yield types.SimpleNamespace(port=port, folder=folder)
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """The study ids whose header rewrite the reconciliation services queued. Those tests run
+    the rewrite themselves; a real worker runs tasks in test_dicom_store.py."""
+    from imaging import reconcile, tasks
+
+    ids = []
+
+    def send_task(name, args):
+        ids.extend(args) if name == tasks.study_headers_rewrite_task.name else ids.append(name)
+
+    monkeypatch.setattr(reconcile, "current_app", types.SimpleNamespace(send_task=send_task))
+    return ids

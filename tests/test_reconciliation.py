@@ -29,18 +29,6 @@ def rex(make_owner, make_patient):
     return make_patient("Rex", owner=make_owner("Okafor", given_name="John"))
 
 
-@pytest.fixture
-def queued(monkeypatch):
-    """The study ids whose header rewrite was queued (the broker is not needed)."""
-    ids = []
-
-    def send_task(name, args):
-        ids.extend(args) if name == tasks.study_headers_rewrite_task.name else ids.append(name)
-
-    monkeypatch.setattr(reconcile, "current_app", SimpleNamespace(send_task=send_task))
-    return ids
-
-
 def study_audit(study, action):
     return AuditEntry.objects.filter(object_type__model="study", object_id=str(study.pk), action=action)
 

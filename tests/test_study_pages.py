@@ -21,17 +21,6 @@ def biscuit(make_owner, make_patient):
 
 
 @pytest.fixture
-def queued(monkeypatch):
-    ids = []
-
-    def send_task(name, args):
-        ids.extend(args) if name == tasks.study_headers_rewrite_task.name else ids.append(name)
-
-    monkeypatch.setattr(reconcile, "current_app", SimpleNamespace(send_task=send_task))
-    return ids
-
-
-@pytest.fixture
 def viewer(db):
     """Someone who may look at studies but not reconcile them."""
     user = User.objects.create_user("viewer")
