@@ -1,6 +1,5 @@
 """The front desk in headless Chromium (Debian's), driven by Playwright against a live server."""
 import os
-from pathlib import Path
 
 import pytest
 from django.db import connections

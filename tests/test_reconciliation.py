@@ -1,6 +1,5 @@
 """Reconciliation services and suggestions: link, move, split, and the header rewrite."""
 from datetime import date, datetime, time
-from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Group

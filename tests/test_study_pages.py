@@ -1,12 +1,11 @@
 """The reconciliation queue, the study page, thumbnails and the patient page's studies."""
 from datetime import date
-from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from imaging import reconcile, storage, tasks
+from imaging import reconcile, storage
 from imaging.models import Study
 from imaging.thumbnails import series_thumbnail_render
 from tests.studies import DOG, make_study
