@@ -95,7 +95,7 @@ def patient_detail(request, pk):
     try:
         patient = selectors.patient_detail(pk=pk)
     except Patient.DoesNotExist:
-        raise Http404("No such patient.")
+        raise Http404("No such patient.") from None
     if patient.merged_into_id:
         living = selectors.patient_resolve(patient)
         messages.info(request, f"{patient.patient_id} was merged into {living.patient_id}.")
