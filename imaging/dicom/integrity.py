@@ -32,16 +32,23 @@ def inflate(data):
 
 
 def check(data, *, implicit, little):
-    """Raise Malformed unless ``data`` is a complete data set in the given encoding."""
+    """Raise Malformed unless ``data`` is a complete data set in the given encoding.
+
+    Returns the top-level elements it passed: {tag: (VR or None, value offset, value length)},
+    so that a caller can read the few it needs without parsing the data set again.
+    """
     if not data:
         raise Malformed("empty data set")
-    end = _walk(data, 0, len(data), implicit, little, in_item=False)
+    elements = {}
+    end = _walk(data, 0, len(data), implicit, little, in_item=False, elements=elements)
     if end != len(data):
         raise Malformed(f"trailing bytes after the data set at offset {end}")
+    return elements
 
 
-def _walk(data, pos, end, implicit, little, in_item):
-    """Walk elements from ``pos``; return where they end (after an item delimiter if in_item)."""
+def _walk(data, pos, end, implicit, little, in_item, elements=None):
+    """Walk elements from ``pos``; return where they end (after an item delimiter if in_item).
+    ``elements``, when given, collects the elements walked (the top level only)."""
     endian = "<" if little else ">"
     while pos < end:
         if pos + 8 > end:
@@ -70,6 +77,8 @@ def _walk(data, pos, end, implicit, little, in_item):
             else:
                 (length,) = struct.unpack_from(endian + "H", data, pos + 6)
                 pos += 8
+        if elements is not None:
+            elements[tag] = (vr.decode() if vr else None, pos, length)
         if length == UNDEFINED:
             if tag == 0x7FE00010:
                 pos = _fragments(data, pos, end, little)
