@@ -638,7 +638,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
 
     timed(services, "_checked_header", "integrity walk + header parse")
     timed(storage, "object_put", "storage write + 2 fsyncs")
-    timed(services, "instance_queue", "Celery publish (apply_async)")
+    timed(services, "instances_queue", "Celery publish (one task per batch)")
     timed(handlers, "_file_meta_bytes", "file meta encode")
     timed(handlers, "instance_receive", "instance_receive (all of the above)")
     for n, (event, handler) in enumerate(handlers.HANDLERS):  # the same list ae.py imported
@@ -659,7 +659,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
     port = free_port()
     server = server_start(ae, (HOST, port))
     sender_env = {**os.environ, "TCP_NODELAY": "1"}
-    real_queue = services.instance_queue
+    real_queue = services.instances_queue
     out = []
 
     def send(title, sample):
@@ -690,7 +690,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
         quiet()
         # A: the listener alone: indexing messages kept in a list, so no worker competes for the CPUs.
         captured = []
-        services.instance_queue = lambda **message: captured.append(message)
+        services.instances_queue = captured.extend
         send("A. listener in-process alone (queue captured, worker idle), 1 association, nodelay sender", sample=True)
         # B: indexing those same objects serially, here, under cProfile, counting queries.
         kinds = {}
@@ -737,12 +737,12 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
         out.append("  C. one series thumbnail, rendered here: " + ", ".join(
             f"{modality} {1000 * sum(v) / len(v):.0f} ms ({len(v)} series)" for modality, v in sorted(cost.items())))  # fmt: skip
         connections.close_all()
-        services.instance_queue = real_queue
+        services.instances_queue = real_queue
         quiet()
         # D: as deployed: publish to Celery, the real worker indexing at the same time.
         send("D. listener in-process, publishing to Celery while the worker indexes, 1 association, nodelay", sample=False)
     finally:
-        services.instance_queue = real_queue
+        services.instances_queue = real_queue
         server.shutdown()
         ae.shutdown()
     return "\n".join(out)

@@ -43,11 +43,14 @@ class StoreRefused(Exception):
         self.comment = comment[:64]  # Error Comment is LO (PS3.7 C.4.2)
 
 
-def instance_receive(*, data, file_meta_bytes, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae):
+def instance_receive(
+    *, data, file_meta_bytes, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, batch=None
+):
     """Check one received object, keep it durably, queue its indexing; return its storage key.
 
     Raises StoreRefused for anything that must not be acknowledged. The data set bytes are
-    stored as they came (no decode and re-encode), behind our File Meta Information.
+    stored as they came (no decode and re-encode), behind our File Meta Information. The
+    indexing message joins ``batch`` (an IngestBatch: one per association) or goes at once.
     """
     ds = _checked_header(data, transfer_syntax)
     if str(ds.get("SOPInstanceUID", "")) != str(sop_instance_uid):
@@ -64,13 +67,17 @@ def instance_receive(*, data, file_meta_bytes, transfer_syntax, sop_class_uid, s
     except Exception as error:
         log.exception("storage failed for %s from %s", sop_instance_uid, calling_ae)
         raise StoreRefused(OUT_OF_RESOURCES, f"Storage failed: {error}") from None
-    instance_queue(
-        storage_key=key,
-        summary=header_summary(ds, transfer_syntax_uid=transfer_syntax),
-        received_from=calling_ae,
-        received_at=received_at.isoformat(),
-        file_size=len(file_meta_bytes) + len(data),
-    )
+    message = {
+        "storage_key": key,
+        "summary": header_summary(ds, transfer_syntax_uid=transfer_syntax),
+        "received_from": calling_ae,
+        "received_at": received_at.isoformat(),
+        "file_size": len(file_meta_bytes) + len(data),
+    }
+    if batch is None:
+        instances_queue([message])
+    else:
+        batch.add(message)
     return key
 
 
@@ -111,18 +118,41 @@ def _checked_header(data, transfer_syntax):
 _broker_down_until = 0.0
 
 
-def instance_queue(**message):
-    """Queue the indexing. A broker that is down must not fail a stored image: the periodic
-    sweep indexes whatever the queue missed, so after one failure we stop trying for a while."""
+def instances_queue(messages):
+    """Queue indexing messages as one task. A broker that is down must not fail a stored image:
+    the periodic sweep indexes whatever the queue missed, so after one failure we stop trying
+    for a while."""
     global _broker_down_until
-    if time.monotonic() < _broker_down_until:
+    if not messages or time.monotonic() < _broker_down_until:
         return
     try:
         # By name: tasks import services, never the reverse (STYLE.md).
-        current_app.send_task("imaging.tasks.instance_ingest", kwargs=message, retry=False)
+        current_app.send_task("imaging.tasks.instances_ingest", args=[messages], retry=False)
     except Exception:
         _broker_down_until = time.monotonic() + 30
-        log.exception("could not queue indexing of %s; the sweep will index it", message["storage_key"])
+        log.exception("could not queue indexing of %s objects; the sweep will index them", len(messages))
+
+
+class IngestBatch:
+    """An association's indexing messages, queued in groups: one task per ``size`` objects or
+    ``age`` seconds (checked as objects arrive), and the rest when the association ends. A
+    task per object cost the worker more than indexing the object."""
+
+    def __init__(self, size=50, age=0.5):
+        self.size, self.age = size, age
+        self.messages = []
+        self.started = 0.0
+
+    def add(self, message):
+        if not self.messages:
+            self.started = time.monotonic()
+        self.messages.append(message)
+        if len(self.messages) >= self.size or time.monotonic() - self.started >= self.age:
+            self.flush()
+
+    def flush(self):
+        messages, self.messages = self.messages, []
+        instances_queue(messages)
 
 
 def _summary_from_storage(key):
@@ -135,23 +165,43 @@ def _same_object(key_a, key_b):
     return storage.object_get(key_a) == storage.object_get(key_b)
 
 
+def _commit_without_flush():
+    if connection.vendor == "postgresql":
+        # The index is derived from the stored objects, which are durable already; a crash may
+        # lose the last index rows written, and the sweep puts them back. So these commits need
+        # not wait for their WAL flush.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def instances_index(*, messages):
+    """Index a batch of objects in one transaction; a failure rolls all back, and the retry
+    finds what is indexed already (every step is idempotent)."""
+    series_by_uid = {}
+    with transaction.atomic():
+        _commit_without_flush()
+        return [_instance_index(**message, series_by_uid=series_by_uid) for message in messages]
+
+
 @transaction.atomic
 def instance_index(*, storage_key, summary=None, received_from="", received_at=None, file_size=None):
     """Index one stored object. Idempotent: the same key again, or the same object under a new
     key, changes nothing; a different object under a known SOP Instance UID becomes a new
     version of it (the old one kept) and flags the study."""
+    _commit_without_flush()
+    return _instance_index(
+        storage_key=storage_key, summary=summary, received_from=received_from, received_at=received_at,
+        file_size=file_size, series_by_uid={},
+    )  # fmt: skip
+
+
+def _instance_index(*, storage_key, summary, received_from, received_at, file_size, series_by_uid):
     if summary is None:
         summary, file_size = _summary_from_storage(storage_key)
     if file_size is None:
         file_size = storage.default_storage.size(storage_key)
     received_at = datetime.fromisoformat(received_at) if received_at else now()
     actor = Actor(channel=Channel.DICOM, name=received_from)
-    if connection.vendor == "postgresql":
-        # The index is derived from the stored objects, which are durable already; a crash may
-        # lose the last index rows written, and the sweep puts them back. So this commit need
-        # not wait for its WAL flush (one disk sync per image saved).
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
     instance = Instance.objects.select_for_update().filter(sop_instance_uid=summary["sop_instance_uid"]).first()
     if instance is not None:
@@ -162,15 +212,19 @@ def instance_index(*, storage_key, summary=None, received_from="", received_at=N
             return instance
         return _instance_replace(instance, storage_key, summary, received_from, received_at, file_size, actor)
 
-    study, study_created = _study_for(summary, received_at)
-    series, series_created = Series.objects.get_or_create(
-        series_instance_uid=summary["series_instance_uid"],
-        defaults={
-            "study": study, "modality": summary["modality"], "series_number": summary["series_number"],
-            "description": summary["series_description"], "body_part": summary["body_part"],
-            "station_name": summary["station_name"], "received_from": received_from,
-        },
-    )  # fmt: skip
+    study_created = series_created = False
+    series = series_by_uid.get(summary["series_instance_uid"])  # the batch's previous object's
+    if series is None:
+        study, study_created = _study_for(summary, received_at)
+        series, series_created = Series.objects.get_or_create(
+            series_instance_uid=summary["series_instance_uid"],
+            defaults={
+                "study": study, "modality": summary["modality"], "series_number": summary["series_number"],
+                "description": summary["series_description"], "body_part": summary["body_part"],
+                "station_name": summary["station_name"], "received_from": received_from,
+            },
+        )  # fmt: skip
+        series_by_uid[series.series_instance_uid] = series
     instance = Instance.objects.create(
         series=series,
         sop_instance_uid=summary["sop_instance_uid"],

@@ -8,11 +8,8 @@ from imaging import reconcile, services, thumbnails
 # instance by another worker (the retry then finds it). Ack late: a worker that dies mid-task
 # leaves the message to be delivered again (settings.CELERY_TASK_ACKS_LATE).
 @shared_task(autoretry_for=(OperationalError, IntegrityError), retry_backoff=True, max_retries=10)
-def instance_ingest(storage_key, summary=None, received_from="", received_at=None, file_size=None):
-    services.instance_index(
-        storage_key=storage_key, summary=summary, received_from=received_from,
-        received_at=received_at, file_size=file_size,
-    )  # fmt: skip
+def instances_ingest(messages):
+    services.instances_index(messages=messages)
 
 
 @shared_task

@@ -10,7 +10,7 @@ from pynetdicom import evt
 
 from imaging.dicom.status import SUCCESS
 from imaging.selectors import association_allowed
-from imaging.services import StoreRefused, instance_receive
+from imaging.services import IngestBatch, StoreRefused, instance_receive
 
 log = logging.getLogger("imaging.dicom")
 
@@ -41,6 +41,9 @@ def on_established(event):
 
 
 def on_closed(event):
+    batch = getattr(event.assoc, "ingest_batch", None)
+    if batch is not None:
+        batch.flush()
     # The association's thread ends here; its database connection must not outlive it.
     connections.close_all()
 
@@ -48,6 +51,8 @@ def on_closed(event):
 def on_store(event):
     """C-STORE: keep the bytes as they came, then answer (PS3.4 B.2.3 statuses)."""
     calling_ae = event.assoc.requestor.ae_title.strip()
+    if not hasattr(event.assoc, "ingest_batch"):
+        event.assoc.ingest_batch = IngestBatch()  # one per association, flushed when it closes
     try:
         instance_receive(
             data=event.request.DataSet.getvalue(),
@@ -56,6 +61,7 @@ def on_store(event):
             sop_class_uid=event.request.AffectedSOPClassUID,
             sop_instance_uid=event.request.AffectedSOPInstanceUID,
             calling_ae=calling_ae,
+            batch=event.assoc.ingest_batch,
         )
     except StoreRefused as refused:
         log.warning("C-STORE %s from %s refused: %s", event.request.AffectedSOPInstanceUID, calling_ae, refused.comment)
