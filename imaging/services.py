@@ -1,8 +1,8 @@
 """Receiving and indexing DICOM objects.
 
 ``instance_receive`` is the C-STORE hot path: check, keep durably, queue; no database.
-``instance_index`` is the Celery side: index the stored object, idempotent on its SOP Instance
-UID, and link a new study to its animal (imaging/linking.py).
+``instances_index`` is the Celery side: index a batch of stored objects, idempotent on their
+SOP Instance UIDs, and link each new study to its animal (imaging/linking.py).
 """
 import io
 import logging
@@ -30,7 +30,7 @@ from vetclinic.audit.services import Actor, audit_record
 
 log = logging.getLogger(__name__)
 
-# Storage SOP classes whose objects are images and must carry pixel data.
+# Pixel Data, Float Pixel Data, Double Float Pixel Data: an image carries one of them.
 PIXEL_DATA = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 
 
