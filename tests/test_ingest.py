@@ -25,12 +25,16 @@ def split(path):
     return raw[: fp.tell()], raw[fp.tell() :], pydicom.dcmread(path)
 
 
-def receive(path):
-    meta, data, ds = split(path)
+def receive_raw(meta, data, ds):
+    """What the C-STORE handler does with these bytes, announced as ``ds`` says."""
     return instance_receive(
         data=data, file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
         sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
     )  # fmt: skip
+
+
+def receive(path):
+    return receive_raw(*split(path))
 
 
 def changed_copy(folder, name="CT_small.dcm", **changes):
@@ -90,10 +94,7 @@ def test_indexing_the_same_key_again_changes_nothing(received):
 def test_malformed_data_is_refused_with_a_reason(storage_root, data, status, comment):
     meta, _, ds = split(TEST_FILES / "CT_small.dcm")
     with pytest.raises(StoreRefused) as refused:
-        instance_receive(
-            data=data, file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
-            sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
-        )  # fmt: skip
+        receive_raw(meta, data, ds)
     assert refused.value.status == status
     assert refused.value.comment.startswith(comment)
     assert len(refused.value.comment) <= 64  # Error Comment is LO
@@ -104,20 +105,14 @@ def test_an_image_cut_off_before_its_pixel_data_is_refused(storage_root):
     meta, data, ds = split(TEST_FILES / "CT_small.dcm")
     pixel_data_at = data.index(b"\xe0\x7f\x10\x00")
     with pytest.raises(StoreRefused) as refused:
-        instance_receive(
-            data=data[:pixel_data_at], file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
-            sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
-        )  # fmt: skip
+        receive_raw(meta, data[:pixel_data_at], ds)
     assert refused.value.comment == "Image without pixel data: the data set is cut off"
 
 
 def test_a_data_set_without_its_study_is_refused(storage_root, tmp_path):
     meta, data, ds = split(changed_copy(tmp_path, StudyInstanceUID=None))
     with pytest.raises(StoreRefused) as refused:
-        instance_receive(
-            data=data, file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
-            sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
-        )  # fmt: skip
+        receive_raw(meta, data, ds)
     assert refused.value.status == DATASET_DOES_NOT_MATCH_SOP_CLASS
     assert refused.value.comment == "StudyInstanceUID is missing"
 
