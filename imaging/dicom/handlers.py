@@ -40,10 +40,16 @@ def on_established(event):
     log.info("association from %s at %s:%s", requestor.ae_title.strip(), requestor.address, requestor.port)
 
 
-def on_closed(event):
+def on_ended(event):
+    """Released or aborted: queue the association's last indexing messages now, not when
+    the peer gets round to closing the connection."""
     batch = getattr(event.assoc, "ingest_batch", None)
     if batch is not None:
         batch.flush()
+
+
+def on_closed(event):
+    on_ended(event)
     # The association's thread ends here; its database connection must not outlive it.
     connections.close_all()
 
@@ -89,6 +95,8 @@ def _status(code, comment):
 HANDLERS = [
     (evt.EVT_REQUESTED, on_requested),
     (evt.EVT_ESTABLISHED, on_established),
+    (evt.EVT_RELEASED, on_ended),
+    (evt.EVT_ABORTED, on_ended),
     (evt.EVT_CONN_CLOSE, on_closed),
     (evt.EVT_C_STORE, on_store),
 ]
