@@ -240,7 +240,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # pynetdicom logs every DIMSE message at INFO; our handlers log what matters per association.
+        "pynetdicom": {"level": env("PYNETDICOM_LOG_LEVEL", "WARNING")},
+    },
 }
 
 if not DEBUG:
