@@ -216,12 +216,6 @@ class Patient(models.Model):
     def breed_display(self):
         return self.breed.name if self.breed_id else self.breed_text
 
-    def age_on(self, day):
-        if not self.birth_date:
-            return None
-        years = day.year - self.birth_date.year - ((day.month, day.day) < (self.birth_date.month, self.birth_date.day))
-        return years
-
     @property
     def age_display(self):
         """'3 y', '7 m' or '' — prefixed with ~ when the birth date is an estimate."""
