@@ -186,6 +186,9 @@ class Patient(models.Model):
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="aliases"
     )
+    # Patient's Name as the worklist matches it: OWNERFAMILY^ANIMAL in capitals, since person
+    # names match case-insensitively (PS3.4 C.2.2.2.1). search_terms_refresh keeps it current.
+    dicom_name_key = models.CharField(max_length=130, blank=True, db_index=True)
     created = models.DateTimeField(default=now)
     updated = models.DateTimeField(default=now)
 
@@ -213,6 +216,12 @@ class Patient(models.Model):
         return None
 
     @property
+    def dicom_name(self):
+        """``OwnerFamily^AnimalName``: Patient's Name for an animal (PS3.3 C.7.1.1.1.1)."""
+        owner = self.primary_owner
+        return f"{owner.dicom_family_name if owner else ''}^{self.name}"
+
+    @property
     def breed_display(self):
         return self.breed.name if self.breed_id else self.breed_text
 
@@ -229,6 +238,9 @@ class Patient(models.Model):
 
     @property
     def current_weight(self):
+        if "weights" in getattr(self, "_prefetched_objects_cache", {}):  # a list of many animals
+            records = sorted(self.weights.all(), key=lambda w: (w.measured_on, w.id), reverse=True)
+            return records[0].kg if records else None
         record = self.weights.order_by("-measured_on", "-id").first()
         return record.kg if record else None
 

@@ -60,16 +60,25 @@ def _patient_words(patient):
     return words
 
 
+def dicom_name_key(patient):
+    return patient.dicom_name.upper()[:130]
+
+
 def search_terms_refresh(*, patients=(), owners=()):
-    """Rewrite the search words of these patients and owners (inside the caller's transaction)."""
+    """Rewrite the search words of these patients and owners (inside the caller's transaction),
+    and the patients' worklist name key."""
     patient_ids = [p.pk for p in patients]
     owner_ids = [o.pk for o in owners]
     SearchTerm.objects.filter(Q(patient_id__in=patient_ids) | Q(owner_id__in=owner_ids)).delete()
-    rows = []
+    rows, renamed = [], []
     for patient in Patient.objects.filter(pk__in=patient_ids, merged_into__isnull=True).prefetch_related(
-        "aliases", "external_ids", "owners__external_ids"
+        "aliases", "external_ids", "owners__external_ids", "ownerships__owner"
     ):
         rows += [SearchTerm(term=w, patient=patient) for w in set(_patient_words(patient)) if w]
+        if patient.dicom_name_key != dicom_name_key(patient):
+            patient.dicom_name_key = dicom_name_key(patient)
+            renamed.append(patient)
+    Patient.objects.bulk_update(renamed, ["dicom_name_key"], batch_size=1000)
     for owner in Owner.objects.filter(pk__in=owner_ids).prefetch_related("external_ids"):
         rows += [SearchTerm(term=w, owner=owner) for w in set(_owner_words(owner)) if w]
     SearchTerm.objects.bulk_create(rows, batch_size=1000)

@@ -26,7 +26,7 @@ from patients.selectors import patient_resolve
 from vetclinic.audit.services import audit_record, changes_apply
 
 OWNER_FIELDS = {f.name for f in Owner._meta.fields} - {"id", "created", "updated"}
-PATIENT_FIELDS = {f.name for f in Patient._meta.fields} - {"id", "merged_into", "created", "updated"}
+PATIENT_FIELDS = {f.name for f in Patient._meta.fields} - {"id", "merged_into", "dicom_name_key", "created", "updated"}
 VISIT_FIELDS = {"starts_at", "reason", "vet", "status"}
 
 

@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -61,6 +62,20 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 CLINIC_NAME = env("CLINIC_NAME", "VetPACS demo clinic")
 # Prefix of generated clinic patient IDs (the DICOM Patient ID, LO: at most 64 characters).
 PATIENT_ID_PREFIX = env("PATIENT_ID_PREFIX", "P")
+# Prefix of accession numbers (SH: prefix + 8 digits must fit in 16 characters), so that two
+# clinics' numbers never collide in a shared PMS or archive.
+ACCESSION_PREFIX = env("ACCESSION_PREFIX", "VP")
+if len(ACCESSION_PREFIX) > 8 or not ACCESSION_PREFIX.isalnum():
+    raise ImproperlyConfigured("ACCESSION_PREFIX: at most 8 letters or digits")
+# The clinic's DICOM UID root (PS3.5 9), if it has one; Study Instance UIDs of orders are
+# made under it. Empty: UUID-derived UIDs under 2.25 (PS3.5 B.2).
+DICOM_UID_ROOT = env("DICOM_UID_ROOT", "").rstrip(".")
+if DICOM_UID_ROOT and (len(DICOM_UID_ROOT) > 30 or not all(p.isdigit() and (p == "0" or p[0] != "0") for p in DICOM_UID_ROOT.split("."))):
+    raise ImproperlyConfigured("DICOM_UID_ROOT: dotted numbers without leading zeros, at most 30 characters")
+# The day the scheduling page offers slots in (clinic local time, TIME_ZONE).
+CLINIC_OPENS = env("CLINIC_OPENS", "08:00")
+CLINIC_CLOSES = env("CLINIC_CLOSES", "19:00")
+SLOT_MINUTES = envint("SLOT_MINUTES", 15)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

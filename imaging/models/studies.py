@@ -38,6 +38,10 @@ class Study(models.Model):
     patient = models.ForeignKey(
         Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="studies"
     )
+    # The order the images answer (by accession number or Study Instance UID, or by staff).
+    order = models.ForeignKey(
+        "imaging.ImagingOrder", null=True, blank=True, on_delete=models.SET_NULL, related_name="studies"
+    )
     link = models.CharField(max_length=16, choices=Link.choices, default=Link.UNMATCHED)
     # Why a study is in the reconciliation queue although it named a patient (name or species
     # disagreed), or anything else staff should look at.
