@@ -4,7 +4,7 @@ import socket
 from django.conf import settings
 from django.db.models import Count, Prefetch
 
-from imaging.models import Modality, Series, Study
+from imaging.models import ImagingOrder, Modality, Series, Study
 
 
 def association_allowed(*, calling_ae, host):
@@ -40,4 +40,20 @@ def reconciliation_queue():
         .annotate(image_count=Count("series__instances"))
         .prefetch_related("series")
         .order_by("-received_at")
+    )
+
+
+def worklist_items(*, identifier):
+    """Orders matching a Modality Worklist identifier (imaging/dicom/matching.py), the
+    database doing the matching; only orders still to be done unless a step status is asked."""
+    from imaging.dicom.matching import worklist_filter
+
+    condition, status_asked = worklist_filter(identifier)
+    orders = ImagingOrder.objects.filter(condition)
+    if not status_asked:
+        orders = orders.filter(status__in=ImagingOrder.WORKLIST_STATUSES)
+    return (
+        orders.select_related("patient__species", "patient__breed", "procedure", "station")
+        .prefetch_related("patient__ownerships__owner", "patient__weights")
+        .order_by("scheduled_start", "id")
     )

@@ -6,6 +6,8 @@ import sys
 import time
 import types
 import uuid
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 import pytest
@@ -177,10 +179,13 @@ def reference_data(transactional_db):
     put back the vocabulary and the staff groups they load."""
     from django.apps import apps
 
+    from imaging.catalog import procedures_load
+    from imaging.models import Procedure
     from patients.vocabulary import vocabulary_load
     from vetclinic.roles import roles_sync
 
     vocabulary_load(Species, Breed)
+    procedures_load(Procedure, Species)
     roles_sync(apps)
 
 
@@ -217,6 +222,33 @@ def make_patient(db, actor, dog):
     def make(name="Biscuit", owner=None, **fields):
         fields.setdefault("species", dog)
         return patient_upsert(actor=actor, fields={"name": name, **fields}, owner=owner)
+
+    return make
+
+
+@pytest.fixture
+def stations(db):
+    """A DR room, an ultrasound and a CT, registered as modalities (the worklist's stations)."""
+    from imaging.models import Modality
+
+    return {
+        "DX": Modality.objects.create(ae_title="DRROOM", host="127.0.0.1", modality_type="DX", station_name="DR1", location="X-ray room"),
+        "US": Modality.objects.create(ae_title="USROOM", host="127.0.0.1", modality_type="US", station_name="US1", location="Scan room"),
+        "CT": Modality.objects.create(ae_title="CTROOM", host="127.0.0.1", modality_type="CT", station_name="CT1", location="CT suite"),
+    }
+
+
+@pytest.fixture
+def make_order(db, actor, stations):
+    """Schedule a procedure (by catalog code) for an animal; ``at`` is an aware datetime."""
+    from imaging.models import Procedure
+    from imaging.orders import order_create
+
+    def make(patient, code="DX-THX2", at=None, **details):
+        procedure = Procedure.objects.get(code=code)
+        station = details.pop("station", stations.get(procedure.modality_type))
+        at = at or datetime(2026, 11, 23, 10, 0, tzinfo=dt_timezone.utc)
+        return order_create(actor=actor, patient=patient, procedure=procedure, station=station, scheduled_start=at, **details)
 
     return make
 

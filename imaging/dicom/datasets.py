@@ -5,10 +5,16 @@ Attributes: PS3.3 C.7.1.1 Patient module and C.7.2.2 Patient Study module (anima
 """
 from datetime import datetime, time
 
+from django.conf import settings
+from django.utils.timezone import localtime
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from imaging.dicom.matching import SPS_STATUS
 from patients.models import Patient
+
+# Value representations whose text is subject to Specific Character Set (PS3.5 6.1.2.3).
+TEXT_VRS = {"PN", "LO", "SH", "ST", "LT", "UT", "UC"}
 
 
 def _text(ds, keyword, limit=64):
@@ -96,8 +102,7 @@ def name_components(patient_name):
 
 def patient_name(patient):
     """``OwnerFamily^AnimalName`` (PS3.3 C.7.1.1.1.1 for animal patients)."""
-    owner = patient.primary_owner
-    return f"{owner.dicom_family_name if owner else ''}^{patient.name}"
+    return patient.dicom_name
 
 
 def _code_item(value, scheme, meaning):
@@ -167,3 +172,84 @@ def species_agrees(species_in_images, patient):
 def animal_name_agrees(dicom_patient_name, patient):
     _, given = name_components(dicom_patient_name)
     return given.strip().lower() == patient.name.strip().lower()
+
+
+def _da(moment):
+    return moment.strftime("%Y%m%d")
+
+
+def _tm(moment):
+    return moment.strftime("%H%M%S")
+
+
+def worklist_item(order) -> Dataset:
+    """The whole Modality Worklist item for an order (PS3.4 K.6-1): every Type 1 and 2 return
+    key, and the animal's veterinary attributes. ``worklist_response`` picks what a query asked."""
+    patient, procedure, station = order.patient, order.procedure, order.station
+    start, end = localtime(order.scheduled_start), localtime(order.scheduled_end)
+    ds = patient_attributes(patient)
+    ds.IssuerOfPatientID = settings.CLINIC_NAME[:64]
+    if order.weight_kg is not None:  # the weight on the day, where the desk recorded one
+        ds.PatientWeight = format(order.weight_kg.normalize(), "f")[:16]
+    elif "PatientWeight" not in ds:
+        ds.PatientWeight = None
+    for keyword in ("MedicalAlerts", "Allergies", "PregnancyStatus", "SpecialNeeds", "PatientState",
+                    "ConfidentialityConstraintOnPatientDataDescription", "CurrentPatientLocation",
+                    "PatientTransportArrangements"):  # fmt: skip
+        ds.setdefault(keyword, None)
+    ds.AdmissionID = str(order.visit_id or "")
+    ds.AccessionNumber = order.accession_number
+    ds.ReferringPhysicianName = order.referring_vet
+    ds.RequestingPhysician = order.referring_vet
+    ds.StudyInstanceUID = UID(order.study_instance_uid)
+    ds.ReferencedStudySequence = []
+    ds.RequestedProcedureID = order.requested_procedure_id
+    ds.RequestedProcedureDescription = procedure.name[:64]
+    ds.RequestedProcedureCodeSequence = [_code_item(procedure.code, procedure.protocol_scheme, procedure.name)]
+    ds.RequestedProcedurePriority = order.priority
+    ds.ReasonForTheRequestedProcedure = order.reason[:64]
+    ds.NamesOfIntendedRecipientsOfResults = order.referring_vet
+
+    step = Dataset()
+    step.ScheduledStationAETitle = station.ae_title if station else ""
+    step.ScheduledStationName = station.station_name if station else ""
+    step.ScheduledProcedureStepLocation = station.location[:16] if station else ""
+    step.ScheduledProcedureStepStartDate = _da(start)
+    step.ScheduledProcedureStepStartTime = _tm(start)
+    step.ScheduledProcedureStepEndDate = _da(end)
+    step.ScheduledProcedureStepEndTime = _tm(end)
+    step.Modality = order.modality_type
+    step.ScheduledPerformingPhysicianName = order.performing_vet
+    step.ScheduledProcedureStepDescription = procedure.name[:64]
+    step.ScheduledProtocolCodeSequence = [_code_item(procedure.protocol_code, procedure.protocol_scheme, procedure.name)]
+    step.ScheduledProcedureStepID = order.scheduled_step_id
+    step.ScheduledProcedureStepStatus = SPS_STATUS[order.status]
+    step.CommentsOnTheScheduledProcedureStep = order.reason[:10240]
+    step.PreMedication = None
+    step.RequestedContrastAgent = None
+    ds.ScheduledProcedureStepSequence = [step]
+    if procedure.body_part:
+        ds.BodyPartExamined = procedure.body_part  # not in K.6-1; some modalities ask for it
+    return ds
+
+
+def worklist_response(identifier, item):
+    """The C-FIND response identifier: exactly the keys the query named (C.4.1.1.3.2), with
+    our values, or empty where we have none. A key given as an empty sequence gets the whole
+    sequence; a sequence key with an item gets the keys of that item (C.2.2.2.6)."""
+    response = Dataset()
+    for element in identifier:
+        if element.tag.group in (0x0000, 0x0002) or element.keyword in ("SpecificCharacterSet", "QueryRetrieveLevel"):
+            continue
+        ours = item.get(element.tag)
+        if ours is None:
+            response.add_new(element.tag, element.VR, [] if element.VR == "SQ" else None)
+        elif element.VR == "SQ" and element.value and len(element.value) and ours.VR == "SQ":
+            response.add_new(
+                element.tag, "SQ", [worklist_response(element.value[0], sub) for sub in ours.value]
+            )
+        else:
+            response[element.tag] = ours
+    if any(e.VR in TEXT_VRS and not str(e.value or "").isascii() for e in response.iterall()):
+        response.SpecificCharacterSet = "ISO_IR 192"  # UTF-8 (PS3.3 C.12.1.1.2)
+    return response

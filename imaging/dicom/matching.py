@@ -1,0 +1,283 @@
+"""Modality Worklist matching (PS3.4 K.2.2.1 and C.2.2.2), done by the database.
+
+``worklist_filter`` turns a C-FIND identifier into a Django ``Q`` over ImagingOrder, so that the
+database answers from its indexes; nothing loads every order into Python. Each matching kind
+cites its section. An identifier we cannot make sense of raises ``MatchingError`` (the handler
+answers 0xA900 with the message as Error Comment).
+
+Supported matching keys (K.6-1 "R" keys and the useful "O" ones):
+  top level: PatientName, PatientID, AccessionNumber, RequestedProcedureID, StudyInstanceUID,
+  ReferringPhysicianName;
+  in ScheduledProcedureStepSequence: ScheduledStationAETitle, ScheduledStationName, Modality,
+  ScheduledProcedureStepStartDate + ScheduledProcedureStepStartTime,
+  ScheduledPerformingPhysicianName, ScheduledProcedureStepID, ScheduledProcedureStepStatus.
+Other keys are return keys only: they are answered, not matched.
+"""
+import re
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Q
+from django.utils.timezone import get_current_timezone, make_aware
+
+from imaging.models import ImagingOrder
+
+Status = ImagingOrder.Status
+
+# Scheduled Procedure Step Status (0040,0020) <-> our order status.
+SPS_STATUS = {
+    Status.SCHEDULED: "SCHEDULED",
+    Status.ARRIVED: "ARRIVED",
+    Status.IN_PROGRESS: "STARTED",
+    Status.COMPLETED: "COMPLETED",
+    Status.REPORTED: "COMPLETED",
+    Status.DISCONTINUED: "DISCONTINUED",
+    Status.CANCELLED: "CANCELED",
+}
+
+
+class MatchingError(ValueError):
+    """The identifier is malformed; the message names the attribute (an Error Comment)."""
+
+
+def _value(ds, keyword):
+    """The key's value as text, or None for universal matching (absent or zero length,
+    C.2.2.2.3). A lone '*' is universal too."""
+    if keyword not in ds:
+        return None
+    value = ds[keyword].value
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple)) or value.__class__.__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    text = str(value).strip()
+    return None if text in ("", "*") else text
+
+
+def _has_wildcard(text):
+    return "*" in text or "?" in text
+
+
+def _regex(pattern):
+    """DICOM wildcards (C.2.2.2.4): '*' any run of characters, '?' exactly one."""
+    return "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$"
+
+
+def _text_match(field, pattern, *, upper=False, case_insensitive=False):
+    """Single value (C.2.2.2.1) or wildcard (C.2.2.2.4) matching of a string attribute.
+
+    The common shapes go to lookups the database serves from an index: exact, and a literal
+    prefix followed by '*' (LIKE 'ABC%'). Anything else becomes a regular expression, with
+    its literal prefix as an indexed condition in front of it.
+    """
+    if upper:
+        pattern = pattern.upper()
+    i = "i" if case_insensitive else ""
+    if not _has_wildcard(pattern):
+        return Q(**{f"{field}__{i}exact": pattern})
+    literal = re.match(r"[^*?]*", pattern).group(0)
+    if pattern == literal + "*":
+        return Q(**{f"{field}__{i}startswith": literal})
+    inner = pattern[1:-1]
+    if pattern.startswith("*") and pattern.endswith("*") and inner and not _has_wildcard(inner):
+        return Q(**{f"{field}__{i}contains": inner})
+    condition = Q(**{f"{field}__{i}regex": _regex(pattern)})
+    if literal:
+        condition &= Q(**{f"{field}__{i}startswith": literal})
+    return condition
+
+
+def _person_name(pattern):
+    """Person names match case-insensitively (C.2.2.2.1, the usual choice for PN); trailing
+    empty components are not significant ('SMITH^REX^^' is 'SMITH^REX')."""
+    return pattern.split("=")[0].rstrip("^")
+
+
+def _uid_list(field, text, keyword):
+    """List of UID matching (C.2.2.2.2): any of the backslash-separated UIDs."""
+    uids = [uid.strip() for uid in text.split("\\") if uid.strip()]
+    for uid in uids:
+        if len(uid) > 64 or not re.fullmatch(r"[0-9.]+", uid):
+            raise MatchingError(f"{keyword}: '{uid[:30]}' is not a UID")
+    return Q(**{f"{field}__in": uids})
+
+
+def _date(text, keyword):
+    """DA (PS3.5 6.2): YYYYMMDD; the ACR-NEMA YYYY.MM.DD is still sent by some old devices."""
+    digits = text.replace(".", "")
+    try:
+        if len(digits) != 8:
+            raise ValueError
+        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        raise MatchingError(f"{keyword}: '{text[:20]}' is not a date") from None
+
+
+def _time(text, keyword, *, end):
+    """TM (PS3.5 6.2): HH[MM[SS[.F{1,6}]]]. A value of lower precision stands for its whole
+    span; as the end of a range it is the span's last moment ('10' ends at 10:59:59.999999)."""
+    clean = text.replace(":", "")
+    match = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?", clean)
+    if not match:
+        raise MatchingError(f"{keyword}: '{text[:20]}' is not a time")
+    hh, mm, ss, fraction = match.groups()
+    try:
+        start = time(int(hh), int(mm or 0), int(ss or 0), int((fraction or "0").ljust(6, "0")))
+    except ValueError:
+        raise MatchingError(f"{keyword}: '{text[:20]}' is not a time") from None
+    if not end:
+        return start
+    if fraction:
+        return start
+    if ss:
+        return start.replace(microsecond=999999)
+    if mm:
+        return start.replace(second=59, microsecond=999999)
+    return start.replace(minute=59, second=59, microsecond=999999)
+
+
+def _range(text, parse, keyword):
+    """Range matching (C.2.2.2.5): 'A-B', 'A-' (from A), '-B' (until B), or a single value."""
+    if text.count("-") > 1:
+        raise MatchingError(f"{keyword}: '{text[:20]}' is not a range")
+    if "-" not in text:
+        return parse(text, keyword, end=False), parse(text, keyword, end=True)
+    low, high = text.split("-")
+    if not low and not high:
+        raise MatchingError(f"{keyword}: '-' is not a range")
+    return (parse(low, keyword, end=False) if low else None, parse(high, keyword, end=True) if high else None)
+
+
+def _date_bound(text, keyword, *, end):
+    return _date(text, keyword)
+
+
+def _start_match(date_text, time_text):
+    """Scheduled Procedure Step Start Date and Time, as one combined date-time range
+    (C.2.2.2.5.1: the date range with the time range's bounds at its ends), over the single
+    ``scheduled_start`` column. Dates and times are the clinic's local ones (TIME_ZONE)."""
+    tz = get_current_timezone()
+    d_low, d_high = _range(date_text, _date_bound, "ScheduledProcedureStepStartDate") if date_text else (None, None)
+    if time_text is None:
+        low = make_aware(datetime.combine(d_low, time.min), tz) if d_low else None
+        high = make_aware(datetime.combine(d_high + timedelta(days=1), time.min), tz) if d_high else None
+        condition = Q()
+        if low:
+            condition &= Q(scheduled_start__gte=low)
+        if high:
+            condition &= Q(scheduled_start__lt=high)
+        return condition
+    t_low, t_high = _range(time_text, _time, "ScheduledProcedureStepStartTime")
+    if date_text is None:
+        # Time of day on any date: no index helps, but no modality sends only a time.
+        condition = Q()
+        if t_low:
+            condition &= Q(scheduled_start__time__gte=t_low)
+        if t_high:
+            condition &= Q(scheduled_start__time__lte=t_high)
+        return condition
+    condition = Q()
+    if d_low:
+        condition &= Q(scheduled_start__gte=make_aware(datetime.combine(d_low, t_low or time.min), tz))
+    if d_high:
+        condition &= Q(scheduled_start__lte=make_aware(datetime.combine(d_high, t_high or time.max), tz))
+    return condition
+
+
+def _sps_status(text):
+    wanted = {s.strip().upper() for s in text.split("\\")}
+    statuses = [ours for ours, theirs in SPS_STATUS.items() if theirs in wanted]
+    if not statuses:
+        raise MatchingError(f"ScheduledProcedureStepStatus: '{text[:20]}' is not a step status")
+    return Q(status__in=statuses)
+
+
+def _sps_item(ds):
+    """The one item of Scheduled Procedure Step Sequence, or None (C.2.2.2.6: sequence
+    matching on the keys of its single item; a zero-length sequence is universal)."""
+    if "ScheduledProcedureStepSequence" not in ds:
+        return None
+    sequence = ds.ScheduledProcedureStepSequence
+    if sequence is None or len(sequence) == 0:
+        return None
+    if len(sequence) > 1:
+        raise MatchingError("ScheduledProcedureStepSequence: one item only (C.2.2.2.6)")
+    return sequence[0]
+
+
+def worklist_filter(identifier):
+    """(condition, status_asked) for a Modality Worklist C-FIND identifier.
+
+    ``status_asked`` is True when the query names step statuses; otherwise the caller offers
+    only orders still to be done (ImagingOrder.WORKLIST_STATUSES).
+    """
+    condition = Q()
+    status_asked = False
+
+    value = _value(identifier, "PatientName")
+    if value is not None:
+        condition &= _text_match("patient__dicom_name_key", _person_name(value), upper=True)
+    value = _value(identifier, "PatientID")
+    if value is not None:
+        condition &= _text_match("patient__patient_id", value)
+    value = _value(identifier, "AccessionNumber")
+    if value is not None:
+        condition &= _text_match("accession_number", value)
+    value = _value(identifier, "RequestedProcedureID")
+    if value is not None:
+        condition &= _text_match("requested_procedure_id", value)
+    value = _value(identifier, "StudyInstanceUID")
+    if value is not None:
+        condition &= _uid_list("study_instance_uid", value, "StudyInstanceUID")
+    value = _value(identifier, "ReferringPhysicianName")
+    if value is not None:
+        condition &= _text_match("referring_vet", _person_name(value), case_insensitive=True)
+
+    item = _sps_item(identifier)
+    if item is not None:
+        value = _value(item, "ScheduledStationAETitle")
+        if value is not None:
+            # AE is multi-valued: any of the titles (C.2.2.2.2 applies the list to UIDs; we
+            # extend it to the AE titles a shared worklist query may carry).
+            titles = [t.strip() for t in value.split("\\") if t.strip()]
+            if len(titles) > 1:
+                condition &= Q(station__ae_title__in=titles)
+            else:
+                condition &= _text_match("station__ae_title", titles[0])
+        value = _value(item, "ScheduledStationName")
+        if value is not None:
+            condition &= _text_match("station__station_name", value, case_insensitive=True)
+        value = _value(item, "Modality")
+        if value is not None:
+            condition &= _text_match("modality_type", value.upper())
+        condition &= _start_match(
+            _value(item, "ScheduledProcedureStepStartDate"), _value(item, "ScheduledProcedureStepStartTime")
+        )
+        value = _value(item, "ScheduledPerformingPhysicianName")
+        if value is not None:
+            condition &= _text_match("performing_vet", _person_name(value), case_insensitive=True)
+        value = _value(item, "ScheduledProcedureStepID")
+        if value is not None:
+            condition &= _text_match("scheduled_step_id", value)
+        value = _value(item, "ScheduledProcedureStepStatus")
+        if value is not None:
+            condition &= _sps_status(value)
+            status_asked = True
+    return condition, status_asked
+
+
+# The keys worklist_filter matches; a query that sets any other key gets its answers with
+# Pending 0xFF01, "optional keys not supported" (PS3.4 K.4.1.2.2).
+MATCHED_KEYS = {"PatientName", "PatientID", "AccessionNumber", "RequestedProcedureID", "StudyInstanceUID",
+                "ReferringPhysicianName", "ScheduledProcedureStepSequence", "SpecificCharacterSet"}  # fmt: skip
+MATCHED_STEP_KEYS = {"ScheduledStationAETitle", "ScheduledStationName", "Modality", "ScheduledProcedureStepStartDate",
+                     "ScheduledProcedureStepStartTime", "ScheduledPerformingPhysicianName",
+                     "ScheduledProcedureStepID", "ScheduledProcedureStepStatus"}  # fmt: skip
+
+
+def unmatched_keys(identifier):
+    """Keys with a value that we answer but do not match on."""
+    keys = [e.keyword for e in identifier if e.keyword not in MATCHED_KEYS and e.VR != "SQ" and _value(identifier, e.keyword)]
+    item = _sps_item(identifier)
+    if item is not None:
+        keys += [e.keyword for e in item if e.keyword not in MATCHED_STEP_KEYS and e.VR != "SQ" and _value(item, e.keyword)]
+    return keys
