@@ -10,7 +10,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pynetdicom import AE, AllStoragePresentationContexts
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind, Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from imaging.dicom.handlers import HANDLERS
@@ -34,6 +34,9 @@ def ae_build(*, ae_title, max_pdu):
     ae.add_supported_context(Verification, TRANSFER_SYNTAXES)
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+    # Worklist queries and procedure steps are small: no compression to offer.
+    ae.add_supported_context(ModalityWorklistInformationFind, UNCOMPRESSED)
+    ae.add_supported_context(ModalityPerformedProcedureStep, UNCOMPRESSED)
     return ae
 
 

@@ -3,14 +3,28 @@ import logging
 import time
 from io import BytesIO
 
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 from pydicom.dataset import Dataset
 from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import generate_uid
 from pynetdicom import evt
 
-from imaging.dicom.status import SUCCESS
-from imaging.selectors import association_allowed
+from imaging import mpps
+from imaging.dicom.datasets import worklist_item, worklist_response
+from imaging.dicom.matching import MatchingError, unmatched_keys
+from imaging.dicom.status import (
+    CANCELLED,
+    IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+    OUT_OF_RESOURCES,
+    PENDING,
+    PENDING_OPTIONAL_KEYS_UNSUPPORTED,
+    SUCCESS,
+    UNABLE_TO_PROCESS,
+)
+from imaging.selectors import association_allowed, worklist_items
 from imaging.services import IngestBatch, StoreRefused, instance_receive
+from vetclinic.audit.models import Channel
+from vetclinic.audit.services import Actor
 
 log = logging.getLogger("imaging.dicom")
 
@@ -75,6 +89,66 @@ def on_store(event):
     return SUCCESS
 
 
+def on_find(event):
+    """Modality Worklist C-FIND (PS3.4 K.4.1.3): the database matches, one Pending response
+    per order, C-CANCEL honoured between responses."""
+    calling_ae = event.assoc.requestor.ae_title.strip()
+    try:
+        identifier = event.identifier
+        orders = list(worklist_items(identifier=identifier))
+        pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if unmatched_keys(identifier) else PENDING
+    except MatchingError as error:
+        log.warning("worklist query from %s refused: %s", calling_ae, error)
+        yield _status(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(error)), None
+        return
+    except DatabaseError:
+        log.exception("worklist query from %s failed", calling_ae)
+        yield _status(OUT_OF_RESOURCES, "The worklist database is unavailable"), None
+        return
+    except Exception as error:  # an identifier pydicom cannot decode
+        log.warning("worklist query from %s: cannot read the identifier: %s", calling_ae, error)
+        yield _status(UNABLE_TO_PROCESS, "Cannot read the query identifier"), None
+        return
+    log.info("worklist query from %s: %d match(es)", calling_ae, len(orders))
+    for order in orders:
+        if event.is_cancelled:
+            yield CANCELLED, None
+            return
+        yield pending, worklist_response(identifier, worklist_item(order))
+
+
+def _actor(event):
+    return Actor(channel=Channel.DICOM, name=event.assoc.requestor.ae_title.strip())
+
+
+def on_n_create(event):
+    """MPPS N-CREATE: a procedure step starts (PS3.4 F.7.2.1)."""
+    uid = event.request.AffectedSOPInstanceUID
+    reply = Dataset()
+    if uid is None:  # the SCU may leave the UID to us (PS3.7 10.1.5.1.4)
+        uid = reply.AffectedSOPInstanceUID = generate_uid()
+    try:
+        mpps.mpps_create(
+            actor=_actor(event), sop_instance_uid=str(uid), attributes=event.attribute_list,
+            station_ae=event.assoc.requestor.ae_title.strip(),
+        )  # fmt: skip
+    except mpps.StepRefused as refused:
+        log.warning("MPPS N-CREATE %s refused: %s", uid, refused.comment)
+        return _status(refused.status, refused.comment), None
+    return SUCCESS, reply or None
+
+
+def on_n_set(event):
+    """MPPS N-SET: a procedure step changes or ends (PS3.4 F.7.2.2)."""
+    uid = str(event.request.RequestedSOPInstanceUID)
+    try:
+        mpps.mpps_update(actor=_actor(event), sop_instance_uid=uid, modifications=event.modification_list)
+    except mpps.StepRefused as refused:
+        log.warning("MPPS N-SET %s refused: %s", uid, refused.comment)
+        return _status(refused.status, refused.comment), None
+    return SUCCESS, None
+
+
 def _file_meta_bytes(event, calling_ae):
     """Preamble, 'DICM' and our File Meta Information (PS3.10 7.1) for the received data set."""
     out = BytesIO()
@@ -99,4 +173,7 @@ HANDLERS = [
     (evt.EVT_ABORTED, on_ended),
     (evt.EVT_CONN_CLOSE, on_closed),
     (evt.EVT_C_STORE, on_store),
+    (evt.EVT_C_FIND, on_find),
+    (evt.EVT_N_CREATE, on_n_create),
+    (evt.EVT_N_SET, on_n_set),
 ]

@@ -5,3 +5,18 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700  # Refused: out of resources (we could not keep the object)
 DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900  # Error: data set does not match SOP class
 CANNOT_UNDERSTAND = 0xC000  # Error: cannot understand (malformed, truncated)
+
+# Modality Worklist C-FIND (PS3.4 Table K.4-1)
+PENDING = 0xFF00  # a match follows; all optional keys supported
+PENDING_OPTIONAL_KEYS_UNSUPPORTED = 0xFF01  # a match follows; some optional keys were not matched
+CANCELLED = 0xFE00  # matching ended by C-CANCEL
+IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900  # Failed: identifier does not match SOP class
+UNABLE_TO_PROCESS = 0xC000  # Failed: unable to process (0xC000-0xCFFF)
+
+# MPPS N-CREATE / N-SET (PS3.4 F.7.2.1.4 and F.7.2.2.4, PS3.7 C.4)
+INVALID_ATTRIBUTE_VALUE = 0x0106
+PROCESSING_FAILURE = 0x0110  # e.g. the step is final and may no longer be updated (Error ID A710)
+DUPLICATE_SOP_INSTANCE = 0x0111
+NO_SUCH_OBJECT_INSTANCE = 0x0112
+MISSING_ATTRIBUTE = 0x0120
+MISSING_ATTRIBUTE_VALUE = 0x0121
