@@ -38,7 +38,7 @@ def _species_check(study, patient, species_override):
     )
 
 
-def _rewrite_queue(study_id):
+def study_headers_rewrite_queue(study_id):
     """After the commit: rewrite the stored headers in the background."""
 
     def queue():
@@ -72,7 +72,7 @@ def study_link_manual(*, actor, study, patient, species_override=False):
     if species_override and not species_agrees(study.dicom_species, patient):
         changes["species"] = [study.dicom_species, f"{patient.species} (confirmed by staff)"]
     audit_record(actor=actor, instance=study, action="move" if old_patient else "link", changes=changes)
-    _rewrite_queue(study.pk)
+    study_headers_rewrite_queue(study.pk)
     return study
 
 
@@ -114,7 +114,7 @@ def series_split(*, actor, series, patient, species_override=False):
         actor=actor, instance=new, action="split_from",
         changes={"study": [old.study_instance_uid, new.study_instance_uid], "patient": [None, str(patient)]},
     )  # fmt: skip
-    _rewrite_queue(new.pk)
+    study_headers_rewrite_queue(new.pk)
     return new
 
 

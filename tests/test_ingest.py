@@ -143,6 +143,50 @@ def test_a_study_links_by_patient_id_only_when_name_and_species_agree(
     assert flag in study.flag
 
 
+# Linking by order (imaging/linking.py): the accession number, then the Study Instance UID
+# the worklist gave; the order then knows its images have arrived.
+def test_a_study_links_to_its_order_by_accession_number_first(
+    received, make_owner, make_patient, make_order, queued, django_capture_on_commit_callbacks
+):
+    biscuit = make_patient("Biscuit", owner=make_owner())
+    order = make_order(biscuit, "DX-THX2")
+    other = make_order(make_patient("Rex"), "DX-THX2")
+    with django_capture_on_commit_callbacks(execute=True):
+        study = received(
+            AccessionNumber=order.accession_number, StudyInstanceUID=other.study_instance_uid,
+            PatientID=biscuit.patient_id, PatientName="HARTLEY^BISCUIT", SOPInstanceUID=generate_uid(),
+        ).series.study  # fmt: skip
+    study.refresh_from_db()
+    order.refresh_from_db()
+    assert (study.patient, study.order, study.link) == (biscuit, order, Study.Link.ORDER)
+    assert order.status == "in_progress" and order.images_received_at is not None
+    assert [c.note for c in order.status_changes.all()][-1] == "images received"
+    assert queued == []  # the images already say what the record says: nothing to rewrite
+
+
+def test_a_study_links_by_the_worklists_study_uid_and_headers_follow_the_record(
+    received, make_owner, make_patient, make_order, queued, django_capture_on_commit_callbacks
+):
+    biscuit = make_patient("Biscuit", owner=make_owner())
+    order = make_order(biscuit, "DX-THX2")
+    with django_capture_on_commit_callbacks(execute=True):
+        study = received(
+            AccessionNumber="", StudyInstanceUID=order.study_instance_uid, PatientID="TYPED-AT-MODALITY",
+            PatientName="biscuit", SOPInstanceUID=generate_uid(),
+        ).series.study  # fmt: skip
+    study.refresh_from_db()
+    assert (study.patient, study.order, study.link) == (biscuit, order, Study.Link.ORDER)
+    assert study.pk in queued
+
+
+def test_an_unknown_accession_number_falls_back_to_the_patient_id(received, make_owner, make_patient):
+    biscuit = make_patient("Biscuit", owner=make_owner(), patient_id="PX-9")
+    study = received(AccessionNumber="NOSUCH1", PatientID="PX-9", PatientName="Hartley^Biscuit",
+                     SOPInstanceUID=generate_uid()).series.study  # fmt: skip
+    study.refresh_from_db()
+    assert (study.patient, study.order, study.link) == (biscuit, None, Study.Link.PATIENT_ID)
+
+
 def test_a_study_for_a_merged_patient_id_links_to_the_survivor(received, actor, make_patient):
     from patients.services import patient_merge
 
