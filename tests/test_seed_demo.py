@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
+from imaging.models import ImagingOrder
 from patients.models import Owner, Patient, Species, Visit
 from patients.selectors import patient_search
 from vetclinic.audit.models import AuditEntry
@@ -22,13 +23,33 @@ def test_seed_demo_creates_a_clinic_to_click_through_and_prints_the_logins(capsy
     assert Species.objects.filter(patients__isnull=False).distinct().count() >= 5
     assert Visit.objects.count() == 5
     assert [p.name for p in patient_search(query="hartley")] == ["Biscuit", "Pepper"]
+    assert "findscu -W" in out
+
+
+def test_seed_demo_schedules_todays_worklist(capsys):
+    from pydicom.dataset import Dataset
+    from django.utils.timezone import localdate
+
+    from imaging.selectors import worklist_items
+
+    call_command("seed_demo")
+    query, step = Dataset(), Dataset()
+    step.Modality = "DX"
+    step.ScheduledStationAETitle = "DRROOM"
+    step.ScheduledProcedureStepStartDate = localdate().strftime("%Y%m%d")
+    query.ScheduledProcedureStepSequence = [step]
+    found = [(o.patient.name, o.procedure.code, o.status) for o in worklist_items(identifier=query)]
+    assert found == [("Biscuit", "DX-LIMB", "arrived"), ("Rocco", "DX-THX2", "scheduled"), ("Comet", "DX-FOOT", "scheduled")]
+    assert ImagingOrder.objects.count() == 8
 
 
 def test_seed_demo_twice_changes_nothing(capsys):
     call_command("seed_demo")
-    counts = (Owner.objects.count(), Patient.objects.count(), Visit.objects.count(), AuditEntry.objects.count())
+    counts = (Owner.objects.count(), Patient.objects.count(), Visit.objects.count(), ImagingOrder.objects.count(),
+              AuditEntry.objects.count())  # fmt: skip
     call_command("seed_demo")
-    assert (Owner.objects.count(), Patient.objects.count(), Visit.objects.count(), AuditEntry.objects.count()) == counts
+    assert (Owner.objects.count(), Patient.objects.count(), Visit.objects.count(), ImagingOrder.objects.count(),
+            AuditEntry.objects.count()) == counts  # fmt: skip
 
 
 def test_seed_demo_if_empty_leaves_a_clinic_with_users_alone(staff, capsys):

@@ -54,6 +54,18 @@ MODALITIES = [
     ("CTROOM", "CT", "CT1", "CT suite"),
 ]
 
+ORDERS = [
+    # demo number, animal, procedure, day offset, hh:mm, reason, arrived
+    ("1", "A1", "DX-LIMB", 0, "09:30", "Lameness left fore since Saturday", True),
+    ("2", "A2", "US-ABD", 0, "10:30", "Vomiting for three days", False),
+    ("3", "A6", "DX-THX2", 0, "11:00", "Cough, rule out pneumonia", False),
+    ("4", "A3", "DX-FOOT", 0, "14:15", "Pre-purchase examination", False),
+    ("5", "A4", "US-PREG", 1, "08:15", "Pregnancy scan, day 35", False),
+    ("6", "A6", "DX-HIPS", 1, "09:00", "Hip dysplasia screening", False),
+    ("7", "A5", "DX-WHOL", 2, "10:00", "Dental disease, check jaw", False),
+    ("8", "A2", "CT-THX", 3, "13:00", "Staging before surgery", False),
+]
+
 VISITS = [
     # animal, day offset, hour, reason, status
     ("A1", 0, 9, "Lameness left fore, radiographs", "arrived"),
@@ -122,9 +134,37 @@ class Command(BaseCommand):
                 defaults={"modality_type": modality_type, "station_name": station, "location": location},
             )
 
-        self.stdout.write(self.style.SUCCESS(f"Demo clinic ready: {len(owners)} owners, {len(patients)} animals."))
+        placed = self.orders(actor, patients, vet, today)
+
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo clinic ready: {len(owners)} owners, {len(patients)} animals, {placed} imaging orders."
+        ))  # fmt: skip
         self.stdout.write("Log in at http://127.0.0.1:8000/ as (demo passwords, change them for real use):")
         for username, password, _, _, group, _ in STAFF:
             self.stdout.write(f"  {username:<12} {password:<18} {group}")
         titles = ", ".join(m[0] for m in MODALITIES)
-        self.stdout.write(f"Demo modalities that may send images to VETPACS on port 11112: {titles}")
+        self.stdout.write(f"Demo modalities that may query the worklist and send images to VETPACS on port 11112: {titles}")
+        self.stdout.write(
+            "Today's X-ray worklist: findscu -W -aet DRROOM -aec VETPACS 127.0.0.1 11112 "
+            '-k "ScheduledProcedureStepSequence[0].Modality=DX" -k PatientName -k AccessionNumber'
+        )
+
+    def orders(self, actor, patients, vet, today):
+        """Orders for today and the coming days, once (keyed on a demo placer order number)."""
+        from imaging.models import ImagingOrder, Modality, Procedure
+        from imaging.orders import order_arrive, order_create
+
+        referring = f"{vet.last_name}^{vet.first_name}"
+        for number, key, code, offset, hhmm, reason, arrived in ORDERS:
+            if ImagingOrder.objects.filter(placer_order_number=f"demo-{number}").exists():
+                continue
+            procedure = Procedure.objects.get(code=code)
+            start = make_aware(datetime.combine(today + timedelta(days=offset), time.fromisoformat(hhmm)))
+            order = order_create(
+                actor=actor, patient=patients[key], procedure=procedure, scheduled_start=start,
+                station=Modality.objects.get(modality_type=procedure.modality_type, ae_title__in=[m[0] for m in MODALITIES]),
+                reason=reason, referring_vet=referring, placer_order_number=f"demo-{number}",
+            )  # fmt: skip
+            if arrived:
+                order_arrive(actor=actor, order=order)
+        return ImagingOrder.objects.filter(placer_order_number__startswith="demo-").count()
