@@ -1,8 +1,9 @@
-"""Admin pages: the registered modalities are configured here; the image index is read-only
-(studies change through the reconciliation pages, which audit and rewrite the headers)."""
+"""Admin pages: the registered modalities and the procedure catalog are configured here; the
+image index, orders and procedure steps are read-only (orders change through the scheduling
+pages and services, which audit every change; studies through the reconciliation pages)."""
 from django.contrib import admin
 
-from imaging.models import Instance, Modality, Series, Study
+from imaging.models import ImagingOrder, Instance, Modality, PerformedProcedureStep, Procedure, Series, Study
 from patients.admin import ReadOnlyAdmin
 
 
@@ -58,3 +59,28 @@ class InstanceAdmin(ReadOnlyAdmin):
     ]
     search_fields = ["sop_instance_uid", "storage_key"]
     list_select_related = ["series"]
+
+
+@admin.register(Procedure)
+class ProcedureAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "modality_type", "body_part", "duration_minutes", "active"]
+    list_filter = ["modality_type", "active"]
+    search_fields = ["code", "name"]
+    filter_horizontal = ["species"]
+
+
+@admin.register(ImagingOrder)
+class ImagingOrderAdmin(ReadOnlyAdmin):
+    list_display = ["accession_number", "scheduled_start", "patient", "procedure", "station", "status"]
+    list_filter = ["status", "modality_type", "station"]
+    search_fields = ["accession_number", "study_instance_uid", "placer_order_number", "patient__name", "patient__patient_id"]
+    list_select_related = ["patient", "procedure", "station"]
+    date_hierarchy = "scheduled_start"
+
+
+@admin.register(PerformedProcedureStep)
+class PerformedProcedureStepAdmin(ReadOnlyAdmin):
+    list_display = ["sop_instance_uid", "order", "status", "station_ae", "started_at", "ended_at"]
+    list_filter = ["status", "station_ae"]
+    search_fields = ["sop_instance_uid", "order__accession_number"]
+    list_select_related = ["order"]
