@@ -139,6 +139,24 @@ def test_a_malformed_query_gets_a_failure_with_a_comment(clinic, dicom_listener)
     assert "ScheduledProcedureStepStartDate" in status.ErrorComment
 
 
+def test_an_identifier_that_cannot_be_read_gets_unable_to_process(clinic, dicom_listener, monkeypatch):
+    import pynetdicom.association
+
+    # Specific Character Set, then a sequence of undefined length cut off inside its item.
+    cut = (b"\x08\x00\x05\x00\x0a\x00\x00\x00ISO_IR 100\x40\x00\x00\x01\xff\xff\xff\xff"
+           b"\xfe\xff\x00\xe0\xff\xff\xff\xff\x08\x00\x60\x00\x40\x00\x00\x00DX")  # fmt: skip
+    monkeypatch.setattr(pynetdicom.association, "encode", lambda *args, **kwargs: cut)
+    assoc = associate(dicom_listener, ModalityWorklistInformationFind)
+    query = Dataset()
+    query.PatientName = ""
+    responses = list(assoc.send_c_find(query, ModalityWorklistInformationFind))
+    assoc.release()
+    assert len(responses) == 1
+    status, identifier = responses[0]
+    assert 0xC000 <= status.Status <= 0xCFFF
+    assert status.ErrorComment == "Cannot read the query identifier"
+
+
 def test_c_cancel_stops_the_answers(reference_data, make_patient, stations, dicom_listener):
     patient = make_patient("Busy")
     procedure = Procedure.objects.get(code="DX-THX2")
