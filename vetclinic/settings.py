@@ -216,6 +216,23 @@ THUMBNAIL_DELAY = envint("THUMBNAIL_DELAY", 20)
 # How many days back the periodic sweep looks for stored objects the index lacks.
 STORAGE_SWEEP_DAYS = envint("STORAGE_SWEEP_DAYS", 2)
 
+# The HL7 v2 listener (integrations/hl7): `manage.py hl7_listener`.
+HL7_PORT = envint("HL7_PORT", 2575)
+HL7_BIND = env("HL7_BIND", "0.0.0.0")
+# Larger messages are answered AR and not kept whole (MLLP has no length limit of its own).
+HL7_MAX_MESSAGE_BYTES = envint("HL7_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)
+# Optional allow-lists: sending applications (MSH-3) and source addresses. Empty: anyone.
+HL7_ALLOWED_SENDERS = envlist("HL7_ALLOWED_SENDERS", [])
+HL7_ALLOWED_ADDRESSES = envlist("HL7_ALLOWED_ADDRESSES", [])
+# TLS for the listener: a PEM certificate chain and its key.
+HL7_TLS_CERT = env("HL7_TLS_CERT", "")
+HL7_TLS_KEY = env("HL7_TLS_KEY", "")
+# An unknown breed code (PID-36) keeps its text instead of refusing the message.
+HL7_UNKNOWN_CODES_AS_TEXT = envbool("HL7_UNKNOWN_CODES_AS_TEXT", False)
+# How we name ourselves in MSH-3/MSH-4 of ACKs and outbound messages.
+HL7_APPLICATION = env("HL7_APPLICATION", "VETPACS")
+HL7_FACILITY = env("HL7_FACILITY", "")
+
 # Celery. The default broker is kombu's filesystem transport under var/broker: no server to run.
 # CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (or amqp://...) for production.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")

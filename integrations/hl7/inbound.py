@@ -1,0 +1,309 @@
+"""Inbound HL7: one entry (``message_receive``), thin handlers over the services the UI uses.
+
+Every message is logged; the same control id from the same sender again returns the first
+ACK and changes nothing; ``AA`` is sent only after the change is committed; bad data rolls
+back whatever the message had changed and is answered ``AE`` (``AR`` for what we do not
+accept at all) with an ERR naming the segment, field and problem.
+"""
+import logging
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.timezone import now
+
+from integrations.hl7.messages import HL7Error, ack_build, header_read, message_segments, parse, text_decode
+from integrations.models import HL7Message
+from patients.models import Patient, Visit
+from patients.selectors import coded_breed, coded_species, patient_by_external_id
+from patients.services import owner_upsert, patient_merge, patient_upsert, visit_update
+from vetclinic.audit.models import Channel
+from vetclinic.audit.services import Actor
+
+log = logging.getLogger("integrations.hl7")
+Status = HL7Message.Status
+
+SEX = {"M": Patient.Sex.MALE, "F": Patient.Sex.FEMALE, "O": Patient.Sex.UNKNOWN, "U": Patient.Sex.UNKNOWN,
+       "A": Patient.Sex.UNKNOWN, "N": Patient.Sex.UNKNOWN, "": Patient.Sex.UNKNOWN}  # fmt: skip
+# Body weight observations (OBX-3): LOINC 29463-7 Body weight, 3141-9 Body weight Measured.
+WEIGHT_CODES = {"29463-7", "3141-9"}
+UNITS_TO_KG = {"kg": Decimal(1), "g": Decimal("0.001"), "lb": Decimal("0.45359237"), "[lb_av]": Decimal("0.45359237")}
+
+
+class Received:
+    """One parsed message on its way through a handler."""
+
+    def __init__(self, text, header, peer):
+        self.text, self.header, self.peer = text, header, peer
+        self.segments = message_segments(text, header)
+        self.actor = Actor(channel=Channel.HL7, name=f"{header.sending_application}@{header.sending_facility}".strip("@"))
+
+    def all(self, name):
+        return [s for s in self.segments if s.name == name]
+
+    def one(self, name, *, required=True):
+        found = self.all(name)
+        if not found and required:
+            raise HL7Error(f"{name} segment is missing", code=100, segment=name)
+        return found[0] if found else None
+
+    @property
+    def system(self):
+        """The namespace of the sender's own ids: its application name (MSH-3)."""
+        return f"hl7:{self.header.sending_application.split(self.header.component)[0] or 'unknown'}"
+
+
+def _allowed(header, peer):
+    senders = settings.HL7_ALLOWED_SENDERS
+    if senders and header.sending_application.split(header.component)[0] not in senders:
+        return False
+    addresses = settings.HL7_ALLOWED_ADDRESSES
+    return not addresses or peer.rsplit(":", 1)[0] in addresses
+
+
+def message_receive(data: bytes, peer: str, *, oversize=0) -> bytes:
+    """Handle one framed message; return the ACK to send back."""
+    text = text_decode(data)
+    try:
+        header = header_read(text)
+    except HL7Error as error:
+        log.warning("HL7 from %s without MSH: %r", peer, text[:60])
+        return ack_build(header_read("MSH|^~\\&|||||||ACK||P|2.5.1"), code="AR", error=error).encode()
+    existing = _already(header)
+    if existing is not None:
+        return existing
+    message = HL7Message(
+        direction=HL7Message.Direction.IN, status=Status.RECEIVED, peer=peer[:255],
+        sending_application=header.sending_application[:180], sending_facility=header.sending_facility[:180],
+        control_id=header.control_id[:199], message_type=header.message_type[:32], version=header.version[:16],
+        raw=text if not oversize else text + f"\n[... {oversize} bytes in all; the rest was not kept]",
+    )  # fmt: skip
+    try:
+        with transaction.atomic():
+            message.save()
+            error = _process(message, text, header, peer, oversize)
+    except IntegrityError:
+        # The same message on another connection at the same moment: answer as the first did.
+        return _already(header) or ack_build(header, code="AR", error=HL7Error("Duplicate message", code=205)).encode()
+    if error is not None:
+        # The handler's changes were rolled back with the savepoint; keep the log of the refusal.
+        code = "AR" if error.reject else "AE"
+        ack = ack_build(header, code=code, error=error)
+        HL7Message.objects.filter(pk=message.pk).update(
+            status=Status.REJECTED if error.reject else Status.ERROR, ack_code=code, ack=ack,
+            error=str(error.args[0])[:2000], updated=now(),
+        )  # fmt: skip
+        log.warning("HL7 %s %s from %s: %s %s", header.message_type, header.control_id, peer, code, error.args[0])
+        return ack.encode()
+    return HL7Message.objects.values_list("ack", flat=True).get(pk=message.pk).encode()
+
+
+def _already(header):
+    """The first ACK to a message seen before (same sender, same control id), or None."""
+    if not header.control_id:
+        return None
+    earlier = HL7Message.objects.filter(
+        direction=HL7Message.Direction.IN, sending_application=header.sending_application[:180],
+        sending_facility=header.sending_facility[:180], control_id=header.control_id[:199],
+    ).exclude(ack="").first()  # fmt: skip
+    if earlier is None:
+        return None
+    HL7Message.objects.filter(pk=earlier.pk).update(repeats=earlier.repeats + 1, updated=now())
+    return earlier.ack.encode()
+
+
+def _process(message, text, header, peer, oversize):
+    """Run the handler inside a savepoint; commit with AA, or return the HL7Error."""
+    try:
+        with transaction.atomic():
+            if not _allowed(header, peer):
+                raise HL7Error(f"Sender {header.sending_application} at {peer} is not allowed", code=207, reject=True)
+            if oversize:
+                raise HL7Error(f"The message is {oversize} bytes; the limit is {settings.HL7_MAX_MESSAGE_BYTES}", reject=True)
+            handler = HANDLERS.get(header.message_type)
+            if handler is None:
+                known = {t.split("^")[0] for t in HANDLERS}
+                kind = header.message_type.split(header.component)[0]
+                raise HL7Error(
+                    f"{header.message_type.replace(header.component, ' ') or 'A message without a type'} is not accepted",
+                    code=201 if kind in known else 200, segment="MSH", field=9, reject=True,
+                )  # fmt: skip
+            parse(text, header)
+            handler(Received(text, header, peer))
+            ack = ack_build(header, code="AA")
+            message.status, message.ack_code, message.ack, message.updated = Status.PROCESSED, "AA", ack, now()
+            message.save(update_fields=["status", "ack_code", "ack", "updated"])
+    except HL7Error as error:
+        return error
+    except ValidationError as error:
+        return _validation_error(error)
+    except Exception as error:  # a bug must not drop the connection: AE, logged with the trace
+        log.exception("HL7 %s %s from %s failed", header.message_type, header.control_id, peer)
+        return HL7Error(f"Internal error: {type(error).__name__}", code=207)
+    return None
+
+
+def _validation_error(error):
+    """A service's ValidationError, named by the HL7 field it came from where we know it."""
+    fields = {"name": ("PID", 5), "birth_date": ("PID", 7), "sex": ("PID", 8), "species": ("PID", 35),
+              "breed": ("PID", 36), "microchip": ("PID", 3), "kg": ("OBX", 5)}  # fmt: skip
+    if hasattr(error, "message_dict"):
+        name, messages = next(iter(error.message_dict.items()))
+        segment, field = fields.get(name, ("", 0))
+        return HL7Error(f"{name}: {' '.join(messages)}", code=102, segment=segment, field=field)
+    return HL7Error(" ".join(error.messages), code=207)
+
+
+# --- ADT: patients and owners ---------------------------------------------------------------
+
+
+def _coded(received, seg, n, lookup, kind):
+    """PID-35/36 (CE/CWE: code^text^system) through the crosswalk; an unknown code is an error
+    naming it, or, where the clinic allows (HL7_UNKNOWN_CODES_AS_TEXT), its text is kept."""
+    code, text, system = seg.component(n, 1), seg.component(n, 2), seg.component(n, 3)
+    if not code:
+        return None, text
+    found = lookup(system=system or received.system, code=code) or lookup(system=received.system, code=code)
+    if found is None:
+        if settings.HL7_UNKNOWN_CODES_AS_TEXT and text and kind == "breed":
+            return None, text
+        raise HL7Error(f"Unknown {kind} code {code} ({system or 'no coding system'})", code=103, segment="PID", field=n)
+    return found, ""
+
+
+def _patient_ids(received, pid):
+    """PID-3 identifiers: (assigning authority or our sender, id). The first is the PMS's own."""
+    ids = []
+    for rep in pid.repeats(3):
+        value = pid.component(3, 1, rep)
+        authority = pid.component(3, 4, rep).split("&")[0]
+        if value:
+            ids.append((f"hl7:{authority}" if authority else received.system, value))
+    if not ids:
+        raise HL7Error("PID-3 (patient identifier) is empty", code=101, segment="PID", field=3)
+    return ids
+
+
+def _animal_name(pid):
+    """PID-5: the animal's name is the given name when the sender writes OwnerFamily^Animal
+    (as DICOM does), else the family component."""
+    family, given = pid.component(5, 1), pid.component(5, 2)
+    name = given or family
+    if not name:
+        raise HL7Error("PID-5 (the animal's name) is empty", code=101, segment="PID", field=5)
+    return name
+
+
+def _owner(received, patient):
+    """The owner from NK1 with relationship OWN (table 0063), else GT1; keyed by PID-18 or
+    GT1-2 when sent, else the animal's current owner of that name."""
+    nk1 = next((s for s in received.all("NK1") if s.component(3, 1).upper() == "OWN"), None)
+    gt1 = received.one("GT1", required=False)
+    pid = received.one("PID")
+    if nk1 is not None:
+        name, address, phones = nk1.components(2), nk1.components(4), [nk1[5], nk1[6]]
+        account = pid.component(18, 1)
+    elif gt1 is not None:
+        name, address, phones = gt1.components(3), gt1.components(5), [gt1[6], gt1[7]]
+        account = gt1.component(2, 1) or pid.component(18, 1)
+    else:
+        return None
+    family, given = (name + ["", ""])[:2]
+    fields = {"family_name": family[:64], "given_name": given[:64]}
+    street, other, city, _state, postcode, country = (address + [""] * 6)[:6]
+    fields.update({k: v for k, v in {"address_line1": street[:128], "address_line2": other[:128], "city": city[:64],
+                                      "postcode": postcode[:16], "country": country[:64]}.items() if v})  # fmt: skip
+    phones = [p for p in phones if p]
+    if phones:
+        fields["phone"] = phones[0][:32]
+    if len(phones) > 1:
+        fields["mobile"] = phones[1][:32]
+    owner = None
+    if not account and patient is not None:
+        owner = next((o for o in patient.owners.all() if o.family_name.lower() == family.lower()), None)
+    return owner_upsert(
+        actor=received.actor, fields=fields, owner=owner,
+        external=(f"{received.system}:account", account) if account else None,
+    )  # fmt: skip
+
+
+def _weight(received):
+    for obx in received.all("OBX"):
+        code, text = obx.component(3, 1), obx.component(3, 2).lower()
+        if code in WEIGHT_CODES or "weight" in text:
+            unit = (obx.component(6, 1) or "kg").lower()
+            try:
+                return Decimal(obx[5]) * UNITS_TO_KG[unit]
+            except (InvalidOperation, KeyError):
+                raise HL7Error(f"OBX-5/6 weight '{obx[5]} {unit}' is not a weight", code=102, segment="OBX", field=5) from None
+    return None
+
+
+def adt_register(received):
+    """ADT A01/A04/A05/A08/A28/A31: create or update the animal (and its owner)."""
+    from integrations.hl7.messages import hl7_date
+
+    pid = received.one("PID")
+    ids = _patient_ids(received, pid)
+    patient = next((p for p in (patient_by_external_id(system=s, value=v) for s, v in ids) if p), None)
+    species, _ = _coded(received, pid, 35, coded_species, "species")
+    if species is None and patient is None:
+        raise HL7Error("PID-35 (species) is required for a new animal", code=101, segment="PID", field=35)
+    breed, breed_text = _coded(received, pid, 36, coded_breed, "breed")
+    fields = {
+        "name": _animal_name(pid)[:64],
+        "birth_date": hl7_date(pid[7], segment="PID", field=7),
+        "sex": SEX.get(pid[8].upper(), Patient.Sex.UNKNOWN),
+    }
+    if species is not None:
+        fields["species"] = species
+    if breed is not None:
+        fields["breed"], fields["breed_text"] = breed, ""
+    elif breed_text or pid.component(37, 2) or pid[37]:
+        fields["breed"], fields["breed_text"] = None, (breed_text or pid.component(37, 2) or pid[37])[:64]
+    owner = _owner(received, patient)
+    patient = patient_upsert(
+        actor=received.actor, fields=fields, patient=patient, external=ids[0], owner=owner,
+        weight_kg=_weight(received),
+    )  # fmt: skip
+    return patient
+
+
+def adt_merge(received):
+    """ADT A40: merge the animal named in MRG-1 into the one in PID-3 (patient_merge)."""
+    pid, mrg = received.one("PID"), received.one("MRG")
+    target = next((p for p in (patient_by_external_id(system=s, value=v) for s, v in _patient_ids(received, pid)) if p), None)
+    if target is None:
+        raise HL7Error("PID-3: no such patient to merge into", code=204, segment="PID", field=3)
+    source = None
+    for rep in mrg.repeats(1):
+        authority = mrg.component(1, 4, rep).split("&")[0]
+        system = f"hl7:{authority}" if authority else received.system
+        source = patient_by_external_id(system=system, value=mrg.component(1, 1, rep))
+        if source:
+            break
+    if source is None:
+        raise HL7Error("MRG-1: no such patient to merge", code=204, segment="MRG", field=1)
+    if source.pk == target.pk:
+        return target  # merged already (a repeat under another control id)
+    return patient_merge(actor=received.actor, source=source, target=target)
+
+
+def adt_visit_end(received):
+    """ADT A03 (discharge) finishes the visit in PV1-19; A11 (cancel admit) cancels it."""
+    pv1 = received.one("PV1")
+    number = pv1.component(19, 1)
+    visit = Visit.objects.filter(external_system=received.system, external_id=number).first() if number else None
+    if visit is None:
+        raise HL7Error(f"PV1-19: no visit numbered '{number}'", code=204, segment="PV1", field=19)
+    status = Visit.Status.FINISHED if received.header.message_type.endswith("A03") else Visit.Status.CANCELLED
+    return visit_update(actor=received.actor, visit=visit, fields={"status": status})
+
+
+HANDLERS = {
+    **{f"ADT^{event}": adt_register for event in ("A01", "A04", "A05", "A08", "A28", "A31")},
+    "ADT^A40": adt_merge,
+    "ADT^A03": adt_visit_end,
+    "ADT^A11": adt_visit_end,
+}

@@ -1,0 +1,227 @@
+"""Reading and answering HL7 v2 messages: pure functions, no database.
+
+hl7apy checks a message's structure against its version's definition (``parse``); the values
+are then read from the ER7 text by position (``Segment``), which is what the inbound handlers
+need and what a sloppy sender's message still allows. The ACK is formatted here directly:
+hl7apy takes ~10 ms to build one, the whole per-message budget of the listener.
+"""
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from django.utils.timezone import localtime, now
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.parser import parse_message
+
+SUPPORTED_VERSIONS = ("2.3.1", "2.4", "2.5", "2.5.1", "2.6")
+
+
+class HL7Error(Exception):
+    """Bad data in a message: answered AE (or AR) with an ERR naming where and what.
+
+    ``code`` is from HL7 table 0357: 100 segment sequence error, 101 required field missing,
+    102 data type error, 103 table value not found, 200 unsupported message type, 201
+    unsupported event code, 203 unsupported version, 204 unknown key identifier, 207
+    application internal error.
+    """
+
+    TEXT = {100: "Segment sequence error", 101: "Required field missing", 102: "Data type error",
+            103: "Table value not found", 200: "Unsupported message type", 201: "Unsupported event code",
+            202: "Unsupported processing id", 203: "Unsupported version id", 204: "Unknown key identifier",
+            205: "Duplicate key identifier", 207: "Application internal error"}  # fmt: skip
+
+    def __init__(self, message, *, code=207, segment="", field=0, reject=False):
+        super().__init__(message)
+        self.code, self.segment, self.field, self.reject = code, segment, field, reject
+
+
+@dataclass
+class Header:
+    """MSH as far as an ACK needs it; read even from a message hl7apy would refuse."""
+
+    field_separator: str = "|"
+    encoding: str = "^~\\&"
+    sending_application: str = ""
+    sending_facility: str = ""
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    message_type: str = ""  # MSH-9.1^MSH-9.2
+    control_id: str = ""
+    processing_id: str = "P"
+    version: str = ""
+    charset: str = ""
+    fields: list = field(default_factory=list)
+
+    @property
+    def component(self):
+        return self.encoding[0]
+
+
+def text_decode(data: bytes):
+    """HL7 text: UTF-8 when it is valid UTF-8 (MSH-18 UNICODE UTF-8), else ISO 8859-1."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def segments(text):
+    """Segments split on CR; LF and CRLF (sent by some engines) are accepted too."""
+    return [s for s in re.split(r"\r\n|\r|\n", text) if s.strip()]
+
+
+def header_read(text):
+    """MSH of ``text``; raises HL7Error if there is none."""
+    lines = segments(text)
+    if not lines or not lines[0].startswith("MSH") or len(lines[0]) < 8:
+        raise HL7Error("The message does not start with an MSH segment", code=100, segment="MSH", reject=True)
+    msh = lines[0]
+    sep = msh[3]
+    parts = msh.split(sep)
+    # MSH-1 is the separator itself, so MSH-n is parts[n - 1].
+    get = lambda n: parts[n - 1] if len(parts) >= n else ""  # noqa: E731
+    encoding = get(2)
+    component = encoding[0] if encoding else "^"
+    msg_type = get(9).split(component)
+    return Header(
+        field_separator=sep, encoding=encoding or "^~\\&",
+        sending_application=get(3), sending_facility=get(4),
+        receiving_application=get(5), receiving_facility=get(6),
+        message_type=component.join(msg_type[:2]), control_id=get(10),
+        processing_id=get(11).split(component)[0] or "P", version=get(12).split(component)[0],
+        charset=get(18), fields=parts,
+    )  # fmt: skip
+
+
+def parse(text, header):
+    """The message's structure checked by hl7apy against its version (tolerantly: real
+    senders leave out optional segments and fields), or HL7Error."""
+    if header.version not in SUPPORTED_VERSIONS:
+        raise HL7Error(
+            f"Version {header.version or '(none)'} is not supported; send 2.3.1 to 2.6",
+            code=203, segment="MSH", field=12, reject=True,
+        )  # fmt: skip
+    try:
+        return parse_message("\r".join(segments(text)), validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=False)
+    except Exception as error:  # hl7apy raises a dozen kinds; they all mean "not this structure"
+        raise HL7Error(f"The message cannot be parsed: {error}"[:200], code=100) from None
+
+
+class Segment:
+    """One segment's fields by position, with the message's separators.
+
+    ``seg[3]`` is field 3 (first repetition) as text; ``seg.component(3, 2)``; ``seg.repeats(3)``.
+    Escape sequences (\\F\\ \\S\\ \\T\\ \\R\\ \\E\\) are decoded in what it returns.
+    """
+
+    def __init__(self, line, header):
+        self.header = header
+        self.name = line[:3]
+        self.fields = line.split(header.field_separator)
+        if self.name == "MSH":  # MSH-1 is the separator: shift so that MSH-n is fields[n]
+            self.fields.insert(1, header.field_separator)
+
+    def raw(self, n):
+        return self.fields[n] if n < len(self.fields) else ""
+
+    def repeats(self, n):
+        return [r for r in self.raw(n).split(self.header.encoding[1])] if self.raw(n) else []
+
+    def __getitem__(self, n):
+        reps = self.repeats(n)
+        return unescape(reps[0], self.header) if reps else ""
+
+    def components(self, n, repetition=None):
+        value = repetition if repetition is not None else (self.repeats(n) or [""])[0]
+        return [unescape(c, self.header) for c in value.split(self.header.component)]
+
+    def component(self, n, c, repetition=None):
+        parts = self.components(n, repetition)
+        return parts[c - 1] if c <= len(parts) else ""
+
+
+def unescape(value, header):
+    if "\\" not in value:
+        return value
+    e = header.encoding[2] if len(header.encoding) > 2 else "\\"
+    table = {"F": header.field_separator, "S": header.component, "R": header.encoding[1], "E": e,
+             "T": header.encoding[3] if len(header.encoding) > 3 else "&"}  # fmt: skip
+    return re.sub(re.escape(e) + r"([FSRET])" + re.escape(e), lambda m: table[m.group(1)], value)
+
+
+def escape(value, header=None):
+    """Text safe inside a field (HL7 2.7.4 escape sequences)."""
+    value = str(value or "")
+    for char, seq in (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("~", "\\R\\"), ("&", "\\T\\")):
+        value = value.replace(char, seq)
+    return value.replace("\r", "\\X0D\\").replace("\n", "\\X0A\\")
+
+
+def message_segments(text, header):
+    return [Segment(line, header) for line in segments(text)]
+
+
+def hl7_date(value, *, segment, field):
+    """DT/TS/DTM (YYYY[MM[DD[HHMM[SS]]]]) as a date; HL7Error (102) otherwise."""
+    value = value.strip()
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d{4})(\d{2})?(\d{2})?(\d{2,6})?(\.\d+)?([+-]\d{4})?", value)
+    try:
+        if not match:
+            raise ValueError
+        return date(int(match.group(1)), int(match.group(2) or 1), int(match.group(3) or 1))
+    except ValueError:
+        raise HL7Error(f"{segment}-{field} '{value[:20]}' is not a date", code=102, segment=segment, field=field) from None
+
+
+def hl7_datetime(value, *, segment, field):
+    """TS/DTM as an aware datetime in the clinic's time zone (or its own offset)."""
+    from django.utils.timezone import get_current_timezone, make_aware
+
+    value = value.strip()
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d{4})(\d{2})(\d{2})(\d{2})?(\d{2})?(\d{2})?(\.\d+)?([+-]\d{4})?", value)
+    try:
+        if not match:
+            raise ValueError
+        y, mo, d, h, mi, s, _, offset = match.groups()
+        moment = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0))
+        if offset:
+            return datetime.strptime(f"{moment:%Y%m%d%H%M%S}{offset}", "%Y%m%d%H%M%S%z")
+        return make_aware(moment, get_current_timezone())
+    except ValueError:
+        raise HL7Error(f"{segment}-{field} '{value[:20]}' is not a date and time", code=102, segment=segment, field=field) from None
+
+
+def timestamp():
+    return localtime(now()).strftime("%Y%m%d%H%M%S")
+
+
+def ack_build(header, *, code, error=None, application="VETPACS", facility=""):
+    """ACK (MSH, MSA, ERR) to ``header``'s message, in its version (2.9 2.13.1 general ACK).
+
+    ERR is written both ways: ERR-1 (ELD, up to 2.4) and ERR-2/3/4 (2.5 on), so that every
+    version's reader finds the location and the code.
+    """
+    sep, enc = header.field_separator, header.encoding
+    comp = enc[0]
+    trigger = header.message_type.split(comp)[1] if comp in header.message_type else ""
+    version = header.version if header.version in SUPPORTED_VERSIONS else "2.5.1"
+    msh = sep.join([
+        "MSH", enc, application, facility, header.sending_application, header.sending_facility, timestamp(), "",
+        comp.join(["ACK", trigger, "ACK"]) if trigger else "ACK", f"A{header.control_id}"[:20] if header.control_id else f"A{timestamp()}",
+        header.processing_id or "P", version,
+    ])  # fmt: skip
+    text = error.args[0] if error else ""
+    msa = sep.join(["MSA", code, header.control_id, escape(text)[:80]])
+    lines = [msh, msa]
+    if error is not None:
+        sub = enc[3] if len(enc) > 3 else "&"
+        eld = comp.join([error.segment, "1" if error.segment else "", str(error.field or ""),
+                         sub.join([str(error.code), HL7Error.TEXT.get(error.code, ""), "HL70357"])])  # fmt: skip
+        erl = comp.join([error.segment, "1" if error.segment else "", str(error.field or "")])
+        cwe = comp.join([str(error.code), HL7Error.TEXT.get(error.code, ""), "HL70357"])
+        lines.append(sep.join(["ERR", eld, erl, cwe, "E", "", "", "", escape(text)]))
+    return "\r".join(lines) + "\r"

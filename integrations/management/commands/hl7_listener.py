@@ -1,0 +1,56 @@
+"""The HL7 v2 listener: MLLP over TCP (optionally TLS).
+
+    manage.py hl7_listener [--port 2575] [--bind 0.0.0.0]
+
+SIGTERM or SIGINT stops it cleanly: no new connections, messages in progress are answered.
+"""
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from integrations.hl7.inbound import message_receive
+from integrations.hl7.mllp import serve
+
+log = logging.getLogger("integrations.hl7")
+
+
+def _handle(frame, peer):
+    """One message, in a pool thread: fresh database connection state, then the service."""
+    close_old_connections()
+    return message_receive(frame.data, peer, oversize=frame.oversize)
+
+
+class Command(BaseCommand):
+    help = "Run the HL7 v2 (MLLP) listener."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=settings.HL7_PORT)
+        parser.add_argument("--bind", default=settings.HL7_BIND)
+
+    def handle(self, *args, port, bind, **options):
+        asyncio.run(self.serve(bind, port))
+
+    async def serve(self, bind, port):
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        context = None
+        if settings.HL7_TLS_CERT:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(settings.HL7_TLS_CERT, settings.HL7_TLS_KEY or None)
+
+        def started(server):
+            address = server.sockets[0].getsockname()
+            log.info("HL7 listener on %s:%s%s", address[0], address[1], " (TLS)" if context else "")
+            sys.stdout.flush()
+
+        await serve(host=bind, port=port, handle=_handle, max_size=settings.HL7_MAX_MESSAGE_BYTES,
+                    ssl_context=context, started=started, stop=stop)  # fmt: skip
+        log.info("HL7 listener stopped")

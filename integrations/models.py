@@ -1,0 +1,54 @@
+"""The HL7 message log and the practice-management systems we send to."""
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+
+class HL7Message(models.Model):
+    """Every HL7 message in or out: raw text, who, what, and how it ended (the ACK)."""
+
+    class Direction(models.TextChoices):
+        IN = "in", "Inbound"
+        OUT = "out", "Outbound"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"  # being processed
+        PROCESSED = "processed", "Processed (AA)"
+        ERROR = "error", "Error (AE)"
+        REJECTED = "rejected", "Rejected (AR)"
+        PENDING = "pending", "Waiting to be sent"
+        SENT = "sent", "Acknowledged (AA)"
+        FAILED = "failed", "Refused or undeliverable"
+
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    peer = models.CharField(max_length=255, blank=True)  # address:port
+    sending_application = models.CharField(max_length=180, blank=True)  # MSH-3
+    sending_facility = models.CharField(max_length=180, blank=True)  # MSH-4
+    control_id = models.CharField(max_length=199, blank=True)  # MSH-10
+    message_type = models.CharField(max_length=32, blank=True)  # MSH-9, e.g. ADT^A08
+    version = models.CharField(max_length=16, blank=True)  # MSH-12
+    raw = models.TextField()
+    ack_code = models.CharField(max_length=2, blank=True)  # MSA-1
+    ack = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    repeats = models.PositiveIntegerField(default=0)  # the same control id sent again
+    attempts = models.PositiveIntegerField(default=0)  # outbound sends tried
+    created = models.DateTimeField(default=now, db_index=True)
+    updated = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = "HL7 message"
+        constraints = [
+            # The same control id from the same sender is the same message (HL7 2.9 2.10.1,
+            # original acknowledgment mode): it is answered with the first ACK, never redone.
+            models.UniqueConstraint(
+                fields=["sending_application", "sending_facility", "control_id"],
+                condition=Q(direction="in") & ~Q(control_id=""),
+                name="hl7_inbound_once",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.direction} {self.message_type} {self.control_id}"

@@ -1,0 +1,167 @@
+"""The HL7 listener on a real socket: ACKs, the database, and what bad input gets."""
+import socket
+import subprocess
+import sys
+import types
+
+import pytest
+
+from integrations.hl7.mllp import END, START, frame
+from integrations.models import HL7Message
+from patients.models import Owner, Patient, PatientExternalId
+from tests import hl7_samples as samples
+from tests.conftest import ROOT, free_port, wait_for
+
+
+@pytest.fixture
+def hl7_listener(process_env, reference_data, tmp_path):
+    port = free_port()
+    log = tmp_path / "hl7.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "hl7_listener", "--bind", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env={**process_env, "HL7_MAX_MESSAGE_BYTES": str(1024 * 1024)}, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wait_for(lambda: "HL7 listener on" in log.read_text() or process.poll() is not None, timeout=30, message="the HL7 listener")
+    assert process.poll() is None, log.read_text()
+    yield types.SimpleNamespace(port=port, process=process, log=log)
+    process.terminate()
+    process.wait(timeout=30)
+    print(log.read_text()[-3000:])
+
+
+class Client:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buffer = b""
+
+    def send(self, message, *, raw=False):
+        self.sock.sendall(message if raw else frame(message.encode()))
+
+    def ack(self):
+        while END not in self.buffer:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed")
+            self.buffer += data
+        reply, _, self.buffer = self.buffer.partition(END)
+        assert reply.startswith(START)
+        segments = reply[1:].decode().strip("\r").split("\r")
+        return {s[:3]: s.split("|") for s in segments}
+
+    def closed(self):
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def test_an_a04_registers_the_animal_and_its_owner_and_is_acked_aa(hl7_listener):
+    client = Client(hl7_listener.port)
+    client.send(samples.adt("A04", "MSG0001"))
+    ack = client.ack()
+    assert ack["MSA"][1:3] == ["AA", "MSG0001"]
+    assert ack["MSH"][8] == "ACK^A04^ACK" and ack["MSH"][11] == "2.5.1"
+    patient = Patient.objects.get(external_ids__system="hl7:VETPMS", external_ids__value="PMS-1001")
+    assert (patient.name, patient.species.code, patient.breed.code, patient.sex) == ("Biscuit", "448771007", "62137007", "M")
+    assert str(patient.birth_date) == "2019-04-02"
+    assert str(patient.current_weight) == "31.400"
+    owner = patient.primary_owner
+    assert (owner.family_name, owner.given_name, owner.city, owner.phone) == ("Hartley", "Jane", "Ashford", "01632960123")
+    message = HL7Message.objects.get()
+    assert (message.status, message.ack_code, message.message_type) == ("processed", "AA", "ADT^A04")
+
+
+def test_many_messages_on_one_connection_and_an_a08_updates(hl7_listener):
+    client = Client(hl7_listener.port)
+    client.send(samples.adt("A04", "M1"))
+    assert client.ack()["MSA"][1] == "AA"
+    client.send(samples.adt("A08", "M2", version="2.3.1", name="Hartley^Biscuit II", born="20190403"))
+    ack = client.ack()
+    assert ack["MSA"][1:3] == ["AA", "M2"] and ack["MSH"][11] == "2.3.1"
+    patient = Patient.objects.get()
+    assert (patient.name, str(patient.birth_date)) == ("Biscuit II", "2019-04-03")
+    assert Owner.objects.count() == 1  # the same account (PID-18): the same owner
+
+
+def test_the_same_control_id_again_returns_the_first_ack_and_changes_nothing(hl7_listener):
+    client = Client(hl7_listener.port)
+    client.send(samples.adt("A04", "SAME"))
+    first = client.ack()
+    client.send(samples.adt("A08", "SAME", name="Hartley^Changed"))
+    again = client.ack()
+    assert again == first
+    assert Patient.objects.get().name == "Biscuit"
+    assert HL7Message.objects.get().repeats == 1
+
+
+def test_a40_merges_the_duplicate(hl7_listener):
+    client = Client(hl7_listener.port)
+    client.send(samples.adt("A04", "R1"))
+    client.send(samples.adt("A04", "R2", pms_id="PMS-1002", account="ACC-78"))
+    assert client.ack()["MSA"][1] == client.ack()["MSA"][1] == "AA"
+    client.send(samples.a40("R3"))
+    assert client.ack()["MSA"][1] == "AA"
+    survivor = Patient.objects.get(external_ids__value="PMS-1001")
+    assert set(survivor.external_ids.values_list("value", flat=True)) == {"PMS-1001", "PMS-1002"}
+    assert Patient.objects.filter(merged_into=survivor).count() == 1
+
+
+@pytest.mark.parametrize(
+    "message, code, err_location, text",
+    [
+        (samples.adt("A04", "B1", pms_id=""), "AE", "PID^1^3", "PID-3"),
+        (samples.adt("A04", "B2", born="2019-04-02"), "AE", "PID^1^7", "not a date"),
+        (samples.adt("A04", "B3", species="999999^Dragon^SCT"), "AE", "PID^1^35", "Unknown species code 999999"),
+        (samples.adt("A04", "B4", version="2.2"), "AR", "MSH^1^12", "Version 2.2"),
+        (samples.adt("A04", "B5").replace("ADT^A04", "ADT^A99"), "AR", "MSH^1^9", "ADT A99 is not accepted"),
+        (samples.adt("A04", "B6").replace("ADT^A04", "SIU^S12"), "AR", "MSH^1^9", "SIU S12 is not accepted"),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_the_right_ack_and_changes_nothing(hl7_listener, message, code, err_location, text):
+    client = Client(hl7_listener.port)
+    client.send(message)
+    ack = client.ack()
+    assert ack["MSA"][1] == code
+    assert text in ack["MSA"][3]
+    assert ack["ERR"][2] == err_location
+    assert ack["ERR"][8] == text or text in ack["ERR"][8]
+    assert not Patient.objects.exists() and not Owner.objects.exists() and not PatientExternalId.objects.exists()
+    logged = HL7Message.objects.get()
+    assert logged.status == ("error" if code == "AE" else "rejected") and text in logged.error
+
+
+def test_garbage_closes_the_connection_and_a_cut_frame_is_dropped(hl7_listener):
+    client = Client(hl7_listener.port)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", raw=True)
+    assert client.closed()
+    client = Client(hl7_listener.port)
+    client.send(frame(samples.adt("A04", "CUT").encode())[:-40], raw=True)
+    client.sock.close()
+    client = Client(hl7_listener.port)  # the listener is still there
+    client.send(samples.adt("A04", "AFTER"))
+    assert client.ack()["MSA"][1] == "AA"
+    assert list(HL7Message.objects.values_list("control_id", flat=True)) == ["AFTER"]
+
+
+def test_a_message_over_the_limit_is_refused_and_not_kept_whole(hl7_listener):
+    client = Client(hl7_listener.port)
+    huge = samples.adt("A04", "BIG") + "NTE|1||" + "x" * (10 * 1024 * 1024) + "\r"
+    client.send(huge)
+    ack = client.ack()
+    assert ack["MSA"][1:3] == ["AR", "BIG"]
+    assert "limit" in ack["MSA"][3]
+    assert not Patient.objects.exists()
+    assert len(HL7Message.objects.get().raw) < 10_000
+    client.send(samples.adt("A04", "SMALL"))  # the same connection still works
+    assert client.ack()["MSA"][1] == "AA"
+
+
+def test_concurrent_senders(hl7_listener):
+    clients = [Client(hl7_listener.port) for _ in range(4)]
+    for i, client in enumerate(clients):
+        for j in range(5):
+            client.send(samples.adt("A04", f"C{i}-{j}", pms_id=f"PMS-{i}-{j}", account=f"ACC-{i}-{j}"))
+    for client in clients:
+        assert [client.ack()["MSA"][1] for _ in range(5)] == ["AA"] * 5
+    assert Patient.objects.count() == 20
