@@ -38,3 +38,14 @@ def a40(control_id, survivor="PMS-1001", duplicate="PMS-1002", version="2.5.1"):
     lines = [msh("ADT^A40^ADT_A39", control_id, version), segment("EVN", {1: "A40"}),
              pid(pms_id=survivor), segment("MRG", {1: f"{duplicate}^^^VETPMS^PI"})]  # fmt: skip
     return "\r".join(lines) + "\r"
+
+
+def order(control_id, control="NW", placer="ORD-1", procedure="DX-THX2^Thorax 2 views^VETPACS", when="20261123143000",
+          message_type="ORM^O01", version="2.3.1", **pid_fields):  # fmt: skip
+    lines = [msh(message_type, control_id, version), pid(**pid_fields), nk1(), segment("PV1", {1: "1", 2: "O"}),
+             segment("ORC", {1: control, 2: f"{placer}^VETPMS", 7: f"^^^{when}", 12: "V12^Okafor^Ada"}),
+             segment("OBR", {1: "1", 2: f"{placer}^VETPMS", 4: procedure, 13: "Coughing two weeks",
+                             16: "V12^Okafor^Ada", 31: "^Cough"})]  # fmt: skip
+    if message_type.startswith("OMI"):
+        lines.insert(4, segment("TQ1", {1: "1", 7: when}))
+    return "\r".join(lines) + "\r"

@@ -165,3 +165,43 @@ def test_concurrent_senders(hl7_listener):
     for client in clients:
         assert [client.ack()["MSA"][1] for _ in range(5)] == ["AA"] * 5
     assert Patient.objects.count() == 20
+
+
+@pytest.mark.parametrize("message_type, version", [("ORM^O01", "2.3.1"), ("OMI^O23^OMI_O23", "2.5.1")])
+def test_an_order_goes_into_the_worklist_and_can_be_changed_and_cancelled(hl7_listener, stations, message_type, version):
+    from imaging.models import ImagingOrder
+    from imaging.selectors import worklist_items
+    from pydicom.dataset import Dataset
+
+    client = Client(hl7_listener.port)
+    client.send(samples.order("O1", message_type=message_type, version=version))
+    assert client.ack()["MSA"][1:3] == ["AA", "O1"]
+    order = ImagingOrder.objects.get()
+    assert (order.procedure.code, order.placer_order_number, order.station.ae_title) == ("DX-THX2", "ORD-1", "DRROOM")
+    assert order.scheduled_start.isoformat() == "2026-11-23T14:30:00+00:00"
+    assert (order.referring_vet, order.reason) == ("Okafor^Ada", "Cough Coughing two weeks")
+    assert order.patient.external_ids.get().value == "PMS-1001"
+    query = Dataset()
+    query.AccessionNumber = order.accession_number
+    assert list(worklist_items(identifier=query)) == [order]
+
+    client.send(samples.order("O2", control="XO", when="20261124090000", message_type=message_type, version=version))
+    assert client.ack()["MSA"][1] == "AA"
+    order.refresh_from_db()
+    assert order.scheduled_start.isoformat() == "2026-11-24T09:00:00+00:00"
+    client.send(samples.order("O3", control="CA", message_type=message_type, version=version))
+    assert client.ack()["MSA"][1] == "AA"
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    assert ImagingOrder.objects.count() == 1
+
+
+def test_an_unknown_procedure_code_is_refused_and_nothing_is_written(hl7_listener, stations):
+    from imaging.models import ImagingOrder
+
+    client = Client(hl7_listener.port)
+    client.send(samples.order("O9", procedure="XR999^Mystery^LOCAL"))
+    ack = client.ack()
+    assert ack["MSA"][1] == "AE" and "XR999" in ack["MSA"][3]
+    assert ack["ERR"][2] == "OBR^1^4"
+    assert not ImagingOrder.objects.exists() and not Patient.objects.exists()

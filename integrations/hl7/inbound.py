@@ -301,7 +301,72 @@ def adt_visit_end(received):
     return visit_update(actor=received.actor, visit=visit, fields={"status": status})
 
 
+# --- ORM^O01 / OMI^O23: imaging orders ------------------------------------------------------
+
+
+def _order_start(received, orc, obr):
+    """When: TQ1-7 (2.5 on), else ORC-7 / OBR-27 quantity-timing start (TQ.4), else OBR-36,
+    else OBR-7; an order without a time is for now (a walk-in)."""
+    from integrations.hl7.messages import hl7_datetime
+
+    tq1 = received.one("TQ1", required=False)
+    candidates = [("TQ1", 7, tq1[7] if tq1 else ""), ("ORC", 7, orc.component(7, 4)),
+                  ("OBR", 27, obr.component(27, 4)), ("OBR", 36, obr[36]), ("OBR", 7, obr[7])]  # fmt: skip
+    for segment, field, value in candidates:
+        if value:
+            return hl7_datetime(value, segment=segment, field=field)
+    return now()
+
+
+def _provider(seg, n):
+    """XCN (id^family^given…) as a DICOM-style person name Family^Given."""
+    family, given = seg.component(n, 2), seg.component(n, 3)
+    return "^".join(p for p in (family, given) if p)[:64] if family or given else seg.component(n, 1)[:64]
+
+
+def order_message(received):
+    """ORM^O01 / OMI^O23: ORC-1 NW (new), XO/SC (changed), CA (cancel), DC (discontinue)."""
+    from imaging import orders
+    from imaging.models import ImagingOrder, Procedure
+
+    orc, obr = received.one("ORC"), received.one("OBR")
+    control = orc[1].upper()
+    placer = (orc.component(2, 1) or obr.component(2, 1))[:64]
+    if not placer:
+        raise HL7Error("ORC-2 (placer order number) is empty", code=101, segment="ORC", field=2)
+    existing = ImagingOrder.objects.filter(placer_order_number=placer).first()
+    if control in ("CA", "DC", "XO", "SC") and existing is None:
+        raise HL7Error(f"ORC-2: no order with placer number {placer}", code=204, segment="ORC", field=2)
+    if control == "CA":
+        return orders.order_cancel(actor=received.actor, order=existing, reason=orc.component(16, 2) or "cancelled by the PMS")
+    if control == "DC":
+        return orders.order_status_set(actor=received.actor, order=existing, status=ImagingOrder.Status.DISCONTINUED)
+    if control not in ("NW", "XO", "SC"):
+        raise HL7Error(f"ORC-1 '{control}' is not an order control we accept (NW, XO, SC, CA, DC)", code=103, segment="ORC", field=1)
+    details = {
+        "reason": " ".join(p for p in (obr.component(31, 2) or obr.component(31, 1), obr[13]) if p)[:2000],
+        "referring_vet": _provider(obr, 16) or _provider(orc, 12),
+        "filler_order_number": (orc.component(3, 1) or obr.component(3, 1))[:64],
+    }
+    start = _order_start(received, orc, obr)
+    if existing is not None:  # NW again (a resend under a new control id), XO or SC: a change
+        if existing.scheduled_start != start and existing.status in ("scheduled", "arrived", "discontinued"):
+            orders.order_reschedule(actor=received.actor, order=existing, scheduled_start=start)
+        return orders.order_update(actor=received.actor, order=existing, fields=details)
+    code = obr.component(4, 1)
+    procedure = Procedure.objects.filter(code=code, active=True).first() if code else None
+    if procedure is None:
+        raise HL7Error(f"OBR-4: unknown procedure code '{code}'", code=103, segment="OBR", field=4)
+    patient = adt_register(received)
+    return orders.order_create(
+        actor=received.actor, patient=patient, procedure=procedure, scheduled_start=start,
+        placer_order_number=placer, **details,
+    )  # fmt: skip
+
+
 HANDLERS = {
+    "ORM^O01": order_message,
+    "OMI^O23": order_message,
     **{f"ADT^{event}": adt_register for event in ("A01", "A04", "A05", "A08", "A28", "A31")},
     "ADT^A40": adt_merge,
     "ADT^A03": adt_visit_end,
