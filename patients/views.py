@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.timezone import localdate
 from django.views.decorators.http import require_GET, require_POST
 
+from imaging.order_selectors import patient_orders
 from imaging.selectors import patient_studies
 from patients import selectors, services
 from patients.forms import MergeForm, OwnerForm, OwnershipForm, PatientForm, VisitForm
@@ -106,6 +107,8 @@ def patient_detail(request, pk):
         "weights": patient.weights.all()[:20],
         "visit_form": VisitForm(initial={"status": Visit.Status.BOOKED}),
     }
+    if request.user.has_perm("imaging.view_imagingorder"):
+        context["orders"] = patient_orders(patient=patient)[:50]
     if request.user.has_perm("imaging.view_study"):
         context["studies"] = patient_studies(patient=patient)
     if request.user.has_perm("audit.view_auditentry"):
