@@ -15,6 +15,7 @@ from imaging.models import ImagingOrder, Modality, Procedure
 from patients.models import Species
 from patients.services import owner_upsert, patient_upsert
 from tests.conftest import PASSWORD, tool_required
+from tests.test_worklist_dicom import findscu
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(os.environ.get("VETPACS_SHOTS", "/tmp/vetpacs-shots"))
@@ -118,7 +119,7 @@ def schedule_thorax_on_dr_with_the_keyboard(page, live_server, patient):
 
 
 def test_front_desk_schedules_a_thorax_for_a_dog_and_marks_it_arrived_on_the_board(
-    clinic, staff, live_server, page
+    clinic, staff, live_server, page, dicom_listener, tmp_path
 ):
     log_in(page, live_server, "frontdesk")
     order = schedule_thorax_on_dr_with_the_keyboard(page, live_server, clinic)
@@ -146,6 +147,23 @@ def test_front_desk_schedules_a_thorax_for_a_dog_and_marks_it_arrived_on_the_boa
     order.refresh_from_db()
     assert order.status == ImagingOrder.Status.ARRIVED
     shot(page, "board-arrived")
+
+    # The DR room's worklist query (dcmtk findscu -W) finds the dog, its owner and breed.
+    code, output, found = findscu(
+        dicom_listener, tmp_path,
+        "ScheduledProcedureStepSequence[0].ScheduledStationAETitle=DRROOM",
+        "ScheduledProcedureStepSequence[0].Modality=DX",
+        f"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate={localdate():%Y%m%d}",
+        "PatientName", "PatientSpeciesDescription", "PatientBreedCodeSequence", "ResponsiblePerson",
+        "AccessionNumber", "RequestedProcedureDescription",
+    )  # fmt: skip
+    assert code == 0 and len(found) == 1, output
+    item = found[0]
+    assert str(item.PatientName) == "Hartley^Biscuit"
+    assert item.PatientSpeciesDescription == "Canis lupus familiaris"
+    assert item.PatientBreedCodeSequence[0].CodeMeaning == "Labrador retriever dog breed"
+    assert str(item.ResponsiblePerson).startswith("Hartley^")
+    assert (item.AccessionNumber, item.RequestedProcedureDescription) == (order.accession_number, "Thorax 2 views (lateral + VD/DV)")
 
     # Reschedule opens in the card; the board leaves it alone meanwhile.
     page.click(f"{card} >> text=Reschedule")
