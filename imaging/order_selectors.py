@@ -60,20 +60,20 @@ def station_conflicts(*, station, start, minutes, exclude=None):
     return [order for order in orders if order.scheduled_end > start]
 
 
-def free_slots(*, station, day, minutes):
-    """Start times in clinic hours on ``day`` when ``station`` is free for ``minutes``."""
+def free_slots(*, station, day, minutes, exclude=None):
+    """Start times in clinic hours on ``day`` when ``station`` is free for ``minutes``
+    (``exclude``: an order being rescheduled, whose own slot counts as free)."""
     opens = datetime.strptime(settings.CLINIC_OPENS, "%H:%M").time()
     closes = datetime.strptime(settings.CLINIC_CLOSES, "%H:%M").time()
     tz = get_current_timezone()
     start = make_aware(datetime.combine(day, opens), tz)
     end = make_aware(datetime.combine(day, closes), tz)
-    busy = [
-        (o.scheduled_start, o.scheduled_end)
-        for o in ImagingOrder.objects.filter(
-            station=station, status__in=BUSY, scheduled_start__lt=end,
-            scheduled_start__gt=start - timedelta(hours=12),
-        )  # fmt: skip
-    ]
+    orders = ImagingOrder.objects.filter(
+        station=station, status__in=BUSY, scheduled_start__lt=end, scheduled_start__gt=start - timedelta(hours=12)
+    )
+    if exclude is not None:
+        orders = orders.exclude(pk=exclude.pk)
+    busy = [(o.scheduled_start, o.scheduled_end) for o in orders]
     slots, slot = [], start
     step = timedelta(minutes=settings.SLOT_MINUTES)
     while slot + timedelta(minutes=minutes) <= end:

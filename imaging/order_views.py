@@ -158,7 +158,7 @@ def slots_context(*, station, day, clock, minutes, book_anyway, exclude=None):
     if station is None or day is None:
         return context
     minutes = minutes or settings.SLOT_MINUTES
-    context["slots"] = _free_ahead(station, day, minutes)
+    context["slots"] = _free_ahead(station, day, minutes, exclude)
     context["windows"] = free_windows(context["slots"], minutes)
     context["past"] = day < localdate()
     if clock is not None:
@@ -169,12 +169,11 @@ def slots_context(*, station, day, clock, minutes, book_anyway, exclude=None):
     return context
 
 
-def _free_ahead(station, day, minutes):
+def _free_ahead(station, day, minutes, exclude=None):
     """The station's free start times on the day that are still ahead."""
     current = now()
-    return [
-        slot for slot in selectors.free_slots(station=station, day=day, minutes=minutes) if slot >= current
-    ]
+    free = selectors.free_slots(station=station, day=day, minutes=minutes, exclude=exclude)
+    return [slot for slot in free if slot >= current]
 
 
 def free_windows(slots, minutes):

@@ -154,6 +154,9 @@ def test_conflicts_and_free_slots_see_the_booked_station(biscuit, make_order, st
     ]
 
 
+    moving = [s.strftime("%H:%M") for s in free_slots(station=stations["DX"], day=AT.date(), minutes=15, exclude=booked)]
+    assert "10:00" in moving  # an order being rescheduled does not block its own slot
+
 
 def test_a_cancelled_order_frees_its_slot(biscuit, make_order, stations, actor):
     booked = make_order(biscuit, at=AT)
