@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils.timezone import is_naive, now
 from pydicom.uid import generate_uid
 
+from imaging import events
 from imaging.models import ImagingOrder, Modality, OrderStatusChange
 from patients.models import Patient
 from patients.selectors import patient_resolve
@@ -151,6 +152,8 @@ def order_status_set(*, actor, order, status, note=""):
     order.save(update_fields=["status", "status_changed", "updated"])
     _history(actor=actor, order=order, old=old, new=status, note=note)
     audit_record(actor=actor, instance=order, action="status", changes={"status": [old, status]})
+    if status == Status.COMPLETED:
+        events.order_event_publish(order, events.ORDER_COMPLETED)
     return order
 
 
@@ -214,6 +217,7 @@ def order_images_received(*, actor, order):
         order.images_received_at = now()
         order.save(update_fields=["images_received_at"])
         audit_record(actor=actor, instance=order, action="images_received", changes={"images_received": [None, "yes"]})
+        events.order_event_publish(order, events.STUDY_RECEIVED)
     if order.status in (Status.SCHEDULED, Status.ARRIVED):
         order = order_status_set(actor=actor, order=order, status=Status.IN_PROGRESS, note="images received")
     return order

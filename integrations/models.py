@@ -4,6 +4,33 @@ from django.db.models import Q
 from django.utils.timezone import now
 
 
+class HL7Endpoint(models.Model):
+    """A practice-management system that hears from us over MLLP, and about what."""
+
+    EVENTS = [("study_received", "Images received for an order"), ("order_completed", "Order completed"),
+              ("report_final", "Report final")]  # fmt: skip
+
+    name = models.CharField(max_length=64, unique=True)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField()
+    version = models.CharField(max_length=8, default="2.5.1", help_text="2.3.1 to 2.6")
+    receiving_application = models.CharField(max_length=64, blank=True)  # MSH-5
+    receiving_facility = models.CharField(max_length=64, blank=True)  # MSH-6
+    events = models.JSONField(default=list, blank=True, help_text="Empty: every event")
+    timeout = models.PositiveIntegerField(default=30, help_text="Seconds to wait for the ACK")
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        verbose_name = "HL7 endpoint"
+
+    def __str__(self):
+        return f"{self.name} ({self.host}:{self.port})"
+
+    def wants(self, event):
+        return not self.events or event in self.events
+
+
 class HL7Message(models.Model):
     """Every HL7 message in or out: raw text, who, what, and how it ended (the ACK)."""
 
@@ -34,12 +61,20 @@ class HL7Message(models.Model):
     error = models.TextField(blank=True)
     repeats = models.PositiveIntegerField(default=0)  # the same control id sent again
     attempts = models.PositiveIntegerField(default=0)  # outbound sends tried
+    endpoint = models.ForeignKey(HL7Endpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    # Outbound: sent one at a time per animal, oldest first, so a PMS never hears "completed"
+    # before "images received".
+    patient_id = models.IntegerField(null=True, blank=True)
     created = models.DateTimeField(default=now, db_index=True)
     updated = models.DateTimeField(default=now)
 
     class Meta:
         ordering = ["-created", "-id"]
         verbose_name = "HL7 message"
+        indexes = [
+            # hl7_send: is an older message to the same endpoint about the same animal unsent?
+            models.Index(fields=["endpoint", "patient_id", "id"], name="hl7_outbound_queue", condition=Q(status="pending")),
+        ]
         constraints = [
             # The same control id from the same sender is the same message (HL7 2.9 2.10.1,
             # original acknowledgment mode): it is answered with the first ACK, never redone.

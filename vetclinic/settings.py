@@ -60,6 +60,8 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 
 CLINIC_NAME = env("CLINIC_NAME", "VetPACS demo clinic")
+# Where staff reach the web UI; links sent to other systems (HL7 OBX, webhooks) start with it.
+SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Prefix of generated clinic patient IDs (the DICOM Patient ID, LO: at most 64 characters).
 PATIENT_ID_PREFIX = env("PATIENT_ID_PREFIX", "P")
 # Prefix of accession numbers (SH: prefix + 8 digits must fit in 16 characters), so that two

@@ -1,0 +1,155 @@
+"""Outbound HL7: tell each configured PMS when an order's images arrive and when it is done.
+
+``order_event`` (subscribed to imaging/events.py) logs one pending message per endpoint and
+queues its sending; ``message_send`` sends one over MLLP and records the ACK. The Celery task
+retries with exponential backoff until an ``AA``; ``AE``/``AR`` are final and recorded.
+"""
+import logging
+import socket
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils.timezone import localtime, now
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.core import Message
+
+from imaging.models import ImagingOrder
+from integrations.hl7.messages import HL7Error, header_read, segments, text_decode
+from integrations.hl7.mllp import END, START, frame
+from integrations.models import HL7Endpoint, HL7Message
+
+log = logging.getLogger("integrations.hl7")
+Status = HL7Message.Status
+SEND_TASK = "integrations.tasks.hl7_send"
+# ORC-5 order status (HL7 table 0038): in process, completed.
+ORDER_STATUS = {"study_received": "IP", "order_completed": "CM", "report_final": "CM"}
+
+
+def _ids(patient):
+    """PID-3: the PMS's own id first where we have one, then ours."""
+    ids = [(ext.value, ext.system.removeprefix("hl7:")) for ext in patient.external_ids.all() if ext.system.startswith("hl7:")]
+    return ids + [(patient.patient_id, settings.HL7_APPLICATION)]
+
+
+def order_message_build(order, event, endpoint, control_id):
+    """ORM^O01 status update (ORC-1 SC) for ``order``, built with hl7apy in the endpoint's version."""
+    message = Message("ORM_O01", version=endpoint.version, validation_level=VALIDATION_LEVEL.TOLERANT)
+    msh = message.msh
+    msh.msh_3, msh.msh_4 = settings.HL7_APPLICATION, settings.HL7_FACILITY
+    msh.msh_5, msh.msh_6 = endpoint.receiving_application, endpoint.receiving_facility
+    msh.msh_7 = localtime(now()).strftime("%Y%m%d%H%M%S")
+    msh.msh_9, msh.msh_10, msh.msh_11 = "ORM^O01^ORM_O01" if endpoint.version >= "2.4" else "ORM^O01", control_id, "P"
+    patient = order.patient
+    pid = message.add_segment("PID")
+    pid.pid_1 = "1"
+    for value, authority in _ids(patient):
+        field = pid.add_field("PID_3")
+        field.cx_1, field.cx_4 = value, authority
+    pid.pid_5 = patient.dicom_name
+    orc = message.add_segment("ORC")
+    orc.orc_1 = "SC"
+    if order.placer_order_number:
+        orc.orc_2 = order.placer_order_number
+    orc.orc_3 = order.accession_number
+    orc.orc_5 = ORDER_STATUS[event]
+    obr = message.add_segment("OBR")
+    obr.obr_1 = "1"
+    if order.placer_order_number:
+        obr.obr_2 = order.placer_order_number
+    obr.obr_3 = order.accession_number
+    obr.obr_4 = f"{order.procedure.code}^{order.procedure.name}^VETPACS"
+    obr.obr_18 = order.accession_number  # placer field 1: the accession number, for viewers
+    obr.obr_24 = order.modality_type
+    obr.obr_25 = "F" if event != "study_received" else "I"  # result status (table 0123)
+    study = order.studies.order_by("id").first()
+    if study is not None:
+        obx = message.add_segment("OBX")
+        obx.obx_1, obx.obx_2, obx.obx_3 = "1", "RP", "STUDY^Study^VETPACS"
+        obx.obx_5 = f"{settings.SITE_URL}/studies/{study.pk}/^^URI"
+        obx.obx_11 = "F"
+    return message.to_er7() + "\r"
+
+
+def order_event(order_id, event):
+    """Log a pending message to each endpoint that wants ``event``, and queue the sending."""
+    order = ImagingOrder.objects.select_related("patient", "procedure").filter(pk=order_id).first()
+    if order is None:
+        return []
+    created = []
+    for endpoint in HL7Endpoint.objects.filter(active=True):
+        if not endpoint.wants(event):
+            continue
+        with transaction.atomic():
+            message = HL7Message.objects.create(
+                direction=HL7Message.Direction.OUT, status=Status.PENDING, endpoint=endpoint,
+                peer=f"{endpoint.host}:{endpoint.port}", patient_id=order.patient_id, raw="",
+                sending_application=settings.HL7_APPLICATION, message_type="ORM^O01", version=endpoint.version,
+            )  # fmt: skip
+            message.control_id = f"VP{message.pk}"
+            message.raw = order_message_build(order, event, endpoint, message.control_id)
+            message.save(update_fields=["control_id", "raw"])
+        created.append(message)
+        _queue(message.pk)
+    return created
+
+
+def _queue(message_id, countdown=0):
+    try:
+        current_app.send_task(SEND_TASK, args=[message_id], countdown=countdown)
+    except Exception:  # logged as pending: message_resend or the next event sends it
+        log.exception("could not queue HL7 message %s", message_id)
+
+
+class SendLater(Exception):
+    """Not sent now (peer down, timeout, an older message to go first): try again later."""
+
+
+def _ack(sock, timeout):
+    sock.settimeout(timeout)
+    data = b""
+    while END not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise SendLater("connection closed before the ACK")
+        data += chunk
+    reply = data.split(END)[0]
+    return text_decode(reply[reply.index(START) + 1 :] if START in reply else reply)
+
+
+def message_send(*, message_id):
+    """Send one outbound message; returns its final status, or raises SendLater."""
+    message = HL7Message.objects.select_related("endpoint").get(pk=message_id)
+    if message.status != Status.PENDING:
+        return message.status
+    earlier = HL7Message.objects.filter(
+        status=Status.PENDING, endpoint=message.endpoint, patient_id=message.patient_id, id__lt=message.id
+    ).exists()
+    if earlier:
+        raise SendLater("an earlier message about this animal is not sent yet")
+    endpoint = message.endpoint
+    HL7Message.objects.filter(pk=message.pk).update(attempts=message.attempts + 1, updated=now())
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout) as sock:
+            sock.sendall(frame(message.raw.encode()))
+            ack = _ack(sock, endpoint.timeout)
+    except (OSError, SendLater) as error:
+        HL7Message.objects.filter(pk=message.pk).update(error=f"not delivered: {error}"[:2000], updated=now())
+        raise SendLater(str(error)) from None
+    try:
+        msa = next(s for s in segments(ack) if s.startswith("MSA"))
+        code = msa.split(header_read(ack).field_separator)[1]
+    except (StopIteration, IndexError, HL7Error):
+        code = ""
+    status = Status.SENT if code in ("AA", "CA") else Status.FAILED
+    error = "" if status == Status.SENT else f"answered {code or 'without an MSA'}"
+    HL7Message.objects.filter(pk=message.pk).update(status=status, ack_code=code[:2], ack=ack, error=error, updated=now())
+    if status == Status.FAILED:
+        log.warning("HL7 %s to %s refused: %s", message.control_id, endpoint, ack[:200])
+    return status
+
+
+def message_resend(*, message):
+    """An admin sends a failed (or stuck) outbound message again."""
+    HL7Message.objects.filter(pk=message.pk).update(status=Status.PENDING, error="", updated=now())
+    transaction.on_commit(lambda: _queue(message.pk))
