@@ -1,4 +1,7 @@
 """The DICOM node, built in one place: what it accepts, how it reads its sockets."""
+import logging
+import queue
+import select
 import socket
 import threading
 
@@ -9,11 +12,15 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
-from pynetdicom import AE, AllStoragePresentationContexts
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.association import Association
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind, Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from imaging.dicom.handlers import HANDLERS
+
+LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
 
 # Every transfer syntax pydicom knows, so that a compressed image is stored as it was sent.
 # Where a sender offers several in one presentation context we take the first of ours it
@@ -24,6 +31,9 @@ UNCOMPRESSED = [
 ]  # fmt: skip
 TRANSFER_SYNTAXES = [uid for uid in AllTransferSyntaxes if uid not in UNCOMPRESSED] + UNCOMPRESSED
 QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+# How long a reactor thread waits when nothing wakes it, before it checks its timers (ARTIM,
+# idle timeout) and whether its partner thread is still alive.
+IDLE_WAIT = 0.02
 
 
 def ae_build(*, ae_title, max_pdu):
@@ -63,45 +73,245 @@ class FastSocket(AssociationSocket):
         return buffer
 
 
+class WakingQueue(queue.Queue):
+    """A queue that calls ``wake`` after each put, so that its reader can sleep until then."""
+
+    def __init__(self, wake):
+        super().__init__()
+        self.wake = wake
+
+    def put(self, item, block=True, timeout=None):
+        super().put(item, block, timeout)
+        self.wake()
+
+
+class EventDrivenDUL(DULServiceProvider):
+    """The DUL thread sleeps in select() on the socket and a wake-up socket, instead of
+    polling both every 0.1 ms: four polling associations kept a core busy doing nothing.
+    Anything put on ``to_provider_queue`` (our answers), and a stop, wakes it at once."""
+
+    def prepare(self):
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._wake_lock = threading.Lock()
+        self._run_loop_delay = 0  # the wait is in _is_transport_event
+        self.to_provider_queue = WakingQueue(self.wake)
+
+    def wake(self):
+        with self._wake_lock:  # never write after close: the number may name another file by then
+            if self._wake_w.fileno() != -1:
+                try:
+                    self._wake_w.send(b"\0")
+                except OSError:  # full (already awake) or closing
+                    pass
+
+    def _is_transport_event(self):
+        if self.event_queue.empty() and not self._kill_thread:
+            self._wait_for_input()
+        return super()._is_transport_event()
+
+    def _wait_for_input(self):
+        waiting = [self._wake_r]
+        peer = self.socket.socket if self.socket is not None else None
+        if peer is not None and peer.fileno() != -1:
+            waiting.append(peer)
+        try:
+            ready, _, _ = select.select(waiting, [], [], IDLE_WAIT)
+        except (OSError, ValueError):  # the socket was closed meanwhile: the DUL finds out next
+            return
+        if self._wake_r in ready:
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except OSError:
+                pass
+
+    def kill_dul(self):
+        super().kill_dul()
+        self.wake()
+
+    def stop_dul(self):
+        if self.state_machine.current_state == "Sta1":
+            self._kill_thread = True
+            self.wake()
+        return super().stop_dul()
+
+    def run_reactor(self):
+        try:
+            super().run_reactor()
+        finally:
+            with self._wake_lock:
+                self._wake_r.close()
+                self._wake_w.close()
+
+
+class EventDrivenAssociation(Association):
+    """pynetdicom's acceptor loop sleeps 1 ms between looks at its queues; this one waits
+    until a DIMSE message or an ACSE primitive (release, abort) arrives."""
+
+    def prepare(self):
+        self._wakeup = threading.Event()
+        self.dimse.msg_queue = WakingQueue(self._wakeup.set)
+        self.dul.to_user_queue = WakingQueue(self._wakeup.set)
+
+    def kill(self):
+        self._wakeup.set()
+        super().kill()
+
+    def run(self):
+        try:
+            super().run()
+        finally:
+            self._server.association_ended()
+
+    def _run_reactor(self):
+        """Association._run_reactor (pynetdicom 3.0), with a wait in place of its sleep."""
+        self._is_paused = False
+        served = False
+        while not self._kill:
+            if not served:  # after a message, look again at once: another may be queued
+                self._wakeup.wait(IDLE_WAIT)
+            self._wakeup.clear()  # before looking, so a put after the look wakes the next wait
+
+            # Paused while the acceptor sends or receives itself (send_*(), release()).
+            self._is_paused = True
+            self._reactor_checkpoint.wait()
+            self._is_paused = False
+
+            context_id, msg = self.dimse.get_msg(block=False)
+            served = bool(msg)
+            if msg:
+                self._serve_request(msg, context_id)
+
+            if self.is_established and self.acse.is_release_requested():
+                self.acse.send_release(is_response=True)
+                LOGGER.info("Association Released")
+                self.is_released = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_RELEASED, {})
+                self.kill()
+                return
+
+            if self.acse.is_aborted():
+                how = " (A-P-ABORT)" if self.acse.is_aborted("a-p-abort") else ""
+                LOGGER.info(f"Association Aborted{how}")
+                self.dul.receive_pdu(wait=False)  # so that EVT_ACSE_RECV fires for subscribers
+                self.is_aborted = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_ABORTED, {})
+                self.kill()
+                return
+
+            if not self.dul.is_alive():
+                self.kill()
+                return
+
+            if self.dul.idle_timer_expired():
+                LOGGER.error("Network timeout reached")
+                if self.network_timeout_response == "A-RELEASE":
+                    self._is_paused = True
+                    self._reactor_checkpoint.wait()
+                    self.release()
+                    self._is_paused = False
+                else:
+                    self.abort()
+                self.kill()
+                return
+
+
 class FastRequestHandler(RequestHandler):
     def _create_association(self):
         assoc = super()._create_association()
         client = self.request
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # pynetdicom made its socket wrapper (and told the state machine of the connection);
-        # give that same object our faster read.
+        # pynetdicom made these objects (and wired them to each other); give the same objects
+        # our faster behaviour before their threads start.
         assoc.dul.socket.__class__ = FastSocket
-        # The DUL thread sleeps this long whenever it finds nothing to read; every message
-        # waits for it. pynetdicom's 1 ms costs more per image than our whole handler.
-        assoc.dul._run_loop_delay = 0.0001
+        assoc.dul.__class__ = EventDrivenDUL
+        assoc.dul.prepare()
+        assoc.__class__ = EventDrivenAssociation
+        assoc.prepare()
         return assoc
 
 
 class Server(ThreadedAssociationServer):
-    """pynetdicom's threaded server, with our sockets."""
-
-    reuse_port = False
+    """pynetdicom's threaded server, with our sockets and reactors."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.RequestHandlerClass = FastRequestHandler
 
+    def association_ended(self):
+        """Called once for every connection served, when its association thread ends."""
+
+
+class HandedServer(Server):
+    """Serves connections that the dispatcher process accepted and handed over ``channel`` (a
+    Unix socket, SCM_RIGHTS), instead of accepting them itself; a byte back on the channel for
+    each connection that ends lets the dispatcher hand the next one to the least busy process
+    (manage.py dicom_listener --processes N). ``parent_gone`` is called if the dispatcher
+    closes the channel (it died): this process should stop then."""
+
+    def __init__(self, *args, channel, parent_gone, **kwargs):
+        self.channel, self.parent_gone = channel, parent_gone
+        self.channel_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
     def server_bind(self):
-        if self.reuse_port:
-            # Several listener processes share the port; the kernel spreads connections.
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
+        self.socket.close()  # the TCP socket TCPServer made: this server reads the channel instead
+        self.socket = self.channel
+
+    def server_activate(self):
+        pass
+
+    def get_request(self):
+        try:
+            message, fds, _flags, _address = socket.recv_fds(self.channel, 1, 1)
+        except BlockingIOError:  # another reader took it (there is none; but never block here)
+            raise OSError("nothing to read") from None
+        if not fds:
+            if not message:
+                self.parent_gone()
+            raise OSError("a message without a socket" if message else "the dispatcher closed the channel")
+        client = socket.socket(fileno=fds[0])
+        try:
+            return client, client.getpeername()
+        except OSError:  # the caller has gone already
+            client.close()
+            self.association_ended()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            self.finish_request(request, client_address)  # starts the association's own thread
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
+            self.association_ended()
+
+    def server_close(self):
+        with self.channel_lock:  # no thread is writing to it as it closes
+            super().server_close()
+
+    def association_ended(self):
+        with self.channel_lock:
+            try:
+                self.channel.send(b"d")
+            except OSError:  # the dispatcher has gone, or we are stopping
+                pass
 
 
-class SharedPortServer(Server):
-    reuse_port = True
-
-
-def server_start(ae, address, *, shared_port=False):
-    """Serve in background threads; returns the server (``shutdown()`` stops it)."""
-    server = ae.make_server(
-        address, evt_handlers=HANDLERS, server_class=SharedPortServer if shared_port else Server
-    )
+def server_start(ae, address, *, channel=None, parent_gone=None):
+    """Serve in background threads; returns the server (``shutdown()`` stops it). With a
+    ``channel``, serve the connections a dispatcher hands over it (HandedServer); ``address``
+    is then the dispatcher's listening address."""
+    if channel is None:
+        server = ae.make_server(address, evt_handlers=HANDLERS, server_class=Server)
+    else:
+        server = ae.make_server(
+            address, evt_handlers=HANDLERS, server_class=HandedServer, channel=channel, parent_gone=parent_gone,
+        )  # fmt: skip
     ae._servers.append(server)  # so that ae.shutdown() stops it too
     threading.Thread(target=server.serve_forever, name="dicom-server", daemon=True).start()
     return server

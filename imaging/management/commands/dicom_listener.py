@@ -2,14 +2,22 @@
 
     manage.py dicom_listener [--port 11112] [--ae-title VETPACS] [--processes N]
 
-With --processes N, N processes serve the same port (SO_REUSEPORT), so the listener uses more
-than one core. SIGTERM or SIGINT stops it cleanly: associations in progress finish first.
+With --processes N (N > 1), this process only accepts connections and hands each one (its file
+descriptor, over a Unix socket) to whichever of N forked listener processes has the fewest
+associations in progress, so that the listener uses more than one core and the load is even.
+(SO_REUSEPORT let the kernel choose by a hash of the addresses: four connections often went
+three to one process and one to the other.) A listener process that dies is replaced; the port
+stays with this process throughout. SIGTERM or SIGINT stops it cleanly: no new connections,
+associations in progress finish first.
 """
 import logging
 import os
+import selectors
 import signal
+import socket
 import sys
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -27,41 +35,167 @@ class Command(BaseCommand):
         parser.add_argument("--processes", type=int, default=1)
 
     def handle(self, *args, port, ae_title, bind, processes, **options):
-        children = []
-        shared = processes > 1
-        for _ in range(processes - 1):
-            pid = os.fork()
-            if pid == 0:
-                self.serve(ae_title, bind, port, shared)
-                os._exit(0)
-            children.append(pid)
-        self.serve(ae_title, bind, port, shared, children=children)
+        if processes > 1:
+            Dispatcher(ae_title=ae_title, bind=bind, port=port, processes=processes).run()
+        else:
+            serve(ae_title=ae_title, address=(bind, port))
 
-    def serve(self, ae_title, bind, port, shared, children=()):
-        from django.db import connections
 
-        from imaging.dicom.ae import ae_build, server_start
+def serve(*, ae_title, address, channel=None, label=""):
+    """Run one listener process until SIGTERM/SIGINT (or, with a channel, until the dispatcher
+    goes away). Without a channel it listens on ``address`` itself."""
+    from django.db import connections
 
-        connections.close_all()  # never share a parent's database connection across a fork
-        stop = threading.Event()
+    from imaging.dicom.ae import ae_build, server_start
 
-        def on_signal(signum, frame):
-            stop.set()
+    connections.close_all()  # never share a parent's database connection across a fork
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    # A handed listener leaves Ctrl-C to the dispatcher, which stops it with SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN if channel else (lambda signum, frame: stop.set()))
+    ae = ae_build(ae_title=ae_title, max_pdu=settings.DICOM_MAX_PDU)
+    server = server_start(ae, address, channel=channel, parent_gone=stop.set)
+    if channel is None:
+        log.info("DICOM listener %s on %s:%s (pid %s)", ae_title, address[0], server.server_address[1], os.getpid())  # fmt: skip
+    else:
+        log.info("DICOM listener process %s ready (pid %s)", label, os.getpid())
+    sys.stdout.flush()
+    stop.wait()
+    log.info("DICOM listener stopping (pid %s)", os.getpid())
+    server.shutdown()
+    for assoc in list(ae.active_associations):
+        if assoc.is_established:  # let transfers in progress finish
+            assoc.join(timeout=30)
+    ae.shutdown()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        ae = ae_build(ae_title=ae_title, max_pdu=settings.DICOM_MAX_PDU)
-        server = server_start(ae, (bind, port), shared_port=shared)
-        log.info("DICOM listener %s on %s:%s (pid %s)", ae_title, bind, server.server_address[1], os.getpid())
+
+class Child:
+    def __init__(self, pid, channel, number):
+        self.pid, self.channel, self.number = pid, channel, number
+        self.active = 0  # connections handed to it that have not ended
+        self.handed = 0
+        self.started = time.monotonic()
+
+
+class Dispatcher:
+    """Accepts on the port and hands each connection to the least busy listener process."""
+
+    def __init__(self, *, ae_title, bind, port, processes):
+        self.ae_title, self.bind, self.port, self.processes = ae_title, bind, port, processes
+        self.children = {}  # pid -> Child
+        self.stopping = False
+        self.selector = selectors.DefaultSelector()
+
+    def run(self):
+        family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
+        self.listener = socket.create_server((self.bind, self.port), family=family, backlog=128)
+        self.address = self.listener.getsockname()[:2]
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+        for number in range(1, self.processes + 1):
+            self.spawn(number)
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        log.info("DICOM listener %s on %s:%s (pid %s), %s processes",
+                 self.ae_title, self.bind, self.address[1], os.getpid(), self.processes)  # fmt: skip
         sys.stdout.flush()
-        stop.wait()
+        try:
+            while not self.stopping:
+                for key, _ in self.selector.select(timeout=0.5):
+                    if key.fileobj is self.listener:
+                        self.accept()
+                    elif not self.stopping:
+                        self.hear(key.data)
+        finally:
+            self.stop()
+
+    def on_signal(self, signum, frame):
+        self.stopping = True
+
+    def spawn(self, number):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until serve() sets its own
+                ours.close()
+                self.listener.close()  # the port stays with the dispatcher alone
+                for child in self.children.values():
+                    child.channel.close()
+                self.selector = None
+                label = f"{number}/{self.processes}"
+                serve(ae_title=self.ae_title, address=self.address, channel=theirs, label=label)
+                code = 0
+            except BaseException:
+                log.exception("DICOM listener process %s failed", number)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        theirs.close()
+        child = self.children[pid] = Child(pid, ours, number)
+        self.selector.register(ours, selectors.EVENT_READ, child)
+
+    def accept(self):
+        try:
+            connection, _address = self.listener.accept()
+        except OSError:
+            return
+        try:
+            # Fewest associations in progress; among equals, the one handed fewest so far.
+            for child in sorted(self.children.values(), key=lambda c: (c.active, c.handed)):
+                try:
+                    socket.send_fds(child.channel, [b"c"], [connection.fileno()])
+                except OSError:  # it is dying; the next one then
+                    continue
+                child.active += 1
+                child.handed += 1
+                return
+            log.error("no DICOM listener process to take a connection; closed it")
+        finally:
+            connection.close()  # the listener process has its own descriptor of it now
+
+    def hear(self, child):
+        try:
+            data = child.channel.recv(4096)
+        except OSError:
+            data = b""
+        if data:
+            child.active = max(0, child.active - data.count(b"d"))
+            return
+        # Its end of the channel closed: it has exited. Put another in its place.
+        self.selector.unregister(child.channel)
+        child.channel.close()
+        del self.children[child.pid]
+        _pid, status = os.waitpid(child.pid, 0)
+        log.error("DICOM listener process %s (pid %s) exited (%s); starting another",
+                  child.number, child.pid, _exit_description(status))  # fmt: skip
+        if time.monotonic() - child.started < 5:
+            time.sleep(1)  # one that dies at once should not be restarted in a tight loop
+        if not self.stopping:
+            self.spawn(child.number)
+
+    def stop(self):
         log.info("DICOM listener stopping (pid %s)", os.getpid())
-        for pid in children:
-            os.kill(pid, signal.SIGTERM)
-        server.shutdown()
-        for assoc in list(ae.active_associations):
-            if assoc.is_established:  # let transfers in progress finish
-                assoc.join(timeout=30)
-        ae.shutdown()
-        for pid in children:
-            os.waitpid(pid, 0)
+        self.selector.unregister(self.listener)
+        self.listener.close()  # new connections are refused from now on
+        for child in self.children.values():
+            try:
+                os.kill(child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 60  # each finishes its associations (30 s at most each)
+        for child in list(self.children.values()):
+            while os.waitpid(child.pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    log.error("DICOM listener process %s (pid %s) did not stop; killed", child.number, child.pid)
+                    os.kill(child.pid, signal.SIGKILL)
+                    os.waitpid(child.pid, 0)
+                    break
+                time.sleep(0.05)
+            child.channel.close()
+
+
+def _exit_description(status):
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
