@@ -6,6 +6,7 @@ SOP Instance UIDs, and link each new study to its animal (imaging/linking.py).
 """
 import io
 import logging
+import struct
 import time
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import dcmread
 from pydicom.tag import Tag
 from pydicom.uid import UID
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
 from imaging import storage
 from imaging.dicom import integrity
@@ -44,13 +46,14 @@ class StoreRefused(Exception):
 
 
 def instance_receive(
-    *, data, file_meta_bytes, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, batch=None
+    *, data, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, file_meta_bytes=None, batch=None
 ):
     """Check one received object, keep it durably, queue its indexing; return its storage key.
 
     Raises StoreRefused for anything that must not be acknowledged. The data set bytes are
-    stored as they came (no decode and re-encode), behind our File Meta Information. The
-    indexing message joins ``batch`` (an IngestBatch: one per association) or goes at once.
+    stored as they came (no decode and re-encode), behind our File Meta Information (made here
+    unless ``file_meta_bytes`` brings it). The indexing message joins ``batch`` (an
+    IngestBatch: one per association) or goes at once.
     """
     ds = _checked_header(data, transfer_syntax)
     if str(ds.get("SOPInstanceUID", "")) != str(sop_instance_uid):
@@ -60,6 +63,8 @@ def instance_receive(
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
         if not ds.get(keyword):
             raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is missing")
+    if file_meta_bytes is None:
+        file_meta_bytes = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
     received_at = now()
     key = storage.instance_key(str(sop_instance_uid), received_at)
     try:
@@ -79,6 +84,32 @@ def instance_receive(
     else:
         batch.add(message)
     return key
+
+
+def _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):
+    """Preamble, 'DICM' and our File Meta Information (PS3.10 7.1), as pydicom would write it
+    (Explicit VR Little Endian, tag order, group length first). Encoded here: pydicom's writer
+    checked and converted each value again, and cost more than the storage write."""
+    elements = b"".join([
+        _meta_element(0x0001, b"OB", b"\x00\x01"),  # File Meta Information Version
+        _meta_element(0x0002, b"UI", str(sop_class_uid)),
+        _meta_element(0x0003, b"UI", str(sop_instance_uid)),
+        _meta_element(0x0010, b"UI", str(transfer_syntax)),
+        _meta_element(0x0012, b"UI", PYNETDICOM_IMPLEMENTATION_UID),
+        _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION),
+        _meta_element(0x0016, b"AE", calling_ae),  # Source Application Entity Title
+    ])  # fmt: skip
+    return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(elements))) + elements
+
+
+def _meta_element(element, vr, value):
+    if isinstance(value, str):
+        value = value.encode("ascii", "replace")
+    if len(value) % 2:  # PS3.5 6.2: even lengths; UIDs pad with NUL, text with a space
+        value += b"\x00" if vr == b"UI" else b" "
+    if vr == b"OB":  # PS3.5 7.1.2: a reserved field and a 4-byte length
+        return struct.pack("<HH2s2xI", 0x0002, element, vr, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
 
 
 # What the index needs (imaging/dicom/datasets.header_summary), and the character set to read it.

@@ -3,6 +3,7 @@ import logging
 import queue
 import select
 import socket
+import struct
 import threading
 
 from pydicom.uid import (
@@ -14,7 +15,10 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind, Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
@@ -220,6 +224,54 @@ class EventDrivenAssociation(Association):
                 return
 
 
+class FastDIMSE(DIMSEServiceProvider):
+    """Encodes a plain C-STORE success response itself. pynetdicom builds a pydicom data set
+    for every response and encodes it twice (the second time for its group length): that was
+    a fifth of the listener's CPU per image. Anything else goes pynetdicom's way. (These skip
+    EVT_DIMSE_SENT, which nothing of ours listens to: pynetdicom's own handler logs nothing for
+    a C-STORE-RSP.)"""
+
+    def send_msg(self, primitive, context_id):
+        if type(primitive) is not C_STORE or not _plain_success(primitive):
+            return super().send_msg(primitive, context_id)
+        command = store_response_command(primitive)
+        if self.maximum_pdu_size and len(command) + 6 > self.maximum_pdu_size:
+            return super().send_msg(primitive, context_id)
+        pdata = P_DATA()
+        pdata.presentation_data_value_list.append((context_id, b"\x03" + command))  # command, last fragment
+        self.dul.send_pdu(pdata)
+
+
+def _plain_success(primitive):
+    return (
+        primitive.MessageIDBeingRespondedTo is not None and primitive.Status == 0x0000
+        and primitive.ErrorComment is None and primitive.OffendingElement is None
+        and primitive.AffectedSOPClassUID and primitive.AffectedSOPInstanceUID
+    )  # fmt: skip
+
+
+def store_response_command(primitive):
+    """The C-STORE-RSP command set (PS3.7 9.3.1.2, Table 9.3-2), Implicit VR Little Endian."""
+    elements = b"".join([
+        _command_element(0x0002, _uid(primitive.AffectedSOPClassUID)),
+        _command_element(0x0100, struct.pack("<H", 0x8001)),  # Command Field: C-STORE-RSP
+        _command_element(0x0120, struct.pack("<H", primitive.MessageIDBeingRespondedTo)),
+        _command_element(0x0800, struct.pack("<H", 0x0101)),  # Command Data Set Type: none
+        _command_element(0x0900, struct.pack("<H", primitive.Status)),
+        _command_element(0x1000, _uid(primitive.AffectedSOPInstanceUID)),
+    ])  # fmt: skip
+    return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
+
+
+def _uid(value):
+    value = str(value).encode("ascii")
+    return value + b"\x00" if len(value) % 2 else value
+
+
+def _command_element(element, value):
+    return struct.pack("<HHI", 0x0000, element, len(value)) + value
+
+
 class FastRequestHandler(RequestHandler):
     def _create_association(self):
         assoc = super()._create_association()
@@ -228,6 +280,7 @@ class FastRequestHandler(RequestHandler):
         # pynetdicom made these objects (and wired them to each other); give the same objects
         # our faster behaviour before their threads start.
         assoc.dul.socket.__class__ = FastSocket
+        assoc.dimse.__class__ = FastDIMSE
         assoc.dul.__class__ = EventDrivenDUL
         assoc.dul.prepare()
         assoc.__class__ = EventDrivenAssociation

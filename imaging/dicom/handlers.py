@@ -76,7 +76,6 @@ def on_store(event):
     try:
         instance_receive(
             data=event.request.DataSet.getvalue(),
-            file_meta_bytes=_file_meta_bytes(event, calling_ae),
             transfer_syntax=event.context.transfer_syntax,
             sop_class_uid=event.request.AffectedSOPClassUID,
             sop_instance_uid=event.request.AffectedSOPInstanceUID,
