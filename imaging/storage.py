@@ -8,7 +8,7 @@ import os
 import uuid
 
 from django.core.exceptions import SuspiciousFileOperation
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.utils.timezone import now
 
@@ -22,6 +22,18 @@ class DurableFileSystemStorage(FileSystemStorage):
     That is the whole C-STORE write: Django's generic path (existence check, makedirs, a lock,
     chmod, then reopening the file to fsync it) cost more than the write itself.
     """
+
+    def save(self, name, content, max_length=None):
+        """Storage.save, with its file name check (pathlib, three times an image) done once
+        and cheaply. self.path() (safe_join) refuses a name outside the root all the same."""
+        if name is None:
+            name = content.name
+        if not hasattr(content, "chunks"):
+            content = File(content, name)
+        parts = name.replace("\\", "/").split("/")
+        if os.path.isabs(name) or ".." in parts or parts[-1] in ("", "."):
+            raise SuspiciousFileOperation(f"Detected path traversal attempt in {name!r}")
+        return self._save(self.get_available_name(name, max_length), content)
 
     def get_available_name(self, name, max_length=None):
         if max_length is not None and len(name) > max_length:
