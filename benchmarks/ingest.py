@@ -1,6 +1,7 @@
-"""DICOM ingest throughput: our listener and Celery indexing against dcmtk's storescp.
+"""DICOM ingest throughput: our listener and Celery indexing against dcmtk's storescp and Orthanc.
 
     .venv/bin/python benchmarks/ingest.py [--small 2000] [--large 100] [--corpus DIR]
+        [--only RECEIVER] [--sender nodelay|stock] [--assoc 1|4] [--corpora small|large] [--no-diagnose]
 
 Builds a corpus of distinct instances (CT of ~40 KB from pydicom's CT_small.dcm, DX of ~8 MB,
 2 bytes a pixel, Explicit VR Little Endian), then sends it with dcmtk's storescu over one
@@ -8,13 +9,16 @@ association and over four parallel ones, with Nagle's algorithm off (TCP_NODELAY
 reads) and on (a stock sender), to:
 
 - dcmtk's storescp writing files (the baseline; --fork for four associations);
+- Orthanc, when it is installed (`apt-get install orthanc`; only this script uses it), with its
+  own defaults in a temporary folder: it indexes into SQLite before it answers each C-STORE;
 - `manage.py dicom_listener --processes 1` and, for four associations, `--processes 2`, with a
   real Celery worker (prefork, concurrency 2) indexing into a throw-away database.
 
 It prints images/s and MB/s until C-STORE completes (storescu exits) and, for VetPACS, until
-every instance is indexed (imaging.Instance rows), the ratio between the two and the ratio to
-storescp. The database is created for the run (PostgreSQL when DATABASE_URL points at one,
-else a temporary SQLite file) and dropped at the end, as is the storage root.
+every instance is indexed (imaging.Instance rows), the ratio between the two and the ratios to
+storescp and to Orthanc measured in the same run. The database is created for the run
+(PostgreSQL when DATABASE_URL points at one, else a temporary SQLite file) and dropped at the
+end, as is the storage root.
 """
 import argparse
 import json
@@ -35,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 STORESCU = "/usr/bin/storescu"  # .venv/bin has pynetdicom's storescu under the same name
 STORESCP = "/usr/bin/storescp"
+ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"  # Debian's package puts it in /usr/sbin
 HOST = "127.0.0.1"
 DX_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
 CORPUS_VERSION = 2
@@ -380,6 +385,67 @@ class Storescp:
         return cpu_seconds(self.proc.pid)
 
 
+class Orthanc:
+    """Orthanc as packaged (Debian's `orthanc`; benchmark only, nothing installs it): its own
+    defaults (SQLite index next to the files, fsync of the storage area, 16 KiB PDU, 4 DICOM
+    threads), on free ports, in a folder of ours, no plugins. It indexes before it answers a
+    C-STORE, so its C-STORE time is its indexed time."""
+
+    label = "orthanc"
+
+    def __init__(self, workdir):
+        self.root = Path(workdir) / "orthanc"
+        self.port, self.http = free_port(), free_port()
+        self.log = Path(workdir) / "orthanc.log"
+        self.proc = None
+
+    def __enter__(self):
+        self._start()
+        return self
+
+    def _start(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+        (self.root / "db").mkdir(parents=True)
+        config = {
+            "Name": "vetpacs-bench", "StorageDirectory": str(self.root / "db"), "IndexDirectory": str(self.root / "db"),
+            "Plugins": [], "DicomAet": "ORTHANC", "DicomPort": self.port, "HttpPort": self.http,
+            "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "DicomAlwaysAllowStore": True,
+            "DicomCheckCalledAet": False, "DicomCheckModalityHost": False,
+        }  # fmt: skip
+        (self.root / "orthanc.json").write_text(json.dumps(config))
+        # Its DICOM server is dcmtk's, which reads TCP_NODELAY too: Nagle off on its side, as on
+        # storescp's and ours.
+        self.proc = start([ORTHANC, str(self.root / "orthanc.json")], env={**os.environ, "TCP_NODELAY": "1"}, log=self.log)
+        wait_for(lambda: self.proc.poll() is not None or (port_open(self.port) and self._statistics() is not None),
+                 timeout=60, what="Orthanc")  # fmt: skip
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"Orthanc exited: {tail(self.log)}")
+
+    def _statistics(self):
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{self.http}/statistics", timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            return None
+
+    def __exit__(self, *exc):
+        stop(self.proc)
+
+    def stored(self):
+        stats = self._statistics()
+        return int(stats["CountInstances"]) if stats else 0
+
+    def reset(self):
+        stop(self.proc)  # a fresh index and storage for the next run
+        self._start()
+        return {}
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid)
+
+
 class Vetpacs:
     def __init__(self, workdir, processes, env, db, warmup, queue):
         self.label = f"vetpacs-{processes}proc"
@@ -395,8 +461,12 @@ class Vetpacs:
                 "--processes", str(self.processes)]  # fmt: skip
         self.log.write_text("")
         self.proc = start(args, env=self.env, log=self.log)
-        wait_for(lambda: self.proc.poll() is not None or self.log.read_text().count("DICOM listener VETPACS on") >= self.processes,
-                 timeout=60, what="the listener to start")  # fmt: skip
+        def ready():  # the dispatcher listens, then each listener process says it is ready
+            text = self.log.read_text()
+            processes = text.count("DICOM listener process") if self.processes > 1 else 1
+            return "DICOM listener VETPACS on" in text and processes >= self.processes
+
+        wait_for(lambda: self.proc.poll() is not None or ready(), timeout=60, what="the listener to start")
         if self.proc.poll() is not None:
             raise RuntimeError(f"listener exited: {tail(self.log)}")
         wait_for(lambda: port_open(self.port), timeout=30, what="the listener's port")
@@ -461,7 +531,7 @@ def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worke
     env.pop("TCP_NODELAY", None)
     if nodelay:
         env["TCP_NODELAY"] = "1"
-    called = "STORESCP" if isinstance(receiver, Storescp) else "VETPACS"
+    called = {Storescp: "STORESCP", Orthanc: "ORTHANC"}.get(type(receiver), "VETPACS")
     logs = [Path(receiver.log).with_name(f"storescu-{n}.log") for n in range(len(folders))]
     cpu_before = receiver.cpu(), (cpu_seconds(worker.pid) if indexes else 0.0), host_cpu()
     senders = []
@@ -496,6 +566,8 @@ def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worke
             result["timeout"] = True
         result["store_s"] = (store_end or time.perf_counter()) - start_time
         result["index_s"] = (index_end - start_time) if index_end else None
+        if isinstance(receiver, Orthanc) and store_end is not None:
+            result["index_s"] = result["store_s"]  # it indexes before it answers each C-STORE
         result["codes"] = [p.poll() for p in senders]
         if any(c for c in result["codes"]):
             result["error"] = f"storescu exit {result['codes']}: " + " | ".join(tail(log, 300).strip() for log in logs)
@@ -522,28 +594,57 @@ def fmt(value, spec, missing="-"):
 
 
 def table(rows):
-    base = {(r["corpus"], r["sender"], r["assoc"]): r for r in rows if r["receiver"] == "storescp"}
-    head = (f"{'corpus':<9} {'sender':<7} {'assoc':>5}  {'receiver':<14} {'img/s':>7} {'MB/s':>7} {'C-STORE s':>9}"
-            f" {'idx img/s':>9} {'idx/store':>9} {'vs storescp':>11} {'idx vs scp':>10} {'rcv CPU%':>8} {'wrk CPU%':>8} {'host%':>5}")  # fmt: skip
+    """One line a run. Ratios: our rate over storescp's and over Orthanc's for the same corpus,
+    sender and associations; "idx" rates count until every instance is indexed (Orthanc indexes
+    before it answers, so its indexed rate is its C-STORE rate)."""
+
+    def rate(r, key):
+        return r["expected"] / r[key] if r and r.get(key) else None
+
+    def ratio(a, b):
+        return fmt(a / b if a and b else None, ".2f") + ("x" if a and b else "")
+
+    base = {name: {(r["corpus"], r["sender"], r["assoc"]): r for r in rows if r["receiver"] == name} for name in ("storescp", "orthanc")}
+    head = (f"{'corpus':<6} {'sender':<7} {'assoc':>5}  {'receiver':<14} {'img/s':>7} {'MB/s':>7} {'C-STORE s':>9}"
+            f" {'idx img/s':>9} {'idx/store':>9} {'vs scp':>7} {'vs orthanc':>10} {'idx vs orthanc':>14}"
+            f" {'rcv CPU%':>8} {'wrk CPU%':>8} {'host%':>5}")  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in rows:
-        store_rate = r["expected"] / r["store_s"]
-        mbs = r["nbytes"] / 1e6 / r["store_s"]
-        index_rate = r["expected"] / r["index_s"] if r.get("index_s") else None
-        ratio = r["index_s"] / r["store_s"] if r.get("index_s") else None
-        scp = base.get((r["corpus"], r["sender"], r["assoc"]))
-        vs = store_rate / (scp["expected"] / scp["store_s"]) if scp else None
-        vs_index = index_rate / (scp["expected"] / scp["store_s"]) if scp and index_rate else None
+        key = (r["corpus"], r["sender"], r["assoc"])
+        scp, orthanc = base["storescp"].get(key), base["orthanc"].get(key)
+        store_rate, index_rate = rate(r, "store_s"), rate(r, "index_s")
         receiver = r["receiver"] + ("+fork" if r["receiver"] == "storescp" and r["assoc"] > 1 else "")
-        line = (f"{r['corpus']:<9} {r['sender']:<7} {r['assoc']:>5}  {receiver:<14} {store_rate:>7.1f} {mbs:>7.1f}"
-                f" {r['store_s']:>9.2f} {fmt(index_rate, '>9.1f'):>9} {fmt(ratio, '>9.2f'):>9} {fmt(vs, '>10.2f') + 'x':>11}"
-                f" {fmt(vs_index, '>9.2f') + ('x' if vs_index else ''):>10}"
-                f" {100 * r['cpu_receiver'] / r['store_s']:>8.0f} {fmt(None if r['cpu_worker'] is None else 100 * r['cpu_worker'] / (r['index_s'] or r['store_s']), '>8.0f'):>8} {r['host_busy']:>5.0f}")  # fmt: skip
+        worker_cpu = None if r["cpu_worker"] is None else 100 * r["cpu_worker"] / (r["index_s"] or r["store_s"])
+        line = (f"{r['corpus']:<6} {r['sender']:<7} {r['assoc']:>5}  {receiver:<14} {store_rate:>7.1f} {r['nbytes'] / 1e6 / r['store_s']:>7.1f}"
+                f" {r['store_s']:>9.2f} {fmt(index_rate, '>9.1f'):>9} {fmt(r['index_s'] / r['store_s'] if r.get('index_s') else None, '>9.2f'):>9}"
+                f" {ratio(store_rate, rate(scp, 'store_s')):>7} {ratio(store_rate, rate(orthanc, 'store_s')):>10}"
+                f" {ratio(index_rate, rate(orthanc, 'index_s')):>14}"
+                f" {100 * r['cpu_receiver'] / r['store_s']:>8.0f} {fmt(worker_cpu, '>8.0f'):>8} {r['host_busy']:>5.0f}")  # fmt: skip
         if r["timeout"]:
             line += "  TIMEOUT"
         if r["error"]:
             line += f"  ERROR {r['error'][:200]}"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def targets(rows):
+    """The issue's speed targets, against Orthanc measured in this run."""
+    by = {(r["receiver"], r["corpus"], r["sender"], r["assoc"]): r for r in rows}
+    lines = ["Targets (issue 3), PostgreSQL and indexing included, against Orthanc measured above:"]
+    for corpus, sender, assoc, ours in [("small", "nodelay", 1, "vetpacs-1proc"), ("large", "nodelay", 1, "vetpacs-1proc"),
+                                        ("small", "nodelay", 4, "vetpacs-2proc"), ("small", "stock", 1, "vetpacs-1proc")]:  # fmt: skip
+        mine, theirs = by.get((ours, corpus, sender, assoc)), by.get(("orthanc", corpus, sender, assoc))
+        if not mine or not theirs or not mine.get("index_s"):
+            continue
+        ratio = theirs["index_s"] / mine["index_s"]
+        goal = "ahead of" if assoc > 1 else "at least" if sender == "nodelay" else "several times"
+        met = ratio > 1 if assoc > 1 else ratio >= 1 if sender == "nodelay" else ratio >= 3
+        lines.append(f"  {corpus} {sender} {assoc} assoc: {ours} indexed {mine['expected'] / mine['index_s']:.1f} img/s,"
+                     f" Orthanc {theirs['expected'] / theirs['index_s']:.1f}: {ratio:.2f}x ({goal} Orthanc: {'met' if met else 'NOT met'})")  # fmt: skip
+    worst = max((r["index_s"] / r["store_s"] for r in rows if r["receiver"].startswith("vetpacs") and r.get("index_s")), default=None)
+    if worst is not None:
+        lines.append(f"  indexed within 1.2x of C-STORE time: worst {worst:.2f}x ({'met' if worst <= 1.2 else 'NOT met'})")
     return "\n".join(lines)
 
 
@@ -639,7 +740,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
     timed(services, "_checked_header", "integrity walk + header parse")
     timed(storage, "object_put", "storage write + 2 fsyncs")
     timed(services, "instances_queue", "Celery publish (one task per batch)")
-    timed(handlers, "_file_meta_bytes", "file meta encode")
+    timed(services, "_file_meta", "file meta encode")
     timed(handlers, "instance_receive", "instance_receive (all of the above)")
     for n, (event, handler) in enumerate(handlers.HANDLERS):  # the same list ae.py imported
         if event is evt.EVT_C_STORE:
@@ -757,8 +858,14 @@ def main():
     parser.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "vetpacs-bench-corpus",
                         help="where the corpus is built, reused when it has the same shape")  # fmt: skip
     parser.add_argument("--run-timeout", type=float, default=300, help="seconds one send may take (default 300)")
-    parser.add_argument("--only", choices=["storescp", "vetpacs-1proc", "vetpacs-2proc"], action="append",
+    parser.add_argument("--only", choices=["storescp", "orthanc", "vetpacs-1proc", "vetpacs-2proc"], action="append",
                         help="run only these receivers (repeatable)")  # fmt: skip
+    parser.add_argument("--sender", choices=["nodelay", "stock"], action="append",
+                        help="run only these senders (repeatable; default both)")  # fmt: skip
+    parser.add_argument("--assoc", type=int, choices=[1, 4], action="append",
+                        help="run only these association counts (repeatable; default both)")  # fmt: skip
+    parser.add_argument("--corpora", choices=["small", "large"], action="append",
+                        help="run only these corpora (repeatable; default both)")  # fmt: skip
     parser.add_argument("--diagnose", action=argparse.BooleanOptionalAction, default=True,
                         help="after the table's runs, profile our listener and indexing in this process")  # fmt: skip
     args = parser.parse_args()
@@ -771,7 +878,7 @@ def main():
     corpora = {}
     for name in ("small", "large"):
         files = corpus_files(args.corpus / name)
-        parts = sorted(p for p in (args.corpus / name).iterdir() if p.is_dir())
+        parts = sorted(p for p in (args.corpus / name).iterdir() if p.is_dir()) if files else []
         corpora[name] = {"files": len(files), "bytes": sum(f.stat().st_size for f in files), "root": args.corpus / name, "parts": parts}
     warmup = corpus_files(args.corpus / "warmup")[0]
     print(f"corpus {args.corpus} ({'built' if built else 'reused'}):"
@@ -805,8 +912,10 @@ def main():
         worker = start([PYTHON, "-m", "celery", "-A", "vetclinic", "worker", "--pool", "prefork", "--concurrency", "2",
                         "-Q", queue, "-l", "WARNING", "-n", f"{queue}@%h"], env=env, log=workdir / "worker.log")  # fmt: skip
 
+        orthanc = os.access(ORTHANC, os.X_OK)
         plan = [
             ("storescp", lambda fork: Storescp(workdir, fork)),
+            *([("orthanc", lambda fork: Orthanc(workdir))] if orthanc else []),
             ("vetpacs-1proc", lambda fork: Vetpacs(workdir, 1, env, db, warmup, queue)),
             ("vetpacs-2proc", lambda fork: Vetpacs(workdir, 2, env, db, warmup, queue)),
         ]
@@ -814,16 +923,17 @@ def main():
             if args.only and label not in args.only:
                 continue
             # storescp: one process for one association, --fork for four; 2 listener processes only for four.
-            groups = {"storescp": [(1,), (4,)], "vetpacs-1proc": [(1, 4)], "vetpacs-2proc": [(4,)]}[label]
+            groups = {"storescp": [(1,), (4,)], "orthanc": [(1, 4)], "vetpacs-1proc": [(1, 4)], "vetpacs-2proc": [(4,)]}[label]
+            groups = [g for g in ([a for a in group if a in args.assoc] if args.assoc else group for group in groups) if g]
             for assocs in groups:
                 with make(assocs == (4,)) as receiver:
                     indexes = isinstance(receiver, Vetpacs)
-                    for corpus in ("small", "large"):
+                    for corpus in args.corpora or ("small", "large"):
                         info = corpora[corpus]
                         if not info["files"]:
                             continue
                         for assoc in assocs:
-                            for sender in ("nodelay", "stock"):
+                            for sender in args.sender or ("nodelay", "stock"):
                                 folders = [info["root"]] if assoc == 1 else info["parts"]
                                 if worker.poll() is not None:
                                     raise RuntimeError(f"the Celery worker exited: {tail(workdir / 'worker.log')}")
@@ -849,10 +959,9 @@ def main():
                     pass
             diagnosis = diagnose(env, corpora["small"]["root"], corpora["small"]["files"], db, args.run_timeout,
                                  large_files=corpus_files(corpora["large"]["root"]))  # fmt: skip
-        if shutil.which("Orthanc"):
-            print("note: Orthanc is on PATH, but this script does not drive it yet; not measured")
-        else:
-            print("note: Orthanc is not on PATH: not measured (see the issue's reference figures below)")
+        if not orthanc:
+            print(f"note: Orthanc is not installed ({ORTHANC}; `apt-get install orthanc`): not measured,"
+                  " see the issue's reference figures below")  # fmt: skip
     finally:
         if rows:
             print()
@@ -863,7 +972,10 @@ def main():
                   " files without fsync; VetPACS fsyncs each object and its folder. CPU% = receiver process tree"
                   " (listener or storescp) CPU time / C-STORE time, Celery worker tree CPU time / time until indexed (100% = one core);"
                   f" host% = all {os.cpu_count()} CPUs busy over the run (PostgreSQL, Redis, storescu included).")  # fmt: skip
-            print(REFERENCE)
+            if any(r["receiver"] == "orthanc" for r in rows):
+                print(targets(rows))
+            else:
+                print(REFERENCE)
         if diagnosis:
             print("\nWhere the time goes (small corpus):")
             print(diagnosis)
