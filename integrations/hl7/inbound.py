@@ -17,7 +17,7 @@ from integrations.hl7.messages import HL7Error, ack_build, header_read, message_
 from integrations.models import HL7Message
 from patients.models import Patient, Visit
 from patients.selectors import coded_breed, coded_species, patient_by_external_id
-from patients.services import owner_upsert, patient_merge, patient_upsert, visit_update
+from patients.services import owner_upsert, patient_merge, patient_upsert, visit_create, visit_update
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
 
@@ -285,7 +285,24 @@ def adt_register(received):
         actor=received.actor, fields=fields, patient=patient, external=ids[0], owner=owner,
         weight_kg=_weight(received),
     )  # fmt: skip
+    _visit(received, patient)
     return patient
+
+
+def _visit(received, patient):
+    """A01/A04/A05 with a visit number (PV1-19) book that visit (idempotent on the number), so
+    that A03/A11 can close or cancel it; PV1-44 is when it starts."""
+    from integrations.hl7.messages import hl7_datetime
+
+    pv1 = received.one("PV1", required=False)
+    event = received.header.message_type.split(received.header.component)[-1]
+    if pv1 is None or not pv1.component(19, 1) or event not in ("A01", "A04", "A05"):
+        return None
+    starts_at = hl7_datetime(pv1[44], segment="PV1", field=44) or now()
+    return visit_create(
+        actor=received.actor, patient=patient, starts_at=starts_at, reason="Emergency" if pv1[2] == "E" else "",  # PV1-2 patient class
+        external=(received.system, pv1.component(19, 1)[:64]),
+    )  # fmt: skip
 
 
 def adt_merge(received):

@@ -1,0 +1,80 @@
+"""Inbound HL7 handlers through message_receive (no socket): the fields PMS send, mapped."""
+import pytest
+
+from integrations.hl7.inbound import message_receive
+from patients.models import CodeMapping, Owner, Patient, Visit
+from tests import hl7_samples as samples
+
+pytestmark = pytest.mark.django_db
+
+
+def receive(text, peer="127.0.0.1:5000"):
+    ack = message_receive(text.encode(), peer).decode()
+    return {line[:3]: line.split("|") for line in ack.strip("\r").split("\r")}
+
+
+def test_a_pms_code_maps_through_the_crosswalk_and_strain_is_kept_as_breed_text(dog):
+    CodeMapping.objects.create(system="L", kind="species", external_code="K9", species=dog)
+    ack = receive(samples.adt("A04", "X1", species="K9^Dog^L", breed="", strain="^Working cocker"))
+    assert ack["MSA"][1] == "AA", ack
+    patient = Patient.objects.get()
+    assert (patient.species, patient.breed, patient.breed_text) == (dog, None, "Working cocker")
+
+
+def test_an_unknown_breed_code_is_an_error_unless_the_clinic_keeps_its_text(settings):
+    text = samples.adt("A04", "X2", breed="BR77^Sprocker^L")
+    ack = receive(text)
+    assert ack["MSA"][1] == "AE" and "Unknown breed code BR77" in ack["MSA"][3]
+    assert ack["ERR"][2] == "PID^1^36"
+    settings.HL7_UNKNOWN_CODES_AS_TEXT = True
+    assert receive(samples.adt("A04", "X3", breed="BR77^Sprocker^L"))["MSA"][1] == "AA"
+    assert Patient.objects.get().breed_text == "Sprocker"
+
+
+def test_a_weight_in_pounds_is_recorded_in_kilograms():
+    text = samples.adt("A04", "X4").replace("|31.4|kg|", "|22|lb|")
+    assert receive(text)["MSA"][1] == "AA"
+    assert str(Patient.objects.get().current_weight) == "9.979"
+
+
+def test_a_guarantor_is_the_owner_when_no_nk1_says_own():
+    text = samples.adt("A04", "X5").replace("OWN^Owner^HL70063", "EMC^Emergency contact^HL70063")
+    text += samples.segment("GT1", {1: "1", 2: "G-900", 3: "Okafor^Chidi", 5: "1 High St^^Wye", 6: "01632960456"}) + "\r"
+    assert receive(text)["MSA"][1] == "AA"
+    owner = Patient.objects.get().primary_owner
+    assert (owner.family_name, owner.given_name, owner.city, owner.phone) == ("Okafor", "Chidi", "Wye", "01632960456")
+    assert owner.external_ids.get().value == "G-900"
+
+
+def test_a_registration_books_its_visit_a_discharge_finishes_it_and_an_unknown_one_is_an_error():
+    assert receive(samples.adt("A04", "V1"))["MSA"][1] == "AA"
+    assert receive(samples.adt("A08", "V1b"))["MSA"][1] == "AA"  # an update books nothing
+    visit = Visit.objects.get()
+    assert (visit.external_system, visit.external_id, visit.patient) == ("hl7:VETPMS", "V-555", Patient.objects.get())
+    assert receive(samples.adt("A03", "V2"))["MSA"][1] == "AA"
+    assert Visit.objects.get().status == "finished"
+    ack = receive(samples.adt("A11", "V3").replace("|V-555", "|V-999"))
+    assert ack["MSA"][1] == "AE" and ack["ERR"][2] == "PV1^1^19"
+
+
+def test_allow_lists_refuse_other_senders_and_addresses(settings):
+    settings.HL7_ALLOWED_SENDERS = ["OTHERPMS"]
+    ack = receive(samples.adt("A04", "S1"))
+    assert ack["MSA"][1] == "AR" and "not allowed" in ack["MSA"][3]
+    settings.HL7_ALLOWED_SENDERS = ["VETPMS"]
+    settings.HL7_ALLOWED_ADDRESSES = ["10.0.0.5"]
+    assert receive(samples.adt("A04", "S2"))["MSA"][1] == "AR"
+    assert receive(samples.adt("A04", "S3"), peer="10.0.0.5:4000")["MSA"][1] == "AA"
+    assert Patient.objects.count() == 1 and Owner.objects.count() == 1
+
+
+def test_a_message_without_msh_is_rejected():
+    ack = receive("PID|1||42\r")
+    assert ack["MSA"][1] == "AR" and "MSH" in ack["MSA"][3]
+
+
+def test_the_ack_answers_in_the_senders_version_with_both_err_forms():
+    ack = receive(samples.adt("A04", "E1", version="2.3.1", pms_id=""))
+    assert ack["MSH"][11] == "2.3.1" and ack["MSA"][1] == "AE"
+    assert ack["ERR"][1] == "PID^1^3^101&Required field missing&HL70357"  # ERR-1 (ELD), read up to 2.4
+    assert ack["ERR"][3] == "101^Required field missing^HL70357"  # ERR-3 (2.5 on)
