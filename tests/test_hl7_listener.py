@@ -1,5 +1,7 @@
 """The HL7 listener on a real socket: ACKs, the database, and what bad input gets."""
+import signal
 import socket
+import ssl
 import subprocess
 import sys
 import types
@@ -10,29 +12,46 @@ from integrations.hl7.mllp import END, START, frame
 from integrations.models import HL7Message
 from patients.models import Owner, Patient, PatientExternalId
 from tests import hl7_samples as samples
-from tests.conftest import ROOT, free_port, wait_for
+from tests.conftest import ROOT, free_port, tool_required, wait_for
 
 
 @pytest.fixture
-def hl7_listener(process_env, reference_data, tmp_path):
-    port = free_port()
-    log = tmp_path / "hl7.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "hl7_listener", "--bind", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env={**process_env, "HL7_MAX_MESSAGE_BYTES": str(1024 * 1024)}, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    wait_for(lambda: "HL7 listener on" in log.read_text() or process.poll() is not None, timeout=30, message="the HL7 listener")
-    assert process.poll() is None, log.read_text()
-    yield types.SimpleNamespace(port=port, process=process, log=log)
-    process.terminate()
-    process.wait(timeout=30)
-    print(log.read_text()[-3000:])
+def hl7_listener_start(process_env, reference_data, tmp_path):
+    started = []
+
+    def start(**env):
+        port = free_port()
+        log = tmp_path / f"hl7-{port}.log"
+        with open(log, "w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "hl7_listener", "--bind", "127.0.0.1", "--port", str(port)],
+                cwd=ROOT, env={**process_env, "HL7_MAX_MESSAGE_BYTES": str(1024 * 1024), **env},
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        started.append((process, log))
+        wait_for(lambda: "HL7 listener on" in log.read_text() or process.poll() is not None, timeout=30, message="the HL7 listener")
+        assert process.poll() is None, log.read_text()
+        return types.SimpleNamespace(port=port, process=process, log=log)
+
+    yield start
+    for process, log in started:
+        process.terminate()
+        process.wait(timeout=30)
+        print(log.read_text()[-3000:])
+
+
+@pytest.fixture
+def hl7_listener(hl7_listener_start):
+    return hl7_listener_start()
 
 
 class Client:
-    def __init__(self, port):
+    def __init__(self, port, tls=False):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # a self-signed test cert
+            self.sock = context.wrap_socket(self.sock)
         self.buffer = b""
 
     def send(self, message, *, raw=False):
@@ -205,3 +224,28 @@ def test_an_unknown_procedure_code_is_refused_and_nothing_is_written(hl7_listene
     assert ack["MSA"][1] == "AE" and "XR999" in ack["MSA"][3]
     assert ack["ERR"][2] == "OBR^1^4"
     assert not ImagingOrder.objects.exists() and not Patient.objects.exists()
+
+
+def test_tls_when_configured(hl7_listener_start, tmp_path):
+    tool_required("/usr/bin/openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-days", "1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    listener = hl7_listener_start(HL7_TLS_CERT=str(cert), HL7_TLS_KEY=str(key))
+    assert "(TLS)" in listener.log.read_text()
+    client = Client(listener.port, tls=True)
+    client.send(samples.adt("A04", "TLS1"))
+    assert client.ack()["MSA"][1:3] == ["AA", "TLS1"]
+    plain = Client(listener.port)
+    plain.send(samples.adt("A04", "PLAIN"))
+    assert plain.closed()
+    assert list(HL7Message.objects.values_list("control_id", flat=True)) == ["TLS1"]
+
+
+def test_sigterm_stops_the_listener_cleanly(hl7_listener):
+    client = Client(hl7_listener.port)
+    client.send(samples.adt("A04", "T1"))
+    assert client.ack()["MSA"][1] == "AA"
+    hl7_listener.process.send_signal(signal.SIGTERM)
+    assert hl7_listener.process.wait(timeout=30) == 0
+    assert "HL7 listener stopped" in hl7_listener.log.read_text()
