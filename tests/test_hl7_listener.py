@@ -114,12 +114,13 @@ def test_the_same_control_id_again_returns_the_first_ack_and_changes_nothing(hl7
     assert HL7Message.objects.get().repeats == 1
 
 
-def test_a40_merges_the_duplicate(hl7_listener):
+@pytest.mark.parametrize("version", ["2.3.1", "2.5.1"])
+def test_a40_merges_the_duplicate(hl7_listener, version):
     client = Client(hl7_listener.port)
-    client.send(samples.adt("A04", "R1"))
-    client.send(samples.adt("A04", "R2", pms_id="PMS-1002", account="ACC-78"))
+    client.send(samples.adt("A04", "R1", version=version))
+    client.send(samples.adt("A04", "R2", version=version, pms_id="PMS-1002", account="ACC-78"))
     assert client.ack()["MSA"][1] == client.ack()["MSA"][1] == "AA"
-    client.send(samples.a40("R3"))
+    client.send(samples.a40("R3", version=version))
     assert client.ack()["MSA"][1] == "AA"
     survivor = Patient.objects.get(external_ids__value="PMS-1001")
     assert set(survivor.external_ids.values_list("value", flat=True)) == {"PMS-1001", "PMS-1002"}
