@@ -125,4 +125,21 @@ def test_a_listener_process_that_dies_is_replaced_and_the_port_stays_open(listen
     finally:
         for assoc in assocs:
             assoc.release()
-    assert "exited (signal 9); starting another" in listener.log.read_text()
+    log = listener.log.read_text()
+    assert f"(pid {dead}) left; starting another" in log
+    wait_for(lambda: f"(pid {dead}) exited (signal 9)" in listener.log.read_text(), message="it is reaped")
+
+
+def test_a_listener_process_told_to_stop_finishes_its_association_and_others_take_the_new_ones(listener):
+    held = associate(listener.port, Verification)
+    [stopping] = [pid for pid in listener.children if connections_held(pid, listener.port) == 1]
+
+    os.kill(stopping, signal.SIGTERM)
+
+    wait_for(lambda: f"(pid {stopping}) left;" in listener.log.read_text(), message="it leaves")
+    fresh = [associate(listener.port, Verification) for _ in range(2)]  # not kept waiting for it
+    assert all(assoc.send_c_echo().Status == 0x0000 for assoc in [held, *fresh])
+    assert connections_held(stopping, listener.port) == 1
+    for assoc in [held, *fresh]:
+        assoc.release()
+    wait_for(lambda: f"(pid {stopping}) exited (exit code 0)" in listener.log.read_text(), message="it exits")

@@ -86,19 +86,21 @@ class Dispatcher:
 
     def __init__(self, *, ae_title, bind, port, processes):
         self.ae_title, self.bind, self.port, self.processes = ae_title, bind, port, processes
-        self.children = {}  # pid -> Child
+        self.children = {}  # pid -> Child, the processes we hand connections to
+        self.leaving = {}  # pid -> Child, processes that closed their channel but have not exited yet
         self.stopping = False
         self.selector = selectors.DefaultSelector()
 
     def run(self):
         family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
         self.listener = socket.create_server((self.bind, self.port), family=family, backlog=128)
+        self.listener.setblocking(False)  # a caller that resets before accept() must not hang us
         self.address = self.listener.getsockname()[:2]
+        self.selector.register(self.listener, selectors.EVENT_READ)
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
         for number in range(1, self.processes + 1):
             self.spawn(number)
-        self.selector.register(self.listener, selectors.EVENT_READ)
         log.info("DICOM listener %s on %s:%s (pid %s), %s processes",
                  self.ae_title, self.bind, self.address[1], os.getpid(), self.processes)  # fmt: skip
         sys.stdout.flush()
@@ -109,6 +111,7 @@ class Dispatcher:
                         self.accept()
                     elif not self.stopping:
                         self.hear(key.data)
+                self.reap()
         finally:
             self.stop()
 
@@ -126,7 +129,7 @@ class Dispatcher:
                 self.listener.close()  # the port stays with the dispatcher alone
                 for child in self.children.values():
                     child.channel.close()
-                self.selector = None
+                self.selector.close()
                 label = f"{number}/{self.processes}"
                 serve(ae_title=self.ae_title, address=self.address, channel=theirs, label=label)
                 code = 0
@@ -166,32 +169,43 @@ class Dispatcher:
         if data:
             child.active = max(0, child.active - data.count(b"d"))
             return
-        # Its end of the channel closed: it has exited. Put another in its place.
+        # Its end of the channel closed: it died, or it is stopping (SIGTERM from someone else;
+        # it finishes its associations first). Either way, put another in its place now.
         self.selector.unregister(child.channel)
         child.channel.close()
         del self.children[child.pid]
-        _pid, status = os.waitpid(child.pid, 0)
-        log.error("DICOM listener process %s (pid %s) exited (%s); starting another",
-                  child.number, child.pid, _exit_description(status))  # fmt: skip
+        self.leaving[child.pid] = child
+        log.warning("DICOM listener process %s (pid %s) left; starting another", child.number, child.pid)
+        self.reap()
         if time.monotonic() - child.started < 5:
             time.sleep(1)  # one that dies at once should not be restarted in a tight loop
-        if not self.stopping:
-            self.spawn(child.number)
+        self.spawn(child.number)
+
+    def reap(self):
+        """Collect (and log) the exit of the processes that left, as they exit."""
+        for child in list(self.leaving.values()):
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+            if pid:
+                del self.leaving[child.pid]
+                log.error("DICOM listener process %s (pid %s) exited (%s)",
+                          child.number, child.pid, _exit_description(status))  # fmt: skip
 
     def stop(self):
         log.info("DICOM listener stopping (pid %s)", os.getpid())
         self.selector.unregister(self.listener)
         self.listener.close()  # new connections are refused from now on
-        for child in self.children.values():
+        everyone = [*self.children.values(), *self.leaving.values()]
+        for child in everyone:
             try:
                 os.kill(child.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 60  # each finishes its associations (30 s at most each)
-        for child in list(self.children.values()):
+        for child in everyone:
             while os.waitpid(child.pid, os.WNOHANG) == (0, 0):
                 if time.monotonic() > deadline:
-                    log.error("DICOM listener process %s (pid %s) did not stop; killed", child.number, child.pid)
+                    log.error("DICOM listener process %s (pid %s) did not stop; killed",
+                              child.number, child.pid)  # fmt: skip
                     os.kill(child.pid, signal.SIGKILL)
                     os.waitpid(child.pid, 0)
                     break
