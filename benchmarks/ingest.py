@@ -21,6 +21,7 @@ storescp and to Orthanc measured in the same run. The database is created for th
 end, as is the storage root.
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -351,10 +352,11 @@ class Storescp:
     label = "storescp"
 
     def __init__(self, workdir, fork):
-        self.out = Path(workdir) / "storescp-out"
+        name = "storescp-fork" if fork else "storescp"
+        self.out = Path(workdir) / f"{name}-out"
         self.fork = fork
         self.port = free_port()
-        self.log = Path(workdir) / "storescp.log"
+        self.log = Path(workdir) / f"{name}.log"
         self.proc = None
 
     def __enter__(self):
@@ -584,6 +586,29 @@ def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worke
         for proc in senders:
             stop(proc, timeout=5)
     result.update(receiver.reset())
+    return result
+
+
+def run_cell(receiver, label, info, corpus, assoc, sender, args, worker, workdir):
+    """One send of one corpus to one receiver; prints a line, returns the result row."""
+    if worker.poll() is not None:
+        raise RuntimeError(f"the Celery worker exited: {tail(workdir / 'worker.log')}")
+    indexes = isinstance(receiver, Vetpacs)
+    folders = [info["root"]] if assoc == 1 else info["parts"]
+    result = run(receiver, folders=folders, expected=info["files"], nbytes=info["bytes"],
+                 nodelay=sender == "nodelay", timeout=args.run_timeout, indexes=indexes, worker=worker)  # fmt: skip
+    result.update(corpus=corpus, sender=sender, assoc=assoc, receiver=label)
+    spread = f" connections per listener pid {result['spread']}" if result["spread"] and assoc > 1 else ""
+    extra = ""
+    if indexes:
+        bad, total = result["not_middle"]
+        extra = (f" (50% at {fmt(result['index50_s'], '.1f')} s, 99% at {fmt(result['index99_s'], '.1f')} s);"
+                 f" worker busy {result['settle_s']:.1f} s more (thumbnails);"
+                 f" thumbnail not of the middle image in {bad}/{total} series")  # fmt: skip
+    print(f"  {corpus:<5} {sender:<7} {assoc} assoc -> {label:<14} C-STORE {result['store_s']:7.2f} s"
+          f"  indexed {fmt(result['index_s'], '7.2f')} s{extra}{spread}"
+          f"{'  TIMEOUT' if result['timeout'] else ''}{('  ERROR ' + result['error']) if result['error'] else ''}",
+          flush=True)  # fmt: skip
     return result
 
 
@@ -913,50 +938,34 @@ def main():
                         "-Q", queue, "-l", "WARNING", "-n", f"{queue}@%h"], env=env, log=workdir / "worker.log")  # fmt: skip
 
         orthanc = os.access(ORTHANC, os.X_OK)
-        plan = [
-            ("storescp", lambda fork: Storescp(workdir, fork)),
-            *([("orthanc", lambda fork: Orthanc(workdir))] if orthanc else []),
-            ("vetpacs-1proc", lambda fork: Vetpacs(workdir, 1, env, db, warmup, queue)),
-            ("vetpacs-2proc", lambda fork: Vetpacs(workdir, 2, env, db, warmup, queue)),
-        ]
-        for label, make in plan:
-            if args.only and label not in args.only:
-                continue
-            # storescp: one process for one association, --fork for four; 2 listener processes only for four.
-            groups = {"storescp": [(1,), (4,)], "orthanc": [(1, 4)], "vetpacs-1proc": [(1, 4)], "vetpacs-2proc": [(4,)]}[label]
-            groups = [g for g in ([a for a in group if a in args.assoc] if args.assoc else group for group in groups) if g]
-            for assocs in groups:
-                with make(assocs == (4,)) as receiver:
-                    indexes = isinstance(receiver, Vetpacs)
-                    for corpus in args.corpora or ("small", "large"):
-                        info = corpora[corpus]
-                        if not info["files"]:
-                            continue
-                        for assoc in assocs:
-                            for sender in args.sender or ("nodelay", "stock"):
-                                folders = [info["root"]] if assoc == 1 else info["parts"]
-                                if worker.poll() is not None:
-                                    raise RuntimeError(f"the Celery worker exited: {tail(workdir / 'worker.log')}")
-                                result = run(receiver, folders=folders, expected=info["files"], nbytes=info["bytes"],
-                                             nodelay=sender == "nodelay", timeout=args.run_timeout, indexes=indexes, worker=worker)  # fmt: skip
-                                result.update(corpus=corpus, sender=sender, assoc=assoc, receiver=label)
-                                rows.append(result)
-                                spread = f" connections per listener pid {result['spread']}" if result["spread"] and assoc > 1 else ""
-                                extra = ""
-                                if indexes:
-                                    bad, total = result["not_middle"]
-                                    extra = (f" (50% at {fmt(result['index50_s'], '.1f')} s, 99% at {fmt(result['index99_s'], '.1f')} s);"
-                                             f" worker busy {result['settle_s']:.1f} s more (thumbnails);"
-                                             f" thumbnail not of the middle image in {bad}/{total} series")  # fmt: skip
-                                print(f"  {corpus:<5} {sender:<7} {assoc} assoc -> {label:<14} C-STORE {result['store_s']:7.2f} s"
-                                      f"  indexed {fmt(result['index_s'], '7.2f')} s{extra}{spread}"
-                                      f"{'  TIMEOUT' if result['timeout'] else ''}{('  ERROR ' + result['error']) if result['error'] else ''}",
-                                      flush=True)  # fmt: skip
+        receivers = {
+            "storescp": lambda: Storescp(workdir, fork=False),
+            "storescp+fork": lambda: Storescp(workdir, fork=True),
+            **({"orthanc": lambda: Orthanc(workdir)} if orthanc else {}),
+            "vetpacs-1proc": lambda: Vetpacs(workdir, 1, env, db, warmup, queue),
+            "vetpacs-2proc": lambda: Vetpacs(workdir, 2, env, db, warmup, queue),
+        }
+        # storescp forks for four associations; two listener processes only for four.
+        serves = {"storescp": (1,), "storescp+fork": (4,), "orthanc": (1, 4), "vetpacs-1proc": (1, 4), "vetpacs-2proc": (4,)}
+        wanted = [name for name in receivers if not args.only or name.split("+")[0] in args.only]
+        with contextlib.ExitStack() as stack:
+            # Every receiver is up (and idle) throughout, and each corpus/associations/sender cell
+            # runs them one after the other: on a shared machine the load changes from one quarter
+            # of an hour to the next, so the runs compared with each other are minutes apart at most.
+            up = {name: stack.enter_context(receivers[name]()) for name in wanted}
+            for corpus in args.corpora or ("small", "large"):
+                info = corpora[corpus]
+                if not info["files"]:
+                    continue
+                for assoc in args.assoc or (1, 4):
+                    for sender in args.sender or ("nodelay", "stock"):
+                        for name, receiver in up.items():
+                            if assoc in serves[name]:
+                                rows.append(run_cell(receiver, name.split("+")[0], info, corpus, assoc, sender, args, worker, workdir))
         if args.diagnose and corpora["small"]["files"]:
             print("diagnosis (running our listener in this process, instrumented)...", flush=True)
-            for label, make in plan[1:2]:
-                with make(False) as receiver:  # make sure the worker and database are up and clean
-                    pass
+            with Vetpacs(workdir, 1, env, db, warmup, queue):  # make sure the worker and database are up and clean
+                pass
             diagnosis = diagnose(env, corpora["small"]["root"], corpora["small"]["files"], db, args.run_timeout,
                                  large_files=corpus_files(corpora["large"]["root"]))  # fmt: skip
         if not orthanc:
