@@ -1,4 +1,7 @@
-"""The HL7 message log and the practice-management systems we send to."""
+"""The HL7 message log, the practice-management systems we send to, and the API clients."""
+import hashlib
+import secrets
+
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
@@ -87,3 +90,44 @@ class HL7Message(models.Model):
 
     def __str__(self):
         return f"{self.direction} {self.message_type} {self.control_id}"
+
+
+class ApiClient(models.Model):
+    """One practice-management system's access to the REST API (integrations/api).
+
+    The key is shown once, when it is made; only its prefix (to find the client) and a SHA-256
+    of it are stored. Keys are 256 random bits, so a fast hash is as safe as a slow one.
+    """
+
+    RESOURCES = ["owners", "patients", "visits", "orders", "studies", "reports", "reference", "webhooks"]
+
+    name = models.CharField(max_length=64, unique=True)
+    key_prefix = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64)
+    # ["patients:read", "patients:write", ...]; "*" for every scope.
+    scopes = models.JSONField(default=list)
+    rate_limit = models.PositiveIntegerField(default=600, help_text="Requests per minute")
+    active = models.BooleanField(default=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        verbose_name = "API client"
+
+    def __str__(self):
+        return self.name
+
+    @staticmethod
+    def key_hash_of(secret):
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def key_new(cls):
+        """(prefix, full key): the key is ``vp_<prefix>_<secret>``."""
+        prefix = secrets.token_hex(4)
+        return prefix, f"vp_{prefix}_{secrets.token_urlsafe(32)}"
+
+    def allows(self, resource, write):
+        wanted = f"{resource}:{'write' if write else 'read'}"
+        return "*" in self.scopes or wanted in self.scopes or (not write and f"{resource}:write" in self.scopes)

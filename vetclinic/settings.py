@@ -90,6 +90,8 @@ INSTALLED_APPS = [
     "django.forms",
     "django_htmx",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "vetclinic.audit",
     "patients",
     "imaging",
@@ -263,9 +265,29 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = TIME_ZONE
 
+# The REST API (integrations/api): API keys or a staff session, scopes per resource, one error
+# shape, cursor pagination for incremental pulls.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "integrations.api.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "integrations.api.auth.ResourceScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["integrations.api.auth.ClientRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "integrations.api.pagination.Cursor",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "integrations.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "VetPACS API",
+    "DESCRIPTION": "Patients, imaging orders, studies and reports for practice-management systems.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
 }
 
 LOGGING = {

@@ -1,0 +1,117 @@
+"""Who is calling, what they may do, and how often.
+
+``Authorization: Bearer <key>`` names an API client; a staff member's session works too. Each
+view names its resource (``resource = "patients"``); a client needs ``patients:read`` for
+reads and ``patients:write`` for writes; staff need the model permissions their role gives.
+"""
+from django.utils.timezone import now
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions, permissions, throttling
+
+from integrations.api.clients import api_client_for_key
+from integrations.models import ApiClient
+from vetclinic.audit.models import Channel
+from vetclinic.audit.services import Actor
+
+
+class ClientUser:
+    """request.user for an API client: authenticated, no Django permissions."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    pk = None
+
+    def __init__(self, client):
+        self.client = client
+
+    def get_username(self):
+        return self.client.name
+
+    def has_perm(self, perm, obj=None):
+        return False
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode(errors="replace")
+        if not header:
+            return None
+        kind, _, key = header.partition(" ")
+        if kind.lower() != "bearer" or not key.strip():
+            raise exceptions.AuthenticationFailed("Send the API key as 'Authorization: Bearer <key>'.")
+        client = api_client_for_key(key.strip())
+        if client is None:
+            raise exceptions.AuthenticationFailed("This API key is not valid or has been revoked.")
+        if client.last_used is None or (now() - client.last_used).total_seconds() > 60:
+            ApiClient.objects.filter(pk=client.pk).update(last_used=now())
+        return ClientUser(client), client
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="VetPACS"'
+
+
+# The Django permission a staff member needs, per resource, to read / to write.
+STAFF_PERMS = {
+    "owners": ("patients.view_owner", "patients.change_owner"),
+    "patients": ("patients.view_patient", "patients.change_patient"),
+    "visits": ("patients.view_visit", "patients.change_visit"),
+    "orders": ("imaging.view_imagingorder", "imaging.change_imagingorder"),
+    "studies": ("imaging.view_study", "imaging.change_study"),
+    "reports": ("imaging.view_study", "imaging.change_study"),
+    "reference": ("patients.view_species", "patients.change_species"),
+    "webhooks": ("integrations.view_apiclient", "integrations.change_apiclient"),
+}
+
+
+class ResourceScope(permissions.BasePermission):
+    message = "This API client's scopes do not allow that."
+
+    def has_permission(self, request, view):
+        resource = getattr(view, "resource", None)
+        if resource is None:
+            return True  # health, schema
+        write = request.method not in permissions.SAFE_METHODS
+        if isinstance(request.user, ClientUser):
+            if not request.user.client.allows(resource, write):
+                self.message = f"This API client has no '{resource}:{'write' if write else 'read'}' scope."
+                return False
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm(STAFF_PERMS[resource][1 if write else 0]))
+
+
+class ClientRateThrottle(throttling.SimpleRateThrottle):
+    """Each client's own requests per minute (ApiClient.rate_limit); staff are not limited."""
+
+    scope = "client"
+
+    def get_rate(self):
+        return None  # set per request in allow_request
+
+    def allow_request(self, request, view):
+        if not isinstance(request.user, ClientUser):
+            return True
+        self.rate = f"{request.user.client.rate_limit}/min"
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view):
+        return f"api-throttle-{request.user.client.pk}"
+
+
+def actor_for(request):
+    """The audit actor: the API client (channel api), or the staff member using the API."""
+    if isinstance(request.user, ClientUser):
+        return Actor(channel=Channel.API, name=request.user.client.name)
+    return Actor.for_user(request.user, channel=Channel.API)
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """The schema says how to authenticate: a bearer API key."""
+
+    target_class = "integrations.api.auth.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "An API client's key: `Authorization: Bearer vp_…`"}

@@ -1,0 +1,47 @@
+"""API clients: created, their key shown once; revoked."""
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.timezone import now
+
+from integrations.models import ApiClient
+from vetclinic.audit.services import audit_record
+
+
+def _scopes_check(scopes):
+    valid = {f"{r}:{m}" for r in ApiClient.RESOURCES for m in ("read", "write")} | {"*"}
+    unknown = sorted(set(scopes) - valid)
+    if unknown:
+        raise ValidationError({"scopes": f"Unknown scope(s): {', '.join(unknown)}. Valid: {', '.join(sorted(valid))}"})
+
+
+@transaction.atomic
+def api_client_create(*, actor, name, scopes, rate_limit=600):
+    """Returns (client, key); the key is not stored and cannot be shown again."""
+    _scopes_check(scopes)
+    if ApiClient.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"An API client named {name} exists."})
+    prefix, key = ApiClient.key_new()
+    client = ApiClient.objects.create(
+        name=name, key_prefix=prefix, key_hash=ApiClient.key_hash_of(key), scopes=list(scopes), rate_limit=rate_limit
+    )
+    audit_record(actor=actor, instance=client, action="create", changes={"scopes": [None, " ".join(scopes)]})
+    return client, key
+
+
+@transaction.atomic
+def api_client_revoke(*, actor, client):
+    ApiClient.objects.filter(pk=client.pk).update(active=False, revoked_at=now())
+    audit_record(actor=actor, instance=client, action="revoke", changes={"active": ["True", "False"]})
+
+
+def api_client_for_key(key):
+    """The active client this key belongs to, or None (constant-time comparison)."""
+    parts = key.split("_")
+    if len(parts) < 3 or parts[0] != "vp":
+        return None
+    client = ApiClient.objects.filter(key_prefix=parts[1], active=True).first()
+    if client is None or not secrets.compare_digest(client.key_hash, ApiClient.key_hash_of(key)):
+        return None
+    return client

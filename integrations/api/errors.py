@@ -1,0 +1,63 @@
+"""One error shape for every API error (documented in the schema):
+
+    {"error": {"code": "validation_error", "message": "…", "fields": {"species": ["…"]}}}
+"""
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler
+
+CODES = {
+    400: "validation_error", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 412: "precondition_failed",
+    415: "unsupported_media_type", 428: "precondition_required", 429: "rate_limited",
+}  # fmt: skip
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The record has changed since you read it (If-Match does not match its ETag)."
+    default_code = "precondition_failed"
+
+
+def error_body(status_code, message, fields=None, code=None):
+    body = {"code": code or CODES.get(status_code, "error"), "message": message}
+    if fields:
+        body["fields"] = fields
+    return {"error": body}
+
+
+def _flat(detail):
+    if isinstance(detail, dict):
+        return {k: _flat(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [str(d) if not isinstance(d, (dict, list)) else _flat(d) for d in detail]
+    return [str(detail)]
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):  # a service said no: a 400 naming the fields
+        fields = exc.message_dict if hasattr(exc, "message_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(fields)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # a bug: Django's 500 (and the log)
+    detail = response.data
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flat(detail) if isinstance(detail, dict) else {"non_field_errors": _flat(detail)}
+        names = ", ".join(fields)
+        response.data = error_body(400, f"Invalid input: {names}.", fields)
+    else:
+        message = detail.get("detail", str(detail)) if isinstance(detail, dict) else str(detail)
+        response.data = error_body(response.status_code, str(message))
+    if isinstance(exc, exceptions.Throttled) and exc.wait:
+        response["Retry-After"] = str(int(exc.wait) + 1)
+    return response
