@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from integrations.api import reference
+from integrations.api import patients, reference
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
@@ -11,4 +11,10 @@ urlpatterns = [
     path("api/v1/breeds", reference.BreedList.as_view(), name="api_breeds"),
     path("api/v1/modalities", reference.ModalityList.as_view(), name="api_modalities"),
     path("api/v1/procedures", reference.ProcedureList.as_view(), name="api_procedures"),
+    path("api/v1/owners", patients.OwnerList.as_view(), name="api_owners"),
+    path("api/v1/owners/<int:pk>", patients.OwnerDetail.as_view(), name="api_owner"),
+    path("api/v1/owners/external/<str:external_id>", patients.OwnerExternal.as_view(), name="api_owner_external"),
+    path("api/v1/patients", patients.PatientList.as_view(), name="api_patients"),
+    path("api/v1/patients/<int:pk>", patients.PatientDetail.as_view(), name="api_patient"),
+    path("api/v1/patients/external/<str:external_id>", patients.PatientExternal.as_view(), name="api_patient_external"),
 ]

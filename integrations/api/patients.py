@@ -1,0 +1,256 @@
+"""Owners and patients over REST: thin views over patients/services.py, as the UI and HL7 use.
+
+A client upserts by its own ids (``PUT /api/v1/patients/external/{id}``: the id lives in the
+client's namespace ``api:<client name>``); species and breeds come as our codes or the client's
+own codes through the crosswalk.
+"""
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.response import Response
+
+from integrations.api.auth import ClientUser, actor_for
+from integrations.api.sync import etag, if_match_check, updated_since
+from patients.models import Owner, Ownership, Patient
+from patients.selectors import coded_breed, coded_species, patient_search
+from patients.services import owner_upsert, ownership_set, patient_upsert
+
+
+def external_system(request):
+    """The namespace of the calling client's own ids."""
+    if not isinstance(request.user, ClientUser):
+        raise ValidationError({"external_id": ["Only an API client has external ids; staff use the record's id."]})
+    return f"api:{request.user.client.name}"
+
+
+class CodeField(serializers.Serializer):
+    """A coded value: ours (SNOMED CT, ``system`` "SCT") or the client's, through the crosswalk."""
+
+    code = serializers.CharField(max_length=64)
+    system = serializers.CharField(max_length=64, default="SCT")
+
+
+class OwnerSerializer(serializers.ModelSerializer):
+    external_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Owner
+        fields = ["id", "kind", "title", "family_name", "given_name", "organisation_name", "phone", "mobile", "email",
+                  "address_line1", "address_line2", "city", "postcode", "country", "notes", "external_ids", "updated"]  # fmt: skip
+        read_only_fields = ["id", "external_ids", "updated"]
+
+    def get_external_ids(self, owner) -> list[dict]:
+        return [{"system": e.system, "value": e.value} for e in owner.external_ids.all()]
+
+    def validate(self, data):
+        if data.get("kind", getattr(self.instance, "kind", "person")) == "person" and not (
+            data.get("family_name") or getattr(self.instance, "family_name", "")
+        ):
+            raise ValidationError({"family_name": ["A person needs a family name."]})
+        return data
+
+
+class OwnershipSerializer(serializers.Serializer):
+    owner = serializers.PrimaryKeyRelatedField(queryset=Owner.objects.all())
+    role = serializers.ChoiceField(choices=Ownership.Role.choices, default=Ownership.Role.OWNER)
+    primary = serializers.BooleanField(required=False, source="is_primary")
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    species = CodeField(write_only=True)
+    breed = CodeField(write_only=True, required=False, allow_null=True)
+    weight_kg = serializers.DecimalField(max_digits=7, decimal_places=3, required=False, write_only=True, min_value=0)
+    owners = OwnershipSerializer(many=True, required=False, source="ownerships")
+
+    class Meta:
+        model = Patient
+        fields = ["id", "patient_id", "name", "species", "breed", "breed_text", "sex", "neutered", "birth_date",
+                  "birth_date_estimated", "colour", "microchip", "deceased", "deceased_on", "notes", "weight_kg",
+                  "owners", "updated"]  # fmt: skip
+        read_only_fields = ["id", "patient_id", "updated"]
+
+    def to_representation(self, patient):
+        data = super().to_representation(patient)
+        data["species"] = {"code": patient.species.code, "system": patient.species.scheme, "name": patient.species.name}
+        data["breed"] = (
+            {"code": patient.breed.code, "system": patient.breed.scheme, "name": patient.breed.name} if patient.breed_id else None
+        )
+        weight = patient.current_weight
+        data["weight_kg"] = str(weight) if weight is not None else None
+        data["external_ids"] = [{"system": e.system, "value": e.value} for e in patient.external_ids.all()]
+        return data
+
+    def validate_species(self, value):
+        species = coded_species(system=value["system"], code=value["code"])
+        if species is None:
+            raise ValidationError(f"Unknown species code {value['code']} in {value['system']}; map it in the crosswalk.")
+        return species
+
+    def validate_breed(self, value):
+        if value is None:
+            return None
+        breed = coded_breed(system=value["system"], code=value["code"])
+        if breed is None:
+            raise ValidationError(f"Unknown breed code {value['code']} in {value['system']}; map it in the crosswalk.")
+        return breed
+
+
+def patients_queryset():
+    return Patient.objects.filter(merged_into__isnull=True).select_related("species", "breed").prefetch_related(
+        "external_ids", "weights", Prefetch("ownerships", queryset=Ownership.objects.select_related("owner"))
+    )
+
+
+def _patient_save(request, serializer, *, patient=None, external=None):
+    data = dict(serializer.validated_data)
+    ownerships = data.pop("ownerships", None)
+    weight = data.pop("weight_kg", None)
+    actor = actor_for(request)
+    patient = patient_upsert(actor=actor, fields=data, patient=patient, external=external, weight_kg=weight)
+    for link in ownerships or []:
+        ownership_set(actor=actor, patient=patient, owner=link["owner"], role=link["role"], primary=link.get("is_primary"))
+    return patients_queryset().get(pk=patient.pk)
+
+
+def _with_etag(response, instance):
+    response["ETag"] = etag(instance)
+    return response
+
+
+SEARCH = OpenApiParameter("search", str, description="Name, owner, phone, microchip, patient ID or external id (every word must match)")
+SINCE = OpenApiParameter("updated_since", str, description="ISO 8601 date-time: only records changed since")
+
+
+@extend_schema_view(get=extend_schema(parameters=[SEARCH, SINCE]))
+class PatientList(ListAPIView):
+    resource = "patients"
+    serializer_class = PatientSerializer
+
+    def get_queryset(self):
+        patients = patients_queryset()
+        query = self.request.query_params.get("search")
+        if query:
+            patients = patients.filter(pk__in=patient_search(query=query, limit=500).values("pk"))
+        return updated_since(patients, self.request)
+
+    def post(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        patient = _patient_save(request, serializer)
+        return _with_etag(Response(self.get_serializer(patient).data, status=status.HTTP_201_CREATED), patient)
+
+
+class PatientDetail(GenericAPIView):
+    """One animal; PATCH changes what it names, ``If-Match`` guards against lost updates."""
+
+    resource = "patients"
+    serializer_class = PatientSerializer
+
+    def get_object(self):
+        patient = patients_queryset().filter(pk=self.kwargs["pk"]).first()
+        if patient is None:
+            raise NotFound("No such patient.")
+        return patient
+
+    def get(self, request, pk):
+        patient = self.get_object()
+        return _with_etag(Response(self.get_serializer(patient).data), patient)
+
+    def patch(self, request, pk):
+        patient = self.get_object()
+        if_match_check(request, patient)
+        serializer = self.get_serializer(patient, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        patient = _patient_save(request, serializer, patient=patient)
+        return _with_etag(Response(self.get_serializer(patient).data), patient)
+
+
+class PatientExternal(GenericAPIView):
+    """Upsert by the client's own id: created the first time, updated after (200 or 201)."""
+
+    resource = "patients"
+    serializer_class = PatientSerializer
+
+    def _find(self, external_id):
+        system = external_system(self.request)
+        found = patients_queryset().filter(external_ids__system=system, external_ids__value=external_id).first()
+        return system, found
+
+    def get(self, request, external_id):
+        _, patient = self._find(external_id)
+        if patient is None:
+            raise NotFound(f"No patient with your id {external_id}.")
+        return _with_etag(Response(self.get_serializer(patient).data), patient)
+
+    def put(self, request, external_id):
+        system, patient = self._find(external_id)
+        if patient is not None:
+            if_match_check(request, patient)
+        serializer = self.get_serializer(patient, data=request.data, partial=patient is not None)
+        serializer.is_valid(raise_exception=True)
+        saved = _patient_save(request, serializer, patient=patient, external=(system, external_id))
+        code = status.HTTP_200_OK if patient is not None else status.HTTP_201_CREATED
+        return _with_etag(Response(self.get_serializer(saved).data, status=code), saved)
+
+
+def owners_queryset():
+    return Owner.objects.prefetch_related("external_ids")
+
+
+@extend_schema_view(get=extend_schema(parameters=[SINCE]))
+class OwnerList(ListAPIView):
+    resource = "owners"
+    serializer_class = OwnerSerializer
+
+    def get_queryset(self):
+        return updated_since(owners_queryset(), self.request)
+
+    def post(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        owner = owner_upsert(actor=actor_for(request), fields=serializer.validated_data)
+        owner = owners_queryset().get(pk=owner.pk)
+        return _with_etag(Response(self.get_serializer(owner).data, status=status.HTTP_201_CREATED), owner)
+
+
+class OwnerDetail(GenericAPIView):
+    resource = "owners"
+    serializer_class = OwnerSerializer
+
+    def get_object(self):
+        owner = owners_queryset().filter(pk=self.kwargs["pk"]).first()
+        if owner is None:
+            raise NotFound("No such owner.")
+        return owner
+
+    def get(self, request, pk):
+        owner = self.get_object()
+        return _with_etag(Response(self.get_serializer(owner).data), owner)
+
+    def patch(self, request, pk):
+        owner = self.get_object()
+        if_match_check(request, owner)
+        serializer = self.get_serializer(owner, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        owner_upsert(actor=actor_for(request), fields=serializer.validated_data, owner=owner)
+        owner = owners_queryset().get(pk=owner.pk)
+        return _with_etag(Response(self.get_serializer(owner).data), owner)
+
+
+class OwnerExternal(GenericAPIView):
+    resource = "owners"
+    serializer_class = OwnerSerializer
+
+    def put(self, request, external_id):
+        system = external_system(request)
+        owner = owners_queryset().filter(external_ids__system=system, external_ids__value=external_id).first()
+        if owner is not None:
+            if_match_check(request, owner)
+        serializer = self.get_serializer(owner, data=request.data, partial=owner is not None)
+        serializer.is_valid(raise_exception=True)
+        saved = owner_upsert(actor=actor_for(request), fields=serializer.validated_data, owner=owner, external=(system, external_id))
+        saved = owners_queryset().get(pk=saved.pk)
+        code = status.HTTP_200_OK if owner is not None else status.HTTP_201_CREATED
+        return _with_etag(Response(self.get_serializer(saved).data, status=code), saved)
