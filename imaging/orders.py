@@ -19,6 +19,8 @@ from patients.services import weight_record
 from vetclinic.audit.services import audit_record, changes_apply
 
 Status = ImagingOrder.Status
+# The code of a ValidationError that is about the order's state, not the input (REST: 409).
+STATE = "invalid_state"
 DETAIL_FIELDS = {"reason", "referring_vet", "performing_vet", "priority", "weight_kg", "visit",
                  "placer_order_number", "filler_order_number"}  # fmt: skip
 
@@ -144,8 +146,9 @@ def order_status_set(*, actor, order, status, note=""):
         return order
     if not order.can_become(status):
         raise ValidationError(
-            {"status": f"Order {order.accession_number} is {order.get_status_display().lower()}; "
-                       f"it cannot become {Status(status).label.lower()}."}
+            {"status": ValidationError(
+                f"Order {order.accession_number} is {order.get_status_display().lower()}; "
+                f"it cannot become {Status(status).label.lower()}.", code=STATE)}
         )  # fmt: skip
     old = order.status
     order.status, order.status_changed, order.updated = status, now(), now()
@@ -172,8 +175,9 @@ def order_reschedule(*, actor, order, scheduled_start, station=None, duration_mi
     order = _locked(order)
     if order.status not in (Status.SCHEDULED, Status.ARRIVED, Status.DISCONTINUED):
         raise ValidationError(
-            {"scheduled_start": f"Order {order.accession_number} is {order.get_status_display().lower()}; "
-                                "it can no longer be rescheduled."}
+            {"scheduled_start": ValidationError(
+                f"Order {order.accession_number} is {order.get_status_display().lower()}; "
+                "it can no longer be rescheduled.", code=STATE)}
         )  # fmt: skip
     _start_check(scheduled_start)
     station = _station_for(order.procedure, station) if station is not None else order.station

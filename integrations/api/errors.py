@@ -41,7 +41,15 @@ def _flat(detail):
     return [str(detail)]
 
 
+def _errors(exc):
+    if hasattr(exc, "error_dict"):
+        return [e for errors in exc.error_dict.values() for e in errors]
+    return list(exc.error_list) if hasattr(exc, "error_list") else [exc]
+
+
 def api_exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError) and any(e.code == "invalid_state" for e in _errors(exc)):
+        exc = Conflict(" ".join(exc.messages))  # the input was fine; the record's state says no
     if isinstance(exc, DjangoValidationError):  # a service said no: a 400 naming the fields
         fields = exc.message_dict if hasattr(exc, "message_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(fields)

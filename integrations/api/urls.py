@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from integrations.api import patients, reference
+from integrations.api import imaging, patients, reference
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
@@ -17,4 +17,11 @@ urlpatterns = [
     path("api/v1/patients", patients.PatientList.as_view(), name="api_patients"),
     path("api/v1/patients/<int:pk>", patients.PatientDetail.as_view(), name="api_patient"),
     path("api/v1/patients/external/<str:external_id>", patients.PatientExternal.as_view(), name="api_patient_external"),
+    path("api/v1/visits", imaging.VisitList.as_view(), name="api_visits"),
+    path("api/v1/orders", imaging.OrderList.as_view(), name="api_orders"),
+    path("api/v1/orders/<int:pk>", imaging.OrderDetail.as_view(), name="api_order"),
+    path("api/v1/orders/<int:pk>/reschedule", imaging.OrderReschedule.as_view(), name="api_order_reschedule"),
+    path("api/v1/orders/<int:pk>/cancel", imaging.OrderCancel.as_view(), name="api_order_cancel"),
+    path("api/v1/studies", imaging.StudyList.as_view(), name="api_studies"),
+    path("api/v1/studies/<int:pk>", imaging.StudyDetail.as_view(), name="api_study"),
 ]

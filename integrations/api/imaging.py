@@ -1,0 +1,274 @@
+"""Orders (write) and studies (read) over REST, over imaging/orders.py and the image index."""
+from django.conf import settings
+from django.db.models import Count, Q
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.response import Response
+
+from imaging import orders as order_services
+from imaging.models import ImagingOrder, Modality, Procedure, Study
+from integrations.api.auth import actor_for
+from integrations.api.sync import etag, if_match_check, updated_since
+from patients.models import Patient, Visit
+from patients.services import visit_create
+
+
+def _date_param(request, name):
+    from django.utils.dateparse import parse_date
+
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    day = parse_date(value)
+    if day is None:
+        raise ValidationError({name: ["A date as YYYY-MM-DD."]})
+    return day
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.filter(merged_into__isnull=True))
+    procedure = serializers.SlugRelatedField(slug_field="code", queryset=Procedure.objects.filter(active=True))
+    station = serializers.SlugRelatedField(slug_field="ae_title", queryset=Modality.objects.filter(active=True),
+                                           required=False, allow_null=True)  # fmt: skip
+    visit = serializers.PrimaryKeyRelatedField(queryset=Visit.objects.all(), required=False, allow_null=True)
+    study_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImagingOrder
+        fields = ["id", "patient", "visit", "procedure", "station", "modality_type", "scheduled_start", "duration_minutes",
+                  "reason", "referring_vet", "performing_vet", "priority", "weight_kg", "status", "status_changed",
+                  "accession_number", "requested_procedure_id", "scheduled_step_id", "study_instance_uid",
+                  "placer_order_number", "filler_order_number", "images_received_at", "study_ids", "updated"]  # fmt: skip
+        read_only_fields = ["id", "modality_type", "status", "status_changed", "accession_number", "requested_procedure_id",
+                            "scheduled_step_id", "study_instance_uid", "images_received_at", "study_ids", "updated"]  # fmt: skip
+        extra_kwargs = {"duration_minutes": {"required": False}}
+
+    def get_study_ids(self, order) -> list[int]:
+        return [study.pk for study in order.studies.all()]
+
+
+class RescheduleSerializer(serializers.Serializer):
+    scheduled_start = serializers.DateTimeField()
+    station = serializers.SlugRelatedField(slug_field="ae_title", queryset=Modality.objects.filter(active=True), required=False)
+    duration_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+def orders_queryset():
+    return ImagingOrder.objects.select_related("patient", "procedure", "station", "visit").prefetch_related("studies")
+
+
+ORDER_FILTERS = [
+    OpenApiParameter("status", str, description="One status or several, comma-separated"),
+    OpenApiParameter("date", str, description="Scheduled on this day (YYYY-MM-DD, the clinic's time zone)"),
+    OpenApiParameter("patient", int), OpenApiParameter("accession_number", str),
+    OpenApiParameter("updated_since", str, description="ISO 8601 date-time"),
+]  # fmt: skip
+
+
+@extend_schema_view(get=extend_schema(parameters=ORDER_FILTERS))
+class OrderList(ListAPIView):
+    """Orders; a new one gets its accession number and Study Instance UID and is in the
+    worklist at once. ``Idempotency-Key`` makes a retried POST create it only once."""
+
+    resource = "orders"
+    serializer_class = OrderSerializer
+
+    def get_queryset(self):
+        from imaging.order_selectors import day_bounds
+
+        found = orders_queryset()
+        params = self.request.query_params
+        if params.get("status"):
+            statuses = [s.strip() for s in params["status"].split(",")]
+            unknown = [s for s in statuses if s not in ImagingOrder.Status.values]
+            if unknown:
+                raise ValidationError({"status": [f"Unknown status {', '.join(unknown)}; one of {', '.join(ImagingOrder.Status.values)}."]})
+            found = found.filter(status__in=statuses)
+        day = _date_param(self.request, "date")
+        if day:
+            start, end = day_bounds(day)
+            found = found.filter(scheduled_start__gte=start, scheduled_start__lt=end)
+        if params.get("patient"):
+            found = found.filter(patient_id=_int(params["patient"], "patient"))
+        if params.get("accession_number"):
+            found = found.filter(accession_number=params["accession_number"])
+        return updated_since(found, self.request)
+
+    def post(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        order = order_services.order_create(
+            actor=actor_for(request), patient=data.pop("patient"), procedure=data.pop("procedure"),
+            scheduled_start=data.pop("scheduled_start"), station=data.pop("station", None),
+            duration_minutes=data.pop("duration_minutes", None), **data,
+        )  # fmt: skip
+        order = orders_queryset().get(pk=order.pk)
+        response = Response(self.get_serializer(order).data, status=status.HTTP_201_CREATED)
+        response["ETag"] = etag(order)
+        return response
+
+
+def _int(value, name):
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError({name: ["A whole number."]}) from None
+
+
+class OrderMixin:
+    resource = "orders"
+
+    def order(self):
+        order = orders_queryset().filter(pk=self.kwargs["pk"]).first()
+        if order is None:
+            raise NotFound("No such order.")
+        return order
+
+    def answer(self, order):
+        order = orders_queryset().get(pk=order.pk)
+        response = Response(OrderSerializer(order, context={"request": self.request}).data)
+        response["ETag"] = etag(order)
+        return response
+
+
+class OrderDetail(OrderMixin, GenericAPIView):
+    serializer_class = OrderSerializer
+
+    def get(self, request, pk):
+        return self.answer(self.order())
+
+
+class OrderReschedule(OrderMixin, GenericAPIView):
+    serializer_class = RescheduleSerializer
+
+    @extend_schema(request=RescheduleSerializer, responses={200: OrderSerializer})
+    def post(self, request, pk):
+        order = self.order()
+        if_match_check(request, order)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order = order_services.order_reschedule(actor=actor_for(request), order=order, **serializer.validated_data)
+        return self.answer(order)
+
+
+class OrderCancel(OrderMixin, GenericAPIView):
+    serializer_class = CancelSerializer
+
+    @extend_schema(request=CancelSerializer, responses={200: OrderSerializer})
+    def post(self, request, pk):
+        order = self.order()
+        if_match_check(request, order)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reason = serializer.validated_data.get("reason", "")
+        order = order_services.order_cancel(actor=actor_for(request), order=order, reason=reason)
+        return self.answer(order)
+
+
+class StudySerializer(serializers.ModelSerializer):
+    patient = serializers.PrimaryKeyRelatedField(read_only=True)
+    order = serializers.PrimaryKeyRelatedField(read_only=True)
+    series_count = serializers.IntegerField(read_only=True)
+    instance_count = serializers.IntegerField(read_only=True)
+    modalities = serializers.SerializerMethodField()
+    viewer_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Study
+        fields = ["id", "study_instance_uid", "patient", "order", "link", "accession_number", "study_date", "study_time",
+                  "description", "referring_physician", "modalities", "series_count", "instance_count", "received_at",
+                  "viewer_url", "thumbnail_url", "updated"]  # fmt: skip
+
+    def get_modalities(self, study) -> list[str]:
+        return sorted({s.modality for s in study.series.all() if s.modality})
+
+    def get_viewer_url(self, study) -> str:
+        return settings.SITE_URL + reverse("study_detail", args=[study.pk])
+
+    def get_thumbnail_url(self, study) -> str | None:
+        series = next((s for s in study.series.all() if s.thumbnail_key), None)
+        return settings.SITE_URL + reverse("series_thumbnail", args=[series.pk]) if series else None
+
+
+STUDY_FILTERS = [
+    OpenApiParameter("patient", int), OpenApiParameter("accession_number", str), OpenApiParameter("order", int),
+    OpenApiParameter("date", str, description="Study date, YYYY-MM-DD"), OpenApiParameter("modality", str),
+    OpenApiParameter("updated_since", str, description="ISO 8601 date-time"),
+]  # fmt: skip
+
+
+def studies_queryset():
+    return Study.objects.annotate(
+        series_count=Count("series", distinct=True), instance_count=Count("series__instances")
+    ).prefetch_related("series")
+
+
+@extend_schema_view(get=extend_schema(parameters=STUDY_FILTERS))
+class StudyList(ListAPIView):
+    resource = "studies"
+    serializer_class = StudySerializer
+
+    def get_queryset(self):
+        found = studies_queryset()
+        params = self.request.query_params
+        if params.get("patient"):
+            found = found.filter(patient_id=_int(params["patient"], "patient"))
+        if params.get("order"):
+            found = found.filter(order_id=_int(params["order"], "order"))
+        if params.get("accession_number"):
+            found = found.filter(accession_number=params["accession_number"])
+        day = _date_param(self.request, "date")
+        if day:
+            found = found.filter(study_date=day)
+        if params.get("modality"):
+            found = found.filter(Q(series__modality=params["modality"].upper())).distinct()
+        return updated_since(found, self.request)
+
+
+class StudyDetail(GenericAPIView):
+    resource = "studies"
+    serializer_class = StudySerializer
+
+    def get(self, request, pk):
+        study = studies_queryset().filter(pk=pk).first()
+        if study is None:
+            raise NotFound("No such study.")
+        return Response(self.get_serializer(study).data)
+
+
+class VisitSerializer(serializers.ModelSerializer):
+    patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.filter(merged_into__isnull=True))
+
+    class Meta:
+        model = Visit
+        fields = ["id", "patient", "starts_at", "reason", "status", "external_id", "updated"]
+        read_only_fields = ["id", "external_id", "updated"]
+
+
+@extend_schema_view(get=extend_schema(parameters=[OpenApiParameter("patient", int), OpenApiParameter("updated_since", str)]))
+class VisitList(ListAPIView):
+    resource = "visits"
+    serializer_class = VisitSerializer
+
+    def get_queryset(self):
+        found = Visit.objects.all()
+        if self.request.query_params.get("patient"):
+            found = found.filter(patient_id=_int(self.request.query_params["patient"], "patient"))
+        return updated_since(found, self.request)
+
+    def post(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        visit = visit_create(actor=actor_for(request), patient=data["patient"], starts_at=data.get("starts_at"),
+                             reason=data.get("reason", ""), status=data.get("status", Visit.Status.BOOKED))  # fmt: skip
+        return Response(self.get_serializer(visit).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,96 @@
+"""Orders and studies over REST."""
+from datetime import datetime, timezone
+
+import pytest
+from pydicom.dataset import Dataset
+from rest_framework.test import APIClient
+
+from imaging.models import ImagingOrder, Study
+from imaging.selectors import worklist_items
+from integrations.api.clients import api_client_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api(actor):
+    _, key = api_client_create(actor=actor, name="Acme PMS", scopes=["orders:write", "studies:read"])
+    http = APIClient()
+    http.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return http
+
+
+@pytest.fixture
+def biscuit(make_owner, make_patient, stations):
+    return make_patient("Biscuit", owner=make_owner("Hartley"))
+
+
+def test_an_order_created_over_rest_is_in_the_worklist(api, biscuit):
+    response = api.post("/api/v1/orders", {"patient": biscuit.pk, "procedure": "DX-THX2",
+                                           "scheduled_start": "2026-11-23T10:30:00Z", "reason": "Cough",
+                                           "placer_order_number": "ACME-77"}, format="json")  # fmt: skip
+    assert response.status_code == 201, response.json()
+    body, order = response.json(), ImagingOrder.objects.get()
+    assert body == {
+        "id": order.pk, "patient": biscuit.pk, "visit": None, "procedure": "DX-THX2", "station": "DRROOM",
+        "modality_type": "DX", "scheduled_start": "2026-11-23T10:30:00Z", "duration_minutes": 15, "reason": "Cough",
+        "referring_vet": "", "performing_vet": "", "priority": "ROUTINE", "weight_kg": None, "status": "scheduled",
+        "status_changed": body["status_changed"], "accession_number": order.accession_number,
+        "requested_procedure_id": order.requested_procedure_id, "scheduled_step_id": order.scheduled_step_id,
+        "study_instance_uid": order.study_instance_uid, "placer_order_number": "ACME-77", "filler_order_number": "",
+        "images_received_at": None, "study_ids": [], "updated": body["updated"],
+    }  # fmt: skip
+    query = Dataset()
+    query.AccessionNumber = body["accession_number"]
+    assert list(worklist_items(identifier=query)) == [order]
+
+
+def test_bad_order_fields_are_named(api, biscuit, cat, make_patient):
+    response = api.post("/api/v1/orders", {"patient": biscuit.pk, "procedure": "NOPE"}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]) == {"procedure", "scheduled_start"}
+    tiddles = make_patient("Tiddles", species=cat)
+    response = api.post("/api/v1/orders", {"patient": tiddles.pk, "procedure": "DX-ELBW",
+                                           "scheduled_start": "2026-11-23T10:30:00Z"}, format="json")  # fmt: skip
+    assert response.status_code == 400 and "not offered for a cat" in response.json()["error"]["fields"]["procedure"][0]
+
+
+def test_reschedule_cancel_and_a_409_when_the_state_forbids(api, biscuit, make_order):
+    order = make_order(biscuit)
+    moved = api.post(f"/api/v1/orders/{order.pk}/reschedule", {"scheduled_start": "2026-11-24T09:00:00Z"}, format="json")
+    assert moved.status_code == 200 and moved.json()["scheduled_start"] == "2026-11-24T09:00:00Z"
+    cancelled = api.post(f"/api/v1/orders/{order.pk}/cancel", {"reason": "owner called"}, format="json")
+    assert cancelled.json()["status"] == "cancelled"
+    again = api.post(f"/api/v1/orders/{order.pk}/reschedule", {"scheduled_start": "2026-11-25T09:00:00Z"}, format="json")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+    stale = api.post(f"/api/v1/orders/{order.pk}/cancel", {}, format="json", HTTP_IF_MATCH='"old"')
+    assert stale.status_code == 412
+
+
+def test_orders_list_by_status_date_and_patient(api, biscuit, make_order, make_patient):
+    a = make_order(biscuit, at=datetime(2026, 11, 23, 10, tzinfo=timezone.utc))
+    make_order(make_patient("Rex"), at=datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    assert [o["id"] for o in api.get("/api/v1/orders", {"date": "2026-11-23"}).json()["results"]] == [a.pk]
+    assert [o["id"] for o in api.get("/api/v1/orders", {"patient": biscuit.pk, "status": "scheduled,arrived"}).json()["results"]] == [a.pk]
+    bad = api.get("/api/v1/orders", {"status": "lost"})
+    assert bad.status_code == 400 and "status" in bad.json()["error"]["fields"]
+
+
+def test_studies_by_patient_with_counts_and_links(api, biscuit, make_order, django_assert_max_num_queries):
+    from imaging.models import Instance, Series
+
+    order = make_order(biscuit)
+    for n in range(3):
+        study = Study.objects.create(study_instance_uid=f"1.2.3.{n}", patient=biscuit, order=order if n == 0 else None,
+                                     accession_number=order.accession_number if n == 0 else "", link="order")  # fmt: skip
+        series = Series.objects.create(study=study, series_instance_uid=f"1.2.3.{n}.1", modality="DX")
+        for i in range(2):
+            Instance.objects.create(series=series, sop_instance_uid=f"1.2.3.{n}.1.{i}", sop_class_uid="1.2", transfer_syntax_uid="1.2",
+                                    file_size=10, storage_key=f"k{n}{i}")  # fmt: skip
+    with django_assert_max_num_queries(8):
+        found = api.get("/api/v1/studies", {"patient": biscuit.pk}).json()["results"]
+    assert len(found) == 3 and all(s["instance_count"] == 2 and s["series_count"] == 1 for s in found)
+    first = found[0]
+    assert first["modalities"] == ["DX"] and first["viewer_url"].endswith(f"/studies/{first['id']}/")
+    assert [s["id"] for s in api.get("/api/v1/studies", {"accession_number": order.accession_number}).json()["results"]] == [first["id"]]
+    assert api.get("/api/v1/orders/%d" % order.pk).json()["study_ids"] == [first["id"]]
