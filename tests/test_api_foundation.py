@@ -98,3 +98,18 @@ def test_create_api_client_prints_the_key_once(capsys):
     call_command("create_api_client", "Acme PMS", "--scopes", "patients:write", "reference:read")
     key = capsys.readouterr().out.strip().splitlines()[-1]
     assert key.startswith("vp_") and ApiClient.objects.get(name="Acme PMS").key_hash == ApiClient.key_hash_of(key)
+
+
+def test_a_client_registers_its_codes_in_the_crosswalk_and_then_uses_them(make_client, dog):
+    _, http = make_client(scopes=["reference:write", "patients:write"])
+    response = http.post("/api/v1/crosswalk", {"system": "acme", "kind": "species", "external_code": "K9",
+                                               "external_meaning": "Canine", "target": "448771007"}, format="json")  # fmt: skip
+    assert response.status_code == 201, response.json()
+    assert response.json()["maps_to"] == {"code": "448771007", "system": "SCT", "name": "Dog"}
+    again = http.post("/api/v1/crosswalk", {"system": "acme", "kind": "species", "external_code": "K9", "target": "448771007"}, format="json")
+    assert again.status_code == 409
+    unknown = http.post("/api/v1/crosswalk", {"system": "acme", "kind": "breed", "external_code": "X", "target": "000"}, format="json")
+    assert unknown.status_code == 400 and "target" in unknown.json()["error"]["fields"]
+    created = http.post("/api/v1/patients", {"name": "Rex", "species": {"code": "K9", "system": "acme"}}, format="json")
+    assert created.status_code == 201 and created.json()["species"]["name"] == "Dog"
+    assert [m["external_code"] for m in http.get("/api/v1/crosswalk", {"system": "acme"}).json()["results"]] == ["K9"]

@@ -1,14 +1,17 @@
 """Reference lists a PMS maps its own codes against: species, breeds, stations, procedures."""
 from django.db import connection
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
-from rest_framework.generics import ListAPIView
+from rest_framework.generics import ListAPIView, ListCreateAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imaging.models import Modality, Procedure
-from patients.models import Breed, Species
+from integrations.api.auth import actor_for
+from integrations.api.errors import Conflict
+from patients.models import Breed, CodeMapping, Species
+from vetclinic.audit.services import audit_record
 
 
 class SpeciesSerializer(serializers.ModelSerializer):
@@ -90,3 +93,53 @@ class Health(APIView):
         except Exception:
             return Response({"status": "unavailable", "database": "down"}, status=503)
         return Response({"status": "ok", "database": "ok"})
+
+
+class CodeMappingSerializer(serializers.ModelSerializer):
+    """A client's code -> ours: ``target`` is our species or breed code (SNOMED CT)."""
+
+    target = serializers.CharField(max_length=32, write_only=True)
+    maps_to = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CodeMapping
+        fields = ["id", "system", "kind", "external_code", "external_meaning", "target", "maps_to"]
+        read_only_fields = ["id", "maps_to"]
+
+    def get_validators(self):
+        return []  # the one uniqueness rule is checked in validate(): a 409, not a 400
+
+    def get_maps_to(self, mapping) -> dict:
+        target = mapping.species or mapping.breed
+        return {"code": target.code, "system": target.scheme, "name": target.name}
+
+    def validate(self, data):
+        model = Species if data["kind"] == CodeMapping.Kind.SPECIES else Breed
+        target = model.objects.filter(code=data.pop("target")).first()
+        if target is None:
+            raise serializers.ValidationError({"target": [f"No {data['kind']} has our code {self.initial_data.get('target')}."]})
+        data["species" if model is Species else "breed"] = target
+        if CodeMapping.objects.filter(system=data["system"], kind=data["kind"], external_code=data["external_code"]).exists():
+            raise Conflict(f"{data['system']} {data['kind']} {data['external_code']} is mapped already.")
+        return data
+
+
+@extend_schema_view(get=extend_schema(parameters=[OpenApiParameter("system", str), OpenApiParameter("kind", str)]))
+class CrosswalkList(ListCreateAPIView):
+    """The crosswalk HL7 and REST read species and breed codes through; a client registers its
+    own codes here (reading it needs reference:read, adding reference:write)."""
+
+    resource = "reference"
+    serializer_class = CodeMappingSerializer
+
+    def get_queryset(self):
+        found = CodeMapping.objects.select_related("species", "breed").order_by("id")
+        for name in ("system", "kind"):
+            if self.request.query_params.get(name):
+                found = found.filter(**{name: self.request.query_params[name]})
+        return found
+
+    def perform_create(self, serializer):
+        mapping = serializer.save()
+        audit_record(actor=actor_for(self.request), instance=mapping, action="create",
+                     changes={"mapping": [None, str(mapping)]})  # fmt: skip

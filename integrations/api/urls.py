@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/breeds", reference.BreedList.as_view(), name="api_breeds"),
     path("api/v1/modalities", reference.ModalityList.as_view(), name="api_modalities"),
     path("api/v1/procedures", reference.ProcedureList.as_view(), name="api_procedures"),
+    path("api/v1/crosswalk", reference.CrosswalkList.as_view(), name="api_crosswalk"),
     path("api/v1/owners", patients.OwnerList.as_view(), name="api_owners"),
     path("api/v1/owners/<int:pk>", patients.OwnerDetail.as_view(), name="api_owner"),
     path("api/v1/owners/external/<str:external_id>", patients.OwnerExternal.as_view(), name="api_owner_external"),
