@@ -3,6 +3,11 @@
     manage.py hl7_listener [--port 2575] [--bind 0.0.0.0]
 
 SIGTERM or SIGINT stops it cleanly: no new connections, messages in progress are answered.
+
+The pool threads that handle messages keep their database connection from one message to the
+next (unless DATABASE_CONN_MAX_AGE says otherwise): opening one costs more than most messages.
+Before each message the connection is checked (a ``SELECT 1``) and replaced if it broke, say
+when PostgreSQL restarted.
 """
 import asyncio
 import logging
@@ -12,7 +17,7 @@ import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from integrations.hl7.inbound import message_receive
 from integrations.hl7.mllp import serve
@@ -34,6 +39,11 @@ class Command(BaseCommand):
         parser.add_argument("--bind", default=settings.HL7_BIND)
 
     def handle(self, *args, port, bind, **options):
+        for alias in connections:
+            database = connections.settings[alias]
+            if not database["CONN_MAX_AGE"]:  # 0, the default: a new connection for every message
+                database["CONN_MAX_AGE"] = None
+            database["CONN_HEALTH_CHECKS"] = True
         asyncio.run(self.serve(bind, port))
 
     async def serve(self, bind, port):
