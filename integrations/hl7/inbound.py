@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
 
-from integrations.hl7.messages import HL7Error, ack_build, header_read, message_segments, parse, text_decode
+from integrations.hl7.messages import HL7Error, ack_build, header_read, message_segments, structure_check, text_decode
 from integrations.models import HL7Message
 from patients.models import Patient, Visit
 from patients.selectors import coded_breed, coded_species, patient_by_external_id
@@ -147,7 +147,7 @@ def _process(message, text, header, peer, oversize):
                     f"{header.message_type.replace(header.component, ' ') or 'A message without a type'} is not accepted",
                     code=201 if kind in known else 200, segment="MSH", field=9, reject=True,
                 )  # fmt: skip
-            parse(text, header)
+            structure_check(text, header)
             handler(Received(text, header, peer))
             ack = ack_build(header, code="AA")
             message.status, message.ack_code, message.ack, message.updated = Status.PROCESSED, "AA", ack, now()

@@ -1,9 +1,9 @@
 """Reading and answering HL7 v2 messages: pure functions, no database.
 
-hl7apy checks a message's structure against its version's definition (``parse``); the values
-are then read from the ER7 text by position (``Segment``), which is what the inbound handlers
-need and what a sloppy sender's message still allows. The ACK is formatted here directly:
-hl7apy takes ~10 ms to build one, the whole per-message budget of the listener.
+hl7apy checks a message's structure against its version's definition (``structure_check``);
+the values are then read from the ER7 text by position (``Segment``), which is what the inbound
+handlers need and what a sloppy sender's message still allows. The ACK is formatted here
+directly: hl7apy takes ~10 ms to build one, the whole per-message budget of the listener.
 """
 import re
 from dataclasses import dataclass, field
@@ -93,18 +93,63 @@ def header_read(text):
     )  # fmt: skip
 
 
-def parse(text, header):
+# Message shapes hl7apy has accepted (see ``structure_check``); bounded, since every sender
+# has a handful of shapes, and cleared when full rather than kept in order.
+_ACCEPTED_SHAPES = {}
+_ACCEPTED_SHAPES_MAX = 2048
+_VALUE = {}  # encoding characters -> the pattern of a value between them
+
+
+def structure_check(text, header):
     """The message's structure checked by hl7apy against its version (tolerantly: real
-    senders leave out optional segments and fields), or HL7Error."""
+    senders leave out optional segments and fields), or HL7Error.
+
+    hl7apy takes ~10 ms a message, more than the rest of an ADT's handling, and in tolerant
+    mode its verdict does not depend on the values, only on the shape (``_shape``): a value
+    that does not fit its data type is kept as text, never refused. So a shape accepted once
+    is accepted again without asking hl7apy; refusals are not remembered (they are rare, and
+    their error text comes from hl7apy).
+    """
     if header.version not in SUPPORTED_VERSIONS:
         raise HL7Error(
             f"Version {header.version or '(none)'} is not supported; send 2.3.1 to 2.6",
             code=203, segment="MSH", field=12, reject=True,
         )  # fmt: skip
+    lines = segments(text)
+    shape = _shape(lines, header)
+    if shape is not None and shape in _ACCEPTED_SHAPES:
+        return
     try:
-        return parse_message("\r".join(segments(text)), validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=False)
+        parse_message("\r".join(lines), validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=False)
     except Exception as error:  # hl7apy raises a dozen kinds; they all mean "not this structure"
         raise HL7Error(f"The message cannot be parsed: {error}"[:200], code=100) from None
+    if shape is not None:
+        if len(_ACCEPTED_SHAPES) >= _ACCEPTED_SHAPES_MAX:
+            _ACCEPTED_SHAPES.clear()
+        _ACCEPTED_SHAPES[shape] = True
+
+
+def _shape(lines, header):
+    """Everything of a message that hl7apy's tolerant parse looks at (hl7apy/parser.py): the
+    separators, the segment names, MSH-2, MSH-9 (type and structure) and MSH-12 (version)
+    verbatim; of every other field its layout of repetitions, components and subcomponents
+    and which of them are empty or only blanks (those it skips), each other value as "x".
+    None when the separators are not the four it needs (hl7apy is asked every time)."""
+    sep, encoding = header.field_separator, header.encoding
+    if len(encoding) != 4 or len(set(sep + encoding)) != 5:
+        return None
+    value = _VALUE.get(encoding)
+    if value is None:
+        # A run between separators with something other than blanks in it (the escape
+        # character is data to the parser).
+        delimiters = re.escape(encoding[0] + encoding[1] + encoding[3])
+        value = _VALUE[encoding] = re.compile(f"[^{delimiters}]*[^{delimiters}\\s][^{delimiters}]*")
+    shaped = []
+    for line in lines:
+        fields = line.split(sep)
+        keep = (0, 1, 8, 11) if line.startswith("MSH") else (0,)
+        shaped.append(sep.join(f if n in keep else value.sub("x", f) for n, f in enumerate(fields)))
+    return sep + "\r".join(shaped)
 
 
 class Segment:
