@@ -70,33 +70,31 @@ def message_receive(data: bytes, peer: str, *, oversize=0) -> bytes:
     except HL7Error as error:
         log.warning("HL7 from %s without MSH: %r", peer, text[:60])
         return ack_build(header_read("MSH|^~\\&|||||||ACK||P|2.5.1"), code="AR", error=error).encode()
-    existing = _already(header)
-    if existing is not None:
-        return existing
+    # The log row is written as processed with its AA, and changed in the same transaction if
+    # the handler refuses the message: one write when all goes well, and no moment at which
+    # the log says AA for a change that is not committed.
+    ack = ack_build(header, code="AA")
     message = HL7Message(
-        direction=HL7Message.Direction.IN, status=Status.RECEIVED, peer=peer[:255],
+        direction=HL7Message.Direction.IN, status=Status.PROCESSED, ack_code="AA", ack=ack, peer=peer[:255],
         sending_application=header.sending_application[:180], sending_facility=header.sending_facility[:180],
         control_id=header.control_id[:199], message_type=header.message_type[:32], version=header.version[:16],
         raw=text if not oversize else text + f"\n[... {oversize} bytes in all; the rest was not kept]",
     )  # fmt: skip
     try:
         with transaction.atomic():
+            # The log row first: a second copy of the message (same sender, same control id)
+            # fails here, or waits here while the first is still being handled, then fails.
             message.save()
-            error = _process(message, text, header, peer, oversize)
+            error = _process(text, header, peer, oversize)
+            if error is not None:
+                ack = _refused(message, header, error)
     except IntegrityError:
-        # The same message on another connection at the same moment: answer as the first did.
+        # Seen before (resent, or sent on another connection at the same moment): answer as
+        # the first was answered.
         return _already(header) or ack_build(header, code="AR", error=HL7Error("Duplicate message", code=205)).encode()
     if error is not None:
-        # The handler's changes were rolled back with the savepoint; keep the log of the refusal.
-        code = "AR" if error.reject else "AE"
-        ack = ack_build(header, code=code, error=error)
-        HL7Message.objects.filter(pk=message.pk).update(
-            status=Status.REJECTED if error.reject else Status.ERROR, ack_code=code, ack=ack,
-            error=str(error.args[0])[:2000], updated=now(),
-        )  # fmt: skip
-        log.warning("HL7 %s %s from %s: %s %s", header.message_type, header.control_id, peer, code, error.args[0])
-        return ack.encode()
-    return HL7Message.objects.values_list("ack", flat=True).get(pk=message.pk).encode()
+        log.warning("HL7 %s %s from %s: %s %s", header.message_type, header.control_id, peer, message.ack_code, error.args[0])
+    return ack.encode()
 
 
 def message_replay(*, message):
@@ -104,17 +102,25 @@ def message_replay(*, message):
     crosswalk entry). Its log row gets the new outcome; returns the ACK text."""
     header = header_read(message.raw)
     with transaction.atomic():
-        error = _process(message, message.raw, header, message.peer, 0)
-    if error is not None:
-        code = "AR" if error.reject else "AE"
-        ack = ack_build(header, code=code, error=error)
+        error = _process(message.raw, header, message.peer, 0)
+        if error is not None:
+            return _refused(message, header, error)
+        ack = ack_build(header, code="AA")
         HL7Message.objects.filter(pk=message.pk).update(
-            status=Status.REJECTED if error.reject else Status.ERROR, ack_code=code, ack=ack,
-            error=str(error.args[0])[:2000], updated=now(),
+            status=Status.PROCESSED, ack_code="AA", ack=ack, error="", updated=now()
         )  # fmt: skip
-        return ack
-    HL7Message.objects.filter(pk=message.pk).update(error="")
-    return HL7Message.objects.values_list("ack", flat=True).get(pk=message.pk)
+    return ack
+
+
+def _refused(message, header, error):
+    """Log the refusal of ``message`` (AE, or AR for what we do not accept at all); its ACK."""
+    message.ack_code = "AR" if error.reject else "AE"
+    ack = ack_build(header, code=message.ack_code, error=error)
+    HL7Message.objects.filter(pk=message.pk).update(
+        status=Status.REJECTED if error.reject else Status.ERROR, ack_code=message.ack_code, ack=ack,
+        error=str(error.args[0])[:2000], updated=now(),
+    )  # fmt: skip
+    return ack
 
 
 def _already(header):
@@ -131,8 +137,9 @@ def _already(header):
     return earlier.ack.encode()
 
 
-def _process(message, text, header, peer, oversize):
-    """Run the handler inside a savepoint; commit with AA, or return the HL7Error."""
+def _process(text, header, peer, oversize):
+    """Run the handler inside a savepoint: None when it succeeded (the caller's transaction
+    commits it), else the HL7Error, its changes rolled back."""
     try:
         with transaction.atomic():
             if not _allowed(header, peer):
@@ -149,9 +156,6 @@ def _process(message, text, header, peer, oversize):
                 )  # fmt: skip
             structure_check(text, header)
             handler(Received(text, header, peer))
-            ack = ack_build(header, code="AA")
-            message.status, message.ack_code, message.ack, message.updated = Status.PROCESSED, "AA", ack, now()
-            message.save(update_fields=["status", "ack_code", "ack", "updated"])
     except HL7Error as error:
         return error
     except ValidationError as error:
@@ -264,7 +268,12 @@ def adt_register(received):
 
     pid = received.one("PID")
     ids = _patient_ids(received, pid)
-    patient = next((p for p in (patient_by_external_id(system=s, value=v) for s, v in ids) if p), None)
+    patient = found_by = None
+    for system, value in ids:
+        patient = patient_by_external_id(system=system, value=value)
+        if patient is not None:
+            found_by = (system, value)
+            break
     species, _ = _coded(received, pid, 35, coded_species, "species")
     if species is None and patient is None:
         raise HL7Error("PID-35 (species) is required for a new animal", code=101, segment="PID", field=35)
@@ -282,8 +291,8 @@ def adt_register(received):
         fields["breed"], fields["breed_text"] = None, (breed_text or pid.component(37, 2) or pid[37])[:64]
     owner = _owner(received, patient)
     patient = patient_upsert(
-        actor=received.actor, fields=fields, patient=patient, external=ids[0], owner=owner,
-        weight_kg=_weight(received),
+        actor=received.actor, fields=fields, patient=patient, owner=owner, weight_kg=_weight(received),
+        external=None if found_by == ids[0] else ids[0],  # found by the PMS's own id: it is linked
     )  # fmt: skip
     _visit(received, patient)
     return patient
