@@ -8,9 +8,9 @@ import re
 import unicodedata
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 
-from patients.models import Owner, Patient, SearchTerm
+from patients.models import Owner, Ownership, Patient, SearchTerm
 
 TERM_MAX = 64
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
@@ -35,6 +35,12 @@ def query_words(query):
     return words
 
 
+# What the words and the worklist name key are made of; a change to anything else of an
+# owner or an animal leaves them as they are (the services skip the rewrite then).
+OWNER_FIELDS_SEARCHED = {"kind", "family_name", "given_name", "organisation_name", "phone", "mobile", "email"}
+PATIENT_FIELDS_SEARCHED = {"name", "patient_id", "microchip"}
+
+
 def _digits(text):
     return re.sub(r"\D", "", text or "")
 
@@ -55,8 +61,8 @@ def _patient_words(patient):
         words += normalise(alias.patient_id)
     for ext in patient.external_ids.all():
         words += normalise(ext.value)
-    for owner in patient.owners.all():
-        words += _owner_words(owner)
+    for ownership in patient.ownerships.all():
+        words += _owner_words(ownership.owner)
     return words
 
 
@@ -70,16 +76,23 @@ def search_terms_refresh(*, patients=(), owners=()):
     patient_ids = [p.pk for p in patients]
     owner_ids = [o.pk for o in owners]
     SearchTerm.objects.filter(Q(patient_id__in=patient_ids) | Q(owner_id__in=owner_ids)).delete()
-    rows, renamed = [], []
+    rows, renamed, seen = [], [], {}
+    # The owners through the ownerships (with them in one query): the words need the owners,
+    # the name key needs which one is primary.
+    ownerships = Prefetch("ownerships", queryset=Ownership.objects.select_related("owner"))
     for patient in Patient.objects.filter(pk__in=patient_ids, merged_into__isnull=True).prefetch_related(
-        "aliases", "external_ids", "owners__external_ids", "ownerships__owner"
+        "aliases", "external_ids", ownerships, "ownerships__owner__external_ids"
     ):
         rows += [SearchTerm(term=w, patient=patient) for w in set(_patient_words(patient)) if w]
         if patient.dicom_name_key != dicom_name_key(patient):
             patient.dicom_name_key = dicom_name_key(patient)
             renamed.append(patient)
+        seen.update((o.owner_id, o.owner) for o in patient.ownerships.all())
     Patient.objects.bulk_update(renamed, ["dicom_name_key"], batch_size=1000)
-    for owner in Owner.objects.filter(pk__in=owner_ids).prefetch_related("external_ids"):
+    # Owners of those patients were read with them (external ids and all); only others are read.
+    others = [pk for pk in owner_ids if pk not in seen]
+    others = Owner.objects.filter(pk__in=others).prefetch_related("external_ids") if others else []
+    for owner in [seen[pk] for pk in dict.fromkeys(owner_ids) if pk in seen] + list(others):
         rows += [SearchTerm(term=w, owner=owner) for w in set(_owner_words(owner)) if w]
     SearchTerm.objects.bulk_create(rows, batch_size=1000)
 

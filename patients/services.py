@@ -21,7 +21,7 @@ from patients.models import (
     Visit,
     WeightRecord,
 )
-from patients.search import search_terms_refresh
+from patients.search import OWNER_FIELDS_SEARCHED, PATIENT_FIELDS_SEARCHED, search_terms_refresh
 from patients.selectors import patient_resolve
 from vetclinic.audit.services import audit_record, changes_apply
 
@@ -52,31 +52,34 @@ def _save(*, actor, instance, values):
 
 
 def _external_add(*, actor, instance, model, external):
-    """Attach (system, value) to ``instance`` unless it is there already."""
+    """Attach (system, value) to ``instance`` unless it is there already; True if it was not."""
     system, value = external
-    link, created = model.objects.get_or_create(
-        system=system, value=value, defaults={instance._meta.model_name: instance}
-    )
-    owner_of_link = getattr(link, instance._meta.model_name)
-    if owner_of_link.pk != instance.pk:
-        raise ValidationError(f"{system} id {value} already belongs to {owner_of_link}.")
+    name = instance._meta.model_name
+    link, created = model.objects.get_or_create(system=system, value=value, defaults={name: instance})
+    if getattr(link, f"{name}_id") != instance.pk:
+        raise ValidationError(f"{system} id {value} already belongs to {getattr(link, name)}.")
     if created:
         audit_record(
             actor=actor, instance=instance, action="external_id_add", changes={"external_id": [None, str(link)]}
         )
+    return created
 
 
 @transaction.atomic
 def owner_upsert(*, actor, fields, owner=None, external=None):
     """Create or update an owner. With ``external=(system, value)`` it is idempotent on that id."""
     _check_fields(fields, OWNER_FIELDS)
+    linked = False  # the owner has the external id already
     if owner is None and external is not None:
         owner = Owner.objects.filter(external_ids__system=external[0], external_ids__value=external[1]).first()
+        linked = owner is not None
+    creating = owner is None
     owner = owner or Owner()
     changes = _save(actor=actor, instance=owner, values=fields)
-    if external is not None:
-        _external_add(actor=actor, instance=owner, model=OwnerExternalId, external=external)
-    if changes or external is not None:
+    added = external is not None and not linked and _external_add(
+        actor=actor, instance=owner, model=OwnerExternalId, external=external
+    )
+    if creating or added or changes.keys() & OWNER_FIELDS_SEARCHED:
         search_terms_refresh(owners=[owner], patients=list(owner.patients.all()))
     return owner
 
@@ -127,22 +130,28 @@ def patient_upsert(
     changed = _save(actor=actor, instance=patient, values=fields)
     if creating and not patient.patient_id:
         _patient_id_assign(patient)
-    if external is not None:
-        _external_add(actor=actor, instance=patient, model=PatientExternalId, external=external)
+    added = external is not None and _external_add(
+        actor=actor, instance=patient, model=PatientExternalId, external=external
+    )
+    # The search words (and the worklist name key) change with the name, the ids and the
+    # owners; an update of anything else, say the weight or the birth date, leaves them be.
+    refresh = creating or added or bool(changed.keys() & PATIENT_FIELDS_SEARCHED)
     if owner is not None:
-        ownership_set(actor=actor, patient=patient, owner=owner, role=owner_role, refresh=False)
+        ownership_set(actor=actor, patient=patient, owner=owner, role=owner_role, refresh=not refresh)
     if weight_kg is not None:
         weight_record(actor=actor, patient=patient, kg=weight_kg, measured_on=weight_on)
-    if creating or changed or external is not None or owner is not None:
+    if refresh:
         search_terms_refresh(patients=[patient])
     return patient
 
 
 @transaction.atomic
 def ownership_set(*, actor, patient, owner, role=Ownership.Role.OWNER, primary=None, refresh=True):
-    """Link an owner to an animal. The first owner becomes primary unless ``primary=False``."""
-    has_primary = patient.ownerships.filter(is_primary=True).exclude(owner=owner).exists()
-    ownership = Ownership.objects.filter(patient=patient, owner=owner).first()
+    """Link an owner to an animal. The first owner becomes primary unless ``primary=False``.
+    With ``refresh``, the animal's search words are rewritten if the link changed."""
+    ownerships = list(Ownership.objects.filter(patient=patient))
+    has_primary = any(o.is_primary and o.owner_id != owner.pk for o in ownerships)
+    ownership = next((o for o in ownerships if o.owner_id == owner.pk), None)
     if primary is None:
         primary = ownership.is_primary if ownership else not has_primary
     if primary and has_primary:

@@ -1,6 +1,8 @@
+from datetime import date
+
 import pytest
 
-from patients.models import Owner
+from patients.models import Owner, SearchTerm
 from patients.selectors import owner_search, patient_search
 from patients.services import owner_upsert, patient_merge, patient_upsert
 
@@ -63,6 +65,30 @@ def test_an_owner_edit_is_found_at_once(clinic, actor):
     owner_upsert(actor=actor, owner=clinic["jane"], fields={"family_name": "Okafor", "email": "jane@okafor.example"})
     assert [p.name for p in patient_search(query="okafor")] == ["Biscuit", "Pepper"]
     assert list(patient_search(query="hartley")) == []
+
+
+def test_a_new_phone_for_an_owner_known_by_its_external_id_is_found_at_once(clinic, actor):
+    fields = {"kind": Owner.Kind.ORGANISATION, "organisation_name": "Greenfield Farm", "phone": "01632 960999"}
+    owner_upsert(actor=actor, fields=fields, external=("vetspace", "ACC-991"))
+    assert [p.name for p in patient_search(query="01632960999")] == ["Daisy Mae"]
+
+
+def test_a_new_owner_of_an_animal_is_found_at_once(clinic, actor, make_owner):
+    okafor = make_owner("Okafor")
+    patient_upsert(actor=actor, patient=clinic["rocco"], fields={}, owner=okafor)
+    assert [p.name for p in patient_search(query="okafor")] == ["Rocco"]
+
+
+def test_an_update_of_nothing_searched_leaves_the_words_as_they_are(clinic, actor):
+    rocco = clinic["rocco"]
+    words = list(SearchTerm.objects.filter(patient=rocco).order_by("pk").values_list("pk", "term"))
+    patient_upsert(
+        actor=actor, patient=rocco, fields={"birth_date": date(2020, 5, 1)}, weight_kg="18.2",
+        external=("vetspace", "PET-42"), owner=rocco.owners.get(),
+    )  # fmt: skip
+    assert list(SearchTerm.objects.filter(patient=rocco).order_by("pk").values_list("pk", "term")) == words
+    patient_upsert(actor=actor, patient=rocco, fields={"name": "Rocco Junior"})
+    assert [p.name for p in patient_search(query="rocco jun")] == ["Rocco Junior"]
 
 
 def test_merged_patients_are_not_listed_but_their_id_finds_the_survivor(clinic, actor, make_patient):

@@ -117,6 +117,15 @@ def test_a_microchip_belongs_to_one_living_patient(make_patient):
     assert Patient.objects.count() == 1
 
 
+def test_an_update_is_refused_a_microchip_another_animal_has(actor, make_patient):
+    make_patient(microchip="985141000123456")
+    other = make_patient(name="Other")
+    with pytest.raises(ValidationError) as error:
+        patient_upsert(actor=actor, patient=other, fields={"microchip": "985141000123456"})
+    assert "microchip" in str(error.value).lower()
+    assert Patient.objects.get(pk=other.pk).microchip == ""
+
+
 def test_the_first_owner_is_primary_and_primary_can_move(actor, make_owner, make_patient):
     jane, john = make_owner(given_name="Jane"), make_owner(given_name="John")
     patient = make_patient(owner=jane)
