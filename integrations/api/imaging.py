@@ -101,6 +101,7 @@ class OrderList(ListAPIView):
             found = found.filter(accession_number=params["accession_number"])
         return updated_since(found, self.request)
 
+    @extend_schema(responses={201: OrderSerializer})
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -117,10 +118,10 @@ class OrderList(ListAPIView):
 
 
 def _int(value, name):
-    try:
-        return int(value)
-    except ValueError:
-        raise ValidationError({name: ["A whole number."]}) from None
+    """A record id from a query parameter: digits that fit the database's integers."""
+    if not value.isdigit() or len(value) > 18:
+        raise ValidationError({name: ["A record id (a positive whole number)."]})
+    return int(value)
 
 
 class OrderMixin:
@@ -265,6 +266,7 @@ class VisitList(ListAPIView):
             found = found.filter(patient_id=_int(self.request.query_params["patient"], "patient"))
         return updated_since(found, self.request)
 
+    @extend_schema(responses={201: VisitSerializer})
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -135,6 +135,7 @@ class PatientList(ListAPIView):
             patients = patients.filter(pk__in=patient_search(query=query, limit=500).values("pk"))
         return updated_since(patients, self.request)
 
+    @extend_schema(responses={201: PatientSerializer})
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -184,6 +185,7 @@ class PatientExternal(GenericAPIView):
             raise NotFound(f"No patient with your id {external_id}.")
         return _with_etag(Response(self.get_serializer(patient).data), patient)
 
+    @extend_schema(responses={200: PatientSerializer, 201: PatientSerializer})
     def put(self, request, external_id):
         system, patient = self._find(external_id)
         if patient is not None:
@@ -207,6 +209,7 @@ class OwnerList(ListAPIView):
     def get_queryset(self):
         return updated_since(owners_queryset(), self.request)
 
+    @extend_schema(responses={201: OwnerSerializer})
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -243,6 +246,7 @@ class OwnerExternal(GenericAPIView):
     resource = "owners"
     serializer_class = OwnerSerializer
 
+    @extend_schema(responses={200: OwnerSerializer, 201: OwnerSerializer})
     def put(self, request, external_id):
         system = external_system(request)
         owner = owners_queryset().filter(external_ids__system=system, external_ids__value=external_id).first()

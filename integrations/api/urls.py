@@ -1,7 +1,18 @@
-from django.urls import path
+from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.api import imaging, patients, reference
+
+class RecordId:
+    """A primary key that fits the database's integers: longer digit runs are a plain 404,
+    not an overflow deep in the database driver."""
+
+    regex = "[0-9]{1,18}"
+    to_python = int
+    to_url = str
+
+
+register_converter(RecordId, "id")
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
@@ -13,16 +24,16 @@ urlpatterns = [
     path("api/v1/procedures", reference.ProcedureList.as_view(), name="api_procedures"),
     path("api/v1/crosswalk", reference.CrosswalkList.as_view(), name="api_crosswalk"),
     path("api/v1/owners", patients.OwnerList.as_view(), name="api_owners"),
-    path("api/v1/owners/<int:pk>", patients.OwnerDetail.as_view(), name="api_owner"),
+    path("api/v1/owners/<id:pk>", patients.OwnerDetail.as_view(), name="api_owner"),
     path("api/v1/owners/external/<str:external_id>", patients.OwnerExternal.as_view(), name="api_owner_external"),
     path("api/v1/patients", patients.PatientList.as_view(), name="api_patients"),
-    path("api/v1/patients/<int:pk>", patients.PatientDetail.as_view(), name="api_patient"),
+    path("api/v1/patients/<id:pk>", patients.PatientDetail.as_view(), name="api_patient"),
     path("api/v1/patients/external/<str:external_id>", patients.PatientExternal.as_view(), name="api_patient_external"),
     path("api/v1/visits", imaging.VisitList.as_view(), name="api_visits"),
     path("api/v1/orders", imaging.OrderList.as_view(), name="api_orders"),
-    path("api/v1/orders/<int:pk>", imaging.OrderDetail.as_view(), name="api_order"),
-    path("api/v1/orders/<int:pk>/reschedule", imaging.OrderReschedule.as_view(), name="api_order_reschedule"),
-    path("api/v1/orders/<int:pk>/cancel", imaging.OrderCancel.as_view(), name="api_order_cancel"),
+    path("api/v1/orders/<id:pk>", imaging.OrderDetail.as_view(), name="api_order"),
+    path("api/v1/orders/<id:pk>/reschedule", imaging.OrderReschedule.as_view(), name="api_order_reschedule"),
+    path("api/v1/orders/<id:pk>/cancel", imaging.OrderCancel.as_view(), name="api_order_cancel"),
     path("api/v1/studies", imaging.StudyList.as_view(), name="api_studies"),
-    path("api/v1/studies/<int:pk>", imaging.StudyDetail.as_view(), name="api_study"),
+    path("api/v1/studies/<id:pk>", imaging.StudyDetail.as_view(), name="api_study"),
 ]

@@ -1,0 +1,52 @@
+"""The errors every endpoint can answer, written into the OpenAPI schema once (a drf-spectacular
+postprocessing hook) rather than on each view: the one error shape of errors.py, with examples."""
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "example": "validation_error"},
+                "message": {"type": "string", "example": "Invalid input: species."},
+                "fields": {"type": "object", "additionalProperties": {},
+                           "example": {"species": ["Unknown species code K9 in acme; map it in the crosswalk."]}},  # fmt: skip
+            },
+        }
+    },
+}
+
+EXAMPLES = {
+    "400": ("Invalid input; `fields` names each bad field", "validation_error", "Invalid input: name."),
+    "401": ("No API key, or a key that is not valid", "not_authenticated", "Authentication credentials were not provided."),
+    "403": ("The client's scopes do not allow this", "permission_denied", "This API client has no 'patients:write' scope."),
+    "404": ("No such record", "not_found", "No such patient."),
+    "405": ("Method not allowed", "method_not_allowed", 'Method "DELETE" not allowed.'),
+    "406": ("Only JSON is served", "not_acceptable", "Could not satisfy the request Accept header."),
+    "409": ("The record's state does not allow it (or it exists already)", "conflict", "Order VP00000042 is cancelled; it can no longer be rescheduled."),
+    "412": ("If-Match names an older version of the record", "precondition_failed", "The record has changed since you read it (If-Match does not match its ETag)."),
+    "415": ("Send JSON", "unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
+    "429": ("Over the client's rate limit; see Retry-After", "rate_limited", "Request was throttled. Expected available in 12 seconds."),
+}
+WRITES = {"post", "put", "patch", "delete"}
+
+
+def error_responses(result, generator, request, public):
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/api/v1/") or path == "/api/v1/health":
+            continue
+        for method, operation in operations.items():
+            codes = [c for c in EXAMPLES if c not in ("409", "412", "415") or method in WRITES]
+            responses = operation.setdefault("responses", {})
+            for code in codes:
+                description, error_code, message = EXAMPLES[code]
+                example = {"error": {"code": error_code, "message": message}}
+                responses.setdefault(code, {
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"},
+                                                     "examples": {error_code: {"value": example}}}},
+                })  # fmt: skip
+    return result
