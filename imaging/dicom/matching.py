@@ -16,6 +16,7 @@ Other keys are return keys only: they are answered, not matched.
 import re
 from datetime import date, datetime, time, timedelta
 
+from django.db import connection
 from django.db.models import Q
 from django.utils.timezone import get_current_timezone, make_aware
 
@@ -62,6 +63,16 @@ def _regex(pattern):
     return "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$"
 
 
+def _prefix(field, literal):
+    """``field`` starts with ``literal`` (case-sensitive), as the database can answer it from
+    the field's index: LIKE 'ABC%' on PostgreSQL (the varchar_pattern_ops index Django adds).
+    SQLite's LIKE ignores case, so it never uses an index there: a range instead, as
+    patients/search.py does (BINARY collation compares code points)."""
+    if connection.vendor == "sqlite":
+        return Q(**{f"{field}__gte": literal, f"{field}__lt": literal + "\U0010ffff"})
+    return Q(**{f"{field}__startswith": literal})
+
+
 def _text_match(field, pattern, *, upper=False, case_insensitive=False):
     """Single value (C.2.2.2.1) or wildcard (C.2.2.2.4) matching of a string attribute.
 
@@ -76,13 +87,13 @@ def _text_match(field, pattern, *, upper=False, case_insensitive=False):
         return Q(**{f"{field}__{i}exact": pattern})
     literal = re.match(r"[^*?]*", pattern).group(0)
     if pattern == literal + "*":
-        return Q(**{f"{field}__{i}startswith": literal})
+        return Q(**{f"{field}__istartswith": literal}) if case_insensitive else _prefix(field, literal)
     inner = pattern[1:-1]
     if pattern.startswith("*") and pattern.endswith("*") and inner and not _has_wildcard(inner):
         return Q(**{f"{field}__{i}contains": inner})
     condition = Q(**{f"{field}__{i}regex": _regex(pattern)})
     if literal:
-        condition &= Q(**{f"{field}__{i}startswith": literal})
+        condition &= Q(**{f"{field}__istartswith": literal}) if case_insensitive else _prefix(field, literal)
     return condition
 
 
