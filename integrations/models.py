@@ -131,3 +131,87 @@ class ApiClient(models.Model):
     def allows(self, resource, write):
         wanted = f"{resource}:{'write' if write else 'read'}"
         return "*" in self.scopes or wanted in self.scopes or (not write and f"{resource}:write" in self.scopes)
+
+
+class WebhookSubscription(models.Model):
+    """An API client's URL that hears about events (integrations/webhooks), signed with ``secret``.
+
+    ``active`` is the client's switch. A long failure streak turns it off by itself and says so in
+    ``disabled_at`` and ``disabled_reason`` (integrations/webhooks/services.py, delivery_attempt).
+    """
+
+    EVENTS = [
+        ("patient.updated", "An animal was registered or its record changed"),
+        ("patient.merged", "An animal's record was merged into another"),
+        ("order.status_changed", "An imaging order changed status"),
+        ("study.received", "Images for an order arrived"),
+        ("study.completed", "The order's imaging is complete"),
+        ("report.finalized", "A report was made final"),
+    ]
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500, help_text="http or https; receives a POST per event")
+    # Kept as it is: the signature needs it. Shown to the client once, when it is made.
+    secret = models.CharField(max_length=128)
+    events = models.JSONField(default=list)
+    description = models.CharField(max_length=200, blank=True)
+    active = models.BooleanField(default=True)
+    failure_streak = models.PositiveIntegerField(default=0, help_text="Failed attempts since the last 2xx")
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(default=now)
+    updated = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.client}: {self.url}"
+
+    def wants(self, event):
+        return self.active and event in self.events
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or to be sent) to one subscription, with how each attempt went."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent or retried"
+        DELIVERED = "delivered", "Delivered (2xx)"
+        FAILED = "failed", "Given up after the last attempt"
+        DISABLED = "disabled", "Not sent: the subscription was disabled"
+
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=32)
+    # The body as sent: {"id", "event", "created", "data"}.
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # One per attempt, oldest first; null: no HTTP answer (timeout, refused connection).
+    response_codes = models.JSONField(default=list, blank=True)
+    response_body = models.CharField(max_length=1000, blank=True)  # the last answer's start
+    error = models.CharField(max_length=500, blank=True)  # why the last attempt failed
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            # The API's delivery list (integrations/webhooks/views.py): a client's, newest first.
+            models.Index(fields=["subscription", "-id"], name="webhook_delivery_list"),
+            # subscription_disable: the subscription's deliveries still waiting.
+            models.Index(fields=["subscription", "status"], name="webhook_delivery_status"),
+            # delivery_sweep: pending deliveries whose next attempt is overdue.
+            models.Index(fields=["next_attempt_at"], name="webhook_delivery_due", condition=Q(status="pending")),
+        ]
+
+    def __str__(self):
+        return f"{self.event} #{self.pk} ({self.status})"
+
+    @property
+    def response_status(self):
+        return self.response_codes[-1] if self.response_codes else None

@@ -1,6 +1,8 @@
 from celery import shared_task
+from django.utils.dateparse import parse_datetime
 
 from integrations.hl7 import outbound
+from integrations.webhooks import services as webhooks
 
 
 # Exponential backoff (2 s, 4 s, … capped at 10 minutes) until the PMS answers; an AE or AR
@@ -16,3 +18,26 @@ def hl7_send(self, message_id):
 @shared_task
 def hl7_order_event(order_id, event):
     return [m.pk for m in outbound.order_event(order_id, event)]
+
+
+# Webhooks (integrations/webhooks): the same backoff, up to an hour between attempts, until a
+# 2xx, WEBHOOK_MAX_ATTEMPTS, or the subscription is disabled. Each retry names its attempt.
+@shared_task(bind=True, max_retries=None)
+def webhook_send(self, delivery_id, attempt=None):
+    try:
+        return webhooks.delivery_send(delivery_id=delivery_id, attempt=attempt)
+    except webhooks.SendLater as later:
+        raise self.retry(args=[delivery_id, later.attempt], countdown=later.countdown, exc=later) from None
+
+
+@shared_task
+def webhook_event(event, kind, pk, details, created):
+    deliveries = webhooks.object_event_publish(
+        event=event, kind=kind, pk=pk, details=details, created=parse_datetime(created)
+    )
+    return [d.pk for d in deliveries]
+
+
+@shared_task
+def webhook_sweep():
+    return webhooks.delivery_sweep()

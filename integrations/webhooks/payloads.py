@@ -1,0 +1,108 @@
+"""What a webhook says: small, with the field names the API uses, and links to look further.
+
+A receiver learns what happened and to which record (our ids and its own external ids, status,
+accession number, Study Instance UID); anything more it reads through the API.
+"""
+from django.conf import settings
+from django.urls import reverse
+from rest_framework.fields import DateField, DateTimeField
+
+from imaging.models import ImagingOrder
+from patients.models import Patient
+
+_datetime, _date = DateTimeField(), DateField()
+
+
+def _when(value):
+    return _datetime.to_representation(value) if value else None
+
+
+def _link(name, pk):
+    return f"{settings.SITE_URL}{reverse(name, args=[pk])}"
+
+
+def patient_data(patient):
+    return {
+        "id": patient.pk,
+        "patient_id": patient.patient_id,
+        "name": patient.name,
+        "external_ids": [{"system": e.system, "value": e.value} for e in patient.external_ids.all()],
+        "merged_into": patient.merged_into_id,
+        "url": _link("patient_detail", patient.pk),
+    }
+
+
+def order_data(order):
+    return {
+        "id": order.pk,
+        "accession_number": order.accession_number,
+        "study_instance_uid": order.study_instance_uid,
+        "status": order.status,
+        "procedure": order.procedure.code,
+        "modality_type": order.modality_type,
+        "scheduled_start": _when(order.scheduled_start),
+        "placer_order_number": order.placer_order_number,
+        "filler_order_number": order.filler_order_number,
+        "patient": order.patient_id,
+        "url": _link("order_detail", order.pk),
+    }
+
+
+def study_data(study):
+    if study is None:
+        return None
+    return {
+        "id": study.pk,
+        "study_instance_uid": study.study_instance_uid,
+        "accession_number": study.accession_number,
+        "study_date": _date.to_representation(study.study_date) if study.study_date else None,
+        "order": study.order_id,
+        "patient": study.patient_id,
+        "viewer_url": _link("study_detail", study.pk),
+    }
+
+
+def patient_updated(patient, changed=()):
+    """``changed``: the names of the fields that changed (all that were set, for a new animal)."""
+    return {"patient": patient_data(patient), "changed": list(changed)}
+
+
+def patient_merged(source):
+    """``source`` has been merged into another record, which is the one to use from now on."""
+    return {"patient": patient_data(source), "merged_into": patient_data(source.merged_into)}
+
+
+def order_status_changed(order, old=None, new=None):
+    """The status before and after: by the time this is built the order may have moved on."""
+    order_ = order_data(order)
+    order_["status"] = new or order.status
+    return {"order": order_, "previous_status": old, "patient": patient_data(order.patient)}
+
+
+def study_event(order, status=None):
+    """study.received and study.completed: the order, its animal and its (first) study."""
+    order_ = order_data(order)
+    if status:
+        order_["status"] = status
+    study = order.studies.order_by("id").first()
+    return {"order": order_, "study": study_data(study), "patient": patient_data(order.patient)}
+
+
+def report_finalized(order, report=None):
+    """Nothing publishes this yet: reports do not exist. ``report`` ({"id", "url", ...}) is
+    what the report module will pass; the rest is the order's study event."""
+    return {**study_event(order), "report": report}
+
+
+def order_for(order_id):
+    return (
+        ImagingOrder.objects.select_related("procedure", "patient")
+        .prefetch_related("patient__external_ids")
+        .filter(pk=order_id)
+        .first()
+    )
+
+
+def patient_for(patient_id):
+    patients = Patient.objects.select_related("merged_into")
+    return patients.prefetch_related("external_ids", "merged_into__external_ids").filter(pk=patient_id).first()

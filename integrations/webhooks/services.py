@@ -1,0 +1,353 @@
+"""Webhooks: an API client's subscriptions, and the events they hear, signed and retried.
+
+``event_publish`` logs one pending delivery per subscription that wants the event and queues
+its sending; ``delivery_send`` makes one attempt (a POST, signed) and records the answer. The
+Celery task (integrations/tasks.py) retries with exponential backoff until a 2xx, at most
+``WEBHOOK_MAX_ATTEMPTS`` times. A subscription whose attempts have all failed for a long time
+(``WEBHOOK_DISABLE_AFTER`` failures in a row over at least ``WEBHOOK_DISABLE_HOURS``) is
+disabled, with the reason, until its client turns it on again.
+
+Each attempt of a delivery is numbered: a task names the attempt it is for, so two tasks for
+the same delivery (a retry and a manual redelivery, or a broker delivering a task twice) never
+both send; a receiver may still see a delivery twice and tells by ``VetPACS-Delivery``.
+"""
+import json
+import logging
+import os
+import ssl
+import uuid
+from datetime import timedelta
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
+from urllib.parse import urlsplit
+
+from celery import current_app
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils.timezone import now
+from rest_framework.fields import DateTimeField
+
+from imaging import events as order_events
+from integrations.models import WebhookDelivery, WebhookSubscription
+from integrations.webhooks import payloads
+from integrations.webhooks.signing import HEADER, secret_new, signature_header
+from patients import events as patient_events
+from vetclinic.audit.services import Actor, audit_record
+
+log = logging.getLogger("integrations.webhooks")
+Status = WebhookDelivery.Status
+SEND_TASK = "integrations.tasks.webhook_send"
+EVENT_TASK = "integrations.tasks.webhook_event"
+EVENTS = [name for name, _ in WebhookSubscription.EVENTS]
+# The scope a client needs to hear an event: it says no more than the client may read.
+RESOURCE = {"patient.updated": "patients", "patient.merged": "patients", "order.status_changed": "orders",
+            "study.received": "studies", "study.completed": "studies", "report.finalized": "reports"}  # fmt: skip
+# Our own events, as webhooks call them.
+ORDER_EVENTS = {
+    order_events.ORDER_STATUS_CHANGED: "order.status_changed",
+    order_events.STUDY_RECEIVED: "study.received",
+    order_events.ORDER_COMPLETED: "study.completed",
+    order_events.REPORT_FINAL: "report.finalized",
+}
+PATIENT_EVENTS = {patient_events.PATIENT_UPDATED: "patient.updated", patient_events.PATIENT_MERGED: "patient.merged"}
+DEFAULTS = {"WEBHOOK_MAX_ATTEMPTS": 35, "WEBHOOK_DISABLE_AFTER": 50, "WEBHOOK_DISABLE_HOURS": 24, "WEBHOOK_TIMEOUT": 10}
+BACKOFF_MAX = 3600  # seconds between attempts, at most
+BODY_KEPT = 1000  # characters of the receiver's answer kept in the log
+SYSTEM = Actor.system("webhooks")
+
+
+def setting(name):
+    """A Django setting if the project defines it, else the environment variable, else the default."""
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(name) or DEFAULTS[name]
+    return int(value)
+
+
+# Subscriptions -----------------------------------------------------------------------------
+
+
+def _check(client, fields):
+    url = fields.get("url")
+    if url is not None and not url.lower().startswith(("http://", "https://")):
+        raise ValidationError({"url": "Webhooks are sent to an http:// or https:// URL."})
+    events = fields.get("events")
+    if events is not None:
+        unknown = sorted(set(events) - set(EVENTS))
+        if unknown or not events:
+            raise ValidationError({"events": f"Choose one or more of {', '.join(EVENTS)}."})
+        missing = sorted({f"{RESOURCE[e]}:read" for e in events if not client.allows(RESOURCE[e], write=False)})
+        if missing:
+            message = f"This API client needs the {', '.join(missing)} scope to hear these events."
+            raise ValidationError({"events": message})
+    secret = fields.get("secret")
+    if secret is not None and not 16 <= len(secret) <= 128:
+        raise ValidationError({"secret": "A secret has 16 to 128 characters."})
+
+
+@transaction.atomic
+def subscription_create(*, actor, client, url, events, secret=None, description="", active=True):
+    """Returns (subscription, secret): a secret the client did not give is made here, and the
+    client sees it in this answer only."""
+    _check(client, {"url": url, "events": events, "secret": secret})
+    secret = secret or secret_new()
+    subscription = WebhookSubscription.objects.create(
+        client=client, url=url, secret=secret, events=list(dict.fromkeys(events)), description=description,
+        active=active,
+    )  # fmt: skip
+    audit_record(actor=actor, instance=subscription, action="create",
+                 changes={"url": [None, url], "events": [None, " ".join(subscription.events)]})  # fmt: skip
+    return subscription, secret
+
+
+@transaction.atomic
+def subscription_update(*, actor, subscription, fields):
+    """Change url, events, description, secret or active. Turning a disabled subscription on
+    again clears why it was disabled and starts its failure count afresh."""
+    unknown = set(fields) - {"url", "events", "description", "secret", "active"}
+    if unknown:
+        raise ValueError(f"unknown subscription fields: {sorted(unknown)}")
+    subscription = WebhookSubscription.objects.select_for_update().select_related("client").get(pk=subscription.pk)
+    _check(subscription.client, fields)
+    changes = {}
+    for name, value in fields.items():
+        if name == "events":
+            value = list(dict.fromkeys(value))
+        old = getattr(subscription, name)
+        if old != value:
+            changes[name] = ["…", "…"] if name == "secret" else [str(old), str(value)]
+            setattr(subscription, name, value)
+    if fields.get("active") and "active" in changes:  # on again: a fresh start
+        subscription.disabled_at, subscription.disabled_reason = None, ""
+        subscription.failure_streak, subscription.failing_since = 0, None
+    if changes:
+        subscription.updated = now()
+        subscription.save()
+        audit_record(actor=actor, instance=subscription, action="update", changes=changes)
+    return subscription
+
+
+@transaction.atomic
+def subscription_delete(*, actor, subscription):
+    audit_record(actor=actor, instance=subscription, action="delete", changes={"url": [subscription.url, None]})
+    subscription.delete()
+
+
+@transaction.atomic
+def subscription_disable(*, subscription, reason):
+    """Stop sending: the subscription is off, its waiting deliveries are marked disabled (a
+    redelivery sends one once the client turns the subscription on again)."""
+    updated = WebhookSubscription.objects.filter(pk=subscription.pk, active=True).update(
+        active=False, disabled_at=now(), disabled_reason=reason[:200], updated=now()
+    )
+    if not updated:
+        return False
+    WebhookDelivery.objects.filter(subscription=subscription, status=Status.PENDING).update(
+        status=Status.DISABLED, next_attempt_at=None
+    )
+    changes = {"active": ["True", "False"], "reason": [None, reason]}
+    audit_record(actor=SYSTEM, instance=subscription, action="disable", changes=changes)
+    log.warning("webhook subscription %s (%s) disabled: %s", subscription.pk, subscription.url, reason)
+    return True
+
+
+# Events ------------------------------------------------------------------------------------
+
+
+def events_wanted():
+    """The events some active subscription wants: one small query, so that a change nobody
+    subscribed to costs no task."""
+    subscriptions = WebhookSubscription.objects.filter(active=True, client__active=True)
+    return {event for events in subscriptions.values_list("events", flat=True) for event in events}
+
+
+def event_publish(*, event, data, created=None):
+    """Log a pending delivery of ``event`` to each subscription that wants it (and whose client
+    may read what it says), and queue the sending. All get the same body and event id."""
+    when = DateTimeField().to_representation(created or now())
+    payload = {"id": str(uuid.uuid4()), "event": event, "created": when, "data": data}
+    subscriptions = WebhookSubscription.objects.filter(active=True, client__active=True).select_related("client")
+    with transaction.atomic():
+        deliveries = [
+            WebhookDelivery.objects.create(subscription=s, event=event, payload=payload, next_attempt_at=now())
+            for s in subscriptions
+            if s.wants(event) and s.client.allows(RESOURCE[event], write=False)
+        ]
+        transaction.on_commit(lambda: [_queue(d.pk, 0) for d in deliveries])
+    return deliveries
+
+
+def _queue(delivery_id, attempt, countdown=0):
+    try:
+        current_app.send_task(SEND_TASK, args=[delivery_id, attempt], countdown=countdown)
+    except Exception:  # logged as pending: delivery_sweep or a redelivery sends it
+        log.exception("could not queue webhook delivery %s", delivery_id)
+
+
+def order_event_queue(order_id, event, **details):
+    """imaging/events.py subscriber, after the commit: queue the webhook event, built in a worker
+    rather than in the request or the DICOM association that changed the order."""
+    _event_queue("order", order_id, ORDER_EVENTS.get(event), details)
+
+
+def patient_event_queue(patient_id, event, **details):
+    """patients/events.py subscriber, after the commit."""
+    _event_queue("patient", patient_id, PATIENT_EVENTS.get(event), details)
+
+
+def _event_queue(kind, pk, event, details):
+    try:
+        if event is None or event not in events_wanted():
+            return
+        current_app.send_task(EVENT_TASK, args=[event, kind, pk, details, now().isoformat()])
+    except Exception:  # the change is committed and stays so; only this notice is lost
+        log.exception("could not queue webhook event %s for %s %s", event, kind, pk)
+
+
+def object_event_publish(*, event, kind, pk, details, created):
+    """The task's half: build the body from the record as it is now (and the details of the
+    moment it changed) and publish it."""
+    record = payloads.order_for(pk) if kind == "order" else payloads.patient_for(pk)
+    if record is None:
+        return []
+    data = {
+        "patient.updated": lambda: payloads.patient_updated(record, details.get("changed", ())),
+        "patient.merged": lambda: payloads.patient_merged(record),
+        "order.status_changed": lambda: payloads.order_status_changed(record, details.get("old"), details.get("new")),
+        "study.received": lambda: payloads.study_event(record),
+        "study.completed": lambda: payloads.study_event(record, status="completed"),
+        "report.finalized": lambda: payloads.report_finalized(record, details.get("report")),
+    }[event]()
+    return event_publish(event=event, data=data, created=created)
+
+
+# Sending -----------------------------------------------------------------------------------
+
+
+class SendLater(Exception):
+    """The attempt failed; try again in ``countdown`` seconds as attempt number ``attempt``."""
+
+    def __init__(self, message, *, attempt, countdown):
+        super().__init__(message)
+        self.attempt, self.countdown = attempt, countdown
+
+
+def request_body(delivery):
+    return json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _post(delivery, body):
+    """(HTTP status or None, the answer's start, error text). http.client rather than urllib:
+    the headers go out spelled as documented, and a redirect is an answer, not followed."""
+    subscription = delivery.subscription
+    url = urlsplit(subscription.url)
+    headers = {
+        "Content-Type": "application/json", "User-Agent": "VetPACS-Webhooks/1", "VetPACS-Event": delivery.event,
+        "VetPACS-Delivery": str(delivery.pk), HEADER: signature_header(subscription.secret, body),
+    }  # fmt: skip
+    timeout = setting("WEBHOOK_TIMEOUT")
+    try:
+        if url.scheme == "https":
+            context = ssl.create_default_context()  # the certificate is checked
+            connection = HTTPSConnection(url.hostname, url.port, timeout=timeout, context=context)
+        else:
+            connection = HTTPConnection(url.hostname, url.port, timeout=timeout)
+        try:
+            connection.request("POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), body, headers)
+            response = connection.getresponse()
+            text = response.read(BODY_KEPT).decode(errors="replace")
+        finally:
+            connection.close()
+    except (OSError, HTTPException, ValueError) as error:  # refused, timed out, TLS, a garbled answer
+        return None, "", f"not delivered: {error}" if str(error) else f"not delivered: {error.__class__.__name__}"
+    return response.status, text, "" if 200 <= response.status < 300 else f"answered {response.status}"
+
+
+def backoff(attempts):
+    """Seconds before the next attempt after ``attempts`` failed ones: 2, 4, 8, … one hour."""
+    return min(2 ** min(attempts, 12), BACKOFF_MAX)
+
+
+def delivery_send(*, delivery_id, attempt=None):
+    """Make attempt number ``attempt + 1`` of a delivery (``attempt``: how many it had when the
+    task was queued; None: whatever it has). Returns the delivery's status, or raises SendLater."""
+    delivery = WebhookDelivery.objects.select_related("subscription__client").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != Status.PENDING:
+        return delivery.status if delivery else None
+    if attempt is not None and delivery.attempts != attempt:
+        return "superseded"  # another task made that attempt; its retry carries on
+    subscription = delivery.subscription
+    waiting = WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.PENDING)
+    if not (subscription.active and subscription.client.active):
+        waiting.update(status=Status.DISABLED, next_attempt_at=None)
+        return Status.DISABLED
+    claimed = waiting.filter(attempts=delivery.attempts).update(attempts=delivery.attempts + 1, last_attempt_at=now())
+    if not claimed:
+        return "superseded"
+    delivery.attempts += 1
+    code, text, error = _post(delivery, request_body(delivery))
+    codes = (delivery.response_codes + [code])[-100:]
+    done = code is not None and 200 <= code < 300
+    if done:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=Status.DELIVERED, delivered_at=now(), next_attempt_at=None, response_codes=codes,
+            response_body=text, error="",
+        )  # fmt: skip
+        streak = WebhookSubscription.objects.filter(pk=subscription.pk, failure_streak__gt=0)
+        streak.update(failure_streak=0, failing_since=None)
+        return Status.DELIVERED
+    final = delivery.attempts >= setting("WEBHOOK_MAX_ATTEMPTS")
+    countdown = backoff(delivery.attempts)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        response_codes=codes, response_body=text, error=error[:500],
+        status=Status.FAILED if final else Status.PENDING,
+        next_attempt_at=None if final else now() + timedelta(seconds=countdown),
+    )  # fmt: skip
+    if _streak_add(subscription):
+        return Status.DISABLED
+    if final:
+        log.warning("webhook delivery %s to %s given up after %s attempts: %s",
+                    delivery.pk, subscription.url, delivery.attempts, error)  # fmt: skip
+        return Status.FAILED
+    raise SendLater(error, attempt=delivery.attempts, countdown=countdown)
+
+
+def _streak_add(subscription):
+    """Count a failed attempt; True if that disabled the subscription."""
+    row = WebhookSubscription.objects.filter(pk=subscription.pk)
+    row.update(failure_streak=F("failure_streak") + 1, failing_since=Coalesce("failing_since", now()))
+    streak, since = row.values_list("failure_streak", "failing_since").get()
+    hours = setting("WEBHOOK_DISABLE_HOURS")
+    if streak < setting("WEBHOOK_DISABLE_AFTER") or since > now() - timedelta(hours=hours):
+        return False
+    reason = f"Disabled after {streak} failed attempts in a row since {DateTimeField().to_representation(since)}."
+    return subscription_disable(subscription=subscription, reason=reason)
+
+
+@transaction.atomic
+def delivery_redeliver(*, actor, delivery):
+    """Send a delivery again now, whatever became of it (the receiver lost it, or was down).
+    It keeps its id and body, so a receiver that has it already can tell."""
+    delivery = WebhookDelivery.objects.select_for_update().select_related("subscription").get(pk=delivery.pk)
+    if not delivery.subscription.active:
+        raise ValidationError("The subscription is disabled; turn it on again first.")
+    old = delivery.status
+    delivery.status, delivery.next_attempt_at, delivery.delivered_at = Status.PENDING, now(), None
+    delivery.save(update_fields=["status", "next_attempt_at", "delivered_at"])
+    audit_record(actor=actor, instance=delivery, action="redeliver", changes={"status": [old, Status.PENDING]})
+    transaction.on_commit(lambda: _queue(delivery.pk, delivery.attempts))
+    return delivery
+
+
+def delivery_sweep(*, overdue_minutes=15):
+    """Queue the pending deliveries whose next attempt is long overdue (the broker lost the task,
+    or was down when it was queued). A task that turns up after all finds its attempt made."""
+    due = now() - timedelta(minutes=overdue_minutes)
+    late = WebhookDelivery.objects.filter(status=Status.PENDING, next_attempt_at__lt=due)
+    count = 0
+    for pk, attempts in late.values_list("pk", "attempts")[:1000]:
+        _queue(pk, attempts)
+        count += 1
+    return count
