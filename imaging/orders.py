@@ -155,6 +155,7 @@ def order_status_set(*, actor, order, status, note=""):
     order.save(update_fields=["status", "status_changed", "updated"])
     _history(actor=actor, order=order, old=old, new=status, note=note)
     audit_record(actor=actor, instance=order, action="status", changes={"status": [old, status]})
+    events.order_event_publish(order, events.ORDER_STATUS_CHANGED, old=old, new=status)
     if status == Status.COMPLETED:
         events.order_event_publish(order, events.ORDER_COMPLETED)
     return order

@@ -7,17 +7,27 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self):
         from imaging.events import order_event_subscribe
+        from integrations.webhooks.services import order_event_queue, patient_event_queue
+        from patients.events import patient_event_subscribe
 
         order_event_subscribe(_order_event_queue)
+        order_event_subscribe(order_event_queue)  # webhooks
+        patient_event_subscribe(patient_event_queue)
 
 
-def _order_event_queue(order_id, event):
+# The order events HL7 outbound sends (an ORM^O01 status update); the others are webhooks' only.
+HL7_EVENTS = {"study_received", "order_completed", "report_final"}
+
+
+def _order_event_queue(order_id, event, **details):
     """After the commit: build and queue the outbound messages in a worker, not in the request
     or the DICOM association that changed the order."""
     import logging
 
     from celery import current_app
 
+    if event not in HL7_EVENTS:
+        return
     try:
         current_app.send_task("integrations.tasks.hl7_order_event", args=[order_id, event])
     except Exception:

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import now
 
+from patients import events
 from patients.models import (
     Owner,
     OwnerExternalId,
@@ -142,6 +143,9 @@ def patient_upsert(
         weight_record(actor=actor, patient=patient, kg=weight_kg, measured_on=weight_on)
     if refresh:
         search_terms_refresh(patients=[patient])
+    if changed or added:
+        names = sorted(changed) + (["external_ids"] if added else [])
+        events.patient_event_publish(patient, events.PATIENT_UPDATED, changed=names)
     return patient
 
 
@@ -287,4 +291,5 @@ def patient_merge(*, actor, source, target):
         changes={"merged": [None, str(source)], **{k: [None, str(v)] for k, v in moved.items()}},
     )
     search_terms_refresh(patients=[target])
+    events.patient_event_publish(source, events.PATIENT_MERGED)
     return target
