@@ -2,6 +2,7 @@ from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.api import imaging, patients, reference
+from integrations.webhooks import views as webhooks
 
 class RecordId:
     """A primary key that fits the database's integers: longer digit runs are a plain 404,
@@ -36,4 +37,9 @@ urlpatterns = [
     path("api/v1/orders/<id:pk>/cancel", imaging.OrderCancel.as_view(), name="api_order_cancel"),
     path("api/v1/studies", imaging.StudyList.as_view(), name="api_studies"),
     path("api/v1/studies/<id:pk>", imaging.StudyDetail.as_view(), name="api_study"),
+    path("api/v1/webhooks", webhooks.SubscriptionList.as_view(), name="api_webhooks"),
+    path("api/v1/webhooks/<id:pk>", webhooks.SubscriptionDetail.as_view(), name="api_webhook"),
+    path("api/v1/webhooks/deliveries", webhooks.DeliveryList.as_view(), name="api_webhook_deliveries"),
+    path("api/v1/webhooks/deliveries/<id:pk>", webhooks.DeliveryDetail.as_view(), name="api_webhook_delivery"),
+    path("api/v1/webhooks/deliveries/<id:pk>/redeliver", webhooks.Redeliver.as_view(), name="api_webhook_redeliver"),
 ]
