@@ -1,11 +1,14 @@
 """The HL7 message log (searchable; inbound messages replayed, outbound ones resent) and the
 PMS endpoints we send to."""
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from integrations.hl7.inbound import message_replay
 from integrations.hl7.outbound import message_resend
-from integrations.models import HL7Endpoint, HL7Message
+from integrations.models import ApiClient, HL7Endpoint, HL7Message, WebhookDelivery, WebhookSubscription
+from integrations.webhooks import services as webhooks
 from patients.admin import ReadOnlyAdmin
+from vetclinic.audit.services import Actor
 
 
 @admin.register(HL7Message)
@@ -38,3 +41,92 @@ class HL7MessageAdmin(ReadOnlyAdmin):
 class HL7EndpointAdmin(admin.ModelAdmin):
     list_display = ["name", "host", "port", "version", "receiving_application", "events", "active"]
     list_filter = ["active", "version"]
+
+
+# Webhooks: each API client's subscriptions, and which are disabled and why; the delivery log,
+# where an admin sends a delivery again.
+
+
+class WebhookSubscriptionInline(admin.TabularInline):
+    model = WebhookSubscription
+    extra = 0
+    can_delete = False
+    fields = ["url", "events", "active", "failure_streak", "failing_since", "disabled_at", "disabled_reason"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # the client subscribes through the API, with its own secret
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(ReadOnlyAdmin):
+    """To look at: keys are made by `manage.py create_api_client` (which shows the key once) and
+    revoked through api_client_revoke, so that both are audited."""
+
+    list_display = ["name", "scopes", "rate_limit", "active", "last_used", "webhooks_state"]
+    list_filter = ["active"]
+    search_fields = ["name"]
+    fields = ["name", "scopes", "rate_limit", "active", "revoked_at", "last_used", "created", "key_prefix"]
+    inlines = [WebhookSubscriptionInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("webhooks")
+
+    @admin.display(description="Webhooks")
+    def webhooks_state(self, client):
+        subscriptions = list(client.webhooks.all())
+        disabled = sum(1 for s in subscriptions if s.disabled_at)
+        return f"{len(subscriptions)}, {disabled} disabled" if disabled else str(len(subscriptions))
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["client", "url", "events", "active", "failure_streak", "disabled_at", "disabled_reason"]
+    list_filter = ["active", "client"]
+    list_select_related = ["client"]
+    search_fields = ["url", "client__name", "description"]
+    fields = ["client", "url", "events", "description", "active", "failure_streak", "failing_since", "disabled_at",
+              "disabled_reason", "created", "updated"]  # fmt: skip
+    readonly_fields = ["client", "url", "events", "failure_streak", "failing_since", "disabled_at", "disabled_reason",
+                       "created", "updated"]  # fmt: skip
+    actions = ["turn_on"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in ("description", "active")}
+        webhooks.subscription_update(actor=Actor.for_user(request.user), subscription=obj, fields=fields)
+
+    @admin.action(description="Turn the selected subscriptions on again", permissions=["change"])
+    def turn_on(self, request, queryset):
+        actor = Actor.for_user(request.user)
+        for subscription in queryset.filter(active=False):
+            webhooks.subscription_update(actor=actor, subscription=subscription, fields={"active": True})
+        self.message_user(request, "Turned on; their failure counts start afresh.")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["created", "event", "subscription", "status", "attempts", "response_status", "error",
+                    "next_attempt_at", "delivered_at"]  # fmt: skip
+    list_filter = ["status", "event", "subscription__client"]
+    list_select_related = ["subscription__client"]
+    search_fields = ["error", "response_body", "subscription__url"]
+    date_hierarchy = "created"
+    actions = ["redeliver"]
+
+    @admin.action(description="Send the selected deliveries again", permissions=["view"])
+    def redeliver(self, request, queryset):
+        sent, refused = 0, []
+        for delivery in queryset.select_related("subscription"):
+            try:
+                webhooks.delivery_redeliver(actor=Actor.for_user(request.user), delivery=delivery)
+                sent += 1
+            except ValidationError:
+                refused.append(str(delivery.pk))
+        self.message_user(request, f"{sent} delivery(ies) queued to be sent again.")
+        if refused:
+            message = f"Not sent, their subscription is off: {', '.join(refused)}."
+            self.message_user(request, message, messages.WARNING)
