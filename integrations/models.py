@@ -215,3 +215,20 @@ class WebhookDelivery(models.Model):
     @property
     def response_status(self):
         return self.response_codes[-1] if self.response_codes else None
+
+
+class IdempotencyKey(models.Model):
+    """A client's POST and our answer, kept under its Idempotency-Key: the same POST again
+    (a retry after a timeout) gets the same answer and creates nothing."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    body_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_once")]

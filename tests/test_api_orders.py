@@ -94,3 +94,16 @@ def test_studies_by_patient_with_counts_and_links(api, biscuit, make_order, djan
     assert first["modalities"] == ["DX"] and first["viewer_url"].endswith(f"/studies/{first['id']}/")
     assert [s["id"] for s in api.get("/api/v1/studies", {"accession_number": order.accession_number}).json()["results"]] == [first["id"]]
     assert api.get("/api/v1/orders/%d" % order.pk).json()["study_ids"] == [first["id"]]
+
+
+def test_the_same_post_with_the_same_idempotency_key_creates_once(api, biscuit):
+    body = {"patient": biscuit.pk, "procedure": "DX-THX2", "scheduled_start": "2026-11-23T10:30:00Z"}
+    first = api.post("/api/v1/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
+    again = api.post("/api/v1/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert ImagingOrder.objects.count() == 1
+    other = api.post("/api/v1/orders", {**body, "reason": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
+    assert other.status_code == 409 and ImagingOrder.objects.count() == 1
+    api.post("/api/v1/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="order-2")
+    assert ImagingOrder.objects.count() == 2

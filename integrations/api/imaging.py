@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from imaging import orders as order_services
 from imaging.models import ImagingOrder, Modality, Procedure, Study
 from integrations.api.auth import actor_for
-from integrations.api.sync import etag, if_match_check, updated_since
+from integrations.api.sync import etag, idempotent, if_match_check, updated_since
 from patients.models import Patient, Visit
 from patients.services import visit_create
 
@@ -102,6 +102,7 @@ class OrderList(ListAPIView):
         return updated_since(found, self.request)
 
     @extend_schema(responses={201: OrderSerializer})
+    @idempotent
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -267,6 +268,7 @@ class VisitList(ListAPIView):
         return updated_since(found, self.request)
 
     @extend_schema(responses={201: VisitSerializer})
+    @idempotent
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -12,7 +12,7 @@ from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from integrations.api.auth import ClientUser, actor_for
-from integrations.api.sync import etag, if_match_check, updated_since
+from integrations.api.sync import etag, idempotent, if_match_check, updated_since
 from patients.models import Owner, Ownership, Patient
 from patients.selectors import coded_breed, coded_species, patient_search
 from patients.services import owner_upsert, ownership_set, patient_upsert
@@ -136,6 +136,7 @@ class PatientList(ListAPIView):
         return updated_since(patients, self.request)
 
     @extend_schema(responses={201: PatientSerializer})
+    @idempotent
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -210,6 +211,7 @@ class OwnerList(ListAPIView):
         return updated_since(owners_queryset(), self.request)
 
     @extend_schema(responses={201: OwnerSerializer})
+    @idempotent
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)

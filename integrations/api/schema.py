@@ -40,6 +40,12 @@ def error_responses(result, generator, request, public):
             continue
         for method, operation in operations.items():
             codes = [c for c in EXAMPLES if c not in ("409", "412", "415") or method in WRITES]
+            if method == "post" and not path.endswith(("/cancel", "/reschedule", "/redeliver")):
+                operation.setdefault("parameters", []).append({
+                    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 255},
+                    "description": "Send the same key again with the same request (a retry) and it is answered as the "
+                                   "first time, creating nothing; a different request under the key is a 409.",
+                })  # fmt: skip
             responses = operation.setdefault("responses", {})
             for code in codes:
                 description, error_code, message = EXAMPLES[code]

@@ -35,3 +35,51 @@ def updated_since(queryset, request):
     if moment is None or moment.tzinfo is None:
         raise ValidationError({"updated_since": ["An ISO 8601 date-time with a time zone, e.g. 2026-11-23T08:00:00Z."]})
     return queryset.filter(updated__gte=moment)
+
+
+def idempotent(post):
+    """A POST honouring ``Idempotency-Key``: the first answer (2xx) is stored with the key; the
+    same request with the same key gets it again, with ``Idempotent-Replayed: true``; the key
+    reused for a different request is a 409."""
+    from functools import wraps
+
+    from django.db import IntegrityError, transaction
+    from rest_framework.response import Response
+
+    from integrations.api.auth import ClientUser
+    from integrations.api.errors import Conflict
+    from integrations.models import IdempotencyKey
+
+    @wraps(post)
+    def wrapper(view, request, *args, **kwargs):
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key or not isinstance(request.user, ClientUser):
+            return post(view, request, *args, **kwargs)
+        if len(key) > 255:
+            raise ValidationError({"Idempotency-Key": ["At most 255 characters."]})
+        client = request.user.client
+        body_hash = hashlib.sha256(request.body).hexdigest()
+
+        def replay(stored):
+            if (stored.method, stored.path, stored.body_hash) != (request.method, request.path, body_hash):
+                raise Conflict("This Idempotency-Key was used for a different request.")
+            return Response(stored.response, status=stored.status_code, headers={"Idempotent-Replayed": "true"})
+
+        stored = IdempotencyKey.objects.filter(client=client, key=key).first()
+        if stored is not None:
+            return replay(stored)
+        try:
+            with transaction.atomic():
+                response = post(view, request, *args, **kwargs)
+                if 200 <= response.status_code < 300:
+                    IdempotencyKey.objects.create(
+                        client=client, key=key, method=request.method, path=request.path[:255],
+                        body_hash=body_hash, status_code=response.status_code, response=response.data,
+                    )  # fmt: skip
+        except IntegrityError:
+            # The same key at the same moment on another connection: its answer stands, ours
+            # (and whatever it created) was rolled back with the transaction.
+            return replay(IdempotencyKey.objects.get(client=client, key=key))
+        return response
+
+    return wrapper
