@@ -1,8 +1,10 @@
 """The HL7 message log (searchable; inbound messages replayed, outbound ones resent) and the
 PMS endpoints we send to."""
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
+from integrations.api.clients import api_client_create, api_client_revoke
 from integrations.hl7.inbound import message_replay
 from integrations.hl7.outbound import message_resend
 from integrations.models import ApiClient, HL7Endpoint, HL7Message, WebhookDelivery, WebhookSubscription
@@ -59,11 +61,25 @@ class WebhookSubscriptionInline(admin.TabularInline):
         return False  # the client subscribes through the API, with its own secret
 
 
+class ApiClientCreateForm(forms.ModelForm):
+    """A new client: its key is made by api_client_create and shown once, after saving."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=[("*", "Everything")] + [(f"{r}:{m}", f"{r}: {m}") for r in ApiClient.RESOURCES for m in ("read", "write")],
+        widget=forms.CheckboxSelectMultiple,
+    )  # fmt: skip
+
+    class Meta:
+        model = ApiClient
+        fields = ["name", "scopes", "rate_limit"]
+
+
 @admin.register(ApiClient)
 class ApiClientAdmin(ReadOnlyAdmin):
-    """To look at: keys are made by `manage.py create_api_client` (which shows the key once) and
-    revoked through api_client_revoke, so that both are audited."""
+    """Made here (the key shown once) or by `manage.py create_api_client`; revoked with the
+    action; both through integrations/api/clients.py, so both are audited."""
 
+    actions = ["revoke"]
     list_display = ["name", "scopes", "rate_limit", "active", "last_used", "webhooks_state"]
     list_filter = ["active"]
     search_fields = ["name"]
@@ -72,6 +88,34 @@ class ApiClientAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("webhooks")
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("integrations.add_apiclient")
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiClientCreateForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["name", "scopes", "rate_limit"] if obj is None else self.fields
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        client, key = api_client_create(
+            actor=Actor.for_user(request.user), name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"], rate_limit=form.cleaned_data["rate_limit"],
+        )  # fmt: skip
+        obj.pk = client.pk
+        messages.warning(request, f"The API key of {client.name}, shown only now: {key}")
+
+    @admin.action(description="Revoke the selected clients' keys", permissions=["view"])
+    def revoke(self, request, queryset):
+        for client in queryset.filter(active=True):
+            api_client_revoke(actor=Actor.for_user(request.user), client=client)
+        self.message_user(request, "Revoked.")
 
     @admin.display(description="Webhooks")
     def webhooks_state(self, client):

@@ -113,3 +113,20 @@ def test_a_client_registers_its_codes_in_the_crosswalk_and_then_uses_them(make_c
     created = http.post("/api/v1/patients", {"name": "Rex", "species": {"code": "K9", "system": "acme"}}, format="json")
     assert created.status_code == 201 and created.json()["species"]["name"] == "Dog"
     assert [m["external_code"] for m in http.get("/api/v1/crosswalk", {"system": "acme"}).json()["results"]] == ["K9"]
+
+
+def test_an_admin_creates_a_client_sees_its_key_once_and_revokes_it(staff, client):
+    from django.contrib.auth.models import User
+
+    admin = User.objects.create_superuser("boss", password="x-boss-password-1")
+    client.force_login(admin)
+    response = client.post("/admin/integrations/apiclient/add/", {"name": "Cloud PMS", "scopes": ["patients:write", "reference:read"],
+                                                                 "rate_limit": "600"}, follow=True)  # fmt: skip
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    key = next(m for m in shown if "shown only now" in m).split(": ")[-1]
+    created = ApiClient.objects.get(name="Cloud PMS")
+    assert created.scopes == ["patients:write", "reference:read"] and created.key_hash == ApiClient.key_hash_of(key)
+    client.post("/admin/integrations/apiclient/", {"action": "revoke", "_selected_action": [created.pk]})
+    created.refresh_from_db()
+    assert not created.active and created.revoked_at
