@@ -262,6 +262,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Index whatever the queue missed (broker down, worker killed): nothing stored is lost.
     "storage-sweep": {"task": "imaging.tasks.storage_sweep", "schedule": 300.0, "kwargs": {"days": STORAGE_SWEEP_DAYS}},
+    # Webhook deliveries whose send was never queued (broker down when the event happened).
+    "webhook-sweep": {"task": "integrations.tasks.webhook_sweep", "schedule": 300.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 
