@@ -1,11 +1,9 @@
 """One function per DIMSE event: unpack, call a service, map the result to a status."""
 import logging
 import time
-from io import BytesIO
 
 from django.db import DatabaseError, close_old_connections, connections
 from pydicom.dataset import Dataset
-from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import generate_uid
 from pynetdicom import evt
 
@@ -146,16 +144,6 @@ def on_n_set(event):
         log.warning("MPPS N-SET %s refused: %s", uid, refused.comment)
         return _status(refused.status, refused.comment), None
     return SUCCESS, None
-
-
-def _file_meta_bytes(event, calling_ae):
-    """Preamble, 'DICM' and our File Meta Information (PS3.10 7.1) for the received data set."""
-    out = BytesIO()
-    out.write(b"\x00" * 128 + b"DICM")
-    meta = event.file_meta
-    meta.SourceApplicationEntityTitle = calling_ae
-    write_file_meta_info(out, meta, enforce_standard=True)
-    return out.getvalue()
 
 
 def _status(code, comment):
