@@ -134,7 +134,9 @@ class Updates:
             if kind == 0:
                 changed.phone = f"07700{self.serial:06d}"
             elif kind == 1:
-                changed.kg = Decimal(2000 + self.serial) / 1000  # never the same value twice
+                # Never a weight the animal had before: weight_record keeps one record of a weight
+                # a day, so 10.4, 4.4, 10.4 on one day leaves 4.4 the latest.
+                changed.kg = Decimal(50000 + self.serial) / 1000
             else:
                 changed.name = PETS[(PETS.index(current.name.split()[0]) + 1) % len(PETS)] + f" {self.serial % 97}"
             control = f"{prefix}-{j:05d}"
@@ -286,8 +288,12 @@ def database_check(animals, messages):
     for animal in animals:
         patient = found.get(animal.pms_id)
         owner = patient.primary_owner if patient else None
-        if patient is None or patient.name != animal.name or owner.phone != animal.phone or patient.current_weight != animal.kg:
-            wrong.append(animal.pms_id)
+        if patient is None:
+            wrong.append(f"{animal.pms_id} missing")
+            continue
+        got = (patient.name, owner.phone if owner else None, patient.current_weight)
+        if got != (animal.name, animal.phone, animal.kg):
+            wrong.append(f"{animal.pms_id} {got} instead of {(animal.name, animal.phone, animal.kg)}")
     processed = HL7Message.objects.filter(direction="in", status="processed").count()
     return wrong, processed, messages
 
