@@ -28,9 +28,9 @@ def obx_weight(value="31.4", unit="kg"):
     return segment("OBX", {1: "1", 2: "NM", 3: "29463-7^Body weight^LN", 5: value, 6: unit, 11: "F"})
 
 
-def adt(event="A04", control_id="MSG0001", version="2.5.1", **pid_fields):
+def adt(event="A04", control_id="MSG0001", version="2.5.1", visit="V-555", **pid_fields):
     lines = [msh(f"ADT^{event}", control_id, version), segment("EVN", {1: event, 2: "20261123101500"}),
-             pid(**pid_fields), nk1(), segment("PV1", {1: "1", 2: "O", 19: "V-555"}), obx_weight()]  # fmt: skip
+             pid(**pid_fields), nk1(), segment("PV1", {1: "1", 2: "O", 19: visit}), obx_weight()]  # fmt: skip
     return "\r".join(lines) + "\r"
 
 

@@ -78,3 +78,10 @@ def test_the_ack_answers_in_the_senders_version_with_both_err_forms():
     assert ack["MSH"][11] == "2.3.1" and ack["MSA"][1] == "AE"
     assert ack["ERR"][1] == "PID^1^3^101&Required field missing&HL70357"  # ERR-1 (ELD), read up to 2.4
     assert ack["ERR"][3] == "101^Required field missing^HL70357"  # ERR-3 (2.5 on)
+
+
+def test_a_visit_number_of_another_animal_is_refused():
+    assert receive(samples.adt("A04", "W1", visit="V-1"))["MSA"][1] == "AA"
+    ack = receive(samples.adt("A04", "W2", visit="V-1", pms_id="PMS-2", account="ACC-2", name="Ng^Tiddles"))
+    assert ack["MSA"][1] == "AE" and ack["ERR"][2] == "PV1^1^19" and "another animal" in ack["MSA"][3]
+    assert Patient.objects.count() == 1

@@ -118,7 +118,7 @@ def test_the_same_control_id_again_returns_the_first_ack_and_changes_nothing(hl7
 def test_a40_merges_the_duplicate(hl7_listener, version):
     client = Client(hl7_listener.port)
     client.send(samples.adt("A04", "R1", version=version))
-    client.send(samples.adt("A04", "R2", version=version, pms_id="PMS-1002", account="ACC-78"))
+    client.send(samples.adt("A04", "R2", version=version, pms_id="PMS-1002", account="ACC-78", visit="V-556"))
     assert client.ack()["MSA"][1] == client.ack()["MSA"][1] == "AA"
     client.send(samples.a40("R3", version=version))
     assert client.ack()["MSA"][1] == "AA"
@@ -181,7 +181,7 @@ def test_concurrent_senders(hl7_listener):
     clients = [Client(hl7_listener.port) for _ in range(4)]
     for i, client in enumerate(clients):
         for j in range(5):
-            client.send(samples.adt("A04", f"C{i}-{j}", pms_id=f"PMS-{i}-{j}", account=f"ACC-{i}-{j}"))
+            client.send(samples.adt("A04", f"C{i}-{j}", pms_id=f"PMS-{i}-{j}", account=f"ACC-{i}-{j}", visit=f"V-{i}-{j}"))
     for client in clients:
         assert [client.ack()["MSA"][1] for _ in range(5)] == ["AA"] * 5
     assert Patient.objects.count() == 20

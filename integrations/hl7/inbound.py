@@ -308,6 +308,10 @@ def _visit(received, patient):
     if pv1 is None or not pv1.component(19, 1) or event not in ("A01", "A04", "A05"):
         return None
     starts_at = hl7_datetime(pv1[44], segment="PV1", field=44) or now()
+    number = pv1.component(19, 1)[:64]
+    other = Visit.objects.filter(external_system=received.system, external_id=number).exclude(patient=patient).first()
+    if other is not None:
+        raise HL7Error(f"PV1-19: visit {number} belongs to another animal", code=205, segment="PV1", field=19)
     return visit_create(
         actor=received.actor, patient=patient, starts_at=starts_at, reason="Emergency" if pv1[2] == "E" else "",  # PV1-2 patient class
         external=(received.system, pv1.component(19, 1)[:64]),
