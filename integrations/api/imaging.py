@@ -1,6 +1,6 @@
 """Orders (write) and studies (read) over REST, over imaging/orders.py and the image index."""
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Prefetch, Q
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from imaging import orders as order_services
 from imaging.models import ImagingOrder, Modality, Procedure, Study
 from integrations.api.auth import actor_for
+from integrations.api.pagination import prefetched
 from integrations.api.sync import etag, idempotent, if_match_check, updated_since
 from patients.models import Patient, Visit
 from patients.services import visit_create
@@ -47,7 +48,7 @@ class OrderSerializer(serializers.ModelSerializer):
         extra_kwargs = {"duration_minutes": {"required": False}}
 
     def get_study_ids(self, order) -> list[int]:
-        return [study.pk for study in order.studies.all()]
+        return [study.pk for study in prefetched(order, "studies_rows", "studies")]
 
 
 class RescheduleSerializer(serializers.Serializer):
@@ -61,7 +62,9 @@ class CancelSerializer(serializers.Serializer):
 
 
 def orders_queryset():
-    return ImagingOrder.objects.select_related("patient", "procedure", "station", "visit").prefetch_related("studies")
+    return ImagingOrder.objects.select_related("patient", "procedure", "station", "visit").prefetch_related(
+        Prefetch("studies", to_attr="studies_rows")  # a list per order (see prefetched)
+    )
 
 
 ORDER_FILTERS = [
@@ -191,13 +194,13 @@ class StudySerializer(serializers.ModelSerializer):
                   "viewer_url", "thumbnail_url", "updated"]  # fmt: skip
 
     def get_modalities(self, study) -> list[str]:
-        return sorted({s.modality for s in study.series.all() if s.modality})
+        return sorted({s.modality for s in prefetched(study, "series_rows", "series") if s.modality})
 
     def get_viewer_url(self, study) -> str:
         return settings.SITE_URL + reverse("study_detail", args=[study.pk])
 
     def get_thumbnail_url(self, study) -> str | None:
-        series = next((s for s in study.series.all() if s.thumbnail_key), None)
+        series = next((s for s in prefetched(study, "series_rows", "series") if s.thumbnail_key), None)
         return settings.SITE_URL + reverse("series_thumbnail", args=[series.pk]) if series else None
 
 
@@ -211,7 +214,7 @@ STUDY_FILTERS = [
 def studies_queryset():
     return Study.objects.annotate(
         series_count=Count("series", distinct=True), instance_count=Count("series__instances")
-    ).prefetch_related("series")
+    ).prefetch_related(Prefetch("series", to_attr="series_rows"))  # a list per study (see prefetched)
 
 
 @extend_schema_view(get=extend_schema(parameters=STUDY_FILTERS))

@@ -1,0 +1,74 @@
+"""The API's lists cost a fixed number of queries, whatever the page size (no N+1).
+
+Every related record a list shows (owners, external ids, weights, breeds, an order's studies,
+a study's series and instance counts) is there for each row, so that a query per row would
+show up as a count that grows from page_size=5 to page_size=50.
+"""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from imaging.models import Instance, Series, Study
+from integrations.api.clients import api_client_create
+from patients.services import ownership_set, weight_record
+
+pytestmark = pytest.mark.django_db
+
+ROWS = 55  # more than the larger page
+
+
+@pytest.fixture
+def api(actor):
+    _, key = api_client_create(actor=actor, name="Acme PMS", scopes=["*"], rate_limit=10_000)
+    http = APIClient()
+    http.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return http
+
+
+@pytest.fixture
+def clinic(actor, make_owner, make_patient, make_order, labrador):
+    """ROWS animals, each with two owners (external ids on both), a breed, a weight, an
+    external id, an order, and a study of that order with two series of two instances."""
+    start = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    for n in range(ROWS):
+        owner = make_owner(f"Hartley{n}", mobile=f"07700 9{n:05d}")
+        patient = make_patient(f"Biscuit{n}", owner=owner, breed=labrador, microchip=f"985141{n:09d}")
+        co_owner = make_owner(f"Okafor{n}")
+        ownership_set(actor=actor, patient=patient, owner=co_owner, role="co-owner", primary=False)
+        owner.external_ids.create(system="api:Acme PMS", value=f"O-{n}")
+        patient.external_ids.create(system="api:Acme PMS", value=f"P-{n}")
+        weight_record(actor=actor, patient=patient, kg="30.5")
+        order = make_order(patient, at=start + timedelta(minutes=15 * n))
+        study = Study.objects.create(study_instance_uid=f"1.2.826.0.1.{n}", patient=patient, order=order, link="order",
+                                     accession_number=order.accession_number)  # fmt: skip
+        for s in range(2):
+            series = Series.objects.create(study=study, series_instance_uid=f"1.2.826.0.1.{n}.{s}", modality="DX",
+                                           thumbnail_key=f"thumbs/{n}-{s}.png" if s else "")  # fmt: skip
+            for i in range(2):
+                Instance.objects.create(series=series, sop_instance_uid=f"1.2.826.0.1.{n}.{s}.{i}", sop_class_uid="1.2",
+                                        transfer_syntax_uid="1.2", file_size=10, storage_key=f"k/{n}/{s}/{i}")  # fmt: skip
+
+
+def queries_for(api, url, page_size):
+    with CaptureQueriesContext(connection) as captured:
+        response = api.get(url, {"page_size": page_size})
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == page_size  # the page is full: every row was there to cost
+    return len(captured.captured_queries)
+
+
+@pytest.mark.parametrize("url", ["/api/v1/patients", "/api/v1/owners", "/api/v1/orders", "/api/v1/studies"])
+def test_a_list_costs_the_same_queries_for_5_rows_as_for_50(api, clinic, url):
+    api.get(url, {"page_size": 1})  # once first: the client's last_used stamp, the content types
+    small, large = queries_for(api, url, 5), queries_for(api, url, 50)
+    assert small == large, f"{url}: {small} queries for 5 rows, {large} for 50"
+
+
+def test_a_search_costs_the_same_queries_for_5_rows_as_for_50(api, clinic):
+    api.get("/api/v1/patients", {"search": "biscuit", "page_size": 1})
+    small = queries_for(api, "/api/v1/patients?search=biscuit", 5)
+    large = queries_for(api, "/api/v1/patients?search=biscuit", 50)
+    assert small == large, f"search: {small} queries for 5 rows, {large} for 50"
