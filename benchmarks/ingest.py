@@ -37,6 +37,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.processes import STARTED, free_port, stop, wait_for  # noqa: E402
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 STORESCU = "/usr/bin/storescu"  # .venv/bin has pynetdicom's storescu under the same name
 STORESCP = "/usr/bin/storescp"
@@ -152,7 +154,6 @@ def corpus_files(folder):
 
 # --- processes ----------------------------------------------------------------------------------
 
-STARTED = []  # every Popen we started, stopped in main's finally
 
 
 def start(args, *, env, log, cwd=ROOT):
@@ -163,42 +164,6 @@ def start(args, *, env, log, cwd=ROOT):
         out.close()
     STARTED.append(proc)
     return proc
-
-
-def stop(proc, timeout=30):
-    """SIGTERM; if it lingers, SIGKILL its process group (it leads its own session: forked
-    listener children, worker pool children). Only a leader not yet reaped is signalled."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-    if proc in STARTED:
-        STARTED.remove(proc)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, *, timeout, interval=0.1, what="a condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def port_open(port):

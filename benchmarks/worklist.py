@@ -55,6 +55,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.processes import STARTED, free_port, stop, wait_for  # noqa: E402
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 FINDSCU = "/usr/bin/findscu"  # .venv/bin has pynetdicom's findscu under the same name
@@ -112,7 +113,6 @@ STEP_KEYS_EMPTY = [
 
 # --- processes ----------------------------------------------------------------------------------
 
-STARTED = []  # every Popen we started, stopped in main's finally
 
 
 def start(args, *, env, log, cwd=ROOT):
@@ -123,42 +123,6 @@ def start(args, *, env, log, cwd=ROOT):
         out.close()
     STARTED.append(proc)
     return proc
-
-
-def stop(proc, timeout=30):
-    """SIGTERM; if it lingers, SIGKILL its process group (it leads its own session: wlmscpfs
-    forks a child per association)."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-    if proc in STARTED:
-        STARTED.remove(proc)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, *, timeout, interval=0.1, what="a condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def tail(path, n=2000):
