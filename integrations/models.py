@@ -42,7 +42,6 @@ class HL7Message(models.Model):
         OUT = "out", "Outbound"
 
     class Status(models.TextChoices):
-        RECEIVED = "received", "Received"  # being processed
         PROCESSED = "processed", "Processed (AA)"
         ERROR = "error", "Error (AE)"
         REJECTED = "rejected", "Rejected (AR)"
