@@ -1,14 +1,16 @@
-"""Study pages and the reconciliation queue: thin adapters that validate a form and call a service."""
+"""Study pages (with the report), and the reconciliation queue: thin adapters that validate a
+form and call a service."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from imaging import reconcile, reconcile_selectors, selectors, storage
-from imaging.forms import PatientChoiceForm
-from imaging.models import Series, Study
+from imaging import reconcile, reconcile_selectors, reports, selectors, storage
+from imaging.forms import PatientChoiceForm, ReportForm, report_stamp
+from imaging.models import Report, Series, Study
 from vetclinic.audit.selectors import audit_history
 from vetclinic.audit.services import Actor
 
@@ -52,20 +54,65 @@ def reconciliation(request):
 @permission_required("imaging.view_study", raise_exception=True)
 @require_GET
 def study_detail(request, pk):
+    return _study_page(request, _study(pk))
+
+
+def _study(pk):
     try:
-        study = reconcile_selectors.study_detail(pk=pk)
+        return reconcile_selectors.study_detail(pk=pk)
     except Study.DoesNotExist:
         raise Http404("No such study.") from None
+
+
+def _study_page(request, study, *, report_form=None, status=200):
+    report = Report.objects.filter(study=study).first()
     context = {
         "study": study,
         "series": reconcile_selectors.study_series(study=study),
         "versions": reconcile_selectors.study_versions(study=study),
+        "report": report,
     }
+    if request.user.has_perm("imaging.change_report"):
+        context["report_form"] = report_form or ReportForm.for_report(report)
     if study.link == Study.Link.UNMATCHED:
         context["suggestions"] = reconcile_selectors.match_suggestions(study=study)
     if request.user.has_perm("audit.view_auditentry"):
         context["history"] = audit_history(instance=study)
-    return render(request, "imaging/study_detail.html", context)
+    return render(request, "imaging/study_detail.html", context, status=status)
+
+
+@login_required
+@permission_required("imaging.change_report", raise_exception=True)
+@require_POST
+def study_report(request, pk):
+    """Keep a draft of the study's report, sign it, or amend the signed one. On an error the
+    page comes back with the vet's text in the form: nothing typed is lost."""
+    study = _study(pk)
+    form = ReportForm(request.POST)
+    if not form.is_valid():
+        return _study_page(request, study, report_form=form, status=400)
+    data = form.cleaned_data
+    current = Report.objects.filter(study=study).first()
+    if data["loaded"] != report_stamp(current):
+        form.add_error(None, "Someone else changed or signed this report since you opened the page. "
+                             "Your text is below; copy what you need, then reload.")
+        return _study_page(request, study, report_form=form, status=409)
+    text = {"findings": data["findings"], "conclusion": data["conclusion"]}
+    try:
+        if data["action"] == ReportForm.FINALIZE:
+            reports.report_finalize(actor=_actor(request), study=study, **text)
+            messages.success(request, f"Report signed; {_name(study)} is reported.")
+        elif data["action"] == ReportForm.AMEND:
+            reports.report_amend(actor=_actor(request), study=study, reason=data["reason"], **text)
+            messages.success(request, "Report amended; the practice system is sent the correction.")
+        else:
+            reports.report_save(actor=_actor(request), study=study, **text)
+            messages.success(request, "Draft saved.")
+    except ValidationError as error:
+        for field, problems in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, problems)
+        return _study_page(request, study, report_form=form, status=400)
+    return redirect(reverse("study_detail", args=[study.pk]) + "#report")
 
 
 @login_required

@@ -3,27 +3,29 @@
 RECORD = ["owner", "patient", "ownership", "visit", "weightrecord"]
 VOCABULARY = ["species", "breed", "codemapping"]
 IMAGING = ["modality", "study", "series", "instance", "instanceversion", "procedure", "imagingorder",
-           "orderstatuschange", "performedprocedurestep"]
+           "orderstatuschange", "performedprocedurestep", "report"]
 # Seeing studies and reconciling them (imaging/reconcile.py) is everyday work for every role.
 RECONCILE = ["view_study", "view_series", "change_study"]
 # Scheduling imaging (imaging/orders.py) and the day board.
 SCHEDULE = ["view_imagingorder", "add_imagingorder", "change_imagingorder", "view_procedure", "view_modality"]
+# Writing and signing reports (imaging/reports.py) is the vets' work; everyone may read them.
+REPORT = ["view_report", "add_report", "change_report"]
 
 ROLES = {
     "front desk": {
         "patients": [f"{verb}_{model}" for model in RECORD for verb in ("view", "add", "change")]
         + [f"view_{model}" for model in VOCABULARY],
-        "imaging": RECONCILE + SCHEDULE,
+        "imaging": RECONCILE + SCHEDULE + ["view_report"],
     },
     "veterinarian": {
         "patients": [f"{verb}_{model}" for model in RECORD for verb in ("view", "add", "change")]
         + [f"view_{model}" for model in VOCABULARY]
         + ["merge_patient"],
-        "imaging": RECONCILE + SCHEDULE + ["view_performedprocedurestep"],
+        "imaging": RECONCILE + SCHEDULE + REPORT + ["view_performedprocedurestep"],
     },
     "radiologist": {
         "patients": [f"view_{model}" for model in RECORD + VOCABULARY],
-        "imaging": RECONCILE + ["view_instance", "view_imagingorder", "view_procedure", "view_modality"],
+        "imaging": RECONCILE + REPORT + ["view_instance", "view_imagingorder", "view_procedure", "view_modality"],
     },
     "admin": {
         "patients": [f"{verb}_{model}" for model in RECORD + VOCABULARY for verb in ("view", "add", "change", "delete")]

@@ -58,7 +58,7 @@ STAFF_PERMS = {
     "visits": ("patients.view_visit", "patients.change_visit"),
     "orders": ("imaging.view_imagingorder", "imaging.change_imagingorder"),
     "studies": ("imaging.view_study", "imaging.change_study"),
-    "reports": ("imaging.view_study", "imaging.change_study"),
+    "reports": ("imaging.view_report", "imaging.change_report"),
     "reference": ("patients.view_species", "patients.change_species"),
     "webhooks": ("integrations.view_apiclient", "integrations.change_apiclient"),
 }

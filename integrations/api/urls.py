@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from integrations.api import imaging, patients, reference
+from integrations.api import imaging, patients, reference, reports
 from integrations.webhooks import views as webhooks
 
 class RecordId:
@@ -37,6 +37,8 @@ urlpatterns = [
     path("api/v1/orders/<id:pk>/cancel", imaging.OrderCancel.as_view(), name="api_order_cancel"),
     path("api/v1/studies", imaging.StudyList.as_view(), name="api_studies"),
     path("api/v1/studies/<id:pk>", imaging.StudyDetail.as_view(), name="api_study"),
+    path("api/v1/reports", reports.ReportList.as_view(), name="api_reports"),
+    path("api/v1/reports/<id:pk>", reports.ReportDetail.as_view(), name="api_report"),
     path("api/v1/webhooks", webhooks.SubscriptionList.as_view(), name="api_webhooks"),
     path("api/v1/webhooks/<id:pk>", webhooks.SubscriptionDetail.as_view(), name="api_webhook"),
     path("api/v1/webhooks/deliveries", webhooks.DeliveryList.as_view(), name="api_webhook_deliveries"),

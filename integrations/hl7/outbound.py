@@ -1,4 +1,5 @@
-"""Outbound HL7: tell each configured PMS when an order's images arrive and when it is done.
+"""Outbound HL7: tell each configured PMS when an order's images arrive, when it is done
+(ORM^O01 status updates) and when its report is signed (ORU^R01 with the report's text).
 
 ``order_event`` (subscribed to imaging/events.py) logs one pending message per endpoint and
 queues its sending; ``message_send`` sends one over MLLP and records the ACK. The Celery task
@@ -14,8 +15,8 @@ from django.utils.timezone import localtime, now
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
 
-from imaging.models import ImagingOrder
-from integrations.hl7.messages import HL7Error, header_read, segments, text_decode
+from imaging.models import ImagingOrder, Report
+from integrations.hl7.messages import HL7Error, escape, header_read, segments, text_decode
 from integrations.hl7.mllp import END, START, frame
 from integrations.models import HL7Endpoint, HL7Message
 
@@ -24,6 +25,9 @@ Status = HL7Message.Status
 SEND_TASK = "integrations.tasks.hl7_send"
 # ORC-5 order status (HL7 table 0038): in process, completed.
 ORDER_STATUS = {"study_received": "IP", "order_completed": "CM", "report_final": "CM"}
+# The report's two parts as OBX-3 observation identifiers (LOINC).
+FINDINGS = "59776-5^Procedure findings^LN"
+CONCLUSION = "19005-8^Radiology report impression^LN"
 
 
 def _ids(patient):
@@ -32,43 +36,98 @@ def _ids(patient):
     return ids + [(patient.patient_id, settings.HL7_APPLICATION)]
 
 
-def order_message_build(order, event, endpoint, control_id):
-    """ORM^O01 status update (ORC-1 SC) for ``order``, built with hl7apy in the endpoint's version."""
-    message = Message("ORM_O01", version=endpoint.version, validation_level=VALIDATION_LEVEL.TOLERANT)
+def _message_start(kind, endpoint, control_id, patient):
+    """MSH and PID of an outbound ``kind`` ("ORM^O01", "ORU^R01") in the endpoint's version."""
+    code, trigger = kind.split("^")
+    message = Message(f"{code}_{trigger}", version=endpoint.version, validation_level=VALIDATION_LEVEL.TOLERANT)
     msh = message.msh
     msh.msh_3, msh.msh_4 = settings.HL7_APPLICATION, settings.HL7_FACILITY
     msh.msh_5, msh.msh_6 = endpoint.receiving_application, endpoint.receiving_facility
     msh.msh_7 = localtime(now()).strftime("%Y%m%d%H%M%S")
-    msh.msh_9, msh.msh_10, msh.msh_11 = "ORM^O01^ORM_O01" if endpoint.version >= "2.4" else "ORM^O01", control_id, "P"
-    patient = order.patient
+    # MSH-9.3, the message structure, exists from 2.4 on.
+    msh.msh_9 = f"{kind}^{code}_{trigger}" if endpoint.version >= "2.4" else kind
+    msh.msh_10, msh.msh_11 = control_id, "P"
     pid = message.add_segment("PID")
     pid.pid_1 = "1"
     for value, authority in _ids(patient):
         field = pid.add_field("PID_3")
         field.cx_1, field.cx_4 = value, authority
     pid.pid_5 = patient.dicom_name
+    return message
+
+
+def _order_segments(message, order, *, order_control, order_status, result_status):
+    """ORC and OBR naming the order by the PMS's placer number and our accession number."""
     orc = message.add_segment("ORC")
-    orc.orc_1 = "SC"
+    orc.orc_1 = order_control
     if order.placer_order_number:
         orc.orc_2 = order.placer_order_number
     orc.orc_3 = order.accession_number
-    orc.orc_5 = ORDER_STATUS[event]
+    orc.orc_5 = order_status
     obr = message.add_segment("OBR")
     obr.obr_1 = "1"
     if order.placer_order_number:
         obr.obr_2 = order.placer_order_number
     obr.obr_3 = order.accession_number
-    obr.obr_4 = f"{order.procedure.code}^{order.procedure.name}^VETPACS"
+    obr.obr_4 = f"{order.procedure.code}^{escape(order.procedure.name)}^VETPACS"
     obr.obr_18 = order.accession_number  # placer field 1: the accession number, for viewers
     obr.obr_24 = order.modality_type
-    obr.obr_25 = "F" if event != "study_received" else "I"  # result status (table 0123)
+    obr.obr_25 = result_status  # result status (table 0123)
+    return obr
+
+
+def _study_link(message, set_id, study, result_status):
+    """An OBX of type RP (reference pointer): where the study is seen."""
+    obx = message.add_segment("OBX")
+    obx.obx_1, obx.obx_2, obx.obx_3 = str(set_id), "RP", "STUDY^Study^VETPACS"
+    obx.obx_5 = f"{settings.SITE_URL}/studies/{study.pk}/^^URI"
+    obx.obx_11 = result_status
+
+
+def order_message_build(order, event, endpoint, control_id):
+    """ORM^O01 status update (ORC-1 SC) for ``order``, built with hl7apy in the endpoint's version."""
+    message = _message_start("ORM^O01", endpoint, control_id, order.patient)
+    result_status = "F" if event != "study_received" else "I"
+    _order_segments(message, order, order_control="SC", order_status=ORDER_STATUS[event], result_status=result_status)
     study = order.studies.order_by("id").first()
     if study is not None:
-        obx = message.add_segment("OBX")
-        obx.obx_1, obx.obx_2, obx.obx_3 = "1", "RP", "STUDY^Study^VETPACS"
-        obx.obx_5 = f"{settings.SITE_URL}/studies/{study.pk}/^^URI"
-        obx.obx_11 = "F"
+        _study_link(message, 1, study, "F")
     return message.to_er7() + "\r"
+
+
+def report_message_build(order, report, endpoint, control_id):
+    """ORU^R01 with the signed report: ORC-1 RE (observations to follow), OBR-25 F, or C for an
+    amended report (a correction, HL7 table 0123); the text as TX OBXs, a line each, findings
+    then conclusion (OBX-4 sub-ids 1 and 2), then the link to the study."""
+    message = _message_start("ORU^R01", endpoint, control_id, order.patient)
+    result_status = "C" if report.status == Report.Status.AMENDED else "F"
+    obr = _order_segments(message, order, order_control="RE", order_status="CM", result_status=result_status)
+    study = report.study
+    if study.study_date:
+        obr.obr_7 = f"{study.study_date:%Y%m%d}{study.study_time:%H%M%S}" if study.study_time else f"{study.study_date:%Y%m%d}"
+    obr.obr_22 = localtime(report.finalized_at).strftime("%Y%m%d%H%M%S")  # results reported
+    if report.signed_by_name:
+        obr.obr_32 = escape(report.signed_by_name)  # principal result interpreter
+    set_id = 0
+    for sub_id, (code, text) in enumerate([(FINDINGS, report.findings), (CONCLUSION, report.conclusion)], start=1):
+        for line in text.splitlines() if text else []:
+            set_id += 1
+            obx = message.add_segment("OBX")
+            obx.obx_1, obx.obx_2, obx.obx_3, obx.obx_4 = str(set_id), "TX", code, str(sub_id)
+            if line.strip():
+                obx.obx_5 = escape(line)
+            obx.obx_11 = result_status
+    _study_link(message, set_id + 1, study, result_status)
+    return message.to_er7() + "\r"
+
+
+def _message_for(order, event, endpoint, control_id):
+    """The message type and text ``event`` sends: the report once it is signed, else a status."""
+    if event == "report_final":
+        report = Report.objects.select_related("study").filter(study__order=order).exclude(status=Report.Status.DRAFT).order_by("-updated").first()
+        if report is not None:
+            return "ORU^R01", report_message_build(order, report, endpoint, control_id)
+    return "ORM^O01", order_message_build(order, event, endpoint, control_id)
 
 
 def order_event(order_id, event):
@@ -84,11 +143,11 @@ def order_event(order_id, event):
             message = HL7Message.objects.create(
                 direction=HL7Message.Direction.OUT, status=Status.PENDING, endpoint=endpoint,
                 peer=f"{endpoint.host}:{endpoint.port}", patient_id=order.patient_id, raw="",
-                sending_application=settings.HL7_APPLICATION, message_type="ORM^O01", version=endpoint.version,
+                sending_application=settings.HL7_APPLICATION, version=endpoint.version,
             )  # fmt: skip
             message.control_id = f"VP{message.pk}"
-            message.raw = order_message_build(order, event, endpoint, message.control_id)
-            message.save(update_fields=["control_id", "raw"])
+            message.message_type, message.raw = _message_for(order, event, endpoint, message.control_id)
+            message.save(update_fields=["control_id", "message_type", "raw"])
         created.append(message)
         _queue(message.pk)
     return created

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework.fields import DateField, DateTimeField
 
-from imaging.models import ImagingOrder
+from imaging.models import ImagingOrder, Report
 from patients.models import Patient
 
 _datetime, _date = DateTimeField(), DateField()
@@ -88,10 +88,32 @@ def study_event(order, status=None):
     return {"order": order_, "study": study_data(study), "patient": patient_data(order.patient)}
 
 
+def report_data(report, status=None, version=None):
+    """The report's state when it was signed (``status``/``version``: an amendment may follow
+    before this is sent); its text is read through the API (``url``)."""
+    return {
+        "id": report.pk,
+        "status": status or report.status,
+        "version": version or report.version,
+        "study": report.study_id,
+        "signed_by": report.signed_by_name,
+        "finalized_at": _when(report.finalized_at),
+        "url": f"{settings.SITE_URL}{reverse('api_report', args=[report.pk])}",
+        "viewer_url": _link("study_detail", report.study_id) + "#report",
+    }
+
+
 def report_finalized(order, report=None):
-    """Nothing publishes this yet: reports do not exist. ``report`` ({"id", "url", ...}) is
-    what the report module will pass; the rest is the order's study event."""
-    return {**study_event(order), "report": report}
+    """``report``: the details published with the event ({"id", "status", "version"}); the
+    rest is the order's study event, with the reported study."""
+    data = study_event(order)
+    record = Report.objects.select_related("study").filter(pk=(report or {}).get("id")).first()
+    if record is not None:
+        data["study"] = study_data(record.study)
+        data["report"] = report_data(record, report.get("status"), report.get("version"))
+    else:  # deleted since: say what was published
+        data["report"] = report
+    return data
 
 
 def order_for(order_id):
