@@ -9,6 +9,7 @@ import logging
 import struct
 import time
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from celery import current_app
 from django.conf import settings
@@ -205,81 +206,170 @@ def _commit_without_flush():
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def instances_index(*, messages):
-    """Index a batch of objects in one transaction; a failure rolls all back, and the retry
-    finds what is indexed already (every step is idempotent)."""
-    series_by_uid = {}
-    with transaction.atomic():
-        _commit_without_flush()
-        return [_instance_index(**message, series_by_uid=series_by_uid) for message in messages]
+class Received(NamedTuple):
+    """One stored object to index: an indexing message, its summary read and times parsed."""
+
+    storage_key: str
+    summary: dict
+    received_from: str
+    received_at: datetime
+    file_size: int
+
+    @property
+    def sop_instance_uid(self):
+        return self.summary["sop_instance_uid"]
+
+    @property
+    def actor(self):
+        return Actor(channel=Channel.DICOM, name=self.received_from)
 
 
-@transaction.atomic
-def instance_index(*, storage_key, summary=None, received_from="", received_at=None, file_size=None):
-    """Index one stored object. Idempotent: the same key again, or the same object under a new
-    key, changes nothing; a different object under a known SOP Instance UID becomes a new
-    version of it (the old one kept) and flags the study."""
-    _commit_without_flush()
-    return _instance_index(
-        storage_key=storage_key, summary=summary, received_from=received_from, received_at=received_at,
-        file_size=file_size, series_by_uid={},
-    )  # fmt: skip
-
-
-def _instance_index(*, storage_key, summary, received_from, received_at, file_size, series_by_uid):
+def _received(*, storage_key, summary=None, received_from="", received_at=None, file_size=None):
     if summary is None:
         summary, file_size = _summary_from_storage(storage_key)
     if file_size is None:
         file_size = storage.default_storage.size(storage_key)
     received_at = datetime.fromisoformat(received_at) if received_at else now()
-    actor = Actor(channel=Channel.DICOM, name=received_from)
+    return Received(storage_key, summary, received_from, received_at, file_size)
 
-    instance = Instance.objects.select_for_update().filter(sop_instance_uid=summary["sop_instance_uid"]).first()
-    if instance is not None:
-        if instance.storage_key == storage_key or InstanceVersion.objects.filter(storage_key=storage_key).exists():
-            return instance  # delivered twice
-        if _same_object(instance.storage_key, storage_key):
-            storage.object_delete(storage_key)  # sent twice: one copy is enough
-            return instance
-        return _instance_replace(instance, storage_key, summary, received_from, received_at, file_size, actor)
 
-    study_created = series_created = False
-    series = series_by_uid.get(summary["series_instance_uid"])  # the batch's previous object's
-    if series is None:
-        study, study_created = _study_for(summary, received_at)
-        series, series_created = Series.objects.get_or_create(
+def instances_index(*, messages):
+    """Index a batch of stored objects in one transaction; returns their Instance rows, in the
+    messages' order. Idempotent: the same key again, or the same object under a new key,
+    changes nothing; a different object under a known SOP Instance UID becomes a new version
+    of it (the old one kept) and flags the study.
+
+    The common case, an object whose UID is new, costs no query of its own: one query finds
+    which UIDs are indexed already, series and studies are looked up once per distinct UID,
+    and the new rows go in with one INSERT (a row a query cost more than the rest of the
+    ingest). Objects whose UID is known, or came earlier in the batch, then go the slow way,
+    one at a time in the order received. A failure rolls all back, and the retry finds what
+    is indexed already; another worker inserting the same instance meanwhile makes the INSERT
+    fail (IntegrityError), and the task retries (imaging/tasks.py).
+    """
+    received = [_received(**message) for message in messages]
+    with transaction.atomic():
+        _commit_without_flush()
+        indexed = {
+            instance.sop_instance_uid: instance
+            for instance in Instance.objects.select_for_update().filter(
+                sop_instance_uid__in={item.sop_instance_uid for item in received}
+            )
+        }
+        new, again = {}, []
+        for item in received:
+            if item.sop_instance_uid in indexed or item.sop_instance_uid in new:
+                again.append(item)
+            else:
+                new[item.sop_instance_uid] = item
+        if new:
+            indexed.update(_instances_create(list(new.values())))
+        for item in again:
+            indexed[item.sop_instance_uid] = _instance_index_again(indexed[item.sop_instance_uid], item)
+        return [indexed[item.sop_instance_uid] for item in received]
+
+
+def instance_index(*, storage_key, summary=None, received_from="", received_at=None, file_size=None):
+    """Index one stored object (the sweep, ``manage.py reindex``): a batch of one."""
+    message = {
+        "storage_key": storage_key, "summary": summary, "received_from": received_from,
+        "received_at": received_at, "file_size": file_size,
+    }  # fmt: skip
+    return instances_index(messages=[message])[0]
+
+
+def _instances_create(items):
+    """Index objects whose SOP Instance UIDs are new: their series (and studies) first, then
+    the instances in one INSERT; then each new study is recorded and linked to its animal."""
+    series_by_uid, studies_created = _series_for(items)
+    instances = Instance.objects.bulk_create([
+        Instance(
+            series=series_by_uid[item.summary["series_instance_uid"]],
+            sop_instance_uid=item.sop_instance_uid,
+            sop_class_uid=item.summary["sop_class_uid"],
+            transfer_syntax_uid=item.summary["transfer_syntax_uid"],
+            instance_number=item.summary["instance_number"],
+            rows=item.summary["rows"],
+            columns=item.summary["columns"],
+            number_of_frames=item.summary["number_of_frames"],
+            file_size=item.file_size,
+            storage_key=item.storage_key,
+            received_from=item.received_from,
+            received_at=item.received_at,
+        )
+        for item in items
+    ])  # fmt: skip
+    for study, item in studies_created:
+        actor = item.actor
+        audit_record(actor=actor, instance=study, action="receive", changes={"study": [None, str(study)]})
+        study_link(study=study, actor=actor)
+    return {instance.sop_instance_uid: instance for instance in instances}
+
+
+def _series_for(items):
+    """The series of new objects by Series Instance UID, found with one query; a series not
+    found is made from its first object (with its study, if that is new too). Returns them
+    and the studies made, each with the object that brought it."""
+    first = {}
+    for item in items:
+        first.setdefault(item.summary["series_instance_uid"], item)
+    series_by_uid = {series.series_instance_uid: series for series in Series.objects.filter(series_instance_uid__in=first)}
+    missing = [item for uid, item in first.items() if uid not in series_by_uid]
+    if not missing:
+        return series_by_uid, []
+    studies_by_uid, studies_created = _studies_for(missing)
+    for item in missing:
+        summary = item.summary
+        series, created = Series.objects.get_or_create(
             series_instance_uid=summary["series_instance_uid"],
             defaults={
-                "study": study, "modality": summary["modality"], "series_number": summary["series_number"],
-                "description": summary["series_description"], "body_part": summary["body_part"],
-                "station_name": summary["station_name"], "received_from": received_from,
+                "study": studies_by_uid[summary["study_instance_uid"]], "modality": summary["modality"],
+                "series_number": summary["series_number"], "description": summary["series_description"],
+                "body_part": summary["body_part"], "station_name": summary["station_name"],
+                "received_from": item.received_from,
             },
         )  # fmt: skip
         series_by_uid[series.series_instance_uid] = series
-    instance = Instance.objects.create(
-        series=series,
-        sop_instance_uid=summary["sop_instance_uid"],
-        sop_class_uid=summary["sop_class_uid"],
-        transfer_syntax_uid=summary["transfer_syntax_uid"],
-        instance_number=summary["instance_number"],
-        rows=summary["rows"],
-        columns=summary["columns"],
-        number_of_frames=summary["number_of_frames"],
-        file_size=file_size,
-        storage_key=storage_key,
-        received_from=received_from,
-        received_at=received_at,
+        if created:
+            # Rendered a little later, from the middle image of what has arrived by then: a
+            # series comes in over seconds, and its first image is rarely the telling one.
+            transaction.on_commit(
+                lambda pk=series.pk: current_app.send_task(
+                    "imaging.tasks.thumbnail_render", args=[pk], countdown=settings.THUMBNAIL_DELAY
+                )
+            )
+    return series_by_uid, studies_created
+
+
+def _studies_for(items):
+    """The studies of new series by Study Instance UID, found with one query; a study not
+    found is made from its first object. Returns them and the (study, object) pairs made."""
+    first = {}
+    for item in items:
+        first.setdefault(item.summary["study_instance_uid"], item)
+    studies_by_uid = {study.study_instance_uid: study for study in Study.objects.filter(study_instance_uid__in=first)}
+    created = []
+    for uid, item in first.items():
+        if uid in studies_by_uid:
+            continue
+        # get_or_create: another worker may have made it since the query above.
+        study, made = _study_for(item.summary, item.received_at)
+        studies_by_uid[uid] = study
+        if made:
+            created.append((study, item))
+    return studies_by_uid, created
+
+
+def _instance_index_again(instance, item):
+    """An object whose SOP Instance UID is indexed already."""
+    if instance.storage_key == item.storage_key or InstanceVersion.objects.filter(storage_key=item.storage_key).exists():
+        return instance  # delivered twice
+    if _same_object(instance.storage_key, item.storage_key):
+        storage.object_delete(item.storage_key)  # sent twice: one copy is enough
+        return instance
+    return _instance_replace(
+        instance, item.storage_key, item.summary, item.received_from, item.received_at, item.file_size, item.actor
     )
-    if study_created:
-        audit_record(actor=actor, instance=study, action="receive", changes={"study": [None, str(study)]})
-        study_link(study=study, actor=actor)
-    if series_created:
-        # Rendered a little later, from the middle image of what has arrived by then: a
-        # series comes in over seconds, and its first image is rarely the telling one.
-        transaction.on_commit(
-            lambda: current_app.send_task("imaging.tasks.thumbnail_render", args=[series.pk], countdown=settings.THUMBNAIL_DELAY)
-        )
-    return instance
 
 
 def _study_for(summary, received_at):
