@@ -43,9 +43,11 @@ def _final_state_error(report):
     )  # fmt: skip
 
 
-def _signer(actor):
+def _signer(actor, signer_name=""):
+    """The account and the name that sign: a PMS or teleradiology service (REST) names the vet
+    who wrote the report; in the UI it is the vet logged in."""
     user = actor.user if getattr(actor.user, "pk", None) else None
-    name = (user.get_full_name() or user.get_username()) if user else actor.name
+    name = signer_name.strip() or ((user.get_full_name() or user.get_username()) if user else actor.name)
     return user, name[:200]
 
 
@@ -70,14 +72,14 @@ def report_save(*, actor, study, findings, conclusion):
 
 
 @transaction.atomic
-def report_finalize(*, actor, study, findings, conclusion):
+def report_finalize(*, actor, study, findings, conclusion, signer_name=""):
     """Sign the report with this text: it becomes final, the order reported, the PMS told."""
     findings, conclusion = findings.strip(), conclusion.strip()
     _text_check(findings, conclusion, final=True)
     report = _locked(study) or Report(study=study)
     if report.is_final:
         raise _final_state_error(report)
-    report.signed_by, report.signed_by_name = _signer(actor)
+    report.signed_by, report.signed_by_name = _signer(actor, signer_name)
     report.findings, report.conclusion = findings, conclusion
     report.status, report.version = Status.FINAL, 1
     report.finalized_at = report.updated = now()
@@ -91,7 +93,7 @@ def report_finalize(*, actor, study, findings, conclusion):
 
 
 @transaction.atomic
-def report_amend(*, actor, study, findings, conclusion, reason):
+def report_amend(*, actor, study, findings, conclusion, reason, signer_name=""):
     """Change a final report: signed again by whoever amends it, and sent again as a correction."""
     findings, conclusion = findings.strip(), conclusion.strip()
     _text_check(findings, conclusion, final=True)
@@ -104,7 +106,7 @@ def report_amend(*, actor, study, findings, conclusion, reason):
     changes = changes_apply(report, {"findings": findings, "conclusion": conclusion})
     if not changes:
         raise ValidationError({"findings": "The text is the same as the signed report's; nothing to amend."})
-    report.signed_by, report.signed_by_name = _signer(actor)
+    report.signed_by, report.signed_by_name = _signer(actor, signer_name)
     report.status, report.version = Status.AMENDED, report.version + 1
     report.finalized_at = report.updated = now()
     report.save()

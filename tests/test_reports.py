@@ -316,3 +316,59 @@ def test_bad_report_queries_get_400_naming_the_field_and_scopes_are_checked(api)
         assert response.status_code == 400 and field in response.json()["error"]["fields"], query
     assert http.get("/api/v1/reports/999").status_code == 404
     assert api(scopes=("studies:read",)).get("/api/v1/reports").status_code == 403
+
+
+def test_a_teleradiology_service_writes_signs_and_amends_a_report_over_rest(api, study, order):
+    http = api(scopes=("reports:read", "reports:write"))
+    response = http.post("/api/v1/reports", {"study": study.pk, "findings": "First look."}, format="json")
+    assert response.status_code == 201 and response.json()["status"] == "draft"
+    report_id = response.json()["id"]
+    response = http.post("/api/v1/reports", {"study": study.pk, "findings": FINDINGS, "conclusion": CONCLUSION,
+                                             "status": "final", "signed_by_name": "Dr. A. Radiologist, DACVR"},
+                         format="json", HTTP_IDEMPOTENCY_KEY="sign-1")  # fmt: skip
+    body = response.json()
+    assert response.status_code == 200 and body["id"] == report_id
+    assert (body["status"], body["version"], body["signed_by_name"]) == ("final", 1, "Dr. A. Radiologist, DACVR")
+    assert ImagingOrder.objects.get(pk=order.pk).status == "reported"
+    replayed = http.post("/api/v1/reports", {"study": study.pk, "findings": FINDINGS, "conclusion": CONCLUSION,
+                                             "status": "final", "signed_by_name": "Dr. A. Radiologist, DACVR"},
+                         format="json", HTTP_IDEMPOTENCY_KEY="sign-1")  # fmt: skip
+    assert replayed.status_code == 200 and replayed["Idempotent-Replayed"] == "true"
+    again = http.post("/api/v1/reports", {"study": study.pk, "findings": "x", "status": "final"}, format="json")
+    assert again.status_code == 409 and "amend it instead" in again.json()["error"]["message"]
+
+    etag = http.get(f"/api/v1/reports/{report_id}")["ETag"]
+    amend = {"findings": FINDINGS, "conclusion": "Bronchitis.", "reason": "shorter conclusion"}
+    response = http.post(f"/api/v1/reports/{report_id}/amend", amend, format="json", HTTP_IF_MATCH=etag)
+    assert response.status_code == 200 and (response.json()["status"], response.json()["version"]) == ("amended", 2)
+    assert response.json()["signed_by_name"] == "PMS reports:read reports:write"  # no name given: the client's
+    stale = http.post(f"/api/v1/reports/{report_id}/amend", {**amend, "conclusion": "Other."}, format="json", HTTP_IF_MATCH=etag)
+    assert stale.status_code == 412
+    assert Report.objects.get().conclusion == "Bronchitis."
+    entry = AuditEntry.objects.filter(action="amend").get()
+    assert (entry.channel, entry.actor) == ("api", "PMS reports:read reports:write")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"findings": "No study named."}, "study"),
+    ({"study": 999999, "findings": "x"}, "study"),
+    ({"study": "STUDY", "findings": "x"}, "study"),
+    ({"STUDY": 0, "findings": "x" * 20_001}, "findings"),
+    ({"STUDY": 0, "findings": " ", "status": "final"}, "findings"),
+    ({"STUDY": 0, "findings": "x", "status": "amended"}, "status"),
+    ({"STUDY": 0, "findings": ["a list"]}, "findings"),
+])  # fmt: skip
+def test_bad_report_writes_get_400_naming_the_field_and_change_nothing(api, study, body, field):
+    body = {("study" if k == "STUDY" else k): (study.pk if k == "STUDY" else v) for k, v in body.items()}
+    response = api(scopes=("reports:write",)).post("/api/v1/reports", body, format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == [field], response.json()
+    assert not Report.objects.exists()
+
+
+def test_writing_reports_needs_the_write_scope_and_amending_a_draft_is_a_conflict(api, study, vet):
+    assert api().post("/api/v1/reports", {"study": study.pk, "findings": "x"}, format="json").status_code == 403
+    draft = reports.report_save(actor=vet, study=study, findings="Draft.", conclusion="")
+    response = api(scopes=("reports:write",)).post(
+        f"/api/v1/reports/{draft.pk}/amend", {"findings": "x", "reason": "y"}, format="json"
+    )
+    assert response.status_code == 409 and "Only a signed report" in response.json()["error"]["message"]

@@ -1,18 +1,22 @@
-"""Reports over REST (read): what the vets signed, for the PMS to file with the visit.
+"""Reports over REST: what the vets signed, for the PMS to file with the visit; and writing
+them, for a teleradiology service or a PMS with its own report editor.
 
-Vets write reports in the web UI (imaging/reports.py); a PMS hears of a signed one by webhook
-(``report.finalized``) or HL7 ORU^R01 and reads it here, or pulls ``?updated_since=``.
+Vets write reports in the web UI; here the same services (imaging/reports.py) draft, sign and
+amend them. A PMS hears of a signed one by webhook (``report.finalized``) or HL7 ORU^R01 and
+reads it here, or pulls ``?updated_since=``.
 """
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
-from imaging.models import Report
-from integrations.api.sync import etag, updated_since
+from imaging import reports as report_services
+from imaging.models import Report, Study
+from integrations.api.auth import actor_for
+from integrations.api.sync import etag, idempotent, if_match_check, updated_since
 
 
 class ReportSerializer(serializers.ModelSerializer):
@@ -29,6 +33,35 @@ class ReportSerializer(serializers.ModelSerializer):
 
     def get_viewer_url(self, report) -> str:
         return settings.SITE_URL + reverse("study_detail", args=[report.study_id]) + "#report"
+
+
+TEXT = {"required": False, "allow_blank": True, "max_length": report_services.TEXT_LIMIT, "trim_whitespace": False}
+
+
+class ReportWriteSerializer(serializers.Serializer):
+    study = serializers.PrimaryKeyRelatedField(queryset=Study.objects.all())
+    findings = serializers.CharField(**TEXT)
+    conclusion = serializers.CharField(**TEXT)
+    status = serializers.ChoiceField(
+        choices=[Report.Status.DRAFT, Report.Status.FINAL], default=Report.Status.DRAFT,
+        help_text="`draft` keeps it for later; `final` signs it: the order becomes reported and the PMS is told.",
+    )  # fmt: skip
+    signed_by_name = serializers.CharField(
+        required=False, allow_blank=True, max_length=200,
+        help_text="The vet who signs, as the report should show; default: the API client's name.",
+    )  # fmt: skip
+
+
+class ReportAmendSerializer(serializers.Serializer):
+    findings = serializers.CharField(**TEXT)
+    conclusion = serializers.CharField(**TEXT)
+    reason = serializers.CharField(max_length=200, help_text="Why the signed report changes; kept and sent on.")
+    signed_by_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+def _answer(report, code=status.HTTP_200_OK, context=None):
+    report = Report.objects.select_related("study").get(pk=report.pk)
+    return Response(ReportSerializer(report, context=context).data, status=code, headers={"ETag": etag(report)})
 
 
 REPORT_FILTERS = [
@@ -70,6 +103,24 @@ class ReportList(ListAPIView):
             found = found.filter(status__in=statuses)
         return updated_since(found, self.request)
 
+    @extend_schema(request=ReportWriteSerializer, responses={200: ReportSerializer, 201: ReportSerializer})
+    @idempotent
+    def post(self, request):
+        """Write the study's report (one per study): a draft again replaces the draft's text;
+        a signed report is amended at ``/reports/{id}/amend`` instead (409 here)."""
+        serializer = ReportWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        existed = Report.objects.filter(study=data["study"]).exists()
+        text = {"study": data["study"], "findings": data.get("findings", ""), "conclusion": data.get("conclusion", "")}
+        if data["status"] == Report.Status.FINAL:
+            report = report_services.report_finalize(
+                actor=actor_for(request), signer_name=data.get("signed_by_name", ""), **text
+            )
+        else:
+            report = report_services.report_save(actor=actor_for(request), **text)
+        return _answer(report, status.HTTP_200_OK if existed else status.HTTP_201_CREATED, self.get_serializer_context())
+
 
 class ReportDetail(GenericAPIView):
     resource = "reports"
@@ -80,3 +131,25 @@ class ReportDetail(GenericAPIView):
         if report is None:
             raise NotFound("No such report.")
         return Response(self.get_serializer(report).data, headers={"ETag": etag(report)})
+
+
+class ReportAmend(GenericAPIView):
+    resource = "reports"
+    serializer_class = ReportAmendSerializer
+
+    @extend_schema(request=ReportAmendSerializer, responses={200: ReportSerializer})
+    def post(self, request, pk):
+        """Change a signed report (send ``If-Match`` with its ETag): signed again and sent to the
+        PMS as a correction. A draft is changed with POST /reports."""
+        report = Report.objects.select_related("study").filter(pk=pk).first()
+        if report is None:
+            raise NotFound("No such report.")
+        if_match_check(request, report)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        report = report_services.report_amend(
+            actor=actor_for(request), study=report.study, findings=data.get("findings", ""),
+            conclusion=data.get("conclusion", ""), reason=data["reason"], signer_name=data.get("signed_by_name", ""),
+        )  # fmt: skip
+        return _answer(report, context=self.get_serializer_context())

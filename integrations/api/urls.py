@@ -39,6 +39,7 @@ urlpatterns = [
     path("api/v1/studies/<id:pk>", imaging.StudyDetail.as_view(), name="api_study"),
     path("api/v1/reports", reports.ReportList.as_view(), name="api_reports"),
     path("api/v1/reports/<id:pk>", reports.ReportDetail.as_view(), name="api_report"),
+    path("api/v1/reports/<id:pk>/amend", reports.ReportAmend.as_view(), name="api_report_amend"),
     path("api/v1/webhooks", webhooks.SubscriptionList.as_view(), name="api_webhooks"),
     path("api/v1/webhooks/<id:pk>", webhooks.SubscriptionDetail.as_view(), name="api_webhook"),
     path("api/v1/webhooks/deliveries", webhooks.DeliveryList.as_view(), name="api_webhook_deliveries"),
