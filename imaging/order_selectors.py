@@ -95,6 +95,6 @@ def patient_orders(*, patient):
 def order_detail(*, pk):
     return (
         ImagingOrder.objects.select_related("patient__species", "patient__breed", "procedure", "station", "visit")
-        .prefetch_related("status_changes", "studies", "performed_steps", "patient__ownerships__owner")
+        .prefetch_related("status_changes", "studies__report", "performed_steps", "patient__ownerships__owner")
         .get(pk=pk)
     )

@@ -20,6 +20,11 @@ OrderStatus = ImagingOrder.Status
 TEXT_LIMIT = 20_000
 
 
+def _clean(text):
+    """Browsers send a textarea's line breaks as CRLF; the report keeps plain newlines."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
 def _locked(study):
     return Report.objects.select_for_update().filter(study=study).first()
 
@@ -54,7 +59,7 @@ def _signer(actor, signer_name=""):
 @transaction.atomic
 def report_save(*, actor, study, findings, conclusion):
     """Keep a draft: create the study's report or change its text. A final report is amended."""
-    findings, conclusion = findings.strip(), conclusion.strip()
+    findings, conclusion = _clean(findings), _clean(conclusion)
     _text_check(findings, conclusion, final=False)
     report = _locked(study)
     if report is None:
@@ -74,7 +79,7 @@ def report_save(*, actor, study, findings, conclusion):
 @transaction.atomic
 def report_finalize(*, actor, study, findings, conclusion, signer_name=""):
     """Sign the report with this text: it becomes final, the order reported, the PMS told."""
-    findings, conclusion = findings.strip(), conclusion.strip()
+    findings, conclusion = _clean(findings), _clean(conclusion)
     _text_check(findings, conclusion, final=True)
     report = _locked(study) or Report(study=study)
     if report.is_final:
@@ -95,7 +100,7 @@ def report_finalize(*, actor, study, findings, conclusion, signer_name=""):
 @transaction.atomic
 def report_amend(*, actor, study, findings, conclusion, reason, signer_name=""):
     """Change a final report: signed again by whoever amends it, and sent again as a correction."""
-    findings, conclusion = findings.strip(), conclusion.strip()
+    findings, conclusion = _clean(findings), _clean(conclusion)
     _text_check(findings, conclusion, final=True)
     reason = reason.strip()
     if not reason:

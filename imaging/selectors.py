@@ -25,9 +25,10 @@ def association_allowed(*, calling_ae, host):
 
 
 def patient_studies(*, patient):
-    """The animal's studies, newest first, with image counts and series (for thumbnails)."""
+    """The animal's studies, newest first, with image counts, series (for thumbnails) and report."""
     return (
         Study.objects.filter(patient=patient)
+        .select_related("report")
         .annotate(image_count=Count("series__instances"))
         .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "id")))
         .order_by("-study_date", "-study_time", "-id")
