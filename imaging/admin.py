@@ -1,9 +1,12 @@
 """Admin pages: the registered modalities and the procedure catalog are configured here; the
-image index, orders and procedure steps are read-only (orders change through the scheduling
-pages and services, which audit every change; studies through the reconciliation pages)."""
+image index, orders, procedure steps and reports are read-only (orders change through the
+scheduling pages and services, which audit every change; studies through the reconciliation
+pages; reports on the study page, where the vet signs them)."""
 from django.contrib import admin
 
-from imaging.models import ImagingOrder, Instance, Modality, PerformedProcedureStep, Procedure, Series, Study
+from imaging.models import (
+    ImagingOrder, Instance, Modality, PerformedProcedureStep, Procedure, Report, Series, Study,
+)  # fmt: skip
 from patients.admin import ReadOnlyAdmin
 
 
@@ -84,3 +87,12 @@ class PerformedProcedureStepAdmin(ReadOnlyAdmin):
     list_filter = ["status", "station_ae"]
     search_fields = ["sop_instance_uid", "order__accession_number"]
     list_select_related = ["order"]
+
+
+@admin.register(Report)
+class ReportAdmin(ReadOnlyAdmin):
+    list_display = ["study", "status", "version", "signed_by_name", "finalized_at", "updated"]
+    list_filter = ["status"]
+    search_fields = ["study__accession_number", "study__study_instance_uid", "study__patient__name", "signed_by_name"]
+    list_select_related = ["study"]
+    date_hierarchy = "updated"

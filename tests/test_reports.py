@@ -372,3 +372,11 @@ def test_writing_reports_needs_the_write_scope_and_amending_a_draft_is_a_conflic
         f"/api/v1/reports/{draft.pk}/amend", {"findings": "x", "reason": "y"}, format="json"
     )
     assert response.status_code == 409 and "Only a signed report" in response.json()["error"]["message"]
+
+
+def test_an_admin_finds_reports_in_the_admin_read_only(client, staff, study, vet):
+    report = reports.report_finalize(actor=vet, study=study, findings="Normal.", conclusion="")
+    client.force_login(staff["admin"])
+    listing = client.get(reverse("admin:imaging_report_changelist") + f"?q={study.accession_number}")
+    assert listing.status_code == 200 and "Veterinarian" in listing.content.decode()
+    assert client.post(reverse("admin:imaging_report_change", args=[report.pk]), {"findings": "x"}).status_code == 403
