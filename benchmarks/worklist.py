@@ -711,15 +711,16 @@ def measure(entries, outdir, block=10, warmup=2):
 
 def diagnose(queries):
     """Where one C-FIND spends its time, measured in this process on the same database: the SQL
-    (EXPLAIN ANALYZE on PostgreSQL), turning orders into items and items into responses."""
+    (EXPLAIN ANALYZE on PostgreSQL), turning orders into worklist elements, and picking and
+    encoding each answer (what on_find does per match; the sending is not in here)."""
     import cProfile
     import io
     import pstats
 
     from django.db import connection
-    from pynetdicom.dsutils import encode
+    from pydicom.uid import ExplicitVRLittleEndian
 
-    from imaging.dicom.datasets import worklist_item, worklist_response
+    from imaging.dicom.datasets import _answer_elements, response_keys, worklist_answer, worklist_elements
     from imaging.selectors import worklist_items
 
     lines = []
@@ -733,24 +734,28 @@ def diagnose(queries):
                 plan = [row[0] for row in cursor.fetchall()]
             lines.append(f"  EXPLAIN ANALYZE, {kind} query ({items[0][1][0]}):")
             lines += ["    " + line for line in plan]
-        phases = {"worklist_items (SQL + prefetch)": [], "worklist_item": [], "worklist_response": [],
-                  "encoding the responses (pynetdicom's encode)": [], "queries": []}  # fmt: skip
+        phases = {"worklist_items (SQL)": [], "worklist_elements": [], "picking the keys": [], "encoding": [],
+                  "worklist_answer (all three)": [], "queries": []}  # fmt: skip
         for _, keys in items[:50]:
             identifier = key_dataset(keys)
+            wanted = response_keys(identifier)
             before = len(connection.queries)
             t0 = time.perf_counter()
             orders = list(worklist_items(identifier=identifier))
             t1 = time.perf_counter()
-            built = [worklist_item(order) for order in orders]
+            built = [worklist_elements(order) for order in orders]
             t2 = time.perf_counter()
-            responses = [worklist_response(identifier, item) for item in built]
+            answers = [_answer_elements(wanted, item) for item in built]
             t3 = time.perf_counter()
-            [encode(response, False, True) for response in responses]  # Explicit VR Little Endian
+            [answer.encode(implicit_vr=False) for answer in answers]  # Explicit VR Little Endian
             t4 = time.perf_counter()
-            phases["worklist_items (SQL + prefetch)"].append(1000 * (t1 - t0))
-            phases["worklist_item"].append(1000 * (t2 - t1))
-            phases["worklist_response"].append(1000 * (t3 - t2))
-            phases["encoding the responses (pynetdicom's encode)"].append(1000 * (t4 - t3))
+            [worklist_answer(wanted, order, ExplicitVRLittleEndian) for order in orders]
+            t5 = time.perf_counter()
+            phases["worklist_items (SQL)"].append(1000 * (t1 - t0))
+            phases["worklist_elements"].append(1000 * (t2 - t1))
+            phases["picking the keys"].append(1000 * (t3 - t2))
+            phases["encoding"].append(1000 * (t4 - t3))
+            phases["worklist_answer (all three)"].append(1000 * (t5 - t4))
             phases["queries"].append(len(connection.queries) - before)
         counts = phases.pop("queries")
         lines.append(f"  {kind}: per C-FIND, median of {len(counts)} in this process ({statistics.mean(counts):.0f} SQL"
@@ -759,8 +764,9 @@ def diagnose(queries):
         profile.enable()
         for _, keys in items[:50]:
             identifier = key_dataset(keys)
+            wanted = response_keys(identifier)
             for order in worklist_items(identifier=identifier):
-                worklist_response(identifier, worklist_item(order))
+                worklist_answer(wanted, order, ExplicitVRLittleEndian)
         profile.disable()
         stream = io.StringIO()
         pstats.Stats(profile, stream=stream).sort_stats("tottime").print_stats(8)

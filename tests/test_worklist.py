@@ -187,7 +187,7 @@ def test_the_response_has_exactly_the_keys_asked_for(clinic):
         sps={"ScheduledStationAETitle": "DRROOM", "ScheduledProcedureStepStartDate": "", "Modality": ""},
     )  # fmt: skip
     identifier.PatientBreedCodeSequence = []
-    response = worklist_response(identifier, worklist_item(clinic["Biscuit"]))
+    response = worklist_response(identifier, clinic["Biscuit"])
     assert [e.keyword for e in response] == [
         "PatientName", "PatientID", "MedicalAlerts", "PatientSpeciesDescription",
         "PatientBreedCodeSequence", "ScheduledProcedureStepSequence",
@@ -201,7 +201,7 @@ def test_the_response_has_exactly_the_keys_asked_for(clinic):
 
 def test_non_ascii_names_come_with_the_utf8_character_set(make_owner, make_patient, make_order):
     order = make_order(make_patient("Zoë", owner=make_owner("Müller")))
-    response = worklist_response(query(PatientName=""), worklist_item(order))
+    response = worklist_response(query(PatientName=""), order)
     assert response.SpecificCharacterSet == "ISO_IR 192"
     assert str(response.PatientName) == "Müller^Zoë"
 

@@ -3,18 +3,81 @@ for the worklist, the ingest check and the reconciliation rewrite alike.
 
 Attributes: PS3.3 C.7.1.1 Patient module and C.7.2.2 Patient Study module (animal patients).
 """
+import struct
 from datetime import datetime, time
+from functools import cache
 
 from django.conf import settings
 from django.utils.timezone import localtime
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
+from pynetdicom.dsutils import encode
 
 from imaging.dicom.matching import SPS_STATUS
 from patients.models import Patient
 
 # Value representations whose text is subject to Specific Character Set (PS3.5 6.1.2.3).
 TEXT_VRS = {"PN", "LO", "SH", "ST", "LT", "UT", "UC"}
+# Explicit VR: these have two reserved bytes and a 4-byte length (PS3.5 7.1.2, Table 7.1-1).
+LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+SPECIFIC_CHARACTER_SET = 0x00080005
+QUERY_RETRIEVE_LEVEL = 0x00080052
+ITEM = struct.Struct("<HHI")  # (FFFE,E000) and its length (PS3.5 7.5.1)
+
+
+@cache
+def _tag_vr(keyword):
+    tag = tag_for_keyword(keyword)
+    return tag, dictionary_VR(tag)
+
+
+class Elements(dict):
+    """A data set as plain values, cheap to build: tag -> (VR, value), the value a str, None
+    (zero length) or, for a sequence, a list of Elements. The records' attributes are defined
+    once, in this form; ``dataset()`` makes the pydicom Dataset that the ingest check and the
+    reconciliation rewrite use, ``encode()`` the bytes a worklist answer carries."""
+
+    def put(self, keyword, value):
+        self[_tag_vr(keyword)[0]] = (_tag_vr(keyword)[1], value)
+
+    def dataset(self):
+        ds = Dataset()
+        for tag, (vr, value) in self.items():
+            ds.add_new(tag, vr, [item.dataset() for item in value] if vr == "SQ" else value)
+        return ds
+
+    def encode(self, *, implicit_vr):
+        """Little endian, defined lengths throughout (PS3.5 7.1.2, 7.1.3, 7.5). Text is UTF-8,
+        which is ASCII unless the elements say ISO_IR 192 (see ``worklist_answer``)."""
+        out = []
+        for tag in sorted(self):
+            vr, value = self[tag]
+            if vr == "SQ":
+                data = b"".join(ITEM.pack(0xFFFE, 0xE000, len(body)) + body
+                                for body in (item.encode(implicit_vr=implicit_vr) for item in value))  # fmt: skip
+            else:
+                data = value.encode() if value else b""
+                if len(data) % 2:  # even lengths; UIDs padded with NUL, text with a space (PS3.5 6.2)
+                    data += b"\0" if vr == "UI" else b" "
+            if implicit_vr:
+                out.append(struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(data)))
+            elif vr in LONG_VRS:
+                out.append(struct.pack("<HH2s2xI", tag >> 16, tag & 0xFFFF, vr.encode(), len(data)))
+            else:
+                out.append(struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(data)))
+            out.append(data)
+        return b"".join(out)
+
+    def non_ascii(self):
+        """Any text that needs a character set beyond the default repertoire."""
+        for vr, value in self.values():
+            if vr == "SQ":
+                if any(item.non_ascii() for item in value):
+                    return True
+            elif value and vr in TEXT_VRS and not value.isascii():
+                return True
+        return False
 
 
 def _text(ds, keyword, limit=64):
@@ -106,49 +169,55 @@ def patient_name(patient):
 
 
 def _code_item(value, scheme, meaning):
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = scheme
-    item.CodeMeaning = meaning[:64]
+    item = Elements()
+    item.put("CodeValue", value)
+    item.put("CodingSchemeDesignator", scheme)
+    item.put("CodeMeaning", meaning[:64])
     return item
+
+
+def patient_elements(patient: Patient, *, weight=True) -> Elements:
+    """The animal's patient attributes (``weight``: its last recorded weight, if any)."""
+    ds = Elements()
+    ds.put("PatientName", patient_name(patient))
+    ds.put("PatientID", patient.patient_id)
+    ds.put("PatientBirthDate", patient.birth_date.strftime("%Y%m%d") if patient.birth_date else "")
+    ds.put("PatientSex", patient.sex)
+    ds.put("PatientSpeciesDescription", patient.species.meaning)
+    ds.put("PatientSpeciesCodeSequence", [_code_item(patient.species.code, patient.species.scheme, patient.species.meaning)])
+    # Breed: the code when there is one, else the free-text description (2C rules, PS3.3 C.7.1.1).
+    if patient.breed_id:
+        ds.put("PatientBreedDescription", "")
+        ds.put("PatientBreedCodeSequence", [_code_item(patient.breed.code, patient.breed.scheme, patient.breed.meaning)])
+    else:
+        ds.put("PatientBreedDescription", patient.breed_text[:64])
+        ds.put("PatientBreedCodeSequence", [])
+    ds.put("BreedRegistrationSequence", [])
+    ds.put("PatientSexNeutered", patient.neutered)
+    owner = patient.primary_owner
+    person = ""
+    if owner and owner.kind == owner.Kind.ORGANISATION:
+        ds.put("ResponsibleOrganization", owner.organisation_name[:64])
+    else:
+        person = f"{owner.family_name}^{owner.given_name}" if owner else ""
+        ds.put("ResponsibleOrganization", "")
+    ds.put("ResponsiblePerson", person)
+    if person:
+        ds.put("ResponsiblePersonRole", "OWNER")  # 1C when Responsible Person has a value
+    last = patient.current_weight if weight else None
+    if last is not None:
+        ds.put("PatientWeight", format(last.normalize(), "f")[:16])
+    if patient.microchip:
+        chip = Elements()
+        chip.put("PatientID", patient.microchip)
+        chip.put("TypeOfPatientID", "RFID")
+        ds.put("OtherPatientIDsSequence", [chip])
+    return ds
 
 
 def patient_attributes(patient: Patient) -> Dataset:
     """The animal's patient attributes as a data set, ready to merge into another."""
-    ds = Dataset()
-    ds.PatientName = patient_name(patient)
-    ds.PatientID = patient.patient_id
-    ds.PatientBirthDate = patient.birth_date.strftime("%Y%m%d") if patient.birth_date else ""
-    ds.PatientSex = patient.sex
-    ds.PatientSpeciesDescription = patient.species.meaning
-    ds.PatientSpeciesCodeSequence = [_code_item(patient.species.code, patient.species.scheme, patient.species.meaning)]
-    # Breed: the code when there is one, else the free-text description (2C rules, PS3.3 C.7.1.1).
-    if patient.breed_id:
-        ds.PatientBreedDescription = ""
-        ds.PatientBreedCodeSequence = [_code_item(patient.breed.code, patient.breed.scheme, patient.breed.meaning)]
-    else:
-        ds.PatientBreedDescription = patient.breed_text[:64]
-        ds.PatientBreedCodeSequence = []
-    ds.BreedRegistrationSequence = []
-    ds.PatientSexNeutered = patient.neutered
-    owner = patient.primary_owner
-    if owner and owner.kind == owner.Kind.ORGANISATION:
-        ds.ResponsiblePerson = ""
-        ds.ResponsibleOrganization = owner.organisation_name[:64]
-    else:
-        ds.ResponsiblePerson = f"{owner.family_name}^{owner.given_name}" if owner else ""
-        ds.ResponsibleOrganization = ""
-    if ds.ResponsiblePerson:
-        ds.ResponsiblePersonRole = "OWNER"  # 1C when Responsible Person has a value
-    weight = patient.current_weight
-    if weight is not None:
-        ds.PatientWeight = format(weight.normalize(), "f")[:16]
-    if patient.microchip:
-        chip = Dataset()
-        chip.PatientID = patient.microchip
-        chip.TypeOfPatientID = "RFID"
-        ds.OtherPatientIDsSequence = [chip]
-    return ds
+    return patient_elements(patient).dataset()
 
 
 def patient_attributes_apply(ds, patient, *, study_instance_uid=None):
@@ -182,74 +251,109 @@ def _tm(moment):
     return moment.strftime("%H%M%S")
 
 
-def worklist_item(order) -> Dataset:
+def worklist_elements(order) -> Elements:
     """The whole Modality Worklist item for an order (PS3.4 K.6-1): every Type 1 and 2 return
-    key, and the animal's veterinary attributes. ``worklist_response`` picks what a query asked."""
+    key, and the animal's veterinary attributes. ``worklist_answer`` picks what a query asked."""
     patient, procedure, station = order.patient, order.procedure, order.station
     start, end = localtime(order.scheduled_start), localtime(order.scheduled_end)
-    ds = patient_attributes(patient)
-    ds.IssuerOfPatientID = settings.CLINIC_NAME[:64]
-    if order.weight_kg is not None:  # the weight on the day, where the desk recorded one
-        ds.PatientWeight = format(order.weight_kg.normalize(), "f")[:16]
-    elif "PatientWeight" not in ds:
-        ds.PatientWeight = None
+    # The weight on the day, where the desk recorded one; else the animal's last.
+    ds = patient_elements(patient, weight=order.weight_kg is None)
+    ds.put("IssuerOfPatientID", settings.CLINIC_NAME[:64])
+    if order.weight_kg is not None:
+        ds.put("PatientWeight", format(order.weight_kg.normalize(), "f")[:16])
+    elif _tag_vr("PatientWeight")[0] not in ds:
+        ds.put("PatientWeight", None)
     for keyword in ("MedicalAlerts", "Allergies", "PregnancyStatus", "SpecialNeeds", "PatientState",
                     "ConfidentialityConstraintOnPatientDataDescription", "CurrentPatientLocation",
                     "PatientTransportArrangements"):  # fmt: skip
-        ds.setdefault(keyword, None)
-    ds.AdmissionID = str(order.visit_id or "")
-    ds.AccessionNumber = order.accession_number
-    ds.ReferringPhysicianName = order.referring_vet
-    ds.RequestingPhysician = order.referring_vet
-    ds.StudyInstanceUID = UID(order.study_instance_uid)
-    ds.ReferencedStudySequence = []
-    ds.RequestedProcedureID = order.requested_procedure_id
-    ds.RequestedProcedureDescription = procedure.name[:64]
-    ds.RequestedProcedureCodeSequence = [_code_item(procedure.code, procedure.protocol_scheme, procedure.name)]
-    ds.RequestedProcedurePriority = order.priority
-    ds.ReasonForTheRequestedProcedure = order.reason[:64]
-    ds.NamesOfIntendedRecipientsOfResults = order.referring_vet
+        ds.put(keyword, None)
+    ds.put("AdmissionID", str(order.visit_id or ""))
+    ds.put("AccessionNumber", order.accession_number)
+    ds.put("ReferringPhysicianName", order.referring_vet)
+    ds.put("RequestingPhysician", order.referring_vet)
+    ds.put("StudyInstanceUID", order.study_instance_uid)
+    ds.put("ReferencedStudySequence", [])
+    ds.put("RequestedProcedureID", order.requested_procedure_id)
+    ds.put("RequestedProcedureDescription", procedure.name[:64])
+    ds.put("RequestedProcedureCodeSequence", [_code_item(procedure.code, procedure.protocol_scheme, procedure.name)])
+    ds.put("RequestedProcedurePriority", order.priority)
+    ds.put("ReasonForTheRequestedProcedure", order.reason[:64])
+    ds.put("NamesOfIntendedRecipientsOfResults", order.referring_vet)
 
-    step = Dataset()
-    step.ScheduledStationAETitle = station.ae_title if station else ""
-    step.ScheduledStationName = station.station_name if station else ""
-    step.ScheduledProcedureStepLocation = station.location[:16] if station else ""
-    step.ScheduledProcedureStepStartDate = _da(start)
-    step.ScheduledProcedureStepStartTime = _tm(start)
-    step.ScheduledProcedureStepEndDate = _da(end)
-    step.ScheduledProcedureStepEndTime = _tm(end)
-    step.Modality = order.modality_type
-    step.ScheduledPerformingPhysicianName = order.performing_vet
-    step.ScheduledProcedureStepDescription = procedure.name[:64]
-    step.ScheduledProtocolCodeSequence = [_code_item(procedure.protocol_code, procedure.protocol_scheme, procedure.name)]
-    step.ScheduledProcedureStepID = order.scheduled_step_id
-    step.ScheduledProcedureStepStatus = SPS_STATUS[order.status]
-    step.CommentsOnTheScheduledProcedureStep = order.reason[:10240]
-    step.PreMedication = None
-    step.RequestedContrastAgent = None
-    ds.ScheduledProcedureStepSequence = [step]
+    step = Elements()
+    step.put("ScheduledStationAETitle", station.ae_title if station else "")
+    step.put("ScheduledStationName", station.station_name if station else "")
+    step.put("ScheduledProcedureStepLocation", station.location[:16] if station else "")
+    step.put("ScheduledProcedureStepStartDate", _da(start))
+    step.put("ScheduledProcedureStepStartTime", _tm(start))
+    step.put("ScheduledProcedureStepEndDate", _da(end))
+    step.put("ScheduledProcedureStepEndTime", _tm(end))
+    step.put("Modality", order.modality_type)
+    step.put("ScheduledPerformingPhysicianName", order.performing_vet)
+    step.put("ScheduledProcedureStepDescription", procedure.name[:64])
+    step.put("ScheduledProtocolCodeSequence", [_code_item(procedure.protocol_code, procedure.protocol_scheme, procedure.name)])
+    step.put("ScheduledProcedureStepID", order.scheduled_step_id)
+    step.put("ScheduledProcedureStepStatus", SPS_STATUS[order.status])
+    step.put("CommentsOnTheScheduledProcedureStep", order.reason[:10240])
+    step.put("PreMedication", None)
+    step.put("RequestedContrastAgent", None)
+    ds.put("ScheduledProcedureStepSequence", [step])
     if procedure.body_part:
-        ds.BodyPartExamined = procedure.body_part  # not in K.6-1; some modalities ask for it
+        ds.put("BodyPartExamined", procedure.body_part)  # not in K.6-1; some modalities ask for it
     return ds
 
 
-def worklist_response(identifier, item):
-    """The C-FIND response identifier: exactly the keys the query named (C.4.1.1.3.2), with
-    our values, or empty where we have none. A key given as an empty sequence gets the whole
-    sequence; a sequence key with an item gets the keys of that item (C.2.2.2.6)."""
-    response = Dataset()
+def worklist_item(order) -> Dataset:
+    """The whole worklist item as a pydicom data set."""
+    return worklist_elements(order).dataset()
+
+
+def response_keys(identifier):
+    """The return keys of a C-FIND identifier, once per query: (tag, VR, the keys of its item)
+    for each, the last None unless a sequence key has an item. Command, meta and query
+    control attributes are no return keys."""
+    keys = []
     for element in identifier:
-        if element.tag.group in (0x0000, 0x0002) or element.keyword in ("SpecificCharacterSet", "QueryRetrieveLevel"):
+        if element.tag.group in (0x0000, 0x0002) or element.tag in (SPECIFIC_CHARACTER_SET, QUERY_RETRIEVE_LEVEL):
             continue
-        ours = item.get(element.tag)
+        item_keys = response_keys(element.value[0]) if element.VR == "SQ" and element.value else None
+        keys.append((int(element.tag), element.VR, item_keys))
+    return keys
+
+
+def _picked(keys, item):
+    """Exactly the keys the query named (C.4.1.1.3.2), with our values, or empty where we have
+    none. A key given as an empty sequence gets the whole sequence; a sequence key with an item
+    gets the keys of that item in each of ours (C.2.2.2.6)."""
+    answer = Elements()
+    for tag, vr, item_keys in keys:
+        ours = item.get(tag)
         if ours is None:
-            response.add_new(element.tag, element.VR, [] if element.VR == "SQ" else None)
-        elif element.VR == "SQ" and element.value and len(element.value) and ours.VR == "SQ":
-            response.add_new(
-                element.tag, "SQ", [worklist_response(element.value[0], sub) for sub in ours.value]
-            )
+            answer[tag] = (vr, [] if vr == "SQ" else None)
+        elif item_keys is not None and ours[0] == "SQ":
+            answer[tag] = ("SQ", [_picked(item_keys, sub) for sub in ours[1]])
         else:
-            response[element.tag] = ours
-    if any(e.VR in TEXT_VRS and not str(e.value or "").isascii() for e in response.iterall()):
-        response.SpecificCharacterSet = "ISO_IR 192"  # UTF-8 (PS3.3 C.12.1.1.2)
-    return response
+            answer[tag] = ours
+    return answer
+
+
+def _answer_elements(keys, item):
+    answer = _picked(keys, item)
+    if answer.non_ascii():
+        answer[SPECIFIC_CHARACTER_SET] = ("CS", "ISO_IR 192")  # UTF-8 (PS3.3 C.12.1.1.2)
+    return answer
+
+
+def worklist_answer(keys, order, transfer_syntax) -> bytes:
+    """The C-FIND response identifier for ``order``, encoded in the presentation context's
+    transfer syntax: directly for the little endian ones modalities use, by pydicom otherwise."""
+    answer = _answer_elements(keys, worklist_elements(order))
+    syntax = UID(transfer_syntax)
+    if syntax.is_little_endian and not syntax.is_deflated:
+        return answer.encode(implicit_vr=syntax.is_implicit_VR)
+    return encode(answer.dataset(), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+
+
+def worklist_response(identifier, order) -> Dataset:
+    """The same answer as a pydicom data set."""
+    return _answer_elements(response_keys(identifier), worklist_elements(order)).dataset()

@@ -8,7 +8,7 @@ from pydicom.uid import generate_uid
 from pynetdicom import evt
 
 from imaging import mpps
-from imaging.dicom.datasets import worklist_item, worklist_response
+from imaging.dicom.datasets import response_keys, worklist_answer
 from imaging.dicom.matching import MatchingError, unmatched_keys
 from imaging.dicom.status import (
     CANCELLED,
@@ -88,10 +88,12 @@ def on_store(event):
 
 def on_find(event):
     """Modality Worklist C-FIND (PS3.4 K.4.1.3): the database matches, one Pending response
-    per order, C-CANCEL honoured between responses."""
+    per order, C-CANCEL honoured between responses. Each answer goes out encoded already, in
+    the context's transfer syntax (ae.WorklistFind sends it as it is)."""
     calling_ae = event.assoc.requestor.ae_title.strip()
     try:
         identifier = event.identifier
+        keys = response_keys(identifier)
         orders = list(worklist_items(identifier=identifier))
         pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if unmatched_keys(identifier) else PENDING
     except MatchingError as error:
@@ -107,11 +109,12 @@ def on_find(event):
         yield _status(UNABLE_TO_PROCESS, "Cannot read the query identifier"), None
         return
     log.info("worklist query from %s: %d match(es)", calling_ae, len(orders))
+    syntax = event.context.transfer_syntax
     for order in orders:
         if event.is_cancelled:
             yield CANCELLED, None
             return
-        yield pending, worklist_response(identifier, worklist_item(order))
+        yield pending, worklist_answer(keys, order, syntax)
 
 
 def _actor(event):
