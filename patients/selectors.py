@@ -1,5 +1,8 @@
 """Reads of the clinic record that views, HL7 and REST share."""
+import time
+
 from django.db.models import Prefetch
+from django.db.models.signals import post_delete, post_save
 
 from patients.models import Breed, CodeMapping, Owner, Ownership, Patient, SearchTerm, Species, Visit
 from patients.search import query_words, term_prefix
@@ -84,18 +87,58 @@ def breed_choices(*, species):
     return Breed.objects.filter(species=species, active=True).order_by("-is_mixed", "name")
 
 
+# What codes stand for, kept per process: an HL7 feed sends the same few species and breed
+# codes in every message, and each lookup is one or two queries. Saving or deleting a species,
+# a breed or a crosswalk entry empties it in the process that does so; other processes (the web
+# server, where the crosswalk is edited, and the listeners) see the change within
+# CODED_KEPT_SECONDS. A code not found is not kept: a crosswalk entry added for it (the usual
+# fix for an "unknown code" AE) is seen by the very next message everywhere.
+CODED_KEPT_SECONDS = 10
+_coded = {}  # (kind, system, code) -> (until, Species or Breed)
+
+
+def coded_forget(**kwargs):
+    """Forget every code looked up (a signal receiver, so it takes the signal's arguments)."""
+    _coded.clear()
+
+
+for _model in (Species, Breed, CodeMapping):
+    post_save.connect(coded_forget, sender=_model, dispatch_uid=f"coded_forget_save_{_model.__name__}")
+    post_delete.connect(coded_forget, sender=_model, dispatch_uid=f"coded_forget_delete_{_model.__name__}")
+
+
+def _coded_lookup(kind, system, code, lookup):
+    kept = _coded.get((kind, system, code))
+    if kept is not None and kept[0] > time.monotonic():
+        return kept[1]
+    found = lookup()
+    if found is not None:
+        if len(_coded) > 1000:  # a sender does not have that many codes; someone is trying them all
+            _coded.clear()
+        _coded[(kind, system, code)] = (time.monotonic() + CODED_KEPT_SECONDS, found)
+    return found
+
+
 def coded_species(*, system, code):
     """Our species for another system's code: its crosswalk entry, or the code itself when the
     system sends SNOMED CT (designator SCT, or SRT in older data)."""
-    mapping = CodeMapping.objects.filter(system=system, kind=CodeMapping.Kind.SPECIES, external_code=code).first()
-    if mapping:
-        return mapping.species
-    return Species.objects.filter(scheme="SCT", code=code).first() if system in ("SCT", "SRT") else None
+
+    def lookup():
+        mapping = CodeMapping.objects.filter(system=system, kind=CodeMapping.Kind.SPECIES, external_code=code).first()
+        if mapping:
+            return mapping.species
+        return Species.objects.filter(scheme="SCT", code=code).first() if system in ("SCT", "SRT") else None
+
+    return _coded_lookup(CodeMapping.Kind.SPECIES, system, code, lookup)
 
 
 def coded_breed(*, system, code):
     """Our breed for another system's code, as ``coded_species`` does for species."""
-    mapping = CodeMapping.objects.filter(system=system, kind=CodeMapping.Kind.BREED, external_code=code).first()
-    if mapping:
-        return mapping.breed
-    return Breed.objects.filter(scheme="SCT", code=code).first() if system in ("SCT", "SRT") else None
+
+    def lookup():
+        mapping = CodeMapping.objects.filter(system=system, kind=CodeMapping.Kind.BREED, external_code=code).first()
+        if mapping:
+            return mapping.breed
+        return Breed.objects.filter(scheme="SCT", code=code).first() if system in ("SCT", "SRT") else None
+
+    return _coded_lookup(CodeMapping.Kind.BREED, system, code, lookup)

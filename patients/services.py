@@ -44,12 +44,26 @@ def _save(*, actor, instance, values):
     if not creating and not changes:
         return {}
     instance.updated = now()
-    instance.full_clean(exclude=["patient_id"])
+    instance.full_clean(exclude=["patient_id", *([] if creating else _unchanged(instance, changes))])
     instance.save()
     if creating:
         changes = {k: v for k, v in changes.items() if v[1] not in (None, "")}
     audit_record(actor=actor, instance=instance, action="create" if creating else "update", changes=changes)
     return changes
+
+
+def _unchanged(instance, changes):
+    """Fields an update need not validate again: those it leaves as they were, unless a
+    constraint on a changed field needs them. They were valid when stored, and checking them
+    costs a query for each related row and each conditional constraint."""
+    checked = set(changes)
+    for constraint in instance._meta.constraints:
+        names = set(getattr(constraint, "fields", ()))
+        if getattr(constraint, "condition", None) is not None:
+            names |= constraint.condition.referenced_base_fields
+        if names & checked:
+            checked |= names
+    return [f.name for f in instance._meta.fields if f.name not in checked]
 
 
 def _external_add(*, actor, instance, model, external):
@@ -137,10 +151,12 @@ def patient_upsert(
     # The search words (and the worklist name key) change with the name, the ids and the
     # owners; an update of anything else, say the weight or the birth date, leaves them be.
     refresh = creating or added or bool(changed.keys() & PATIENT_FIELDS_SEARCHED)
+    # The two steps below run in this service's transaction, without a savepoint each: if one
+    # fails, the whole upsert is undone anyway.
     if owner is not None:
-        ownership_set(actor=actor, patient=patient, owner=owner, role=owner_role, refresh=not refresh)
+        _ownership_set(actor=actor, patient=patient, owner=owner, role=owner_role, refresh=not refresh)
     if weight_kg is not None:
-        weight_record(actor=actor, patient=patient, kg=weight_kg, measured_on=weight_on)
+        _weight_record(actor=actor, patient=patient, kg=weight_kg, measured_on=weight_on)
     if refresh:
         search_terms_refresh(patients=[patient])
     if changed or added:
@@ -153,6 +169,10 @@ def patient_upsert(
 def ownership_set(*, actor, patient, owner, role=Ownership.Role.OWNER, primary=None, refresh=True):
     """Link an owner to an animal. The first owner becomes primary unless ``primary=False``.
     With ``refresh``, the animal's search words are rewritten if the link changed."""
+    return _ownership_set(actor=actor, patient=patient, owner=owner, role=role, primary=primary, refresh=refresh)
+
+
+def _ownership_set(*, actor, patient, owner, role, primary=None, refresh):
     ownerships = list(Ownership.objects.filter(patient=patient))
     has_primary = any(o.is_primary and o.owner_id != owner.pk for o in ownerships)
     ownership = next((o for o in ownerships if o.owner_id == owner.pk), None)
@@ -192,12 +212,19 @@ def ownership_remove(*, actor, patient, owner):
 @transaction.atomic
 def weight_record(*, actor, patient, kg, measured_on=None):
     """Record a weight; the same weight on the same day again records nothing."""
+    return _weight_record(actor=actor, patient=patient, kg=kg, measured_on=measured_on)
+
+
+def _weight_record(*, actor, patient, kg, measured_on):
     kg = Decimal(str(kg)).quantize(Decimal("0.001"))
     if kg <= 0:
         raise ValidationError({"kg": "A weight must be more than 0 kg."})
     measured_on = measured_on or date.today()
-    record, created = WeightRecord.objects.get_or_create(patient=patient, kg=kg, measured_on=measured_on)
-    if created:
+    # Looked up, then created: get_or_create would wrap the insert in a savepoint, which buys
+    # nothing here (no constraint makes a weight unique, so there is no conflict to survive).
+    record = WeightRecord.objects.filter(patient=patient, kg=kg, measured_on=measured_on).first()
+    if record is None:
+        record = WeightRecord.objects.create(patient=patient, kg=kg, measured_on=measured_on)
         audit_record(
             actor=actor, instance=patient, action="weight_record", changes={"weight_kg": [None, f"{kg} on {measured_on}"]}
         )

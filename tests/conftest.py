@@ -50,6 +50,15 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def coded_forgotten():
+    """Each test starts with no species or breed codes remembered (patients/selectors.py): the
+    rollback after a test takes back the crosswalk rows it made, but not what was remembered."""
+    from patients.selectors import coded_forget
+
+    coded_forget()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def celery_test_queue():
     """A queue of this test run's own, so a worker left running by `make run` on the same

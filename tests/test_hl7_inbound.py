@@ -1,9 +1,13 @@
 """Inbound HL7 handlers through message_receive (no socket): the fields PMS send, mapped."""
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from integrations.hl7.inbound import message_receive
+from integrations.models import HL7Message
 from patients.models import CodeMapping, Owner, Patient, Visit
 from tests import hl7_samples as samples
+from vetclinic.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -80,8 +84,53 @@ def test_the_ack_answers_in_the_senders_version_with_both_err_forms():
     assert ack["ERR"][3] == "101^Required field missing^HL70357"  # ERR-3 (2.5 on)
 
 
-def test_a_visit_number_of_another_animal_is_refused():
+def test_a_visit_number_of_another_animal_is_refused_and_what_the_message_had_changed_is_undone():
     assert receive(samples.adt("A04", "W1", visit="V-1"))["MSA"][1] == "AA"
+    audited = AuditEntry.objects.count()
+    # PV1-19 is checked after the owner and the animal were written: both are undone.
     ack = receive(samples.adt("A04", "W2", visit="V-1", pms_id="PMS-2", account="ACC-2", name="Ng^Tiddles"))
     assert ack["MSA"][1] == "AE" and ack["ERR"][2] == "PV1^1^19" and "another animal" in ack["MSA"][3]
-    assert Patient.objects.count() == 1
+    assert (Patient.objects.count(), Owner.objects.count(), AuditEntry.objects.count()) == (1, 1, audited)
+    logged = HL7Message.objects.get(control_id="W2")
+    assert (logged.status, logged.ack_code, logged.ack) == ("error", "AE", message_receive(samples.adt("A04", "W2").encode(), "x").decode())
+
+
+def writes(queries):
+    return [q["sql"].split(" ")[0] + " " + q["sql"].split('"')[1] for q in queries if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))]
+
+
+def test_an_a08_that_changes_nothing_writes_nothing_but_its_log_row(django_capture_on_commit_callbacks):
+    assert receive(samples.adt("A04", "N1"))["MSA"][1] == "AA"
+    audited = AuditEntry.objects.count()
+    with django_capture_on_commit_callbacks() as published, CaptureQueriesContext(connection) as queries:
+        assert receive(samples.adt("A08", "N2"))["MSA"][1] == "AA"
+    assert writes(queries.captured_queries) == ["INSERT integrations_hl7message"]
+    assert AuditEntry.objects.count() == audited and published == []
+
+
+@pytest.mark.parametrize(
+    "change, most",
+    [
+        ({}, 11),  # nothing: the log row, the animal, its owner, their link, the weight
+        ({"name": "Hartley^Biscuit II"}, 21),  # and the animal, its audit and its search words
+    ],
+)
+def test_an_a08_asks_the_database_a_bounded_number_of_questions(change, most):
+    assert receive(samples.adt("A04", "Q1"))["MSA"][1] == "AA"
+    with CaptureQueriesContext(connection) as queries:
+        assert receive(samples.adt("A08", "Q2", **change))["MSA"][1] == "AA"
+    # Counted inside the test's transaction: the message's own is a savepoint here (2 statements).
+    assert len(queries) <= most, "\n".join(q["sql"][:120] for q in queries.captured_queries)
+
+
+def test_a_crosswalk_change_is_seen_by_the_next_message(dog, cat):
+    mapping = CodeMapping.objects.create(system="L", kind="species", external_code="K9", species=dog)
+    assert receive(samples.adt("A04", "C1", species="K9^Dog^L", breed=""))["MSA"][1] == "AA"
+    assert Patient.objects.get().species == dog
+    mapping.species = cat
+    mapping.save()
+    assert receive(samples.adt("A08", "C2", species="K9^Dog^L", breed=""))["MSA"][1] == "AA"
+    assert Patient.objects.get().species == cat
+    mapping.delete()
+    ack = receive(samples.adt("A08", "C3", species="K9^Dog^L", breed=""))
+    assert ack["MSA"][1] == "AE" and "Unknown species code K9" in ack["MSA"][3]

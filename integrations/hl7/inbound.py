@@ -70,16 +70,11 @@ def message_receive(data: bytes, peer: str, *, oversize=0) -> bytes:
     except HL7Error as error:
         log.warning("HL7 from %s without MSH: %r", peer, text[:60])
         return ack_build(header_read("MSH|^~\\&|||||||ACK||P|2.5.1"), code="AR", error=error).encode()
-    # The log row is written as processed with its AA, and changed in the same transaction if
-    # the handler refuses the message: one write when all goes well, and no moment at which
-    # the log says AA for a change that is not committed.
-    ack = ack_build(header, code="AA")
-    message = HL7Message(
-        direction=HL7Message.Direction.IN, status=Status.PROCESSED, ack_code="AA", ack=ack, peer=peer[:255],
-        sending_application=header.sending_application[:180], sending_facility=header.sending_facility[:180],
-        control_id=header.control_id[:199], message_type=header.message_type[:32], version=header.version[:16],
-        raw=text if not oversize else text + f"\n[... {oversize} bytes in all; the rest was not kept]",
-    )  # fmt: skip
+    # The log row is written as processed with its AA, in the transaction of the change: one
+    # write when all goes well, and no moment at which the log says AA for a change that is not
+    # committed. A refusal undoes the whole transaction; the message is then logged as refused.
+    message = _log_row(header, peer, text, oversize)
+    message.status, message.ack_code, message.ack = Status.PROCESSED, "AA", ack_build(header, code="AA")
     try:
         with transaction.atomic():
             # The log row first: a second copy of the message (same sender, same control id)
@@ -87,14 +82,20 @@ def message_receive(data: bytes, peer: str, *, oversize=0) -> bytes:
             message.save()
             error = _process(text, header, peer, oversize)
             if error is not None:
-                ack = _refused(message, header, error)
+                transaction.set_rollback(True)
     except IntegrityError:
-        # Seen before (resent, or sent on another connection at the same moment): answer as
-        # the first was answered.
-        return _already(header) or ack_build(header, code="AR", error=HL7Error("Duplicate message", code=205)).encode()
-    if error is not None:
-        log.warning("HL7 %s %s from %s: %s %s", header.message_type, header.control_id, peer, message.ack_code, error.args[0])
-    return ack.encode()
+        return _seen_before(header)
+    if error is None:
+        return message.ack.encode()
+    message = _log_row(header, peer, text, oversize)
+    _refusal_set(message, header, error)
+    log.warning("HL7 %s %s from %s: %s %s", header.message_type, header.control_id, peer, message.ack_code, error.args[0])
+    try:
+        with transaction.atomic():  # a savepoint when the caller has a transaction open
+            message.save()
+    except IntegrityError:  # another copy was answered in the meantime: its answer stands
+        return _seen_before(header)
+    return message.ack.encode()
 
 
 def message_replay(*, message):
@@ -103,59 +104,71 @@ def message_replay(*, message):
     header = header_read(message.raw)
     with transaction.atomic():
         error = _process(message.raw, header, message.peer, 0)
-        if error is not None:
-            return _refused(message, header, error)
-        ack = ack_build(header, code="AA")
-        HL7Message.objects.filter(pk=message.pk).update(
-            status=Status.PROCESSED, ack_code="AA", ack=ack, error="", updated=now()
-        )  # fmt: skip
-    return ack
+        if error is None:
+            message.status, message.ack_code, message.ack, message.error = Status.PROCESSED, "AA", ack_build(header, code="AA"), ""
+            return _outcome_save(message)
+        transaction.set_rollback(True)
+    _refusal_set(message, header, error)
+    return _outcome_save(message)
 
 
-def _refused(message, header, error):
-    """Log the refusal of ``message`` (AE, or AR for what we do not accept at all); its ACK."""
-    message.ack_code = "AR" if error.reject else "AE"
-    ack = ack_build(header, code=message.ack_code, error=error)
-    HL7Message.objects.filter(pk=message.pk).update(
-        status=Status.REJECTED if error.reject else Status.ERROR, ack_code=message.ack_code, ack=ack,
-        error=str(error.args[0])[:2000], updated=now(),
-    )  # fmt: skip
-    return ack
-
-
-def _already(header):
-    """The first ACK to a message seen before (same sender, same control id), or None."""
-    if not header.control_id:
-        return None
-    earlier = HL7Message.objects.filter(
-        direction=HL7Message.Direction.IN, sending_application=header.sending_application[:180],
+def _log_row(header, peer, text, oversize):
+    """The unsaved log row of an inbound message, without its outcome."""
+    return HL7Message(
+        direction=HL7Message.Direction.IN, peer=peer[:255], sending_application=header.sending_application[:180],
         sending_facility=header.sending_facility[:180], control_id=header.control_id[:199],
-    ).exclude(ack="").first()  # fmt: skip
+        message_type=header.message_type[:32], version=header.version[:16],
+        raw=text if not oversize else text + f"\n[... {oversize} bytes in all; the rest was not kept]",
+    )  # fmt: skip
+
+
+def _refusal_set(message, header, error):
+    """``message`` refused: AE, or AR for what we do not accept at all, with its ACK."""
+    message.status = Status.REJECTED if error.reject else Status.ERROR
+    message.ack_code = "AR" if error.reject else "AE"
+    message.ack = ack_build(header, code=message.ack_code, error=error)
+    message.error = str(error.args[0])[:2000]
+
+
+def _outcome_save(message):
+    message.updated = now()
+    message.save(update_fields=["status", "ack_code", "ack", "error", "updated"])
+    return message.ack
+
+
+def _seen_before(header):
+    """The first ACK to a message seen before (same sender, same control id: resent, or sent on
+    another connection at the same moment), counted as a repeat."""
+    earlier = None
+    if header.control_id:
+        earlier = HL7Message.objects.filter(
+            direction=HL7Message.Direction.IN, sending_application=header.sending_application[:180],
+            sending_facility=header.sending_facility[:180], control_id=header.control_id[:199],
+        ).exclude(ack="").first()  # fmt: skip
     if earlier is None:
-        return None
+        return ack_build(header, code="AR", error=HL7Error("Duplicate message", code=205)).encode()
     HL7Message.objects.filter(pk=earlier.pk).update(repeats=earlier.repeats + 1, updated=now())
     return earlier.ack.encode()
 
 
 def _process(text, header, peer, oversize):
-    """Run the handler inside a savepoint: None when it succeeded (the caller's transaction
-    commits it), else the HL7Error, its changes rolled back."""
+    """Run the handler: None when it succeeded, else the HL7Error. It runs without a savepoint
+    of its own: on an error the caller rolls back the whole transaction."""
     try:
-        with transaction.atomic():
-            if not _allowed(header, peer):
-                raise HL7Error(f"Sender {header.sending_application} at {peer} is not allowed", code=207, reject=True)
-            if oversize:
-                raise HL7Error(f"The message is {oversize} bytes; the limit is {settings.HL7_MAX_MESSAGE_BYTES}", reject=True)
-            handler = HANDLERS.get(header.message_type)
-            if handler is None:
-                known = {t.split("^")[0] for t in HANDLERS}
-                kind = header.message_type.split(header.component)[0]
-                raise HL7Error(
-                    f"{header.message_type.replace(header.component, ' ') or 'A message without a type'} is not accepted",
-                    code=201 if kind in known else 200, segment="MSH", field=9, reject=True,
-                )  # fmt: skip
-            structure_check(text, header)
-            handler(Received(text, header, peer))
+        if not _allowed(header, peer):
+            raise HL7Error(f"Sender {header.sending_application} at {peer} is not allowed", code=207, reject=True)
+        if oversize:
+            raise HL7Error(f"The message is {oversize} bytes; the limit is {settings.HL7_MAX_MESSAGE_BYTES}", reject=True)
+        handler = HANDLERS.get(header.message_type)
+        if handler is None:
+            known = {t.split("^")[0] for t in HANDLERS}
+            kind = header.message_type.split(header.component)[0]
+            raise HL7Error(
+                f"{header.message_type.replace(header.component, ' ') or 'A message without a type'} is not accepted",
+                code=201 if kind in known else 200, segment="MSH", field=9, reject=True,
+            )  # fmt: skip
+        structure_check(text, header)
+        handler(Received(text, header, peer))
     except HL7Error as error:
         return error
     except ValidationError as error:
