@@ -1,7 +1,5 @@
 """Orders (write) and studies (read) over REST, over imaging/orders.py and the image index."""
-from django.conf import settings
-from django.db.models import Count, Prefetch, Q
-from django.urls import reverse
+from django.db.models import Prefetch, Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -12,6 +10,7 @@ from imaging import orders as order_services
 from imaging.models import ImagingOrder, Modality, Procedure, Study
 from integrations.api.auth import actor_for
 from integrations.api.pagination import prefetched
+from integrations.api.rows import studies_json, study_rows
 from integrations.api.sync import etag, idempotent, if_match_check, updated_since
 from patients.models import Patient, Visit
 from patients.services import visit_create
@@ -183,9 +182,9 @@ class StudySerializer(serializers.ModelSerializer):
     order = serializers.PrimaryKeyRelatedField(read_only=True)
     series_count = serializers.IntegerField(read_only=True)
     instance_count = serializers.IntegerField(read_only=True)
-    modalities = serializers.SerializerMethodField()
-    viewer_url = serializers.SerializerMethodField()
-    thumbnail_url = serializers.SerializerMethodField()
+    modalities = serializers.ListField(child=serializers.CharField(), read_only=True)
+    viewer_url = serializers.CharField(read_only=True)
+    thumbnail_url = serializers.CharField(read_only=True, allow_null=True)
 
     class Meta:
         model = Study
@@ -193,15 +192,9 @@ class StudySerializer(serializers.ModelSerializer):
                   "description", "referring_physician", "modalities", "series_count", "instance_count", "received_at",
                   "viewer_url", "thumbnail_url", "updated"]  # fmt: skip
 
-    def get_modalities(self, study) -> list[str]:
-        return sorted({s.modality for s in prefetched(study, "series_rows", "series") if s.modality})
-
-    def get_viewer_url(self, study) -> str:
-        return settings.SITE_URL + reverse("study_detail", args=[study.pk])
-
-    def get_thumbnail_url(self, study) -> str | None:
-        series = next((s for s in prefetched(study, "series_rows", "series") if s.thumbnail_key), None)
-        return settings.SITE_URL + reverse("series_thumbnail", args=[series.pk]) if series else None
+    def to_representation(self, study):
+        # The one way a study is shown (rows.py), as in the list.
+        return studies_json(study_rows(Study.objects.filter(pk=study.pk)))[0]
 
 
 STUDY_FILTERS = [
@@ -211,19 +204,13 @@ STUDY_FILTERS = [
 ]  # fmt: skip
 
 
-def studies_queryset():
-    return Study.objects.annotate(
-        series_count=Count("series", distinct=True), instance_count=Count("series__instances")
-    ).prefetch_related(Prefetch("series", to_attr="series_rows"))  # a list per study (see prefetched)
-
-
 @extend_schema_view(get=extend_schema(parameters=STUDY_FILTERS))
 class StudyList(ListAPIView):
     resource = "studies"
     serializer_class = StudySerializer
 
     def get_queryset(self):
-        found = studies_queryset()
+        found = Study.objects.all()
         params = self.request.query_params
         if params.get("patient"):
             found = found.filter(patient_id=_int(params["patient"], "patient"))
@@ -238,13 +225,18 @@ class StudyList(ListAPIView):
             found = found.filter(Q(series__modality=params["modality"].upper())).distinct()
         return updated_since(found, self.request)
 
+    def list(self, request):
+        # The page as plain rows, not serializers (rows.py); StudySerializer still describes it.
+        page = self.paginate_queryset(study_rows(self.get_queryset()))
+        return self.get_paginated_response(studies_json(page))
+
 
 class StudyDetail(GenericAPIView):
     resource = "studies"
     serializer_class = StudySerializer
 
     def get(self, request, pk):
-        study = studies_queryset().filter(pk=pk).first()
+        study = Study.objects.filter(pk=pk).first()
         if study is None:
             raise NotFound("No such study.")
         return Response(self.get_serializer(study).data)

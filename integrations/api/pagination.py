@@ -1,7 +1,6 @@
 """Cursor pagination: stable under inserts, so a PMS can pull everything and then only what
 changed (``?updated_since=``) without missing or repeating a record. And what keeps a page's
 cost flat: its rows' related records, prefetched into plain lists."""
-from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 
 
@@ -18,10 +17,3 @@ def prefetched(instance, rows, relation):
     found = getattr(instance, rows, None)
     return found if found is not None else list(getattr(instance, relation).all())
 
-
-class PrefetchedList(serializers.ListSerializer):
-    """A nested list read from the prefetched list ``<source>_rows`` when the query made one."""
-
-    def get_attribute(self, instance):
-        found = getattr(instance, f"{self.source}_rows", None)
-        return found if found is not None else super().get_attribute(instance)

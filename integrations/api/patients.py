@@ -4,9 +4,7 @@ A client upserts by its own ids (``PUT /api/v1/patients/external/{id}``: the id 
 client's namespace ``api:<client name>``); species and breeds come as our codes or the client's
 own codes through the crosswalk.
 """
-from decimal import Decimal
-
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -14,9 +12,10 @@ from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from integrations.api.auth import ClientUser, actor_for
-from integrations.api.pagination import PrefetchedList, prefetched
+from integrations.api.pagination import prefetched
+from integrations.api.rows import patient_rows, patients_json
 from integrations.api.sync import etag, idempotent, if_match_check, updated_since
-from patients.models import Owner, Ownership, Patient, WeightRecord
+from patients.models import Owner, Ownership, Patient
 from patients.selectors import coded_breed, coded_species, patient_search
 from patients.services import owner_upsert, ownership_set, patient_upsert
 
@@ -61,12 +60,6 @@ class OwnershipSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Ownership.Role.choices, default=Ownership.Role.OWNER)
     primary = serializers.BooleanField(required=False, source="is_primary")
 
-    class Meta:
-        list_serializer_class = PrefetchedList
-
-
-KG = Decimal("0.001")  # WeightRecord.kg's places
-
 
 class PatientSerializer(serializers.ModelSerializer):
     species = CodeField(write_only=True)
@@ -82,18 +75,8 @@ class PatientSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "patient_id", "updated"]
 
     def to_representation(self, patient):
-        data = super().to_representation(patient)
-        data["species"] = {"code": patient.species.code, "system": patient.species.scheme, "name": patient.species.name}
-        data["breed"] = (
-            {"code": patient.breed.code, "system": patient.breed.scheme, "name": patient.breed.name} if patient.breed_id else None
-        )
-        # The list query reads the current weight with the row; other callers ask the record.
-        weight = patient.current_weight_kg if hasattr(patient, "current_weight_kg") else patient.current_weight
-        # (SQLite hands an annotated decimal back unscaled: 31.4000000000000.)
-        data["weight_kg"] = str(Decimal(weight).quantize(KG)) if weight is not None else None
-        ids = prefetched(patient, "external_ids_rows", "external_ids")
-        data["external_ids"] = [{"system": e.system, "value": e.value} for e in ids]
-        return data
+        # The one way an animal is shown (rows.py), as in the lists.
+        return patients_json(patient_rows(Patient.objects.filter(pk=patient.pk)))[0]
 
     def validate_species(self, value):
         species = coded_species(system=value["system"], code=value["code"])
@@ -111,19 +94,8 @@ class PatientSerializer(serializers.ModelSerializer):
 
 
 def patients_queryset():
-    """Living animals with what the serializer shows: species and breed joined, the current
-    weight (Patient.current_weight's rule) read in the same query, and the external ids and
-    owners prefetched into lists: three queries for a page of any size."""
-    newest = WeightRecord.objects.filter(patient=OuterRef("pk")).order_by("-measured_on", "-id")
-    return (
-        Patient.objects.filter(merged_into__isnull=True)
-        .select_related("species", "breed")
-        .annotate(current_weight_kg=Subquery(newest.values("kg")[:1]))
-        .prefetch_related(
-            Prefetch("external_ids", to_attr="external_ids_rows"),
-            Prefetch("ownerships", queryset=Ownership.objects.select_related("owner"), to_attr="ownerships_rows"),
-        )
-    )
+    """Living animals (a merged record lives on as an alias of the one it was merged into)."""
+    return Patient.objects.filter(merged_into__isnull=True)
 
 
 def _patient_save(request, serializer, *, patient=None, external=None):
@@ -161,6 +133,11 @@ class PatientList(ListAPIView):
             # client could never page past the 500th.)
             patients = patients & patient_search(query=query, limit=None)
         return updated_since(patients, self.request)
+
+    def list(self, request):
+        # The page as plain rows, not serializers (rows.py); PatientSerializer still describes it.
+        page = self.paginate_queryset(patient_rows(self.get_queryset()))
+        return self.get_paginated_response(patients_json(page))
 
     @extend_schema(responses={201: PatientSerializer})
     @idempotent
