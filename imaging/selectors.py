@@ -2,9 +2,10 @@
 import socket
 
 from django.conf import settings
-from django.db.models import Count, Prefetch
+from django.db.models import Count, FilteredRelation, OuterRef, Prefetch, Q, Subquery
 
 from imaging.models import ImagingOrder, Modality, Series, Study
+from patients.models import WeightRecord
 
 
 def association_allowed(*, calling_ae, host):
@@ -53,8 +54,14 @@ def worklist_items(*, identifier):
     orders = ImagingOrder.objects.filter(condition)
     if not status_asked:
         orders = orders.filter(status__in=ImagingOrder.WORKLIST_STATUSES)
+    # The animal's primary owner and last weight come in the same row (datasets.worklist_elements
+    # reads them): one query per C-FIND, however many orders match.
+    last_weight = WeightRecord.objects.filter(patient=OuterRef("patient_id")).order_by("-measured_on", "-id")
     return (
-        orders.select_related("patient__species", "patient__breed", "procedure", "station")
-        .prefetch_related("patient__ownerships__owner", "patient__weights")
+        orders.annotate(
+            primary_ownership=FilteredRelation("patient__ownerships", condition=Q(patient__ownerships__is_primary=True)),
+            last_weight=Subquery(last_weight.values("kg")[:1]),
+        )
+        .select_related("patient__species", "patient__breed", "procedure", "station", "primary_ownership__owner")
         .order_by("scheduled_start", "id")
     )

@@ -176,10 +176,11 @@ def _code_item(value, scheme, meaning):
     return item
 
 
-def patient_elements(patient: Patient, *, weight=True) -> Elements:
-    """The animal's patient attributes (``weight``: its last recorded weight, if any)."""
+def patient_elements(patient: Patient, *, owner, weight) -> Elements:
+    """The animal's patient attributes, with its primary owner and a weight (or None)."""
     ds = Elements()
-    ds.put("PatientName", patient_name(patient))
+    # Patient.dicom_name's rule, for an owner the caller has read already.
+    ds.put("PatientName", f"{owner.dicom_family_name if owner else ''}^{patient.name}")
     ds.put("PatientID", patient.patient_id)
     ds.put("PatientBirthDate", patient.birth_date.strftime("%Y%m%d") if patient.birth_date else "")
     ds.put("PatientSex", patient.sex)
@@ -194,7 +195,6 @@ def patient_elements(patient: Patient, *, weight=True) -> Elements:
         ds.put("PatientBreedCodeSequence", [])
     ds.put("BreedRegistrationSequence", [])
     ds.put("PatientSexNeutered", patient.neutered)
-    owner = patient.primary_owner
     person = ""
     if owner and owner.kind == owner.Kind.ORGANISATION:
         ds.put("ResponsibleOrganization", owner.organisation_name[:64])
@@ -204,9 +204,8 @@ def patient_elements(patient: Patient, *, weight=True) -> Elements:
     ds.put("ResponsiblePerson", person)
     if person:
         ds.put("ResponsiblePersonRole", "OWNER")  # 1C when Responsible Person has a value
-    last = patient.current_weight if weight else None
-    if last is not None:
-        ds.put("PatientWeight", format(last.normalize(), "f")[:16])
+    if weight is not None:
+        ds.put("PatientWeight", format(weight.normalize(), "f")[:16])
     if patient.microchip:
         chip = Elements()
         chip.put("PatientID", patient.microchip)
@@ -217,7 +216,7 @@ def patient_elements(patient: Patient, *, weight=True) -> Elements:
 
 def patient_attributes(patient: Patient) -> Dataset:
     """The animal's patient attributes as a data set, ready to merge into another."""
-    return patient_elements(patient).dataset()
+    return patient_elements(patient, owner=patient.primary_owner, weight=patient.current_weight).dataset()
 
 
 def patient_attributes_apply(ds, patient, *, study_instance_uid=None):
@@ -256,12 +255,17 @@ def worklist_elements(order) -> Elements:
     key, and the animal's veterinary attributes. ``worklist_answer`` picks what a query asked."""
     patient, procedure, station = order.patient, order.procedure, order.station
     start, end = localtime(order.scheduled_start), localtime(order.scheduled_end)
+    if hasattr(order, "last_weight"):  # read with the order (selectors.worklist_items)
+        ownership = getattr(order, "primary_ownership", None)  # Django sets none when nothing joined
+        owner = ownership.owner if ownership else None
+        last_weight = order.last_weight
+    else:
+        owner, last_weight = patient.primary_owner, patient.current_weight if order.weight_kg is None else None
     # The weight on the day, where the desk recorded one; else the animal's last.
-    ds = patient_elements(patient, weight=order.weight_kg is None)
+    weight = order.weight_kg if order.weight_kg is not None else last_weight
+    ds = patient_elements(patient, owner=owner, weight=weight)
     ds.put("IssuerOfPatientID", settings.CLINIC_NAME[:64])
-    if order.weight_kg is not None:
-        ds.put("PatientWeight", format(order.weight_kg.normalize(), "f")[:16])
-    elif _tag_vr("PatientWeight")[0] not in ds:
+    if weight is None:
         ds.put("PatientWeight", None)
     for keyword in ("MedicalAlerts", "Allergies", "PregnancyStatus", "SpecialNeeds", "PatientState",
                     "ConfidentialityConstraintOnPatientDataDescription", "CurrentPatientLocation",
