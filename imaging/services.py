@@ -314,7 +314,9 @@ def _series_for(items):
     for item in items:
         first.setdefault(item.summary["series_instance_uid"], item)
     series_by_uid = {series.series_instance_uid: series for series in Series.objects.filter(series_instance_uid__in=first)}
-    missing = [item for uid, item in first.items() if uid not in series_by_uid]
+    # In UID order, as every worker does: two making the same series wait for each other
+    # instead of deadlocking.
+    missing = [item for uid, item in sorted(first.items()) if uid not in series_by_uid]
     if not missing:
         return series_by_uid, []
     studies_by_uid, studies_created = _studies_for(missing)
@@ -349,7 +351,7 @@ def _studies_for(items):
         first.setdefault(item.summary["study_instance_uid"], item)
     studies_by_uid = {study.study_instance_uid: study for study in Study.objects.filter(study_instance_uid__in=first)}
     created = []
-    for uid, item in first.items():
+    for uid, item in sorted(first.items()):  # in UID order, as for series
         if uid in studies_by_uid:
             continue
         # get_or_create: another worker may have made it since the query above.
