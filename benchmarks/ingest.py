@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -780,10 +781,11 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
         wait_for(lambda: port_open(port), timeout=30, what="the in-process listener")
         quiet()
         # A: the listener alone: indexing messages kept in a list, so no worker competes for the CPUs.
-        captured = []
-        services.instances_queue = captured.extend
+        captured = []  # the batches as the listener queued them, one task each
+        services.instances_queue = captured.append
         send("A. listener in-process alone (queue captured, worker idle), 1 association, nodelay sender", sample=True)
-        # B: indexing those same objects serially, here, under cProfile, counting queries.
+        # B: indexing those same batches one after the other, here, as the task does, under
+        # cProfile, counting queries.
         kinds = {}
 
         def count(execute, sql, params, many, context):
@@ -795,18 +797,19 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
         with connections["default"].execute_wrapper(count):
             t0 = time.perf_counter()
             profile.enable()
-            for message in captured:
-                services.instance_index(**message)
+            for messages in captured:
+                services.instances_index(messages=messages)
             profile.disable()
             spent = time.perf_counter() - t0
-        n = max(len(captured), 1)
-        out.append(f"  B. indexing the same objects serially in-process: {len(captured)} instance_index calls in {spent:.2f} s ="
-                   f" {1000 * spent / n:.2f} ms each ({len(captured) / spent:.0f}/s on one core);"
-                   f" {sum(kinds.values()) / n:.1f} SQL statements + 1 COMMIT each ({', '.join(f'{k} {v / n:.2f}' for k, v in sorted(kinds.items()))})")  # fmt: skip
+        n = max(sum(len(messages) for messages in captured), 1)
+        out.append(f"  B. indexing the same batches serially in-process: {n} instances in {len(captured)} instances_index calls"
+                   f" in {spent:.2f} s = {1000 * spent / n:.2f} ms an instance ({n / spent:.0f}/s on one core);"
+                   f" {sum(kinds.values()) / n:.2f} SQL statements an instance, {sum(kinds.values()) / max(len(captured), 1):.1f} a batch"
+                   f" ({', '.join(f'{k} {v / n:.2f}' for k, v in sorted(kinds.items()))} an instance)")  # fmt: skip
         stream = _io.StringIO()
         stats = pstats.Stats(profile, stream=stream)
-        stats.sort_stats("cumulative").print_stats(r"work/main/(imaging|vetclinic|patients)", 8)
-        body = [line for line in stream.getvalue().splitlines() if "work/main" in line and "site-packages" not in line]
+        stats.sort_stats("cumulative").print_stats(re.escape(str(ROOT)) + "/(imaging|vetclinic|patients)", 8)
+        body = [line for line in stream.getvalue().splitlines() if str(ROOT) in line and "site-packages" not in line]
         out.append("    cProfile, our functions by cumulative time (ncalls tottime percall cumtime percall):")
         out.extend("    " + line.strip().replace(str(ROOT) + "/", "")[:140] for line in body[:8])
         psycopg_wait = sum(v[3] for k, v in stats.stats.items() if "psycopg" in k[0] and k[2] in ("wait", "_execute_send", "_exec_command"))
@@ -818,8 +821,8 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
         if large_files:
             captured.clear()
             subprocess.run(storescu_args(port, large_files[:2]), env=sender_env, capture_output=True, text=True, timeout=timeout)
-            for message in captured:
-                services.instance_index(**message)
+            for messages in captured:
+                services.instances_index(messages=messages)
         cost = {}
         for series in Series.objects.all():
             t0 = time.perf_counter()
