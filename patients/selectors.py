@@ -35,6 +35,13 @@ def patient_search(*, query, limit=25):
     )
 
 
+def patient_search_ids(*, query):
+    """What ``patient_search`` matches, as a subquery of patient ids (merged aliases among
+    them), for a caller that reads the rows its own way: the REST list filters by it."""
+    ids = _matching_ids(query, "patient_id")
+    return ids if ids is not None else Patient.objects.none().values("pk")
+
+
 def owner_search(*, query, limit=25):
     ids = _matching_ids(query, "owner_id")
     if ids is None:

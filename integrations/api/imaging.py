@@ -1,5 +1,5 @@
 """Orders (write) and studies (read) over REST, over imaging/orders.py and the image index."""
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -7,7 +7,7 @@ from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from imaging import orders as order_services
-from imaging.models import ImagingOrder, Modality, Procedure, Study
+from imaging.models import ImagingOrder, Modality, Procedure, Series, Study
 from integrations.api.auth import actor_for
 from integrations.api.pagination import prefetched
 from integrations.api.rows import studies_json, study_rows
@@ -208,9 +208,11 @@ STUDY_FILTERS = [
 class StudyList(ListAPIView):
     resource = "studies"
     serializer_class = StudySerializer
+    # The page's rows (rows.py), built once: DRF copies a view's queryset for each request.
+    queryset = study_rows(Study.objects.all())
 
     def get_queryset(self):
-        found = Study.objects.all()
+        found = super().get_queryset()
         params = self.request.query_params
         if params.get("patient"):
             found = found.filter(patient_id=_int(params["patient"], "patient"))
@@ -222,13 +224,12 @@ class StudyList(ListAPIView):
         if day:
             found = found.filter(study_date=day)
         if params.get("modality"):
-            found = found.filter(Q(series__modality=params["modality"].upper())).distinct()
+            found = found.filter(pk__in=Series.objects.filter(modality=params["modality"].upper()).values("study"))
         return updated_since(found, self.request)
 
     def list(self, request):
-        # The page as plain rows, not serializers (rows.py); StudySerializer still describes it.
-        page = self.paginate_queryset(study_rows(self.get_queryset()))
-        return self.get_paginated_response(studies_json(page))
+        # The page as plain rows, not serializers; StudySerializer still describes it.
+        return self.get_paginated_response(studies_json(self.paginate_queryset(self.get_queryset())))
 
 
 class StudyDetail(GenericAPIView):

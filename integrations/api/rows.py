@@ -1,26 +1,45 @@
 """Animals and studies as the API shows them, read as plain rows.
 
-A page is one statement for its rows with the joined columns (species, breed, the current
-weight; a study's counts, modalities and thumbnail), plus one per related table (owners,
-external ids), and a dict per row built by a plain function. Model instances and a nested
-ModelSerializer per row cost more than the database did: most of a 100-row page's time.
+A page is one statement: its rows with the joined columns (species, breed, the current weight;
+a study's counts) and each row's related records (owners, external ids; series) as a JSON array
+read by a subquery; then a dict per row built by a plain function. Model instances and a nested
+ModelSerializer per row cost more than the database did, and every further statement costs
+more to build in the ORM and to send than its rows cost to read.
 
 These functions are the API's one way to show an animal or a study: the lists call them on a
 page, the serializers' ``to_representation`` on a single record. The serializers still declare
 the fields, which the OpenAPI schema is built from and input is validated against.
 """
-from collections import defaultdict
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Aggregate, Count, JSONField, OuterRef, Subquery
+from django.db.models.functions import JSONArray
 from django.urls import reverse
 from django.utils.timezone import localtime
 
-from imaging.models import Series
+from imaging.models import Instance, Series
 from patients.models import Ownership, PatientExternalId, WeightRecord
 
 KG = Decimal("0.001")  # WeightRecord.kg's places
+
+
+class JSONList(Aggregate):
+    """The values as one JSON array (PostgreSQL's jsonb_agg, SQLite's json_group_array), in no
+    promised order: the caller sorts."""
+
+    function = "JSONB_AGG"
+    output_field = JSONField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, function="JSON_GROUP_ARRAY", **extra_context)
+
+
+def related_json(model, link, *columns):
+    """A subquery for ``model``'s rows that point at the outer row through ``link``: one JSON
+    array of ``[column, ...]`` arrays (NULL when there are none)."""
+    rows = model.objects.filter(**{link: OuterRef("pk")}).order_by().values(link)
+    return Subquery(rows.annotate(found=JSONList(JSONArray(*columns))).values("found"))
 
 
 def iso_datetime(value):
@@ -41,34 +60,32 @@ def iso(value):
 PATIENT_COLUMNS = (
     "id", "patient_id", "name", "breed_text", "sex", "neutered", "birth_date", "birth_date_estimated", "colour",
     "microchip", "deceased", "deceased_on", "notes", "updated", "species__code", "species__scheme", "species__name",
-    "breed__code", "breed__scheme", "breed__name", "current_weight_kg",
+    "breed__code", "breed__scheme", "breed__name", "current_weight_kg", "owners_found", "external_ids_found",
 )  # fmt: skip
 
 
 def patient_rows(patients):
     """The animals of a queryset as dicts of PATIENT_COLUMNS: species and breed joined, the
-    current weight (Patient.current_weight's rule: the newest measurement) read with the row."""
+    current weight (Patient.current_weight's rule: the newest measurement), the owners and the
+    external ids read with the row."""
     newest = WeightRecord.objects.filter(patient=OuterRef("pk")).order_by("-measured_on", "-id")
-    return patients.annotate(current_weight_kg=Subquery(newest.values("kg")[:1])).values(*PATIENT_COLUMNS)
+    return patients.annotate(
+        current_weight_kg=Subquery(newest.values("kg")[:1]),
+        owners_found=related_json(Ownership, "patient", "is_primary", "id", "owner_id", "role"),
+        external_ids_found=related_json(PatientExternalId, "patient", "id", "system", "value"),
+    ).values(*PATIENT_COLUMNS)
 
 
 def patients_json(rows):
-    """The API's body for each row of ``patient_rows``, their owners and external ids read in
-    one statement each."""
-    ids = [row["id"] for row in rows]
-    owners, external_ids = defaultdict(list), defaultdict(list)
-    if ids:
-        links = Ownership.objects.filter(patient_id__in=ids).order_by("-is_primary", "id")
-        for patient_id, owner_id, role, primary in links.values_list("patient_id", "owner_id", "role", "is_primary"):
-            owners[patient_id].append({"owner": owner_id, "role": role, "primary": primary})
-        found = PatientExternalId.objects.filter(patient_id__in=ids).order_by("id")
-        for patient_id, system, value in found.values_list("patient_id", "system", "value"):
-            external_ids[patient_id].append({"system": system, "value": value})
-    return [patient_json(row, owners[row["id"]], external_ids[row["id"]]) for row in rows]
+    """The API's body for each row of ``patient_rows``."""
+    return [patient_json(row) for row in rows]
 
 
-def patient_json(row, owners, external_ids):
+def patient_json(row):
     weight = row["current_weight_kg"]
+    # Ownership's order (the primary owner first, then as linked) and the external ids' (as made).
+    owners = sorted(row["owners_found"] or [], key=lambda found: (not found[0], found[1]))
+    external_ids = sorted(row["external_ids_found"] or [])
     # The keys in the order PatientSerializer always wrote them (its read fields, then the
     # coded and computed ones), so the bytes stay the same for clients that diff them.
     return {
@@ -85,7 +102,7 @@ def patient_json(row, owners, external_ids):
         "deceased": row["deceased"],
         "deceased_on": iso(row["deceased_on"]),
         "notes": row["notes"],
-        "owners": owners,
+        "owners": [{"owner": owner, "role": role, "primary": bool(primary)} for primary, _, owner, role in owners],
         "updated": iso_datetime(row["updated"]),
         "species": {"code": row["species__code"], "system": row["species__scheme"], "name": row["species__name"]},
         "breed": (
@@ -95,7 +112,7 @@ def patient_json(row, owners, external_ids):
         ),
         # (SQLite hands the subquery's decimal back unscaled: 31.4000000000000.)
         "weight_kg": str(Decimal(weight).quantize(KG)) if weight is not None else None,
-        "external_ids": external_ids,
+        "external_ids": [{"system": system, "value": value} for _, system, value in external_ids],
     }
 
 
@@ -103,28 +120,24 @@ def patient_json(row, owners, external_ids):
 
 STUDY_COLUMNS = (
     "id", "study_instance_uid", "patient_id", "order_id", "link", "accession_number", "study_date", "study_time",
-    "description", "referring_physician", "series_count", "instance_count", "received_at", "updated",
+    "description", "referring_physician", "received_at", "updated", "instance_count", "series_found",
 )  # fmt: skip
 
 
 def study_rows(studies):
-    """The studies of a queryset as dicts of STUDY_COLUMNS, with their series and image counts."""
+    """The studies of a queryset as dicts of STUDY_COLUMNS: their image count and their series
+    (for the modalities and the thumbnail) read with the row."""
+    images = Instance.objects.filter(series__study=OuterRef("pk")).order_by().values("series__study")
     return studies.annotate(
-        series_count=Count("series", distinct=True), instance_count=Count("series__instances")
+        instance_count=Subquery(images.annotate(count=Count("id")).values("count")),
+        series_found=related_json(Series, "study", "series_number", "id", "modality", "thumbnail_key"),
     ).values(*STUDY_COLUMNS)
 
 
 def studies_json(rows):
-    """The API's body for each row of ``study_rows``; their series (for the modalities and the
-    thumbnail) read in one statement."""
-    series = defaultdict(list)
-    ids = [row["id"] for row in rows]
-    if ids:
-        found = Series.objects.filter(study_id__in=ids).order_by("series_number", "id")
-        for study_id, pk, modality, thumbnail_key in found.values_list("study_id", "id", "modality", "thumbnail_key"):
-            series[study_id].append((pk, modality, thumbnail_key))
+    """The API's body for each row of ``study_rows``."""
     viewer, thumbnail = link_around_id("study_detail"), link_around_id("series_thumbnail")
-    return [study_json(row, series[row["id"]], viewer, thumbnail) for row in rows]
+    return [study_json(row, viewer, thumbnail) for row in rows]
 
 
 def link_around_id(name):
@@ -134,10 +147,11 @@ def link_around_id(name):
     return settings.SITE_URL + before, after
 
 
-def study_json(row, series, viewer, thumbnail):
-    """``series``: (id, modality, thumbnail key) in series order; ``viewer`` and ``thumbnail``:
-    link_around_id's parts."""
-    shown = next((pk for pk, _, key in series if key), None)
+def study_json(row, viewer, thumbnail):
+    """``viewer`` and ``thumbnail``: link_around_id's parts."""
+    # Series' order: by number, unnumbered last (as PostgreSQL sorts NULLs), then as received.
+    series = sorted(row["series_found"] or [], key=lambda found: (found[0] is None, found[0] or 0, found[1]))
+    shown = next((pk for _, pk, _, key in series if key), None)
     return {
         "id": row["id"],
         "study_instance_uid": row["study_instance_uid"],
@@ -149,9 +163,9 @@ def study_json(row, series, viewer, thumbnail):
         "study_time": iso(row["study_time"]),
         "description": row["description"],
         "referring_physician": row["referring_physician"],
-        "modalities": sorted({modality for _, modality, _ in series if modality}),
-        "series_count": row["series_count"],
-        "instance_count": row["instance_count"],
+        "modalities": sorted({modality for _, _, modality, _ in series if modality}),
+        "series_count": len(series),
+        "instance_count": row["instance_count"] or 0,
         "received_at": iso_datetime(row["received_at"]),
         "viewer_url": f"{viewer[0]}{row['id']}{viewer[1]}",
         "thumbnail_url": f"{thumbnail[0]}{shown}{thumbnail[1]}" if shown is not None else None,
