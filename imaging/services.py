@@ -7,6 +7,7 @@ SOP Instance UIDs, and link each new study to its animal (imaging/linking.py).
 import io
 import logging
 import struct
+import threading
 import time
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -168,22 +169,28 @@ def instances_queue(messages):
 class IngestBatch:
     """An association's indexing messages, queued in groups: one task per ``size`` objects or
     ``age`` seconds (checked as objects arrive), and the rest when the association ends. A
-    task per object cost the worker more than indexing the object."""
+    task per object cost the worker more than indexing the object. Objects are added on the
+    association's DUL thread and the rest flushed on its own thread when it is released or
+    aborted (imaging/dicom/ae.py, handlers.py): a lock keeps a message from falling between."""
 
     def __init__(self, size=50, age=0.5):
         self.size, self.age = size, age
         self.messages = []
         self.started = 0.0
+        self.lock = threading.Lock()
 
     def add(self, message):
-        if not self.messages:
-            self.started = time.monotonic()
-        self.messages.append(message)
-        if len(self.messages) >= self.size or time.monotonic() - self.started >= self.age:
+        with self.lock:
+            if not self.messages:
+                self.started = time.monotonic()
+            self.messages.append(message)
+            full = len(self.messages) >= self.size or time.monotonic() - self.started >= self.age
+        if full:
             self.flush()
 
     def flush(self):
-        messages, self.messages = self.messages, []
+        with self.lock:
+            messages, self.messages = self.messages, []
         instances_queue(messages)
 
 

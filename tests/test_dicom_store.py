@@ -2,6 +2,7 @@
 import io
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pydicom
@@ -309,3 +310,35 @@ def test_a_worker_killed_mid_ingest_loses_nothing_and_doubles_nothing(
     assert len(list(storage_root.rglob("*.dcm"))) == count
     assert Instance.objects.values("sop_instance_uid").distinct().count() == count
     assert Study.objects.count() == 1
+
+
+def test_a_c_store_is_served_on_the_thread_that_read_it(settings, storage_root, monkeypatch):
+    """ae.FastDIMSE answers a C-STORE where its last fragment was decoded, with no hand-over to
+    the association's thread and back (two thread wake-ups an image). In-process, on port 0."""
+    from pynetdicom.dul import DULServiceProvider
+
+    from imaging.dicom import ae as node
+    from imaging.dicom.handlers import on_store
+
+    settings.DICOM_ALLOW_ANY_AE = True
+    threads = []
+
+    def recording(event):
+        threads.append(threading.current_thread())
+        return on_store(event)
+
+    monkeypatch.setattr(node, "HANDLERS", [(e, recording if h is on_store else h) for e, h in node.HANDLERS])
+    ae = node.ae_build(ae_title="VETPACS", max_pdu=131072)
+    server = node.server_start(ae, ("127.0.0.1", 0))
+    try:
+        assoc = associate(server.server_address[1], "STORESCU")
+        for _ in range(2):
+            ds = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
+            ds.SOPInstanceUID = generate_uid()
+            assert assoc.send_c_store(ds).Status == 0x0000
+        assoc.release()
+    finally:
+        server.shutdown()
+        ae.shutdown()
+    assert len(threads) == 2 and all(isinstance(thread, DULServiceProvider) for thread in threads)
+    assert len(list(storage_root.rglob("*.dcm"))) == 2
