@@ -5,6 +5,7 @@ import select
 import socket
 import struct
 import threading
+import time
 
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -47,6 +48,10 @@ QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 # How long a reactor thread waits when nothing wakes it, before it checks its timers (ARTIM,
 # idle timeout) and whether its partner thread is still alive.
 IDLE_WAIT = 0.02
+# Worklist answers queued for sending before the next one waits (WorklistFind._paced): more
+# than a modality's usual query matches, so that those never wait.
+QUEUED_PDUS = 32
+PACING_WAIT = 0.0005
 
 
 def ae_build(*, ae_title, max_pdu):
@@ -193,9 +198,10 @@ class EventDrivenAssociation(Association):
     def _serve_request(self, msg, context_id):
         """A worklist C-FIND goes to WorklistFind; everything else the way pynetdicom serves it."""
         context = self._accepted_cx.get(context_id)
-        if (type(msg) is not C_FIND or context is None or self._sent_release
-                or context.abstract_syntax != ModalityWorklistInformationFind):  # fmt: skip
-            return super()._serve_request(msg, context_id)
+        if (type(msg) is not C_FIND or context is None or self._sent_release or not msg.is_valid_request
+                or context.abstract_syntax != ModalityWorklistInformationFind
+                or msg.AffectedSOPClassUID != ModalityWorklistInformationFind):  # fmt: skip
+            return super()._serve_request(msg, context_id)  # which refuses, ignores or serves it
         self.dimse.cancel_req = {}  # a C-CANCEL for an earlier message does not cancel this one
         self._is_paused = True  # as pynetdicom does while a service runs
         try:
@@ -364,6 +370,7 @@ class WorklistFind(BasicWorklistManagementServiceClass):
                     if not isinstance(identifier, bytes):
                         identifier = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
                     self._respond(req, context, code, identifier=identifier)
+                    self._paced()
                     continue
                 self._respond(req, context, code, comment=comment)  # cancelled, failed, or done early
                 return
@@ -374,6 +381,15 @@ class WorklistFind(BasicWorklistManagementServiceClass):
             return
         if self.assoc.is_established:
             self._respond(req, context, 0x0000)
+
+    def _paced(self):
+        """Wait while more than QUEUED_PDUS wait for the DUL to send them. Answers are made
+        faster than they go out; unpaced, a large result would all be queued before a C-CANCEL
+        could stop it (PS3.4 K.4.1.3), and held in memory meanwhile. The DUL reads what the peer
+        sends before it sends (EventDrivenDUL._process_recv_primitive)."""
+        dul = self.assoc.dul
+        while dul.to_provider_queue.qsize() > QUEUED_PDUS and self.assoc.is_established and dul.is_alive():
+            time.sleep(PACING_WAIT)
 
     def _respond(self, req, context, status, *, identifier=None, comment=None):
         command = find_response_command(

@@ -39,7 +39,8 @@ class Elements(dict):
     reconciliation rewrite use, ``encode()`` the bytes a worklist answer carries."""
 
     def put(self, keyword, value):
-        self[_tag_vr(keyword)[0]] = (_tag_vr(keyword)[1], value)
+        tag, vr = _tag_vr(keyword)
+        self[tag] = (vr, value)
 
     def dataset(self):
         ds = Dataset()
