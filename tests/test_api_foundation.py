@@ -3,8 +3,10 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from integrations.api.clients import api_client_create, api_client_revoke
+from integrations.api import clients
+from integrations.api.clients import api_client_create, api_client_for_key, api_client_revoke
 from integrations.models import ApiClient
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +40,29 @@ def test_no_key_a_bad_key_and_a_revoked_key_get_401_in_the_one_error_shape(make_
     assert http.get("/api/v1/species").status_code == 200
     api_client_revoke(actor=actor, client=client)
     assert http.get("/api/v1/species").status_code == 401
+
+
+def test_a_verified_key_is_kept_without_a_query_until_revoked(actor, django_assert_num_queries):
+    client, key = api_client_create(actor=actor, name="Acme PMS", scopes=["*"])
+    with django_assert_num_queries(1):
+        assert api_client_for_key(key) == client
+    with django_assert_num_queries(0):
+        assert api_client_for_key(key) == client
+    wrong = key[:-1] + ("A" if key[-1] != "A" else "B")  # the client's prefix, another secret
+    with django_assert_num_queries(1):
+        assert api_client_for_key(wrong) is None
+    api_client_revoke(actor=actor, client=client)
+    with django_assert_num_queries(1):
+        assert api_client_for_key(key) is None
+
+
+def test_a_key_revoked_by_another_process_is_refused_within_the_kept_seconds(make_client, monkeypatch):
+    monkeypatch.setattr(clients, "KEY_KEPT_SECONDS", 0.5)
+    client, http = make_client()
+    assert http.get("/api/v1/species").status_code == 200  # verified, and kept in this process
+    # What api_client_revoke does in another web worker: this process is not told.
+    ApiClient.objects.filter(pk=client.pk).update(active=False)
+    wait_for(lambda: http.get("/api/v1/species").status_code == 401, timeout=5, message="the revoked key refused")
 
 
 def test_the_key_is_stored_hashed(make_client):

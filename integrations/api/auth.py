@@ -43,8 +43,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         client = api_client_for_key(key.strip())
         if client is None:
             raise exceptions.AuthenticationFailed("This API key is not valid or has been revoked.")
-        if client.last_used is None or (now() - client.last_used).total_seconds() > 60:
-            ApiClient.objects.filter(pk=client.pk).update(last_used=now())
+        moment = now()
+        if client.last_used is None or (moment - client.last_used).total_seconds() > 60:
+            ApiClient.objects.filter(pk=client.pk).update(last_used=moment)
+            client.last_used = moment  # the kept client too (clients.py): once a minute, not each request
         return ClientUser(client), client
 
     def authenticate_header(self, request):

@@ -1,5 +1,6 @@
 """API clients: created, their key shown once; revoked."""
 import secrets
+import time
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -34,6 +35,17 @@ def api_client_create(*, actor, name, scopes, rate_limit=600):
 def api_client_revoke(*, actor, client):
     ApiClient.objects.filter(pk=client.pk).update(active=False, revoked_at=now())
     audit_record(actor=actor, instance=client, action="revoke", changes={"active": ["True", "False"]})
+    _verified.clear()  # at once in this process, and again once committed: a request in between
+    transaction.on_commit(_verified.clear)  # could have kept the key as it still was
+
+
+# A verified key is kept in the process for KEY_KEPT_SECONDS: looking it up was a query on every
+# request, as much as the rest of a small request cost. Revoking with api_client_revoke forgets
+# every kept key in the process that revokes (the admin's); the other processes (the other web
+# workers) refuse the key within KEY_KEPT_SECONDS, and see changed scopes and rate limits then.
+# Keys that fail are not kept: a key made a moment ago works at once everywhere.
+KEY_KEPT_SECONDS = 5
+_verified = {}  # SHA-256 of the key -> (until, ApiClient)
 
 
 def api_client_for_key(key):
@@ -41,7 +53,15 @@ def api_client_for_key(key):
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != "vp":
         return None
+    digest = ApiClient.key_hash_of(key)
+    kept = _verified.get(digest)
+    if kept is not None and kept[0] > time.monotonic():
+        return kept[1]
     client = ApiClient.objects.filter(key_prefix=parts[1], active=True).first()
-    if client is None or not secrets.compare_digest(client.key_hash, ApiClient.key_hash_of(key)):
+    if client is None or not secrets.compare_digest(client.key_hash, digest):
+        _verified.pop(digest, None)
         return None
+    if len(_verified) > 1000:  # more keys than a clinic has clients: drop the old ones
+        _verified.clear()
+    _verified[digest] = (time.monotonic() + KEY_KEPT_SECONDS, client)
     return client
