@@ -22,6 +22,7 @@ from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_FIND, C_STORE
 from pynetdicom.dsutils import encode
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.service_class import BasicWorklistManagementServiceClass, StorageServiceClass
 from pynetdicom.sop_class import (
@@ -121,6 +122,8 @@ class EventDrivenDUL(DULServiceProvider):
         self.to_provider_queue = WakingQueue(self.wake)
 
     def wake(self):
+        if threading.current_thread() is self:  # awake: it looks at its queues before it waits
+            return
         with self._wake_lock:  # never write after close: the number may name another file by then
             if self._wake_w.fileno() != -1:
                 try:
@@ -168,8 +171,39 @@ class EventDrivenDUL(DULServiceProvider):
         return super().stop_dul()
 
     def run_reactor(self):
+        """DULServiceProvider.run_reactor (pynetdicom 3.0), without its sleep between turns:
+        the wait is in _is_transport_event. Even time.sleep(0) gave up the core once an image,
+        and on a busy machine the thread then waited to get it back."""
+        self._idle_timer.start()
         try:
-            super().run_reactor()
+            while not self._kill_thread:
+                if not self.assoc._dul_ready.is_set():
+                    self.assoc._dul_ready.set()  # lets the association's reactor start
+                if self.artim_timer.expired:  # first, so that its event is queued ahead of others
+                    self.event_queue.put("Evt18")
+                try:
+                    # Send one primitive or read one PDU a turn.
+                    if self._process_recv_primitive():
+                        pass
+                    elif self._is_transport_event():
+                        self._idle_timer.restart()
+                except Exception as exc:
+                    LOGGER.error("Exception in DUL.run(), aborting association")
+                    LOGGER.exception(exc)
+                    # As pynetdicom: past the state machine, which can no longer be trusted.
+                    abort = A_ABORT_RQ()
+                    abort.source, abort.reason_diagnostic = 0x02, 0x00
+                    self.socket.send(abort.encode())
+                    self.assoc.is_aborted = True
+                    self.assoc.is_established = False
+                    self.assoc._kill = True
+                    self._kill_thread = True
+                    return
+                try:
+                    event = self.event_queue.get(block=False)
+                except queue.Empty:
+                    continue
+                self.state_machine.do_action(event)
         finally:
             with self._wake_lock:
                 self._wake_r.close()
