@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Aggregate, Count, JSONField, OuterRef, Subquery
-from django.db.models.functions import JSONArray
 from django.urls import reverse
 from django.utils.timezone import localtime
 
@@ -24,22 +23,24 @@ from patients.models import Ownership, PatientExternalId, WeightRecord
 KG = Decimal("0.001")  # WeightRecord.kg's places
 
 
-class JSONList(Aggregate):
-    """The values as one JSON array (PostgreSQL's jsonb_agg, SQLite's json_group_array), in no
-    promised order: the caller sorts."""
+class JSONRows(Aggregate):
+    """The rows' columns as one JSON array of arrays, ``[[a, b], [a, b]]``, in no promised
+    order (the caller sorts): PostgreSQL's jsonb_agg, SQLite's json_group_array. (Django's
+    JSONArray would do for the inner array, but it casts every column anew for each query.)"""
 
-    function = "JSONB_AGG"
+    template = "JSONB_AGG(JSONB_BUILD_ARRAY(%(expressions)s))"
     output_field = JSONField()
 
     def as_sqlite(self, compiler, connection, **extra_context):
-        return self.as_sql(compiler, connection, function="JSON_GROUP_ARRAY", **extra_context)
+        template = "JSON_GROUP_ARRAY(JSON_ARRAY(%(expressions)s))"
+        return self.as_sql(compiler, connection, template=template, **extra_context)
 
 
 def related_json(model, link, *columns):
     """A subquery for ``model``'s rows that point at the outer row through ``link``: one JSON
     array of ``[column, ...]`` arrays (NULL when there are none)."""
     rows = model.objects.filter(**{link: OuterRef("pk")}).order_by().values(link)
-    return Subquery(rows.annotate(found=JSONList(JSONArray(*columns))).values("found"))
+    return Subquery(rows.annotate(found=JSONRows(*columns)).values("found"))
 
 
 def iso_datetime(value):
