@@ -7,6 +7,7 @@ import sys
 import types
 
 import pytest
+from django.db import connection
 
 from integrations.hl7.mllp import END, START, frame
 from integrations.models import HL7Message
@@ -175,6 +176,19 @@ def test_a_message_over_the_limit_is_refused_and_not_kept_whole(hl7_listener):
     assert len(HL7Message.objects.get().raw) < 10_000
     client.send(samples.adt("A04", "SMALL"))  # the same connection still works
     assert client.ack()["MSA"][1] == "AA"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a SQLite file has no server connection to lose")
+def test_a_database_connection_lost_between_messages_is_replaced_and_the_message_handled(hl7_listener):
+    client = Client(hl7_listener.port)
+    client.send(samples.adt("A04", "L1"))
+    assert client.ack()["MSA"][1] == "AA"
+    with connection.cursor() as cursor:  # as a restart of PostgreSQL would
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    client.send(samples.adt("A08", "L2", name="Hartley^Biscuit II"))
+    assert client.ack()["MSA"][1:3] == ["AA", "L2"]
+    assert Patient.objects.get().name == "Biscuit II"
+    assert "trying again on a new database connection" in hl7_listener.log.read_text()
 
 
 def test_concurrent_senders(hl7_listener):

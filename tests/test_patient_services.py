@@ -3,6 +3,8 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from patients.models import (
     Owner,
@@ -124,6 +126,19 @@ def test_an_update_is_refused_a_microchip_another_animal_has(actor, make_patient
         patient_upsert(actor=actor, patient=other, fields={"microchip": "985141000123456"})
     assert "microchip" in str(error.value).lower()
     assert Patient.objects.get(pk=other.pk).microchip == ""
+
+
+def test_an_update_validates_what_it_changes_and_does_not_check_the_rest_again(actor, make_patient, labrador):
+    patient = make_patient(microchip="985141000123456", breed=labrador)
+    with pytest.raises(ValidationError) as error:
+        patient_upsert(actor=actor, patient=Patient.objects.get(pk=patient.pk), fields={"sex": "Z"})
+    assert "sex" in error.value.message_dict
+    # A new name: no question about the species, the breed or the microchip, which stay.
+    with CaptureQueriesContext(connection) as queries:
+        patient_upsert(actor=actor, patient=Patient.objects.get(pk=patient.pk), fields={"name": "Biscuit II"})
+    asked = [q["sql"] for q in queries.captured_queries]
+    assert not [sql for sql in asked if "patients_species" in sql or "patients_breed" in sql or "_check" in sql], asked
+    assert Patient.objects.get(pk=patient.pk).name == "Biscuit II"
 
 
 def test_the_first_owner_is_primary_and_primary_can_move(actor, make_owner, make_patient):

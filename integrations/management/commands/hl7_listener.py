@@ -6,8 +6,9 @@ SIGTERM or SIGINT stops it cleanly: no new connections, messages in progress are
 
 The pool threads that handle messages keep their database connection from one message to the
 next (unless DATABASE_CONN_MAX_AGE says otherwise): opening one costs more than most messages.
-Before each message the connection is checked (a ``SELECT 1``) and replaced if it broke, say
-when PostgreSQL restarted.
+It is not checked before each message (a ``SELECT 1`` would be one more round trip for every
+message): one that broke meanwhile, say when PostgreSQL restarted, fails the message's first
+statement, and is then replaced and the message handled again.
 """
 import asyncio
 import logging
@@ -17,7 +18,7 @@ import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, connections
 
 from integrations.hl7.inbound import message_receive
 from integrations.hl7.mllp import serve
@@ -26,9 +27,19 @@ log = logging.getLogger("integrations.hl7")
 
 
 def _handle(frame, peer):
-    """One message, in a pool thread: fresh database connection state, then the service."""
+    """One message, in a pool thread: fresh database connection state, then the service.
+
+    If the database fails the message (its connection was lost, say), the message is handled
+    once more on a new connection. That is safe however far the first try got: a message whose
+    commit did go through is answered as a repeat of itself, with its first ACK.
+    """
     close_old_connections()
-    return message_receive(frame.data, peer, oversize=frame.oversize)
+    try:
+        return message_receive(frame.data, peer, oversize=frame.oversize)
+    except (InterfaceError, OperationalError) as error:
+        log.warning("HL7 from %s: %s; trying again on a new database connection", peer, error)
+        connection.close()
+        return message_receive(frame.data, peer, oversize=frame.oversize)
 
 
 class Command(BaseCommand):
@@ -43,7 +54,6 @@ class Command(BaseCommand):
             database = connections.settings[alias]
             if not database["CONN_MAX_AGE"]:  # 0, the default: a new connection for every message
                 database["CONN_MAX_AGE"] = None
-            database["CONN_HEALTH_CHECKS"] = True
         asyncio.run(self.serve(bind, port))
 
     async def serve(self, bind, port):
