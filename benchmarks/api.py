@@ -18,7 +18,9 @@ Measured from a concurrent client in this process (``--concurrency`` threads, on
 connection each, http.client; requests back to back):
 
 - baseline: ``GET /bench/ping``, a DRF view with the same API key authentication, scope check
-  and throttle as the API, that reads nothing else;
+  and throttle as the API, that reads nothing else (like every API request it finds the key
+  among the keys its worker verified in the last seconds, integrations/api/clients.py, so
+  it sends no SQL at all);
 - search: ``GET /api/v1/patients?search=<words>``, a mix of what a PMS looks an animal up by
   (printed with hits per kind; default page size);
 - studies: ``GET /api/v1/studies?patient=<id>`` (most of the animals asked about have studies);
@@ -716,6 +718,8 @@ def diagnose(endpoints, key):
                 "validation (is_valid)": cum("rest_framework/serializers.py", "is_valid"),
                 "order_create": cum("imaging/orders.py", "order_create"),
                 "serializing (to_representation)": cum("rest_framework/serializers.py", "to_representation"),
+                "list bodies (rows.py)": max(cum("integrations/api/rows.py", "patients_json"),
+                                             cum("integrations/api/rows.py", "studies_json")),  # fmt: skip
                 "JSON rendering": cum("rest_framework/renderers.py", "render"),
             }
             shown = ", ".join(f"{name} {ms:.2f}" for name, ms in phases.items() if ms >= 0.01)
