@@ -13,6 +13,15 @@ UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 # PS3.5 Table 7.1-1: explicit VRs with a 2-byte reserved field and a 4-byte length.
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+VRS = {bytes((a, b)) for a in range(ord("A"), ord("Z") + 1) for b in range(ord("A"), ord("Z") + 1)}
+# Element headers (PS3.5 7.1.1-7.1.3), by byte order: implicit VR (tag, 4-byte length), explicit
+# VR (tag, VR, 2-byte length), and the 4-byte length of a long VR. Compiled once: the walk is a
+# loop over every element of every image received.
+IMPLICIT, EXPLICIT, LONG_LENGTH = 0, 1, 2
+HEADERS = {
+    little: (struct.Struct(order + "HHI"), struct.Struct(order + "HH2sH"), struct.Struct(order + "I"))
+    for little, order in ((True, "<"), (False, ">"))
+}
 
 
 class Malformed(ValueError):
@@ -49,11 +58,17 @@ def check(data, *, implicit, little):
 def _walk(data, pos, end, implicit, little, in_item, elements=None):
     """Walk elements from ``pos``; return where they end (after an item delimiter if in_item).
     ``elements``, when given, collects the elements walked (the top level only)."""
-    endian = "<" if little else ">"
+    header = HEADERS[little][IMPLICIT if implicit else EXPLICIT]
+    long_length = HEADERS[little][LONG_LENGTH]
     while pos < end:
         if pos + 8 > end:
             raise Malformed(f"element header cut off at offset {pos}")
-        group, element = struct.unpack_from(endian + "HH", data, pos)
+        # An item tag has a 4-byte length and no VR: the VR read here is then not one, and unused.
+        if implicit:
+            group, element, length = header.unpack_from(data, pos)
+            vr = None
+        else:
+            group, element, vr, length = header.unpack_from(data, pos)
         tag = group << 16 | element
         if tag == ITEM_END:
             if not in_item:
@@ -61,22 +76,17 @@ def _walk(data, pos, end, implicit, little, in_item, elements=None):
             return pos + 8
         if tag in (ITEM, SEQUENCE_END):
             raise Malformed(f"misplaced item tag {group:04X},{element:04X} at offset {pos}")
-        vr = None
-        if implicit:
-            (length,) = struct.unpack_from(endian + "I", data, pos + 4)
+        if vr is None:
             pos += 8
+        elif vr not in VRS:
+            raise Malformed(f"invalid VR {vr!r} at offset {pos + 4}")
+        elif vr in LONG_VRS:
+            if pos + 12 > end:
+                raise Malformed(f"element header cut off at offset {pos}")
+            (length,) = long_length.unpack_from(data, pos + 8)
+            pos += 12
         else:
-            vr = data[pos + 4 : pos + 6]
-            if not (vr.isalpha() and vr.isupper()):
-                raise Malformed(f"invalid VR {vr!r} at offset {pos + 4}")
-            if vr in LONG_VRS:
-                if pos + 12 > end:
-                    raise Malformed(f"element header cut off at offset {pos}")
-                (length,) = struct.unpack_from(endian + "I", data, pos + 8)
-                pos += 12
-            else:
-                (length,) = struct.unpack_from(endian + "H", data, pos + 6)
-                pos += 8
+            pos += 8
         if elements is not None:
             elements[tag] = (vr.decode() if vr else None, pos, length)
         if length == UNDEFINED:
