@@ -515,25 +515,25 @@ def _port_open(port):
 
 
 def wl_files_write(root, orders_n_max):
-    """The open orders nearest to today (today first), one .wl file each, from worklist_item:
+    """The open orders nearest to today (today first), one .wl file each, from worklist_elements:
     ``root/all`` holds ``orders_n_max`` files; smaller sets link the first ones."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
     from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-    from imaging.dicom.datasets import TEXT_VRS, worklist_item
+    from imaging.dicom.datasets import TEXT_VRS, WORKLIST_COLUMNS, worklist_elements
     from imaging.selectors import worklist_items
 
     every = worklist_items(identifier=Dataset())
     ids = list(every.filter(scheduled_start__gte=_today_start()).values_list("pk", flat=True)[:orders_n_max])
     orders = []
-    for chunk in range(0, len(ids), 500):  # prefetching for 10,000 at once is too long a query for SQLite
-        orders += list(every.filter(pk__in=ids[chunk : chunk + 500]))
+    for chunk in range(0, len(ids), 500):  # 10,000 ids at once is too long a query for SQLite
+        orders += list(every.filter(pk__in=ids[chunk : chunk + 500]).values(*WORKLIST_COLUMNS))
     folder = root / "all"
     folder.mkdir(parents=True)
     paths = []
     for n, order in enumerate(orders):
-        ds = worklist_item(order)
+        ds = worklist_elements(order).dataset()  # worklist_item's data set, from the row on_find reads
         if any(e.VR in TEXT_VRS and not str(e.value or "").isascii() for e in ds.iterall()):
             ds.SpecificCharacterSet = "ISO_IR 192"
         meta = FileMetaDataset()
@@ -720,13 +720,13 @@ def diagnose(queries):
     from django.db import connection
     from pydicom.uid import ExplicitVRLittleEndian
 
-    from imaging.dicom.datasets import _answer_elements, response_keys, worklist_answer, worklist_elements
-    from imaging.selectors import worklist_items
+    from imaging.dicom.datasets import WORKLIST_COLUMNS, _answer_elements, response_keys, worklist_answer, worklist_elements
+    from imaging.selectors import worklist_items, worklist_rows
 
     lines = []
     for kind, items in queries.items():
         identifier = key_dataset(items[0][1])
-        qs = worklist_items(identifier=identifier)
+        qs = worklist_items(identifier=identifier).values(*WORKLIST_COLUMNS)  # worklist_rows's query
         if connection.vendor == "postgresql":
             sql, params = qs.query.sql_with_params()
             with connection.cursor() as cursor:
@@ -734,14 +734,14 @@ def diagnose(queries):
                 plan = [row[0] for row in cursor.fetchall()]
             lines.append(f"  EXPLAIN ANALYZE, {kind} query ({items[0][1][0]}):")
             lines += ["    " + line for line in plan]
-        phases = {"worklist_items (SQL)": [], "worklist_elements": [], "picking the keys": [], "encoding": [],
+        phases = {"worklist_rows (SQL)": [], "worklist_elements": [], "picking the keys": [], "encoding": [],
                   "worklist_answer (all three)": [], "queries": []}  # fmt: skip
         for _, keys in items[:50]:
             identifier = key_dataset(keys)
             wanted = response_keys(identifier)
             before = len(connection.queries)
             t0 = time.perf_counter()
-            orders = list(worklist_items(identifier=identifier))
+            orders = worklist_rows(identifier=identifier)
             t1 = time.perf_counter()
             built = [worklist_elements(order) for order in orders]
             t2 = time.perf_counter()
@@ -751,7 +751,7 @@ def diagnose(queries):
             t4 = time.perf_counter()
             [worklist_answer(wanted, order, ExplicitVRLittleEndian) for order in orders]
             t5 = time.perf_counter()
-            phases["worklist_items (SQL)"].append(1000 * (t1 - t0))
+            phases["worklist_rows (SQL)"].append(1000 * (t1 - t0))
             phases["worklist_elements"].append(1000 * (t2 - t1))
             phases["picking the keys"].append(1000 * (t3 - t2))
             phases["encoding"].append(1000 * (t4 - t3))
@@ -765,7 +765,7 @@ def diagnose(queries):
         for _, keys in items[:50]:
             identifier = key_dataset(keys)
             wanted = response_keys(identifier)
-            for order in worklist_items(identifier=identifier):
+            for order in worklist_rows(identifier=identifier):
                 worklist_answer(wanted, order, ExplicitVRLittleEndian)
         profile.disable()
         stream = io.StringIO()

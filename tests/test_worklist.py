@@ -9,9 +9,9 @@ from django.utils.timezone import override
 from pydicom.dataset import Dataset
 
 from imaging import orders
-from imaging.dicom.datasets import worklist_item, worklist_response
+from imaging.dicom.datasets import worklist_elements, worklist_item, worklist_response
 from imaging.dicom.matching import MatchingError, unmatched_keys
-from imaging.selectors import worklist_items
+from imaging.selectors import worklist_items, worklist_rows
 from patients.services import weight_record
 
 TODAY = datetime(2026, 11, 23, tzinfo=timezone.utc)
@@ -209,21 +209,22 @@ def test_non_ascii_names_come_with_the_utf8_character_set(make_owner, make_patie
 
 def test_one_query_answers_a_c_find_however_many_orders_match(clinic, django_assert_num_queries):
     with django_assert_num_queries(1):
-        items = [worklist_item(o) for o in worklist_items(identifier=query())]
+        items = [worklist_elements(row).dataset() for row in worklist_rows(identifier=query())]
     assert len(items) == 4
 
 
 def test_the_joined_owner_and_weight_are_the_records(clinic, make_patient, make_order, actor):
-    """worklist_items reads the primary owner and last weight in its one row; the answer must
+    """worklist_rows reads the primary owner and last weight in its one row; the answer must
     be what the animal's record says (Patient.primary_owner, Patient.current_weight)."""
     ownerless = make_order(make_patient("Stray", owner=None), "DX-THX2", at(0, 12))
     weighed = clinic["Tiddles"]
     weight_record(actor=actor, patient=weighed.patient, kg="4.1", measured_on=TODAY.date() - timedelta(days=30))
     weight_record(actor=actor, patient=weighed.patient, kg="4.35", measured_on=TODAY.date() - timedelta(days=2))
-    for order in worklist_items(identifier=query()):
-        joined, fresh = worklist_item(order), worklist_item(type(order).objects.get(pk=order.pk))
-        assert joined == fresh, order.patient.name
-    joined = {o.patient.name: worklist_item(o) for o in worklist_items(identifier=query())}
+    orders = list(worklist_items(identifier=query()))
+    joined = {order.patient.name: worklist_elements(row).dataset()
+              for order, row in zip(orders, worklist_rows(identifier=query()), strict=True)}  # fmt: skip
+    for order in orders:
+        assert joined[order.patient.name] == worklist_item(type(order).objects.get(pk=order.pk)), order.patient.name
     assert joined["Tiddles"].PatientWeight == "4.35"
     assert str(joined["Stray"].PatientName) == "^Stray" and joined["Stray"].ResponsiblePerson == ""
     assert ownerless.weight_kg is None and joined["Stray"].PatientWeight is None

@@ -4,7 +4,7 @@ for the worklist, the ingest check and the reconciliation rewrite alike.
 Attributes: PS3.3 C.7.1.1 Patient module and C.7.2.2 Patient Study module (animal patients).
 """
 import struct
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from functools import cache
 
 from django.conf import settings
@@ -15,7 +15,7 @@ from pydicom.uid import UID
 from pynetdicom.dsutils import encode
 
 from imaging.dicom.matching import SPS_STATUS
-from patients.models import Patient
+from patients.models import Owner, Patient
 
 # Value representations whose text is subject to Specific Character Set (PS3.5 6.1.2.3).
 TEXT_VRS = {"PN", "LO", "SH", "ST", "LT", "UT", "UC"}
@@ -177,39 +177,71 @@ def _code_item(value, scheme, meaning):
     return item
 
 
-def patient_elements(patient: Patient, *, owner, weight) -> Elements:
-    """The animal's patient attributes, with its primary owner and a weight (or None)."""
+# What the patient attributes are made of: the animal's columns and its species' and breed's
+# (Django lookup paths from Patient), and its primary owner's. A row holds them under their
+# lookup paths from an order, the animal's behind "patient__", the owner's behind OWNER (the
+# primary ownership selectors.worklist_items joins): read in one query by
+# selectors.worklist_rows, or made from the records by ``patient_row``.
+PATIENT_COLUMNS = (
+    "name", "patient_id", "birth_date", "sex", "neutered", "microchip", "breed_text", "breed_id",
+    "species__code", "species__scheme", "species__meaning", "breed__code", "breed__scheme", "breed__meaning",
+)  # fmt: skip
+OWNER = "primary_ownership__owner__"
+OWNER_COLUMNS = ("kind", "family_name", "given_name", "organisation_name")
+
+
+def _follow(record, path):
+    for name in path.split("__"):
+        record = getattr(record, name) if record is not None else None
+    return record
+
+
+def patient_row(patient: Patient) -> dict:
+    """The animal's row, made from its records (Patient.primary_owner: a query)."""
+    row = {"patient__" + path: _follow(patient, path) for path in PATIENT_COLUMNS}
+    owner = patient.primary_owner
+    row.update({OWNER + column: getattr(owner, column) if owner else None for column in OWNER_COLUMNS})
+    return row
+
+
+def patient_elements(row, *, weight) -> Elements:
+    """The animal's patient attributes, from its row (``patient_row``), with a weight (or None)."""
     ds = Elements()
-    # Patient.dicom_name's rule, for an owner the caller has read already.
-    ds.put("PatientName", f"{owner.dicom_family_name if owner else ''}^{patient.name}")
-    ds.put("PatientID", patient.patient_id)
-    ds.put("PatientBirthDate", patient.birth_date.strftime("%Y%m%d") if patient.birth_date else "")
-    ds.put("PatientSex", patient.sex)
-    ds.put("PatientSpeciesDescription", patient.species.meaning)
-    ds.put("PatientSpeciesCodeSequence", [_code_item(patient.species.code, patient.species.scheme, patient.species.meaning)])
+    kind = row[OWNER + "kind"]
+    # Owner.dicom_family_name's rule: an organisation's name, else the owner's family name.
+    family = row[OWNER + "organisation_name"] if kind == Owner.Kind.ORGANISATION else row[OWNER + "family_name"]
+    ds.put("PatientName", f"{family or ''}^{row['patient__name']}")
+    ds.put("PatientID", row["patient__patient_id"])
+    birth = row["patient__birth_date"]
+    ds.put("PatientBirthDate", birth.strftime("%Y%m%d") if birth else "")
+    ds.put("PatientSex", row["patient__sex"])
+    meaning = row["patient__species__meaning"]
+    ds.put("PatientSpeciesDescription", meaning)
+    ds.put("PatientSpeciesCodeSequence", [_code_item(row["patient__species__code"], row["patient__species__scheme"], meaning)])
     # Breed: the code when there is one, else the free-text description (2C rules, PS3.3 C.7.1.1).
-    if patient.breed_id:
+    if row["patient__breed_id"]:
         ds.put("PatientBreedDescription", "")
-        ds.put("PatientBreedCodeSequence", [_code_item(patient.breed.code, patient.breed.scheme, patient.breed.meaning)])
+        ds.put("PatientBreedCodeSequence", [_code_item(row["patient__breed__code"], row["patient__breed__scheme"],
+                                                       row["patient__breed__meaning"])])  # fmt: skip
     else:
-        ds.put("PatientBreedDescription", patient.breed_text[:64])
+        ds.put("PatientBreedDescription", row["patient__breed_text"][:64])
         ds.put("PatientBreedCodeSequence", [])
     ds.put("BreedRegistrationSequence", [])
-    ds.put("PatientSexNeutered", patient.neutered)
+    ds.put("PatientSexNeutered", row["patient__neutered"])
     person = ""
-    if owner and owner.kind == owner.Kind.ORGANISATION:
-        ds.put("ResponsibleOrganization", owner.organisation_name[:64])
+    if kind == Owner.Kind.ORGANISATION:
+        ds.put("ResponsibleOrganization", row[OWNER + "organisation_name"][:64])
     else:
-        person = f"{owner.family_name}^{owner.given_name}" if owner else ""
+        person = f"{row[OWNER + 'family_name']}^{row[OWNER + 'given_name']}" if kind else ""
         ds.put("ResponsibleOrganization", "")
     ds.put("ResponsiblePerson", person)
     if person:
         ds.put("ResponsiblePersonRole", "OWNER")  # 1C when Responsible Person has a value
     if weight is not None:
         ds.put("PatientWeight", format(weight.normalize(), "f")[:16])
-    if patient.microchip:
+    if row["patient__microchip"]:
         chip = Elements()
-        chip.put("PatientID", patient.microchip)
+        chip.put("PatientID", row["patient__microchip"])
         chip.put("TypeOfPatientID", "RFID")
         ds.put("OtherPatientIDsSequence", [chip])
     return ds
@@ -217,7 +249,7 @@ def patient_elements(patient: Patient, *, owner, weight) -> Elements:
 
 def patient_attributes(patient: Patient) -> Dataset:
     """The animal's patient attributes as a data set, ready to merge into another."""
-    return patient_elements(patient, owner=patient.primary_owner, weight=patient.current_weight).dataset()
+    return patient_elements(patient_row(patient), weight=patient.current_weight).dataset()
 
 
 def patient_attributes_apply(ds, patient, *, study_instance_uid=None):
@@ -251,20 +283,38 @@ def _tm(moment):
     return moment.strftime("%H%M%S")
 
 
-def worklist_elements(order) -> Elements:
-    """The whole Modality Worklist item for an order (PS3.4 K.6-1): every Type 1 and 2 return
-    key, and the animal's veterinary attributes. ``worklist_answer`` picks what a query asked."""
-    patient, procedure, station = order.patient, order.procedure, order.station
-    start, end = localtime(order.scheduled_start), localtime(order.scheduled_end)
-    if hasattr(order, "last_weight"):  # read with the order (selectors.worklist_items)
-        ownership = getattr(order, "primary_ownership", None)  # Django sets none when nothing joined
-        owner = ownership.owner if ownership else None
-        last_weight = order.last_weight
-    else:
-        owner, last_weight = patient.primary_owner, patient.current_weight if order.weight_kg is None else None
+# What a worklist item is made of besides its animal's row: the order's columns and its
+# procedure's and station's. selectors.worklist_rows reads exactly these (and the patient's, the
+# owner's and the last weight), as plain rows in one query; ``order_row`` makes the same row.
+ORDER_COLUMNS = (
+    "scheduled_start", "duration_minutes", "weight_kg", "visit_id", "accession_number", "referring_vet",
+    "study_instance_uid", "requested_procedure_id", "priority", "reason", "modality_type", "performing_vet",
+    "scheduled_step_id", "status", "procedure__name", "procedure__code", "procedure__protocol_code",
+    "procedure__protocol_scheme", "procedure__body_part", "station__ae_title", "station__station_name",
+    "station__location",
+)  # fmt: skip
+# A worklist row: all of them, and the animal's last weight (an annotation).
+WORKLIST_COLUMNS = (*ORDER_COLUMNS, *("patient__" + path for path in PATIENT_COLUMNS),
+                    *(OWNER + column for column in OWNER_COLUMNS), "last_weight")  # fmt: skip
+
+
+def order_row(order) -> dict:
+    """The row selectors.worklist_rows reads, made from an order and its records."""
+    row = {path: _follow(order, path) for path in ORDER_COLUMNS}
+    row.update(patient_row(order.patient))
+    row["last_weight"] = order.patient.current_weight if order.weight_kg is None else None
+    return row
+
+
+def worklist_elements(row) -> Elements:
+    """The whole Modality Worklist item for an order's row (PS3.4 K.6-1): every Type 1 and 2
+    return key, and the animal's veterinary attributes. ``worklist_answer`` picks what a query
+    asked."""
+    start = localtime(row["scheduled_start"])
+    end = localtime(row["scheduled_start"] + timedelta(minutes=row["duration_minutes"]))
     # The weight on the day, where the desk recorded one; else the animal's last.
-    weight = order.weight_kg if order.weight_kg is not None else last_weight
-    ds = patient_elements(patient, owner=owner, weight=weight)
+    weight = row["weight_kg"] if row["weight_kg"] is not None else row["last_weight"]
+    ds = patient_elements(row, weight=weight)
     ds.put("IssuerOfPatientID", settings.CLINIC_NAME[:64])
     if weight is None:
         ds.put("PatientWeight", None)
@@ -272,45 +322,45 @@ def worklist_elements(order) -> Elements:
                     "ConfidentialityConstraintOnPatientDataDescription", "CurrentPatientLocation",
                     "PatientTransportArrangements"):  # fmt: skip
         ds.put(keyword, None)
-    ds.put("AdmissionID", str(order.visit_id or ""))
-    ds.put("AccessionNumber", order.accession_number)
-    ds.put("ReferringPhysicianName", order.referring_vet)
-    ds.put("RequestingPhysician", order.referring_vet)
-    ds.put("StudyInstanceUID", order.study_instance_uid)
+    ds.put("AdmissionID", str(row["visit_id"] or ""))
+    ds.put("AccessionNumber", row["accession_number"])
+    ds.put("ReferringPhysicianName", row["referring_vet"])
+    ds.put("RequestingPhysician", row["referring_vet"])
+    ds.put("StudyInstanceUID", row["study_instance_uid"])
     ds.put("ReferencedStudySequence", [])
-    ds.put("RequestedProcedureID", order.requested_procedure_id)
-    ds.put("RequestedProcedureDescription", procedure.name[:64])
-    ds.put("RequestedProcedureCodeSequence", [_code_item(procedure.code, procedure.protocol_scheme, procedure.name)])
-    ds.put("RequestedProcedurePriority", order.priority)
-    ds.put("ReasonForTheRequestedProcedure", order.reason[:64])
-    ds.put("NamesOfIntendedRecipientsOfResults", order.referring_vet)
+    ds.put("RequestedProcedureID", row["requested_procedure_id"])
+    ds.put("RequestedProcedureDescription", row["procedure__name"][:64])
+    ds.put("RequestedProcedureCodeSequence", [_code_item(row["procedure__code"], row["procedure__protocol_scheme"], row["procedure__name"])])
+    ds.put("RequestedProcedurePriority", row["priority"])
+    ds.put("ReasonForTheRequestedProcedure", row["reason"][:64])
+    ds.put("NamesOfIntendedRecipientsOfResults", row["referring_vet"])
 
     step = Elements()
-    step.put("ScheduledStationAETitle", station.ae_title if station else "")
-    step.put("ScheduledStationName", station.station_name if station else "")
-    step.put("ScheduledProcedureStepLocation", station.location[:16] if station else "")
+    step.put("ScheduledStationAETitle", row["station__ae_title"] or "")
+    step.put("ScheduledStationName", row["station__station_name"] or "")
+    step.put("ScheduledProcedureStepLocation", (row["station__location"] or "")[:16])
     step.put("ScheduledProcedureStepStartDate", _da(start))
     step.put("ScheduledProcedureStepStartTime", _tm(start))
     step.put("ScheduledProcedureStepEndDate", _da(end))
     step.put("ScheduledProcedureStepEndTime", _tm(end))
-    step.put("Modality", order.modality_type)
-    step.put("ScheduledPerformingPhysicianName", order.performing_vet)
-    step.put("ScheduledProcedureStepDescription", procedure.name[:64])
-    step.put("ScheduledProtocolCodeSequence", [_code_item(procedure.protocol_code, procedure.protocol_scheme, procedure.name)])
-    step.put("ScheduledProcedureStepID", order.scheduled_step_id)
-    step.put("ScheduledProcedureStepStatus", SPS_STATUS[order.status])
-    step.put("CommentsOnTheScheduledProcedureStep", order.reason[:10240])
+    step.put("Modality", row["modality_type"])
+    step.put("ScheduledPerformingPhysicianName", row["performing_vet"])
+    step.put("ScheduledProcedureStepDescription", row["procedure__name"][:64])
+    step.put("ScheduledProtocolCodeSequence", [_code_item(row["procedure__protocol_code"], row["procedure__protocol_scheme"], row["procedure__name"])])
+    step.put("ScheduledProcedureStepID", row["scheduled_step_id"])
+    step.put("ScheduledProcedureStepStatus", SPS_STATUS[row["status"]])
+    step.put("CommentsOnTheScheduledProcedureStep", row["reason"][:10240])
     step.put("PreMedication", None)
     step.put("RequestedContrastAgent", None)
     ds.put("ScheduledProcedureStepSequence", [step])
-    if procedure.body_part:
-        ds.put("BodyPartExamined", procedure.body_part)  # not in K.6-1; some modalities ask for it
+    if row["procedure__body_part"]:
+        ds.put("BodyPartExamined", row["procedure__body_part"])  # not in K.6-1; some modalities ask for it
     return ds
 
 
 def worklist_item(order) -> Dataset:
     """The whole worklist item as a pydicom data set."""
-    return worklist_elements(order).dataset()
+    return worklist_elements(order_row(order)).dataset()
 
 
 def response_keys(identifier):
@@ -349,10 +399,10 @@ def _answer_elements(keys, item):
     return answer
 
 
-def worklist_answer(keys, order, transfer_syntax) -> bytes:
-    """The C-FIND response identifier for ``order``, encoded in the presentation context's
+def worklist_answer(keys, row, transfer_syntax) -> bytes:
+    """The C-FIND response identifier for an order's ``row``, encoded in the presentation context's
     transfer syntax: directly for the little endian ones modalities use, by pydicom otherwise."""
-    answer = _answer_elements(keys, worklist_elements(order))
+    answer = _answer_elements(keys, worklist_elements(row))
     syntax = UID(transfer_syntax)
     if syntax.is_little_endian and not syntax.is_deflated:
         return answer.encode(implicit_vr=syntax.is_implicit_VR)
@@ -361,4 +411,4 @@ def worklist_answer(keys, order, transfer_syntax) -> bytes:
 
 def worklist_response(identifier, order) -> Dataset:
     """The same answer as a pydicom data set."""
-    return _answer_elements(response_keys(identifier), worklist_elements(order)).dataset()
+    return _answer_elements(response_keys(identifier), worklist_elements(order_row(order))).dataset()

@@ -19,7 +19,7 @@ from imaging.dicom.status import (
     SUCCESS,
     UNABLE_TO_PROCESS,
 )
-from imaging.selectors import association_allowed, worklist_items
+from imaging.selectors import association_allowed, worklist_rows
 from imaging.services import IngestBatch, StoreRefused, instance_receive
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
@@ -66,6 +66,7 @@ def on_closed(event):
     connections.close_all()
 
 
+
 def on_store(event):
     """C-STORE: keep the bytes as they came, then answer (PS3.4 B.2.3 statuses)."""
     calling_ae = event.assoc.requestor.ae_title.strip()
@@ -94,7 +95,7 @@ def on_find(event):
     try:
         identifier = event.identifier
         keys = response_keys(identifier)
-        orders = list(worklist_items(identifier=identifier))
+        rows = worklist_rows(identifier=identifier)
         pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if unmatched_keys(identifier) else PENDING
     except MatchingError as error:
         log.warning("worklist query from %s refused: %s", calling_ae, error)
@@ -108,13 +109,13 @@ def on_find(event):
         log.warning("worklist query from %s: cannot read the identifier: %s", calling_ae, error)
         yield _status(UNABLE_TO_PROCESS, "Cannot read the query identifier"), None
         return
-    log.info("worklist query from %s: %d match(es)", calling_ae, len(orders))
+    log.info("worklist query from %s: %d match(es)", calling_ae, len(rows))
     syntax = event.context.transfer_syntax
-    for order in orders:
+    for row in rows:
         if event.is_cancelled:
             yield CANCELLED, None
             return
-        yield pending, worklist_answer(keys, order, syntax)
+        yield pending, worklist_answer(keys, row, syntax)
 
 
 def _actor(event):
