@@ -157,6 +157,40 @@ def test_an_identifier_that_cannot_be_read_gets_unable_to_process(clinic, dicom_
     assert status.ErrorComment == "Cannot read the query identifier"
 
 
+def listener_backends():
+    """The PostgreSQL backends on the test database other than this process's own."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+def test_associations_reuse_the_listeners_database_connections(clinic, dicom_listener):
+    """Each association gives its connection back to the listener's pool when it ends: forty
+    more associations, each with a worklist query, open no new connection (and leak none)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the listener pools connections on PostgreSQL only")
+    query = Dataset()
+    query.PatientName = "HARTLEY*"
+    query.ScheduledProcedureStepSequence = []
+
+    def one_association():
+        assoc = associate(dicom_listener, ModalityWorklistInformationFind)
+        statuses = [status.Status for status, _ in assoc.send_c_find(query, ModalityWorklistInformationFind)]
+        assoc.release()
+        assert statuses == [0xFF00, 0xFF00, 0x0000]
+
+    for _ in range(3):  # the pool opens its first connections meanwhile
+        one_association()
+    before = listener_backends()
+    for _ in range(40):
+        one_association()
+    assert before and listener_backends() <= before
+
+
 def test_c_cancel_stops_the_answers(reference_data, make_patient, stations, dicom_listener):
     patient = make_patient("Busy")
     procedure = Procedure.objects.get(code="DX-THX2")

@@ -33,7 +33,7 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
-from imaging.dicom.handlers import HANDLERS
+from imaging.dicom.handlers import HANDLERS, thread_ended
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
 
@@ -53,6 +53,7 @@ IDLE_WAIT = 0.02
 # than a modality's usual query matches, so that those never wait.
 QUEUED_PDUS = 32
 PACING_WAIT = 0.0005
+MAX_ASSOCIATIONS = 64  # served at once by one process (each holds a database connection)
 
 
 def ae_build(*, ae_title, max_pdu):
@@ -62,7 +63,7 @@ def ae_build(*, ae_title, max_pdu):
     _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = debug
     ae = AE(ae_title=ae_title)
     ae.maximum_pdu_size = max_pdu
-    ae.maximum_associations = 64
+    ae.maximum_associations = MAX_ASSOCIATIONS
     ae.network_timeout = 60
     ae.add_supported_context(Verification, TRANSFER_SYNTAXES)
     for context in AllStoragePresentationContexts:
@@ -208,6 +209,7 @@ class EventDrivenDUL(DULServiceProvider):
             with self._wake_lock:
                 self._wake_r.close()
                 self._wake_w.close()
+            thread_ended()  # C-STORE is served on this thread (FastDIMSE._store_serve)
 
 
 class EventDrivenAssociation(Association):
@@ -227,6 +229,7 @@ class EventDrivenAssociation(Association):
         try:
             super().run()
         finally:
+            thread_ended()
             self._server.association_ended()
 
     def _serve_request(self, msg, context_id):

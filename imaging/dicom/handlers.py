@@ -66,6 +66,13 @@ def on_closed(event):
     connections.close_all()
 
 
+def thread_ended():
+    """An association's thread (its reactor's or its DUL's) ends: the database connection it
+    used (Django keeps one per thread) goes back to the listener's pool, or closes. Left to the
+    garbage collector it would close without the pool knowing, which would count it in use
+    for ever."""
+    connections.close_all()
+
 
 def on_store(event):
     """C-STORE: keep the bytes as they came, then answer (PS3.4 B.2.3 statuses)."""
