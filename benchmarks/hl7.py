@@ -15,7 +15,8 @@ changed in turn: the owner's phone (NK1-5), the weight (OBX, a new value), or th
 
 The baseline, in the same invocation and on the same messages: benchmarks/hl7_baseline.py, a
 bare asyncio MLLP listener that parses each message with hl7apy exactly as
-integrations/hl7/messages.parse does (tolerant, no groups) and answers AA without a database.
+integrations/hl7/messages.structure_check does when it asks hl7apy (tolerant, no groups), and
+answers AA without a database.
 The two take turns run by run, so that whatever else the machine does falls on both alike.
 
 Printed: messages/s per receiver and connection count (median of the runs, min-max), the

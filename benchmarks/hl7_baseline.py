@@ -1,5 +1,6 @@
 """The baseline for benchmarks/hl7.py: a bare MLLP listener that checks each message with
-hl7apy, as integrations/hl7/messages.parse does, and answers AA without a database.
+hl7apy, as integrations/hl7/messages.structure_check does when it asks hl7apy, and answers AA
+without a database.
 
     .venv/bin/python benchmarks/hl7_baseline.py --port 2576
 

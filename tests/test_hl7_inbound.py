@@ -111,8 +111,11 @@ def test_an_a08_that_changes_nothing_writes_nothing_but_its_log_row(django_captu
 @pytest.mark.parametrize(
     "change, most",
     [
-        ({}, 11),  # nothing: the log row, the animal, its owner, their link, the weight
-        ({"name": "Hartley^Biscuit II"}, 21),  # and the animal, its audit and its search words
+        # The log row written; the animal, its owner, their link and the weight looked up; the
+        # savepoints of the message and of the two services (6 statements).
+        ({}, 11),
+        # And the animal updated, its audit entry, and its search words rewritten (8 statements).
+        ({"name": "Hartley^Biscuit II"}, 21),
     ],
 )
 def test_an_a08_asks_the_database_a_bounded_number_of_questions(change, most):
