@@ -114,11 +114,18 @@ for _model in (Species, Breed, CodeMapping):
     post_delete.connect(coded_forget, sender=_model, dispatch_uid=f"coded_forget_delete_{_model.__name__}")
 
 
-def _coded_lookup(kind, system, code, lookup):
+def _coded_lookup(kind, model, system, code):
+    """Our ``kind`` (species or breed) for another system's code: its crosswalk entry, or the
+    code itself when the system sends SNOMED CT (designator SCT, or SRT in older data). Kept
+    for CODED_KEPT_SECONDS; a code not found is never kept."""
     kept = _coded.get((kind, system, code))
     if kept is not None and kept[0] > time.monotonic():
         return kept[1]
-    found = lookup()
+    mapping = CodeMapping.objects.filter(system=system, kind=kind, external_code=code).select_related(kind).first()
+    if mapping:
+        found = getattr(mapping, kind)
+    else:
+        found = model.objects.filter(scheme="SCT", code=code).first() if system in ("SCT", "SRT") else None
     if found is not None:
         if len(_coded) > 1000:  # a sender does not have that many codes; someone is trying them all
             _coded.clear()
@@ -127,25 +134,8 @@ def _coded_lookup(kind, system, code, lookup):
 
 
 def coded_species(*, system, code):
-    """Our species for another system's code: its crosswalk entry, or the code itself when the
-    system sends SNOMED CT (designator SCT, or SRT in older data)."""
-
-    def lookup():
-        mapping = CodeMapping.objects.filter(system=system, kind=CodeMapping.Kind.SPECIES, external_code=code).first()
-        if mapping:
-            return mapping.species
-        return Species.objects.filter(scheme="SCT", code=code).first() if system in ("SCT", "SRT") else None
-
-    return _coded_lookup(CodeMapping.Kind.SPECIES, system, code, lookup)
+    return _coded_lookup(CodeMapping.Kind.SPECIES, Species, system, code)
 
 
 def coded_breed(*, system, code):
-    """Our breed for another system's code, as ``coded_species`` does for species."""
-
-    def lookup():
-        mapping = CodeMapping.objects.filter(system=system, kind=CodeMapping.Kind.BREED, external_code=code).first()
-        if mapping:
-            return mapping.breed
-        return Breed.objects.filter(scheme="SCT", code=code).first() if system in ("SCT", "SRT") else None
-
-    return _coded_lookup(CodeMapping.Kind.BREED, system, code, lookup)
+    return _coded_lookup(CodeMapping.Kind.BREED, Breed, system, code)

@@ -8,22 +8,13 @@ modalities, counts, thumbnails), and walk the cursor pages.
 from datetime import date, datetime, time, timezone
 
 import pytest
-from rest_framework.test import APIClient
 
 from imaging.models import Instance, Series, Study
-from integrations.api.clients import api_client_create
 from patients.models import Patient
 from patients.services import ownership_set, weight_record
+from tests.test_api_queries import api  # noqa: F401  (the fixture: an all-scopes client)
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def api(actor):
-    _, key = api_client_create(actor=actor, name="Acme PMS", scopes=["*"], rate_limit=10_000)
-    http = APIClient()
-    http.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return http
 
 
 @pytest.fixture

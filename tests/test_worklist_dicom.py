@@ -191,15 +191,20 @@ def test_associations_reuse_the_listeners_database_connections(clinic, dicom_lis
     assert before and listener_backends() <= before
 
 
-def test_c_cancel_stops_the_answers(reference_data, make_patient, stations, dicom_listener):
+def busy_day(make_patient, stations, count):
+    """``count`` orders today for one animal on the DX station: a result long enough to cancel."""
     patient = make_patient("Busy")
     procedure = Procedure.objects.get(code="DX-THX2")
     ImagingOrder.objects.bulk_create(
         ImagingOrder(patient=patient, procedure=procedure, station=stations["DX"], modality_type="DX",
                      scheduled_start=today(8, i % 600), duration_minutes=15, accession_number=f"T{i}",
                      study_instance_uid=generate_uid())
-        for i in range(2000)
+        for i in range(count)
     )  # fmt: skip
+
+
+def test_c_cancel_stops_the_answers(reference_data, make_patient, stations, dicom_listener):
+    busy_day(make_patient, stations, 2000)
     assoc = associate(dicom_listener, ModalityWorklistInformationFind)
     query = Dataset()
     query.PatientName = ""
