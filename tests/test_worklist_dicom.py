@@ -11,7 +11,7 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
-from imaging.models import ImagingOrder, PerformedProcedureStep, Procedure
+from imaging.models import PerformedProcedureStep
 from tests.conftest import tool_required
 
 FINDSCU = "/usr/bin/findscu"  # .venv/bin has pynetdicom's findscu under the same name
@@ -189,37 +189,6 @@ def test_associations_reuse_the_listeners_database_connections(clinic, dicom_lis
     for _ in range(40):
         one_association()
     assert before and listener_backends() <= before
-
-
-def busy_day(make_patient, stations, count):
-    """``count`` orders today for one animal on the DX station: a result long enough to cancel."""
-    patient = make_patient("Busy")
-    procedure = Procedure.objects.get(code="DX-THX2")
-    ImagingOrder.objects.bulk_create(
-        ImagingOrder(patient=patient, procedure=procedure, station=stations["DX"], modality_type="DX",
-                     scheduled_start=today(8, i % 600), duration_minutes=15, accession_number=f"T{i}",
-                     study_instance_uid=generate_uid())
-        for i in range(count)
-    )  # fmt: skip
-
-
-def test_c_cancel_stops_the_answers(reference_data, make_patient, stations, dicom_listener):
-    busy_day(make_patient, stations, 2000)
-    assoc = associate(dicom_listener, ModalityWorklistInformationFind)
-    query = Dataset()
-    query.PatientName = ""
-    query.ScheduledProcedureStepSequence = []  # all of it: answers that take a while to send
-    pending, final = 0, None
-    for status, identifier in assoc.send_c_find(query, ModalityWorklistInformationFind, msg_id=7):
-        if status.Status in (0xFF00, 0xFF01):
-            pending += 1
-            if pending == 1:
-                assoc.send_c_cancel(7, query_model=ModalityWorklistInformationFind)
-        else:
-            final = status.Status
-    assoc.release()
-    assert final == 0xFE00  # Matching terminated due to Cancel (PS3.4 K.4.1.2.3)
-    assert 1 <= pending < 2000
 
 
 def mpps_create(assoc, order, status="IN PROGRESS", uid=None, with_steps=True):

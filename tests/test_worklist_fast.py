@@ -18,7 +18,6 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 from imaging.dicom.datasets import worklist_response
 from imaging.models import ImagingOrder, Procedure
 from tests.conftest import tool_required
-from tests.test_worklist_dicom import busy_day
 
 FINDSCU = "/usr/bin/findscu"  # .venv/bin has pynetdicom's findscu under the same name
 
@@ -187,7 +186,19 @@ def test_an_answer_longer_than_the_callers_pdus_comes_in_pieces_that_fit(orders,
     assert len(sizes) >= 9 and max(sizes) <= 1024  # the 9,000-character comment in ~1 KiB PDUs
 
 
-def test_after_a_c_cancel_the_next_query_is_answered_in_full(reference_data, make_patient, stations, dicom_listener):
+def busy_day(make_patient, stations, count):
+    """``count`` orders today for one animal on the DX station: a result long enough to cancel."""
+    patient = make_patient("Busy")
+    procedure = Procedure.objects.get(code="DX-THX2")
+    ImagingOrder.objects.bulk_create(
+        ImagingOrder(patient=patient, procedure=procedure, station=stations["DX"], modality_type="DX",
+                     scheduled_start=today(8, i % 600), duration_minutes=15, accession_number=f"T{i}",
+                     study_instance_uid=generate_uid())
+        for i in range(count)
+    )  # fmt: skip
+
+
+def test_a_c_cancel_stops_the_answers_and_the_next_query_is_answered_in_full(reference_data, make_patient, stations, dicom_listener):
     busy_day(make_patient, stations, 1500)
     assoc = associate(dicom_listener)
     everything = query(["PatientName", "AccessionNumber", "ScheduledProcedureStepSequence"])
