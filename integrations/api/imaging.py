@@ -98,7 +98,7 @@ class OrderList(ListAPIView):
             start, end = day_bounds(day)
             found = found.filter(scheduled_start__gte=start, scheduled_start__lt=end)
         if params.get("patient"):
-            found = found.filter(patient_id=_int(params["patient"], "patient"))
+            found = found.filter(patient_id=record_id_param(params["patient"], "patient"))
         if params.get("accession_number"):
             found = found.filter(accession_number=params["accession_number"])
         return updated_since(found, self.request)
@@ -120,7 +120,7 @@ class OrderList(ListAPIView):
         return response
 
 
-def _int(value, name):
+def record_id_param(value, name):
     """A record id from a query parameter: digits that fit the database's integers."""
     if not value.isdigit() or len(value) > 18:
         raise ValidationError({name: ["A record id (a positive whole number)."]})
@@ -215,9 +215,9 @@ class StudyList(ListAPIView):
         found = super().get_queryset()
         params = self.request.query_params
         if params.get("patient"):
-            found = found.filter(patient_id=_int(params["patient"], "patient"))
+            found = found.filter(patient_id=record_id_param(params["patient"], "patient"))
         if params.get("order"):
-            found = found.filter(order_id=_int(params["order"], "order"))
+            found = found.filter(order_id=record_id_param(params["order"], "order"))
         if params.get("accession_number"):
             found = found.filter(accession_number=params["accession_number"])
         day = _date_param(self.request, "date")
@@ -260,7 +260,7 @@ class VisitList(ListAPIView):
     def get_queryset(self):
         found = Visit.objects.all()
         if self.request.query_params.get("patient"):
-            found = found.filter(patient_id=_int(self.request.query_params["patient"], "patient"))
+            found = found.filter(patient_id=record_id_param(self.request.query_params["patient"], "patient"))
         return updated_since(found, self.request)
 
     @extend_schema(responses={201: VisitSerializer})

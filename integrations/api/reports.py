@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from imaging import reports as report_services
 from imaging.models import Report, Study
 from integrations.api.auth import actor_for
+from integrations.api.imaging import record_id_param
 from integrations.api.sync import etag, idempotent, if_match_check, updated_since
 
 
@@ -72,15 +73,6 @@ REPORT_FILTERS = [
 ]  # fmt: skip
 
 
-def _id_param(params, name):
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    if not value.isdigit() or len(value) > 18:
-        raise ValidationError({name: [f"A {name} id (a whole number)."]})
-    return int(value)
-
-
 @extend_schema_view(get=extend_schema(parameters=REPORT_FILTERS))
 class ReportList(ListAPIView):
     """Reports, drafts included (their status says so); only signed ones are the clinic's word."""
@@ -92,9 +84,8 @@ class ReportList(ListAPIView):
         found = Report.objects.select_related("study")
         params = self.request.query_params
         for name, field in (("study", "study_id"), ("order", "study__order_id"), ("patient", "study__patient_id")):
-            value = _id_param(params, name)
-            if value is not None:
-                found = found.filter(**{field: value})
+            if params.get(name):
+                found = found.filter(**{field: record_id_param(params[name], name)})
         wanted = params.get("status")
         if wanted:
             if wanted not in Report.Status.values:
