@@ -84,6 +84,7 @@ def report_finalize(*, actor, study, findings, conclusion, signer_name=""):
     report = _locked(study) or Report(study=study)
     if report.is_final:
         raise _final_state_error(report)
+    was = Status.DRAFT if report.pk else None  # signed straight away: no draft before
     report.signed_by, report.signed_by_name = _signer(actor, signer_name)
     report.findings, report.conclusion = findings, conclusion
     report.status, report.version = Status.FINAL, 1
@@ -91,7 +92,7 @@ def report_finalize(*, actor, study, findings, conclusion, signer_name=""):
     report.save()
     audit_record(
         actor=actor, instance=report, action="finalize",
-        changes={"status": [Status.DRAFT, Status.FINAL], "signed_by": [None, report.signed_by_name]},
+        changes={"status": [was, Status.FINAL], "signed_by": [None, report.signed_by_name]},
     )  # fmt: skip
     _order_reported(actor, report)
     return report
