@@ -47,30 +47,97 @@ class StoreRefused(Exception):
         self.comment = comment[:64]  # Error Comment is LO (PS3.7 C.4.2)
 
 
+class Arriving:
+    """An object whose data set is still arriving (a C-STORE's fragments, PS3.8 E.2), written
+    to storage piece by piece as it comes, so that the disk works while the network does.
+    Nothing is durable or acknowledged until instance_receive has checked the whole of it and
+    committed it; until then it is a part file that is never indexed (storage.object_writer)."""
+
+    def __init__(self, *, sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):
+        self.sop_instance_uid, self.transfer_syntax = str(sop_instance_uid), str(transfer_syntax)
+        self.received_at = now()
+        self.key = storage.instance_key(self.sop_instance_uid, self.received_at)
+        self.file_meta = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
+        self.size = 0  # data set bytes written
+        self.error = None
+        try:
+            self.writer = storage.object_writer(self.key)
+            self.writer.write(self.file_meta)
+        except Exception as error:
+            self.writer = None
+            self.error = error  # refused (out of resources) when the object is complete
+
+    @staticmethod
+    def fits(sop_instance_uid):
+        """Whether a request's SOP Instance UID can name a storage key before the data set
+        that should carry the same UID is read: a UID (PS3.5 9.1), nothing else."""
+        uid = str(sop_instance_uid or "")
+        return 0 < len(uid) <= 64 and uid.replace(".", "").isdigit()
+
+    def write(self, piece):
+        if self.error is not None:
+            return
+        try:
+            self.writer.write(piece)
+            self.size += len(piece)
+        except Exception as error:
+            self.error = error
+            self.abort()
+
+    def commit(self):
+        if self.error is not None:
+            raise self.error
+        return self.writer.commit()
+
+    def abort(self):
+        """Throw away what was written (a refused, failed or never finished object)."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            try:
+                writer.abort()
+            except OSError:
+                log.exception("could not remove the part of %s", self.key)
+
+
 def instance_receive(
-    *, data, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, file_meta_bytes=None, batch=None
-):
+    *, data, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, file_meta_bytes=None, batch=None,
+    arriving=None,
+):  # fmt: skip
     """Check one received object, keep it durably, queue its indexing; return its storage key.
 
     Raises StoreRefused for anything that must not be acknowledged. The data set bytes are
     stored as they came (no decode and re-encode), behind our File Meta Information (made here
-    unless ``file_meta_bytes`` brings it). The indexing message joins ``batch`` (an
-    IngestBatch: one per association) or goes at once.
+    unless ``file_meta_bytes`` brings it). ``arriving`` (an Arriving) has written them to storage
+    already as they came off the wire: it is committed or thrown away here. The indexing message
+    joins ``batch`` (an IngestBatch: one per association) or goes at once.
     """
-    ds = _checked_header(data, transfer_syntax)
-    if str(ds.get("SOPInstanceUID", "")) != str(sop_instance_uid):
-        raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Instance UID differs from the request's")
-    if str(ds.get("SOPClassUID", "")) != str(sop_class_uid):
-        raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Class UID differs from the request's")
-    for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
-        if not ds.get(keyword):
-            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is missing")
-    if file_meta_bytes is None:
-        file_meta_bytes = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
-    received_at = now()
-    key = storage.instance_key(str(sop_instance_uid), received_at)
+    if arriving is not None and (arriving.size != len(data) or arriving.sop_instance_uid != str(sop_instance_uid)
+                                 or arriving.transfer_syntax != str(transfer_syntax)):  # fmt: skip
+        arriving.abort()  # not these bytes after all: store them the ordinary way
+        arriving = None
     try:
-        storage.object_put(key, file_meta_bytes + data)
+        ds = _checked_header(data, transfer_syntax)
+        if str(ds.get("SOPInstanceUID", "")) != str(sop_instance_uid):
+            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Instance UID differs from the request's")
+        if str(ds.get("SOPClassUID", "")) != str(sop_class_uid):
+            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Class UID differs from the request's")
+        for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
+            if not ds.get(keyword):
+                raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is missing")
+    except StoreRefused:
+        if arriving is not None:
+            arriving.abort()
+        raise
+    try:
+        if arriving is not None:
+            key, received_at, file_meta_size = arriving.key, arriving.received_at, len(arriving.file_meta)
+            arriving.commit()
+        else:
+            if file_meta_bytes is None:
+                file_meta_bytes = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
+            received_at = now()
+            key, file_meta_size = storage.instance_key(str(sop_instance_uid), received_at), len(file_meta_bytes)
+            storage.object_put(key, file_meta_bytes + data)
     except Exception as error:
         log.exception("storage failed for %s from %s", sop_instance_uid, calling_ae)
         raise StoreRefused(OUT_OF_RESOURCES, f"Storage failed: {error}") from None
@@ -79,7 +146,7 @@ def instance_receive(
         "summary": header_summary(ds, transfer_syntax_uid=transfer_syntax),
         "received_from": calling_ae,
         "received_at": received_at.isoformat(),
-        "file_size": len(file_meta_bytes) + len(data),
+        "file_size": file_meta_size + len(data),
     }
     if batch is None:
         instances_queue([message])
@@ -445,5 +512,11 @@ def storage_sweep(*, days=None, min_age_seconds=60):
                 indexed += 1
             except Exception:
                 log.exception("sweep could not index %s", key)
+        # A transfer the listener never finished (it was killed mid-image): never acknowledged,
+        # so the sender sends it again; its part file is only litter.
+        for part in storage.keys_under(prefix, parts=True):
+            if storage.default_storage.get_modified_time(part) < now() - timedelta(hours=1):
+                storage.object_delete(part)
+                log.warning("sweep removed %s, an object never received whole", part)
     return indexed
 

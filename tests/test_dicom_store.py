@@ -243,6 +243,41 @@ def test_storage_that_fails_gets_out_of_resources(storescu_modality, dicom_liste
     assert status.ErrorComment.startswith("Storage failed")
 
 
+def test_an_image_cut_off_by_an_abort_is_written_as_it_comes_and_then_not_kept(
+    storescu_modality, dicom_listener, celery_worker, storage_root
+):
+    """ae.FastDIMSE writes a data set to a part file while it arrives; a transfer that never
+    completes is never acknowledged, so nothing of it may stay (nor be indexed by the sweep)."""
+    from pynetdicom.dimse_messages import C_STORE_RQ
+    from pynetdicom.dimse_primitives import C_STORE
+
+    ds = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
+    ds.SOPInstanceUID = generate_uid()
+    ds.PixelData = bytes(2_000_000)  # many PDUs' worth
+    ds["PixelData"].VR = "OW"
+    assoc = associate(dicom_listener.port, "STORESCU")
+    request = C_STORE()
+    request.MessageID, request.AffectedSOPClassUID, request.AffectedSOPInstanceUID = 1, CTImageStorage, ds.SOPInstanceUID
+    request.Priority = 2
+    buffer = io.BytesIO()
+    ds.save_as(buffer, implicit_vr=False, little_endian=True)
+    request.DataSet = io.BytesIO(dataset_bytes(buffer.getvalue()))
+    message = C_STORE_RQ()
+    message.primitive_to_message(request)
+    context_id = assoc.accepted_contexts[0].context_id
+    pdus = list(message.encode_msg(context_id, assoc.acceptor.maximum_length))
+    assert len(pdus) > 8
+    for pdu in pdus[: len(pdus) // 2]:  # the command set and half the data set
+        assoc.dul.send_pdu(pdu)
+    wait_for(lambda: list(storage_root.rglob("*.part")), message="the data set written as it arrives")
+
+    assoc.abort()
+    wait_for(lambda: not list(storage_root.rglob("*.part")), message="the part file removed")
+    assert not list(storage_root.rglob("*.dcm"))
+    call_command("reindex")
+    assert Instance.objects.count() == 0
+
+
 def test_the_same_instance_twice_is_one_row_and_a_different_one_is_a_new_version(
     storescu_modality, dicom_listener, celery_worker, storage_root
 ):

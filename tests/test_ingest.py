@@ -9,7 +9,7 @@ from pydicom.uid import generate_uid
 from imaging import storage
 from imaging.dicom.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS
 from imaging.models import Instance, Study
-from imaging.services import StoreRefused, instance_index, instance_receive, storage_sweep
+from imaging.services import Arriving, StoreRefused, instance_index, instance_receive, storage_sweep
 from vetclinic.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -218,3 +218,61 @@ def test_the_series_thumbnail_is_drawn_from_its_middle_image(received):
     key = series_thumbnail_render(series_id=middle.series_id)
     assert key.endswith(f".{middle.pk}.png")
     assert storage.object_get(key).startswith(b"\x89PNG")
+
+
+def receive_arriving(meta, data, ds, pieces=7):
+    """What the C-STORE handler does when ae.FastDIMSE wrote the data set as it arrived."""
+    arriving = Arriving(
+        sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
+        transfer_syntax=ds.file_meta.TransferSyntaxUID, calling_ae="CTROOM",
+    )  # fmt: skip
+    step = len(data) // pieces + 1
+    for at in range(0, len(data), step):
+        arriving.write(memoryview(data)[at : at + step])
+    return arriving, instance_receive(
+        data=data, transfer_syntax=ds.file_meta.TransferSyntaxUID, sop_class_uid=ds.SOPClassUID,
+        sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM", arriving=arriving,
+    )  # fmt: skip
+
+
+def test_an_object_written_as_it_arrives_is_kept_as_one_written_whole(storage_root, tmp_path):
+    meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
+    arriving, key = receive_arriving(meta, data, ds)
+
+    assert key == arriving.key
+    whole = instance_receive(
+        data=data, transfer_syntax=ds.file_meta.TransferSyntaxUID, sop_class_uid=ds.SOPClassUID,
+        sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
+    )  # fmt: skip
+    assert storage.object_get(key) == storage.object_get(whole)  # our file meta, then the bytes as sent
+    assert pydicom.dcmread(io.BytesIO(storage.object_get(key))).SOPInstanceUID == ds.SOPInstanceUID
+    assert not list(storage_root.rglob("*.part"))
+    assert instance_index(storage_key=key, received_from="CTROOM").file_size == len(storage.object_get(key))
+
+
+def test_an_object_written_as_it_arrives_and_then_refused_leaves_nothing(storage_root, tmp_path):
+    meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
+    with pytest.raises(StoreRefused) as refused:
+        receive_arriving(meta, data[: len(data) // 2], ds)
+    assert refused.value.status == CANNOT_UNDERSTAND
+    assert not [p for p in storage_root.rglob("*") if p.is_file()]
+
+
+def test_the_sweep_indexes_no_part_file_and_removes_the_ones_left_for_an_hour(storage_root, tmp_path):
+    import os
+    import time
+
+    meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
+    fresh = Arriving(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
+                     transfer_syntax=ds.file_meta.TransferSyntaxUID, calling_ae="CTROOM")  # fmt: skip
+    fresh.write(data)
+    old = Arriving(sop_class_uid=ds.SOPClassUID, sop_instance_uid=generate_uid(),
+                   transfer_syntax=ds.file_meta.TransferSyntaxUID, calling_ae="CTROOM")  # fmt: skip
+    old.write(data)
+    old_part = Path(storage.default_storage.path(old.key + storage.PART))
+    os.utime(old_part, (time.time() - 7200, time.time() - 7200))  # a listener killed two hours ago
+
+    assert storage_sweep(days=2, min_age_seconds=0) == 0
+    assert Instance.objects.count() == 0
+    assert not old_part.exists()
+    assert Path(storage.default_storage.path(fresh.key + storage.PART)).exists()  # still arriving

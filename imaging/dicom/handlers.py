@@ -58,6 +58,9 @@ def on_ended(event):
     batch = getattr(event.assoc, "ingest_batch", None)
     if batch is not None:
         batch.flush()
+    abort = getattr(event.assoc.dimse, "arriving_abort", None)  # ae.FastDIMSE
+    if abort is not None:
+        abort()  # a data set cut off by the end of the association: never acknowledged, not kept
 
 
 def on_closed(event):
@@ -79,8 +82,10 @@ def on_store(event):
     calling_ae = event.assoc.requestor.ae_title.strip()
     if not hasattr(event.assoc, "ingest_batch"):
         event.assoc.ingest_batch = IngestBatch()  # one per association, flushed when it closes
+    take = getattr(event.assoc.dimse, "arriving_take", None)  # ae.FastDIMSE wrote it as it came
     try:
         instance_receive(
+            arriving=take(event.request) if take is not None else None,
             data=event.request.DataSet.getvalue(),
             transfer_syntax=event.context.transfer_syntax,
             sop_class_uid=event.request.AffectedSOPClassUID,
