@@ -409,10 +409,11 @@ class FastDIMSE(DIMSEServiceProvider):
         if type(self.message) is not C_STORE_RQ:  # its command set has not been decoded yet
             return super().receive_primitive(primitive)
         message = self.message
-        complete = message.decode_msg(primitive, self.assoc)
-        self._store_stream(message)
-        if not complete:
+        if not message.decode_msg(primitive, self.assoc):
+            self._store_stream(message)
             return  # more data set fragments to come
+        if self.arriving is not None and self.arriving[0] is message:
+            self._store_stream(message)  # its last fragment
         self.message = None
         evt.trigger(self.assoc, evt.EVT_DIMSE_RECV, {"message": message})
         try:
@@ -431,7 +432,9 @@ class FastDIMSE(DIMSEServiceProvider):
         """Write what has arrived of a C-STORE request's data set to storage now (Arriving),
         not once the last fragment is in: an 8 MB image then costs the time of its transfer
         plus a short fsync, instead of its transfer plus all of its writing. The data set is
-        still assembled in memory too, for the handler to check before anything is committed."""
+        still assembled in memory too, for the handler to check before anything is committed.
+        A data set that arrives whole in its first PDU (most CT and MR slices) is stored whole
+        by the handler: a part file and a rename would only cost it time."""
         if self.arriving is None or self.arriving[0] is not message:
             self.arriving_abort()  # one operation at a time: an earlier one never finished
             command, assoc = message.command_set, self.assoc
