@@ -276,3 +276,13 @@ def test_the_sweep_indexes_no_part_file_and_removes_the_ones_left_for_an_hour(st
     assert Instance.objects.count() == 0
     assert not old_part.exists()
     assert Path(storage.default_storage.path(fresh.key + storage.PART)).exists()  # still arriving
+
+
+def test_a_storage_that_takes_whole_objects_gets_the_arrived_pieces_in_one_save(settings, tmp_path):
+    """S3 and the like (anything but our local disk storage): storage.BufferedWriter."""
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
+    meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
+    arriving, key = receive_arriving(meta, data, ds)
+
+    assert type(arriving.writer).__name__ == "BufferedWriter"
+    assert storage.object_get(key) == arriving.file_meta + data
