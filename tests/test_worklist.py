@@ -95,6 +95,20 @@ def test_worklist_matching(clinic, identifier, names):
     assert found(identifier) == names
 
 
+@pytest.mark.parametrize("identifier, names", [(q, n) for _, q, n in CASES], ids=[c[0] for c in CASES])
+def test_the_listeners_rows_are_the_matching_orders_in_worklist_order(clinic, identifier, names):
+    """selectors.worklist_rows (the C-FIND handler's read: the match, then the rows by id)
+    answers what worklist_items does."""
+    assert [row["patient__name"] for row in worklist_rows(identifier=identifier)] == names
+
+
+def test_a_name_prefix_with_like_wildcards_in_it_matches_them_as_characters(clinic, make_owner, make_patient, make_order):
+    for family, animal in [("Per%cy", "Dot"), ("Perkins", "Ned"), ("Pe_ry", "Flo"), ("Perry", "Gus")]:
+        make_order(make_patient(animal, owner=make_owner(family)), "DX-THX2", at(0, 15))
+    assert found(query(PatientName="PER%*")) == ["Dot"]
+    assert [row["patient__name"] for row in worklist_rows(identifier=query(PatientName="pe_*"))] == ["Flo"]
+
+
 def test_matching_by_ids(clinic):
     biscuit, tiddles = clinic["Biscuit"], clinic["Tiddles"]
     assert found(query(AccessionNumber=biscuit.accession_number)) == ["Biscuit"]
