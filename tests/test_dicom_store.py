@@ -380,19 +380,19 @@ def test_a_c_store_is_served_on_the_thread_that_read_it(settings, storage_root, 
 
 
 def test_a_p_data_tf_body_is_read_into_its_items_or_refused_when_they_do_not_add_up():
-    """ae._p_data_decode (PS3.8 9.3.5): each item a 4-byte length, the context ID, then the
+    """wire.p_data_decode (PS3.8 9.3.5): each item a 4-byte length, the context ID, then the
     message control header and the fragment (PS3.8 E.2)."""
     import struct
 
     from pynetdicom.pdu import P_DATA_TF
 
-    from imaging.dicom.ae import _p_data_decode
+    from imaging.dicom.wire import p_data_decode
 
     def item(context_id, header, fragment):
         return struct.pack(">LB", 2 + len(fragment), context_id) + bytes([header]) + fragment
 
     body = item(1, 0x03, b"command") + item(1, 0x00, b"data 1") + item(3, 0x02, b"data two")
-    items = _p_data_decode(bytearray(body)).to_primitive().presentation_data_value_list
+    items = p_data_decode(bytearray(body)).to_primitive().presentation_data_value_list
     reference = P_DATA_TF()
     reference.decode(struct.pack(">BBL", 4, 0, len(body)) + body)
     assert [(c, bytes(v)) for c, v in items] == reference.to_primitive().presentation_data_value_list
@@ -400,4 +400,4 @@ def test_a_p_data_tf_body_is_read_into_its_items_or_refused_when_they_do_not_add
     assert type(items[1][1]) is memoryview  # a data set fragment: a view of what was read, not a copy
 
     for bad in [b"", body[:-1], body + b"\x00\x00", struct.pack(">LB", 1, 1) + b"\x03", struct.pack(">LB", 99, 1) + b"\x03x"]:
-        assert _p_data_decode(bytearray(bad)) is None, bad
+        assert p_data_decode(bytearray(bad)) is None, bad

@@ -5,9 +5,7 @@ import select
 import socket
 import struct
 import threading
-import time
 
-from pydicom.dataset import Dataset
 from pydicom.uid import (
     AllTransferSyntaxes,
     DeflatedExplicitVRLittleEndian,
@@ -20,12 +18,11 @@ from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_FIND, C_STORE
-from pynetdicom.dsutils import encode
 from pynetdicom._handlers import standard_pdu_recv_handler
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
-from pynetdicom.service_class import BasicWorklistManagementServiceClass, StorageServiceClass
+from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import (
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
@@ -35,6 +32,8 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from imaging.dicom.handlers import HANDLERS, thread_ended
+from imaging.dicom.wire import p_data_decode, store_response_command
+from imaging.dicom.worklist_scp import WorklistFind
 from imaging.services import Arriving
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
@@ -51,10 +50,6 @@ QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 # How long a reactor thread waits when nothing wakes it, before it checks its timers (ARTIM,
 # idle timeout) and whether its partner thread is still alive.
 IDLE_WAIT = 0.02
-# Worklist answers queued for sending before the next one waits (WorklistFind._paced): more
-# than a modality's usual query matches, so that those never wait.
-QUEUED_PDUS = 32
-PACING_WAIT = 0.0005
 MAX_ASSOCIATIONS = 64  # served at once by one process (each holds a database connection)
 
 
@@ -165,7 +160,7 @@ class EventDrivenDUL(DULServiceProvider):
 
     def _read_pdu_data(self):
         """DULServiceProvider._read_pdu_data (pynetdicom 3.0), with P-DATA-TF PDUs decoded the
-        short way (_p_data_decode): pynetdicom copies every received byte five times before the
+        short way (wire.p_data_decode): pynetdicom copies every received byte five times before the
         DIMSE layer sees it (joining the read, bytes(), one slice per item and its own copy of
         it for EVT_DATA_RECV), which for an 8 MB image was more CPU than writing it to disk.
         Every other PDU, a malformed P-DATA-TF, or anyone listening to the PDU events: pynetdicom's way."""
@@ -190,7 +185,7 @@ class EventDrivenDUL(DULServiceProvider):
             LOGGER.error(f"The received PDU is shorter than expected ({6 + len(body)} of {6 + length} bytes received)")
             self.event_queue.put("Evt17")
             return
-        pdu = _p_data_decode(body) if pdu_type == 0x04 and self._pdu_events_unheard() else None
+        pdu = p_data_decode(body) if pdu_type == 0x04 and self._pdu_events_unheard() else None
         if pdu is not None:
             self.event_queue.put("Evt10")  # P-DATA-TF received
         else:
@@ -259,42 +254,6 @@ class EventDrivenDUL(DULServiceProvider):
                 self._wake_r.close()
                 self._wake_w.close()
             thread_ended()  # C-STORE is served on this thread (FastDIMSE._store_serve)
-
-
-class _DecodedPData:
-    """A received P-DATA-TF PDU, already its P-DATA primitive (fsm.DT_2 asks for that)."""
-
-    __slots__ = ("primitive",)
-
-    def __init__(self, primitive):
-        self.primitive = primitive
-
-    def to_primitive(self):
-        return self.primitive
-
-
-def _p_data_decode(body):
-    """The presentation data value items of a P-DATA-TF PDU's body (PS3.8 9.3.5: each a 4-byte
-    length, the presentation context ID, then the value: its message control header and the
-    fragment, PS3.8 E.2), or None if they do not add up to the body. A data set fragment stays
-    a view of the bytes read (decode_msg copies it once, where it assembles the data set); a
-    command fragment, which pynetdicom may treat as bytes anywhere, is made bytes."""
-    view, items, at, end = memoryview(body), [], 0, len(body)
-    while at < end:
-        if end - at < 6:
-            return None
-        (length,) = struct.unpack_from(">L", body, at)
-        if length < 2 or at + 4 + length > end:
-            return None
-        value = view[at + 5 : at + 4 + length]
-        items.append((body[at + 4], bytes(value) if value[0] & 0x01 else value))
-        at += 4 + length
-    if not items:
-        return None
-    primitive = P_DATA()
-    primitive.presentation_data_value_list = []  # as pynetdicom's to_primitive: its setter wants bytes
-    primitive.presentation_data_value_list.extend(items)
-    return _DecodedPData(primitive)
 
 
 class EventDrivenAssociation(Association):
@@ -498,132 +457,6 @@ def _plain_success(primitive):
         and primitive.ErrorComment is None and primitive.OffendingElement is None
         and primitive.AffectedSOPClassUID and primitive.AffectedSOPInstanceUID
     )  # fmt: skip
-
-
-def store_response_command(primitive):
-    """The C-STORE-RSP command set (PS3.7 9.3.1.2, Table 9.3-2), Implicit VR Little Endian."""
-    elements = b"".join([
-        _command_element(0x0002, _uid(primitive.AffectedSOPClassUID)),
-        _command_element(0x0100, struct.pack("<H", 0x8001)),  # Command Field: C-STORE-RSP
-        _command_element(0x0120, struct.pack("<H", primitive.MessageIDBeingRespondedTo)),
-        _command_element(0x0800, struct.pack("<H", 0x0101)),  # Command Data Set Type: none
-        _command_element(0x0900, struct.pack("<H", primitive.Status)),
-        _command_element(0x1000, _uid(primitive.AffectedSOPInstanceUID)),
-    ])  # fmt: skip
-    return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
-
-
-class WorklistFind(BasicWorklistManagementServiceClass):
-    """The Modality Worklist C-FIND SCP (PS3.4 K.4.1.3), answering the short way.
-
-    pynetdicom's C-FIND SCP encodes each answer with pydicom, builds each C-FIND-RSP as a
-    pydicom data set that it encodes twice (the second time for its group length) and sends
-    the command and the identifier as two PDUs: ~1.5 ms an answer, most of a 9-match query.
-    Here the handler (handlers.on_find) yields each pending answer's identifier already encoded
-    in the context's transfer syntax (a Dataset is encoded here); the command set is written
-    directly and goes out with the identifier in one P-DATA-TF PDU when the peer's maximum
-    PDU length allows. C-CANCEL is the handler's to check between answers (event.is_cancelled).
-    """
-
-    def _c_find_scp(self, req, context):
-        syntax = context.transfer_syntax[0]
-        try:
-            answers = evt.trigger(self.assoc, evt.EVT_C_FIND, {
-                "request": req, "context": context.as_tuple, "_is_cancelled": self.is_cancelled,
-            })  # fmt: skip
-            for status, identifier in answers or ():
-                if not self.assoc.is_established:  # the handler released or aborted
-                    return
-                code, comment = _status_fields(status)
-                if code in (0xFF00, 0xFF01):  # Pending (PS3.4 Table K.4-1): an answer follows
-                    if not isinstance(identifier, bytes):
-                        identifier = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
-                    self._respond(req, context, code, identifier=identifier)
-                    self._paced()
-                    continue
-                self._respond(req, context, code, comment=comment)  # cancelled, failed, or done early
-                return
-        except Exception:
-            LOGGER.exception("Exception in handler bound to 'evt.EVT_C_FIND'")
-            if self.assoc.is_established:
-                self._respond(req, context, 0xC311)  # pynetdicom's "unable to process" for a handler error
-            return
-        if self.assoc.is_established:
-            self._respond(req, context, 0x0000)
-
-    def _paced(self):
-        """Wait while more than QUEUED_PDUS wait for the DUL to send them. Answers are made
-        faster than they go out; unpaced, a large result would all be queued before a C-CANCEL
-        could stop it (PS3.4 K.4.1.3), and held in memory meanwhile. The DUL reads what the peer
-        sends before it sends (EventDrivenDUL._process_recv_primitive)."""
-        dul = self.assoc.dul
-        while dul.to_provider_queue.qsize() > QUEUED_PDUS and self.assoc.is_established and dul.is_alive():
-            time.sleep(PACING_WAIT)
-
-    def _respond(self, req, context, status, *, identifier=None, comment=None):
-        command = find_response_command(
-            req.AffectedSOPClassUID, req.MessageID, status, data_set=identifier is not None, comment=comment
-        )  # fmt: skip
-        message_send(self.dimse, context.context_id, command, identifier)
-
-
-def _status_fields(status):
-    """(code, Error Comment) from a handler's status: a number, or a Dataset with Status."""
-    if isinstance(status, Dataset):
-        return int(status.Status), status.get("ErrorComment")
-    return int(status), None
-
-
-def find_response_command(sop_class_uid, message_id, status, *, data_set, comment=None):
-    """The C-FIND-RSP command set (PS3.7 9.3.2.2, Table 9.3-4), Implicit VR Little Endian."""
-    elements = [
-        _command_element(0x0002, _uid(sop_class_uid)),
-        _command_element(0x0100, struct.pack("<H", 0x8020)),  # Command Field: C-FIND-RSP
-        _command_element(0x0120, struct.pack("<H", message_id)),
-        # Command Data Set Type: 0x0101 none, anything else one follows (PS3.7 E.1-1)
-        _command_element(0x0800, struct.pack("<H", 0x0001 if data_set else 0x0101)),
-        _command_element(0x0900, struct.pack("<H", status)),
-    ]  # fmt: skip
-    if comment:
-        text = str(comment)[:64].encode("ascii", "replace")  # Error Comment, LO (PS3.7 C.4)
-        elements.append(_command_element(0x0902, text + b" " * (len(text) % 2)))
-    elements = b"".join(elements)
-    return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
-
-
-def message_send(dimse, context_id, command, data_set=None):
-    """One DIMSE message as P-DATA-TF PDUs: the command's fragments, then the data set's (PS3.7
-    E.2: control header bit 0 command, bit 1 last fragment), as many PDVs to a PDU as the
-    peer's maximum PDU length holds (PS3.8 9.3.5 and D.1: it counts each PDV item's 6-byte
-    header; 0 means no limit)."""
-    limit = dimse.maximum_pdu_size
-    room = max(1, limit - 6) if limit else max(len(command), len(data_set or b""), 1)
-    fragments = _fragments(command, room, 0x01)
-    if data_set is not None:
-        fragments += _fragments(data_set, room, 0x00)
-    pdata, size = P_DATA(), 0
-    for fragment in fragments:
-        if limit and pdata.presentation_data_value_list and size + 6 + len(fragment) - 1 > limit:
-            dimse.dul.send_pdu(pdata)
-            pdata, size = P_DATA(), 0
-        pdata.presentation_data_value_list.append((context_id, fragment))
-        size += 6 + len(fragment) - 1  # the fragment carries its control header byte
-    dimse.dul.send_pdu(pdata)
-
-
-def _fragments(data, room, kind):
-    """``data`` in pieces of at most ``room`` bytes, each behind its message control header."""
-    pieces = [data[at : at + room] for at in range(0, len(data), room)] or [b""]
-    return [bytes([kind | (0x02 if n == len(pieces) - 1 else 0)]) + piece for n, piece in enumerate(pieces)]
-
-
-def _uid(value):
-    value = str(value).encode("ascii")
-    return value + b"\x00" if len(value) % 2 else value
-
-
-def _command_element(element, value):
-    return struct.pack("<HHI", 0x0000, element, len(value)) + value
 
 
 class FastRequestHandler(RequestHandler):

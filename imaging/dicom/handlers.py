@@ -102,7 +102,7 @@ def on_store(event):
 def on_find(event):
     """Modality Worklist C-FIND (PS3.4 K.4.1.3): the database matches, one Pending response
     per order, C-CANCEL honoured between responses. Each answer goes out encoded already, in
-    the context's transfer syntax (ae.WorklistFind sends it as it is)."""
+    the context's transfer syntax (worklist_scp.WorklistFind sends it as it is)."""
     calling_ae = event.assoc.requestor.ae_title.strip()
     try:
         identifier = event.identifier
