@@ -111,10 +111,13 @@ def instance_receive(
     already as they came off the wire: it is committed or thrown away here. The indexing message
     joins ``batch`` (an IngestBatch: one per association) or goes at once.
     """
-    if arriving is not None and (arriving.size != len(data) or arriving.sop_instance_uid != str(sop_instance_uid)
-                                 or arriving.transfer_syntax != str(transfer_syntax)):  # fmt: skip
+    if arriving is not None and arriving.error is None and (
+        arriving.size != len(data) or arriving.sop_instance_uid != str(sop_instance_uid)
+        or arriving.transfer_syntax != str(transfer_syntax)
+    ):  # fmt: skip
         arriving.abort()  # not these bytes after all: store them the ordinary way
         arriving = None
+    # (An arriving object whose writing failed is refused below, when it is committed.)
     try:
         ds = _checked_header(data, transfer_syntax)
         if str(ds.get("SOPInstanceUID", "")) != str(sop_instance_uid):

@@ -286,3 +286,25 @@ def test_a_storage_that_takes_whole_objects_gets_the_arrived_pieces_in_one_save(
 
     assert type(arriving.writer).__name__ == "BufferedWriter"
     assert storage.object_get(key) == arriving.file_meta + data
+
+
+def test_an_object_whose_writing_fails_while_it_arrives_is_refused_out_of_resources(storage_root, tmp_path, monkeypatch):
+    """The disk fills up mid-image: the C-STORE gets 0xA700 (PS3.4 B.2.3), nothing is left."""
+    from imaging.dicom.status import OUT_OF_RESOURCES
+
+    meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
+    writes = []
+
+    def full(self, piece):
+        writes.append(len(piece))
+        if len(writes) > 2:  # the file meta and one piece went in
+            raise OSError(28, "No space left on device")
+        return original(self, piece)
+
+    original = storage.DurableFileWriter.write
+    monkeypatch.setattr(storage.DurableFileWriter, "write", full)
+    with pytest.raises(StoreRefused) as refused:
+        receive_arriving(meta, data, ds)
+    assert refused.value.status == OUT_OF_RESOURCES
+    assert "No space left" in refused.value.comment
+    assert not [p for p in storage_root.rglob("*") if p.is_file()]
