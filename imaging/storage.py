@@ -90,8 +90,8 @@ class DurableFileSystemStorage(FileSystemStorage):
                 os.chmod(folder, mode)  # mkdir's mode is subject to the umask
         _fsync_path(parent)
 
-
     def writer(self, name):
+        """A DurableFileWriter for ``name``: an object that arrives in pieces (object_writer)."""
         return DurableFileWriter(self, name)
 
 
