@@ -501,6 +501,7 @@ def storage_sweep(*, days=None, min_age_seconds=60):
         prefixes = [f"dicom/{today - timedelta(days=n):%Y/%m/%d}" for n in range(days)]
     indexed = 0
     cutoff = now() - timedelta(seconds=min_age_seconds)
+    stale = now() - timedelta(hours=1)
     for prefix in prefixes:
         if not storage.default_storage.exists(prefix):
             continue
@@ -518,7 +519,7 @@ def storage_sweep(*, days=None, min_age_seconds=60):
         # A transfer the listener never finished (it was killed mid-image): never acknowledged,
         # so the sender sends it again; its part file is only litter.
         for part in storage.keys_under(prefix, parts=True):
-            if storage.default_storage.get_modified_time(part) < now() - timedelta(hours=1):
+            if storage.default_storage.get_modified_time(part) < stale:
                 storage.object_delete(part)
                 log.warning("sweep removed %s, an object never received whole", part)
     return indexed

@@ -69,20 +69,17 @@ class _PatternAtLeast(Lookup):
     Django adds to an indexed CharField serves."""
 
     lookup_name = "pattern_gte"
+    operator = "~>=~"
 
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"({lhs})::text ~>=~ {rhs}", [*lhs_params, *rhs_params]
+        return f"({lhs})::text {self.operator} {rhs}", [*lhs_params, *rhs_params]
 
 
 class _PatternBelow(_PatternAtLeast):
     lookup_name = "pattern_lt"
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"({lhs})::text ~<~ {rhs}", [*lhs_params, *rhs_params]
+    operator = "~<~"
 
 
 def _prefix(field, literal):
