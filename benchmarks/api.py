@@ -380,7 +380,7 @@ def fill_check(rng):
     from imaging.models import ImagingOrder
     from imaging.orders import accession_number
     from patients.models import Patient, SearchTerm
-    from patients.search import _patient_words, dicom_name_key
+    from patients.search import dicom_name_key, patient_terms
 
     ids = list(Patient.objects.values_list("pk", flat=True))
     sample = Patient.objects.filter(pk__in=rng.sample(ids, min(300, len(ids)))).prefetch_related(
@@ -390,7 +390,7 @@ def fill_check(rng):
         if patient.dicom_name_key != dicom_name_key(patient):
             raise RuntimeError(f"patient {patient.pk}: dicom_name_key is not patients/search.py's")
         words = set(SearchTerm.objects.filter(patient=patient).values_list("term", flat=True))
-        if words != {w for w in _patient_words(patient) if w}:
+        if words != patient_terms(patient):
             raise RuntimeError(f"patient {patient.pk}: search words are not patients/search.py's")
     for order in ImagingOrder.objects.select_related("procedure", "station").order_by("?")[:300]:
         expected = (accession_number(order.pk), f"RP{order.pk}"[:16], f"SPS{order.pk}"[:16], order.procedure.modality_type,

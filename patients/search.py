@@ -6,11 +6,12 @@ the prefix of one of the record's words. Services call ``search_terms_refresh`` 
 """
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 
-from patients.models import Owner, Ownership, Patient, SearchTerm
+from patients.models import Owner
 
 TERM_MAX = 64
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
@@ -45,56 +46,187 @@ def _digits(text):
     return re.sub(r"\D", "", text or "")
 
 
-def _owner_words(owner):
+def owner_words(owner, external_values):
+    """The words an owner is found by: names, phone digits, email, the PMS's ids."""
     words = normalise(" ".join([owner.family_name, owner.given_name, owner.organisation_name]))
     words += [_digits(phone) for phone in owner.phones]
     words += normalise(owner.email)
-    for ext in owner.external_ids.all():
-        words += normalise(ext.value)
+    for value in external_values:
+        words += normalise(value)
     return words
 
 
-def _patient_words(patient):
+def patient_words(patient, alias_ids, external_values):
+    """The words an animal is found by, without its owners' (which are its words too)."""
     # Identifiers are split like typed queries are, so "PET-42" is found as "pet-42" or "pet 42".
     words = normalise(patient.name) + normalise(patient.patient_id) + normalise(patient.microchip)
-    for alias in patient.aliases.all():
-        words += normalise(alias.patient_id)
-    for ext in patient.external_ids.all():
-        words += normalise(ext.value)
-    for ownership in patient.ownerships.all():
-        words += _owner_words(ownership.owner)
+    for alias_id in alias_ids:
+        words += normalise(alias_id)
+    for value in external_values:
+        words += normalise(value)
     return words
+
+
+def patient_terms(patient):
+    """Every word of an animal from its model instance (with ``aliases``, ``external_ids`` and
+    ``ownerships__owner__external_ids`` prefetched): what ``search_terms_refresh`` stores."""
+    words = patient_words(patient, [a.patient_id for a in patient.aliases.all()], [e.value for e in patient.external_ids.all()])
+    for ownership in patient.ownerships.all():
+        words += owner_words(ownership.owner, [e.value for e in ownership.owner.external_ids.all()])
+    return {w for w in words if w}
 
 
 def dicom_name_key(patient):
     return patient.dicom_name.upper()[:130]
 
 
-def search_terms_refresh(*, patients=(), owners=()):
+def _name_key(owner_family, name):
+    """``dicom_name_key`` from its parts (Patient.dicom_name, upper case)."""
+    return f"{owner_family}^{name}".upper()[:130]
+
+
+@dataclass
+class _OwnerRow:
+    kind: str
+    family_name: str
+    given_name: str
+    organisation_name: str
+    phone: str
+    mobile: str
+    email: str
+    external_values: list
+
+    # The owner's own definitions, so that the words and name key are made as for the model.
+    Kind = Owner.Kind
+    phones = Owner.phones
+    dicom_family_name = Owner.dicom_family_name
+
+
+@dataclass
+class _PatientRow:
+    name: str
+    patient_id: str
+    microchip: str
+    dicom_name_key: str
+    alias_ids: list
+    external_values: list
+    owners: list  # [(owner id, is primary)]
+
+
+# One read for everything the words are made of: the animals asked for that are not merged
+# (and, with ``owners_animals``, every animal of the owners asked for), their aliases, external
+# ids and owners, and those owners' and the asked-for owners' external ids. Rows are
+# (kind, patient, owner, text fields..., flag), typed in the first branch (PostgreSQL
+# resolves a UNION's column types from it); placeholders {p} and {o} are the id lists.
+_READ = """
+WITH target AS (
+    SELECT id FROM patients_patient WHERE merged_into_id IS NULL AND (id IN ({p}){with_owners})
+), owner_target AS (
+    SELECT owner_id AS id FROM patients_ownership WHERE patient_id IN (SELECT id FROM target)
+    UNION SELECT id FROM patients_owner WHERE id IN ({o})
+)
+SELECT 'P', id, CAST(NULL AS BIGINT), name, patient_id, microchip, dicom_name_key, NULL, NULL, NULL,
+       CAST(NULL AS BOOLEAN)
+    FROM patients_patient WHERE id IN (SELECT id FROM target)
+UNION ALL SELECT 'A', merged_into_id, NULL, patient_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM patients_patient WHERE merged_into_id IN (SELECT id FROM target)
+UNION ALL SELECT 'X', patient_id, NULL, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM patients_patientexternalid WHERE patient_id IN (SELECT id FROM target)
+UNION ALL SELECT 'L', patient_id, owner_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, is_primary
+    FROM patients_ownership WHERE patient_id IN (SELECT id FROM target)
+UNION ALL SELECT 'O', NULL, id, kind, family_name, given_name, organisation_name, phone, mobile, email, NULL
+    FROM patients_owner WHERE id IN (SELECT id FROM owner_target)
+UNION ALL SELECT 'Y', NULL, owner_id, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM patients_ownerexternalid WHERE owner_id IN (SELECT id FROM owner_target)
+"""
+_WITH_OWNERS = " OR id IN (SELECT patient_id FROM patients_ownership WHERE owner_id IN ({o}))"
+# Ids per statement: well under SQLite's limit of host parameters, and IN lists PostgreSQL
+# plans quickly.
+_CHUNK = 500
+
+
+def _placeholders(ids):
+    return ", ".join(["%s"] * len(ids)) if ids else "NULL"
+
+
+def _read(cursor, patient_ids, owner_ids, owners_animals):
+    """{patient id: _PatientRow}, {owner id: _OwnerRow} from one query."""
+    sql = _READ.format(
+        p=_placeholders(patient_ids), o=_placeholders(owner_ids),
+        with_owners=_WITH_OWNERS.format(o=_placeholders(owner_ids)) if owners_animals and owner_ids else "",
+    )  # fmt: skip
+    params = [*patient_ids, *(owner_ids if owners_animals and owner_ids else ()), *owner_ids]
+    cursor.execute(sql, params)
+    patients, owners, owner_ids_of, aliases, externals, owner_externals = {}, {}, {}, {}, {}, {}
+    for kind, patient, owner, a, b, c, d, e, f, g, flag in cursor.fetchall():
+        if kind == "P":
+            patients[patient] = _PatientRow(a, b, c, d, [], [], [])
+        elif kind == "A":
+            aliases.setdefault(patient, []).append(a)
+        elif kind == "X":
+            externals.setdefault(patient, []).append(a)
+        elif kind == "L":
+            owner_ids_of.setdefault(patient, []).append((owner, bool(flag)))
+        elif kind == "O":
+            owners[owner] = _OwnerRow(a, b, c, d, e, f, g, [])
+        else:
+            owner_externals.setdefault(owner, []).append(a)
+    for pk, row in patients.items():
+        row.alias_ids, row.external_values, row.owners = aliases.get(pk, []), externals.get(pk, []), owner_ids_of.get(pk, [])
+    for pk, row in owners.items():
+        row.external_values = owner_externals.get(pk, [])
+    return patients, owners
+
+
+def search_terms_refresh(*, patients=(), owners=(), owners_animals=False):
     """Rewrite the search words of these patients and owners (inside the caller's transaction),
-    and the patients' worklist name key."""
-    patient_ids = [p.pk for p in patients]
-    owner_ids = [o.pk for o in owners]
-    SearchTerm.objects.filter(Q(patient_id__in=patient_ids) | Q(owner_id__in=owner_ids)).delete()
-    rows, renamed, seen = [], [], {}
-    # The owners through the ownerships (with them in one query): the words need the owners,
-    # the name key needs which one is primary.
-    ownerships = Prefetch("ownerships", queryset=Ownership.objects.select_related("owner"))
-    for patient in Patient.objects.filter(pk__in=patient_ids, merged_into__isnull=True).prefetch_related(
-        "aliases", "external_ids", ownerships, "ownerships__owner__external_ids"
-    ):
-        rows += [SearchTerm(term=w, patient=patient) for w in set(_patient_words(patient)) if w]
-        if patient.dicom_name_key != dicom_name_key(patient):
-            patient.dicom_name_key = dicom_name_key(patient)
-            renamed.append(patient)
-        seen.update((o.owner_id, o.owner) for o in patient.ownerships.all())
-    Patient.objects.bulk_update(renamed, ["dicom_name_key"], batch_size=1000)
-    # Owners of those patients were read with them (external ids and all); only others are read.
-    others = [pk for pk in owner_ids if pk not in seen]
-    others = Owner.objects.filter(pk__in=others).prefetch_related("external_ids") if others else []
-    for owner in [seen[pk] for pk in dict.fromkeys(owner_ids) if pk in seen] + list(others):
-        rows += [SearchTerm(term=w, owner=owner) for w in set(_owner_words(owner)) if w]
-    SearchTerm.objects.bulk_create(rows, batch_size=1000)
+    and the patients' worklist name key. With ``owners_animals``, every animal of these owners
+    too (an owner's words are also its animals' words).
+
+    One read, one delete, one insert (and an update when a name key changed): this runs on
+    every change of a name, phone or id, from the UI, HL7 and REST alike."""
+    patient_ids = list(dict.fromkeys(p.pk for p in patients))
+    owner_ids = list(dict.fromkeys(o.pk for o in owners))
+    for start in range(0, max(len(patient_ids), len(owner_ids)), _CHUNK):
+        _refresh(patient_ids[start : start + _CHUNK], owner_ids[start : start + _CHUNK], owners_animals, patients)
+
+
+def _refresh(patient_ids, owner_ids, owners_animals, instances):
+    with connection.cursor() as cursor:
+        rows, owners = _read(cursor, patient_ids, owner_ids, owners_animals)
+        terms, renamed = [], []
+        owner_terms = {pk: {w for w in owner_words(owner, owner.external_values) if w} for pk, owner in owners.items()}
+        for pk, row in rows.items():
+            words = {w for w in patient_words(row, row.alias_ids, row.external_values) if w}
+            for owner_pk, _ in row.owners:
+                words |= owner_terms[owner_pk]
+            terms += [(w, pk, None) for w in words]
+            primary = next((owners[o] for o, is_primary in row.owners if is_primary), None)
+            key = _name_key(primary.dicom_family_name if primary else "", row.name)
+            if row.dicom_name_key != key:
+                renamed.append((key, pk))
+        terms += [(w, None, pk) for pk in owner_ids if pk in owner_terms for w in owner_terms[pk]]
+        # Every animal read (an owner's included) and every one asked for: a merged one asked
+        # for keeps no words.
+        cleared = list(dict.fromkeys([*patient_ids, *rows]))
+        cursor.execute(
+            f"DELETE FROM patients_searchterm WHERE patient_id IN ({_placeholders(cleared)})"
+            f" OR owner_id IN ({_placeholders(owner_ids)})",
+            [*cleared, *owner_ids],
+        )
+        for start in range(0, len(terms), _CHUNK):
+            part = terms[start : start + _CHUNK]
+            cursor.execute(
+                "INSERT INTO patients_searchterm (term, patient_id, owner_id) VALUES "
+                + ", ".join(["(%s, %s, %s)"] * len(part)),
+                [value for term in part for value in term],
+            )
+        for key, pk in renamed:
+            cursor.execute("UPDATE patients_patient SET dicom_name_key = %s WHERE id = %s", [key, pk])
+    keys = dict((pk, key) for key, pk in renamed)
+    for instance in instances:  # the caller's objects say what the database now holds
+        if instance.pk in keys:
+            instance.dicom_name_key = keys[instance.pk]
 
 
 def term_prefix(word):

@@ -95,7 +95,7 @@ def owner_upsert(*, actor, fields, owner=None, external=None):
         actor=actor, instance=owner, model=OwnerExternalId, external=external
     )
     if creating or added or changes.keys() & OWNER_FIELDS_SEARCHED:
-        search_terms_refresh(owners=[owner], patients=list(owner.patients.all()))
+        search_terms_refresh(owners=[owner], owners_animals=True)
     return owner
 
 

@@ -2,9 +2,10 @@ from datetime import date
 
 import pytest
 
-from patients.models import Owner, SearchTerm
+from patients.models import Owner, Patient, SearchTerm
+from patients.search import dicom_name_key, patient_terms, search_terms_refresh
 from patients.selectors import owner_search, patient_search
-from patients.services import owner_upsert, patient_merge, patient_upsert
+from patients.services import owner_upsert, ownership_set, patient_merge, patient_upsert
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +119,64 @@ def test_search_asks_the_database_a_fixed_number_of_questions(clinic, django_ass
         results = list(patient_search(query="hartley"))
         [p.primary_owner for p in results]
     assert len(results) == 25
+
+
+def _stored_and_expected(patient_pks):
+    """(stored words and name key, the words and key the model defines) per animal."""
+    stored, expected = {}, {}
+    patients = Patient.objects.filter(pk__in=patient_pks).prefetch_related(
+        "aliases", "external_ids", "ownerships__owner__external_ids"
+    )
+    for patient in patients:
+        words = set(SearchTerm.objects.filter(patient=patient).values_list("term", flat=True))
+        if patient.merged_into_id is None:
+            stored[patient.pk] = (words, patient.dicom_name_key)
+            expected[patient.pk] = (patient_terms(patient), dicom_name_key(patient))
+        else:  # an alias is found through its survivor; it keeps no words (its key is history)
+            stored[patient.pk], expected[patient.pk] = words, set()
+    return stored, expected
+
+
+def test_the_stored_words_and_name_key_are_what_the_model_defines(clinic, actor, make_owner, make_patient):
+    """The refresh reads rows, not model instances: it must agree with patient_terms and
+    dicom_name_key (the definitions on the model) in every case it reads: aliases, external
+    ids of animals and owners, organisations, co-owners, a primary owner that moves."""
+    jane, farm = clinic["jane"], clinic["farm"]
+    duplicate = make_patient("Biscuit", owner=jane, microchip="985141000999999")
+    patient_upsert(actor=actor, patient=duplicate, fields={}, external=("vetspace", "PET-77"))
+    patient_merge(actor=actor, source=duplicate, target=clinic["biscuit"])
+    co_owner = make_owner("Okafor", given_name="Chidi", email="chidi@example.org")
+    owner_upsert(actor=actor, owner=co_owner, fields={}, external=("vetspace", "ACC-5"))
+    ownership_set(actor=actor, patient=clinic["rocco"], owner=co_owner, primary=True)
+    ownership_set(actor=actor, patient=clinic["daisy"], owner=co_owner)
+    owner_upsert(actor=actor, owner=farm, fields={"organisation_name": "Greenfield Farms Ltd"})
+
+    pks = [p.pk for p in Patient.objects.all()]
+    stored, expected = _stored_and_expected(pks)
+    assert stored == expected
+    assert stored[clinic["rocco"].pk][1] == "OKAFOR^ROCCO"
+    assert {"pet", "77", "chidi", "acc", "5"} <= stored[clinic["biscuit"].pk][0] | stored[clinic["rocco"].pk][0]
+    assert "greenfield" in stored[clinic["daisy"].pk][0] and "chidi" in stored[clinic["daisy"].pk][0]
+
+    # Rewriting everything at once (as manage.py search_reindex does) changes nothing.
+    SearchTerm.objects.all().delete()
+    Patient.objects.update(dicom_name_key="")
+    search_terms_refresh(patients=Patient.objects.all(), owners=Owner.objects.all())
+    assert _stored_and_expected(pks) == (stored, expected)
+    assert set(SearchTerm.objects.filter(owner=farm).values_list("term", flat=True)) == {"greenfield", "farms", "ltd", "acc", "991"}
+
+
+def test_an_owner_edit_rewrites_the_words_of_each_of_its_animals_in_a_fixed_number_of_statements(
+    clinic, actor, make_patient, django_assert_max_num_queries
+):
+    jane = clinic["jane"]
+    for n in range(20):
+        make_patient(f"Puppy {n}", owner=jane)
+    with django_assert_max_num_queries(4):  # read, delete, insert, and the name keys are unchanged
+        search_terms_refresh(owners=[jane], owners_animals=True)
+    # One statement per renamed animal besides: the owner's family name is in their name key.
+    with django_assert_max_num_queries(8 + 22):
+        owner_upsert(actor=actor, owner=jane, fields={"family_name": "Okafor"})
+    assert len(patient_search(query="okafor puppy")) == 20
+    stored, expected = _stored_and_expected([p.pk for p in jane.patients.all()])
+    assert stored == expected
