@@ -9,6 +9,11 @@ next (unless DATABASE_CONN_MAX_AGE says otherwise): opening one costs more than 
 It is not checked before each message (a ``SELECT 1`` would be one more round trip for every
 message): one that broke meanwhile, say when PostgreSQL restarted, fails the message's first
 statement, and is then replaced and the message handled again.
+
+On PostgreSQL the connections bind parameters on the server and psycopg prepares the
+statements a connection repeats (as the DICOM listener's do): every message of a kind sends
+the same statements with other values, so PostgreSQL plans each once per connection instead of
+once per message, ~0.6 ms of a 6 ms ADT^A08.
 """
 import asyncio
 import logging
@@ -54,6 +59,8 @@ class Command(BaseCommand):
             database = connections.settings[alias]
             if not database["CONN_MAX_AGE"]:  # 0, the default: a new connection for every message
                 database["CONN_MAX_AGE"] = None
+            if database["ENGINE"] == "django.db.backends.postgresql":
+                database["OPTIONS"] = {**database["OPTIONS"], "server_side_binding": True, "prepare_threshold": 5}
         asyncio.run(self.serve(bind, port))
 
     async def serve(self, bind, port):
