@@ -6,6 +6,7 @@ from django.db.models.signals import post_delete, post_save
 
 from patients.models import Breed, CodeMapping, Owner, Ownership, Patient, SearchTerm, Species, Visit
 from patients.search import query_words, term_prefix
+from vetclinic.db import CompiledQuery
 
 
 def _matching_ids(query, column):
@@ -56,8 +57,24 @@ def patient_resolve(patient):
     return patient
 
 
+# Every HL7 ADT and REST upsert looks its animal and owner up by the sender's id: compiled once.
+# (system, value) is unique, so ``[:1]`` is ``first()``.
+_PATIENT_BY_EXTERNAL_ID = CompiledQuery(
+    lambda system, value: Patient.objects.filter(external_ids__system=system, external_ids__value=value).order_by("pk")[:1],
+    "\x00system", "\x00value",
+)
+_OWNER_BY_EXTERNAL_ID = CompiledQuery(
+    lambda system, value: Owner.objects.filter(external_ids__system=system, external_ids__value=value)[:1],
+    "\x00system", "\x00value",
+)
+
+
+def owner_by_external_id(*, system, value):
+    return _OWNER_BY_EXTERNAL_ID.first(system, value)
+
+
 def patient_by_external_id(*, system, value):
-    patient = Patient.objects.filter(external_ids__system=system, external_ids__value=value).first()
+    patient = _PATIENT_BY_EXTERNAL_ID.first(system, value)
     return patient_resolve(patient) if patient else None
 
 

@@ -23,8 +23,9 @@ from patients.models import (
     WeightRecord,
 )
 from patients.search import OWNER_FIELDS_SEARCHED, PATIENT_FIELDS_SEARCHED, search_terms_refresh
-from patients.selectors import patient_resolve
+from patients.selectors import owner_by_external_id, patient_by_external_id
 from vetclinic.audit.services import audit_record, changes_apply
+from vetclinic.db import CompiledQuery
 
 OWNER_FIELDS = {f.name for f in Owner._meta.fields} - {"id", "created", "updated"}
 PATIENT_FIELDS = {f.name for f in Patient._meta.fields} - {"id", "merged_into", "dicom_name_key", "created", "updated"}
@@ -86,7 +87,7 @@ def owner_upsert(*, actor, fields, owner=None, external=None):
     _check_fields(fields, OWNER_FIELDS)
     linked = False  # the owner has the external id already
     if owner is None and external is not None:
-        owner = Owner.objects.filter(external_ids__system=external[0], external_ids__value=external[1]).first()
+        owner = owner_by_external_id(system=external[0], value=external[1])
         linked = owner is not None
     creating = owner is None
     owner = owner or Owner()
@@ -129,11 +130,7 @@ def patient_upsert(
     """
     _check_fields(fields, PATIENT_FIELDS)
     if patient is None and external is not None:
-        patient = Patient.objects.filter(
-            external_ids__system=external[0], external_ids__value=external[1]
-        ).first()
-        if patient is not None:
-            patient = patient_resolve(patient)
+        patient = patient_by_external_id(system=external[0], value=external[1])
     creating = patient is None
     patient = patient or Patient()
     fields = dict(fields)
@@ -172,8 +169,12 @@ def ownership_set(*, actor, patient, owner, role=Ownership.Role.OWNER, primary=N
     return _ownership_set(actor=actor, patient=patient, owner=owner, role=role, primary=primary, refresh=refresh)
 
 
+# Read on every HL7 ADT that names an owner: compiled once (vetclinic/db.py).
+_OWNERSHIPS_OF = CompiledQuery(lambda patient_id: Ownership.objects.filter(patient_id=patient_id), -7001)
+
+
 def _ownership_set(*, actor, patient, owner, role, primary=None, refresh):
-    ownerships = list(Ownership.objects.filter(patient=patient))
+    ownerships = _OWNERSHIPS_OF.instances(patient.pk)
     has_primary = any(o.is_primary and o.owner_id != owner.pk for o in ownerships)
     ownership = next((o for o in ownerships if o.owner_id == owner.pk), None)
     if primary is None:
@@ -215,6 +216,13 @@ def weight_record(*, actor, patient, kg, measured_on=None):
     return _weight_record(actor=actor, patient=patient, kg=kg, measured_on=measured_on)
 
 
+# Read on every HL7 ADT that carries a weight: compiled once (vetclinic/db.py).
+_WEIGHT_ON = CompiledQuery(
+    lambda patient_id, kg, day: WeightRecord.objects.filter(patient_id=patient_id, kg=kg, measured_on=day)[:1],
+    -7001, Decimal("7.001"), date(1900, 1, 7),
+)
+
+
 def _weight_record(*, actor, patient, kg, measured_on):
     kg = Decimal(str(kg)).quantize(Decimal("0.001"))
     if kg <= 0:
@@ -222,7 +230,7 @@ def _weight_record(*, actor, patient, kg, measured_on):
     measured_on = measured_on or date.today()
     # Looked up, then created: get_or_create would wrap the insert in a savepoint, which buys
     # nothing here (no constraint makes a weight unique, so there is no conflict to survive).
-    record = WeightRecord.objects.filter(patient=patient, kg=kg, measured_on=measured_on).first()
+    record = _WEIGHT_ON.first(patient.pk, kg, measured_on)
     if record is None:
         record = WeightRecord.objects.create(patient=patient, kg=kg, measured_on=measured_on)
         audit_record(

@@ -1,0 +1,55 @@
+"""vetclinic/db.py: a compiled query gives what its queryset gives, for any values."""
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from patients.models import Owner, Patient, WeightRecord
+from patients.services import owner_upsert, patient_upsert, weight_record
+from vetclinic.db import CompiledQuery
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_compiled_query_gives_what_its_queryset_gives_for_each_value(actor, make_patient):
+    biscuit = make_patient("Biscuit")
+    pepper = make_patient("Pepper")
+    for patient, value in ((biscuit, "PET-1"), (pepper, "PET-2'; DROP TABLE patients_patient; --")):
+        patient_upsert(actor=actor, patient=patient, fields={}, external=("vetspace", value))
+    by_id = CompiledQuery(
+        lambda system, value: Patient.objects.filter(external_ids__system=system, external_ids__value=value).order_by("pk"),
+        "\x00system", "\x00value",
+    )
+    for system, value in (("vetspace", "PET-1"), ("vetspace", "PET-2'; DROP TABLE patients_patient; --"),
+                          ("vetspace", "PET-3"), ("other", "PET-1")):  # fmt: skip
+        expected = list(Patient.objects.filter(external_ids__system=system, external_ids__value=value).order_by("pk"))
+        found = by_id.instances(system, value)
+        assert found == expected
+        assert [vars(p) | {"_state": None} for p in found] == [vars(p) | {"_state": None} for p in expected]
+    assert by_id.first("vetspace", "PET-1").name == "Biscuit"
+    assert by_id.first("vetspace", "nobody") is None
+
+
+def test_dates_and_decimals_are_passed_as_the_database_wants_them(actor, make_patient):
+    """A date marker is adapted as Django adapts it (a string on SQLite), in whatever order
+    Django put the parameters (it sorts filter keywords)."""
+    biscuit = make_patient("Biscuit")
+    weight_record(actor=actor, patient=biscuit, kg="12.5", measured_on=date(2026, 3, 1))
+    weight_record(actor=actor, patient=biscuit, kg="12.5", measured_on=date(2026, 3, 2))
+    on = CompiledQuery(
+        lambda patient_id, kg, day: WeightRecord.objects.filter(patient_id=patient_id, kg=kg, measured_on=day),
+        -7001, Decimal("7.001"), date(1900, 1, 7),
+    )
+    [record] = on.instances(biscuit.pk, Decimal("12.500"), date(2026, 3, 2))
+    assert (record.kg, record.measured_on) == (Decimal("12.500"), date(2026, 3, 2))
+    assert on.instances(biscuit.pk, Decimal("12.500"), date(2026, 3, 3)) == []
+    assert on.instances(biscuit.pk, Decimal("12.4"), date(2026, 3, 1)) == []
+
+
+def test_what_cannot_be_compiled_safely_is_refused(actor):
+    owner_upsert(actor=actor, fields={"family_name": "Hartley"})
+    with pytest.raises(ValueError, match="plain queryset"):
+        CompiledQuery(lambda pk: Patient.objects.select_related("species").filter(pk=pk), -7001).instances(1)
+    # A value Django changes on the way in cannot stand in for its marker.
+    with pytest.raises(ValueError, match="none of its markers"):
+        CompiledQuery(lambda name: Owner.objects.filter(family_name__icontains=name), "\x00name").instances("x")
