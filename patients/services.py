@@ -1,6 +1,7 @@
 """Writes to the clinic record. The UI, HL7 and REST all come through here.
 
-Every service is keyword-only, atomic, and writes an audit entry for each record it changes;
+Every service is keyword-only, atomic (without a savepoint of its own inside the HL7 listener's
+all-or-nothing transaction, vetclinic/db.py), and writes an audit entry for each record it changes;
 a call that changes nothing writes nothing, so a repeated inbound message leaves no trace.
 """
 from datetime import date
@@ -8,7 +9,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils.timezone import now
 
 from patients import events
@@ -25,7 +25,7 @@ from patients.models import (
 from patients.search import OWNER_FIELDS_SEARCHED, PATIENT_FIELDS_SEARCHED, search_terms_refresh
 from patients.selectors import owner_by_external_id, patient_by_external_id
 from vetclinic.audit.services import audit_record, changes_apply
-from vetclinic.db import CompiledQuery
+from vetclinic.db import CompiledQuery, service_atomic
 
 OWNER_FIELDS = {f.name for f in Owner._meta.fields} - {"id", "created", "updated"}
 PATIENT_FIELDS = {f.name for f in Patient._meta.fields} - {"id", "merged_into", "dicom_name_key", "created", "updated"}
@@ -81,7 +81,7 @@ def _external_add(*, actor, instance, model, external):
     return created
 
 
-@transaction.atomic
+@service_atomic
 def owner_upsert(*, actor, fields, owner=None, external=None):
     """Create or update an owner. With ``external=(system, value)`` it is idempotent on that id."""
     _check_fields(fields, OWNER_FIELDS)
@@ -111,7 +111,7 @@ def _patient_id_assign(patient):
     patient.save(update_fields=["patient_id"])
 
 
-@transaction.atomic
+@service_atomic
 def patient_upsert(
     *,
     actor,
@@ -162,7 +162,7 @@ def patient_upsert(
     return patient
 
 
-@transaction.atomic
+@service_atomic
 def ownership_set(*, actor, patient, owner, role=Ownership.Role.OWNER, primary=None, refresh=True):
     """Link an owner to an animal. The first owner becomes primary unless ``primary=False``.
     With ``refresh``, the animal's search words are rewritten if the link changed."""
@@ -200,7 +200,7 @@ def _ownership_set(*, actor, patient, owner, role, primary=None, refresh):
     return ownership
 
 
-@transaction.atomic
+@service_atomic
 def ownership_remove(*, actor, patient, owner):
     ownership = Ownership.objects.get(patient=patient, owner=owner)
     if ownership.is_primary and patient.ownerships.count() > 1:
@@ -210,7 +210,7 @@ def ownership_remove(*, actor, patient, owner):
     search_terms_refresh(patients=[patient])
 
 
-@transaction.atomic
+@service_atomic
 def weight_record(*, actor, patient, kg, measured_on=None):
     """Record a weight; the same weight on the same day again records nothing."""
     return _weight_record(actor=actor, patient=patient, kg=kg, measured_on=measured_on)
@@ -239,7 +239,7 @@ def _weight_record(*, actor, patient, kg, measured_on):
     return record
 
 
-@transaction.atomic
+@service_atomic
 def visit_create(*, actor, patient, starts_at=None, reason="", vet=None, status=Visit.Status.BOOKED, external=None):
     """Book a visit; idempotent on ``external=(system, visit number)``."""
     if external is not None:
@@ -257,7 +257,7 @@ def visit_create(*, actor, patient, starts_at=None, reason="", vet=None, status=
     return visit
 
 
-@transaction.atomic
+@service_atomic
 def visit_update(*, actor, visit, fields):
     _check_fields(fields, VISIT_FIELDS)
     _save(actor=actor, instance=visit, values=fields)
@@ -277,7 +277,7 @@ def _merge_fill(source, target):
     return fill
 
 
-@transaction.atomic
+@service_atomic
 def patient_merge(*, actor, source, target):
     """Merge ``source`` into ``target``: everything that points at the source moves over.
 

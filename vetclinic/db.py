@@ -6,9 +6,12 @@ HL7 ADT message finds its animal and owner by the PMS's ids) run with the same s
 time, so ``CompiledQuery`` keeps the SQL Django wrote for it and the converters Django would
 apply, and builds the model instances as a queryset would.
 """
+import functools
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 
 
 class CompiledQuery:
@@ -68,3 +71,35 @@ class CompiledQuery:
     def first(self, *values):
         found = self.instances(*values)
         return found[0] if found else None
+
+
+# --- savepoints ---------------------------------------------------------------------------------
+
+_all_or_nothing = ContextVar("all_or_nothing", default=False)
+
+
+@contextmanager
+def all_or_nothing():
+    """Inside, services decorated with ``service_atomic`` open no savepoint of their own.
+
+    For a caller that undoes its whole transaction on any error (the HL7 listener: a message
+    is applied whole or refused whole), a savepoint per service call buys nothing and costs
+    two round trips to the database. An error in such a service then marks the transaction
+    for rollback, so the caller must not catch it and carry on inside the transaction."""
+    token = _all_or_nothing.set(True)
+    try:
+        yield
+    finally:
+        _all_or_nothing.reset(token)
+
+
+def service_atomic(func):
+    """``transaction.atomic`` for a service: a savepoint when nested, unless inside
+    ``all_or_nothing()``."""
+
+    @functools.wraps(func)
+    def atomic(*args, **kwargs):
+        with transaction.atomic(savepoint=not _all_or_nothing.get()):
+            return func(*args, **kwargs)
+
+    return atomic

@@ -20,6 +20,7 @@ from patients.selectors import coded_breed, coded_species, patient_by_external_i
 from patients.services import owner_upsert, patient_merge, patient_upsert, visit_create, visit_update
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
+from vetclinic.db import all_or_nothing
 
 log = logging.getLogger("integrations.hl7")
 Status = HL7Message.Status
@@ -76,7 +77,7 @@ def message_receive(data: bytes, peer: str, *, oversize=0) -> bytes:
     message = _log_row(header, peer, text, oversize)
     message.status, message.ack_code, message.ack = Status.PROCESSED, "AA", ack_build(header, code="AA")
     try:
-        with transaction.atomic():
+        with transaction.atomic(), all_or_nothing():  # the services open no savepoints
             # The log row first: a second copy of the message (same sender, same control id)
             # fails here, or waits here while the first is still being handled, then fails.
             message.save()
@@ -102,7 +103,7 @@ def message_replay(*, message):
     """An admin runs a logged inbound message again (after fixing what made it fail, say a
     crosswalk entry). Its log row gets the new outcome; returns the ACK text."""
     header = header_read(message.raw)
-    with transaction.atomic():
+    with transaction.atomic(), all_or_nothing():
         error = _process(message.raw, header, message.peer, 0)
         if error is None:
             message.status, message.ack_code, message.ack, message.error = Status.PROCESSED, "AA", ack_build(header, code="AA"), ""
