@@ -1,6 +1,7 @@
 from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
+from integrations import retention
 from integrations.hl7 import outbound
 from integrations.webhooks import services as webhooks
 
@@ -41,3 +42,8 @@ def webhook_event(event, kind, pk, details, created):
 @shared_task
 def webhook_sweep():
     return webhooks.delivery_sweep()
+
+
+@shared_task
+def logs_prune():
+    return retention.logs_prune()

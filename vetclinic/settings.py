@@ -237,6 +237,11 @@ HL7_UNKNOWN_CODES_AS_TEXT = envbool("HL7_UNKNOWN_CODES_AS_TEXT", False)
 HL7_APPLICATION = env("HL7_APPLICATION", "VETPACS")
 HL7_FACILITY = env("HL7_FACILITY", "")
 
+# How long finished log rows are kept (integrations/retention.py, pruned daily).
+HL7_LOG_KEEP_DAYS = envint("HL7_LOG_KEEP_DAYS", 365)
+WEBHOOK_LOG_KEEP_DAYS = envint("WEBHOOK_LOG_KEEP_DAYS", 90)
+IDEMPOTENCY_KEY_KEEP_DAYS = envint("IDEMPOTENCY_KEY_KEEP_DAYS", 7)
+
 # Celery. The default broker is kombu's filesystem transport under var/broker: no server to run.
 # CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (or amqp://...) for production.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
@@ -264,6 +269,8 @@ CELERY_BEAT_SCHEDULE = {
     "storage-sweep": {"task": "imaging.tasks.storage_sweep", "schedule": 300.0, "kwargs": {"days": STORAGE_SWEEP_DAYS}},
     # Webhook deliveries whose send was never queued (broker down when the event happened).
     "webhook-sweep": {"task": "integrations.tasks.webhook_sweep", "schedule": 300.0},
+    # The HL7 message log, webhook deliveries and Idempotency-Keys past their keeping time.
+    "logs-prune": {"task": "integrations.tasks.logs_prune", "schedule": 86400.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 
