@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from imaging.models import Study
-from integrations.api.patients import PATIENT_PAGES
+from integrations.api.patients import BROAD_SEARCH_PAGES, PATIENT_PAGES, SEARCH_PAGES
 from integrations.api.statements import CompiledRows
 from patients.models import Patient
 from tests.test_api_queries import api  # noqa: F401  (the fixture: an all-scopes client)
@@ -84,16 +84,29 @@ def test_a_compiled_statement_keeps_the_querys_own_constants_and_takes_the_filte
             assert [row["id"] for row in rows.rows({"first": first}, ("id",), None, 0, 10)] == made[max(n, 1):]
 
 
-def test_a_compiled_page_is_the_rows_the_plain_queryset_reads(make_owner, make_patient):
+@pytest.mark.parametrize("pages", [PATIENT_PAGES, SEARCH_PAGES, BROAD_SEARCH_PAGES])
+def test_a_compiled_page_is_the_rows_the_plain_queryset_reads(make_owner, make_patient, pages):
     owner = make_owner("Hartley")
     made = [make_patient(f"Biscuit{n}", owner=owner) for n in range(5)]
+    make_patient("Rex", owner=make_owner("Okafor"))
     since = made[0].updated
-    for filters in ({}, {"words": ("hartley",)}, {"words": ("hartley", "bis")}, {"since": since}):
+    for filters in ({}, {"words": ("hartley",)}, {"words": ("hartley", "bis")}, {"words": ("b", "h")}, {"since": since}):
         for position in (None, ("id__gt", made[1].pk), ("id__lt", made[3].pk)):
             ordering = ("-id",) if position and position[0] == "id__lt" else ("id",)
-            compiled = PATIENT_PAGES.rows(filters, ordering, position, 0, 3)
-            plain = list(PATIENT_PAGES.queryset(filters, ordering, position, 0, 3))
-            assert compiled == plain and compiled, (filters, position)
+            for _ in range(2):
+                compiled = pages.rows(filters, ordering, position, 0, 3)
+                plain = list(pages.queryset(filters, ordering, position, 0, 3))
+                assert compiled == plain and compiled, (filters, position)
+
+
+def test_a_search_with_a_short_word_finds_what_one_with_long_words_does(api, make_owner, make_patient):
+    hartley = make_owner("Hartley")
+    biscuit, bramble = make_patient("Biscuit", owner=hartley), make_patient("Bramble", owner=hartley)
+    make_patient("Bisto", owner=make_owner("Okafor"))
+    for _ in range(3):
+        assert ids(api.get("/api/v1/patients", {"search": "hartley b"})) == [biscuit.pk, bramble.pk]
+        assert ids(api.get("/api/v1/patients", {"search": "hartley bis"})) == [biscuit.pk]
+        assert ids(api.get("/api/v1/patients", {"search": "ha bi"})) == [biscuit.pk]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")

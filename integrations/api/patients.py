@@ -4,7 +4,8 @@ A client upserts by its own ids (``PUT /api/v1/patients/external/{id}``: the id 
 client's namespace ``api:<client name>``); species and breeds come as our codes or the client's
 own codes through the crosswalk.
 """
-from django.db.models import Prefetch
+from django.db.models import F, Lookup, Prefetch
+from django.db.models.lookups import In
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -120,22 +121,51 @@ SEARCH = OpenApiParameter("search", str, description="Name, owner, phone, microc
 SINCE = OpenApiParameter("updated_since", str, description="ISO 8601 date-time: only records changed since")
 
 
-def _patient_page(filters):
-    patients = patient_rows(patients_queryset())
-    if "words" in filters:
-        patients = patients.filter(pk__in=patient_ids_matching(words=filters["words"]))
-    if "since" in filters:
-        patients = patients.filter(updated__gte=filters["since"])
-    return patients
+class _AmongIds(Lookup):
+    """``id = ANY(ARRAY(<the matching ids>))`` on PostgreSQL: every match read first, then the
+    page's animals by id, whatever PostgreSQL guesses of a word. With ``id IN (<matches>)``
+    it guesses from a sample of the words, and for some rare family names guessed thousands
+    of matches where there are a few dozen and walked the whole word index (~130 ms, against
+    ~0.2). Elsewhere ``IN``."""
+
+    lookup_name = "among_ids"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} IN {rhs}", [*lhs_params, *rhs_params]
+
+    def as_postgresql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY(ARRAY{rhs})", [*lhs_params, *rhs_params]
+
+
+# A search with a word shorter than this matches a large share of the animals ("a": 130,000
+# words at 100,000 animals), where reading every match first costs more (~35 ms) than walking
+# the animals by id until a page of them matched (~0.3 ms), which PostgreSQL does with IN.
+SPECIFIC_WORD = 3
+
+
+def _patient_pages(among):
+    def build(filters):
+        patients = patient_rows(patients_queryset())
+        if "words" in filters:
+            patients = patients.filter(among(F("pk"), patient_ids_matching(words=filters["words"])))
+        if "since" in filters:
+            patients = patients.filter(updated__gte=filters["since"])
+        return patients
+
+    return build
 
 
 # The list's statements (statements.py). A search is not prepared: how many animals a word
-# matches decides its plan (a rare name: read its few matches by id; a common one: walk the
-# animals by id until a page of them matched), and PostgreSQL, planning a prepared statement
-# once for every value after a few runs of common names, would walk all 100,000 animals for a
-# rare one (~30 ms).
-PATIENT_PAGES = CompiledRows(_patient_page)
-SEARCH_PAGES = CompiledRows(_patient_page, prepare=False)
+# matches decides its plan, and PostgreSQL, planning a prepared statement once for every value
+# after a few runs of common names, would walk all the animals for a rare one.
+PATIENT_PAGES = CompiledRows(_patient_pages(In))
+SEARCH_PAGES = CompiledRows(_patient_pages(_AmongIds), prepare=False)
+BROAD_SEARCH_PAGES = CompiledRows(_patient_pages(In), prepare=False)
 
 
 @extend_schema_view(get=extend_schema(parameters=[SEARCH, SINCE]))
@@ -156,7 +186,8 @@ class PatientList(ListAPIView):
             words = tuple(dict.fromkeys(query_words(query)))
             if not words:
                 return Patient.objects.none()
-            filters["words"], pages = words, SEARCH_PAGES
+            filters["words"] = words
+            pages = SEARCH_PAGES if min(len(word) for word in words) >= SPECIFIC_WORD else BROAD_SEARCH_PAGES
         return PageQuery(pages, Patient, filters)
 
     def list(self, request):
