@@ -77,20 +77,27 @@ def test_a_studies_filter_takes_each_requests_value(api, make_patient):
 
 
 def test_a_compiled_statement_keeps_the_querys_own_constants_and_takes_the_filters_values(make_patient):
-    rows = CompiledRows(lambda filters: Patient.objects.filter(name__gte="B", pk__gte=filters["first"]).values("id"))
+    rows = CompiledRows(lambda filters, page: Patient.objects.filter(name__gte="B", pk__gte=filters["first"]).values("id"))
     made = [make_patient(name).pk for name in ("Apple", "Biscuit", "Cleo", "Dot")]
     for _ in range(3):
         for n, first in enumerate(made):
             assert [row["id"] for row in rows.rows({"first": first}, ("id",), None, 0, 10)] == made[max(n, 1):]
 
 
-@pytest.mark.parametrize("pages", [PATIENT_PAGES, SEARCH_PAGES, BROAD_SEARCH_PAGES])
-def test_a_compiled_page_is_the_rows_the_plain_queryset_reads(make_owner, make_patient, pages):
+WORDS = [{"words": ("hartley",)}, {"words": ("hartley", "bis")}, {"words": ("bis", "har")}]
+
+
+@pytest.mark.parametrize("pages, cases", [
+    (PATIENT_PAGES, [{}, {"since": True}]),
+    (SEARCH_PAGES, [*WORDS, {"words": ("hartley",), "since": True}]),
+    (BROAD_SEARCH_PAGES, [*WORDS, {"words": ("b", "h")}, {"words": ("b",), "since": True}]),
+])  # fmt: skip
+def test_a_compiled_page_is_the_rows_the_plain_queryset_reads(make_owner, make_patient, pages, cases):
     owner = make_owner("Hartley")
     made = [make_patient(f"Biscuit{n}", owner=owner) for n in range(5)]
     make_patient("Rex", owner=make_owner("Okafor"))
-    since = made[0].updated
-    for filters in ({}, {"words": ("hartley",)}, {"words": ("hartley", "bis")}, {"words": ("b", "h")}, {"since": since}):
+    for case in cases:
+        filters = {**case, "since": made[0].updated} if "since" in case else case
         for position in (None, ("id__gt", made[1].pk), ("id__lt", made[3].pk)):
             ordering = ("-id",) if position and position[0] == "id__lt" else ("id",)
             for _ in range(2):

@@ -205,7 +205,7 @@ STUDY_FILTERS = [
 ]  # fmt: skip
 
 
-def _study_page(filters):
+def _study_page(filters, page):
     found = study_rows(Study.objects.all())
     for name in ("patient_id", "order_id", "accession_number", "study_date"):
         if name in filters:

@@ -20,8 +20,8 @@ KEPT_SHAPES = 200  # more than the lists' shapes in use; a client trying odd pag
 
 
 class CompiledRows:
-    """The rows of ``build(filters)``, a ``values()`` queryset, ordered, filtered by a cursor
-    position and sliced as CursorPagination asks (see ``PageQuery``).
+    """The rows of ``build(filters, page)``, a ``values()`` queryset, ordered, filtered by a
+    cursor position and sliced as CursorPagination asks (see ``PageQuery`` and ``Page``).
 
     A shape is compiled twice with two sets of stand-in values; a parameter that differs
     between the two is the stand-in of a filter (and takes the request's value), one that does
@@ -36,10 +36,8 @@ class CompiledRows:
         self._shapes = {}
 
     def queryset(self, filters, ordering, position, start, stop):
-        found = self.build(filters).order_by(*ordering)
-        if position is not None:
-            found = found.filter(**{position[0]: position[1]})
-        return found[start:stop]
+        page = Page(ordering, position, start, stop)
+        return page.of(self.build(filters, page))
 
     def rows(self, filters, ordering, position, start, stop):
         shape = (
@@ -89,6 +87,22 @@ class CompiledRows:
         names = [*query.extra_select, *query.values_select, *query.annotation_select]
         converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
         return _Statement(sql, slots, names, compiler, converters)
+
+
+class Page:
+    """Where a page starts and ends: ``build(filters, page)`` may read its rows' ids first with
+    it (``page.of(ids, offset=False)``), then the rows of those ids."""
+
+    def __init__(self, ordering, position, start, stop):
+        self.ordering, self.position, self.start, self.stop = ordering, position, start, stop
+
+    def of(self, queryset, *, offset=True):
+        """The page of ``queryset``: ordered, after the cursor's position, sliced (with
+        ``offset=False`` from its first row: what the page and the rows before it take)."""
+        found = queryset.order_by(*self.ordering)
+        if self.position is not None:
+            found = found.filter(**{self.position[0]: self.position[1]})
+        return found[self.start if offset else 0 : self.stop]
 
 
 class _Statement:
