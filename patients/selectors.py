@@ -39,16 +39,11 @@ def patient_search(*, query, limit=25):
     )
 
 
-def patient_search_ids(*, query):
-    """What ``patient_search`` matches, as a subquery of patient ids (merged aliases among
-    them), for a caller that reads the rows its own way: the REST list filters by it."""
-    ids = _matching_ids(query, "patient_id")
-    return ids if ids is not None else Patient.objects.none().values("pk")
-
-
 def patient_ids_matching(*, words):
-    """``patient_search_ids`` for a query's distinct words (patients.search.query_words), at
-    least one: for a caller that keeps the statement and sends only the words."""
+    """What ``patient_search`` matches for a query's distinct words (patients.search.query_words,
+    at least one), as a subquery of patient ids (merged aliases among them), for a caller that
+    reads the rows its own way: the REST list, which compiles its statement once and sends
+    only the words."""
     return _ids_matching_words(words, "patient_id")
 
 
