@@ -785,7 +785,8 @@ def explain_search(endpoint):
         view = PatientList()
         view.request = view.initialize_request(APIRequestFactory().get("/api/v1/patients", {"search": words}))
         view.format_kwarg = None
-        queryset = view.get_queryset().order_by("id")[:101]  # what the cursor paginator asks
+        page = view.get_queryset().order_by("id")  # integrations/api/statements.py's PageQuery
+        queryset = page.compiled.queryset(page.filters, page.ordering, None, 0, 101)  # what the paginator asks
         sql, params = queryset.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)

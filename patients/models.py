@@ -374,7 +374,7 @@ class SearchTerm(models.Model):
         ]
         indexes = [
             # The animals under a word prefix read from the index alone (an index-only scan on
-            # PostgreSQL): patient_search_ids, the REST search, which pages the matches by id.
+            # PostgreSQL): patient_ids_matching, the REST search, which pages the matches by id.
             # Through the term index PostgreSQL visited the table for every match, or walked
             # the patient_id index through every animal's words, ~10 ms for a common name.
             models.Index(fields=["term", "patient"], name="search_term_patient",

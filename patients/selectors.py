@@ -14,8 +14,12 @@ def _matching_ids(query, column):
     words = query_words(query)
     if not words:
         return None
+    return _ids_matching_words(dict.fromkeys(words), column)  # each distinct word once, in the order typed
+
+
+def _ids_matching_words(words, column):
     ids = None
-    for word in dict.fromkeys(words):  # each distinct word once, in the order typed
+    for word in words:
         subquery = SearchTerm.objects.filter(term_prefix(word)).values(column)
         ids = subquery if ids is None else subquery.filter(**{f"{column}__in": ids})
     return ids
@@ -36,11 +40,12 @@ def patient_search(*, query, limit=25):
     )
 
 
-def patient_search_ids(*, query):
-    """What ``patient_search`` matches, as a subquery of patient ids (merged aliases among
-    them), for a caller that reads the rows its own way: the REST list filters by it."""
-    ids = _matching_ids(query, "patient_id")
-    return ids if ids is not None else Patient.objects.none().values("pk")
+def patient_ids_matching(*, words):
+    """What ``patient_search`` matches for a query's distinct words (patients.search.query_words,
+    at least one), as a subquery of patient ids (merged aliases among them), for a caller that
+    reads the rows its own way: the REST list, which compiles its statement once and sends
+    only the words."""
+    return _ids_matching_words(words, "patient_id")
 
 
 def owner_search(*, query, limit=25):

@@ -139,6 +139,13 @@ DATABASES = {
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg prepares a statement a connection has sent this many times, so that PostgreSQL
+    # plans it once per connection. Only statements bound on the server are prepared: the REST
+    # lists' pages (integrations/api/statements.py); Django's own queries are bound in the
+    # client and never are. 0 turns it off (a pooler in transaction mode before pgbouncer
+    # 1.21 loses prepared statements between transactions).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = envint("DATABASE_PREPARE_THRESHOLD", 5) or None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The test database is a file, not memory, so that a real Celery worker and the listeners,
     # started as separate processes by the tests, see the same data.

@@ -11,7 +11,8 @@ from imaging.models import ImagingOrder, Modality, Procedure, Series, Study
 from integrations.api.auth import actor_for
 from integrations.api.pagination import prefetched
 from integrations.api.rows import studies_json, study_rows
-from integrations.api.sync import etag, idempotent, if_match_check, updated_since
+from integrations.api.statements import CompiledRows, PageQuery
+from integrations.api.sync import etag, idempotent, if_match_check, updated_since, updated_since_param
 from patients.models import Patient, Visit
 from patients.services import visit_create
 
@@ -204,28 +205,44 @@ STUDY_FILTERS = [
 ]  # fmt: skip
 
 
+def _study_page(filters, page):
+    found = study_rows(Study.objects.all())
+    for name in ("patient_id", "order_id", "accession_number", "study_date"):
+        if name in filters:
+            found = found.filter(**{name: filters[name]})
+    if "modality" in filters:
+        found = found.filter(pk__in=Series.objects.filter(modality=filters["modality"]).values("study"))
+    if "since" in filters:
+        found = found.filter(updated__gte=filters["since"])
+    return found
+
+
+STUDY_PAGES = CompiledRows(_study_page)  # the list's statements (statements.py)
+
+
 @extend_schema_view(get=extend_schema(parameters=STUDY_FILTERS))
 class StudyList(ListAPIView):
     resource = "studies"
     serializer_class = StudySerializer
-    # The page's rows (rows.py), built once: DRF copies a view's queryset for each request.
-    queryset = study_rows(Study.objects.all())
 
     def get_queryset(self):
-        found = super().get_queryset()
+        filters = {}
         params = self.request.query_params
         if params.get("patient"):
-            found = found.filter(patient_id=record_id_param(params["patient"], "patient"))
+            filters["patient_id"] = record_id_param(params["patient"], "patient")
         if params.get("order"):
-            found = found.filter(order_id=record_id_param(params["order"], "order"))
+            filters["order_id"] = record_id_param(params["order"], "order")
         if params.get("accession_number"):
-            found = found.filter(accession_number=params["accession_number"])
+            filters["accession_number"] = params["accession_number"]
         day = _date_param(self.request, "date")
         if day:
-            found = found.filter(study_date=day)
+            filters["study_date"] = day
         if params.get("modality"):
-            found = found.filter(pk__in=Series.objects.filter(modality=params["modality"].upper()).values("study"))
-        return updated_since(found, self.request)
+            filters["modality"] = params["modality"].upper()
+        since = updated_since_param(self.request)
+        if since is not None:
+            filters["since"] = since
+        return PageQuery(STUDY_PAGES, Study, filters)
 
     def list(self, request):
         # The page as plain rows, not serializers; StudySerializer still describes it.

@@ -28,13 +28,19 @@ def if_match_check(request, instance):
 
 def updated_since(queryset, request):
     """``?updated_since=<ISO 8601 date-time>``: records changed at or after that moment."""
+    moment = updated_since_param(request)
+    return queryset if moment is None else queryset.filter(updated__gte=moment)
+
+
+def updated_since_param(request):
+    """The moment ``?updated_since=`` names, or None without one (400 if it names none)."""
     value = request.query_params.get("updated_since")
     if not value:
-        return queryset
+        return None
     moment = parse_datetime(value)
     if moment is None or moment.tzinfo is None:
         raise ValidationError({"updated_since": ["An ISO 8601 date-time with a time zone, e.g. 2026-11-23T08:00:00Z."]})
-    return queryset.filter(updated__gte=moment)
+    return moment
 
 
 def idempotent(post):
