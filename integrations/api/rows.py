@@ -12,10 +12,11 @@ the fields, which the OpenAPI schema is built from and input is validated agains
 """
 from decimal import Decimal
 
+import orjson
 from django.conf import settings
 from django.db.models import Aggregate, Count, JSONField, OuterRef, Subquery
 from django.urls import reverse
-from django.utils.timezone import localtime
+from django.utils.timezone import get_current_timezone
 
 from imaging.models import Instance, Series
 from patients.models import Ownership, PatientExternalId, WeightRecord
@@ -23,13 +24,22 @@ from patients.models import Ownership, PatientExternalId, WeightRecord
 KG = Decimal("0.001")  # WeightRecord.kg's places
 
 
+class JSONRowsField(JSONField):
+    """What JSONRows gives back: the JSON text decoded by orjson (Django's JSONField decodes
+    with the standard library's json, ~4 µs a value; a page of 100 animals has 200)."""
+
+    def from_db_value(self, value, expression, connection):
+        return orjson.loads(value) if value is not None else None
+
+
 class JSONRows(Aggregate):
     """The rows' columns as one JSON array of arrays, ``[[a, b], [a, b]]``, in no promised
-    order (the caller sorts): PostgreSQL's jsonb_agg, SQLite's json_group_array. (Django's
-    JSONArray would do for the inner array, but it casts every column anew for each query.)"""
+    order (the caller sorts), as text: PostgreSQL's json_agg (building json costs it less than
+    jsonb, ~15% of a 100-row page), SQLite's json_group_array. (Django's JSONArray would do for
+    the inner array, but it casts every column anew for each query.)"""
 
-    template = "JSONB_AGG(JSONB_BUILD_ARRAY(%(expressions)s))"
-    output_field = JSONField()
+    template = "JSON_AGG(JSON_BUILD_ARRAY(%(expressions)s))::text"
+    output_field = JSONRowsField()
 
     def as_sqlite(self, compiler, connection, **extra_context):
         template = "JSON_GROUP_ARRAY(JSON_ARRAY(%(expressions)s))"
@@ -43,11 +53,13 @@ def related_json(model, link, *columns):
     return Subquery(rows.annotate(found=JSONRows(*columns)).values("found"))
 
 
-def iso_datetime(value):
-    """A date-time as DRF writes it: in the current time zone, ISO 8601, UTC as ``Z``."""
+def iso_datetime(value, zone=None):
+    """A date-time as DRF writes it: in the current time zone, ISO 8601, UTC as ``Z``.
+    ``zone``: the current time zone, when the caller has it (looking it up costs more than
+    the rest of this)."""
     if value is None:
         return None
-    text = localtime(value).isoformat()
+    text = value.astimezone(zone or get_current_timezone()).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
@@ -79,10 +91,11 @@ def patient_rows(patients):
 
 def patients_json(rows):
     """The API's body for each row of ``patient_rows``."""
-    return [patient_json(row) for row in rows]
+    zone = get_current_timezone()
+    return [patient_json(row, zone) for row in rows]
 
 
-def patient_json(row):
+def patient_json(row, zone=None):
     weight = row["current_weight_kg"]
     # Ownership's order (the primary owner first, then as linked) and the external ids' (as made).
     owners = sorted(row["owners_found"] or [], key=lambda found: (not found[0], found[1]))
@@ -104,7 +117,7 @@ def patient_json(row):
         "deceased_on": iso(row["deceased_on"]),
         "notes": row["notes"],
         "owners": [{"owner": owner, "role": role, "primary": bool(primary)} for primary, _, owner, role in owners],
-        "updated": iso_datetime(row["updated"]),
+        "updated": iso_datetime(row["updated"], zone),
         "species": {"code": row["species__code"], "system": row["species__scheme"], "name": row["species__name"]},
         "breed": (
             {"code": row["breed__code"], "system": row["breed__scheme"], "name": row["breed__name"]}
@@ -138,7 +151,8 @@ def study_rows(studies):
 def studies_json(rows):
     """The API's body for each row of ``study_rows``."""
     viewer, thumbnail = link_around_id("study_detail"), link_around_id("series_thumbnail")
-    return [study_json(row, viewer, thumbnail) for row in rows]
+    zone = get_current_timezone()
+    return [study_json(row, viewer, thumbnail, zone) for row in rows]
 
 
 def link_around_id(name):
@@ -148,7 +162,7 @@ def link_around_id(name):
     return settings.SITE_URL + before, after
 
 
-def study_json(row, viewer, thumbnail):
+def study_json(row, viewer, thumbnail, zone=None):
     """``viewer`` and ``thumbnail``: link_around_id's parts."""
     # Series' order: by number, unnumbered last (as PostgreSQL sorts NULLs), then as received.
     series = sorted(row["series_found"] or [], key=lambda found: (found[0] is None, found[0] or 0, found[1]))
@@ -167,8 +181,8 @@ def study_json(row, viewer, thumbnail):
         "modalities": sorted({modality for _, _, modality, _ in series if modality}),
         "series_count": len(series),
         "instance_count": row["instance_count"] or 0,
-        "received_at": iso_datetime(row["received_at"]),
+        "received_at": iso_datetime(row["received_at"], zone),
         "viewer_url": f"{viewer[0]}{row['id']}{viewer[1]}",
         "thumbnail_url": f"{thumbnail[0]}{shown}{thumbnail[1]}" if shown is not None else None,
-        "updated": iso_datetime(row["updated"]),
+        "updated": iso_datetime(row["updated"], zone),
     }
