@@ -776,7 +776,7 @@ def diagnose(queries):
     from pydicom.uid import ExplicitVRLittleEndian
 
     from imaging.dicom.datasets import _answer_elements, response_keys, worklist_answer, worklist_elements
-    from imaging.selectors import _WorklistRowsById, worklist_matches, worklist_rows
+    from imaging.selectors import WORKLIST_ROWS_BY_ID, worklist_matches, worklist_rows
 
     lines = []
     for kind, items in queries.items():
@@ -785,7 +785,7 @@ def diagnose(queries):
             # worklist_rows's two statements: the match, then the rows of those ids.
             matching = worklist_matches(identifier=identifier)
             ids = list(matching)
-            rows = _WorklistRowsById.get()
+            rows = WORKLIST_ROWS_BY_ID
             for label, (sql, params) in [("the match", matching.query.sql_with_params()), ("the rows by id", (rows.sql, [ids]))]:
                 with connection.cursor() as cursor:
                     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)

@@ -1,13 +1,12 @@
 """Reads of the imaging index that views, the DICOM node and the API share."""
-import json
 import socket
 
 from django.conf import settings
 from django.db.models import Count, F, FilteredRelation, OuterRef, Prefetch, Q, Subquery
-from django.db.models.lookups import Lookup
 
 from imaging.models import ImagingOrder, Modality, Series, Study
 from patients.models import WeightRecord
+from vetclinic.db import RowsById
 
 
 def association_allowed(*, calling_ae, host):
@@ -86,7 +85,10 @@ def worklist_rows(*, identifier):
     ids = list(worklist_matches(identifier=identifier))
     if not ids:
         return []
-    return _WorklistRowsById.get().rows(ids)
+    rows = WORKLIST_ROWS_BY_ID.rows(ids)
+    for row in rows:
+        del row["order_id"]
+    return rows
 
 
 def worklist_matches(*, identifier):
@@ -101,63 +103,12 @@ def worklist_matches(*, identifier):
     return orders.order_by("scheduled_start", "id").values_list("id", flat=True)
 
 
-class _IdIn(Lookup):
-    """``id`` is one of a list given as ONE parameter, so that the statement's text is the same
-    for any number of ids: ``= ANY(array)`` on PostgreSQL; on SQLite, which has no arrays, a
-    JSON list unpacked by json_each()."""
+def _worklist_rows_by_id(condition):
+    from imaging.dicom.datasets import WORKLIST_COLUMNS
 
-    lookup_name = "in_one_parameter"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
-        return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, json.dumps(list(self.rhs))]
+    return _worklist_joined(ImagingOrder.objects.filter(condition)).values(*WORKLIST_COLUMNS, order_id=F("id"))
 
 
-class _WorklistRowsById:
-    """The worklist rows of the orders with the given ids, in that order: the query of
-    ``worklist_items(...).values(*WORKLIST_COLUMNS)`` compiled once per process (per database
-    vendor) with the ids as its only parameter, and Django's own converters applied to what it
-    returns, so the rows are what ``values()`` gives."""
-
-    _compiled = {}
-
-    @classmethod
-    def get(cls):
-        from django.db import connection
-
-        compiled = cls._compiled.get(connection.vendor)
-        if compiled is None:
-            compiled = cls._compiled[connection.vendor] = cls(connection)
-        return compiled
-
-    def __init__(self, connection):
-        from imaging.dicom.datasets import WORKLIST_COLUMNS
-
-        marker = [-7]
-        joined = _worklist_joined(ImagingOrder.objects.filter(_IdIn(F("id"), marker)))
-        values = joined.values(*WORKLIST_COLUMNS, order_id=F("id"))
-        query = values.query
-        self.compiler = query.get_compiler(connection=connection)
-        self.sql, params = self.compiler.as_sql()
-        if list(params) != [marker] and list(params) != [json.dumps(marker)]:
-            raise RuntimeError(f"the worklist rows query has other parameters than the ids: {params!r}")
-        self.json = connection.vendor != "postgresql"
-        self.names = [*query.extra_select, *query.values_select, *query.annotation_select]
-        self.converters = self.compiler.get_converters([s[0] for s in self.compiler.select[: self.compiler.col_count]])
-
-    def rows(self, ids):
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, [json.dumps(ids) if self.json else ids])
-            found = cursor.fetchall()
-        if self.converters:
-            found = self.compiler.apply_converters(found, self.converters)
-        by_id = {}
-        for values in found:
-            row = dict(zip(self.names, values))
-            by_id[row.pop("order_id")] = row
-        return [by_id[i] for i in ids if i in by_id]  # an order deleted meanwhile is left out
+# The worklist rows of orders by id (vetclinic/db.py): the query of
+# ``worklist_items(...).values(*WORKLIST_COLUMNS)``, compiled once per process.
+WORKLIST_ROWS_BY_ID = RowsById(_worklist_rows_by_id, key="order_id")

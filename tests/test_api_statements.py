@@ -128,11 +128,24 @@ def test_a_list_page_sent_a_few_times_is_a_prepared_statement_on_postgresql(api,
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
-def test_a_search_is_planned_for_its_words_each_time_on_postgresql(api, make_owner, make_patient):
-    """Not prepared (integrations/api/patients.py says why): the database keeps no search statement."""
+def test_a_search_is_prepared_with_one_plan_for_every_word_and_a_short_word_is_not_on_postgresql(
+    api, make_owner, make_patient
+):
+    """integrations/api/patients.py says why: a search with specific words is one prepared
+    statement, planned once (a generic plan) whatever the words; one with a short word is
+    planned for its words each time and not kept."""
     make_patient("Biscuit", owner=make_owner("Hartley"))
+    make_patient("Rex", owner=make_owner("Okafor"))
     for _ in range(7):
         assert len(ids(api.get("/api/v1/patients", {"search": "hartley"}))) == 1
+        assert len(ids(api.get("/api/v1/patients", {"search": "okafor"}))) == 1
+        assert len(ids(api.get("/api/v1/patients", {"search": "ok"}))) == 1
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%patients_searchterm%"])
-        assert cursor.fetchone()[0] == 0
+        cursor.execute(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%patients_searchterm%"],
+        )
+        prepared = cursor.fetchall()
+    assert len(prepared) == 1 and "ANY(ARRAY(" in prepared[0][0], prepared  # the specific words' form only
+    _, generic, custom = prepared[0]
+    assert custom == 0 and generic >= 8, prepared  # run 14 times, the first few before preparing

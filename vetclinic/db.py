@@ -7,11 +7,14 @@ time, so ``CompiledQuery`` keeps the SQL Django wrote for it and the converters 
 apply, and builds the model instances as a queryset would.
 """
 import functools
+import json
+import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date
 
-from django.db import connections, router, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.db.models import F, Lookup
 
 
 class CompiledQuery:
@@ -103,3 +106,107 @@ def service_atomic(func):
             return func(*args, **kwargs)
 
     return atomic
+
+
+# --- rows by id -----------------------------------------------------------------------------------
+
+
+class IdIn(Lookup):
+    """``id`` is one of a list given as ONE parameter, so that the statement's text is the same
+    for any number of ids: ``= ANY(array)`` on PostgreSQL; on SQLite, which has no arrays, a
+    JSON list unpacked by json_each()."""
+
+    lookup_name = "in_one_parameter"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
+        return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, json.dumps(list(self.rhs))]
+
+
+class RowsById:
+    """The rows of ``build(condition)`` (a ``values()`` queryset filtered by ``condition``, which
+    picks rows by their primary key ``id``; ``key``: the column of the rows that holds it) for
+    the given ids, in the order of the ids, as dicts: compiled once
+    per database with the ids as its only parameter, Django's converters applied, so the rows
+    are what ``values()`` gives.
+
+    A read in two steps (the ids matching some query, then their rows by this) keeps the
+    second, the heavy one with its joins, one text for every request: where it is prepared (the
+    DICOM listener's connections bind on the server) PostgreSQL plans it once per connection
+    instead of on every request."""
+
+    def __init__(self, build, *, key="id"):
+        self.build, self.key = build, key
+        self._compiled = {}  # database vendor -> (sql, json, names, compiler, converters)
+
+    def _compile(self, connection):
+        marker = [-7001]
+        query = self.build(IdIn(F("id"), marker)).query
+        compiler = query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
+        if list(params) not in ([marker], [json.dumps(marker)]):
+            raise ValueError(f"the rows query has other parameters than the ids: {params!r}")
+        names = [*query.extra_select, *query.values_select, *query.annotation_select]
+        converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
+        return sql, connection.vendor != "postgresql", names, compiler, converters
+
+    @property
+    def sql(self):
+        return self._get(connections[DEFAULT_DB_ALIAS])[0]
+
+    def _get(self, connection):
+        compiled = self._compiled.get(connection.vendor)
+        if compiled is None:
+            compiled = self._compiled[connection.vendor] = self._compile(connection)
+        return compiled
+
+    def rows(self, ids):
+        if not ids:
+            return []
+        connection = connections[DEFAULT_DB_ALIAS]
+        sql, as_json, names, compiler, converters = self._get(connection)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [json.dumps(list(ids)) if as_json else list(ids)])
+            found = cursor.fetchall()
+        if converters:
+            found = compiler.apply_converters(found, converters)
+        by_id = {}
+        for values in found:
+            row = dict(zip(names, values))
+            by_id[row[self.key]] = row
+        return [by_id[i] for i in ids if i in by_id]  # a row deleted meanwhile is left out
+
+
+def server_binding_cursor(connection, *, generic_plans=False):
+    """On PostgreSQL with psycopg 3, a cursor that binds parameters on the server (so that a
+    statement's text is the same for every value and psycopg prepares it once the connection
+    has sent it ``prepare_threshold`` times, vetclinic/settings.py), wrapped as
+    connection.cursor() wraps its own: counted, logged and passed through execute_wrappers.
+    Elsewhere, the connection's own cursor.
+
+    ``generic_plans``: the connection's prepared statements are planned once for every value
+    (``plan_cache_mode = force_generic_plan``, for the rest of the connection's life), for
+    statements whose one plan suits every value: PostgreSQL's own choice may go on planning
+    them for each value, which can cost more than running them."""
+    if connection.vendor == "postgresql":
+        from django.db.backends.postgresql.base import ServerBindingCursor, is_psycopg3
+        from psycopg.pq import TransactionStatus
+
+        if is_psycopg3:
+            connection.ensure_connection()
+            connection.validate_thread_sharing()
+            raw = connection.connection
+            if generic_plans and raw not in _generic_plans:
+                raw.execute("SET plan_cache_mode = force_generic_plan")
+                # Inside a transaction the setting goes if it rolls back: set it again next time.
+                if raw.info.transaction_status == TransactionStatus.IDLE:
+                    _generic_plans.add(raw)
+            cursor = ServerBindingCursor(raw)
+            return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+    return connection.cursor()
+
+
+_generic_plans = weakref.WeakSet()  # database connections (psycopg's) set to generic plans
