@@ -15,7 +15,8 @@ gunicorn (gthread workers, keep-alive, ``DEBUG=false``, persistent database conn
 free port, serving benchmarks/api_server.py: the app's URLs unchanged plus the baseline.
 
 Measured from a concurrent client in this process (``--concurrency`` threads, one keep-alive
-connection each, http.client; requests back to back):
+connection each, http.client, the connections spread evenly over the workers; requests back to
+back):
 
 - baseline: ``GET /bench/ping``, a DRF view with the same API key authentication, scope check
   and throttle as the API, that reads nothing else (like every API request it finds the key
@@ -500,8 +501,26 @@ def load(port, key, next_request, *, concurrency, seconds, expect):
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
+    # The connections spread evenly over gunicorn's workers, as many PMS clients (or a load
+    # balancer) spread them: left to chance, all four keep-alive connections sometimes went to
+    # one worker, which halved that run whatever it measured (the machine then ~55% busy).
+    share = -(-concurrency // WORKERS[0])  # connections per worker, rounded up
+    held, held_lock = {}, threading.Lock()
+
+    def connect_spread():
+        for _ in range(200):
+            conn = connect()
+            conn.request("GET", "/bench/worker", headers=headers)
+            pid = json.loads(conn.getresponse().read())["pid"]
+            with held_lock:
+                if held.get(pid, 0) < share:
+                    held[pid] = held.get(pid, 0) + 1
+                    return conn
+            conn.close()
+        return connect()  # (never seen: a worker that takes no connection at all)
+
     def worker(n):
-        conn = connect()
+        conn = connect_spread()
         start_gate.wait()
         mine, bad = results[n], failures[n]
         while True:

@@ -5,6 +5,8 @@
 ``GET /bench/ping`` is benchmarks/api.py's baseline: a DRF view behind the same API key
 authentication, scope check and per-client throttle as every /api/v1/ view (it is a
 ``reference`` resource, like /api/v1/species), that reads nothing else and answers a constant.
+``GET /bench/worker`` names the worker process that served it: the client spreads its
+connections evenly over the workers with it before it measures.
 It exists only here. The app's own URLconf (vetclinic/urls.py) is included unchanged, and
 this module is the ROOT_URLCONF only in the processes started from it.
 """
@@ -34,7 +36,17 @@ class Ping(APIView):
         return Response({"status": "ok"})
 
 
+class Worker(APIView):
+    """Which gunicorn worker holds this connection (not measured)."""
+
+    resource = "reference"
+
+    def get(self, request):
+        return Response({"pid": os.getpid()})
+
+
 urlpatterns = [
     path("bench/ping", Ping.as_view(), name="bench_ping"),
+    path("bench/worker", Worker.as_view(), name="bench_worker"),
     path("", include("vetclinic.urls")),
 ]
