@@ -1,10 +1,14 @@
-"""Queries that run thousands of times with one shape: compiled once, run with new values.
+"""Database helpers for the hot paths: the listeners' and the REST lists'.
 
-Django compiles a queryset to SQL each time it is evaluated: for a lookup through a join that
-is ~0.5 ms of Python, more than PostgreSQL takes to answer it. The listeners' hot lookups (an
-HL7 ADT message finds its animal and owner by the PMS's ids) run with the same shape every
-time, so ``CompiledQuery`` keeps the SQL Django wrote for it and the converters Django would
-apply, and builds the model instances as a queryset would.
+- Queries that run thousands of times with one shape, compiled once and run with new values
+  (``CompiledQuery``, ``RowsById``). Django compiles a queryset to SQL each time it is
+  evaluated: for a lookup through a join that is ~0.5 ms of Python, more than PostgreSQL takes
+  to answer it. An HL7 ADT message finds its animal and owner by the PMS's ids with the same
+  shape every time; ``CompiledQuery`` keeps the SQL Django wrote and the converters Django
+  would apply, and builds the model instances as a queryset would.
+- Services without savepoints inside an all-or-nothing transaction (``all_or_nothing``).
+- A cursor that binds on the server, so that psycopg prepares what it repeats
+  (``server_binding_cursor``).
 """
 import functools
 import json
@@ -30,7 +34,8 @@ class CompiledQuery:
     def __init__(self, build, *markers):
         self.build = build
         self.markers = markers
-        self._compiled = {}  # database alias -> (sql, attnames, compiler, converters)
+        self._compiled = {}  # database alias -> (sql, slots, attnames, compiler, converters)
+        self._model = None
 
     def _compile(self, alias):
         queryset = self.build(*self.markers)
@@ -56,12 +61,13 @@ class CompiledQuery:
 
     def instances(self, *values):
         """The model instances the queryset ``build(*values)`` would give, in its order."""
-        model = self.build(*self.markers).model if not self._compiled else self._model
+        if self._model is None:
+            self._model = self.build(*self.markers).model
+        model = self._model
         alias = router.db_for_read(model)
         compiled = self._compiled.get(alias)
         if compiled is None:
             compiled = self._compiled[alias] = self._compile(alias)
-            self._model = model
         sql, slots, attnames, compiler, converters = compiled
         params = [values[index] if adapt is None else adapt(values[index]) for index, adapt in slots]
         with connections[alias].cursor() as cursor:
