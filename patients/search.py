@@ -9,9 +9,10 @@ import unicodedata
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import F, Lookup
+from django.db.models import F
 
 from patients.models import Owner
+from vetclinic.db import StartsWith
 
 TERM_MAX = 64
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
@@ -229,32 +230,9 @@ def _refresh(patient_ids, owner_ids, owners_animals, instances):
             instance.dicom_name_key = keys[instance.pk]
 
 
-class _StartsWith(Lookup):
-    """The column starts with the right-hand side, as a range the database answers from an
-    index: ``term >= word AND term < word || U+10FFFF`` (every term is made of the letters and
-    digits ``normalise`` keeps, so it sorts below that bound when it starts with the word).
-    The word is the statement's only parameter, as typed, so the statement's text is the same
-    for every word and a prepared statement can be planned once for all of them
-    (integrations/api/statements.py). Django's ``startswith`` sends ``'word%'`` instead, and a
-    LIKE whose pattern is a parameter is only an index range once the value is known.
-
-    PostgreSQL compares with the pattern operators ``~>=~`` / ``~<~`` (byte-wise), which the
-    varchar_pattern_ops indexes Django adds for indexed CharFields (and SearchTerm's own) serve;
-    SQLite compares byte-wise anyway (BINARY collation)."""
-
-    lookup_name = "starts_with_range"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} >= %s AND {lhs} < (%s || char(1114111))", [*lhs_params, self.rhs, *lhs_params, self.rhs]
-
-    def as_postgresql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        sql = f"{lhs}::text ~>=~ %s AND {lhs}::text ~<~ (%s::text || chr(1114111))"
-        return sql, [*lhs_params, self.rhs, *lhs_params, self.rhs]
-
-
 def term_prefix(word):
-    """A condition on SearchTerm.term: it starts with ``word``, answered from the term index."""
-    return _StartsWith(F("term"), word)
+    """A condition on SearchTerm.term: it starts with ``word``, answered from the term index,
+    with the word as the statement's only parameter (integrations/api/statements.py compiles
+    the search once for every word). Every term is made of the letters and digits
+    ``normalise`` keeps, so it sorts below the range's bound when it starts with the word."""
+    return StartsWith(F("term"), word)

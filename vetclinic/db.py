@@ -8,7 +8,8 @@
   would apply, and builds the model instances as a queryset would.
 - Services without savepoints inside an all-or-nothing transaction (``all_or_nothing``).
 - A cursor that binds on the server, so that psycopg prepares what it repeats
-  (``server_binding_cursor``).
+  (``server_binding_cursor``), and lookups whose statement text is the same for every value
+  (``IdIn``, ``StartsWith``).
 """
 import functools
 import json
@@ -130,6 +131,32 @@ class IdIn(Lookup):
         if connection.vendor == "postgresql":
             return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
         return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, json.dumps(list(self.rhs))]
+
+
+class StartsWith(Lookup):
+    """The column starts with the right-hand side (case-sensitive), as a range its index
+    answers: ``column >= value AND column < value || U+10FFFF`` (nothing but U+10FFFF sorts
+    after every character, in UTF-8's bytes as in code points). The value is the statement's
+    only parameter, as given, so the statement's text is the same for every value and a
+    prepared statement is planned once for all of them. Django's ``startswith`` sends
+    ``'value%'`` instead, and a LIKE whose pattern is a parameter is an index range only once
+    the planner sees the value. (SQLite's LIKE ignores case and never uses an index.)
+
+    PostgreSQL compares with the byte-wise pattern operators ``~>=~`` / ``~<~``, which the
+    varchar_pattern_ops index Django adds to an indexed CharField serves; SQLite compares
+    code points anyway (BINARY collation)."""
+
+    lookup_name = "starts_with_range"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} >= %s AND {lhs} < (%s || char(1114111))", [*lhs_params, self.rhs, *lhs_params, self.rhs]
+
+    def as_postgresql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        sql = f"({lhs})::text ~>=~ %s AND ({lhs})::text ~<~ (%s::text || chr(1114111))"
+        return sql, [*lhs_params, self.rhs, *lhs_params, self.rhs]
 
 
 class RowsById:
