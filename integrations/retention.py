@@ -23,10 +23,6 @@ from integrations.models import HL7Message, IdempotencyKey, WebhookDelivery
 BATCH = 5000  # rows a DELETE statement takes, so that no statement holds its locks for long
 
 
-def _days(name):
-    return getattr(settings, name)
-
-
 def _delete(queryset):
     deleted = 0
     while ids := list(queryset.values_list("pk", flat=True)[:BATCH]):
@@ -39,10 +35,10 @@ def logs_prune(*, at=None):
     at = at or now()
     ended = [HL7Message.Status.PROCESSED, HL7Message.Status.ERROR, HL7Message.Status.REJECTED,
              HL7Message.Status.SENT, HL7Message.Status.FAILED]  # fmt: skip
-    hl7 = HL7Message.objects.filter(created__lt=at - timedelta(days=_days("HL7_LOG_KEEP_DAYS")), status__in=ended)
+    hl7 = HL7Message.objects.filter(created__lt=at - timedelta(days=settings.HL7_LOG_KEEP_DAYS), status__in=ended)
     deliveries = WebhookDelivery.objects.filter(
-        created__lt=at - timedelta(days=_days("WEBHOOK_LOG_KEEP_DAYS")),
+        created__lt=at - timedelta(days=settings.WEBHOOK_LOG_KEEP_DAYS),
         status__in=[WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.FAILED, WebhookDelivery.Status.DISABLED],
     )  # fmt: skip
-    keys = IdempotencyKey.objects.filter(created__lt=at - timedelta(days=_days("IDEMPOTENCY_KEY_KEEP_DAYS")))
+    keys = IdempotencyKey.objects.filter(created__lt=at - timedelta(days=settings.IDEMPOTENCY_KEY_KEEP_DAYS))
     return {"hl7_messages": _delete(hl7), "webhook_deliveries": _delete(deliveries), "idempotency_keys": _delete(keys)}

@@ -188,14 +188,19 @@ def search_terms_refresh(*, patients=(), owners=(), owners_animals=False):
     every change of a name, phone or id, from the UI, HL7 and REST alike."""
     patient_ids = list(dict.fromkeys(p.pk for p in patients))
     owner_ids = list(dict.fromkeys(o.pk for o in owners))
+    keys = {}
     for start in range(0, max(len(patient_ids), len(owner_ids)), _CHUNK):
-        _refresh(patient_ids[start : start + _CHUNK], owner_ids[start : start + _CHUNK], owners_animals, patients)
+        keys.update(_refresh(patient_ids[start : start + _CHUNK], owner_ids[start : start + _CHUNK], owners_animals))
+    for patient in patients:  # the caller's objects say what the database now holds
+        if patient.pk in keys:
+            patient.dicom_name_key = keys[patient.pk]
 
 
-def _refresh(patient_ids, owner_ids, owners_animals, instances):
+def _refresh(patient_ids, owner_ids, owners_animals):
+    """One chunk's rewrite; returns {patient id: new name key} for the keys it changed."""
     with connection.cursor() as cursor:
         rows, owners = _read(cursor, patient_ids, owner_ids, owners_animals)
-        terms, renamed = [], []
+        terms, renamed = [], {}  # renamed: {patient id: its new name key}
         owner_terms = {pk: {w for w in owner_words(owner, owner.external_values) if w} for pk, owner in owners.items()}
         for pk, row in rows.items():
             words = {w for w in patient_words(row, row.alias_ids, row.external_values) if w}
@@ -205,7 +210,7 @@ def _refresh(patient_ids, owner_ids, owners_animals, instances):
             primary = next((owners[o] for o, is_primary in row.owners if is_primary), None)
             key = _name_key(primary.dicom_family_name if primary else "", row.name)
             if row.dicom_name_key != key:
-                renamed.append((key, pk))
+                renamed[pk] = key
         terms += [(w, None, pk) for pk in owner_ids if pk in owner_terms for w in owner_terms[pk]]
         # Every animal read (an owner's included) and every one asked for: a merged one asked
         # for keeps no words.
@@ -222,12 +227,9 @@ def _refresh(patient_ids, owner_ids, owners_animals, instances):
                 + ", ".join(["(%s, %s, %s)"] * len(part)),
                 [value for term in part for value in term],
             )
-        for key, pk in renamed:
+        for pk, key in renamed.items():
             cursor.execute("UPDATE patients_patient SET dicom_name_key = %s WHERE id = %s", [key, pk])
-    keys = dict((pk, key) for key, pk in renamed)
-    for instance in instances:  # the caller's objects say what the database now holds
-        if instance.pk in keys:
-            instance.dicom_name_key = keys[instance.pk]
+    return renamed
 
 
 def term_prefix(word):
