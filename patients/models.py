@@ -308,6 +308,11 @@ class WeightRecord(models.Model):
         return format(self.kg.normalize(), "f")
 
 
+def staff_name(user):
+    """A member of staff as the others know them: full name, else the login."""
+    return (user.get_full_name() or user.get_username()) if user is not None else ""
+
+
 class Visit(models.Model):
     class Status(models.TextChoices):
         BOOKED = "booked", "Booked"
@@ -349,6 +354,11 @@ class Visit(models.Model):
 
     def __str__(self):
         return f"{self.patient.name} {self.starts_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def vet_name(self):
+        """The attending vet's name; empty when none is recorded (HL7 ADT books visits so)."""
+        return staff_name(self.vet)
 
 
 class SearchTerm(models.Model):
