@@ -11,7 +11,7 @@ from django.utils.timezone import localtime, make_aware
 
 from imaging.models import ImagingOrder
 from imaging.order_selectors import procedures_for, station_conflicts, stations
-from vetclinic.forms import DateField
+from vetclinic.forms import DateField, formfield
 
 # DICOM Modality (0008,0060) codes as the desk knows them; the procedure list is grouped by them.
 MODALITY_NAMES = {
@@ -134,6 +134,7 @@ class OrderForm(forms.ModelForm):
 
     class Meta:
         model = ImagingOrder
+        formfield_callback = formfield
         fields = ["procedure", "station", "duration_minutes", "priority", "reason", "referring_vet",
                   "performing_vet", "weight_kg"]  # fmt: skip
         widgets = {

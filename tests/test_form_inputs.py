@@ -77,3 +77,22 @@ def test_a_visit_saved_unchanged_keeps_its_time_to_the_second(make_patient, sett
     form = VisitForm({**sent, "reason": "", "status": "booked"}, instance=visit)
     assert form.is_valid(), form.errors
     assert form.changed_data == []  # so the view gives the service nothing to change
+
+
+def text_areas():
+    for form in project_forms():
+        for name, field in form.base_fields.items():
+            if isinstance(field.widget, forms.Textarea):
+                yield pytest.param(form, name, field, id=f"{form.__name__}.{name}")
+
+
+def test_the_forms_with_text_areas_are_all_found():
+    found = {param.id for param in text_areas()}
+    assert {"OwnerForm.notes", "PatientForm.notes", "OrderForm.reason", "ReportForm.findings"} <= found
+
+
+@pytest.mark.parametrize("form, name, field", list(text_areas()))
+def test_every_text_area_keeps_line_breaks_as_stored(form, name, field):
+    """Browsers send a textarea's line breaks as CRLF; text saved back unchanged stays as it was."""
+    assert field.clean("Coughing.\r\nWorse at night.") == "Coughing.\nWorse at night."
+    assert not field.has_changed("Coughing.\nWorse at night.", "Coughing.\r\nWorse at night.")

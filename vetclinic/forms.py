@@ -1,4 +1,4 @@
-"""What every form of the UI shares: the renderer, and the date and time inputs.
+"""What every form of the UI shares: the renderer, the date and time inputs, and text areas.
 
 A browser's <input type="date"> takes and sends only a valid date string, yyyy-mm-dd (HTML,
 "dates and times" microsyntaxes), and <input type="datetime-local"> only yyyy-mm-ddThh:mm[:ss].
@@ -57,11 +57,22 @@ class DateTimeField(forms.DateTimeField):
         return shown != data
 
 
+class TextField(forms.CharField):
+    """Text from a <textarea>: browsers send its line breaks as CRLF (HTML, "form submission"),
+    which would make text saved back unchanged differ from what is stored. Kept as LF."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.replace("\r\n", "\n").replace("\r", "\n") if value else value
+
+
 def formfield(db_field, **kwargs):
-    """ModelForms' Meta.formfield_callback: the date fields above for the model's date fields."""
+    """ModelForms' Meta.formfield_callback: the fields above for the model's dates and text."""
     from django.db import models
 
-    if isinstance(db_field, models.DateTimeField):
+    if isinstance(db_field, models.TextField) and not db_field.choices:
+        kwargs.setdefault("form_class", TextField)
+    elif isinstance(db_field, models.DateTimeField):
         kwargs.setdefault("form_class", DateTimeField)
     elif isinstance(db_field, models.DateField):
         kwargs.setdefault("form_class", DateField)
