@@ -141,7 +141,8 @@ def order_create(
     order.scheduled_step_id = f"SPS{order.pk}"[:16]
     order.save(update_fields=["accession_number", "requested_procedure_id", "scheduled_step_id"])
     if order.weight_kg is not None:
-        weight_record(actor=actor, patient=patient, kg=order.weight_kg, measured_on=scheduled_start.date())
+        day = localtime(scheduled_start).date()  # the clinic's day of the exam
+        weight_record(actor=actor, patient=patient, kg=order.weight_kg, measured_on=day)
     _history(actor=actor, order=order, old="", new=order.status)
     audit_record(
         actor=actor, instance=order, action="create",
