@@ -58,6 +58,61 @@ def bare(actor, dog, stations, staff):
             "order": order, "unmatched": unmatched, "linked": linked, "series": series}  # fmt: skip
 
 
+@pytest.fixture
+def full(actor, dog, labrador, stations, staff):
+    """The same records with every field filled, a signed and amended report, a deceased animal."""
+    from datetime import date
+    from decimal import Decimal
+
+    from imaging.reports import report_amend, report_finalize
+    from patients.services import ownership_set
+    from vetclinic.audit.services import Actor
+
+    owner = owner_upsert(actor=actor, fields={
+        "title": "Dr", "family_name": "Full", "given_name": "Ada", "phone": "01632 960456", "mobile": "07700 900123",
+        "email": "ada@example.org", "address_line1": "1 High St", "address_line2": "Flat 2", "city": "Bristol",
+        "postcode": "BS1", "country": "GB", "notes": "Notes",
+    })  # fmt: skip
+    organisation = owner_upsert(actor=actor, fields={
+        "kind": Owner.Kind.ORGANISATION, "organisation_name": "Shelter", "phone": "01632 960999", "email": "s@example.org",
+    })  # fmt: skip
+    fields = {"name": "Fully", "species": dog, "breed": labrador, "breed_text": "Lab", "sex": "F", "neutered": "ALTERED",
+              "birth_date": date(2019, 4, 2), "birth_date_estimated": True, "colour": "Black",
+              "microchip": "985141000123456", "notes": "Bites"}  # fmt: skip
+    patient = patient_upsert(actor=actor, fields=fields, owner=owner, weight_kg=Decimal("31.4"), external=("PMS", "A1"))
+    ownership_set(actor=actor, patient=patient, owner=organisation, role="agent")
+    owned = patient_upsert(actor=actor, fields={"name": "Owned", "species": dog}, owner=organisation)
+    visit = visit_create(actor=actor, patient=patient, starts_at=clock.now(), reason="Lame", vet=staff["veterinarian"])
+    order = order_create(
+        actor=actor, patient=patient, procedure=Procedure.objects.get(code="DX-THX2"), scheduled_start=clock.now(),
+        station=stations["DX"], visit=visit, reason="Cough\nfor weeks", referring_vet="Dr A", performing_vet="Dr B",
+        priority="STAT", weight_kg=Decimal("31.4"), placer_order_number="P1", filler_order_number="F1",
+    )  # fmt: skip
+    unmatched = Study.objects.create(
+        study_instance_uid=generate_uid(), description="Abdomen", study_date=date(2026, 11, 23), accession_number="X1",
+        dicom_patient_name="Full^Fully", dicom_patient_id="P1", dicom_species="Canis", flag="Check the species",
+        dicom_birth_date=date(2019, 4, 2), referring_physician="Dr A",
+    )  # fmt: skip
+    Series.objects.create(study=unmatched, series_instance_uid=generate_uid(), modality="DX", series_number=1)
+    linked = Study.objects.create(
+        study_instance_uid=order.study_instance_uid, patient=patient, order=order, link=Study.Link.ORDER,
+        description="Thorax", study_date=date(2026, 11, 23), accession_number=order.accession_number,
+    )  # fmt: skip
+    series = Series.objects.create(study=linked, series_instance_uid=generate_uid(), modality="DX", series_number=1,
+                                   description="Lat", body_part="CHEST", thumbnail_key="thumbs/none.png")  # fmt: skip
+    Series.objects.create(study=linked, series_instance_uid=generate_uid(), modality="DX", series_number=2)
+    vet = Actor.for_user(staff["veterinarian"])
+    report_finalize(actor=vet, study=linked, findings="Bronchial.", conclusion="Bronchitis.")
+    report_amend(actor=vet, study=linked, findings="Bronchial.", conclusion="Bronchitis, mild.", reason="Typo")
+    PerformedProcedureStep.objects.create(
+        sop_instance_uid=generate_uid(), order=order, status="COMPLETED", station_ae="DRROOM", modality="DX",
+        started_at=clock.now(), ended_at=clock.now(), performed_series=[{"description": "Lat", "images": 2}],
+    )  # fmt: skip
+    patient_upsert(actor=actor, patient=patient, fields={"deceased": True, "deceased_on": date(2026, 11, 23)})
+    return {"owner": owner, "organisation": organisation, "patient": patient, "owned": owned, "visit": visit,
+            "order": order, "unmatched": unmatched, "linked": linked, "series": series}  # fmt: skip
+
+
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
@@ -130,10 +185,12 @@ def test_the_page_list_below_names_every_page_of_the_ui(bare):
     assert ui_url_names() == {name for name, *_ in cases(bare)}
 
 
+@pytest.mark.parametrize("records", ["bare", "full"])
 @pytest.mark.parametrize("group", ["front desk", "veterinarian", "radiologist", "admin"])
-def test_every_page_renders_records_with_every_optional_field_empty_for_every_role(
-    client, staff, bare, group, marked_templates
+def test_every_page_renders_records_with_every_optional_field_empty_or_filled_for_every_role(
+    client, staff, group, records, marked_templates, request
 ):
+    bare = request.getfixturevalue(records)
     user = staff[group]
     client.force_login(user)
     seen, invalid = 0, []
@@ -148,7 +205,7 @@ def test_every_page_renders_records_with_every_optional_field_empty_for_every_ro
     assert invalid == []
     assert seen >= 10
     # Nothing a page shows was changed by showing it.
-    assert Patient.objects.get(pk=bare["patient"].pk).name == "Nobody"
+    assert Patient.objects.get(pk=bare["patient"].pk).name == ("Nobody" if records == "bare" else "Fully")
 
 
 def test_the_home_page_and_the_animal_page_show_a_visit_without_a_vet(client, staff, bare):
