@@ -172,6 +172,8 @@ class VisitForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if not self.instance.pk:  # a new visit: now, to the minute, by the clinic's clock
+            self.initial.setdefault("starts_at", clock.localnow().replace(second=0, microsecond=0))
         vets = Q(groups__name="veterinarian", is_active=True)
         if self.instance.vet_id:  # as for the patient's species: the visit's vet stays offered
             vets |= Q(pk=self.instance.vet_id)

@@ -96,3 +96,10 @@ def test_every_text_area_keeps_line_breaks_as_stored(form, name, field):
     """Browsers send a textarea's line breaks as CRLF; text saved back unchanged stays as it was."""
     assert field.clean("Coughing.\r\nWorse at night.") == "Coughing.\nWorse at night."
     assert not field.has_changed("Coughing.\nWorse at night.", "Coughing.\r\nWorse at night.")
+
+
+@pytest.mark.django_db
+def test_a_new_visit_is_offered_at_the_clinic_clocks_minute(settings):
+    settings.CLOCK_NOW = "2026-11-23T10:31:45"
+    assert 'value="2026-11-23T10:31"' in str(VisitForm()["starts_at"])
+    assert not Visit.objects.exists()
