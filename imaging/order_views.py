@@ -159,7 +159,7 @@ def slots_context(*, station, day, clock, minutes, book_anyway, past_ok=None, ex
     context = {"station": station, "day": day, "book_anyway": book_anyway, "past_ok": past_ok}
     if day is not None and clock is not None:
         start = make_aware(datetime.combine(day, clock))
-        context["passed"] = start < _now() - timedelta(minutes=settings.SLOT_MINUTES)  # as orders._past_check
+        context["passed"] = orders.start_passed(start)
     if station is None or day is None:
         return context
     minutes = minutes or settings.SLOT_MINUTES

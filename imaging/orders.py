@@ -69,6 +69,11 @@ def _start_check(scheduled_start):
         raise ValueError("scheduled_start must be timezone-aware")
 
 
+def start_passed(scheduled_start):
+    """Whether a start time lies before the current slot (the clinic's clock)."""
+    return scheduled_start < clock.now() - timedelta(minutes=settings.SLOT_MINUTES)
+
+
 def _past_check(scheduled_start, *, actor, past_ok):
     """At the desk, a start that has passed is a slip (the wrong day, 2 for 14) and an order no
     modality would look for: it is refused unless the person says the exam took place already
@@ -78,7 +83,7 @@ def _past_check(scheduled_start, *, actor, past_ok):
     during an outage): refusing those would lose the order, so they are not checked."""
     if past_ok or actor.channel != Channel.UI:
         return
-    if scheduled_start < clock.now() - timedelta(minutes=settings.SLOT_MINUTES):
+    if start_passed(scheduled_start):
         when = localtime(scheduled_start)
         raise ValidationError({"scheduled_start": ValidationError(
             f"{when:%a %d %b %Y %H:%M} has passed. Choose a time ahead, or tick “Done already” "
