@@ -3,6 +3,7 @@ from django import forms
 
 from patients.models import Patient
 from patients.selectors import patient_resolve
+from vetclinic.forms import TextField
 
 
 class PatientChoiceForm(forms.Form):
@@ -27,11 +28,11 @@ class ReportForm(forms.Form):
     """The study's report as the vet writes it: keep a draft, sign it, or amend a signed one."""
 
     SAVE, FINALIZE, AMEND = "save", "finalize", "amend"
-    findings = forms.CharField(
+    findings = TextField(
         required=False, widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "true"}),
         help_text="What the images show.",
     )  # fmt: skip
-    conclusion = forms.CharField(
+    conclusion = TextField(
         label="Conclusion", required=False, widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "true"}),
         help_text="Impression, diagnosis and advice: what the PMS shows first.",
     )  # fmt: skip

@@ -11,6 +11,7 @@ from django.utils.timezone import localtime, make_aware
 
 from imaging.models import ImagingOrder
 from imaging.order_selectors import procedures_for, station_conflicts, stations
+from vetclinic.forms import DateField, formfield
 
 # DICOM Modality (0008,0060) codes as the desk knows them; the procedure list is grouped by them.
 MODALITY_NAMES = {
@@ -54,11 +55,20 @@ def book_anyway_field():
     )  # fmt: skip
 
 
+def past_ok_field():
+    return forms.BooleanField(
+        required=False, label="Done already",
+        help_text="The time has passed: tick to record an exam that has taken place.",
+    )  # fmt: skip
+
+
 class BookAnywayForm(forms.Form):
-    """The tick that allows double booking a station. The free-slots fragment shows it next to
-    the clashing orders, inside the order form (and refreshes it on its own)."""
+    """The ticks that allow double booking a station and recording a time that has passed. The
+    free-slots fragment shows them next to the clash or the passed time, inside the order form
+    (and refreshes them on its own)."""
 
     book_anyway = book_anyway_field()
+    past_ok = past_ok_field()
 
 
 def _start(day, clock):
@@ -108,7 +118,7 @@ class OrderForm(forms.ModelForm):
     """A new order for one animal; the procedure list is that animal's species', the station
     list narrows to the procedure's modality (htmx), and the free times show for the day."""
 
-    day = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    day = DateField(label="Date")
     time = ClockField(label="Time", widget=clock_widget())
     duration_minutes = forms.IntegerField(
         label="Minutes", required=False, min_value=5, max_value=480,
@@ -120,9 +130,11 @@ class OrderForm(forms.ModelForm):
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
     )  # fmt: skip
     book_anyway = book_anyway_field()
+    past_ok = past_ok_field()
 
     class Meta:
         model = ImagingOrder
+        formfield_callback = formfield
         fields = ["procedure", "station", "duration_minutes", "priority", "reason", "referring_vet",
                   "performing_vet", "weight_kg"]  # fmt: skip
         widgets = {
@@ -189,6 +201,7 @@ class OrderForm(forms.ModelForm):
         data = self.cleaned_data
         fields = {name: data[name] for name in self.Meta.fields}
         fields["scheduled_start"] = data["scheduled_start"]
+        fields["past_ok"] = data["past_ok"]
         return fields
 
 
@@ -201,10 +214,11 @@ def duration_help(procedure):
 class RescheduleForm(forms.Form):
     """Another day, time or station (of the same modality) for an order."""
 
-    day = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    day = DateField(label="Date")
     time = ClockField(label="Time", widget=clock_widget())
     station = forms.ModelChoiceField(queryset=stations(), label="Station")
     book_anyway = book_anyway_field()
+    past_ok = past_ok_field()
 
     def __init__(self, *args, order, **kwargs):
         start = localtime(order.scheduled_start)
@@ -221,6 +235,10 @@ class RescheduleForm(forms.Form):
         data = super().clean()
         if data.get("day") and data.get("time") and data.get("station"):
             data["scheduled_start"] = _start(data["day"], data["time"])
+            shown = localtime(self.order.scheduled_start)
+            if (data["day"], data["time"]) == (shown.date(), shown.time().replace(second=0, microsecond=0)):
+                # Left as shown: the start it has, to the second (HL7 and REST may give seconds).
+                data["scheduled_start"] = self.order.scheduled_start
             _clash_check(
                 self, station=data["station"], start=data["scheduled_start"],
                 minutes=self.order.duration_minutes, exclude=self.order,

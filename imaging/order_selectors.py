@@ -2,10 +2,11 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.utils.timezone import get_current_timezone, make_aware
 
 from imaging.models import ImagingOrder, Modality, Procedure
+from imaging.selectors import studies_listed
 
 Status = ImagingOrder.Status
 # What occupies a station: the day board and the double-booking warning count these.
@@ -95,6 +96,9 @@ def patient_orders(*, patient):
 def order_detail(*, pk):
     return (
         ImagingOrder.objects.select_related("patient__species", "patient__breed", "procedure", "station", "visit")
-        .prefetch_related("status_changes", "studies__report", "performed_steps", "patient__ownerships__owner")
+        .prefetch_related(
+            "status_changes", "performed_steps", "patient__ownerships__owner",
+            Prefetch("studies", queryset=studies_listed().order_by("study_date", "study_time", "id")),
+        )  # fmt: skip
         .get(pk=pk)
     )

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.timezone import localdate, localtime, make_aware, now
+from django.utils.timezone import localtime, make_aware
 from django.views.decorators.http import require_GET, require_POST
 
 from imaging import order_selectors as selectors
@@ -32,6 +32,7 @@ from imaging.order_forms import (
 from imaging.templatetags.order_tags import RESCHEDULABLE
 from patients.models import Patient
 from patients.selectors import patient_resolve, patient_search
+from vetclinic import clock
 from vetclinic.audit.selectors import audit_history
 from vetclinic.audit.services import Actor
 
@@ -95,7 +96,7 @@ def order_create(request):
     patient = patient_resolve(
         get_object_or_404(Patient.objects.select_related("species"), pk=request.GET["patient"])
     )
-    initial = {"day": _day(slot.get("day")) or localdate(), "time": slot.get("time", "")}
+    initial = {"day": _day(slot.get("day")) or next_open_day(), "time": slot.get("time", "")}
     station = Modality.objects.filter(ae_title=slot.get("station"), active=True).first()
     if station:
         initial["station"] = station.pk
@@ -136,7 +137,7 @@ def _slots_for_form(form, *, minutes=None, exclude=None):
         station=Modality.objects.filter(pk=_pk(getattr(station, "pk", station))).first(),
         day=day if isinstance(day, date) else _day(day),
         clock=clock if isinstance(clock, time) else _clock(clock),
-        minutes=minutes, book_anyway=form["book_anyway"], exclude=exclude,
+        minutes=minutes, book_anyway=form["book_anyway"], past_ok=form["past_ok"], exclude=exclude,
     )  # fmt: skip
 
 
@@ -152,26 +153,58 @@ def _clock(value):
         return None
 
 
-def slots_context(*, station, day, clock, minutes, book_anyway, exclude=None):
-    """The station's free windows on the day and what clashes with the chosen time."""
-    context = {"station": station, "day": day, "book_anyway": book_anyway}
+def slots_context(*, station, day, clock, minutes, book_anyway, past_ok=None, exclude=None):
+    """The station's free windows on the day, what clashes with the chosen time, and whether
+    that time has passed."""
+    context = {"station": station, "day": day, "book_anyway": book_anyway, "past_ok": past_ok}
+    if day is not None and clock is not None:
+        start = make_aware(datetime.combine(day, clock))
+        context["passed"] = orders.start_passed(start)
     if station is None or day is None:
         return context
     minutes = minutes or settings.SLOT_MINUTES
     context["slots"] = _free_ahead(station, day, minutes, exclude)
     context["windows"] = free_windows(context["slots"], minutes)
-    context["past"] = day < localdate()
+    context["past"] = day < _today()
+    context["closed"] = day == _today() and not open_ahead(day)
+    context["next_open"] = next_open_day()
     if clock is not None:
-        start = make_aware(datetime.combine(day, clock))
         context["conflicts"] = selectors.station_conflicts(
             station=station, start=start, minutes=minutes, exclude=exclude
         )
     return context
 
 
+def _now():
+    return clock.now()
+
+
+def _today():
+    return clock.today()
+
+
+def _hours(day):
+    """The clinic's opening and closing on ``day``, aware."""
+    opens = datetime.strptime(settings.CLINIC_OPENS, "%H:%M").time()
+    closes = datetime.strptime(settings.CLINIC_CLOSES, "%H:%M").time()
+    return make_aware(datetime.combine(day, opens)), make_aware(datetime.combine(day, closes))
+
+
+def open_ahead(day):
+    """Whether a booking of one slot still fits in the clinic's hours of ``day``."""
+    return _hours(day)[1] - timedelta(minutes=settings.SLOT_MINUTES) >= _now()
+
+
+def next_open_day():
+    """Today while the clinic is open (or still to open), else tomorrow: the day the order form
+    and the board offer after closing time."""
+    today = _today()
+    return today if open_ahead(today) else today + timedelta(days=1)
+
+
 def _free_ahead(station, day, minutes, exclude=None):
     """The station's free start times on the day that are still ahead."""
-    current = now()
+    current = _now()
     free = selectors.free_slots(station=station, day=day, minutes=minutes, exclude=exclude)
     return [slot for slot in free if slot >= current]
 
@@ -217,11 +250,12 @@ def order_slots(request):
     # The order being rescheduled does not clash with itself, and lasts as long as it did.
     exclude = ImagingOrder.objects.filter(pk=_pk(get.get("order"))).first()
     procedure = Procedure.objects.filter(pk=_pk(get.get("procedure"))).first() or exclude
+    ticks = BookAnywayForm(get)
     context = slots_context(
         station=Modality.objects.filter(pk=_pk(get.get("station"))).first(), day=_day(get.get("day")),
         clock=_clock(get.get("time")),
         minutes=_pk(get.get("duration_minutes")) or (procedure.duration_minutes if procedure else None),
-        book_anyway=BookAnywayForm(get)["book_anyway"], exclude=exclude,
+        book_anyway=ticks["book_anyway"], past_ok=ticks["past_ok"], exclude=exclude,
     )  # fmt: skip
     return render(request, "imaging/orders/_slots.html", context)
 
@@ -235,24 +269,29 @@ def order_slots(request):
 def order_board(request):
     """One day, one station or the whole clinic: ?day=YYYY-MM-DD&station=AE. The page polls
     itself (htmx, target "board") for just the board."""
-    day = _day(request.GET.get("day")) or localdate()  # anything else means today
+    day = _day(request.GET.get("day")) or _today()  # anything else means today
     ae_title = request.GET.get("station", "")
     station = get_object_or_404(Modality, ae_title=ae_title) if ae_title else None
     day_orders = list(selectors.day_orders(day=day, station=station))
     context = {
         "day": day,
         "station": station,
-        "today": localdate(),
+        "today": _today(),
         "columns": [(title, [o for o in day_orders if o.status in statuses]) for title, statuses in COLUMNS],
         "stopped": [o for o in day_orders if o.status in STOPPED],
         "count": len(day_orders),
-        "refreshed": now(),
+        "refreshed": _now(),
+        "clinic_hours": f"{settings.CLINIC_OPENS}–{settings.CLINIC_CLOSES}",
         "here": request.get_full_path(),
     }
-    if request.user.has_perm("imaging.add_imagingorder") and day >= localdate():
-        shown = [station] if station else list(selectors.stations())
-        minutes = settings.SLOT_MINUTES
-        context["free"] = [(s, free_windows(_free_ahead(s, day, minutes), minutes)) for s in shown]
+    if request.user.has_perm("imaging.add_imagingorder") and day >= _today():
+        if open_ahead(day):
+            shown = [station] if station else list(selectors.stations())
+            minutes = settings.SLOT_MINUTES
+            context["free"] = [(s, free_windows(_free_ahead(s, day, minutes), minutes)) for s in shown]
+        else:  # after closing time nothing is free, and nothing is "fully booked" either
+            context["closed"] = True
+            context["next_open"] = next_open_day()
     if request.htmx and request.htmx.target == "board":
         return render(request, "imaging/orders/_board.html", context)
     context.update({
@@ -364,6 +403,7 @@ def order_reschedule(request, pk):
                 order=order,
                 scheduled_start=data["scheduled_start"],
                 station=data["station"],
+                past_ok=data["past_ok"],
             )
         except ValidationError as error:
             _errors_onto(form, error)

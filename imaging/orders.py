@@ -5,10 +5,12 @@ is keyword-only and atomic, checks everything before it changes anything (Valida
 by field, worded for the person at the desk), and records who changed what in the audit log and
 the order's status history.
 """
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.timezone import is_naive, now
+from django.utils.timezone import is_naive, localtime, now
 from pydicom.uid import generate_uid
 
 from imaging import events
@@ -16,6 +18,8 @@ from imaging.models import ImagingOrder, Modality, OrderStatusChange
 from patients.models import Patient
 from patients.selectors import patient_resolve
 from patients.services import weight_record
+from vetclinic import clock
+from vetclinic.audit.models import Channel
 from vetclinic.audit.services import audit_record, changes_apply
 
 Status = ImagingOrder.Status
@@ -65,6 +69,27 @@ def _start_check(scheduled_start):
         raise ValueError("scheduled_start must be timezone-aware")
 
 
+def start_passed(scheduled_start):
+    """Whether a start time lies before the current slot (the clinic's clock)."""
+    return scheduled_start < clock.now() - timedelta(minutes=settings.SLOT_MINUTES)
+
+
+def _past_check(scheduled_start, *, actor, past_ok):
+    """At the desk, a start that has passed is a slip (the wrong day, 2 for 14) and an order no
+    modality would look for: it is refused unless the person says the exam took place already
+    (an emergency imaged before it was booked). A start within the last slot is "now": the
+    animal on the table. A PMS (HL7, REST), the DICOM node and imports record what happened,
+    late as it may reach us (an exam registered afterwards, messages held by an interface engine
+    during an outage): refusing those would lose the order, so they are not checked."""
+    if past_ok or actor.channel != Channel.UI:
+        return
+    if start_passed(scheduled_start):
+        when = localtime(scheduled_start)
+        raise ValidationError({"scheduled_start": ValidationError(
+            f"{when:%a %d %b %Y %H:%M} has passed. Choose a time ahead, or tick “Done already” "
+            "to record an exam that has taken place.", code="past")})  # fmt: skip
+
+
 def _history(*, actor, order, old, new, note=""):
     OrderStatusChange.objects.create(
         order=order, old=old, new=new, at=order.status_changed, channel=actor.channel,
@@ -82,12 +107,14 @@ def order_create(
     scheduled_start,
     station=None,
     duration_minutes=None,
+    past_ok=False,
     **details,
 ):
     """Schedule a procedure for an animal; it is in the worklist as soon as this commits.
 
     ``details``: reason, referring_vet, performing_vet, priority, weight_kg (also recorded in
     the animal's weight history), visit, placer_order_number, filler_order_number.
+    ``past_ok``: the web UI's person says the exam took place already (see _past_check).
     """
     unknown = set(details) - DETAIL_FIELDS
     if unknown:
@@ -98,6 +125,7 @@ def order_create(
     _procedure_check(procedure, patient)
     station = _station_for(procedure, station)
     _start_check(scheduled_start)
+    _past_check(scheduled_start, actor=actor, past_ok=past_ok)
     visit = details.get("visit")
     if visit is not None and visit.patient_id != patient.pk:
         raise ValidationError({"visit": "This visit is another animal's."})
@@ -118,7 +146,8 @@ def order_create(
     order.scheduled_step_id = f"SPS{order.pk}"[:16]
     order.save(update_fields=["accession_number", "requested_procedure_id", "scheduled_step_id"])
     if order.weight_kg is not None:
-        weight_record(actor=actor, patient=patient, kg=order.weight_kg, measured_on=scheduled_start.date())
+        day = localtime(scheduled_start).date()  # the clinic's day of the exam
+        weight_record(actor=actor, patient=patient, kg=order.weight_kg, measured_on=day)
     _history(actor=actor, order=order, old="", new=order.status)
     audit_record(
         actor=actor, instance=order, action="create",
@@ -171,8 +200,9 @@ def order_cancel(*, actor, order, reason=""):
 
 
 @transaction.atomic
-def order_reschedule(*, actor, order, scheduled_start, station=None, duration_minutes=None):
-    """A new time (and station). An order the modality discontinued becomes scheduled again."""
+def order_reschedule(*, actor, order, scheduled_start, station=None, duration_minutes=None, past_ok=False):
+    """A new time (and station). An order the modality discontinued becomes scheduled again.
+    A new start is checked as in order_create; the start it has is not."""
     order = _locked(order)
     if order.status not in (Status.SCHEDULED, Status.ARRIVED, Status.DISCONTINUED):
         raise ValidationError(
@@ -181,6 +211,8 @@ def order_reschedule(*, actor, order, scheduled_start, station=None, duration_mi
                 "it can no longer be rescheduled.", code=STATE)}
         )  # fmt: skip
     _start_check(scheduled_start)
+    if scheduled_start != order.scheduled_start:
+        _past_check(scheduled_start, actor=actor, past_ok=past_ok)
     station = _station_for(order.procedure, station) if station is not None else order.station
     changes = changes_apply(order, {
         "scheduled_start": scheduled_start, "station": station,

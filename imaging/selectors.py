@@ -26,12 +26,17 @@ def association_allowed(*, calling_ae, host):
         return False
 
 
+def studies_listed():
+    """Studies as the pages list them (the animal's, the order's): with their report and how
+    many images each holds (``image_count``, which the tables show)."""
+    return Study.objects.select_related("report").annotate(image_count=Count("series__instances"))
+
+
 def patient_studies(*, patient):
     """The animal's studies, newest first, with image counts, series (for thumbnails) and report."""
     return (
-        Study.objects.filter(patient=patient)
-        .select_related("report")
-        .annotate(image_count=Count("series__instances"))
+        studies_listed()
+        .filter(patient=patient)
         .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "id")))
         .order_by("-study_date", "-study_time", "-id")
     )

@@ -1,14 +1,16 @@
 """Front-desk forms. They validate everything before a service runs, so nothing is half-saved."""
 import re
-from datetime import date
 from decimal import Decimal
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.urls import reverse
 
-from patients.models import Breed, Owner, Ownership, Patient, Species, Visit
+from patients.models import Breed, Owner, Ownership, Patient, Species, Visit, staff_name
 from patients.selectors import breed_choices, species_choices
+from vetclinic import clock
+from vetclinic.forms import formfield
 
 PHONE = re.compile(r"^\+?[0-9 ()./-]+$")
 
@@ -23,6 +25,7 @@ def _clean_phone(value):
 class OwnerForm(forms.ModelForm):
     class Meta:
         model = Owner
+        formfield_callback = formfield
         fields = [
             "kind", "title", "family_name", "given_name", "organisation_name", "phone", "mobile",
             "email", "address_line1", "address_line2", "city", "postcode", "country", "notes",
@@ -59,6 +62,7 @@ class PatientForm(forms.ModelForm):
 
     class Meta:
         model = Patient
+        formfield_callback = formfield  # the dates as <input type="date"> reads them
         fields = [
             "name", "species", "breed", "breed_text", "sex", "neutered", "birth_date",
             "birth_date_estimated", "colour", "microchip", "patient_id", "deceased", "deceased_on",
@@ -66,15 +70,18 @@ class PatientForm(forms.ModelForm):
         ]  # fmt: skip
         widgets = {
             "name": forms.TextInput(attrs={"autofocus": True}),
-            "birth_date": forms.DateInput(attrs={"type": "date"}),
-            "deceased_on": forms.DateInput(attrs={"type": "date"}),
             "notes": forms.Textarea(attrs={"rows": 3}),
         }
         help_texts = {"patient_id": "Leave empty to have one assigned."}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["species"].queryset = species_choices()
+        # A value no longer offered (a species or breed retired from the vocabulary, a vet who
+        # left) stays offered on the record that has it: a select without it would send
+        # nothing back, and saving the form unchanged would erase it.
+        kept = Q(pk=self.instance.species_id) if self.instance.species_id else Q(pk__in=[])
+        species_offered = species_choices() | Species.objects.filter(kept)
+        self.fields["species"].queryset = species_offered.order_by("group", "name")
         # Choosing a species swaps in its breeds (htmx); without script the server re-checks.
         self.fields["species"].widget.attrs.update(
             {"hx-get": reverse("breed_options"), "hx-target": "#id_breed", "hx-trigger": "change"}
@@ -83,10 +90,15 @@ class PatientForm(forms.ModelForm):
         self.fields["microchip"].widget.attrs["inputmode"] = "numeric"
         # Any breed is accepted here so that clean() can say which species it belongs to;
         # the list offered is that of the chosen species.
-        self.fields["breed"].queryset = Breed.objects.filter(active=True).select_related("species")
+        breeds = Breed.objects.filter(Q(active=True) | Q(pk=self.instance.breed_id))
+        self.fields["breed"].queryset = breeds.select_related("species")
         species = self._chosen_species()
-        offered = breed_choices(species=species) if species else []
-        self.fields["breed"].widget.choices = [("", "— not listed / unknown —")] + [(b.pk, b.name) for b in offered]
+        offered = list(breed_choices(species=species)) if species else []
+        current = self.instance.breed if self.instance.breed_id else None
+        if current and current.species_id == getattr(species, "pk", None) and current not in offered:
+            offered.insert(0, current)
+        offered = [(b.pk, b.name) for b in offered]
+        self.fields["breed"].widget.choices = [("", "— not listed / unknown —")] + offered
         if self.instance.pk:
             self.fields["patient_id"].disabled = True
             self.initial.setdefault("weight_kg", self.instance.current_weight)
@@ -119,7 +131,7 @@ class PatientForm(forms.ModelForm):
 
     def clean_birth_date(self):
         born = self.cleaned_data["birth_date"]
-        if born and born > date.today():
+        if born and born > clock.today():
             raise forms.ValidationError("The birth date is in the future.")
         return born
 
@@ -132,12 +144,18 @@ class PatientForm(forms.ModelForm):
             self.add_error("deceased", "Tick deceased when giving a date of death.")
         if data.get("deceased_on") and data.get("birth_date") and data["deceased_on"] < data["birth_date"]:
             self.add_error("deceased_on", "The date of death is before the birth date.")
-        if data.get("deceased_on") and data["deceased_on"] > date.today():
+        if data.get("deceased_on") and data["deceased_on"] > clock.today():
             self.add_error("deceased_on", "The date of death is in the future.")
         return data
 
     def service_fields(self):
-        return {name: self.cleaned_data[name] for name in self.Meta.fields}
+        """The fields for patient_upsert: all of a new animal's; of a record, those changed
+        (what the person did not touch stays as stored)."""
+        return {
+            name: self.cleaned_data[name]
+            for name in self.Meta.fields
+            if not self.instance.pk or name in self.changed_data
+        }
 
 
 class OwnershipForm(forms.Form):
@@ -150,14 +168,18 @@ class VisitForm(forms.ModelForm):
     class Meta:
         model = Visit
         fields = ["starts_at", "reason", "vet", "status"]
-        widgets = {"starts_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")}
+        formfield_callback = formfield
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["vet"].queryset = get_user_model().objects.filter(
-            groups__name="veterinarian", is_active=True
-        ).order_by("last_name", "username")
-        self.fields["vet"].label_from_instance = lambda user: user.get_full_name() or user.username
+        if not self.instance.pk:  # a new visit: now, to the minute, by the clinic's clock
+            self.initial.setdefault("starts_at", clock.localnow().replace(second=0, microsecond=0))
+        vets = Q(groups__name="veterinarian", is_active=True)
+        if self.instance.vet_id:  # as for the patient's species: the visit's vet stays offered
+            vets |= Q(pk=self.instance.vet_id)
+        users = get_user_model().objects.filter(vets).distinct()
+        self.fields["vet"].queryset = users.order_by("last_name", "username")
+        self.fields["vet"].label_from_instance = staff_name
 
 
 class MergeForm(forms.Form):

@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
+from vetclinic import clock
+
 
 class Species(models.Model):
     """A species as DICOM codes it (PS3.16 CID 7454, SNOMED CT), or a clinic's own entry."""
@@ -230,7 +232,7 @@ class Patient(models.Model):
         """'3 y', '7 m' or '' — prefixed with ~ when the birth date is an estimate."""
         if not self.birth_date:
             return ""
-        end = self.deceased_on or date.today()
+        end = self.deceased_on or clock.today()
         months = (end.year - self.birth_date.year) * 12 + end.month - self.birth_date.month
         months -= end.day < self.birth_date.day
         text = f"{months // 12} y" if months >= 24 else f"{max(months, 0)} m"
@@ -308,6 +310,11 @@ class WeightRecord(models.Model):
         return format(self.kg.normalize(), "f")
 
 
+def staff_name(user):
+    """A member of staff as the others know them: full name, else the login."""
+    return (user.get_full_name() or user.get_username()) if user is not None else ""
+
+
 class Visit(models.Model):
     class Status(models.TextChoices):
         BOOKED = "booked", "Booked"
@@ -349,6 +356,11 @@ class Visit(models.Model):
 
     def __str__(self):
         return f"{self.patient.name} {self.starts_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def vet_name(self):
+        """The attending vet's name; empty when none is recorded (HL7 ADT books visits so)."""
+        return staff_name(self.vet)
 
 
 class SearchTerm(models.Model):

@@ -24,6 +24,7 @@ from patients.models import (
 )
 from patients.search import OWNER_FIELDS_SEARCHED, PATIENT_FIELDS_SEARCHED, search_terms_refresh
 from patients.selectors import owner_by_external_id, patient_by_external_id
+from vetclinic import clock
 from vetclinic.audit.services import audit_record, changes_apply
 from vetclinic.db import CompiledQuery, service_atomic
 
@@ -227,7 +228,7 @@ def _weight_record(*, actor, patient, kg, measured_on):
     kg = Decimal(str(kg)).quantize(Decimal("0.001"))
     if kg <= 0:
         raise ValidationError({"kg": "A weight must be more than 0 kg."})
-    measured_on = measured_on or date.today()
+    measured_on = measured_on or clock.today()  # the clinic's day (TIME_ZONE), not the server's
     # Looked up, then created: get_or_create would wrap the insert in a savepoint, which buys
     # nothing here (no constraint makes a weight unique, so there is no conflict to survive).
     record = _WEIGHT_ON.first(patient.pk, kg, measured_on)

@@ -5,7 +5,6 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.timezone import localdate
 from django.views.decorators.http import require_GET, require_POST
 
 from imaging.order_selectors import patient_orders
@@ -13,6 +12,7 @@ from imaging.selectors import patient_studies
 from patients import selectors, services
 from patients.forms import MergeForm, OwnerForm, OwnershipForm, PatientForm, VisitForm
 from patients.models import Owner, Ownership, Patient, Species, Visit
+from vetclinic import clock
 from vetclinic.audit.selectors import audit_history
 from vetclinic.audit.services import Actor
 
@@ -33,7 +33,7 @@ def home(request):
     patients = selectors.patient_search(query=query) if query else None
     if request.htmx and request.htmx.target == "search-results":
         return render(request, "patients/_search_results.html", {"patients": patients, "query": query})
-    today = localdate()
+    today = clock.today()
     visits = (
         Visit.objects.filter(starts_at__date=today)
         .select_related("patient__species", "vet")
@@ -76,7 +76,10 @@ def owner_edit(request, pk):
 def _owner_form(request, owner):
     form = OwnerForm(request.POST or None, instance=owner)
     if request.method == "POST" and form.is_valid():
-        fields = {name: form.cleaned_data[name] for name in form.Meta.fields}
+        # An existing owner gets only what the person changed: a field they did not touch
+        # stays as stored, whatever its input could show.
+        names = form.changed_data if owner.pk else form.Meta.fields
+        fields = {name: form.cleaned_data[name] for name in names}
         try:
             # The form has set its values on its instance already; the service compares
             # against the stored row, so it gets that row.
@@ -198,7 +201,8 @@ def visit_edit(request, pk):
     form = VisitForm(request.POST or None, instance=visit)
     if request.method == "POST" and form.is_valid():
         stored = Visit.objects.get(pk=visit.pk)  # as for owners
-        services.visit_update(actor=_actor(request), visit=stored, fields=form.cleaned_data)
+        changed = {name: form.cleaned_data[name] for name in form.changed_data}  # as for owners
+        services.visit_update(actor=_actor(request), visit=stored, fields=changed)
         messages.success(request, "Visit saved.")
         return redirect("patient_detail", pk=visit.patient_id)
     return render(request, "patients/visit_form.html", {"form": form, "patient": visit.patient, "visit": visit})

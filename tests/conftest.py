@@ -6,7 +6,7 @@ import sys
 import time
 import types
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from datetime import timezone as dt_timezone
 from pathlib import Path
 
@@ -43,6 +43,19 @@ def wait_for(condition, timeout=60, interval=0.1, message="condition"):
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+# Every test runs at one moment of the clinic's clock (vetclinic/clock.py), a Monday morning
+# with the clinic open, whenever the suite runs; a test that needs another moment sets
+# settings.CLOCK_NOW itself. Processes the tests start get it too (process_env).
+CLINIC_NOW = "2026-11-23T09:00:00"
+CLINIC_TODAY = date(2026, 11, 23)
+
+
+@pytest.fixture(autouse=True)
+def clinic_clock(settings):
+    settings.CLOCK_NOW = CLINIC_NOW
+    return CLINIC_NOW
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +97,7 @@ def storage_root(settings, tmp_path):
 
 
 @pytest.fixture
-def process_env(transactional_db, storage_root, celery_test_queue):
+def process_env(transactional_db, storage_root, celery_test_queue, settings):
     """Environment for a process the tests start (worker, listener): the test database, the
     test's storage and this run's queue."""
     db = connection.settings_dict
@@ -96,7 +109,7 @@ def process_env(transactional_db, storage_root, celery_test_queue):
     queue_purge(celery_test_queue)  # what an earlier test queued and did not wait for
     return {
         **os.environ, "DATABASE_URL": url, "STORAGE_ROOT": str(storage_root), "CELERY_QUEUE": celery_test_queue,
-        "THUMBNAIL_DELAY": "1", "PYTHONUNBUFFERED": "1",
+        "THUMBNAIL_DELAY": "1", "PYTHONUNBUFFERED": "1", "VETPACS_NOW": str(settings.CLOCK_NOW or ""),
     }  # fmt: skip
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from django.db import connections
 from django.urls import reverse
-from django.utils.timezone import localdate, make_aware
+from django.utils.timezone import make_aware
 
 from imaging import orders
 from imaging.catalog import procedures_load
 from imaging.models import ImagingOrder, Modality, Procedure
 from patients.models import Species
 from patients.services import owner_upsert, patient_upsert
-from tests.conftest import PASSWORD, tool_required
+from tests.conftest import CLINIC_TODAY, PASSWORD, tool_required
 from tests.test_worklist_dicom import findscu
 
 pytestmark = pytest.mark.browser
@@ -153,7 +153,7 @@ def test_front_desk_schedules_a_thorax_for_a_dog_and_marks_it_arrived_on_the_boa
         dicom_listener, tmp_path,
         "ScheduledProcedureStepSequence[0].ScheduledStationAETitle=DRROOM",
         "ScheduledProcedureStepSequence[0].Modality=DX",
-        f"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate={localdate():%Y%m%d}",
+        f"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate={CLINIC_TODAY:%Y%m%d}",
         "PatientName", "PatientSpeciesDescription", "PatientBreedCodeSequence", "ResponsiblePerson",
         "AccessionNumber", "RequestedProcedureDescription",
     )  # fmt: skip
@@ -179,7 +179,7 @@ def test_front_desk_schedules_a_thorax_for_a_dog_and_marks_it_arrived_on_the_boa
 def test_from_a_free_slot_on_the_board_at_phone_width(clinic, staff, live_server, browser, actor):
     """A free slot on the board leads to the animal search, then to the form with the station and
     time filled in; a clash is warned. Screenshots at 390 px: nothing may be wider than the screen."""
-    tomorrow = localdate() + timedelta(days=1)
+    tomorrow = CLINIC_TODAY + timedelta(days=1)
     thorax = Procedure.objects.get(code="DX-THX2")
     order = orders.order_create(
         actor=actor, patient=clinic, procedure=thorax, station=Modality.objects.get(ae_title="DRROOM"),

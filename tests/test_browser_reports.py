@@ -6,21 +6,18 @@ from django.urls import reverse
 from imaging.models import ImagingOrder, Report, Study
 from imaging.orders import order_create
 from tests.test_browser_orders import browser, clinic, log_in, page, shot, tab_to  # noqa: F401  (fixtures)
+from vetclinic import clock
 
 pytestmark = pytest.mark.browser
 
 
 def test_a_vet_signs_a_report_with_the_keyboard_and_the_order_is_reported(clinic, staff, live_server, page, actor):  # noqa: F811
-    from datetime import date
-
-    from django.utils.timezone import now
-
     from imaging.models import Procedure
 
-    order = order_create(actor=actor, patient=clinic, procedure=Procedure.objects.get(code="DX-THX2"), scheduled_start=now())
+    order = order_create(actor=actor, patient=clinic, procedure=Procedure.objects.get(code="DX-THX2"), scheduled_start=clock.now())
     study = Study.objects.create(study_instance_uid=order.study_instance_uid, patient=clinic, order=order,
                                  link=Study.Link.ORDER, accession_number=order.accession_number,
-                                 study_date=date.today(), description="Thorax")  # fmt: skip
+                                 study_date=clock.today(), description="Thorax")  # fmt: skip
     log_in(page, live_server, "veterinarian")
     page.goto(live_server.url + reverse("order_detail", args=[order.pk]))
     assert "Not yet" in page.inner_text("main")  # the studies table's report column

@@ -6,16 +6,17 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
-from django.utils.timezone import localdate, make_aware
+from django.utils.timezone import make_aware
 
 from imaging import orders
 from imaging.models import ImagingOrder, Modality, OrderStatusChange, Procedure
+from tests.conftest import CLINIC_TODAY
 from tests.studies import make_study
 from vetclinic.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 Status = ImagingOrder.Status
-DAY = localdate() + timedelta(days=1)  # tomorrow: every slot of it is still ahead
+DAY = CLINIC_TODAY + timedelta(days=1)  # tomorrow: every slot of it is still ahead
 
 
 def at(hour, minute=0, day=DAY):
@@ -110,7 +111,7 @@ def test_the_form_offers_the_animals_procedures_and_opens_on_the_procedure(clien
     assert re.search(r'<select name="procedure"[^>]*autofocus', page)
     assert 'optgroup label="Radiography"' in page
     assert (
-        f'value="{DAY.isoformat()}"' not in page and f'value="{localdate().isoformat()}"' in page
+        f'value="{DAY.isoformat()}"' not in page and f'value="{CLINIC_TODAY.isoformat()}"' in page
     )  # today by default
 
 
@@ -326,7 +327,7 @@ def test_an_unknown_station_is_not_found_and_a_bad_day_means_today(client, staff
     client = logged_in(client, staff["front desk"])
     assert client.get(reverse("order_board"), {"station": "NOPE"}).status_code == 404
     page = body(client.get(reverse("order_board"), {"day": "yesterday"}))
-    assert "today" in page and localdate().strftime("%Y") in page
+    assert "today" in page and CLINIC_TODAY.strftime("%Y") in page
 
 
 def test_arrive_on_the_board_swaps_the_card_and_refreshes_the_board(client, staff, book):

@@ -28,15 +28,14 @@ def test_seed_demo_creates_a_clinic_to_click_through_and_prints_the_logins(capsy
 
 def test_seed_demo_schedules_todays_worklist(capsys):
     from pydicom.dataset import Dataset
-    from django.utils.timezone import localdate
-
     from imaging.selectors import worklist_items
+    from vetclinic import clock
 
     call_command("seed_demo")
     query, step = Dataset(), Dataset()
     step.Modality = "DX"
     step.ScheduledStationAETitle = "DRROOM"
-    step.ScheduledProcedureStepStartDate = localdate().strftime("%Y%m%d")
+    step.ScheduledProcedureStepStartDate = clock.today().strftime("%Y%m%d")
     query.ScheduledProcedureStepSequence = [step]
     found = [(o.patient.name, o.procedure.code, o.status) for o in worklist_items(identifier=query)]
     assert found == [("Biscuit", "DX-LIMB", "arrived"), ("Rocco", "DX-THX2", "scheduled"), ("Comet", "DX-FOOT", "scheduled")]

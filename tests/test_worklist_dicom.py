@@ -13,13 +13,14 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklis
 
 from imaging.models import PerformedProcedureStep
 from tests.conftest import tool_required
+from vetclinic import clock
 
 FINDSCU = "/usr/bin/findscu"  # .venv/bin has pynetdicom's findscu under the same name
 
 
 def today(hh, mm=0, days=0):
     """Worklist queries say 'today' in the clinic's time; so do the orders here."""
-    now = datetime.now(get_current_timezone())
+    now = clock.localnow()  # the clinic's clock, pinned for every test (conftest.py)
     return make_aware(datetime.combine(now.date() + timedelta(days=days), datetime.min.time()), get_current_timezone()) + timedelta(hours=hh, minutes=mm)
 
 
@@ -67,7 +68,7 @@ DR_ROOM_QUERY = [
 
 
 def test_a_dr_room_finds_todays_dog_with_owner_breed_and_chip(clinic, dicom_listener, tmp_path):
-    keys = [k.format(today=datetime.now(get_current_timezone()).strftime("%Y%m%d")) for k in DR_ROOM_QUERY]
+    keys = [k.format(today=clock.today().strftime("%Y%m%d")) for k in DR_ROOM_QUERY]
     code, output, found = findscu(dicom_listener, tmp_path, *keys)
     assert code == 0, output
     assert len(found) == 1, output
@@ -96,7 +97,7 @@ def test_a_dr_room_finds_todays_dog_with_owner_breed_and_chip(clinic, dicom_list
 
 
 def test_name_wildcard_date_range_and_accession_queries(clinic, dicom_listener, tmp_path):
-    day = datetime.now(get_current_timezone()).date()
+    day = clock.today()
     _, output, found = findscu(dicom_listener, tmp_path, "PatientName=hartley*", "ScheduledProcedureStepSequence")
     assert sorted(str(ds.PatientName) for ds in found) == ["Hartley^Biscuit", "Hartley^Molly"], output
     tomorrow = (day + timedelta(days=1)).strftime("%Y%m%d")

@@ -18,12 +18,13 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 from imaging.dicom.datasets import worklist_response
 from imaging.models import ImagingOrder, Procedure
 from tests.conftest import tool_required
+from vetclinic import clock
 
 FINDSCU = "/usr/bin/findscu"  # .venv/bin has pynetdicom's findscu under the same name
 
 
 def today(hh, mm=0):
-    now = datetime.now(get_current_timezone())
+    now = clock.localnow()  # the clinic's clock, pinned for every test (conftest.py)
     return make_aware(datetime.combine(now.date(), datetime.min.time()), get_current_timezone()) + timedelta(hours=hh, minutes=mm)
 
 

@@ -74,6 +74,9 @@ if len(ACCESSION_PREFIX) > 8 or not ACCESSION_PREFIX.isalnum():
 DICOM_UID_ROOT = env("DICOM_UID_ROOT", "").rstrip(".")
 if DICOM_UID_ROOT and (len(DICOM_UID_ROOT) > 30 or not all(p.isdigit() and (p == "0" or p[0] != "0") for p in DICOM_UID_ROOT.split("."))):
     raise ImproperlyConfigured("DICOM_UID_ROOT: dotted numbers without leading zeros, at most 30 characters")
+# The clinic's clock (vetclinic/clock.py): empty, the real time; an ISO 8601 moment pins
+# "now" for scheduling, for tests and demonstrations.
+CLOCK_NOW = env("VETPACS_NOW", "")
 # The day the scheduling page offers slots in (clinic local time, TIME_ZONE).
 CLINIC_OPENS = env("CLINIC_OPENS", "08:00")
 CLINIC_CLOSES = env("CLINIC_CLOSES", "19:00")

@@ -9,10 +9,11 @@ from decimal import Decimal
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils.timezone import localdate, make_aware
+from django.utils.timezone import make_aware
 
 from patients.models import Breed, Owner, Species
 from patients.services import owner_upsert, patient_upsert, visit_create
+from vetclinic import clock
 from vetclinic.audit.services import Actor
 
 STAFF = [
@@ -114,7 +115,7 @@ class Command(BaseCommand):
                 },
                 weight_kg=Decimal(kg),
             )  # fmt: skip
-        today = localdate()
+        today = clock.today()
         for key, offset, hour, reason, status in VISITS:
             visit_create(
                 actor=actor,
