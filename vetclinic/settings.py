@@ -244,6 +244,13 @@ HL7_UNKNOWN_CODES_AS_TEXT = envbool("HL7_UNKNOWN_CODES_AS_TEXT", False)
 HL7_APPLICATION = env("HL7_APPLICATION", "VETPACS")
 HL7_FACILITY = env("HL7_FACILITY", "")
 
+# Webhooks go to public addresses only: a URL whose host is or resolves to a loopback, private,
+# link-local, multicast or reserved address is refused (at subscribe time and before each
+# attempt), so that an API client cannot make the worker POST into the clinic's own network.
+# An admin lists here the hosts (names, addresses or networks such as 192.168.1.0/24) of a
+# PMS inside it.
+WEBHOOK_ALLOWED_HOSTS = envlist("WEBHOOK_ALLOWED_HOSTS", [])
+
 # How long finished log rows are kept (integrations/retention.py, pruned daily).
 HL7_LOG_KEEP_DAYS = envint("HL7_LOG_KEEP_DAYS", 365)
 WEBHOOK_LOG_KEEP_DAYS = envint("WEBHOOK_LOG_KEEP_DAYS", 90)
