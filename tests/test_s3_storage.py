@@ -10,6 +10,7 @@ import urllib.request
 import boto3
 import pydicom
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
@@ -114,3 +115,24 @@ def test_a_bucket_that_refuses_the_write_gets_out_of_resources_and_nothing_is_ke
     assert status.ErrorComment.startswith("Storage failed")
     assert objects(s3) == {} and "no-such-bucket" not in [b["Name"] for b in s3.client.list_buckets()["Buckets"]]
     assert Instance.objects.count() == 0
+
+
+def test_images_stored_in_the_bucket_while_the_broker_is_down_are_indexed_by_reindex(s3, modality, dicom_listener_start):
+    """S3 has no folders: the sweep must find the keys under a prefix all the same."""
+    listener = dicom_listener_start(CELERY_BROKER_URL="redis://127.0.0.1:1/0")  # nothing listens there
+    ae = AE(ae_title="STORESCU")
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title="VETPACS")
+    uids = []
+    for _ in range(2):
+        ds = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
+        ds.SOPInstanceUID = generate_uid()
+        uids.append(ds.SOPInstanceUID)
+        assert assoc.send_c_store(ds).Status == 0x0000
+    assoc.release()
+    assert len(objects(s3)) == 2 and Instance.objects.count() == 0
+
+    call_command("reindex")
+    assert sorted(Instance.objects.values_list("sop_instance_uid", flat=True)) == sorted(uids)
+    call_command("reindex", days=2)  # the periodic sweep's way, by day received (today and yesterday); idempotent
+    assert Instance.objects.count() == 2
