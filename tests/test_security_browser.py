@@ -58,6 +58,11 @@ def test_the_pages_work_under_the_csp_and_the_browser_reports_no_violation(clini
     admin.goto(live_server.url + reverse("admin:auth_user_changelist"))
     admin.wait_for_selector("#result_list")
 
+    # The API docs: Swagger UI's set-up script is a file of its own (SpectacularSwaggerSplitView).
+    admin.goto(live_server.url + reverse("api_docs"))
+    assert "VetPACS API" in admin.wait_for_selector(".swagger-ui .info .title").inner_text()
+    admin.wait_for_selector("#model-WebhookSubscription")  # the schema was fetched and drawn
+
     assert page.problems == [] and admin.problems == []
     policies = page.policies + admin.policies
     assert len(policies) >= 6 and all(p and p.startswith("default-src 'self'; script-src 'self'") for p in policies)
