@@ -2,6 +2,8 @@
 a loopback, private, link-local, multicast or reserved address is refused when a client
 subscribes and again, after resolving the name, before each attempt; the connection goes to
 the address that was checked. An admin lets a PMS on the LAN through WEBHOOK_ALLOWED_HOSTS."""
+import ssl
+import subprocess
 from urllib.parse import urlsplit
 
 import pytest
@@ -133,3 +135,43 @@ def test_a_name_that_does_not_resolve_is_not_connected_to(settings):
         pinned_connection(urlsplit("http://pms.example/h"), timeout=5)
     with pytest.raises(AddressRefused, match="resolves to 127.0.0.1"):
         pinned_connection(urlsplit("http://localhost/h"), timeout=5)
+
+
+def _certificate(folder, name):
+    """A CA and a certificate it signed for ``name`` (openssl), as PEM files."""
+    def run(*args):
+        subprocess.run(["/usr/bin/openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=Test CA")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", f"/CN={name}")
+    (folder / "san.ext").write_text(f"subjectAltName=DNS:{name}\n")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem",
+        "-days", "2", "-extfile", "san.ext")  # fmt: skip
+    return folder / "ca.pem", folder / "leaf.pem", folder / "leaf.key"
+
+
+def test_over_https_the_pinned_connection_checks_the_certificate_against_the_name(tmp_path):
+    """Connected to the checked address, TLS still names the host (SNI) and checks its
+    certificate: right for pms.example, refused for a name the certificate is not for."""
+    ca, cert, key = _certificate(tmp_path, "pms.example")
+    pms = Receiver()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    pms.server.socket = server_context.wrap_socket(pms.server.socket, server_side=True)
+    port = pms.server.server_address[1]
+    client_context = ssl.create_default_context(cafile=str(ca))
+    try:
+        body = b'{"event":"study.received"}'
+        headers = {"Content-Type": "application/json", "VetPACS-Signature": signature_header(SECRET, body)}
+        good = PinnedHTTPConnection("pms.example", port, address="127.0.0.1", timeout=5, context=client_context)
+        good.request("POST", "/hooks", body, headers)
+        assert good.getresponse().status == 200
+        good.close()
+        wrong = PinnedHTTPConnection("other.example", port, address="127.0.0.1", timeout=5, context=client_context)
+        with pytest.raises(ssl.SSLCertVerificationError, match="other.example"):
+            wrong.request("POST", "/hooks", body, headers)
+    finally:
+        pms.close()
+    [got] = pms.received
+    assert got.headers["Host"] == f"pms.example:{port}" and got.verified is True
