@@ -503,7 +503,7 @@ def storage_sweep(*, days=None, min_age_seconds=60):
     cutoff = now() - timedelta(seconds=min_age_seconds)
     stale = now() - timedelta(hours=1)
     for prefix in prefixes:
-        if not storage.default_storage.exists(prefix):
+        if not storage.folder_exists(prefix):  # on S3 too
             continue
         keys = list(storage.keys_under(prefix))
         known = set(Instance.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))

@@ -221,6 +221,15 @@ def object_delete(key):
     default_storage.delete(key)
 
 
+def folder_exists(prefix):
+    """Whether anything is stored below ``prefix``. S3 has no folders: its ``exists`` asks for
+    an object of that very name, which is never there, so a listing answers instead."""
+    if isinstance(default_storage, FileSystemStorage):
+        return default_storage.exists(prefix)
+    folders, files = default_storage.listdir(prefix)
+    return bool(folders or files)
+
+
 def keys_under(prefix, *, parts=False):
     """Every key below ``prefix`` (a folder), recursively; with ``parts``, the part files
     (objects being written, or never finished) instead."""

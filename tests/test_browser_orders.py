@@ -1,6 +1,7 @@
 """The front desk schedules imaging in headless Chromium (Debian's), driven by Playwright against
 a live server: keyboard only on the order form, then the day board."""
 import os
+import re
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 from django.db import connections
 from django.urls import reverse
 from django.utils.timezone import make_aware
+from playwright.sync_api import expect
 
 from imaging import orders
 from imaging.catalog import procedures_load
@@ -98,9 +100,8 @@ def schedule_thorax_on_dr_with_the_keyboard(page, live_server, patient):
     page.click("text=Schedule imaging")
     page.wait_for_selector("#id_procedure:focus")
     page.keyboard.type("Thorax 2")  # the select's type-ahead; the station list narrows (htmx)
-    page.wait_for_function(
-        "document.querySelector('#id_station').selectedOptions[0]?.text.startsWith('DRROOM')"
-    )
+    # A locator wait, not wait_for_function: the Content-Security-Policy forbids evaluating strings.
+    expect(page.locator("#id_station option:checked")).to_have_text(re.compile(r"^DRROOM"))
     tab_to(page, "#id_station")
     tab_to(page, "#id_day")  # today already
     tab_to(page, "#id_time", presses=6)  # Chromium's date field: day, month, year take a Tab each

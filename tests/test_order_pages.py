@@ -319,7 +319,7 @@ def test_the_board_page_groups_orders_by_status_and_links_the_days(client, staff
         f"?day={(DAY - timedelta(days=1)).isoformat()}" in page
         and f"?day={(DAY + timedelta(days=1)).isoformat()}" in page
     )
-    assert 'hx-trigger="every 10s' in page
+    assert 'hx-trigger="board-refresh' in page  # every 10 s, from js/vetpacs.js
     assert reverse("order_create") + "?station=DRROOM&amp;day=" + DAY.isoformat() in page  # free slots book
 
 

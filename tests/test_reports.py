@@ -254,7 +254,7 @@ def test_an_amended_report_is_sent_as_a_correction(study, order, vet):
 
 def test_report_finalized_webhook_says_which_report_and_where_to_read_it(study, order, vet, actor, monkeypatch):
     client, _ = api_client_create(actor=actor, name="Acme PMS", scopes=["webhooks:write", "reports:read"])
-    webhooks.subscription_create(actor=actor, client=client, url="http://127.0.0.1:9/", events=["report.finalized"],
+    webhooks.subscription_create(actor=actor, client=client, url="https://pms.example/h", events=["report.finalized"],
                                  secret="whsec_test-secret-0123456789")  # fmt: skip
     monkeypatch.setattr(webhooks, "current_app", types.SimpleNamespace(send_task=lambda *a, **k: None))
     report = reports.report_finalize(actor=vet, study=study, findings=FINDINGS, conclusion=CONCLUSION)

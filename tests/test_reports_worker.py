@@ -2,6 +2,7 @@
 ORU^R01 to its MLLP receiver and a signed report.finalized webhook to its HTTP receiver."""
 from datetime import date
 
+import pytest
 from django.urls import reverse
 
 from imaging.models import Study
@@ -11,6 +12,13 @@ from tests.conftest import free_port, wait_for
 from tests.test_hl7_outbound import Receiver as MLLPReceiver
 from tests.test_webhooks import SECRET
 from tests.test_webhooks import Receiver as HTTPReceiver
+
+
+@pytest.fixture(autouse=True)
+def receivers_allowed(process_env, settings):
+    """The PMS's HTTP receiver listens on 127.0.0.1: an admin lists it for webhooks."""
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    process_env["WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
 
 
 def test_signing_a_report_reaches_the_pms_by_hl7_and_webhook(

@@ -29,7 +29,7 @@ def test_finished_rows_older_than_their_setting_are_deleted_and_nothing_waiting_
     kept = [message(Status.PROCESSED, fresh), message(Status.SENT, fresh, "out"), message(Status.PENDING, old * 10, "out")]
 
     client, _ = api_client_create(actor=actor, name="PMS", scopes=["*"])
-    subscription, _ = subscription_create(actor=actor, client=client, url="http://127.0.0.1:9/h", events=["patient.updated"])
+    subscription, _ = subscription_create(actor=actor, client=client, url="https://pms.example/h", events=["patient.updated"])
 
     def delivery(status, days):
         return WebhookDelivery.objects.create(subscription=subscription, event="patient.updated", payload={}, status=status,

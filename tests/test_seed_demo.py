@@ -1,6 +1,7 @@
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from imaging.models import ImagingOrder
 from patients.models import Owner, Patient, Species, Visit
@@ -17,7 +18,8 @@ def test_seed_demo_creates_a_clinic_to_click_through_and_prints_the_logins(capsy
     for username, password, group in [("frontdesk", "frontdesk-demo", "front desk"), ("vet", "vet-demo", "veterinarian"),
                                       ("radiologist", "radiologist-demo", "radiologist"), ("admin", "admin-demo", "admin")]:
         assert f"{username}" in out and password in out
-        user = authenticate(username=username, password=password)
+        # As the login page does: with the request, which the login throttle (django-axes) needs.
+        user = authenticate(RequestFactory().post("/login/"), username=username, password=password)
         assert user is not None and user.groups.filter(name=group).exists()
     assert Owner.objects.count() == 5
     assert Species.objects.filter(patients__isnull=False).distinct().count() >= 5

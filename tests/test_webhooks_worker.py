@@ -1,6 +1,7 @@
 """Webhooks end to end: a client subscribes over the API, an order changes, and a real Celery
 worker on the configured broker POSTs to a real HTTP receiver on a local socket, which checks
 each signature; retried after a 500, disabled after a failure streak, redelivered on request."""
+import pytest
 from rest_framework.test import APIClient
 
 from imaging import orders
@@ -8,6 +9,14 @@ from integrations.api.clients import api_client_create
 from integrations.models import WebhookDelivery, WebhookSubscription
 from tests.conftest import wait_for
 from tests.test_webhooks import Receiver
+
+
+@pytest.fixture(autouse=True)
+def receivers_allowed(process_env, settings):
+    """The receivers listen on 127.0.0.1: an admin lists it for the API (subscribing) and for
+    the worker (sending)."""
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    process_env["WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
 
 
 def _client(actor):

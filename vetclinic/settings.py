@@ -6,10 +6,13 @@ counterpart; README.md lists them.
 """
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from vetclinic import security
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -92,6 +95,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.forms",
     "django_htmx",
+    "axes",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -111,6 +115,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "vetclinic.security.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vetclinic.urls"
@@ -126,6 +133,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "vetclinic.context_processors.clinic",
+                "vetclinic.security.csp_nonce",
             ],
         },
     },
@@ -168,6 +176,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes counts failed logins (the UI's and the admin's) in the database: after
+# LOGIN_FAILURE_LIMIT failures for one username, or from one address, that username or address
+# is refused, even with the right password, for LOGIN_LOCKOUT_MINUTES. If the database cannot
+# say (axes' query fails), the login fails: no one gets in unchecked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind a reverse proxy the client's address is in X-Forwarded-For: give the number of proxies.
+AXES_IPWARE_PROXY_COUNT = envint("LOGIN_PROXY_COUNT", 0) or None
+if AXES_IPWARE_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# A staff session ends after SESSION_IDLE_MINUTES without a request (a working day by default)
+# and when the browser closes: a shared front-desk computer does not stay logged in overnight.
+SESSION_COOKIE_AGE = envint("SESSION_IDLE_MINUTES", 10 * 60) * 60
+SESSION_SAVE_EVERY_REQUEST = True  # each request starts the idle time afresh
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -247,6 +274,13 @@ HL7_UNKNOWN_CODES_AS_TEXT = envbool("HL7_UNKNOWN_CODES_AS_TEXT", False)
 HL7_APPLICATION = env("HL7_APPLICATION", "VETPACS")
 HL7_FACILITY = env("HL7_FACILITY", "")
 
+# Webhooks go to public addresses only: a URL whose host is or resolves to a loopback, private,
+# link-local, multicast or reserved address is refused (at subscribe time and before each
+# attempt), so that an API client cannot make the worker POST into the clinic's own network.
+# An admin lists here the hosts (names, addresses or networks such as 192.168.1.0/24) of a
+# PMS inside it.
+WEBHOOK_ALLOWED_HOSTS = envlist("WEBHOOK_ALLOWED_HOSTS", [])
+
 # How long finished log rows are kept (integrations/retention.py, pruned daily).
 HL7_LOG_KEEP_DAYS = envint("HL7_LOG_KEEP_DAYS", 365)
 WEBHOOK_LOG_KEEP_DAYS = envint("WEBHOOK_LOG_KEEP_DAYS", 90)
@@ -325,11 +359,23 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # a line per failed login is enough
         # pynetdicom logs every DIMSE message at INFO; our handlers log what matters per association.
         "pynetdicom": {"level": env("PYNETDICOM_LOG_LEVEL", "WARNING")},
     },
 }
 
+# The Content-Security-Policy (vetclinic/security.py), sent when DEBUG is off; empty: none.
+CONTENT_SECURITY_POLICY = env("CONTENT_SECURITY_POLICY", security.POLICY)
+
 if not DEBUG:
     SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", True)
+    # HTTPS only: plain HTTP is redirected, and browsers remember (HSTS) for SECURE_HSTS_SECONDS.
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", True)
+    # Behind a proxy that ends TLS: the header it sets, e.g. X-Forwarded-Proto.
+    if env("SECURE_PROXY_SSL_HEADER"):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_" + env("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"), "https")

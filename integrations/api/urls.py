@@ -1,5 +1,5 @@
 from django.urls import path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from integrations.api import imaging, patients, reference, reports
 from integrations.webhooks import views as webhooks
@@ -17,7 +17,7 @@ register_converter(RecordId, "id")
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/v1/health", reference.Health.as_view(), name="api_health"),
     path("api/v1/species", reference.SpeciesList.as_view(), name="api_species"),
     path("api/v1/breeds", reference.BreedList.as_view(), name="api_breeds"),

@@ -21,6 +21,8 @@ class WebhookSubscriptionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "failure_streak", "failing_since", "disabled_at", "disabled_reason", "created",
                             "updated"]  # fmt: skip
         extra_kwargs = {
+            "url": {"help_text": "http:// or https://, on the public Internet: a host that is or resolves to a loopback, "
+                                 "private or reserved address is refused unless an admin lists it in WEBHOOK_ALLOWED_HOSTS"},
             "active": {"help_text": "false pauses it; true turns a disabled subscription on again"},
             "disabled_at": {"help_text": "Set when a long failure streak turned it off; disabled_reason says why"},
         }

@@ -14,10 +14,9 @@ both send; a receiver may still see a delivery twice and tells by ``VetPACS-Deli
 import json
 import logging
 import os
-import ssl
 import uuid
 from datetime import timedelta
-from http.client import HTTPConnection, HTTPException, HTTPSConnection
+from http.client import HTTPException
 from urllib.parse import urlsplit
 
 from celery import current_app
@@ -32,6 +31,7 @@ from rest_framework.fields import DateTimeField
 from imaging import events as order_events
 from integrations.models import WebhookDelivery, WebhookSubscription
 from integrations.webhooks import payloads
+from integrations.webhooks.addresses import AddressRefused, pinned_connection, url_host_check
 from integrations.webhooks.signing import HEADER, secret_new, signature_header
 from patients import events as patient_events
 from vetclinic.audit.services import Actor, audit_record
@@ -73,6 +73,14 @@ def _check(client, fields):
     url = fields.get("url")
     if url is not None and not url.lower().startswith(("http://", "https://")):
         raise ValidationError({"url": "Webhooks are sent to an http:// or https:// URL."})
+    if url is not None:
+        try:
+            parts = urlsplit(url)
+            url_host_check(parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80))
+        except ValueError:
+            raise ValidationError({"url": "The URL's port is not a number from 0 to 65535."}) from None
+        except AddressRefused as refused:
+            raise ValidationError({"url": str(refused)}) from None
     events = fields.get("events")
     if events is not None:
         unknown = sorted(set(events) - set(EVENTS))
@@ -249,11 +257,8 @@ def _post(delivery, body):
     }  # fmt: skip
     timeout = setting("WEBHOOK_TIMEOUT")
     try:
-        if url.scheme == "https":
-            context = ssl.create_default_context()  # the certificate is checked
-            connection = HTTPSConnection(url.hostname, url.port, timeout=timeout, context=context)
-        else:
-            connection = HTTPConnection(url.hostname, url.port, timeout=timeout)
+        # To an address checked against WEBHOOK_ALLOWED_HOSTS (AddressRefused is an OSError).
+        connection = pinned_connection(url, timeout)
         try:
             connection.request("POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), body, headers)
             response = connection.getresponse()
