@@ -214,3 +214,18 @@ def test_an_order_without_a_service_code_is_refused(pms_codes, stations):
     ack = receive(samples.pms_order("2", service=""))
     assert (ack["MSA"][1], ack["ERR"][2]) == ("AE", "OBR^1^4")
     assert not Patient.objects.exists() and not HL7HeldOrder.objects.exists()
+
+
+def test_an_admin_sees_the_unmapped_codes_and_the_held_orders_and_maps_a_code_from_the_list(pms_codes, stations, admin_client):
+    import html
+    import re
+
+    assert receive(samples.pms_adt("A04", "1", species="EQUINE^Equine^OpenVPMS", breed=""))["MSA"][1] == "AA"
+    assert receive(samples.pms_order("2", animal_id="1002", name="Bar^Rex"))["MSA"][1] == "AA"
+    page = admin_client.get("/admin/patients/unmappedcode/").content.decode()
+    assert "EQUINE" in page and "Equine" in page and "RADTHX" in page and "Thorax radiographs" in page
+    link = html.unescape(re.search(r'href="([^"]*external_code=EQUINE[^"]*)"', page).group(1))
+    form = admin_client.get(link).content.decode()
+    assert 'value="EQUINE"' in form and 'value="OpenVPMS"' in form
+    held = admin_client.get("/admin/integrations/hl7heldorder/").content.decode()
+    assert "5001" in held and "RADTHX" in held
