@@ -57,7 +57,7 @@ class HL7HeldOrderAdmin(ReadOnlyAdmin):
     search_fields = ["placer_order_number", "code__external_code"]
     actions = ["make"]
 
-    @admin.action(description="Make the selected orders now (their code must be mapped)", permissions=["view"])
+    @admin.action(description="Make the selected orders now (their code mapped)", permissions=["view"])
     def make(self, request, queryset):
         for held in queryset.select_related("code"):
             error = held_order_make(held=held)

@@ -104,7 +104,9 @@ class HL7HeldOrder(models.Model):
 
     code = models.ForeignKey("patients.UnmappedCode", on_delete=models.CASCADE, related_name="held_orders")
     # The message it waits with, kept here too: the log deletes old messages (retention.py).
-    message = models.ForeignKey(HL7Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    message = models.ForeignKey(
+        HL7Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     raw = models.TextField()
     peer = models.CharField(max_length=255, blank=True)
     sending_application = models.CharField(max_length=180)  # MSH-3: placer numbers are per sender
@@ -115,7 +117,9 @@ class HL7HeldOrder(models.Model):
     class Meta:
         verbose_name = "HL7 order held for an unmapped code"
         constraints = [
-            models.UniqueConstraint(fields=["sending_application", "placer_order_number"], name="hl7_held_order_once")
+            models.UniqueConstraint(
+                fields=["sending_application", "placer_order_number"], name="hl7_held_order_once"
+            )
         ]
 
     def __str__(self):

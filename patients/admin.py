@@ -62,11 +62,12 @@ class UnmappedCodeAdmin(ReadOnlyAdmin):
     """Codes senders used that the crosswalk does not map: each with how often, the last
     messages that carried it and a link that opens a crosswalk entry for it, filled in."""
 
-    list_display = ["external_code", "external_meaning", "kind", "system", "count", "last_seen", "example", "map_link"]
+    list_display = ["external_code", "external_meaning", "kind", "system", "count", "last_seen", "example",
+                    "map_link"]  # fmt: skip
     list_filter = ["kind", "system", ("mapped", admin.EmptyFieldListFilter)]
     search_fields = ["external_code", "external_meaning"]
-    readonly_fields = ["system", "kind", "external_code", "external_meaning", "count", "examples", "species", "breed",
-                       "first_seen", "last_seen", "mapped"]  # fmt: skip
+    readonly_fields = ["system", "kind", "external_code", "external_meaning", "count", "examples", "species",
+                       "breed", "first_seen", "last_seen", "mapped"]  # fmt: skip
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("patients.view_codemapping")

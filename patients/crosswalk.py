@@ -9,6 +9,7 @@ sender's text, under a private coding scheme (``99<SENDER>``, PS3.16 8.2), so th
 worklist and the pages show what the sender said. When the code is mapped, ``code_mapping_apply``
 moves the animals from the stand-in to the mapped entry.
 """
+
 import re
 
 from django.utils.timezone import now
@@ -34,13 +35,17 @@ def unmapped_code_seen(*, system, kind, code, text, example):
     key = {"system": system[:64], "kind": kind, "external_code": code[:64]}
     # Inserted if missing without an IntegrityError (which would end the message's
     # all-or-nothing transaction) when another message inserts it at the same moment.
-    UnmappedCode.objects.bulk_create([UnmappedCode(**key, first_seen=at, last_seen=at)], ignore_conflicts=True)
+    UnmappedCode.objects.bulk_create(
+        [UnmappedCode(**key, first_seen=at, last_seen=at)], ignore_conflicts=True
+    )
     unmapped = UnmappedCode.objects.select_for_update().get(**key)
     unmapped.count += 1
     unmapped.last_seen = at
     if text:
         unmapped.external_meaning = text[:128]
-    unmapped.examples = [{"at": at.isoformat(timespec="seconds"), **example}, *unmapped.examples][:EXAMPLES_KEPT]
+    unmapped.examples = [{"at": at.isoformat(timespec="seconds"), **example}, *unmapped.examples][
+        :EXAMPLES_KEPT
+    ]
     unmapped.save(update_fields=["count", "last_seen", "external_meaning", "examples"])
     return unmapped
 
@@ -92,12 +97,16 @@ def code_mapping_apply(*, actor, mapping):
     moved = 0
     if mapping.kind == CodeMapping.Kind.SPECIES and unmapped.species_id:
         # The stand-in breeds under the stand-in species belong to the mapped species now.
-        Breed.objects.filter(species_id=unmapped.species_id, is_local=True, active=False).update(species=mapping.species)
+        Breed.objects.filter(species_id=unmapped.species_id, is_local=True, active=False).update(
+            species=mapping.species
+        )
         for patient in Patient.objects.filter(species_id=unmapped.species_id):
             patient_upsert(actor=actor, patient=patient, fields={"species": mapping.species})
             moved += 1
     elif mapping.kind == CodeMapping.Kind.BREED and unmapped.breed_id:
-        standin_species = set(UnmappedCode.objects.filter(species__isnull=False).values_list("species_id", flat=True))
+        standin_species = set(
+            UnmappedCode.objects.filter(species__isnull=False).values_list("species_id", flat=True)
+        )
         for patient in Patient.objects.filter(breed_id=unmapped.breed_id):
             fields = {"breed": mapping.breed, "breed_text": ""}
             if patient.species_id != mapping.breed.species_id:

@@ -117,7 +117,9 @@ class UnmappedCode(models.Model):
 
     class Meta:
         ordering = ["-last_seen"]
-        constraints = [models.UniqueConstraint(fields=["system", "kind", "external_code"], name="unmapped_code_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["system", "kind", "external_code"], name="unmapped_code_unique")
+        ]
 
     def __str__(self):
         return f"{self.system} {self.kind} {self.external_code} ({self.external_meaning})"

@@ -59,21 +59,24 @@ def order(control_id, control="NW", placer="ORD-1", procedure="DX-THX2^Thorax 2 
 # requested time in OBR-6 and the transaction time in ORC-9, and HL7 v2.3.
 
 
-def pms_msh(message_type, control_id, version="2.3", sent="20261123101500", sender="OpenVPMS", facility="Main Clinic"):
-    return segment("MSH", {2: "^~\\&", 3: sender, 4: facility, 5: "VETPACS", 6: "VETPACS", 7: sent,
-                           9: message_type, 10: control_id, 11: "P", 12: version, 18: "UNICODE UTF-8"})  # fmt: skip
+def pms_msh(message_type, control_id, version="2.3", sent="20261123101500", sender="OpenVPMS"):
+    return segment("MSH", {2: "^~\\&", 3: sender, 4: "Main Clinic", 5: "VETPACS", 6: "VETPACS", 7: sent,
+                           9: message_type, 10: control_id, 11: "P", 12: version,
+                           18: "UNICODE UTF-8"})  # fmt: skip
 
 
-def pms_pid(animal_id="1001", name="Bar^Fido", born="20140701000000+1000", sex="M", species="CANINE^Canine^OpenVPMS",
-            breed="LABRADOR^Labrador Retriever^OpenVPMS", account="3001",
-            address="123 Broadwater Avenue^^Cape Woolamai^VIC^3058", home="(03) 12345678", work="(03) 98765432"):  # fmt: skip
+def pms_pid(animal_id="1001", name="Bar^Fido", born="20140701000000+1000", sex="M",
+            species="CANINE^Canine^OpenVPMS", breed="LABRADOR^Labrador Retriever^OpenVPMS", account="3001",
+            address="123 Broadwater Avenue^^Cape Woolamai^VIC^3058", home="(03) 12345678",
+            work="(03) 98765432"):  # fmt: skip
     return segment("PID", {1: "1", 2: animal_id, 5: name, 7: born, 8: sex, 11: address, 13: home, 14: work,
                            18: account, 35: species, 36: breed})  # fmt: skip
 
 
 def pms_adt(event="A04", control_id="1", version="2.3", sent="20261123101500", **pid_fields):
     lines = [pms_msh(f"ADT^{event}", control_id, version, sent), segment("EVN", {1: event, 2: sent}),
-             pms_pid(**pid_fields), segment("PV1", {1: "1", 2: "O", 3: "Main Clinic", 7: "2001^Vet^Jo"})]  # fmt: skip
+             pms_pid(**pid_fields),
+             segment("PV1", {1: "1", 2: "O", 3: "Main Clinic", 7: "2001^Vet^Jo"})]  # fmt: skip
     return "\r".join(lines) + "\r"
 
 

@@ -121,7 +121,7 @@ def test_a_worker_delivers_when_the_order_completes_retrying_until_the_pms_is_up
     assert len(receiver.received) == 1 and "|CM" in receiver.received[0]
 
 
-def test_an_admin_replays_a_refused_inbound_message_after_fixing_what_refused_it(reference_data, dog, settings):
+def test_an_admin_replays_a_refused_inbound_message_once_its_cause_is_fixed(reference_data, dog, settings):
     from integrations.hl7.inbound import message_receive, message_replay
     from patients.models import Patient
     from tests import hl7_samples as samples

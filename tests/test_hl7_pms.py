@@ -1,7 +1,8 @@
 """Messages as an open-source veterinary PMS sends them (tests/hl7_samples.py pms_*), through
 message_receive: PID-2 ids, the owner only in PID, its own species, breed and service codes,
 OBR-6 times, v2.2/2.3, and control ids reused or left out."""
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 
 import pytest
 
@@ -21,7 +22,7 @@ def receive(text, peer="127.0.0.1:5000"):
 
 
 def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -31,11 +32,18 @@ def pms_codes(dog, labrador):
     CodeMapping.objects.create(system="OpenVPMS", kind="breed", external_code="LABRADOR", breed=labrador)
 
 
-def test_an_animal_in_pid2_with_its_owner_only_in_pid_is_registered_with_that_owner_responsible(pms_codes, dog):
+def test_an_animal_in_pid2_with_its_owner_only_in_pid_is_registered_with_that_owner_responsible(
+    pms_codes, dog
+):
     ack = receive(samples.pms_adt("A04", "1"))
     assert ack["MSA"][1:3] == ["AA", "1"], ack
     patient = Patient.objects.get()
-    assert (patient.name, patient.species, patient.breed.name, patient.sex) == ("Fido", dog, "Labrador retriever", "M")
+    assert (patient.name, patient.species, patient.breed.name, patient.sex) == (
+        "Fido",
+        dog,
+        "Labrador retriever",
+        "M",
+    )
     assert list(patient.external_ids.values_list("system", "value")) == [("hl7:OpenVPMS", "1001")]
     owner = patient.primary_owner
     assert (owner.family_name, owner.given_name, owner.address_line1, owner.city, owner.postcode) == (
@@ -46,7 +54,9 @@ def test_an_animal_in_pid2_with_its_owner_only_in_pid_is_registered_with_that_ow
     assert patient.dicom_name == "Bar^Fido"
 
 
-def test_a_second_animal_on_the_same_account_gets_the_same_owner_and_an_update_keeps_its_given_name(pms_codes):
+def test_a_second_animal_on_the_same_account_gets_the_same_owner_and_an_update_keeps_its_given_name(
+    pms_codes,
+):
     assert receive(samples.pms_adt("A04", "1"))["MSA"][1] == "AA"
     Owner.objects.update(given_name="Ann")  # as the desk recorded it
     assert receive(samples.pms_adt("A04", "2", animal_id="1002", name="Bar^Rex"))["MSA"][1] == "AA"
@@ -57,7 +67,10 @@ def test_a_second_animal_on_the_same_account_gets_the_same_owner_and_an_update_k
 
 
 def test_without_any_owner_details_the_animal_is_registered_without_owner(pms_codes):
-    assert receive(samples.pms_adt("A04", "1", name="Fido", account="", address="", home="", work=""))["MSA"][1] == "AA"
+    assert (
+        receive(samples.pms_adt("A04", "1", name="Fido", account="", address="", home="", work=""))["MSA"][1]
+        == "AA"
+    )
     assert Patient.objects.get().name == "Fido" and not Owner.objects.exists()
 
 
@@ -65,10 +78,21 @@ def test_unmapped_species_and_breed_codes_are_accepted_with_their_text_and_liste
     ack = receive(samples.pms_adt("A04", "1"))
     assert ack["MSA"][1] == "AA", ack
     patient = Patient.objects.get()
-    assert (patient.species.name, patient.species.scheme, patient.species.active) == ("Canine", "99OPENVPMS", False)
+    assert (patient.species.name, patient.species.scheme, patient.species.active) == (
+        "Canine",
+        "99OPENVPMS",
+        False,
+    )
     assert (patient.breed.name, patient.breed.species) == ("Labrador Retriever", patient.species)
-    assert receive(samples.pms_adt("A04", "2", animal_id="1002", name="Bar^Rex", breed="KELPIE^Kelpie"))["MSA"][1] == "AA"
-    listed = {(c.kind, c.system, c.external_code): (c.count, c.external_meaning) for c in UnmappedCode.objects.all()}
+    assert (
+        receive(samples.pms_adt("A04", "2", animal_id="1002", name="Bar^Rex", breed="KELPIE^Kelpie"))["MSA"][
+            1
+        ]
+        == "AA"
+    )
+    listed = {
+        (c.kind, c.system, c.external_code): (c.count, c.external_meaning) for c in UnmappedCode.objects.all()
+    }
     assert listed == {
         ("species", "OpenVPMS", "CANINE"): (2, "Canine"),
         ("breed", "OpenVPMS", "LABRADOR"): (1, "Labrador Retriever"),
@@ -76,18 +100,26 @@ def test_unmapped_species_and_breed_codes_are_accepted_with_their_text_and_liste
         ("breed", "hl7:OpenVPMS", "KELPIE"): (1, "Kelpie"),
     }
     examples = UnmappedCode.objects.get(external_code="CANINE").examples
-    assert [(e["control_id"], e["patient"], e["text"]) for e in examples] == [("2", "1002", "Canine"), ("1", "1001", "Canine")]
+    assert [(e["control_id"], e["patient"], e["text"]) for e in examples] == [
+        ("2", "1002", "Canine"),
+        ("1", "1001", "Canine"),
+    ]
     assert Patient.objects.get(name="Rex").species == patient.species
 
 
-def test_mapping_the_codes_moves_the_animals_that_carried_them(dog, labrador, django_capture_on_commit_callbacks):
+def test_mapping_the_codes_moves_the_animals_that_carried_them(
+    dog, labrador, django_capture_on_commit_callbacks
+):
     assert receive(samples.pms_adt("A04", "1"))["MSA"][1] == "AA"
     assert receive(samples.pms_adt("A04", "2", animal_id="1002", name="Bar^Rex", breed=""))["MSA"][1] == "AA"
     with django_capture_on_commit_callbacks(execute=True):
         CodeMapping.objects.create(system="OpenVPMS", kind="species", external_code="CANINE", species=dog)
     assert set(Patient.objects.values_list("name", "species")) == {("Fido", dog.pk), ("Rex", dog.pk)}
     fido = Patient.objects.get(name="Fido")
-    assert (fido.breed.name, fido.breed.species) == ("Labrador Retriever", dog)  # the stand-in breed moved along
+    assert (fido.breed.name, fido.breed.species) == (
+        "Labrador Retriever",
+        dog,
+    )  # the stand-in breed moved along
     with django_capture_on_commit_callbacks(execute=True):
         CodeMapping.objects.create(system="OpenVPMS", kind="breed", external_code="LABRADOR", breed=labrador)
     fido.refresh_from_db()
@@ -110,7 +142,9 @@ def test_an_unmapped_species_code_leaves_a_known_animals_species_as_it_is(pms_co
 
 
 def test_a_mapped_breed_says_what_an_unmapped_species_meant(dog):
-    CodeMapping.objects.create(system="OpenVPMS", kind="breed", external_code="LABRADOR", breed=dog.breeds.get(code="62137007"))
+    CodeMapping.objects.create(
+        system="OpenVPMS", kind="breed", external_code="LABRADOR", breed=dog.breeds.get(code="62137007")
+    )
     assert receive(samples.pms_adt("A04", "1"))["MSA"][1] == "AA"
     assert Patient.objects.get().species == dog
 
@@ -164,14 +198,23 @@ def test_a_message_without_control_id_is_applied_once_and_its_copy_gets_the_firs
 def pms_services(pms_codes, stations):
     from imaging.models import Procedure
 
-    CodeMapping.objects.create(system="OpenVPMS", kind="procedure", external_code="RADTHX", procedure=Procedure.objects.get(code="DX-THX2"))
+    CodeMapping.objects.create(
+        system="OpenVPMS",
+        kind="procedure",
+        external_code="RADTHX",
+        procedure=Procedure.objects.get(code="DX-THX2"),
+    )
 
 
 def test_a_service_code_maps_through_the_crosswalk_and_obr6_is_the_requested_time(pms_services):
     ack = receive(samples.pms_order("2"))
     assert ack["MSA"][1:3] == ["AA", "2"], ack
     order = ImagingOrder.objects.get()
-    assert (order.procedure.code, order.placer_order_number, order.scheduled_start) == ("DX-THX2", "5001", utc(2026, 11, 23, 14, 30))
+    assert (order.procedure.code, order.placer_order_number, order.scheduled_start) == (
+        "DX-THX2",
+        "5001",
+        utc(2026, 11, 23, 14, 30),
+    )
     assert order.patient.primary_owner.family_name == "Bar"
 
 
@@ -189,7 +232,12 @@ def test_an_order_with_an_unmapped_service_code_waits_listed_until_the_code_is_m
     assert ack["MSA"][1] == "AA", ack
     assert not ImagingOrder.objects.exists()
     held = HL7HeldOrder.objects.get()
-    assert (held.placer_order_number, held.code.kind, held.code.external_code, held.code.count) == ("5001", "procedure", "RADTHX", 1)
+    assert (held.placer_order_number, held.code.kind, held.code.external_code, held.code.count) == (
+        "5001",
+        "procedure",
+        "RADTHX",
+        1,
+    )
     assert held.message == HL7Message.objects.get(control_id="2")
     assert Patient.objects.get().name == "Fido"  # the animal is registered meanwhile
     # The PMS moves it: the held order waits with the new message.
@@ -199,7 +247,11 @@ def test_an_order_with_an_unmapped_service_code_waits_listed_until_the_code_is_m
         CodeMapping.objects.create(system="OpenVPMS", kind="procedure", external_code="RADTHX",
                                    procedure=Procedure.objects.get(code="DX-THX2"))  # fmt: skip
     order = ImagingOrder.objects.get()
-    assert (order.procedure.code, order.placer_order_number, order.scheduled_start) == ("DX-THX2", "5001", utc(2026, 11, 24, 9))
+    assert (order.procedure.code, order.placer_order_number, order.scheduled_start) == (
+        "DX-THX2",
+        "5001",
+        utc(2026, 11, 24, 9),
+    )
     assert not HL7HeldOrder.objects.exists()
     assert UnmappedCode.objects.get(kind="procedure").mapped is not None
 
@@ -216,7 +268,9 @@ def test_an_order_without_a_service_code_is_refused(pms_codes, stations):
     assert not Patient.objects.exists() and not HL7HeldOrder.objects.exists()
 
 
-def test_an_admin_sees_the_unmapped_codes_and_the_held_orders_and_maps_a_code_from_the_list(pms_codes, stations, admin_client):
+def test_an_admin_sees_the_unmapped_codes_and_the_held_orders_and_maps_a_code_from_the_list(
+    pms_codes, stations, admin_client
+):
     import html
     import re
 

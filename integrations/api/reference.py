@@ -135,7 +135,8 @@ class CrosswalkList(ListCreateAPIView):
     serializer_class = CodeMappingSerializer
 
     def get_queryset(self):
-        found = CodeMapping.objects.exclude(kind=CodeMapping.Kind.PROCEDURE).select_related("species", "breed").order_by("id")
+        found = CodeMapping.objects.exclude(kind=CodeMapping.Kind.PROCEDURE)
+        found = found.select_related("species", "breed").order_by("id")
         for name in ("system", "kind"):
             if self.request.query_params.get(name):
                 found = found.filter(**{name: self.request.query_params[name]})

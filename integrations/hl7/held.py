@@ -5,6 +5,7 @@ after its transaction commits (``mapping_saved``, connected in integrations/apps
 animals that carried the code move to what it maps to (patients/crosswalk.py) and the orders
 that waited for it are made, each by running its message again.
 """
+
 import logging
 
 from django.db import transaction
@@ -51,9 +52,17 @@ def crosswalk_apply(*, mapping, actor=None):
     """Everything that waited for ``mapping``: animals moved, held orders made."""
     actor = actor or Actor.system("crosswalk")
     moved = code_mapping_apply(actor=actor, mapping=mapping)
-    made, failed = held_orders_release(mapping=mapping) if mapping.kind == CodeMapping.Kind.PROCEDURE else (0, 0)
+    made, failed = (
+        held_orders_release(mapping=mapping) if mapping.kind == CodeMapping.Kind.PROCEDURE else (0, 0)
+    )
     if moved or made or failed:
-        log.info("crosswalk %s: %d animal(s) moved, %d held order(s) made, %d still held", mapping, moved, made, failed)
+        log.info(
+            "crosswalk %s: %d animal(s) moved, %d held order(s) made, %d still held",
+            mapping,
+            moved,
+            made,
+            failed,
+        )
     return moved, made, failed
 
 

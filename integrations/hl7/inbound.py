@@ -1,7 +1,8 @@
 """Inbound HL7: one entry (``message_receive``), thin handlers over the services the UI uses.
 
 Every message is logged; the same message again (same sender, control id and content, see
-``message_digest``) returns the first ACK and changes nothing; ``AA`` is sent only after the change is committed; bad data rolls
+``message_digest``) returns the first ACK and changes nothing; ``AA`` is sent only after the
+change is committed; bad data rolls
 back whatever the message had changed and is answered ``AE`` (``AR`` for what we do not
 accept at all) with an ERR naming the segment, field and problem.
 """
@@ -229,7 +230,8 @@ def _coded(received, seg, n, lookup, kind):
         return found, None
     example = {"control_id": received.header.control_id[:64], "sender": received.system, "text": text[:64],
                "patient": _patient_ids(received, received.one("PID"))[0][1]}  # fmt: skip
-    return None, unmapped_code_seen(system=system or received.system, kind=kind, code=code, text=text, example=example)
+    system = system or received.system
+    return None, unmapped_code_seen(system=system, kind=kind, code=code, text=text, example=example)
 
 
 def _patient_ids(received, pid):
@@ -334,7 +336,7 @@ def adt_register(received):
             break
     species, unmapped_species = _coded(received, pid, 35, coded_species, CodeMapping.Kind.SPECIES)
     breed, unmapped_breed = _coded(received, pid, 36, coded_breed, CodeMapping.Kind.BREED)
-    if species is None and unmapped_species is not None and (patient is None or _is_standin(patient.species_id)):
+    if species is None and unmapped_species and (patient is None or _is_standin(patient.species_id)):
         # An unmapped species code: a mapped breed says what it meant; else a new animal carries
         # the stand-in named after the sender's text until the code is mapped. A known animal
         # keeps the species it has.
@@ -427,8 +429,8 @@ def _order_start(received, orc, obr):
 
     tq1 = received.one("TQ1", required=False)
     candidates = [("TQ1", 7, tq1[7] if tq1 else ""), ("ORC", 7, orc.component(7, 4)),
-                  ("OBR", 27, obr.component(27, 4)), ("OBR", 36, obr[36]), ("OBR", 6, obr[6]), ("OBR", 7, obr[7]),
-                  ("ORC", 9, orc[9])]  # fmt: skip
+                  ("OBR", 27, obr.component(27, 4)), ("OBR", 36, obr[36]), ("OBR", 6, obr[6]),
+                  ("OBR", 7, obr[7]), ("ORC", 9, orc[9])]  # fmt: skip
     for segment, field, value in candidates:
         if value:
             return hl7_datetime(value, segment=segment, field=field)
@@ -454,7 +456,8 @@ def order_message(received):
     existing = ImagingOrder.objects.filter(placer_order_number=placer).first()
     held = None
     if existing is None:  # an order waiting for its service code to be mapped, perhaps
-        held = HL7HeldOrder.objects.filter(sending_application=received.system, placer_order_number=placer).first()
+        held = HL7HeldOrder.objects.filter(sending_application=received.system, placer_order_number=placer)
+        held = held.first()
     if held is not None and control in ("CA", "DC"):
         held.delete()  # never made: nothing to cancel but the wait
         return None
@@ -498,7 +501,8 @@ def _procedure(received, code, system):
     from imaging.models import Procedure
 
     for name in dict.fromkeys((system or received.system, received.system)):
-        mapping = CodeMapping.objects.filter(system=name, kind=CodeMapping.Kind.PROCEDURE, external_code=code).select_related("procedure").first()
+        mapping = CodeMapping.objects.filter(system=name, kind=CodeMapping.Kind.PROCEDURE, external_code=code)
+        mapping = mapping.select_related("procedure").first()
         if mapping is not None and mapping.procedure.active:
             return mapping.procedure
     return Procedure.objects.filter(code=code, active=True).first()
@@ -515,9 +519,11 @@ def _hold(received, placer, patient, code, text, system):
     )  # fmt: skip
     held, _ = HL7HeldOrder.objects.update_or_create(
         sending_application=received.system, placer_order_number=placer,
-        defaults={"code": unmapped, "message": received.message, "raw": received.text, "peer": received.peer[:255], "error": ""},
+        defaults={"code": unmapped, "message": received.message, "raw": received.text,
+                  "peer": received.peer[:255], "error": ""},
     )  # fmt: skip
-    log.warning("HL7 order %s from %s held: OBR-4 service code %s (%s) is not mapped", placer, received.system, code, text)
+    log.warning("HL7 order %s from %s held: OBR-4 service code %s (%s) is not mapped",
+                placer, received.system, code, text)  # fmt: skip
     return held
 
 

@@ -275,7 +275,8 @@ def ack_build(header, *, code, error=None, application="VETPACS", facility=""):
     structure = [] if version in ("2.1", "2.2", "2.3") else ["ACK"]
     msh = sep.join([
         "MSH", enc, application, facility, header.sending_application, header.sending_facility, timestamp(), "",
-        comp.join(["ACK", trigger, *structure]) if trigger else "ACK", f"A{header.control_id}"[:20] if header.control_id else f"A{timestamp()}",
+        comp.join(["ACK", trigger, *structure]) if trigger else "ACK",
+        f"A{header.control_id}"[:20] if header.control_id else f"A{timestamp()}",
         header.processing_id or "P", version,
     ])  # fmt: skip
     text = error.args[0] if error else ""
