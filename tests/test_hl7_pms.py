@@ -283,3 +283,21 @@ def test_an_admin_sees_the_unmapped_codes_and_the_held_orders_and_maps_a_code_fr
     assert 'value="EQUINE"' in form and 'value="OpenVPMS"' in form
     held = admin_client.get("/admin/integrations/hl7heldorder/").content.decode()
     assert "5001" in held and "RADTHX" in held
+
+
+def test_an_order_for_a_species_limited_procedure_waits_for_the_animals_unmapped_species(
+    stations, dog, django_capture_on_commit_callbacks
+):
+    from imaging.models import Procedure
+
+    hips = Procedure.objects.get(code="DX-HIPS")  # dogs and cats only
+    CodeMapping.objects.create(system="OpenVPMS", kind="procedure", external_code="RADHIPS", procedure=hips)
+    ack = receive(samples.pms_order("2", service="RADHIPS^Hip scoring^OpenVPMS"))
+    assert ack["MSA"][1] == "AA", ack
+    assert not ImagingOrder.objects.exists()
+    assert HL7HeldOrder.objects.get().code.external_code == "CANINE"
+    with django_capture_on_commit_callbacks(execute=True):
+        CodeMapping.objects.create(system="OpenVPMS", kind="species", external_code="CANINE", species=dog)
+    order = ImagingOrder.objects.get()
+    assert (order.procedure, order.patient.species) == (hips, dog)
+    assert not HL7HeldOrder.objects.exists()

@@ -52,9 +52,7 @@ def crosswalk_apply(*, mapping, actor=None):
     """Everything that waited for ``mapping``: animals moved, held orders made."""
     actor = actor or Actor.system("crosswalk")
     moved = code_mapping_apply(actor=actor, mapping=mapping)
-    made, failed = (
-        held_orders_release(mapping=mapping) if mapping.kind == CodeMapping.Kind.PROCEDURE else (0, 0)
-    )
+    made, failed = held_orders_release(mapping=mapping)  # a service code, or a species one
     if moved or made or failed:
         log.info(
             "crosswalk %s: %d animal(s) moved, %d held order(s) made, %d still held",

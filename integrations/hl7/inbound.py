@@ -486,7 +486,15 @@ def order_message(received):
     procedure = _procedure(received, code, system)
     patient = adt_register(received)
     if procedure is None:
-        return _hold(received, placer, patient, code, text, system)
+        unmapped = unmapped_code_seen(
+            system=system or received.system, kind=CodeMapping.Kind.PROCEDURE, code=code, text=text,
+            example={"control_id": received.header.control_id[:64], "sender": received.system, "placer": placer,
+                     "patient": patient.patient_id},
+        )  # fmt: skip
+        return _hold(received, placer, unmapped, f"OBR-4 service code {code} ({text})")
+    waiting_for = _species_unmapped_for(procedure, patient)
+    if waiting_for is not None:
+        return _hold(received, placer, waiting_for, f"PID-35 species code {waiting_for.external_code}")
     if held is not None:
         held.delete()
     return orders.order_create(
@@ -508,22 +516,25 @@ def _procedure(received, code, system):
     return Procedure.objects.filter(code=code, active=True).first()
 
 
-def _hold(received, placer, patient, code, text, system):
-    """A service code neither the crosswalk nor the catalog knows: the order is not refused
-    (the PMS would lose it) but waits, with its message, in the list of unmapped codes until
-    an admin maps the code (integrations/hl7/held.py makes it then). Its animal is registered."""
-    unmapped = unmapped_code_seen(
-        system=system or received.system, kind=CodeMapping.Kind.PROCEDURE, code=code, text=text,
-        example={"control_id": received.header.control_id[:64], "sender": received.system, "placer": placer,
-                 "patient": patient.patient_id},
-    )  # fmt: skip
+def _species_unmapped_for(procedure, patient):
+    """The unmapped species code an animal's stand-in species stands for, when ``procedure``
+    is offered for some species only: whether it may be done waits for the mapping too."""
+    if not procedure.species.exists():
+        return None
+    return UnmappedCode.objects.filter(species_id=patient.species_id).first()
+
+
+def _hold(received, placer, unmapped, what):
+    """An order that cannot be made until ``unmapped`` is mapped (a service code neither the
+    crosswalk nor the catalog knows, or a species that the procedure's species limit needs)
+    is not refused (the PMS would lose it) but waits with its message, listed with the code,
+    until an admin maps it (integrations/hl7/held.py makes it then). Its animal is registered."""
     held, _ = HL7HeldOrder.objects.update_or_create(
         sending_application=received.system, placer_order_number=placer,
         defaults={"code": unmapped, "message": received.message, "raw": received.text,
                   "peer": received.peer[:255], "error": ""},
     )  # fmt: skip
-    log.warning("HL7 order %s from %s held: OBR-4 service code %s (%s) is not mapped",
-                placer, received.system, code, text)  # fmt: skip
+    log.warning("HL7 order %s from %s held: %s is not mapped", placer, received.system, what)
     return held
 
 
