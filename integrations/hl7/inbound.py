@@ -488,8 +488,8 @@ def order_message(received):
     if procedure is None:
         unmapped = unmapped_code_seen(
             system=system or received.system, kind=CodeMapping.Kind.PROCEDURE, code=code, text=text,
-            example={"control_id": received.header.control_id[:64], "sender": received.system, "placer": placer,
-                     "patient": patient.patient_id},
+            example={"control_id": received.header.control_id[:64], "sender": received.system,
+                     "placer": placer, "patient": patient.patient_id},
         )  # fmt: skip
         return _hold(received, placer, unmapped, f"OBR-4 service code {code} ({text})")
     waiting_for = _species_unmapped_for(procedure, patient)
