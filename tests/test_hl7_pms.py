@@ -215,7 +215,19 @@ def test_a_service_code_maps_through_the_crosswalk_and_obr6_is_the_requested_tim
         "5001",
         utc(2026, 11, 23, 14, 30),
     )
-    assert order.patient.primary_owner.family_name == "Bar"
+    # The owner named only in PID is the worklist's Responsible Person.
+    from imaging.dicom.datasets import worklist_item
+
+    item = worklist_item(order)
+    assert (str(item.PatientName), item.ResponsiblePerson.family_name, item.ResponsiblePersonRole) == (
+        "Bar^Fido",
+        "Bar",
+        "OWNER",
+    )
+    assert (item.PatientSpeciesDescription, item.PatientBreedDescription) == (
+        "Canis lupus familiaris",
+        "Labrador retriever",
+    )
 
 
 def test_an_order_with_only_its_transaction_time_is_for_when_it_was_placed(pms_services):
