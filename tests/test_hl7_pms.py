@@ -313,3 +313,12 @@ def test_an_order_for_a_species_limited_procedure_waits_for_the_animals_unmapped
     order = ImagingOrder.objects.get()
     assert (order.procedure, order.patient.species) == (hips, dog)
     assert not HL7HeldOrder.objects.exists()
+
+
+def test_the_admin_role_sees_the_unmapped_codes_and_the_held_orders(pms_codes, stations, staff, client):
+    assert receive(samples.pms_order("2"))["MSA"][1] == "AA"
+    client.force_login(staff["admin"])
+    assert "RADTHX" in client.get("/admin/patients/unmappedcode/").content.decode()
+    assert "5001" in client.get("/admin/integrations/hl7heldorder/").content.decode()
+    client.force_login(staff["front desk"])
+    assert client.get("/admin/integrations/hl7heldorder/").status_code in (302, 403)

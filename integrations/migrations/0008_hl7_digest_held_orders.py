@@ -4,6 +4,12 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
+from vetclinic.roles import roles_sync
+
+
+def sync(apps, schema_editor):
+    roles_sync(apps)  # the admin role sees the held orders
+
 
 class Migration(migrations.Migration):
 
@@ -55,4 +61,5 @@ class Migration(migrations.Migration):
             model_name='hl7heldorder',
             constraint=models.UniqueConstraint(fields=('sending_application', 'placer_order_number'), name='hl7_held_order_once'),
         ),
+        migrations.RunPython(sync, migrations.RunPython.noop),
     ]
