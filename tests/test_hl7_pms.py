@@ -322,3 +322,12 @@ def test_the_admin_role_sees_the_unmapped_codes_and_the_held_orders(pms_codes, s
     assert "5001" in client.get("/admin/integrations/hl7heldorder/").content.decode()
     client.force_login(staff["front desk"])
     assert client.get("/admin/integrations/hl7heldorder/").status_code in (302, 403)
+
+
+def test_an_account_without_an_owner_name_links_the_owner_known_by_it_and_changes_nothing_of_it(pms_codes):
+    assert receive(samples.pms_adt("A04", "1"))["MSA"][1] == "AA"
+    ack = receive(samples.pms_adt("A04", "2", animal_id="1002", name="Rex", address="", home="", work=""))
+    assert ack["MSA"][1] == "AA", ack
+    owner = Owner.objects.get()
+    assert (owner.family_name, owner.phone) == ("Bar", "(03) 12345678")
+    assert Patient.objects.get(name="Rex").primary_owner == owner

@@ -26,7 +26,7 @@ from integrations.hl7.messages import (
 from integrations.models import HL7HeldOrder, HL7Message
 from patients.crosswalk import breed_standin, species_standin, unmapped_code_seen
 from patients.models import CodeMapping, Patient, UnmappedCode, Visit
-from patients.selectors import coded_breed, coded_species, patient_by_external_id
+from patients.selectors import coded_breed, coded_species, owner_by_external_id, patient_by_external_id
 from patients.services import owner_upsert, patient_merge, patient_upsert, visit_create, visit_update
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
@@ -282,8 +282,8 @@ def _owner(received, patient):
     else:
         # PID-5 Owner^Animal: without a given name, the one name is the animal's (_animal_name).
         family = pid.component(5, 1) if pid.component(5, 2) else ""
-        if not family and not account:
-            return None
+        if not family:  # an account alone names an owner we know, and changes nothing of it
+            return owner_by_external_id(system=f"{received.system}:account", value=account) if account else None
         name, address, phones = [family], pid.components(11), [_phone(pid, 13), _phone(pid, 14)]
     family, given = (name + ["", ""])[:2]
     fields = {"family_name": family[:64], "given_name": given[:64]}
