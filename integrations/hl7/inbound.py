@@ -283,7 +283,8 @@ def _owner(received, patient):
         # PID-5 Owner^Animal: without a given name, the one name is the animal's (_animal_name).
         family = pid.component(5, 1) if pid.component(5, 2) else ""
         if not family:  # an account alone names an owner we know, and changes nothing of it
-            return owner_by_external_id(system=received.system + ":account", value=account) if account else None
+            known = account and owner_by_external_id(system=f"{received.system}:account", value=account)
+            return known or None
         name, address, phones = [family], pid.components(11), [_phone(pid, 13), _phone(pid, 14)]
     family, given = (name + ["", ""])[:2]
     fields = {"family_name": family[:64], "given_name": given[:64]}
