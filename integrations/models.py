@@ -116,6 +116,7 @@ class HL7HeldOrder(models.Model):
 
     class Meta:
         verbose_name = "HL7 order held for an unmapped code"
+        verbose_name_plural = "HL7 orders held for unmapped codes"
         constraints = [
             models.UniqueConstraint(
                 fields=["sending_application", "placer_order_number"], name="hl7_held_order_once"

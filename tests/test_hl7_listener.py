@@ -258,6 +258,16 @@ def test_a_pms_in_v23_registers_an_animal_and_orders_with_its_own_codes(hl7_list
     assert order.patient == patient
 
 
+def test_a_message_without_control_id_is_applied_once_over_the_wire(hl7_listener):
+    client = Client(hl7_listener.port)
+    client.send(samples.pms_adt("A04", "", species="448771007^Canis lupus familiaris^SCT", breed=""))
+    first = client.ack()
+    assert first["MSA"][1:3] == ["AA", ""]
+    client.send(samples.pms_adt("A04", "", species="448771007^Canis lupus familiaris^SCT", breed=""))
+    assert client.ack() == first
+    assert (Patient.objects.count(), HL7Message.objects.get().repeats) == (1, 1)
+
+
 def test_the_worklist_names_the_breed_of_an_animal_the_pms_registered(hl7_listener, dicom_listener, stations,
                                                                       tmp_path):  # fmt: skip
     """findscu -W, as a DR room asks, gets Patient Breed Description with the coded breed

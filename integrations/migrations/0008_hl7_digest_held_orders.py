@@ -32,6 +32,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name': 'HL7 order held for an unmapped code',
+                'verbose_name_plural': 'HL7 orders held for unmapped codes',
             },
         ),
         migrations.RemoveConstraint(
