@@ -5,9 +5,17 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from integrations.api.clients import api_client_create, api_client_revoke
+from integrations.hl7.held import held_order_make
 from integrations.hl7.inbound import message_replay
 from integrations.hl7.outbound import message_resend
-from integrations.models import ApiClient, HL7Endpoint, HL7Message, WebhookDelivery, WebhookSubscription
+from integrations.models import (
+    ApiClient,
+    HL7Endpoint,
+    HL7HeldOrder,
+    HL7Message,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from integrations.webhooks import services as webhooks
 from patients.admin import ReadOnlyAdmin
 from vetclinic.audit.services import Actor
@@ -37,6 +45,24 @@ class HL7MessageAdmin(ReadOnlyAdmin):
             message_resend(message=message)
             count += 1
         self.message_user(request, f"{count} message(s) queued to be sent again.")
+
+
+@admin.register(HL7HeldOrder)
+class HL7HeldOrderAdmin(ReadOnlyAdmin):
+    """Orders accepted with a service code nobody mapped yet; mapping the code (Clinic record ›
+    Code mappings) makes them. The action tries again those that failed then."""
+
+    list_display = ["placer_order_number", "code", "sending_application", "created", "error"]
+    list_select_related = ["code"]
+    search_fields = ["placer_order_number", "code__external_code"]
+    actions = ["make"]
+
+    @admin.action(description="Make the selected orders now (their code mapped)", permissions=["view"])
+    def make(self, request, queryset):
+        for held in queryset.select_related("code"):
+            error = held_order_make(held=held)
+            self.message_user(request, f"{held.placer_order_number}: {error or 'made'}",
+                              messages.WARNING if error else messages.SUCCESS)  # fmt: skip
 
 
 @admin.register(HL7Endpoint)

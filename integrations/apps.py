@@ -14,6 +14,14 @@ class IntegrationsConfig(AppConfig):
         order_event_subscribe(order_event_queue)  # webhooks
         patient_event_subscribe(patient_event_queue)
 
+        from django.db.models.signals import post_save
+
+        from integrations.hl7.held import mapping_saved
+        from patients.models import CodeMapping
+
+        # A crosswalk entry, wherever it is made, moves what waited for its code (held.py).
+        post_save.connect(mapping_saved, sender=CodeMapping, dispatch_uid="crosswalk_apply")
+
 
 # The order events HL7 outbound sends (an ORM^O01 status update); the others are webhooks' only.
 HL7_EVENTS = {"study_received", "order_completed", "report_final"}

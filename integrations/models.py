@@ -57,6 +57,9 @@ class HL7Message(models.Model):
     control_id = models.CharField(max_length=199, blank=True)  # MSH-10
     message_type = models.CharField(max_length=32, blank=True)  # MSH-9, e.g. ADT^A08
     version = models.CharField(max_length=16, blank=True)  # MSH-12
+    # Inbound: SHA-256 of the message (integrations/hl7/messages.py message_digest), so that
+    # a control id reused for another message is not taken for a repeat of the first.
+    digest = models.CharField(max_length=64, blank=True)
     raw = models.TextField()
     ack_code = models.CharField(max_length=2, blank=True)  # MSA-1
     ack = models.TextField(blank=True)
@@ -78,17 +81,50 @@ class HL7Message(models.Model):
             models.Index(fields=["endpoint", "patient_id", "id"], name="hl7_outbound_queue", condition=Q(status="pending")),
         ]
         constraints = [
-            # The same control id from the same sender is the same message (HL7 2.9 2.10.1,
-            # original acknowledgment mode): it is answered with the first ACK, never redone.
+            # The same control id from the same sender with the same content is the same
+            # message (HL7 2.9 2.10.1, original acknowledgment mode): answered with the first
+            # ACK, never redone. A message without a control id is keyed by its content alone.
             models.UniqueConstraint(
-                fields=["sending_application", "sending_facility", "control_id"],
-                condition=Q(direction="in") & ~Q(control_id=""),
+                fields=["sending_application", "sending_facility", "control_id", "digest"],
+                condition=Q(direction="in"),
                 name="hl7_inbound_once",
             ),
         ]
 
     def __str__(self):
         return f"{self.direction} {self.message_type} {self.control_id}"
+
+
+class HL7HeldOrder(models.Model):
+    """A new order whose service code (OBR-4) neither the catalog nor the crosswalk knows: its
+    message was accepted (AA) and its animal registered, and it waits here, listed with the
+    code (patients.UnmappedCode), until an admin maps the code; the message is then run
+    again and the order made (integrations/hl7/held.py). A later XO replaces the message it
+    waits with; CA or DC removes it."""
+
+    code = models.ForeignKey("patients.UnmappedCode", on_delete=models.CASCADE, related_name="held_orders")
+    # The message it waits with, kept here too: the log deletes old messages (retention.py).
+    message = models.ForeignKey(
+        HL7Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    raw = models.TextField()
+    peer = models.CharField(max_length=255, blank=True)
+    sending_application = models.CharField(max_length=180)  # MSH-3: placer numbers are per sender
+    placer_order_number = models.CharField(max_length=64)
+    error = models.TextField(blank=True, help_text="Why running it again failed, if it did")
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        verbose_name = "HL7 order held for an unmapped code"
+        verbose_name_plural = "HL7 orders held for unmapped codes"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sending_application", "placer_order_number"], name="hl7_held_order_once"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.placer_order_number} ({self.code.external_code})"
 
 
 class ApiClient(models.Model):

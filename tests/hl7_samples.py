@@ -49,3 +49,42 @@ def order(control_id, control="NW", placer="ORD-1", procedure="DX-THX2^Thorax 2 
     if message_type.startswith("OMI"):
         lines.insert(4, segment("TQ1", {1: "1", 7: when}))
     return "\r".join(lines) + "\r"
+
+
+# --- As an open-source veterinary PMS sends them ---------------------------------------------
+# Modelled on what OpenVPMS (HAPI-based) writes: the animal's id in PID-2 with PID-3 empty (its
+# "populate PID-2" option), no NK1 or GT1 (the owner is PID-5's family name, PID-11 address,
+# PID-13/14 home and work phones, PID-18 the customer's account number), species and breed as
+# its own lookup codes (``CANINE^Canine^OpenVPMS``), its own service codes in OBR-4, the
+# requested time in OBR-6 and the transaction time in ORC-9, and HL7 v2.3.
+
+
+def pms_msh(message_type, control_id, version="2.3", sent="20261123101500", sender="OpenVPMS"):
+    return segment("MSH", {2: "^~\\&", 3: sender, 4: "Main Clinic", 5: "VETPACS", 6: "VETPACS", 7: sent,
+                           9: message_type, 10: control_id, 11: "P", 12: version,
+                           18: "UNICODE UTF-8"})  # fmt: skip
+
+
+def pms_pid(animal_id="1001", name="Bar^Fido", born="20140701000000+1000", sex="M",
+            species="CANINE^Canine^OpenVPMS", breed="LABRADOR^Labrador Retriever^OpenVPMS", account="3001",
+            address="123 Broadwater Avenue^^Cape Woolamai^VIC^3058", home="(03) 12345678",
+            work="(03) 98765432"):  # fmt: skip
+    return segment("PID", {1: "1", 2: animal_id, 5: name, 7: born, 8: sex, 11: address, 13: home, 14: work,
+                           18: account, 35: species, 36: breed})  # fmt: skip
+
+
+def pms_adt(event="A04", control_id="1", version="2.3", sent="20261123101500", **pid_fields):
+    lines = [pms_msh(f"ADT^{event}", control_id, version, sent), segment("EVN", {1: event, 2: sent}),
+             pms_pid(**pid_fields),
+             segment("PV1", {1: "1", 2: "O", 3: "Main Clinic", 7: "2001^Vet^Jo"})]  # fmt: skip
+    return "\r".join(lines) + "\r"
+
+
+def pms_order(control_id="2", control="NW", placer="5001", service="RADTHX^Thorax radiographs^OpenVPMS",
+              requested="20261123143000", placed="20261123101500", version="2.3", **pid_fields):  # fmt: skip
+    lines = [pms_msh("ORM^O01", control_id, version, placed), pms_pid(**pid_fields),
+             segment("PV1", {1: "1", 2: "O", 3: "Main Clinic"}),
+             segment("ORC", {1: control, 2: placer, 9: placed, 12: "2001^Vet^Jo"}),
+             segment("OBR", {1: "1", 2: placer, 4: service, 6: requested, 13: "Coughing two weeks",
+                             16: "2001^Vet^Jo"})]  # fmt: skip
+    return "\r".join(lines) + "\r"

@@ -5,7 +5,7 @@ from django.test.utils import CaptureQueriesContext
 
 from integrations.hl7.inbound import message_receive
 from integrations.models import HL7Message
-from patients.models import CodeMapping, Owner, Patient, Visit
+from patients.models import CodeMapping, Owner, Patient, UnmappedCode, Visit
 from tests import hl7_samples as samples
 from vetclinic.audit.models import AuditEntry
 
@@ -25,14 +25,14 @@ def test_a_pms_code_maps_through_the_crosswalk_and_strain_is_kept_as_breed_text(
     assert (patient.species, patient.breed, patient.breed_text) == (dog, None, "Working cocker")
 
 
-def test_an_unknown_breed_code_is_an_error_unless_the_clinic_keeps_its_text(settings):
-    text = samples.adt("A04", "X2", breed="BR77^Sprocker^L")
-    ack = receive(text)
-    assert ack["MSA"][1] == "AE" and "Unknown breed code BR77" in ack["MSA"][3]
-    assert ack["ERR"][2] == "PID^1^36"
-    settings.HL7_UNKNOWN_CODES_AS_TEXT = True
-    assert receive(samples.adt("A04", "X3", breed="BR77^Sprocker^L"))["MSA"][1] == "AA"
-    assert Patient.objects.get().breed_text == "Sprocker"
+def test_an_unknown_breed_code_is_accepted_with_its_text_and_listed():
+    ack = receive(samples.adt("A04", "X2", breed="BR77^Sprocker^L"))
+    assert ack["MSA"][1] == "AA", ack
+    patient = Patient.objects.get()
+    breed = patient.breed
+    assert (breed.name, breed.code, breed.species.code) == ("Sprocker", "BR77", "448771007")
+    listed = UnmappedCode.objects.values_list("system", "kind", "external_code", "count")
+    assert list(listed) == [("L", "breed", "BR77", 1)]
 
 
 def test_a_weight_in_pounds_is_recorded_in_kilograms():
@@ -88,11 +88,13 @@ def test_a_visit_number_of_another_animal_is_refused_and_what_the_message_had_ch
     assert receive(samples.adt("A04", "W1", visit="V-1"))["MSA"][1] == "AA"
     audited = AuditEntry.objects.count()
     # PV1-19 is checked after the owner and the animal were written: both are undone.
-    ack = receive(samples.adt("A04", "W2", visit="V-1", pms_id="PMS-2", account="ACC-2", name="Ng^Tiddles"))
+    refused = samples.adt("A04", "W2", visit="V-1", pms_id="PMS-2", account="ACC-2", name="Ng^Tiddles")
+    ack = receive(refused)
     assert ack["MSA"][1] == "AE" and ack["ERR"][2] == "PV1^1^19" and "another animal" in ack["MSA"][3]
     assert (Patient.objects.count(), Owner.objects.count(), AuditEntry.objects.count()) == (1, 1, audited)
     logged = HL7Message.objects.get(control_id="W2")
-    assert (logged.status, logged.ack_code, logged.ack) == ("error", "AE", message_receive(samples.adt("A04", "W2").encode(), "x").decode())
+    first_ack = message_receive(refused.encode(), "x").decode()
+    assert (logged.status, logged.ack_code, logged.ack) == ("error", "AE", first_ack)
 
 
 def writes(queries):
@@ -136,5 +138,7 @@ def test_a_crosswalk_change_is_seen_by_the_next_message(dog, cat):
     assert receive(samples.adt("A08", "C2", species="K9^Dog^L", breed=""))["MSA"][1] == "AA"
     assert Patient.objects.get().species == cat
     mapping.delete()
-    ack = receive(samples.adt("A08", "C3", species="K9^Dog^L", breed=""))
-    assert ack["MSA"][1] == "AE" and "Unknown species code K9" in ack["MSA"][3]
+    # Unmapped now: listed, and the animal keeps the species it has.
+    assert receive(samples.adt("A08", "C3", species="K9^Dog^L", breed=""))["MSA"][1] == "AA"
+    assert Patient.objects.get().species == cat
+    assert UnmappedCode.objects.get().external_code == "K9"

@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 
 from integrations.hl7.mllp import END, START, frame
-from integrations.models import HL7Message
-from patients.models import Owner, Patient, PatientExternalId
+from integrations.models import HL7HeldOrder, HL7Message
+from patients.models import CodeMapping, Owner, Patient, PatientExternalId
 from tests import hl7_samples as samples
 from tests.conftest import ROOT, free_port, tool_required, wait_for
 
@@ -104,15 +104,17 @@ def test_many_messages_on_one_connection_and_an_a08_updates(hl7_listener):
     assert Owner.objects.count() == 1  # the same account (PID-18): the same owner
 
 
-def test_the_same_control_id_again_returns_the_first_ack_and_changes_nothing(hl7_listener):
+def test_the_same_message_again_gets_the_first_ack_and_another_under_its_control_id_is_applied(hl7_listener):
     client = Client(hl7_listener.port)
     client.send(samples.adt("A04", "SAME"))
     first = client.ack()
-    client.send(samples.adt("A08", "SAME", name="Hartley^Changed"))
-    again = client.ack()
-    assert again == first
-    assert Patient.objects.get().name == "Biscuit"
+    client.send(samples.adt("A04", "SAME"))
+    assert client.ack() == first
     assert HL7Message.objects.get().repeats == 1
+    client.send(samples.adt("A08", "SAME", name="Hartley^Changed"))  # other content: not a repeat
+    assert client.ack()["MSA"][1:3] == ["AA", "SAME"]
+    assert Patient.objects.get().name == "Changed"
+    assert HL7Message.objects.count() == 2
 
 
 @pytest.mark.parametrize("version", ["2.3.1", "2.5.1"])
@@ -133,8 +135,8 @@ def test_a40_merges_the_duplicate(hl7_listener, version):
     [
         (samples.adt("A04", "B1", pms_id=""), "AE", "PID^1^3", "PID-3"),
         (samples.adt("A04", "B2", born="2019-04-02"), "AE", "PID^1^7", "not a date"),
-        (samples.adt("A04", "B3", species="999999^Dragon^SCT"), "AE", "PID^1^35", "Unknown species code 999999"),
-        (samples.adt("A04", "B4", version="2.2"), "AR", "MSH^1^12", "Version 2.2"),
+        (samples.adt("A04", "B3", species=""), "AE", "PID^1^35", "PID-35 (species) is required"),
+        (samples.adt("A04", "B4", version="2.1"), "AR", "MSH^1^12", "Version 2.1"),
         (samples.adt("A04", "B5").replace("ADT^A04", "ADT^A99"), "AR", "MSH^1^9", "ADT A99 is not accepted"),
         (samples.adt("A04", "B6").replace("ADT^A04", "SIU^S12"), "AR", "MSH^1^9", "SIU S12 is not accepted"),
     ],
@@ -230,15 +232,70 @@ def test_an_order_goes_into_the_worklist_and_can_be_changed_and_cancelled(hl7_li
     assert ImagingOrder.objects.count() == 1
 
 
-def test_an_unknown_procedure_code_is_refused_and_nothing_is_written(hl7_listener, stations):
-    from imaging.models import ImagingOrder
+def test_a_pms_in_v23_registers_an_animal_and_orders_with_its_own_codes(hl7_listener, stations):
+    """As an open-source PMS sends them: the id in PID-2, the owner only in PID, its own
+    species, breed and service codes, OBR-6; a code it has not mapped yet waits."""
+    from imaging.models import ImagingOrder, Procedure
 
     client = Client(hl7_listener.port)
-    client.send(samples.order("O9", procedure="XR999^Mystery^LOCAL"))
+    client.send(samples.pms_adt("A04", "1"))
     ack = client.ack()
-    assert ack["MSA"][1] == "AE" and "XR999" in ack["MSA"][3]
-    assert ack["ERR"][2] == "OBR^1^4"
-    assert not ImagingOrder.objects.exists() and not Patient.objects.exists()
+    assert (ack["MSA"][1:3], ack["MSH"][8], ack["MSH"][11]) == (["AA", "1"], "ACK^A04", "2.3")
+    patient = Patient.objects.get(external_ids__system="hl7:OpenVPMS", external_ids__value="1001")
+    assert (patient.species.name, patient.breed.name) == ("Canine", "Labrador Retriever")
+    assert patient.primary_owner.family_name == "Bar"
+    client.send(samples.pms_order("2", service="XRAY-HIPS^Hip dysplasia screening^OpenVPMS"))
+    assert client.ack()["MSA"][1:3] == ["AA", "2"]
+    assert HL7HeldOrder.objects.get().placer_order_number == "5001" and not ImagingOrder.objects.exists()
+    thorax = Procedure.objects.get(code="DX-THX2")
+    CodeMapping.objects.create(system="OpenVPMS", kind="procedure", external_code="RADTHX", procedure=thorax)
+    client.send(samples.pms_order("3", placer="5002"))
+    assert client.ack()["MSA"][1:3] == ["AA", "3"]
+    order = ImagingOrder.objects.get()
+    assert (order.placer_order_number, order.procedure.code, order.scheduled_start.isoformat()) == (
+        "5002", "DX-THX2", "2026-11-23T14:30:00+00:00",
+    )  # fmt: skip
+    assert order.patient == patient
+
+
+def test_a_message_without_control_id_is_applied_once_over_the_wire(hl7_listener):
+    client = Client(hl7_listener.port)
+    client.send(samples.pms_adt("A04", "", species="448771007^Canis lupus familiaris^SCT", breed=""))
+    first = client.ack()
+    assert first["MSA"][1:3] == ["AA", ""]
+    client.send(samples.pms_adt("A04", "", species="448771007^Canis lupus familiaris^SCT", breed=""))
+    assert client.ack() == first
+    assert (Patient.objects.count(), HL7Message.objects.get().repeats) == (1, 1)
+
+
+def test_the_worklist_names_the_breed_of_an_animal_the_pms_registered(hl7_listener, dicom_listener, stations,
+                                                                      tmp_path):  # fmt: skip
+    """findscu -W, as a DR room asks, gets Patient Breed Description with the coded breed
+    (it was always empty when the breed had a code)."""
+    from pydicom import dcmread
+
+    from imaging.models import ImagingOrder
+
+    tool_required("/usr/bin/findscu")
+    client = Client(hl7_listener.port)
+    client.send(samples.order("O1"))
+    assert client.ack()["MSA"][1:3] == ["AA", "O1"]
+    order = ImagingOrder.objects.get()
+    out = tmp_path / "rsp"
+    out.mkdir()
+    done = subprocess.run(
+        ["/usr/bin/findscu", "-W", "-X", "-od", str(out), "-aet", "DRROOM", "-aec", "VETPACS", "127.0.0.1",
+         str(dicom_listener.port), "-k", f"AccessionNumber={order.accession_number}",
+         "-k", "PatientBreedDescription", "-k", "PatientBreedCodeSequence", "-k", "PatientSpeciesDescription",
+         "-k", "ResponsiblePerson"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (item,) = [dcmread(p) for p in out.glob("rsp*.dcm")]
+    assert item.PatientBreedDescription == "Labrador retriever"
+    assert item.PatientBreedCodeSequence[0].CodeValue == "62137007"
+    assert item.PatientSpeciesDescription == "Canis lupus familiaris"
+    assert str(item.ResponsiblePerson) == "Hartley^Jane"
 
 
 def test_tls_when_configured(hl7_listener_start, tmp_path):

@@ -121,15 +121,15 @@ def test_a_worker_delivers_when_the_order_completes_retrying_until_the_pms_is_up
     assert len(receiver.received) == 1 and "|CM" in receiver.received[0]
 
 
-def test_an_admin_replays_a_failed_inbound_message_after_fixing_the_crosswalk(reference_data, dog):
+def test_an_admin_replays_a_refused_inbound_message_once_its_cause_is_fixed(reference_data, dog, settings):
     from integrations.hl7.inbound import message_receive, message_replay
-    from patients.models import CodeMapping, Patient
+    from patients.models import Patient
     from tests import hl7_samples as samples
 
-    text = samples.adt("A04", "RP1", species="D^Dog^L")  # the PMS's own species code
-    ack = message_receive(text.encode(), "127.0.0.1:9").decode()
-    assert "|AE|RP1" in ack and "Unknown species code D" in ack
-    CodeMapping.objects.create(system="L", kind="species", external_code="D", species=dog)
+    settings.HL7_ALLOWED_SENDERS = ["OTHERPMS"]  # the clinic forgot to allow its PMS
+    ack = message_receive(samples.adt("A04", "RP1").encode(), "127.0.0.1:9").decode()
+    assert "|AR|RP1" in ack and "not allowed" in ack
+    settings.HL7_ALLOWED_SENDERS = ["OTHERPMS", "VETPMS"]
     logged = HL7Message.objects.get()
     assert "|AA|RP1" in message_replay(message=logged)
     logged.refresh_from_db()

@@ -169,7 +169,7 @@ def test_the_item_carries_the_animal_the_owner_and_the_order(clinic, settings):
     assert (species.CodeValue, species.CodingSchemeDesignator) == ("448771007", "SCT")
     breed = item.PatientBreedCodeSequence[0]
     assert (breed.CodeValue, breed.CodeMeaning) == ("62137007", "Labrador retriever dog breed")
-    assert item.PatientBreedDescription == ""
+    assert item.PatientBreedDescription == "Labrador retriever"
     assert (str(item.ResponsiblePerson), item.ResponsiblePersonRole) == ("Hartley^Jo", "OWNER")
     assert item.PatientWeight == "28.5"
     chip = item.OtherPatientIDsSequence[0]

@@ -35,7 +35,7 @@ ROLES = {
         # The PMS integrations: API clients and their keys, webhooks, HL7 endpoints and log.
         "integrations": [f"{verb}_{model}" for model in ("apiclient", "webhooksubscription", "hl7endpoint")
                          for verb in ("view", "add", "change", "delete")]
-        + ["view_hl7message", "view_webhookdelivery", "change_webhookdelivery"],
+        + ["view_hl7message", "view_hl7heldorder", "view_webhookdelivery", "change_webhookdelivery"],
         "auth": ["view_user", "add_user", "change_user", "view_group"],
     },
 }

@@ -268,8 +268,6 @@ HL7_ALLOWED_ADDRESSES = envlist("HL7_ALLOWED_ADDRESSES", [])
 # TLS for the listener: a PEM certificate chain and its key.
 HL7_TLS_CERT = env("HL7_TLS_CERT", "")
 HL7_TLS_KEY = env("HL7_TLS_KEY", "")
-# An unknown breed code (PID-36) keeps its text instead of refusing the message.
-HL7_UNKNOWN_CODES_AS_TEXT = envbool("HL7_UNKNOWN_CODES_AS_TEXT", False)
 # How we name ourselves in MSH-3/MSH-4 of ACKs and outbound messages.
 HL7_APPLICATION = env("HL7_APPLICATION", "VETPACS")
 HL7_FACILITY = env("HL7_FACILITY", "")

@@ -185,6 +185,7 @@ def _code_item(value, scheme, meaning):
 PATIENT_COLUMNS = (
     "name", "patient_id", "birth_date", "sex", "neutered", "microchip", "breed_text", "breed_id",
     "species__code", "species__scheme", "species__meaning", "breed__code", "breed__scheme", "breed__meaning",
+    "breed__name",
 )  # fmt: skip
 OWNER = "primary_ownership__owner__"
 OWNER_COLUMNS = ("kind", "family_name", "given_name", "organisation_name")
@@ -218,9 +219,11 @@ def patient_elements(row, *, weight) -> Elements:
     meaning = row["patient__species__meaning"]
     ds.put("PatientSpeciesDescription", meaning)
     ds.put("PatientSpeciesCodeSequence", [_code_item(row["patient__species__code"], row["patient__species__scheme"], meaning)])
-    # Breed: the code when there is one, else the free-text description (2C rules, PS3.3 C.7.1.1).
+    # Breed: the code and its name, else the free text. Patient Breed Description is 2C:
+    # required when the code sequence is empty, "may be present otherwise" (PS3.3 C.7.1.1);
+    # modalities show and burn in the description, not the code, so it is always filled.
     if row["patient__breed_id"]:
-        ds.put("PatientBreedDescription", "")
+        ds.put("PatientBreedDescription", row["patient__breed__name"][:64])
         ds.put("PatientBreedCodeSequence", [_code_item(row["patient__breed__code"], row["patient__breed__scheme"],
                                                        row["patient__breed__meaning"])])  # fmt: skip
     else:

@@ -100,6 +100,8 @@ class CodeMappingSerializer(serializers.ModelSerializer):
 
     target = serializers.CharField(max_length=32, write_only=True)
     maps_to = serializers.SerializerMethodField()
+    # Service codes (kind "procedure") are mapped in the admin only, for HL7 OBR-4.
+    kind = serializers.ChoiceField(choices=[CodeMapping.Kind.SPECIES, CodeMapping.Kind.BREED])
 
     class Meta:
         model = CodeMapping
@@ -133,7 +135,8 @@ class CrosswalkList(ListCreateAPIView):
     serializer_class = CodeMappingSerializer
 
     def get_queryset(self):
-        found = CodeMapping.objects.select_related("species", "breed").order_by("id")
+        found = CodeMapping.objects.exclude(kind=CodeMapping.Kind.PROCEDURE)
+        found = found.select_related("species", "breed").order_by("id")
         for name in ("system", "kind"):
             if self.request.query_params.get(name):
                 found = found.filter(**{name: self.request.query_params[name]})

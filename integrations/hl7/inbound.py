@@ -1,7 +1,8 @@
 """Inbound HL7: one entry (``message_receive``), thin handlers over the services the UI uses.
 
-Every message is logged; the same control id from the same sender again returns the first
-ACK and changes nothing; ``AA`` is sent only after the change is committed; bad data rolls
+Every message is logged; the same message again (same sender, control id and content, see
+``message_digest``) returns the first ACK and changes nothing; ``AA`` is sent only after the
+change is committed; bad data rolls
 back whatever the message had changed and is answered ``AE`` (``AR`` for what we do not
 accept at all) with an ERR naming the segment, field and problem.
 """
@@ -13,10 +14,19 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
 
-from integrations.hl7.messages import HL7Error, ack_build, header_read, message_segments, structure_check, text_decode
-from integrations.models import HL7Message
-from patients.models import Patient, Visit
-from patients.selectors import coded_breed, coded_species, patient_by_external_id
+from integrations.hl7.messages import (
+    HL7Error,
+    ack_build,
+    header_read,
+    message_digest,
+    message_segments,
+    structure_check,
+    text_decode,
+)
+from integrations.models import HL7HeldOrder, HL7Message
+from patients.crosswalk import breed_standin, species_standin, unmapped_code_seen
+from patients.models import CodeMapping, Patient, UnmappedCode, Visit
+from patients.selectors import coded_breed, coded_species, owner_by_external_id, patient_by_external_id
 from patients.services import owner_upsert, patient_merge, patient_upsert, visit_create, visit_update
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
@@ -35,8 +45,8 @@ UNITS_TO_KG = {"kg": Decimal(1), "g": Decimal("0.001"), "lb": Decimal("0.4535923
 class Received:
     """One parsed message on its way through a handler."""
 
-    def __init__(self, text, header, peer):
-        self.text, self.header, self.peer = text, header, peer
+    def __init__(self, text, header, peer, message=None):
+        self.text, self.header, self.peer, self.message = text, header, peer, message
         self.segments = message_segments(text, header)
         self.actor = Actor(channel=Channel.HL7, name=f"{header.sending_application}@{header.sending_facility}".strip("@"))
 
@@ -74,29 +84,31 @@ def message_receive(data: bytes, peer: str, *, oversize=0) -> bytes:
     # The log row is written as processed with its AA, in the transaction of the change: one
     # write when all goes well, and no moment at which the log says AA for a change that is not
     # committed. A refusal undoes the whole transaction; the message is then logged as refused.
-    message = _log_row(header, peer, text, oversize)
+    digest = message_digest(text, header)
+    message = _log_row(header, peer, text, oversize, digest)
     message.status, message.ack_code, message.ack = Status.PROCESSED, "AA", ack_build(header, code="AA")
     try:
         with transaction.atomic(), all_or_nothing():  # the services open no savepoints
-            # The log row first: a second copy of the message (same sender, same control id)
-            # fails here, or waits here while the first is still being handled, then fails.
+            # The log row first: a second copy of the message (same sender, control id and
+            # content) fails here, or waits here while the first is still being handled, then fails.
             message.save()
-            error = _process(text, header, peer, oversize)
+            error = _process(text, header, peer, oversize, message=message)
             if error is not None:
                 transaction.set_rollback(True)
     except IntegrityError:
-        return _seen_before(header)
+        return _seen_before(header, digest)
     if error is None:
         return message.ack.encode()
-    message = _log_row(header, peer, text, oversize)
+    message = _log_row(header, peer, text, oversize, digest)
     _refusal_set(message, header, error)
     log.warning("HL7 %s %s from %s: %s %s", header.message_type, header.control_id, peer, message.ack_code, error.args[0])
     try:
         with transaction.atomic():  # a savepoint when the caller has a transaction open
             message.save()
     except IntegrityError:  # another copy was answered in the meantime: its answer stands
-        return _seen_before(header)
+        return _seen_before(header, digest)
     return message.ack.encode()
+
 
 
 def message_replay(*, message):
@@ -104,7 +116,7 @@ def message_replay(*, message):
     crosswalk entry). Its log row gets the new outcome; returns the ACK text."""
     header = header_read(message.raw)
     with transaction.atomic(), all_or_nothing():
-        error = _process(message.raw, header, message.peer, 0)
+        error = _process(message.raw, header, message.peer, 0, message=message)
         if error is None:
             message.status, message.ack_code, message.ack, message.error = Status.PROCESSED, "AA", ack_build(header, code="AA"), ""
             return _outcome_save(message)
@@ -113,11 +125,23 @@ def message_replay(*, message):
     return _outcome_save(message)
 
 
-def _log_row(header, peer, text, oversize):
+def message_rerun(*, text, peer, message=None):
+    """Run a message accepted earlier again (an order held for an unmapped code, once the
+    code is mapped), all or nothing; returns None, or the HL7Error that refused it. Its log
+    row keeps the AA it was answered with."""
+    header = header_read(text)
+    with transaction.atomic(), all_or_nothing():
+        error = _process(text, header, peer, 0, message=message)
+        if error is not None:
+            transaction.set_rollback(True)
+    return error
+
+
+def _log_row(header, peer, text, oversize, digest):
     """The unsaved log row of an inbound message, without its outcome."""
     return HL7Message(
         direction=HL7Message.Direction.IN, peer=peer[:255], sending_application=header.sending_application[:180],
-        sending_facility=header.sending_facility[:180], control_id=header.control_id[:199],
+        sending_facility=header.sending_facility[:180], control_id=header.control_id[:199], digest=digest,
         message_type=header.message_type[:32], version=header.version[:16],
         raw=text if not oversize else text + f"\n[... {oversize} bytes in all; the rest was not kept]",
     )  # fmt: skip
@@ -137,22 +161,20 @@ def _outcome_save(message):
     return message.ack
 
 
-def _seen_before(header):
-    """The first ACK to a message seen before (same sender, same control id: resent, or sent on
-    another connection at the same moment), counted as a repeat."""
-    earlier = None
-    if header.control_id:
-        earlier = HL7Message.objects.filter(
-            direction=HL7Message.Direction.IN, sending_application=header.sending_application[:180],
-            sending_facility=header.sending_facility[:180], control_id=header.control_id[:199],
-        ).exclude(ack="").first()  # fmt: skip
+def _seen_before(header, digest):
+    """The first ACK to a message seen before (same sender, control id and content: resent, or
+    sent on another connection at the same moment), counted as a repeat."""
+    earlier = HL7Message.objects.filter(
+        direction=HL7Message.Direction.IN, sending_application=header.sending_application[:180],
+        sending_facility=header.sending_facility[:180], control_id=header.control_id[:199], digest=digest,
+    ).exclude(ack="").first()  # fmt: skip
     if earlier is None:
         return ack_build(header, code="AR", error=HL7Error("Duplicate message", code=205)).encode()
     HL7Message.objects.filter(pk=earlier.pk).update(repeats=earlier.repeats + 1, updated=now())
     return earlier.ack.encode()
 
 
-def _process(text, header, peer, oversize):
+def _process(text, header, peer, oversize, message=None):
     """Run the handler: None when it succeeded, else the HL7Error. It runs without a savepoint
     of its own: on an error the caller rolls back the whole transaction."""
     try:
@@ -169,7 +191,7 @@ def _process(text, header, peer, oversize):
                 code=201 if kind in known else 200, segment="MSH", field=9, reject=True,
             )  # fmt: skip
         structure_check(text, header)
-        handler(Received(text, header, peer))
+        handler(Received(text, header, peer, message))
     except HL7Error as error:
         return error
     except ValidationError as error:
@@ -195,30 +217,36 @@ def _validation_error(error):
 
 
 def _coded(received, seg, n, lookup, kind):
-    """PID-35/36 (CE/CWE: code^text^system) through the crosswalk; an unknown code is an error
-    naming it, or, where the clinic allows (HL7_UNKNOWN_CODES_AS_TEXT), its text is kept."""
+    """PID-35/36 (CE/CWE: code^text^system) through the crosswalk: (ours, None), or for a
+    code the crosswalk does not map (None, the UnmappedCode it was counted in); (None, None)
+    when no code is sent. The sender's own coding system names the crosswalk entry; without
+    one, the sender (MSH-3) does."""
     code, text, system = seg.component(n, 1), seg.component(n, 2), seg.component(n, 3)
+    code = code or text  # text alone (^Canine): the text is what the crosswalk maps
     if not code:
-        return None, text
+        return None, None
     found = lookup(system=system or received.system, code=code) or lookup(system=received.system, code=code)
-    if found is None:
-        if settings.HL7_UNKNOWN_CODES_AS_TEXT and text and kind == "breed":
-            return None, text
-        raise HL7Error(f"Unknown {kind} code {code} ({system or 'no coding system'})", code=103, segment="PID", field=n)
-    return found, ""
+    if found is not None:
+        return found, None
+    example = {"control_id": received.header.control_id[:64], "sender": received.system, "text": text[:64],
+               "patient": _patient_ids(received, received.one("PID"))[0][1]}  # fmt: skip
+    system = system or received.system
+    return None, unmapped_code_seen(system=system, kind=kind, code=code, text=text, example=example)
 
 
 def _patient_ids(received, pid):
-    """PID-3 identifiers: (assigning authority or our sender, id). The first is the PMS's own."""
+    """PID-3 identifiers: (assigning authority or our sender, id). The first is the PMS's own.
+    Older senders put the animal's id in PID-2 (Patient ID, external) and leave PID-3 empty."""
     ids = []
-    for rep in pid.repeats(3):
-        value = pid.component(3, 1, rep)
-        authority = pid.component(3, 4, rep).split("&")[0]
-        if value:
-            ids.append((f"hl7:{authority}" if authority else received.system, value))
-    if not ids:
-        raise HL7Error("PID-3 (patient identifier) is empty", code=101, segment="PID", field=3)
-    return ids
+    for n in (3, 2):
+        for rep in pid.repeats(n):
+            value = pid.component(n, 1, rep)
+            authority = pid.component(n, 4, rep).split("&")[0]
+            if value:
+                ids.append((f"hl7:{authority}" if authority else received.system, value))
+        if ids:
+            return ids
+    raise HL7Error("PID-3 (patient identifier) is empty, and so is PID-2", code=101, segment="PID", field=3)
 
 
 def _animal_name(pid):
@@ -231,22 +259,37 @@ def _animal_name(pid):
     return name
 
 
+def _phone(seg, n, repetition=None):
+    """XTN: the number as written (XTN-1), else unformatted (XTN-12), else area + local."""
+    parts = seg.components(n, repetition) + [""] * 12
+    return (parts[0] or parts[11] or (parts[5] + parts[6])).strip()
+
+
 def _owner(received, patient):
-    """The owner from NK1 with relationship OWN (table 0063), else GT1; keyed by PID-18 or
-    GT1-2 when sent, else the animal's current owner of that name."""
+    """The owner from NK1 with relationship OWN (table 0063), else GT1, else PID alone: many
+    practice-management systems send neither and name the owner only by PID-5's family name
+    (``Owner^Animal``), PID-11 address, PID-13/14 phones and PID-18 account number. Keyed by
+    PID-18 or GT1-2 when sent, else the animal's current owner of that name."""
     nk1 = next((s for s in received.all("NK1") if s.component(3, 1).upper() == "OWN"), None)
     gt1 = received.one("GT1", required=False)
     pid = received.one("PID")
+    account = pid.component(18, 1)
     if nk1 is not None:
-        name, address, phones = nk1.components(2), nk1.components(4), [nk1[5], nk1[6]]
-        account = pid.component(18, 1)
+        name, address, phones = nk1.components(2), nk1.components(4), [_phone(nk1, 5), _phone(nk1, 6)]
     elif gt1 is not None:
-        name, address, phones = gt1.components(3), gt1.components(5), [gt1[6], gt1[7]]
-        account = gt1.component(2, 1) or pid.component(18, 1)
+        name, address, phones = gt1.components(3), gt1.components(5), [_phone(gt1, 6), _phone(gt1, 7)]
+        account = gt1.component(2, 1) or account
     else:
-        return None
+        # PID-5 Owner^Animal: without a given name, the one name is the animal's (_animal_name).
+        family = pid.component(5, 1) if pid.component(5, 2) else ""
+        if not family:  # an account alone names an owner we know, and changes nothing of it
+            known = account and owner_by_external_id(system=f"{received.system}:account", value=account)
+            return known or None
+        name, address, phones = [family], pid.components(11), [_phone(pid, 13), _phone(pid, 14)]
     family, given = (name + ["", ""])[:2]
     fields = {"family_name": family[:64], "given_name": given[:64]}
+    if nk1 is None and gt1 is None:
+        del fields["given_name"]  # PID has none: keep what the desk or an NK1 recorded
     street, other, city, _state, postcode, country = (address + [""] * 6)[:6]
     fields.update({k: v for k, v in {"address_line1": street[:128], "address_line2": other[:128], "city": city[:64],
                                       "postcode": postcode[:16], "country": country[:64]}.items() if v})  # fmt: skip
@@ -276,6 +319,10 @@ def _weight(received):
     return None
 
 
+def _is_standin(species_id):
+    return UnmappedCode.objects.filter(species_id=species_id).exists()
+
+
 def adt_register(received):
     """ADT A01/A04/A05/A08/A28/A31: create or update the animal (and its owner)."""
     from integrations.hl7.messages import hl7_date
@@ -288,10 +335,15 @@ def adt_register(received):
         if patient is not None:
             found_by = (system, value)
             break
-    species, _ = _coded(received, pid, 35, coded_species, "species")
+    species, unmapped_species = _coded(received, pid, 35, coded_species, CodeMapping.Kind.SPECIES)
+    breed, unmapped_breed = _coded(received, pid, 36, coded_breed, CodeMapping.Kind.BREED)
+    if species is None and unmapped_species and (patient is None or _is_standin(patient.species_id)):
+        # An unmapped species code: a mapped breed says what it meant; else a new animal carries
+        # the stand-in named after the sender's text until the code is mapped. A known animal
+        # keeps the species it has.
+        species = breed.species if breed is not None else species_standin(unmapped=unmapped_species)
     if species is None and patient is None:
         raise HL7Error("PID-35 (species) is required for a new animal", code=101, segment="PID", field=35)
-    breed, breed_text = _coded(received, pid, 36, coded_breed, "breed")
     fields = {
         "name": _animal_name(pid)[:64],
         "birth_date": hl7_date(pid[7], segment="PID", field=7),
@@ -299,6 +351,10 @@ def adt_register(received):
     }
     if species is not None:
         fields["species"] = species
+    if unmapped_breed is not None:
+        # The stand-in of the animal's species, or (a code another species' stand-in has) text.
+        breed = breed_standin(unmapped=unmapped_breed, species=species or patient.species)
+    breed_text = pid.component(36, 2) or pid.component(36, 1) if breed is None else ""
     if breed is not None:
         fields["breed"], fields["breed_text"] = breed, ""
     elif breed_text or pid.component(37, 2) or pid[37]:
@@ -367,13 +423,15 @@ def adt_visit_end(received):
 
 
 def _order_start(received, orc, obr):
-    """When: TQ1-7 (2.5 on), else ORC-7 / OBR-27 quantity-timing start (TQ.4), else OBR-36,
-    else OBR-7; an order without a time is for now (a walk-in)."""
+    """When: TQ1-7 (2.5 on), else ORC-7 / OBR-27 quantity-timing start (TQ.4), else OBR-36
+    scheduled time, else OBR-6 requested time (where 2.x senders without TQ1 put it), else
+    OBR-7; else ORC-9, when the order was placed (a walk-in), else now."""
     from integrations.hl7.messages import hl7_datetime
 
     tq1 = received.one("TQ1", required=False)
     candidates = [("TQ1", 7, tq1[7] if tq1 else ""), ("ORC", 7, orc.component(7, 4)),
-                  ("OBR", 27, obr.component(27, 4)), ("OBR", 36, obr[36]), ("OBR", 7, obr[7])]  # fmt: skip
+                  ("OBR", 27, obr.component(27, 4)), ("OBR", 36, obr[36]), ("OBR", 6, obr[6]),
+                  ("OBR", 7, obr[7]), ("ORC", 9, orc[9])]  # fmt: skip
     for segment, field, value in candidates:
         if value:
             return hl7_datetime(value, segment=segment, field=field)
@@ -389,7 +447,7 @@ def _provider(seg, n):
 def order_message(received):
     """ORM^O01 / OMI^O23: ORC-1 NW (new), XO/SC (changed), CA (cancel), DC (discontinue)."""
     from imaging import orders
-    from imaging.models import ImagingOrder, Procedure
+    from imaging.models import ImagingOrder
 
     orc, obr = received.one("ORC"), received.one("OBR")
     control = orc[1].upper()
@@ -397,7 +455,14 @@ def order_message(received):
     if not placer:
         raise HL7Error("ORC-2 (placer order number) is empty", code=101, segment="ORC", field=2)
     existing = ImagingOrder.objects.filter(placer_order_number=placer).first()
-    if control in ("CA", "DC", "XO", "SC") and existing is None:
+    held = None
+    if existing is None:  # an order waiting for its service code to be mapped, perhaps
+        held = HL7HeldOrder.objects.filter(sending_application=received.system, placer_order_number=placer)
+        held = held.first()
+    if held is not None and control in ("CA", "DC"):
+        held.delete()  # never made: nothing to cancel but the wait
+        return None
+    if control in ("CA", "DC", "XO", "SC") and existing is None and held is None:
         raise HL7Error(f"ORC-2: no order with placer number {placer}", code=204, segment="ORC", field=2)
     if control == "CA":
         return orders.order_cancel(actor=received.actor, order=existing, reason=orc.component(16, 2) or "cancelled by the PMS")
@@ -415,15 +480,63 @@ def order_message(received):
         if existing.scheduled_start != start and existing.status in ("scheduled", "arrived", "discontinued"):
             orders.order_reschedule(actor=received.actor, order=existing, scheduled_start=start)
         return orders.order_update(actor=received.actor, order=existing, fields=details)
-    code = obr.component(4, 1)
-    procedure = Procedure.objects.filter(code=code, active=True).first() if code else None
-    if procedure is None:
-        raise HL7Error(f"OBR-4: unknown procedure code '{code}'", code=103, segment="OBR", field=4)
+    # New (or a change to one still waiting): made now if its service code is known.
+    code, text, system = obr.component(4, 1), obr.component(4, 2), obr.component(4, 3)
+    if not code:
+        raise HL7Error("OBR-4 (universal service identifier) is empty", code=101, segment="OBR", field=4)
+    procedure = _procedure(received, code, system)
     patient = adt_register(received)
+    if procedure is None:
+        unmapped = unmapped_code_seen(
+            system=system or received.system, kind=CodeMapping.Kind.PROCEDURE, code=code, text=text,
+            example={"control_id": received.header.control_id[:64], "sender": received.system,
+                     "placer": placer, "patient": patient.patient_id},
+        )  # fmt: skip
+        return _hold(received, placer, unmapped, f"OBR-4 service code {code} ({text})")
+    waiting_for = _species_unmapped_for(procedure, patient)
+    if waiting_for is not None:
+        return _hold(received, placer, waiting_for, f"PID-35 species code {waiting_for.external_code}")
+    if held is not None:
+        held.delete()
     return orders.order_create(
         actor=received.actor, patient=patient, procedure=procedure, scheduled_start=start,
         placer_order_number=placer, **details,
     )  # fmt: skip
+
+
+def _procedure(received, code, system):
+    """OBR-4 through the crosswalk (the sender's coding system, else the sender), else our
+    catalog's own code."""
+    from imaging.models import Procedure
+
+    for name in dict.fromkeys((system or received.system, received.system)):
+        mapping = CodeMapping.objects.filter(system=name, kind=CodeMapping.Kind.PROCEDURE, external_code=code)
+        mapping = mapping.select_related("procedure").first()
+        if mapping is not None and mapping.procedure.active:
+            return mapping.procedure
+    return Procedure.objects.filter(code=code, active=True).first()
+
+
+def _species_unmapped_for(procedure, patient):
+    """The unmapped species code an animal's stand-in species stands for, when ``procedure``
+    is offered for some species only: whether it may be done waits for the mapping too."""
+    if not procedure.species.exists():
+        return None
+    return UnmappedCode.objects.filter(species_id=patient.species_id).first()
+
+
+def _hold(received, placer, unmapped, what):
+    """An order that cannot be made until ``unmapped`` is mapped (a service code neither the
+    crosswalk nor the catalog knows, or a species that the procedure's species limit needs)
+    is not refused (the PMS would lose it) but waits with its message, listed with the code,
+    until an admin maps it (integrations/hl7/held.py makes it then). Its animal is registered."""
+    held, _ = HL7HeldOrder.objects.update_or_create(
+        sending_application=received.system, placer_order_number=placer,
+        defaults={"code": unmapped, "message": received.message, "raw": received.text,
+                  "peer": received.peer[:255], "error": ""},
+    )  # fmt: skip
+    log.warning("HL7 order %s from %s held: %s is not mapped", placer, received.system, what)
+    return held
 
 
 HANDLERS = {

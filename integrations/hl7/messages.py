@@ -5,6 +5,7 @@ the values are then read from the ER7 text by position (``Segment``), which is w
 handlers need and what a sloppy sender's message still allows. The ACK is formatted here
 directly: hl7apy takes ~10 ms to build one, the whole per-message budget of the listener.
 """
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -13,7 +14,8 @@ from django.utils.timezone import localtime, now
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
-SUPPORTED_VERSIONS = ("2.3.1", "2.4", "2.5", "2.5.1", "2.6")
+# 2.2 and 2.3 too: practice-management systems still send them (hl7apy knows both).
+SUPPORTED_VERSIONS = ("2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6")
 
 
 class HL7Error(Exception):
@@ -112,7 +114,7 @@ def structure_check(text, header):
     """
     if header.version not in SUPPORTED_VERSIONS:
         raise HL7Error(
-            f"Version {header.version or '(none)'} is not supported; send 2.3.1 to 2.6",
+            f"Version {header.version or '(none)'} is not supported; send 2.2 to 2.6",
             code=203, segment="MSH", field=12, reject=True,
         )  # fmt: skip
     lines = segments(text)
@@ -202,6 +204,19 @@ def escape(value, header=None):
     return value.replace("\r", "\\X0D\\").replace("\n", "\\X0A\\")
 
 
+def message_digest(text, header):
+    """SHA-256 of the message's segments. With a control id, MSH-7 is left out: a sender
+    resending a message keeps its control id but may stamp it anew (HL7 2.9 2.10.1). Without
+    one, the whole message: only the very same message again is a repeat."""
+    lines = segments(text)
+    if header.control_id and lines:
+        fields = lines[0].split(header.field_separator)
+        if len(fields) > 6:
+            fields[6] = ""  # MSH-7 (MSH-1 is the separator itself)
+        lines[0] = header.field_separator.join(fields)
+    return hashlib.sha256("\r".join(lines).encode()).hexdigest()
+
+
 def message_segments(text, header):
     return [Segment(line, header) for line in segments(text)]
 
@@ -253,10 +268,15 @@ def ack_build(header, *, code, error=None, application="VETPACS", facility=""):
     sep, enc = header.field_separator, header.encoding
     comp = enc[0]
     trigger = header.message_type.split(comp)[1] if comp in header.message_type else ""
-    version = header.version if header.version in SUPPORTED_VERSIONS else "2.5.1"
+    # The sender's version, whatever it is, so that its parser reads the answer (an ACK is the
+    # same in every version); 2.5.1 only when MSH-12 is not a version at all.
+    version = header.version if re.fullmatch(r"2\.\d(\.\d{1,2})?", header.version) else "2.5.1"
+    # MSH-9.3 (message structure) exists from 2.3.1 on.
+    structure = [] if version in ("2.1", "2.2", "2.3") else ["ACK"]
     msh = sep.join([
         "MSH", enc, application, facility, header.sending_application, header.sending_facility, timestamp(), "",
-        comp.join(["ACK", trigger, "ACK"]) if trigger else "ACK", f"A{header.control_id}"[:20] if header.control_id else f"A{timestamp()}",
+        comp.join(["ACK", trigger, *structure]) if trigger else "ACK",
+        f"A{header.control_id}"[:20] if header.control_id else f"A{timestamp()}",
         header.processing_id or "P", version,
     ])  # fmt: skip
     text = error.args[0] if error else ""
