@@ -72,7 +72,7 @@ def test_fewer_failures_than_the_limit_still_let_the_right_password_in(client, s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_when_the_lockout_record_cannot_be_read_the_login_fails_closed(client, staff, limit):
+def test_when_the_lockout_record_cannot_be_read_the_login_fails_closed(reference_data, client, staff, limit):
     """The users are there but django-axes' table is not: the right password does not get in."""
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE axes_accessattempt RENAME TO axes_accessattempt_gone")
