@@ -270,6 +270,16 @@ CELERY_TASK_ACKS_LATE = True  # a task whose worker dies mid-run is delivered ag
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # tasks write their effects to the database
+# Ride out a broker outage, however long: retry the connection at start and after a loss for
+# ever (Celery gives up after 100 tries by default, and the worker exits with beat in it).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task running when the connection is lost finishes (its effects are committed) rather than
+# being killed: its acknowledgement is lost with the connection, so the broker delivers it again
+# later, and every task is idempotent.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Survives losing Redis while holding unacknowledged messages (vetclinic/celery.py says why).
+CELERY_WORKER_CONSUMER = "vetclinic.celery:Consumer"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Index whatever the queue missed (broker down, worker killed): nothing stored is lost.
