@@ -57,7 +57,7 @@ class Process:
     def start(self):
         self.popen = subprocess.Popen(
             ["/bin/sh", "-c", f"exec {self.command}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: signalled whole, and not by the terminal's Ctrl-C
+            start_new_session=True,  # its own process group: signalled whole, not by the terminal's Ctrl-C
         )  # fmt: skip
         self.started = time.monotonic()
         self.say(f"started with pid {self.popen.pid}")
