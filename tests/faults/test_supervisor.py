@@ -7,7 +7,8 @@ import sys
 
 from tests.conftest import ROOT, wait_for
 
-SCRIPT = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); time.sleep(99)"
+SCRIPT = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); time.sleep(9)"
+# (9 s: longer than the test, short enough not to outlive it if it failed badly)
 
 
 def alive(pid):
@@ -40,7 +41,7 @@ def test_a_crashed_process_is_started_again_and_sigterm_stops_them_all(tmp_path)
                                  timeout=30, message="both processes")  # fmt: skip
 
         os.kill(worker, signal.SIGKILL)  # the worker crashes
-        again = wait_for(lambda: pid("worker") != worker and pid("worker"), timeout=30, message="a new worker")
+        again = wait_for(lambda: pid("worker") != worker and pid("worker"), timeout=30, message="a new one")
 
         assert alive(again) and not alive(worker)
         assert alive(dicom), "the other process was left running"
