@@ -7,8 +7,7 @@ import sys
 
 from tests.conftest import ROOT, wait_for
 
-SCRIPT = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); time.sleep(9)"
-# (9 s: longer than the test, short enough not to outlive it if it failed badly)
+SCRIPT = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
 
 
 def alive(pid):
