@@ -284,8 +284,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Index whatever the queue missed (broker down, worker killed): nothing stored is lost.
     "storage-sweep": {"task": "imaging.tasks.storage_sweep", "schedule": 300.0, "kwargs": {"days": STORAGE_SWEEP_DAYS}},
-    # Webhook deliveries whose send was never queued (broker down when the event happened).
-    "webhook-sweep": {"task": "integrations.tasks.webhook_sweep", "schedule": 300.0},
+    # Webhook deliveries whose send was never queued (broker down when the event happened), and
+    # one delivery held back per failing receiver, to probe it (integrations/webhooks/services.py).
+    "webhook-sweep": {"task": "integrations.tasks.webhook_sweep", "schedule": 60.0},
     # The HL7 message log, webhook deliveries and Idempotency-Keys past their keeping time.
     "logs-prune": {"task": "integrations.tasks.logs_prune", "schedule": 86400.0},
 }
