@@ -226,6 +226,10 @@ DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072)
 THUMBNAIL_DELAY = envint("THUMBNAIL_DELAY", 20)
 # How many days back the periodic sweep looks for stored objects the index lacks.
 STORAGE_SWEEP_DAYS = envint("STORAGE_SWEEP_DAYS", 2)
+# Seconds between sweeps, and how old an unindexed object must be before the sweep takes it
+# (younger ones may still be on their way through the queue).
+STORAGE_SWEEP_SECONDS = envint("STORAGE_SWEEP_SECONDS", 300)
+STORAGE_SWEEP_MIN_AGE = envint("STORAGE_SWEEP_MIN_AGE", 60)
 
 # The HL7 v2 listener (integrations/hl7): `manage.py hl7_listener`.
 HL7_PORT = envint("HL7_PORT", 2575)
@@ -283,7 +287,8 @@ CELERY_WORKER_CONSUMER = "vetclinic.celery:Consumer"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Index whatever the queue missed (broker down, worker killed): nothing stored is lost.
-    "storage-sweep": {"task": "imaging.tasks.storage_sweep", "schedule": 300.0, "kwargs": {"days": STORAGE_SWEEP_DAYS}},
+    "storage-sweep": {"task": "imaging.tasks.storage_sweep", "schedule": float(STORAGE_SWEEP_SECONDS),
+                      "kwargs": {"days": STORAGE_SWEEP_DAYS, "min_age_seconds": STORAGE_SWEEP_MIN_AGE}},
     # Webhook deliveries whose send was never queued (broker down when the event happened), and
     # one delivery held back per failing receiver, to probe it (integrations/webhooks/services.py).
     "webhook-sweep": {"task": "integrations.tasks.webhook_sweep", "schedule": 60.0},
