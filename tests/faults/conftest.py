@@ -3,6 +3,7 @@
 The machine's PostgreSQL and Redis serve other test runs: these tests never stop them. A
 broker to kill is tests/brokers.py's ``private_broker``.
 """
+import glob
 import os
 import pwd
 import shutil
@@ -18,12 +19,9 @@ from tests.conftest import ROOT, free_port, tool_required
 
 
 def _pg_tool(name):
-    found = shutil.which(name)
-    if not found:
-        bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip() \
-            if shutil.which("pg_config") else ""  # fmt: skip
-        found = str(Path(bindir or "/usr/lib/postgresql/15/bin") / name)
-    return tool_required(found)
+    """initdb and pg_ctl: on the PATH, else where Debian's packages put them (the newest)."""
+    packaged = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return tool_required(shutil.which(name) or (packaged[-1] if packaged else f"/usr/lib/postgresql/15/bin/{name}"))
 
 
 class PostgresServer:
