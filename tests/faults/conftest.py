@@ -20,8 +20,8 @@ from tests.conftest import ROOT, free_port, tool_required
 
 def _pg_tool(name):
     """initdb and pg_ctl: on the PATH, else where Debian's packages put them (the newest)."""
-    packaged = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return tool_required(shutil.which(name) or (packaged[-1] if packaged else f"/usr/lib/postgresql/15/bin/{name}"))
+    packaged = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
+    return tool_required(shutil.which(name) or (packaged or [f"/usr/lib/postgresql/15/bin/{name}"])[-1])
 
 
 class PostgresServer:
