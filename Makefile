@@ -38,9 +38,9 @@ migrate: install
 run: migrate
 	@$(BIN)/python manage.py seed_demo --if-empty
 	@echo
-	@echo "VetPACS is starting: open http://127.0.0.1:8000/ (demo logins: README.md). Ctrl-C stops everything."
+	@echo "VetPACS is starting: open http://127.0.0.1:8000/ (demo logins: README.md). Ctrl-C stops everything; a process that exits is started again."
 	@echo
-	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho -f Procfile start
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/python -m vetclinic.supervisor Procfile
 
 test: install-dev system-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

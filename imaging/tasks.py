@@ -13,9 +13,9 @@ def instances_ingest(messages):
 
 
 @shared_task
-def storage_sweep(days=2):
+def storage_sweep(days=2, min_age_seconds=60):
     """Periodic (Celery beat): index what the queue missed."""
-    return services.storage_sweep(days=days)
+    return services.storage_sweep(days=days, min_age_seconds=min_age_seconds)
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)

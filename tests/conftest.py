@@ -168,16 +168,17 @@ def celery_worker_start(process_env, celery_test_queue, tmp_path):
     """Start real Celery worker processes on the configured broker, consuming this run's queue."""
     workers = []
 
-    def start():
+    def start(*options):
         log = tmp_path / f"worker-{len(workers)}.log"
         with open(log, "w") as out:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "vetclinic", "worker", "--pool", "solo",
                  "-Q", celery_test_queue, "--loglevel", "INFO",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                 "--without-gossip", "--without-mingle", "--without-heartbeat", *options],
                 cwd=ROOT, env=process_env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         workers.append((worker, log))
+        worker.log = log
         return worker
 
     yield start

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import types
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -256,6 +257,49 @@ def test_a_delivery_is_given_up_after_the_last_attempt(acme, subscribe, receiver
     assert (delivery.status, delivery.response_codes, delivery.next_attempt_at) == ("failed", [503, 503], None)
 
 
+def rest_over():
+    """As if the failing receiver's back-off were over: the attempts made so far were made an
+    hour ago, so a delivery held back behind them is tried (services._held_back)."""
+    for delivery in WebhookDelivery.objects.exclude(last_attempt_at=None):
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(last_attempt_at=delivery.last_attempt_at - timedelta(hours=1))
+
+
+def test_deliveries_to_a_failing_receiver_wait_behind_one_attempt_and_go_once_it_answers(
+    acme, subscribe, receiver, queued, publish
+):
+    pms = receiver(answers=(500, 200))
+    subscribe(acme.client, pms.url)
+    first, second, third = publish()[0], publish()[0], publish()[0]
+    with pytest.raises(services.SendLater):
+        services.delivery_send(delivery_id=first.pk, attempt=0)
+    queued.clear()
+    assert services.delivery_send(delivery_id=second.pk, attempt=0) == "held"  # not sent: the receiver rests
+    assert services.delivery_send(delivery_id=third.pk, attempt=0) == "held"
+    held = WebhookDelivery.objects.filter(pk__in=[second.pk, third.pk])
+    assert [(d.status, d.attempts) for d in held] == [("pending", 0), ("pending", 0)]
+    assert all(d.next_attempt_at > first.created for d in held)
+    assert len(pms.received) == 1 and queued == []
+    # The first delivery's retry gets through: the held ones are queued at once, each for its first attempt.
+    assert services.delivery_send(delivery_id=first.pk, attempt=1) == "delivered"
+    assert sorted(queued) == [("integrations.tasks.webhook_send", [second.pk, 0]), ("integrations.tasks.webhook_send", [third.pk, 0])]
+    assert services.delivery_send(delivery_id=second.pk, attempt=0) == "delivered"
+    assert len(pms.received) == 3
+
+
+def test_the_sweep_sends_one_held_delivery_per_failing_receiver_once_its_rest_is_over(
+    acme, subscribe, receiver, queued, publish
+):
+    subscribe(acme.client, receiver(answers=(500,)).url)
+    first, second, third = publish()[0], publish()[0], publish()[0]
+    with pytest.raises(services.SendLater):
+        services.delivery_send(delivery_id=first.pk, attempt=0)
+    for delivery in (second, third):
+        assert services.delivery_send(delivery_id=delivery.pk, attempt=0) == "held"
+    queued.clear()
+    WebhookDelivery.objects.filter(pk__in=[first.pk, second.pk, third.pk]).update(next_attempt_at=first.created)
+    assert services.delivery_sweep() == 1 and queued == [("integrations.tasks.webhook_send", [first.pk, 1])]
+
+
 def test_a_long_failure_streak_disables_the_subscription_and_the_client_sees_why(
     acme, subscribe, receiver, queued, settings, it_admin, publish
 ):
@@ -263,8 +307,10 @@ def test_a_long_failure_streak_disables_the_subscription_and_the_client_sees_why
     subscription = subscribe(acme.client, receiver(answers=(500,)).url)
     first, second = publish(), publish()
     for delivery, attempt in [(first[0], 0), (second[0], 0)]:
+        rest_over()
         with pytest.raises(services.SendLater):
             services.delivery_send(delivery_id=delivery.pk, attempt=attempt)
+    rest_over()
     assert services.delivery_send(delivery_id=first[0].pk, attempt=1) == "disabled"  # the third failure in a row
     subscription.refresh_from_db()
     assert (subscription.active, subscription.failure_streak) == (False, 3)
@@ -286,6 +332,7 @@ def test_failures_in_a_short_outage_do_not_disable(acme, subscribe, receiver, qu
     settings.WEBHOOK_DISABLE_AFTER, settings.WEBHOOK_DISABLE_HOURS = 2, 24
     subscription = subscribe(acme.client, receiver(answers=(500,)).url)
     for delivery in publish() + publish() + publish():
+        rest_over()
         with pytest.raises(services.SendLater):
             services.delivery_send(delivery_id=delivery.pk, attempt=0)
     subscription.refresh_from_db()

@@ -83,3 +83,39 @@ def test_a_worker_disables_a_failing_subscription_and_delivers_once_it_is_on_aga
         pms.close()
     assert WebhookDelivery.objects.get().response_codes == [500, 500, 200]
     assert all(r.verified is True for r in pms.received) and pms.received[-1].json["event"] == "order.status_changed"
+
+
+def test_a_receiver_that_hangs_does_not_delay_the_deliveries_to_a_healthy_one(
+    process_env, reference_data, actor, celery_worker_start
+):
+    """A burst of events for two subscriptions, one of whose receivers hangs past the timeout.
+    Once its first attempt has failed, its other deliveries are held back instead of each
+    costing the worker a timeout: the healthy receiver has all of its own while the hanging one
+    has seen a first attempt and perhaps a retry or two, not one request per event."""
+    import time
+
+    from integrations.webhooks.services import event_publish, subscription_create
+
+    process_env["WEBHOOK_TIMEOUT"] = "1"
+    worker = celery_worker_start()
+    wait_for(lambda: "ready." in worker.log.read_text(), message="the worker to start")
+    client, _ = api_client_create(actor=actor, name="Acme PMS", scopes=["webhooks:write", "orders:read"])
+    healthy, hanging = Receiver(), Receiver(delay=3)
+    try:
+        for receiver in (hanging, healthy):
+            _, receiver.secret = subscription_create(actor=actor, client=client, url=receiver.url,
+                                                     events=["order.status_changed"])  # fmt: skip
+        started = time.monotonic()
+        for n in range(30):
+            event_publish(event="order.status_changed", data={"order": {"id": n}})  # committed: queued
+        wait_for(lambda: len(healthy.received) == 30, timeout=120, message="the healthy receiver's 30 deliveries")
+        print(f"30 deliveries to the healthy receiver in {time.monotonic() - started:.1f} s; "
+              f"the hanging one got {len(hanging.received)} requests meanwhile")
+        assert len(hanging.received) <= 4
+        wait_for(lambda: WebhookDelivery.objects.filter(subscription__url=healthy.url, status="delivered").count() == 30,
+                 message="the healthy deliveries recorded")  # fmt: skip
+        held = WebhookDelivery.objects.filter(subscription__url=hanging.url, status="pending", attempts=0)
+        assert held.count() >= 25 and all(d.next_attempt_at for d in held)
+    finally:
+        healthy.close()
+        hanging.close()

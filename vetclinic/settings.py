@@ -256,6 +256,10 @@ DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072)
 THUMBNAIL_DELAY = envint("THUMBNAIL_DELAY", 20)
 # How many days back the periodic sweep looks for stored objects the index lacks.
 STORAGE_SWEEP_DAYS = envint("STORAGE_SWEEP_DAYS", 2)
+# Seconds between sweeps, and how old an unindexed object must be before the sweep takes it
+# (younger ones may still be on their way through the queue).
+STORAGE_SWEEP_SECONDS = envint("STORAGE_SWEEP_SECONDS", 300)
+STORAGE_SWEEP_MIN_AGE = envint("STORAGE_SWEEP_MIN_AGE", 60)
 
 # The HL7 v2 listener (integrations/hl7): `manage.py hl7_listener`.
 HL7_PORT = envint("HL7_PORT", 2575)
@@ -305,12 +309,24 @@ CELERY_TASK_ACKS_LATE = True  # a task whose worker dies mid-run is delivered ag
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # tasks write their effects to the database
+# Ride out a broker outage, however long: retry the connection at start and after a loss for
+# ever (Celery gives up after 100 tries by default, and the worker exits with beat in it).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task running when the connection is lost finishes (its effects are committed) rather than
+# being killed: its acknowledgement is lost with the connection, so the broker delivers it again
+# later, and every task is idempotent.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Survives losing Redis while holding unacknowledged messages (vetclinic/celery.py says why).
+CELERY_WORKER_CONSUMER = "vetclinic.celery:Consumer"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Index whatever the queue missed (broker down, worker killed): nothing stored is lost.
-    "storage-sweep": {"task": "imaging.tasks.storage_sweep", "schedule": 300.0, "kwargs": {"days": STORAGE_SWEEP_DAYS}},
-    # Webhook deliveries whose send was never queued (broker down when the event happened).
-    "webhook-sweep": {"task": "integrations.tasks.webhook_sweep", "schedule": 300.0},
+    "storage-sweep": {"task": "imaging.tasks.storage_sweep", "schedule": float(STORAGE_SWEEP_SECONDS),
+                      "kwargs": {"days": STORAGE_SWEEP_DAYS, "min_age_seconds": STORAGE_SWEEP_MIN_AGE}},
+    # Webhook deliveries whose send was never queued (broker down when the event happened), and
+    # one delivery held back per failing receiver, to probe it (integrations/webhooks/services.py).
+    "webhook-sweep": {"task": "integrations.tasks.webhook_sweep", "schedule": 60.0},
     # The HL7 message log, webhook deliveries and Idempotency-Keys past their keeping time.
     "logs-prune": {"task": "integrations.tasks.logs_prune", "schedule": 86400.0},
 }

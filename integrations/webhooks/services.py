@@ -288,6 +288,8 @@ def delivery_send(*, delivery_id, attempt=None):
     if not (subscription.active and subscription.client.active):
         waiting.update(status=Status.DISABLED, next_attempt_at=None)
         return Status.DISABLED
+    if subscription.failure_streak and _held_back(delivery, subscription):
+        return "held"
     claimed = waiting.filter(attempts=delivery.attempts).update(attempts=delivery.attempts + 1, last_attempt_at=now())
     if not claimed:
         return "superseded"
@@ -301,7 +303,8 @@ def delivery_send(*, delivery_id, attempt=None):
             response_body=text, error="",
         )  # fmt: skip
         streak = WebhookSubscription.objects.filter(pk=subscription.pk, failure_streak__gt=0)
-        streak.update(failure_streak=0, failing_since=None)
+        if streak.update(failure_streak=0, failing_since=None):
+            _held_release(subscription, delivery)
         return Status.DELIVERED
     final = delivery.attempts >= setting("WEBHOOK_MAX_ATTEMPTS")
     countdown = backoff(delivery.attempts)
@@ -317,6 +320,44 @@ def delivery_send(*, delivery_id, attempt=None):
                     delivery.pk, subscription.url, delivery.attempts, error)  # fmt: skip
         return Status.FAILED
     raise SendLater(error, attempt=delivery.attempts, countdown=countdown)
+
+
+# A receiver that fails (refuses, times out, answers 5xx) gets one attempt at a time: the
+# deliveries queued behind it are held back instead of each spending a worker on it (up to
+# WEBHOOK_TIMEOUT each for one that hangs), so the other subscriptions' deliveries are not
+# delayed behind them. A held delivery keeps its attempts; the failing delivery's own retries
+# probe the receiver, and once one gets through, the held ones are queued at once. The sweep
+# (beat, every minute) sends one held delivery of a failing subscription when its rest is over,
+# in case the probing delivery gave up.
+
+
+def _held_back(delivery, subscription):
+    """True (and the delivery's next attempt set) if another delivery of this failing
+    subscription was attempted less than its back-off ago."""
+    rest = timedelta(seconds=backoff(subscription.failure_streak))
+    others = WebhookDelivery.objects.filter(subscription=subscription, status=Status.PENDING)
+    last = (
+        others.filter(last_attempt_at__isnull=False)
+        .exclude(pk=delivery.pk)
+        .order_by("-last_attempt_at")
+        .values_list("last_attempt_at", flat=True)
+        .first()
+    )
+    if last is None or last + rest <= now():
+        return False
+    WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.PENDING, attempts=delivery.attempts).update(
+        next_attempt_at=last + rest
+    )
+    return True
+
+
+def _held_release(subscription, delivered):
+    """The receiver answered again: queue the deliveries held back meanwhile (a task that turns
+    up for one of them as well finds its attempt made)."""
+    held = WebhookDelivery.objects.filter(subscription=subscription, status=Status.PENDING)
+    held = held.exclude(pk=delivered.pk)
+    for pk, attempts in held.order_by("pk").values_list("pk", "attempts"):
+        _queue(pk, attempts)
 
 
 def _streak_add(subscription):
@@ -348,10 +389,20 @@ def delivery_redeliver(*, actor, delivery):
 
 def delivery_sweep(*, overdue_minutes=15):
     """Queue the pending deliveries whose next attempt is long overdue (the broker lost the task,
-    or was down when it was queued). A task that turns up after all finds its attempt made."""
-    due = now() - timedelta(minutes=overdue_minutes)
-    late = WebhookDelivery.objects.filter(status=Status.PENDING, next_attempt_at__lt=due)
+    or was down when it was queued), and for each failing subscription the first delivery held
+    back whose time has come (one: it probes the receiver). A task that turns up after all
+    finds its attempt made."""
     count = 0
+    failing = WebhookSubscription.objects.filter(active=True, failure_streak__gt=0).values_list("pk", flat=True)
+    for subscription_id in failing:
+        due = WebhookDelivery.objects.filter(subscription_id=subscription_id, status=Status.PENDING,
+                                             next_attempt_at__lte=now())  # fmt: skip
+        first = due.order_by("next_attempt_at", "pk").values_list("pk", "attempts").first()
+        if first:
+            _queue(*first)
+            count += 1
+    overdue = now() - timedelta(minutes=overdue_minutes)
+    late = WebhookDelivery.objects.filter(status=Status.PENDING, next_attempt_at__lt=overdue)
     for pk, attempts in late.values_list("pk", "attempts")[:1000]:
         _queue(pk, attempts)
         count += 1
