@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import now
 
-from imaging import events
 from imaging.models import ImagingOrder, Report
-from imaging.orders import STATE, order_status_set
+from imaging.orders import events
+from imaging.orders.services import STATE, order_status_set
 from vetclinic.audit.services import audit_record, changes_apply
 
 Status = Report.Status

@@ -7,7 +7,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from imaging.order_selectors import patient_orders
+from imaging.orders.selectors import patient_orders
 from imaging.selectors import patient_studies
 from patients import selectors, services
 from patients.forms import MergeForm, OwnerForm, OwnershipForm, PatientForm, VisitForm

@@ -202,8 +202,8 @@ def reference_data(transactional_db):
     put back the vocabulary and the staff groups they load."""
     from django.apps import apps
 
-    from imaging.catalog import procedures_load
     from imaging.models import Procedure
+    from imaging.orders.catalog import procedures_load
     from patients.vocabulary import vocabulary_load
     from vetclinic.roles import roles_sync
 
@@ -265,7 +265,7 @@ def stations(db):
 def make_order(db, actor, stations):
     """Schedule a procedure (by catalog code) for an animal; ``at`` is an aware datetime."""
     from imaging.models import Procedure
-    from imaging.orders import order_create
+    from imaging.orders.services import order_create
 
     def make(patient, code="DX-THX2", at=None, **details):
         procedure = Procedure.objects.get(code=code)

@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from pydicom.uid import generate_uid
 
 from imaging.models import ImagingOrder, Instance, PerformedProcedureStep, Procedure, Report, Series, Study
-from imaging.orders import order_create
+from imaging.orders.services import order_create
 from patients.models import Owner, Patient, Visit
 from patients.services import owner_upsert, patient_upsert, visit_create
 from vetclinic import clock

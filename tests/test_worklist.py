@@ -8,10 +8,10 @@ import pytest
 from django.utils.timezone import override
 from pydicom.dataset import Dataset
 
-from imaging import orders
 from imaging.dicom.datasets import worklist_elements, worklist_item, worklist_response
 from imaging.dicom.matching import MatchingError, unmatched_keys
-from imaging.selectors import worklist_items, worklist_rows
+from imaging.orders import services as orders
+from imaging.orders.worklist import worklist_items, worklist_rows
 from patients.services import weight_record
 
 TODAY = datetime(2026, 11, 23, tzinfo=timezone.utc)

@@ -7,7 +7,6 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import evt
 
-from imaging import mpps
 from imaging.dicom.datasets import response_keys, worklist_answer
 from imaging.dicom.matching import MatchingError, unmatched_keys
 from imaging.dicom.status import (
@@ -19,7 +18,9 @@ from imaging.dicom.status import (
     SUCCESS,
     UNABLE_TO_PROCESS,
 )
-from imaging.selectors import association_allowed, worklist_rows
+from imaging.orders import mpps
+from imaging.orders.worklist import worklist_rows
+from imaging.selectors import association_allowed
 from imaging.services import IngestBatch, StoreRefused, instance_receive
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor

@@ -47,7 +47,7 @@ class ImagingOrder(models.Model):
 
     # Offered in the worklist unless a query asks for a status (the modality has yet to do them).
     WORKLIST_STATUSES = (Status.SCHEDULED, Status.ARRIVED)
-    # Which status may follow which; imaging/orders.py enforces it.
+    # Which status may follow which; imaging/orders/services.py enforces it.
     TRANSITIONS = {
         Status.SCHEDULED: {Status.ARRIVED, Status.IN_PROGRESS, Status.COMPLETED, Status.CANCELLED, Status.DISCONTINUED},
         Status.ARRIVED: {Status.SCHEDULED, Status.IN_PROGRESS, Status.COMPLETED, Status.CANCELLED, Status.DISCONTINUED},

@@ -1,5 +1,5 @@
 """Scheduling forms. They check what the front desk can get wrong before a service runs, each
-error on its own field; the services (imaging/orders.py) check again, for every channel."""
+error on its own field; the services (imaging/orders/services.py) check again, for every channel."""
 import re
 from datetime import datetime, time
 from decimal import Decimal
@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.timezone import localtime, make_aware
 
 from imaging.models import ImagingOrder
-from imaging.order_selectors import procedures_for, station_conflicts, stations
+from imaging.orders.selectors import procedures_for, station_conflicts, stations
 from vetclinic.forms import DateField, formfield
 
 # DICOM Modality (0008,0060) codes as the desk knows them; the procedure list is grouped by them.
@@ -197,7 +197,7 @@ class OrderForm(forms.ModelForm):
         return data
 
     def service_fields(self):
-        """The keyword arguments of imaging.orders.order_create."""
+        """The keyword arguments of imaging.orders.services.order_create."""
         data = self.cleaned_data
         fields = {name: data[name] for name in self.Meta.fields}
         fields["scheduled_start"] = data["scheduled_start"]

@@ -1,6 +1,6 @@
 """Scheduling pages: the order form, the day board and the order page. Thin adapters that
-validate a form and call imaging/orders.py; htmx swaps in station lists, free times, the
-board and single order cards."""
+validate a form and call imaging/orders/services.py; htmx swaps in station lists, free times
+(slots.py), the board and single order cards."""
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
@@ -13,13 +13,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.timezone import localtime, make_aware
+from django.utils.timezone import localtime
 from django.views.decorators.http import require_GET, require_POST
 
-from imaging import order_selectors as selectors
-from imaging import orders
 from imaging.models import ImagingOrder, Modality, Procedure
-from imaging.order_forms import (
+from imaging.orders import selectors
+from imaging.orders import services as orders
+from imaging.orders.forms import (
     BookAnywayForm,
     ClockField,
     OrderForm,
@@ -29,6 +29,7 @@ from imaging.order_forms import (
     station_choices,
     vet_names,
 )
+from imaging.orders.slots import free_ahead, free_windows, next_open_day, open_ahead, slots_context
 from imaging.templatetags.order_tags import RESCHEDULABLE
 from patients.models import Patient
 from patients.selectors import patient_resolve, patient_search
@@ -153,74 +154,6 @@ def _clock(value):
         return None
 
 
-def slots_context(*, station, day, clock, minutes, book_anyway, past_ok=None, exclude=None):
-    """The station's free windows on the day, what clashes with the chosen time, and whether
-    that time has passed."""
-    context = {"station": station, "day": day, "book_anyway": book_anyway, "past_ok": past_ok}
-    if day is not None and clock is not None:
-        start = make_aware(datetime.combine(day, clock))
-        context["passed"] = orders.start_passed(start)
-    if station is None or day is None:
-        return context
-    minutes = minutes or settings.SLOT_MINUTES
-    context["slots"] = _free_ahead(station, day, minutes, exclude)
-    context["windows"] = free_windows(context["slots"], minutes)
-    context["past"] = day < _today()
-    context["closed"] = day == _today() and not open_ahead(day)
-    context["next_open"] = next_open_day()
-    if clock is not None:
-        context["conflicts"] = selectors.station_conflicts(
-            station=station, start=start, minutes=minutes, exclude=exclude
-        )
-    return context
-
-
-def _now():
-    return clock.now()
-
-
-def _today():
-    return clock.today()
-
-
-def _hours(day):
-    """The clinic's opening and closing on ``day``, aware."""
-    opens = datetime.strptime(settings.CLINIC_OPENS, "%H:%M").time()
-    closes = datetime.strptime(settings.CLINIC_CLOSES, "%H:%M").time()
-    return make_aware(datetime.combine(day, opens)), make_aware(datetime.combine(day, closes))
-
-
-def open_ahead(day):
-    """Whether a booking of one slot still fits in the clinic's hours of ``day``."""
-    return _hours(day)[1] - timedelta(minutes=settings.SLOT_MINUTES) >= _now()
-
-
-def next_open_day():
-    """Today while the clinic is open (or still to open), else tomorrow: the day the order form
-    and the board offer after closing time."""
-    today = _today()
-    return today if open_ahead(today) else today + timedelta(days=1)
-
-
-def _free_ahead(station, day, minutes, exclude=None):
-    """The station's free start times on the day that are still ahead."""
-    current = _now()
-    free = selectors.free_slots(station=station, day=day, minutes=minutes, exclude=exclude)
-    return [slot for slot in free if slot >= current]
-
-
-def free_windows(slots, minutes):
-    """Consecutive free start times as (first start, end of the last booking that fits)."""
-    step = timedelta(minutes=settings.SLOT_MINUTES)
-    windows = []
-    for slot in slots:
-        if windows and slot - windows[-1][1] == step:
-            windows[-1][1] = slot
-        else:
-            windows.append([slot, slot])
-    return [(first, last + timedelta(minutes=minutes)) for first, last in windows]
-
-
 @login_required
 @permission_required("imaging.add_imagingorder", raise_exception=True)
 @require_GET
@@ -269,26 +202,26 @@ def order_slots(request):
 def order_board(request):
     """One day, one station or the whole clinic: ?day=YYYY-MM-DD&station=AE. The page polls
     itself (htmx, target "board") for just the board."""
-    day = _day(request.GET.get("day")) or _today()  # anything else means today
+    day = _day(request.GET.get("day")) or clock.today()  # anything else means today
     ae_title = request.GET.get("station", "")
     station = get_object_or_404(Modality, ae_title=ae_title) if ae_title else None
     day_orders = list(selectors.day_orders(day=day, station=station))
     context = {
         "day": day,
         "station": station,
-        "today": _today(),
+        "today": clock.today(),
         "columns": [(title, [o for o in day_orders if o.status in statuses]) for title, statuses in COLUMNS],
         "stopped": [o for o in day_orders if o.status in STOPPED],
         "count": len(day_orders),
-        "refreshed": _now(),
+        "refreshed": clock.now(),
         "clinic_hours": f"{settings.CLINIC_OPENS}–{settings.CLINIC_CLOSES}",
         "here": request.get_full_path(),
     }
-    if request.user.has_perm("imaging.add_imagingorder") and day >= _today():
+    if request.user.has_perm("imaging.add_imagingorder") and day >= clock.today():
         if open_ahead(day):
             shown = [station] if station else list(selectors.stations())
             minutes = settings.SLOT_MINUTES
-            context["free"] = [(s, free_windows(_free_ahead(s, day, minutes), minutes)) for s in shown]
+            context["free"] = [(s, free_windows(free_ahead(s, day, minutes), minutes)) for s in shown]
         else:  # after closing time nothing is free, and nothing is "fully booked" either
             context["closed"] = True
             context["next_open"] = next_open_day()

@@ -13,7 +13,6 @@ from django.db import transaction
 from django.utils.timezone import get_current_timezone, make_aware, now
 from pydicom.dataset import Dataset
 
-from imaging import orders
 from imaging.dicom.status import (
     DUPLICATE_SOP_INSTANCE,
     INVALID_ATTRIBUTE_VALUE,
@@ -22,6 +21,7 @@ from imaging.dicom.status import (
     PROCESSING_FAILURE,
 )
 from imaging.models import ImagingOrder, PerformedProcedureStep
+from imaging.orders import services as orders
 from vetclinic.audit.services import audit_record
 
 log = logging.getLogger(__name__)

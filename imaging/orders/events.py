@@ -1,8 +1,8 @@
 """Order events that other systems hear about (HL7 outbound, webhooks).
 
 imaging does not import the integrations: they subscribe here (in their AppConfig.ready), and
-imaging/orders.py publishes. Subscribers run after the commit, so nobody is told of a change
-that was rolled back.
+the order and report services publish. Subscribers run after the commit, so nobody is told of
+a change that was rolled back.
 """
 from django.db import transaction
 

@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils.timezone import is_naive, localtime, now
 from pydicom.uid import generate_uid
 
-from imaging import events
 from imaging.models import ImagingOrder, Modality, OrderStatusChange
+from imaging.orders import events
 from patients.models import Patient
 from patients.selectors import patient_resolve
 from patients.services import weight_record
