@@ -1,10 +1,9 @@
 """Reads for reconciliation: which animals an unmatched study most likely shows."""
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch
+from django.db.models import Prefetch
 
 from imaging.dicom.datasets import animal_name_agrees, name_components, species_agrees
-from imaging.models import InstanceVersion, Series, Study
 from patients.models import Ownership, Patient, Visit
 from patients.selectors import patient_resolve, patient_search
 
@@ -97,25 +96,3 @@ def match_suggestions(*, study, limit=5):
         suggestions.append(Suggestion(patient=patient, reason=reason[0].upper() + reason[1:], score=score))
     suggestions.sort(key=lambda s: (-s.score, s.patient.name.lower(), s.patient.pk))
     return suggestions[:limit]
-
-
-def study_detail(*, pk):
-    return Study.objects.select_related("patient__species").get(pk=pk)
-
-
-def study_series(*, study):
-    """The study's series, with how many images each holds."""
-    return (
-        Series.objects.filter(study=study)
-        .annotate(image_count=Count("instances"))
-        .order_by("series_number", "id")
-    )
-
-
-def study_versions(*, study):
-    """Earlier versions of the study's objects (replaced on receipt, or rewritten on linking)."""
-    return (
-        InstanceVersion.objects.filter(instance__series__study=study)
-        .select_related("instance__series")
-        .order_by("instance__series__series_number", "instance__instance_number", "-version")
-    )

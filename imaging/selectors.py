@@ -2,9 +2,9 @@
 import socket
 
 from django.conf import settings
-from django.db.models import Count, Prefetch
+from django.db.models import Count
 
-from imaging.models import Modality, Series, Study
+from imaging.models import Modality, Study
 
 
 def association_allowed(*, calling_ae, host):
@@ -22,22 +22,6 @@ def association_allowed(*, calling_ae, host):
         return host in {info[4][0] for info in socket.getaddrinfo(modality.host, None)}
     except OSError:
         return False
-
-
-def studies_listed():
-    """Studies as the pages list them (the animal's, the order's): with their report and how
-    many images each holds (``image_count``, which the tables show)."""
-    return Study.objects.select_related("report").annotate(image_count=Count("series__instances"))
-
-
-def patient_studies(*, patient):
-    """The animal's studies, newest first, with image counts, series (for thumbnails) and report."""
-    return (
-        studies_listed()
-        .filter(patient=patient)
-        .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "id")))
-        .order_by("-study_date", "-study_time", "-id")
-    )
 
 
 def reconciliation_queue():

@@ -1,17 +1,16 @@
-"""Study pages (with the report), and the reconciliation queue: thin adapters that validate a
-form and call a service."""
+"""The report form and the reconciliation queue: thin adapters that validate a form and call a
+service."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from imaging import reconcile, reconcile_selectors, reports, selectors, storage
+from imaging import reconcile, reconcile_selectors, reports, selectors
 from imaging.forms import PatientChoiceForm, ReportForm, report_stamp
 from imaging.models import Report, Series, Study
-from vetclinic.audit.selectors import audit_history
+from imaging.studies.views import study_or_404, study_page, study_title
 from vetclinic.audit.services import Actor
 
 QUEUE_PAGE = 25
@@ -23,13 +22,7 @@ def _actor(request):
 
 def _form_error(request, form, study):
     errors = [e for field_errors in form.errors.values() for e in field_errors]
-    messages.error(request, f"{_name(study)}: {' '.join(errors)} Nothing was changed.")
-
-
-def _name(study):
-    return f"Study {study.description or study.study_instance_uid}" + (
-        f" of {study.study_date}" if study.study_date else ""
-    )
+    messages.error(request, f"{study_title(study)}: {' '.join(errors)} Nothing was changed.")
 
 
 def _stale(form, study):
@@ -51,57 +44,26 @@ def reconciliation(request):
 
 
 @login_required
-@permission_required("imaging.view_study", raise_exception=True)
-@require_GET
-def study_detail(request, pk):
-    return _study_page(request, _study(pk))
-
-
-def _study(pk):
-    try:
-        return reconcile_selectors.study_detail(pk=pk)
-    except Study.DoesNotExist:
-        raise Http404("No such study.") from None
-
-
-def _study_page(request, study, *, report_form=None, status=200):
-    report = Report.objects.filter(study=study).first()
-    context = {
-        "study": study,
-        "series": reconcile_selectors.study_series(study=study),
-        "versions": reconcile_selectors.study_versions(study=study),
-        "report": report,
-    }
-    if request.user.has_perm("imaging.change_report"):
-        context["report_form"] = report_form or ReportForm.for_report(report)
-    if study.link == Study.Link.UNMATCHED:
-        context["suggestions"] = reconcile_selectors.match_suggestions(study=study)
-    if request.user.has_perm("audit.view_auditentry"):
-        context["history"] = audit_history(instance=study)
-    return render(request, "imaging/study_detail.html", context, status=status)
-
-
-@login_required
 @permission_required("imaging.change_report", raise_exception=True)
 @require_POST
 def study_report(request, pk):
     """Keep a draft of the study's report, sign it, or amend the signed one. On an error the
     page comes back with the vet's text in the form: nothing typed is lost."""
-    study = _study(pk)
+    study = study_or_404(pk)
     form = ReportForm(request.POST)
     if not form.is_valid():
-        return _study_page(request, study, report_form=form, status=400)
+        return study_page(request, study, report_form=form, status=400)
     data = form.cleaned_data
     current = Report.objects.filter(study=study).first()
     if data["loaded"] != report_stamp(current):
         form.add_error(None, "Someone else changed or signed this report since you opened the page. "
                              "Your text is below; copy what you need, then reload.")
-        return _study_page(request, study, report_form=form, status=409)
+        return study_page(request, study, report_form=form, status=409)
     text = {"findings": data["findings"], "conclusion": data["conclusion"]}
     try:
         if data["action"] == ReportForm.FINALIZE:
             reports.report_finalize(actor=_actor(request), study=study, **text)
-            messages.success(request, f"Report signed; {_name(study)} is reported.")
+            messages.success(request, f"Report signed; {study_title(study)} is reported.")
         elif data["action"] == ReportForm.AMEND:
             reports.report_amend(actor=_actor(request), study=study, reason=data["reason"], **text)
             messages.success(request, "Report amended; the practice system is sent the correction.")
@@ -111,7 +73,7 @@ def study_report(request, pk):
     except ValidationError as error:
         for field, problems in error.message_dict.items():
             form.add_error(field if field in form.fields else None, problems)
-        return _study_page(request, study, report_form=form, status=400)
+        return study_page(request, study, report_form=form, status=400)
     return redirect(reverse("study_detail", args=[study.pk]) + "#report")
 
 
@@ -130,7 +92,7 @@ def study_link(request, pk):
         return back
     if _stale(form, study):
         messages.error(
-            request, f"{_name(study)} was changed by someone else meanwhile; look again. Nothing was changed."
+            request, f"{study_title(study)} was changed by someone else meanwhile; look again. Nothing was changed."
         )
         return back
     patient = form.cleaned_data["patient_id"]
@@ -140,11 +102,11 @@ def study_link(request, pk):
             species_override=form.cleaned_data["species_override"],
         )  # fmt: skip
     except ValidationError as error:
-        messages.error(request, f"{_name(study)}: {' '.join(error.messages)}")
+        messages.error(request, f"{study_title(study)}: {' '.join(error.messages)}")
         return back
     messages.success(
         request,
-        f"{_name(study)} linked to {patient.name} ({patient.patient_id}); its images are being updated.",
+        f"{study_title(study)} linked to {patient.name} ({patient.patient_id}); its images are being updated.",
     )
     return back
 
@@ -173,20 +135,3 @@ def series_split(request, pk):
         "its images are being updated.",
     )  # fmt: skip
     return redirect("study_detail", pk=new.pk)
-
-
-@login_required
-@permission_required("imaging.view_series", raise_exception=True)
-@require_GET
-def series_thumbnail(request, pk):
-    series = get_object_or_404(Series, pk=pk)
-    if not series.thumbnail_key:
-        raise Http404("No thumbnail yet.")
-    try:
-        data = storage.object_get(series.thumbnail_key)
-    except OSError:  # FileNotFoundError on disk and on S3
-        raise Http404("No thumbnail.") from None
-    response = HttpResponse(data, content_type="image/png")
-    # Pages link to it with the storage key in the query, so a new rendering is a new URL.
-    response["Cache-Control"] = "private, max-age=31536000, immutable"
-    return response

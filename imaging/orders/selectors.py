@@ -6,7 +6,7 @@ from django.db.models import Prefetch, Q
 from django.utils.timezone import get_current_timezone, make_aware
 
 from imaging.models import ImagingOrder, Modality, Procedure
-from imaging.selectors import studies_listed
+from imaging.studies.selectors import studies_listed
 
 Status = ImagingOrder.Status
 # What occupies a station: the day board and the double-booking warning count these.
