@@ -5,9 +5,9 @@ from imaging import views
 
 urlpatterns = [
     path("reconciliation/", views.reconciliation, name="reconciliation"),
-    path("studies/<int:pk>/report/", views.study_report, name="study_report"),
     path("studies/<int:pk>/link/", views.study_link, name="study_link"),
     path("studies/series/<int:pk>/split/", views.series_split, name="series_split"),
     path("", include("imaging.orders.urls")),
     path("", include("imaging.studies.urls")),
+    path("", include("imaging.reports.urls")),
 ]

@@ -64,7 +64,7 @@ def full(actor, dog, labrador, stations, staff):
     from datetime import date
     from decimal import Decimal
 
-    from imaging.reports import report_amend, report_finalize
+    from imaging.reports.services import report_amend, report_finalize
     from patients.services import ownership_set
     from vetclinic.audit.services import Actor
 

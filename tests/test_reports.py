@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from imaging import reports
 from imaging.models import ImagingOrder, Report, Study
+from imaging.reports import services as reports
 from integrations.api.clients import api_client_create
 from integrations.hl7 import outbound
 from integrations.webhooks import services as webhooks

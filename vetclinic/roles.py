@@ -8,7 +8,7 @@ IMAGING = ["modality", "study", "series", "instance", "instanceversion", "proced
 RECONCILE = ["view_study", "view_series", "change_study"]
 # Scheduling imaging (imaging/orders/services.py) and the day board.
 SCHEDULE = ["view_imagingorder", "add_imagingorder", "change_imagingorder", "view_procedure", "view_modality"]
-# Writing and signing reports (imaging/reports.py) is the vets' work; everyone may read them.
+# Writing and signing reports (imaging/reports/services.py) is the vets' work; everyone may read them.
 REPORT = ["view_report", "add_report", "change_report"]
 
 ROLES = {

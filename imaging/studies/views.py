@@ -7,8 +7,8 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from imaging import reconcile_selectors, storage
-from imaging.forms import ReportForm
 from imaging.models import Report, Series, Study
+from imaging.reports.forms import ReportForm
 from imaging.studies import selectors
 from vetclinic.audit.selectors import audit_history
 
