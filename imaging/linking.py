@@ -12,7 +12,7 @@ from django.utils.timezone import now
 from imaging.dicom.datasets import animal_name_agrees, patient_name, species_agrees
 from imaging.models import ImagingOrder, Study
 from imaging.orders.services import order_images_received
-from imaging.reconcile import study_headers_rewrite_queue
+from imaging.reconcile.services import study_headers_rewrite_queue
 from patients.models import Patient
 from patients.selectors import patient_resolve
 from vetclinic.audit.services import audit_record

@@ -1,10 +1,9 @@
-"""Reads of the imaging index that views, the DICOM node and the API share."""
+"""Who may talk to the DICOM node: the registered modalities (until imaging/dicom/ is split)."""
 import socket
 
 from django.conf import settings
-from django.db.models import Count
 
-from imaging.models import Modality, Study
+from imaging.models import Modality
 
 
 def association_allowed(*, calling_ae, host):
@@ -22,12 +21,3 @@ def association_allowed(*, calling_ae, host):
         return host in {info[4][0] for info in socket.getaddrinfo(modality.host, None)}
     except OSError:
         return False
-
-
-def reconciliation_queue():
-    return (
-        Study.objects.filter(link=Study.Link.UNMATCHED)
-        .annotate(image_count=Count("series__instances"))
-        .prefetch_related("series")
-        .order_by("-received_at")
-    )

@@ -1,7 +1,12 @@
+"""imaging's Celery tasks. Celery's autodiscovery imports each app's tasks.py, so the tasks that
+live with their feature (imaging/reconcile/tasks.py) are imported here; every one keeps its
+registered name imaging.tasks.<name>, which beat (settings.CELERY_BEAT_SCHEDULE) and the
+services' send_task calls use, and which messages queued by an older version carry."""
 from celery import shared_task
 from django.db import IntegrityError, OperationalError
 
-from imaging import reconcile, services, thumbnails
+from imaging import services, thumbnails
+from imaging.reconcile.tasks import study_headers_rewrite_task  # noqa: F401  (registered by this import)
 
 
 # Retried on the database's transient errors and on a concurrent insert of the same study or
@@ -21,10 +26,3 @@ def storage_sweep(days=2, min_age_seconds=60):
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def thumbnail_render(series_id):
     thumbnails.series_thumbnail_render(series_id=series_id)
-
-
-# Retried on the database's transient errors and on storage errors; a retry skips the objects
-# already rewritten.
-@shared_task(autoretry_for=(OperationalError, OSError), retry_backoff=True, max_retries=10)
-def study_headers_rewrite_task(study_id):
-    return reconcile.study_headers_rewrite(study_id=study_id)

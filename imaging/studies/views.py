@@ -6,8 +6,9 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from imaging import reconcile_selectors, storage
+from imaging import storage
 from imaging.models import Report, Series, Study
+from imaging.reconcile.selectors import match_suggestions
 from imaging.reports.forms import ReportForm
 from imaging.studies import selectors
 from vetclinic.audit.selectors import audit_history
@@ -44,7 +45,7 @@ def study_page(request, study, *, report_form=None, status=200):
     if request.user.has_perm("imaging.change_report"):
         context["report_form"] = report_form or ReportForm.for_report(report)
     if study.link == Study.Link.UNMATCHED:
-        context["suggestions"] = reconcile_selectors.match_suggestions(study=study)
+        context["suggestions"] = match_suggestions(study=study)
     if request.user.has_perm("audit.view_auditentry"):
         context["history"] = audit_history(instance=study)
     return render(request, "imaging/study_detail.html", context, status=status)

@@ -1,9 +1,11 @@
-"""Reads for reconciliation: which animals an unmatched study most likely shows."""
+"""Reads for reconciliation: the queue of unmatched studies, and which animals each most likely
+shows."""
 from dataclasses import dataclass
 
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch
 
 from imaging.dicom.datasets import animal_name_agrees, name_components, species_agrees
+from imaging.models import Study
 from patients.models import Ownership, Patient, Visit
 from patients.selectors import patient_resolve, patient_search
 
@@ -11,6 +13,15 @@ from patients.selectors import patient_resolve, patient_search
 # name with its owner's family name is next; a visit that day alone is a weak hint.
 PATIENT_ID, ANIMAL_NAME, NAME_PREFIX, OWNER_NAME, VISIT, SPECIES = 100, 40, 15, 30, 25, 10
 SPECIES_DIFFERS = -60
+
+
+def reconciliation_queue():
+    return (
+        Study.objects.filter(link=Study.Link.UNMATCHED)
+        .annotate(image_count=Count("series__instances"))
+        .prefetch_related("series")
+        .order_by("-received_at")
+    )
 
 
 @dataclass(frozen=True)

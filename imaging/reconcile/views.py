@@ -6,9 +6,10 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from imaging import reconcile, reconcile_selectors, selectors
-from imaging.forms import PatientChoiceForm
 from imaging.models import Series, Study
+from imaging.reconcile import selectors
+from imaging.reconcile import services as reconcile
+from imaging.reconcile.forms import PatientChoiceForm
 from imaging.studies.views import study_title
 from vetclinic.audit.services import Actor
 
@@ -37,7 +38,7 @@ def reconciliation(request):
     queue = selectors.reconciliation_queue()
     studies = list(queue[:QUEUE_PAGE])
     for study in studies:
-        study.suggestions = reconcile_selectors.match_suggestions(study=study)
+        study.suggestions = selectors.match_suggestions(study=study)
     context = {"studies": studies, "total": queue.count() if len(studies) == QUEUE_PAGE else len(studies)}
     return render(request, "imaging/reconciliation.html", context)
 
