@@ -279,7 +279,7 @@ class Database:
 
     def thumbnails_not_middle(self):
         """(series whose thumbnail is not of its middle image, series with a thumbnail).
-        The key is thumbnails/series-<series pk>.<instance pk>.png (imaging/thumbnails.py)."""
+        The key is thumbnails/series-<series pk>.<instance pk>.png (imaging/ingest/thumbnails.py)."""
         cursor = self._cursor()
         cursor.execute("SELECT series_id, id FROM imaging_instance ORDER BY series_id, instance_number, id")
         members = {}
@@ -828,7 +828,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
         psycopg_wait = sum(v[3] for k, v in stats.stats.items() if "psycopg" in k[0] and k[2] in ("wait", "_execute_send", "_exec_command"))
         out.append(f"    time in psycopg round trips (wait/send/exec_command): {1000 * psycopg_wait / n:.2f} ms per instance")
         # C: what one thumbnail costs (the worker renders one per new series, between ingest tasks).
-        from imaging import thumbnails
+        from imaging.ingest import thumbnails
         from imaging.models import Series
 
         if large_files:

@@ -2,7 +2,7 @@
 
 ``instance_receive`` is the C-STORE hot path: check, keep durably, queue; no database.
 ``instances_index`` is the Celery side: index a batch of stored objects, idempotent on their
-SOP Instance UIDs, and link each new study to its animal (imaging/linking.py).
+SOP Instance UIDs, and link each new study to its animal (imaging/ingest/linking.py).
 """
 import io
 import logging
@@ -27,7 +27,7 @@ from imaging import storage
 from imaging.dicom import integrity
 from imaging.dicom.datasets import birth_date, header_summary, summary_dates
 from imaging.dicom.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES
-from imaging.linking import study_link
+from imaging.ingest.linking import study_link
 from imaging.models import Instance, InstanceVersion, Series, Study
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor, audit_record

@@ -319,8 +319,8 @@ def storescp_reference(tmp_path):
 def queued(monkeypatch):
     """The study ids whose header rewrite the reconciliation services queued. Those tests run
     the rewrite themselves; a real worker runs tasks in test_dicom_store.py."""
-    from imaging import tasks
     from imaging.reconcile import services as reconcile
+    from imaging.reconcile import tasks
 
     ids = []
 

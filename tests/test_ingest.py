@@ -117,7 +117,7 @@ def test_a_data_set_without_its_study_is_refused(storage_root, tmp_path):
     assert refused.value.comment == "StudyInstanceUID is missing"
 
 
-# Linking by Patient ID (imaging/linking.py): the animal's name and species must agree.
+# Linking by Patient ID (imaging/ingest/linking.py): the animal's name and species must agree.
 @pytest.mark.parametrize(
     "name, species, linked, flag",
     [
@@ -143,7 +143,7 @@ def test_a_study_links_by_patient_id_only_when_name_and_species_agree(
     assert flag in study.flag
 
 
-# Linking by order (imaging/linking.py): the accession number, then the Study Instance UID
+# Linking by order (imaging/ingest/linking.py): the accession number, then the Study Instance UID
 # the worklist gave; the order then knows its images have arrived.
 def test_a_study_links_to_its_order_by_accession_number_first(
     received, make_owner, make_patient, make_order, queued, django_capture_on_commit_callbacks
@@ -209,7 +209,7 @@ def test_the_sweep_indexes_what_the_queue_missed_and_only_that(received, storage
 
 
 def test_the_series_thumbnail_is_drawn_from_its_middle_image(received):
-    from imaging.thumbnails import series_thumbnail_render
+    from imaging.ingest.thumbnails import series_thumbnail_render
 
     series_uid = generate_uid()
     instances = [received(SeriesInstanceUID=series_uid, SOPInstanceUID=generate_uid(), InstanceNumber=n) for n in (3, 1, 2)]

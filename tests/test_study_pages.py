@@ -6,9 +6,9 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from imaging import storage
+from imaging.ingest.thumbnails import series_thumbnail_render
 from imaging.models import Study
 from imaging.reconcile import services as reconcile
-from imaging.thumbnails import series_thumbnail_render
 from tests.studies import DOG, make_study
 from vetclinic.audit.models import AuditEntry
 

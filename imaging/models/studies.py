@@ -28,7 +28,7 @@ class Modality(models.Model):
 
 class Study(models.Model):
     class Link(models.TextChoices):
-        # How the study found its animal (imaging/linking.py), or why it did not.
+        # How the study found its animal (imaging/ingest/linking.py), or why it did not.
         ORDER = "order", "Linked by order"
         PATIENT_ID = "patient_id", "Linked by patient ID"
         MANUAL = "manual", "Linked by staff"

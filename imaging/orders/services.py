@@ -247,7 +247,7 @@ def order_update(*, actor, order, fields):
 
 @transaction.atomic
 def order_images_received(*, actor, order):
-    """Images for the order arrived (imaging/linking.py): record when, and an order the
+    """Images for the order arrived (imaging/ingest/linking.py): record when, and an order the
     modality did not report on over MPPS is now in progress."""
     order = _locked(order)
     if order.images_received_at is None:
