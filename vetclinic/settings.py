@@ -222,6 +222,9 @@ DICOM_BIND = env("DICOM_BIND", "0.0.0.0")
 DICOM_ALLOW_ANY_AE = envbool("DICOM_ALLOW_ANY_AE", False)
 # 128 KiB PDUs roughly double large-image throughput over pynetdicom's 16 KiB default.
 DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072)
+# 0 would mean no maximum (PS3.8 D.1): a caller could then make the listener hold a PDU of any size.
+if not 4096 <= DICOM_MAX_PDU <= 2**24:
+    raise ImproperlyConfigured("DICOM_MAX_PDU: 4096 to 16777216 bytes")
 # Seconds after a series' first image before its thumbnail is drawn from its middle image.
 THUMBNAIL_DELAY = envint("THUMBNAIL_DELAY", 20)
 # How many days back the periodic sweep looks for stored objects the index lacks.

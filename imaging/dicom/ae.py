@@ -51,6 +51,13 @@ QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 # idle timeout) and whether its partner thread is still alive.
 IDLE_WAIT = 0.02
 MAX_ASSOCIATIONS = 64  # served at once by one process (each holds a database connection)
+# The longest PDU we read other than a P-DATA-TF (bounded by our Maximum Length Received, PS3.8
+# D.1). An A-ASSOCIATE-RQ comes before any maximum is negotiated; 128 presentation contexts of
+# 30 transfer syntaxes and a 64 KiB user identity come to about 300 KiB, so 1 MiB refuses no
+# real one. The others have 4-byte bodies (PS3.8 9.3.4, 9.3.6-9.3.8).
+PDU_LIMIT = 2**20
+# FastSocket.recv allocates at most this much ahead of the bytes that have arrived.
+RECV_AHEAD = 2**20
 
 
 def ae_build(*, ae_title, max_pdu):
@@ -81,11 +88,15 @@ class FastSocket(AssociationSocket):
     """
 
     def recv(self, nr_bytes):
-        buffer = bytearray(nr_bytes)
-        view = memoryview(buffer)
+        """``nr_bytes`` (fewer if the connection closes), in a buffer that grows with what
+        arrives rather than with what was announced (EventDrivenDUL bounds ``nr_bytes`` too)."""
+        buffer = bytearray(min(nr_bytes, RECV_AHEAD))
         read = 0
         while read < nr_bytes:
-            got = self.socket.recv_into(view[read:], nr_bytes - read)
+            if read == len(buffer):
+                buffer += bytes(min(nr_bytes - read, read))  # doubled, at most to nr_bytes
+            with memoryview(buffer)[read:] as view:  # released before the buffer may grow
+                got = self.socket.recv_into(view)
             if QUICKACK is not None:
                 self.socket.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
             if not got:
@@ -117,6 +128,7 @@ class EventDrivenDUL(DULServiceProvider):
         self._wake_w.setblocking(False)
         self._wake_lock = threading.Lock()
         self._run_loop_delay = 0  # the wait is in _is_transport_event
+        self._pdu_refused = False  # a PDU longer than allowed was announced (_read_pdu_data)
         self.to_provider_queue = WakingQueue(self.wake)
 
     def wake(self):
@@ -130,6 +142,11 @@ class EventDrivenDUL(DULServiceProvider):
                     pass
 
     def _is_transport_event(self):
+        if self._pdu_refused and self.state_machine.current_state == "Sta13":
+            # The A-ABORT is sent (AA-1/AA-8). What follows is the refused PDU's body, not PDUs:
+            # close now (Evt17, AR-5) instead of reading it as such until the peer stops.
+            self.socket.close()
+            return True
         if self.event_queue.empty() and not self._kill_thread:
             self._wait_for_input()
         return super()._is_transport_event()
@@ -172,6 +189,15 @@ class EventDrivenDUL(DULServiceProvider):
             return
         if pdu_type not in (0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07):
             LOGGER.error(f"Unknown PDU type received '0x{pdu_type:02X}'")
+            self.event_queue.put("Evt19")
+            return
+        limit = self.assoc.acceptor.maximum_length if pdu_type == 0x04 else PDU_LIMIT
+        if length > limit:
+            # Refused before anything is allocated for it: an invalid PDU (Evt19), which the
+            # state machine answers with an A-ABORT (PS3.8 9.2.3, Table 9-10: AA-1 or AA-8).
+            LOGGER.error(f"A PDU of type 0x{pdu_type:02X} declares {length} bytes, "
+                         f"more than the {limit} allowed")  # fmt: skip
+            self._pdu_refused = True
             self.event_queue.put("Evt19")
             return
         try:
