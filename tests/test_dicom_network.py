@@ -2,13 +2,16 @@
 agreed to, its database gone while it checks who calls, plain TCP on a TLS port."""
 import socket
 import struct
+import subprocess
 
 import pytest
+from django.db import connection
+from django.db.backends.postgresql.base import DatabaseWrapper
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from imaging.models import Modality
-from tests.conftest import wait_for
+from tests.conftest import tool_required, wait_for
 
 TWO_GIB = 2**31
 
@@ -97,3 +100,61 @@ def test_a_read_longer_than_the_buffer_ahead_grows_as_the_bytes_arrive_and_retur
     finally:
         ours.close()
         sender.join(timeout=10)
+
+
+def echoscu_run(port, calling):
+    """dcmtk's echoscu: (return code, what it printed)."""
+    result = subprocess.run(
+        [tool_required("/usr/bin/echoscu"), "-aet", calling, "-aec", "VETPACS", "127.0.0.1", str(port)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
+# As echoscu prints an A-ASSOCIATE-RJ (PS3.8 9.3.4).
+TRANSIENT = "Transient, Source: Service Provider (Presentation Related)\nF: Reason: Temporary Congestion"
+NOT_RECOGNIZED = "Rejected Permanent, Source: Service User\nF: Reason: Calling AE Title Not Recognized"
+
+
+def test_a_listener_that_cannot_reach_its_database_refuses_every_caller_for_now(
+    echoscu, dicom_listener_start
+):
+    nowhere = "postgres://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    listener = dicom_listener_start(DATABASE_URL=nowhere)
+
+    for calling in ("STRANGER", "ECHOSCU"):
+        code, output = echoscu_run(listener.port, calling)
+        assert code != 0 and TRANSIENT in output, output
+    log = listener.log.read_text()
+    assert "refused association from STRANGER at 127.0.0.1: cannot check the caller now" in log
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a SQLite file has no server to lose")
+def test_while_postgresql_refuses_the_listener_callers_are_refused_and_none_is_let_in_after_it_returns(
+    echoscu, dicom_listener
+):
+    assert echo(dicom_listener.port) == 0x0000  # the listener holds database connections now
+    ours = connection.cursor().connection.info.backend_pid  # this test's connection stays
+    settings = {**connection.settings_dict, "NAME": "postgres"}  # the server's own database
+    with DatabaseWrapper(settings).cursor() as server:  # an outage, for every connection but ours
+        server.execute(f'ALTER DATABASE "{connection.settings_dict["NAME"]}" ALLOW_CONNECTIONS false')
+        server.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+            [connection.settings_dict["NAME"], ours],
+        )
+        try:
+            for calling in ("STRANGER", "ECHOSCU"):
+                code, output = echoscu_run(dicom_listener.port, calling)
+                assert code != 0 and TRANSIENT in output, output
+        finally:
+            server.execute(f'ALTER DATABASE "{connection.settings_dict["NAME"]}" ALLOW_CONNECTIONS true')
+
+    # The first association after: refused still (the pool reconnects with a backoff) or
+    # checked, never waved in; the listener then serves registered callers again by itself.
+    code, output = echoscu_run(dicom_listener.port, "STRANGER")
+    assert code != 0 and (TRANSIENT in output or NOT_RECOGNIZED in output), output
+    wait_for(lambda: echoscu_run(dicom_listener.port, "ECHOSCU")[0] == 0, timeout=60, interval=1,
+             message="the listener to check callers again")  # fmt: skip
+    code, output = echoscu_run(dicom_listener.port, "STRANGER")
+    assert code != 0 and NOT_RECOGNIZED in output, output
+    assert list(Modality.objects.values_list("ae_title", flat=True)) == ["ECHOSCU"]

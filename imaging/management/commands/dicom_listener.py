@@ -61,9 +61,14 @@ def database_pool_use():
     if database["ENGINE"] != "django.db.backends.postgresql":
         return
     database["CONN_MAX_AGE"] = 0  # Django pools only connections that close
+    # The pool checks each connection it hands out (one round trip), so that after PostgreSQL
+    # comes back the first association is served on a live connection, not refused on a dead
+    # one. While it is down, a caller waits at most `timeout` seconds for its refusal, well
+    # within a modality's association timeout (handlers.on_requested).
+    database["CONN_HEALTH_CHECKS"] = True
     database["OPTIONS"] = {
         **database["OPTIONS"], "server_side_binding": True, "prepare_threshold": 5,
-        "pool": {"min_size": 2, "max_size": 2 * MAX_ASSOCIATIONS, "max_idle": 60},
+        "pool": {"min_size": 2, "max_size": 2 * MAX_ASSOCIATIONS, "max_idle": 60, "timeout": 5},
     }  # fmt: skip
 
 
