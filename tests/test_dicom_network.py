@@ -158,3 +158,30 @@ def test_while_postgresql_refuses_the_listener_callers_are_refused_and_none_is_l
     code, output = echoscu_run(dicom_listener.port, "STRANGER")
     assert code != 0 and NOT_RECOGNIZED in output, output
     assert list(Modality.objects.values_list("ae_title", flat=True)) == ["ECHOSCU"]
+
+
+@pytest.mark.django_db
+def test_the_modality_admin_says_which_modalities_are_taken_from_any_address(client, staff):
+    from django.urls import reverse
+
+    Modality.objects.create(ae_title="OPENROOM", modality_type="DX")
+    Modality.objects.create(ae_title="DRROOM", host="192.0.2.10", modality_type="DX")
+    client.force_login(staff["admin"])
+
+    listing = client.get(reverse("admin:imaging_modality_changelist")).content.decode()
+    assert "No: any address" in listing and "192.0.2.10" in listing
+    open_only = client.get(reverse("admin:imaging_modality_changelist"), {"address_checked": "no"})
+    assert [m.ae_title for m in open_only.context["cl"].result_list] == ["OPENROOM"]
+    page = client.get(reverse("admin:imaging_modality_add")).content.decode()
+    assert "Without a host, a caller from any address that uses this AE title may send images" in page
+    assert [m.address_checked() for m in Modality.objects.order_by("ae_title")] == [True, False]
+
+
+@pytest.mark.django_db
+def test_seed_demo_registers_its_modalities_with_a_host_to_check(capsys):
+    from django.core.management import call_command
+
+    call_command("seed_demo")
+    assert dict(Modality.objects.values_list("ae_title", "host")) == {
+        "CTROOM": "127.0.0.1", "DRROOM": "127.0.0.1", "USROOM": "127.0.0.1",
+    }  # fmt: skip
