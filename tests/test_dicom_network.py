@@ -185,3 +185,99 @@ def test_seed_demo_registers_its_modalities_with_a_host_to_check(capsys):
     assert dict(Modality.objects.values_list("ae_title", "host")) == {
         "CTROOM": "127.0.0.1", "DRROOM": "127.0.0.1", "USROOM": "127.0.0.1",
     }  # fmt: skip
+
+
+@pytest.fixture
+def certificates(tmp_path):
+    """A test CA, and a server (localhost, 127.0.0.1) and a client certificate it signed (PEM)."""
+    openssl = tool_required("/usr/bin/openssl")
+    folder = tmp_path / "tls"
+    folder.mkdir()
+
+    def run(*args):
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=VetPACS test CA", "-days", "2",
+        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    for name, extension in [
+        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth"),
+    ]:  # fmt: skip
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
+        (folder / f"{name}.ext").write_text(extension + "\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")  # fmt: skip
+    return folder
+
+
+def dcmtk(tool, port, calling, *args, files=()):
+    """A dcmtk tool (absolute path: .venv/bin has pynetdicom's namesakes): (return code, output)."""
+    result = subprocess.run(
+        [tool_required(f"/usr/bin/{tool}"), "-aet", calling, "-aec", "VETPACS", *args,
+         "127.0.0.1", str(port), *files],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_with_tls_and_a_ca_dcmtk_echoes_and_stores_with_a_client_certificate_and_not_without(
+    echoscu, dicom_listener_start, certificates, storage_root
+):
+    from pydicom.data import get_testdata_file
+    from pynetdicom.sop_class import CTImageStorage
+
+    from imaging.dicom.tls import client_context
+
+    Modality.objects.create(ae_title="STORESCU", host="127.0.0.1", modality_type="CT")
+    tls = certificates
+    listener = dicom_listener_start(
+        DICOM_TLS_CERT=str(tls / "server.pem"), DICOM_TLS_KEY=str(tls / "server.key"),
+        DICOM_TLS_CA=str(tls / "ca.pem"),
+    )  # fmt: skip
+    assert "with TLS" in listener.log.read_text()
+    ours = ["+tls", str(tls / "client.key"), str(tls / "client.pem"), "+cf", str(tls / "ca.pem")]
+
+    assert dcmtk("echoscu", listener.port, "ECHOSCU", *ours)[0] == 0
+    ct = get_testdata_file("CT_small.dcm")
+    code, output = dcmtk("storescu", listener.port, "STORESCU", *ours, files=[ct])
+    assert code == 0, output
+    assert len(list(storage_root.rglob("*.dcm"))) == 1
+    # No client certificate: the handshake fails, and the listener goes on.
+    code, output = dcmtk("echoscu", listener.port, "ECHOSCU", "+tla", "+cf", str(tls / "ca.pem"))
+    assert code != 0, output
+    wait_for(lambda: "TLS handshake with 127.0.0.1 failed" in listener.log.read_text(), timeout=10,
+             message="the failed handshake in the log")  # fmt: skip
+    # tls.client_context, for our own sending: pynetdicom over it, checking the listener's name.
+    ae = AE(ae_title="STORESCU")
+    ae.add_requested_context(Verification)
+    ae.add_requested_context(CTImageStorage)
+    context = client_context(ca=tls / "ca.pem", cert=tls / "client.pem", key=tls / "client.key")
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title="VETPACS", tls_args=(context, "localhost"))
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    assert assoc.send_c_store(ct).Status == 0x0000
+    assoc.release()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_plain_tcp_on_a_tls_listener_fails_cleanly_and_tls_callers_are_still_served(
+    echoscu, dicom_listener_start, certificates, processes
+):
+    tls = certificates
+    listener = dicom_listener_start(
+        processes=processes, DICOM_TLS_CERT=str(tls / "server.pem"), DICOM_TLS_KEY=str(tls / "server.key")
+    )
+    anonymous = ["+tla", "+cf", str(tls / "ca.pem")]  # TLS without a client certificate; none asked for
+
+    code, output = dcmtk("echoscu", listener.port, "ECHOSCU")  # plain TCP
+    assert code != 0, output
+    ae = AE(ae_title="ECHOSCU")
+    ae.add_requested_context(Verification)
+    ae.acse_timeout = ae.network_timeout = 10
+    assert not ae.associate("127.0.0.1", listener.port, ae_title="VETPACS").is_established
+    # A caller that connects and says nothing holds up no one else.
+    with socket.create_connection(("127.0.0.1", listener.port)):
+        for _ in range(3):
+            code, output = dcmtk("echoscu", listener.port, "ECHOSCU", *anonymous)
+            assert code == 0, output
+    assert listener.process.poll() is None

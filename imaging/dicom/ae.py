@@ -3,6 +3,7 @@ import logging
 import queue
 import select
 import socket
+import ssl
 import struct
 import threading
 
@@ -50,6 +51,8 @@ QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 # How long a reactor thread waits when nothing wakes it, before it checks its timers (ARTIM,
 # idle timeout) and whether its partner thread is still alive.
 IDLE_WAIT = 0.02
+# How long a TLS caller has for its handshake (FastRequestHandler.handle).
+HANDSHAKE_TIMEOUT = 30
 MAX_ASSOCIATIONS = 64  # served at once by one process (each holds a database connection)
 # The longest PDU we read other than a P-DATA-TF (bounded by our Maximum Length Received, PS3.8
 # D.1). An A-ASSOCIATE-RQ comes before any maximum is negotiated; 128 presentation contexts of
@@ -154,6 +157,8 @@ class EventDrivenDUL(DULServiceProvider):
     def _wait_for_input(self):
         waiting = [self._wake_r]
         peer = self.socket.socket if self.socket is not None else None
+        if isinstance(peer, ssl.SSLSocket) and peer.fileno() != -1 and peer.pending():
+            return  # decrypted bytes wait in the TLS layer, where select() does not see them
         if peer is not None and peer.fileno() != -1:
             waiting.append(peer)
         try:
@@ -486,6 +491,23 @@ def _plain_success(primitive):
 
 
 class FastRequestHandler(RequestHandler):
+    def handle(self):
+        """With TLS, the handshake first, here on the connection's own thread: pynetdicom does
+        it in the thread that accepts, where one caller that never finishes its handshake
+        stops everyone else from connecting. A caller that fails it (plain TCP on a TLS port, a
+        certificate we do not trust) is closed; nothing else notices."""
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.settimeout(HANDSHAKE_TIMEOUT)
+                self.request.do_handshake()
+                self.request.settimeout(None)
+            except (OSError, ValueError) as exc:  # ssl.SSLError, a timeout, a reset
+                LOGGER.warning(f"TLS handshake with {self.client_address[0]} failed: {exc}")
+                self.server.shutdown_request(self.request)
+                self.server.association_ended()
+                return
+        super().handle()
+
     def _create_association(self):
         assoc = super()._create_association()
         client = self.request
@@ -518,6 +540,17 @@ class Server(ThreadedAssociationServer):
         super().__init__(*args, **kwargs)
         self.RequestHandlerClass = FastRequestHandler
         self.contexts = SharedContexts(self.contexts)
+
+    def get_request(self):
+        client, address = self.socket.accept()
+        return self.tls_wrap(client), address
+
+    def tls_wrap(self, client):
+        """The accepted socket, as TLS if the server has a context; the handshake is left to
+        the connection's thread (FastRequestHandler.handle)."""
+        if self.ssl_context is None:
+            return client
+        return self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
 
     def association_ended(self):
         """Called once for every connection served, when its association thread ends."""
@@ -553,7 +586,8 @@ class HandedServer(Server):
             raise OSError("a message without a socket" if message else "the dispatcher closed the channel")
         client = socket.socket(fileno=fds[0])
         try:
-            return client, client.getpeername()
+            address = client.getpeername()
+            return self.tls_wrap(client), address
         except OSError:  # the caller has gone already
             client.close()
             self.association_ended()
@@ -579,15 +613,17 @@ class HandedServer(Server):
                 pass
 
 
-def server_start(ae, address, *, channel=None, parent_gone=None):
+def server_start(ae, address, *, channel=None, parent_gone=None, ssl_context=None):
     """Serve in background threads; returns the server (``shutdown()`` stops it). With a
     ``channel``, serve the connections a dispatcher hands over it (HandedServer); ``address``
-    is then the dispatcher's listening address."""
+    is then the dispatcher's listening address. With an ``ssl_context`` (tls.py), every
+    connection is TLS; the fast path serves it as it serves TCP."""
     if channel is None:
-        server = ae.make_server(address, evt_handlers=HANDLERS, server_class=Server)
+        server = ae.make_server(address, evt_handlers=HANDLERS, server_class=Server, ssl_context=ssl_context)
     else:
         server = ae.make_server(
             address, evt_handlers=HANDLERS, server_class=HandedServer, channel=channel, parent_gone=parent_gone,
+            ssl_context=ssl_context,
         )  # fmt: skip
     ae._servers.append(server)  # so that ae.shutdown() stops it too
     threading.Thread(target=server.serve_forever, name="dicom-server", daemon=True).start()
