@@ -252,6 +252,14 @@ DICOM_BIND = env("DICOM_BIND", "0.0.0.0")
 DICOM_ALLOW_ANY_AE = envbool("DICOM_ALLOW_ANY_AE", False)
 # 128 KiB PDUs roughly double large-image throughput over pynetdicom's 16 KiB default.
 DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072)
+# 0 would mean no maximum (PS3.8 D.1): a caller could then make the listener hold a PDU of any size.
+if not 4096 <= DICOM_MAX_PDU <= 2**24:
+    raise ImproperlyConfigured("DICOM_MAX_PDU: 4096 to 16777216 bytes")
+# DICOM TLS for the listener (imaging/dicom/tls.py): a PEM certificate chain and its key (a key
+# in the certificate file if empty); with a CA file, callers must present a certificate it signed.
+DICOM_TLS_CERT = env("DICOM_TLS_CERT", "")
+DICOM_TLS_KEY = env("DICOM_TLS_KEY", "") or None
+DICOM_TLS_CA = env("DICOM_TLS_CA", "")
 # Seconds after a series' first image before its thumbnail is drawn from its middle image.
 THUMBNAIL_DELAY = envint("THUMBNAIL_DELAY", 20)
 # How many days back the periodic sweep looks for stored objects the index lacks.
