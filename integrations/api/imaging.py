@@ -1,6 +1,7 @@
 """Orders (write) and studies (read) over REST, over imaging/orders.py and the image index."""
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView, ListAPIView
@@ -12,7 +13,15 @@ from integrations.api.auth import actor_for
 from integrations.api.pagination import prefetched
 from integrations.api.rows import studies_json, study_rows
 from integrations.api.statements import CompiledRows, PageQuery
-from integrations.api.sync import etag, idempotent, if_match_check, updated_since, updated_since_param
+from integrations.api.sync import (
+    UPDATED_SINCE,
+    etag,
+    idempotent,
+    if_match_check,
+    record_id_parameter,
+    updated_since,
+    updated_since_param,
+)
 from patients.models import Patient, Visit
 from patients.services import visit_create
 
@@ -23,7 +32,10 @@ def _date_param(request, name):
     value = request.query_params.get(name)
     if not value:
         return None
-    day = parse_date(value)
+    try:
+        day = parse_date(value)
+    except ValueError:  # well formed, but no such day (2026-02-30)
+        day = None
     if day is None:
         raise ValidationError({name: ["A date as YYYY-MM-DD."]})
     return day
@@ -67,11 +79,12 @@ def orders_queryset():
     )
 
 
+_STATUS = f"\\s*({'|'.join(ImagingOrder.Status.values)})\\s*"
+STATUSES = f"^{_STATUS}(,{_STATUS})*$"
 ORDER_FILTERS = [
-    OpenApiParameter("status", str, description="One status or several, comma-separated"),
-    OpenApiParameter("date", str, description="Scheduled on this day (YYYY-MM-DD, the clinic's time zone)"),
-    OpenApiParameter("patient", int), OpenApiParameter("accession_number", str),
-    OpenApiParameter("updated_since", str, description="ISO 8601 date-time"),
+    OpenApiParameter("status", {"type": "string", "pattern": STATUSES}, description="One status or several, comma-separated"),
+    OpenApiParameter("date", OpenApiTypes.DATE, description="Scheduled on this day (YYYY-MM-DD, the clinic's time zone)"),
+    record_id_parameter("patient"), OpenApiParameter("accession_number", str), UPDATED_SINCE,
 ]  # fmt: skip
 
 
@@ -178,9 +191,19 @@ class OrderCancel(OrderMixin, GenericAPIView):
         return self.answer(order)
 
 
+@extend_schema_field({
+    "type": "string", "pattern": r"^\d{2}:\d{2}:\d{2}(\.\d{1,6})?$", "example": "10:05:03",
+    "description": "The study's local time as the modality sent it (DICOM TM): no time zone",
+})  # fmt: skip
+class LocalTimeField(serializers.TimeField):
+    """A time of day without a zone. (The schema's ``format: time`` is RFC 3339's, which has one.)"""
+
+
 class StudySerializer(serializers.ModelSerializer):
-    patient = serializers.PrimaryKeyRelatedField(read_only=True)
-    order = serializers.PrimaryKeyRelatedField(read_only=True)
+    # Null until the study is linked to an animal / an order (``link`` says how, or that it waits).
+    patient = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    order = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    study_time = LocalTimeField(read_only=True, allow_null=True)
     series_count = serializers.IntegerField(read_only=True)
     instance_count = serializers.IntegerField(read_only=True)
     modalities = serializers.ListField(child=serializers.CharField(), read_only=True)
@@ -199,9 +222,9 @@ class StudySerializer(serializers.ModelSerializer):
 
 
 STUDY_FILTERS = [
-    OpenApiParameter("patient", int), OpenApiParameter("accession_number", str), OpenApiParameter("order", int),
-    OpenApiParameter("date", str, description="Study date, YYYY-MM-DD"), OpenApiParameter("modality", str),
-    OpenApiParameter("updated_since", str, description="ISO 8601 date-time"),
+    record_id_parameter("patient"), OpenApiParameter("accession_number", str), record_id_parameter("order"),
+    OpenApiParameter("date", OpenApiTypes.DATE, description="Study date, YYYY-MM-DD"), OpenApiParameter("modality", str),
+    UPDATED_SINCE,
 ]  # fmt: skip
 
 
@@ -269,7 +292,7 @@ class VisitSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "external_id", "updated"]
 
 
-@extend_schema_view(get=extend_schema(parameters=[OpenApiParameter("patient", int), OpenApiParameter("updated_since", str)]))
+@extend_schema_view(get=extend_schema(parameters=[record_id_parameter("patient"), UPDATED_SINCE]))
 class VisitList(ListAPIView):
     resource = "visits"
     serializer_class = VisitSerializer

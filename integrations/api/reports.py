@@ -17,7 +17,7 @@ from imaging import reports as report_services
 from imaging.models import Report, Study
 from integrations.api.auth import actor_for
 from integrations.api.imaging import record_id_param
-from integrations.api.sync import etag, idempotent, if_match_check, updated_since
+from integrations.api.sync import UPDATED_SINCE, etag, idempotent, if_match_check, record_id_parameter, updated_since
 
 
 class ReportSerializer(serializers.ModelSerializer):
@@ -66,10 +66,10 @@ def _answer(report, code=status.HTTP_200_OK, context=None):
 
 
 REPORT_FILTERS = [
-    OpenApiParameter("study", int), OpenApiParameter("order", int), OpenApiParameter("patient", int),
+    record_id_parameter("study"), record_id_parameter("order"), record_id_parameter("patient"),
     OpenApiParameter("status", str, enum=Report.Status.values,
                      description="draft, final or amended; `final` also finds amended reports"),
-    OpenApiParameter("updated_since", str, description="ISO 8601 date-time"),
+    UPDATED_SINCE,
 ]  # fmt: skip
 
 

@@ -6,6 +6,8 @@ the ETag it read gets 412 if someone changed the record since, instead of overwr
 import hashlib
 
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
 from integrations.api.errors import PreconditionFailed
@@ -26,6 +28,19 @@ def if_match_check(request, instance):
         raise PreconditionFailed()
 
 
+# The query parameters every list shares, typed in the schema as they are checked: a client (or a
+# generated test) sends what is accepted, and anything else is a 400 the schema foretells.
+UPDATED_SINCE = OpenApiParameter(
+    "updated_since", OpenApiTypes.DATETIME, description="ISO 8601 date-time with a time zone: only records changed since"
+)
+# A record id: what RecordId (urls.py) and record_id_param take.
+RECORD_ID = {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}
+
+
+def record_id_parameter(name, description=None):
+    return OpenApiParameter(name, RECORD_ID, description=description)
+
+
 def updated_since(queryset, request):
     """``?updated_since=<ISO 8601 date-time>``: records changed at or after that moment."""
     moment = updated_since_param(request)
@@ -37,7 +52,10 @@ def updated_since_param(request):
     value = request.query_params.get("updated_since")
     if not value:
         return None
-    moment = parse_datetime(value)
+    try:
+        moment = parse_datetime(value)
+    except ValueError:  # well formed, but no such moment (2026-02-30T25:00:00Z)
+        moment = None
     if moment is None or moment.tzinfo is None:
         raise ValidationError({"updated_since": ["An ISO 8601 date-time with a time zone, e.g. 2026-11-23T08:00:00Z."]})
     return moment

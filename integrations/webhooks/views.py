@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from integrations.api.auth import ClientUser, ResourceScope, actor_for
 from integrations.api.errors import Conflict
 from integrations.api.pagination import Cursor
+from integrations.api.sync import record_id_parameter
 from integrations.models import WebhookDelivery, WebhookSubscription
 from integrations.webhooks import services
 from integrations.webhooks.serializers import (
@@ -143,7 +144,7 @@ class NewestFirst(Cursor):
     parameters=[
         OpenApiParameter("status", str, enum=WebhookDelivery.Status.values),
         OpenApiParameter("event", str, enum=EVENT_NAMES),
-        OpenApiParameter("subscription", int, description="One subscription's deliveries"),
+        record_id_parameter("subscription", description="One subscription's deliveries"),
     ],
     examples=[OpenApiExample("Retrying", value=DELIVERY, response_only=True)],
 ))  # fmt: skip
