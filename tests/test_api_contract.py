@@ -76,6 +76,13 @@ def test_a_patch_naming_a_species_or_breed_without_a_system_means_ours(api, bisc
     assert (biscuit.species.code, biscuit.breed.code) == ("448771007", "62137007")
 
 
+def test_a_patch_naming_a_breed_without_a_code_is_a_400_naming_it(api, biscuit, labrador):
+    response = api.patch(f"/api/v1/patients/{biscuit.pk}", {"breed": {}}, format="json")
+    assert (response.status_code, response.json()["error"]["fields"]) == (400, {"breed": {"code": ["This field is required."]}})
+    biscuit.refresh_from_db()
+    assert biscuit.breed is None
+
+
 def test_a_body_nested_100000_deep_is_a_400_and_nothing_is_written(api):
     body = '{"name": "Rex", "species": ' + "[" * 100_000 + "]" * 100_000 + "}"
     response = api.post("/api/v1/patients", body, content_type="application/json")
@@ -155,3 +162,36 @@ def test_request_and_response_schemas_are_apart_and_say_what_is_shown(api):
     for name in ("species", "breed", "weight_kg"):  # written and shown
         assert name in shown and name in written and not shown[name].get("writeOnly")
     assert "name" in schemas["CodeField"]["properties"] and "name" not in schemas["CodeFieldRequest"]["properties"]
+
+
+@pytest.mark.parametrize("url, body, field", [
+    ("/api/v1/owners", {"family_name": 42}, "family_name"),
+    ("/api/v1/patients", {"name": "Rex", "species": {"code": 448771007}}, "species"),
+    ("/api/v1/patients", {"name": "Rex", "species": {"code": "448771007"}, "deceased": "yes"}, "deceased"),
+    ("/api/v1/patients", {"name": "Rex", "species": {"code": "448771007"}, "weight_kg": 31.4}, "weight_kg"),
+    ("/api/v1/visits", {"patient": "1"}, "patient"),
+])  # fmt: skip
+def test_a_value_of_another_json_type_than_the_schema_says_is_a_400_naming_it(api, url, body, field):
+    response = api.post(url, body, format="json")
+    assert response.status_code == 400 and field in response.json()["error"]["fields"], response.json()
+    assert not Patient.objects.exists() and not Owner.objects.exists()
+
+
+@pytest.mark.parametrize("url, name", [
+    ("/api/v1/patients?updated_since=", "updated_since"), ("/api/v1/orders?date=", "date"),
+    ("/api/v1/studies?patient=", "patient"), ("/api/v1/reports?status=", "status"),
+])  # fmt: skip
+def test_a_typed_query_parameter_given_empty_is_a_400(api, url, name):
+    response = api.get(url)
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == [name]
+
+
+def test_the_schema_offers_an_idempotency_key_only_where_a_post_honours_it(api):
+    paths = api.get("/api/schema/", {"format": "json"}).json()["paths"]
+
+    def takes_key(path):
+        return any(p["name"] == "Idempotency-Key" for p in paths[path]["post"].get("parameters", []))
+
+    assert takes_key("/api/v1/patients") and takes_key("/api/v1/orders")
+    assert not takes_key("/api/v1/webhooks") and not takes_key("/api/v1/crosswalk")
+    assert paths["/api/v1/patients/{id}"]["get"]["parameters"][0]["schema"]["type"] == "integer"

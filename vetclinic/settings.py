@@ -316,6 +316,8 @@ SPECTACULAR_SETTINGS = {
     # A request component apart from the response's (PatientRequest, Patient): a generated
     # client sends only what may be written, and reads what is shown.
     "COMPONENT_SPLIT_REQUEST": True,
+    # A record id in a path (integrations/api/urls.py RecordId) is a whole number, as in a body.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "integrations.api.schema.error_responses",

@@ -13,11 +13,13 @@ from integrations.api.auth import actor_for
 from integrations.api.pagination import prefetched
 from integrations.api.rows import studies_json, study_rows
 from integrations.api.statements import CompiledRows, PageQuery
+from integrations.api.strict import StrictTypes
 from integrations.api.sync import (
     UPDATED_SINCE,
     etag,
     idempotent,
     if_match_check,
+    record_id_param,
     record_id_parameter,
     updated_since,
     updated_since_param,
@@ -30,7 +32,7 @@ def _date_param(request, name):
     from django.utils.dateparse import parse_date
 
     value = request.query_params.get(name)
-    if not value:
+    if value is None:  # (given, even empty, it must be a date)
         return None
     try:
         day = parse_date(value)
@@ -41,7 +43,7 @@ def _date_param(request, name):
     return day
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(StrictTypes, serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.filter(merged_into__isnull=True))
     procedure = serializers.SlugRelatedField(slug_field="code", queryset=Procedure.objects.filter(active=True))
     station = serializers.SlugRelatedField(slug_field="ae_title", queryset=Modality.objects.filter(active=True),
@@ -63,13 +65,13 @@ class OrderSerializer(serializers.ModelSerializer):
         return [study.pk for study in prefetched(order, "studies_rows", "studies")]
 
 
-class RescheduleSerializer(serializers.Serializer):
+class RescheduleSerializer(StrictTypes, serializers.Serializer):
     scheduled_start = serializers.DateTimeField()
     station = serializers.SlugRelatedField(slug_field="ae_title", queryset=Modality.objects.filter(active=True), required=False)
     duration_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
 
 
-class CancelSerializer(serializers.Serializer):
+class CancelSerializer(StrictTypes, serializers.Serializer):
     reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
@@ -101,7 +103,7 @@ class OrderList(ListAPIView):
 
         found = orders_queryset()
         params = self.request.query_params
-        if params.get("status"):
+        if "status" in params:
             statuses = [s.strip() for s in params["status"].split(",")]
             unknown = [s for s in statuses if s not in ImagingOrder.Status.values]
             if unknown:
@@ -111,7 +113,7 @@ class OrderList(ListAPIView):
         if day:
             start, end = day_bounds(day)
             found = found.filter(scheduled_start__gte=start, scheduled_start__lt=end)
-        if params.get("patient"):
+        if "patient" in params:
             found = found.filter(patient_id=record_id_param(params["patient"], "patient"))
         if params.get("accession_number"):
             found = found.filter(accession_number=params["accession_number"])
@@ -132,13 +134,6 @@ class OrderList(ListAPIView):
         response = Response(self.get_serializer(order).data, status=status.HTTP_201_CREATED)
         response["ETag"] = etag(order)
         return response
-
-
-def record_id_param(value, name):
-    """A record id from a query parameter: digits that fit the database's integers."""
-    if not value.isdigit() or len(value) > 18:
-        raise ValidationError({name: ["A record id (a positive whole number)."]})
-    return int(value)
 
 
 class OrderMixin:
@@ -251,9 +246,9 @@ class StudyList(ListAPIView):
     def get_queryset(self):
         filters = {}
         params = self.request.query_params
-        if params.get("patient"):
+        if "patient" in params:
             filters["patient_id"] = record_id_param(params["patient"], "patient")
-        if params.get("order"):
+        if "order" in params:
             filters["order_id"] = record_id_param(params["order"], "order")
         if params.get("accession_number"):
             filters["accession_number"] = params["accession_number"]
@@ -283,7 +278,7 @@ class StudyDetail(GenericAPIView):
         return Response(self.get_serializer(study).data)
 
 
-class VisitSerializer(serializers.ModelSerializer):
+class VisitSerializer(StrictTypes, serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.filter(merged_into__isnull=True))
 
     class Meta:
@@ -299,7 +294,7 @@ class VisitList(ListAPIView):
 
     def get_queryset(self):
         found = Visit.objects.all()
-        if self.request.query_params.get("patient"):
+        if "patient" in self.request.query_params:
             found = found.filter(patient_id=record_id_param(self.request.query_params["patient"], "patient"))
         return updated_since(found, self.request)
 

@@ -15,7 +15,15 @@ from integrations.api.auth import ClientUser, actor_for
 from integrations.api.pagination import prefetched
 from integrations.api.rows import patient_rows, patients_json
 from integrations.api.statements import CompiledRows, PageQuery
-from integrations.api.sync import UPDATED_SINCE, etag, idempotent, if_match_check, updated_since, updated_since_param
+from integrations.api.strict import StrictTypes
+from integrations.api.sync import (
+    UPDATED_SINCE,
+    etag,
+    idempotent,
+    if_match_check,
+    updated_since,
+    updated_since_param,
+)
 from patients.models import Owner, Ownership, Patient
 from patients.search import query_words
 from patients.selectors import coded_breed, coded_species, patient_ids_matching
@@ -29,7 +37,7 @@ def external_system(request):
     return f"api:{request.user.client.name}"
 
 
-class CodeField(serializers.Serializer):
+class CodeField(StrictTypes, serializers.Serializer):
     """A coded value: ours (SNOMED CT, ``system`` "SCT") or the client's, through the crosswalk.
     Shown as ours, with its name."""
 
@@ -38,7 +46,10 @@ class CodeField(serializers.Serializer):
     name = serializers.CharField(read_only=True)
 
     def validate(self, data):
-        # DRF leaves defaults out of a partial update (PATCH): without a system, ours there too.
+        # DRF leaves defaults out of a partial update (PATCH), and lets required fields be
+        # missing there: a code is needed all the same; without a system, ours.
+        if "code" not in data:
+            raise ValidationError({"code": ["This field is required."]})
         return {"system": "SCT", **data}
 
 
@@ -49,7 +60,7 @@ class ExternalIdSerializer(serializers.Serializer):
     value = serializers.CharField(read_only=True)
 
 
-class OwnerSerializer(serializers.ModelSerializer):
+class OwnerSerializer(StrictTypes, serializers.ModelSerializer):
     external_ids = serializers.SerializerMethodField()
 
     class Meta:
@@ -71,13 +82,13 @@ class OwnerSerializer(serializers.ModelSerializer):
         return data
 
 
-class OwnershipSerializer(serializers.Serializer):
+class OwnershipSerializer(StrictTypes, serializers.Serializer):
     owner = serializers.PrimaryKeyRelatedField(queryset=Owner.objects.all())
     role = serializers.ChoiceField(choices=Ownership.Role.choices, default=Ownership.Role.OWNER)
     primary = serializers.BooleanField(required=False, source="is_primary")
 
 
-class PatientSerializer(serializers.ModelSerializer):
+class PatientSerializer(StrictTypes, serializers.ModelSerializer):
     # Written as a code (ours or the client's), shown as ours with its name (rows.py).
     species = CodeField()
     breed = CodeField(required=False, allow_null=True)

@@ -34,11 +34,18 @@ UPDATED_SINCE = OpenApiParameter(
     "updated_since", OpenApiTypes.DATETIME, description="ISO 8601 date-time with a time zone: only records changed since"
 )
 # A record id: what RecordId (urls.py) and record_id_param take.
-RECORD_ID = {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}
+RECORD_ID = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
 
 
 def record_id_parameter(name, description=None):
     return OpenApiParameter(name, RECORD_ID, description=description)
+
+
+def record_id_param(value, name):
+    """A record id from a query parameter: digits that fit the database's integers."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise ValidationError({name: ["A record id (a whole number)."]})
+    return int(value)
 
 
 def updated_since(queryset, request):
@@ -50,7 +57,7 @@ def updated_since(queryset, request):
 def updated_since_param(request):
     """The moment ``?updated_since=`` names, or None without one (400 if it names none)."""
     value = request.query_params.get("updated_since")
-    if not value:
+    if value is None:  # (given, even empty, it must be a date-time)
         return None
     try:
         moment = parse_datetime(value)
@@ -61,13 +68,21 @@ def updated_since_param(request):
     return moment
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", {"type": "string", "maxLength": 255}, OpenApiParameter.HEADER,
+    description="Send the same key again with the same request (a retry) and it is answered as the first time, "
+    "creating nothing; a different request under the key is a 409.",
+)
+
+
 def idempotent(post):
     """A POST honouring ``Idempotency-Key``: the first answer (2xx) is stored with the key; the
     same request with the same key gets it again, with ``Idempotent-Replayed: true``; the key
-    reused for a different request is a 409."""
+    reused for a different request is a 409. The schema says so for the POSTs that do (only)."""
     from functools import wraps
 
     from django.db import IntegrityError, transaction
+    from drf_spectacular.utils import extend_schema
     from rest_framework.response import Response
 
     from integrations.api.auth import ClientUser
@@ -106,4 +121,4 @@ def idempotent(post):
             return replay(IdempotencyKey.objects.get(client=client, key=key))
         return response
 
-    return wrapper
+    return extend_schema(parameters=[IDEMPOTENCY_KEY])(wrapper)

@@ -1,5 +1,6 @@
 from django.http import JsonResponse
 from django.urls import path, re_path, register_converter
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.api import imaging, patients, reference, reports
@@ -20,6 +21,7 @@ class RecordId:
 register_converter(RecordId, "id")
 
 
+@csrf_exempt  # (any method: a POST with a session cookie gets the 404 too, not the CSRF page)
 def not_found(request):
     """Any other address under /api/ (``/api/v1/owners/abc``): the API's JSON 404, with DEBUG
     on too (Django's debug 404 page is HTML, and handler404 is only asked with DEBUG off)."""
