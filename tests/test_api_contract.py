@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from imaging.models import ImagingOrder, Study
 from integrations.api.clients import api_client_create
 from integrations.api.parsers import MAX_DEPTH, JSONParser, RequestTooLarge
-from patients.models import Owner, Patient
+from patients.models import Owner, Patient, Visit
 
 pytestmark = pytest.mark.django_db
 
@@ -169,12 +169,14 @@ def test_request_and_response_schemas_are_apart_and_say_what_is_shown(api):
     ("/api/v1/patients", {"name": "Rex", "species": {"code": 448771007}}, "species"),
     ("/api/v1/patients", {"name": "Rex", "species": {"code": "448771007"}, "deceased": "yes"}, "deceased"),
     ("/api/v1/patients", {"name": "Rex", "species": {"code": "448771007"}, "weight_kg": 31.4}, "weight_kg"),
-    ("/api/v1/visits", {"patient": "1"}, "patient"),
+    ("/api/v1/visits", {"patient": "BISCUIT"}, "patient"),
 ])  # fmt: skip
-def test_a_value_of_another_json_type_than_the_schema_says_is_a_400_naming_it(api, url, body, field):
+def test_a_value_of_another_json_type_than_the_schema_says_is_a_400_naming_it(api, biscuit, url, body, field):
+    if body.get("patient") == "BISCUIT":
+        body = {"patient": str(biscuit.pk)}  # the id as a string
     response = api.post(url, body, format="json")
     assert response.status_code == 400 and field in response.json()["error"]["fields"], response.json()
-    assert not Patient.objects.exists() and not Owner.objects.exists()
+    assert (Patient.objects.count(), Owner.objects.count(), Visit.objects.count()) == (1, 1, 0)
 
 
 @pytest.mark.parametrize("url, name", [
