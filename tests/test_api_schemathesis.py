@@ -9,7 +9,7 @@ import json
 import os
 import re
 import subprocess
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import pytest
@@ -68,7 +68,7 @@ def records(api_key, actor, make_owner, make_patient, make_order, labrador):
     subscription, _ = webhook_services.subscription_create(
         actor=actor, client=client, url="http://127.0.0.1:9/hook", events=["study.received", "report.finalized"]
     )
-    created = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+    created = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     (delivery,) = webhook_services.event_publish(event="study.received", data={"study": {"id": linked.pk}}, created=created)
     return {
         "owners": owner.pk, "patients": patient.pk, "orders": order.pk, "studies": linked.pk, "reports": report.pk,

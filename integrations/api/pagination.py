@@ -18,7 +18,8 @@ class Cursor(CursorPagination):
             return self.page_size
         digits = value.lstrip("0")
         if not value.isascii() or not value.isdigit() or not digits:
-            raise ValidationError({self.page_size_query_param: ["A whole number from 1 (at most 500 are given)."]})
+            message = f"A whole number from 1 (at most {self.max_page_size} are given)."
+            raise ValidationError({self.page_size_query_param: [message]})
         return self.max_page_size if len(digits) > 6 else min(int(digits), self.max_page_size)
 
     def get_schema_operation_parameters(self, view):
@@ -26,7 +27,8 @@ class Cursor(CursorPagination):
         for parameter in parameters:
             if parameter["name"] == self.page_size_query_param:
                 parameter["schema"]["minimum"] = 1
-                parameter["description"] = f"Records per page, at most {self.max_page_size} (more gives {self.max_page_size})"
+                most = self.max_page_size
+                parameter["description"] = f"Records per page, at most {most} (more gives {most})"
         return parameters
 
 

@@ -20,6 +20,9 @@ KINDS = (
 )
 
 
+LISTS = (serializers.ListSerializer, fields.ListField, relations.ManyRelatedField)
+
+
 def type_error(field, value):
     """What is wrong with ``value``'s JSON type for ``field``, or None."""
     if value is None:
@@ -42,7 +45,7 @@ class StrictTypes:
             for field in self._writable_fields:
                 if field.field_name in data:
                     value = data[field.field_name]
-                    if isinstance(field, serializers.ListSerializer | fields.ListField | relations.ManyRelatedField):
+                    if isinstance(field, LISTS):
                         continue  # their items are checked by the item's field
                     problem = type_error(field, value)
                     if problem:

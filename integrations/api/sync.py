@@ -31,8 +31,9 @@ def if_match_check(request, instance):
 # The query parameters every list shares, typed in the schema as they are checked: a client (or a
 # generated test) sends what is accepted, and anything else is a 400 the schema foretells.
 UPDATED_SINCE = OpenApiParameter(
-    "updated_since", OpenApiTypes.DATETIME, description="ISO 8601 date-time with a time zone: only records changed since"
-)
+    "updated_since", OpenApiTypes.DATETIME,
+    description="ISO 8601 date-time with a time zone: only records changed since",
+)  # fmt: skip
 # A record id: what RecordId (urls.py) and record_id_param take.
 RECORD_ID = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
 
@@ -70,8 +71,8 @@ def updated_since_param(request):
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", {"type": "string", "maxLength": 255}, OpenApiParameter.HEADER,
-    description="Send the same key again with the same request (a retry) and it is answered as the first time, "
-    "creating nothing; a different request under the key is a 409.",
+    description="Send the same key again with the same request (a retry) and it is answered as the first "
+    "time, creating nothing; a different request under the key is a 409.",
 )
 
 
