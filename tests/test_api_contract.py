@@ -124,6 +124,7 @@ def test_a_non_numeric_id_is_the_apis_json_404_with_debug_on_too(api, settings):
         response = api.get(url)
         assert response.status_code == 404 and response["Content-Type"] == "application/json"
         assert response.json() == {"error": {"code": "not_found", "message": "There is nothing at this address."}}
+    assert api.get("/api/schema").status_code == 301  # still redirected to /api/schema/
 
 
 @pytest.mark.parametrize("value", ["null", "0", "-5", "1.5", "٣"])

@@ -23,7 +23,7 @@ register_converter(RecordId, "id")
 
 @csrf_exempt  # (any method: a POST with a session cookie gets the 404 too, not the CSRF page)
 def not_found(request):
-    """Any other address under /api/ (``/api/v1/owners/abc``): the API's JSON 404, with DEBUG
+    """Any other address under /api/v1/ (``/api/v1/owners/abc``): the API's JSON 404, with DEBUG
     on too (Django's debug 404 page is HTML, and handler404 is only asked with DEBUG off)."""
     return JsonResponse(error_body(404, "There is nothing at this address."), status=404)
 
@@ -62,5 +62,7 @@ urlpatterns = [
     api("api/v1/webhooks/deliveries", webhooks.DeliveryList.as_view(), name="api_webhook_deliveries"),
     api("api/v1/webhooks/deliveries/<id:pk>", webhooks.DeliveryDetail.as_view(), name="api_webhook_delivery"),
     api("api/v1/webhooks/deliveries/<id:pk>/redeliver", webhooks.Redeliver.as_view(), name="api_webhook_redeliver"),
-    re_path(r"^api/", guarded(not_found)),  # last: nothing else answered
+    # Last: nothing above answered. (Only under v1: /api/schema without its slash is still
+    # redirected to it by CommonMiddleware, which asks only when no pattern matches.)
+    re_path(r"^api/v1/", guarded(not_found)),
 ]
