@@ -44,11 +44,8 @@ import http.client
 import json
 import os
 import random
-import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -58,21 +55,19 @@ import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
-HOST = "127.0.0.1"
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import HOST, host_busy, med, percentile, span, tail  # noqa: E402
+
 CLIENT_NAME = "Bench PMS"
 WORKERS = [2]  # gunicorn workers of this run (set in main)
 EXTERNAL_SYSTEM = f"api:{CLIENT_NAME}"  # the namespace of this client's own ids (integrations/api/patients.py)
 
 # Names, species shares and reasons as the worklist benchmark makes them (many family names, so
 # that a name finds a handful of animals; pet names repeat as they do in a clinic).
-from benchmarks.worklist import GIVEN, PETS, REASONS, SPECIES, TYPES, VETS, families_make, host_busy  # noqa: E402
+from benchmarks.worklist import GIVEN, PETS, REASONS, SPECIES, TYPES, VETS, families_make  # noqa: E402
 
 # What a PMS looks an animal up by, and how often (shares of the search requests).
 SEARCH_KINDS = {
@@ -86,93 +81,6 @@ SEARCH_KINDS = {
 DOMAINS = ["example.com", "example.org", "mail.example.net"]
 # Series per study and instances per series, by modality.
 SHAPES = {"DX": ((1, 3), (1, 2)), "US": ((1, 2), (4, 12)), "CT": ((2, 4), (30, 60))}
-
-
-# --- processes ----------------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def tail(path, n=3000):
-    try:
-        return Path(path).read_bytes()[-n:].decode(errors="replace")
-    except OSError:
-        return ""
-
-
-class Gunicorn:
-    """The app under gunicorn on a free port (its own session: stopped by pid in __exit__)."""
-
-    def __init__(self, workdir, env, workers, threads):
-        self.port = free_port()
-        self.log = Path(workdir) / "gunicorn.log"
-        self.env, self.workers, self.threads = env, workers, threads
-        self.proc = None
-
-    def __enter__(self):
-        args = [PYTHON, "-m", "gunicorn", "benchmarks.api_server:application", "--bind", f"{HOST}:{self.port}",
-                "--workers", str(self.workers), "--worker-class", "gthread", "--threads", str(self.threads),
-                "--keep-alive", "75", "--backlog", "256", "--log-level", "warning", "--chdir", str(ROOT)]  # fmt: skip
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {tail(self.log)}")
-            try:
-                conn = http.client.HTTPConnection(HOST, self.port, timeout=5)
-                conn.request("GET", "/api/v1/health")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /api/v1/health within 60 s: {tail(self.log)}")
-
-    def __exit__(self, *exc):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # the arbiter stops its workers
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.proc.wait(timeout=10)
-
-
-# --- database -----------------------------------------------------------------------------------
-
-class Database:
-    """A throw-away PostgreSQL database on the server DATABASE_URL names (or the default one)."""
-
-    def __init__(self, url, name=None):
-        parts = urlsplit(url)
-        if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-            raise SystemExit(f"the API benchmark runs on PostgreSQL; DATABASE_URL is {parts.scheme}:")
-        self.admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-        self.reused = name is not None
-        self.name = name or f"vetpacs_bench_api_{os.getpid()}"
-        self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
-        if not self.reused:
-            import psycopg
-
-            with psycopg.connect(self.admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
-                conn.execute(f'CREATE DATABASE "{self.name}"')
-
-    def drop(self):
-        import psycopg
-
-        with psycopg.connect(self.admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 # --- filling ------------------------------------------------------------------------------------
@@ -480,11 +388,6 @@ def order_bodies(made, rng, tz, today):
 
 # --- the load client ----------------------------------------------------------------------------
 
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
-
-
 def load(port, key, next_request, *, concurrency, seconds, expect):
     """``concurrency`` threads, one keep-alive connection each, sending requests back to back
     for ``seconds``. Returns completed requests, wall time, latencies (ms) by tag, failures,
@@ -613,14 +516,6 @@ def figures(result, tag=None):
     return {"rps": result["rps"], "p50": statistics.median(times), "p95": percentile(times, 0.95), "n": len(times)}
 
 
-def med(values):
-    return statistics.median(values) if values else float("nan")
-
-
-def span(values, fmt):
-    return f"{format(med(values), fmt)} [{format(min(values), fmt)}–{format(max(values), fmt)}]" if values else "-"
-
-
 def report(endpoints, args, made, hits):
     base = endpoints[0]
     print()
@@ -628,14 +523,15 @@ def report(endpoints, args, made, hits):
           f" DATABASE_CONN_MAX_AGE={args.conn_max_age}), PostgreSQL, {os.cpu_count()} CPUs shared with the client"
           f" and the database. {args.concurrency} concurrent keep-alive connections, {args.seconds:g} s per endpoint"
           f" and run; median of {len(base.runs)} runs [range]. Latency is per request at the client.")  # fmt: skip
-    print(f"  {'endpoint':<44} {'req/s':>17} {'p50 ms':>17} {'p95 ms':>17} {'x baseline req/s':>20} {'fail':>5}")
+    table = []
     for endpoint in endpoints:
         rows = [figures(r) for r in endpoint.runs]
         rows = [r for r in rows if r]
-        ratios = [r["rps"] / b["rps"] for r, b in zip(endpoint.runs, base.runs) if b["rps"]]
+        ratios = [r["rps"] / b["rps"] for r, b in zip(endpoint.runs, base.runs, strict=False) if b["rps"]]
         failures = sum(len(r["failures"]) for r in endpoint.runs)
-        print(f"  {endpoint.label:<44} {span([r['rps'] for r in rows], '.0f'):>17} {span([r['p50'] for r in rows], '.1f'):>17}"
-              f" {span([r['p95'] for r in rows], '.1f'):>17} {span(ratios, '.2f'):>20} {failures:>5}")  # fmt: skip
+        table.append([endpoint.label, span([r["rps"] for r in rows], ".0f"), span([r["p50"] for r in rows], ".1f"),
+                      span([r["p95"] for r in rows], ".1f"), span(ratios, ".2f"), failures])  # fmt: skip
+    print(harness.table(["endpoint", "req/s", "p50 ms", "p95 ms", "x baseline req/s", "fail"], table))
     busy = ", ".join(f"{e.label.split()[0]} {100 * med([r['host'] for r in e.runs]):.0f}%" for e in endpoints)
     client = ", ".join(f"{e.label.split()[0]} {100 * med([r['client_cpu'] for r in e.runs]):.0f}%" for e in endpoints)
     print(f"  machine busy (both CPUs, every process) while each ran: {busy}; the client's own CPU (% of one): {client}")
@@ -664,12 +560,11 @@ def report(endpoints, args, made, hits):
             print(f"  {endpoint.label}: {len(fails)} failed, e.g. {fails[0][0]} {fails[0][1][:200]!r}")
     print("Targets (issue 6), list/search, median of the runs:")
     for endpoint in endpoints[1:]:
-        ratios = [r["rps"] / b["rps"] for r, b in zip(endpoint.runs, base.runs) if b["rps"]]
+        ratio = med([r["rps"] / b["rps"] for r, b in zip(endpoint.runs, base.runs, strict=False) if b["rps"]])
         p95 = med([f["p95"] for f in (figures(r) for r in endpoint.runs) if f])
         label = endpoint.label if endpoint.target else f"{endpoint.label} (a write: shown, not a target)"
-        print(f"  {label}: {med(ratios):.2f}x the baseline's req/s, target >= 0.5:"
-              f" {'met' if med(ratios) >= 0.5 else 'not met'}; p95 {p95:.1f} ms, target < 50 ms:"
-              f" {'met' if p95 < 50 else 'not met'}")  # fmt: skip
+        print(harness.target(label, f"{ratio:.2f}x the baseline's req/s", ">= 0.5", ratio >= 0.5))
+        print(harness.target(label, f"p95 {p95:.1f} ms", "< 50 ms", p95 < 50))
 
 
 # --- diagnosis ----------------------------------------------------------------------------------
@@ -844,15 +739,13 @@ def main():
     WORKERS[0] = args.workers
 
     began = time.perf_counter()
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
-        url = DEFAULT_URL
+    url = harness.postgres_url()
     workdir = Path(tempfile.mkdtemp(prefix="vetpacs-bench-api-"))
     db = None
     endpoints = []
     made, hits, diagnosis = None, {}, ""
     try:
-        db = Database(url, args.reuse)
+        db = harness.Database(url, "api", reuse=args.reuse)
         secret = uuid.uuid4().hex * 2
         common = {"DEBUG": "false", "SECRET_KEY": secret, "LOG_LEVEL": "WARNING", "DATABASE_URL": db.url,
                   "VAR_DIR": str(workdir / "var"), "STORAGE_ROOT": str(workdir / "storage"),
@@ -900,7 +793,8 @@ def main():
         from django.db import connections
 
         connections.close_all()
-        with Gunicorn(workdir, env, args.workers, args.threads) as server:
+        app = "benchmarks.api_server:application"
+        with harness.Gunicorn(app, workdir, env, args.workers, args.threads) as server:
             print(f"gunicorn on port {server.port}: {args.workers} workers x {args.threads} threads;"
                   f" {args.runs} runs of {args.seconds:g} s per endpoint at {args.concurrency} connections"
                   f" (+ {args.single_seconds:g} s at 1)", flush=True)  # fmt: skip
@@ -919,23 +813,7 @@ def main():
                     print(diagnosis)
         except Exception:
             traceback.print_exc()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        if db is not None and not args.keep and not args.reuse:
-            try:
-                db.drop()
-            except Exception as error:
-                print(f"could not drop the benchmark database {db.name}: {error}", file=sys.stderr)
-        elif db is not None:
-            print(f"kept: database {db.name}")
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"kept: work dir {workdir}")
+        harness.cleanup([db], workdir, keep=args.keep)
         print(f"total {time.perf_counter() - began:.0f} s")
 
 

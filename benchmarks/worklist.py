@@ -39,7 +39,6 @@ import argparse
 import os
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -52,16 +51,13 @@ import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from benchmarks.processes import STARTED, free_port, stop, wait_for  # noqa: E402
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import HOST, PYTHON, ROOT, free_port, host_busy, port_open, tail  # noqa: E402
+
 FINDSCU = "/usr/bin/findscu"  # .venv/bin has pynetdicom's findscu under the same name
 WLMSCPFS = "/usr/bin/wlmscpfs"
-HOST = "127.0.0.1"
 OUR_AE = "VETPACS"
 WLM_AE = "WLMSCPFS"  # wlmscpfs answers for the AE titles named by subdirectories of -dfp
 EXAMS_PER_STATION_DAY = 9
@@ -110,75 +106,6 @@ STEP_KEYS_EMPTY = [
     "ScheduledProcedureStepSequence[0].Modality",
     "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate",
 ]
-
-
-# --- processes ----------------------------------------------------------------------------------
-
-
-
-def start(args, *, env, log, cwd=ROOT):
-    out = open(log, "ab")
-    try:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    finally:
-        out.close()
-    STARTED.append(proc)
-    return proc
-
-
-def tail(path, n=2000):
-    try:
-        return Path(path).read_bytes()[-n:].decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def host_busy():
-    """(busy, total) jiffies of all CPUs, from /proc/stat: how loaded the machine was."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-# --- database -----------------------------------------------------------------------------------
-
-class Database:
-    """A throw-away database: PostgreSQL next to DATABASE_URL's, or a SQLite file."""
-
-    def __init__(self, url, workdir, label):
-        self.name = None
-        parts = urlsplit(url) if url else None
-        if parts and parts.scheme in ("postgres", "postgresql", "pgsql"):
-            import psycopg
-
-            self.kind = "postgresql"
-            self.name = f"vetpacs_bench_worklist_{os.getpid()}_{label}"
-            self.admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-            with psycopg.connect(self.admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
-                conn.execute(f'CREATE DATABASE "{self.name}"')
-            self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
-            self.django_name = self.name
-        else:
-            if parts and parts.scheme != "sqlite":
-                raise SystemExit(f"DATABASE_URL scheme {parts.scheme!r}: only PostgreSQL or SQLite")
-            self.kind = "sqlite"
-            self.django_name = str(Path(workdir) / f"bench-{label}.sqlite3")
-            self.url = f"sqlite:///{self.django_name}"
-
-    def use(self):
-        """Point this process's Django connection at this database."""
-        from django.db import connections
-
-        connections.close_all()
-        connections["default"].settings_dict["NAME"] = self.django_name
-
-    def drop(self):
-        if self.kind == "postgresql":
-            import psycopg
-
-            with psycopg.connect(self.admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 # --- filling ------------------------------------------------------------------------------------
@@ -459,16 +386,13 @@ class Listener:
     def __enter__(self):
         self.log.write_text("")
         args = [PYTHON, "manage.py", "dicom_listener", "--port", str(self.port), "--bind", HOST, "--ae-title", OUR_AE]
-        self.proc = start(args, env=self.env, log=self.log)
         # Ready when it says so (a probe connection would leave an acceptor waiting for a request).
-        wait_for(lambda: self.proc.poll() is not None or f"DICOM listener {OUR_AE} on" in self.log.read_text(),
-                 timeout=60, what="the listener to start")  # fmt: skip
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"listener exited: {tail(self.log)}")
+        self.proc = harness.launch(args, env=self.env, log=self.log, what="the listener",
+                                   ready=lambda: f"DICOM listener {OUR_AE} on" in self.log.read_text())  # fmt: skip
         return self
 
     def __exit__(self, *exc):
-        stop(self.proc)
+        harness.stop(self.proc)
 
 
 class Wlmscpfs:
@@ -488,14 +412,13 @@ class Wlmscpfs:
     def __enter__(self):
         self.log.write_text("")
         args = [WLMSCPFS, "-dfp", str(self.datadir), "-dhl", "-csk", "-ll", "warn", str(self.port)]
-        self.proc = start(args, env=dcmtk_env(self.nodelay), log=self.log)
-        wait_for(lambda: self.proc.poll() is not None or _port_open(self.port), timeout=30, what="wlmscpfs")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"wlmscpfs exited: {tail(self.log)}")
+        # It serves each connection in a forked child, so a probe costs it nothing lasting.
+        self.proc = harness.launch(args, env=dcmtk_env(self.nodelay), log=self.log, timeout=30, what="wlmscpfs",
+                                   ready=lambda: port_open(self.port))  # fmt: skip
         return self
 
     def __exit__(self, *exc):
-        stop(self.proc)
+        harness.stop(self.proc)
 
 
 def dcmtk_env(nodelay):
@@ -504,15 +427,6 @@ def dcmtk_env(nodelay):
     if nodelay:
         env["TCP_NODELAY"] = "1"
     return env
-
-
-def _port_open(port):
-    # wlmscpfs serves each connection in a forked child, so a probe costs it nothing lasting.
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def wl_files_write(root, orders_n_max):
@@ -699,16 +613,11 @@ def _responses_for_caller_only(assoc):
     return guarded
 
 
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))]
-
-
 def summary(result):
     times = result["times"]
     if not times:
         return {"n": 0, "p50": float("nan"), "p95": float("nan"), "matches": float("nan"), "failures": result["failures"]}
-    return {"n": len(times), "p50": statistics.median(times), "p95": percentile(times, 0.95),
+    return {"n": len(times), "p50": statistics.median(times), "p95": harness.percentile(times, 0.95),
             "matches": statistics.mean(result["matches"]), "failures": result["failures"]}  # fmt: skip
 
 
@@ -837,8 +746,7 @@ def diagnose(queries):
 # --- report -------------------------------------------------------------------------------------
 
 def row(label, kind, client, s):
-    return (f"  {label:<36} {kind:<8} {client:<11} {s['p50']:>8.1f} {s['p95']:>8.1f} {s['n']:>5}"
-            f" {s['matches']:>8.1f} {s['failures']:>5}")  # fmt: skip
+    return [label, kind, client, f"{s['p50']:.1f}", f"{s['p95']:.1f}", s["n"], f"{s['matches']:.1f}", s["failures"]]
 
 
 def targets(ours, baseline, floor, sizes, wl_files):
@@ -852,18 +760,18 @@ def targets(ours, baseline, floor, sizes, wl_files):
                 note = ""
                 if floor and (kind, client) in floor and floor[(kind, client)]["p50"] > theirs / 5:
                     note = f" (the client alone, against an empty wlmscpfs, takes {floor[(kind, client)]['p50']:.1f} ms)"
-                lines.append(f"  {kind:<8} {client:<11} ours at {sizes[-1]:,} orders p50 {mine:6.1f} ms; wlmscpfs at"
-                             f" {min(wl_files):,} files {theirs:6.1f} ms, / 5 = {theirs / 5:5.1f} ms: ours {theirs / mine:4.1f}x"
-                             f" faster, target 5x: {'met' if mine <= theirs / 5 else 'not met'}{note}")  # fmt: skip
+                figure = (f"ours at {sizes[-1]:,} orders p50 {mine:6.1f} ms; wlmscpfs at {min(wl_files):,} files"
+                          f" {theirs:6.1f} ms, / 5 = {theirs / 5:5.1f} ms: ours {theirs / mine:4.1f}x faster")  # fmt: skip
+                lines.append(harness.target(f"{kind:<8} {client:<11}", figure, "5x", mine <= theirs / 5) + note)
     if big and small and sizes[0] != sizes[-1]:
         for kind in ("typical", "name"):
             for client in ("findscu", "findscu 1 as", "pynetdicom"):
                 if (kind, client) not in big or (kind, client) not in small:
                     continue
                 growth = big[(kind, client)]["p50"] / small[(kind, client)]["p50"]
-                lines.append(f"  {kind:<8} {client:<11} p50 {small[(kind, client)]['p50']:6.1f} ms at {sizes[0]:,} ->"
-                             f" {big[(kind, client)]['p50']:6.1f} ms at {sizes[-1]:,} orders: {growth:.2f}x,"
-                             f" target < 1.5x: {'met' if growth < 1.5 else 'not met'}")  # fmt: skip
+                figure = (f"p50 {small[(kind, client)]['p50']:6.1f} ms at {sizes[0]:,} ->"
+                          f" {big[(kind, client)]['p50']:6.1f} ms at {sizes[-1]:,} orders: {growth:.2f}x")  # fmt: skip
+                lines.append(harness.target(f"{kind:<8} {client:<11}", figure, "< 1.5x", growth < 1.5))
     return lines
 
 
@@ -877,11 +785,10 @@ def report(entries, ours, baseline, floor, sizes, wl_files, kind, diagnosis):
               " one association, time per C-FIND from its log; pynetdicom: time per C-FIND until its final status"
               " over an open association."
               " TCP_NODELAY set in the dcmtk tools and pynetdicom's socket unless the row says Nagle on.")  # fmt: skip
-        print(f"  {'server':<36} {'kind':<8} {'client':<11} {'p50 ms':>8} {'p95 ms':>8} {'n':>5} {'matches':>8} {'fail':>5}")
-        for label, result in results:
-            for (kind_, client), s in result.items():
-                if client != "host":
-                    print(row(label, kind_, client, s))
+        header = ["server", "kind", "client", "p50 ms", "p95 ms", "n", "matches", "fail"]
+        rows = [row(label, kind_, client, s) for label, result in results
+                for (kind_, client), s in result.items() if client != "host"]  # fmt: skip
+        print(harness.table(header, rows, left=3))
         print("  matches: pending responses per query (average); fail: queries that did not end in success"
               " (a response pynetdicom lost, see time_pynetdicom, is counted there and not timed)."
               " Host CPU busy (both CPUs, all processes) while each ran its typical queries: "
@@ -931,7 +838,7 @@ def main():
     diagnosis = ""
     try:
         for size in sizes:
-            databases[size] = Database(os.environ.get("DATABASE_URL", ""), workdir, size)
+            databases[size] = harness.Database(os.environ.get("DATABASE_URL", ""), f"worklist_{size}", workdir=workdir)
         first = databases[sizes[0]]
         secret = uuid.uuid4().hex * 2
         common = {"DEBUG": "false", "SECRET_KEY": secret, "LOG_LEVEL": "INFO", "DICOM_AE_TITLE": OUR_AE,
@@ -941,7 +848,6 @@ def main():
         import django
 
         django.setup()
-        from django.core.management import call_command
         from django.db import connection
         from django.utils.timezone import get_current_timezone
 
@@ -952,9 +858,7 @@ def main():
         rng = random.Random(args.seed)
         queries = {}
         for size in sizes:
-            db = databases[size]
-            db.use()
-            call_command("migrate", verbosity=0, interactive=False)
+            databases[size].migrate_here()
             made = fill(size, rng, today)
             queries[size] = queries_make(args.queries, made["stations"], today, random.Random(args.seed + size))
             print(f"{size:,} orders: {made['owners']:,} owners ({made['families']:,} family names),"
@@ -999,27 +903,12 @@ def main():
             diagnosis = diagnose(queries[sizes[-1]])
             connection.force_debug_cursor = False
     finally:
-        for proc in list(STARTED):
-            stop(proc)
+        harness.stop_all()
         try:
             report(entries, ours, baseline, floor, sizes, wl_files, first.kind if first else "?", diagnosis)
         except Exception:  # a partial run: say what went wrong, then clean up all the same
             traceback.print_exc()
-        if not args.keep:
-            try:
-                from django.db import connections
-
-                connections.close_all()
-            except Exception:
-                pass
-            for db in databases.values():
-                try:
-                    db.drop()
-                except Exception as error:  # keep cleaning up
-                    print(f"could not drop the benchmark database {db.name}: {error}", file=sys.stderr)
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"kept: databases {', '.join(db.url for db in databases.values())}; work dir {workdir}")
+        harness.cleanup(databases.values(), workdir, keep=args.keep)
         print(f"total {time.perf_counter() - began:.0f} s")
 
 
