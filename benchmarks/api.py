@@ -749,7 +749,9 @@ def main():
         secret = uuid.uuid4().hex * 2
         common = {"DEBUG": "false", "SECRET_KEY": secret, "LOG_LEVEL": "WARNING", "DATABASE_URL": db.url,
                   "VAR_DIR": str(workdir / "var"), "STORAGE_ROOT": str(workdir / "storage"),
-                  "ALLOWED_HOSTS": HOST, "DJANGO_SETTINGS_MODULE": "vetclinic.settings"}  # fmt: skip
+                  "ALLOWED_HOSTS": HOST, "DJANGO_SETTINGS_MODULE": "vetclinic.settings",
+                  # Plain HTTP on 127.0.0.1, as behind the clinic's TLS proxy: not redirected to https.
+                  "SECURE_SSL_REDIRECT": "false"}  # fmt: skip
         os.environ.update(common)
         import django
 

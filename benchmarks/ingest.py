@@ -27,8 +27,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,14 +36,15 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from benchmarks.processes import STARTED, free_port, stop, wait_for  # noqa: E402
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    HOST, PYTHON, ROOT, cpu_seconds, fmt, free_port, host_busy, port_open, start, stop, tail, wait_for,
+)  # fmt: skip
+
 STORESCU = "/usr/bin/storescu"  # .venv/bin has pynetdicom's storescu under the same name
 STORESCP = "/usr/bin/storescp"
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"  # Debian's package puts it in /usr/sbin
-HOST = "127.0.0.1"
 DX_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
 CORPUS_VERSION = 2
 TABLES = ["imaging_instanceversion", "imaging_instance", "imaging_series", "imaging_study", "audit_auditentry"]
@@ -156,65 +155,6 @@ def corpus_files(folder):
 
 # --- processes ----------------------------------------------------------------------------------
 
-
-
-def start(args, *, env, log, cwd=ROOT):
-    out = open(log, "ab")
-    try:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    finally:
-        out.close()
-    STARTED.append(proc)
-    return proc
-
-
-def port_open(port):
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def tail(path, n=2000):
-    try:
-        return Path(path).read_bytes()[-n:].decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def cpu_seconds(pid):
-    """User + system CPU of a process and its descendants (threads included), from /proc."""
-    children, ticks = {}, os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry)] = fields
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0.0, [pid]
-    for _ in range(10_000):
-        if not todo:
-            break
-        current = todo.pop()
-        if current in stats:
-            # utime, stime, and cutime, cstime: the children it has reaped (storescp --fork's)
-            total += sum(int(v) for v in stats[current][11:15]) / ticks
-        todo.extend(children.get(current, []))
-    return total
-
-
-def host_cpu():
-    """(busy, total) jiffies of all CPUs, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
-
-
 def connections_by_pid(port):
     """{pid: established connections} on our listening port, from ss (None without ss)."""
     if not shutil.which("ss"):
@@ -231,30 +171,12 @@ def connections_by_pid(port):
 
 # --- database -----------------------------------------------------------------------------------
 
-class Database:
-    """A throw-away database: PostgreSQL next to DATABASE_URL's, or a SQLite file."""
+class Database(harness.Database):
+    """The throw-away database (harness.Database), and what the benchmark reads and resets in it."""
 
     def __init__(self, url, workdir):
-        self.name = None
-        parts = urlsplit(url) if url else None
-        if parts and parts.scheme in ("postgres", "postgresql", "pgsql"):
-            import psycopg
-
-            self.kind = "postgresql"
-            self.name = f"vetpacs_bench_{os.getpid()}"
-            self.admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-            with psycopg.connect(self.admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
-                conn.execute(f'CREATE DATABASE "{self.name}"')
-            self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
-            self.conn = None
-        else:
-            if parts and parts.scheme != "sqlite":
-                raise SystemExit(f"DATABASE_URL scheme {parts.scheme!r}: only PostgreSQL or SQLite")
-            self.kind = "sqlite"
-            self.path = Path(workdir) / "bench.sqlite3"
-            self.url = f"sqlite:///{self.path}"
-            self.conn = None
+        super().__init__(url, "ingest", workdir=workdir)
+        self.conn = None
 
     def _cursor(self):
         if self.conn is None:
@@ -263,7 +185,7 @@ class Database:
 
                 self.conn = psycopg.connect(urlunsplit(urlsplit(self.url)._replace(scheme="postgresql")), autocommit=True)
             else:
-                self.conn = sqlite3.connect(self.path, timeout=20, isolation_level=None)
+                self.conn = sqlite3.connect(self.django_name, timeout=20, isolation_level=None)
         return self.conn.cursor()
 
     def scalar(self, sql):
@@ -306,11 +228,7 @@ class Database:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        if self.kind == "postgresql":
-            import psycopg
-
-            with psycopg.connect(self.admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        super().drop()
 
 
 # --- receivers ----------------------------------------------------------------------------------
@@ -333,10 +251,8 @@ class Storescp:
         # without it storescp answers each small C-STORE a delayed ACK later (~22 images/s).
         env = os.environ.copy()
         env["TCP_NODELAY"] = "1"
-        self.proc = start(args + (["--fork"] if self.fork else []) + [str(self.port)], env=env, log=self.log)
-        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None, timeout=30, what="storescp")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"storescp exited: {tail(self.log)}")
+        self.proc = harness.launch(args + (["--fork"] if self.fork else []) + [str(self.port)], env=env, log=self.log,
+                                   ready=lambda: port_open(self.port), timeout=30, what="storescp")  # fmt: skip
         return self
 
     def __exit__(self, *exc):
@@ -384,11 +300,9 @@ class Orthanc:
         (self.root / "orthanc.json").write_text(json.dumps(config))
         # Its DICOM server is dcmtk's, which reads TCP_NODELAY too: Nagle off on its side, as on
         # storescp's and ours.
-        self.proc = start([ORTHANC, str(self.root / "orthanc.json")], env={**os.environ, "TCP_NODELAY": "1"}, log=self.log)
-        wait_for(lambda: self.proc.poll() is not None or (port_open(self.port) and self._statistics() is not None),
-                 timeout=60, what="Orthanc")  # fmt: skip
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"Orthanc exited: {tail(self.log)}")
+        self.proc = harness.launch([ORTHANC, str(self.root / "orthanc.json")], env={**os.environ, "TCP_NODELAY": "1"},
+                                   log=self.log, ready=lambda: port_open(self.port) and self._statistics() is not None,
+                                   what="Orthanc")  # fmt: skip
 
     def _statistics(self):
         import urllib.request
@@ -429,15 +343,13 @@ class Vetpacs:
         args = [PYTHON, "manage.py", "dicom_listener", "--port", str(self.port), "--bind", HOST,
                 "--processes", str(self.processes)]  # fmt: skip
         self.log.write_text("")
-        self.proc = start(args, env=self.env, log=self.log)
+
         def ready():  # the dispatcher listens, then each listener process says it is ready
             text = self.log.read_text()
             processes = text.count("DICOM listener process") if self.processes > 1 else 1
             return "DICOM listener VETPACS on" in text and processes >= self.processes
 
-        wait_for(lambda: self.proc.poll() is not None or ready(), timeout=60, what="the listener to start")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"listener exited: {tail(self.log)}")
+        self.proc = harness.launch(args, env=self.env, log=self.log, ready=ready, what="the listener")
         wait_for(lambda: port_open(self.port), timeout=30, what="the listener's port")
         # Warm up end to end (listener, broker, worker, database), then start clean.
         result = subprocess.run(storescu_args(self.port, [self.warmup]), env=os.environ.copy(),
@@ -502,7 +414,7 @@ def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worke
         env["TCP_NODELAY"] = "1"
     called = {Storescp: "STORESCP", Orthanc: "ORTHANC"}.get(type(receiver), "VETPACS")
     logs = [Path(receiver.log).with_name(f"storescu-{n}.log") for n in range(len(folders))]
-    cpu_before = receiver.cpu(), (cpu_seconds(worker.pid) if indexes else 0.0), host_cpu()
+    cpu_before = receiver.cpu(), (cpu_seconds(worker.pid) if indexes else 0.0), host_busy()
     senders = []
     timeline = []
     result = {"expected": expected, "nbytes": nbytes, "timeout": False, "error": "", "spread": None}
@@ -547,7 +459,7 @@ def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worke
             result["error"] += f" only {result['stored']}/{expected} stored"
         result["cpu_receiver"] = receiver.cpu() - cpu_before[0]
         result["cpu_worker"] = (cpu_seconds(worker.pid) - cpu_before[1]) if indexes else None
-        busy, total = host_cpu()
+        busy, total = host_busy()
         result["host_busy"] = 100 * (busy - cpu_before[2][0]) / max(total - cpu_before[2][1], 1)
     finally:
         for proc in senders:
@@ -581,10 +493,6 @@ def run_cell(receiver, label, info, corpus, assoc, sender, args, worker, workdir
 
 # --- report -------------------------------------------------------------------------------------
 
-def fmt(value, spec, missing="-"):
-    return missing if value is None else format(value, spec)
-
-
 def table(rows):
     """One line a run. Ratios: our rate over storescp's and over Orthanc's for the same corpus,
     sender and associations; "idx" rates count until every instance is indexed (Orthanc indexes
@@ -597,27 +505,26 @@ def table(rows):
         return fmt(a / b if a and b else None, ".2f") + ("x" if a and b else "")
 
     base = {name: {(r["corpus"], r["sender"], r["assoc"]): r for r in rows if r["receiver"] == name} for name in ("storescp", "orthanc")}
-    head = (f"{'corpus':<6} {'sender':<7} {'assoc':>5}  {'receiver':<14} {'img/s':>7} {'MB/s':>7} {'C-STORE s':>9}"
-            f" {'idx img/s':>9} {'idx/store':>9} {'vs scp':>7} {'vs orthanc':>10} {'idx vs orthanc':>14}"
-            f" {'rcv CPU%':>8} {'wrk CPU%':>8} {'host%':>5}")  # fmt: skip
-    lines = [head, "-" * len(head)]
+    header = ["corpus", "sender", "assoc", "receiver", "img/s", "MB/s", "C-STORE s", "idx img/s", "idx/store", "vs scp",
+              "vs orthanc", "idx vs orthanc", "rcv CPU%", "wrk CPU%", "host%"]  # fmt: skip
+    lines = []
     for r in rows:
         key = (r["corpus"], r["sender"], r["assoc"])
         scp, orthanc = base["storescp"].get(key), base["orthanc"].get(key)
         store_rate, index_rate = rate(r, "store_s"), rate(r, "index_s")
         receiver = r["receiver"] + ("+fork" if r["receiver"] == "storescp" and r["assoc"] > 1 else "")
         worker_cpu = None if r["cpu_worker"] is None else 100 * r["cpu_worker"] / (r["index_s"] or r["store_s"])
-        line = (f"{r['corpus']:<6} {r['sender']:<7} {r['assoc']:>5}  {receiver:<14} {store_rate:>7.1f} {r['nbytes'] / 1e6 / r['store_s']:>7.1f}"
-                f" {r['store_s']:>9.2f} {fmt(index_rate, '>9.1f'):>9} {fmt(r['index_s'] / r['store_s'] if r.get('index_s') else None, '>9.2f'):>9}"
-                f" {ratio(store_rate, rate(scp, 'store_s')):>7} {ratio(store_rate, rate(orthanc, 'store_s')):>10}"
-                f" {ratio(index_rate, rate(orthanc, 'index_s')):>14}"
-                f" {100 * r['cpu_receiver'] / r['store_s']:>8.0f} {fmt(worker_cpu, '>8.0f'):>8} {r['host_busy']:>5.0f}")  # fmt: skip
+        line = [r["corpus"], r["sender"], r["assoc"], receiver, f"{store_rate:.1f}", f"{r['nbytes'] / 1e6 / r['store_s']:.1f}",
+                f"{r['store_s']:.2f}", fmt(index_rate, ".1f"), fmt(r["index_s"] / r["store_s"] if r.get("index_s") else None, ".2f"),
+                ratio(store_rate, rate(scp, "store_s")), ratio(store_rate, rate(orthanc, "store_s")),
+                ratio(index_rate, rate(orthanc, "index_s")), f"{100 * r['cpu_receiver'] / r['store_s']:.0f}",
+                fmt(worker_cpu, ".0f"), f"{r['host_busy']:.0f}"]  # fmt: skip
         if r["timeout"]:
-            line += "  TIMEOUT"
+            line.append("TIMEOUT")
         if r["error"]:
-            line += f"  ERROR {r['error'][:200]}"
+            line.append(f"ERROR {r['error'][:200]}")
         lines.append(line)
-    return "\n".join(lines)
+    return harness.table(header, lines, left=2, indent="", rule=True)
 
 
 def targets(rows):
@@ -643,12 +550,12 @@ def targets(rows):
         rounds = ", ".join(f"{t['index_s'] / m['index_s']:.2f}" for m, t in zip(mine, theirs))
         goal = "ahead of" if assoc > 1 else "at least" if sender == "nodelay" else "several times"
         met = ratio > 1 if assoc > 1 else ratio >= 1 if sender == "nodelay" else ratio >= 3
-        lines.append(f"  {corpus} {sender} {assoc} assoc: {ours} indexed {expected / ours_s:.1f} img/s,"
-                     f" Orthanc {expected / theirs_s:.1f}: {ratio:.2f}x ({goal} Orthanc: {'met' if met else 'NOT met'})"
-                     + (f"; rounds {rounds}" if len(mine) > 1 else ""))  # fmt: skip
+        figure = f"{ours} indexed {expected / ours_s:.1f} img/s, Orthanc {expected / theirs_s:.1f}: {ratio:.2f}x"
+        line = harness.target(f"{corpus} {sender} {assoc} assoc", figure, f"{goal} Orthanc", met)
+        lines.append(line + (f"; rounds {rounds}" if len(mine) > 1 else ""))
     worst = max((r["index_s"] / r["store_s"] for r in rows if r["receiver"].startswith("vetpacs") and r.get("index_s")), default=None)
     if worst is not None:
-        lines.append(f"  indexed within 1.2x of C-STORE time: worst {worst:.2f}x ({'met' if worst <= 1.2 else 'NOT met'})")
+        lines.append(harness.target("time until indexed / C-STORE time", f"worst {worst:.2f}x", "<= 1.2x", worst <= 1.2))
     return "\n".join(lines)
 
 
@@ -912,10 +819,7 @@ def main():
         })  # fmt: skip
         broker = env.get("CELERY_BROKER_URL", "filesystem:// (default)")
         print(f"database: {db.kind} {db.name or db.url}; broker: {broker}; queue {queue}; work dir {workdir}", flush=True)
-        migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                                 capture_output=True, text=True, timeout=600)  # fmt: skip
-        if migrate.returncode:
-            raise RuntimeError(f"migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-4000:]}")
+        db.migrate(env)
         db.reset()  # migrations may load data; start from empty imaging and audit tables
         worker = start([PYTHON, "-m", "celery", "-A", "vetclinic", "worker", "--pool", "prefork", "--concurrency", "2",
                         "-Q", queue, "-l", "WARNING", "-n", f"{queue}@%h"], env=env, log=workdir / "worker.log")  # fmt: skip
@@ -972,18 +876,12 @@ def main():
         if diagnosis:
             print("\nWhere the time goes (small corpus):")
             print(diagnosis)
-        for proc in list(STARTED):
-            stop(proc)
-        if db is not None:
-            try:
-                db.drop()
-            except Exception as error:  # keep cleaning up
-                print(f"could not drop the benchmark database {db.name}: {error}", file=sys.stderr)
-        if os.environ.get("BENCH_KEEP_LOGS"):
+        harness.stop_all()
+        keep_logs = bool(os.environ.get("BENCH_KEEP_LOGS"))
+        if keep_logs:
             shutil.rmtree(storage_root, ignore_errors=True)
             print(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        harness.cleanup([db], None if keep_logs else workdir)
         if _redis is not None:
             _redis.delete(queue)
         print(f"total {time.perf_counter() - began:.0f} s")
