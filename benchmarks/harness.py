@@ -191,7 +191,9 @@ def wait_for(check, *, timeout, interval=0.1, what="a condition"):
 def start(args, *, env, log, cwd=ROOT):
     """A process in its own session (so that its children go with it), output to ``log``."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     STARTED.append(proc)
     return proc
 
@@ -243,12 +245,31 @@ class Gunicorn:
 
     def __enter__(self):
         args = [
-            PYTHON, "-m", "gunicorn", self.app, "--bind", f"{HOST}:{self.port}", "--workers", str(self.workers),
-            "--worker-class", "gthread", "--threads", str(self.threads), "--keep-alive", "75",
-            "--backlog", "256", "--log-level", "warning", "--chdir", str(ROOT),
-        ]  # fmt: skip
+            PYTHON,
+            "-m",
+            "gunicorn",
+            self.app,
+            "--bind",
+            f"{HOST}:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(self.threads),
+            "--keep-alive",
+            "75",
+            "--backlog",
+            "256",
+            "--log-level",
+            "warning",
+            "--chdir",
+            str(ROOT),
+        ]
         what = f"gunicorn to answer {self.health}"
-        self.proc = launch(args, env=self.env, log=self.log, ready=lambda: http_ok(self.port, self.health), what=what)
+        self.proc = launch(
+            args, env=self.env, log=self.log, ready=lambda: http_ok(self.port, self.health), what=what
+        )
         return self
 
     def __exit__(self, *exc):

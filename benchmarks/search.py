@@ -9,6 +9,7 @@ then times the same typed queries both ways and prints p50/p95 and the ratio. Th
 what a first version would write: ``icontains`` over animal, owner, phone and microchip
 columns joined through the owners, with DISTINCT.
 """
+
 import argparse
 import os
 import random
@@ -21,11 +22,51 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import harness  # noqa: E402
 
-FAMILY = ["Hartley", "Okafor", "García", "Nguyen", "Schmidt", "Rossi", "Kowalski", "Dubois", "Jensen", "Murphy",
-          "Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans", "Thomas", "Johnson", "Roberts", "Walker"]  # fmt: skip
+FAMILY = [
+    "Hartley",
+    "Okafor",
+    "García",
+    "Nguyen",
+    "Schmidt",
+    "Rossi",
+    "Kowalski",
+    "Dubois",
+    "Jensen",
+    "Murphy",
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Wilson",
+    "Evans",
+    "Thomas",
+    "Johnson",
+    "Roberts",
+    "Walker",
+]
 GIVEN = ["Jane", "Chidi", "Lucía", "Linh", "Anna", "Marco", "Piotr", "Claire", "Lars", "Sean", "Amira", "Tom"]
-PETS = ["Biscuit", "Pepper", "Rocco", "Daisy", "Bella", "Max", "Luna", "Charlie", "Milo", "Poppy", "Teddy",
-        "Willow", "Ziggy", "Nala", "Oscar", "Bramble", "Pickle", "Juniper", "Hazel", "Rufus"]  # fmt: skip
+PETS = [
+    "Biscuit",
+    "Pepper",
+    "Rocco",
+    "Daisy",
+    "Bella",
+    "Max",
+    "Luna",
+    "Charlie",
+    "Milo",
+    "Poppy",
+    "Teddy",
+    "Willow",
+    "Ziggy",
+    "Nala",
+    "Oscar",
+    "Bramble",
+    "Pickle",
+    "Juniper",
+    "Hazel",
+    "Rufus",
+]
 
 
 def fill(patients, species, rng):
@@ -37,19 +78,35 @@ def fill(patients, species, rng):
     owners_n = patients * 2 // 3
     start = time.perf_counter()
     Owner.objects.bulk_create(
-        [Owner(family_name=f"{rng.choice(FAMILY)}{'' if i % 3 else rng.randint(1, 999)}", given_name=rng.choice(GIVEN),
-               mobile=f"07700 {900000 + i:06d}") for i in range(owners_n)],
+        [
+            Owner(
+                family_name=f"{rng.choice(FAMILY)}{'' if i % 3 else rng.randint(1, 999)}",
+                given_name=rng.choice(GIVEN),
+                mobile=f"07700 {900000 + i:06d}",
+            )
+            for i in range(owners_n)
+        ],
         batch_size=5000,
-    )  # fmt: skip
+    )
     owner_ids = list(Owner.objects.values_list("pk", flat=True))
     Patient.objects.bulk_create(
-        [Patient(patient_id=f"P{i:07d}", name=f"{rng.choice(PETS)}{'' if i % 4 else i}", species=rng.choice(species),
-                 microchip=f"985141{i:09d}") for i in range(patients)],
+        [
+            Patient(
+                patient_id=f"P{i:07d}",
+                name=f"{rng.choice(PETS)}{'' if i % 4 else i}",
+                species=rng.choice(species),
+                microchip=f"985141{i:09d}",
+            )
+            for i in range(patients)
+        ],
         batch_size=5000,
-    )  # fmt: skip
+    )
     patient_ids = list(Patient.objects.values_list("pk", flat=True))
     Ownership.objects.bulk_create(
-        [Ownership(patient_id=pk, owner_id=owner_ids[n % len(owner_ids)], is_primary=True) for n, pk in enumerate(patient_ids)],
+        [
+            Ownership(patient_id=pk, owner_id=owner_ids[n % len(owner_ids)], is_primary=True)
+            for n, pk in enumerate(patient_ids)
+        ],
         batch_size=5000,
     )
     for chunk in range(0, len(patient_ids), 2000):
@@ -69,9 +126,13 @@ def baseline_search(query):
     condition = Q()
     for word in query.split():
         condition &= (
-            Q(name__icontains=word) | Q(owners__family_name__icontains=word) | Q(owners__given_name__icontains=word)
-            | Q(owners__mobile__icontains=word) | Q(microchip__icontains=word) | Q(patient_id__icontains=word)
-        )  # fmt: skip
+            Q(name__icontains=word)
+            | Q(owners__family_name__icontains=word)
+            | Q(owners__given_name__icontains=word)
+            | Q(owners__mobile__icontains=word)
+            | Q(microchip__icontains=word)
+            | Q(patient_id__icontains=word)
+        )
     return list(Patient.objects.filter(condition).distinct().order_by("name", "pk")[:25])
 
 
@@ -114,7 +175,9 @@ def main():
 
         species = list(Species.objects.all())
         seconds = fill(args.patients, species, rng)
-        print(f"database: {connection.vendor}; {args.patients:,} patients filled and indexed in {seconds:.1f} s")
+        print(
+            f"database: {connection.vendor}; {args.patients:,} patients filled and indexed in {seconds:.1f} s"
+        )
         kinds = {
             "animal name prefix": lambda: rng.choice(PETS)[:4].lower(),
             "owner + animal": lambda: f"{rng.choice(FAMILY)[:5]} {rng.choice(PETS)[:3]}",
@@ -126,12 +189,23 @@ def main():
             queries = [make() for _ in range(args.queries)]
             # Hits per query, to show both found something (the baseline misses phone numbers
             # typed without the stored spaces; that is a difference in kind, not in speed).
-            hits = (statistics.mean(len(our_search(q)) for q in queries[:20]),
-                    statistics.mean(len(baseline_search(q)) for q in queries[:20]))  # fmt: skip
+            hits = (
+                statistics.mean(len(our_search(q)) for q in queries[:20]),
+                statistics.mean(len(baseline_search(q)) for q in queries[:20]),
+            )
             ours = timed(our_search, queries)
             base = timed(baseline_search, queries)
-            rows.append([kind, f"{ours[0]:.2f}ms", f"{ours[1]:.2f}ms", f"{base[0]:.2f}ms", f"{base[1]:.2f}ms",
-                         f"{base[0] / ours[0]:.1f}x", f"{hits[0]:.1f} / {hits[1]:.1f}"])  # fmt: skip
+            rows.append(
+                [
+                    kind,
+                    f"{ours[0]:.2f}ms",
+                    f"{ours[1]:.2f}ms",
+                    f"{base[0]:.2f}ms",
+                    f"{base[1]:.2f}ms",
+                    f"{base[0] / ours[0]:.1f}x",
+                    f"{hits[0]:.1f} / {hits[1]:.1f}",
+                ]
+            )
         header = ["query kind", "ours p50", "p95", "baseline p50", "p95", "ratio p50", "hits ours / baseline"]
         print(harness.table(header, rows, indent=""))
     finally:

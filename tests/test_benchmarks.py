@@ -20,10 +20,14 @@ MODULES = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py"))
 def test_every_benchmark_module_imports_in_a_fresh_interpreter():
     # A fresh interpreter, as `python benchmarks/<name>.py` starts: api_server sets its own
     # URLconf when imported, which must not leak into this test session.
-    assert {"api", "api_server", "harness", "hl7", "hl7_baseline", "ingest", "search", "worklist"} <= set(MODULES)
+    assert {"api", "api_server", "harness", "hl7", "hl7_baseline", "ingest", "search", "worklist"} <= set(
+        MODULES
+    )
     code = "; ".join(f"import benchmarks.{name}" for name in MODULES) + "; print('imported')"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vetclinic.settings", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("imported")
 
@@ -45,7 +49,9 @@ def test_span_gives_the_median_and_the_range():
 
 
 def test_table_aligns_the_label_columns_left_and_the_figures_right():
-    text = harness.table(["kind", "p50 ms"], [["name", "1.5"], ["typical query", "12.25"], ["x", "3.0", "ERROR"]])
+    text = harness.table(
+        ["kind", "p50 ms"], [["name", "1.5"], ["typical query", "12.25"], ["x", "3.0", "ERROR"]]
+    )
     assert text.splitlines() == [
         "  kind          p50 ms",
         "  name             1.5",
@@ -57,8 +63,13 @@ def test_table_aligns_the_label_columns_left_and_the_figures_right():
 
 
 def test_target_line_says_met_or_not_met():
-    assert harness.target("search", "0.53x the baseline", ">= 0.5", True) == "  search: 0.53x the baseline; target >= 0.5: met"
-    assert harness.target("one connection", "112.8/s", "at least 200", False).endswith("target at least 200: not met")
+    assert (
+        harness.target("search", "0.53x the baseline", ">= 0.5", True)
+        == "  search: 0.53x the baseline; target >= 0.5: met"
+    )
+    assert harness.target("one connection", "112.8/s", "at least 200", False).endswith(
+        "target at least 200: not met"
+    )
 
 
 def test_cpu_time_and_machine_load_are_read_from_proc():
