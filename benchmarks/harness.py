@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +32,26 @@ HOST = "127.0.0.1"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 STARTED = []  # every process a benchmark started; stop_all() in its main's finally
+
+
+# --- the names the generated owners and animals get ------------------------------------------
+
+# Owners' family and given names and animals' names (the scripts add their own to these; hl7.py
+# sends them folded to ASCII).
+FAMILY = (
+    "Hartley Okafor García Nguyen Schmidt Rossi Kowalski Dubois Jensen Murphy Smith Jones Taylor Brown"
+    " Wilson Evans Thomas Johnson Roberts Walker"
+).split()
+GIVEN = "Jane Chidi Lucía Linh Anna Marco Piotr Claire Lars Sean Amira Tom".split()
+PETS = (
+    "Biscuit Pepper Rocco Daisy Bella Max Luna Charlie Milo Poppy Teddy Willow Ziggy Nala Oscar Bramble"
+    " Pickle Juniper Hazel Rufus"
+).split()
+
+
+def ascii_fold(names):
+    """The names without their accents (García: Garcia)."""
+    return [unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode() for name in names]
 
 
 # --- the database ----------------------------------------------------------------------------

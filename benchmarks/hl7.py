@@ -49,51 +49,9 @@ TARGET_RATIO, TARGET_ONE = 0.5, 200
 
 from tests.hl7_samples import msh, nk1, obx_weight, pid, segment  # noqa: E402
 
-FAMILY = [
-    "Hartley",
-    "Okafor",
-    "Garcia",
-    "Nguyen",
-    "Schmidt",
-    "Rossi",
-    "Kowalski",
-    "Dubois",
-    "Jensen",
-    "Murphy",
-    "Smith",
-    "Jones",
-    "Taylor",
-    "Brown",
-    "Wilson",
-    "Evans",
-    "Thomas",
-    "Johnson",
-    "Roberts",
-    "Walker",
-]
-GIVEN = ["Jane", "Chidi", "Lucia", "Linh", "Anna", "Marco", "Piotr", "Claire", "Lars", "Sean", "Amira", "Tom"]
-PETS = [
-    "Biscuit",
-    "Pepper",
-    "Rocco",
-    "Daisy",
-    "Bella",
-    "Max",
-    "Luna",
-    "Charlie",
-    "Milo",
-    "Poppy",
-    "Teddy",
-    "Willow",
-    "Ziggy",
-    "Nala",
-    "Oscar",
-    "Bramble",
-    "Pickle",
-    "Juniper",
-    "Hazel",
-    "Rufus",
-]
+# The harness's names without accents.
+FAMILY, GIVEN = harness.ascii_fold(harness.FAMILY), harness.ascii_fold(harness.GIVEN)
+PETS = harness.PETS
 # (species, breeds) as SNOMED CT codes from the shipped vocabulary (patients/vocabulary).
 KINDS = [
     (

@@ -21,52 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import harness  # noqa: E402
-
-FAMILY = [
-    "Hartley",
-    "Okafor",
-    "García",
-    "Nguyen",
-    "Schmidt",
-    "Rossi",
-    "Kowalski",
-    "Dubois",
-    "Jensen",
-    "Murphy",
-    "Smith",
-    "Jones",
-    "Taylor",
-    "Brown",
-    "Wilson",
-    "Evans",
-    "Thomas",
-    "Johnson",
-    "Roberts",
-    "Walker",
-]
-GIVEN = ["Jane", "Chidi", "Lucía", "Linh", "Anna", "Marco", "Piotr", "Claire", "Lars", "Sean", "Amira", "Tom"]
-PETS = [
-    "Biscuit",
-    "Pepper",
-    "Rocco",
-    "Daisy",
-    "Bella",
-    "Max",
-    "Luna",
-    "Charlie",
-    "Milo",
-    "Poppy",
-    "Teddy",
-    "Willow",
-    "Ziggy",
-    "Nala",
-    "Oscar",
-    "Bramble",
-    "Pickle",
-    "Juniper",
-    "Hazel",
-    "Rufus",
-]
+from benchmarks.harness import FAMILY, GIVEN, PETS  # noqa: E402
 
 
 def fill(patients, species, rng):
