@@ -1035,9 +1035,7 @@ def targets(ours, baseline, floor, sizes, wl_files):
                     f"ours at {sizes[-1]:,} orders p50 {mine:6.1f} ms; wlmscpfs at {min(wl_files):,} files"
                     f" {theirs:6.1f} ms, / 5 = {theirs / 5:5.1f} ms: ours {theirs / mine:4.1f}x faster"
                 )
-                lines.append(
-                    harness.target(f"{kind:<8} {client:<11}", figure, "5x", mine <= theirs / 5) + note
-                )
+                lines.append(harness.target(f"{kind} {client}", figure, "5x", mine <= theirs / 5) + note)
     if big and small and sizes[0] != sizes[-1]:
         for kind in ("typical", "name"):
             for client in ("findscu", "findscu 1 as", "pynetdicom"):
@@ -1048,7 +1046,7 @@ def targets(ours, baseline, floor, sizes, wl_files):
                     f"p50 {small[(kind, client)]['p50']:6.1f} ms at {sizes[0]:,} ->"
                     f" {big[(kind, client)]['p50']:6.1f} ms at {sizes[-1]:,} orders: {growth:.2f}x"
                 )
-                lines.append(harness.target(f"{kind:<8} {client:<11}", figure, "< 1.5x", growth < 1.5))
+                lines.append(harness.target(f"{kind} {client}", figure, "< 1.5x", growth < 1.5))
     return lines
 
 
