@@ -368,14 +368,16 @@ def fmt(value, spec, missing="-"):
 
 
 def table(header, rows, *, left=1, indent="  ", rule=False):
-    """A text table: the first ``left`` columns aligned left, the others right, each as wide as
-    its widest cell. Cells are strings (format them first)."""
+    """A text table: the first ``left`` columns (or the columns numbered in ``left``) aligned
+    left, the others right, each as wide as its widest cell. Cells past the header's columns
+    are appended as they are (a note on that row)."""
+    left = range(left) if isinstance(left, int) else left
     rows = [[str(cell) for cell in row] for row in rows]
     widths = [max(len(str(row[i])) for row in [header, *rows] if i < len(row)) for i in range(len(header))]
 
     def line(cells):
         parts = [
-            cell.ljust(widths[i]) if i < left else cell.rjust(widths[i]) if i < len(widths) else cell
+            cell.ljust(widths[i]) if i in left else cell.rjust(widths[i]) if i < len(widths) else cell
             for i, cell in enumerate(cells)
         ]
         return (indent + " ".join(parts)).rstrip()

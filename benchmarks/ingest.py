@@ -654,7 +654,7 @@ def table(rows):
         if r["error"]:
             line.append(f"ERROR {r['error'][:200]}")
         lines.append(line)
-    return harness.table(header, lines, left=2, indent="", rule=True)
+    return harness.table(header, lines, left=(0, 1, 3), indent="", rule=True)
 
 
 def targets(rows):

@@ -58,8 +58,10 @@ def test_table_aligns_the_label_columns_left_and_the_figures_right():
         "  typical query  12.25",
         "  x                3.0 ERROR",
     ]
-    ruled = harness.table(["a", "b"], [["x", "1"]], indent="", rule=True)
-    assert ruled.splitlines() == ["a b", "---", "x 1"]
+    ruled = harness.table(
+        ["a", "n", "who"], [["x", "1", "me"], ["y", "10", "you"]], left=(0, 2), indent="", rule=True
+    )
+    assert ruled.splitlines() == ["a  n who", "--------", "x  1 me", "y 10 you"]
 
 
 def test_target_line_says_met_or_not_met():
