@@ -10,12 +10,41 @@ from imaging.models import (
 from patients.admin import ReadOnlyAdmin
 
 
+class AddressCheckedFilter(admin.SimpleListFilter):
+    title = "address checked"
+    parameter_name = "address_checked"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes: from its host only"), ("no", "No: from any address")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(host="")
+        if self.value() == "no":
+            return queryset.filter(host="")
+        return queryset
+
+
 @admin.register(Modality)
 class ModalityAdmin(admin.ModelAdmin):
-    list_display = ["ae_title", "modality_type", "station_name", "location", "host", "port", "active"]
-    list_filter = ["modality_type", "active"]
+    list_display = ["ae_title", "modality_type", "station_name", "location", "address", "port", "active"]
+    list_filter = ["modality_type", "active", AddressCheckedFilter]
     search_fields = ["ae_title", "station_name", "location", "host"]
-    fields = ["ae_title", "host", "port", "modality_type", "station_name", "location", "active"]
+    fieldsets = [
+        (None, {"fields": ["ae_title", "modality_type", "station_name", "location", "active"]}),
+        ("Network", {
+            "fields": ["host", "port"],
+            "description": (
+                "The DICOM listener takes this AE title only from this host (an IP address, or a name "
+                "it resolves). <strong>Without a host, a caller from any address that uses this AE "
+                "title may send images and query the worklist.</strong> Set it, e.g. 192.168.1.20."
+            ),
+        }),
+    ]  # fmt: skip
+
+    @admin.display(description="address checked", ordering="host")
+    def address(self, modality):
+        return modality.host if modality.address_checked() else "No: any address"
 
 
 @admin.register(Study)

@@ -252,6 +252,14 @@ DICOM_BIND = env("DICOM_BIND", "0.0.0.0")
 DICOM_ALLOW_ANY_AE = envbool("DICOM_ALLOW_ANY_AE", False)
 # 128 KiB PDUs roughly double large-image throughput over pynetdicom's 16 KiB default.
 DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072)
+# 0 would mean no maximum (PS3.8 D.1): a caller could then make the listener hold a PDU of any size.
+if not 4096 <= DICOM_MAX_PDU <= 2**24:
+    raise ImproperlyConfigured("DICOM_MAX_PDU: 4096 to 16777216 bytes")
+# DICOM TLS for the listener (imaging/dicom/tls.py): a PEM certificate chain and its key (a key
+# in the certificate file if empty); with a CA file, callers must present a certificate it signed.
+DICOM_TLS_CERT = env("DICOM_TLS_CERT", "")
+DICOM_TLS_KEY = env("DICOM_TLS_KEY", "") or None
+DICOM_TLS_CA = env("DICOM_TLS_CA", "")
 # Seconds after a series' first image before its thumbnail is drawn from its middle image.
 THUMBNAIL_DELAY = envint("THUMBNAIL_DELAY", 20)
 # How many days back the periodic sweep looks for stored objects the index lacks.
@@ -334,6 +342,10 @@ CELERY_TIMEZONE = TIME_ZONE
 
 # The REST API (integrations/api): API keys or a staff session, scopes per resource, one error
 # shape, cursor pagination for incremental pulls.
+# The largest request body read (Django's default, 2.5 MB): far over any API body (a report's
+# text is at most 20,000 characters); the API answers a larger one with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "integrations.api.auth.ApiKeyAuthentication",
@@ -346,7 +358,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "integrations.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["integrations.api.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON with a size cap (DATA_UPLOAD_MAX_MEMORY_SIZE), a depth cap and no NUL (parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["integrations.api.parsers.JSONParser"],
     # OPTIONS describes nothing the schema does not: 405 (and no view needs a queryset for it).
     "DEFAULT_METADATA_CLASS": None,
 }
@@ -359,6 +372,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # A request component apart from the response's (PatientRequest, Patient): a generated
+    # client sends only what may be written, and reads what is shown.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # A record id in a path (integrations/api/urls.py RecordId) is a whole number, as in a body.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "integrations.api.schema.error_responses",

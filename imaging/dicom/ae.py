@@ -3,6 +3,7 @@ import logging
 import queue
 import select
 import socket
+import ssl
 import struct
 import threading
 
@@ -50,7 +51,16 @@ QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 # How long a reactor thread waits when nothing wakes it, before it checks its timers (ARTIM,
 # idle timeout) and whether its partner thread is still alive.
 IDLE_WAIT = 0.02
+# How long a TLS caller has for its handshake (FastRequestHandler.handle).
+HANDSHAKE_TIMEOUT = 30
 MAX_ASSOCIATIONS = 64  # served at once by one process (each holds a database connection)
+# The longest PDU we read other than a P-DATA-TF (bounded by our Maximum Length Received, PS3.8
+# D.1). An A-ASSOCIATE-RQ comes before any maximum is negotiated; 128 presentation contexts of
+# 30 transfer syntaxes and a 64 KiB user identity come to about 300 KiB, so 1 MiB refuses no
+# real one. The others have 4-byte bodies (PS3.8 9.3.4, 9.3.6-9.3.8).
+PDU_LIMIT = 2**20
+# FastSocket.recv allocates at most this much ahead of the bytes that have arrived.
+RECV_AHEAD = 2**20
 
 
 def ae_build(*, ae_title, max_pdu):
@@ -81,11 +91,15 @@ class FastSocket(AssociationSocket):
     """
 
     def recv(self, nr_bytes):
-        buffer = bytearray(nr_bytes)
-        view = memoryview(buffer)
+        """``nr_bytes`` (fewer if the connection closes), in a buffer that grows with what
+        arrives rather than with what was announced (EventDrivenDUL bounds ``nr_bytes`` too)."""
+        buffer = bytearray(min(nr_bytes, RECV_AHEAD))
         read = 0
         while read < nr_bytes:
-            got = self.socket.recv_into(view[read:], nr_bytes - read)
+            if read == len(buffer):
+                buffer += bytes(min(nr_bytes - read, read))  # doubled, at most to nr_bytes
+            with memoryview(buffer)[read:] as view:  # released before the buffer may grow
+                got = self.socket.recv_into(view)
             if QUICKACK is not None:
                 self.socket.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
             if not got:
@@ -117,6 +131,7 @@ class EventDrivenDUL(DULServiceProvider):
         self._wake_w.setblocking(False)
         self._wake_lock = threading.Lock()
         self._run_loop_delay = 0  # the wait is in _is_transport_event
+        self._pdu_refused = False  # a PDU longer than allowed was announced (_read_pdu_data)
         self.to_provider_queue = WakingQueue(self.wake)
 
     def wake(self):
@@ -130,6 +145,11 @@ class EventDrivenDUL(DULServiceProvider):
                     pass
 
     def _is_transport_event(self):
+        if self._pdu_refused and self.state_machine.current_state == "Sta13":
+            # The A-ABORT is sent (AA-1/AA-8). What follows is the refused PDU's body, not PDUs:
+            # close now (Evt17, AR-5) instead of reading it as such until the peer stops.
+            self.socket.close()
+            return True
         if self.event_queue.empty() and not self._kill_thread:
             self._wait_for_input()
         return super()._is_transport_event()
@@ -137,6 +157,8 @@ class EventDrivenDUL(DULServiceProvider):
     def _wait_for_input(self):
         waiting = [self._wake_r]
         peer = self.socket.socket if self.socket is not None else None
+        if isinstance(peer, ssl.SSLSocket) and peer.fileno() != -1 and peer.pending():
+            return  # decrypted bytes wait in the TLS layer, where select() does not see them
         if peer is not None and peer.fileno() != -1:
             waiting.append(peer)
         try:
@@ -172,6 +194,15 @@ class EventDrivenDUL(DULServiceProvider):
             return
         if pdu_type not in (0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07):
             LOGGER.error(f"Unknown PDU type received '0x{pdu_type:02X}'")
+            self.event_queue.put("Evt19")
+            return
+        limit = self.assoc.acceptor.maximum_length if pdu_type == 0x04 else PDU_LIMIT
+        if length > limit:
+            # Refused before anything is allocated for it: an invalid PDU (Evt19), which the
+            # state machine answers with an A-ABORT (PS3.8 9.2.3, Table 9-10: AA-1 or AA-8).
+            LOGGER.error(f"A PDU of type 0x{pdu_type:02X} declares {length} bytes, "
+                         f"more than the {limit} allowed")  # fmt: skip
+            self._pdu_refused = True
             self.event_queue.put("Evt19")
             return
         try:
@@ -460,6 +491,23 @@ def _plain_success(primitive):
 
 
 class FastRequestHandler(RequestHandler):
+    def handle(self):
+        """With TLS, the handshake first, here on the connection's own thread: pynetdicom does
+        it in the thread that accepts, where one caller that never finishes its handshake
+        stops everyone else from connecting. A caller that fails it (plain TCP on a TLS port, a
+        certificate we do not trust) is closed; nothing else notices."""
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.settimeout(HANDSHAKE_TIMEOUT)
+                self.request.do_handshake()
+                self.request.settimeout(None)
+            except (OSError, ValueError) as exc:  # ssl.SSLError, a timeout, a reset
+                LOGGER.warning(f"TLS handshake with {self.client_address[0]} failed: {exc}")
+                self.server.shutdown_request(self.request)
+                self.server.association_ended()
+                return
+        super().handle()
+
     def _create_association(self):
         assoc = super()._create_association()
         client = self.request
@@ -492,6 +540,17 @@ class Server(ThreadedAssociationServer):
         super().__init__(*args, **kwargs)
         self.RequestHandlerClass = FastRequestHandler
         self.contexts = SharedContexts(self.contexts)
+
+    def get_request(self):
+        client, address = self.socket.accept()
+        return self.tls_wrap(client), address
+
+    def tls_wrap(self, client):
+        """The accepted socket, as TLS if the server has a context; the handshake is left to
+        the connection's thread (FastRequestHandler.handle)."""
+        if self.ssl_context is None:
+            return client
+        return self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
 
     def association_ended(self):
         """Called once for every connection served, when its association thread ends."""
@@ -527,7 +586,8 @@ class HandedServer(Server):
             raise OSError("a message without a socket" if message else "the dispatcher closed the channel")
         client = socket.socket(fileno=fds[0])
         try:
-            return client, client.getpeername()
+            address = client.getpeername()
+            return self.tls_wrap(client), address
         except OSError:  # the caller has gone already
             client.close()
             self.association_ended()
@@ -553,15 +613,17 @@ class HandedServer(Server):
                 pass
 
 
-def server_start(ae, address, *, channel=None, parent_gone=None):
+def server_start(ae, address, *, channel=None, parent_gone=None, ssl_context=None):
     """Serve in background threads; returns the server (``shutdown()`` stops it). With a
     ``channel``, serve the connections a dispatcher hands over it (HandedServer); ``address``
-    is then the dispatcher's listening address."""
+    is then the dispatcher's listening address. With an ``ssl_context`` (tls.py), every
+    connection is TLS; the fast path serves it as it serves TCP."""
     if channel is None:
-        server = ae.make_server(address, evt_handlers=HANDLERS, server_class=Server)
+        server = ae.make_server(address, evt_handlers=HANDLERS, server_class=Server, ssl_context=ssl_context)
     else:
         server = ae.make_server(
             address, evt_handlers=HANDLERS, server_class=HandedServer, channel=channel, parent_gone=parent_gone,
+            ssl_context=ssl_context,
         )  # fmt: skip
     ae._servers.append(server)  # so that ae.shutdown() stops it too
     threading.Thread(target=server.serve_forever, name="dicom-server", daemon=True).start()

@@ -28,11 +28,22 @@ log = logging.getLogger("imaging.dicom")
 
 
 def on_requested(event):
-    """Refuse unregistered callers before anything else happens (A-ASSOCIATE-RJ)."""
+    """Refuse unregistered callers before anything else happens (A-ASSOCIATE-RJ). A check that
+    cannot be made refuses too: pynetdicom accepts the association if this handler raises."""
     requestor = event.assoc.requestor
     calling_ae = requestor.primitive.calling_ae_title.strip()  # .ae_title is set only later
-    close_old_connections()
-    if not association_allowed(calling_ae=calling_ae, host=requestor.address):
+    try:
+        close_old_connections()
+        allowed = association_allowed(calling_ae=calling_ae, host=requestor.address)
+    except Exception:
+        log.exception("refused association from %s at %s: cannot check the caller now",
+                      calling_ae, requestor.address)  # fmt: skip
+        # PS3.8 9.3.4: rejected-transient (2), service-provider presentation related (3),
+        # temporary congestion (1): the caller may try again later.
+        event.assoc.acse.send_reject(0x02, 0x03, 0x01)
+        _until_sent(event.assoc)
+        return
+    if not allowed:
         log.warning("refused association from %s at %s: not a registered modality", calling_ae, requestor.address)
         # PS3.8 9.3.4: rejected-permanent (1), service-user (1), calling AE title not recognized (3)
         event.assoc.acse.send_reject(0x01, 0x01, 0x03)

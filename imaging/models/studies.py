@@ -25,6 +25,11 @@ class Modality(models.Model):
     def __str__(self):
         return f"{self.ae_title} ({self.modality_type}{', ' + self.location if self.location else ''})"
 
+    def address_checked(self):
+        """Whether the listener checks where it calls from (selectors.association_allowed):
+        without a host, anyone who knows the AE title may store and query."""
+        return bool(self.host)
+
 
 class Study(models.Model):
     class Link(models.TextChoices):

@@ -10,7 +10,7 @@ from rest_framework.views import exception_handler
 CODES = {
     400: "validation_error", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
     405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 412: "precondition_failed",
-    415: "unsupported_media_type", 428: "precondition_required", 429: "rate_limited",
+    413: "request_too_large", 415: "unsupported_media_type", 428: "precondition_required", 429: "rate_limited",
 }  # fmt: skip
 
 

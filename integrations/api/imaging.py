@@ -1,6 +1,7 @@
 """Orders (write) and studies (read) over REST, over imaging/orders.py and the image index."""
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView, ListAPIView
@@ -12,7 +13,17 @@ from integrations.api.auth import actor_for
 from integrations.api.pagination import prefetched
 from integrations.api.rows import studies_json, study_rows
 from integrations.api.statements import CompiledRows, PageQuery
-from integrations.api.sync import etag, idempotent, if_match_check, updated_since, updated_since_param
+from integrations.api.strict import StrictTypes
+from integrations.api.sync import (
+    UPDATED_SINCE,
+    etag,
+    idempotent,
+    if_match_check,
+    record_id_param,
+    record_id_parameter,
+    updated_since,
+    updated_since_param,
+)
 from patients.models import Patient, Visit
 from patients.services import visit_create
 
@@ -21,15 +32,18 @@ def _date_param(request, name):
     from django.utils.dateparse import parse_date
 
     value = request.query_params.get(name)
-    if not value:
+    if value is None:  # (given, even empty, it must be a date)
         return None
-    day = parse_date(value)
+    try:
+        day = parse_date(value)
+    except ValueError:  # well formed, but no such day (2026-02-30)
+        day = None
     if day is None:
         raise ValidationError({name: ["A date as YYYY-MM-DD."]})
     return day
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(StrictTypes, serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.filter(merged_into__isnull=True))
     procedure = serializers.SlugRelatedField(slug_field="code", queryset=Procedure.objects.filter(active=True))
     station = serializers.SlugRelatedField(slug_field="ae_title", queryset=Modality.objects.filter(active=True),
@@ -51,13 +65,13 @@ class OrderSerializer(serializers.ModelSerializer):
         return [study.pk for study in prefetched(order, "studies_rows", "studies")]
 
 
-class RescheduleSerializer(serializers.Serializer):
+class RescheduleSerializer(StrictTypes, serializers.Serializer):
     scheduled_start = serializers.DateTimeField()
     station = serializers.SlugRelatedField(slug_field="ae_title", queryset=Modality.objects.filter(active=True), required=False)
     duration_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
 
 
-class CancelSerializer(serializers.Serializer):
+class CancelSerializer(StrictTypes, serializers.Serializer):
     reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
@@ -67,11 +81,12 @@ def orders_queryset():
     )
 
 
+_STATUS = f"\\s*({'|'.join(ImagingOrder.Status.values)})\\s*"
+STATUSES = f"^{_STATUS}(,{_STATUS})*$"
 ORDER_FILTERS = [
-    OpenApiParameter("status", str, description="One status or several, comma-separated"),
-    OpenApiParameter("date", str, description="Scheduled on this day (YYYY-MM-DD, the clinic's time zone)"),
-    OpenApiParameter("patient", int), OpenApiParameter("accession_number", str),
-    OpenApiParameter("updated_since", str, description="ISO 8601 date-time"),
+    OpenApiParameter("status", {"type": "string", "pattern": STATUSES}, description="One status or several, comma-separated"),
+    OpenApiParameter("date", OpenApiTypes.DATE, description="Scheduled on this day (YYYY-MM-DD, the clinic's time zone)"),
+    record_id_parameter("patient"), OpenApiParameter("accession_number", str), UPDATED_SINCE,
 ]  # fmt: skip
 
 
@@ -88,7 +103,7 @@ class OrderList(ListAPIView):
 
         found = orders_queryset()
         params = self.request.query_params
-        if params.get("status"):
+        if "status" in params:
             statuses = [s.strip() for s in params["status"].split(",")]
             unknown = [s for s in statuses if s not in ImagingOrder.Status.values]
             if unknown:
@@ -98,7 +113,7 @@ class OrderList(ListAPIView):
         if day:
             start, end = day_bounds(day)
             found = found.filter(scheduled_start__gte=start, scheduled_start__lt=end)
-        if params.get("patient"):
+        if "patient" in params:
             found = found.filter(patient_id=record_id_param(params["patient"], "patient"))
         if params.get("accession_number"):
             found = found.filter(accession_number=params["accession_number"])
@@ -119,13 +134,6 @@ class OrderList(ListAPIView):
         response = Response(self.get_serializer(order).data, status=status.HTTP_201_CREATED)
         response["ETag"] = etag(order)
         return response
-
-
-def record_id_param(value, name):
-    """A record id from a query parameter: digits that fit the database's integers."""
-    if not value.isdigit() or len(value) > 18:
-        raise ValidationError({name: ["A record id (a positive whole number)."]})
-    return int(value)
 
 
 class OrderMixin:
@@ -178,9 +186,19 @@ class OrderCancel(OrderMixin, GenericAPIView):
         return self.answer(order)
 
 
+@extend_schema_field({
+    "type": "string", "pattern": r"^\d{2}:\d{2}:\d{2}(\.\d{1,6})?$", "example": "10:05:03",
+    "description": "The study's local time as the modality sent it (DICOM TM): no time zone",
+})  # fmt: skip
+class LocalTimeField(serializers.TimeField):
+    """A time of day without a zone. (The schema's ``format: time`` is RFC 3339's, which has one.)"""
+
+
 class StudySerializer(serializers.ModelSerializer):
-    patient = serializers.PrimaryKeyRelatedField(read_only=True)
-    order = serializers.PrimaryKeyRelatedField(read_only=True)
+    # Null until the study is linked to an animal / an order (``link`` says how, or that it waits).
+    patient = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    order = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    study_time = LocalTimeField(read_only=True, allow_null=True)
     series_count = serializers.IntegerField(read_only=True)
     instance_count = serializers.IntegerField(read_only=True)
     modalities = serializers.ListField(child=serializers.CharField(), read_only=True)
@@ -199,9 +217,9 @@ class StudySerializer(serializers.ModelSerializer):
 
 
 STUDY_FILTERS = [
-    OpenApiParameter("patient", int), OpenApiParameter("accession_number", str), OpenApiParameter("order", int),
-    OpenApiParameter("date", str, description="Study date, YYYY-MM-DD"), OpenApiParameter("modality", str),
-    OpenApiParameter("updated_since", str, description="ISO 8601 date-time"),
+    record_id_parameter("patient"), OpenApiParameter("accession_number", str), record_id_parameter("order"),
+    OpenApiParameter("date", OpenApiTypes.DATE, description="Study date, YYYY-MM-DD"), OpenApiParameter("modality", str),
+    UPDATED_SINCE,
 ]  # fmt: skip
 
 
@@ -228,9 +246,9 @@ class StudyList(ListAPIView):
     def get_queryset(self):
         filters = {}
         params = self.request.query_params
-        if params.get("patient"):
+        if "patient" in params:
             filters["patient_id"] = record_id_param(params["patient"], "patient")
-        if params.get("order"):
+        if "order" in params:
             filters["order_id"] = record_id_param(params["order"], "order")
         if params.get("accession_number"):
             filters["accession_number"] = params["accession_number"]
@@ -260,7 +278,7 @@ class StudyDetail(GenericAPIView):
         return Response(self.get_serializer(study).data)
 
 
-class VisitSerializer(serializers.ModelSerializer):
+class VisitSerializer(StrictTypes, serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.filter(merged_into__isnull=True))
 
     class Meta:
@@ -269,14 +287,14 @@ class VisitSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "external_id", "updated"]
 
 
-@extend_schema_view(get=extend_schema(parameters=[OpenApiParameter("patient", int), OpenApiParameter("updated_since", str)]))
+@extend_schema_view(get=extend_schema(parameters=[record_id_parameter("patient"), UPDATED_SINCE]))
 class VisitList(ListAPIView):
     resource = "visits"
     serializer_class = VisitSerializer
 
     def get_queryset(self):
         found = Visit.objects.all()
-        if self.request.query_params.get("patient"):
+        if "patient" in self.request.query_params:
             found = found.filter(patient_id=record_id_param(self.request.query_params["patient"], "patient"))
         return updated_since(found, self.request)
 

@@ -5,7 +5,7 @@ client's namespace ``api:<client name>``); species and breeds come as our codes 
 own codes through the crosswalk.
 """
 from django.db.models import F, Lookup, Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView, ListAPIView
@@ -15,7 +15,15 @@ from integrations.api.auth import ClientUser, actor_for
 from integrations.api.pagination import prefetched
 from integrations.api.rows import patient_rows, patients_json
 from integrations.api.statements import CompiledRows, PageQuery
-from integrations.api.sync import etag, idempotent, if_match_check, updated_since, updated_since_param
+from integrations.api.strict import StrictTypes
+from integrations.api.sync import (
+    UPDATED_SINCE,
+    etag,
+    idempotent,
+    if_match_check,
+    updated_since,
+    updated_since_param,
+)
 from patients.models import Owner, Ownership, Patient
 from patients.search import query_words
 from patients.selectors import coded_breed, coded_species, patient_ids_matching
@@ -29,14 +37,30 @@ def external_system(request):
     return f"api:{request.user.client.name}"
 
 
-class CodeField(serializers.Serializer):
-    """A coded value: ours (SNOMED CT, ``system`` "SCT") or the client's, through the crosswalk."""
+class CodeField(StrictTypes, serializers.Serializer):
+    """A coded value: ours (SNOMED CT, ``system`` "SCT") or the client's, through the crosswalk.
+    Shown as ours, with its name."""
 
     code = serializers.CharField(max_length=64)
     system = serializers.CharField(max_length=64, default="SCT")
+    name = serializers.CharField(read_only=True)
+
+    def validate(self, data):
+        # DRF leaves defaults out of a partial update (PATCH), and lets required fields be
+        # missing there: a code is needed all the same; without a system, ours.
+        if "code" not in data:
+            raise ValidationError({"code": ["This field is required."]})
+        return {"system": "SCT", **data}
 
 
-class OwnerSerializer(serializers.ModelSerializer):
+class ExternalIdSerializer(serializers.Serializer):
+    """A record's id in another system (``api:<client name>`` for an API client's own ids)."""
+
+    system = serializers.CharField(read_only=True)
+    value = serializers.CharField(read_only=True)
+
+
+class OwnerSerializer(StrictTypes, serializers.ModelSerializer):
     external_ids = serializers.SerializerMethodField()
 
     class Meta:
@@ -45,7 +69,8 @@ class OwnerSerializer(serializers.ModelSerializer):
                   "address_line1", "address_line2", "city", "postcode", "country", "notes", "external_ids", "updated"]  # fmt: skip
         read_only_fields = ["id", "external_ids", "updated"]
 
-    def get_external_ids(self, owner) -> list[dict]:
+    @extend_schema_field(ExternalIdSerializer(many=True))
+    def get_external_ids(self, owner):
         ids = prefetched(owner, "external_ids_rows", "external_ids")
         return [{"system": e.system, "value": e.value} for e in ids]
 
@@ -57,23 +82,26 @@ class OwnerSerializer(serializers.ModelSerializer):
         return data
 
 
-class OwnershipSerializer(serializers.Serializer):
+class OwnershipSerializer(StrictTypes, serializers.Serializer):
     owner = serializers.PrimaryKeyRelatedField(queryset=Owner.objects.all())
     role = serializers.ChoiceField(choices=Ownership.Role.choices, default=Ownership.Role.OWNER)
     primary = serializers.BooleanField(required=False, source="is_primary")
 
 
-class PatientSerializer(serializers.ModelSerializer):
-    species = CodeField(write_only=True)
-    breed = CodeField(write_only=True, required=False, allow_null=True)
-    weight_kg = serializers.DecimalField(max_digits=7, decimal_places=3, required=False, write_only=True, min_value=0)
+class PatientSerializer(StrictTypes, serializers.ModelSerializer):
+    # Written as a code (ours or the client's), shown as ours with its name (rows.py).
+    species = CodeField()
+    breed = CodeField(required=False, allow_null=True)
+    # Written: a new measurement (null or left out: none); shown: the newest one, null if none.
+    weight_kg = serializers.DecimalField(max_digits=7, decimal_places=3, required=False, allow_null=True, min_value=0)
     owners = OwnershipSerializer(many=True, required=False, source="ownerships")
+    external_ids = ExternalIdSerializer(many=True, read_only=True)
 
     class Meta:
         model = Patient
         fields = ["id", "patient_id", "name", "species", "breed", "breed_text", "sex", "neutered", "birth_date",
                   "birth_date_estimated", "colour", "microchip", "deceased", "deceased_on", "notes", "weight_kg",
-                  "owners", "updated"]  # fmt: skip
+                  "owners", "external_ids", "updated"]  # fmt: skip
         read_only_fields = ["id", "patient_id", "updated"]
 
     def to_representation(self, patient):
@@ -117,7 +145,6 @@ def _with_etag(response, instance):
 
 
 SEARCH = OpenApiParameter("search", str, description="Name, owner, phone, microchip, patient ID or external id (every word must match)")
-SINCE = OpenApiParameter("updated_since", str, description="ISO 8601 date-time: only records changed since")
 
 
 class _AmongIds(Lookup):
@@ -178,7 +205,7 @@ SEARCH_PAGES = CompiledRows(_patient_search_page)
 BROAD_SEARCH_PAGES = CompiledRows(_patient_page, prepare=False)
 
 
-@extend_schema_view(get=extend_schema(parameters=[SEARCH, SINCE]))
+@extend_schema_view(get=extend_schema(parameters=[SEARCH, UPDATED_SINCE]))
 class PatientList(ListAPIView):
     resource = "patients"
     serializer_class = PatientSerializer
@@ -271,7 +298,7 @@ def owners_queryset():
     return Owner.objects.prefetch_related(Prefetch("external_ids", to_attr="external_ids_rows"))
 
 
-@extend_schema_view(get=extend_schema(parameters=[SINCE]))
+@extend_schema_view(get=extend_schema(parameters=[UPDATED_SINCE]))
 class OwnerList(ListAPIView):
     resource = "owners"
     serializer_class = OwnerSerializer

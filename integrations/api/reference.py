@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from imaging.models import Modality, Procedure
 from integrations.api.auth import actor_for
 from integrations.api.errors import Conflict
+from integrations.api.strict import StrictTypes
 from patients.models import Breed, CodeMapping, Species
 from vetclinic.audit.services import audit_record
 
@@ -95,7 +96,7 @@ class Health(APIView):
         return Response({"status": "ok", "database": "ok"})
 
 
-class CodeMappingSerializer(serializers.ModelSerializer):
+class CodeMappingSerializer(StrictTypes, serializers.ModelSerializer):
     """A client's code -> ours: ``target`` is our species or breed code (SNOMED CT)."""
 
     target = serializers.CharField(max_length=32, write_only=True)

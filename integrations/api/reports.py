@@ -16,8 +16,16 @@ from rest_framework.response import Response
 from imaging import reports as report_services
 from imaging.models import Report, Study
 from integrations.api.auth import actor_for
-from integrations.api.imaging import record_id_param
-from integrations.api.sync import etag, idempotent, if_match_check, updated_since
+from integrations.api.strict import StrictTypes
+from integrations.api.sync import (
+    UPDATED_SINCE,
+    etag,
+    idempotent,
+    if_match_check,
+    record_id_param,
+    record_id_parameter,
+    updated_since,
+)
 
 
 class ReportSerializer(serializers.ModelSerializer):
@@ -39,7 +47,7 @@ class ReportSerializer(serializers.ModelSerializer):
 TEXT = {"required": False, "allow_blank": True, "max_length": report_services.TEXT_LIMIT, "trim_whitespace": False}
 
 
-class ReportWriteSerializer(serializers.Serializer):
+class ReportWriteSerializer(StrictTypes, serializers.Serializer):
     study = serializers.PrimaryKeyRelatedField(queryset=Study.objects.all())
     findings = serializers.CharField(**TEXT)
     conclusion = serializers.CharField(**TEXT)
@@ -53,7 +61,7 @@ class ReportWriteSerializer(serializers.Serializer):
     )  # fmt: skip
 
 
-class ReportAmendSerializer(serializers.Serializer):
+class ReportAmendSerializer(StrictTypes, serializers.Serializer):
     findings = serializers.CharField(**TEXT)
     conclusion = serializers.CharField(**TEXT)
     reason = serializers.CharField(max_length=200, help_text="Why the signed report changes; kept and sent on.")
@@ -66,10 +74,10 @@ def _answer(report, code=status.HTTP_200_OK, context=None):
 
 
 REPORT_FILTERS = [
-    OpenApiParameter("study", int), OpenApiParameter("order", int), OpenApiParameter("patient", int),
+    record_id_parameter("study"), record_id_parameter("order"), record_id_parameter("patient"),
     OpenApiParameter("status", str, enum=Report.Status.values,
                      description="draft, final or amended; `final` also finds amended reports"),
-    OpenApiParameter("updated_since", str, description="ISO 8601 date-time"),
+    UPDATED_SINCE,
 ]  # fmt: skip
 
 
@@ -84,10 +92,10 @@ class ReportList(ListAPIView):
         found = Report.objects.select_related("study")
         params = self.request.query_params
         for name, field in (("study", "study_id"), ("order", "study__order_id"), ("patient", "study__patient_id")):
-            if params.get(name):
+            if name in params:
                 found = found.filter(**{field: record_id_param(params[name], name)})
         wanted = params.get("status")
-        if wanted:
+        if wanted is not None:
             if wanted not in Report.Status.values:
                 raise ValidationError({"status": [f"One of {', '.join(Report.Status.values)}."]})
             statuses = [Report.Status.FINAL, Report.Status.AMENDED] if wanted == Report.Status.FINAL else [wanted]

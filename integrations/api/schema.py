@@ -27,10 +27,13 @@ EXAMPLES = {
     "406": ("Only JSON is served", "not_acceptable", "Could not satisfy the request Accept header."),
     "409": ("The record's state does not allow it (or it exists already)", "conflict", "Order VP00000042 is cancelled; it can no longer be rescheduled."),
     "412": ("If-Match names an older version of the record", "precondition_failed", "The record has changed since you read it (If-Match does not match its ETag)."),
+    "413": ("The body is over the size limit (2.5 MB)", "request_too_large", "The request body is over 2,621,440 bytes."),
     "415": ("Send JSON", "unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
     "429": ("Over the client's rate limit; see Retry-After", "rate_limited", "Request was throttled. Expected available in 12 seconds."),
 }
 WRITES = {"post", "put", "patch", "delete"}
+# What parsers.guarded refuses in any query parameter or path segment, said where a client reads it.
+NO_NUL = "^[^\\u0000]*$"
 
 
 def error_responses(result, generator, request, public):
@@ -39,13 +42,15 @@ def error_responses(result, generator, request, public):
         if not path.startswith("/api/v1/") or path == "/api/v1/health":
             continue
         for method, operation in operations.items():
-            codes = [c for c in EXAMPLES if c not in ("409", "412", "415") or method in WRITES]
-            if method == "post" and not path.endswith(("/cancel", "/reschedule", "/redeliver")):
-                operation.setdefault("parameters", []).append({
-                    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 255},
-                    "description": "Send the same key again with the same request (a retry) and it is answered as the "
-                                   "first time, creating nothing; a different request under the key is a 409.",
-                })  # fmt: skip
+            codes = [c for c in EXAMPLES if c not in ("409", "412", "413", "415") or method in WRITES]
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter["in"] in ("query", "path") and schema.get("type") == "string" and not (
+                    {"pattern", "enum", "format"} & set(schema)
+                ):
+                    schema["pattern"] = NO_NUL
+            if method in ("post", "put", "patch"):
+                codes.append("413")
             responses = operation.setdefault("responses", {})
             for code in codes:
                 description, error_code, message = EXAMPLES[code]

@@ -6,6 +6,8 @@ the ETag it read gets 412 if someone changed the record since, instead of overwr
 import hashlib
 
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
 from integrations.api.errors import PreconditionFailed
@@ -26,6 +28,27 @@ def if_match_check(request, instance):
         raise PreconditionFailed()
 
 
+# The query parameters every list shares, typed in the schema as they are checked: a client (or a
+# generated test) sends what is accepted, and anything else is a 400 the schema foretells.
+UPDATED_SINCE = OpenApiParameter(
+    "updated_since", OpenApiTypes.DATETIME,
+    description="ISO 8601 date-time with a time zone: only records changed since",
+)  # fmt: skip
+# A record id: what RecordId (urls.py) and record_id_param take.
+RECORD_ID = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
+
+
+def record_id_parameter(name, description=None):
+    return OpenApiParameter(name, RECORD_ID, description=description)
+
+
+def record_id_param(value, name):
+    """A record id from a query parameter: digits that fit the database's integers."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise ValidationError({name: ["A record id (a whole number)."]})
+    return int(value)
+
+
 def updated_since(queryset, request):
     """``?updated_since=<ISO 8601 date-time>``: records changed at or after that moment."""
     moment = updated_since_param(request)
@@ -35,21 +58,32 @@ def updated_since(queryset, request):
 def updated_since_param(request):
     """The moment ``?updated_since=`` names, or None without one (400 if it names none)."""
     value = request.query_params.get("updated_since")
-    if not value:
+    if value is None:  # (given, even empty, it must be a date-time)
         return None
-    moment = parse_datetime(value)
+    try:
+        moment = parse_datetime(value)
+    except ValueError:  # well formed, but no such moment (2026-02-30T25:00:00Z)
+        moment = None
     if moment is None or moment.tzinfo is None:
         raise ValidationError({"updated_since": ["An ISO 8601 date-time with a time zone, e.g. 2026-11-23T08:00:00Z."]})
     return moment
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", {"type": "string", "maxLength": 255}, OpenApiParameter.HEADER,
+    description="Send the same key again with the same request (a retry) and it is answered as the first "
+    "time, creating nothing; a different request under the key is a 409.",
+)
+
+
 def idempotent(post):
     """A POST honouring ``Idempotency-Key``: the first answer (2xx) is stored with the key; the
     same request with the same key gets it again, with ``Idempotent-Replayed: true``; the key
-    reused for a different request is a 409."""
+    reused for a different request is a 409. The schema says so for the POSTs that do (only)."""
     from functools import wraps
 
     from django.db import IntegrityError, transaction
+    from drf_spectacular.utils import extend_schema
     from rest_framework.response import Response
 
     from integrations.api.auth import ClientUser
@@ -88,4 +122,4 @@ def idempotent(post):
             return replay(IdempotencyKey.objects.get(client=client, key=key))
         return response
 
-    return wrapper
+    return extend_schema(parameters=[IDEMPOTENCY_KEY])(wrapper)

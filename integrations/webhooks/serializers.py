@@ -1,13 +1,14 @@
 from rest_framework import serializers
 
+from integrations.api.strict import StrictTypes
 from integrations.models import WebhookDelivery, WebhookSubscription
 
 EVENT_NAMES = [name for name, _ in WebhookSubscription.EVENTS]
 
 
-class WebhookSubscriptionSerializer(serializers.ModelSerializer):
+class WebhookSubscriptionSerializer(StrictTypes, serializers.ModelSerializer):
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVENT_NAMES), allow_empty=False, max_length=len(EVENT_NAMES)
+        child=serializers.ChoiceField(choices=EVENT_NAMES), allow_empty=False, min_length=1, max_length=len(EVENT_NAMES)
     )
     secret = serializers.CharField(
         write_only=True, required=False, min_length=16, max_length=128,

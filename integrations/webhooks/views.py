@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from integrations.api.auth import ClientUser, ResourceScope, actor_for
 from integrations.api.errors import Conflict
 from integrations.api.pagination import Cursor
+from integrations.api.sync import record_id_param, record_id_parameter
 from integrations.models import WebhookDelivery, WebhookSubscription
 from integrations.webhooks import services
 from integrations.webhooks.serializers import (
@@ -143,7 +144,7 @@ class NewestFirst(Cursor):
     parameters=[
         OpenApiParameter("status", str, enum=WebhookDelivery.Status.values),
         OpenApiParameter("event", str, enum=EVENT_NAMES),
-        OpenApiParameter("subscription", int, description="One subscription's deliveries"),
+        record_id_parameter("subscription", description="One subscription's deliveries"),
     ],
     examples=[OpenApiExample("Retrying", value=DELIVERY, response_only=True)],
 ))  # fmt: skip
@@ -156,15 +157,12 @@ class DeliveryList(WebhookView, generics.ListAPIView):
         params = self.request.query_params
         checks = {"status": WebhookDelivery.Status.values, "event": EVENT_NAMES}
         for name, allowed in checks.items():
-            if params.get(name):
+            if name in params:
                 if params[name] not in allowed:
                     raise ValidationError({name: f"Choose from {', '.join(allowed)}."})
                 deliveries = deliveries.filter(**{name: params[name]})
-        if params.get("subscription"):
-            pk = params["subscription"]
-            if not (pk.isascii() and pk.isdigit() and int(pk) < 2**63):
-                raise ValidationError({"subscription": "A subscription id."})
-            deliveries = deliveries.filter(subscription_id=int(pk))
+        if "subscription" in params:
+            deliveries = deliveries.filter(subscription_id=record_id_param(params["subscription"], "subscription"))
         return deliveries
 
 

@@ -20,7 +20,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 log = logging.getLogger("imaging.dicom")
 
@@ -35,10 +35,20 @@ class Command(BaseCommand):
         parser.add_argument("--processes", type=int, default=1)
 
     def handle(self, *args, port, ae_title, bind, processes, **options):
+        from imaging.dicom.tls import listener_context
+
+        try:
+            # Built once, here, so that a missing or wrong file stops the command at once (a
+            # forked listener process inherits it).
+            ssl_context = listener_context()
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"DICOM TLS (DICOM_TLS_CERT, DICOM_TLS_KEY, DICOM_TLS_CA): {exc}") from exc
         if processes > 1:
-            Dispatcher(ae_title=ae_title, bind=bind, port=port, processes=processes).run()
+            Dispatcher(
+                ae_title=ae_title, bind=bind, port=port, processes=processes, ssl_context=ssl_context
+            ).run()
         else:
-            serve(ae_title=ae_title, address=(bind, port))
+            serve(ae_title=ae_title, address=(bind, port), ssl_context=ssl_context)
 
 
 def database_pool_use():
@@ -61,15 +71,21 @@ def database_pool_use():
     if database["ENGINE"] != "django.db.backends.postgresql":
         return
     database["CONN_MAX_AGE"] = 0  # Django pools only connections that close
+    # The pool checks each connection it hands out (one round trip), so that after PostgreSQL
+    # comes back the first association is served on a live connection, not refused on a dead
+    # one. While it is down, a caller waits at most `timeout` seconds for its refusal, well
+    # within a modality's association timeout (handlers.on_requested).
+    database["CONN_HEALTH_CHECKS"] = True
     database["OPTIONS"] = {
         **database["OPTIONS"], "server_side_binding": True, "prepare_threshold": 5,
-        "pool": {"min_size": 2, "max_size": 2 * MAX_ASSOCIATIONS, "max_idle": 60},
+        "pool": {"min_size": 2, "max_size": 2 * MAX_ASSOCIATIONS, "max_idle": 60, "timeout": 5},
     }  # fmt: skip
 
 
-def serve(*, ae_title, address, channel=None, label=""):
+def serve(*, ae_title, address, channel=None, label="", ssl_context=None):
     """Run one listener process until SIGTERM/SIGINT (or, with a channel, until the dispatcher
-    goes away). Without a channel it listens on ``address`` itself."""
+    goes away). Without a channel it listens on ``address`` itself. With an ``ssl_context``,
+    every connection is TLS (the dispatcher hands over plain sockets; the handshake is here)."""
     from django.db import connections
     from pydicom import config as pydicom_config
 
@@ -85,9 +101,11 @@ def serve(*, ae_title, address, channel=None, label=""):
     # A handed listener leaves Ctrl-C to the dispatcher, which stops it with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN if channel else (lambda signum, frame: stop.set()))
     ae = ae_build(ae_title=ae_title, max_pdu=settings.DICOM_MAX_PDU)
-    server = server_start(ae, address, channel=channel, parent_gone=stop.set)
+    server = server_start(ae, address, channel=channel, parent_gone=stop.set, ssl_context=ssl_context)
+    tls = " with TLS" if ssl_context else ""
     if channel is None:
-        log.info("DICOM listener %s on %s:%s (pid %s)", ae_title, address[0], server.server_address[1], os.getpid())  # fmt: skip
+        log.info("DICOM listener %s on %s:%s (pid %s)%s",
+                 ae_title, address[0], server.server_address[1], os.getpid(), tls)  # fmt: skip
     else:
         log.info("DICOM listener process %s ready (pid %s)", label, os.getpid())
     sys.stdout.flush()
@@ -111,8 +129,9 @@ class Child:
 class Dispatcher:
     """Accepts on the port and hands each connection to the least busy listener process."""
 
-    def __init__(self, *, ae_title, bind, port, processes):
+    def __init__(self, *, ae_title, bind, port, processes, ssl_context=None):
         self.ae_title, self.bind, self.port, self.processes = ae_title, bind, port, processes
+        self.ssl_context = ssl_context
         self.children = {}  # pid -> Child, the processes we hand connections to
         self.leaving = {}  # pid -> Child, processes that closed their channel but have not exited yet
         self.stopping = False
@@ -128,8 +147,9 @@ class Dispatcher:
         signal.signal(signal.SIGINT, self.on_signal)
         for number in range(1, self.processes + 1):
             self.spawn(number)
-        log.info("DICOM listener %s on %s:%s (pid %s), %s processes",
-                 self.ae_title, self.bind, self.address[1], os.getpid(), self.processes)  # fmt: skip
+        tls = " with TLS" if self.ssl_context else ""
+        log.info("DICOM listener %s on %s:%s (pid %s), %s processes%s",
+                 self.ae_title, self.bind, self.address[1], os.getpid(), self.processes, tls)  # fmt: skip
         sys.stdout.flush()
         try:
             while not self.stopping:
@@ -158,7 +178,8 @@ class Dispatcher:
                     child.channel.close()
                 self.selector.close()
                 label = f"{number}/{self.processes}"
-                serve(ae_title=self.ae_title, address=self.address, channel=theirs, label=label)
+                serve(ae_title=self.ae_title, address=self.address, channel=theirs, label=label,
+                      ssl_context=self.ssl_context)  # fmt: skip
                 code = 0
             except BaseException:
                 log.exception("DICOM listener process %s failed", number)

@@ -49,10 +49,11 @@ ANIMALS = [
 ]
 
 MODALITIES = [
-    # AE title, modality, station, location (no host: the demo accepts them from anywhere)
-    ("DRROOM", "DX", "DR1", "X-ray room"),
-    ("USROOM", "US", "US1", "Ultrasound room"),
-    ("CTROOM", "CT", "CT1", "CT suite"),
+    # AE title, host, modality, station, location. The host is where the listener takes the AE
+    # title from: this machine, for trying the demo with dcmtk; a real one's IP address in a clinic.
+    ("DRROOM", "127.0.0.1", "DX", "DR1", "X-ray room"),
+    ("USROOM", "127.0.0.1", "US", "US1", "Ultrasound room"),
+    ("CTROOM", "127.0.0.1", "CT", "CT1", "CT suite"),
 ]
 
 ORDERS = [
@@ -129,10 +130,12 @@ class Command(BaseCommand):
 
         from imaging.models import Modality
 
-        for ae_title, modality_type, station, location in MODALITIES:
+        for ae_title, host, modality_type, station, location in MODALITIES:
             Modality.objects.get_or_create(
                 ae_title=ae_title,
-                defaults={"modality_type": modality_type, "station_name": station, "location": location},
+                defaults={
+                    "host": host, "modality_type": modality_type, "station_name": station, "location": location,
+                },  # fmt: skip
             )
 
         placed = self.orders(actor, patients, vet, today)
@@ -144,7 +147,10 @@ class Command(BaseCommand):
         for username, password, _, _, group, _ in STAFF:
             self.stdout.write(f"  {username:<12} {password:<18} {group}")
         titles = ", ".join(m[0] for m in MODALITIES)
-        self.stdout.write(f"Demo modalities that may query the worklist and send images to VETPACS on port 11112: {titles}")
+        self.stdout.write(
+            f"Demo modalities that may query the worklist and send images to VETPACS on port 11112: {titles}"
+            " (from 127.0.0.1 only: a modality's host is set in the admin)"
+        )
         self.stdout.write(
             "Today's X-ray worklist: findscu -W -aet DRROOM -aec VETPACS 127.0.0.1 11112 "
             '-k "ScheduledProcedureStepSequence[0].Modality=DX" -k PatientName -k AccessionNumber'

@@ -1,0 +1,55 @@
+"""JSON types as the schema says them.
+
+DRF's fields take more than their schema says: a CharField takes 42 and stores "42", an
+IntegerField takes "42", a BooleanField takes "yes" and 1, a DecimalField 31.4. A client built
+from the schema never sends those; one that does has a bug the API should name, not guess at
+(and a generated test of the contract sends them to see them refused).
+"""
+from collections.abc import Mapping
+
+from rest_framework import fields, relations, serializers
+
+# (field kind, the JSON types its schema names, what the error says), the most specific first.
+KINDS = (
+    (fields.BooleanField, (bool,), "Must be true or false."),
+    (fields.DecimalField, (str,), "A decimal number as a string, e.g. \"31.4\"."),
+    (fields.IntegerField, (int, float), "Must be a whole number."),  # (5.0 is; DRF refuses 5.5)
+    (fields.CharField, (str,), "Must be a string."),
+    (relations.PrimaryKeyRelatedField, (int, float), "Must be a record id (a whole number)."),
+    (relations.SlugRelatedField, (str,), "Must be a string."),
+)
+
+
+LISTS = (serializers.ListSerializer, fields.ListField, relations.ManyRelatedField)
+
+
+def type_error(field, value):
+    """What is wrong with ``value``'s JSON type for ``field``, or None."""
+    if value is None:
+        return None  # null: the field's own allow_null answers
+    for kind, types, message in KINDS:
+        if isinstance(field, kind):
+            if isinstance(value, bool) and bool not in types:
+                return message
+            return None if isinstance(value, types) else message
+    return None
+
+
+class StrictTypes:
+    """A serializer mixin: each field's value in the JSON type its schema names, else a 400
+    naming the field, before DRF converts it."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            errors = {}
+            for field in self._writable_fields:
+                if field.field_name in data:
+                    value = data[field.field_name]
+                    if isinstance(field, LISTS):
+                        continue  # their items are checked by the item's field
+                    problem = type_error(field, value)
+                    if problem:
+                        errors[field.field_name] = [problem]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
