@@ -65,7 +65,7 @@ class Arriving:
             self.writer.write(self.file_meta)
         except Exception as error:
             self.writer = None
-            self.error = error  # refused (out of resources) when the object is complete
+            self.error = _bare(error)  # refused (out of resources) when the object is complete
 
     @staticmethod
     def fits(sop_instance_uid):
@@ -80,8 +80,8 @@ class Arriving:
         try:
             self.writer.write(piece)
             self.size += len(piece)
-        except Exception as error:
-            self.error = error
+        except Exception as error:  # a full disk: the C-STORE is refused once it is complete
+            self.error = _bare(error)
             self.abort()
 
     def commit(self):
@@ -97,6 +97,15 @@ class Arriving:
                 writer.abort()
             except OSError:
                 log.exception("could not remove the part of %s", self.key)
+
+
+def _bare(error):
+    """``error`` without its traceback, to be kept past the write that raised it. The
+    traceback's frames hold the piece written, a view of the association's receive buffer
+    (ae.FastDIMSE._store_stream): a BytesIO with a view on it cannot grow, so the next fragment
+    of the data set failed to decode and the association was aborted (a full disk did that)."""
+    error.__context__ = error.__cause__ = None
+    return error.with_traceback(None)
 
 
 def instance_receive(

@@ -31,7 +31,7 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
-from imaging.dicom.handlers import HANDLERS, thread_ended
+from imaging.dicom.handlers import HANDLERS, association_finish, thread_ended
 from imaging.dicom.wire import p_data_decode, store_response_command
 from imaging.dicom.worklist_scp import WorklistFind
 from imaging.services import Arriving
@@ -273,6 +273,7 @@ class EventDrivenAssociation(Association):
         try:
             super().run()
         finally:
+            association_finish(self)
             thread_ended()
             self._server.association_ended()
 
