@@ -32,7 +32,8 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from imaging.dicom.handlers import HANDLERS, association_finish, thread_ended
-from imaging.dicom.wire import p_data_decode, store_response_command
+from imaging.dicom.status import CANNOT_UNDERSTAND
+from imaging.dicom.wire import message_send, p_data_decode, store_refusal_command, store_response_command
 from imaging.dicom.worklist_scp import WorklistFind
 from imaging.services import Arriving
 
@@ -367,6 +368,16 @@ class FastDIMSE(DIMSEServiceProvider):
         (we negotiate no asynchronous operations window, PS3.7 D.3.3.3), so the association thread
         serves nothing meanwhile; anything unusual goes pynetdicom's way."""
         if type(self.message) is not C_STORE_RQ:  # its command set has not been decoded yet
+            fragments = primitive.presentation_data_value_list
+            if len(fragments) > 1:
+                # A command and its data set in one PDU (PS3.8 9.3.5 allows it): one fragment at
+                # a time, so that a C-STORE's data set comes here once its command is decoded.
+                for fragment in fragments:
+                    single = P_DATA()
+                    single.presentation_data_value_list = []  # its setter wants bytes
+                    single.presentation_data_value_list.append(fragment)
+                    self.receive_primitive(single)
+                return None
             return super().receive_primitive(primitive)
         message = self.message
         if not message.decode_msg(primitive, self.assoc):
@@ -378,13 +389,46 @@ class FastDIMSE(DIMSEServiceProvider):
         evt.trigger(self.assoc, evt.EVT_DIMSE_RECV, {"message": message})
         try:
             request = message.message_to_primitive()
-        except Exception as exc:
-            LOGGER.error("Received an invalid DIMSE message")
-            LOGGER.exception(exc)
-            self.dul.event_queue.put("Evt19")  # as pynetdicom: the association ends
+            problem = None if request.is_valid_request else "a required element is missing"
+        except Exception as exc:  # pynetdicom refuses a value: a UID of 200 characters
+            problem = str(exc)
+        if problem is not None:
+            self.arriving_abort()
+            if not self._store_refuse(message, problem):
+                LOGGER.error(f"Received an invalid C-STORE request: {problem}")
+                self.dul.event_queue.put("Evt19")  # as pynetdicom: the association ends
             return
         if not self._store_serve(request, message.context_id):
             self.msg_queue.put((message.context_id, request))
+
+    def _store_refuse(self, message, problem):
+        """Answer a C-STORE request whose command set is not a valid one with 0xC000 and why
+        (PS3.4 B.2.3), where pynetdicom aborts the association (or, for a missing element, never
+        answers). Its data set has been read whole, so the association can go on. False if the
+        command has no Message ID to answer to (PS3.7 9.3.1.2): only an abort is left then."""
+        command = message.command_set
+        try:
+            message_id = int(command.MessageID)
+        except Exception:
+            return False
+        uids = {}
+        for keyword, name in (("AffectedSOPClassUID", "Affected SOP Class UID"),
+                              ("AffectedSOPInstanceUID", "Affected SOP Instance UID")):  # fmt: skip
+            try:
+                uids[keyword] = value = str(command[keyword].value).rstrip("\0 ")
+            except Exception:
+                problem = f"{name} missing or unreadable"
+                continue
+            if not 0 < len(value) <= 64 or not value.replace(".", "").isdigit():
+                problem = f"{name} is not a valid UID"
+        LOGGER.warning(f"C-STORE request {message_id} refused: {problem}")
+        command = store_refusal_command(
+            message_id, CANNOT_UNDERSTAND, f"Invalid request: {problem}",
+            sop_class_uid=uids.get("AffectedSOPClassUID"),
+            sop_instance_uid=uids.get("AffectedSOPInstanceUID"),
+        )  # fmt: skip
+        message_send(self, message.context_id, command)
+        return True
 
     arriving = None  # (message, Arriving): the C-STORE data set being written as it comes
 

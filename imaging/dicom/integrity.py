@@ -79,7 +79,7 @@ def _walk(data, pos, end, implicit, little, in_item, elements=None):
         if vr is None:
             pos += 8
         elif vr not in VRS:
-            raise Malformed(f"invalid VR {vr!r} at offset {pos + 4}")
+            raise Malformed(f"invalid VR 0x{vr.hex()} at offset {pos + 4}")
         elif vr in LONG_VRS:
             if pos + 12 > end:
                 raise Malformed(f"element header cut off at offset {pos}")
