@@ -305,10 +305,18 @@ class EventDrivenAssociation(Association):
                 self._wakeup.wait(IDLE_WAIT)
             self._wakeup.clear()  # before looking, so a put after the look wakes the next wait
 
-            # Paused while the acceptor sends or receives itself (send_*(), release()).
+            # Paused while the acceptor sends or receives itself (send_*(), release()). A sender
+            # clears the checkpoint, then waits for _is_paused; pynetdicom's loop could have set it
+            # and passed the wait just before, and then took the sender's answer off the queue (the
+            # race that loses a C-STORE-RSP in pynetdicom's own requestor, issues #850, #875).
+            # Looking at the checkpoint again once unpaused closes it: a sender that clears it
+            # later sees _is_paused false and waits for the next pause, before anything is read.
             self._is_paused = True
             self._reactor_checkpoint.wait()
             self._is_paused = False
+            if not self._reactor_checkpoint.is_set():
+                served = True  # straight back to the pause
+                continue
 
             context_id, msg = self.dimse.get_msg(block=False)
             served = bool(msg)
