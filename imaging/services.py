@@ -26,7 +26,12 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from imaging import storage
 from imaging.dicom import integrity
 from imaging.dicom.datasets import birth_date, header_summary, summary_dates
-from imaging.dicom.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES
+from imaging.dicom.status import (
+    CANNOT_UNDERSTAND,
+    DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    OUT_OF_RESOURCES,
+    error_comment,
+)
 from imaging.linking import study_link
 from imaging.models import Instance, InstanceVersion, Series, Study
 from vetclinic.audit.models import Channel
@@ -44,9 +49,7 @@ class StoreRefused(Exception):
     def __init__(self, status, comment):
         super().__init__(comment)
         self.status = status
-        # Error Comment is LO (PS3.7 C.4.2, PS3.5 6.2): at most 64 characters, and no backslash
-        # (a value separator) nor control character: an error may quote the bytes it found.
-        self.comment = "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in comment)[:64]
+        self.comment = error_comment(comment)
 
 
 class Arriving:
@@ -73,7 +76,7 @@ class Arriving:
     def fits(sop_instance_uid):
         """Whether a request's SOP Instance UID can name a storage key before the data set
         that should carry the same UID is read: a UID (PS3.5 9.1), nothing else."""
-        return _is_uid(str(sop_instance_uid or ""))
+        return integrity.is_uid(str(sop_instance_uid or ""))
 
     def write(self, piece):
         if self.error is not None:
@@ -135,7 +138,7 @@ def instance_receive(
                 raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is missing")
             # PS3.5 9.1: at most 64 characters, digits and dots. A longer one does not fit the
             # index (nor a storage key): acknowledged, it could never be indexed.
-            if not _is_uid(ds[keyword].value):
+            if not integrity.is_uid(ds[keyword].value):
                 raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is not a valid UID")
         if str(ds.SOPInstanceUID) != str(sop_instance_uid):
             raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Instance UID differs from the request's")
@@ -174,10 +177,6 @@ def instance_receive(
     else:
         batch.add(message)
     return key
-
-
-def _is_uid(value):
-    return isinstance(value, str) and 0 < len(value) <= 64 and value.replace(".", "").isdigit()
 
 
 def _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):

@@ -32,6 +32,7 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from imaging.dicom.handlers import HANDLERS, association_finish, thread_ended
+from imaging.dicom.integrity import is_uid
 from imaging.dicom.status import CANNOT_UNDERSTAND
 from imaging.dicom.wire import message_send, p_data_decode, store_refusal_command, store_response_command
 from imaging.dicom.worklist_scp import WorklistFind
@@ -427,7 +428,7 @@ class FastDIMSE(DIMSEServiceProvider):
             except Exception:
                 problem = f"{name} missing or unreadable"
                 continue
-            if not 0 < len(value) <= 64 or not value.replace(".", "").isdigit():
+            if not is_uid(value):
                 problem = f"{name} is not a valid UID"
         LOGGER.warning(f"C-STORE request {message_id} refused: {problem}")
         command = store_refusal_command(

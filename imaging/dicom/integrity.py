@@ -28,6 +28,12 @@ class Malformed(ValueError):
     pass
 
 
+def is_uid(value):
+    """A UID (PS3.5 9.1): 1 to 64 characters, digits and dots. (Leading zeros in a component,
+    which the rule forbids, are let through: harmless, and some modalities write them.)"""
+    return isinstance(value, str) and 0 < len(value) <= 64 and value.replace(".", "").isdigit()
+
+
 def inflate(data):
     """Deflated Explicit VR Little Endian (PS3.5 A.5): raw deflate; a cut stream is an error."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
