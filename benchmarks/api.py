@@ -39,16 +39,14 @@ same database: SQL statements per request and their time, the phases of a reques
 profile, the throttle's own cost at each endpoint's rate, and EXPLAIN ANALYZE of the search.
 --keep leaves the database (and --reuse NAME measures it again without filling).
 """
+
 import argparse
 import http.client
 import json
 import os
 import random
-import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -58,21 +56,21 @@ import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
-HOST = "127.0.0.1"
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import HOST, host_busy, med, percentile, span, tail  # noqa: E402
+
 CLIENT_NAME = "Bench PMS"
 WORKERS = [2]  # gunicorn workers of this run (set in main)
-EXTERNAL_SYSTEM = f"api:{CLIENT_NAME}"  # the namespace of this client's own ids (integrations/api/patients.py)
+EXTERNAL_SYSTEM = (
+    f"api:{CLIENT_NAME}"  # the namespace of this client's own ids (integrations/api/patients.py)
+)
 
 # Names, species shares and reasons as the worklist benchmark makes them (many family names, so
 # that a name finds a handful of animals; pet names repeat as they do in a clinic).
-from benchmarks.worklist import GIVEN, PETS, REASONS, SPECIES, TYPES, VETS, families_make, host_busy  # noqa: E402
+from benchmarks.worklist import GIVEN, PETS, REASONS, SPECIES, TYPES, VETS, families_make  # noqa: E402
 
 # What a PMS looks an animal up by, and how often (shares of the search requests).
 SEARCH_KINDS = {
@@ -88,94 +86,8 @@ DOMAINS = ["example.com", "example.org", "mail.example.net"]
 SHAPES = {"DX": ((1, 3), (1, 2)), "US": ((1, 2), (4, 12)), "CT": ((2, 4), (30, 60))}
 
 
-# --- processes ----------------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def tail(path, n=3000):
-    try:
-        return Path(path).read_bytes()[-n:].decode(errors="replace")
-    except OSError:
-        return ""
-
-
-class Gunicorn:
-    """The app under gunicorn on a free port (its own session: stopped by pid in __exit__)."""
-
-    def __init__(self, workdir, env, workers, threads):
-        self.port = free_port()
-        self.log = Path(workdir) / "gunicorn.log"
-        self.env, self.workers, self.threads = env, workers, threads
-        self.proc = None
-
-    def __enter__(self):
-        args = [PYTHON, "-m", "gunicorn", "benchmarks.api_server:application", "--bind", f"{HOST}:{self.port}",
-                "--workers", str(self.workers), "--worker-class", "gthread", "--threads", str(self.threads),
-                "--keep-alive", "75", "--backlog", "256", "--log-level", "warning", "--chdir", str(ROOT)]  # fmt: skip
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {tail(self.log)}")
-            try:
-                conn = http.client.HTTPConnection(HOST, self.port, timeout=5)
-                conn.request("GET", "/api/v1/health")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /api/v1/health within 60 s: {tail(self.log)}")
-
-    def __exit__(self, *exc):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # the arbiter stops its workers
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.proc.wait(timeout=10)
-
-
-# --- database -----------------------------------------------------------------------------------
-
-class Database:
-    """A throw-away PostgreSQL database on the server DATABASE_URL names (or the default one)."""
-
-    def __init__(self, url, name=None):
-        parts = urlsplit(url)
-        if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-            raise SystemExit(f"the API benchmark runs on PostgreSQL; DATABASE_URL is {parts.scheme}:")
-        self.admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-        self.reused = name is not None
-        self.name = name or f"vetpacs_bench_api_{os.getpid()}"
-        self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
-        if not self.reused:
-            import psycopg
-
-            with psycopg.connect(self.admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
-                conn.execute(f'CREATE DATABASE "{self.name}"')
-
-    def drop(self):
-        import psycopg
-
-        with psycopg.connect(self.admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
 # --- filling ------------------------------------------------------------------------------------
+
 
 def fill(patients_n, orders_n, rng, today):
     """Owners, animals, orders and studies as the services would have written them, by bulk
@@ -186,18 +98,30 @@ def fill(patients_n, orders_n, rng, today):
     from django.db import connection, transaction
     from django.utils.timezone import get_current_timezone, make_aware
 
-    from imaging.models import ImagingOrder, Instance, Modality, Procedure, Series, Study
+    from imaging.models import ImagingOrder, Instance, Modality, Series, Study
     from imaging.orders.services import accession_number, study_instance_uid_new
-    from patients.models import (Breed, Owner, OwnerExternalId, Ownership, Patient, PatientExternalId, Species,
-                                 WeightRecord)  # fmt: skip
+    from patients.models import (
+        Breed,
+        Owner,
+        OwnerExternalId,
+        Ownership,
+        Patient,
+        PatientExternalId,
+        Species,
+        WeightRecord,
+    )
     from patients.search import search_terms_refresh
     from patients.vocabulary import rows as vocabulary_rows
 
     t0 = time.perf_counter()
     tz = get_current_timezone()
     now_ = datetime.now(tz)
-    stations = {m: Modality.objects.create(ae_title=title, host=HOST, modality_type=m, station_name=f"{m}1",
-                                           location=location) for m, title, location in TYPES}  # fmt: skip
+    stations = {
+        m: Modality.objects.create(
+            ae_title=title, host=HOST, modality_type=m, station_name=f"{m}1", location=location
+        )
+        for m, title, location in TYPES
+    }
     keys = {row["key"]: (row["scheme"], row["code"]) for row in vocabulary_rows("species.csv")}
     species = {key: Species.objects.get(scheme=keys[key][0], code=keys[key][1]) for key in SPECIES}
     breeds = {}
@@ -214,13 +138,23 @@ def fill(patients_n, orders_n, rng, today):
         given = rng.choice(GIVEN)
         if rng.random() < 0.02:
             kind = rng.choice(["Kennels", "Rescue", "Stables"])
-            owner = Owner(pk=pk, kind=Owner.Kind.ORGANISATION, organisation_name=f"{family} {kind}",
-                          phone=f"01632 {960000 + pk % 40000:06d}")  # fmt: skip
+            owner = Owner(
+                pk=pk,
+                kind=Owner.Kind.ORGANISATION,
+                organisation_name=f"{family} {kind}",
+                phone=f"01632 {960000 + pk % 40000:06d}",
+            )
         else:
-            owner = Owner(pk=pk, family_name=family, given_name=given, mobile=f"07700 {pk:06d}",
-                          phone=f"01632 {pk:06d}" if rng.random() < 0.3 else "",
-                          email=f"{given}.{family}{pk}@{rng.choice(DOMAINS)}".lower() if rng.random() < 0.4 else "",
-                          city=rng.choice(["Leeds", "York", "Bath", "Ely", "Ripon"]), postcode=f"LS{pk % 30} {pk % 9}AB")  # fmt: skip
+            owner = Owner(
+                pk=pk,
+                family_name=family,
+                given_name=given,
+                mobile=f"07700 {pk:06d}",
+                phone=f"01632 {pk:06d}" if rng.random() < 0.3 else "",
+                email=f"{given}.{family}{pk}@{rng.choice(DOMAINS)}".lower() if rng.random() < 0.4 else "",
+                city=rng.choice(["Leeds", "York", "Bath", "Ely", "Ripon"]),
+                postcode=f"LS{pk % 30} {pk % 9}AB",
+            )
         owners.append(owner)
         if rng.random() < 0.9:
             owner_ids.append(OwnerExternalId(owner_id=pk, system=EXTERNAL_SYSTEM, value=f"C{pk}"))
@@ -234,15 +168,22 @@ def fill(patients_n, orders_n, rng, today):
         owner = owners[rng.randrange(owners_n)]
         coded = rng.random()
         deceased = rng.random() < 0.03
-        patients.append(Patient(
-            pk=pk, patient_id=f"{settings.PATIENT_ID_PREFIX}{pk:06d}", name=rng.choice(PETS), species=species[key],
-            breed=rng.choice(breeds[key]) if coded < 0.7 and breeds[key] else None,
-            breed_text="Crossbreed" if 0.7 <= coded < 0.9 else "",
-            sex=rng.choice("MFFMO"), neutered=rng.choice(["ALTERED", "ALTERED", "UNALTERED", ""]),
-            birth_date=(today - timedelta(days=rng.randint(60, 5000))) if rng.random() < 0.9 else None,
-            microchip=f"985141{pk:09d}" if rng.random() < 0.8 else "", deceased=deceased,
-            deceased_on=today - timedelta(days=rng.randint(1, 900)) if deceased else None,
-        ))  # fmt: skip
+        patients.append(
+            Patient(
+                pk=pk,
+                patient_id=f"{settings.PATIENT_ID_PREFIX}{pk:06d}",
+                name=rng.choice(PETS),
+                species=species[key],
+                breed=rng.choice(breeds[key]) if coded < 0.7 and breeds[key] else None,
+                breed_text="Crossbreed" if 0.7 <= coded < 0.9 else "",
+                sex=rng.choice("MFFMO"),
+                neutered=rng.choice(["ALTERED", "ALTERED", "UNALTERED", ""]),
+                birth_date=(today - timedelta(days=rng.randint(60, 5000))) if rng.random() < 0.9 else None,
+                microchip=f"985141{pk:09d}" if rng.random() < 0.8 else "",
+                deceased=deceased,
+                deceased_on=today - timedelta(days=rng.randint(1, 900)) if deceased else None,
+            )
+        )
         patient_species[pk], primary[pk] = key, owner.pk
         ownerships.append(Ownership(patient_id=pk, owner_id=owner.pk, is_primary=True))
         if rng.random() < 0.1:
@@ -256,8 +197,14 @@ def fill(patients_n, orders_n, rng, today):
             for n in range(rng.randint(1, 2)):
                 kg = Decimal(str(round(typical * rng.uniform(0.6, 1.5), 1))).quantize(Decimal("0.001"))
                 day = today - timedelta(days=rng.randint(0, 700) + 400 * n)
-                weights.append(WeightRecord(patient_id=pk, kg=kg, measured_on=day,
-                                            recorded_at=make_aware(datetime.combine(day, datetime.min.time()), tz)))  # fmt: skip
+                weights.append(
+                    WeightRecord(
+                        patient_id=pk,
+                        kg=kg,
+                        measured_on=day,
+                        recorded_at=make_aware(datetime.combine(day, datetime.min.time()), tz),
+                    )
+                )
     Patient.objects.bulk_create(patients, batch_size=5000)
     Ownership.objects.bulk_create(ownerships, batch_size=5000)
     PatientExternalId.objects.bulk_create(externals, batch_size=5000)
@@ -283,15 +230,19 @@ def fill(patients_n, orders_n, rng, today):
     # Orders over a year around today, for a fifth of the animals; primary keys follow booking.
     imaged = rng.sample([p.pk for p in patients if not p.deceased], max(1, patients_n // 5))
     specs = []
-    for i in range(orders_n):
+    for _ in range(orders_n):
         patient = rng.choice(imaged)
         modality = rng.choices(["DX", "US", "CT"], [3, 2, 1])[0]
         choices = procedures.get((patient_species[patient], modality)) or procedures[("dog", modality)]
         procedure = rng.choice(choices)
         day = today + timedelta(days=rng.randint(-182, 182))
-        start = make_aware(datetime.combine(day, datetime.min.time()), tz) + timedelta(minutes=8 * 60 + 15 * rng.randrange(40))
-        created = min(start - timedelta(days=rng.randint(0, 30), minutes=rng.randint(0, 600)),
-                      now_ - timedelta(minutes=rng.randint(1, 600)))  # fmt: skip
+        start = make_aware(datetime.combine(day, datetime.min.time()), tz) + timedelta(
+            minutes=8 * 60 + 15 * rng.randrange(40)
+        )
+        created = min(
+            start - timedelta(days=rng.randint(0, 30), minutes=rng.randint(0, 600)),
+            now_ - timedelta(minutes=rng.randint(1, 600)),
+        )
         specs.append((created, rng.random(), patient, procedure, start))
     specs.sort(key=lambda spec: spec[:2])
     Status = ImagingOrder.Status
@@ -302,35 +253,72 @@ def fill(patients_n, orders_n, rng, today):
             status = Status.CANCELLED if roll < 0.08 else Status.COMPLETED if roll < 0.4 else Status.REPORTED
         else:
             status = Status.SCHEDULED
-        changed = created if status == Status.SCHEDULED else max(created, start + timedelta(minutes=procedure.duration_minutes))
+        changed = (
+            created
+            if status == Status.SCHEDULED
+            else max(created, start + timedelta(minutes=procedure.duration_minutes))
+        )
         done_ = status in (Status.COMPLETED, Status.REPORTED)
         order = ImagingOrder(
-            pk=pk, patient_id=patient, procedure=procedure, station=stations[procedure.modality_type],
-            modality_type=procedure.modality_type, scheduled_start=start, duration_minutes=procedure.duration_minutes,
-            reason=rng.choice(REASONS), referring_vet=rng.choice(VETS),
-            priority=rng.choices(["ROUTINE", "HIGH", "STAT"], [90, 8, 2])[0], status=status, status_changed=changed,
-            accession_number=accession_number(pk), requested_procedure_id=f"RP{pk}"[:16],
-            scheduled_step_id=f"SPS{pk}"[:16], study_instance_uid=study_instance_uid_new(),
+            pk=pk,
+            patient_id=patient,
+            procedure=procedure,
+            station=stations[procedure.modality_type],
+            modality_type=procedure.modality_type,
+            scheduled_start=start,
+            duration_minutes=procedure.duration_minutes,
+            reason=rng.choice(REASONS),
+            referring_vet=rng.choice(VETS),
+            priority=rng.choices(["ROUTINE", "HIGH", "STAT"], [90, 8, 2])[0],
+            status=status,
+            status_changed=changed,
+            accession_number=accession_number(pk),
+            requested_procedure_id=f"RP{pk}"[:16],
+            scheduled_step_id=f"SPS{pk}"[:16],
+            study_instance_uid=study_instance_uid_new(),
             placer_order_number=f"PMS-{pk}" if rng.random() < 0.5 else "",
-            images_received_at=(start + timedelta(minutes=10)) if done_ else None, created=created, updated=changed,
-        )  # fmt: skip
+            images_received_at=(start + timedelta(minutes=10)) if done_ else None,
+            created=created,
+            updated=changed,
+        )
         orders.append(order)
         if done_:
-            studies.append(Study(
-                pk=len(studies) + 1, study_instance_uid=order.study_instance_uid, patient_id=patient, order_id=pk,
-                link=Study.Link.ORDER, accession_number=order.accession_number, study_date=start.date(),
-                study_time=start.time(), description=procedure.name[:64], referring_physician=order.referring_vet,
-                dicom_patient_id=f"{settings.PATIENT_ID_PREFIX}{patient:06d}", received_at=start + timedelta(minutes=10),
-                updated=start + timedelta(minutes=10),
-            ))  # fmt: skip
+            studies.append(
+                Study(
+                    pk=len(studies) + 1,
+                    study_instance_uid=order.study_instance_uid,
+                    patient_id=patient,
+                    order_id=pk,
+                    link=Study.Link.ORDER,
+                    accession_number=order.accession_number,
+                    study_date=start.date(),
+                    study_time=start.time(),
+                    description=procedure.name[:64],
+                    referring_physician=order.referring_vet,
+                    dicom_patient_id=f"{settings.PATIENT_ID_PREFIX}{patient:06d}",
+                    received_at=start + timedelta(minutes=10),
+                    updated=start + timedelta(minutes=10),
+                )
+            )
     # A few studies found their animal by Patient ID alone (no order).
     for _ in range(len(studies) // 30):
         patient = rng.choice(imaged)
         day = today - timedelta(days=rng.randint(1, 300))
         at = make_aware(datetime.combine(day, datetime.min.time()), tz) + timedelta(hours=rng.randint(8, 18))
-        studies.append(Study(pk=len(studies) + 1, study_instance_uid=study_instance_uid_new(), patient_id=patient,
-                             link=Study.Link.PATIENT_ID, study_date=day, study_time=at.time(), description="Thorax",
-                             dicom_patient_id=f"{settings.PATIENT_ID_PREFIX}{patient:06d}", received_at=at, updated=at))  # fmt: skip
+        studies.append(
+            Study(
+                pk=len(studies) + 1,
+                study_instance_uid=study_instance_uid_new(),
+                patient_id=patient,
+                link=Study.Link.PATIENT_ID,
+                study_date=day,
+                study_time=at.time(),
+                description="Thorax",
+                dicom_patient_id=f"{settings.PATIENT_ID_PREFIX}{patient:06d}",
+                received_at=at,
+                updated=at,
+            )
+        )
     modality_of = {o.study_instance_uid: o.modality_type for o in orders}
     series, instances = [], []
     for study in studies:
@@ -338,14 +326,35 @@ def fill(patients_n, orders_n, rng, today):
         (s_low, s_high), (i_low, i_high) = SHAPES.get(modality, SHAPES["DX"])
         for s in range(1, rng.randint(s_low, s_high) + 1):
             uid = f"{study.study_instance_uid}.{s}"
-            series.append(Series(pk=len(series) + 1, study_id=study.pk, series_instance_uid=uid, modality=modality,
-                                 series_number=s, description=f"Series {s}", station_name=f"{modality}1",
-                                 received_from=f"{modality}ROOM", thumbnail_key=f"thumbnails/{uid}.png" if rng.random() < 0.95 else ""))  # fmt: skip
+            series.append(
+                Series(
+                    pk=len(series) + 1,
+                    study_id=study.pk,
+                    series_instance_uid=uid,
+                    modality=modality,
+                    series_number=s,
+                    description=f"Series {s}",
+                    station_name=f"{modality}1",
+                    received_from=f"{modality}ROOM",
+                    thumbnail_key=f"thumbnails/{uid}.png" if rng.random() < 0.95 else "",
+                )
+            )
             for i in range(1, rng.randint(i_low, i_high) + 1):
-                instances.append(Instance(series_id=len(series), sop_instance_uid=f"{uid}.{i}", sop_class_uid="1.2.840.10008.5.1.4.1.1.1.1",
-                                          transfer_syntax_uid="1.2.840.10008.1.2.1", instance_number=i, rows=2048, columns=2048,
-                                          file_size=8_400_000, storage_key=f"dicom/{uid}/{i}.dcm", received_from=f"{modality}ROOM",
-                                          received_at=study.received_at))  # fmt: skip
+                instances.append(
+                    Instance(
+                        series_id=len(series),
+                        sop_instance_uid=f"{uid}.{i}",
+                        sop_class_uid="1.2.840.10008.5.1.4.1.1.1.1",
+                        transfer_syntax_uid="1.2.840.10008.1.2.1",
+                        instance_number=i,
+                        rows=2048,
+                        columns=2048,
+                        file_size=8_400_000,
+                        storage_key=f"dicom/{uid}/{i}.dcm",
+                        received_from=f"{modality}ROOM",
+                        received_at=study.received_at,
+                    )
+                )
     with transaction.atomic():
         ImagingOrder.objects.bulk_create(orders, batch_size=5000)
         Study.objects.bulk_create(studies, batch_size=5000)
@@ -358,17 +367,30 @@ def fill(patients_n, orders_n, rng, today):
         # Statistics for the planner, and the visibility map a real table has after autovacuum.
         cursor.execute("VACUUM ANALYZE")
     fill_check(rng)
-    return {"seconds": time.perf_counter() - t0, "rows_s": filled - t0, "index_s": indexed - filled,
-            "owners": owners_n, "families": len(families), "orders": len(orders), "studies": len(studies),
-            "series": len(series), "instances": len(instances), "procedures": procedures, "imaged": imaged,
-            "species_of": patient_species, "living": [p.pk for p in patients if not p.deceased]}  # fmt: skip
+    return {
+        "seconds": time.perf_counter() - t0,
+        "rows_s": filled - t0,
+        "index_s": indexed - filled,
+        "owners": owners_n,
+        "families": len(families),
+        "orders": len(orders),
+        "studies": len(studies),
+        "series": len(series),
+        "instances": len(instances),
+        "procedures": procedures,
+        "imaged": imaged,
+        "species_of": patient_species,
+        "living": [p.pk for p in patients if not p.deceased],
+    }
 
 
 def procedures_by_species(species, stations):
     from imaging.models import Procedure
 
     found = {}
-    for procedure in Procedure.objects.filter(active=True, modality_type__in=list(stations)).prefetch_related("species"):
+    for procedure in Procedure.objects.filter(active=True, modality_type__in=list(stations)).prefetch_related(
+        "species"
+    ):
         allowed = {s.pk for s in procedure.species.all()}
         for key, sp in species.items():
             if not allowed or sp.pk in allowed:
@@ -394,14 +416,25 @@ def fill_check(rng):
         if words != patient_terms(patient):
             raise RuntimeError(f"patient {patient.pk}: search words are not patients/search.py's")
     for order in ImagingOrder.objects.select_related("procedure", "station").order_by("?")[:300]:
-        expected = (accession_number(order.pk), f"RP{order.pk}"[:16], f"SPS{order.pk}"[:16], order.procedure.modality_type,
-                    order.procedure.duration_minutes)  # fmt: skip
-        if (order.accession_number, order.requested_procedure_id, order.scheduled_step_id, order.modality_type,
-                order.duration_minutes) != expected or order.station.modality_type != order.modality_type:  # fmt: skip
+        expected = (
+            accession_number(order.pk),
+            f"RP{order.pk}"[:16],
+            f"SPS{order.pk}"[:16],
+            order.procedure.modality_type,
+            order.procedure.duration_minutes,
+        )
+        if (
+            order.accession_number,
+            order.requested_procedure_id,
+            order.scheduled_step_id,
+            order.modality_type,
+            order.duration_minutes,
+        ) != expected or order.station.modality_type != order.modality_type:
             raise RuntimeError(f"order {order.pk} is not what order_create would write")
 
 
 # --- requests -----------------------------------------------------------------------------------
+
 
 def search_requests(n, made, rng):
     """(tag, path) pairs: the words a PMS would send, by kind."""
@@ -412,8 +445,11 @@ def search_requests(n, made, rng):
     animals = {p.pk: p for p in Patient.objects.filter(pk__in=pool).prefetch_related("ownerships__owner")}
     chips = [p for p in animals.values() if p.microchip]
     externals = dict(PatientExternalId.objects.filter(patient_id__in=pool).values_list("patient_id", "value"))
-    owners = list(Owner.objects.filter(kind=Owner.Kind.PERSON, pk__in=[o.owner_id for p in animals.values()
-                                                                         for o in p.ownerships.all()]))  # fmt: skip
+    owners = list(
+        Owner.objects.filter(
+            kind=Owner.Kind.PERSON, pk__in=[o.owner_id for p in animals.values() for o in p.ownerships.all()]
+        )
+    )
     kinds, weights = list(SEARCH_KINDS), list(SEARCH_KINDS.values())
     out = []
     for _ in range(n):
@@ -442,12 +478,16 @@ def study_requests(n, made, rng):
     from imaging.models import Study
 
     with_studies = list(Study.objects.exclude(patient=None).values_list("patient_id", flat=True).distinct())
-    without = [p for p in rng.sample(range(1, len(made["species_of"]) + 1), 200) if p not in set(with_studies)]
+    without = [
+        p for p in rng.sample(range(1, len(made["species_of"]) + 1), 200) if p not in set(with_studies)
+    ]
     out = []
     for _ in range(n):
         has = rng.random() < 0.8 or not without
         patient = rng.choice(with_studies) if has else rng.choice(without)
-        out.append(("with studies" if has else "without studies", "GET", f"/api/v1/studies?patient={patient}", None))
+        out.append(
+            ("with studies" if has else "without studies", "GET", f"/api/v1/studies?patient={patient}", None)
+        )
     return out
 
 
@@ -464,13 +504,22 @@ def order_bodies(made, rng, tz, today):
             number = next(counter)
             patient = rng.choice(made["imaged"] if rng.random() < 0.7 else made["living"])
             modality = rng.choices(["DX", "US", "CT"], [3, 2, 1])[0]
-            choices = procedures.get((species_of[patient], modality)) or procedures[(species_of[patient], "DX")]
+            choices = (
+                procedures.get((species_of[patient], modality)) or procedures[(species_of[patient], "DX")]
+            )
             procedure = rng.choice(choices)
             day = today + timedelta(days=rng.randint(0, 30))
-            start = make_aware(datetime.combine(day, datetime.min.time()), tz) + timedelta(minutes=8 * 60 + 15 * rng.randrange(40))
-            body = {"patient": patient, "procedure": procedure.code, "scheduled_start": start.isoformat(),
-                    "reason": rng.choice(REASONS), "referring_vet": rng.choice(VETS),
-                    "placer_order_number": f"BENCH-{os.getpid()}-{number}"}  # fmt: skip
+            start = make_aware(datetime.combine(day, datetime.min.time()), tz) + timedelta(
+                minutes=8 * 60 + 15 * rng.randrange(40)
+            )
+            body = {
+                "patient": patient,
+                "procedure": procedure.code,
+                "scheduled_start": start.isoformat(),
+                "reason": rng.choice(REASONS),
+                "referring_vet": rng.choice(VETS),
+                "placer_order_number": f"BENCH-{os.getpid()}-{number}",
+            }
             if rng.random() < 0.3:
                 body["priority"] = "HIGH"
         return "order", "POST", "/api/v1/orders", json.dumps(body).encode()
@@ -479,10 +528,6 @@ def order_bodies(made, rng, tz, today):
 
 
 # --- the load client ----------------------------------------------------------------------------
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
 
 
 def load(port, key, next_request, *, concurrency, seconds, expect):
@@ -561,8 +606,11 @@ def load(port, key, next_request, *, concurrency, seconds, expect):
     wall = ended - began
     latencies = [r for rs in results for r in rs]
     return {
-        "n": len(latencies), "wall": wall, "rps": len(latencies) / wall if wall else 0.0,
-        "times": latencies, "failures": [f for fs in failures for f in fs],
+        "n": len(latencies),
+        "wall": wall,
+        "rps": len(latencies) / wall if wall else 0.0,
+        "times": latencies,
+        "failures": [f for fs in failures for f in fs],
         "client_cpu": (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / max(wall, 1e-9),
         "host": (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
     }
@@ -591,71 +639,120 @@ def cycler(items, rng):
 
 def measure(endpoints, port, key, runs, seconds, concurrency, single_seconds, warmup=2.0):
     for run in range(runs):
-        turn = endpoints[run % len(endpoints):] + endpoints[: run % len(endpoints)]
+        turn = endpoints[run % len(endpoints) :] + endpoints[: run % len(endpoints)]
         for endpoint in turn:
-            load(port, key, endpoint.next_request, concurrency=concurrency, seconds=warmup, expect=endpoint.expect)
-            endpoint.runs.append(load(port, key, endpoint.next_request, concurrency=concurrency, seconds=seconds,
-                                      expect=endpoint.expect))  # fmt: skip
+            load(
+                port,
+                key,
+                endpoint.next_request,
+                concurrency=concurrency,
+                seconds=warmup,
+                expect=endpoint.expect,
+            )
+            endpoint.runs.append(
+                load(
+                    port,
+                    key,
+                    endpoint.next_request,
+                    concurrency=concurrency,
+                    seconds=seconds,
+                    expect=endpoint.expect,
+                )
+            )
         for endpoint in turn:
             if single_seconds:
-                endpoint.single.append(load(port, key, endpoint.next_request, concurrency=1, seconds=single_seconds,
-                                            expect=endpoint.expect))  # fmt: skip
+                endpoint.single.append(
+                    load(
+                        port,
+                        key,
+                        endpoint.next_request,
+                        concurrency=1,
+                        seconds=single_seconds,
+                        expect=endpoint.expect,
+                    )
+                )
         line = ", ".join(f"{e.label} {e.runs[-1]['rps']:.0f} req/s" for e in endpoints)
         print(f"  run {run + 1}/{runs}: {line}", flush=True)
 
 
 # --- report -------------------------------------------------------------------------------------
 
+
 def figures(result, tag=None):
     times = [t for tag_, t, _ in result["times"] if tag is None or tag_ == tag]
     if not times:
         return None
-    return {"rps": result["rps"], "p50": statistics.median(times), "p95": percentile(times, 0.95), "n": len(times)}
-
-
-def med(values):
-    return statistics.median(values) if values else float("nan")
-
-
-def span(values, fmt):
-    return f"{format(med(values), fmt)} [{format(min(values), fmt)}–{format(max(values), fmt)}]" if values else "-"
+    return {
+        "rps": result["rps"],
+        "p50": statistics.median(times),
+        "p95": percentile(times, 0.95),
+        "n": len(times),
+    }
 
 
 def report(endpoints, args, made, hits):
     base = endpoints[0]
     print()
-    print(f"REST API under gunicorn ({args.workers} gthread workers x {args.threads} threads, keep-alive,"
-          f" DATABASE_CONN_MAX_AGE={args.conn_max_age}), PostgreSQL, {os.cpu_count()} CPUs shared with the client"
-          f" and the database. {args.concurrency} concurrent keep-alive connections, {args.seconds:g} s per endpoint"
-          f" and run; median of {len(base.runs)} runs [range]. Latency is per request at the client.")  # fmt: skip
-    print(f"  {'endpoint':<44} {'req/s':>17} {'p50 ms':>17} {'p95 ms':>17} {'x baseline req/s':>20} {'fail':>5}")
+    print(
+        f"REST API under gunicorn ({args.workers} gthread workers x {args.threads} threads, keep-alive,"
+        f" DATABASE_CONN_MAX_AGE={args.conn_max_age}), PostgreSQL, {os.cpu_count()} CPUs shared with"
+        " the client"
+        f" and the database. {args.concurrency} concurrent keep-alive connections, {args.seconds:g} s"
+        " per endpoint"
+        f" and run; median of {len(base.runs)} runs [range]. Latency is per request at the client."
+    )
+    table = []
     for endpoint in endpoints:
         rows = [figures(r) for r in endpoint.runs]
         rows = [r for r in rows if r]
-        ratios = [r["rps"] / b["rps"] for r, b in zip(endpoint.runs, base.runs) if b["rps"]]
+        ratios = [r["rps"] / b["rps"] for r, b in zip(endpoint.runs, base.runs, strict=False) if b["rps"]]
         failures = sum(len(r["failures"]) for r in endpoint.runs)
-        print(f"  {endpoint.label:<44} {span([r['rps'] for r in rows], '.0f'):>17} {span([r['p50'] for r in rows], '.1f'):>17}"
-              f" {span([r['p95'] for r in rows], '.1f'):>17} {span(ratios, '.2f'):>20} {failures:>5}")  # fmt: skip
+        table.append(
+            [
+                endpoint.label,
+                span([r["rps"] for r in rows], ".0f"),
+                span([r["p50"] for r in rows], ".1f"),
+                span([r["p95"] for r in rows], ".1f"),
+                span(ratios, ".2f"),
+                failures,
+            ]
+        )
+    print(harness.table(["endpoint", "req/s", "p50 ms", "p95 ms", "x baseline req/s", "fail"], table))
     busy = ", ".join(f"{e.label.split()[0]} {100 * med([r['host'] for r in e.runs]):.0f}%" for e in endpoints)
-    client = ", ".join(f"{e.label.split()[0]} {100 * med([r['client_cpu'] for r in e.runs]):.0f}%" for e in endpoints)
-    print(f"  machine busy (both CPUs, every process) while each ran: {busy}; the client's own CPU (% of one): {client}")
+    client = ", ".join(
+        f"{e.label.split()[0]} {100 * med([r['client_cpu'] for r in e.runs]):.0f}%" for e in endpoints
+    )
+    print(
+        f"  machine busy (both CPUs, every process) while each ran: {busy}; the client's own CPU (% of"
+        f" one): {client}"
+    )
     if any(e.single for e in endpoints):
-        print(f"  one connection at a time ({args.single_seconds:g} s each, no queueing): "
-              + "; ".join(f"{e.label.split()[0]} {span([figures(r)['rps'] for r in e.single if figures(r)], '.0f')} req/s,"
-                          f" p50 {med([figures(r)['p50'] for r in e.single if figures(r)]):.1f} ms,"
-                          f" p95 {med([figures(r)['p95'] for r in e.single if figures(r)]):.1f} ms" for e in endpoints))  # fmt: skip
+        print(
+            f"  one connection at a time ({args.single_seconds:g} s each, no queueing): "
+            + "; ".join(
+                f"{e.label.split()[0]}"
+                f" {span([figures(r)['rps'] for r in e.single if figures(r)], '.0f')} req/s,"
+                f" p50 {med([figures(r)['p50'] for r in e.single if figures(r)]):.1f} ms,"
+                f" p95 {med([figures(r)['p95'] for r in e.single if figures(r)]):.1f} ms"
+                for e in endpoints
+            )
+        )
     for endpoint in endpoints:
         tags = sorted({tag for r in endpoint.runs for tag, _, _ in r["times"]})
         if len(tags) < 2:
             continue
-        print(f"  {endpoint.label.split()[0]} by kind, p50 / p95 ms at {args.concurrency} connections"
-              f"{' and at 1' if endpoint.single else ''} (rows on the first page):")  # fmt: skip
+        print(
+            f"  {endpoint.label.split()[0]} by kind, p50 / p95 ms at {args.concurrency} connections"
+            f"{' and at 1' if endpoint.single else ''} (rows on the first page):"
+        )
         for tag in tags:
             cells = []
             for results in (endpoint.runs, endpoint.single):
                 rows = [f for f in (figures(r, tag) for r in results) if f]
                 if rows:
-                    cells.append(f"{med([r['p50'] for r in rows]):6.1f} / {med([r['p95'] for r in rows]):6.1f}")
+                    cells.append(
+                        f"{med([r['p50'] for r in rows]):6.1f} / {med([r['p95'] for r in rows]):6.1f}"
+                    )
             hit = f"   ({hits[tag]:.1f} rows)" if tag in hits else ""
             print(f"    {tag:<22} {'   '.join(cells)}{hit}")
     for endpoint in endpoints:
@@ -664,15 +761,15 @@ def report(endpoints, args, made, hits):
             print(f"  {endpoint.label}: {len(fails)} failed, e.g. {fails[0][0]} {fails[0][1][:200]!r}")
     print("Targets (issue 6), list/search, median of the runs:")
     for endpoint in endpoints[1:]:
-        ratios = [r["rps"] / b["rps"] for r, b in zip(endpoint.runs, base.runs) if b["rps"]]
+        ratio = med([r["rps"] / b["rps"] for r, b in zip(endpoint.runs, base.runs, strict=False) if b["rps"]])
         p95 = med([f["p95"] for f in (figures(r) for r in endpoint.runs) if f])
         label = endpoint.label if endpoint.target else f"{endpoint.label} (a write: shown, not a target)"
-        print(f"  {label}: {med(ratios):.2f}x the baseline's req/s, target >= 0.5:"
-              f" {'met' if med(ratios) >= 0.5 else 'not met'}; p95 {p95:.1f} ms, target < 50 ms:"
-              f" {'met' if p95 < 50 else 'not met'}")  # fmt: skip
+        print(harness.target(label, f"{ratio:.2f}x the baseline's req/s", ">= 0.5", ratio >= 0.5))
+        print(harness.target(label, f"p95 {p95:.1f} ms", "< 50 ms", p95 < 50))
 
 
 # --- diagnosis ----------------------------------------------------------------------------------
+
 
 def diagnose(endpoints, key):
     """Where one request's time goes, in this process on the same database (no gunicorn, no
@@ -681,10 +778,11 @@ def diagnose(endpoints, key):
     import cProfile
     import pstats
 
-    import benchmarks.api_server  # noqa: F401  (the URLconf with the baseline, in this process too)
     from django.db import connection
     from django.test import Client
     from django.test.utils import override_settings
+
+    import benchmarks.api_server  # noqa: F401  (the URLconf with the baseline, in this process too)
 
     lines = []
     with override_settings(ALLOWED_HOSTS=["testserver"]):
@@ -694,7 +792,9 @@ def diagnose(endpoints, key):
             _, method, path, body = request
             if method == "GET":
                 return http.get(path)
-            return http.post(path, data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex)
+            return http.post(
+                path, data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex
+            )
 
         for endpoint in endpoints:
             requests = [endpoint.next_request() for _ in range(110)]
@@ -726,29 +826,44 @@ def diagnose(endpoints, key):
             n = len(requests[60:])
             total = sum(t for (_, _, name), (_, _, t, _, _) in stats.stats.items()) / n * 1000
 
-            def cum(path_part, name):
-                found = [ct for (file, _, fn), (_, _, _, ct, _) in stats.stats.items() if path_part in file and fn == name]
+            def cum(path_part, name, stats=stats, n=n):
+                found = [
+                    ct
+                    for (file, _, fn), (_, _, _, ct, _) in stats.stats.items()
+                    if path_part in file and fn == name
+                ]
                 return 1000 * max(found) / n if found else 0.0
 
             phases = {
                 "authentication": cum("rest_framework/views.py", "perform_authentication"),
                 "throttle": cum("rest_framework/views.py", "check_throttles"),
-                "queries + rows (paginate_queryset)": cum("rest_framework/pagination.py", "paginate_queryset"),
+                "queries + rows (paginate_queryset)": cum(
+                    "rest_framework/pagination.py", "paginate_queryset"
+                ),
                 "validation (is_valid)": cum("rest_framework/serializers.py", "is_valid"),
                 "order_create": cum("imaging/orders/services.py", "order_create"),
                 "serializing (to_representation)": cum("rest_framework/serializers.py", "to_representation"),
-                "list bodies (rows.py)": max(cum("integrations/api/rows.py", "patients_json"),
-                                             cum("integrations/api/rows.py", "studies_json")),  # fmt: skip
+                "list bodies (rows.py)": max(
+                    cum("integrations/api/rows.py", "patients_json"),
+                    cum("integrations/api/rows.py", "studies_json"),
+                ),
                 "JSON rendering": cum("rest_framework/renderers.py", "render"),
             }
             shown = ", ".join(f"{name} {ms:.2f}" for name, ms in phases.items() if ms >= 0.01)
-            lines.append(f"  {endpoint.label}: {statistics.median(wall):.1f} ms a request (median of 50),"
-                         f" {statistics.median(count):.0f} SQL statements, {statistics.median(sql_ms):.1f} ms in them (sent, run, read)."
-                         f" Profiled ({n} requests, {total:.1f} ms each under the profiler), ms per request: {shown}")  # fmt: skip
+            lines.append(
+                f"  {endpoint.label}: {statistics.median(wall):.1f} ms a request (median of 50),"
+                f" {statistics.median(count):.0f} SQL statements, {statistics.median(sql_ms):.1f} ms in"
+                " them (sent, run, read)."
+                f" Profiled ({n} requests, {total:.1f} ms each under the profiler), ms per request: {shown}"
+            )
             top = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:6]
-            lines.append("    most own time: " + "; ".join(
-                f"{Path(file).name}:{line}({name}) {1000 * tt / n:.2f} ms x{nc / n:.0f}"
-                for (file, line, name), (_, nc, tt, _, _) in top))  # fmt: skip
+            lines.append(
+                "    most own time: "
+                + "; ".join(
+                    f"{Path(file).name}:{line}({name}) {1000 * tt / n:.2f} ms x{nc / n:.0f}"
+                    for (file, line, name), (_, nc, tt, _, _) in top
+                )
+            )
     lines += throttle_cost(endpoints, key)
     lines += explain_search(endpoints[1])
     return "\n".join(lines)
@@ -764,8 +879,10 @@ def throttle_cost(endpoints, key):
 
     from integrations.api.auth import ApiKeyAuthentication, ClientRateThrottle
 
-    request = Request(APIRequestFactory().get("/bench/ping", HTTP_AUTHORIZATION=f"Bearer {key}"),
-                      authenticators=[ApiKeyAuthentication()])  # fmt: skip
+    request = Request(
+        APIRequestFactory().get("/bench/ping", HTTP_AUTHORIZATION=f"Bearer {key}"),
+        authenticators=[ApiKeyAuthentication()],
+    )
     request.user  # noqa: B018  (authenticates)
     parts = []
     for endpoint in endpoints:
@@ -779,10 +896,15 @@ def throttle_cost(endpoints, key):
             t0 = time.perf_counter()
             throttle.allow_request(request, None)
             times.append(1000 * (time.perf_counter() - t0))
-        parts.append(f"{endpoint.label.split()[0]} ~{per_worker_minute:,} entries {statistics.median(times):.2f} ms")
+        parts.append(
+            f"{endpoint.label.split()[0]} ~{per_worker_minute:,} entries {statistics.median(times):.2f} ms"
+        )
         cache.delete(throttle.get_cache_key(request, None))
-    return ["  the throttle's own cost per request at each endpoint's rate (its list holds a minute's requests per"
-            " worker): " + "; ".join(parts)]
+    return [
+        "  the throttle's own cost per request at each endpoint's rate (its list holds a minute's"
+        " requests per"
+        " worker): " + "; ".join(parts)
+    ]
 
 
 def explain_search(endpoint):
@@ -805,15 +927,19 @@ def explain_search(endpoint):
         view.request = view.initialize_request(APIRequestFactory().get("/api/v1/patients", {"search": words}))
         view.format_kwarg = None
         page = view.get_queryset().order_by("id")  # integrations/api/statements.py's PageQuery
-        queryset = page.compiled.queryset(page.filters, page.ordering, None, 0, 101)  # what the paginator asks
+        queryset = page.compiled.queryset(
+            page.filters, page.ordering, None, 0, 101
+        )  # what the paginator asks
         sql, params = queryset.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
             plan = [row[0] for row in cursor.fetchall()]
         ms = float(next(line for line in plan if line.startswith("Execution Time")).split()[2])
         plans[tag] = (ms, words, plan)
-    lines = ["  EXPLAIN ANALYZE of the search's page query: " + "; ".join(
-        f"{tag} ({words!r}) {ms:.2f} ms" for tag, (ms, words, _) in plans.items())]  # fmt: skip
+    lines = [
+        "  EXPLAIN ANALYZE of the search's page query: "
+        + "; ".join(f"{tag} ({words!r}) {ms:.2f} ms" for tag, (ms, words, _) in plans.items())
+    ]
     tag, (ms, words, plan) = max(plans.items(), key=lambda item: item[1][0])
     lines.append(f"  the slowest, {tag} ({words!r}):")
     lines += ["    " + line for line in plan]
@@ -822,41 +948,72 @@ def explain_search(endpoint):
 
 # --- main ---------------------------------------------------------------------------------------
 
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, default=100_000)
-    parser.add_argument("--orders", type=int, default=30_000, help="imaging orders over a year (default 30000)")
-    parser.add_argument("--runs", type=int, default=3, help="times each endpoint is measured, in turn (default 3)")
+    parser.add_argument(
+        "--orders", type=int, default=30_000, help="imaging orders over a year (default 30000)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="times each endpoint is measured, in turn (default 3)"
+    )
     parser.add_argument("--seconds", type=float, default=10, help="seconds per endpoint and run (default 10)")
-    parser.add_argument("--single-seconds", type=float, default=4,
-                        help="seconds per endpoint and run with one connection (default 4; 0: skip)")  # fmt: skip
-    parser.add_argument("--concurrency", type=int, default=4, help="concurrent keep-alive connections (default 4)")
+    parser.add_argument(
+        "--single-seconds",
+        type=float,
+        default=4,
+        help="seconds per endpoint and run with one connection (default 4; 0: skip)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="concurrent keep-alive connections (default 4)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread; default 4)")
-    parser.add_argument("--conn-max-age", type=int, default=60,
-                        help="DATABASE_CONN_MAX_AGE for gunicorn (default 60: persistent connections; 0: one per request)")  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, default=4, help="threads per gunicorn worker (gthread; default 4)"
+    )
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        default=60,
+        help="DATABASE_CONN_MAX_AGE for gunicorn (default 60: persistent connections; 0: one per request)",
+    )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--no-diagnose", action="store_true", help="skip the in-process SQL counts, EXPLAIN and profile")
-    parser.add_argument("--keep", action="store_true", help="keep the database and the work directory (debugging)")
-    parser.add_argument("--reuse", metavar="DATABASE",
-                        help="measure a database an earlier --keep run left (not filled again, not dropped)")  # fmt: skip
+    parser.add_argument(
+        "--no-diagnose", action="store_true", help="skip the in-process SQL counts, EXPLAIN and profile"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database and the work directory (debugging)"
+    )
+    parser.add_argument(
+        "--reuse",
+        metavar="DATABASE",
+        help="measure a database an earlier --keep run left (not filled again, not dropped)",
+    )
     args = parser.parse_args()
     WORKERS[0] = args.workers
 
     began = time.perf_counter()
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
-        url = DEFAULT_URL
+    url = harness.postgres_url()
     workdir = Path(tempfile.mkdtemp(prefix="vetpacs-bench-api-"))
     db = None
     endpoints = []
     made, hits, diagnosis = None, {}, ""
     try:
-        db = Database(url, args.reuse)
+        db = harness.Database(url, "api", reuse=args.reuse)
         secret = uuid.uuid4().hex * 2
-        common = {"DEBUG": "false", "SECRET_KEY": secret, "LOG_LEVEL": "WARNING", "DATABASE_URL": db.url,
-                  "VAR_DIR": str(workdir / "var"), "STORAGE_ROOT": str(workdir / "storage"),
-                  "ALLOWED_HOSTS": HOST, "DJANGO_SETTINGS_MODULE": "vetclinic.settings"}  # fmt: skip
+        common = {
+            "DEBUG": "false",
+            "SECRET_KEY": secret,
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": db.url,
+            "VAR_DIR": str(workdir / "var"),
+            "STORAGE_ROOT": str(workdir / "storage"),
+            "ALLOWED_HOSTS": HOST,
+            "DJANGO_SETTINGS_MODULE": "vetclinic.settings",
+            # Plain HTTP on 127.0.0.1, as behind the clinic's TLS proxy: not redirected to https.
+            "SECURE_SSL_REDIRECT": "false",
+        }
         os.environ.update(common)
         import django
 
@@ -871,20 +1028,28 @@ def main():
         tz = get_current_timezone()
         today = datetime.now(tz).date()
         rng = random.Random(args.seed)
-        print(f"database {db.name} on {urlsplit(url).hostname}; work dir {workdir}; {os.cpu_count()} CPUs,"
-              f" load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+        print(
+            f"database {db.name} on {urlsplit(url).hostname}; work dir {workdir}; {os.cpu_count()} CPUs,"
+            f" load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         call_command("migrate", verbosity=0, interactive=False)
         if not args.reuse:
             made = fill(args.patients, args.orders, rng, today)
-            print(f"{args.patients:,} animals, {made['owners']:,} owners ({made['families']:,} family names),"
-                  f" {made['orders']:,} orders, {made['studies']:,} studies ({made['series']:,} series,"
-                  f" {made['instances']:,} instances): rows in {made['rows_s']:.0f} s, search words in"
-                  f" {made['index_s']:.0f} s, all checked and analysed in {made['seconds']:.0f} s", flush=True)  # fmt: skip
+            print(
+                f"{args.patients:,} animals, {made['owners']:,} owners ({made['families']:,} family names),"
+                f" {made['orders']:,} orders, {made['studies']:,} studies ({made['series']:,} series,"
+                f" {made['instances']:,} instances): rows in {made['rows_s']:.0f} s, search words in"
+                f" {made['index_s']:.0f} s, all checked and analysed in {made['seconds']:.0f} s",
+                flush=True,
+            )
         else:
             made = reused(rng)
             print(f"reusing {db.name}: {len(made['species_of']):,} animals", flush=True)
         ApiClient.objects.filter(name=CLIENT_NAME).delete()
-        _, key = api_client_create(actor=Actor.system("benchmark"), name=CLIENT_NAME, scopes=["*"], rate_limit=1_000_000)
+        _, key = api_client_create(
+            actor=Actor.system("benchmark"), name=CLIENT_NAME, scopes=["*"], rate_limit=1_000_000
+        )
 
         req_rng = random.Random(args.seed + 1)
         searches = search_requests(2000, made, req_rng)
@@ -894,18 +1059,30 @@ def main():
             Endpoint("baseline GET /bench/ping", cycler([("ping", "GET", "/bench/ping", None)], req_rng)),
             Endpoint("search GET /api/v1/patients?search=", cycler(searches, req_rng)),
             Endpoint("studies GET /api/v1/studies?patient=", cycler(studies, req_rng)),
-            Endpoint("orders POST /api/v1/orders", order_bodies(made, req_rng, tz, today), expect=201, target=False),
+            Endpoint(
+                "orders POST /api/v1/orders", order_bodies(made, req_rng, tz, today), expect=201, target=False
+            ),
         ]
         env = {**os.environ, **common, "DATABASE_CONN_MAX_AGE": str(args.conn_max_age)}
         from django.db import connections
 
         connections.close_all()
-        with Gunicorn(workdir, env, args.workers, args.threads) as server:
-            print(f"gunicorn on port {server.port}: {args.workers} workers x {args.threads} threads;"
-                  f" {args.runs} runs of {args.seconds:g} s per endpoint at {args.concurrency} connections"
-                  f" (+ {args.single_seconds:g} s at 1)", flush=True)  # fmt: skip
-            measure(endpoints, server.port, key, args.runs, args.seconds, args.concurrency, args.single_seconds)
-            errors = [line for line in tail(server.log, 20000).splitlines() if "Traceback" in line or "ERROR" in line]
+        app = "benchmarks.api_server:application"
+        with harness.Gunicorn(app, workdir, env, args.workers, args.threads) as server:
+            print(
+                f"gunicorn on port {server.port}: {args.workers} workers x {args.threads} threads;"
+                f" {args.runs} runs of {args.seconds:g} s per endpoint at {args.concurrency} connections"
+                f" (+ {args.single_seconds:g} s at 1)",
+                flush=True,
+            )
+            measure(
+                endpoints, server.port, key, args.runs, args.seconds, args.concurrency, args.single_seconds
+            )
+            errors = [
+                line
+                for line in tail(server.log, 20000).splitlines()
+                if "Traceback" in line or "ERROR" in line
+            ]
             if errors:
                 print(f"gunicorn logged {len(errors)} error lines; see {server.log} (--keep keeps it)")
         if not args.no_diagnose:
@@ -915,27 +1092,13 @@ def main():
             if endpoints and endpoints[0].runs:
                 report(endpoints, args, made, hits)
                 if diagnosis:
-                    print("\nWhere one request's time goes (this process, same database, Django's test client):")
+                    print(
+                        "\nWhere one request's time goes (this process, same database, Django's test client):"
+                    )
                     print(diagnosis)
         except Exception:
             traceback.print_exc()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        if db is not None and not args.keep and not args.reuse:
-            try:
-                db.drop()
-            except Exception as error:
-                print(f"could not drop the benchmark database {db.name}: {error}", file=sys.stderr)
-        elif db is not None:
-            print(f"kept: database {db.name}")
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"kept: work dir {workdir}")
+        harness.cleanup([db], workdir, keep=args.keep)
         print(f"total {time.perf_counter() - began:.0f} s")
 
 
@@ -943,7 +1106,6 @@ def reused(rng):
     """What the requests need from a database an earlier run filled."""
     from imaging.models import ImagingOrder, Modality
     from patients.models import Patient, Species
-
     from patients.vocabulary import rows as vocabulary_rows
 
     keys = {row["key"]: (row["scheme"], row["code"]) for row in vocabulary_rows("species.csv")}
@@ -952,9 +1114,15 @@ def reused(rng):
     stations = {m.modality_type: m for m in Modality.objects.all()}
     species_of = {pk: by_pk[sp] for pk, sp in Patient.objects.values_list("pk", "species_id")}
     imaged = list(ImagingOrder.objects.values_list("patient_id", flat=True).distinct())
-    living = list(Patient.objects.filter(deceased=False, merged_into__isnull=True).values_list("pk", flat=True))
-    return {"procedures": procedures_by_species(species, stations), "imaged": imaged, "species_of": species_of,
-            "living": living}  # fmt: skip
+    living = list(
+        Patient.objects.filter(deceased=False, merged_into__isnull=True).values_list("pk", flat=True)
+    )
+    return {
+        "procedures": procedures_by_species(species, stations),
+        "imaged": imaged,
+        "species_of": species_of,
+        "living": living,
+    }
 
 
 def search_hits(searches, studies, key):

@@ -10,6 +10,7 @@ connections evenly over the workers with it before it measures.
 It exists only here. The app's own URLconf (vetclinic/urls.py) is included unchanged, and
 this module is the ROOT_URLCONF only in the processes started from it.
 """
+
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vetclinic.settings")

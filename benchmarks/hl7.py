@@ -19,20 +19,18 @@ integrations/hl7/messages.structure_check does when it asks hl7apy (tolerant, no
 answers AA without a database.
 The two take turns run by run, so that whatever else the machine does falls on both alike.
 
-Printed: messages/s per receiver and connection count (median of the runs, min-max), the
+Printed: messages/s per receiver and connection count (median of the runs [min–max]), the
 ratio ours/baseline, the issue's targets (at least 0.5 of the baseline, at least 200 messages/s
 on one connection) as "met"/"not met" (never asserted), whether every ACK was AA for its own
 control id, and whether the database holds every animal's last name, phone and weight sent.
 The database is dropped at the end.
 """
+
 import argparse
 import os
 import random
-import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,32 +39,31 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-HOST = "127.0.0.1"
-DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/postgres"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import HOST, PYTHON, ROOT, free_port, port_open  # noqa: E402
+
 START, END = b"\x0b", b"\x1c\x0d"
 TARGET_RATIO, TARGET_ONE = 0.5, 200
 
 from tests.hl7_samples import msh, nk1, obx_weight, pid, segment  # noqa: E402
 
-FAMILY = ["Hartley", "Okafor", "Garcia", "Nguyen", "Schmidt", "Rossi", "Kowalski", "Dubois", "Jensen", "Murphy",
-          "Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans", "Thomas", "Johnson", "Roberts", "Walker"]  # fmt: skip
-GIVEN = ["Jane", "Chidi", "Lucia", "Linh", "Anna", "Marco", "Piotr", "Claire", "Lars", "Sean", "Amira", "Tom"]
-PETS = ["Biscuit", "Pepper", "Rocco", "Daisy", "Bella", "Max", "Luna", "Charlie", "Milo", "Poppy", "Teddy",
-        "Willow", "Ziggy", "Nala", "Oscar", "Bramble", "Pickle", "Juniper", "Hazel", "Rufus"]  # fmt: skip
+# The harness's names without accents.
+FAMILY, GIVEN = harness.ascii_fold(harness.FAMILY), harness.ascii_fold(harness.GIVEN)
+PETS = harness.PETS
 # (species, breeds) as SNOMED CT codes from the shipped vocabulary (patients/vocabulary).
 KINDS = [
-    ("448771007^Canis lupus familiaris^SCT", ["62137007^Labrador retriever^SCT", "44696006^Beagle^SCT",
-                                               "132619000^Mixed breed dog^SCT"]),
+    (
+        "448771007^Canis lupus familiaris^SCT",
+        ["62137007^Labrador retriever^SCT", "44696006^Beagle^SCT", "132619000^Mixed breed dog^SCT"],
+    ),
     ("448169003^Felis catus^SCT", ["15020009^Domestic shorthaired cat^SCT", "68086001^Persian cat^SCT"]),
-]  # fmt: skip
+]
 
 
 # --- the animals and their messages -------------------------------------------------------------
+
 
 @dataclass
 class Animal:
@@ -92,23 +89,45 @@ def animals_make(count, rng):
     result = []
     for n in range(count):
         species, breeds = KINDS[n % 5 == 4]  # four dogs to a cat
-        result.append(Animal(
-            n=n, family=rng.choice(FAMILY), given=rng.choice(GIVEN), name=rng.choice(PETS), sex=rng.choice("MF"),
-            born=f"20{rng.randint(10, 24)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}", species=species,
-            breed=rng.choice(breeds), phone=f"01632{960000 + n:06d}", kg=Decimal(rng.randint(3000, 40000)) / 1000,
-        ))  # fmt: skip
+        result.append(
+            Animal(
+                n=n,
+                family=rng.choice(FAMILY),
+                given=rng.choice(GIVEN),
+                name=rng.choice(PETS),
+                sex=rng.choice("MF"),
+                born=f"20{rng.randint(10, 24)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}",
+                species=species,
+                breed=rng.choice(breeds),
+                phone=f"01632{960000 + n:06d}",
+                kg=Decimal(rng.randint(3000, 40000)) / 1000,
+            )
+        )
     return result
 
 
 def adt(event, control_id, animal):
     """ADT^A04/A08 as a PMS sends it (2.5.1): MSH, EVN, PID with PID-35/36, NK1 owner, PV1, weight OBX."""
     lines = [
-        msh(f"ADT^{event}^ADT_A01", control_id), segment("EVN", {1: event, 2: "20261123101500"}),
-        pid(pms_id=animal.pms_id, name=f"{animal.family}^{animal.name}", born=animal.born, sex=animal.sex,
-            species=animal.species, breed=animal.breed, account=f"ACC-{animal.n:05d}"),
-        nk1(name=f"{animal.family}^{animal.given}", phone=animal.phone, address=f"{animal.n} Mill Lane^^Ashford^^TN24 8AA^GBR"),
-        segment("PV1", {1: "1", 2: "O"}), obx_weight(value=f"{animal.kg}"),
-    ]  # fmt: skip
+        msh(f"ADT^{event}^ADT_A01", control_id),
+        segment("EVN", {1: event, 2: "20261123101500"}),
+        pid(
+            pms_id=animal.pms_id,
+            name=f"{animal.family}^{animal.name}",
+            born=animal.born,
+            sex=animal.sex,
+            species=animal.species,
+            breed=animal.breed,
+            account=f"ACC-{animal.n:05d}",
+        ),
+        nk1(
+            name=f"{animal.family}^{animal.given}",
+            phone=animal.phone,
+            address=f"{animal.n} Mill Lane^^Ashford^^TN24 8AA^GBR",
+        ),
+        segment("PV1", {1: "1", 2: "O"}),
+        obx_weight(value=f"{animal.kg}"),
+    ]
     return ("\r".join(lines) + "\r").encode()
 
 
@@ -139,7 +158,9 @@ class Updates:
                 # a day, so 10.4, 4.4, 10.4 on one day leaves 4.4 the latest.
                 changed.kg = Decimal(50000 + self.serial) / 1000
             else:
-                changed.name = PETS[(PETS.index(current.name.split()[0]) + 1) % len(PETS)] + f" {self.serial % 97}"
+                changed.name = (
+                    PETS[(PETS.index(current.name.split()[0]) + 1) % len(PETS)] + f" {self.serial % 97}"
+                )
             control = f"{prefix}-{j:05d}"
             out.append((control, START + adt("A08", control, changed) + END, changed))
         return out
@@ -150,6 +171,7 @@ class Updates:
 
 
 # --- sending --------------------------------------------------------------------------------------
+
 
 def exchange(port, items, results, index, barrier):
     """Send each frame and wait for its ACK; results[index] = [(control id, MSA-1, MSA-2)]."""
@@ -167,7 +189,9 @@ def exchange(port, items, results, index, barrier):
                     raise ConnectionError(f"closed by the listener after {len(acks)} ACKs")
                 buffer += chunk
             reply, _, buffer = buffer.partition(END)
-            msa = next((s for s in reply[1:].decode("utf-8", "replace").split("\r") if s.startswith("MSA")), "MSA||")
+            msa = next(
+                (s for s in reply[1:].decode("utf-8", "replace").split("\r") if s.startswith("MSA")), "MSA||"
+            )
             fields = msa.split("|")
             acks.append((control, fields[1], fields[2] if len(fields) > 2 else ""))
     results[index] = acks
@@ -179,8 +203,10 @@ def send(port, batch, connections):
     shares = [batch[i::connections] for i in range(connections)]
     results = [None] * connections
     barrier = threading.Barrier(connections + 1)
-    threads = [threading.Thread(target=exchange, args=(port, share, results, i, barrier), daemon=True)
-               for i, share in enumerate(shares)]  # fmt: skip
+    threads = [
+        threading.Thread(target=exchange, args=(port, share, results, i, barrier), daemon=True)
+        for i, share in enumerate(shares)
+    ]
     for thread in threads:
         thread.start()
     barrier.wait()
@@ -198,80 +224,7 @@ def not_aa(acks):
     return [a for a in acks if a[1] != "AA" or a[2] != a[0]]
 
 
-# --- processes and the database -------------------------------------------------------------------
-
-STARTED = []
-
-
-def start(args, *, env, log):
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    STARTED.append(proc)
-    return proc
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    STARTED.remove(proc)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, proc, log, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited: {Path(log).read_text()[-2000:]}")
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on {port}: {Path(log).read_text()[-2000:]}")
-
-
-def cpu_seconds(pid):
-    """User + system CPU of a process (Linux /proc; clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Database:
-    """A throw-away PostgreSQL database next to ``url``'s."""
-
-    def __init__(self, url):
-        import psycopg
-
-        parts = urlsplit(url)
-        if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-            raise SystemExit(f"DATABASE_URL {url!r} is not PostgreSQL; this benchmark needs PostgreSQL")
-        self.name = f"vetpacs_bench_hl7_{os.getpid()}"
-        self.admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-        with psycopg.connect(self.admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-        self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
-
-    def drop(self):
-        import psycopg
-        from django.conf import settings
-
-        if settings.configured:  # the check at the end read the database through Django
-            from django.db import connections
-
-            connections.close_all()
-        with psycopg.connect(self.admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+# --- the database afterwards ---------------------------------------------------------------------
 
 
 def database_check(animals, messages):
@@ -301,54 +254,72 @@ def database_check(animals, messages):
 
 # --- main -------------------------------------------------------------------------------------------
 
-def spread(values):
-    return f"{statistics.median(values):7.1f}/s  ({min(values):.1f}-{max(values):.1f})"
-
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--animals", type=int, default=1000, help="animals registered by A04 first (default 1000)")
-    parser.add_argument("--messages", type=int, default=1000, help="A08s per run and connection count (default 1000)")
+    parser.add_argument(
+        "--animals", type=int, default=1000, help="animals registered by A04 first (default 1000)"
+    )
+    parser.add_argument(
+        "--messages", type=int, default=1000, help="A08s per run and connection count (default 1000)"
+    )
     parser.add_argument("--runs", type=int, default=5, help="runs of each (default 5); medians are reported")
     parser.add_argument("--connections", type=int, default=4, help="concurrent connections (default 4)")
     args = parser.parse_args()
     if args.messages > args.animals:
-        parser.error("--messages must not be more than --animals (an animal updated on two connections at once)")
+        parser.error(
+            "--messages must not be more than --animals (an animal updated on two connections at once)"
+        )
     rng = random.Random(7)
-    url = os.environ.get("DATABASE_URL", "")
-    url = url if urlsplit(url).scheme.startswith("postgres") else DEFAULT_DATABASE
 
     began = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="vetpacs-bench-hl7-"))
     db = None
     ok = True
     try:
-        db = Database(url)
+        db = harness.Database(harness.postgres_url(), "hl7")
         env = os.environ.copy()
-        env.update({
-            "DATABASE_URL": db.url, "VAR_DIR": str(workdir / "var"), "DEBUG": "false", "SECRET_KEY": uuid.uuid4().hex * 2,
-            "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
-        })  # fmt: skip
+        env.update(
+            {
+                "DATABASE_URL": db.url,
+                "VAR_DIR": str(workdir / "var"),
+                "DEBUG": "false",
+                "SECRET_KEY": uuid.uuid4().hex * 2,
+                "LOG_LEVEL": "WARNING",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         print(f"database: postgresql {db.name}; work dir {workdir}; {os.cpu_count()} CPUs", flush=True)
-        migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                                 capture_output=True, text=True, timeout=600)  # fmt: skip
-        if migrate.returncode:
-            raise RuntimeError(f"migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-4000:]}")
+        db.migrate(env)
 
         ours_port, base_port = free_port(), free_port()
-        ours = start([PYTHON, "manage.py", "hl7_listener", "--bind", HOST, "--port", str(ours_port)], env=env,
-                     log=workdir / "hl7_listener.log")  # fmt: skip
-        base = start([PYTHON, str(ROOT / "benchmarks" / "hl7_baseline.py"), "--port", str(base_port)], env=env,
-                     log=workdir / "baseline.log")  # fmt: skip
-        wait_listening(ours_port, ours, workdir / "hl7_listener.log")
-        wait_listening(base_port, base, workdir / "baseline.log")
+        ours = harness.launch(
+            [PYTHON, "manage.py", "hl7_listener", "--bind", HOST, "--port", str(ours_port)],
+            env=env,
+            log=workdir / "hl7_listener.log",
+            ready=lambda: port_open(ours_port),
+            what="hl7_listener",
+        )
+        base = harness.launch(
+            [PYTHON, str(ROOT / "benchmarks" / "hl7_baseline.py"), "--port", str(base_port)],
+            env=env,
+            log=workdir / "baseline.log",
+            ready=lambda: port_open(base_port),
+            what="the baseline",
+        )
 
         animals = animals_make(args.animals, rng)
-        registrations = [(f"REG-{a.n:05d}", START + adt("A04", f"REG-{a.n:05d}", a) + END, a) for a in animals]
+        registrations = [
+            (f"REG-{a.n:05d}", START + adt("A04", f"REG-{a.n:05d}", a) + END, a) for a in animals
+        ]
         rate, acks = send(ours_port, registrations, 4)
         bad = not_aa(acks)
-        print(f"registered {len(animals):,} animals with their owners by ADT^A04 over 4 connections: {rate:.1f}/s"
-              f"{'' if not bad else f'; NOT AA: {len(bad)}, e.g. {bad[:3]}'}", flush=True)  # fmt: skip
+        print(
+            f"registered {len(animals):,} animals with their owners by ADT^A04 over 4 connections:"
+            f" {rate:.1f}/s"
+            f"{'' if not bad else f'; NOT AA: {len(bad)}, e.g. {bad[:3]}'}",
+            flush=True,
+        )
         ok &= not bad
 
         updates = Updates(animals)
@@ -365,17 +336,20 @@ def main():
             for connections in (1, args.connections):
                 batch = updates.batch(f"R{run}C{connections}", args.messages)
                 for who, port, proc in (("baseline", base_port, base), ("ours", ours_port, ours)):
-                    cpu_before = cpu_seconds(proc.pid)
+                    cpu_before = harness.cpu_seconds(proc.pid)
                     rate, acks = send(port, batch, connections)
-                    cpu[(who, connections)].append((cpu_seconds(proc.pid) - cpu_before) / len(batch))
+                    cpu[(who, connections)].append((harness.cpu_seconds(proc.pid) - cpu_before) / len(batch))
                     rates[(who, connections)].append(rate)
                     if who == "ours":
                         all_acks += acks
                         updates.apply(batch)
                         sent += len(batch)
-                print(f"  run {run + 1}: {connections} connection{'s' if connections > 1 else ' '}"
-                      f"  baseline {rates[('baseline', connections)][-1]:7.1f}/s   ours {rates[('ours', connections)][-1]:7.1f}/s",
-                      flush=True)  # fmt: skip
+                print(
+                    f"  run {run + 1}: {connections} connection{'s' if connections > 1 else ' '}"
+                    f"  baseline {rates[('baseline', connections)][-1]:7.1f}/s   ours"
+                    f" {rates[('ours', connections)][-1]:7.1f}/s",
+                    flush=True,
+                )
 
         os.environ["DATABASE_URL"] = db.url
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vetclinic.settings")
@@ -387,40 +361,59 @@ def main():
         bad = not_aa(all_acks)
 
         print()
-        print(f"HL7 ADT^A08 updates, ACK awaited for each; PostgreSQL; {args.animals:,} animals; {args.messages:,} messages"
-              f" per run; {args.runs} runs: median (min-max)")  # fmt: skip
-        print(f"{'receiver':<46} {'1 connection':<28} {args.connections} connections")
-        for who, label in (("baseline", "baseline: bare MLLP + hl7apy parse, no DB"), ("ours", "VetPACS manage.py hl7_listener")):
-            print(f"{label:<46} {spread(rates[(who, 1)]):<28} {spread(rates[(who, args.connections)])}")
-        ratios = {}
-        for n in (1, args.connections):
-            ratios[n] = statistics.median(rates[("ours", n)]) / statistics.median(rates[("baseline", n)])
-        print(f"{'ratio ours / baseline (medians)':<46} {ratios[1]:<28.2f} {ratios[args.connections]:.2f}")
+        print(
+            f"HL7 ADT^A08 updates, ACK awaited for each; PostgreSQL; {args.animals:,} animals;"
+            f" {args.messages:,} messages"
+            f" per run; {args.runs} runs: median [min–max]"
+        )
+        columns = (1, args.connections)
+        rows = []
+        for who, label in (
+            ("baseline", "baseline: bare MLLP + hl7apy parse, no DB"),
+            ("ours", "VetPACS manage.py hl7_listener"),
+        ):
+            rows.append([label] + [harness.span(rates[(who, n)], ".1f") + "/s" for n in columns])
+        ratios = {
+            n: statistics.median(rates[("ours", n)]) / statistics.median(rates[("baseline", n)])
+            for n in columns
+        }
+        rows.append(["ratio ours / baseline (medians)"] + [f"{ratios[n]:.2f}" for n in columns])
         for who in ("baseline", "ours"):
-            per = [f"{1000 * statistics.median(cpu[(who, n)]):.1f} ms" for n in (1, args.connections)]
-            print(f"{'  CPU of the process per message (' + who + ')':<46} {per[0]:<28} {per[1]}")
+            rows.append(
+                [f"  CPU of the process per message ({who})"]
+                + [f"{1000 * statistics.median(cpu[(who, n)]):.1f} ms" for n in columns]
+            )
+        print(harness.table(["receiver", "1 connection", f"{args.connections} connections"], rows, indent=""))
         print()
         one = statistics.median(rates[("ours", 1)])
-        for n in (1, args.connections):
-            met = ratios[n] >= TARGET_RATIO
-            print(f"target: at least {TARGET_RATIO} of the baseline, {n} connection{'s' if n > 1 else ''}: {ratios[n]:.3f}"
-                  f" ({'met' if met else 'NOT met'})")  # fmt: skip
-        print(f"target: at least {TARGET_ONE} messages/s on one connection: {one:.1f}/s ({'met' if one >= TARGET_ONE else 'NOT met'})")
-        print(f"every ACK AA for its own control id: {'yes' if not bad else f'NO, {len(bad)} not, e.g. {bad[:3]}'}"
-              f" ({len(all_acks):,} timed A08s)")  # fmt: skip
-        print(f"database: {len(updates.animals) - len(wrong):,}/{len(updates.animals):,} animals have the last name, phone"
-              f" and weight sent{'' if not wrong else f' (wrong: {wrong[:5]})'}; {processed:,}/{expected:,} messages"
-              f" logged as processed")  # fmt: skip
+        for n in columns:
+            what = f"ours / baseline, {n} connection{'s' if n > 1 else ''}"
+            print(
+                harness.target(
+                    what, f"{ratios[n]:.3f}", f"at least {TARGET_RATIO}", ratios[n] >= TARGET_RATIO
+                )
+            )
+        print(
+            harness.target(
+                "messages/s on one connection", f"{one:.1f}/s", f"at least {TARGET_ONE}", one >= TARGET_ONE
+            )
+        )
+        print(
+            "every ACK AA for its own control id:"
+            f" {'yes' if not bad else f'NO, {len(bad)} not, e.g. {bad[:3]}'}"
+            f" ({len(all_acks):,} timed A08s)"
+        )
+        print(
+            f"database: {len(updates.animals) - len(wrong):,}/{len(updates.animals):,} animals have the"
+            " last name, phone"
+            f" and weight sent{'' if not wrong else f' (wrong: {wrong[:5]})'};"
+            f" {processed:,}/{expected:,} messages"
+            f" logged as processed"
+        )
         ok &= not bad and not wrong and processed == expected
     finally:
-        for proc in list(STARTED):
-            stop(proc)
-        if db is not None:
-            try:
-                db.drop()
-            except Exception as error:  # keep cleaning up
-                print(f"could not drop the benchmark database {db.name}: {error}", file=sys.stderr)
-        shutil.rmtree(workdir, ignore_errors=True)
+        harness.stop_all()
+        harness.cleanup([db], workdir)
         print(f"total {time.perf_counter() - began:.0f} s")
     return 0 if ok else 1
 

@@ -7,6 +7,7 @@ without a database.
 No Django, no log, no thread pool: one asyncio loop that splits frames, parses and answers,
 the least a listener that looks at the message at all can do. SIGTERM stops it.
 """
+
 import argparse
 import asyncio
 import re
@@ -29,8 +30,10 @@ def answer(data):
     except Exception:
         code = "AE"
     trigger = msh[8].split("^")[1] if "^" in msh[8] else ""
-    ack = (f"MSH|^~\\&|BASELINE||{msh[2]}|{msh[3]}|20260101000000||ACK^{trigger}^ACK|A{msh[9]}|P|{msh[11]}\r"
-           f"MSA|{code}|{msh[9]}\r")  # fmt: skip
+    ack = (
+        f"MSH|^~\\&|BASELINE||{msh[2]}|{msh[3]}|20260101000000||ACK^{trigger}^ACK|A{msh[9]}|P|{msh[11]}\r"
+        f"MSA|{code}|{msh[9]}\r"
+    )
     return START + ack.encode() + END
 
 

@@ -21,14 +21,13 @@ storescp and to Orthanc measured in the same run. The database is created for th
 (PostgreSQL when DATABASE_URL points at one, else a temporary SQLite file) and dropped at the
 end, as is the storage root.
 """
+
 import argparse
 import contextlib
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,17 +37,35 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from benchmarks.processes import STARTED, free_port, stop, wait_for  # noqa: E402
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    HOST,
+    PYTHON,
+    ROOT,
+    cpu_seconds,
+    fmt,
+    free_port,
+    host_busy,
+    port_open,
+    start,
+    stop,
+    tail,
+    wait_for,
+)
+
 STORESCU = "/usr/bin/storescu"  # .venv/bin has pynetdicom's storescu under the same name
 STORESCP = "/usr/bin/storescp"
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"  # Debian's package puts it in /usr/sbin
-HOST = "127.0.0.1"
 DX_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
 CORPUS_VERSION = 2
-TABLES = ["imaging_instanceversion", "imaging_instance", "imaging_series", "imaging_study", "audit_auditentry"]
+TABLES = [
+    "imaging_instanceversion",
+    "imaging_instance",
+    "imaging_series",
+    "imaging_study",
+    "audit_auditentry",
+]
 
 REFERENCE = """\
 Reference figures quoted in the issue (NOT measured here; 2-core machines like this one):
@@ -58,6 +75,7 @@ Reference figures quoted in the issue (NOT measured here; 2-core machines like t
 
 
 # --- corpus -------------------------------------------------------------------------------------
+
 
 def ct_small_path():
     import pydicom
@@ -109,7 +127,7 @@ def _ct_build(folder, count, *, studies, prefix="BENCH"):
 def _dx_build(folder, count, *, studies, size=2000):
     import numpy as np
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
     studies = max(1, min(studies, count))
     series_n = min(count, studies * 2)
@@ -117,7 +135,9 @@ def _dx_build(folder, count, *, studies, size=2000):
     series_uids = [generate_uid() for _ in range(series_n)]
     rng = np.random.default_rng(7)
     y, x = np.mgrid[0:size, 0:size]
-    base = ((np.hypot(x - size / 2, y - size / 2) / size * 3000) + rng.integers(0, 600, (size, size))).astype(np.uint16)
+    base = ((np.hypot(x - size / 2, y - size / 2) / size * 3000) + rng.integers(0, 600, (size, size))).astype(
+        np.uint16
+    )
     base = np.clip(base, 0, 4095).astype(np.uint16)
     for i in range(count):
         study, series = i * studies // count, i * series_n // count
@@ -135,7 +155,11 @@ def _dx_build(folder, count, *, studies, size=2000):
         ds.PatientSpeciesDescription = "Canine"
         ds.AccessionNumber, ds.StudyID = f"D{study:06d}", str(study)
         ds.StudyDate, ds.StudyTime = "20240105", "101500"
-        ds.Modality, ds.PresentationIntentType, ds.ImageType = "DX", "FOR PRESENTATION", ["ORIGINAL", "PRIMARY"]
+        ds.Modality, ds.PresentationIntentType, ds.ImageType = (
+            "DX",
+            "FOR PRESENTATION",
+            ["ORIGINAL", "PRIMARY"],
+        )
         ds.SeriesNumber, ds.InstanceNumber = series + 1, i + 1
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.Rows = ds.Columns = size
@@ -157,70 +181,16 @@ def corpus_files(folder):
 # --- processes ----------------------------------------------------------------------------------
 
 
-
-def start(args, *, env, log, cwd=ROOT):
-    out = open(log, "ab")
-    try:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    finally:
-        out.close()
-    STARTED.append(proc)
-    return proc
-
-
-def port_open(port):
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def tail(path, n=2000):
-    try:
-        return Path(path).read_bytes()[-n:].decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def cpu_seconds(pid):
-    """User + system CPU of a process and its descendants (threads included), from /proc."""
-    children, ticks = {}, os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry)] = fields
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0.0, [pid]
-    for _ in range(10_000):
-        if not todo:
-            break
-        current = todo.pop()
-        if current in stats:
-            # utime, stime, and cutime, cstime: the children it has reaped (storescp --fork's)
-            total += sum(int(v) for v in stats[current][11:15]) / ticks
-        todo.extend(children.get(current, []))
-    return total
-
-
-def host_cpu():
-    """(busy, total) jiffies of all CPUs, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
-
-
 def connections_by_pid(port):
     """{pid: established connections} on our listening port, from ss (None without ss)."""
     if not shutil.which("ss"):
         return None
-    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
-                         capture_output=True, text=True, timeout=10).stdout  # fmt: skip
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
     found = {}
     for line in out.splitlines():
         for part in line.split("pid=")[1:]:
@@ -231,39 +201,24 @@ def connections_by_pid(port):
 
 # --- database -----------------------------------------------------------------------------------
 
-class Database:
-    """A throw-away database: PostgreSQL next to DATABASE_URL's, or a SQLite file."""
+
+class Database(harness.Database):
+    """The throw-away database (harness.Database), and what the benchmark reads and resets in it."""
 
     def __init__(self, url, workdir):
-        self.name = None
-        parts = urlsplit(url) if url else None
-        if parts and parts.scheme in ("postgres", "postgresql", "pgsql"):
-            import psycopg
-
-            self.kind = "postgresql"
-            self.name = f"vetpacs_bench_{os.getpid()}"
-            self.admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-            with psycopg.connect(self.admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
-                conn.execute(f'CREATE DATABASE "{self.name}"')
-            self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
-            self.conn = None
-        else:
-            if parts and parts.scheme != "sqlite":
-                raise SystemExit(f"DATABASE_URL scheme {parts.scheme!r}: only PostgreSQL or SQLite")
-            self.kind = "sqlite"
-            self.path = Path(workdir) / "bench.sqlite3"
-            self.url = f"sqlite:///{self.path}"
-            self.conn = None
+        super().__init__(url, "ingest", workdir=workdir)
+        self.conn = None
 
     def _cursor(self):
         if self.conn is None:
             if self.kind == "postgresql":
                 import psycopg
 
-                self.conn = psycopg.connect(urlunsplit(urlsplit(self.url)._replace(scheme="postgresql")), autocommit=True)
+                self.conn = psycopg.connect(
+                    urlunsplit(urlsplit(self.url)._replace(scheme="postgresql")), autocommit=True
+                )
             else:
-                self.conn = sqlite3.connect(self.path, timeout=20, isolation_level=None)
+                self.conn = sqlite3.connect(self.django_name, timeout=20, isolation_level=None)
         return self.conn.cursor()
 
     def scalar(self, sql):
@@ -306,14 +261,11 @@ class Database:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        if self.kind == "postgresql":
-            import psycopg
-
-            with psycopg.connect(self.admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        super().drop()
 
 
 # --- receivers ----------------------------------------------------------------------------------
+
 
 class Storescp:
     label = "storescp"
@@ -333,10 +285,14 @@ class Storescp:
         # without it storescp answers each small C-STORE a delayed ACK later (~22 images/s).
         env = os.environ.copy()
         env["TCP_NODELAY"] = "1"
-        self.proc = start(args + (["--fork"] if self.fork else []) + [str(self.port)], env=env, log=self.log)
-        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None, timeout=30, what="storescp")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"storescp exited: {tail(self.log)}")
+        self.proc = harness.launch(
+            args + (["--fork"] if self.fork else []) + [str(self.port)],
+            env=env,
+            log=self.log,
+            ready=lambda: port_open(self.port),
+            timeout=30,
+            what="storescp",
+        )
         return self
 
     def __exit__(self, *exc):
@@ -376,19 +332,29 @@ class Orthanc:
         shutil.rmtree(self.root, ignore_errors=True)
         (self.root / "db").mkdir(parents=True)
         config = {
-            "Name": "vetpacs-bench", "StorageDirectory": str(self.root / "db"), "IndexDirectory": str(self.root / "db"),
-            "Plugins": [], "DicomAet": "ORTHANC", "DicomPort": self.port, "HttpPort": self.http,
-            "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "DicomAlwaysAllowStore": True,
-            "DicomCheckCalledAet": False, "DicomCheckModalityHost": False,
-        }  # fmt: skip
+            "Name": "vetpacs-bench",
+            "StorageDirectory": str(self.root / "db"),
+            "IndexDirectory": str(self.root / "db"),
+            "Plugins": [],
+            "DicomAet": "ORTHANC",
+            "DicomPort": self.port,
+            "HttpPort": self.http,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomAlwaysAllowStore": True,
+            "DicomCheckCalledAet": False,
+            "DicomCheckModalityHost": False,
+        }
         (self.root / "orthanc.json").write_text(json.dumps(config))
         # Its DICOM server is dcmtk's, which reads TCP_NODELAY too: Nagle off on its side, as on
         # storescp's and ours.
-        self.proc = start([ORTHANC, str(self.root / "orthanc.json")], env={**os.environ, "TCP_NODELAY": "1"}, log=self.log)
-        wait_for(lambda: self.proc.poll() is not None or (port_open(self.port) and self._statistics() is not None),
-                 timeout=60, what="Orthanc")  # fmt: skip
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"Orthanc exited: {tail(self.log)}")
+        self.proc = harness.launch(
+            [ORTHANC, str(self.root / "orthanc.json")],
+            env={**os.environ, "TCP_NODELAY": "1"},
+            log=self.log,
+            ready=lambda: port_open(self.port) and self._statistics() is not None,
+            what="Orthanc",
+        )
 
     def _statistics(self):
         import urllib.request
@@ -426,25 +392,41 @@ class Vetpacs:
         self.proc = None
 
     def __enter__(self):
-        args = [PYTHON, "manage.py", "dicom_listener", "--port", str(self.port), "--bind", HOST,
-                "--processes", str(self.processes)]  # fmt: skip
+        args = [
+            PYTHON,
+            "manage.py",
+            "dicom_listener",
+            "--port",
+            str(self.port),
+            "--bind",
+            HOST,
+            "--processes",
+            str(self.processes),
+        ]
         self.log.write_text("")
-        self.proc = start(args, env=self.env, log=self.log)
+
         def ready():  # the dispatcher listens, then each listener process says it is ready
             text = self.log.read_text()
             processes = text.count("DICOM listener process") if self.processes > 1 else 1
             return "DICOM listener VETPACS on" in text and processes >= self.processes
 
-        wait_for(lambda: self.proc.poll() is not None or ready(), timeout=60, what="the listener to start")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"listener exited: {tail(self.log)}")
+        self.proc = harness.launch(args, env=self.env, log=self.log, ready=ready, what="the listener")
         wait_for(lambda: port_open(self.port), timeout=30, what="the listener's port")
         # Warm up end to end (listener, broker, worker, database), then start clean.
-        result = subprocess.run(storescu_args(self.port, [self.warmup]), env=os.environ.copy(),
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        result = subprocess.run(
+            storescu_args(self.port, [self.warmup]),
+            env=os.environ.copy(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if result.returncode:
             raise RuntimeError(f"warm-up C-STORE failed: {result.stdout}{result.stderr}\n{tail(self.log)}")
-        wait_for(lambda: self.db.instances() >= 1, timeout=120, what="the warm-up instance to be indexed (is the worker up?)")
+        wait_for(
+            lambda: self.db.instances() >= 1,
+            timeout=120,
+            what="the warm-up instance to be indexed (is the worker up?)",
+        )
         self.reset()
         return self
 
@@ -459,8 +441,12 @@ class Vetpacs:
         Returns how long the worker still had work after the run, and the thumbnail check."""
         t0 = time.perf_counter()
         try:
-            wait_for(lambda: self.db.thumbnails_pending() == 0 and queue_length(self.queue) == 0,
-                     timeout=180, interval=0.25, what="the worker to finish")  # fmt: skip
+            wait_for(
+                lambda: self.db.thumbnails_pending() == 0 and queue_length(self.queue) == 0,
+                timeout=180,
+                interval=0.25,
+                what="the worker to finish",
+            )
         except TimeoutError as error:
             print(f"   note: {error}; resetting anyway", flush=True)
         facts = {"settle_s": time.perf_counter() - t0, "not_middle": self.db.thumbnails_not_middle()}
@@ -491,8 +477,11 @@ def queue_length(queue):
 
 # --- one run ------------------------------------------------------------------------------------
 
+
 def storescu_args(port, paths, called="VETPACS"):
-    return [STORESCU, "-aet", "BENCHSCU", "-aec", called, "-ll", "warn", "+sd", "+r", HOST, str(port)] + [str(p) for p in paths]
+    return [STORESCU, "-aet", "BENCHSCU", "-aec", called, "-ll", "warn", "+sd", "+r", HOST, str(port)] + [
+        str(p) for p in paths
+    ]
 
 
 def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worker):
@@ -502,13 +491,13 @@ def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worke
         env["TCP_NODELAY"] = "1"
     called = {Storescp: "STORESCP", Orthanc: "ORTHANC"}.get(type(receiver), "VETPACS")
     logs = [Path(receiver.log).with_name(f"storescu-{n}.log") for n in range(len(folders))]
-    cpu_before = receiver.cpu(), (cpu_seconds(worker.pid) if indexes else 0.0), host_cpu()
+    cpu_before = receiver.cpu(), (cpu_seconds(worker.pid) if indexes else 0.0), host_busy()
     senders = []
     timeline = []
     result = {"expected": expected, "nbytes": nbytes, "timeout": False, "error": "", "spread": None}
     start_time = time.perf_counter()
     try:
-        for folder, log in zip(folders, logs):
+        for folder, log in zip(folders, logs, strict=True):
             log.write_text("")
             senders.append(start(storescu_args(receiver.port, [folder], called), env=env, log=log))
         store_end = index_end = None
@@ -518,7 +507,12 @@ def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worke
             now_ = time.perf_counter()
             if store_end is None and all(p.poll() is not None for p in senders):
                 store_end = now_
-            if indexes and result["spread"] is None and now_ - start_time > 0.3 and isinstance(receiver, Vetpacs):
+            if (
+                indexes
+                and result["spread"] is None
+                and now_ - start_time > 0.3
+                and isinstance(receiver, Vetpacs)
+            ):
                 spread = connections_by_pid(receiver.port)
                 if spread is not None and (sum(spread.values()) >= len(folders) or store_end is not None):
                     result["spread"] = spread
@@ -539,7 +533,9 @@ def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worke
             result["index_s"] = result["store_s"]  # it indexes before it answers each C-STORE
         result["codes"] = [p.poll() for p in senders]
         if any(c for c in result["codes"]):
-            result["error"] = f"storescu exit {result['codes']}: " + " | ".join(tail(log, 300).strip() for log in logs)
+            result["error"] = f"storescu exit {result['codes']}: " + " | ".join(
+                tail(log, 300).strip() for log in logs
+            )
         result["stored"] = receiver.stored()
         for share in (50, 99):
             result[f"index{share}_s"] = next((t for t, c in timeline if c >= expected * share / 100), None)
@@ -547,7 +543,7 @@ def run(receiver, *, folders, expected, nbytes, nodelay, timeout, indexes, worke
             result["error"] += f" only {result['stored']}/{expected} stored"
         result["cpu_receiver"] = receiver.cpu() - cpu_before[0]
         result["cpu_worker"] = (cpu_seconds(worker.pid) - cpu_before[1]) if indexes else None
-        busy, total = host_cpu()
+        busy, total = host_busy()
         result["host_busy"] = 100 * (busy - cpu_before[2][0]) / max(total - cpu_before[2][1], 1)
     finally:
         for proc in senders:
@@ -562,27 +558,37 @@ def run_cell(receiver, label, info, corpus, assoc, sender, args, worker, workdir
         raise RuntimeError(f"the Celery worker exited: {tail(workdir / 'worker.log')}")
     indexes = isinstance(receiver, Vetpacs)
     folders = [info["root"]] if assoc == 1 else info["parts"]
-    result = run(receiver, folders=folders, expected=info["files"], nbytes=info["bytes"],
-                 nodelay=sender == "nodelay", timeout=args.run_timeout, indexes=indexes, worker=worker)  # fmt: skip
+    result = run(
+        receiver,
+        folders=folders,
+        expected=info["files"],
+        nbytes=info["bytes"],
+        nodelay=sender == "nodelay",
+        timeout=args.run_timeout,
+        indexes=indexes,
+        worker=worker,
+    )
     result.update(corpus=corpus, sender=sender, assoc=assoc, receiver=label)
     spread = f" connections per listener pid {result['spread']}" if result["spread"] and assoc > 1 else ""
     extra = ""
     if indexes:
         bad, total = result["not_middle"]
-        extra = (f" (50% at {fmt(result['index50_s'], '.1f')} s, 99% at {fmt(result['index99_s'], '.1f')} s);"
-                 f" worker busy {result['settle_s']:.1f} s more (thumbnails);"
-                 f" thumbnail not of the middle image in {bad}/{total} series")  # fmt: skip
-    print(f"  {corpus:<5} {sender:<7} {assoc} assoc -> {label:<14} C-STORE {result['store_s']:7.2f} s"
-          f"  indexed {fmt(result['index_s'], '7.2f')} s{extra}{spread}"
-          f"{'  TIMEOUT' if result['timeout'] else ''}{('  ERROR ' + result['error']) if result['error'] else ''}",
-          flush=True)  # fmt: skip
+        extra = (
+            f" (50% at {fmt(result['index50_s'], '.1f')} s, 99% at {fmt(result['index99_s'], '.1f')} s);"
+            f" worker busy {result['settle_s']:.1f} s more (thumbnails);"
+            f" thumbnail not of the middle image in {bad}/{total} series"
+        )
+    print(
+        f"  {corpus:<5} {sender:<7} {assoc} assoc -> {label:<14} C-STORE {result['store_s']:7.2f} s"
+        f"  indexed {fmt(result['index_s'], '7.2f')} s{extra}{spread}"
+        f"{'  TIMEOUT' if result['timeout'] else ''}"
+        f"{('  ERROR ' + result['error']) if result['error'] else ''}",
+        flush=True,
+    )
     return result
 
 
 # --- report -------------------------------------------------------------------------------------
-
-def fmt(value, spec, missing="-"):
-    return missing if value is None else format(value, spec)
 
 
 def table(rows):
@@ -596,28 +602,59 @@ def table(rows):
     def ratio(a, b):
         return fmt(a / b if a and b else None, ".2f") + ("x" if a and b else "")
 
-    base = {name: {(r["corpus"], r["sender"], r["assoc"]): r for r in rows if r["receiver"] == name} for name in ("storescp", "orthanc")}
-    head = (f"{'corpus':<6} {'sender':<7} {'assoc':>5}  {'receiver':<14} {'img/s':>7} {'MB/s':>7} {'C-STORE s':>9}"
-            f" {'idx img/s':>9} {'idx/store':>9} {'vs scp':>7} {'vs orthanc':>10} {'idx vs orthanc':>14}"
-            f" {'rcv CPU%':>8} {'wrk CPU%':>8} {'host%':>5}")  # fmt: skip
-    lines = [head, "-" * len(head)]
+    base = {
+        name: {(r["corpus"], r["sender"], r["assoc"]): r for r in rows if r["receiver"] == name}
+        for name in ("storescp", "orthanc")
+    }
+    header = [
+        "corpus",
+        "sender",
+        "assoc",
+        "receiver",
+        "img/s",
+        "MB/s",
+        "C-STORE s",
+        "idx img/s",
+        "idx/store",
+        "vs scp",
+        "vs orthanc",
+        "idx vs orthanc",
+        "rcv CPU%",
+        "wrk CPU%",
+        "host%",
+    ]
+    lines = []
     for r in rows:
         key = (r["corpus"], r["sender"], r["assoc"])
         scp, orthanc = base["storescp"].get(key), base["orthanc"].get(key)
         store_rate, index_rate = rate(r, "store_s"), rate(r, "index_s")
         receiver = r["receiver"] + ("+fork" if r["receiver"] == "storescp" and r["assoc"] > 1 else "")
-        worker_cpu = None if r["cpu_worker"] is None else 100 * r["cpu_worker"] / (r["index_s"] or r["store_s"])
-        line = (f"{r['corpus']:<6} {r['sender']:<7} {r['assoc']:>5}  {receiver:<14} {store_rate:>7.1f} {r['nbytes'] / 1e6 / r['store_s']:>7.1f}"
-                f" {r['store_s']:>9.2f} {fmt(index_rate, '>9.1f'):>9} {fmt(r['index_s'] / r['store_s'] if r.get('index_s') else None, '>9.2f'):>9}"
-                f" {ratio(store_rate, rate(scp, 'store_s')):>7} {ratio(store_rate, rate(orthanc, 'store_s')):>10}"
-                f" {ratio(index_rate, rate(orthanc, 'index_s')):>14}"
-                f" {100 * r['cpu_receiver'] / r['store_s']:>8.0f} {fmt(worker_cpu, '>8.0f'):>8} {r['host_busy']:>5.0f}")  # fmt: skip
+        worker_cpu = (
+            None if r["cpu_worker"] is None else 100 * r["cpu_worker"] / (r["index_s"] or r["store_s"])
+        )
+        line = [
+            r["corpus"],
+            r["sender"],
+            r["assoc"],
+            receiver,
+            f"{store_rate:.1f}",
+            f"{r['nbytes'] / 1e6 / r['store_s']:.1f}",
+            f"{r['store_s']:.2f}",
+            fmt(index_rate, ".1f"),
+            fmt(r["index_s"] / r["store_s"] if r.get("index_s") else None, ".2f"),
+            ratio(store_rate, rate(scp, "store_s")),
+            ratio(store_rate, rate(orthanc, "store_s")),
+            ratio(index_rate, rate(orthanc, "index_s")),
+            f"{100 * r['cpu_receiver'] / r['store_s']:.0f}",
+            fmt(worker_cpu, ".0f"),
+            f"{r['host_busy']:.0f}",
+        ]
         if r["timeout"]:
-            line += "  TIMEOUT"
+            line.append("TIMEOUT")
         if r["error"]:
-            line += f"  ERROR {r['error'][:200]}"
+            line.append(f"ERROR {r['error'][:200]}")
         lines.append(line)
-    return "\n".join(lines)
+    return harness.table(header, lines, left=(0, 1, 3), indent="", rule=True)
 
 
 def targets(rows):
@@ -628,11 +665,17 @@ def targets(rows):
     for r in rows:
         if r.get("index_s") and not r["error"] and not r["timeout"]:
             by.setdefault((r["receiver"], r["corpus"], r["sender"], r["assoc"]), []).append(r)
-    lines = ["Targets (issue 3), PostgreSQL and indexing included, against Orthanc measured above"
-             " (with several rounds: medians, and each round's ratio):"]  # fmt: skip
-    for corpus, sender, assoc, ours in [("small", "nodelay", 1, "vetpacs-1proc"), ("large", "nodelay", 1, "vetpacs-1proc"),
-                                        ("small", "nodelay", 4, "vetpacs-2proc"), ("large", "nodelay", 4, "vetpacs-2proc"),
-                                        ("small", "stock", 1, "vetpacs-1proc")]:  # fmt: skip
+    lines = [
+        "Targets (issue 3), PostgreSQL and indexing included, against Orthanc measured above"
+        " (with several rounds: medians, and each round's ratio):"
+    ]
+    for corpus, sender, assoc, ours in [
+        ("small", "nodelay", 1, "vetpacs-1proc"),
+        ("large", "nodelay", 1, "vetpacs-1proc"),
+        ("small", "nodelay", 4, "vetpacs-2proc"),
+        ("large", "nodelay", 4, "vetpacs-2proc"),
+        ("small", "stock", 1, "vetpacs-1proc"),
+    ]:
         mine, theirs = by.get((ours, corpus, sender, assoc)), by.get(("orthanc", corpus, sender, assoc))
         if not mine or not theirs:
             continue
@@ -640,19 +683,33 @@ def targets(rows):
         ours_s = statistics.median(r["index_s"] for r in mine)
         theirs_s = statistics.median(r["index_s"] for r in theirs)
         ratio = theirs_s / ours_s
-        rounds = ", ".join(f"{t['index_s'] / m['index_s']:.2f}" for m, t in zip(mine, theirs))
+        rounds = ", ".join(f"{t['index_s'] / m['index_s']:.2f}" for m, t in zip(mine, theirs, strict=False))
         goal = "ahead of" if assoc > 1 else "at least" if sender == "nodelay" else "several times"
         met = ratio > 1 if assoc > 1 else ratio >= 1 if sender == "nodelay" else ratio >= 3
-        lines.append(f"  {corpus} {sender} {assoc} assoc: {ours} indexed {expected / ours_s:.1f} img/s,"
-                     f" Orthanc {expected / theirs_s:.1f}: {ratio:.2f}x ({goal} Orthanc: {'met' if met else 'NOT met'})"
-                     + (f"; rounds {rounds}" if len(mine) > 1 else ""))  # fmt: skip
-    worst = max((r["index_s"] / r["store_s"] for r in rows if r["receiver"].startswith("vetpacs") and r.get("index_s")), default=None)
+        figure = (
+            f"{ours} indexed {expected / ours_s:.1f} img/s, Orthanc {expected / theirs_s:.1f}: {ratio:.2f}x"
+        )
+        line = harness.target(f"{corpus} {sender} {assoc} assoc", figure, f"{goal} Orthanc", met)
+        lines.append(line + (f"; rounds {rounds}" if len(mine) > 1 else ""))
+    worst = max(
+        (
+            r["index_s"] / r["store_s"]
+            for r in rows
+            if r["receiver"].startswith("vetpacs") and r.get("index_s")
+        ),
+        default=None,
+    )
     if worst is not None:
-        lines.append(f"  indexed within 1.2x of C-STORE time: worst {worst:.2f}x ({'met' if worst <= 1.2 else 'NOT met'})")
+        lines.append(
+            harness.target(
+                "time until indexed / C-STORE time", f"worst {worst:.2f}x", "<= 1.2x", worst <= 1.2
+            )
+        )
     return "\n".join(lines)
 
 
 # --- diagnosis: where the listener's and the indexer's time goes ------------------------------
+
 
 class Sampler:
     """A poor man's sampling profiler: every few ms, the innermost Python frame of each thread
@@ -674,12 +731,21 @@ class Sampler:
             if self.stop_event.wait(self.interval):
                 return
             # Association and DULServiceProvider threads, one pair per association.
-            kinds = {t.ident: type(t).__name__ for t in threading.enumerate() if t.name not in ("dicom-server", "sampler")}
+            kinds = {
+                t.ident: type(t).__name__
+                for t in threading.enumerate()
+                if t.name not in ("dicom-server", "sampler")
+            }
             self.samples += 1
             for ident, frame in sys._current_frames().items():
                 if ident in own or ident not in kinds:
                     continue
-                key = (kinds[ident], Path(frame.f_code.co_filename).name, frame.f_code.co_name, frame.f_lineno)
+                key = (
+                    kinds[ident],
+                    Path(frame.f_code.co_filename).name,
+                    frame.f_code.co_name,
+                    frame.f_lineno,
+                )
                 self.counts[key] = self.counts.get(key, 0) + 1
 
     def __enter__(self):
@@ -756,7 +822,9 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
                     return _original(event)
                 finally:
                     with lock:
-                        times.setdefault("on_store handler (all of the above)", []).append(time.perf_counter() - t)
+                        times.setdefault("on_store handler (all of the above)", []).append(
+                            time.perf_counter() - t
+                        )
 
             handlers.HANDLERS[n] = (event, on_store)
 
@@ -771,23 +839,45 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
         times.clear()
         with Sampler() as sampler:
             t0 = time.perf_counter()
-            sent = subprocess.run(storescu_args(port, [folder]), env=sender_env, capture_output=True, text=True, timeout=timeout)
+            sent = subprocess.run(
+                storescu_args(port, [folder]), env=sender_env, capture_output=True, text=True, timeout=timeout
+            )
             wall = time.perf_counter() - t0
         handler = times.get("on_store handler (all of the above)", [])
         n = len(handler) or 1
-        out.append(f"  {title}: {len(handler)} CT in {wall:.2f} s = {len(handler) / wall:.0f}/s,"
-                   f" {1000 * wall / n:.2f} ms wall per image (storescu exit {sent.returncode})")  # fmt: skip
-        out.append("    " + ", ".join(f"{label} {1000 * sum(values) / n:.2f}" for label, values in times.items()
-                                      if "all of the above" not in label) + " ms/image")  # fmt: skip
-        out.append(f"    instance_receive {1000 * sum(times.get('instance_receive (all of the above)', [])) / n:.2f},"
-                   f" on_store {1000 * sum(handler) / n:.2f}, outside on_store {1000 * (wall - sum(handler)) / n:.2f} ms/image"
-                   " (pynetdicom PDU/DIMSE work, reactor polling, storescu)")  # fmt: skip
+        out.append(
+            f"  {title}: {len(handler)} CT in {wall:.2f} s = {len(handler) / wall:.0f}/s,"
+            f" {1000 * wall / n:.2f} ms wall per image (storescu exit {sent.returncode})"
+        )
+        out.append(
+            "    "
+            + ", ".join(
+                f"{label} {1000 * sum(values) / n:.2f}"
+                for label, values in times.items()
+                if "all of the above" not in label
+            )
+            + " ms/image"
+        )
+        out.append(
+            "    instance_receive"
+            f" {1000 * sum(times.get('instance_receive (all of the above)', [])) / n:.2f},"
+            f" on_store {1000 * sum(handler) / n:.2f}, outside on_store"
+            f" {1000 * (wall - sum(handler)) / n:.2f} ms/image"
+            " (pynetdicom PDU/DIMSE work, reactor polling, storescu)"
+        )
         if sample:
-            out.append(f"    sampled innermost frames of the association threads ({sampler.samples} samples, 2 ms apart):")
+            out.append(
+                f"    sampled innermost frames of the association threads ({sampler.samples} samples, 2"
+                " ms apart):"
+            )
             out.append(sampler.report(top=8))
 
     def quiet():
-        wait_for(lambda: db.thumbnails_pending() == 0 and queue_length(env["CELERY_QUEUE"]) == 0, timeout=180, what="the worker")
+        wait_for(
+            lambda: db.thumbnails_pending() == 0 and queue_length(env["CELERY_QUEUE"]) == 0,
+            timeout=180,
+            what="the worker",
+        )
         db.reset()
 
     try:
@@ -796,7 +886,10 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
         # A: the listener alone: indexing messages kept in a list, so no worker competes for the CPUs.
         captured = []  # the batches as the listener queued them, one task each
         services.instances_queue = captured.append
-        send("A. listener in-process alone (queue captured, worker idle), 1 association, nodelay sender", sample=True)
+        send(
+            "A. listener in-process alone (queue captured, worker idle), 1 association, nodelay sender",
+            sample=True,
+        )
         # B: indexing those same batches one after the other, here, as the task does, under
         # cProfile, counting queries.
         kinds = {}
@@ -815,25 +908,46 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
             profile.disable()
             spent = time.perf_counter() - t0
         n = max(sum(len(messages) for messages in captured), 1)
-        out.append(f"  B. indexing the same batches serially in-process: {n} instances in {len(captured)} instances_index calls"
-                   f" in {spent:.2f} s = {1000 * spent / n:.2f} ms an instance ({n / spent:.0f}/s on one core);"
-                   f" {sum(kinds.values()) / n:.2f} SQL statements an instance, {sum(kinds.values()) / max(len(captured), 1):.1f} a batch"
-                   f" ({', '.join(f'{k} {v / n:.2f}' for k, v in sorted(kinds.items()))} an instance)")  # fmt: skip
+        out.append(
+            f"  B. indexing the same batches serially in-process: {n} instances in {len(captured)}"
+            " instances_index calls"
+            f" in {spent:.2f} s = {1000 * spent / n:.2f} ms an instance ({n / spent:.0f}/s on one core);"
+            f" {sum(kinds.values()) / n:.2f} SQL statements an instance,"
+            f" {sum(kinds.values()) / max(len(captured), 1):.1f} a batch"
+            f" ({', '.join(f'{k} {v / n:.2f}' for k, v in sorted(kinds.items()))} an instance)"
+        )
         stream = _io.StringIO()
         stats = pstats.Stats(profile, stream=stream)
         stats.sort_stats("cumulative").print_stats(re.escape(str(ROOT)) + "/(imaging|vetclinic|patients)", 8)
-        body = [line for line in stream.getvalue().splitlines() if str(ROOT) in line and "site-packages" not in line]
+        body = [
+            line
+            for line in stream.getvalue().splitlines()
+            if str(ROOT) in line and "site-packages" not in line
+        ]
         out.append("    cProfile, our functions by cumulative time (ncalls tottime percall cumtime percall):")
         out.extend("    " + line.strip().replace(str(ROOT) + "/", "")[:140] for line in body[:8])
-        psycopg_wait = sum(v[3] for k, v in stats.stats.items() if "psycopg" in k[0] and k[2] in ("wait", "_execute_send", "_exec_command"))
-        out.append(f"    time in psycopg round trips (wait/send/exec_command): {1000 * psycopg_wait / n:.2f} ms per instance")
+        psycopg_wait = sum(
+            v[3]
+            for k, v in stats.stats.items()
+            if "psycopg" in k[0] and k[2] in ("wait", "_execute_send", "_exec_command")
+        )
+        out.append(
+            f"    time in psycopg round trips (wait/send/exec_command): {1000 * psycopg_wait / n:.2f}"
+            " ms per instance"
+        )
         # C: what one thumbnail costs (the worker renders one per new series, between ingest tasks).
         from imaging.ingest import thumbnails
         from imaging.models import Series
 
         if large_files:
             captured.clear()
-            subprocess.run(storescu_args(port, large_files[:2]), env=sender_env, capture_output=True, text=True, timeout=timeout)
+            subprocess.run(
+                storescu_args(port, large_files[:2]),
+                env=sender_env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             for messages in captured:
                 services.instances_index(messages=messages)
         cost = {}
@@ -841,13 +955,21 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
             t0 = time.perf_counter()
             thumbnails.series_thumbnail_render(series_id=series.pk)
             cost.setdefault(series.modality, []).append(time.perf_counter() - t0)
-        out.append("  C. one series thumbnail, rendered here: " + ", ".join(
-            f"{modality} {1000 * sum(v) / len(v):.0f} ms ({len(v)} series)" for modality, v in sorted(cost.items())))  # fmt: skip
+        out.append(
+            "  C. one series thumbnail, rendered here: "
+            + ", ".join(
+                f"{modality} {1000 * sum(v) / len(v):.0f} ms ({len(v)} series)"
+                for modality, v in sorted(cost.items())
+            )
+        )
         connections.close_all()
         services.instances_queue = real_queue
         quiet()
         # D: as deployed: publish to Celery, the real worker indexing at the same time.
-        send("D. listener in-process, publishing to Celery while the worker indexes, 1 association, nodelay", sample=False)
+        send(
+            "D. listener in-process, publishing to Celery while the worker indexes, 1 association, nodelay",
+            sample=False,
+        )
     finally:
         services.instances_queue = real_queue
         server.shutdown()
@@ -857,25 +979,57 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
 
 # --- main ---------------------------------------------------------------------------------------
 
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=2000, help="CT instances of ~40 KB (default 2000)")
     parser.add_argument("--large", type=int, default=100, help="DX instances of ~8 MB (default 100)")
-    parser.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "vetpacs-bench-corpus",
-                        help="where the corpus is built, reused when it has the same shape")  # fmt: skip
-    parser.add_argument("--run-timeout", type=float, default=300, help="seconds one send may take (default 300)")
-    parser.add_argument("--only", choices=["storescp", "orthanc", "vetpacs-1proc", "vetpacs-2proc"], action="append",
-                        help="run only these receivers (repeatable)")  # fmt: skip
-    parser.add_argument("--sender", choices=["nodelay", "stock"], action="append",
-                        help="run only these senders (repeatable; default both)")  # fmt: skip
-    parser.add_argument("--assoc", type=int, choices=[1, 4], action="append",
-                        help="run only these association counts (repeatable; default both)")  # fmt: skip
-    parser.add_argument("--corpora", choices=["small", "large"], action="append",
-                        help="run only these corpora (repeatable; default both)")  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run each cell this many times, the receivers taking turns; targets use the median (default 1)")  # fmt: skip
-    parser.add_argument("--diagnose", action=argparse.BooleanOptionalAction, default=True,
-                        help="after the table's runs, profile our listener and indexing in this process")  # fmt: skip
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "vetpacs-bench-corpus",
+        help="where the corpus is built, reused when it has the same shape",
+    )
+    parser.add_argument(
+        "--run-timeout", type=float, default=300, help="seconds one send may take (default 300)"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["storescp", "orthanc", "vetpacs-1proc", "vetpacs-2proc"],
+        action="append",
+        help="run only these receivers (repeatable)",
+    )
+    parser.add_argument(
+        "--sender",
+        choices=["nodelay", "stock"],
+        action="append",
+        help="run only these senders (repeatable; default both)",
+    )
+    parser.add_argument(
+        "--assoc",
+        type=int,
+        choices=[1, 4],
+        action="append",
+        help="run only these association counts (repeatable; default both)",
+    )
+    parser.add_argument(
+        "--corpora",
+        choices=["small", "large"],
+        action="append",
+        help="run only these corpora (repeatable; default both)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run each cell this many times, the receivers taking turns; targets use the median (default 1)",
+    )
+    parser.add_argument(
+        "--diagnose",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the table's runs, profile our listener and indexing in this process",
+    )
     args = parser.parse_args()
     for tool in (STORESCU, STORESCP):
         if not os.access(tool, os.X_OK):
@@ -887,11 +1041,19 @@ def main():
     for name in ("small", "large"):
         files = corpus_files(args.corpus / name)
         parts = sorted(p for p in (args.corpus / name).iterdir() if p.is_dir()) if files else []
-        corpora[name] = {"files": len(files), "bytes": sum(f.stat().st_size for f in files), "root": args.corpus / name, "parts": parts}
+        corpora[name] = {
+            "files": len(files),
+            "bytes": sum(f.stat().st_size for f in files),
+            "root": args.corpus / name,
+            "parts": parts,
+        }
     warmup = corpus_files(args.corpus / "warmup")[0]
-    print(f"corpus {args.corpus} ({'built' if built else 'reused'}):"
-          f" small {corpora['small']['files']} CT files, {corpora['small']['bytes'] / 1e6:.1f} MB;"
-          f" large {corpora['large']['files']} DX files, {corpora['large']['bytes'] / 1e6:.1f} MB", flush=True)  # fmt: skip
+    print(
+        f"corpus {args.corpus} ({'built' if built else 'reused'}):"
+        f" small {corpora['small']['files']} CT files, {corpora['small']['bytes'] / 1e6:.1f} MB;"
+        f" large {corpora['large']['files']} DX files, {corpora['large']['bytes'] / 1e6:.1f} MB",
+        flush=True,
+    )
 
     workdir = Path(tempfile.mkdtemp(prefix="vetpacs-bench-"))
     storage_root = workdir / "storage"
@@ -905,20 +1067,48 @@ def main():
         db = Database(os.environ.get("DATABASE_URL", ""), workdir)
         env = os.environ.copy()
         env.pop("TCP_NODELAY", None)
-        env.update({
-            "DATABASE_URL": db.url, "STORAGE_ROOT": str(storage_root), "STORAGE_BACKEND": "file",
-            "CELERY_QUEUE": queue, "DICOM_ALLOW_ANY_AE": "true", "DICOM_AE_TITLE": "VETPACS",
-            "DEBUG": "false", "SECRET_KEY": uuid.uuid4().hex * 2, "LOG_LEVEL": "INFO",
-        })  # fmt: skip
+        env.update(
+            {
+                "DATABASE_URL": db.url,
+                "STORAGE_ROOT": str(storage_root),
+                "STORAGE_BACKEND": "file",
+                "CELERY_QUEUE": queue,
+                "DICOM_ALLOW_ANY_AE": "true",
+                "DICOM_AE_TITLE": "VETPACS",
+                "DEBUG": "false",
+                "SECRET_KEY": uuid.uuid4().hex * 2,
+                "LOG_LEVEL": "INFO",
+            }
+        )
         broker = env.get("CELERY_BROKER_URL", "filesystem:// (default)")
-        print(f"database: {db.kind} {db.name or db.url}; broker: {broker}; queue {queue}; work dir {workdir}", flush=True)
-        migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                                 capture_output=True, text=True, timeout=600)  # fmt: skip
-        if migrate.returncode:
-            raise RuntimeError(f"migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-4000:]}")
+        print(
+            f"database: {db.kind} {db.name or db.url}; broker: {broker}; queue {queue}; work dir {workdir}",
+            flush=True,
+        )
+        db.migrate(env)
         db.reset()  # migrations may load data; start from empty imaging and audit tables
-        worker = start([PYTHON, "-m", "celery", "-A", "vetclinic", "worker", "--pool", "prefork", "--concurrency", "2",
-                        "-Q", queue, "-l", "WARNING", "-n", f"{queue}@%h"], env=env, log=workdir / "worker.log")  # fmt: skip
+        worker = start(
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "vetclinic",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "2",
+                "-Q",
+                queue,
+                "-l",
+                "WARNING",
+                "-n",
+                f"{queue}@%h",
+            ],
+            env=env,
+            log=workdir / "worker.log",
+        )
 
         orthanc = os.access(ORTHANC, os.X_OK)
         receivers = {
@@ -929,7 +1119,13 @@ def main():
             "vetpacs-2proc": lambda: Vetpacs(workdir, 2, env, db, warmup, queue),
         }
         # storescp forks for four associations; two listener processes only for four.
-        serves = {"storescp": (1,), "storescp+fork": (4,), "orthanc": (1, 4), "vetpacs-1proc": (1, 4), "vetpacs-2proc": (4,)}
+        serves = {
+            "storescp": (1,),
+            "storescp+fork": (4,),
+            "orthanc": (1, 4),
+            "vetpacs-1proc": (1, 4),
+            "vetpacs-2proc": (4,),
+        }
         wanted = [name for name in receivers if not args.only or name.split("+")[0] in args.only]
         with contextlib.ExitStack() as stack:
             # Every receiver is up (and idle) throughout, and each corpus/associations/sender cell
@@ -942,29 +1138,61 @@ def main():
                     continue
                 for assoc in args.assoc or (1, 4):
                     for sender in args.sender or ("nodelay", "stock"):
-                        for _round in range(args.rounds):  # receivers alternate: each round sees the same disk
+                        for _round in range(
+                            args.rounds
+                        ):  # receivers alternate: each round sees the same disk
                             for name, receiver in up.items():
                                 if assoc in serves[name]:
-                                    rows.append(run_cell(receiver, name.split("+")[0], info, corpus, assoc, sender, args, worker, workdir))
+                                    rows.append(
+                                        run_cell(
+                                            receiver,
+                                            name.split("+")[0],
+                                            info,
+                                            corpus,
+                                            assoc,
+                                            sender,
+                                            args,
+                                            worker,
+                                            workdir,
+                                        )
+                                    )
         if args.diagnose and corpora["small"]["files"]:
             print("diagnosis (running our listener in this process, instrumented)...", flush=True)
-            with Vetpacs(workdir, 1, env, db, warmup, queue):  # make sure the worker and database are up and clean
+            with Vetpacs(
+                workdir, 1, env, db, warmup, queue
+            ):  # make sure the worker and database are up and clean
                 pass
-            diagnosis = diagnose(env, corpora["small"]["root"], corpora["small"]["files"], db, args.run_timeout,
-                                 large_files=corpus_files(corpora["large"]["root"]))  # fmt: skip
+            diagnosis = diagnose(
+                env,
+                corpora["small"]["root"],
+                corpora["small"]["files"],
+                db,
+                args.run_timeout,
+                large_files=corpus_files(corpora["large"]["root"]),
+            )
         if not orthanc:
-            print(f"note: Orthanc is not installed ({ORTHANC}; `apt-get install orthanc`): not measured,"
-                  " see the issue's reference figures below")  # fmt: skip
+            print(
+                f"note: Orthanc is not installed ({ORTHANC}; `apt-get install orthanc`): not measured,"
+                " see the issue's reference figures below"
+            )
     finally:
         if rows:
             print()
-            print(f"DICOM ingest, {os.cpu_count()} CPUs, storescu -> receiver on {HOST}; "
-                  "img/s and MB/s until storescu exits (C-STORE end); idx = until every instance is indexed")  # fmt: skip
+            print(
+                f"DICOM ingest, {os.cpu_count()} CPUs, storescu -> receiver on {HOST}; "
+                "img/s and MB/s until storescu exits (C-STORE end); idx = until every instance is indexed"
+            )
             print(table(rows))
-            print("nodelay: sender with TCP_NODELAY=1 (Nagle off); stock: TCP_NODELAY unset (Nagle on). storescp writes"
-                  " files without fsync; VetPACS fsyncs each object and its folder. CPU% = receiver process tree"
-                  " (listener or storescp) CPU time / C-STORE time, Celery worker tree CPU time / time until indexed (100% = one core);"
-                  f" host% = all {os.cpu_count()} CPUs busy over the run (PostgreSQL, Redis, storescu included).")  # fmt: skip
+            print(
+                "nodelay: sender with TCP_NODELAY=1 (Nagle off); stock: TCP_NODELAY unset (Nagle on)."
+                " storescp writes"
+                " files without fsync; VetPACS fsyncs each object and its folder. CPU% = receiver"
+                " process tree"
+                " (listener or storescp) CPU time / C-STORE time, Celery worker tree CPU time / time"
+                " until indexed (100% = one core);"
+                f" host% = all {os.cpu_count()} CPUs busy over the run (PostgreSQL, Redis, storescu"
+                " included)."
+            )
             if any(r["receiver"] == "orthanc" for r in rows):
                 print(targets(rows))
             else:
@@ -972,18 +1200,12 @@ def main():
         if diagnosis:
             print("\nWhere the time goes (small corpus):")
             print(diagnosis)
-        for proc in list(STARTED):
-            stop(proc)
-        if db is not None:
-            try:
-                db.drop()
-            except Exception as error:  # keep cleaning up
-                print(f"could not drop the benchmark database {db.name}: {error}", file=sys.stderr)
-        if os.environ.get("BENCH_KEEP_LOGS"):
+        harness.stop_all()
+        keep_logs = bool(os.environ.get("BENCH_KEEP_LOGS"))
+        if keep_logs:
             shutil.rmtree(storage_root, ignore_errors=True)
             print(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        harness.cleanup([db], None if keep_logs else workdir)
         if _redis is not None:
             _redis.delete(queue)
         print(f"total {time.perf_counter() - began:.0f} s")

@@ -35,11 +35,11 @@ against pynetdicom), and our p50 growth from the smallest to the largest size (<
 --diagnose adds EXPLAIN ANALYZE of the worklist queries (PostgreSQL) and where one C-FIND's work
 goes, measured in this process.
 """
+
 import argparse
 import os
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -52,16 +52,13 @@ import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from benchmarks.processes import STARTED, free_port, stop, wait_for  # noqa: E402
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import HOST, PYTHON, ROOT, free_port, host_busy, port_open  # noqa: E402
+
 FINDSCU = "/usr/bin/findscu"  # .venv/bin has pynetdicom's findscu under the same name
 WLMSCPFS = "/usr/bin/wlmscpfs"
-HOST = "127.0.0.1"
 OUR_AE = "VETPACS"
 WLM_AE = "WLMSCPFS"  # wlmscpfs answers for the AE titles named by subdirectories of -dfp
 EXAMS_PER_STATION_DAY = 9
@@ -69,25 +66,112 @@ TYPES = [("DX", "DRROOM", "X-ray room"), ("US", "USROOM", "Scan room"), ("CT", "
 
 # Owners' family names: generated from parts (so that there are as many distinct ones as the
 # size needs and a name query finds a handful of animals), plus real ones, accents included.
-STARTS = ["Har", "Ok", "Ross", "Kow", "Dub", "Jen", "Mur", "Wal", "Ash", "Brad", "Carr", "Dal", "Ell",
-          "Fair", "Gold", "Hal", "Ing", "Kel", "Lang", "Mar", "Nor", "Pem", "Red", "Stan", "Thorn", "Whit",
-          "Wood", "Black", "Brook", "Crom"]  # fmt: skip
+STARTS = [
+    "Har",
+    "Ok",
+    "Ross",
+    "Kow",
+    "Dub",
+    "Jen",
+    "Mur",
+    "Wal",
+    "Ash",
+    "Brad",
+    "Carr",
+    "Dal",
+    "Ell",
+    "Fair",
+    "Gold",
+    "Hal",
+    "Ing",
+    "Kel",
+    "Lang",
+    "Mar",
+    "Nor",
+    "Pem",
+    "Red",
+    "Stan",
+    "Thorn",
+    "Whit",
+    "Wood",
+    "Black",
+    "Brook",
+    "Crom",
+]
 MIDDLES = ["", "ing", "er", "a", "el", "ow", "en", "ley", "ford", "bur", "ham", "wick", "es", "ton", "dale"]
-ENDS = ["", "ley", "son", "ton", "ford", "well", "by", "wood", "field", "man", "er", "sen", "ski", "ard",
-        "ett", "ins", "ham", "more", "ridge", "worth", "croft", "stone", "hurst", "combe", "wright"]  # fmt: skip
-REAL_FAMILIES = ["García", "Müller", "Nguyen", "Okafor", "Schmidt", "Kowalski", "Dubois", "Jensen",
-                 "O'Brien", "Núñez", "Søndergaard", "Lefèvre", "Rossi", "Murphy", "Smith", "Jones",
-                 "Taylor", "Evans"]  # fmt: skip
-GIVEN = ["Jane", "Chidi", "Lucía", "Linh", "Anna", "Marco", "Piotr", "Claire", "Lars", "Sean", "Amira", "Tom",
-         "Ada", "Noor", "Ewan", "Priya", "Jo", "Sam"]  # fmt: skip
-PETS = ["Biscuit", "Pepper", "Rocco", "Daisy", "Bella", "Max", "Luna", "Charlie", "Milo", "Poppy", "Teddy",
-        "Willow", "Ziggy", "Nala", "Oscar", "Bramble", "Pickle", "Juniper", "Hazel", "Rufus", "Bonnie",
-        "Archie", "Coco", "Dexter", "Ellie", "Fudge", "Gizmo", "Honey", "Indie", "Jasper", "Kiki", "Loki",
-        "Mabel", "Nemo", "Olive", "Pippin", "Quincy", "Rosie", "Skye", "Tilly"]  # fmt: skip
-VETS = ["Okafor^Ada", "Hartley^Jo", "Nguyen^Linh", "Rossi^Marco", "Jensen^Lars", "Murphy^Sean", "Patel^Priya", ""]
-REASONS = ["Coughing for two weeks", "Lame left hind since Tuesday", "Vomiting, suspected foreign body",
-           "Heart murmur grade III/VI", "Pre-anaesthetic check", "Follow-up of fracture repair",
-           "Hip dysplasia screening", "Abdominal mass on palpation", "Metastasis check", "Dyspnoea", ""]  # fmt: skip
+ENDS = [
+    "",
+    "ley",
+    "son",
+    "ton",
+    "ford",
+    "well",
+    "by",
+    "wood",
+    "field",
+    "man",
+    "er",
+    "sen",
+    "ski",
+    "ard",
+    "ett",
+    "ins",
+    "ham",
+    "more",
+    "ridge",
+    "worth",
+    "croft",
+    "stone",
+    "hurst",
+    "combe",
+    "wright",
+]
+REAL_FAMILIES = [
+    "García",
+    "Müller",
+    "Nguyen",
+    "Okafor",
+    "Schmidt",
+    "Kowalski",
+    "Dubois",
+    "Jensen",
+    "O'Brien",
+    "Núñez",
+    "Søndergaard",
+    "Lefèvre",
+    "Rossi",
+    "Murphy",
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Evans",
+]
+GIVEN = harness.GIVEN + ["Ada", "Noor", "Ewan", "Priya", "Jo", "Sam"]
+MORE_PETS = "Bonnie Archie Coco Dexter Ellie Fudge Gizmo Honey Indie Jasper Kiki Loki Mabel Nemo Olive Pippin"
+PETS = harness.PETS + (MORE_PETS + " Quincy Rosie Skye Tilly").split()
+VETS = [
+    "Okafor^Ada",
+    "Hartley^Jo",
+    "Nguyen^Linh",
+    "Rossi^Marco",
+    "Jensen^Lars",
+    "Murphy^Sean",
+    "Patel^Priya",
+    "",
+]
+REASONS = [
+    "Coughing for two weeks",
+    "Lame left hind since Tuesday",
+    "Vomiting, suspected foreign body",
+    "Heart murmur grade III/VI",
+    "Pre-anaesthetic check",
+    "Follow-up of fracture repair",
+    "Hip dysplasia screening",
+    "Abdominal mass on palpation",
+    "Metastasis check",
+    "Dyspnoea",
+    "",
+]
 # species key: (share of patients, typical weight kg)
 SPECIES = {"dog": (0.62, 22.0), "cat": (0.30, 4.5), "rabbit": (0.05, 2.0), "ferret": (0.03, 1.2)}
 
@@ -98,13 +182,26 @@ RETURN_KEYS = [
     "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID",
     "ScheduledProcedureStepSequence[0].ScheduledProcedureStepDescription",
     "ScheduledProcedureStepSequence[0].ScheduledProtocolCodeSequence",
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientWeight",
-    "PatientSpeciesDescription", "PatientSpeciesCodeSequence", "PatientBreedDescription",
-    "PatientBreedCodeSequence", "PatientSexNeutered", "ResponsiblePerson", "ResponsiblePersonRole",
-    "ResponsibleOrganization", "OtherPatientIDsSequence",
-    "AccessionNumber", "RequestedProcedureID", "RequestedProcedureDescription", "StudyInstanceUID",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientWeight",
+    "PatientSpeciesDescription",
+    "PatientSpeciesCodeSequence",
+    "PatientBreedDescription",
+    "PatientBreedCodeSequence",
+    "PatientSexNeutered",
+    "ResponsiblePerson",
+    "ResponsiblePersonRole",
+    "ResponsibleOrganization",
+    "OtherPatientIDsSequence",
+    "AccessionNumber",
+    "RequestedProcedureID",
+    "RequestedProcedureDescription",
+    "StudyInstanceUID",
     "ReferringPhysicianName",
-]  # fmt: skip
+]
 STEP_KEYS_EMPTY = [
     "ScheduledProcedureStepSequence[0].ScheduledStationAETitle",
     "ScheduledProcedureStepSequence[0].Modality",
@@ -112,76 +209,8 @@ STEP_KEYS_EMPTY = [
 ]
 
 
-# --- processes ----------------------------------------------------------------------------------
-
-
-
-def start(args, *, env, log, cwd=ROOT):
-    out = open(log, "ab")
-    try:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    finally:
-        out.close()
-    STARTED.append(proc)
-    return proc
-
-
-def tail(path, n=2000):
-    try:
-        return Path(path).read_bytes()[-n:].decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def host_busy():
-    """(busy, total) jiffies of all CPUs, from /proc/stat: how loaded the machine was."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-# --- database -----------------------------------------------------------------------------------
-
-class Database:
-    """A throw-away database: PostgreSQL next to DATABASE_URL's, or a SQLite file."""
-
-    def __init__(self, url, workdir, label):
-        self.name = None
-        parts = urlsplit(url) if url else None
-        if parts and parts.scheme in ("postgres", "postgresql", "pgsql"):
-            import psycopg
-
-            self.kind = "postgresql"
-            self.name = f"vetpacs_bench_worklist_{os.getpid()}_{label}"
-            self.admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-            with psycopg.connect(self.admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
-                conn.execute(f'CREATE DATABASE "{self.name}"')
-            self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
-            self.django_name = self.name
-        else:
-            if parts and parts.scheme != "sqlite":
-                raise SystemExit(f"DATABASE_URL scheme {parts.scheme!r}: only PostgreSQL or SQLite")
-            self.kind = "sqlite"
-            self.django_name = str(Path(workdir) / f"bench-{label}.sqlite3")
-            self.url = f"sqlite:///{self.django_name}"
-
-    def use(self):
-        """Point this process's Django connection at this database."""
-        from django.db import connections
-
-        connections.close_all()
-        connections["default"].settings_dict["NAME"] = self.django_name
-
-    def drop(self):
-        if self.kind == "postgresql":
-            import psycopg
-
-            with psycopg.connect(self.admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
 # --- filling ------------------------------------------------------------------------------------
+
 
 def families_make(count, rng):
     names = sorted({f"{s}{m}{e}" for s in STARTS for m in MIDDLES for e in ENDS if len(f"{s}{m}{e}") >= 4})
@@ -203,8 +232,15 @@ def stations_make(orders):
     for modality, title, location in TYPES:
         for n in range(1, counts[modality] + 1):
             suffix = "" if n == 1 else str(n)
-            rows.append(Modality(ae_title=f"{title}{suffix}", host=HOST, modality_type=modality,
-                                 station_name=f"{modality}{n}", location=location))  # fmt: skip
+            rows.append(
+                Modality(
+                    ae_title=f"{title}{suffix}",
+                    host=HOST,
+                    modality_type=modality,
+                    station_name=f"{modality}{n}",
+                    location=location,
+                )
+            )
     return Modality.objects.bulk_create(rows)
 
 
@@ -243,7 +279,9 @@ def fill(orders_n, rng, today):
         pool = list(Breed.objects.filter(species=sp, active=True).order_by("name"))
         breeds[key] = rng.sample(pool, min(25, len(pool)))
     procedures = {}  # (species key, modality) -> procedures the species may have
-    for procedure in Procedure.objects.filter(active=True, modality_type__in=list(by_type)).prefetch_related("species"):
+    for procedure in Procedure.objects.filter(active=True, modality_type__in=list(by_type)).prefetch_related(
+        "species"
+    ):
         allowed = {s.pk for s in procedure.species.all()}
         for key, sp in species.items():
             if not allowed or sp.pk in allowed:
@@ -259,10 +297,18 @@ def fill(orders_n, rng, today):
         family = rng.choice(families)
         if rng.random() < 0.02:
             kind = rng.choice(["Kennels", "Rescue", "Stables"])
-            owners.append(Owner(pk=pk, kind=Owner.Kind.ORGANISATION, organisation_name=f"{family} {kind}",
-                                phone=f"01632 {960000 + pk % 40000:06d}"))  # fmt: skip
+            owners.append(
+                Owner(
+                    pk=pk,
+                    kind=Owner.Kind.ORGANISATION,
+                    organisation_name=f"{family} {kind}",
+                    phone=f"01632 {960000 + pk % 40000:06d}",
+                )
+            )
         else:
-            owners.append(Owner(pk=pk, family_name=family, given_name=rng.choice(GIVEN), mobile=f"07700 {pk:06d}"))
+            owners.append(
+                Owner(pk=pk, family_name=family, given_name=rng.choice(GIVEN), mobile=f"07700 {pk:06d}")
+            )
     Owner.objects.bulk_create(owners, batch_size=5000)
 
     species_keys, species_weights = list(SPECIES), [v[0] for v in SPECIES.values()]
@@ -272,13 +318,17 @@ def fill(orders_n, rng, today):
         owner = owners[rng.randrange(owners_n)]
         coded = rng.random()
         patient = Patient(
-            pk=pk, patient_id=f"{settings.PATIENT_ID_PREFIX}{pk:06d}", name=rng.choice(PETS), species=species[key],
+            pk=pk,
+            patient_id=f"{settings.PATIENT_ID_PREFIX}{pk:06d}",
+            name=rng.choice(PETS),
+            species=species[key],
             breed=rng.choice(breeds[key]) if coded < 0.7 and breeds[key] else None,
             breed_text="Crossbreed" if 0.7 <= coded < 0.9 else "",
-            sex=rng.choice("MFFMO"), neutered=rng.choice(["ALTERED", "ALTERED", "UNALTERED", ""]),
+            sex=rng.choice("MFFMO"),
+            neutered=rng.choice(["ALTERED", "ALTERED", "UNALTERED", ""]),
             birth_date=(today - timedelta(days=rng.randint(60, 5000))) if rng.random() < 0.9 else None,
             microchip=f"985141{pk:09d}" if rng.random() < 0.8 else "",
-        )  # fmt: skip
+        )
         patient.dicom_name_key = f"{owner.dicom_family_name}^{patient.name}".upper()[:130]
         patients.append(patient)
         patient_species[pk] = key
@@ -302,40 +352,68 @@ def fill(orders_n, rng, today):
         choices = procedures.get((key, station.modality_type)) or procedures[("dog", station.modality_type)]
         procedure = rng.choice(choices)
         day = today + timedelta(days=day_offset)
-        start = make_aware(datetime.combine(day, datetime.min.time()), tz) + timedelta(minutes=8 * 60 + 40 * slot)
+        start = make_aware(datetime.combine(day, datetime.min.time()), tz) + timedelta(
+            minutes=8 * 60 + 40 * slot
+        )
         created = start - timedelta(days=rng.randint(0, 30), minutes=rng.randint(0, 600))
         if created > now_:  # booked far ahead: some time in the last two months
             created = now_ - timedelta(days=rng.randint(0, 60), minutes=rng.randint(0, 600))
         if day_offset < 0:
             roll = rng.random()
             status = Status.CANCELLED if roll < 0.08 else Status.COMPLETED if roll < 0.4 else Status.REPORTED
-            changed = start + timedelta(minutes=procedure.duration_minutes + (2880 if status == Status.REPORTED else 0))
+            changed = start + timedelta(
+                minutes=procedure.duration_minutes + (2880 if status == Status.REPORTED else 0)
+            )
             if status == Status.CANCELLED:
                 changed = max(created, start - timedelta(hours=rng.randint(1, 48)))
         elif day_offset == 0:
             status = Status.ARRIVED if rng.random() < 0.4 else Status.SCHEDULED
-            changed = max(created, min(now_, start - timedelta(minutes=20))) if status == Status.ARRIVED else created
+            changed = (
+                max(created, min(now_, start - timedelta(minutes=20)))
+                if status == Status.ARRIVED
+                else created
+            )
         else:
             status, changed = Status.SCHEDULED, created
         weight = None
         if rng.random() < 0.5:
-            weight = Decimal(str(round(SPECIES[key][1] * rng.uniform(0.6, 1.5), 1))).quantize(Decimal("0.001"))
+            weight = Decimal(str(round(SPECIES[key][1] * rng.uniform(0.6, 1.5), 1))).quantize(
+                Decimal("0.001")
+            )
             record = WeightRecord(patient_id=patient, kg=weight, measured_on=day, recorded_at=created)
             weights.setdefault((patient, weight, day), record)  # weight_record: once a day per weight
         specs.append((created, rng.random(), patient, procedure, station, start, weight, status, changed))
     specs.sort(key=lambda spec: spec[:2])
     rows = []
-    for pk, (created, _, patient, procedure, station, start, weight, status, changed) in enumerate(specs, start=1):
-        rows.append(ImagingOrder(
-            pk=pk, patient_id=patient, procedure=procedure, station=station, modality_type=procedure.modality_type,
-            scheduled_start=start, duration_minutes=procedure.duration_minutes, reason=rng.choice(REASONS),
-            referring_vet=rng.choice(VETS), priority=rng.choices(["ROUTINE", "HIGH", "STAT"], [90, 8, 2])[0],
-            weight_kg=weight, status=status, status_changed=changed, accession_number=accession_number(pk),
-            requested_procedure_id=f"RP{pk}"[:16], scheduled_step_id=f"SPS{pk}"[:16],
-            study_instance_uid=study_instance_uid_new(),
-            images_received_at=(start + timedelta(minutes=10)) if status in (Status.COMPLETED, Status.REPORTED) else None,
-            created=created, updated=changed,
-        ))  # fmt: skip
+    for pk, (created, _, patient, procedure, station, start, weight, status, changed) in enumerate(
+        specs, start=1
+    ):
+        rows.append(
+            ImagingOrder(
+                pk=pk,
+                patient_id=patient,
+                procedure=procedure,
+                station=station,
+                modality_type=procedure.modality_type,
+                scheduled_start=start,
+                duration_minutes=procedure.duration_minutes,
+                reason=rng.choice(REASONS),
+                referring_vet=rng.choice(VETS),
+                priority=rng.choices(["ROUTINE", "HIGH", "STAT"], [90, 8, 2])[0],
+                weight_kg=weight,
+                status=status,
+                status_changed=changed,
+                accession_number=accession_number(pk),
+                requested_procedure_id=f"RP{pk}"[:16],
+                scheduled_step_id=f"SPS{pk}"[:16],
+                study_instance_uid=study_instance_uid_new(),
+                images_received_at=(start + timedelta(minutes=10))
+                if status in (Status.COMPLETED, Status.REPORTED)
+                else None,
+                created=created,
+                updated=changed,
+            )
+        )
     with transaction.atomic():
         ImagingOrder.objects.bulk_create(rows, batch_size=5000)
         WeightRecord.objects.bulk_create(list(weights.values()), batch_size=5000)
@@ -349,8 +427,13 @@ def fill(orders_n, rng, today):
         else:
             cursor.execute("ANALYZE")
     fill_check(rng)
-    return {"seconds": time.perf_counter() - t0, "stations": stations, "patients": patients_n, "owners": owners_n,
-            "families": len(families)}  # fmt: skip
+    return {
+        "seconds": time.perf_counter() - t0,
+        "stations": stations,
+        "patients": patients_n,
+        "owners": owners_n,
+        "families": len(families),
+    }
 
 
 def fill_check(rng):
@@ -363,13 +446,25 @@ def fill_check(rng):
     from patients.search import dicom_name_key
 
     ids = list(Patient.objects.values_list("pk", flat=True))
-    sample = Patient.objects.filter(pk__in=rng.sample(ids, min(300, len(ids)))).prefetch_related("ownerships__owner")
+    sample = Patient.objects.filter(pk__in=rng.sample(ids, min(300, len(ids)))).prefetch_related(
+        "ownerships__owner"
+    )
     wrong = [p.pk for p in sample if p.dicom_name_key != dicom_name_key(p)]
     if wrong:
         raise RuntimeError(f"dicom_name_key differs from patients/search.py's for patients {wrong[:5]}")
     for order in ImagingOrder.objects.select_related("procedure", "station").order_by("?")[:300]:
-        expected = (accession_number(order.pk), f"RP{order.pk}"[:16], f"SPS{order.pk}"[:16], order.procedure.modality_type)
-        if (order.accession_number, order.requested_procedure_id, order.scheduled_step_id, order.modality_type) != expected:
+        expected = (
+            accession_number(order.pk),
+            f"RP{order.pk}"[:16],
+            f"SPS{order.pk}"[:16],
+            order.procedure.modality_type,
+        )
+        if (
+            order.accession_number,
+            order.requested_procedure_id,
+            order.scheduled_step_id,
+            order.modality_type,
+        ) != expected:
             raise RuntimeError(f"order {order.pk} is not what order_create would write")
         if order.station.modality_type != order.procedure.modality_type:
             raise RuntimeError(f"order {order.pk}: station of another modality")
@@ -378,6 +473,7 @@ def fill_check(rng):
 
 
 # --- queries ------------------------------------------------------------------------------------
+
 
 def typical_query(station, day):
     return [
@@ -397,18 +493,30 @@ def queries_make(n, stations, today, rng):
     from imaging.models import ImagingOrder
     from patients.models import Owner
 
-    typical = [(station.ae_title, typical_query(station, today)) for station in (stations[i % len(stations)] for i in range(n))]
+    typical = [
+        (station.ae_title, typical_query(station, today))
+        for station in (stations[i % len(stations)] for i in range(n))
+    ]
     # One row per order, its animal's primary owner joined (no long IN list: SQLite refuses them).
     soon = (
-        ImagingOrder.objects.filter(status__in=ImagingOrder.WORKLIST_STATUSES, patient__ownerships__is_primary=True,
-                                    scheduled_start__date__lte=today + timedelta(days=3))
+        ImagingOrder.objects.filter(
+            status__in=ImagingOrder.WORKLIST_STATUSES,
+            patient__ownerships__is_primary=True,
+            scheduled_start__date__lte=today + timedelta(days=3),
+        )
         .order_by("scheduled_start", "id")
-        .values_list("patient__ownerships__owner__kind", "patient__ownerships__owner__family_name",
-                     "patient__ownerships__owner__organisation_name", "patient__name")[:2000]
-    )  # fmt: skip
+        .values_list(
+            "patient__ownerships__owner__kind",
+            "patient__ownerships__owner__family_name",
+            "patient__ownerships__owner__organisation_name",
+            "patient__name",
+        )[:2000]
+    )
     candidates = []
     for kind, family_name, organisation_name, animal in soon:
-        family = organisation_name if kind == Owner.Kind.ORGANISATION else family_name  # Owner.dicom_family_name
+        family = (
+            organisation_name if kind == Owner.Kind.ORGANISATION else family_name
+        )  # Owner.dicom_family_name
         if family.isascii() and family.replace("'", "").isalpha() and animal.isascii():
             candidates.append((family, animal))
     rng.shuffle(candidates)
@@ -446,6 +554,7 @@ def key_dataset(keys):
 
 # --- servers ------------------------------------------------------------------------------------
 
+
 class Listener:
     """Our `manage.py dicom_listener` on the benchmark database."""
 
@@ -458,17 +567,29 @@ class Listener:
 
     def __enter__(self):
         self.log.write_text("")
-        args = [PYTHON, "manage.py", "dicom_listener", "--port", str(self.port), "--bind", HOST, "--ae-title", OUR_AE]
-        self.proc = start(args, env=self.env, log=self.log)
+        args = [
+            PYTHON,
+            "manage.py",
+            "dicom_listener",
+            "--port",
+            str(self.port),
+            "--bind",
+            HOST,
+            "--ae-title",
+            OUR_AE,
+        ]
         # Ready when it says so (a probe connection would leave an acceptor waiting for a request).
-        wait_for(lambda: self.proc.poll() is not None or f"DICOM listener {OUR_AE} on" in self.log.read_text(),
-                 timeout=60, what="the listener to start")  # fmt: skip
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"listener exited: {tail(self.log)}")
+        self.proc = harness.launch(
+            args,
+            env=self.env,
+            log=self.log,
+            what="the listener",
+            ready=lambda: f"DICOM listener {OUR_AE} on" in self.log.read_text(),
+        )
         return self
 
     def __exit__(self, *exc):
-        stop(self.proc)
+        harness.stop(self.proc)
 
 
 class Wlmscpfs:
@@ -488,14 +609,19 @@ class Wlmscpfs:
     def __enter__(self):
         self.log.write_text("")
         args = [WLMSCPFS, "-dfp", str(self.datadir), "-dhl", "-csk", "-ll", "warn", str(self.port)]
-        self.proc = start(args, env=dcmtk_env(self.nodelay), log=self.log)
-        wait_for(lambda: self.proc.poll() is not None or _port_open(self.port), timeout=30, what="wlmscpfs")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"wlmscpfs exited: {tail(self.log)}")
+        # It serves each connection in a forked child, so a probe costs it nothing lasting.
+        self.proc = harness.launch(
+            args,
+            env=dcmtk_env(self.nodelay),
+            log=self.log,
+            timeout=30,
+            what="wlmscpfs",
+            ready=lambda: port_open(self.port),
+        )
         return self
 
     def __exit__(self, *exc):
-        stop(self.proc)
+        harness.stop(self.proc)
 
 
 def dcmtk_env(nodelay):
@@ -504,15 +630,6 @@ def dcmtk_env(nodelay):
     if nodelay:
         env["TCP_NODELAY"] = "1"
     return env
-
-
-def _port_open(port):
-    # wlmscpfs serves each connection in a forked child, so a probe costs it nothing lasting.
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def wl_files_write(root, orders_n_max):
@@ -569,6 +686,7 @@ def _today_start():
 
 # --- clients ------------------------------------------------------------------------------------
 
+
 def time_findscu(server, queries, outdir, nodelay=True):
     """One findscu -W process per query: wall time of the process; matches counted from its
     output (-X writes one rsp file per pending response)."""
@@ -577,7 +695,19 @@ def time_findscu(server, queries, outdir, nodelay=True):
     for n, (calling, keys) in enumerate(queries):
         out = outdir / f"{server.label.replace(' ', '-')}-{n}"
         out.mkdir(parents=True)
-        args = [FINDSCU, "-W", "-X", "-od", str(out), "-aet", calling, "-aec", server.called, HOST, str(server.port)]
+        args = [
+            FINDSCU,
+            "-W",
+            "-X",
+            "-od",
+            str(out),
+            "-aet",
+            calling,
+            "-aec",
+            server.called,
+            HOST,
+            str(server.port),
+        ]
         for key in keys:
             args += ["-k", key]
         t0 = time.perf_counter()
@@ -614,7 +744,19 @@ def time_findscu_association(server, queries, outdir, nodelay=True):
         path = folder / f"q{n:04d}.dcm"
         ds.save_as(path, implicit_vr=False, little_endian=True)  # a bare data set: findscu reads it as such
         files.append(str(path))
-    args = [FINDSCU, "-W", "-lc", str(config), "-aet", queries[0][0], "-aec", server.called, HOST, str(server.port), *files]
+    args = [
+        FINDSCU,
+        "-W",
+        "-lc",
+        str(config),
+        "-aet",
+        queries[0][0],
+        "-aec",
+        server.called,
+        HOST,
+        str(server.port),
+        *files,
+    ]
     done = subprocess.run(args, capture_output=True, timeout=600, env=env)
     shutil.rmtree(folder)
     times, matches, failures, sent, found = [], [], 0, None, 0
@@ -699,17 +841,23 @@ def _responses_for_caller_only(assoc):
     return guarded
 
 
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))]
-
-
 def summary(result):
     times = result["times"]
     if not times:
-        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "matches": float("nan"), "failures": result["failures"]}
-    return {"n": len(times), "p50": statistics.median(times), "p95": percentile(times, 0.95),
-            "matches": statistics.mean(result["matches"]), "failures": result["failures"]}  # fmt: skip
+        return {
+            "n": 0,
+            "p50": float("nan"),
+            "p95": float("nan"),
+            "matches": float("nan"),
+            "failures": result["failures"],
+        }
+    return {
+        "n": len(times),
+        "p50": statistics.median(times),
+        "p95": harness.percentile(times, 0.95),
+        "matches": statistics.mean(result["matches"]),
+        "failures": result["failures"],
+    }
 
 
 class Entry:
@@ -739,13 +887,13 @@ def measure(entries, outdir, block=10, warmup=2):
     order), so that whatever else the machine does falls on all of them alike. A pynetdicom
     association per block (its set-up is not timed); a few untimed queries first."""
     for entry in entries:
-        for kind, items in entry.queries.items():
+        for items in entry.queries.values():
             time_findscu(entry.server, items[:warmup], outdir, entry.nodelay)
             time_findscu_association(entry.server, items[:warmup], outdir, entry.nodelay)
             time_pynetdicom(entry.server, items[:warmup], entry.nodelay)
     rounds = max(-(-entry.n // block) for entry in entries)
     for round_ in range(rounds):
-        turn = entries[round_ % len(entries):] + entries[: round_ % len(entries)]
+        turn = entries[round_ % len(entries) :] + entries[: round_ % len(entries)]
         for entry in turn:
             low, high = round_ * block, min(entry.n, (round_ + 1) * block)
             if low >= high:
@@ -753,7 +901,11 @@ def measure(entries, outdir, block=10, warmup=2):
             for kind, items in entry.queries.items():
                 before = host_busy()
                 entry.add(kind, "findscu", time_findscu(entry.server, items[low:high], outdir, entry.nodelay))
-                entry.add(kind, "findscu 1 as", time_findscu_association(entry.server, items[low:high], outdir, entry.nodelay))
+                entry.add(
+                    kind,
+                    "findscu 1 as",
+                    time_findscu_association(entry.server, items[low:high], outdir, entry.nodelay),
+                )
                 entry.add(kind, "pynetdicom", time_pynetdicom(entry.server, items[low:high], entry.nodelay))
                 after = host_busy()
                 if kind == "typical":
@@ -763,6 +915,7 @@ def measure(entries, outdir, block=10, warmup=2):
 
 
 # --- diagnosis ----------------------------------------------------------------------------------
+
 
 def diagnose(queries):
     """Where one C-FIND spends its time, measured in this process on the same database: the SQL
@@ -786,14 +939,23 @@ def diagnose(queries):
             matching = worklist_matches(identifier=identifier)
             ids = list(matching)
             rows = WORKLIST_ROWS_BY_ID
-            for label, (sql, params) in [("the match", matching.query.sql_with_params()), ("the rows by id", (rows.sql, [ids]))]:
+            for label, (sql, params) in [
+                ("the match", matching.query.sql_with_params()),
+                ("the rows by id", (rows.sql, [ids])),
+            ]:
                 with connection.cursor() as cursor:
                     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
                     plan = [row[0] for row in cursor.fetchall()]
                 lines.append(f"  EXPLAIN ANALYZE, {kind} query ({items[0][1][0]}), {label}:")
                 lines += ["    " + line for line in plan]
-        phases = {"worklist_rows (SQL)": [], "worklist_elements": [], "picking the keys": [], "encoding": [],
-                  "worklist_answer (all three)": [], "queries": []}  # fmt: skip
+        phases = {
+            "worklist_rows (SQL)": [],
+            "worklist_elements": [],
+            "picking the keys": [],
+            "encoding": [],
+            "worklist_answer (all three)": [],
+            "queries": [],
+        }
         for _, keys in items[:50]:
             identifier = key_dataset(keys)
             wanted = response_keys(identifier)
@@ -816,8 +978,12 @@ def diagnose(queries):
             phases["worklist_answer (all three)"].append(1000 * (t5 - t4))
             phases["queries"].append(len(connection.queries) - before)
         counts = phases.pop("queries")
-        lines.append(f"  {kind}: per C-FIND, median of {len(counts)} in this process ({statistics.mean(counts):.0f} SQL"
-                     " statements each): " + ", ".join(f"{label} {statistics.median(v):.2f} ms" for label, v in phases.items()))
+        lines.append(
+            f"  {kind}: per C-FIND, median of {len(counts)} in this process"
+            f" ({statistics.mean(counts):.0f} SQL"
+            " statements each): "
+            + ", ".join(f"{label} {statistics.median(v):.2f} ms" for label, v in phases.items())
+        )
         profile = cProfile.Profile()
         profile.enable()
         for _, keys in items[:50]:
@@ -829,16 +995,28 @@ def diagnose(queries):
         stream = io.StringIO()
         pstats.Stats(profile, stream=stream).sort_stats("tottime").print_stats(8)
         body = [line for line in stream.getvalue().splitlines() if line.strip() and line.strip()[0].isdigit()]
-        lines.append(f"  {kind}: cProfile of 50 queries, top functions by own time (ncalls tottime percall cumtime percall):")
+        lines.append(
+            f"  {kind}: cProfile of 50 queries, top functions by own time (ncalls tottime percall"
+            " cumtime percall):"
+        )
         lines += ["    " + line.strip().replace(str(ROOT) + "/", "")[:150] for line in body[:8]]
     return "\n".join(lines)
 
 
 # --- report -------------------------------------------------------------------------------------
 
+
 def row(label, kind, client, s):
-    return (f"  {label:<36} {kind:<8} {client:<11} {s['p50']:>8.1f} {s['p95']:>8.1f} {s['n']:>5}"
-            f" {s['matches']:>8.1f} {s['failures']:>5}")  # fmt: skip
+    return [
+        label,
+        kind,
+        client,
+        f"{s['p50']:.1f}",
+        f"{s['p95']:.1f}",
+        s["n"],
+        f"{s['matches']:.1f}",
+        s["failures"],
+    ]
 
 
 def targets(ours, baseline, floor, sizes, wl_files):
@@ -851,19 +1029,24 @@ def targets(ours, baseline, floor, sizes, wl_files):
                 theirs, mine = base[(kind, client)]["p50"], big[(kind, client)]["p50"]
                 note = ""
                 if floor and (kind, client) in floor and floor[(kind, client)]["p50"] > theirs / 5:
-                    note = f" (the client alone, against an empty wlmscpfs, takes {floor[(kind, client)]['p50']:.1f} ms)"
-                lines.append(f"  {kind:<8} {client:<11} ours at {sizes[-1]:,} orders p50 {mine:6.1f} ms; wlmscpfs at"
-                             f" {min(wl_files):,} files {theirs:6.1f} ms, / 5 = {theirs / 5:5.1f} ms: ours {theirs / mine:4.1f}x"
-                             f" faster, target 5x: {'met' if mine <= theirs / 5 else 'not met'}{note}")  # fmt: skip
+                    alone = floor[(kind, client)]["p50"]
+                    note = f" (the client alone, against an empty wlmscpfs, takes {alone:.1f} ms)"
+                figure = (
+                    f"ours at {sizes[-1]:,} orders p50 {mine:6.1f} ms; wlmscpfs at {min(wl_files):,} files"
+                    f" {theirs:6.1f} ms, / 5 = {theirs / 5:5.1f} ms: ours {theirs / mine:4.1f}x faster"
+                )
+                lines.append(harness.target(f"{kind} {client}", figure, "5x", mine <= theirs / 5) + note)
     if big and small and sizes[0] != sizes[-1]:
         for kind in ("typical", "name"):
             for client in ("findscu", "findscu 1 as", "pynetdicom"):
                 if (kind, client) not in big or (kind, client) not in small:
                     continue
                 growth = big[(kind, client)]["p50"] / small[(kind, client)]["p50"]
-                lines.append(f"  {kind:<8} {client:<11} p50 {small[(kind, client)]['p50']:6.1f} ms at {sizes[0]:,} ->"
-                             f" {big[(kind, client)]['p50']:6.1f} ms at {sizes[-1]:,} orders: {growth:.2f}x,"
-                             f" target < 1.5x: {'met' if growth < 1.5 else 'not met'}")  # fmt: skip
+                figure = (
+                    f"p50 {small[(kind, client)]['p50']:6.1f} ms at {sizes[0]:,} ->"
+                    f" {big[(kind, client)]['p50']:6.1f} ms at {sizes[-1]:,} orders: {growth:.2f}x"
+                )
+                lines.append(harness.target(f"{kind} {client}", figure, "< 1.5x", growth < 1.5))
     return lines
 
 
@@ -871,25 +1054,39 @@ def report(entries, ours, baseline, floor, sizes, wl_files, kind, diagnosis):
     results = [(entry.label, entry.summary()) for entry in entries if entry.raw]
     if results:
         print()
-        print(f"Modality Worklist C-FIND latency, {os.cpu_count()} CPUs, database {kind}."
-              " findscu: wall time of one `/usr/bin/findscu -W` process per query (process start and association"
-              " included); findscu 1 as(sociation): one findscu process sending the block's queries as files over"
-              " one association, time per C-FIND from its log; pynetdicom: time per C-FIND until its final status"
-              " over an open association."
-              " TCP_NODELAY set in the dcmtk tools and pynetdicom's socket unless the row says Nagle on.")  # fmt: skip
-        print(f"  {'server':<36} {'kind':<8} {'client':<11} {'p50 ms':>8} {'p95 ms':>8} {'n':>5} {'matches':>8} {'fail':>5}")
-        for label, result in results:
-            for (kind_, client), s in result.items():
-                if client != "host":
-                    print(row(label, kind_, client, s))
-        print("  matches: pending responses per query (average); fail: queries that did not end in success"
-              " (a response pynetdicom lost, see time_pynetdicom, is counted there and not timed)."
-              " Host CPU busy (both CPUs, all processes) while each ran its typical queries: "
-              + ", ".join(f"{label} {result[('typical', 'host')]:.0f}%" for label, result in results))  # fmt: skip
+        print(
+            f"Modality Worklist C-FIND latency, {os.cpu_count()} CPUs, database {kind}."
+            " findscu: wall time of one `/usr/bin/findscu -W` process per query (process start and"
+            " association"
+            " included); findscu 1 as(sociation): one findscu process sending the block's queries as"
+            " files over"
+            " one association, time per C-FIND from its log; pynetdicom: time per C-FIND until its"
+            " final status"
+            " over an open association."
+            " TCP_NODELAY set in the dcmtk tools and pynetdicom's socket unless the row says Nagle on."
+        )
+        header = ["server", "kind", "client", "p50 ms", "p95 ms", "n", "matches", "fail"]
+        rows = [
+            row(label, kind_, client, s)
+            for label, result in results
+            for (kind_, client), s in result.items()
+            if client != "host"
+        ]
+        print(harness.table(header, rows, left=3))
+        print(
+            "  matches: pending responses per query (average); fail: queries that did not end in success"
+            " (a response pynetdicom lost, see time_pynetdicom, is counted there and not timed)."
+            " Host CPU busy (both CPUs, all processes) while each ran its typical queries: "
+            + ", ".join(f"{label} {result[('typical', 'host')]:.0f}%" for label, result in results)
+        )
         print("Targets (issue 4), p50 against p50, same client:")
-        for line in targets({size: e.summary() for size, e in ours.items() if e.raw},
-                            {count: e.summary() for count, e in baseline.items() if e.raw},
-                            floor.summary() if floor is not None and floor.raw else None, sizes, wl_files):  # fmt: skip
+        for line in targets(
+            {size: e.summary() for size, e in ours.items() if e.raw},
+            {count: e.summary() for count, e in baseline.items() if e.raw},
+            floor.summary() if floor is not None and floor.raw else None,
+            sizes,
+            wl_files,
+        ):
             print(line)
     if diagnosis:
         print("\nWhere the time goes (largest size, measured in this process):")
@@ -898,20 +1095,39 @@ def report(entries, ours, baseline, floor, sizes, wl_files, kind, diagnosis):
 
 # --- main ---------------------------------------------------------------------------------------
 
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,100000", help="orders in the database, in turn (default 10000,100000)")
-    parser.add_argument("--queries", type=int, default=200, help="queries of each kind per client (default 200)")
-    parser.add_argument("--wl-files", default="1000,10000", help="worklist files for wlmscpfs, in turn (default 1000,10000)")
-    parser.add_argument("--wl-budget", type=int, default=1000,
-                        help="above this many files wlmscpfs gets queries x budget / files of each kind,"
-                             " at least 20 (default 1000)")  # fmt: skip
-    parser.add_argument("--stock-queries", type=int, default=20,
-                        help="queries of each kind with Nagle's algorithm left on in the dcmtk tools and pynetdicom,"
-                             " against our largest size and wlmscpfs's smallest (default 20; 0: skip)")  # fmt: skip
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="orders in the database, in turn (default 10000,100000)"
+    )
+    parser.add_argument(
+        "--queries", type=int, default=200, help="queries of each kind per client (default 200)"
+    )
+    parser.add_argument(
+        "--wl-files", default="1000,10000", help="worklist files for wlmscpfs, in turn (default 1000,10000)"
+    )
+    parser.add_argument(
+        "--wl-budget",
+        type=int,
+        default=1000,
+        help="above this many files wlmscpfs gets queries x budget / files of each kind,"
+        " at least 20 (default 1000)",
+    )
+    parser.add_argument(
+        "--stock-queries",
+        type=int,
+        default=20,
+        help="queries of each kind with Nagle's algorithm left on in the dcmtk tools and pynetdicom,"
+        " against our largest size and wlmscpfs's smallest (default 20; 0: skip)",
+    )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--diagnose", action="store_true", help="EXPLAIN ANALYZE and an in-process profile of on_find's work")
-    parser.add_argument("--keep", action="store_true", help="keep the databases and the work directory (debugging)")
+    parser.add_argument(
+        "--diagnose", action="store_true", help="EXPLAIN ANALYZE and an in-process profile of on_find's work"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the databases and the work directory (debugging)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     wl_files = [int(s) for s in args.wl_files.split(",") if s.strip()]
@@ -931,43 +1147,59 @@ def main():
     diagnosis = ""
     try:
         for size in sizes:
-            databases[size] = Database(os.environ.get("DATABASE_URL", ""), workdir, size)
+            databases[size] = harness.Database(
+                os.environ.get("DATABASE_URL", ""), f"worklist_{size}", workdir=workdir
+            )
         first = databases[sizes[0]]
         secret = uuid.uuid4().hex * 2
-        common = {"DEBUG": "false", "SECRET_KEY": secret, "LOG_LEVEL": "INFO", "DICOM_AE_TITLE": OUR_AE,
-                  "DICOM_ALLOW_ANY_AE": "false", "STORAGE_ROOT": str(workdir / "storage")}  # fmt: skip
+        common = {
+            "DEBUG": "false",
+            "SECRET_KEY": secret,
+            "LOG_LEVEL": "INFO",
+            "DICOM_AE_TITLE": OUR_AE,
+            "DICOM_ALLOW_ANY_AE": "false",
+            "STORAGE_ROOT": str(workdir / "storage"),
+        }
         os.environ.update({**common, "DATABASE_URL": first.url})
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vetclinic.settings")
         import django
 
         django.setup()
-        from django.core.management import call_command
         from django.db import connection
         from django.utils.timezone import get_current_timezone
 
         tz = get_current_timezone()
         today = datetime.now(tz).date()
-        print(f"database: {first.kind}, one per size; today {today} ({tz}); work dir {workdir};"
-              f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+        print(
+            f"database: {first.kind}, one per size; today {today} ({tz}); work dir {workdir};"
+            f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         rng = random.Random(args.seed)
         queries = {}
         for size in sizes:
-            db = databases[size]
-            db.use()
-            call_command("migrate", verbosity=0, interactive=False)
+            databases[size].migrate_here()
             made = fill(size, rng, today)
-            queries[size] = queries_make(args.queries, made["stations"], today, random.Random(args.seed + size))
-            print(f"{size:,} orders: {made['owners']:,} owners ({made['families']:,} family names),"
-                  f" {made['patients']:,} animals, {len(made['stations'])} stations;"
-                  f" filled, checked and analysed in {made['seconds']:.1f} s", flush=True)  # fmt: skip
+            queries[size] = queries_make(
+                args.queries, made["stations"], today, random.Random(args.seed + size)
+            )
+            print(
+                f"{size:,} orders: {made['owners']:,} owners ({made['families']:,} family names),"
+                f" {made['patients']:,} animals, {len(made['stations'])} stations;"
+                f" filled, checked and analysed in {made['seconds']:.1f} s",
+                flush=True,
+            )
         largest = databases[sizes[-1]]
         largest.use()
         paths = []
         if wl_files:
             t0 = time.perf_counter()
             paths, _ = wl_files_write(workdir / "wl", max(wl_files))
-            print(f"worklist files: {len(paths):,} written from the open orders nearest to today"
-                  f" in {time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
+            print(
+                f"worklist files: {len(paths):,} written from the open orders nearest to today"
+                f" in {time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
         for size in sizes:
             env = {**os.environ, **common, "DATABASE_URL": databases[size].url}
             listener = Listener(workdir, env, f"{size}").__enter__()
@@ -982,44 +1214,49 @@ def main():
             # The clients' own cost: a C++ SCP with nothing to read (findscu's process start and
             # dictionary load, the association, one empty C-FIND).
             server = Wlmscpfs(workdir, wl_dir(workdir / "wl", paths, 0), 0).__enter__()
-            floor = Entry("wlmscpfs 0 files (client floor)", server, queries[sizes[-1]], min(args.queries, 40))
+            floor = Entry(
+                "wlmscpfs 0 files (client floor)", server, queries[sizes[-1]], min(args.queries, 40)
+            )
             entries.append(floor)
         if args.stock_queries:
-            entries.append(Entry(f"vetpacs {sizes[-1]:,} orders, Nagle on", ours[sizes[-1]].server, queries[sizes[-1]],
-                                 args.stock_queries, nodelay=False))  # fmt: skip
+            entries.append(
+                Entry(
+                    f"vetpacs {sizes[-1]:,} orders, Nagle on",
+                    ours[sizes[-1]].server,
+                    queries[sizes[-1]],
+                    args.stock_queries,
+                    nodelay=False,
+                )
+            )
             if wl_files:
                 count = min(wl_files)
                 server = Wlmscpfs(workdir, workdir / "wl" / f"wl-{count}", count, nodelay=False).__enter__()
-                entries.append(Entry(f"wlmscpfs {count:,} files, Nagle on", server, queries[sizes[-1]],
-                                     args.stock_queries, nodelay=False))  # fmt: skip
-        print(f"timing: {', '.join(f'{e.label} x{e.n}' for e in entries)} (each kind, each client), taking turns", flush=True)
+                entries.append(
+                    Entry(
+                        f"wlmscpfs {count:,} files, Nagle on",
+                        server,
+                        queries[sizes[-1]],
+                        args.stock_queries,
+                        nodelay=False,
+                    )
+                )
+        print(
+            f"timing: {', '.join(f'{e.label} x{e.n}' for e in entries)} (each kind, each client),"
+            " taking turns",
+            flush=True,
+        )
         measure(entries, rsp)
         if args.diagnose:
             connection.force_debug_cursor = True
             diagnosis = diagnose(queries[sizes[-1]])
             connection.force_debug_cursor = False
     finally:
-        for proc in list(STARTED):
-            stop(proc)
+        harness.stop_all()
         try:
             report(entries, ours, baseline, floor, sizes, wl_files, first.kind if first else "?", diagnosis)
         except Exception:  # a partial run: say what went wrong, then clean up all the same
             traceback.print_exc()
-        if not args.keep:
-            try:
-                from django.db import connections
-
-                connections.close_all()
-            except Exception:
-                pass
-            for db in databases.values():
-                try:
-                    db.drop()
-                except Exception as error:  # keep cleaning up
-                    print(f"could not drop the benchmark database {db.name}: {error}", file=sys.stderr)
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"kept: databases {', '.join(db.url for db in databases.values())}; work dir {workdir}")
+        harness.cleanup(databases.values(), workdir, keep=args.keep)
         print(f"total {time.perf_counter() - began:.0f} s")
 
 

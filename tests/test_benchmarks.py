@@ -1,0 +1,86 @@
+"""The benchmark scripts still import, and the harness's figures are computed as documented.
+
+The benchmarks themselves run for minutes and are not run here (benchmarks/README.md); this
+catches a script broken by a change elsewhere (a renamed function it imports, a moved module)
+and the harness's own arithmetic.
+"""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks import harness
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULES = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py"))
+
+
+def test_every_benchmark_module_imports_in_a_fresh_interpreter():
+    # A fresh interpreter, as `python benchmarks/<name>.py` starts: api_server sets its own
+    # URLconf when imported, which must not leak into this test session.
+    assert {"api", "api_server", "harness", "hl7", "hl7_baseline", "ingest", "search", "worklist"} <= set(
+        MODULES
+    )
+    code = "; ".join(f"import benchmarks.{name}" for name in MODULES) + "; print('imported')"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vetclinic.settings", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("imported")
+
+
+def test_percentile_is_the_nearest_rank():
+    values = list(range(1, 21))  # 1..20, shuffled order does not matter
+    assert harness.percentile(reversed(values), 0.95) == 19
+    assert harness.percentile(values, 0.5) == 10
+    assert harness.percentile(values, 1.0) == 20
+    assert harness.percentile([7.5], 0.95) == 7.5
+    assert math.isnan(harness.percentile([], 0.95))
+
+
+def test_span_gives_the_median_and_the_range():
+    assert harness.span([3.0, 1.0, 2.0], ".1f") == "2.0 [1.0–3.0]"
+    assert harness.span([], ".1f") == "-"
+    assert math.isnan(harness.med([]))
+    assert harness.fmt(None, ".2f") == "-"
+
+
+def test_table_aligns_the_label_columns_left_and_the_figures_right():
+    text = harness.table(
+        ["kind", "p50 ms"], [["name", "1.5"], ["typical query", "12.25"], ["x", "3.0", "ERROR"]]
+    )
+    assert text.splitlines() == [
+        "  kind          p50 ms",
+        "  name             1.5",
+        "  typical query  12.25",
+        "  x                3.0 ERROR",
+    ]
+    ruled = harness.table(
+        ["a", "n", "who"], [["x", "1", "me"], ["y", "10", "you"]], left=(0, 2), indent="", rule=True
+    )
+    assert ruled.splitlines() == ["a  n who", "--------", "x  1 me", "y 10 you"]
+
+
+def test_target_line_says_met_or_not_met():
+    assert (
+        harness.target("search", "0.53x the baseline", ">= 0.5", True)
+        == "  search: 0.53x the baseline; target >= 0.5: met"
+    )
+    assert harness.target("one connection", "112.8/s", "at least 200", False).endswith(
+        "target at least 200: not met"
+    )
+
+
+def test_cpu_time_and_machine_load_are_read_from_proc():
+    sum(i * i for i in range(200_000))  # some CPU of our own
+    assert harness.cpu_seconds(os.getpid()) > 0
+    busy, total = harness.host_busy()
+    assert 0 < busy <= total
+
+
+def test_a_sqlite_database_is_a_file_in_the_work_dir(tmp_path):
+    db = harness.Database("", "unit", workdir=tmp_path)
+    assert (db.kind, db.name, db.url) == ("sqlite", None, f"sqlite:///{tmp_path / 'bench-unit.sqlite3'}")
