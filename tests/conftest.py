@@ -91,7 +91,7 @@ def storage_root(settings, tmp_path):
     root = tmp_path / "storage"
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": "imaging.storage.DurableFileSystemStorage", "OPTIONS": {"location": str(root)}},
+        "default": {"BACKEND": "imaging.ingest.storage.DurableFileSystemStorage", "OPTIONS": {"location": str(root)}},
     }
     return root
 

@@ -6,10 +6,11 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from imaging import storage
 from imaging.dicom.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS
+from imaging.ingest import storage
+from imaging.ingest.index import instance_index, storage_sweep
+from imaging.ingest.receive import Arriving, StoreRefused, instance_receive
 from imaging.models import Instance, Study
-from imaging.services import Arriving, StoreRefused, instance_index, instance_receive, storage_sweep
 from vetclinic.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db

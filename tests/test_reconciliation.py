@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.utils.timezone import make_aware
 
-from imaging import storage
+from imaging.ingest import storage
 from imaging.models import Instance, InstanceVersion, Study
 from imaging.reconcile import services as reconcile
 from imaging.reconcile import tasks

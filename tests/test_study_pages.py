@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from imaging import storage
+from imaging.ingest import storage
 from imaging.ingest.thumbnails import series_thumbnail_render
 from imaging.models import Study
 from imaging.reconcile import services as reconcile

@@ -228,7 +228,7 @@ if STORAGE_BACKEND == "s3":
     }
 elif STORAGE_BACKEND == "file":
     _default_storage = {
-        "BACKEND": "imaging.storage.DurableFileSystemStorage",
+        "BACKEND": "imaging.ingest.storage.DurableFileSystemStorage",
         "OPTIONS": {"location": env("STORAGE_ROOT", str(VAR_DIR / "storage"))},
     }
 else:

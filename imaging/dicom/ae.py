@@ -15,11 +15,11 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom._handlers import standard_pdu_recv_handler
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_FIND, C_STORE
-from pynetdicom._handlers import standard_pdu_recv_handler
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
@@ -37,7 +37,7 @@ from imaging.dicom.integrity import is_uid
 from imaging.dicom.status import CANNOT_UNDERSTAND
 from imaging.dicom.wire import message_send, p_data_decode, store_refusal_command, store_response_command
 from imaging.dicom.worklist_scp import WorklistFind
-from imaging.services import Arriving
+from imaging.ingest.receive import Arriving
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
 

@@ -18,10 +18,10 @@ from imaging.dicom.status import (
     SUCCESS,
     UNABLE_TO_PROCESS,
 )
+from imaging.ingest.receive import IngestBatch, StoreRefused, instance_receive
 from imaging.orders import mpps
 from imaging.orders.worklist import worklist_rows
 from imaging.selectors import association_allowed
-from imaging.services import IngestBatch, StoreRefused, instance_receive
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
 

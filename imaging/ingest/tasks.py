@@ -4,8 +4,7 @@ calls use it, and messages queued by an older version carry it."""
 from celery import shared_task
 from django.db import IntegrityError, OperationalError
 
-from imaging import services
-from imaging.ingest import thumbnails
+from imaging.ingest import index, thumbnails
 
 
 # Retried on the database's transient errors and on a concurrent insert of the same study or
@@ -16,13 +15,13 @@ from imaging.ingest import thumbnails
     autoretry_for=(OperationalError, IntegrityError), retry_backoff=True, max_retries=10,
 )  # fmt: skip
 def instances_ingest(messages):
-    services.instances_index(messages=messages)
+    index.instances_index(messages=messages)
 
 
 @shared_task(name="imaging.tasks.storage_sweep")
 def storage_sweep(days=2, min_age_seconds=60):
     """Periodic (Celery beat): index what the queue missed."""
-    return services.storage_sweep(days=days, min_age_seconds=min_age_seconds)
+    return index.storage_sweep(days=days, min_age_seconds=min_age_seconds)
 
 
 @shared_task(name="imaging.tasks.thumbnail_render", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)

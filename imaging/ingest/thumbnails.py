@@ -7,7 +7,7 @@ from PIL import Image
 from pydicom import dcmread
 from pydicom.pixels import apply_voi_lut
 
-from imaging import storage
+from imaging.ingest import storage
 from imaging.models import Series
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from django.utils.timezone import now
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
-from imaging import storage
 from imaging.dicom.datasets import patient_attributes_apply, patient_name, species_agrees
+from imaging.ingest import storage
 from imaging.models import Instance, InstanceVersion, Series, Study
 from patients.models import Patient
 from patients.selectors import patient_resolve

@@ -6,7 +6,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from imaging import storage
+from imaging.ingest import storage
 from imaging.models import Report, Series, Study
 from imaging.reconcile.selectors import match_suggestions
 from imaging.reports.forms import ReportForm
