@@ -785,8 +785,8 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
     from django.db import connections
     from pynetdicom import evt
 
-    from imaging.dicom import handlers
-    from imaging.dicom.ae import ae_build, server_start
+    from imaging.dicom.net import handlers
+    from imaging.dicom.net.ae import ae_build, server_start
     from imaging.ingest import index, receive, storage
 
     for name in ("pynetdicom", "imaging.dicom"):  # per-association and per-C-STORE lines, not wanted here

@@ -639,7 +639,7 @@ def wl_files_write(root, orders_n_max):
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
     from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-    from imaging.dicom.datasets import TEXT_VRS, WORKLIST_COLUMNS, worklist_elements
+    from imaging.dicom.records.datasets import TEXT_VRS, WORKLIST_COLUMNS, worklist_elements
     from imaging.orders.worklist import worklist_items
 
     every = worklist_items(identifier=Dataset())
@@ -928,7 +928,12 @@ def diagnose(queries):
     from django.db import connection
     from pydicom.uid import ExplicitVRLittleEndian
 
-    from imaging.dicom.datasets import _answer_elements, response_keys, worklist_answer, worklist_elements
+    from imaging.dicom.records.datasets import (
+        _answer_elements,
+        response_keys,
+        worklist_answer,
+        worklist_elements,
+    )
     from imaging.orders.worklist import WORKLIST_ROWS_BY_ID, worklist_matches, worklist_rows
 
     lines = []

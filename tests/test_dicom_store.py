@@ -352,8 +352,8 @@ def test_a_c_store_is_served_on_the_thread_that_read_it(settings, storage_root, 
     the association's thread and back (two thread wake-ups an image). In-process, on port 0."""
     from pynetdicom.dul import DULServiceProvider
 
-    from imaging.dicom import ae as node
-    from imaging.dicom.handlers import on_store
+    from imaging.dicom.net import ae as node
+    from imaging.dicom.net.handlers import on_store
 
     settings.DICOM_ALLOW_ANY_AE = True
     threads = []
@@ -386,7 +386,7 @@ def test_a_p_data_tf_body_is_read_into_its_items_or_refused_when_they_do_not_add
 
     from pynetdicom.pdu import P_DATA_TF
 
-    from imaging.dicom.wire import p_data_decode
+    from imaging.dicom.net.wire import p_data_decode
 
     def item(context_id, header, fragment):
         return struct.pack(">LB", 2 + len(fragment), context_id) + bytes([header]) + fragment

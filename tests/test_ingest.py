@@ -6,7 +6,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from imaging.dicom.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS
+from imaging.dicom.records.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS
 from imaging.ingest import storage
 from imaging.ingest.index import instance_index, storage_sweep
 from imaging.ingest.receive import Arriving, StoreRefused, instance_receive
@@ -291,7 +291,7 @@ def test_a_storage_that_takes_whole_objects_gets_the_arrived_pieces_in_one_save(
 
 def test_an_object_whose_writing_fails_while_it_arrives_is_refused_out_of_resources(storage_root, tmp_path, monkeypatch):
     """The disk fills up mid-image: the C-STORE gets 0xA700 (PS3.4 B.2.3), nothing is left."""
-    from imaging.dicom.status import OUT_OF_RESOURCES
+    from imaging.dicom.records.status import OUT_OF_RESOURCES
 
     meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
     writes = []

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from django.utils.timezone import now
 
-from imaging.dicom.datasets import animal_name_agrees, patient_name, species_agrees
+from imaging.dicom.records.datasets import animal_name_agrees, patient_name, species_agrees
 from imaging.models import ImagingOrder, Study
 from imaging.orders.services import order_images_received
 from imaging.reconcile.services import study_headers_rewrite_queue

@@ -16,9 +16,9 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
-from imaging.dicom import integrity
-from imaging.dicom.datasets import header_summary
-from imaging.dicom.status import (
+from imaging.dicom.records import integrity
+from imaging.dicom.records.datasets import header_summary
+from imaging.dicom.records.status import (
     CANNOT_UNDERSTAND,
     DATASET_DOES_NOT_MATCH_SOP_CLASS,
     OUT_OF_RESOURCES,
@@ -194,7 +194,7 @@ def _meta_element(element, vr, value):
     return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
 
 
-# What the index needs (imaging/dicom/datasets.header_summary), and the character set to read it.
+# What the index needs (imaging/dicom/records/header.header_summary), and the character set to read it.
 HEADER_TAGS = {
     0x00080005, 0x00080016, 0x00080018, 0x00080020, 0x00080030, 0x00080050, 0x00080060, 0x00080090,
     0x00081010, 0x00081030, 0x0008103E, 0x00100010, 0x00100020, 0x00100030, 0x00102201, 0x00102202,
@@ -257,7 +257,7 @@ class IngestBatch:
     ``age`` seconds (checked as objects arrive), and the rest when the association ends. A
     task per object cost the worker more than indexing the object. Objects are added on the
     association's DUL thread and the rest flushed on its own thread when it is released or
-    aborted (imaging/dicom/ae.py, handlers.py): a lock keeps a message from falling between."""
+    aborted (imaging/dicom/net/ae.py, handlers.py): a lock keeps a message from falling between."""
 
     def __init__(self, size=50, age=0.5):
         self.size, self.age = size, age

@@ -96,7 +96,7 @@ class ImagingOrder(models.Model):
     class Meta:
         ordering = ["scheduled_start", "id"]
         indexes = [
-            # The worklist (imaging/dicom/matching.py): only open orders, by start time.
+            # The worklist (imaging/dicom/records/matching.py): only open orders, by start time.
             models.Index(
                 fields=["scheduled_start"], name="order_worklist",
                 condition=Q(status__in=["scheduled", "arrived"]),

@@ -26,7 +26,7 @@ class Modality(models.Model):
         return f"{self.ae_title} ({self.modality_type}{', ' + self.location if self.location else ''})"
 
     def address_checked(self):
-        """Whether the listener checks where it calls from (selectors.association_allowed):
+        """Whether the listener checks where it calls from (dicom/net/access.association_allowed):
         without a host, anyone who knows the AE title may store and query."""
         return bool(self.host)
 

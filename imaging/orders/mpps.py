@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils.timezone import get_current_timezone, make_aware, now
 from pydicom.dataset import Dataset
 
-from imaging.dicom.status import (
+from imaging.dicom.records.status import (
     DUPLICATE_SOP_INSTANCE,
     INVALID_ATTRIBUTE_VALUE,
     MISSING_ATTRIBUTE,

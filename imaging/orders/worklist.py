@@ -1,5 +1,5 @@
 """The Modality Worklist's reads: the orders matching a C-FIND identifier, as the DICOM node
-(imaging/dicom/handlers.py) answers them; the matching itself is imaging/dicom/matching.py."""
+(imaging/dicom/net/handlers.py) answers them; the matching itself is imaging/dicom/records/matching.py."""
 from django.db.models import F, FilteredRelation, OuterRef, Q, Subquery
 
 from imaging.models import ImagingOrder
@@ -8,9 +8,9 @@ from vetclinic.db import RowsById
 
 
 def worklist_items(*, identifier):
-    """Orders matching a Modality Worklist identifier (imaging/dicom/matching.py), the
+    """Orders matching a Modality Worklist identifier (imaging/dicom/records/matching.py), the
     database doing the matching; only orders still to be done unless a step status is asked."""
-    from imaging.dicom.matching import worklist_filter
+    from imaging.dicom.records.matching import worklist_filter
 
     condition, status_asked = worklist_filter(identifier)
     orders = ImagingOrder.objects.filter(condition)
@@ -55,7 +55,7 @@ def worklist_rows(*, identifier):
 def worklist_matches(*, identifier):
     """The ids of the orders matching a worklist identifier, in worklist order: only the
     tables the identifier's keys need are joined."""
-    from imaging.dicom.matching import worklist_filter
+    from imaging.dicom.records.matching import worklist_filter
 
     condition, status_asked = worklist_filter(identifier)
     orders = ImagingOrder.objects.filter(condition)
@@ -65,7 +65,7 @@ def worklist_matches(*, identifier):
 
 
 def _worklist_rows_by_id(condition):
-    from imaging.dicom.datasets import WORKLIST_COLUMNS
+    from imaging.dicom.records.datasets import WORKLIST_COLUMNS
 
     return _worklist_joined(ImagingOrder.objects.filter(condition)).values(*WORKLIST_COLUMNS, order_id=F("id"))
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Prefetch
 
-from imaging.dicom.datasets import animal_name_agrees, name_components, species_agrees
+from imaging.dicom.records.datasets import animal_name_agrees, name_components, species_agrees
 from imaging.models import Study
 from patients.models import Ownership, Patient, Visit
 from patients.selectors import patient_resolve, patient_search

@@ -14,7 +14,7 @@ from django.utils.timezone import now
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
-from imaging.dicom.datasets import patient_attributes_apply, patient_name, species_agrees
+from imaging.dicom.records.datasets import patient_attributes_apply, patient_name, species_agrees
 from imaging.ingest import storage
 from imaging.models import Instance, InstanceVersion, Series, Study
 from patients.models import Patient

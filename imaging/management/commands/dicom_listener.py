@@ -35,7 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--processes", type=int, default=1)
 
     def handle(self, *args, port, ae_title, bind, processes, **options):
-        from imaging.dicom.tls import listener_context
+        from imaging.dicom.net.tls import listener_context
 
         try:
             # Built once, here, so that a missing or wrong file stops the command at once (a
@@ -65,7 +65,7 @@ def database_pool_use():
     minute. Call it before this process opens any connection."""
     from django.db import connections
 
-    from imaging.dicom.ae import MAX_ASSOCIATIONS
+    from imaging.dicom.net.ae import MAX_ASSOCIATIONS
 
     database = connections.settings["default"]
     if database["ENGINE"] != "django.db.backends.postgresql":
@@ -89,7 +89,7 @@ def serve(*, ae_title, address, channel=None, label="", ssl_context=None):
     from django.db import connections
     from pydicom import config as pydicom_config
 
-    from imaging.dicom.ae import ae_build, server_start
+    from imaging.dicom.net.ae import ae_build, server_start
 
     connections.close_all()  # never share a parent's database connection across a fork
     database_pool_use()

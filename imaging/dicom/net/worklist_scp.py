@@ -9,7 +9,7 @@ from pynetdicom import evt
 from pynetdicom.dsutils import encode
 from pynetdicom.service_class import BasicWorklistManagementServiceClass
 
-from imaging.dicom.wire import find_response_command, message_send
+from imaging.dicom.net.wire import find_response_command, message_send
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
 # Worklist answers queued for sending before the next one waits (WorklistFind._paced): more

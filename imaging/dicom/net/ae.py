@@ -32,11 +32,11 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
-from imaging.dicom.handlers import HANDLERS, association_finish, thread_ended
-from imaging.dicom.integrity import is_uid
-from imaging.dicom.status import CANNOT_UNDERSTAND
-from imaging.dicom.wire import message_send, p_data_decode, store_refusal_command, store_response_command
-from imaging.dicom.worklist_scp import WorklistFind
+from imaging.dicom.net.handlers import HANDLERS, association_finish, thread_ended
+from imaging.dicom.net.wire import message_send, p_data_decode, store_refusal_command, store_response_command
+from imaging.dicom.net.worklist_scp import WorklistFind
+from imaging.dicom.records.integrity import is_uid
+from imaging.dicom.records.status import CANNOT_UNDERSTAND
 from imaging.ingest.receive import Arriving
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines

@@ -6,8 +6,8 @@ import struct
 
 from pynetdicom.pdu_primitives import P_DATA
 
-from imaging.dicom.integrity import is_uid
-from imaging.dicom.status import error_comment
+from imaging.dicom.records.integrity import is_uid
+from imaging.dicom.records.status import error_comment
 
 
 class DecodedPData:

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom.dsutils import encode
 
-from imaging.dicom.matching import SPS_STATUS
+from imaging.dicom.records.matching import SPS_STATUS
 from patients.models import Owner, Patient
 
 # Value representations whose text is subject to Specific Character Set (PS3.5 6.1.2.3).
@@ -180,8 +180,8 @@ def _code_item(value, scheme, meaning):
 # What the patient attributes are made of: the animal's columns and its species' and breed's
 # (Django lookup paths from Patient), and its primary owner's. A row holds them under their
 # lookup paths from an order, the animal's behind "patient__", the owner's behind OWNER (the
-# primary ownership selectors.worklist_items joins): read in one query by
-# selectors.worklist_rows, or made from the records by ``patient_row``.
+# primary ownership orders.worklist.worklist_items joins): read in one query by
+# orders.worklist.worklist_rows, or made from the records by ``patient_row``.
 PATIENT_COLUMNS = (
     "name", "patient_id", "birth_date", "sex", "neutered", "microchip", "breed_text", "breed_id",
     "species__code", "species__scheme", "species__meaning", "breed__code", "breed__scheme", "breed__meaning",
@@ -287,7 +287,7 @@ def _tm(moment):
 
 
 # What a worklist item is made of besides its animal's row: the order's columns and its
-# procedure's and station's. selectors.worklist_rows reads exactly these (and the patient's, the
+# procedure's and station's. orders.worklist.worklist_rows reads exactly these (and the patient's, the
 # owner's and the last weight), as plain rows in one query; ``order_row`` makes the same row.
 ORDER_COLUMNS = (
     "scheduled_start", "duration_minutes", "weight_kg", "visit_id", "accession_number", "referring_vet",
@@ -302,7 +302,7 @@ WORKLIST_COLUMNS = (*ORDER_COLUMNS, *("patient__" + path for path in PATIENT_COL
 
 
 def order_row(order) -> dict:
-    """The row selectors.worklist_rows reads, made from an order and its records."""
+    """The row orders.worklist.worklist_rows reads, made from an order and its records."""
     row = {path: _follow(order, path) for path in ORDER_COLUMNS}
     row.update(patient_row(order.patient))
     row["last_weight"] = order.patient.current_weight if order.weight_kg is None else None

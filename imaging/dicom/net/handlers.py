@@ -7,9 +7,10 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import evt
 
-from imaging.dicom.datasets import response_keys, worklist_answer
-from imaging.dicom.matching import MatchingError, unmatched_keys
-from imaging.dicom.status import (
+from imaging.dicom.net.access import association_allowed
+from imaging.dicom.records.datasets import response_keys, worklist_answer
+from imaging.dicom.records.matching import MatchingError, unmatched_keys
+from imaging.dicom.records.status import (
     CANCELLED,
     IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
     OUT_OF_RESOURCES,
@@ -21,7 +22,6 @@ from imaging.dicom.status import (
 from imaging.ingest.receive import IngestBatch, StoreRefused, instance_receive
 from imaging.orders import mpps
 from imaging.orders.worklist import worklist_rows
-from imaging.selectors import association_allowed
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
 

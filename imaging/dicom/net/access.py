@@ -1,4 +1,4 @@
-"""Who may talk to the DICOM node: the registered modalities (until imaging/dicom/ is split)."""
+"""Who may associate with the DICOM node: the registered modalities (imaging.Modality)."""
 import socket
 
 from django.conf import settings
