@@ -81,10 +81,10 @@ def test_a_pdu_declaring_two_gib_is_aborted_unread_and_the_listener_stays_small_
 
 
 def test_a_read_longer_than_the_buffer_ahead_grows_as_the_bytes_arrive_and_returns_them_all():
-    """ae.FastSocket.recv: a PDU over RECV_AHEAD (a DICOM_MAX_PDU above 1 MiB) is read whole."""
+    """reactor.FastSocket.recv: a PDU over RECV_AHEAD (a DICOM_MAX_PDU above 1 MiB) is read whole."""
     import threading
 
-    from imaging.dicom.net.ae import RECV_AHEAD, FastSocket
+    from imaging.dicom.net.reactor import RECV_AHEAD, FastSocket
 
     with socket.create_server(("127.0.0.1", 0)) as server:
         theirs = socket.create_connection(server.getsockname())

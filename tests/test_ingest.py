@@ -222,7 +222,7 @@ def test_the_series_thumbnail_is_drawn_from_its_middle_image(received):
 
 
 def receive_arriving(meta, data, ds, pieces=7):
-    """What the C-STORE handler does when ae.FastDIMSE wrote the data set as it arrived."""
+    """What the C-STORE handler does when dimse.FastDIMSE wrote the data set as it arrived."""
     arriving = Arriving(
         sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
         transfer_syntax=ds.file_meta.TransferSyntaxUID, calling_ae="CTROOM",

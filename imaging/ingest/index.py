@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils.timezone import now
 from pydicom.filereader import dcmread
 
-from imaging.dicom.records.datasets import birth_date, header_summary, summary_dates
+from imaging.dicom.records.header import birth_date, header_summary, summary_dates
 from imaging.ingest import storage
 from imaging.ingest.linking import study_link
 from imaging.models import Instance, InstanceVersion, Series, Study

@@ -17,7 +17,7 @@ from pydicom.uid import UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
 from imaging.dicom.records import integrity
-from imaging.dicom.records.datasets import header_summary
+from imaging.dicom.records.header import header_summary
 from imaging.dicom.records.status import (
     CANNOT_UNDERSTAND,
     DATASET_DOES_NOT_MATCH_SOP_CLASS,
@@ -95,7 +95,7 @@ class Arriving:
 def _bare(error):
     """``error`` without its traceback, to be kept past the write that raised it. The
     traceback's frames hold the piece written, a view of the association's receive buffer
-    (ae.FastDIMSE._store_stream): a BytesIO with a view on it cannot grow, so the next fragment
+    (dimse.FastDIMSE._store_stream): a BytesIO with a view on it cannot grow, so the next fragment
     of the data set failed to decode and the association was aborted (a full disk did that)."""
     error.__context__ = error.__cause__ = None
     return error.with_traceback(None)
@@ -257,7 +257,7 @@ class IngestBatch:
     ``age`` seconds (checked as objects arrive), and the rest when the association ends. A
     task per object cost the worker more than indexing the object. Objects are added on the
     association's DUL thread and the rest flushed on its own thread when it is released or
-    aborted (imaging/dicom/net/ae.py, handlers.py): a lock keeps a message from falling between."""
+    aborted (imaging/dicom/net/reactor.py, handlers.py): a lock keeps a message from falling between."""
 
     def __init__(self, size=50, age=0.5):
         self.size, self.age = size, age

@@ -72,13 +72,13 @@ def on_ended(event):
 
 def association_finish(assoc):
     """Queue what the association stored and has not queued yet; throw away a data set it never
-    finished. Also called when the association's thread ends, whatever ended it (ae.py): an
+    finished. Also called when the association's thread ends, whatever ended it (reactor.py): an
     association that ends without a release or an abort event (its DUL thread failed) must not
     leave acknowledged objects to the sweep. Calling it twice queues nothing twice."""
     batch = getattr(assoc, "ingest_batch", None)
     if batch is not None:
         batch.flush()
-    abort = getattr(assoc.dimse, "arriving_abort", None)  # ae.FastDIMSE
+    abort = getattr(assoc.dimse, "arriving_abort", None)  # dimse.FastDIMSE
     if abort is not None:
         abort()  # a data set cut off by the end of the association: never acknowledged, not kept
 
@@ -102,7 +102,7 @@ def on_store(event):
     calling_ae = event.assoc.requestor.ae_title.strip()
     if not hasattr(event.assoc, "ingest_batch"):
         event.assoc.ingest_batch = IngestBatch()  # one per association, flushed when it closes
-    take = getattr(event.assoc.dimse, "arriving_take", None)  # ae.FastDIMSE wrote it as it came
+    take = getattr(event.assoc.dimse, "arriving_take", None)  # dimse.FastDIMSE wrote it as it came
     try:
         instance_receive(
             arriving=take(event.request) if take is not None else None,

@@ -1,6 +1,6 @@
 """The Modality Worklist C-FIND SCP (PS3.4 K.4.1.3), answering with pre-encoded identifiers
 (handlers.on_find) in one P-DATA-TF PDU each, paced so that a C-CANCEL still stops a large
-result. ae.EventDrivenAssociation hands it worklist C-FINDs."""
+result. reactor.EventDrivenAssociation hands it worklist C-FINDs."""
 import logging
 import time
 
