@@ -1,5 +1,5 @@
 """What the index reads from a received object's header (dataset -> record): the summary that
-ingest indexes (imaging/ingest/index.py), and the dates and names in it."""
+ingest indexes (imaging/ingest/index.py), and the dates in it."""
 from datetime import datetime, time
 
 
