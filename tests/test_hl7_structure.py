@@ -22,9 +22,9 @@ SAMPLES = [
 
 @pytest.fixture
 def hl7apy_calls(monkeypatch):
-    """Count the messages handed to hl7apy, with nothing remembered from earlier tests."""
+    """Count the messages handed to hl7apy (nothing is remembered from earlier tests:
+    conftest.nothing_kept)."""
     calls = []
-    monkeypatch.setattr(messages, "_ACCEPTED_SHAPES", {})
 
     def counting(text, **options):
         calls.append(text)
