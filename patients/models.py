@@ -3,7 +3,7 @@ from datetime import date
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils.timezone import now
 
 from vetclinic import clock
@@ -278,11 +278,12 @@ class Patient(models.Model):
 
     @property
     def current_weight(self):
+        """The newest measurement's kg, or None (WeightRecord.NEWEST_FIRST)."""
         if "weights" in getattr(self, "_prefetched_objects_cache", {}):  # a list of many animals
-            records = sorted(self.weights.all(), key=lambda w: (w.measured_on, w.id), reverse=True)
-            return records[0].kg if records else None
-        record = self.weights.order_by("-measured_on", "-id").first()
-        return record.kg if record else None
+            newest = max(self.weights.all(), key=WeightRecord.newness, default=None)
+        else:
+            newest = self.weights.order_by(*WeightRecord.NEWEST_FIRST).first()
+        return newest.kg if newest else None
 
 
 class PatientExternalId(models.Model):
@@ -329,15 +330,24 @@ class Ownership(models.Model):
         return f"{self.owner} — {self.get_role_display()} of {self.patient.name}"
 
 
+# The animal's current weight is its newest measurement: of the latest day measured, and of two
+# on one day (an order's weight on the day and another), the one recorded last. Everything that
+# shows a current weight reads it by this order: Patient.current_weight, the REST rows and the
+# worklist (WeightRecord.newest_kg in a query), so they agree.
+NEWEST_WEIGHT_FIRST = ("-measured_on", "-id")
+
+
 class WeightRecord(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="weights")
     kg = models.DecimalField(max_digits=7, decimal_places=3)
     measured_on = models.DateField(default=date.today)
     recorded_at = models.DateTimeField(default=now)
 
+    NEWEST_FIRST = NEWEST_WEIGHT_FIRST
+
     class Meta:
-        ordering = ["-measured_on", "-id"]
-        indexes = [models.Index(fields=["patient", "-measured_on"])]  # Patient.current_weight
+        ordering = [*NEWEST_WEIGHT_FIRST]
+        indexes = [models.Index(fields=["patient", "-measured_on"])]  # WeightRecord.newest_kg
 
     def __str__(self):
         return f"{self.kg_display} kg on {self.measured_on}"
@@ -346,6 +356,18 @@ class WeightRecord(models.Model):
     def kg_display(self):
         """31.4 rather than 31.400, 520 rather than 5.2E+2."""
         return format(self.kg.normalize(), "f")
+
+    @staticmethod
+    def newness(record):
+        """NEWEST_FIRST as a sort key of records in hand (greater is newer)."""
+        return (record.measured_on, record.id)
+
+    @classmethod
+    def newest_kg(cls, patient):
+        """The current weight as an expression, for ``annotate``: ``patient`` is the outer
+        query's patient id (``OuterRef("pk")`` from patients, ``OuterRef("patient_id")`` from
+        orders). One subquery per row, on the (patient, measured_on) index."""
+        return Subquery(cls.objects.filter(patient=patient).order_by(*NEWEST_WEIGHT_FIRST).values("kg")[:1])
 
 
 def staff_name(user):
