@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q, Subquery
 from django.utils.timezone import now
 
+from patients import names
 from vetclinic import clock
 
 
@@ -160,9 +161,12 @@ class Owner(models.Model):
     @property
     def dicom_family_name(self):
         """The family component of the animal's DICOM Patient's Name (PS3.3 C.7.1.1)."""
-        if self.kind == self.Kind.ORGANISATION:
-            return self.organisation_name
-        return self.family_name
+        return self.dicom_family_name_of(self.kind, self.family_name, self.organisation_name)
+
+    @classmethod
+    def dicom_family_name_of(cls, kind, family_name, organisation_name):
+        """dicom_family_name from an owner's columns (a row read without the model)."""
+        return organisation_name if kind == cls.Kind.ORGANISATION else family_name
 
     @property
     def phones(self):
@@ -259,7 +263,7 @@ class Patient(models.Model):
     def dicom_name(self):
         """``OwnerFamily^AnimalName``: Patient's Name for an animal (PS3.3 C.7.1.1.1.1)."""
         owner = self.primary_owner
-        return f"{owner.dicom_family_name if owner else ''}^{self.name}"
+        return names.patient_name(owner.dicom_family_name if owner else "", self.name)
 
     @property
     def breed_display(self):
