@@ -173,20 +173,29 @@ class Owner(models.Model):
         return [p for p in (self.phone, self.mobile) if p]
 
 
-class OwnerExternalId(models.Model):
+class ExternalId(models.Model):
+    """A record's id in another system: the system (a PMS, an HL7 assigning authority) and the
+    value there, unique per kind of record (each subclass's constraint)."""
+
+    system = models.CharField(max_length=64)
+    value = models.CharField(max_length=64)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{self.system}:{self.value}"
+
+
+class OwnerExternalId(ExternalId):
     """The owner's id in an external system (a PMS account number, an HL7 assigning authority)."""
 
     owner = models.ForeignKey(Owner, on_delete=models.CASCADE, related_name="external_ids")
-    system = models.CharField(max_length=64)
-    value = models.CharField(max_length=64)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["system", "value"], name="owner_external_id_unique")
         ]
-
-    def __str__(self):
-        return f"{self.system}:{self.value}"
 
 
 class Patient(models.Model):
@@ -290,20 +299,15 @@ class Patient(models.Model):
         return newest.kg if newest else None
 
 
-class PatientExternalId(models.Model):
+class PatientExternalId(ExternalId):
     """The animal's id in an external system (the PMS's patient number, PID-3 with authority)."""
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="external_ids")
-    system = models.CharField(max_length=64)
-    value = models.CharField(max_length=64)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["system", "value"], name="patient_external_id_unique")
         ]
-
-    def __str__(self):
-        return f"{self.system}:{self.value}"
 
 
 class Ownership(models.Model):
