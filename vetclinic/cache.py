@@ -35,6 +35,9 @@ class Kept:
     def __repr__(self):
         return f"<Kept {self.name}: {len(self._values)} values, {self.seconds} s>"
 
+    def __len__(self):
+        return len(self._values)  # expired values included, until set over or forgotten
+
     def get(self, key, default=None):
         kept = self._values.get(key)
         if kept is None or (kept[0] is not None and kept[0] <= time.monotonic()):

@@ -100,7 +100,9 @@ def header_read(text):
 # Message shapes hl7apy has accepted (see ``structure_check``); bounded, since every sender
 # has a handful of shapes, and cleared when full rather than kept in order.
 accepted_shapes = Kept("message shapes hl7apy accepted", seconds=None, most=2048)
-_VALUE = {}  # encoding characters -> the pattern of a value between them
+# Encoding characters -> the pattern of a value between them; bounded, since MSH-2 is the
+# sender's to choose.
+value_patterns = Kept("HL7 value patterns", seconds=None, most=64)
 
 
 def structure_check(text, header):
@@ -139,12 +141,13 @@ def _shape(lines, header):
     sep, encoding = header.field_separator, header.encoding
     if len(encoding) != 4 or len(set(sep + encoding)) != 5:
         return None
-    value = _VALUE.get(encoding)
+    value = value_patterns.get(encoding)
     if value is None:
         # A run between separators with something other than blanks in it (the escape
         # character is data to the parser).
         delimiters = re.escape(encoding[0] + encoding[1] + encoding[3])
-        value = _VALUE[encoding] = re.compile(f"[^{delimiters}]*[^{delimiters}\\s][^{delimiters}]*")
+        value = re.compile(f"[^{delimiters}]*[^{delimiters}\\s][^{delimiters}]*")
+        value_patterns.set(encoding, value)
     shaped = []
     for line in lines:
         fields = line.split(sep)
