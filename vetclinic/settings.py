@@ -388,6 +388,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "integrations.api.schema.error_responses",
+        "integrations.api.schema.decimals_as_numbers_too",
     ],
 }
 
