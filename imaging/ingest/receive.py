@@ -25,6 +25,7 @@ from imaging.dicom.records.status import (
     error_comment,
 )
 from imaging.ingest import storage
+from vetclinic.cache import Kept
 
 log = logging.getLogger(__name__)
 
@@ -234,21 +235,21 @@ def _checked_header(data, transfer_syntax):
     return ds
 
 
-_broker_down_until = 0.0
+# After a failure to queue, the broker is taken to be down for this long in this process.
+broker_down = Kept("broker down", seconds=30, most=1)
 
 
 def instances_queue(messages):
     """Queue indexing messages as one task. A broker that is down must not fail a stored image:
     the periodic sweep indexes whatever the queue missed, so after one failure we stop trying
     for a while."""
-    global _broker_down_until
-    if not messages or time.monotonic() < _broker_down_until:
+    if not messages or "down" in broker_down:
         return
     try:
         # By name: tasks import services, never the reverse (STYLE.md).
         current_app.send_task("imaging.tasks.instances_ingest", args=[messages], retry=False)
     except Exception:
-        _broker_down_until = time.monotonic() + 30
+        broker_down.set("down", True)
         log.exception("could not queue indexing of %s objects; the sweep will index them", len(messages))
 
 

@@ -1,6 +1,6 @@
 """The Modality Worklist's reads: the orders matching a C-FIND identifier, as the DICOM node
 (imaging/dicom/net/handlers.py) answers them; the matching itself is imaging/dicom/records/matching.py."""
-from django.db.models import F, FilteredRelation, OuterRef, Q, Subquery
+from django.db.models import F, FilteredRelation, OuterRef, Q
 
 from imaging.models import ImagingOrder
 from patients.models import WeightRecord
@@ -22,11 +22,10 @@ def worklist_items(*, identifier):
 def _worklist_joined(orders):
     """``orders`` with what their worklist items need joined, in worklist order: the animal's
     primary owner and last weight come in the same row (worklist_rows reads them)."""
-    last_weight = WeightRecord.objects.filter(patient=OuterRef("patient_id")).order_by("-measured_on", "-id")
     return (
         orders.annotate(
             primary_ownership=FilteredRelation("patient__ownerships", condition=Q(patient__ownerships__is_primary=True)),
-            last_weight=Subquery(last_weight.values("kg")[:1]),
+            last_weight=WeightRecord.newest_kg(OuterRef("patient_id")),
         )
         .select_related("patient__species", "patient__breed", "procedure", "station", "primary_ownership__owner")
         .order_by("scheduled_start", "id")
