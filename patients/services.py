@@ -26,7 +26,8 @@ from patients.search import OWNER_FIELDS_SEARCHED, PATIENT_FIELDS_SEARCHED, sear
 from patients.selectors import owner_by_external_id, patient_by_external_id
 from vetclinic import clock
 from vetclinic.audit.services import audit_record, changes_apply
-from vetclinic.db import CompiledQuery, service_atomic
+from vetclinic.db import CompiledQuery
+from vetclinic.transactions import service_atomic
 
 OWNER_FIELDS = {f.name for f in Owner._meta.fields} - {"id", "created", "updated"}
 PATIENT_FIELDS = {f.name for f in Patient._meta.fields} - {"id", "merged_into", "dicom_name_key", "created", "updated"}

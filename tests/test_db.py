@@ -3,6 +3,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from patients.models import Owner, Patient, WeightRecord
 from patients.services import owner_upsert, patient_upsert, weight_record
@@ -53,3 +55,18 @@ def test_what_cannot_be_compiled_safely_is_refused(actor):
     # A value Django changes on the way in cannot stand in for its marker.
     with pytest.raises(ValueError, match="none of its markers"):
         CompiledQuery(lambda name: Owner.objects.filter(family_name__icontains=name), "\x00name").instances("x")
+
+
+def savepoints_in(queries):
+    return [q["sql"] for q in queries.captured_queries if q["sql"].upper().startswith("SAVEPOINT")]
+
+
+def test_a_service_opens_a_savepoint_inside_a_transaction_unless_its_caller_says_not_to(actor):
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            owner_upsert(actor=actor, fields={"family_name": "Hartley"})
+        assert len(savepoints_in(queries)) == 1
+        with CaptureQueriesContext(connection) as queries:
+            owner_upsert(actor=actor, fields={"family_name": "Marsh"}, savepoints=False)
+        assert savepoints_in(queries) == []
+    assert sorted(Owner.objects.values_list("family_name", flat=True)) == ["Hartley", "Marsh"]

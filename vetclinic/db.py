@@ -6,19 +6,15 @@
   to answer it. An HL7 ADT message finds its animal and owner by the PMS's ids with the same
   shape every time; ``CompiledQuery`` keeps the SQL Django wrote and the converters Django
   would apply, and builds the model instances as a queryset would.
-- Services without savepoints inside an all-or-nothing transaction (``all_or_nothing``).
 - A cursor that binds on the server, so that psycopg prepares what it repeats
   (``server_binding_cursor``), and lookups whose statement text is the same for every value
   (``IdIn``, ``StartsWith``).
 """
-import functools
 import json
 import weakref
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import date
 
-from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.models import F, Lookup
 
 
@@ -81,38 +77,6 @@ class CompiledQuery:
     def first(self, *values):
         found = self.instances(*values)
         return found[0] if found else None
-
-
-# --- savepoints ---------------------------------------------------------------------------------
-
-_all_or_nothing = ContextVar("all_or_nothing", default=False)
-
-
-@contextmanager
-def all_or_nothing():
-    """Inside, services decorated with ``service_atomic`` open no savepoint of their own.
-
-    For a caller that undoes its whole transaction on any error (the HL7 listener: a message
-    is applied whole or refused whole), a savepoint per service call buys nothing and costs
-    two round trips to the database. An error in such a service then marks the transaction
-    for rollback, so the caller must not catch it and carry on inside the transaction."""
-    token = _all_or_nothing.set(True)
-    try:
-        yield
-    finally:
-        _all_or_nothing.reset(token)
-
-
-def service_atomic(func):
-    """``transaction.atomic`` for a service: a savepoint when nested, unless inside
-    ``all_or_nothing()``."""
-
-    @functools.wraps(func)
-    def atomic(*args, **kwargs):
-        with transaction.atomic(savepoint=not _all_or_nothing.get()):
-            return func(*args, **kwargs)
-
-    return atomic
 
 
 # --- rows by id -----------------------------------------------------------------------------------
