@@ -70,3 +70,20 @@ def test_a_service_opens_a_savepoint_inside_a_transaction_unless_its_caller_says
             owner_upsert(actor=actor, fields={"family_name": "Marsh"}, savepoints=False)
         assert savepoints_in(queries) == []
     assert sorted(Owner.objects.values_list("family_name", flat=True)) == ["Hartley", "Marsh"]
+
+
+POSTGRESQL = {"ENGINE": "django.db.backends.postgresql", "NAME": "vetpacs", "CONN_MAX_AGE": 0, "OPTIONS": {}}
+
+
+def test_each_process_gets_the_database_options_settings_declare_for_its_role():
+    from imaging.dicom.ae import MAX_ASSOCIATIONS
+    from vetclinic.settings import database_for_process
+
+    web, hl7, dicom = (database_for_process(POSTGRESQL, role) for role in ("web", "hl7", "dicom"))
+    assert "server_side_binding" not in web["OPTIONS"] and "pool" not in web["OPTIONS"] and web["CONN_MAX_AGE"] == 0
+    assert (hl7["CONN_MAX_AGE"], hl7["OPTIONS"]["server_side_binding"], "pool" in hl7["OPTIONS"]) == (None, True, False)
+    assert (dicom["CONN_MAX_AGE"], dicom["CONN_HEALTH_CHECKS"], dicom["OPTIONS"]["server_side_binding"]) == (0, True, True)
+    # Two connections an association (its reactor's thread and its DUL's), as many as one process serves.
+    assert dicom["OPTIONS"]["pool"]["max_size"] == 2 * MAX_ASSOCIATIONS
+    assert POSTGRESQL["OPTIONS"] == {}  # the declared settings are not changed in place
+
