@@ -192,6 +192,11 @@ def database_for_process(database, process):
     return database
 
 
+# The hot paths' queries (HL7 lookups, the worklist's rows, the REST list pages) are compiled to
+# SQL once per shape and run with new values (vetclinic/db.py). false: every query is built and
+# compiled by Django each time, with the same results (a way to rule it out when in doubt).
+DATABASE_COMPILE_ONCE = envbool("DATABASE_COMPILE_ONCE", True)
+
 # DATABASE_URL switches to PostgreSQL (postgres://user@host:5432/name); the default is SQLite.
 DATABASES = {
     "default": database_for_process(
