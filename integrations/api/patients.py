@@ -4,6 +4,7 @@ A client upserts by its own ids (``PUT /api/v1/patients/external/{id}``: the id 
 client's namespace ``api:<client name>``); species and breeds come as our codes or the client's
 own codes through the crosswalk.
 """
+from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
@@ -124,13 +125,16 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
 
 
 def _patient_save(request, serializer, *, patient=None, external=None):
+    """The animal and its owners in one transaction: if linking an owner fails, the animal is
+    neither created nor changed (a client retrying the request finds what it left)."""
     data = dict(serializer.validated_data)
     ownerships = data.pop("ownerships", None)
     weight = data.pop("weight_kg", None)
     actor = actor_for(request)
-    patient = patient_upsert(actor=actor, fields=data, patient=patient, external=external, weight_kg=weight)
-    for link in ownerships or []:
-        ownership_set(actor=actor, patient=patient, owner=link["owner"], role=link["role"], primary=link.get("is_primary"))
+    with transaction.atomic():
+        patient = patient_upsert(actor=actor, fields=data, patient=patient, external=external, weight_kg=weight)
+        for link in ownerships or []:
+            ownership_set(actor=actor, patient=patient, owner=link["owner"], role=link["role"], primary=link.get("is_primary"))
     return patients_queryset().get(pk=patient.pk)
 
 
