@@ -2,7 +2,7 @@
 import socket
 
 from django.conf import settings
-from django.db.models import Count, F, FilteredRelation, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, F, FilteredRelation, OuterRef, Prefetch, Q
 
 from imaging.models import ImagingOrder, Modality, Series, Study
 from patients.models import WeightRecord
@@ -66,11 +66,10 @@ def worklist_items(*, identifier):
 def _worklist_joined(orders):
     """``orders`` with what their worklist items need joined, in worklist order: the animal's
     primary owner and last weight come in the same row (worklist_rows reads them)."""
-    last_weight = WeightRecord.objects.filter(patient=OuterRef("patient_id")).order_by("-measured_on", "-id")
     return (
         orders.annotate(
             primary_ownership=FilteredRelation("patient__ownerships", condition=Q(patient__ownerships__is_primary=True)),
-            last_weight=Subquery(last_weight.values("kg")[:1]),
+            last_weight=WeightRecord.newest_kg(OuterRef("patient_id")),
         )
         .select_related("patient__species", "patient__breed", "procedure", "station", "primary_ownership__owner")
         .order_by("scheduled_start", "id")

@@ -26,11 +26,17 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from imaging import storage
 from imaging.dicom import integrity
 from imaging.dicom.datasets import birth_date, header_summary, summary_dates
-from imaging.dicom.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES
+from imaging.dicom.status import (
+    CANNOT_UNDERSTAND,
+    DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    OUT_OF_RESOURCES,
+    error_comment,
+)
 from imaging.linking import study_link
 from imaging.models import Instance, InstanceVersion, Series, Study
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor, audit_record
+from vetclinic.cache import Kept
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,7 @@ class StoreRefused(Exception):
     def __init__(self, status, comment):
         super().__init__(comment)
         self.status = status
-        self.comment = comment[:64]  # Error Comment is LO (PS3.7 C.4.2)
+        self.comment = error_comment(comment)
 
 
 class Arriving:
@@ -65,14 +71,13 @@ class Arriving:
             self.writer.write(self.file_meta)
         except Exception as error:
             self.writer = None
-            self.error = error  # refused (out of resources) when the object is complete
+            self.error = _bare(error)  # refused (out of resources) when the object is complete
 
     @staticmethod
     def fits(sop_instance_uid):
         """Whether a request's SOP Instance UID can name a storage key before the data set
         that should carry the same UID is read: a UID (PS3.5 9.1), nothing else."""
-        uid = str(sop_instance_uid or "")
-        return 0 < len(uid) <= 64 and uid.replace(".", "").isdigit()
+        return integrity.is_uid(str(sop_instance_uid or ""))
 
     def write(self, piece):
         if self.error is not None:
@@ -80,8 +85,8 @@ class Arriving:
         try:
             self.writer.write(piece)
             self.size += len(piece)
-        except Exception as error:
-            self.error = error
+        except Exception as error:  # a full disk: the C-STORE is refused once it is complete
+            self.error = _bare(error)
             self.abort()
 
     def commit(self):
@@ -97,6 +102,15 @@ class Arriving:
                 writer.abort()
             except OSError:
                 log.exception("could not remove the part of %s", self.key)
+
+
+def _bare(error):
+    """``error`` without its traceback, to be kept past the write that raised it. The
+    traceback's frames hold the piece written, a view of the association's receive buffer
+    (ae.FastDIMSE._store_stream): a BytesIO with a view on it cannot grow, so the next fragment
+    of the data set failed to decode and the association was aborted (a full disk did that)."""
+    error.__context__ = error.__cause__ = None
+    return error.with_traceback(None)
 
 
 def instance_receive(
@@ -120,13 +134,21 @@ def instance_receive(
     # (An arriving object whose writing failed is refused below, when it is committed.)
     try:
         ds = _checked_header(data, transfer_syntax)
-        if str(ds.get("SOPInstanceUID", "")) != str(sop_instance_uid):
-            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Instance UID differs from the request's")
-        if str(ds.get("SOPClassUID", "")) != str(sop_class_uid):
-            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Class UID differs from the request's")
-        for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
+        for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
             if not ds.get(keyword):
                 raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is missing")
+            # PS3.5 9.1: at most 64 characters, digits and dots. A longer one does not fit the
+            # index (nor a storage key): acknowledged, it could never be indexed.
+            if not integrity.is_uid(ds[keyword].value):
+                raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is not a valid UID")
+        if str(ds.SOPInstanceUID) != str(sop_instance_uid):
+            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Instance UID differs from the request's")
+        if str(ds.SOPClassUID) != str(sop_class_uid):
+            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Class UID differs from the request's")
+        try:
+            summary = header_summary(ds, transfer_syntax_uid=transfer_syntax)
+        except Exception as error:  # a value pydicom cannot decode (an unknown VR, a 3-byte US)
+            raise StoreRefused(CANNOT_UNDERSTAND, f"Unreadable data set: {error}") from None
     except StoreRefused:
         if arriving is not None:
             arriving.abort()
@@ -146,7 +168,7 @@ def instance_receive(
         raise StoreRefused(OUT_OF_RESOURCES, f"Storage failed: {error}") from None
     message = {
         "storage_key": key,
-        "summary": header_summary(ds, transfer_syntax_uid=transfer_syntax),
+        "summary": summary,
         "received_from": calling_ae,
         "received_at": received_at.isoformat(),
         "file_size": file_meta_size + len(data),
@@ -201,6 +223,12 @@ def _checked_header(data, transfer_syntax):
         if ts.is_deflated:
             data = integrity.inflate(data)
         elements = integrity.check(data, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
+        first = min(elements)
+        if first < 0x00080000:
+            # Command (0000) and File Meta (0002) elements are never part of a data set (PS3.5
+            # 7.1, PS3.10 7.1), nor groups 0001-0007 (PS3.5 7.8.1). Kept behind our File Meta,
+            # a Transfer Syntax UID there would be read in place of ours.
+            raise integrity.Malformed(f"element ({first >> 16:04X},{first & 0xFFFF:04X}) in a data set")
         ds = Dataset()
         ds.set_original_encoding(ts.is_implicit_VR, ts.is_little_endian, None)
         for tag in HEADER_TAGS & elements.keys():
@@ -208,7 +236,7 @@ def _checked_header(data, transfer_syntax):
             ds[tag] = RawDataElement(
                 Tag(tag), vr, length, data[offset : offset + length], offset, ts.is_implicit_VR, ts.is_little_endian
             )
-        ds.SOPInstanceUID, ds.SOPClassUID  # decode now: a nonsense value must fail here  # noqa: B018
+        ds.get("SOPInstanceUID"), ds.get("SOPClassUID")  # decode now: a nonsense value must fail here
     except integrity.Malformed as error:
         raise StoreRefused(CANNOT_UNDERSTAND, f"Malformed data set: {error}") from None
     except Exception as error:  # pydicom raises many kinds on nonsense values
@@ -218,21 +246,21 @@ def _checked_header(data, transfer_syntax):
     return ds
 
 
-_broker_down_until = 0.0
+# After a failure to queue, the broker is taken to be down for this long in this process.
+broker_down = Kept("broker down", seconds=30, most=1)
 
 
 def instances_queue(messages):
     """Queue indexing messages as one task. A broker that is down must not fail a stored image:
     the periodic sweep indexes whatever the queue missed, so after one failure we stop trying
     for a while."""
-    global _broker_down_until
-    if not messages or time.monotonic() < _broker_down_until:
+    if not messages or "down" in broker_down:
         return
     try:
         # By name: tasks import services, never the reverse (STYLE.md).
         current_app.send_task("imaging.tasks.instances_ingest", args=[messages], retry=False)
     except Exception:
-        _broker_down_until = time.monotonic() + 30
+        broker_down.set("down", True)
         log.exception("could not queue indexing of %s objects; the sweep will index them", len(messages))
 
 

@@ -17,7 +17,7 @@ from integrations.models import (
     WebhookSubscription,
 )
 from integrations.webhooks import services as webhooks
-from patients.admin import ReadOnlyAdmin
+from vetclinic.audit.admin import ReadOnlyAdmin
 from vetclinic.audit.services import Actor
 
 

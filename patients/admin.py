@@ -11,18 +11,8 @@ from django.utils.html import format_html
 
 from patients.crosswalk import code_mapping_apply
 from patients.models import Breed, CodeMapping, Owner, Patient, Species, UnmappedCode, Visit
+from vetclinic.audit.admin import ReadOnlyAdmin
 from vetclinic.audit.services import Actor
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Species)

@@ -3,9 +3,10 @@ from datetime import date
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils.timezone import now
 
+from patients import names
 from vetclinic import clock
 
 
@@ -160,29 +161,41 @@ class Owner(models.Model):
     @property
     def dicom_family_name(self):
         """The family component of the animal's DICOM Patient's Name (PS3.3 C.7.1.1)."""
-        if self.kind == self.Kind.ORGANISATION:
-            return self.organisation_name
-        return self.family_name
+        return self.dicom_family_name_of(self.kind, self.family_name, self.organisation_name)
+
+    @classmethod
+    def dicom_family_name_of(cls, kind, family_name, organisation_name):
+        """dicom_family_name from an owner's columns (a row read without the model)."""
+        return organisation_name if kind == cls.Kind.ORGANISATION else family_name
 
     @property
     def phones(self):
         return [p for p in (self.phone, self.mobile) if p]
 
 
-class OwnerExternalId(models.Model):
+class ExternalId(models.Model):
+    """A record's id in another system: the system (a PMS, an HL7 assigning authority) and the
+    value there, unique per kind of record (each subclass's constraint)."""
+
+    system = models.CharField(max_length=64)
+    value = models.CharField(max_length=64)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{self.system}:{self.value}"
+
+
+class OwnerExternalId(ExternalId):
     """The owner's id in an external system (a PMS account number, an HL7 assigning authority)."""
 
     owner = models.ForeignKey(Owner, on_delete=models.CASCADE, related_name="external_ids")
-    system = models.CharField(max_length=64)
-    value = models.CharField(max_length=64)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["system", "value"], name="owner_external_id_unique")
         ]
-
-    def __str__(self):
-        return f"{self.system}:{self.value}"
 
 
 class Patient(models.Model):
@@ -259,7 +272,7 @@ class Patient(models.Model):
     def dicom_name(self):
         """``OwnerFamily^AnimalName``: Patient's Name for an animal (PS3.3 C.7.1.1.1.1)."""
         owner = self.primary_owner
-        return f"{owner.dicom_family_name if owner else ''}^{self.name}"
+        return names.patient_name(owner.dicom_family_name if owner else "", self.name)
 
     @property
     def breed_display(self):
@@ -278,27 +291,23 @@ class Patient(models.Model):
 
     @property
     def current_weight(self):
+        """The newest measurement's kg, or None (WeightRecord.NEWEST_FIRST)."""
         if "weights" in getattr(self, "_prefetched_objects_cache", {}):  # a list of many animals
-            records = sorted(self.weights.all(), key=lambda w: (w.measured_on, w.id), reverse=True)
-            return records[0].kg if records else None
-        record = self.weights.order_by("-measured_on", "-id").first()
-        return record.kg if record else None
+            newest = max(self.weights.all(), key=WeightRecord.newness, default=None)
+        else:
+            newest = self.weights.order_by(*WeightRecord.NEWEST_FIRST).first()
+        return newest.kg if newest else None
 
 
-class PatientExternalId(models.Model):
+class PatientExternalId(ExternalId):
     """The animal's id in an external system (the PMS's patient number, PID-3 with authority)."""
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="external_ids")
-    system = models.CharField(max_length=64)
-    value = models.CharField(max_length=64)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["system", "value"], name="patient_external_id_unique")
         ]
-
-    def __str__(self):
-        return f"{self.system}:{self.value}"
 
 
 class Ownership(models.Model):
@@ -329,15 +338,24 @@ class Ownership(models.Model):
         return f"{self.owner} — {self.get_role_display()} of {self.patient.name}"
 
 
+# The animal's current weight is its newest measurement: of the latest day measured, and of two
+# on one day (an order's weight on the day and another), the one recorded last. Everything that
+# shows a current weight reads it by this order: Patient.current_weight, the REST rows and the
+# worklist (WeightRecord.newest_kg in a query), so they agree.
+NEWEST_WEIGHT_FIRST = ("-measured_on", "-id")
+
+
 class WeightRecord(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="weights")
     kg = models.DecimalField(max_digits=7, decimal_places=3)
     measured_on = models.DateField(default=date.today)
     recorded_at = models.DateTimeField(default=now)
 
+    NEWEST_FIRST = NEWEST_WEIGHT_FIRST
+
     class Meta:
-        ordering = ["-measured_on", "-id"]
-        indexes = [models.Index(fields=["patient", "-measured_on"])]  # Patient.current_weight
+        ordering = [*NEWEST_WEIGHT_FIRST]
+        indexes = [models.Index(fields=["patient", "-measured_on"])]  # WeightRecord.newest_kg
 
     def __str__(self):
         return f"{self.kg_display} kg on {self.measured_on}"
@@ -346,6 +364,18 @@ class WeightRecord(models.Model):
     def kg_display(self):
         """31.4 rather than 31.400, 520 rather than 5.2E+2."""
         return format(self.kg.normalize(), "f")
+
+    @staticmethod
+    def newness(record):
+        """NEWEST_FIRST as a sort key of records in hand (greater is newer)."""
+        return (record.measured_on, record.id)
+
+    @classmethod
+    def newest_kg(cls, patient):
+        """The current weight as an expression, for ``annotate``: ``patient`` is the outer
+        query's patient id (``OuterRef("pk")`` from patients, ``OuterRef("patient_id")`` from
+        orders). One subquery per row, on the (patient, measured_on) index."""
+        return Subquery(cls.objects.filter(patient=patient).order_by(*NEWEST_WEIGHT_FIRST).values("kg")[:1])
 
 
 def staff_name(user):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import F
 
+from patients import names
 from patients.models import Owner
 from vetclinic.db import StartsWith
 
@@ -78,12 +79,8 @@ def patient_terms(patient):
 
 
 def dicom_name_key(patient):
-    return patient.dicom_name.upper()[:130]
-
-
-def _name_key(owner_family, name):
-    """``dicom_name_key`` from its parts (Patient.dicom_name, upper case)."""
-    return f"{owner_family}^{name}".upper()[:130]
+    owner = patient.primary_owner
+    return names.name_key(owner.dicom_family_name if owner else "", patient.name)
 
 
 @dataclass
@@ -101,6 +98,7 @@ class _OwnerRow:
     Kind = Owner.Kind
     phones = Owner.phones
     dicom_family_name = Owner.dicom_family_name
+    dicom_family_name_of = Owner.dicom_family_name_of
 
 
 @dataclass
@@ -208,7 +206,7 @@ def _refresh(patient_ids, owner_ids, owners_animals):
                 words |= owner_terms[owner_pk]
             terms += [(w, pk, None) for w in words]
             primary = next((owners[o] for o, is_primary in row.owners if is_primary), None)
-            key = _name_key(primary.dicom_family_name if primary else "", row.name)
+            key = names.name_key(primary.dicom_family_name if primary else "", row.name)
             if row.dicom_name_key != key:
                 renamed[pk] = key
         terms += [(w, None, pk) for pk in owner_ids if pk in owner_terms for w in owner_terms[pk]]

@@ -1,11 +1,11 @@
 """Reads of the clinic record that views, HL7 and REST share."""
-import time
 
 from django.db.models import Prefetch
 from django.db.models.signals import post_delete, post_save
 
 from patients.models import Breed, CodeMapping, Owner, Ownership, Patient, SearchTerm, Species, Visit
 from patients.search import query_words, term_prefix
+from vetclinic.cache import Kept
 from vetclinic.db import CompiledQuery
 
 
@@ -121,12 +121,12 @@ def breed_choices(*, species):
 # CODED_KEPT_SECONDS. A code not found is not kept: a crosswalk entry added for it (the usual
 # fix for an "unknown code" AE) is seen by the very next message everywhere.
 CODED_KEPT_SECONDS = 10
-_coded = {}  # (kind, system, code) -> (until, Species or Breed)
+coded_kept = Kept("species and breed codes", seconds=CODED_KEPT_SECONDS)  # (kind, system, code) -> record
 
 
 def coded_forget(**kwargs):
     """Forget every code looked up (a signal receiver, so it takes the signal's arguments)."""
-    _coded.clear()
+    coded_kept.forget()
 
 
 for _model in (Species, Breed, CodeMapping):
@@ -138,18 +138,16 @@ def _coded_lookup(kind, model, system, code):
     """Our ``kind`` (species or breed) for another system's code: its crosswalk entry, or the
     code itself when the system sends SNOMED CT (designator SCT, or SRT in older data). Kept
     for CODED_KEPT_SECONDS; a code not found is never kept."""
-    kept = _coded.get((kind, system, code))
-    if kept is not None and kept[0] > time.monotonic():
-        return kept[1]
+    kept = coded_kept.get((kind, system, code))
+    if kept is not None:
+        return kept
     mapping = CodeMapping.objects.filter(system=system, kind=kind, external_code=code).select_related(kind).first()
     if mapping:
         found = getattr(mapping, kind)
     else:
         found = model.objects.filter(scheme="SCT", code=code).first() if system in ("SCT", "SRT") else None
     if found is not None:
-        if len(_coded) > 1000:  # a sender does not have that many codes; someone is trying them all
-            _coded.clear()
-        _coded[(kind, system, code)] = (time.monotonic() + CODED_KEPT_SECONDS, found)
+        coded_kept.set((kind, system, code), found)
     return found
 
 

@@ -64,12 +64,13 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def coded_forgotten():
-    """Each test starts with no species or breed codes remembered (patients/selectors.py): the
-    rollback after a test takes back the crosswalk rows it made, but not what was remembered."""
-    from patients.selectors import coded_forget
+def nothing_kept():
+    """Each test starts with nothing kept in the process (vetclinic/cache.py: species and breed
+    codes, verified API keys, ...): the rollback after a test takes back the rows it made, but
+    not what was remembered of them."""
+    from vetclinic.cache import clear_all
 
-    coded_forget()
+    clear_all()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -57,7 +57,7 @@ def test_a_verified_key_is_kept_without_a_query_until_revoked(actor, django_asse
 
 
 def test_a_key_revoked_by_another_process_is_refused_within_the_kept_seconds(make_client, monkeypatch):
-    monkeypatch.setattr(clients, "KEY_KEPT_SECONDS", 0.5)
+    monkeypatch.setattr(clients.verified_keys, "seconds", 0.5)
     client, http = make_client()
     assert http.get("/api/v1/species").status_code == 200  # verified, and kept in this process
     # What api_client_revoke does in another web worker: this process is not told.

@@ -66,7 +66,7 @@ def records(api_key, actor, make_owner, make_patient, make_order, labrador):
     report = report_services.report_finalize(actor=actor, study=linked, findings="Clear lungs.", conclusion="Normal.")
     client = ApiClient.objects.get(name="Schemathesis")
     subscription, _ = webhook_services.subscription_create(
-        actor=actor, client=client, url="http://127.0.0.1:9/hook", events=["study.received", "report.finalized"]
+        actor=actor, client=client, url="https://pms.example/hook", events=["study.received", "report.finalized"]
     )
     created = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     (delivery,) = webhook_services.event_publish(event="study.received", data={"study": {"id": linked.pk}}, created=created)

@@ -22,9 +22,9 @@ SAMPLES = [
 
 @pytest.fixture
 def hl7apy_calls(monkeypatch):
-    """Count the messages handed to hl7apy, with nothing remembered from earlier tests."""
+    """Count the messages handed to hl7apy (nothing is remembered from earlier tests:
+    conftest.nothing_kept)."""
     calls = []
-    monkeypatch.setattr(messages, "_ACCEPTED_SHAPES", {})
 
     def counting(text, **options):
         calls.append(text)
@@ -97,3 +97,13 @@ def test_values_do_not_change_hl7apys_verdict_within_a_shape():
             mutated = "\r".join(changed)
             assert shape(mutated) == shape(text)
             parse_message(mutated, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=False)  # no error
+
+
+def test_the_value_patterns_kept_per_encoding_are_bounded_whatever_senders_choose():
+    text = samples.adt("A08", "M9")
+    chosen = "!#$%()*+,-./:;<=>?@[]_{}`'\"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij"
+    for n, c in enumerate(chosen):  # MSH-2 with another subcomponent separator each time
+        other = text.replace("MSH|^~\\&|", f"MSH|^~\\{c}|", 1)
+        assert header_read(other).encoding == f"^~\\{c}", n
+        shape(other)
+    assert len(chosen) > 64 and len(messages.value_patterns) <= 64

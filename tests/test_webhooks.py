@@ -257,6 +257,20 @@ def test_a_delivery_is_given_up_after_the_last_attempt(acme, subscribe, receiver
     assert (delivery.status, delivery.response_codes, delivery.next_attempt_at) == ("failed", [503, 503], None)
 
 
+def test_the_attempts_are_the_settings_and_not_an_environment_variable_read_later(
+    acme, subscribe, receiver, queued, publish, monkeypatch
+):
+    """WEBHOOK_* are settings (vetclinic/settings.py reads the environment once, at start):
+    a variable set afterwards, as by another test or a shell, changes nothing."""
+    monkeypatch.setenv("WEBHOOK_MAX_ATTEMPTS", "1")
+    subscribe(acme.client, receiver(answers=(503,)).url)
+    [delivery] = publish()
+    with pytest.raises(services.SendLater):  # 35 attempts by default, not 1
+        services.delivery_send(delivery_id=delivery.pk, attempt=0)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.response_codes) == ("pending", [503])
+
+
 def rest_over():
     """As if the failing receiver's back-off were over: the attempts made so far were made an
     hour ago, so a delivery held back behind them is tried (services._held_back)."""

@@ -340,6 +340,14 @@ HL7_FACILITY = env("HL7_FACILITY", "")
 # An admin lists here the hosts (names, addresses or networks such as 192.168.1.0/24) of a
 # PMS inside it.
 WEBHOOK_ALLOWED_HOSTS = envlist("WEBHOOK_ALLOWED_HOSTS", [])
+# A delivery is retried with exponential backoff (an hour apart at the most) until a 2xx, at
+# most WEBHOOK_MAX_ATTEMPTS times; a subscription failing WEBHOOK_DISABLE_AFTER times in a row
+# over at least WEBHOOK_DISABLE_HOURS is disabled. Each attempt waits WEBHOOK_TIMEOUT seconds
+# for the answer (integrations/webhooks/services.py).
+WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", 35)
+WEBHOOK_DISABLE_AFTER = envint("WEBHOOK_DISABLE_AFTER", 50)
+WEBHOOK_DISABLE_HOURS = envint("WEBHOOK_DISABLE_HOURS", 24)
+WEBHOOK_TIMEOUT = envint("WEBHOOK_TIMEOUT", 10)
 
 # How long finished log rows are kept (integrations/retention.py, pruned daily).
 HL7_LOG_KEEP_DAYS = envint("HL7_LOG_KEEP_DAYS", 365)
@@ -430,6 +438,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "integrations.api.schema.error_responses",
+        "integrations.api.schema.decimals_as_numbers_too",
     ],
 }
 

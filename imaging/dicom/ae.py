@@ -32,8 +32,10 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
-from imaging.dicom.handlers import HANDLERS, thread_ended
-from imaging.dicom.wire import p_data_decode, store_response_command
+from imaging.dicom.handlers import HANDLERS, association_finish, thread_ended
+from imaging.dicom.integrity import is_uid
+from imaging.dicom.status import CANNOT_UNDERSTAND
+from imaging.dicom.wire import message_send, p_data_decode, store_refusal_command, store_response_command
 from imaging.dicom.worklist_scp import WorklistFind
 from imaging.services import Arriving
 
@@ -304,6 +306,7 @@ class EventDrivenAssociation(Association):
         try:
             super().run()
         finally:
+            association_finish(self)
             thread_ended()
             self._server.association_ended()
 
@@ -334,10 +337,18 @@ class EventDrivenAssociation(Association):
                 self._wakeup.wait(IDLE_WAIT)
             self._wakeup.clear()  # before looking, so a put after the look wakes the next wait
 
-            # Paused while the acceptor sends or receives itself (send_*(), release()).
+            # Paused while the acceptor sends or receives itself (send_*(), release()). A sender
+            # clears the checkpoint, then waits for _is_paused; pynetdicom's loop could have set it
+            # and passed the wait just before, and then took the sender's answer off the queue (the
+            # race that loses a C-STORE-RSP in pynetdicom's own requestor, issues #850, #875).
+            # Looking at the checkpoint again once unpaused closes it: a sender that clears it
+            # later sees _is_paused false and waits for the next pause, before anything is read.
             self._is_paused = True
             self._reactor_checkpoint.wait()
             self._is_paused = False
+            if not self._reactor_checkpoint.is_set():
+                served = True  # straight back to the pause
+                continue
 
             context_id, msg = self.dimse.get_msg(block=False)
             served = bool(msg)
@@ -397,6 +408,16 @@ class FastDIMSE(DIMSEServiceProvider):
         (we negotiate no asynchronous operations window, PS3.7 D.3.3.3), so the association thread
         serves nothing meanwhile; anything unusual goes pynetdicom's way."""
         if type(self.message) is not C_STORE_RQ:  # its command set has not been decoded yet
+            fragments = primitive.presentation_data_value_list
+            if len(fragments) > 1:
+                # A command and its data set in one PDU (PS3.8 9.3.5 allows it): one fragment at
+                # a time, so that a C-STORE's data set comes here once its command is decoded.
+                for fragment in fragments:
+                    single = P_DATA()
+                    single.presentation_data_value_list = []  # its setter wants bytes
+                    single.presentation_data_value_list.append(fragment)
+                    self.receive_primitive(single)
+                return None
             return super().receive_primitive(primitive)
         message = self.message
         if not message.decode_msg(primitive, self.assoc):
@@ -408,13 +429,46 @@ class FastDIMSE(DIMSEServiceProvider):
         evt.trigger(self.assoc, evt.EVT_DIMSE_RECV, {"message": message})
         try:
             request = message.message_to_primitive()
-        except Exception as exc:
-            LOGGER.error("Received an invalid DIMSE message")
-            LOGGER.exception(exc)
-            self.dul.event_queue.put("Evt19")  # as pynetdicom: the association ends
+            problem = None if request.is_valid_request else "a required element is missing"
+        except Exception as exc:  # pynetdicom refuses a value: a UID of 200 characters
+            problem = str(exc)
+        if problem is not None:
+            self.arriving_abort()
+            if not self._store_refuse(message, problem):
+                LOGGER.error(f"Received an invalid C-STORE request: {problem}")
+                self.dul.event_queue.put("Evt19")  # as pynetdicom: the association ends
             return
         if not self._store_serve(request, message.context_id):
             self.msg_queue.put((message.context_id, request))
+
+    def _store_refuse(self, message, problem):
+        """Answer a C-STORE request whose command set is not a valid one with 0xC000 and why
+        (PS3.4 B.2.3), where pynetdicom aborts the association (or, for a missing element, never
+        answers). Its data set has been read whole, so the association can go on. False if the
+        command has no Message ID to answer to (PS3.7 9.3.1.2): only an abort is left then."""
+        command = message.command_set
+        try:
+            message_id = int(command.MessageID)
+        except Exception:
+            return False
+        uids = {}
+        for keyword, name in (("AffectedSOPClassUID", "Affected SOP Class UID"),
+                              ("AffectedSOPInstanceUID", "Affected SOP Instance UID")):  # fmt: skip
+            try:
+                uids[keyword] = value = str(command[keyword].value).rstrip("\0 ")
+            except Exception:
+                problem = f"{name} missing or unreadable"
+                continue
+            if not is_uid(value):
+                problem = f"{name} is not a valid UID"
+        LOGGER.warning(f"C-STORE request {message_id} refused: {problem}")
+        command = store_refusal_command(
+            message_id, CANNOT_UNDERSTAND, f"Invalid request: {problem}",
+            sop_class_uid=uids.get("AffectedSOPClassUID"),
+            sop_instance_uid=uids.get("AffectedSOPInstanceUID"),
+        )  # fmt: skip
+        message_send(self, message.context_id, command)
+        return True
 
     arriving = None  # (message, Arriving): the C-STORE data set being written as it comes
 

@@ -15,6 +15,7 @@ from pydicom.uid import UID
 from pynetdicom.dsutils import encode
 
 from imaging.dicom.matching import SPS_STATUS
+from patients import names
 from patients.models import Owner, Patient
 
 # Value representations whose text is subject to Specific Character Set (PS3.5 6.1.2.3).
@@ -209,9 +210,8 @@ def patient_elements(row, *, weight) -> Elements:
     """The animal's patient attributes, from its row (``patient_row``), with a weight (or None)."""
     ds = Elements()
     kind = row[OWNER + "kind"]
-    # Owner.dicom_family_name's rule: an organisation's name, else the owner's family name.
-    family = row[OWNER + "organisation_name"] if kind == Owner.Kind.ORGANISATION else row[OWNER + "family_name"]
-    ds.put("PatientName", f"{family or ''}^{row['patient__name']}")
+    family = Owner.dicom_family_name_of(kind, row[OWNER + "family_name"], row[OWNER + "organisation_name"])
+    ds.put("PatientName", names.patient_name(family, row["patient__name"]))
     ds.put("PatientID", row["patient__patient_id"])
     birth = row["patient__birth_date"]
     ds.put("PatientBirthDate", birth.strftime("%Y%m%d") if birth else "")
@@ -235,7 +235,7 @@ def patient_elements(row, *, weight) -> Elements:
     if kind == Owner.Kind.ORGANISATION:
         ds.put("ResponsibleOrganization", row[OWNER + "organisation_name"][:64])
     else:
-        person = f"{row[OWNER + 'family_name']}^{row[OWNER + 'given_name']}" if kind else ""
+        person = names.person_name(row[OWNER + "family_name"], row[OWNER + "given_name"]) if kind else ""
         ds.put("ResponsibleOrganization", "")
     ds.put("ResponsiblePerson", person)
     if person:
@@ -275,7 +275,7 @@ def species_agrees(species_in_images, patient):
 
 def animal_name_agrees(dicom_patient_name, patient):
     _, given = name_components(dicom_patient_name)
-    return given.strip().lower() == patient.name.strip().lower()
+    return given.lower() == names.given_component(patient.name).lower()  # as our worklist wrote it
 
 
 def _da(moment):

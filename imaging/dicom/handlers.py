@@ -66,10 +66,18 @@ def on_established(event):
 def on_ended(event):
     """Released or aborted: queue the association's last indexing messages now, not when
     the peer gets round to closing the connection."""
-    batch = getattr(event.assoc, "ingest_batch", None)
+    association_finish(event.assoc)
+
+
+def association_finish(assoc):
+    """Queue what the association stored and has not queued yet; throw away a data set it never
+    finished. Also called when the association's thread ends, whatever ended it (ae.py): an
+    association that ends without a release or an abort event (its DUL thread failed) must not
+    leave acknowledged objects to the sweep. Calling it twice queues nothing twice."""
+    batch = getattr(assoc, "ingest_batch", None)
     if batch is not None:
         batch.flush()
-    abort = getattr(event.assoc.dimse, "arriving_abort", None)  # ae.FastDIMSE
+    abort = getattr(assoc.dimse, "arriving_abort", None)  # ae.FastDIMSE
     if abort is not None:
         abort()  # a data set cut off by the end of the association: never acknowledged, not kept
 

@@ -28,6 +28,12 @@ class Malformed(ValueError):
     pass
 
 
+def is_uid(value):
+    """A UID (PS3.5 9.1): 1 to 64 characters, digits and dots. (Leading zeros in a component,
+    which the rule forbids, are let through: harmless, and some modalities write them.)"""
+    return isinstance(value, str) and 0 < len(value) <= 64 and value.replace(".", "").isdigit()
+
+
 def inflate(data):
     """Deflated Explicit VR Little Endian (PS3.5 A.5): raw deflate; a cut stream is an error."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -79,7 +85,7 @@ def _walk(data, pos, end, implicit, little, in_item, elements=None):
         if vr is None:
             pos += 8
         elif vr not in VRS:
-            raise Malformed(f"invalid VR {vr!r} at offset {pos + 4}")
+            raise Malformed(f"invalid VR 0x{vr.hex()} at offset {pos + 4}")
         elif vr in LONG_VRS:
             if pos + 12 > end:
                 raise Malformed(f"element header cut off at offset {pos}")

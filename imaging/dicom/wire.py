@@ -6,6 +6,9 @@ import struct
 
 from pynetdicom.pdu_primitives import P_DATA
 
+from imaging.dicom.integrity import is_uid
+from imaging.dicom.status import error_comment
+
 
 class DecodedPData:
     """A received P-DATA-TF PDU, already its P-DATA primitive (fsm.DT_2 asks for that)."""
@@ -69,6 +72,24 @@ def find_response_command(sop_class_uid, message_id, status, *, data_set, commen
     if comment:
         text = str(comment)[:64].encode("ascii", "replace")  # Error Comment, LO (PS3.7 C.4)
         elements.append(_command_element(0x0902, text + b" " * (len(text) % 2)))
+    elements = b"".join(elements)
+    return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
+
+
+def store_refusal_command(message_id, status, comment, *, sop_class_uid=None, sop_instance_uid=None):
+    """A C-STORE-RSP failure with its Error Comment (PS3.7 9.3.1.2, Table 9.3-2; C.4.2) for a
+    request whose command set pynetdicom could not make a primitive of. The Affected SOP Class
+    and Instance UIDs are optional in a response: left out unless they are UIDs (PS3.5 9.1)."""
+    text = error_comment(comment).encode("ascii")
+    elements = [
+        _command_element(0x0002, _uid(sop_class_uid)) if is_uid(sop_class_uid) else b"",
+        _command_element(0x0100, struct.pack("<H", 0x8001)),  # Command Field: C-STORE-RSP
+        _command_element(0x0120, struct.pack("<H", message_id)),
+        _command_element(0x0800, struct.pack("<H", 0x0101)),  # Command Data Set Type: none
+        _command_element(0x0900, struct.pack("<H", status)),
+        _command_element(0x0902, text + b" " * (len(text) % 2)),  # Error Comment, LO
+        _command_element(0x1000, _uid(sop_instance_uid)) if is_uid(sop_instance_uid) else b"",
+    ]  # fmt: skip
     elements = b"".join(elements)
     return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
 

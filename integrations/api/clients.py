@@ -1,6 +1,5 @@
 """API clients: created, their key shown once; revoked."""
 import secrets
-import time
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -8,6 +7,7 @@ from django.utils.timezone import now
 
 from integrations.models import ApiClient
 from vetclinic.audit.services import audit_record
+from vetclinic.cache import Kept
 
 
 def _scopes_check(scopes):
@@ -35,8 +35,8 @@ def api_client_create(*, actor, name, scopes, rate_limit=600):
 def api_client_revoke(*, actor, client):
     ApiClient.objects.filter(pk=client.pk).update(active=False, revoked_at=now())
     audit_record(actor=actor, instance=client, action="revoke", changes={"active": ["True", "False"]})
-    _verified.clear()  # at once in this process, and again once committed: a request in between
-    transaction.on_commit(_verified.clear)  # could have kept the key as it still was
+    verified_keys.forget()  # at once in this process, and again once committed: a request in
+    transaction.on_commit(verified_keys.forget)  # between could have kept the key as it still was
 
 
 # A verified key is kept in the process for KEY_KEPT_SECONDS: looking it up was a query on every
@@ -45,7 +45,7 @@ def api_client_revoke(*, actor, client):
 # workers) refuse the key within KEY_KEPT_SECONDS, and see changed scopes and rate limits then.
 # Keys that fail are not kept: a key made a moment ago works at once everywhere.
 KEY_KEPT_SECONDS = 5
-_verified = {}  # SHA-256 of the key -> (until, ApiClient)
+verified_keys = Kept("verified API keys", seconds=KEY_KEPT_SECONDS)  # SHA-256 of the key -> ApiClient
 
 
 def api_client_for_key(key):
@@ -54,14 +54,12 @@ def api_client_for_key(key):
     if len(parts) < 3 or parts[0] != "vp":
         return None
     digest = ApiClient.key_hash_of(key)
-    kept = _verified.get(digest)
-    if kept is not None and kept[0] > time.monotonic():
-        return kept[1]
+    kept = verified_keys.get(digest)
+    if kept is not None:
+        return kept
     client = ApiClient.objects.filter(key_prefix=parts[1], active=True).first()
     if client is None or not secrets.compare_digest(client.key_hash, digest):
-        _verified.pop(digest, None)
+        verified_keys.forget(digest)
         return None
-    if len(_verified) > 1000:  # more keys than a clinic has clients: drop the old ones
-        _verified.clear()
-    _verified[digest] = (time.monotonic() + KEY_KEPT_SECONDS, client)
+    verified_keys.set(digest, client)
     return client

@@ -83,10 +83,24 @@ class OwnerSerializer(StrictTypes, serializers.ModelSerializer):
         return data
 
 
+class OwnershipListSerializer(serializers.ListSerializer):
+    def run_child_validation(self, data):
+        """Each owner item is whole, in a PATCH too: DRF skips every default and every required
+        check of a nested item when its root is partial, which let ``{"owners": [{}]}`` through
+        to the service without an owner or a role."""
+        item = OwnershipSerializer(data=data)  # a root of its own, never partial
+        if not item.is_valid():
+            raise serializers.ValidationError(item.errors)
+        return item.validated_data
+
+
 class OwnershipSerializer(StrictTypes, serializers.Serializer):
     owner = serializers.PrimaryKeyRelatedField(queryset=Owner.objects.all())
     role = serializers.ChoiceField(choices=Ownership.Role.choices, default=Ownership.Role.OWNER)
     primary = serializers.BooleanField(required=False, source="is_primary")
+
+    class Meta:
+        list_serializer_class = OwnershipListSerializer
 
 
 class PatientSerializer(StrictTypes, serializers.ModelSerializer):

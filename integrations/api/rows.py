@@ -81,9 +81,8 @@ def patient_rows(patients):
     """The animals of a queryset as dicts of PATIENT_COLUMNS: species and breed joined, the
     current weight (Patient.current_weight's rule: the newest measurement), the owners and the
     external ids read with the row."""
-    newest = WeightRecord.objects.filter(patient=OuterRef("pk")).order_by("-measured_on", "-id")
     return patients.annotate(
-        current_weight_kg=Subquery(newest.values("kg")[:1]),
+        current_weight_kg=WeightRecord.newest_kg(OuterRef("pk")),
         owners_found=related_json(Ownership, "patient", "is_primary", "id", "owner_id", "role"),
         external_ids_found=related_json(PatientExternalId, "patient", "id", "system", "value"),
     ).values(*PATIENT_COLUMNS)

@@ -61,3 +61,21 @@ def error_responses(result, generator, request, public):
                                                      "examples": {error_code: {"value": example}}}},
                 })  # fmt: skip
     return result
+
+
+def decimals_as_numbers_too(result, generator, request, public):
+    """A decimal in a request body may be a JSON number as well as a string ("31.4" or 31.4):
+    practice-management systems send weights as numbers, and DRF has always taken them
+    (strict.py lets them through). Responses keep the string, which loses no digits."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if not name.endswith("Request") and not name.startswith("Patched"):
+            continue
+        for prop, schema in component.get("properties", {}).items():
+            if schema.get("type") == "string" and schema.get("format") == "decimal":
+                number = {"type": "number"}
+                for bound in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                    if bound in schema:
+                        number[bound] = schema[bound]
+                nullable = schema.pop("nullable", None)
+                component["properties"][prop] = {"oneOf": [schema, number], **({"nullable": True} if nullable else {})}
+    return result

@@ -1,7 +1,7 @@
 """JSON types as the schema says them.
 
 DRF's fields take more than their schema says: a CharField takes 42 and stores "42", an
-IntegerField takes "42", a BooleanField takes "yes" and 1, a DecimalField 31.4. A client built
+IntegerField takes "42", a BooleanField takes "yes" and 1. A client built
 from the schema never sends those; one that does has a bug the API should name, not guess at
 (and a generated test of the contract sends them to see them refused).
 """
@@ -12,7 +12,8 @@ from rest_framework import fields, relations, serializers
 # (field kind, the JSON types its schema names, what the error says), the most specific first.
 KINDS = (
     (fields.BooleanField, (bool,), "Must be true or false."),
-    (fields.DecimalField, (str,), "A decimal number as a string, e.g. \"31.4\"."),
+    # A decimal as a string ("31.4") or a number (31.4): PMS send weights as numbers (schema.py).
+    (fields.DecimalField, (str, int, float), "A decimal number, e.g. \"31.4\" or 31.4."),
     (fields.IntegerField, (int, float), "Must be a whole number."),  # (5.0 is; DRF refuses 5.5)
     (fields.CharField, (str,), "Must be a string."),
     (relations.PrimaryKeyRelatedField, (int, float), "Must be a record id (a whole number)."),

@@ -4,6 +4,7 @@ An ETag is the record's id and last change (``updated``): a PMS that sends ``If-
 the ETag it read gets 412 if someone changed the record since, instead of overwriting it.
 """
 import hashlib
+from datetime import timezone as dt_timezone
 
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -64,9 +65,13 @@ def updated_since_param(request):
         moment = parse_datetime(value)
     except ValueError:  # well formed, but no such moment (2026-02-30T25:00:00Z)
         moment = None
-    if moment is None or moment.tzinfo is None:
-        raise ValidationError({"updated_since": ["An ISO 8601 date-time with a time zone, e.g. 2026-11-23T08:00:00Z."]})
-    return moment
+    if moment is not None and moment.tzinfo is not None:
+        try:
+            # In UTC: ISO 8601 offsets go to ±23:59, PostgreSQL's to ±15:59 (a DataError, a 500).
+            return moment.astimezone(dt_timezone.utc)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first moment there is
+            pass
+    raise ValidationError({"updated_since": ["An ISO 8601 date-time with a time zone, e.g. 2026-11-23T08:00:00Z."]})
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(

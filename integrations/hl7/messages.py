@@ -14,6 +14,8 @@ from django.utils.timezone import localtime, now
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
+from vetclinic.cache import Kept
+
 # 2.2 and 2.3 too: practice-management systems still send them (hl7apy knows both).
 SUPPORTED_VERSIONS = ("2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6")
 
@@ -97,9 +99,10 @@ def header_read(text):
 
 # Message shapes hl7apy has accepted (see ``structure_check``); bounded, since every sender
 # has a handful of shapes, and cleared when full rather than kept in order.
-_ACCEPTED_SHAPES = {}
-_ACCEPTED_SHAPES_MAX = 2048
-_VALUE = {}  # encoding characters -> the pattern of a value between them
+accepted_shapes = Kept("message shapes hl7apy accepted", seconds=None, most=2048)
+# Encoding characters -> the pattern of a value between them; bounded, since MSH-2 is the
+# sender's to choose.
+value_patterns = Kept("HL7 value patterns", seconds=None, most=64)
 
 
 def structure_check(text, header):
@@ -119,16 +122,14 @@ def structure_check(text, header):
         )  # fmt: skip
     lines = segments(text)
     shape = _shape(lines, header)
-    if shape is not None and shape in _ACCEPTED_SHAPES:
+    if shape is not None and shape in accepted_shapes:
         return
     try:
         parse_message("\r".join(lines), validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=False)
     except Exception as error:  # hl7apy raises a dozen kinds; they all mean "not this structure"
         raise HL7Error(f"The message cannot be parsed: {error}"[:200], code=100) from None
     if shape is not None:
-        if len(_ACCEPTED_SHAPES) >= _ACCEPTED_SHAPES_MAX:
-            _ACCEPTED_SHAPES.clear()
-        _ACCEPTED_SHAPES[shape] = True
+        accepted_shapes.set(shape, True)
 
 
 def _shape(lines, header):
@@ -140,12 +141,13 @@ def _shape(lines, header):
     sep, encoding = header.field_separator, header.encoding
     if len(encoding) != 4 or len(set(sep + encoding)) != 5:
         return None
-    value = _VALUE.get(encoding)
+    value = value_patterns.get(encoding)
     if value is None:
         # A run between separators with something other than blanks in it (the escape
         # character is data to the parser).
         delimiters = re.escape(encoding[0] + encoding[1] + encoding[3])
-        value = _VALUE[encoding] = re.compile(f"[^{delimiters}]*[^{delimiters}\\s][^{delimiters}]*")
+        value = re.compile(f"[^{delimiters}]*[^{delimiters}\\s][^{delimiters}]*")
+        value_patterns.set(encoding, value)
     shaped = []
     for line in lines:
         fields = line.split(sep)

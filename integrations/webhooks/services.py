@@ -13,7 +13,6 @@ both send; a receiver may still see a delivery twice and tells by ``VetPACS-Deli
 """
 import json
 import logging
-import os
 import uuid
 from datetime import timedelta
 from http.client import HTTPException
@@ -52,18 +51,9 @@ ORDER_EVENTS = {
     order_events.REPORT_FINAL: "report.finalized",
 }
 PATIENT_EVENTS = {patient_events.PATIENT_UPDATED: "patient.updated", patient_events.PATIENT_MERGED: "patient.merged"}
-DEFAULTS = {"WEBHOOK_MAX_ATTEMPTS": 35, "WEBHOOK_DISABLE_AFTER": 50, "WEBHOOK_DISABLE_HOURS": 24, "WEBHOOK_TIMEOUT": 10}
 BACKOFF_MAX = 3600  # seconds between attempts, at most
 BODY_KEPT = 1000  # characters of the receiver's answer kept in the log
 SYSTEM = Actor.system("webhooks")
-
-
-def setting(name):
-    """A Django setting if the project defines it, else the environment variable, else the default."""
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name) or DEFAULTS[name]
-    return int(value)
 
 
 # Subscriptions -----------------------------------------------------------------------------
@@ -255,7 +245,7 @@ def _post(delivery, body):
         "Content-Type": "application/json", "User-Agent": "VetPACS-Webhooks/1", "VetPACS-Event": delivery.event,
         "VetPACS-Delivery": str(delivery.pk), HEADER: signature_header(subscription.secret, body),
     }  # fmt: skip
-    timeout = setting("WEBHOOK_TIMEOUT")
+    timeout = settings.WEBHOOK_TIMEOUT
     try:
         # To an address checked against WEBHOOK_ALLOWED_HOSTS (AddressRefused is an OSError).
         connection = pinned_connection(url, timeout)
@@ -306,7 +296,7 @@ def delivery_send(*, delivery_id, attempt=None):
         if streak.update(failure_streak=0, failing_since=None):
             _held_release(subscription, delivery)
         return Status.DELIVERED
-    final = delivery.attempts >= setting("WEBHOOK_MAX_ATTEMPTS")
+    final = delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
     countdown = backoff(delivery.attempts)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         response_codes=codes, response_body=text, error=error[:500],
@@ -365,8 +355,8 @@ def _streak_add(subscription):
     row = WebhookSubscription.objects.filter(pk=subscription.pk)
     row.update(failure_streak=F("failure_streak") + 1, failing_since=Coalesce("failing_since", now()))
     streak, since = row.values_list("failure_streak", "failing_since").get()
-    hours = setting("WEBHOOK_DISABLE_HOURS")
-    if streak < setting("WEBHOOK_DISABLE_AFTER") or since > now() - timedelta(hours=hours):
+    hours = settings.WEBHOOK_DISABLE_HOURS
+    if streak < settings.WEBHOOK_DISABLE_AFTER or since > now() - timedelta(hours=hours):
         return False
     reason = f"Disabled after {streak} failed attempts in a row since {DateTimeField().to_representation(since)}."
     return subscription_disable(subscription=subscription, reason=reason)
