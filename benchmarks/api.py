@@ -926,7 +926,7 @@ def explain_search(endpoint):
         view = PatientList()
         view.request = view.initialize_request(APIRequestFactory().get("/api/v1/patients", {"search": words}))
         view.format_kwarg = None
-        page = view.get_queryset().order_by("id")  # integrations/api/statements.py's PageQuery
+        page = view.get_queryset().order_by("id")  # integrations/api/pagination.py's PageQuery
         queryset = page.compiled.queryset(
             page.filters, page.ordering, None, 0, 101
         )  # what the paginator asks

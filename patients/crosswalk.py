@@ -16,7 +16,7 @@ from django.utils.timezone import now
 
 from patients.models import Breed, CodeMapping, Patient, Species, UnmappedCode
 from patients.services import patient_upsert
-from vetclinic.db import service_atomic
+from vetclinic.transactions import service_atomic
 
 EXAMPLES_KEPT = 5
 

@@ -232,7 +232,7 @@ def _refresh(patient_ids, owner_ids, owners_animals):
 
 def term_prefix(word):
     """A condition on SearchTerm.term: it starts with ``word``, answered from the term index,
-    with the word as the statement's only parameter (integrations/api/statements.py compiles
+    with the word as the statement's only parameter (vetclinic/db.py compiles
     the search once for every word). Every term is made of the letters and digits
     ``normalise`` keeps, so it sorts below the range's bound when it starts with the word."""
     return StartsWith(F("term"), word)

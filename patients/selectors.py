@@ -66,11 +66,9 @@ def patient_resolve(patient):
 # (system, value) is unique, so ``[:1]`` is ``first()``.
 _PATIENT_BY_EXTERNAL_ID = CompiledQuery(
     lambda system, value: Patient.objects.filter(external_ids__system=system, external_ids__value=value).order_by("pk")[:1],
-    "\x00system", "\x00value",
 )
 _OWNER_BY_EXTERNAL_ID = CompiledQuery(
     lambda system, value: Owner.objects.filter(external_ids__system=system, external_ids__value=value)[:1],
-    "\x00system", "\x00value",
 )
 
 

@@ -4,7 +4,6 @@ Every service is keyword-only, atomic (without a savepoint of its own inside the
 all-or-nothing transaction, vetclinic/db.py), and writes an audit entry for each record it changes;
 a call that changes nothing writes nothing, so a repeated inbound message leaves no trace.
 """
-from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
@@ -26,7 +25,8 @@ from patients.search import OWNER_FIELDS_SEARCHED, PATIENT_FIELDS_SEARCHED, sear
 from patients.selectors import owner_by_external_id, patient_by_external_id
 from vetclinic import clock
 from vetclinic.audit.services import audit_record, changes_apply
-from vetclinic.db import CompiledQuery, service_atomic
+from vetclinic.db import CompiledQuery
+from vetclinic.transactions import service_atomic
 
 OWNER_FIELDS = {f.name for f in Owner._meta.fields} - {"id", "created", "updated"}
 PATIENT_FIELDS = {f.name for f in Patient._meta.fields} - {"id", "merged_into", "dicom_name_key", "created", "updated"}
@@ -171,11 +171,11 @@ def ownership_set(*, actor, patient, owner, role=Ownership.Role.OWNER, primary=N
 
 
 # Read on every HL7 ADT that names an owner: compiled once (vetclinic/db.py).
-_OWNERSHIPS_OF = CompiledQuery(lambda patient_id: Ownership.objects.filter(patient_id=patient_id), -7001)
+_OWNERSHIPS_OF = CompiledQuery(lambda patient_id: Ownership.objects.filter(patient_id=patient_id))
 
 
 def _ownership_set(*, actor, patient, owner, role, primary=None, refresh):
-    ownerships = _OWNERSHIPS_OF.instances(patient.pk)
+    ownerships = _OWNERSHIPS_OF.run(patient.pk)
     has_primary = any(o.is_primary and o.owner_id != owner.pk for o in ownerships)
     ownership = next((o for o in ownerships if o.owner_id == owner.pk), None)
     if primary is None:
@@ -220,7 +220,6 @@ def weight_record(*, actor, patient, kg, measured_on=None):
 # Read on every HL7 ADT that carries a weight: compiled once (vetclinic/db.py).
 _WEIGHT_ON = CompiledQuery(
     lambda patient_id, kg, day: WeightRecord.objects.filter(patient_id=patient_id, kg=kg, measured_on=day)[:1],
-    -7001, Decimal("7.001"), date(1900, 1, 7),
 )
 
 

@@ -1,5 +1,6 @@
 """Owners and patients over REST: contracts, upsert by the client's ids, ETags, errors."""
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from integrations.api.clients import api_client_create
@@ -128,3 +129,39 @@ def test_a_read_scope_cannot_write(actor):
 def test_not_found_is_a_404_in_the_error_shape(api):
     response = api.get("/api/v1/patients/999999")
     assert response.status_code == 404 and response.json() == {"error": {"code": "not_found", "message": "No such patient."}}
+
+
+@pytest.fixture
+def owners_refused():
+    """The database refuses every owner link (a trigger: a real failure past validation)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION test_ownership_refused() RETURNS trigger AS $$"
+                " BEGIN RAISE EXCEPTION 'owner links refused'; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                "CREATE TRIGGER test_ownership_refused BEFORE INSERT OR UPDATE ON patients_ownership"
+                " FOR EACH ROW EXECUTE FUNCTION test_ownership_refused()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER test_ownership_refused BEFORE INSERT ON patients_ownership"
+                " BEGIN SELECT RAISE(ABORT, 'owner links refused'); END"
+            )
+    # (Made inside the test's transaction: gone with it.)
+
+
+def test_an_animal_whose_owners_cannot_be_linked_is_not_created_nor_changed(api, make_owner, make_patient, request):
+    owner = make_owner("Hartley")
+    pepper = make_patient("Pepper")
+    request.getfixturevalue("owners_refused")
+    api.raise_request_exception = False  # the refusal is the database's: a 500, and nothing saved
+    link = {"owners": [{"owner": owner.pk}]}
+    assert api.post("/api/v1/patients", {**BISCUIT, **link}, format="json").status_code == 500
+    assert api.put("/api/v1/patients/external/PMS-9", {**BISCUIT, **link}, format="json").status_code == 500
+    assert list(Patient.objects.values_list("name", flat=True)) == ["Pepper"]
+    assert api.patch(f"/api/v1/patients/{pepper.pk}", {"name": "Pepper II", **link}, format="json").status_code == 500
+    pepper.refresh_from_db()
+    assert (pepper.name, pepper.owners.count()) == ("Pepper", 0)
+    assert not AuditEntry.objects.filter(action="update", object_id=str(pepper.pk)).exists()

@@ -1,4 +1,4 @@
-"""The lists' statements compiled once per shape (integrations/api/statements.py): each request
+"""The lists' statements compiled once per shape (vetclinic/db.py, integrations/api/selectors.py): each request
 runs its own statement with its own values, and reads what the database holds now.
 
 Every test sends several requests of one shape, so that the second and later ones run the
@@ -10,12 +10,18 @@ import pytest
 from django.db import connection
 
 from imaging.models import Study
-from integrations.api.patients import BROAD_SEARCH_PAGES, PATIENT_PAGES, SEARCH_PAGES
-from integrations.api.statements import CompiledRows
+from integrations.api.selectors import BROAD_SEARCH_PAGES, PATIENT_PAGES, SEARCH_PAGES
 from patients.models import Patient
 from tests.test_api_queries import api  # noqa: F401  (the fixture: an all-scopes client)
+from vetclinic.db import CompiledQuery
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def compiled(settings):
+    """These tests are of the compiling itself: on even where CI runs the rest with it off."""
+    settings.DATABASE_COMPILE_ONCE = True
 
 
 def ids(response):
@@ -77,11 +83,11 @@ def test_a_studies_filter_takes_each_requests_value(api, make_patient):
 
 
 def test_a_compiled_statement_keeps_the_querys_own_constants_and_takes_the_filters_values(make_patient):
-    rows = CompiledRows(lambda filters, page: Patient.objects.filter(name__gte="B", pk__gte=filters["first"]).values("id"))
+    rows = CompiledQuery(lambda filters: Patient.objects.filter(name__gte="B", pk__gte=filters["first"]).values("id"))
     made = [make_patient(name).pk for name in ("Apple", "Biscuit", "Cleo", "Dot")]
     for _ in range(3):
         for n, first in enumerate(made):
-            assert [row["id"] for row in rows.rows({"first": first}, ("id",), None, 0, 10)] == made[max(n, 1):]
+            assert [row["id"] for row in rows.run({"first": first})] == made[max(n, 1):]
 
 
 WORDS = [{"words": ("hartley",)}, {"words": ("hartley", "bis")}, {"words": ("bis", "har")}]
@@ -100,9 +106,10 @@ def test_a_compiled_page_is_the_rows_the_plain_queryset_reads(make_owner, make_p
         filters = {**case, "since": made[0].updated} if "since" in case else case
         for position in (None, ("id__gt", made[1].pk), ("id__lt", made[3].pk)):
             ordering = ("-id",) if position and position[0] == "id__lt" else ("id",)
+            lookup, value = position or (None, None)
             for _ in range(2):
-                compiled = pages.rows(filters, ordering, position, 0, 3)
-                plain = list(pages.queryset(filters, ordering, position, 0, 3))
+                compiled = pages.run({**filters, "position": value}, shape=(ordering, lookup, 0, 3))
+                plain = list(pages.queryset({**filters, "position": value}, shape=(ordering, lookup, 0, 3)))
                 assert compiled == plain and compiled, (filters, position)
 
 
@@ -131,7 +138,7 @@ def test_a_list_page_sent_a_few_times_is_a_prepared_statement_on_postgresql(api,
 def test_a_search_is_prepared_with_one_plan_for_every_word_and_a_short_word_is_not_on_postgresql(
     api, make_owner, make_patient
 ):
-    """integrations/api/patients.py says why: a search with specific words is one prepared
+    """integrations/api/selectors.py says why: a search with specific words is one prepared
     statement, planned once (a generic plan) whatever the words; one with a short word is
     planned for its words each time and not kept."""
     make_patient("Biscuit", owner=make_owner("Hartley"))

@@ -1,133 +1,223 @@
-"""Database helpers for the hot paths: the listeners' and the REST lists'.
+"""Queries compiled once and run with new values: the one place the hot paths (the HL7
+lookups, the worklist's rows by id, the REST list pages) step past Django's compiler.
 
-- Queries that run thousands of times with one shape, compiled once and run with new values
-  (``CompiledQuery``, ``RowsById``). Django compiles a queryset to SQL each time it is
-  evaluated: for a lookup through a join that is ~0.5 ms of Python, more than PostgreSQL takes
-  to answer it. An HL7 ADT message finds its animal and owner by the PMS's ids with the same
-  shape every time; ``CompiledQuery`` keeps the SQL Django wrote and the converters Django
-  would apply, and builds the model instances as a queryset would.
-- Services without savepoints inside an all-or-nothing transaction (``all_or_nothing``).
-- A cursor that binds on the server, so that psycopg prepares what it repeats
-  (``server_binding_cursor``), and lookups whose statement text is the same for every value
-  (``IdIn``, ``StartsWith``).
+Django compiles a queryset to SQL each time it is evaluated: for a lookup through a join that
+is ~0.5 ms of Python, more than PostgreSQL takes to answer it, and a REST list page cost more
+to build and compile (~1.2 ms) than to run. Requests of one shape send the same SQL with other
+values, so ``CompiledQuery`` compiles each shape's SQL once per process from the very queryset
+that would otherwise be built, and runs it with the call's values; what is kept is the SQL
+text, never a result.
+
+The API, all of it:
+
+- ``CompiledQuery(build, *, prepare=False)``; ``.run(*values, shape=())`` gives what
+  ``list(build(*values, *shape))`` gives (model instances, or dicts for a ``values()``
+  queryset); ``.first(*values)``. ``values``: strings, integers, decimals, dates, date-times,
+  and tuples or dicts of them (each item one parameter), lists of ids (one parameter: see
+  ``IdIn``), None and booleans (part of the shape: not parameters). ``shape``: what changes
+  the statement's text (an ordering, a page's bounds); hashable.
+- ``RowsById(build, key=...)``: rows of a ``values()`` query by id, in the ids' order.
+- ``IdIn``: ``id`` among a list or a subquery, with one statement text for any number of ids.
+- ``StartsWith``: a prefix as an index range, with one statement text for every prefix.
+
+``prepare=True`` runs the statement through a cursor that binds on the server, so that psycopg
+prepares it (``prepare_threshold``, vetclinic/settings.py) and PostgreSQL plans it once per
+connection with a generic plan: only for statements whose one plan suits every value.
+
+``DATABASE_COMPILE_ONCE=false`` (settings) turns all of it off: every call builds and runs its
+queryset as plain Django would, with the same results. CI runs the REST, HL7 and worklist tests
+both ways.
 """
-import functools
 import json
 import weakref
-from contextlib import contextmanager
-from contextvars import ContextVar
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
-from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.conf import settings
+from django.core.exceptions import EmptyResultSet
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import F, Lookup
+from django.db.models.query import ModelIterable
+
+KEPT_SHAPES = 200  # per query; more than its shapes in use (a client trying odd page sizes clears them)
+
+
+def compile_once():
+    return getattr(settings, "DATABASE_COMPILE_ONCE", True)
 
 
 class CompiledQuery:
-    """``build(*values)`` returns the queryset; it is compiled once per database with marker
-    values in place of the real ones, which then stand in the markers' places.
+    """``build(*values, *shape)`` returns a queryset; see the module's docstring.
 
-    Only plain querysets of one model (no select_related, annotations, only() or values()),
-    and values Django passes to the database as they are (strings, integers, decimals) or,
-    for dates, as the backend adapts them: compiling finds each marker among the SQL's
-    parameters, and refuses a query whose parameters are anything else.
-    """
+    A shape is compiled twice, with two sets of stand-in values; a parameter that differs
+    between the two is the stand-in of a value (and takes the call's value), one that does not
+    is the query's own constant. A shape whose SQL or parameters cannot be told apart that way
+    (a value Django changes on the way in, as ``icontains`` does, or that the database adapts
+    first, as SQLite does dates), or whose rows are more than one model's (select_related,
+    only()), is run as a plain queryset, every time."""
 
-    def __init__(self, build, *markers):
-        self.build = build
-        self.markers = markers
-        self._compiled = {}  # database alias -> (sql, slots, attnames, compiler, converters)
-        self._model = None
+    def __init__(self, build, *, prepare=False):
+        self.build, self.prepare = build, prepare
+        self._shapes = {}
 
-    def _compile(self, alias):
-        queryset = self.build(*self.markers)
-        query = queryset.query
-        if query.select_related or query.annotation_select or query.values_select or query.deferred_loading[0]:
-            raise ValueError("CompiledQuery takes a plain queryset of one model")
-        compiler = query.get_compiler(using=alias)
-        sql, params = compiler.as_sql()
-        slots = [self._slot(compiler.connection.ops, param) for param in params]
-        columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
-        converters = compiler.get_converters(columns)
-        attnames = [column.target.attname for column in columns]
-        return sql, slots, attnames, compiler, converters
+    def queryset(self, *values, shape=()):
+        return self.build(*values, *shape)
 
-    def _slot(self, ops, param):
-        """(index of the marker this parameter is, how a value is adapted for it)."""
-        for index, marker in enumerate(self.markers):
-            if type(param) is type(marker) and param == marker:
-                return index, None
-            if type(marker) is date and param == ops.adapt_datefield_value(marker):  # SQLite: a string
-                return index, ops.adapt_datefield_value
-        raise ValueError(f"the query's parameter {param!r} is none of its markers {self.markers!r}")
-
-    def instances(self, *values):
-        """The model instances the queryset ``build(*values)`` would give, in its order."""
-        if self._model is None:
-            self._model = self.build(*self.markers).model
-        model = self._model
-        alias = router.db_for_read(model)
-        compiled = self._compiled.get(alias)
+    def run(self, *values, shape=()):
+        if not compile_once():
+            return list(self.queryset(*values, shape=shape))
+        connection = connections[DEFAULT_DB_ALIAS]
+        key = (connection.vendor, _signature(values), shape)
+        compiled = self._shapes.get(key)
         if compiled is None:
-            compiled = self._compiled[alias] = self._compile(alias)
-        sql, slots, attnames, compiler, converters = compiled
-        params = [values[index] if adapt is None else adapt(values[index]) for index, adapt in slots]
-        with connections[alias].cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        if converters:
-            rows = compiler.apply_converters(rows, converters)
-        return [model.from_db(alias, attnames, row) for row in rows]
+            if len(self._shapes) >= KEPT_SHAPES:
+                self._shapes.clear()
+            compiled = self._shapes[key] = self._compile(connection, values, shape)
+        if compiled is False:
+            return list(self.queryset(*values, shape=shape))
+        return compiled.run(connection, values, prepare=self.prepare)
 
-    def first(self, *values):
-        found = self.instances(*values)
+    def first(self, *values, shape=()):
+        found = self.run(*values, shape=shape)
         return found[0] if found else None
 
+    def _compile(self, connection, values, shape):
+        """A _Statement for the shape, or False when it cannot be compiled once."""
+        versions = []
+        for version in (1, 2):
+            leaves = []
+            stand_ins = _stand_in(values, version, (), leaves)
+            queryset = self.queryset(*stand_ins, shape=shape)
+            compiler = queryset.query.get_compiler(connection=connection)
+            try:
+                sql, params = compiler.as_sql()
+            except EmptyResultSet:  # a filter that matches nothing, whatever its value (Django sends no SQL)
+                return False
+            versions.append((sql, list(params), leaves, compiler, queryset))
+        (sql, params, leaves, compiler, queryset), (sql_2, params_2, leaves_2, _, _) = versions
+        if sql != sql_2 or len(params) != len(params_2):
+            return False
+        slots = []
+        for value, value_2 in zip(params, params_2, strict=True):
+            if _same(value, value_2):
+                slots.append((None, None, value))  # the query's own constant
+                continue
+            slot = _slot_of(value, value_2, leaves, leaves_2)
+            if slot is None:
+                return False
+            slots.append((*slot, None))
+        query = queryset.query
+        columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
+        if query.values_select or query.annotation_select or query.extra_select:
+            names, model = [*query.extra_select, *query.values_select, *query.annotation_select], None
+        elif queryset._iterable_class is ModelIterable and not query.select_related and not query.deferred_loading[0]:
+            names, model = [column.target.attname for column in columns], queryset.model
+        else:
+            return False
+        return _Statement(sql, slots, names, model, compiler, compiler.get_converters(columns))
 
-# --- savepoints ---------------------------------------------------------------------------------
 
-_all_or_nothing = ContextVar("all_or_nothing", default=False)
+class _Statement:
+    def __init__(self, sql, slots, names, model, compiler, converters):
+        self.sql, self.slots, self.names, self.model = sql, slots, names, model
+        self.compiler, self.converters = compiler, converters
 
-
-@contextmanager
-def all_or_nothing():
-    """Inside, services decorated with ``service_atomic`` open no savepoint of their own.
-
-    For a caller that undoes its whole transaction on any error (the HL7 listener: a message
-    is applied whole or refused whole), a savepoint per service call buys nothing and costs
-    two round trips to the database. An error in such a service then marks the transaction
-    for rollback, so the caller must not catch it and carry on inside the transaction."""
-    token = _all_or_nothing.set(True)
-    try:
-        yield
-    finally:
-        _all_or_nothing.reset(token)
-
-
-def service_atomic(func):
-    """``transaction.atomic`` for a service: a savepoint when nested, unless inside
-    ``all_or_nothing()``."""
-
-    @functools.wraps(func)
-    def atomic(*args, **kwargs):
-        with transaction.atomic(savepoint=not _all_or_nothing.get()):
-            return func(*args, **kwargs)
-
-    return atomic
+    def run(self, connection, values, *, prepare):
+        params = [
+            constant if path is None else _at(values, path) if adapt is None else adapt(_at(values, path))
+            for path, adapt, constant in self.slots
+        ]  # fmt: skip
+        cursor = server_binding_cursor(connection, generic_plans=True) if prepare else connection.cursor()
+        with cursor:
+            cursor.execute(self.sql, params)
+            found = cursor.fetchall()
+        if self.converters:
+            found = self.compiler.apply_converters(found, self.converters)
+        if self.model is not None:
+            return [self.model.from_db(connection.alias, self.names, row) for row in found]
+        return [dict(zip(self.names, row, strict=True)) for row in found]
 
 
-# --- rows by id -----------------------------------------------------------------------------------
+def _signature(value):
+    """What of the values makes the statement's text: their kinds, not what they are."""
+    if isinstance(value, dict):
+        return ("dict", tuple((name, _signature(item)) for name, item in sorted(value.items())))
+    if isinstance(value, tuple):
+        return ("tuple", tuple(_signature(item) for item in value))
+    if value is None or isinstance(value, bool):
+        return ("constant", value)
+    return (type(value).__name__,)
+
+
+def _stand_in(value, version, path, leaves):
+    """``value`` with each parameter replaced by a value of its kind that no caller sends,
+    different for each version and parameter; ``leaves`` gets (path, stand-in) of each."""
+    if isinstance(value, dict):
+        return {name: _stand_in(item, version, (*path, name), leaves) for name, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_stand_in(item, version, (*path, i), leaves) for i, item in enumerate(value))
+    if value is None or isinstance(value, bool):
+        return value
+    n = len(leaves)
+    if isinstance(value, list):  # ids, one parameter
+        stand_in = [-(10**15) - 1000 * version - n]
+    elif isinstance(value, int):
+        stand_in = -(10**15) - 1000 * version - n
+    elif isinstance(value, Decimal):
+        stand_in = Decimal(-(10**6) - 1000 * version - n)
+    elif isinstance(value, str):
+        stand_in = f"\x01stand-in-{version}-{n}"
+    elif isinstance(value, datetime):
+        stand_in = datetime(1901, 1, version, tzinfo=timezone.utc) + timedelta(seconds=n)
+    elif isinstance(value, date):
+        stand_in = date(1901, 1, version) + timedelta(days=n)
+    else:
+        raise TypeError(f"no stand-in for a {type(value).__name__}")
+    leaves.append((path, stand_in))
+    return stand_in
+
+
+def _slot_of(value, value_2, leaves, leaves_2):
+    """(path of the value these two parameters stand in for, how it is adapted, or None)."""
+    for (path, stand_in), (_, stand_in_2) in zip(leaves, leaves_2, strict=True):
+        if _same(value, stand_in) and _same(value_2, stand_in_2):
+            return path, None
+        if isinstance(stand_in, list) and value == json.dumps(stand_in) and value_2 == json.dumps(stand_in_2):
+            return path, json.dumps  # IdIn on SQLite
+    return None
+
+
+def _same(param, stand_in):
+    return type(param) is type(stand_in) and param == stand_in
+
+
+def _at(values, path):
+    for step in path:
+        values = values[step]
+    return values
+
+
+# --- lookups whose statement text is the same for every value -----------------------------------
 
 
 class IdIn(Lookup):
     """``id`` is one of a list given as ONE parameter, so that the statement's text is the same
     for any number of ids: ``= ANY(array)`` on PostgreSQL; on SQLite, which has no arrays, a
-    JSON list unpacked by json_each()."""
+    JSON list unpacked by json_each(). Or among a subquery's ids: ``= ANY(ARRAY(subquery))`` on
+    PostgreSQL, which reads the ids first and then the rows with them (with ``IN (subquery)``
+    it guesses how many ids the subquery gives, and for a search's rare words it guessed
+    thousands and read every row; see patients' search pages); ``IN`` elsewhere."""
 
-    lookup_name = "in_one_parameter"
+    lookup_name = "id_in"
     prepare_rhs = False
 
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
+        if hasattr(self.rhs, "resolve_expression"):  # a subquery
+            rhs, rhs_params = self.process_rhs(compiler, connection)
+            if connection.vendor == "postgresql":
+                return f"{lhs} = ANY(ARRAY{rhs})", [*lhs_params, *rhs_params]
+            return f"{lhs} IN {rhs}", [*lhs_params, *rhs_params]
         if connection.vendor == "postgresql":
             return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
         return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, json.dumps(list(self.rhs))]
@@ -159,12 +249,14 @@ class StartsWith(Lookup):
         return sql, [*lhs_params, self.rhs, *lhs_params, self.rhs]
 
 
+# --- rows by id -----------------------------------------------------------------------------------
+
+
 class RowsById:
     """The rows of ``build(condition)`` (a ``values()`` queryset filtered by ``condition``, which
     picks rows by their primary key ``id``; ``key``: the column of the rows that holds it) for
-    the given ids, in the order of the ids, as dicts: compiled once
-    per database with the ids as its only parameter, Django's converters applied, so the rows
-    are what ``values()`` gives.
+    the given ids, in the order of the ids, as dicts: a CompiledQuery with the ids as its only
+    parameter (IdIn).
 
     A read in two steps (the ids matching some query, then their rows by this) keeps the
     second, the heavy one with its joins, one text for every request: where it is prepared (the
@@ -172,44 +264,13 @@ class RowsById:
     instead of on every request."""
 
     def __init__(self, build, *, key="id"):
-        self.build, self.key = build, key
-        self._compiled = {}  # database vendor -> (sql, json, names, compiler, converters)
-
-    def _compile(self, connection):
-        marker = [-7001]
-        query = self.build(IdIn(F("id"), marker)).query
-        compiler = query.get_compiler(connection=connection)
-        sql, params = compiler.as_sql()
-        if list(params) not in ([marker], [json.dumps(marker)]):
-            raise ValueError(f"the rows query has other parameters than the ids: {params!r}")
-        names = [*query.extra_select, *query.values_select, *query.annotation_select]
-        converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
-        return sql, connection.vendor != "postgresql", names, compiler, converters
-
-    @property
-    def sql(self):
-        return self._get(connections[DEFAULT_DB_ALIAS])[0]
-
-    def _get(self, connection):
-        compiled = self._compiled.get(connection.vendor)
-        if compiled is None:
-            compiled = self._compiled[connection.vendor] = self._compile(connection)
-        return compiled
+        self.key = key
+        self.compiled = CompiledQuery(lambda ids: build(IdIn(F("id"), ids)))
 
     def rows(self, ids):
         if not ids:
             return []
-        connection = connections[DEFAULT_DB_ALIAS]
-        sql, as_json, names, compiler, converters = self._get(connection)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [json.dumps(list(ids)) if as_json else list(ids)])
-            found = cursor.fetchall()
-        if converters:
-            found = compiler.apply_converters(found, converters)
-        by_id = {}
-        for values in found:
-            row = dict(zip(names, values))
-            by_id[row[self.key]] = row
+        by_id = {row[self.key]: row for row in self.compiled.run(list(ids))}
         return [by_id[i] for i in ids if i in by_id]  # a row deleted meanwhile is left out
 
 

@@ -143,20 +143,70 @@ FORM_RENDERER = "vetclinic.forms.FormRenderer"
 
 WSGI_APPLICATION = "vetclinic.wsgi.application"
 
+# Which of VetPACS's processes this is: web, worker, dicom (manage.py dicom_listener) or hl7
+# (manage.py hl7_listener). Set by the Procfile, and by manage.py for the listener commands
+# (a listener started by hand gets its role all the same). Only the database options below
+# depend on it.
+VETPACS_PROCESS = env("VETPACS_PROCESS", "web")
+if VETPACS_PROCESS not in ("web", "worker", "dicom", "hl7"):
+    raise ImproperlyConfigured(f"VETPACS_PROCESS must be web, worker, dicom or hl7, not {VETPACS_PROCESS!r}")
+
+
+def database_for_process(database, process):
+    """The database settings ``database`` (dj_database_url's) as process ``process`` uses them."""
+    database = {**database, "OPTIONS": dict(database.get("OPTIONS", {}))}
+    postgresql = database["ENGINE"] == "django.db.backends.postgresql"
+    if postgresql:
+        # psycopg prepares a statement a connection has sent this many times, so that
+        # PostgreSQL plans it once per connection. Only statements bound on the server are
+        # prepared: the REST lists' pages and the worklist's rows (vetclinic/db.py); Django's
+        # own queries are bound in the client and never are. 0 turns it off (a pooler in
+        # transaction mode before pgbouncer 1.21 loses prepared statements between transactions).
+        database["OPTIONS"]["prepare_threshold"] = envint("DATABASE_PREPARE_THRESHOLD", 5) or None
+    if process == "hl7":
+        # The pool threads that handle messages keep their connection from one message to the
+        # next: opening one costs more than most messages (integrations/management/commands/
+        # hl7_listener.py says what happens to one that broke meanwhile).
+        database["CONN_MAX_AGE"] = database["CONN_MAX_AGE"] or None
+    if postgresql and process in ("hl7", "dicom"):
+        # Every HL7 message of a kind, every worklist query, sends the same statements with
+        # other values: bound on the server, their text is the same for every value, so that
+        # psycopg prepares them and PostgreSQL plans each once per connection instead of once
+        # per message (~0.6 ms of a 6 ms ADT^A08).
+        database["OPTIONS"]["server_side_binding"] = True
+    if postgresql and process == "dicom":
+        # Each association is served on threads of its own and Django's connections are per
+        # thread: without a pool every association connects anew (a findscu query is one) and
+        # its prepared statements go with the connection. An association takes an open
+        # connection and gives it back when its threads end (imaging handlers' thread_ended).
+        # At most two connections an association (its reactor's thread and its DUL's, which
+        # serves C-STORE), 64 associations at once (imaging.dicom.net.ae.MAX_ASSOCIATIONS); those
+        # left idle close after a minute. The pool checks each connection it hands out (one
+        # round trip; CONN_HEALTH_CHECKS), so that after PostgreSQL comes back the first
+        # association is served on a live connection, not refused on a dead one; while it is
+        # down a caller waits at most `timeout` seconds for its refusal, well within a
+        # modality's association timeout. Django pools only connections that close: CONN_MAX_AGE 0.
+        database["CONN_MAX_AGE"] = 0
+        database["CONN_HEALTH_CHECKS"] = True
+        database["OPTIONS"]["pool"] = {"min_size": 2, "max_size": 2 * 64, "max_idle": 60, "timeout": 5}
+    return database
+
+
+# The hot paths' queries (HL7 lookups, the worklist's rows, the REST list pages) are compiled to
+# SQL once per shape and run with new values (vetclinic/db.py). false: every query is built and
+# compiled by Django each time, with the same results (a way to rule it out when in doubt).
+DATABASE_COMPILE_ONCE = envbool("DATABASE_COMPILE_ONCE", True)
+
 # DATABASE_URL switches to PostgreSQL (postgres://user@host:5432/name); the default is SQLite.
 DATABASES = {
-    "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'vetpacs.sqlite3'}"),
-        conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0),
+    "default": database_for_process(
+        dj_database_url.parse(
+            env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'vetpacs.sqlite3'}"),
+            conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0),
+        ),
+        VETPACS_PROCESS,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # psycopg prepares a statement a connection has sent this many times, so that PostgreSQL
-    # plans it once per connection. Only statements bound on the server are prepared: the REST
-    # lists' pages (integrations/api/statements.py); Django's own queries are bound in the
-    # client and never are. 0 turns it off (a pooler in transaction mode before pgbouncer
-    # 1.21 loses prepared statements between transactions).
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = envint("DATABASE_PREPARE_THRESHOLD", 5) or None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The test database is a file, not memory, so that a real Celery worker and the listeners,
     # started as separate processes by the tests, see the same data.

@@ -7,12 +7,12 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
-from imaging.models import ImagingOrder, Modality, Procedure, Series, Study
+from imaging.models import ImagingOrder, Modality, Procedure, Study
 from imaging.orders import services as order_services
 from integrations.api.auth import actor_for
-from integrations.api.pagination import prefetched
+from integrations.api.pagination import PageQuery, prefetched
 from integrations.api.rows import studies_json, study_rows
-from integrations.api.statements import CompiledRows, PageQuery
+from integrations.api.selectors import STUDY_PAGES
 from integrations.api.strict import StrictTypes
 from integrations.api.sync import (
     UPDATED_SINCE,
@@ -221,21 +221,6 @@ STUDY_FILTERS = [
     OpenApiParameter("date", OpenApiTypes.DATE, description="Study date, YYYY-MM-DD"), OpenApiParameter("modality", str),
     UPDATED_SINCE,
 ]  # fmt: skip
-
-
-def _study_page(filters, page):
-    found = study_rows(Study.objects.all())
-    for name in ("patient_id", "order_id", "accession_number", "study_date"):
-        if name in filters:
-            found = found.filter(**{name: filters[name]})
-    if "modality" in filters:
-        found = found.filter(pk__in=Series.objects.filter(modality=filters["modality"]).values("study"))
-    if "since" in filters:
-        found = found.filter(updated__gte=filters["since"])
-    return found
-
-
-STUDY_PAGES = CompiledRows(_study_page)  # the list's statements (statements.py)
 
 
 @extend_schema_view(get=extend_schema(parameters=STUDY_FILTERS))

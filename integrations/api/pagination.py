@@ -1,8 +1,10 @@
 """Cursor pagination: stable under inserts, so a PMS can pull everything and then only what
 changed (``?updated_since=``) without missing or repeating a record. And what keeps a page's
 cost flat: its rows' related records, prefetched into plain lists."""
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
+
+from vetclinic.db import CompiledQuery
 
 
 class Cursor(CursorPagination):
@@ -39,3 +41,61 @@ def prefetched(instance, rows, relation):
     found = getattr(instance, rows, None)
     return found if found is not None else list(getattr(instance, relation).all())
 
+
+
+# --- list pages compiled once (vetclinic/db.py) ---------------------------------------------------
+
+
+class Page:
+    """Where a page starts and ends: a list's ``build(filters, page)`` may read its rows' ids
+    first with it (``page.of(ids, offset=False)``), then the rows of those ids."""
+
+    def __init__(self, ordering, position, start, stop):
+        self.ordering, self.position, self.start, self.stop = ordering, position, start, stop
+
+    def of(self, queryset, *, offset=True):
+        """The page of ``queryset``: ordered, after the cursor's position, sliced (with
+        ``offset=False`` from its first row: what the page and the rows before it take)."""
+        found = queryset.order_by(*self.ordering)
+        if self.position is not None:
+            found = found.filter(**{self.position[0]: self.position[1]})
+        return found[self.start if offset else 0 : self.stop]
+
+
+def list_pages(build, *, prepare=True):
+    """The pages of a list as a CompiledQuery: ``build(filters, page)`` returns the list's
+    ``values()`` queryset (``filters``: the list's own, by name). A shape is the filters' kinds,
+    the ordering, the cursor's direction and the page's bounds; the values are the filters' and
+    the cursor's position. ``prepare``: see vetclinic/db.py (one plan for every value)."""
+
+    def page_build(values, ordering, lookup, start, stop):
+        filters = {name: value for name, value in values.items() if name != "position"}
+        page = Page(ordering, (lookup, values["position"]) if lookup else None, start, stop)
+        return page.of(build(filters, page))
+
+    return CompiledQuery(page_build, prepare=prepare)
+
+
+class PageQuery:
+    """What CursorPagination pages through, in place of a queryset: it orders (``order_by``),
+    filters by its position (``filter(id__gt=...)``) and slices, and the slice runs the
+    list's compiled statement (``list_pages``)."""
+
+    def __init__(self, pages, model, filters, ordering=(), position=None):
+        self.pages, self.model, self.filters = pages, model, filters
+        self.ordering, self.position = tuple(ordering), position
+
+    def order_by(self, *ordering):
+        return PageQuery(self.pages, self.model, self.filters, ordering, self.position)
+
+    def filter(self, **position):
+        ((lookup, value),) = position.items()  # the cursor's one condition, e.g. id__gt
+        field = lookup.rsplit("__", 1)[0]
+        if not str(value).isdigit() or len(str(value)) > 18 or field != "id":
+            raise NotFound("Invalid cursor")  # (DRF's own answer to a cursor it cannot read)
+        return PageQuery(self.pages, self.model, self.filters, self.ordering, (lookup, int(value)))
+
+    def __getitem__(self, page):
+        lookup, value = self.position or (None, None)
+        shape = (self.ordering, lookup, page.start, page.stop)
+        return self.pages.run({**self.filters, "position": value}, shape=shape)

@@ -4,7 +4,8 @@ A client upserts by its own ids (``PUT /api/v1/patients/external/{id}``: the id 
 client's namespace ``api:<client name>``); species and breeds come as our codes or the client's
 own codes through the crosswalk.
 """
-from django.db.models import F, Lookup, Prefetch
+from django.db import transaction
+from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -12,9 +13,9 @@ from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from integrations.api.auth import ClientUser, actor_for
-from integrations.api.pagination import prefetched
+from integrations.api.pagination import PageQuery, prefetched
 from integrations.api.rows import patient_rows, patients_json
-from integrations.api.statements import CompiledRows, PageQuery
+from integrations.api.selectors import patient_pages, patients_queryset
 from integrations.api.strict import StrictTypes
 from integrations.api.sync import (
     UPDATED_SINCE,
@@ -26,7 +27,7 @@ from integrations.api.sync import (
 )
 from patients.models import Owner, Ownership, Patient
 from patients.search import query_words
-from patients.selectors import coded_breed, coded_species, patient_ids_matching
+from patients.selectors import coded_breed, coded_species
 from patients.services import owner_upsert, ownership_set, patient_upsert
 
 
@@ -137,19 +138,17 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
         return breed
 
 
-def patients_queryset():
-    """Living animals (a merged record lives on as an alias of the one it was merged into)."""
-    return Patient.objects.filter(merged_into__isnull=True)
-
-
 def _patient_save(request, serializer, *, patient=None, external=None):
+    """The animal and its owners in one transaction: if linking an owner fails, the animal is
+    neither created nor changed (a client retrying the request finds what it left)."""
     data = dict(serializer.validated_data)
     ownerships = data.pop("ownerships", None)
     weight = data.pop("weight_kg", None)
     actor = actor_for(request)
-    patient = patient_upsert(actor=actor, fields=data, patient=patient, external=external, weight_kg=weight)
-    for link in ownerships or []:
-        ownership_set(actor=actor, patient=patient, owner=link["owner"], role=link["role"], primary=link.get("is_primary"))
+    with transaction.atomic():
+        patient = patient_upsert(actor=actor, fields=data, patient=patient, external=external, weight_kg=weight)
+        for link in ownerships or []:
+            ownership_set(actor=actor, patient=patient, owner=link["owner"], role=link["role"], primary=link.get("is_primary"))
     return patients_queryset().get(pk=patient.pk)
 
 
@@ -161,71 +160,13 @@ def _with_etag(response, instance):
 SEARCH = OpenApiParameter("search", str, description="Name, owner, phone, microchip, patient ID or external id (every word must match)")
 
 
-class _AmongIds(Lookup):
-    """``id = ANY(ARRAY(<ids>))`` on PostgreSQL: the ids read first, then the rows with them.
-    Elsewhere ``IN``."""
-
-    lookup_name = "among_ids"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} IN {rhs}", [*lhs_params, *rhs_params]
-
-    def as_postgresql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} = ANY(ARRAY{rhs})", [*lhs_params, *rhs_params]
-
-
-def _patient_page(filters, page):
-    patients = patient_rows(patients_queryset())
-    if "since" in filters:
-        patients = patients.filter(updated__gte=filters["since"])
-    if "words" in filters:
-        patients = patients.filter(pk__in=patient_ids_matching(words=filters["words"]))
-    return patients
-
-
-def _patient_search_page(filters, page):
-    """A search whose every word is specific: its matches' ids first, then the ids of the
-    page's animals among them, then those animals' rows. With ``id IN (<matches>)`` PostgreSQL
-    guesses how many animals a word matches from a sample of the words; for some rare family
-    names it guessed thousands where there were a few dozen and read every word's row in
-    patient order (~130 ms, against ~0.3 ms now), and for a pet name it walked the animals by
-    id until a page of them matched (~2.5 ms, ~1 ms now)."""
-    matches = patient_ids_matching(words=filters["words"])
-    living = patients_queryset()
-    if "since" in filters:
-        living = living.filter(updated__gte=filters["since"])
-    page_ids = page.of(living.filter(_AmongIds(F("pk"), matches)), offset=False).values("pk")
-    return patient_rows(patients_queryset()).filter(_AmongIds(F("pk"), page_ids))
-
-
-# A word shorter than this matches a large share of the animals ("a": 130,000 words at 100,000
-# animals), where reading every match first costs more (~35 ms) than walking the animals by id
-# until a page of them matched (~0.3 ms), which PostgreSQL does for _patient_page.
-SPECIFIC_WORD = 3
-
-
-# The list's statements (statements.py), prepared and planned once for every value. A search
-# with specific words is too: its matches' ids are read first whatever the words, so one plan
-# suits every word (PostgreSQL, left to choose, planned it for its words every time, 1,190
-# plans for 1,190 searches, ~0.45 ms each: more than running it). Not the IN form for short
-# words: planned once for every word, it would walk all the animals for a rare one.
-PATIENT_PAGES = CompiledRows(_patient_page)
-SEARCH_PAGES = CompiledRows(_patient_search_page)
-BROAD_SEARCH_PAGES = CompiledRows(_patient_page, prepare=False)
-
-
 @extend_schema_view(get=extend_schema(parameters=[SEARCH, UPDATED_SINCE]))
 class PatientList(ListAPIView):
     resource = "patients"
     serializer_class = PatientSerializer
 
     def get_queryset(self):
-        filters, pages = {}, PATIENT_PAGES
+        filters, words = {}, None
         since = updated_since_param(self.request)
         if since is not None:
             filters["since"] = since
@@ -238,8 +179,7 @@ class PatientList(ListAPIView):
             if not words:
                 return Patient.objects.none()
             filters["words"] = words
-            pages = SEARCH_PAGES if min(len(word) for word in words) >= SPECIFIC_WORD else BROAD_SEARCH_PAGES
-        return PageQuery(pages, Patient, filters)
+        return PageQuery(patient_pages(words=words), Patient, filters)
 
     def list(self, request):
         # The page as plain rows, not serializers; PatientSerializer still describes it.

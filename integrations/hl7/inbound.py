@@ -30,7 +30,6 @@ from patients.selectors import coded_breed, coded_species, owner_by_external_id,
 from patients.services import owner_upsert, patient_merge, patient_upsert, visit_create, visit_update
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
-from vetclinic.db import all_or_nothing
 
 log = logging.getLogger("integrations.hl7")
 Status = HL7Message.Status
@@ -88,7 +87,7 @@ def message_receive(data: bytes, peer: str, *, oversize=0) -> bytes:
     message = _log_row(header, peer, text, oversize, digest)
     message.status, message.ack_code, message.ack = Status.PROCESSED, "AA", ack_build(header, code="AA")
     try:
-        with transaction.atomic(), all_or_nothing():  # the services open no savepoints
+        with transaction.atomic():  # all or nothing: the services are called with savepoints=False
             # The log row first: a second copy of the message (same sender, control id and
             # content) fails here, or waits here while the first is still being handled, then fails.
             message.save()
@@ -115,7 +114,7 @@ def message_replay(*, message):
     """An admin runs a logged inbound message again (after fixing what made it fail, say a
     crosswalk entry). Its log row gets the new outcome; returns the ACK text."""
     header = header_read(message.raw)
-    with transaction.atomic(), all_or_nothing():
+    with transaction.atomic():
         error = _process(message.raw, header, message.peer, 0, message=message)
         if error is None:
             message.status, message.ack_code, message.ack, message.error = Status.PROCESSED, "AA", ack_build(header, code="AA"), ""
@@ -130,7 +129,7 @@ def message_rerun(*, text, peer, message=None):
     code is mapped), all or nothing; returns None, or the HL7Error that refused it. Its log
     row keeps the AA it was answered with."""
     header = header_read(text)
-    with transaction.atomic(), all_or_nothing():
+    with transaction.atomic():
         error = _process(text, header, peer, 0, message=message)
         if error is not None:
             transaction.set_rollback(True)
@@ -303,7 +302,7 @@ def _owner(received, patient):
         owner = next((o for o in patient.owners.all() if o.family_name.lower() == family.lower()), None)
     return owner_upsert(
         actor=received.actor, fields=fields, owner=owner,
-        external=(f"{received.system}:account", account) if account else None,
+        external=(f"{received.system}:account", account) if account else None, savepoints=False,
     )  # fmt: skip
 
 
@@ -363,6 +362,7 @@ def adt_register(received):
     patient = patient_upsert(
         actor=received.actor, fields=fields, patient=patient, owner=owner, weight_kg=_weight(received),
         external=None if found_by == ids[0] else ids[0],  # found by the PMS's own id: it is linked
+        savepoints=False,  # the message is all or nothing (message_receive)
     )  # fmt: skip
     _visit(received, patient)
     return patient
@@ -384,7 +384,7 @@ def _visit(received, patient):
         raise HL7Error(f"PV1-19: visit {number} belongs to another animal", code=205, segment="PV1", field=19)
     return visit_create(
         actor=received.actor, patient=patient, starts_at=starts_at, reason="Emergency" if pv1[2] == "E" else "",  # PV1-2 patient class
-        external=(received.system, pv1.component(19, 1)[:64]),
+        external=(received.system, pv1.component(19, 1)[:64]), savepoints=False,
     )  # fmt: skip
 
 
@@ -405,7 +405,7 @@ def adt_merge(received):
         raise HL7Error("MRG-1: no such patient to merge", code=204, segment="MRG", field=1)
     if source.pk == target.pk:
         return target  # merged already (a repeat under another control id)
-    return patient_merge(actor=received.actor, source=source, target=target)
+    return patient_merge(actor=received.actor, source=source, target=target, savepoints=False)
 
 
 def adt_visit_end(received):
@@ -416,7 +416,7 @@ def adt_visit_end(received):
     if visit is None:
         raise HL7Error(f"PV1-19: no visit numbered '{number}'", code=204, segment="PV1", field=19)
     status = Visit.Status.FINISHED if received.header.message_type.endswith("A03") else Visit.Status.CANCELLED
-    return visit_update(actor=received.actor, visit=visit, fields={"status": status})
+    return visit_update(actor=received.actor, visit=visit, fields={"status": status}, savepoints=False)
 
 
 # --- ORM^O01 / OMI^O23: imaging orders ------------------------------------------------------

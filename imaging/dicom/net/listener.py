@@ -24,37 +24,6 @@ from django.conf import settings
 log = logging.getLogger("imaging.dicom")
 
 
-def database_pool_use():
-    """On PostgreSQL, keep this process's database connections open across associations.
-
-    Each association is served on threads of its own, and Django's connections are per thread:
-    without a pool every association connects anew (a findscu query is one association) and
-    PostgreSQL plans its worklist query anew. With one, an association takes an open connection
-    and gives it back when its threads end (handlers.thread_ended), and psycopg prepares the
-    statements a connection repeats (server-side binding: the worklist query's text is the same
-    whatever the values), so that PostgreSQL plans them once per connection, not per query.
-    At most two connections an association (its reactor's thread and its DUL's, which serves
-    C-STORE), as many associations as ae_build allows at once; those left idle close after a
-    minute. Call it before this process opens any connection."""
-    from django.db import connections
-
-    from imaging.dicom.net.ae import MAX_ASSOCIATIONS
-
-    database = connections.settings["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql":
-        return
-    database["CONN_MAX_AGE"] = 0  # Django pools only connections that close
-    # The pool checks each connection it hands out (one round trip), so that after PostgreSQL
-    # comes back the first association is served on a live connection, not refused on a dead
-    # one. While it is down, a caller waits at most `timeout` seconds for its refusal, well
-    # within a modality's association timeout (handlers.on_requested).
-    database["CONN_HEALTH_CHECKS"] = True
-    database["OPTIONS"] = {
-        **database["OPTIONS"], "server_side_binding": True, "prepare_threshold": 5,
-        "pool": {"min_size": 2, "max_size": 2 * MAX_ASSOCIATIONS, "max_idle": 60, "timeout": 5},
-    }  # fmt: skip
-
-
 def serve(*, ae_title, address, channel=None, label="", ssl_context=None):
     """Run one listener process until SIGTERM/SIGINT (or, with a channel, until the dispatcher
     goes away). Without a channel it listens on ``address`` itself. With an ``ssl_context``,
@@ -64,8 +33,8 @@ def serve(*, ae_title, address, channel=None, label="", ssl_context=None):
 
     from imaging.dicom.net.ae import ae_build, server_start
 
+    # (The database options of this process, a pool among them, are in settings: VETPACS_PROCESS=dicom.)
     connections.close_all()  # never share a parent's database connection across a fork
-    database_pool_use()
     # pydicom checks every value it reads against its VR (regular expressions) to warn about
     # the odd ones; here that was a tenth of the CPU per image, for warnings no one reads.
     pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
