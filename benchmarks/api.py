@@ -99,7 +99,7 @@ def fill(patients_n, orders_n, rng, today):
     from django.utils.timezone import get_current_timezone, make_aware
 
     from imaging.models import ImagingOrder, Instance, Modality, Series, Study
-    from imaging.orders import accession_number, study_instance_uid_new
+    from imaging.orders.services import accession_number, study_instance_uid_new
     from patients.models import (
         Breed,
         Owner,
@@ -401,7 +401,7 @@ def procedures_by_species(species, stations):
 def fill_check(rng):
     """The bulk rows agree with what the services write (raises if not; a data check, not timing)."""
     from imaging.models import ImagingOrder
-    from imaging.orders import accession_number
+    from imaging.orders.services import accession_number
     from patients.models import Patient, SearchTerm
     from patients.search import dicom_name_key, patient_terms
 
@@ -841,7 +841,7 @@ def diagnose(endpoints, key):
                     "rest_framework/pagination.py", "paginate_queryset"
                 ),
                 "validation (is_valid)": cum("rest_framework/serializers.py", "is_valid"),
-                "order_create": cum("imaging/orders.py", "order_create"),
+                "order_create": cum("imaging/orders/services.py", "order_create"),
                 "serializing (to_representation)": cum("rest_framework/serializers.py", "to_representation"),
                 "list bodies (rows.py)": max(
                     cum("integrations/api/rows.py", "patients_json"),

@@ -234,7 +234,7 @@ class Database(harness.Database):
 
     def thumbnails_not_middle(self):
         """(series whose thumbnail is not of its middle image, series with a thumbnail).
-        The key is thumbnails/series-<series pk>.<instance pk>.png (imaging/thumbnails.py)."""
+        The key is thumbnails/series-<series pk>.<instance pk>.png (imaging/ingest/thumbnails.py)."""
         cursor = self._cursor()
         cursor.execute("SELECT series_id, id FROM imaging_instance ORDER BY series_id, instance_number, id")
         members = {}
@@ -785,9 +785,9 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
     from django.db import connections
     from pynetdicom import evt
 
-    from imaging import services, storage
-    from imaging.dicom import handlers
-    from imaging.dicom.ae import ae_build, server_start
+    from imaging.dicom.net import handlers
+    from imaging.dicom.net.ae import ae_build, server_start
+    from imaging.ingest import index, receive, storage
 
     for name in ("pynetdicom", "imaging.dicom"):  # per-association and per-C-STORE lines, not wanted here
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -807,10 +807,10 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
 
         setattr(module, name, wrapper)
 
-    timed(services, "_checked_header", "integrity walk + header parse")
+    timed(receive, "_checked_header", "integrity walk + header parse")
     timed(storage, "object_put", "storage write + 2 fsyncs")
-    timed(services, "instances_queue", "Celery publish (one task per batch)")
-    timed(services, "_file_meta", "file meta encode")
+    timed(receive, "instances_queue", "Celery publish (one task per batch)")
+    timed(receive, "_file_meta", "file meta encode")
     timed(handlers, "instance_receive", "instance_receive (all of the above)")
     for n, (event, handler) in enumerate(handlers.HANDLERS):  # the same list ae.py imported
         if event is evt.EVT_C_STORE:
@@ -832,7 +832,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
     port = free_port()
     server = server_start(ae, (HOST, port))
     sender_env = {**os.environ, "TCP_NODELAY": "1"}
-    real_queue = services.instances_queue
+    real_queue = receive.instances_queue
     out = []
 
     def send(title, sample):
@@ -885,7 +885,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
         quiet()
         # A: the listener alone: indexing messages kept in a list, so no worker competes for the CPUs.
         captured = []  # the batches as the listener queued them, one task each
-        services.instances_queue = captured.append
+        receive.instances_queue = captured.append
         send(
             "A. listener in-process alone (queue captured, worker idle), 1 association, nodelay sender",
             sample=True,
@@ -904,7 +904,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
             t0 = time.perf_counter()
             profile.enable()
             for messages in captured:
-                services.instances_index(messages=messages)
+                index.instances_index(messages=messages)
             profile.disable()
             spent = time.perf_counter() - t0
         n = max(sum(len(messages) for messages in captured), 1)
@@ -936,7 +936,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
             " ms per instance"
         )
         # C: what one thumbnail costs (the worker renders one per new series, between ingest tasks).
-        from imaging import thumbnails
+        from imaging.ingest import thumbnails
         from imaging.models import Series
 
         if large_files:
@@ -949,7 +949,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
                 timeout=timeout,
             )
             for messages in captured:
-                services.instances_index(messages=messages)
+                index.instances_index(messages=messages)
         cost = {}
         for series in Series.objects.all():
             t0 = time.perf_counter()
@@ -963,7 +963,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
             )
         )
         connections.close_all()
-        services.instances_queue = real_queue
+        receive.instances_queue = real_queue
         quiet()
         # D: as deployed: publish to Celery, the real worker indexing at the same time.
         send(
@@ -971,7 +971,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
             sample=False,
         )
     finally:
-        services.instances_queue = real_queue
+        receive.instances_queue = real_queue
         server.shutdown()
         ae.shutdown()
     return "\n".join(out)

@@ -261,7 +261,7 @@ def fill(orders_n, rng, today):
     from django.utils.timezone import get_current_timezone, make_aware
 
     from imaging.models import ImagingOrder, Modality, Procedure
-    from imaging.orders import accession_number, study_instance_uid_new
+    from imaging.orders.services import accession_number, study_instance_uid_new
     from patients.models import Breed, Owner, Ownership, Patient, Species, WeightRecord
     from patients.vocabulary import rows as vocabulary_rows
 
@@ -441,7 +441,7 @@ def fill_check(rng):
     from django.db.models import F
 
     from imaging.models import ImagingOrder
-    from imaging.orders import accession_number
+    from imaging.orders.services import accession_number
     from patients.models import Patient
     from patients.search import dicom_name_key
 
@@ -639,8 +639,8 @@ def wl_files_write(root, orders_n_max):
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
     from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-    from imaging.dicom.datasets import TEXT_VRS, WORKLIST_COLUMNS, worklist_elements
-    from imaging.selectors import worklist_items
+    from imaging.dicom.records.datasets import TEXT_VRS, WORKLIST_COLUMNS, worklist_elements
+    from imaging.orders.worklist import worklist_items
 
     every = worklist_items(identifier=Dataset())
     ids = list(every.filter(scheduled_start__gte=_today_start()).values_list("pk", flat=True)[:orders_n_max])
@@ -928,8 +928,13 @@ def diagnose(queries):
     from django.db import connection
     from pydicom.uid import ExplicitVRLittleEndian
 
-    from imaging.dicom.datasets import _answer_elements, response_keys, worklist_answer, worklist_elements
-    from imaging.selectors import WORKLIST_ROWS_BY_ID, worklist_matches, worklist_rows
+    from imaging.dicom.records.datasets import (
+        _answer_elements,
+        response_keys,
+        worklist_answer,
+        worklist_elements,
+    )
+    from imaging.orders.worklist import WORKLIST_ROWS_BY_ID, worklist_matches, worklist_rows
 
     lines = []
     for kind, items in queries.items():

@@ -1,30 +1,7 @@
-from celery import shared_task
-from django.db import IntegrityError, OperationalError
+"""Where Celery finds imaging's tasks: its autodiscovery imports each app's tasks.py. The tasks
+live with their feature (imaging/ingest/tasks.py, imaging/reconcile/tasks.py) and keep their
+registered names, imaging.tasks.<name>, which are also their names here."""
+from imaging.ingest.tasks import instances_ingest, storage_sweep, thumbnail_render
+from imaging.reconcile.tasks import study_headers_rewrite_task
 
-from imaging import reconcile, services, thumbnails
-
-
-# Retried on the database's transient errors and on a concurrent insert of the same study or
-# instance by another worker (the retry then finds it). Ack late: a worker that dies mid-task
-# leaves the message to be delivered again (settings.CELERY_TASK_ACKS_LATE).
-@shared_task(autoretry_for=(OperationalError, IntegrityError), retry_backoff=True, max_retries=10)
-def instances_ingest(messages):
-    services.instances_index(messages=messages)
-
-
-@shared_task
-def storage_sweep(days=2, min_age_seconds=60):
-    """Periodic (Celery beat): index what the queue missed."""
-    return services.storage_sweep(days=days, min_age_seconds=min_age_seconds)
-
-
-@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
-def thumbnail_render(series_id):
-    thumbnails.series_thumbnail_render(series_id=series_id)
-
-
-# Retried on the database's transient errors and on storage errors; a retry skips the objects
-# already rewritten.
-@shared_task(autoretry_for=(OperationalError, OSError), retry_backoff=True, max_retries=10)
-def study_headers_rewrite_task(study_id):
-    return reconcile.study_headers_rewrite(study_id=study_id)
+__all__ = ["instances_ingest", "storage_sweep", "study_headers_rewrite_task", "thumbnail_render"]

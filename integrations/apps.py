@@ -6,7 +6,7 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Integrations"
 
     def ready(self):
-        from imaging.events import order_event_subscribe
+        from imaging.orders.events import order_event_subscribe
         from integrations.webhooks.services import order_event_queue, patient_event_queue
         from patients.events import patient_event_subscribe
 

@@ -7,8 +7,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from imaging.order_selectors import patient_orders
-from imaging.selectors import patient_studies
+from imaging.orders.selectors import patient_orders
+from imaging.studies.selectors import patient_studies
 from patients import selectors, services
 from patients.forms import MergeForm, OwnerForm, OwnershipForm, PatientForm, VisitForm
 from patients.models import Owner, Ownership, Patient, Species, Visit

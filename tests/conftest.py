@@ -92,7 +92,7 @@ def storage_root(settings, tmp_path):
     root = tmp_path / "storage"
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": "imaging.storage.DurableFileSystemStorage", "OPTIONS": {"location": str(root)}},
+        "default": {"BACKEND": "imaging.ingest.storage.DurableFileSystemStorage", "OPTIONS": {"location": str(root)}},
     }
     return root
 
@@ -203,8 +203,8 @@ def reference_data(transactional_db):
     put back the vocabulary and the staff groups they load."""
     from django.apps import apps
 
-    from imaging.catalog import procedures_load
     from imaging.models import Procedure
+    from imaging.orders.catalog import procedures_load
     from patients.vocabulary import vocabulary_load
     from vetclinic.roles import roles_sync
 
@@ -266,7 +266,7 @@ def stations(db):
 def make_order(db, actor, stations):
     """Schedule a procedure (by catalog code) for an animal; ``at`` is an aware datetime."""
     from imaging.models import Procedure
-    from imaging.orders import order_create
+    from imaging.orders.services import order_create
 
     def make(patient, code="DX-THX2", at=None, **details):
         procedure = Procedure.objects.get(code=code)
@@ -320,7 +320,8 @@ def storescp_reference(tmp_path):
 def queued(monkeypatch):
     """The study ids whose header rewrite the reconciliation services queued. Those tests run
     the rewrite themselves; a real worker runs tasks in test_dicom_store.py."""
-    from imaging import reconcile, tasks
+    from imaging.reconcile import services as reconcile
+    from imaging.reconcile import tasks
 
     ids = []
 

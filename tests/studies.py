@@ -8,7 +8,7 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import generate_uid
 
-from imaging import storage
+from imaging.ingest import storage
 from imaging.models import Instance, Series, Study
 
 CT_SMALL = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"

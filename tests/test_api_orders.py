@@ -6,7 +6,7 @@ from pydicom.dataset import Dataset
 from rest_framework.test import APIClient
 
 from imaging.models import ImagingOrder, Study
-from imaging.selectors import worklist_items
+from imaging.orders.worklist import worklist_items
 from integrations.api.clients import api_client_create
 
 pytestmark = pytest.mark.django_db

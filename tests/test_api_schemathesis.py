@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from imaging import reports as report_services
 from imaging.models import Instance, Series, Study
+from imaging.reports import services as report_services
 from integrations.api.clients import api_client_create
 from integrations.webhooks import services as webhook_services
 from tests.conftest import tool_required

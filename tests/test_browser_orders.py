@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils.timezone import make_aware
 from playwright.sync_api import expect
 
-from imaging import orders
-from imaging.catalog import procedures_load
 from imaging.models import ImagingOrder, Modality, Procedure
+from imaging.orders import services as orders
+from imaging.orders.catalog import procedures_load
 from patients.models import Species
 from patients.services import owner_upsert, patient_upsert
 from tests.conftest import CLINIC_TODAY, PASSWORD, tool_required

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from imaging.models import ImagingOrder, Report, Study
-from imaging.orders import order_create
+from imaging.orders.services import order_create
 from tests.test_browser_orders import browser, clinic, log_in, page, shot, tab_to  # noqa: F401  (fixtures)
 from vetclinic import clock
 

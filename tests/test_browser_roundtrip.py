@@ -13,8 +13,8 @@ from django.utils.timezone import make_aware
 from pydicom.uid import generate_uid
 
 from imaging.models import ImagingOrder, Modality, Procedure, Report, Study
-from imaging.orders import order_create
-from imaging.reports import report_save
+from imaging.orders.services import order_create
+from imaging.reports.services import report_save
 from patients.models import Owner, Patient, Visit
 from patients.services import owner_upsert, patient_upsert, visit_create
 from tests.conftest import CLINIC_TODAY, PASSWORD, ROOT

@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.timezone import make_aware
 
-from imaging import orders
 from imaging.models import ImagingOrder, Modality, Procedure
+from imaging.orders import services as orders
 from tests.conftest import ROOT
 from vetclinic import clock
 from vetclinic.audit.models import Channel

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from pydicom.dataset import Dataset
 
-from imaging.dicom.datasets import order_row, worklist_elements
-from imaging.selectors import worklist_rows
+from imaging.dicom.records.datasets import order_row, worklist_elements
+from imaging.orders.worklist import worklist_rows
 from integrations.api.rows import patient_rows
 from patients.models import Patient
 from patients.services import weight_record

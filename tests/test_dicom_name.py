@@ -3,8 +3,8 @@ patients/names.py and the same wherever it is written."""
 import pytest
 from pydicom.dataset import Dataset
 
-from imaging.dicom.datasets import animal_name_agrees, patient_attributes, worklist_elements
-from imaging.selectors import worklist_rows
+from imaging.dicom.records.datasets import animal_name_agrees, patient_attributes, worklist_elements
+from imaging.orders.worklist import worklist_rows
 from patients import names
 from patients.models import Patient
 

@@ -81,10 +81,10 @@ def test_a_pdu_declaring_two_gib_is_aborted_unread_and_the_listener_stays_small_
 
 
 def test_a_read_longer_than_the_buffer_ahead_grows_as_the_bytes_arrive_and_returns_them_all():
-    """ae.FastSocket.recv: a PDU over RECV_AHEAD (a DICOM_MAX_PDU above 1 MiB) is read whole."""
+    """reactor.FastSocket.recv: a PDU over RECV_AHEAD (a DICOM_MAX_PDU above 1 MiB) is read whole."""
     import threading
 
-    from imaging.dicom.ae import RECV_AHEAD, FastSocket
+    from imaging.dicom.net.reactor import RECV_AHEAD, FastSocket
 
     with socket.create_server(("127.0.0.1", 0)) as server:
         theirs = socket.create_connection(server.getsockname())
@@ -226,7 +226,7 @@ def test_with_tls_and_a_ca_dcmtk_echoes_and_stores_with_a_client_certificate_and
     from pydicom.data import get_testdata_file
     from pynetdicom.sop_class import CTImageStorage
 
-    from imaging.dicom.tls import client_context
+    from imaging.dicom.net.tls import client_context
 
     Modality.objects.create(ae_title="STORESCU", host="127.0.0.1", modality_type="CT")
     tls = certificates

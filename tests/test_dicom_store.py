@@ -246,7 +246,7 @@ def test_storage_that_fails_gets_out_of_resources(storescu_modality, dicom_liste
 def test_an_image_cut_off_by_an_abort_is_written_as_it_comes_and_then_not_kept(
     storescu_modality, dicom_listener, celery_worker, storage_root
 ):
-    """ae.FastDIMSE writes a data set to a part file while it arrives; a transfer that never
+    """dimse.FastDIMSE writes a data set to a part file while it arrives; a transfer that never
     completes is never acknowledged, so nothing of it may stay (nor be indexed by the sweep)."""
     from pynetdicom.dimse_messages import C_STORE_RQ
     from pynetdicom.dimse_primitives import C_STORE
@@ -348,12 +348,12 @@ def test_a_worker_killed_mid_ingest_loses_nothing_and_doubles_nothing(
 
 
 def test_a_c_store_is_served_on_the_thread_that_read_it(settings, storage_root, monkeypatch):
-    """ae.FastDIMSE answers a C-STORE where its last fragment was decoded, with no hand-over to
+    """dimse.FastDIMSE answers a C-STORE where its last fragment was decoded, with no hand-over to
     the association's thread and back (two thread wake-ups an image). In-process, on port 0."""
     from pynetdicom.dul import DULServiceProvider
 
-    from imaging.dicom import ae as node
-    from imaging.dicom.handlers import on_store
+    from imaging.dicom.net import ae as node
+    from imaging.dicom.net.handlers import on_store
 
     settings.DICOM_ALLOW_ANY_AE = True
     threads = []
@@ -386,7 +386,7 @@ def test_a_p_data_tf_body_is_read_into_its_items_or_refused_when_they_do_not_add
 
     from pynetdicom.pdu import P_DATA_TF
 
-    from imaging.dicom.wire import p_data_decode
+    from imaging.dicom.net.wire import p_data_decode
 
     def item(context_id, header, fragment):
         return struct.pack(">LB", 2 + len(fragment), context_id) + bytes([header]) + fragment

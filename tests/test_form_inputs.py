@@ -21,8 +21,8 @@ HTML = {
     "datetime-local": (make_aware(datetime(2019, 4, 2, 10, 30, 45)), r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?"),
     "time": (time(10, 30), r"\d\d:\d\d(:\d\d(\.\d+)?)?"),
 }
-MODULES = ["patients.forms", "imaging.forms", "imaging.order_forms", "vetclinic.forms", "integrations.admin",
-           "imaging.admin", "patients.admin"]  # fmt: skip
+MODULES = ["patients.forms", "imaging.reconcile.forms", "imaging.reports.forms", "imaging.orders.forms",
+           "vetclinic.forms", "integrations.admin", "imaging.admin", "patients.admin"]  # fmt: skip
 
 
 def project_forms():

@@ -205,9 +205,10 @@ def test_concurrent_senders(hl7_listener):
 
 @pytest.mark.parametrize("message_type, version", [("ORM^O01", "2.3.1"), ("OMI^O23^OMI_O23", "2.5.1")])
 def test_an_order_goes_into_the_worklist_and_can_be_changed_and_cancelled(hl7_listener, stations, message_type, version):
-    from imaging.models import ImagingOrder
-    from imaging.selectors import worklist_items
     from pydicom.dataset import Dataset
+
+    from imaging.models import ImagingOrder
+    from imaging.orders.worklist import worklist_items
 
     client = Client(hl7_listener.port)
     client.send(samples.order("O1", message_type=message_type, version=version))

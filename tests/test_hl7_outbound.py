@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from imaging import orders
+from imaging.orders import services as orders
 from integrations.hl7 import outbound
 from integrations.hl7.mllp import FrameReader, frame
 from integrations.models import HL7Endpoint, HL7Message

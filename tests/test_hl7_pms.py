@@ -216,7 +216,7 @@ def test_a_service_code_maps_through_the_crosswalk_and_obr6_is_the_requested_tim
         utc(2026, 11, 23, 14, 30),
     )
     # The owner named only in PID is the worklist's Responsible Person.
-    from imaging.dicom.datasets import worklist_item
+    from imaging.dicom.records.datasets import worklist_item
 
     item = worklist_item(order)
     assert (str(item.PatientName), item.ResponsiblePerson.family_name, item.ResponsiblePersonRole) == (

@@ -6,10 +6,11 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from imaging import storage
-from imaging.dicom.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS
+from imaging.dicom.records.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS
+from imaging.ingest import storage
+from imaging.ingest.index import instance_index, storage_sweep
+from imaging.ingest.receive import Arriving, StoreRefused, instance_receive
 from imaging.models import Instance, Study
-from imaging.services import Arriving, StoreRefused, instance_index, instance_receive, storage_sweep
 from vetclinic.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +118,7 @@ def test_a_data_set_without_its_study_is_refused(storage_root, tmp_path):
     assert refused.value.comment == "StudyInstanceUID is missing"
 
 
-# Linking by Patient ID (imaging/linking.py): the animal's name and species must agree.
+# Linking by Patient ID (imaging/ingest/linking.py): the animal's name and species must agree.
 @pytest.mark.parametrize(
     "name, species, linked, flag",
     [
@@ -143,7 +144,7 @@ def test_a_study_links_by_patient_id_only_when_name_and_species_agree(
     assert flag in study.flag
 
 
-# Linking by order (imaging/linking.py): the accession number, then the Study Instance UID
+# Linking by order (imaging/ingest/linking.py): the accession number, then the Study Instance UID
 # the worklist gave; the order then knows its images have arrived.
 def test_a_study_links_to_its_order_by_accession_number_first(
     received, make_owner, make_patient, make_order, queued, django_capture_on_commit_callbacks
@@ -209,7 +210,7 @@ def test_the_sweep_indexes_what_the_queue_missed_and_only_that(received, storage
 
 
 def test_the_series_thumbnail_is_drawn_from_its_middle_image(received):
-    from imaging.thumbnails import series_thumbnail_render
+    from imaging.ingest.thumbnails import series_thumbnail_render
 
     series_uid = generate_uid()
     instances = [received(SeriesInstanceUID=series_uid, SOPInstanceUID=generate_uid(), InstanceNumber=n) for n in (3, 1, 2)]
@@ -221,7 +222,7 @@ def test_the_series_thumbnail_is_drawn_from_its_middle_image(received):
 
 
 def receive_arriving(meta, data, ds, pieces=7):
-    """What the C-STORE handler does when ae.FastDIMSE wrote the data set as it arrived."""
+    """What the C-STORE handler does when dimse.FastDIMSE wrote the data set as it arrived."""
     arriving = Arriving(
         sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
         transfer_syntax=ds.file_meta.TransferSyntaxUID, calling_ae="CTROOM",
@@ -290,7 +291,7 @@ def test_a_storage_that_takes_whole_objects_gets_the_arrived_pieces_in_one_save(
 
 def test_an_object_whose_writing_fails_while_it_arrives_is_refused_out_of_resources(storage_root, tmp_path, monkeypatch):
     """The disk fills up mid-image: the C-STORE gets 0xA700 (PS3.4 B.2.3), nothing is left."""
-    from imaging.dicom.status import OUT_OF_RESOURCES
+    from imaging.dicom.records.status import OUT_OF_RESOURCES
 
     meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
     writes = []

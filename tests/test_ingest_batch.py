@@ -1,4 +1,4 @@
-"""Indexing a batch of stored objects at once, as the Celery task does (services.instances_index)."""
+"""Indexing a batch of stored objects at once, as the Celery task does (index.instances_index)."""
 import types
 
 import pytest
@@ -6,9 +6,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from pydicom.uid import generate_uid
 
-from imaging import services, storage
+from imaging.ingest import index, storage
+from imaging.ingest.index import instances_index
+from imaging.ingest.receive import IngestBatch, instance_receive
 from imaging.models import Instance, InstanceVersion, Series, Study
-from imaging.services import IngestBatch, instance_receive, instances_index
 from tests.test_ingest import TEST_FILES, changed_copy, split
 from vetclinic.audit.models import AuditEntry
 
@@ -42,7 +43,7 @@ def thumbnails_queued(monkeypatch):
         assert name == "imaging.tasks.thumbnail_render"
         ids.extend(args)
 
-    monkeypatch.setattr(services, "current_app", types.SimpleNamespace(send_task=send_task))
+    monkeypatch.setattr(index, "current_app", types.SimpleNamespace(send_task=send_task))
     return ids
 
 

@@ -8,8 +8,8 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils.timezone import make_aware
 
-from imaging import orders
 from imaging.models import ImagingOrder, Modality, OrderStatusChange, Procedure
+from imaging.orders import services as orders
 from tests.conftest import CLINIC_TODAY
 from tests.studies import make_study
 from vetclinic.audit.models import AuditEntry

@@ -6,9 +6,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from imaging import orders
 from imaging.models import ImagingOrder, Procedure
-from imaging.order_selectors import free_slots, procedures_for, station_conflicts
+from imaging.orders import services as orders
+from imaging.orders.selectors import free_slots, procedures_for, station_conflicts
 from vetclinic.audit.models import AuditEntry
 
 Status = ImagingOrder.Status

@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from pydicom.uid import generate_uid
 
 from imaging.models import ImagingOrder, Instance, PerformedProcedureStep, Procedure, Report, Series, Study
-from imaging.orders import order_create
+from imaging.orders.services import order_create
 from patients.models import Owner, Patient, Visit
 from patients.services import owner_upsert, patient_upsert, visit_create
 from vetclinic import clock
@@ -64,7 +64,7 @@ def full(actor, dog, labrador, stations, staff):
     from datetime import date
     from decimal import Decimal
 
-    from imaging.reports import report_amend, report_finalize
+    from imaging.reports.services import report_amend, report_finalize
     from patients.services import ownership_set
     from vetclinic.audit.services import Actor
 

@@ -6,10 +6,11 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.utils.timezone import make_aware
 
-from imaging import reconcile, storage, tasks
+from imaging.ingest import storage
 from imaging.models import Instance, InstanceVersion, Study
-from imaging.reconcile_selectors import match_suggestions
-from imaging.selectors import reconciliation_queue
+from imaging.reconcile import services as reconcile
+from imaging.reconcile import tasks
+from imaging.reconcile.selectors import match_suggestions, reconciliation_queue
 from patients.services import patient_merge, visit_create
 from tests.studies import DOG, make_study, stored_header
 from vetclinic.audit.models import AuditEntry

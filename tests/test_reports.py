@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from imaging import reports
 from imaging.models import ImagingOrder, Report, Study
+from imaging.reports import services as reports
 from integrations.api.clients import api_client_create
 from integrations.hl7 import outbound
 from integrations.webhooks import services as webhooks
@@ -53,7 +53,7 @@ def vet(staff):
 @pytest.fixture
 def published():
     """The order events published (after their commit), as (event, details)."""
-    from imaging import events
+    from imaging.orders import events
 
     seen = []
 
@@ -134,7 +134,7 @@ def test_an_empty_or_huge_report_is_refused_and_nothing_is_written(study, order,
 def test_a_study_without_an_order_is_reported_and_a_cancelled_order_keeps_its_status(
     study, order, vet, actor, published, django_capture_on_commit_callbacks
 ):
-    from imaging.orders import order_cancel
+    from imaging.orders.services import order_cancel
 
     loose = Study.objects.create(study_instance_uid="1.2.3.99", patient=order.patient, link=Study.Link.MANUAL)
     with django_capture_on_commit_callbacks(execute=True):

@@ -16,7 +16,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage
 
-from imaging import storage
+from imaging.ingest import storage
 from imaging.models import Instance, Modality, Series
 from tests.conftest import free_port, wait_for
 from tests.test_dicom_store import TEST_FILES, dataset_bytes, fresh_copy, indexed, send

@@ -30,7 +30,8 @@ def test_seed_demo_creates_a_clinic_to_click_through_and_prints_the_logins(capsy
 
 def test_seed_demo_schedules_todays_worklist(capsys):
     from pydicom.dataset import Dataset
-    from imaging.selectors import worklist_items
+
+    from imaging.orders.worklist import worklist_items
     from vetclinic import clock
 
     call_command("seed_demo")

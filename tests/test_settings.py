@@ -30,7 +30,7 @@ def test_nothing_set_means_sqlite_local_files_and_a_serverless_broker(tmp_path):
     assert code == 0, found
     assert found["db"] == "django.db.backends.sqlite3"
     assert found["db_name"] == str(tmp_path / "vetpacs.sqlite3")
-    assert found["storage"] == "imaging.storage.DurableFileSystemStorage"
+    assert found["storage"] == "imaging.ingest.storage.DurableFileSystemStorage"
     assert found["options"]["location"] == str(tmp_path / "storage")
     assert found["broker"] == "filesystem://"
     assert (tmp_path / "broker" / "queue").is_dir()

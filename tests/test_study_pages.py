@@ -5,9 +5,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from imaging import reconcile, storage
+from imaging.ingest import storage
+from imaging.ingest.thumbnails import series_thumbnail_render
 from imaging.models import Study
-from imaging.thumbnails import series_thumbnail_render
+from imaging.reconcile import services as reconcile
 from tests.studies import DOG, make_study
 from vetclinic.audit.models import AuditEntry
 

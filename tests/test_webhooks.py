@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from rest_framework.test import APIClient
 
-from imaging import orders
+from imaging.orders import services as orders
 from integrations import tasks
 from integrations.api.clients import api_client_create
 from integrations.models import ApiClient, HL7Endpoint, HL7Message, WebhookDelivery, WebhookSubscription

@@ -4,7 +4,7 @@ each signature; retried after a 500, disabled after a failure streak, redelivere
 import pytest
 from rest_framework.test import APIClient
 
-from imaging import orders
+from imaging.orders import services as orders
 from integrations.api.clients import api_client_create
 from integrations.models import WebhookDelivery, WebhookSubscription
 from tests.conftest import wait_for

@@ -8,10 +8,10 @@ import pytest
 from django.utils.timezone import override
 from pydicom.dataset import Dataset
 
-from imaging import orders
-from imaging.dicom.datasets import worklist_elements, worklist_item, worklist_response
-from imaging.dicom.matching import MatchingError, unmatched_keys
-from imaging.selectors import worklist_items, worklist_rows
+from imaging.dicom.records.datasets import worklist_elements, worklist_item, worklist_response
+from imaging.dicom.records.matching import MatchingError, unmatched_keys
+from imaging.orders import services as orders
+from imaging.orders.worklist import worklist_items, worklist_rows
 from patients.services import weight_record
 
 TODAY = datetime(2026, 11, 23, tzinfo=timezone.utc)
@@ -97,7 +97,7 @@ def test_worklist_matching(clinic, identifier, names):
 
 @pytest.mark.parametrize("identifier, names", [(q, n) for _, q, n in CASES], ids=[c[0] for c in CASES])
 def test_the_listeners_rows_are_the_matching_orders_in_worklist_order(clinic, identifier, names):
-    """selectors.worklist_rows (the C-FIND handler's read: the match, then the rows by id)
+    """orders.worklist.worklist_rows (the C-FIND handler's read: the match, then the rows by id)
     answers what worklist_items does."""
     assert [row["patient__name"] for row in worklist_rows(identifier=identifier)] == names
 
@@ -222,7 +222,7 @@ def test_non_ascii_names_come_with_the_utf8_character_set(make_owner, make_patie
 
 
 def test_two_statements_answer_a_c_find_however_many_orders_match(clinic, django_assert_num_queries):
-    """The matching one, then the rows by id (selectors.worklist_rows)."""
+    """The matching one, then the rows by id (orders.worklist.worklist_rows)."""
     worklist_rows(identifier=query())  # the rows-by-id statement is compiled once per process
     with django_assert_num_queries(2):
         items = [worklist_elements(row).dataset() for row in worklist_rows(identifier=query())]

@@ -253,7 +253,7 @@ def test_mpps_moves_the_order_to_in_progress_then_completed(clinic, dicom_listen
 
 
 def test_a_discontinued_step_lets_the_order_be_rescheduled(clinic, dicom_listener, actor):
-    from imaging.orders import order_reschedule
+    from imaging.orders.services import order_reschedule
 
     order = clinic["echo"]
     assoc = associate(dicom_listener, ModalityPerformedProcedureStep, ae_title="USROOM")

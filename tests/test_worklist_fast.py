@@ -15,7 +15,7 @@ from pynetdicom import AE, evt
 from pynetdicom.dsutils import decode, encode
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from imaging.dicom.datasets import worklist_response
+from imaging.dicom.records.datasets import worklist_response
 from imaging.models import ImagingOrder, Procedure
 from tests.conftest import tool_required
 from vetclinic import clock

@@ -4,11 +4,11 @@ RECORD = ["owner", "patient", "ownership", "visit", "weightrecord"]
 VOCABULARY = ["species", "breed", "codemapping"]
 IMAGING = ["modality", "study", "series", "instance", "instanceversion", "procedure", "imagingorder",
            "orderstatuschange", "performedprocedurestep", "report"]
-# Seeing studies and reconciling them (imaging/reconcile.py) is everyday work for every role.
+# Seeing studies and reconciling them (imaging/reconcile/) is everyday work for every role.
 RECONCILE = ["view_study", "view_series", "change_study"]
-# Scheduling imaging (imaging/orders.py) and the day board.
+# Scheduling imaging (imaging/orders/) and the day board.
 SCHEDULE = ["view_imagingorder", "add_imagingorder", "change_imagingorder", "view_procedure", "view_modality"]
-# Writing and signing reports (imaging/reports.py) is the vets' work; everyone may read them.
+# Writing and signing reports (imaging/reports/) is the vets' work; everyone may read them.
 REPORT = ["view_report", "add_report", "change_report"]
 
 ROLES = {

@@ -180,7 +180,7 @@ def database_for_process(database, process):
         # its prepared statements go with the connection. An association takes an open
         # connection and gives it back when its threads end (imaging handlers' thread_ended).
         # At most two connections an association (its reactor's thread and its DUL's, which
-        # serves C-STORE), 64 associations at once (imaging.dicom.ae.MAX_ASSOCIATIONS); those
+        # serves C-STORE), 64 associations at once (imaging.dicom.net.ae.MAX_ASSOCIATIONS); those
         # left idle close after a minute. The pool checks each connection it hands out (one
         # round trip; CONN_HEALTH_CHECKS), so that after PostgreSQL comes back the first
         # association is served on a live connection, not refused on a dead one; while it is
@@ -278,7 +278,7 @@ if STORAGE_BACKEND == "s3":
     }
 elif STORAGE_BACKEND == "file":
     _default_storage = {
-        "BACKEND": "imaging.storage.DurableFileSystemStorage",
+        "BACKEND": "imaging.ingest.storage.DurableFileSystemStorage",
         "OPTIONS": {"location": env("STORAGE_ROOT", str(VAR_DIR / "storage"))},
     }
 else:
@@ -305,7 +305,7 @@ DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072)
 # 0 would mean no maximum (PS3.8 D.1): a caller could then make the listener hold a PDU of any size.
 if not 4096 <= DICOM_MAX_PDU <= 2**24:
     raise ImproperlyConfigured("DICOM_MAX_PDU: 4096 to 16777216 bytes")
-# DICOM TLS for the listener (imaging/dicom/tls.py): a PEM certificate chain and its key (a key
+# DICOM TLS for the listener (imaging/dicom/net/tls.py): a PEM certificate chain and its key (a key
 # in the certificate file if empty); with a CA file, callers must present a certificate it signed.
 DICOM_TLS_CERT = env("DICOM_TLS_CERT", "")
 DICOM_TLS_KEY = env("DICOM_TLS_KEY", "") or None

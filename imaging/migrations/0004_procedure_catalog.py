@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from imaging.catalog import procedures_load
+from imaging.orders.catalog import procedures_load
 
 
 def load(apps, schema_editor):

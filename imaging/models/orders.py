@@ -47,7 +47,7 @@ class ImagingOrder(models.Model):
 
     # Offered in the worklist unless a query asks for a status (the modality has yet to do them).
     WORKLIST_STATUSES = (Status.SCHEDULED, Status.ARRIVED)
-    # Which status may follow which; imaging/orders.py enforces it.
+    # Which status may follow which; imaging/orders/services.py enforces it.
     TRANSITIONS = {
         Status.SCHEDULED: {Status.ARRIVED, Status.IN_PROGRESS, Status.COMPLETED, Status.CANCELLED, Status.DISCONTINUED},
         Status.ARRIVED: {Status.SCHEDULED, Status.IN_PROGRESS, Status.COMPLETED, Status.CANCELLED, Status.DISCONTINUED},
@@ -96,7 +96,7 @@ class ImagingOrder(models.Model):
     class Meta:
         ordering = ["scheduled_start", "id"]
         indexes = [
-            # The worklist (imaging/dicom/matching.py): only open orders, by start time.
+            # The worklist (imaging/dicom/records/matching.py): only open orders, by start time.
             models.Index(
                 fields=["scheduled_start"], name="order_worklist",
                 condition=Q(status__in=["scheduled", "arrived"]),

@@ -26,14 +26,14 @@ class Modality(models.Model):
         return f"{self.ae_title} ({self.modality_type}{', ' + self.location if self.location else ''})"
 
     def address_checked(self):
-        """Whether the listener checks where it calls from (selectors.association_allowed):
+        """Whether the listener checks where it calls from (dicom/net/access.association_allowed):
         without a host, anyone who knows the AE title may store and query."""
         return bool(self.host)
 
 
 class Study(models.Model):
     class Link(models.TextChoices):
-        # How the study found its animal (imaging/linking.py), or why it did not.
+        # How the study found its animal (imaging/ingest/linking.py), or why it did not.
         ORDER = "order", "Linked by order"
         PATIENT_ID = "patient_id", "Linked by patient ID"
         MANUAL = "manual", "Linked by staff"

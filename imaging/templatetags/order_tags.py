@@ -6,7 +6,7 @@ from vetclinic.audit.models import Channel
 
 register = template.Library()
 Status = ImagingOrder.Status
-# The statuses imaging.orders.order_reschedule accepts (it refuses the others, whatever is shown).
+# The statuses imaging.orders.services.order_reschedule accepts (it refuses the others, whatever is shown).
 RESCHEDULABLE = (Status.SCHEDULED, Status.ARRIVED, Status.DISCONTINUED)
 # The order page's buttons, one per status the order may move to (ImagingOrder.TRANSITIONS).
 ACTION_LABELS = {

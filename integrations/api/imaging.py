@@ -1,4 +1,4 @@
-"""Orders (write) and studies (read) over REST, over imaging/orders.py and the image index."""
+"""Orders (write) and studies (read) over REST, over imaging/orders/services.py and the image index."""
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
@@ -7,8 +7,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
-from imaging import orders as order_services
 from imaging.models import ImagingOrder, Modality, Procedure, Study
+from imaging.orders import services as order_services
 from integrations.api.auth import actor_for
 from integrations.api.pagination import PageQuery, prefetched
 from integrations.api.rows import studies_json, study_rows
@@ -99,7 +99,7 @@ class OrderList(ListAPIView):
     serializer_class = OrderSerializer
 
     def get_queryset(self):
-        from imaging.order_selectors import day_bounds
+        from imaging.orders.selectors import day_bounds
 
         found = orders_queryset()
         params = self.request.query_params

@@ -1,7 +1,7 @@
 """Reports over REST: what the vets signed, for the PMS to file with the visit; and writing
 them, for a teleradiology service or a PMS with its own report editor.
 
-Vets write reports in the web UI; here the same services (imaging/reports.py) draft, sign and
+Vets write reports in the web UI; here the same services (imaging/reports/services.py) draft, sign and
 amend them. A PMS hears of a signed one by webhook (``report.finalized``) or HL7 ORU^R01 and
 reads it here, or pulls ``?updated_since=``.
 """
@@ -13,8 +13,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
-from imaging import reports as report_services
 from imaging.models import Report, Study
+from imaging.reports import services as report_services
 from integrations.api.auth import actor_for
 from integrations.api.strict import StrictTypes
 from integrations.api.sync import (

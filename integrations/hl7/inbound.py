@@ -446,8 +446,8 @@ def _provider(seg, n):
 
 def order_message(received):
     """ORM^O01 / OMI^O23: ORC-1 NW (new), XO/SC (changed), CA (cancel), DC (discontinue)."""
-    from imaging import orders
     from imaging.models import ImagingOrder
+    from imaging.orders import services as orders
 
     orc, obr = received.one("ORC"), received.one("OBR")
     control = orc[1].upper()

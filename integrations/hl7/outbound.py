@@ -1,7 +1,7 @@
 """Outbound HL7: tell each configured PMS when an order's images arrive, when it is done
 (ORM^O01 status updates) and when its report is signed (ORU^R01 with the report's text).
 
-``order_event`` (subscribed to imaging/events.py) logs one pending message per endpoint and
+``order_event`` (subscribed to imaging/orders/events.py) logs one pending message per endpoint and
 queues its sending; ``message_send`` sends one over MLLP and records the ACK. The Celery task
 retries with exponential backoff until an ``AA``; ``AE``/``AR`` are final and recorded.
 """

@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils.timezone import now
 from rest_framework.fields import DateTimeField
 
-from imaging import events as order_events
+from imaging.orders import events as order_events
 from integrations.models import WebhookDelivery, WebhookSubscription
 from integrations.webhooks import payloads
 from integrations.webhooks.addresses import AddressRefused, pinned_connection, url_host_check
@@ -185,7 +185,7 @@ def _queue(delivery_id, attempt, countdown=0):
 
 
 def order_event_queue(order_id, event, **details):
-    """imaging/events.py subscriber, after the commit: queue the webhook event, built in a worker
+    """imaging/orders/events.py subscriber, after the commit: queue the webhook event, built in a worker
     rather than in the request or the DICOM association that changed the order."""
     _event_queue("order", order_id, ORDER_EVENTS.get(event), details)
 

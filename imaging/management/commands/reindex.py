@@ -4,7 +4,7 @@ Safe to run at any time: indexing is idempotent on the SOP Instance UID.
 """
 from django.core.management.base import BaseCommand
 
-from imaging.services import storage_sweep
+from imaging.ingest.index import storage_sweep
 
 
 class Command(BaseCommand):

@@ -159,7 +159,7 @@ class Command(BaseCommand):
     def orders(self, actor, patients, vet, today):
         """Orders for today and the coming days, once (keyed on a demo placer order number)."""
         from imaging.models import ImagingOrder, Modality, Procedure
-        from imaging.orders import order_arrive, order_create
+        from imaging.orders.services import order_arrive, order_create
 
         referring = f"{vet.last_name}^{vet.first_name}"
         for number, key, code, offset, hhmm, reason, arrived in ORDERS:

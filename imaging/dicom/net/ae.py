@@ -1,0 +1,197 @@
+"""The DICOM node, built in one place: what it accepts, and the servers that accept its
+connections, giving each association the faster classes of reactor.py and dimse.py."""
+import logging
+import socket
+import ssl
+import threading
+
+from pydicom.uid import (
+    AllTransferSyntaxes,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, _config
+from pynetdicom.sop_class import (
+    ModalityPerformedProcedureStep,
+    ModalityWorklistInformationFind,
+    Verification,
+)
+from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+
+from imaging.dicom.net.dimse import FastDIMSE
+from imaging.dicom.net.handlers import HANDLERS
+from imaging.dicom.net.reactor import EventDrivenAssociation, EventDrivenDUL, FastSocket
+
+LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
+
+# Every transfer syntax pydicom knows, so that a compressed image is stored as it was sent.
+# Where a sender offers several in one presentation context we take the first of ours it
+# offers (PS3.8 9.3.3.2 leaves the choice to the acceptor): compressed as it comes, then
+# explicit VR (keeps the VRs), deflated, implicit, and the retired big endian last.
+UNCOMPRESSED = [
+    ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
+]  # fmt: skip
+TRANSFER_SYNTAXES = [uid for uid in AllTransferSyntaxes if uid not in UNCOMPRESSED] + UNCOMPRESSED
+# How long a TLS caller has for its handshake (FastRequestHandler.handle).
+HANDSHAKE_TIMEOUT = 30
+MAX_ASSOCIATIONS = 64  # served at once by one process (each holds a database connection)
+
+
+def ae_build(*, ae_title, max_pdu):
+    # pynetdicom formats every C-FIND request and response identifier for its debug log before
+    # asking the logger (service_class.py): 0.1-0.3 ms a worklist answer, for lines nobody reads.
+    debug = logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG)
+    _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = debug
+    ae = AE(ae_title=ae_title)
+    ae.maximum_pdu_size = max_pdu
+    ae.maximum_associations = MAX_ASSOCIATIONS
+    ae.network_timeout = 60
+    ae.add_supported_context(Verification, TRANSFER_SYNTAXES)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+    # Worklist queries and procedure steps are small: no compression to offer.
+    ae.add_supported_context(ModalityWorklistInformationFind, UNCOMPRESSED)
+    ae.add_supported_context(ModalityPerformedProcedureStep, UNCOMPRESSED)
+    return ae
+
+
+class FastRequestHandler(RequestHandler):
+    def handle(self):
+        """With TLS, the handshake first, here on the connection's own thread: pynetdicom does
+        it in the thread that accepts, where one caller that never finishes its handshake
+        stops everyone else from connecting. A caller that fails it (plain TCP on a TLS port, a
+        certificate we do not trust) is closed; nothing else notices."""
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.settimeout(HANDSHAKE_TIMEOUT)
+                self.request.do_handshake()
+                self.request.settimeout(None)
+            except (OSError, ValueError) as exc:  # ssl.SSLError, a timeout, a reset
+                LOGGER.warning(f"TLS handshake with {self.client_address[0]} failed: {exc}")
+                self.server.shutdown_request(self.request)
+                self.server.association_ended()
+                return
+        super().handle()
+
+    def _create_association(self):
+        assoc = super()._create_association()
+        client = self.request
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # pynetdicom made these objects (and wired them to each other); give the same objects
+        # our faster behaviour before their threads start.
+        assoc.dul.socket.__class__ = FastSocket
+        assoc.dimse.__class__ = FastDIMSE
+        assoc.dul.__class__ = EventDrivenDUL
+        assoc.dul.prepare()
+        assoc.__class__ = EventDrivenAssociation
+        assoc.prepare()
+        return assoc
+
+
+class SharedContexts(list):
+    """The supported presentation contexts, shared by every association: pynetdicom deep-copies
+    them for each one (every storage class times every transfer syntax: ~0.1 s of CPU), but
+    negotiation only reads them and builds new contexts for its answer
+    (presentation.negotiate_as_acceptor)."""
+
+    def __deepcopy__(self, memo):
+        return list(self)
+
+
+class Server(ThreadedAssociationServer):
+    """pynetdicom's threaded server, with our sockets and reactors."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.RequestHandlerClass = FastRequestHandler
+        self.contexts = SharedContexts(self.contexts)
+
+    def get_request(self):
+        client, address = self.socket.accept()
+        return self.tls_wrap(client), address
+
+    def tls_wrap(self, client):
+        """The accepted socket, as TLS if the server has a context; the handshake is left to
+        the connection's thread (FastRequestHandler.handle)."""
+        if self.ssl_context is None:
+            return client
+        return self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+
+    def association_ended(self):
+        """Called once for every connection served, when its association thread ends."""
+
+
+class HandedServer(Server):
+    """Serves connections that the dispatcher process accepted and handed over ``channel`` (a
+    Unix socket, SCM_RIGHTS), instead of accepting them itself; a byte back on the channel for
+    each connection that ends lets the dispatcher hand the next one to the least busy process
+    (manage.py dicom_listener --processes N). ``parent_gone`` is called if the dispatcher
+    closes the channel (it died): this process should stop then."""
+
+    def __init__(self, *args, channel, parent_gone, **kwargs):
+        self.channel, self.parent_gone = channel, parent_gone
+        self.channel_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def server_bind(self):
+        self.socket.close()  # the TCP socket TCPServer made: this server reads the channel instead
+        self.socket = self.channel
+
+    def server_activate(self):
+        pass
+
+    def get_request(self):
+        try:
+            message, fds, _flags, _address = socket.recv_fds(self.channel, 1, 1)
+        except BlockingIOError:  # another reader took it (there is none; but never block here)
+            raise OSError("nothing to read") from None
+        if not fds:
+            if not message:
+                self.parent_gone()
+            raise OSError("a message without a socket" if message else "the dispatcher closed the channel")
+        client = socket.socket(fileno=fds[0])
+        try:
+            address = client.getpeername()
+            return self.tls_wrap(client), address
+        except OSError:  # the caller has gone already
+            client.close()
+            self.association_ended()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            self.finish_request(request, client_address)  # starts the association's own thread
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
+            self.association_ended()
+
+    def server_close(self):
+        with self.channel_lock:  # no thread is writing to it as it closes
+            super().server_close()
+
+    def association_ended(self):
+        with self.channel_lock:
+            try:
+                self.channel.send(b"d")
+            except OSError:  # the dispatcher has gone, or we are stopping
+                pass
+
+
+def server_start(ae, address, *, channel=None, parent_gone=None, ssl_context=None):
+    """Serve in background threads; returns the server (``shutdown()`` stops it). With a
+    ``channel``, serve the connections a dispatcher hands over it (HandedServer); ``address``
+    is then the dispatcher's listening address. With an ``ssl_context`` (tls.py), every
+    connection is TLS; the fast path serves it as it serves TCP."""
+    if channel is None:
+        server = ae.make_server(address, evt_handlers=HANDLERS, server_class=Server, ssl_context=ssl_context)
+    else:
+        server = ae.make_server(
+            address, evt_handlers=HANDLERS, server_class=HandedServer, channel=channel, parent_gone=parent_gone,
+            ssl_context=ssl_context,
+        )  # fmt: skip
+    ae._servers.append(server)  # so that ae.shutdown() stops it too
+    threading.Thread(target=server.serve_forever, name="dicom-server", daemon=True).start()
+    return server

@@ -1,0 +1,202 @@
+"""One function per DIMSE event: unpack, call a service, map the result to a status."""
+import logging
+import time
+
+from django.db import DatabaseError, close_old_connections, connections
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import evt
+
+from imaging.dicom.net.access import association_allowed
+from imaging.dicom.records.datasets import response_keys, worklist_answer
+from imaging.dicom.records.matching import MatchingError, unmatched_keys
+from imaging.dicom.records.status import (
+    CANCELLED,
+    IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+    OUT_OF_RESOURCES,
+    PENDING,
+    PENDING_OPTIONAL_KEYS_UNSUPPORTED,
+    SUCCESS,
+    UNABLE_TO_PROCESS,
+)
+from imaging.ingest.receive import IngestBatch, StoreRefused, instance_receive
+from imaging.orders import mpps
+from imaging.orders.worklist import worklist_rows
+from vetclinic.audit.models import Channel
+from vetclinic.audit.services import Actor
+
+log = logging.getLogger("imaging.dicom")
+
+
+def on_requested(event):
+    """Refuse unregistered callers before anything else happens (A-ASSOCIATE-RJ). A check that
+    cannot be made refuses too: pynetdicom accepts the association if this handler raises."""
+    requestor = event.assoc.requestor
+    calling_ae = requestor.primitive.calling_ae_title.strip()  # .ae_title is set only later
+    try:
+        close_old_connections()
+        allowed = association_allowed(calling_ae=calling_ae, host=requestor.address)
+    except Exception:
+        log.exception("refused association from %s at %s: cannot check the caller now",
+                      calling_ae, requestor.address)  # fmt: skip
+        # PS3.8 9.3.4: rejected-transient (2), service-provider presentation related (3),
+        # temporary congestion (1): the caller may try again later.
+        event.assoc.acse.send_reject(0x02, 0x03, 0x01)
+        _until_sent(event.assoc)
+        return
+    if not allowed:
+        log.warning("refused association from %s at %s: not a registered modality", calling_ae, requestor.address)
+        # PS3.8 9.3.4: rejected-permanent (1), service-user (1), calling AE title not recognized (3)
+        event.assoc.acse.send_reject(0x01, 0x01, 0x03)
+        _until_sent(event.assoc)
+
+
+def _until_sent(assoc, timeout=2.0):
+    """Wait until the reactor has sent the rejection (state Sta13, PS3.8 9.2): pynetdicom closes
+    the socket as soon as this handler returns, and the caller would see an abort instead."""
+    deadline = time.monotonic() + timeout
+    while assoc.dul.state_machine.current_state != "Sta13" and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def on_established(event):
+    requestor = event.assoc.requestor
+    log.info("association from %s at %s:%s", requestor.ae_title.strip(), requestor.address, requestor.port)
+
+
+def on_ended(event):
+    """Released or aborted: queue the association's last indexing messages now, not when
+    the peer gets round to closing the connection."""
+    association_finish(event.assoc)
+
+
+def association_finish(assoc):
+    """Queue what the association stored and has not queued yet; throw away a data set it never
+    finished. Also called when the association's thread ends, whatever ended it (reactor.py): an
+    association that ends without a release or an abort event (its DUL thread failed) must not
+    leave acknowledged objects to the sweep. Calling it twice queues nothing twice."""
+    batch = getattr(assoc, "ingest_batch", None)
+    if batch is not None:
+        batch.flush()
+    abort = getattr(assoc.dimse, "arriving_abort", None)  # dimse.FastDIMSE
+    if abort is not None:
+        abort()  # a data set cut off by the end of the association: never acknowledged, not kept
+
+
+def on_closed(event):
+    on_ended(event)
+    # The association's thread ends here; its database connection must not outlive it.
+    connections.close_all()
+
+
+def thread_ended():
+    """An association's thread (its reactor's or its DUL's) ends: the database connection it
+    used (Django keeps one per thread) goes back to the listener's pool, or closes. Left to the
+    garbage collector it would close without the pool knowing, which would count it in use
+    for ever."""
+    connections.close_all()
+
+
+def on_store(event):
+    """C-STORE: keep the bytes as they came, then answer (PS3.4 B.2.3 statuses)."""
+    calling_ae = event.assoc.requestor.ae_title.strip()
+    if not hasattr(event.assoc, "ingest_batch"):
+        event.assoc.ingest_batch = IngestBatch()  # one per association, flushed when it closes
+    take = getattr(event.assoc.dimse, "arriving_take", None)  # dimse.FastDIMSE wrote it as it came
+    try:
+        instance_receive(
+            arriving=take(event.request) if take is not None else None,
+            data=event.request.DataSet.getvalue(),
+            transfer_syntax=event.context.transfer_syntax,
+            sop_class_uid=event.request.AffectedSOPClassUID,
+            sop_instance_uid=event.request.AffectedSOPInstanceUID,
+            calling_ae=calling_ae,
+            batch=event.assoc.ingest_batch,
+        )
+    except StoreRefused as refused:
+        log.warning("C-STORE %s from %s refused: %s", event.request.AffectedSOPInstanceUID, calling_ae, refused.comment)
+        return _status(refused.status, refused.comment)
+    return SUCCESS
+
+
+def on_find(event):
+    """Modality Worklist C-FIND (PS3.4 K.4.1.3): the database matches, one Pending response
+    per order, C-CANCEL honoured between responses. Each answer goes out encoded already, in
+    the context's transfer syntax (worklist_scp.WorklistFind sends it as it is)."""
+    calling_ae = event.assoc.requestor.ae_title.strip()
+    try:
+        identifier = event.identifier
+        keys = response_keys(identifier)
+        rows = worklist_rows(identifier=identifier)
+        pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if unmatched_keys(identifier) else PENDING
+    except MatchingError as error:
+        log.warning("worklist query from %s refused: %s", calling_ae, error)
+        yield _status(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(error)), None
+        return
+    except DatabaseError:
+        log.exception("worklist query from %s failed", calling_ae)
+        yield _status(OUT_OF_RESOURCES, "The worklist database is unavailable"), None
+        return
+    except Exception as error:  # an identifier pydicom cannot decode
+        log.warning("worklist query from %s: cannot read the identifier: %s", calling_ae, error)
+        yield _status(UNABLE_TO_PROCESS, "Cannot read the query identifier"), None
+        return
+    log.info("worklist query from %s: %d match(es)", calling_ae, len(rows))
+    syntax = event.context.transfer_syntax
+    for row in rows:
+        if event.is_cancelled:
+            yield CANCELLED, None
+            return
+        yield pending, worklist_answer(keys, row, syntax)
+
+
+def _actor(event):
+    return Actor(channel=Channel.DICOM, name=event.assoc.requestor.ae_title.strip())
+
+
+def on_n_create(event):
+    """MPPS N-CREATE: a procedure step starts (PS3.4 F.7.2.1)."""
+    uid = event.request.AffectedSOPInstanceUID
+    reply = Dataset()
+    if uid is None:  # the SCU may leave the UID to us (PS3.7 10.1.5.1.4)
+        uid = reply.AffectedSOPInstanceUID = generate_uid()
+    try:
+        mpps.mpps_create(
+            actor=_actor(event), sop_instance_uid=str(uid), attributes=event.attribute_list,
+            station_ae=event.assoc.requestor.ae_title.strip(),
+        )  # fmt: skip
+    except mpps.StepRefused as refused:
+        log.warning("MPPS N-CREATE %s refused: %s", uid, refused.comment)
+        return _status(refused.status, refused.comment), None
+    return SUCCESS, reply or None
+
+
+def on_n_set(event):
+    """MPPS N-SET: a procedure step changes or ends (PS3.4 F.7.2.2)."""
+    uid = str(event.request.RequestedSOPInstanceUID)
+    try:
+        mpps.mpps_update(actor=_actor(event), sop_instance_uid=uid, modifications=event.modification_list)
+    except mpps.StepRefused as refused:
+        log.warning("MPPS N-SET %s refused: %s", uid, refused.comment)
+        return _status(refused.status, refused.comment), None
+    return SUCCESS, None
+
+
+def _status(code, comment):
+    status = Dataset()
+    status.Status = code
+    status.ErrorComment = comment
+    return status
+
+
+HANDLERS = [
+    (evt.EVT_REQUESTED, on_requested),
+    (evt.EVT_ESTABLISHED, on_established),
+    (evt.EVT_RELEASED, on_ended),
+    (evt.EVT_ABORTED, on_ended),
+    (evt.EVT_CONN_CLOSE, on_closed),
+    (evt.EVT_C_STORE, on_store),
+    (evt.EVT_C_FIND, on_find),
+    (evt.EVT_N_CREATE, on_n_create),
+    (evt.EVT_N_SET, on_n_set),
+]

@@ -1,0 +1,129 @@
+"""DIMSE messages and PDUs read and written the short way (PS3.7 Annex E, PS3.8 9.3.5), where
+pynetdicom's general machinery cost more than the work: received P-DATA-TF bodies, the
+C-STORE-RSP and C-FIND-RSP command sets, and a message cut into P-DATA-TF PDUs. Pure functions
+of bytes and pynetdicom primitives; reactor.py and dimse.py wire them in."""
+import struct
+
+from pynetdicom.pdu_primitives import P_DATA
+
+from imaging.dicom.records.integrity import is_uid
+from imaging.dicom.records.status import error_comment
+
+
+class DecodedPData:
+    """A received P-DATA-TF PDU, already its P-DATA primitive (fsm.DT_2 asks for that)."""
+
+    __slots__ = ("primitive",)
+
+    def __init__(self, primitive):
+        self.primitive = primitive
+
+    def to_primitive(self):
+        return self.primitive
+
+
+def p_data_decode(body):
+    """The presentation data value items of a P-DATA-TF PDU's body (PS3.8 9.3.5: each a 4-byte
+    length, the presentation context ID, then the value: its message control header and the
+    fragment, PS3.8 E.2), or None if they do not add up to the body. A data set fragment stays
+    a view of the bytes read (decode_msg copies it once, where it assembles the data set); a
+    command fragment, which pynetdicom may treat as bytes anywhere, is made bytes."""
+    view, items, at, end = memoryview(body), [], 0, len(body)
+    while at < end:
+        if end - at < 6:
+            return None
+        (length,) = struct.unpack_from(">L", body, at)
+        if length < 2 or at + 4 + length > end:
+            return None
+        value = view[at + 5 : at + 4 + length]
+        items.append((body[at + 4], bytes(value) if value[0] & 0x01 else value))
+        at += 4 + length
+    if not items:
+        return None
+    primitive = P_DATA()
+    primitive.presentation_data_value_list = []  # as pynetdicom's to_primitive: its setter wants bytes
+    primitive.presentation_data_value_list.extend(items)
+    return DecodedPData(primitive)
+
+
+def store_response_command(primitive):
+    """The C-STORE-RSP command set (PS3.7 9.3.1.2, Table 9.3-2), Implicit VR Little Endian."""
+    elements = b"".join([
+        _command_element(0x0002, _uid(primitive.AffectedSOPClassUID)),
+        _command_element(0x0100, struct.pack("<H", 0x8001)),  # Command Field: C-STORE-RSP
+        _command_element(0x0120, struct.pack("<H", primitive.MessageIDBeingRespondedTo)),
+        _command_element(0x0800, struct.pack("<H", 0x0101)),  # Command Data Set Type: none
+        _command_element(0x0900, struct.pack("<H", primitive.Status)),
+        _command_element(0x1000, _uid(primitive.AffectedSOPInstanceUID)),
+    ])  # fmt: skip
+    return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
+
+
+def find_response_command(sop_class_uid, message_id, status, *, data_set, comment=None):
+    """The C-FIND-RSP command set (PS3.7 9.3.2.2, Table 9.3-4), Implicit VR Little Endian."""
+    elements = [
+        _command_element(0x0002, _uid(sop_class_uid)),
+        _command_element(0x0100, struct.pack("<H", 0x8020)),  # Command Field: C-FIND-RSP
+        _command_element(0x0120, struct.pack("<H", message_id)),
+        # Command Data Set Type: 0x0101 none, anything else one follows (PS3.7 E.1-1)
+        _command_element(0x0800, struct.pack("<H", 0x0001 if data_set else 0x0101)),
+        _command_element(0x0900, struct.pack("<H", status)),
+    ]  # fmt: skip
+    if comment:
+        text = str(comment)[:64].encode("ascii", "replace")  # Error Comment, LO (PS3.7 C.4)
+        elements.append(_command_element(0x0902, text + b" " * (len(text) % 2)))
+    elements = b"".join(elements)
+    return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
+
+
+def store_refusal_command(message_id, status, comment, *, sop_class_uid=None, sop_instance_uid=None):
+    """A C-STORE-RSP failure with its Error Comment (PS3.7 9.3.1.2, Table 9.3-2; C.4.2) for a
+    request whose command set pynetdicom could not make a primitive of. The Affected SOP Class
+    and Instance UIDs are optional in a response: left out unless they are UIDs (PS3.5 9.1)."""
+    text = error_comment(comment).encode("ascii")
+    elements = [
+        _command_element(0x0002, _uid(sop_class_uid)) if is_uid(sop_class_uid) else b"",
+        _command_element(0x0100, struct.pack("<H", 0x8001)),  # Command Field: C-STORE-RSP
+        _command_element(0x0120, struct.pack("<H", message_id)),
+        _command_element(0x0800, struct.pack("<H", 0x0101)),  # Command Data Set Type: none
+        _command_element(0x0900, struct.pack("<H", status)),
+        _command_element(0x0902, text + b" " * (len(text) % 2)),  # Error Comment, LO
+        _command_element(0x1000, _uid(sop_instance_uid)) if is_uid(sop_instance_uid) else b"",
+    ]  # fmt: skip
+    elements = b"".join(elements)
+    return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
+
+
+def message_send(dimse, context_id, command, data_set=None):
+    """One DIMSE message as P-DATA-TF PDUs: the command's fragments, then the data set's (PS3.7
+    E.2: control header bit 0 command, bit 1 last fragment), as many PDVs to a PDU as the
+    peer's maximum PDU length holds (PS3.8 9.3.5 and D.1: it counts each PDV item's 6-byte
+    header; 0 means no limit)."""
+    limit = dimse.maximum_pdu_size
+    room = max(1, limit - 6) if limit else max(len(command), len(data_set or b""), 1)
+    fragments = _fragments(command, room, 0x01)
+    if data_set is not None:
+        fragments += _fragments(data_set, room, 0x00)
+    pdata, size = P_DATA(), 0
+    for fragment in fragments:
+        if limit and pdata.presentation_data_value_list and size + 6 + len(fragment) - 1 > limit:
+            dimse.dul.send_pdu(pdata)
+            pdata, size = P_DATA(), 0
+        pdata.presentation_data_value_list.append((context_id, fragment))
+        size += 6 + len(fragment) - 1  # the fragment carries its control header byte
+    dimse.dul.send_pdu(pdata)
+
+
+def _fragments(data, room, kind):
+    """``data`` in pieces of at most ``room`` bytes, each behind its message control header."""
+    pieces = [data[at : at + room] for at in range(0, len(data), room)] or [b""]
+    return [bytes([kind | (0x02 if n == len(pieces) - 1 else 0)]) + piece for n, piece in enumerate(pieces)]
+
+
+def _uid(value):
+    value = str(value).encode("ascii")
+    return value + b"\x00" if len(value) % 2 else value
+
+
+def _command_element(element, value):
+    return struct.pack("<HHI", 0x0000, element, len(value)) + value

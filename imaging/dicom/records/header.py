@@ -1,0 +1,78 @@
+"""What the index reads from a received object's header (dataset -> record): the summary that
+ingest indexes (imaging/ingest/index.py), and the dates in it."""
+from datetime import datetime, time
+
+
+def _text(ds, keyword, limit=64):
+    value = ds.get(keyword)
+    return str(value).strip()[:limit] if value not in (None, "") else ""
+
+
+def _int(ds, keyword):
+    try:
+        return int(ds.get(keyword))
+    except (TypeError, ValueError):
+        return None
+
+
+def _date(value):
+    try:
+        return datetime.strptime(str(value).strip()[:8], "%Y%m%d").date() if value else None
+    except ValueError:
+        return None
+
+
+def _time(value):
+    text = str(value or "").strip().split(".")[0].replace(":", "")
+    try:
+        return time(int(text[0:2]), int(text[2:4] or 0), int(text[4:6] or 0)) if len(text) >= 2 else None
+    except ValueError:
+        return None
+
+
+def species_text(ds):
+    """The species the images name: description (0010,2201) or the code's meaning (0010,2202)."""
+    if ds.get("PatientSpeciesDescription"):
+        return str(ds.PatientSpeciesDescription).strip()
+    sequence = ds.get("PatientSpeciesCodeSequence")
+    if sequence:
+        return str(sequence[0].get("CodeMeaning", "") or sequence[0].get("CodeValue", "")).strip()
+    return ""
+
+
+def header_summary(ds, *, transfer_syntax_uid):
+    """What the index needs from one instance, as JSON-safe values (sent to the ingest task)."""
+    return {
+        "study_instance_uid": str(ds.StudyInstanceUID),
+        "series_instance_uid": str(ds.SeriesInstanceUID),
+        "sop_instance_uid": str(ds.SOPInstanceUID),
+        "sop_class_uid": str(ds.SOPClassUID),
+        "transfer_syntax_uid": str(transfer_syntax_uid),
+        "accession_number": _text(ds, "AccessionNumber", 16),
+        "study_date": _text(ds, "StudyDate", 8),
+        "study_time": _text(ds, "StudyTime", 16),
+        "study_description": _text(ds, "StudyDescription"),
+        "referring_physician": _text(ds, "ReferringPhysicianName"),
+        "patient_id": _text(ds, "PatientID"),
+        "patient_name": _text(ds, "PatientName"),
+        "patient_birth_date": _text(ds, "PatientBirthDate", 8),
+        "species": species_text(ds)[:64],
+        "modality": _text(ds, "Modality", 16),
+        "series_number": _int(ds, "SeriesNumber"),
+        "series_description": _text(ds, "SeriesDescription"),
+        "body_part": _text(ds, "BodyPartExamined"),
+        "station_name": _text(ds, "StationName", 16),
+        "instance_number": _int(ds, "InstanceNumber"),
+        "rows": _int(ds, "Rows"),
+        "columns": _int(ds, "Columns"),
+        "number_of_frames": _int(ds, "NumberOfFrames") or 1,
+    }
+
+
+def summary_dates(summary):
+    """The study's date and time as Python values (DA, TM: PS3.5 6.2)."""
+    return _date(summary["study_date"]), _time(summary["study_time"])
+
+
+def birth_date(summary):
+    return _date(summary["patient_birth_date"])

@@ -1,0 +1,281 @@
+"""Receiving DICOM objects: the C-STORE hot path.
+
+``instance_receive`` checks an object, keeps it durably (storage.py) and queues it for
+indexing (IngestBatch, instances_queue); no database. The worker's side is index.py.
+"""
+import logging
+import struct
+import threading
+import time
+
+from celery import current_app
+from django.utils.timezone import now
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+from pydicom.uid import UID
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+
+from imaging.dicom.records import integrity
+from imaging.dicom.records.header import header_summary
+from imaging.dicom.records.status import (
+    CANNOT_UNDERSTAND,
+    DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    OUT_OF_RESOURCES,
+    error_comment,
+)
+from imaging.ingest import storage
+from vetclinic.cache import Kept
+
+log = logging.getLogger(__name__)
+
+# Pixel Data, Float Pixel Data, Double Float Pixel Data: an image carries one of them.
+PIXEL_DATA = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+
+
+class StoreRefused(Exception):
+    """A C-STORE we must not acknowledge: a DIMSE failure status and its Error Comment."""
+
+    def __init__(self, status, comment):
+        super().__init__(comment)
+        self.status = status
+        self.comment = error_comment(comment)
+
+
+class Arriving:
+    """An object whose data set is still arriving (a C-STORE's fragments, PS3.8 E.2), written
+    to storage piece by piece as it comes, so that the disk works while the network does.
+    Nothing is durable or acknowledged until instance_receive has checked the whole of it and
+    committed it; until then it is a part file that is never indexed (storage.object_writer)."""
+
+    def __init__(self, *, sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):
+        self.sop_instance_uid, self.transfer_syntax = str(sop_instance_uid), str(transfer_syntax)
+        self.received_at = now()
+        self.key = storage.instance_key(self.sop_instance_uid, self.received_at)
+        self.file_meta = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
+        self.size = 0  # data set bytes written
+        self.error = None
+        try:
+            self.writer = storage.object_writer(self.key)
+            self.writer.write(self.file_meta)
+        except Exception as error:
+            self.writer = None
+            self.error = _bare(error)  # refused (out of resources) when the object is complete
+
+    @staticmethod
+    def fits(sop_instance_uid):
+        """Whether a request's SOP Instance UID can name a storage key before the data set
+        that should carry the same UID is read: a UID (PS3.5 9.1), nothing else."""
+        return integrity.is_uid(str(sop_instance_uid or ""))
+
+    def write(self, piece):
+        if self.error is not None:
+            return
+        try:
+            self.writer.write(piece)
+            self.size += len(piece)
+        except Exception as error:  # a full disk: the C-STORE is refused once it is complete
+            self.error = _bare(error)
+            self.abort()
+
+    def commit(self):
+        if self.error is not None:
+            raise self.error
+        return self.writer.commit()
+
+    def abort(self):
+        """Throw away what was written (a refused, failed or never finished object)."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            try:
+                writer.abort()
+            except OSError:
+                log.exception("could not remove the part of %s", self.key)
+
+
+def _bare(error):
+    """``error`` without its traceback, to be kept past the write that raised it. The
+    traceback's frames hold the piece written, a view of the association's receive buffer
+    (dimse.FastDIMSE._store_stream): a BytesIO with a view on it cannot grow, so the next fragment
+    of the data set failed to decode and the association was aborted (a full disk did that)."""
+    error.__context__ = error.__cause__ = None
+    return error.with_traceback(None)
+
+
+def instance_receive(
+    *, data, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, file_meta_bytes=None, batch=None,
+    arriving=None,
+):  # fmt: skip
+    """Check one received object, keep it durably, queue its indexing; return its storage key.
+
+    Raises StoreRefused for anything that must not be acknowledged. The data set bytes are
+    stored as they came (no decode and re-encode), behind our File Meta Information (made here
+    unless ``file_meta_bytes`` brings it). ``arriving`` (an Arriving) has written them to storage
+    already as they came off the wire: it is committed or thrown away here. The indexing message
+    joins ``batch`` (an IngestBatch: one per association) or goes at once.
+    """
+    if arriving is not None and arriving.error is None and (
+        arriving.size != len(data) or arriving.sop_instance_uid != str(sop_instance_uid)
+        or arriving.transfer_syntax != str(transfer_syntax)
+    ):  # fmt: skip
+        arriving.abort()  # not these bytes after all: store them the ordinary way
+        arriving = None
+    # (An arriving object whose writing failed is refused below, when it is committed.)
+    try:
+        ds = _checked_header(data, transfer_syntax)
+        for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
+            if not ds.get(keyword):
+                raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is missing")
+            # PS3.5 9.1: at most 64 characters, digits and dots. A longer one does not fit the
+            # index (nor a storage key): acknowledged, it could never be indexed.
+            if not integrity.is_uid(ds[keyword].value):
+                raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is not a valid UID")
+        if str(ds.SOPInstanceUID) != str(sop_instance_uid):
+            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Instance UID differs from the request's")
+        if str(ds.SOPClassUID) != str(sop_class_uid):
+            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Class UID differs from the request's")
+        try:
+            summary = header_summary(ds, transfer_syntax_uid=transfer_syntax)
+        except Exception as error:  # a value pydicom cannot decode (an unknown VR, a 3-byte US)
+            raise StoreRefused(CANNOT_UNDERSTAND, f"Unreadable data set: {error}") from None
+    except StoreRefused:
+        if arriving is not None:
+            arriving.abort()
+        raise
+    try:
+        if arriving is not None:
+            key, received_at, file_meta_size = arriving.key, arriving.received_at, len(arriving.file_meta)
+            arriving.commit()
+        else:
+            if file_meta_bytes is None:
+                file_meta_bytes = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
+            received_at = now()
+            key, file_meta_size = storage.instance_key(str(sop_instance_uid), received_at), len(file_meta_bytes)
+            storage.object_put(key, file_meta_bytes + data)
+    except Exception as error:
+        log.exception("storage failed for %s from %s", sop_instance_uid, calling_ae)
+        raise StoreRefused(OUT_OF_RESOURCES, f"Storage failed: {error}") from None
+    message = {
+        "storage_key": key,
+        "summary": summary,
+        "received_from": calling_ae,
+        "received_at": received_at.isoformat(),
+        "file_size": file_meta_size + len(data),
+    }
+    if batch is None:
+        instances_queue([message])
+    else:
+        batch.add(message)
+    return key
+
+
+def _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):
+    """Preamble, 'DICM' and our File Meta Information (PS3.10 7.1), as pydicom would write it
+    (Explicit VR Little Endian, tag order, group length first). Encoded here: pydicom's writer
+    checked and converted each value again, and cost more than the storage write."""
+    elements = b"".join([
+        _meta_element(0x0001, b"OB", b"\x00\x01"),  # File Meta Information Version
+        _meta_element(0x0002, b"UI", str(sop_class_uid)),
+        _meta_element(0x0003, b"UI", str(sop_instance_uid)),
+        _meta_element(0x0010, b"UI", str(transfer_syntax)),
+        _meta_element(0x0012, b"UI", PYNETDICOM_IMPLEMENTATION_UID),
+        _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION),
+        _meta_element(0x0016, b"AE", calling_ae),  # Source Application Entity Title
+    ])  # fmt: skip
+    return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(elements))) + elements
+
+
+def _meta_element(element, vr, value):
+    if isinstance(value, str):
+        value = value.encode("ascii", "replace")
+    if len(value) % 2:  # PS3.5 6.2: even lengths; UIDs pad with NUL, text with a space
+        value += b"\x00" if vr == b"UI" else b" "
+    if vr == b"OB":  # PS3.5 7.1.2: a reserved field and a 4-byte length
+        return struct.pack("<HH2s2xI", 0x0002, element, vr, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+
+
+# What the index needs (imaging/dicom/records/header.header_summary), and the character set to read it.
+HEADER_TAGS = {
+    0x00080005, 0x00080016, 0x00080018, 0x00080020, 0x00080030, 0x00080050, 0x00080060, 0x00080090,
+    0x00081010, 0x00081030, 0x0008103E, 0x00100010, 0x00100020, 0x00100030, 0x00102201, 0x00102202,
+    0x00180015, 0x0020000D, 0x0020000E, 0x00200011, 0x00200013, 0x00280008, 0x00280010, 0x00280011,
+}  # fmt: skip
+
+
+def _checked_header(data, transfer_syntax):
+    """The header elements the index needs, after checking that the whole data set arrived
+    and that an image has its pixel data. One walk over the element headers does both; pydicom
+    then decodes only those elements (a full parse cost more than the rest of the handler)."""
+    ts = UID(transfer_syntax)
+    try:
+        if ts.is_deflated:
+            data = integrity.inflate(data)
+        elements = integrity.check(data, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
+        first = min(elements)
+        if first < 0x00080000:
+            # Command (0000) and File Meta (0002) elements are never part of a data set (PS3.5
+            # 7.1, PS3.10 7.1), nor groups 0001-0007 (PS3.5 7.8.1). Kept behind our File Meta,
+            # a Transfer Syntax UID there would be read in place of ours.
+            raise integrity.Malformed(f"element ({first >> 16:04X},{first & 0xFFFF:04X}) in a data set")
+        ds = Dataset()
+        ds.set_original_encoding(ts.is_implicit_VR, ts.is_little_endian, None)
+        for tag in HEADER_TAGS & elements.keys():
+            vr, offset, length = elements[tag]
+            ds[tag] = RawDataElement(
+                Tag(tag), vr, length, data[offset : offset + length], offset, ts.is_implicit_VR, ts.is_little_endian
+            )
+        ds.get("SOPInstanceUID"), ds.get("SOPClassUID")  # decode now: a nonsense value must fail here
+    except integrity.Malformed as error:
+        raise StoreRefused(CANNOT_UNDERSTAND, f"Malformed data set: {error}") from None
+    except Exception as error:  # pydicom raises many kinds on nonsense values
+        raise StoreRefused(CANNOT_UNDERSTAND, f"Unreadable data set: {error}") from None
+    if "Rows" in ds and not PIXEL_DATA & elements.keys():
+        raise StoreRefused(CANNOT_UNDERSTAND, "Image without pixel data: the data set is cut off")
+    return ds
+
+
+# After a failure to queue, the broker is taken to be down for this long in this process.
+broker_down = Kept("broker down", seconds=30, most=1)
+
+
+def instances_queue(messages):
+    """Queue indexing messages as one task. A broker that is down must not fail a stored image:
+    the periodic sweep indexes whatever the queue missed, so after one failure we stop trying
+    for a while."""
+    if not messages or "down" in broker_down:
+        return
+    try:
+        # By name: tasks import services, never the reverse (STYLE.md).
+        current_app.send_task("imaging.tasks.instances_ingest", args=[messages], retry=False)
+    except Exception:
+        broker_down.set("down", True)
+        log.exception("could not queue indexing of %s objects; the sweep will index them", len(messages))
+
+
+class IngestBatch:
+    """An association's indexing messages, queued in groups: one task per ``size`` objects or
+    ``age`` seconds (checked as objects arrive), and the rest when the association ends. A
+    task per object cost the worker more than indexing the object. Objects are added on the
+    association's DUL thread and the rest flushed on its own thread when it is released or
+    aborted (imaging/dicom/net/reactor.py, handlers.py): a lock keeps a message from falling between."""
+
+    def __init__(self, size=50, age=0.5):
+        self.size, self.age = size, age
+        self.messages = []
+        self.started = 0.0
+        self.lock = threading.Lock()
+
+    def add(self, message):
+        with self.lock:
+            if not self.messages:
+                self.started = time.monotonic()
+            self.messages.append(message)
+            full = len(self.messages) >= self.size or time.monotonic() - self.started >= self.age
+        if full:
+            self.flush()
+
+    def flush(self):
+        with self.lock:
+            messages, self.messages = self.messages, []
+        instances_queue(messages)

@@ -1,0 +1,78 @@
+"""Free times: the block under the order and reschedule forms (free windows, clashes, a time
+that has passed) and the day board's free windows, in the clinic's hours and by its clock."""
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils.timezone import make_aware
+
+from imaging.orders import selectors
+from imaging.orders import services as orders
+from vetclinic import clock
+
+
+def slots_context(*, station, day, clock, minutes, book_anyway, past_ok=None, exclude=None):
+    """The station's free windows on the day, what clashes with the chosen time, and whether
+    that time has passed."""
+    context = {"station": station, "day": day, "book_anyway": book_anyway, "past_ok": past_ok}
+    if day is not None and clock is not None:
+        start = make_aware(datetime.combine(day, clock))
+        context["passed"] = orders.start_passed(start)
+    if station is None or day is None:
+        return context
+    minutes = minutes or settings.SLOT_MINUTES
+    context["slots"] = free_ahead(station, day, minutes, exclude)
+    context["windows"] = free_windows(context["slots"], minutes)
+    context["past"] = day < _today()
+    context["closed"] = day == _today() and not open_ahead(day)
+    context["next_open"] = next_open_day()
+    if clock is not None:
+        context["conflicts"] = selectors.station_conflicts(
+            station=station, start=start, minutes=minutes, exclude=exclude
+        )
+    return context
+
+
+def _now():
+    return clock.now()
+
+
+def _today():
+    return clock.today()
+
+
+def _hours(day):
+    """The clinic's opening and closing on ``day``, aware."""
+    opens = datetime.strptime(settings.CLINIC_OPENS, "%H:%M").time()
+    closes = datetime.strptime(settings.CLINIC_CLOSES, "%H:%M").time()
+    return make_aware(datetime.combine(day, opens)), make_aware(datetime.combine(day, closes))
+
+
+def open_ahead(day):
+    """Whether a booking of one slot still fits in the clinic's hours of ``day``."""
+    return _hours(day)[1] - timedelta(minutes=settings.SLOT_MINUTES) >= _now()
+
+
+def next_open_day():
+    """Today while the clinic is open (or still to open), else tomorrow: the day the order form
+    and the board offer after closing time."""
+    today = _today()
+    return today if open_ahead(today) else today + timedelta(days=1)
+
+
+def free_ahead(station, day, minutes, exclude=None):
+    """The station's free start times on the day that are still ahead."""
+    current = _now()
+    free = selectors.free_slots(station=station, day=day, minutes=minutes, exclude=exclude)
+    return [slot for slot in free if slot >= current]
+
+
+def free_windows(slots, minutes):
+    """Consecutive free start times as (first start, end of the last booking that fits)."""
+    step = timedelta(minutes=settings.SLOT_MINUTES)
+    windows = []
+    for slot in slots:
+        if windows and slot - windows[-1][1] == step:
+            windows[-1][1] = slot
+        else:
+            windows.append([slot, slot])
+    return [(first, last + timedelta(minutes=minutes)) for first, last in windows]

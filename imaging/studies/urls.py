@@ -1,0 +1,8 @@
+from django.urls import path
+
+from imaging.studies import views
+
+urlpatterns = [
+    path("studies/<int:pk>/", views.study_detail, name="study_detail"),
+    path("studies/series/<int:pk>/thumbnail.png", views.series_thumbnail, name="series_thumbnail"),
+]

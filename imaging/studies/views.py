@@ -1,0 +1,68 @@
+"""The study page and its series thumbnails. The report form on the page posts to
+imaging/reports/views.py, the link and split forms to imaging/reconcile/views.py; those
+views draw this page again (study_page) when they have something to say on it."""
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from imaging.ingest import storage
+from imaging.models import Report, Series, Study
+from imaging.reconcile.selectors import match_suggestions
+from imaging.reports.forms import ReportForm
+from imaging.studies import selectors
+from vetclinic.audit.selectors import audit_history
+
+
+def study_title(study):
+    return f"Study {study.description or study.study_instance_uid}" + (
+        f" of {study.study_date}" if study.study_date else ""
+    )
+
+
+def study_or_404(pk):
+    try:
+        return selectors.study_detail(pk=pk)
+    except Study.DoesNotExist:
+        raise Http404("No such study.") from None
+
+
+@login_required
+@permission_required("imaging.view_study", raise_exception=True)
+@require_GET
+def study_detail(request, pk):
+    return study_page(request, study_or_404(pk))
+
+
+def study_page(request, study, *, report_form=None, status=200):
+    report = Report.objects.filter(study=study).first()
+    context = {
+        "study": study,
+        "series": selectors.study_series(study=study),
+        "versions": selectors.study_versions(study=study),
+        "report": report,
+    }
+    if request.user.has_perm("imaging.change_report"):
+        context["report_form"] = report_form or ReportForm.for_report(report)
+    if study.link == Study.Link.UNMATCHED:
+        context["suggestions"] = match_suggestions(study=study)
+    if request.user.has_perm("audit.view_auditentry"):
+        context["history"] = audit_history(instance=study)
+    return render(request, "imaging/study_detail.html", context, status=status)
+
+
+@login_required
+@permission_required("imaging.view_series", raise_exception=True)
+@require_GET
+def series_thumbnail(request, pk):
+    series = get_object_or_404(Series, pk=pk)
+    if not series.thumbnail_key:
+        raise Http404("No thumbnail yet.")
+    try:
+        data = storage.object_get(series.thumbnail_key)
+    except OSError:  # FileNotFoundError on disk and on S3
+        raise Http404("No thumbnail.") from None
+    response = HttpResponse(data, content_type="image/png")
+    # Pages link to it with the storage key in the query, so a new rendering is a new URL.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
