@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # System tools the tests use: Debian's Chromium for the browser tests, dcmtk as a real DICOM peer.
 SYSTEM_TOOLS := /usr/bin/chromium:chromium /usr/bin/storescu:dcmtk
 
-.PHONY: run test install install-dev system-tools migrate
+.PHONY: run test lint install install-dev system-tools migrate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,3 +50,8 @@ COMPILE_OFF_TESTS := $(filter-out tests/test_api_schemathesis.py,$(wildcard test
 test: install-dev system-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(if $(PYTEST_ARGS),,DATABASE_COMPILE_ONCE=false $(BIN)/python -m pytest $(COMPILE_OFF_TESTS))
+
+# The linters CI runs: ruff's rules (pyproject.toml) and its formatter.
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

@@ -2,10 +2,18 @@
 image index, orders, procedure steps and reports are read-only (orders change through the
 scheduling pages and services, which audit every change; studies through the reconciliation
 pages; reports on the study page, where the vet signs them)."""
+
 from django.contrib import admin
 
 from imaging.models import (
-    ImagingOrder, Instance, Modality, PerformedProcedureStep, Procedure, Report, Series, Study,
+    ImagingOrder,
+    Instance,
+    Modality,
+    PerformedProcedureStep,
+    Procedure,
+    Report,
+    Series,
+    Study,
 )  # fmt: skip
 from patients.admin import ReadOnlyAdmin
 
@@ -105,7 +113,13 @@ class ProcedureAdmin(admin.ModelAdmin):
 class ImagingOrderAdmin(ReadOnlyAdmin):
     list_display = ["accession_number", "scheduled_start", "patient", "procedure", "station", "status"]
     list_filter = ["status", "modality_type", "station"]
-    search_fields = ["accession_number", "study_instance_uid", "placer_order_number", "patient__name", "patient__patient_id"]
+    search_fields = [
+        "accession_number",
+        "study_instance_uid",
+        "placer_order_number",
+        "patient__name",
+        "patient__patient_id",
+    ]
     list_select_related = ["patient", "procedure", "station"]
     date_hierarchy = "scheduled_start"
 
@@ -122,6 +136,11 @@ class PerformedProcedureStepAdmin(ReadOnlyAdmin):
 class ReportAdmin(ReadOnlyAdmin):
     list_display = ["study", "status", "version", "signed_by_name", "finalized_at", "updated"]
     list_filter = ["status"]
-    search_fields = ["study__accession_number", "study__study_instance_uid", "study__patient__name", "signed_by_name"]
+    search_fields = [
+        "study__accession_number",
+        "study__study_instance_uid",
+        "study__patient__name",
+        "signed_by_name",
+    ]
     list_select_related = ["study"]
     date_hierarchy = "updated"

@@ -1,6 +1,7 @@
 """Where Celery finds imaging's tasks: its autodiscovery imports each app's tasks.py. The tasks
 live with their feature (imaging/ingest/tasks.py, imaging/reconcile/tasks.py) and keep their
 registered names, imaging.tasks.<name>, which are also their names here."""
+
 from imaging.ingest.tasks import instances_ingest, storage_sweep, thumbnail_render
 from imaging.reconcile.tasks import study_headers_rewrite_task
 

@@ -1,4 +1,5 @@
 """Each feature's pages have their own url module; this one gathers them for vetclinic/urls.py."""
+
 from django.urls import include, path
 
 urlpatterns = [

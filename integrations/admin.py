@@ -1,5 +1,6 @@
 """The HL7 message log (searchable; inbound messages replayed, outbound ones resent) and the
 PMS endpoints we send to."""
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -166,7 +167,9 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in ("description", "active")}
+        fields = {
+            name: form.cleaned_data[name] for name in form.changed_data if name in ("description", "active")
+        }
         webhooks.subscription_update(actor=Actor.for_user(request.user), subscription=obj, fields=fields)
 
     @admin.action(description="Turn the selected subscriptions on again", permissions=["change"])

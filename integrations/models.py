@@ -1,4 +1,5 @@
 """The HL7 message log, the practice-management systems we send to, and the API clients."""
+
 import hashlib
 import secrets
 
@@ -66,7 +67,9 @@ class HL7Message(models.Model):
     error = models.TextField(blank=True)
     repeats = models.PositiveIntegerField(default=0)  # the same control id sent again
     attempts = models.PositiveIntegerField(default=0)  # outbound sends tried
-    endpoint = models.ForeignKey(HL7Endpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    endpoint = models.ForeignKey(
+        HL7Endpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
     # Outbound: sent one at a time per animal, oldest first, so a PMS never hears "completed"
     # before "images received".
     patient_id = models.IntegerField(null=True, blank=True)
@@ -78,7 +81,11 @@ class HL7Message(models.Model):
         verbose_name = "HL7 message"
         indexes = [
             # hl7_send: is an older message to the same endpoint about the same animal unsent?
-            models.Index(fields=["endpoint", "patient_id", "id"], name="hl7_outbound_queue", condition=Q(status="pending")),
+            models.Index(
+                fields=["endpoint", "patient_id", "id"],
+                name="hl7_outbound_queue",
+                condition=Q(status="pending"),
+            ),
         ]
         constraints = [
             # The same control id from the same sender with the same content is the same
@@ -165,7 +172,9 @@ class ApiClient(models.Model):
 
     def allows(self, resource, write):
         wanted = f"{resource}:{'write' if write else 'read'}"
-        return "*" in self.scopes or wanted in self.scopes or (not write and f"{resource}:write" in self.scopes)
+        return (
+            "*" in self.scopes or wanted in self.scopes or (not write and f"{resource}:write" in self.scopes)
+        )
 
 
 class WebhookSubscription(models.Model):
@@ -241,7 +250,9 @@ class WebhookDelivery(models.Model):
             # subscription_disable: the subscription's deliveries still waiting.
             models.Index(fields=["subscription", "status"], name="webhook_delivery_status"),
             # delivery_sweep: pending deliveries whose next attempt is overdue.
-            models.Index(fields=["next_attempt_at"], name="webhook_delivery_due", condition=Q(status="pending")),
+            models.Index(
+                fields=["next_attempt_at"], name="webhook_delivery_due", condition=Q(status="pending")
+            ),
         ]
 
     def __str__(self):
@@ -267,3 +278,6 @@ class IdempotencyKey(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_once")]
+
+    def __str__(self):
+        return f"{self.method} {self.path} ({self.key})"

@@ -13,6 +13,7 @@ than its setting; what is still waiting to be sent is never deleted, however old
 - ``IDEMPOTENCY_KEY_KEEP_DAYS`` (7): a client retrying a POST after that gets a new record, as
   with Stripe's 24 hours; a week covers a PMS that was down over a long weekend.
 """
+
 from datetime import timedelta
 
 from django.conf import settings
@@ -35,10 +36,16 @@ def logs_prune(*, at=None):
     at = at or now()
     ended = [HL7Message.Status.PROCESSED, HL7Message.Status.ERROR, HL7Message.Status.REJECTED,
              HL7Message.Status.SENT, HL7Message.Status.FAILED]  # fmt: skip
-    hl7 = HL7Message.objects.filter(created__lt=at - timedelta(days=settings.HL7_LOG_KEEP_DAYS), status__in=ended)
+    hl7 = HL7Message.objects.filter(
+        created__lt=at - timedelta(days=settings.HL7_LOG_KEEP_DAYS), status__in=ended
+    )
     deliveries = WebhookDelivery.objects.filter(
         created__lt=at - timedelta(days=settings.WEBHOOK_LOG_KEEP_DAYS),
         status__in=[WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.FAILED, WebhookDelivery.Status.DISABLED],
     )  # fmt: skip
     keys = IdempotencyKey.objects.filter(created__lt=at - timedelta(days=settings.IDEMPOTENCY_KEY_KEEP_DAYS))
-    return {"hl7_messages": _delete(hl7), "webhook_deliveries": _delete(deliveries), "idempotency_keys": _delete(keys)}
+    return {
+        "hl7_messages": _delete(hl7),
+        "webhook_deliveries": _delete(deliveries),
+        "idempotency_keys": _delete(keys),
+    }

@@ -3,6 +3,7 @@
 Owners and patients are changed through the front-desk pages (which audit and keep the search
 index current); here they are read-only.
 """
+
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages

@@ -4,6 +4,7 @@ patients does not import the integrations: they subscribe here (in their AppConf
 patients/services.py publishes. Subscribers run after the commit, so nobody is told of a change
 that was rolled back.
 """
+
 from django.db import transaction
 
 PATIENT_UPDATED = "patient_updated"  # registered or changed; details: changed (field names)

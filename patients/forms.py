@@ -1,4 +1,5 @@
 """Front-desk forms. They validate everything before a service runs, so nothing is half-saved."""
+
 import re
 from decimal import Decimal
 
@@ -118,7 +119,11 @@ class PatientForm(forms.ModelForm):
                 "A microchip number is 15 digits (ISO 11784), or 9–10 characters for older chips."
             )
         chip = chip.upper()
-        other = Patient.objects.filter(microchip=chip, merged_into__isnull=True).exclude(pk=self.instance.pk).first()
+        other = (
+            Patient.objects.filter(microchip=chip, merged_into__isnull=True)
+            .exclude(pk=self.instance.pk)
+            .first()
+        )
         if chip and other:
             raise forms.ValidationError(f"This microchip is already recorded for {other}.")
         return chip

@@ -1,4 +1,5 @@
 """The clinic's record: owners, animals, visits, and the species/breed vocabulary."""
+
 from datetime import date
 
 from django.conf import settings
@@ -79,9 +80,7 @@ class CodeMapping(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["system", "kind", "external_code"], name="code_mapping_unique"
-            ),
+            models.UniqueConstraint(fields=["system", "kind", "external_code"], name="code_mapping_unique"),
             models.CheckConstraint(
                 condition=Q(kind="species", species__isnull=False, breed__isnull=True, procedure__isnull=True)
                 | Q(kind="breed", breed__isnull=False, species__isnull=True, procedure__isnull=True)
@@ -193,9 +192,7 @@ class OwnerExternalId(ExternalId):
     owner = models.ForeignKey(Owner, on_delete=models.CASCADE, related_name="external_ids")
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["system", "value"], name="owner_external_id_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["system", "value"], name="owner_external_id_unique")]
 
 
 class Patient(models.Model):
@@ -214,19 +211,15 @@ class Patient(models.Model):
         UNKNOWN = "", "Unknown"
 
     # Null only between the insert and the id being derived from the primary key.
-    patient_id = models.CharField("patient ID", max_length=64, unique=True, null=True)
+    patient_id = models.CharField("patient ID", max_length=64, unique=True, null=True)  # noqa: DJ001
     name = models.CharField(max_length=64)
     species = models.ForeignKey(Species, on_delete=models.PROTECT, related_name="patients")
-    breed = models.ForeignKey(
-        Breed, null=True, blank=True, on_delete=models.PROTECT, related_name="patients"
-    )
+    breed = models.ForeignKey(Breed, null=True, blank=True, on_delete=models.PROTECT, related_name="patients")
     breed_text = models.CharField(
         "breed (free text)", max_length=64, blank=True, help_text="When no coded breed fits"
     )
     sex = models.CharField(max_length=1, choices=Sex.choices, default=Sex.UNKNOWN)
-    neutered = models.CharField(
-        max_length=9, choices=Neutered.choices, default=Neutered.UNKNOWN, blank=True
-    )
+    neutered = models.CharField(max_length=9, choices=Neutered.choices, default=Neutered.UNKNOWN, blank=True)
     birth_date = models.DateField(null=True, blank=True)
     birth_date_estimated = models.BooleanField(default=False)
     colour = models.CharField("colour / markings", max_length=128, blank=True)
@@ -305,9 +298,7 @@ class PatientExternalId(ExternalId):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="external_ids")
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["system", "value"], name="patient_external_id_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["system", "value"], name="patient_external_id_unique")]
 
 
 class Ownership(models.Model):
@@ -439,9 +430,7 @@ class SearchTerm(models.Model):
     """
 
     term = models.CharField(max_length=64, db_index=True)  # PostgreSQL adds a *_like index too
-    patient = models.ForeignKey(
-        Patient, null=True, on_delete=models.CASCADE, related_name="search_terms"
-    )
+    patient = models.ForeignKey(Patient, null=True, on_delete=models.CASCADE, related_name="search_terms")
     owner = models.ForeignKey(Owner, null=True, on_delete=models.CASCADE, related_name="search_terms")
 
     class Meta:
@@ -457,6 +446,12 @@ class SearchTerm(models.Model):
             # PostgreSQL): patient_ids_matching, the REST search, which pages the matches by id.
             # Through the term index PostgreSQL visited the table for every match, or walked
             # the patient_id index through every animal's words, ~10 ms for a common name.
-            models.Index(fields=["term", "patient"], name="search_term_patient",
-                         opclasses=["varchar_pattern_ops", "int8_ops"]),  # fmt: skip
+            models.Index(
+                fields=["term", "patient"],
+                name="search_term_patient",
+                opclasses=["varchar_pattern_ops", "int8_ops"],
+            ),  # fmt: skip
         ]
+
+    def __str__(self):
+        return self.term

@@ -4,6 +4,7 @@ Each owner and animal is stored under the words a receptionist would type: names
 digits, microchip, patient ID, email, external ids. A query matches when every word of it is
 the prefix of one of the record's words. Services call ``search_terms_refresh`` after a change.
 """
+
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -72,7 +73,9 @@ def patient_words(patient, alias_ids, external_values):
 def patient_terms(patient):
     """Every word of an animal from its model instance (with ``aliases``, ``external_ids`` and
     ``ownerships__owner__external_ids`` prefetched): what ``search_terms_refresh`` stores."""
-    words = patient_words(patient, [a.patient_id for a in patient.aliases.all()], [e.value for e in patient.external_ids.all()])
+    words = patient_words(
+        patient, [a.patient_id for a in patient.aliases.all()], [e.value for e in patient.external_ids.all()]
+    )
     for ownership in patient.ownerships.all():
         words += owner_words(ownership.owner, [e.value for e in ownership.owner.external_ids.all()])
     return {w for w in words if w}
@@ -171,7 +174,11 @@ def _read(cursor, patient_ids, owner_ids, owners_animals):
         else:
             owner_externals.setdefault(owner, []).append(a)
     for pk, row in patients.items():
-        row.alias_ids, row.external_values, row.owners = aliases.get(pk, []), externals.get(pk, []), owner_ids_of.get(pk, [])
+        row.alias_ids, row.external_values, row.owners = (
+            aliases.get(pk, []),
+            externals.get(pk, []),
+            owner_ids_of.get(pk, []),
+        )
     for pk, row in owners.items():
         row.external_values = owner_externals.get(pk, [])
     return patients, owners
@@ -188,7 +195,9 @@ def search_terms_refresh(*, patients=(), owners=(), owners_animals=False):
     owner_ids = list(dict.fromkeys(o.pk for o in owners))
     keys = {}
     for start in range(0, max(len(patient_ids), len(owner_ids)), _CHUNK):
-        keys.update(_refresh(patient_ids[start : start + _CHUNK], owner_ids[start : start + _CHUNK], owners_animals))
+        keys.update(
+            _refresh(patient_ids[start : start + _CHUNK], owner_ids[start : start + _CHUNK], owners_animals)
+        )
     for patient in patients:  # the caller's objects say what the database now holds
         if patient.pk in keys:
             patient.dicom_name_key = keys[patient.pk]
@@ -199,7 +208,9 @@ def _refresh(patient_ids, owner_ids, owners_animals):
     with connection.cursor() as cursor:
         rows, owners = _read(cursor, patient_ids, owner_ids, owners_animals)
         terms, renamed = [], {}  # renamed: {patient id: its new name key}
-        owner_terms = {pk: {w for w in owner_words(owner, owner.external_values) if w} for pk, owner in owners.items()}
+        owner_terms = {
+            pk: {w for w in owner_words(owner, owner.external_values) if w} for pk, owner in owners.items()
+        }
         for pk, row in rows.items():
             words = {w for w in patient_words(row, row.alias_ids, row.external_values) if w}
             for owner_pk, _ in row.owners:

@@ -33,9 +33,7 @@ def patient_search(*, query, limit=25):
     return (
         Patient.objects.filter(pk__in=ids, merged_into__isnull=True)
         .select_related("species", "breed")
-        .prefetch_related(
-            Prefetch("ownerships", queryset=Ownership.objects.select_related("owner"))
-        )
+        .prefetch_related(Prefetch("ownerships", queryset=Ownership.objects.select_related("owner")))
         .order_by("deceased", "name", "pk")[:limit]
     )
 
@@ -65,7 +63,9 @@ def patient_resolve(patient):
 # Every HL7 ADT and REST upsert looks its animal and owner up by the sender's id: compiled once.
 # (system, value) is unique, so ``[:1]`` is ``first()``.
 _PATIENT_BY_EXTERNAL_ID = CompiledQuery(
-    lambda system, value: Patient.objects.filter(external_ids__system=system, external_ids__value=value).order_by("pk")[:1],
+    lambda system, value: Patient.objects.filter(
+        external_ids__system=system, external_ids__value=value
+    ).order_by("pk")[:1],
 )
 _OWNER_BY_EXTERNAL_ID = CompiledQuery(
     lambda system, value: Owner.objects.filter(external_ids__system=system, external_ids__value=value)[:1],
@@ -141,7 +141,9 @@ def _coded_lookup(kind, model, system, code):
     kept = coded_kept.get((kind, system, code))
     if kept is not None:
         return kept
-    mapping = CodeMapping.objects.filter(system=system, kind=kind, external_code=code).select_related(kind).first()
+    mapping = (
+        CodeMapping.objects.filter(system=system, kind=kind, external_code=code).select_related(kind).first()
+    )
     if mapping:
         found = getattr(mapping, kind)
     else:

@@ -4,6 +4,7 @@ Every service is keyword-only, atomic (without a savepoint of its own inside the
 all-or-nothing transaction, vetclinic/db.py), and writes an audit entry for each record it changes;
 a call that changes nothing writes nothing, so a repeated inbound message leaves no trace.
 """
+
 from decimal import Decimal
 
 from django.conf import settings
@@ -29,7 +30,13 @@ from vetclinic.db import CompiledQuery
 from vetclinic.transactions import service_atomic
 
 OWNER_FIELDS = {f.name for f in Owner._meta.fields} - {"id", "created", "updated"}
-PATIENT_FIELDS = {f.name for f in Patient._meta.fields} - {"id", "merged_into", "dicom_name_key", "created", "updated"}
+PATIENT_FIELDS = {f.name for f in Patient._meta.fields} - {
+    "id",
+    "merged_into",
+    "dicom_name_key",
+    "created",
+    "updated",
+}
 VISIT_FIELDS = {"starts_at", "reason", "vet", "status"}
 
 
@@ -77,7 +84,10 @@ def _external_add(*, actor, instance, model, external):
         raise ValidationError(f"{system} id {value} already belongs to {getattr(link, name)}.")
     if created:
         audit_record(
-            actor=actor, instance=instance, action="external_id_add", changes={"external_id": [None, str(link)]}
+            actor=actor,
+            instance=instance,
+            action="external_id_add",
+            changes={"external_id": [None, str(link)]},
         )
     return created
 
@@ -93,8 +103,10 @@ def owner_upsert(*, actor, fields, owner=None, external=None):
     creating = owner is None
     owner = owner or Owner()
     changes = _save(actor=actor, instance=owner, values=fields)
-    added = external is not None and not linked and _external_add(
-        actor=actor, instance=owner, model=OwnerExternalId, external=external
+    added = (
+        external is not None
+        and not linked
+        and _external_add(actor=actor, instance=owner, model=OwnerExternalId, external=external)
     )
     if creating or added or changes.keys() & OWNER_FIELDS_SEARCHED:
         search_terms_refresh(owners=[owner], owners_animals=True)
@@ -167,7 +179,9 @@ def patient_upsert(
 def ownership_set(*, actor, patient, owner, role=Ownership.Role.OWNER, primary=None, refresh=True):
     """Link an owner to an animal. The first owner becomes primary unless ``primary=False``.
     With ``refresh``, the animal's search words are rewritten if the link changed."""
-    return _ownership_set(actor=actor, patient=patient, owner=owner, role=role, primary=primary, refresh=refresh)
+    return _ownership_set(
+        actor=actor, patient=patient, owner=owner, role=role, primary=primary, refresh=refresh
+    )
 
 
 # Read on every HL7 ADT that names an owner: compiled once (vetclinic/db.py).
@@ -195,7 +209,12 @@ def _ownership_set(*, actor, patient, owner, role, primary=None, refresh):
         if not changes:
             return ownership
         ownership.save()
-        audit_record(actor=actor, instance=patient, action="owner_change", changes={"owner": [str(owner), str(owner)], **changes})
+        audit_record(
+            actor=actor,
+            instance=patient,
+            action="owner_change",
+            changes={"owner": [str(owner), str(owner)], **changes},
+        )
     if refresh:
         search_terms_refresh(patients=[patient])
     return ownership
@@ -219,7 +238,9 @@ def weight_record(*, actor, patient, kg, measured_on=None):
 
 # Read on every HL7 ADT that carries a weight: compiled once (vetclinic/db.py).
 _WEIGHT_ON = CompiledQuery(
-    lambda patient_id, kg, day: WeightRecord.objects.filter(patient_id=patient_id, kg=kg, measured_on=day)[:1],
+    lambda patient_id, kg, day: WeightRecord.objects.filter(patient_id=patient_id, kg=kg, measured_on=day)[
+        :1
+    ],
 )
 
 
@@ -234,13 +255,18 @@ def _weight_record(*, actor, patient, kg, measured_on):
     if record is None:
         record = WeightRecord.objects.create(patient=patient, kg=kg, measured_on=measured_on)
         audit_record(
-            actor=actor, instance=patient, action="weight_record", changes={"weight_kg": [None, f"{kg} on {measured_on}"]}
+            actor=actor,
+            instance=patient,
+            action="weight_record",
+            changes={"weight_kg": [None, f"{kg} on {measured_on}"]},
         )
     return record
 
 
 @service_atomic
-def visit_create(*, actor, patient, starts_at=None, reason="", vet=None, status=Visit.Status.BOOKED, external=None):
+def visit_create(
+    *, actor, patient, starts_at=None, reason="", vet=None, status=Visit.Status.BOOKED, external=None
+):
     """Book a visit; idempotent on ``external=(system, visit number)``."""
     if external is not None:
         existing = Visit.objects.filter(external_system=external[0], external_id=external[1]).first()
@@ -318,7 +344,9 @@ def patient_merge(*, actor, source, target):
     source.save(update_fields=["merged_into", "updated"])
     if fill:
         _save(actor=actor, instance=target, values=fill)
-    audit_record(actor=actor, instance=source, action="merged_into", changes={"merged_into": [None, str(target)]})
+    audit_record(
+        actor=actor, instance=source, action="merged_into", changes={"merged_into": [None, str(target)]}
+    )
     audit_record(
         actor=actor,
         instance=target,

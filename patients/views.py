@@ -1,4 +1,5 @@
 """Front-desk pages: thin adapters that validate a form and call a service."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
@@ -205,7 +206,9 @@ def visit_edit(request, pk):
         services.visit_update(actor=_actor(request), visit=stored, fields=changed)
         messages.success(request, "Visit saved.")
         return redirect("patient_detail", pk=visit.patient_id)
-    return render(request, "patients/visit_form.html", {"form": form, "patient": visit.patient, "visit": visit})
+    return render(
+        request, "patients/visit_form.html", {"form": form, "patient": visit.patient, "visit": visit}
+    )
 
 
 @login_required

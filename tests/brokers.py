@@ -1,5 +1,6 @@
 """A Redis broker of the test's own, on a free port, to stop and start again: the machine's
 shared Redis is never touched. Import ``private_broker`` into a test module to use it."""
+
 import shutil
 import subprocess
 import types

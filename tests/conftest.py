@@ -6,8 +6,7 @@ import sys
 import time
 import types
 import uuid
-from datetime import date, datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -92,7 +91,10 @@ def storage_root(settings, tmp_path):
     root = tmp_path / "storage"
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": "imaging.ingest.storage.DurableFileSystemStorage", "OPTIONS": {"location": str(root)}},
+        "default": {
+            "BACKEND": "imaging.ingest.storage.DurableFileSystemStorage",
+            "OPTIONS": {"location": str(root)},
+        },
     }
     return root
 
@@ -256,9 +258,15 @@ def stations(db):
     from imaging.models import Modality
 
     return {
-        "DX": Modality.objects.create(ae_title="DRROOM", host="127.0.0.1", modality_type="DX", station_name="DR1", location="X-ray room"),
-        "US": Modality.objects.create(ae_title="USROOM", host="127.0.0.1", modality_type="US", station_name="US1", location="Scan room"),
-        "CT": Modality.objects.create(ae_title="CTROOM", host="127.0.0.1", modality_type="CT", station_name="CT1", location="CT suite"),
+        "DX": Modality.objects.create(
+            ae_title="DRROOM", host="127.0.0.1", modality_type="DX", station_name="DR1", location="X-ray room"
+        ),
+        "US": Modality.objects.create(
+            ae_title="USROOM", host="127.0.0.1", modality_type="US", station_name="US1", location="Scan room"
+        ),
+        "CT": Modality.objects.create(
+            ae_title="CTROOM", host="127.0.0.1", modality_type="CT", station_name="CT1", location="CT suite"
+        ),
     }
 
 
@@ -271,8 +279,10 @@ def make_order(db, actor, stations):
     def make(patient, code="DX-THX2", at=None, **details):
         procedure = Procedure.objects.get(code=code)
         station = details.pop("station", stations.get(procedure.modality_type))
-        at = at or datetime(2026, 11, 23, 10, 0, tzinfo=dt_timezone.utc)
-        return order_create(actor=actor, patient=patient, procedure=procedure, station=station, scheduled_start=at, **details)
+        at = at or datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+        return order_create(
+            actor=actor, patient=patient, procedure=procedure, station=station, scheduled_start=at, **details
+        )
 
     return make
 

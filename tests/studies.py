@@ -1,6 +1,7 @@
 """Studies for the reconciliation and study-page tests: index rows built directly, each instance
 a real DICOM object (pydicom's bundled CT_small.dcm, re-identified) kept in storage
 (tests use the storage_root fixture)."""
+
 import io
 from datetime import date
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Records that services write (and audit) are read-only in the admin, even for a superuser:
 one ReadOnlyAdmin (vetclinic/audit/admin.py) says so for all of them."""
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client

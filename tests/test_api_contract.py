@@ -1,5 +1,6 @@
 """The REST contract at its edges: input no field can hold is a 4xx naming it, never a 500; what
 is answered is what the schema says."""
+
 import io
 from datetime import date, time
 
@@ -30,7 +31,9 @@ def biscuit(make_owner, make_patient, stations):
 
 
 def nul_refused(name):
-    return {"error": {"code": "validation_error", "message": f"Invalid input: {name}.", "fields": {name: [NUL]}}}
+    return {
+        "error": {"code": "validation_error", "message": f"Invalid input: {name}.", "fields": {name: [NUL]}}
+    }
 
 
 @pytest.mark.parametrize(
@@ -78,7 +81,10 @@ def test_a_patch_naming_a_species_or_breed_without_a_system_means_ours(api, bisc
 
 def test_a_patch_naming_a_breed_without_a_code_is_a_400_naming_it(api, biscuit, labrador):
     response = api.patch(f"/api/v1/patients/{biscuit.pk}", {"breed": {}}, format="json")
-    assert (response.status_code, response.json()["error"]["fields"]) == (400, {"breed": {"code": ["This field is required."]}})
+    assert (response.status_code, response.json()["error"]["fields"]) == (
+        400,
+        {"breed": {"code": ["This field is required."]}},
+    )
     biscuit.refresh_from_db()
     assert biscuit.breed is None
 
@@ -117,7 +123,9 @@ def test_a_body_nested_deeper_than_the_limit_is_a_400_naming_where(api):
 
 def test_a_body_over_the_limit_is_a_413_in_the_error_shape_and_nothing_is_written(api, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    response = api.post("/api/v1/patients", {"name": "Rex" * 400, "species": {"code": "448771007"}}, format="json")
+    response = api.post(
+        "/api/v1/patients", {"name": "Rex" * 400, "species": {"code": "448771007"}}, format="json"
+    )
     assert (response.status_code, response.json()) == (
         413, {"error": {"code": "request_too_large", "message": "The request body is over 1,000 bytes."}}
     )  # fmt: skip
@@ -137,7 +145,9 @@ def test_a_non_numeric_id_is_the_apis_json_404_with_debug_on_too(api, settings):
     for url in ("/api/v1/owners/abc", "/api/v1/patients/1x/", "/api/v1/nothing"):
         response = api.get(url)
         assert response.status_code == 404 and response["Content-Type"] == "application/json"
-        assert response.json() == {"error": {"code": "not_found", "message": "There is nothing at this address."}}
+        assert response.json() == {
+            "error": {"code": "not_found", "message": "There is nothing at this address."}
+        }
     assert api.get("/api/schema").status_code == 301  # still redirected to /api/schema/
 
 
@@ -171,10 +181,14 @@ def test_an_updated_since_with_any_iso_offset_is_answered_and_one_before_time_be
 
 
 def test_an_unlinked_study_is_shown_with_null_patient_and_order_as_the_schema_says(api):
-    study = Study.objects.create(study_instance_uid="2.25.7", study_date=date(2026, 11, 23), study_time=time(10, 5, 3, 250000))
+    study = Study.objects.create(
+        study_instance_uid="2.25.7", study_date=date(2026, 11, 23), study_time=time(10, 5, 3, 250000)
+    )
     body = api.get(f"/api/v1/studies/{study.pk}").json()
     assert (body["patient"], body["order"], body["study_time"]) == (None, None, "10:05:03.250000")
-    schema = api.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]["Study"]["properties"]
+    schema = api.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]["Study"][
+        "properties"
+    ]
     assert schema["patient"]["nullable"] and schema["order"]["nullable"]
     assert "format" not in schema["study_time"]  # RFC 3339's time has a zone; a DICOM TM has none
 
@@ -182,10 +196,17 @@ def test_an_unlinked_study_is_shown_with_null_patient_and_order_as_the_schema_sa
 def test_request_and_response_schemas_are_apart_and_say_what_is_shown(api):
     schemas = api.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]
     shown, written = schemas["Patient"]["properties"], schemas["PatientRequest"]["properties"]
-    assert {"id", "patient_id", "updated", "external_ids"} <= set(shown) and not {"id", "patient_id", "updated"} & set(written)
+    assert {"id", "patient_id", "updated", "external_ids"} <= set(shown) and not {
+        "id",
+        "patient_id",
+        "updated",
+    } & set(written)
     for name in ("species", "breed", "weight_kg"):  # written and shown
         assert name in shown and name in written and not shown[name].get("writeOnly")
-    assert "name" in schemas["CodeField"]["properties"] and "name" not in schemas["CodeFieldRequest"]["properties"]
+    assert (
+        "name" in schemas["CodeField"]["properties"]
+        and "name" not in schemas["CodeFieldRequest"]["properties"]
+    )
 
 
 @pytest.mark.parametrize("url, body, field", [

@@ -1,4 +1,5 @@
 """The REST API's ground rules: keys, scopes, rate limits, the error shape, health, schema."""
+
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
@@ -14,7 +15,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def make_client(actor):
     def make(scopes=("reference:read",), **kwargs):
-        client, key = api_client_create(actor=actor, name=f"PMS {ApiClient.objects.count()}", scopes=list(scopes), **kwargs)
+        client, key = api_client_create(
+            actor=actor, name=f"PMS {ApiClient.objects.count()}", scopes=list(scopes), **kwargs
+        )
         http = APIClient()
         http.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
         return client, http
@@ -62,7 +65,9 @@ def test_a_key_revoked_by_another_process_is_refused_within_the_kept_seconds(mak
     assert http.get("/api/v1/species").status_code == 200  # verified, and kept in this process
     # What api_client_revoke does in another web worker: this process is not told.
     ApiClient.objects.filter(pk=client.pk).update(active=False)
-    wait_for(lambda: http.get("/api/v1/species").status_code == 401, timeout=5, message="the revoked key refused")
+    wait_for(
+        lambda: http.get("/api/v1/species").status_code == 401, timeout=5, message="the revoked key refused"
+    )
 
 
 def test_the_key_is_stored_hashed(make_client):
@@ -76,7 +81,10 @@ def test_scopes_decide_per_resource(make_client):
     _, http = make_client(scopes=["patients:read"])
     response = http.get("/api/v1/species")
     assert response.status_code == 403
-    assert response.json()["error"] == {"code": "permission_denied", "message": "This API client has no 'reference:read' scope."}
+    assert response.json()["error"] == {
+        "code": "permission_denied",
+        "message": "This API client has no 'reference:read' scope.",
+    }
 
 
 def test_a_client_over_its_rate_limit_gets_429_with_retry_after(make_client):
@@ -107,7 +115,11 @@ def test_reference_lists_whole_bodies(make_client, stations):
     assert breeds and all(b["species"] == "448169003" for b in breeds)
     modalities = http.get("/api/v1/modalities").json()["results"]
     assert [m["ae_title"] for m in modalities] == ["DRROOM", "USROOM", "CTROOM"]
-    elbows = next(p for p in http.get("/api/v1/procedures", {"page_size": 500}).json()["results"] if p["code"] == "DX-ELBW")
+    elbows = next(
+        p
+        for p in http.get("/api/v1/procedures", {"page_size": 500}).json()["results"]
+        if p["code"] == "DX-ELBW"
+    )
     assert {k: elbows[k] for k in ("modality_type", "body_part", "species", "protocol_scheme")} == {
         "modality_type": "DX", "body_part": "ELBOW", "species": ["448771007"], "protocol_scheme": "99VETPACS",
     }  # fmt: skip
@@ -122,7 +134,9 @@ def test_the_schema_and_the_docs_are_served():
 def test_create_api_client_prints_the_key_once(capsys):
     call_command("create_api_client", "Acme PMS", "--scopes", "patients:write", "reference:read")
     key = capsys.readouterr().out.strip().splitlines()[-1]
-    assert key.startswith("vp_") and ApiClient.objects.get(name="Acme PMS").key_hash == ApiClient.key_hash_of(key)
+    assert key.startswith("vp_") and ApiClient.objects.get(name="Acme PMS").key_hash == ApiClient.key_hash_of(
+        key
+    )
 
 
 def test_a_client_registers_its_codes_in_the_crosswalk_and_then_uses_them(make_client, dog):
@@ -131,13 +145,25 @@ def test_a_client_registers_its_codes_in_the_crosswalk_and_then_uses_them(make_c
                                                "external_meaning": "Canine", "target": "448771007"}, format="json")  # fmt: skip
     assert response.status_code == 201, response.json()
     assert response.json()["maps_to"] == {"code": "448771007", "system": "SCT", "name": "Dog"}
-    again = http.post("/api/v1/crosswalk", {"system": "acme", "kind": "species", "external_code": "K9", "target": "448771007"}, format="json")
+    again = http.post(
+        "/api/v1/crosswalk",
+        {"system": "acme", "kind": "species", "external_code": "K9", "target": "448771007"},
+        format="json",
+    )
     assert again.status_code == 409
-    unknown = http.post("/api/v1/crosswalk", {"system": "acme", "kind": "breed", "external_code": "X", "target": "000"}, format="json")
+    unknown = http.post(
+        "/api/v1/crosswalk",
+        {"system": "acme", "kind": "breed", "external_code": "X", "target": "000"},
+        format="json",
+    )
     assert unknown.status_code == 400 and "target" in unknown.json()["error"]["fields"]
-    created = http.post("/api/v1/patients", {"name": "Rex", "species": {"code": "K9", "system": "acme"}}, format="json")
+    created = http.post(
+        "/api/v1/patients", {"name": "Rex", "species": {"code": "K9", "system": "acme"}}, format="json"
+    )
     assert created.status_code == 201 and created.json()["species"]["name"] == "Dog"
-    assert [m["external_code"] for m in http.get("/api/v1/crosswalk", {"system": "acme"}).json()["results"]] == ["K9"]
+    assert [
+        m["external_code"] for m in http.get("/api/v1/crosswalk", {"system": "acme"}).json()["results"]
+    ] == ["K9"]
 
 
 def test_an_admin_creates_a_client_sees_its_key_once_and_revokes_it(staff, client):
@@ -145,13 +171,19 @@ def test_an_admin_creates_a_client_sees_its_key_once_and_revokes_it(staff, clien
 
     admin = User.objects.create_superuser("boss", password="x-boss-password-1")
     client.force_login(admin)
-    response = client.post("/admin/integrations/apiclient/add/", {"name": "Cloud PMS", "scopes": ["patients:write", "reference:read"],
-                                                                 "rate_limit": "600"}, follow=True)  # fmt: skip
+    response = client.post(
+        "/admin/integrations/apiclient/add/",
+        {"name": "Cloud PMS", "scopes": ["patients:write", "reference:read"], "rate_limit": "600"},
+        follow=True,
+    )
     assert response.status_code == 200
     shown = [str(m) for m in response.context["messages"]]
     key = next(m for m in shown if "shown only now" in m).split(": ")[-1]
     created = ApiClient.objects.get(name="Cloud PMS")
-    assert created.scopes == ["patients:write", "reference:read"] and created.key_hash == ApiClient.key_hash_of(key)
+    assert created.scopes == [
+        "patients:write",
+        "reference:read",
+    ] and created.key_hash == ApiClient.key_hash_of(key)
     client.post("/admin/integrations/apiclient/", {"action": "revoke", "_selected_action": [created.pk]})
     created.refresh_from_db()
     assert not created.active and created.revoked_at

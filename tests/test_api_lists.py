@@ -5,7 +5,8 @@ through the serializer; these tests pin both to the same body, field by field, i
 only the related tables hold (owners, external ids, the newest weight, coded breed, series
 modalities, counts, thumbnails), and walk the cursor pages.
 """
-from datetime import date, datetime, time, timezone
+
+from datetime import UTC, date, datetime, time
 
 import pytest
 
@@ -73,7 +74,9 @@ def test_merged_animals_are_not_listed(api, biscuit, make_patient, actor):
     duplicate = make_patient("Biscuit", owner=owner)
     patient_merge(actor=actor, source=duplicate, target=patient)
     assert [p["id"] for p in api.get("/api/v1/patients").json()["results"]] == [patient.pk]
-    assert [p["id"] for p in api.get("/api/v1/patients", {"search": "biscuit"}).json()["results"]] == [patient.pk]
+    assert [p["id"] for p in api.get("/api/v1/patients", {"search": "biscuit"}).json()["results"]] == [
+        patient.pk
+    ]
 
 
 def test_the_cursor_walks_a_search_forwards_and_back(api, make_owner, make_patient):
@@ -96,7 +99,7 @@ def test_the_cursor_walks_a_search_forwards_and_back(api, make_owner, make_patie
 def test_a_study_row_in_the_list_is_the_whole_record(api, biscuit, make_order, settings):
     patient, _, _ = biscuit
     order = make_order(patient)
-    received = datetime(2026, 11, 23, 10, 20, 5, 123456, tzinfo=timezone.utc)
+    received = datetime(2026, 11, 23, 10, 20, 5, 123456, tzinfo=UTC)
     study = Study.objects.create(
         study_instance_uid="1.2.826.0.1.1", patient=patient, order=order, link="order",
         accession_number=order.accession_number, study_date=date(2026, 11, 23), study_time=time(10, 15, 30),
@@ -112,7 +115,9 @@ def test_a_study_row_in_the_list_is_the_whole_record(api, biscuit, make_order, s
         for i in range(instances):
             Instance.objects.create(series=series, sop_instance_uid=f"{series.series_instance_uid}.{i}", sop_class_uid="1.2",
                                     transfer_syntax_uid="1.2", file_size=10, storage_key=f"k/{number}/{i}")  # fmt: skip
-    empty = Study.objects.create(study_instance_uid="1.2.826.0.1.2", patient=patient, received_at=received, updated=received)
+    empty = Study.objects.create(
+        study_instance_uid="1.2.826.0.1.2", patient=patient, received_at=received, updated=received
+    )
     rows = api.get("/api/v1/studies", {"patient": patient.pk}).json()["results"]
     site = settings.SITE_URL
     assert rows == [
@@ -131,5 +136,7 @@ def test_a_study_row_in_the_list_is_the_whole_record(api, biscuit, make_order, s
         detail = api.get(f"/api/v1/studies/{row['id']}")
         assert detail.json() == row and detail.content.decode() in api.get("/api/v1/studies").content.decode()
     assert [s["id"] for s in api.get("/api/v1/studies", {"modality": "us"}).json()["results"]] == [study.pk]
-    assert [s["id"] for s in api.get("/api/v1/studies", {"date": "2026-11-23"}).json()["results"]] == [study.pk]
+    assert [s["id"] for s in api.get("/api/v1/studies", {"date": "2026-11-23"}).json()["results"]] == [
+        study.pk
+    ]
     assert api.get("/api/v1/studies", {"patient": patient.pk + 1000}).json()["results"] == []

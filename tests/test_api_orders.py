@@ -1,5 +1,6 @@
 """Orders and studies over REST."""
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 
 import pytest
 from pydicom.dataset import Dataset
@@ -52,26 +53,38 @@ def test_bad_order_fields_are_named(api, biscuit, cat, make_patient):
     tiddles = make_patient("Tiddles", species=cat)
     response = api.post("/api/v1/orders", {"patient": tiddles.pk, "procedure": "DX-ELBW",
                                            "scheduled_start": "2026-11-23T10:30:00Z"}, format="json")  # fmt: skip
-    assert response.status_code == 400 and "not offered for a cat" in response.json()["error"]["fields"]["procedure"][0]
+    assert (
+        response.status_code == 400
+        and "not offered for a cat" in response.json()["error"]["fields"]["procedure"][0]
+    )
 
 
 def test_reschedule_cancel_and_a_409_when_the_state_forbids(api, biscuit, make_order):
     order = make_order(biscuit)
-    moved = api.post(f"/api/v1/orders/{order.pk}/reschedule", {"scheduled_start": "2026-11-24T09:00:00Z"}, format="json")
+    moved = api.post(
+        f"/api/v1/orders/{order.pk}/reschedule", {"scheduled_start": "2026-11-24T09:00:00Z"}, format="json"
+    )
     assert moved.status_code == 200 and moved.json()["scheduled_start"] == "2026-11-24T09:00:00Z"
     cancelled = api.post(f"/api/v1/orders/{order.pk}/cancel", {"reason": "owner called"}, format="json")
     assert cancelled.json()["status"] == "cancelled"
-    again = api.post(f"/api/v1/orders/{order.pk}/reschedule", {"scheduled_start": "2026-11-25T09:00:00Z"}, format="json")
+    again = api.post(
+        f"/api/v1/orders/{order.pk}/reschedule", {"scheduled_start": "2026-11-25T09:00:00Z"}, format="json"
+    )
     assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
     stale = api.post(f"/api/v1/orders/{order.pk}/cancel", {}, format="json", HTTP_IF_MATCH='"old"')
     assert stale.status_code == 412
 
 
 def test_orders_list_by_status_date_and_patient(api, biscuit, make_order, make_patient):
-    a = make_order(biscuit, at=datetime(2026, 11, 23, 10, tzinfo=timezone.utc))
-    make_order(make_patient("Rex"), at=datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    a = make_order(biscuit, at=datetime(2026, 11, 23, 10, tzinfo=UTC))
+    make_order(make_patient("Rex"), at=datetime(2026, 11, 24, 10, tzinfo=UTC))
     assert [o["id"] for o in api.get("/api/v1/orders", {"date": "2026-11-23"}).json()["results"]] == [a.pk]
-    assert [o["id"] for o in api.get("/api/v1/orders", {"patient": biscuit.pk, "status": "scheduled,arrived"}).json()["results"]] == [a.pk]
+    assert [
+        o["id"]
+        for o in api.get("/api/v1/orders", {"patient": biscuit.pk, "status": "scheduled,arrived"}).json()[
+            "results"
+        ]
+    ] == [a.pk]
     bad = api.get("/api/v1/orders", {"status": "lost"})
     assert bad.status_code == 400 and "status" in bad.json()["error"]["fields"]
 
@@ -85,15 +98,24 @@ def test_studies_by_patient_with_counts_and_links(api, biscuit, make_order, djan
                                      accession_number=order.accession_number if n == 0 else "", link="order")  # fmt: skip
         series = Series.objects.create(study=study, series_instance_uid=f"1.2.3.{n}.1", modality="DX")
         for i in range(2):
-            Instance.objects.create(series=series, sop_instance_uid=f"1.2.3.{n}.1.{i}", sop_class_uid="1.2", transfer_syntax_uid="1.2",
-                                    file_size=10, storage_key=f"k{n}{i}")  # fmt: skip
+            Instance.objects.create(
+                series=series,
+                sop_instance_uid=f"1.2.3.{n}.1.{i}",
+                sop_class_uid="1.2",
+                transfer_syntax_uid="1.2",
+                file_size=10,
+                storage_key=f"k{n}{i}",
+            )
     with django_assert_max_num_queries(8):
         found = api.get("/api/v1/studies", {"patient": biscuit.pk}).json()["results"]
     assert len(found) == 3 and all(s["instance_count"] == 2 and s["series_count"] == 1 for s in found)
     first = found[0]
     assert first["modalities"] == ["DX"] and first["viewer_url"].endswith(f"/studies/{first['id']}/")
-    assert [s["id"] for s in api.get("/api/v1/studies", {"accession_number": order.accession_number}).json()["results"]] == [first["id"]]
-    assert api.get("/api/v1/orders/%d" % order.pk).json()["study_ids"] == [first["id"]]
+    assert [
+        s["id"]
+        for s in api.get("/api/v1/studies", {"accession_number": order.accession_number}).json()["results"]
+    ] == [first["id"]]
+    assert api.get(f"/api/v1/orders/{order.pk}").json()["study_ids"] == [first["id"]]
 
 
 def test_the_same_post_with_the_same_idempotency_key_creates_once(api, biscuit):

@@ -1,4 +1,5 @@
 """Owners and patients over REST: contracts, upsert by the client's ids, ETags, errors."""
+
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -23,9 +24,15 @@ BISCUIT = {"name": "Biscuit", "species": {"code": "448771007"}, "breed": {"code"
 
 
 def test_create_then_read_the_whole_body(api):
-    owner = api.post("/api/v1/owners", {"family_name": "Hartley", "given_name": "Jane", "phone": "01632 960123"}, format="json")
+    owner = api.post(
+        "/api/v1/owners",
+        {"family_name": "Hartley", "given_name": "Jane", "phone": "01632 960123"},
+        format="json",
+    )
     assert owner.status_code == 201, owner.json()
-    created = api.post("/api/v1/patients", {**BISCUIT, "owners": [{"owner": owner.json()["id"]}]}, format="json")
+    created = api.post(
+        "/api/v1/patients", {**BISCUIT, "owners": [{"owner": owner.json()["id"]}]}, format="json"
+    )
     assert created.status_code == 201, created.json()
     body = created.json()
     patient = Patient.objects.get()
@@ -55,12 +62,21 @@ def test_upsert_by_the_clients_own_id(api):
 
 def test_the_clients_species_code_goes_through_the_crosswalk(api, dog):
     CodeMapping.objects.create(system="acme", kind="species", external_code="K9", species=dog)
-    ok = api.post("/api/v1/patients", {"name": "Rex", "species": {"code": "K9", "system": "acme"}}, format="json")
+    ok = api.post(
+        "/api/v1/patients", {"name": "Rex", "species": {"code": "K9", "system": "acme"}}, format="json"
+    )
     assert ok.status_code == 201 and ok.json()["species"]["code"] == "448771007"
-    bad = api.post("/api/v1/patients", {"name": "Rex", "species": {"code": "DRAGON", "system": "acme"}}, format="json")
+    bad = api.post(
+        "/api/v1/patients", {"name": "Rex", "species": {"code": "DRAGON", "system": "acme"}}, format="json"
+    )
     assert bad.status_code == 400
-    assert bad.json() == {"error": {"code": "validation_error", "message": "Invalid input: species.",
-                                    "fields": {"species": ["Unknown species code DRAGON in acme; map it in the crosswalk."]}}}  # fmt: skip
+    assert bad.json() == {
+        "error": {
+            "code": "validation_error",
+            "message": "Invalid input: species.",
+            "fields": {"species": ["Unknown species code DRAGON in acme; map it in the crosswalk."]},
+        }
+    }
 
 
 @pytest.mark.parametrize(
@@ -98,7 +114,9 @@ def test_if_match_stops_a_stale_write(api):
 
 def test_updated_since_and_cursor_pages(api):
     for n in range(5):
-        api.put(f"/api/v1/patients/external/P{n}", {**BISCUIT, "microchip": f"98514100000000{n}"}, format="json")
+        api.put(
+            f"/api/v1/patients/external/P{n}", {**BISCUIT, "microchip": f"98514100000000{n}"}, format="json"
+        )
     page = api.get("/api/v1/patients", {"page_size": 2}).json()
     names, pages = [p["id"] for p in page["results"]], 1
     while page["next"]:
@@ -115,7 +133,9 @@ def test_updated_since_and_cursor_pages(api):
 
 def test_search_finds_by_microchip(api):
     api.post("/api/v1/patients", BISCUIT, format="json")
-    assert [p["name"] for p in api.get("/api/v1/patients", {"search": "985141000123456"}).json()["results"]] == ["Biscuit"]
+    assert [
+        p["name"] for p in api.get("/api/v1/patients", {"search": "985141000123456"}).json()["results"]
+    ] == ["Biscuit"]
 
 
 def test_a_read_scope_cannot_write(actor):
@@ -128,7 +148,9 @@ def test_a_read_scope_cannot_write(actor):
 
 def test_not_found_is_a_404_in_the_error_shape(api):
     response = api.get("/api/v1/patients/999999")
-    assert response.status_code == 404 and response.json() == {"error": {"code": "not_found", "message": "No such patient."}}
+    assert response.status_code == 404 and response.json() == {
+        "error": {"code": "not_found", "message": "No such patient."}
+    }
 
 
 @pytest.fixture
@@ -152,7 +174,9 @@ def owners_refused():
     # (Made inside the test's transaction: gone with it.)
 
 
-def test_an_animal_whose_owners_cannot_be_linked_is_not_created_nor_changed(api, make_owner, make_patient, request):
+def test_an_animal_whose_owners_cannot_be_linked_is_not_created_nor_changed(
+    api, make_owner, make_patient, request
+):
     owner = make_owner("Hartley")
     pepper = make_patient("Pepper")
     request.getfixturevalue("owners_refused")
@@ -161,7 +185,10 @@ def test_an_animal_whose_owners_cannot_be_linked_is_not_created_nor_changed(api,
     assert api.post("/api/v1/patients", {**BISCUIT, **link}, format="json").status_code == 500
     assert api.put("/api/v1/patients/external/PMS-9", {**BISCUIT, **link}, format="json").status_code == 500
     assert list(Patient.objects.values_list("name", flat=True)) == ["Pepper"]
-    assert api.patch(f"/api/v1/patients/{pepper.pk}", {"name": "Pepper II", **link}, format="json").status_code == 500
+    assert (
+        api.patch(f"/api/v1/patients/{pepper.pk}", {"name": "Pepper II", **link}, format="json").status_code
+        == 500
+    )
     pepper.refresh_from_db()
     assert (pepper.name, pepper.owners.count()) == ("Pepper", 0)
     assert not AuditEntry.objects.filter(action="update", object_id=str(pepper.pk)).exists()

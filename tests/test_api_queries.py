@@ -4,7 +4,8 @@ Every related record a list shows (owners, external ids, weights, breeds, an ord
 a study's series and instance counts) is there for each row, so that a query per row would
 show up as a count that grows from page_size=5 to page_size=50.
 """
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
 import pytest
@@ -33,7 +34,7 @@ def api(actor):
 def clinic(actor, make_owner, make_patient, make_order, labrador):
     """ROWS animals, each with two owners (external ids on both), a breed, a weight, an
     external id, an order, and a study of that order with two series of two instances."""
-    start = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     for n in range(ROWS):
         owner = make_owner(f"Hartley{n}", mobile=f"07700 9{n:05d}")
         patient = make_patient(f"Biscuit{n}", owner=owner, breed=labrador, microchip=f"985141{n:09d}")

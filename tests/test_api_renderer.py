@@ -1,7 +1,8 @@
 """integrations/api/renderers.py writes the bytes DRF's own JSON renderer writes."""
+
 import json
 import uuid
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -11,13 +12,39 @@ from rest_framework.renderers import JSONRenderer as DRFRenderer
 from integrations.api.renderers import JSONRenderer
 
 PAYLOADS = [
-    {"results": [{"id": 1, "name": "Biscuit", "owners": [{"owner": 7, "primary": True}], "weight_kg": "12.500",
-                  "updated": "2026-11-23T10:02:11.123456Z", "notes": None, "deceased": False}], "next": None},
-    {"utc": datetime(2026, 11, 23, 10, 2, 11, 123456, tzinfo=timezone.utc), "plain": datetime(2026, 11, 23, 10, 2, 11),
-     "london": datetime(2026, 6, 1, 9, 0, tzinfo=timezone(timedelta(hours=1))), "day": date(2026, 2, 28),
-     "at": time(10, 2, 11, 500000), "noon": time(12, 0)},
-    {"amount": Decimal("12.500"), "uid": uuid.UUID("5b0f7c1e-0000-4000-8000-000000000001"), "lazy": gettext_lazy("This field is required.")},
-    {"text": "Café Ünter – 犬 \u2028 line \u2029 para \" quote \\ slash / \t tab \x01", 1: "int key", "float": 31.4, "negative": -0.001},
+    {
+        "results": [
+            {
+                "id": 1,
+                "name": "Biscuit",
+                "owners": [{"owner": 7, "primary": True}],
+                "weight_kg": "12.500",
+                "updated": "2026-11-23T10:02:11.123456Z",
+                "notes": None,
+                "deceased": False,
+            }
+        ],
+        "next": None,
+    },
+    {
+        "utc": datetime(2026, 11, 23, 10, 2, 11, 123456, tzinfo=UTC),
+        "plain": datetime(2026, 11, 23, 10, 2, 11),
+        "london": datetime(2026, 6, 1, 9, 0, tzinfo=timezone(timedelta(hours=1))),
+        "day": date(2026, 2, 28),
+        "at": time(10, 2, 11, 500000),
+        "noon": time(12, 0),
+    },
+    {
+        "amount": Decimal("12.500"),
+        "uid": uuid.UUID("5b0f7c1e-0000-4000-8000-000000000001"),
+        "lazy": gettext_lazy("This field is required."),
+    },
+    {
+        "text": 'Café Ünter – 犬 \u2028 line \u2029 para " quote \\ slash / \t tab \x01',
+        1: "int key",
+        "float": 31.4,
+        "negative": -0.001,
+    },
     {"big": 2**70, "nested": [[1, [2, [3]]], {}], "empty": ""},
     [],
     "a string",
@@ -38,7 +65,9 @@ def test_a_float_with_an_exponent_is_the_same_number_spelt_shorter():
 
 def test_pretty_printing_and_nothing_are_drfs_too():
     data = {"a": [1, 2]}
-    assert JSONRenderer().render(data, "application/json; indent=4") == DRFRenderer().render(data, "application/json; indent=4")
+    assert JSONRenderer().render(data, "application/json; indent=4") == DRFRenderer().render(
+        data, "application/json; indent=4"
+    )
     assert JSONRenderer().render(None) == b""
 
 

@@ -5,6 +5,7 @@ every kind, so that the answers it checks are not just empty lists and 404s.
 
 The run fails if any check fails; it runs in CI on PostgreSQL, which refuses text that SQLite
 takes (a NUL), so a hole there shows there."""
+
 import json
 import os
 import re
@@ -59,17 +60,28 @@ def records(api_key, actor, make_owner, make_patient, make_order, labrador):
         study_instance_uid="2.25.1001", patient=patient, order=order, link=Study.Link.ORDER,
         accession_number=order.accession_number, study_date=date(2026, 11, 23), study_time=time(10, 5, 3, 250000),
     )  # fmt: skip
-    series = Series.objects.create(study=linked, series_instance_uid="2.25.1001.1", modality="DX", series_number=1)
+    series = Series.objects.create(
+        study=linked, series_instance_uid="2.25.1001.1", modality="DX", series_number=1
+    )
     Instance.objects.create(series=series, sop_instance_uid="2.25.1001.1.1", sop_class_uid="1.2.840.10008.5.1.4.1.1.1.1",
                             transfer_syntax_uid="1.2.840.10008.1.2.1", file_size=1, storage_key="schemathesis/1")  # fmt: skip
-    Study.objects.create(study_instance_uid="2.25.1002", study_date=date(2026, 11, 24), study_time=time(9, 0))  # unmatched
-    report = report_services.report_finalize(actor=actor, study=linked, findings="Clear lungs.", conclusion="Normal.")
+    Study.objects.create(
+        study_instance_uid="2.25.1002", study_date=date(2026, 11, 24), study_time=time(9, 0)
+    )  # unmatched
+    report = report_services.report_finalize(
+        actor=actor, study=linked, findings="Clear lungs.", conclusion="Normal."
+    )
     client = ApiClient.objects.get(name="Schemathesis")
     subscription, _ = webhook_services.subscription_create(
-        actor=actor, client=client, url="https://pms.example/hook", events=["study.received", "report.finalized"]
+        actor=actor,
+        client=client,
+        url="https://pms.example/hook",
+        events=["study.received", "report.finalized"],
     )
     created = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-    (delivery,) = webhook_services.event_publish(event="study.received", data={"study": {"id": linked.pk}}, created=created)
+    (delivery,) = webhook_services.event_publish(
+        event="study.received", data={"study": {"id": linked.pk}}, created=created
+    )
     return {
         "owners": owner.pk, "patients": patient.pk, "orders": order.pk, "studies": linked.pk, "reports": report.pk,
         "webhooks": subscription.pk, "deliveries": delivery.pk,
@@ -87,7 +99,11 @@ def config(records):
     named = {"patient": records["patients"], "study": records["studies"], "procedure": "DX-THX2", "station": "DRROOM",
              "species.code": "448771007", "breed.code": "62137007", "target": "448771007",
              "owners[*].owner": records["owners"]}  # fmt: skip
-    lines = ["[checks.positive_data_acceptance]", 'expected-statuses = ["2xx", "401", "403", "404", "409", "429"]', ""]
+    lines = [
+        "[checks.positive_data_acceptance]",
+        'expected-statuses = ["2xx", "401", "403", "404", "409", "429"]',
+        "",
+    ]
     for name in paths:
         lines += [f"[dictionaries.{name}]", f"values = [{records[name]}]", ""]
     for n, value in enumerate(named.values()):
@@ -109,7 +125,9 @@ def config(records):
     return "\n".join(lines)
 
 
-def test_the_api_keeps_its_schema_under_every_check_on_thousands_of_generated_requests(live_server, records, api_key, tmp_path):
+def test_the_api_keeps_its_schema_under_every_check_on_thousands_of_generated_requests(
+    live_server, records, api_key, tmp_path
+):
     tool_required(SCHEMATHESIS)
     if os.environ.get("CI"):
         assert connection.vendor == "postgresql", "CI runs this against PostgreSQL"

@@ -4,7 +4,8 @@ runs its own statement with its own values, and reads what the database holds no
 Every test sends several requests of one shape, so that the second and later ones run the
 statement the first one compiled (and, on PostgreSQL, the prepared one after a few).
 """
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -42,22 +43,29 @@ def test_each_search_of_one_shape_finds_its_own_words(api, make_owner, make_pati
         assert ids(api.get("/api/v1/patients", {"search": "nobody"})) == []
 
 
-def test_a_record_changed_between_two_requests_of_one_shape_is_read_as_it_is_now(api, make_owner, make_patient):
+def test_a_record_changed_between_two_requests_of_one_shape_is_read_as_it_is_now(
+    api, make_owner, make_patient
+):
     owner = make_owner("Hartley")
     patient = make_patient("Biscuit", owner=owner)
     study = Study.objects.create(study_instance_uid="1.2.826.0.9.1", patient=patient, description="Thorax")
     for n in range(7):
         Patient.objects.filter(pk=patient.pk).update(name=f"Biscuit {n}")
         Study.objects.filter(pk=study.pk).update(description=f"Thorax {n}")
-        assert api.get("/api/v1/patients", {"search": "hartley"}).json()["results"][0]["name"] == f"Biscuit {n}"
+        assert (
+            api.get("/api/v1/patients", {"search": "hartley"}).json()["results"][0]["name"] == f"Biscuit {n}"
+        )
         assert api.get("/api/v1/patients").json()["results"][0]["name"] == f"Biscuit {n}"
-        assert api.get("/api/v1/studies", {"patient": patient.pk}).json()["results"][0]["description"] == f"Thorax {n}"
+        assert (
+            api.get("/api/v1/studies", {"patient": patient.pk}).json()["results"][0]["description"]
+            == f"Thorax {n}"
+        )
 
 
 def test_the_cursor_and_updated_since_take_each_requests_values(api, make_owner, make_patient):
     owner = make_owner("Hartley")
     made = [make_patient(f"Biscuit{n}", owner=owner) for n in range(6)]
-    moment = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     for n, patient in enumerate(made):
         Patient.objects.filter(pk=patient.pk).update(updated=moment + timedelta(hours=n))
     for _ in range(3):
@@ -76,18 +84,22 @@ def test_the_cursor_and_updated_since_take_each_requests_values(api, make_owner,
 
 def test_a_studies_filter_takes_each_requests_value(api, make_patient):
     patients = [make_patient(f"Biscuit{n}") for n in range(3)]
-    studies = {p.pk: Study.objects.create(study_instance_uid=f"1.2.826.0.9.{p.pk}", patient=p) for p in patients}
+    studies = {
+        p.pk: Study.objects.create(study_instance_uid=f"1.2.826.0.9.{p.pk}", patient=p) for p in patients
+    }
     for _ in range(7):
         for patient in patients:
             assert ids(api.get("/api/v1/studies", {"patient": patient.pk})) == [studies[patient.pk].pk]
 
 
 def test_a_compiled_statement_keeps_the_querys_own_constants_and_takes_the_filters_values(make_patient):
-    rows = CompiledQuery(lambda filters: Patient.objects.filter(name__gte="B", pk__gte=filters["first"]).values("id"))
+    rows = CompiledQuery(
+        lambda filters: Patient.objects.filter(name__gte="B", pk__gte=filters["first"]).values("id")
+    )
     made = [make_patient(name).pk for name in ("Apple", "Biscuit", "Cleo", "Dot")]
     for _ in range(3):
         for n, first in enumerate(made):
-            assert [row["id"] for row in rows.run({"first": first})] == made[max(n, 1):]
+            assert [row["id"] for row in rows.run({"first": first})] == made[max(n, 1) :]
 
 
 WORDS = [{"words": ("hartley",)}, {"words": ("hartley", "bis")}, {"words": ("bis", "har")}]
@@ -130,7 +142,9 @@ def test_a_list_page_sent_a_few_times_is_a_prepared_statement_on_postgresql(api,
     for _ in range(6):
         api.get("/api/v1/studies", {"patient": patient.pk})
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%FROM \"imaging_study\"%"])
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ['%FROM "imaging_study"%']
+        )
         assert cursor.fetchone()[0] == 1
 
 

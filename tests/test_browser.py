@@ -1,4 +1,5 @@
 """The front desk in headless Chromium (Debian's), driven by Playwright against a live server."""
+
 import os
 
 import pytest
@@ -42,7 +43,9 @@ def shot(page, name):
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def test_front_desk_registers_an_owner_and_a_dog_then_finds_it_by_microchip(reference_data, staff, live_server, page):
+def test_front_desk_registers_an_owner_and_a_dog_then_finds_it_by_microchip(
+    reference_data, staff, live_server, page
+):
     page.goto(live_server.url + reverse("home"))
     assert "/login/" in page.url
     page.fill("#id_username", "frontdesk")
@@ -93,4 +96,8 @@ def test_front_desk_registers_an_owner_and_a_dog_then_finds_it_by_microchip(refe
     page.wait_for_selector("text=31.4 kg")
 
     patient = Patient.objects.get()
-    assert (patient.name, patient.breed.name, patient.primary_owner.family_name) == ("Biscuit", "Labrador retriever", "Hartley")
+    assert (patient.name, patient.breed.name, patient.primary_owner.family_name) == (
+        "Biscuit",
+        "Labrador retriever",
+        "Hartley",
+    )

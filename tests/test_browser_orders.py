@@ -1,5 +1,6 @@
 """The front desk schedules imaging in headless Chromium (Debian's), driven by Playwright against
 a live server: keyboard only on the order form, then the day board."""
+
 import os
 import re
 from datetime import datetime, time, timedelta
@@ -164,7 +165,10 @@ def test_front_desk_schedules_a_thorax_for_a_dog_and_marks_it_arrived_on_the_boa
     assert item.PatientSpeciesDescription == "Canis lupus familiaris"
     assert item.PatientBreedCodeSequence[0].CodeMeaning == "Labrador retriever dog breed"
     assert str(item.ResponsiblePerson).startswith("Hartley^")
-    assert (item.AccessionNumber, item.RequestedProcedureDescription) == (order.accession_number, "Thorax 2 views (lateral + VD/DV)")
+    assert (item.AccessionNumber, item.RequestedProcedureDescription) == (
+        order.accession_number,
+        "Thorax 2 views (lateral + VD/DV)",
+    )
 
     # Reschedule opens in the card; the board leaves it alone meanwhile.
     page.click(f"{card} >> text=Reschedule")

@@ -1,5 +1,6 @@
 """A vet writes and signs a report in headless Chromium, keyboard only, from the order's page;
 the order shows as reported, and the front desk reads the report."""
+
 import pytest
 from django.urls import reverse
 
@@ -11,10 +12,17 @@ from vetclinic import clock
 pytestmark = pytest.mark.browser
 
 
-def test_a_vet_signs_a_report_with_the_keyboard_and_the_order_is_reported(clinic, staff, live_server, page, actor):  # noqa: F811
+def test_a_vet_signs_a_report_with_the_keyboard_and_the_order_is_reported(
+    clinic, staff, live_server, page, actor
+):  # noqa: F811
     from imaging.models import Procedure
 
-    order = order_create(actor=actor, patient=clinic, procedure=Procedure.objects.get(code="DX-THX2"), scheduled_start=clock.now())
+    order = order_create(
+        actor=actor,
+        patient=clinic,
+        procedure=Procedure.objects.get(code="DX-THX2"),
+        scheduled_start=clock.now(),
+    )
     study = Study.objects.create(study_instance_uid=order.study_instance_uid, patient=clinic, order=order,
                                  link=Study.Link.ORDER, accession_number=order.accession_number,
                                  study_date=clock.today(), description="Thorax")  # fmt: skip
@@ -35,7 +43,9 @@ def test_a_vet_signs_a_report_with_the_keyboard_and_the_order_is_reported(clinic
     shot(page, "report-signed")
     report = Report.objects.get(study=study)
     assert (report.status, report.findings, report.conclusion) == (
-        "final", "Diffuse bronchial pattern.\nCardiac silhouette normal.", "Mild bronchitis."
+        "final",
+        "Diffuse bronchial pattern.\nCardiac silhouette normal.",
+        "Mild bronchitis.",
     )
     assert ImagingOrder.objects.get(pk=order.pk).status == "reported"
     text = page.inner_text("#report")

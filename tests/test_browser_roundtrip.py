@@ -2,6 +2,7 @@
 field filled (as HL7, REST and the desk fill them: times to the second, a retired breed, a vet
 who left) and saved unchanged, changes nothing in the database. The test client posts what the
 test says; a browser posts what the page holds, and drops a value its input cannot read."""
+
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -10,7 +11,6 @@ from django.contrib.auth.models import Group, User
 from django.forms.models import model_to_dict
 from django.urls import reverse
 from django.utils.timezone import make_aware
-from pydicom.uid import generate_uid
 
 from imaging.models import ImagingOrder, Modality, Procedure, Report, Study
 from imaging.orders.services import order_create
@@ -44,7 +44,9 @@ def filled(clinic, staff, actor):
     })  # fmt: skip
     retired.active = False
     retired.save()
-    departed = User.objects.create_user(username="oldvet", password=PASSWORD, first_name="Former", last_name="Vet")
+    departed = User.objects.create_user(
+        username="oldvet", password=PASSWORD, first_name="Former", last_name="Vet"
+    )
     departed.groups.add(Group.objects.get(name="veterinarian"))
     visit = visit_create(
         actor=actor, patient=patient, reason="Lameness", vet=departed, status=Visit.Status.ARRIVED,
@@ -62,7 +64,9 @@ def filled(clinic, staff, actor):
         study_instance_uid=order.study_instance_uid, patient=patient, order=order, link=Study.Link.ORDER,
         accession_number=order.accession_number, study_date=CLINIC_TODAY, description="Thorax",
     )  # fmt: skip
-    report_save(actor=actor, study=study, findings="Bronchial pattern.\nNormal heart.", conclusion="Bronchitis.")
+    report_save(
+        actor=actor, study=study, findings="Bronchial pattern.\nNormal heart.", conclusion="Bronchitis."
+    )
     dead = patient_upsert(actor=actor, owner=owner, fields={
         "name": "Old Tom", "species": dog, "birth_date": date(2008, 1, 5), "deceased": True,
         "deceased_on": date(2025, 1, 31),
@@ -145,7 +149,9 @@ def test_the_pages_fit_a_phone_screen(filled, live_server, browser):  # noqa: F8
         phone.goto(live_server.url + path)
         phone.wait_for_load_state("networkidle")
         phone.screenshot(path=str(SCREENSHOTS / f"phone-{name}.png"), full_page=True)
-        wide[name] = phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        wide[name] = phone.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
     assert wide == dict.fromkeys(pages, 0)
     assert Patient.objects.get(pk=filled["patient"].pk).birth_date == date(2019, 4, 2)
     assert Owner.objects.filter(family_name="Okafor").count() == 1 and ImagingOrder.objects.count() == 1

@@ -1,4 +1,5 @@
 """vetclinic/cache.py: the one way a process keeps what it looked up."""
+
 import pytest
 
 from integrations.api.clients import api_client_create, api_client_for_key

@@ -1,4 +1,5 @@
 """A real Celery worker, on the configured broker (files by default, Redis in CI)."""
+
 from django.core.management import call_command
 
 from patients.models import SearchTerm

@@ -2,6 +2,7 @@
 same at any hour the suite runs. After closing time the board and the order form say the clinic
 is closed and offer the next day; a start time that has passed is refused at the desk unless
 the exam took place already, and recorded as it comes from a PMS."""
+
 import os
 import subprocess
 import sys
@@ -97,9 +98,13 @@ def test_the_desk_cannot_book_a_time_that_has_passed_without_saying_it_was_done(
 
 def test_the_order_form_warns_as_soon_as_the_time_typed_has_passed(desk, dr, settings):
     settings.CLOCK_NOW = "2026-11-23T14:00:00"
-    fragment = desk.get(reverse("order_slots"), {"station": dr.pk, "day": "2026-11-23", "time": "1030"}).content.decode()
+    fragment = desk.get(
+        reverse("order_slots"), {"station": dr.pk, "day": "2026-11-23", "time": "1030"}
+    ).content.decode()
     assert "That time has passed" in fragment and 'name="past_ok"' in fragment
-    fragment = desk.get(reverse("order_slots"), {"station": dr.pk, "day": "2026-11-23", "time": "1500"}).content.decode()
+    fragment = desk.get(
+        reverse("order_slots"), {"station": dr.pk, "day": "2026-11-23", "time": "1500"}
+    ).content.decode()
     assert "That time has passed" not in fragment
 
 
@@ -119,7 +124,9 @@ def test_a_pms_records_an_order_whose_time_has_passed(dog, dr, settings, channel
     assert ImagingOrder.objects.get(pk=order.pk).scheduled_start == at(9)
 
 
-def test_the_desk_cannot_move_an_order_into_the_past_but_may_leave_it_where_it_is(actor, dog, dr, staff, settings):
+def test_the_desk_cannot_move_an_order_into_the_past_but_may_leave_it_where_it_is(
+    actor, dog, dr, staff, settings
+):
     order = orders.order_create(actor=actor, patient=dog, procedure=Procedure.objects.get(code="DX-THX2"),
                                 station=dr, scheduled_start=at(9))  # fmt: skip
     settings.CLOCK_NOW = "2026-11-23T14:00:00"

@@ -1,5 +1,6 @@
 """The animal's current weight, one rule (patients/models.py WeightRecord.NEWEST_FIRST) read by
 the record, the REST rows and the worklist alike."""
+
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 

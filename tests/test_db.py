@@ -1,5 +1,6 @@
 """vetclinic/db.py: a compiled query gives what its queryset gives, for any values; the
 services' savepoints; each process's database options."""
+
 from datetime import date
 from decimal import Decimal
 
@@ -26,11 +27,15 @@ def test_a_compiled_query_gives_what_its_queryset_gives_for_each_value(actor, ma
     for patient, value in ((biscuit, "PET-1"), (pepper, "PET-2'; DROP TABLE patients_patient; --")):
         patient_upsert(actor=actor, patient=patient, fields={}, external=("vetspace", value))
     by_id = CompiledQuery(
-        lambda system, value: Patient.objects.filter(external_ids__system=system, external_ids__value=value).order_by("pk"),
+        lambda system, value: Patient.objects.filter(
+            external_ids__system=system, external_ids__value=value
+        ).order_by("pk"),
     )
     for system, value in (("vetspace", "PET-1"), ("vetspace", "PET-2'; DROP TABLE patients_patient; --"),
                           ("vetspace", "PET-3"), ("other", "PET-1")):  # fmt: skip
-        expected = list(Patient.objects.filter(external_ids__system=system, external_ids__value=value).order_by("pk"))
+        expected = list(
+            Patient.objects.filter(external_ids__system=system, external_ids__value=value).order_by("pk")
+        )
         found = by_id.run(system, value)
         assert found == expected
         assert [vars(p) | {"_state": None} for p in found] == [vars(p) | {"_state": None} for p in expected]
@@ -46,7 +51,9 @@ def test_dates_and_decimals_are_passed_as_the_database_wants_them(actor, make_pa
     weight_record(actor=actor, patient=biscuit, kg="12.5", measured_on=date(2026, 3, 1))
     weight_record(actor=actor, patient=biscuit, kg="12.5", measured_on=date(2026, 3, 2))
     on = CompiledQuery(
-        lambda patient_id, kg, day: WeightRecord.objects.filter(patient_id=patient_id, kg=kg, measured_on=day),
+        lambda patient_id, kg, day: WeightRecord.objects.filter(
+            patient_id=patient_id, kg=kg, measured_on=day
+        ),
     )
     [record] = on.run(biscuit.pk, Decimal("12.500"), date(2026, 3, 2))
     assert (record.kg, record.measured_on) == (Decimal("12.500"), date(2026, 3, 2))
@@ -104,10 +111,21 @@ def test_each_process_gets_the_database_options_settings_declare_for_its_role():
     from vetclinic.settings import database_for_process
 
     web, hl7, dicom = (database_for_process(POSTGRESQL, role) for role in ("web", "hl7", "dicom"))
-    assert "server_side_binding" not in web["OPTIONS"] and "pool" not in web["OPTIONS"] and web["CONN_MAX_AGE"] == 0
-    assert (hl7["CONN_MAX_AGE"], hl7["OPTIONS"]["server_side_binding"], "pool" in hl7["OPTIONS"]) == (None, True, False)
-    assert (dicom["CONN_MAX_AGE"], dicom["CONN_HEALTH_CHECKS"], dicom["OPTIONS"]["server_side_binding"]) == (0, True, True)
+    assert (
+        "server_side_binding" not in web["OPTIONS"]
+        and "pool" not in web["OPTIONS"]
+        and web["CONN_MAX_AGE"] == 0
+    )
+    assert (hl7["CONN_MAX_AGE"], hl7["OPTIONS"]["server_side_binding"], "pool" in hl7["OPTIONS"]) == (
+        None,
+        True,
+        False,
+    )
+    assert (dicom["CONN_MAX_AGE"], dicom["CONN_HEALTH_CHECKS"], dicom["OPTIONS"]["server_side_binding"]) == (
+        0,
+        True,
+        True,
+    )
     # Two connections an association (its reactor's thread and its DUL's), as many as one process serves.
     assert dicom["OPTIONS"]["pool"]["max_size"] == 2 * MAX_ASSOCIATIONS
     assert POSTGRESQL["OPTIONS"] == {}  # the declared settings are not changed in place
-

@@ -1,5 +1,6 @@
 """manage.py dicom_listener --processes N on a real port: one process accepts and hands each
 connection to the least busy of N listener processes, which store and queue as one would."""
+
 import os
 import signal
 import socket

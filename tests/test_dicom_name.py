@@ -1,5 +1,6 @@
 """The animal's DICOM Patient's Name (PS3.3 C.7.1.1.1.1, PN as PS3.5 6.2), built once in
 patients/names.py and the same wherever it is written."""
+
 import pytest
 from pydicom.dataset import Dataset
 

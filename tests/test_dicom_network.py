@@ -1,5 +1,6 @@
 """The DICOM listener's network side against peers that break the rules: PDU lengths it never
 agreed to, its database gone while it checks who calls, plain TCP on a TLS port."""
+
 import socket
 import struct
 import subprocess

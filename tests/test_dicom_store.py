@@ -1,4 +1,5 @@
 """The DICOM listener on a real socket, fed by dcmtk and pynetdicom, indexed by a real worker."""
+
 import io
 import shutil
 import subprocess
@@ -79,7 +80,9 @@ def reference_copies(storescp):
     }
 
 
-def test_storescu_stores_and_a_worker_indexes(storescu_modality, dicom_listener, celery_worker, storage_root, tmp_path):
+def test_storescu_stores_and_a_worker_indexes(
+    storescu_modality, dicom_listener, celery_worker, storage_root, tmp_path
+):
     files = [fresh_copy(name, tmp_path) for name in ("CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm")]
     send("/usr/bin/storescu", dicom_listener.port, files)
 
@@ -132,7 +135,9 @@ def test_dcmsend_stores_each_transfer_syntax_as_sent(
     wait_for(lambda: not Study.objects.filter(series__thumbnail_key="").exists(), message="thumbnails")
 
 
-def test_pynetdicom_echoes_and_stores_the_bytes_it_sent(storescu_modality, dicom_listener, celery_worker, storage_root, tmp_path):
+def test_pynetdicom_echoes_and_stores_the_bytes_it_sent(
+    storescu_modality, dicom_listener, celery_worker, storage_root, tmp_path
+):
     ae = AE(ae_title="STORESCU")
     ae.add_requested_context(Verification)
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
@@ -141,7 +146,9 @@ def test_pynetdicom_echoes_and_stores_the_bytes_it_sent(storescu_modality, dicom
     assoc = ae.associate("127.0.0.1", dicom_listener.port, ae_title="VETPACS")
     assert assoc.is_established
     assert assoc.send_c_echo().Status == 0x0000
-    files = [fresh_copy(name, tmp_path) for name in ("CT_small.dcm", "MR_small_implicit.dcm", "image_dfl.dcm")]
+    files = [
+        fresh_copy(name, tmp_path) for name in ("CT_small.dcm", "MR_small_implicit.dcm", "image_dfl.dcm")
+    ]
     for path in files:
         assert assoc.send_c_store(path).Status == 0x0000  # a path is sent as its bytes are
     assoc.release()
@@ -163,9 +170,20 @@ def test_an_unregistered_caller_is_refused_and_logged(storescu_modality, dicom_l
     assoc = associate(dicom_listener.port, "STRANGER")
     assert assoc.is_rejected
     result = subprocess.run(
-        [tool_required("/usr/bin/storescu"), "-aet", "STRANGER", "-aec", "VETPACS", "127.0.0.1", str(dicom_listener.port), str(TEST_FILES / "CT_small.dcm")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            tool_required("/usr/bin/storescu"),
+            "-aet",
+            "STRANGER",
+            "-aec",
+            "VETPACS",
+            "127.0.0.1",
+            str(dicom_listener.port),
+            str(TEST_FILES / "CT_small.dcm"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "Association Rejected" in result.stderr
     wait_for(lambda: "refused association from STRANGER at 127.0.0.1" in dicom_listener.log.read_text(), timeout=10,
@@ -219,7 +237,9 @@ def test_bad_data_gets_a_failure_status_and_nothing_is_kept(
     assert Instance.objects.count() == 0
 
 
-def test_a_data_set_that_is_not_the_one_announced_is_refused(storescu_modality, dicom_listener, storage_root, tmp_path):
+def test_a_data_set_that_is_not_the_one_announced_is_refused(
+    storescu_modality, dicom_listener, storage_root, tmp_path
+):
     ds = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
     ds.SOPClassUID = MRImageStorage  # the data set says MR; the file meta, and so the request, CT
     path = tmp_path / "mismatch.dcm"
@@ -257,7 +277,11 @@ def test_an_image_cut_off_by_an_abort_is_written_as_it_comes_and_then_not_kept(
     ds["PixelData"].VR = "OW"
     assoc = associate(dicom_listener.port, "STORESCU")
     request = C_STORE()
-    request.MessageID, request.AffectedSOPClassUID, request.AffectedSOPInstanceUID = 1, CTImageStorage, ds.SOPInstanceUID
+    request.MessageID, request.AffectedSOPClassUID, request.AffectedSOPInstanceUID = (
+        1,
+        CTImageStorage,
+        ds.SOPInstanceUID,
+    )
     request.Priority = 2
     buffer = io.BytesIO()
     ds.save_as(buffer, implicit_vr=False, little_endian=True)
@@ -303,7 +327,9 @@ def test_the_same_instance_twice_is_one_row_and_a_different_one_is_a_new_version
     assert "replaced by a different object" in instance.series.study.flag
 
 
-def test_images_stored_while_the_broker_is_down_are_indexed_by_the_sweep(storescu_modality, dicom_listener_start, storage_root):
+def test_images_stored_while_the_broker_is_down_are_indexed_by_the_sweep(
+    storescu_modality, dicom_listener_start, storage_root
+):
     # Nothing listens on port 1: queueing fails, storing must not.
     listener = dicom_listener_start(CELERY_BROKER_URL="redis://127.0.0.1:1/0")
     assoc = associate(listener.port, "STORESCU")
@@ -399,5 +425,11 @@ def test_a_p_data_tf_body_is_read_into_its_items_or_refused_when_they_do_not_add
     assert type(items[0][1]) is bytes  # a command fragment: bytes, as pynetdicom's
     assert type(items[1][1]) is memoryview  # a data set fragment: a view of what was read, not a copy
 
-    for bad in [b"", body[:-1], body + b"\x00\x00", struct.pack(">LB", 1, 1) + b"\x03", struct.pack(">LB", 99, 1) + b"\x03x"]:
+    for bad in [
+        b"",
+        body[:-1],
+        body + b"\x00\x00",
+        struct.pack(">LB", 1, 1) + b"\x03",
+        struct.pack(">LB", 99, 1) + b"\x03x",
+    ]:
         assert p_data_decode(bytearray(bad)) is None, bad

@@ -1,5 +1,6 @@
 """C-STOREs that cannot be kept, on a real listener: each gets its failure status with an Error
 Comment (PS3.4 B.2.3) and the association goes on; what was acknowledged before is indexed."""
+
 import os
 import subprocess
 from pathlib import Path

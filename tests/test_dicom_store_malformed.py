@@ -1,5 +1,6 @@
 """Malformed C-STOREs on a real listener, built byte by byte: each gets a failure status with an
 Error Comment (PS3.4 B.2.3), never an abort, and the rest of the association is stored."""
+
 import struct
 import subprocess
 import time

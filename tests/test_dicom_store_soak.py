@@ -7,6 +7,7 @@ here: run from many threads, its association reactor sometimes takes the C-STORE
 send_c_store (it logs "Received unexpected C-STORE service message") and send_c_store waits
 until its DIMSE timeout, although the listener sent the answer (pynetdicom issues #850, #875).
 """
+
 import io
 import subprocess
 import uuid

@@ -4,6 +4,7 @@
 type="time" only hh:mm[:ss] (HTML, "dates and times" microsyntaxes); anything else shows an
 empty field, and saving the form erases the value. Django writes the locale's format (en-gb:
 02/04/2019) unless told otherwise."""
+
 import importlib
 import re
 from datetime import date, datetime, time
@@ -18,7 +19,10 @@ from patients.models import Patient, Visit
 
 HTML = {
     "date": (date(2019, 4, 2), r"\d{4}-\d\d-\d\d"),
-    "datetime-local": (make_aware(datetime(2019, 4, 2, 10, 30, 45)), r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?"),
+    "datetime-local": (
+        make_aware(datetime(2019, 4, 2, 10, 30, 45)),
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?",
+    ),
     "time": (time(10, 30), r"\d\d:\d\d(:\d\d(\.\d+)?)?"),
 }
 MODULES = ["patients.forms", "imaging.reconcile.forms", "imaging.reports.forms", "imaging.orders.forms",
@@ -56,7 +60,9 @@ def test_every_date_and_time_input_writes_its_value_as_html_reads_it(form, name,
     value, pattern = HTML[kind]
     with translation.override("en-gb"):
         written = field.widget.format_value(field.prepare_value(value))
-    assert re.fullmatch(pattern, written), f"{form.__name__}.{name} writes {written!r} into <input type={kind}>"
+    assert re.fullmatch(pattern, written), (
+        f"{form.__name__}.{name} writes {written!r} into <input type={kind}>"
+    )
 
 
 @pytest.mark.django_db
@@ -70,7 +76,9 @@ def test_an_animal_form_shows_the_birth_and_death_dates_it_has(make_patient):
 @pytest.mark.django_db
 def test_a_visit_saved_unchanged_keeps_its_time_to_the_second(make_patient, settings):
     settings.TIME_ZONE = "Europe/London"
-    visit = Visit.objects.create(patient=make_patient(), starts_at=make_aware(datetime(2026, 6, 1, 10, 30, 45, 123456)))
+    visit = Visit.objects.create(
+        patient=make_patient(), starts_at=make_aware(datetime(2026, 6, 1, 10, 30, 45, 123456))
+    )
     html = str(VisitForm(instance=visit)["starts_at"])
     assert 'value="2026-06-01T10:30:45"' in html  # the clinic's time, with its seconds
     sent = dict(re.findall(r'name="([\w-]+)" value="([^"]*)"', html))  # with its hidden initial value

@@ -1,4 +1,5 @@
 """Each bad input gives its field error, and nothing is saved (no record, no audit entry)."""
+
 import pytest
 from django.urls import reverse
 
@@ -20,7 +21,12 @@ def owner(make_owner):
 
 
 def snapshot():
-    return (Owner.objects.count(), Patient.objects.count(), AuditEntry.objects.count(), SearchTerm.objects.count())
+    return (
+        Owner.objects.count(),
+        Patient.objects.count(),
+        AuditEntry.objects.count(),
+        SearchTerm.objects.count(),
+    )
 
 
 def good_patient(dog, labrador):
@@ -61,7 +67,9 @@ def test_a_good_patient_is_saved_with_its_weight_and_owner(desk, owner, dog, lab
         ({"sex": "X"}, "sex", "Select a valid choice"),
     ],
 )
-def test_each_bad_patient_input_names_its_field_and_saves_nothing(desk, owner, dog, cat, labrador, change, field, message):
+def test_each_bad_patient_input_names_its_field_and_saves_nothing(
+    desk, owner, dog, cat, labrador, change, field, message
+):
     data = good_patient(dog, labrador)
     if change.get("breed") == "cat-breed":
         change = {"species": cat.pk, "breed": labrador.pk}
@@ -97,7 +105,13 @@ def test_editing_a_patient_changes_only_what_changed(desk, owner, dog, labrador)
     assert Patient.objects.get().weights.count() == 1  # the same weight again is not a new record
 
 
-GOOD_OWNER = {"kind": "person", "family_name": "Hartley", "given_name": "Jane", "phone": "01632 960123", "email": "jane@example.org"}
+GOOD_OWNER = {
+    "kind": "person",
+    "family_name": "Hartley",
+    "given_name": "Jane",
+    "phone": "01632 960123",
+    "email": "jane@example.org",
+}
 
 
 def test_a_good_owner_is_saved(desk):
@@ -111,7 +125,11 @@ def test_a_good_owner_is_saved(desk):
     "change, field, message",
     [
         ({"family_name": ""}, "family_name", "A person needs a family name"),
-        ({"kind": "organisation", "organisation_name": ""}, "organisation_name", "An organisation needs its name"),
+        (
+            {"kind": "organisation", "organisation_name": ""},
+            "organisation_name",
+            "An organisation needs its name",
+        ),
         ({"kind": "alien"}, "kind", "Select a valid choice"),
         ({"email": "jane-at-example"}, "email", "Enter a valid email"),
         ({"phone": "call me"}, "phone", "Enter a phone number"),
@@ -129,7 +147,9 @@ def test_each_bad_owner_input_names_its_field_and_saves_nothing(desk, change, fi
 
 def test_a_bad_visit_names_its_field(desk, make_patient):
     patient = make_patient()
-    response = desk.post(reverse("visit_create", args=[patient.pk]), {"starts_at": "yesterday-ish", "status": "booked"})
+    response = desk.post(
+        reverse("visit_create", args=[patient.pk]), {"starts_at": "yesterday-ish", "status": "booked"}
+    )
     assert "starts_at" in response.context["form"].errors
     assert patient.visits.count() == 0
 
@@ -137,10 +157,19 @@ def test_a_bad_visit_names_its_field(desk, make_patient):
 def test_editing_an_owner_and_a_visit_is_saved_and_audited(desk, owner, make_patient):
     desk.post(reverse("owner_edit", args=[owner.pk]), {**GOOD_OWNER, "family_name": "Hartley-Smith"})
     assert Owner.objects.get().family_name == "Hartley-Smith"
-    assert AuditEntry.objects.filter(action="update").get().changes["family_name"] == ["Hartley", "Hartley-Smith"]
+    assert AuditEntry.objects.filter(action="update").get().changes["family_name"] == [
+        "Hartley",
+        "Hartley-Smith",
+    ]
 
     patient = make_patient()
-    desk.post(reverse("visit_create", args=[patient.pk]), {"starts_at": "2026-11-23T09:30", "reason": "Lame", "status": "booked"})
+    desk.post(
+        reverse("visit_create", args=[patient.pk]),
+        {"starts_at": "2026-11-23T09:30", "reason": "Lame", "status": "booked"},
+    )
     visit = patient.visits.get()
-    desk.post(reverse("visit_edit", args=[visit.pk]), {"starts_at": "2026-11-23T09:30", "reason": "Lame", "status": "arrived"})
+    desk.post(
+        reverse("visit_edit", args=[visit.pk]),
+        {"starts_at": "2026-11-23T09:30", "reason": "Lame", "status": "arrived"},
+    )
     assert patient.visits.get().status == "arrived"

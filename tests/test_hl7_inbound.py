@@ -1,4 +1,5 @@
 """Inbound HL7 handlers through message_receive (no socket): the fields PMS send, mapped."""
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -43,10 +44,18 @@ def test_a_weight_in_pounds_is_recorded_in_kilograms():
 
 def test_a_guarantor_is_the_owner_when_no_nk1_says_own():
     text = samples.adt("A04", "X5").replace("OWN^Owner^HL70063", "EMC^Emergency contact^HL70063")
-    text += samples.segment("GT1", {1: "1", 2: "G-900", 3: "Okafor^Chidi", 5: "1 High St^^Wye", 6: "01632960456"}) + "\r"
+    text += (
+        samples.segment("GT1", {1: "1", 2: "G-900", 3: "Okafor^Chidi", 5: "1 High St^^Wye", 6: "01632960456"})
+        + "\r"
+    )
     assert receive(text)["MSA"][1] == "AA"
     owner = Patient.objects.get().primary_owner
-    assert (owner.family_name, owner.given_name, owner.city, owner.phone) == ("Okafor", "Chidi", "Wye", "01632960456")
+    assert (owner.family_name, owner.given_name, owner.city, owner.phone) == (
+        "Okafor",
+        "Chidi",
+        "Wye",
+        "01632960456",
+    )
     assert owner.external_ids.get().value == "G-900"
 
 
@@ -54,7 +63,11 @@ def test_a_registration_books_its_visit_a_discharge_finishes_it_and_an_unknown_o
     assert receive(samples.adt("A04", "V1"))["MSA"][1] == "AA"
     assert receive(samples.adt("A08", "V1b"))["MSA"][1] == "AA"  # an update books nothing
     visit = Visit.objects.get()
-    assert (visit.external_system, visit.external_id, visit.patient) == ("hl7:VETPMS", "V-555", Patient.objects.get())
+    assert (visit.external_system, visit.external_id, visit.patient) == (
+        "hl7:VETPMS",
+        "V-555",
+        Patient.objects.get(),
+    )
     assert receive(samples.adt("A03", "V2"))["MSA"][1] == "AA"
     assert Visit.objects.get().status == "finished"
     ack = receive(samples.adt("A11", "V3").replace("|V-555", "|V-999"))
@@ -98,7 +111,11 @@ def test_a_visit_number_of_another_animal_is_refused_and_what_the_message_had_ch
 
 
 def writes(queries):
-    return [q["sql"].split(" ")[0] + " " + q["sql"].split('"')[1] for q in queries if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))]
+    return [
+        q["sql"].split(" ")[0] + " " + q["sql"].split('"')[1]
+        for q in queries
+        if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
 
 
 def test_an_a08_that_changes_nothing_writes_nothing_but_its_log_row(django_capture_on_commit_callbacks):

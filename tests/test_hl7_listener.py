@@ -1,4 +1,5 @@
 """The HL7 listener on a real socket: ACKs, the database, and what bad input gets."""
+
 import signal
 import socket
 import ssl
@@ -30,7 +31,11 @@ def hl7_listener_start(process_env, reference_data, tmp_path):
                 stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         started.append((process, log))
-        wait_for(lambda: "HL7 listener on" in log.read_text() or process.poll() is not None, timeout=30, message="the HL7 listener")
+        wait_for(
+            lambda: "HL7 listener on" in log.read_text() or process.poll() is not None,
+            timeout=30,
+            message="the HL7 listener",
+        )
         assert process.poll() is None, log.read_text()
         return types.SimpleNamespace(port=port, process=process, log=log)
 
@@ -83,11 +88,21 @@ def test_an_a04_registers_the_animal_and_its_owner_and_is_acked_aa(hl7_listener)
     assert ack["MSA"][1:3] == ["AA", "MSG0001"]
     assert ack["MSH"][8] == "ACK^A04^ACK" and ack["MSH"][11] == "2.5.1"
     patient = Patient.objects.get(external_ids__system="hl7:VETPMS", external_ids__value="PMS-1001")
-    assert (patient.name, patient.species.code, patient.breed.code, patient.sex) == ("Biscuit", "448771007", "62137007", "M")
+    assert (patient.name, patient.species.code, patient.breed.code, patient.sex) == (
+        "Biscuit",
+        "448771007",
+        "62137007",
+        "M",
+    )
     assert str(patient.birth_date) == "2019-04-02"
     assert str(patient.current_weight) == "31.400"
     owner = patient.primary_owner
-    assert (owner.family_name, owner.given_name, owner.city, owner.phone) == ("Hartley", "Jane", "Ashford", "01632960123")
+    assert (owner.family_name, owner.given_name, owner.city, owner.phone) == (
+        "Hartley",
+        "Jane",
+        "Ashford",
+        "01632960123",
+    )
     message = HL7Message.objects.get()
     assert (message.status, message.ack_code, message.message_type) == ("processed", "AA", "ADT^A04")
 
@@ -149,7 +164,9 @@ def test_bad_input_gets_the_right_ack_and_changes_nothing(hl7_listener, message,
     assert text in ack["MSA"][3]
     assert ack["ERR"][2] == err_location
     assert ack["ERR"][8] == text or text in ack["ERR"][8]
-    assert not Patient.objects.exists() and not Owner.objects.exists() and not PatientExternalId.objects.exists()
+    assert (
+        not Patient.objects.exists() and not Owner.objects.exists() and not PatientExternalId.objects.exists()
+    )
     logged = HL7Message.objects.get()
     assert logged.status == ("error" if code == "AE" else "rejected") and text in logged.error
 
@@ -180,13 +197,18 @@ def test_a_message_over_the_limit_is_refused_and_not_kept_whole(hl7_listener):
     assert client.ack()["MSA"][1] == "AA"
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="a SQLite file has no server connection to lose")
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="a SQLite file has no server connection to lose"
+)
 def test_a_database_connection_lost_between_messages_is_replaced_and_the_message_handled(hl7_listener):
     client = Client(hl7_listener.port)
     client.send(samples.adt("A04", "L1"))
     assert client.ack()["MSA"][1] == "AA"
     with connection.cursor() as cursor:  # as a restart of PostgreSQL would
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
     client.send(samples.adt("A08", "L2", name="Hartley^Biscuit II"))
     assert client.ack()["MSA"][1:3] == ["AA", "L2"]
     assert Patient.objects.get().name == "Biscuit II"
@@ -197,14 +219,20 @@ def test_concurrent_senders(hl7_listener):
     clients = [Client(hl7_listener.port) for _ in range(4)]
     for i, client in enumerate(clients):
         for j in range(5):
-            client.send(samples.adt("A04", f"C{i}-{j}", pms_id=f"PMS-{i}-{j}", account=f"ACC-{i}-{j}", visit=f"V-{i}-{j}"))
+            client.send(
+                samples.adt(
+                    "A04", f"C{i}-{j}", pms_id=f"PMS-{i}-{j}", account=f"ACC-{i}-{j}", visit=f"V-{i}-{j}"
+                )
+            )
     for client in clients:
         assert [client.ack()["MSA"][1] for _ in range(5)] == ["AA"] * 5
     assert Patient.objects.count() == 20
 
 
 @pytest.mark.parametrize("message_type, version", [("ORM^O01", "2.3.1"), ("OMI^O23^OMI_O23", "2.5.1")])
-def test_an_order_goes_into_the_worklist_and_can_be_changed_and_cancelled(hl7_listener, stations, message_type, version):
+def test_an_order_goes_into_the_worklist_and_can_be_changed_and_cancelled(
+    hl7_listener, stations, message_type, version
+):
     from pydicom.dataset import Dataset
 
     from imaging.models import ImagingOrder
@@ -214,7 +242,11 @@ def test_an_order_goes_into_the_worklist_and_can_be_changed_and_cancelled(hl7_li
     client.send(samples.order("O1", message_type=message_type, version=version))
     assert client.ack()["MSA"][1:3] == ["AA", "O1"]
     order = ImagingOrder.objects.get()
-    assert (order.procedure.code, order.placer_order_number, order.station.ae_title) == ("DX-THX2", "ORD-1", "DRROOM")
+    assert (order.procedure.code, order.placer_order_number, order.station.ae_title) == (
+        "DX-THX2",
+        "ORD-1",
+        "DRROOM",
+    )
     assert order.scheduled_start.isoformat() == "2026-11-23T14:30:00+00:00"
     assert (order.referring_vet, order.reason) == ("Okafor^Ada", "Cough Coughing two weeks")
     assert order.patient.external_ids.get().value == "PMS-1001"
@@ -222,7 +254,9 @@ def test_an_order_goes_into_the_worklist_and_can_be_changed_and_cancelled(hl7_li
     query.AccessionNumber = order.accession_number
     assert list(worklist_items(identifier=query)) == [order]
 
-    client.send(samples.order("O2", control="XO", when="20261124090000", message_type=message_type, version=version))
+    client.send(
+        samples.order("O2", control="XO", when="20261124090000", message_type=message_type, version=version)
+    )
     assert client.ack()["MSA"][1] == "AA"
     order.refresh_from_db()
     assert order.scheduled_start.isoformat() == "2026-11-24T09:00:00+00:00"

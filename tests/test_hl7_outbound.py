@@ -1,4 +1,5 @@
 """Outbound HL7 to a PMS: a real MLLP receiver on a local socket answers AA, AE, or is down."""
+
 import socket
 import threading
 
@@ -33,7 +34,11 @@ class Receiver:
                         text = item.data.decode()
                         self.received.append(text)
                         control = text.split("\r")[0].split("|")[9]
-                        conn.sendall(frame(f"MSH|^~\\&|PMS||VETPACS||20261123||ACK|A{control}|P|2.5.1\rMSA|{self.code}|{control}\r".encode()))
+                        conn.sendall(
+                            frame(
+                                f"MSH|^~\\&|PMS||VETPACS||20261123||ACK|A{control}|P|2.5.1\rMSA|{self.code}|{control}\r".encode()
+                            )
+                        )
 
     def close(self):
         self.server.close()
@@ -49,7 +54,9 @@ def order(make_owner, make_patient, make_order, actor):
 
 
 def endpoint(port, **fields):
-    return HL7Endpoint.objects.create(name=f"PMS {port}", host="127.0.0.1", port=port, receiving_application="VETPMS", **fields)
+    return HL7Endpoint.objects.create(
+        name=f"PMS {port}", host="127.0.0.1", port=port, receiving_application="VETPMS", **fields
+    )
 
 
 def test_an_order_status_message_carries_the_pms_ids_and_the_accession_number(order):
@@ -64,7 +71,12 @@ def test_an_order_status_message_carries_the_pms_ids_and_the_accession_number(or
     assert lines["MSH"][8] == "ORM^O01" and lines["MSH"][11] == "2.3.1" and lines["MSH"][4] == "VETPMS"
     assert lines["PID"][3].startswith("PMS-1001^^^VETPMS~")
     assert lines["PID"][5] == "Hartley^Biscuit"
-    assert (lines["ORC"][1], lines["ORC"][2], lines["ORC"][3], lines["ORC"][5]) == ("SC", "ORD-7", order.accession_number, "CM")
+    assert (lines["ORC"][1], lines["ORC"][2], lines["ORC"][3], lines["ORC"][5]) == (
+        "SC",
+        "ORD-7",
+        order.accession_number,
+        "CM",
+    )
     assert lines["OBR"][4] == "DX-THX2^Thorax 2 views (lateral + VD/DV)^VETPACS"
     message.refresh_from_db()
     assert (message.status, message.ack_code, message.attempts, message.endpoint) == ("sent", "AA", 1, target)
@@ -112,9 +124,15 @@ def test_a_worker_delivers_when_the_order_completes_retrying_until_the_pms_is_up
     endpoint(port)
     order = make_order(make_patient("Rex", owner=make_owner("Okafor")))
     orders.order_status_set(actor=actor, order=order, status="completed")  # committed: the event is queued
-    wait_for(lambda: HL7Message.objects.filter(direction="out").exists(), timeout=60, message="the outbound message")
+    wait_for(
+        lambda: HL7Message.objects.filter(direction="out").exists(),
+        timeout=60,
+        message="the outbound message",
+    )
     message = HL7Message.objects.get(direction="out")
-    wait_for(lambda: HL7Message.objects.get(pk=message.pk).attempts >= 1, timeout=60, message="a first attempt")
+    wait_for(
+        lambda: HL7Message.objects.get(pk=message.pk).attempts >= 1, timeout=60, message="a first attempt"
+    )
     receiver = Receiver(port)  # the PMS comes up; the backoff retry delivers
     wait_for(lambda: HL7Message.objects.get(pk=message.pk).status == "sent", timeout=60, message="delivery")
     receiver.close()

@@ -1,4 +1,5 @@
 """The hl7apy structure check and the shapes it remembers (integrations/hl7/messages.py)."""
+
 import random
 import re
 
@@ -93,7 +94,9 @@ def test_values_do_not_change_hl7apys_verdict_within_a_shape():
             for line in lines:
                 fields = line.split("|")
                 keep = (0, 1, 8, 11) if line.startswith("MSH") else (0,)
-                changed.append("|".join(f if n in keep else re.sub(r"[^^~&]+", odd, f) for n, f in enumerate(fields)))
+                changed.append(
+                    "|".join(f if n in keep else re.sub(r"[^^~&]+", odd, f) for n, f in enumerate(fields))
+                )
             mutated = "\r".join(changed)
             assert shape(mutated) == shape(text)
             parse_message(mutated, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=False)  # no error

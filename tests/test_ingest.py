@@ -1,4 +1,5 @@
 """Receiving and indexing without sockets: the services the C-STORE handler and the task call."""
+
 import io
 from pathlib import Path
 
@@ -133,7 +134,12 @@ def test_a_study_links_by_patient_id_only_when_name_and_species_agree(
     received, make_owner, make_patient, name, species, linked, flag
 ):
     biscuit = make_patient("Biscuit", owner=make_owner(), patient_id="PX-1")
-    changes = {"PatientID": "PX-1", "PatientName": name, "StudyInstanceUID": generate_uid(), "SOPInstanceUID": generate_uid()}
+    changes = {
+        "PatientID": "PX-1",
+        "PatientName": name,
+        "StudyInstanceUID": generate_uid(),
+        "SOPInstanceUID": generate_uid(),
+    }
     if species:
         changes["PatientSpeciesDescription"] = species
     study = received(**changes).series.study
@@ -213,7 +219,10 @@ def test_the_series_thumbnail_is_drawn_from_its_middle_image(received):
     from imaging.ingest.thumbnails import series_thumbnail_render
 
     series_uid = generate_uid()
-    instances = [received(SeriesInstanceUID=series_uid, SOPInstanceUID=generate_uid(), InstanceNumber=n) for n in (3, 1, 2)]
+    instances = [
+        received(SeriesInstanceUID=series_uid, SOPInstanceUID=generate_uid(), InstanceNumber=n)
+        for n in (3, 1, 2)
+    ]
     middle = next(i for i in instances if i.instance_number == 2)
 
     key = series_thumbnail_render(series_id=middle.series_id)
@@ -281,7 +290,10 @@ def test_the_sweep_indexes_no_part_file_and_removes_the_ones_left_for_an_hour(st
 
 def test_a_storage_that_takes_whole_objects_gets_the_arrived_pieces_in_one_save(settings, tmp_path):
     """S3 and the like (anything but our local disk storage): storage.BufferedWriter."""
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
     meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
     arriving, key = receive_arriving(meta, data, ds)
 
@@ -289,7 +301,9 @@ def test_a_storage_that_takes_whole_objects_gets_the_arrived_pieces_in_one_save(
     assert storage.object_get(key) == arriving.file_meta + data
 
 
-def test_an_object_whose_writing_fails_while_it_arrives_is_refused_out_of_resources(storage_root, tmp_path, monkeypatch):
+def test_an_object_whose_writing_fails_while_it_arrives_is_refused_out_of_resources(
+    storage_root, tmp_path, monkeypatch
+):
     """The disk fills up mid-image: the C-STORE gets 0xA700 (PS3.4 B.2.3), nothing is left."""
     from imaging.dicom.records.status import OUT_OF_RESOURCES
 

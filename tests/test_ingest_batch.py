@@ -1,4 +1,5 @@
 """Indexing a batch of stored objects at once, as the Celery task does (index.instances_index)."""
+
 import types
 
 import pytest
@@ -75,8 +76,14 @@ def test_a_batch_mixing_new_known_resent_and_replaced_objects_indexes_each_as_al
 
     assert [i.sop_instance_uid for i in indexed] == [m["summary"]["sop_instance_uid"] for m in batch]
     assert Instance.objects.count() == 5  # known, mr, new_1, new_2, new_3
-    assert Instance.objects.get(sop_instance_uid=new_1["summary"]["sop_instance_uid"]).storage_key == new_1["storage_key"]
-    assert Instance.objects.get(sop_instance_uid=known["summary"]["sop_instance_uid"]).storage_key == known["storage_key"]
+    assert (
+        Instance.objects.get(sop_instance_uid=new_1["summary"]["sop_instance_uid"]).storage_key
+        == new_1["storage_key"]
+    )
+    assert (
+        Instance.objects.get(sop_instance_uid=known["summary"]["sop_instance_uid"]).storage_key
+        == known["storage_key"]
+    )
     # Sent twice: one copy is enough. Delivered twice: the copy is the one indexed.
     assert not storage.default_storage.exists(known_resent["storage_key"])
     assert not storage.default_storage.exists(new_1_resent["storage_key"])
@@ -87,18 +94,35 @@ def test_a_batch_mixing_new_known_resent_and_replaced_objects_indexes_each_as_al
     assert (mr_instance.version, mr_instance.storage_key) == (2, replaced["storage_key"])
     assert mr_instance.transfer_syntax_uid == "1.2.840.10008.1.2.5"
     old = InstanceVersion.objects.get(instance=mr_instance)
-    assert (old.version, old.storage_key, old.reason) == (1, mr["storage_key"], InstanceVersion.Reason.REPLACED)
+    assert (old.version, old.storage_key, old.reason) == (
+        1,
+        mr["storage_key"],
+        InstanceVersion.Reason.REPLACED,
+    )
     assert "replaced by a different object (version 2)" in mr_instance.series.study.flag
-    assert AuditEntry.objects.filter(action="instance_replace", object_id=str(mr_instance.series.study_id)).count() == 1
+    assert (
+        AuditEntry.objects.filter(
+            action="instance_replace", object_id=str(mr_instance.series.study_id)
+        ).count()
+        == 1
+    )
 
     # Two new studies, each received (audited) and linked once; one series for new_1 and new_3.
     a, b = Study.objects.get(study_instance_uid=study_a), Study.objects.get(study_instance_uid=study_b)
-    assert [AuditEntry.objects.filter(action="receive", object_id=str(s.pk)).count() for s in (a, b)] == [1, 1]
+    assert [AuditEntry.objects.filter(action="receive", object_id=str(s.pk)).count() for s in (a, b)] == [
+        1,
+        1,
+    ]
     assert (a.link, a.patient) == (Study.Link.UNMATCHED, None)
     assert (b.link, b.patient) == (Study.Link.PATIENT_ID, biscuit)
     series = Series.objects.get(series_instance_uid=series_a)
-    assert set(series.instances.values_list("storage_key", flat=True)) == {new_1["storage_key"], new_3["storage_key"]}
-    assert sorted(thumbnails_queued) == sorted(Series.objects.filter(study__in=[a, b]).values_list("pk", flat=True))
+    assert set(series.instances.values_list("storage_key", flat=True)) == {
+        new_1["storage_key"],
+        new_3["storage_key"],
+    }
+    assert sorted(thumbnails_queued) == sorted(
+        Series.objects.filter(study__in=[a, b]).values_list("pk", flat=True)
+    )
     assert Study.objects.count() == 4 and Series.objects.count() == 4
 
 
@@ -107,7 +131,9 @@ def _resend(messages, message):
     return messages(path=storage.default_storage.path(message["storage_key"]))
 
 
-def test_a_batch_indexed_twice_changes_nothing_the_second_time(messages, thumbnails_queued, django_capture_on_commit_callbacks):
+def test_a_batch_indexed_twice_changes_nothing_the_second_time(
+    messages, thumbnails_queued, django_capture_on_commit_callbacks
+):
     study = generate_uid()
     batch = [messages(StudyInstanceUID=study, SOPInstanceUID=generate_uid()) for _ in range(3)]
     with django_capture_on_commit_callbacks(execute=True):
@@ -127,8 +153,15 @@ def test_the_queries_of_a_batch_do_not_grow_with_its_size(messages, thumbnails_q
     def queries(size):
         study, series = generate_uid(), generate_uid()
         if into == "a known series":
-            instances_index(messages=[messages(StudyInstanceUID=study, SeriesInstanceUID=series, SOPInstanceUID=generate_uid())])
-        batch = [messages(StudyInstanceUID=study, SeriesInstanceUID=series, SOPInstanceUID=generate_uid()) for _ in range(size)]
+            instances_index(
+                messages=[
+                    messages(StudyInstanceUID=study, SeriesInstanceUID=series, SOPInstanceUID=generate_uid())
+                ]
+            )
+        batch = [
+            messages(StudyInstanceUID=study, SeriesInstanceUID=series, SOPInstanceUID=generate_uid())
+            for _ in range(size)
+        ]
         with CaptureQueriesContext(connection) as captured:
             indexed = instances_index(messages=batch)
         assert len({i.pk for i in indexed}) == size

@@ -1,4 +1,5 @@
 """MLLP framing without sockets: frames split however the bytes arrive."""
+
 import pytest
 
 from integrations.hl7.mllp import END, START, FrameReader, Garbage, frame

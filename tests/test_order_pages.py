@@ -1,4 +1,5 @@
 """Scheduling in the web UI: the order form, the day board with its actions, the order page."""
+
 import re
 from datetime import datetime, time, timedelta
 from decimal import Decimal

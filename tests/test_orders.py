@@ -1,5 +1,6 @@
 """Order services: scheduling, numbering, and the status rules every channel goes through."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,7 @@ from imaging.orders.selectors import free_slots, procedures_for, station_conflic
 from vetclinic.audit.models import AuditEntry
 
 Status = ImagingOrder.Status
-AT = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -150,11 +151,23 @@ def test_conflicts_and_free_slots_see_the_booked_station(biscuit, make_order, st
     assert station_conflicts(station=stations["US"], start=AT, minutes=15) == []
     slots = free_slots(station=stations["DX"], day=AT.date(), minutes=15)
     assert [s.strftime("%H:%M") for s in slots] == [
-        "09:00", "09:15", "09:30", "09:45", "10:15", "10:30", "10:45", "11:00", "11:15", "11:30", "11:45",
+        "09:00",
+        "09:15",
+        "09:30",
+        "09:45",
+        "10:15",
+        "10:30",
+        "10:45",
+        "11:00",
+        "11:15",
+        "11:30",
+        "11:45",
     ]
 
-
-    moving = [s.strftime("%H:%M") for s in free_slots(station=stations["DX"], day=AT.date(), minutes=15, exclude=booked)]
+    moving = [
+        s.strftime("%H:%M")
+        for s in free_slots(station=stations["DX"], day=AT.date(), minutes=15, exclude=booked)
+    ]
     assert "10:00" in moving  # an order being rescheduled does not block its own slot
 
 

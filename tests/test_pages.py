@@ -65,10 +65,34 @@ def test_logging_in_with_a_wrong_password_says_so(client, staff):
 
 # What each group may open: 200 allowed, 403 refused.
 ACCESS = {
-    "front desk": {"owner_create": 200, "patient_create": 200, "patient_edit": 200, "visit_create": 200, "patient_merge": 403},
-    "veterinarian": {"owner_create": 200, "patient_create": 200, "patient_edit": 200, "visit_create": 200, "patient_merge": 200},
-    "radiologist": {"owner_create": 403, "patient_create": 403, "patient_edit": 403, "visit_create": 403, "patient_merge": 403},
-    "admin": {"owner_create": 200, "patient_create": 200, "patient_edit": 200, "visit_create": 200, "patient_merge": 200},
+    "front desk": {
+        "owner_create": 200,
+        "patient_create": 200,
+        "patient_edit": 200,
+        "visit_create": 200,
+        "patient_merge": 403,
+    },
+    "veterinarian": {
+        "owner_create": 200,
+        "patient_create": 200,
+        "patient_edit": 200,
+        "visit_create": 200,
+        "patient_merge": 200,
+    },
+    "radiologist": {
+        "owner_create": 403,
+        "patient_create": 403,
+        "patient_edit": 403,
+        "visit_create": 403,
+        "patient_merge": 403,
+    },
+    "admin": {
+        "owner_create": 200,
+        "patient_create": 200,
+        "patient_edit": 200,
+        "visit_create": 200,
+        "patient_merge": 200,
+    },
 }
 
 
@@ -85,30 +109,45 @@ def test_each_group_can_open_what_its_role_allows(client, staff, biscuit, group)
 
 def test_a_radiologist_cannot_change_a_record_by_posting_either(client, staff, biscuit):
     client_for(client, staff["radiologist"])
-    response = client.post(reverse("patient_edit", args=[biscuit.pk]), {"name": "Changed", "species": biscuit.species_id})
+    response = client.post(
+        reverse("patient_edit", args=[biscuit.pk]), {"name": "Changed", "species": biscuit.species_id}
+    )
     assert response.status_code == 403
     assert Patient.objects.get(pk=biscuit.pk).name == "Biscuit"
 
 
 def test_only_admins_see_the_history_and_the_audit_log(client, staff, biscuit):
-    page = client_for(client, staff["admin"]).get(reverse("patient_detail", args=[biscuit.pk])).content.decode()
+    page = (
+        client_for(client, staff["admin"]).get(reverse("patient_detail", args=[biscuit.pk])).content.decode()
+    )
     assert "History" in page and "Audit log" in page
-    page = client_for(client, staff["front desk"]).get(reverse("patient_detail", args=[biscuit.pk])).content.decode()
+    page = (
+        client_for(client, staff["front desk"])
+        .get(reverse("patient_detail", args=[biscuit.pk]))
+        .content.decode()
+    )
     assert "History" not in page and "Audit log" not in page
     assert client.get(reverse("admin:audit_auditentry_changelist")).status_code == 302
-    assert client_for(client, staff["admin"]).get(reverse("admin:audit_auditentry_changelist")).status_code == 200
+    assert (
+        client_for(client, staff["admin"]).get(reverse("admin:audit_auditentry_changelist")).status_code
+        == 200
+    )
 
 
 def test_the_search_box_answers_htmx_with_just_the_results(client, staff, biscuit):
     client_for(client, staff["front desk"])
-    response = client.get(reverse("home"), {"q": "hartley"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="search-results")
+    response = client.get(
+        reverse("home"), {"q": "hartley"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="search-results"
+    )
     body = response.content.decode()
     assert "<html" not in body
     assert "Biscuit" in body and "Labrador retriever" in body and biscuit.patient_id in body
 
 
 def test_the_full_search_page_works_without_script(client, staff, biscuit):
-    body = client_for(client, staff["front desk"]).get(reverse("home"), {"q": "01632 960123"}).content.decode()
+    body = (
+        client_for(client, staff["front desk"]).get(reverse("home"), {"q": "01632 960123"}).content.decode()
+    )
     assert "<html" in body and "Biscuit" in body
 
 
@@ -124,7 +163,11 @@ def test_breed_options_narrow_to_the_chosen_species(client, staff, dog, cat):
 
 def test_the_owner_page_lists_the_animals(client, staff, biscuit, make_patient, cat):
     make_patient("Pepper", owner=biscuit.primary_owner, species=cat)
-    body = client_for(client, staff["front desk"]).get(reverse("owner_detail", args=[biscuit.primary_owner.pk])).content.decode()
+    body = (
+        client_for(client, staff["front desk"])
+        .get(reverse("owner_detail", args=[biscuit.primary_owner.pk]))
+        .content.decode()
+    )
     assert "Biscuit" in body and "Pepper" in body and "01632 960123" in body
 
 
@@ -155,7 +198,9 @@ def test_merge_asks_for_confirmation_then_merges(client, staff, biscuit, make_pa
     assert Visit.objects.get().patient_id == biscuit.pk
     assert AuditEntry.objects.filter(action="merge", user=staff["veterinarian"]).exists()
     # The duplicate's page now leads to the survivor.
-    assert client.get(reverse("patient_detail", args=[duplicate.pk]))["Location"] == reverse("patient_detail", args=[biscuit.pk])
+    assert client.get(reverse("patient_detail", args=[duplicate.pk]))["Location"] == reverse(
+        "patient_detail", args=[biscuit.pk]
+    )
 
 
 @pytest.mark.parametrize("other, error", [
@@ -175,4 +220,7 @@ def test_merge_explains_what_it_cannot_merge(client, staff, biscuit, make_patien
 
 
 def test_a_missing_patient_is_a_404_page(client, staff):
-    assert client_for(client, staff["front desk"]).get(reverse("patient_detail", args=[99999])).status_code == 404
+    assert (
+        client_for(client, staff["front desk"]).get(reverse("patient_detail", args=[99999])).status_code
+        == 404
+    )

@@ -3,6 +3,7 @@ empty, as HL7, REST and the DICOM node create them (a visit without a vet, an an
 owner, an order without a station, a study without a date, a patient or a series): 200 for
 whoever may see it, 403 for the others, and never an error. A template that reads something the
 context does not have fails here too: the test renders with a marker for invalid variables."""
+
 import re
 
 import pytest
@@ -33,10 +34,14 @@ def marked_templates(settings):
 def bare(actor, dog, stations, staff):
     """One record of each kind with nothing but what the models require."""
     owner = owner_upsert(actor=actor, fields={"family_name": "Bare"})
-    organisation = owner_upsert(actor=actor, fields={"kind": Owner.Kind.ORGANISATION, "organisation_name": "Shelter"})
+    organisation = owner_upsert(
+        actor=actor, fields={"kind": Owner.Kind.ORGANISATION, "organisation_name": "Shelter"}
+    )
     patient = patient_upsert(actor=actor, fields={"name": "Nobody", "species": dog})  # no owner
     owned = patient_upsert(actor=actor, fields={"name": "Owned", "species": dog}, owner=owner)
-    visit = visit_create(actor=actor, patient=patient, starts_at=clock.now())  # no vet, no reason: as HL7 ADT books
+    visit = visit_create(
+        actor=actor, patient=patient, starts_at=clock.now()
+    )  # no vet, no reason: as HL7 ADT books
     order = order_create(
         actor=actor, patient=patient, procedure=Procedure.objects.get(code="DX-THX2"),
         scheduled_start=Visit.objects.get(pk=visit.pk).starts_at,
@@ -79,10 +84,14 @@ def full(actor, dog, labrador, stations, staff):
     fields = {"name": "Fully", "species": dog, "breed": labrador, "breed_text": "Lab", "sex": "F", "neutered": "ALTERED",
               "birth_date": date(2019, 4, 2), "birth_date_estimated": True, "colour": "Black",
               "microchip": "985141000123456", "notes": "Bites"}  # fmt: skip
-    patient = patient_upsert(actor=actor, fields=fields, owner=owner, weight_kg=Decimal("31.4"), external=("PMS", "A1"))
+    patient = patient_upsert(
+        actor=actor, fields=fields, owner=owner, weight_kg=Decimal("31.4"), external=("PMS", "A1")
+    )
     ownership_set(actor=actor, patient=patient, owner=organisation, role="agent")
     owned = patient_upsert(actor=actor, fields={"name": "Owned", "species": dog}, owner=organisation)
-    visit = visit_create(actor=actor, patient=patient, starts_at=clock.now(), reason="Lame", vet=staff["veterinarian"])
+    visit = visit_create(
+        actor=actor, patient=patient, starts_at=clock.now(), reason="Lame", vet=staff["veterinarian"]
+    )
     order = order_create(
         actor=actor, patient=patient, procedure=Procedure.objects.get(code="DX-THX2"), scheduled_start=clock.now(),
         station=stations["DX"], visit=visit, reason="Cough\nfor weeks", referring_vet="Dr A", performing_vet="Dr B",
@@ -103,7 +112,9 @@ def full(actor, dog, labrador, stations, staff):
     Series.objects.create(study=linked, series_instance_uid=generate_uid(), modality="DX", series_number=2)
     vet = Actor.for_user(staff["veterinarian"])
     report_finalize(actor=vet, study=linked, findings="Bronchial.", conclusion="Bronchitis.")
-    report_amend(actor=vet, study=linked, findings="Bronchial.", conclusion="Bronchitis, mild.", reason="Typo")
+    report_amend(
+        actor=vet, study=linked, findings="Bronchial.", conclusion="Bronchitis, mild.", reason="Typo"
+    )
     PerformedProcedureStep.objects.create(
         sop_instance_uid=generate_uid(), order=order, status="COMPLETED", station_ae="DRROOM", modality="DX",
         started_at=clock.now(), ended_at=clock.now(), performed_series=[{"description": "Lat", "images": 2}],
@@ -174,7 +185,9 @@ def ui_url_names():
             route = prefix + str(pattern.pattern)
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, route)
-            elif isinstance(pattern, URLPattern) and pattern.name and not route.startswith(("api/", "admin/")):
+            elif (
+                isinstance(pattern, URLPattern) and pattern.name and not route.startswith(("api/", "admin/"))
+            ):
                 names.add(pattern.name)
 
     walk(get_resolver().url_patterns)
@@ -230,9 +243,11 @@ def test_the_admin_lists_and_opens_every_record_with_empty_fields(client, staff,
     client.force_login(staff["admin"])
     staff["admin"].is_superuser = True
     staff["admin"].save()
-    for model, model_admin in admin.site._registry.items():
+    for model in admin.site._registry:
         info = model._meta.app_label, model._meta.model_name
-        assert client.get(reverse("admin:%s_%s_changelist" % info)).status_code == 200, info
+        assert client.get(reverse("admin:{}_{}_changelist".format(*info))).status_code == 200, info
         row = model.objects.first()
         if row is not None:
-            assert client.get(reverse("admin:%s_%s_change" % info, args=[row.pk])).status_code == 200, info
+            assert (
+                client.get(reverse("admin:{}_{}_change".format(*info), args=[row.pk])).status_code == 200
+            ), info

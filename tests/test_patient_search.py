@@ -63,13 +63,19 @@ def test_patient_search_finds_by_patient_id(clinic):
 
 
 def test_an_owner_edit_is_found_at_once(clinic, actor):
-    owner_upsert(actor=actor, owner=clinic["jane"], fields={"family_name": "Okafor", "email": "jane@okafor.example"})
+    owner_upsert(
+        actor=actor, owner=clinic["jane"], fields={"family_name": "Okafor", "email": "jane@okafor.example"}
+    )
     assert [p.name for p in patient_search(query="okafor")] == ["Biscuit", "Pepper"]
     assert list(patient_search(query="hartley")) == []
 
 
 def test_a_new_phone_for_an_owner_known_by_its_external_id_is_found_at_once(clinic, actor):
-    fields = {"kind": Owner.Kind.ORGANISATION, "organisation_name": "Greenfield Farm", "phone": "01632 960999"}
+    fields = {
+        "kind": Owner.Kind.ORGANISATION,
+        "organisation_name": "Greenfield Farm",
+        "phone": "01632 960999",
+    }
     owner_upsert(actor=actor, fields=fields, external=("vetspace", "ACC-991"))
     assert [p.name for p in patient_search(query="01632960999")] == ["Daisy Mae"]
 
@@ -112,7 +118,9 @@ def test_owner_search_finds_owners_without_animals(actor):
     assert list(owner_search(query="07700900456")) == [owner]
 
 
-def test_search_asks_the_database_a_fixed_number_of_questions(clinic, django_assert_max_num_queries, make_patient):
+def test_search_asks_the_database_a_fixed_number_of_questions(
+    clinic, django_assert_max_num_queries, make_patient
+):
     for n in range(30):
         make_patient(f"Hartley dog {n}", owner=clinic["jane"])
     with django_assert_max_num_queries(3):
@@ -155,7 +163,9 @@ def test_the_stored_words_and_name_key_are_what_the_model_defines(clinic, actor,
     stored, expected = _stored_and_expected(pks)
     assert stored == expected
     assert stored[clinic["rocco"].pk][1] == "OKAFOR^ROCCO"
-    assert {"pet", "77", "chidi", "acc", "5"} <= stored[clinic["biscuit"].pk][0] | stored[clinic["rocco"].pk][0]
+    assert {"pet", "77", "chidi", "acc", "5"} <= stored[clinic["biscuit"].pk][0] | stored[clinic["rocco"].pk][
+        0
+    ]
     assert "greenfield" in stored[clinic["daisy"].pk][0] and "chidi" in stored[clinic["daisy"].pk][0]
 
     # Rewriting everything at once (as manage.py search_reindex does) changes nothing.
@@ -163,7 +173,13 @@ def test_the_stored_words_and_name_key_are_what_the_model_defines(clinic, actor,
     Patient.objects.update(dicom_name_key="")
     search_terms_refresh(patients=Patient.objects.all(), owners=Owner.objects.all())
     assert _stored_and_expected(pks) == (stored, expected)
-    assert set(SearchTerm.objects.filter(owner=farm).values_list("term", flat=True)) == {"greenfield", "farms", "ltd", "acc", "991"}
+    assert set(SearchTerm.objects.filter(owner=farm).values_list("term", flat=True)) == {
+        "greenfield",
+        "farms",
+        "ltd",
+        "acc",
+        "991",
+    }
 
 
 def test_an_owner_edit_rewrites_the_words_of_each_of_its_animals_in_a_fixed_number_of_statements(

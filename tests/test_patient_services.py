@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -92,9 +92,13 @@ def test_patient_upsert_keeps_a_given_patient_id_and_avoids_collisions(make_pati
 def test_patient_upsert_is_idempotent_on_the_external_id(actor, dog, labrador, make_owner):
     owner = make_owner()
     fields = {"name": "Biscuit", "species": dog, "breed": labrador, "sex": "M", "neutered": "ALTERED"}
-    first = patient_upsert(actor=actor, fields=fields, external=("vetspace", "P-1"), owner=owner, weight_kg="31.4")
+    first = patient_upsert(
+        actor=actor, fields=fields, external=("vetspace", "P-1"), owner=owner, weight_kg="31.4"
+    )
     audit_count = AuditEntry.objects.count()
-    again = patient_upsert(actor=actor, fields=fields, external=("vetspace", "P-1"), owner=owner, weight_kg="31.4")
+    again = patient_upsert(
+        actor=actor, fields=fields, external=("vetspace", "P-1"), owner=owner, weight_kg="31.4"
+    )
 
     assert again.pk == first.pk
     assert Patient.objects.count() == 1
@@ -137,7 +141,9 @@ def test_an_update_validates_what_it_changes_and_does_not_check_the_rest_again(a
     with CaptureQueriesContext(connection) as queries:
         patient_upsert(actor=actor, patient=Patient.objects.get(pk=patient.pk), fields={"name": "Biscuit II"})
     asked = [q["sql"] for q in queries.captured_queries]
-    assert not [sql for sql in asked if "patients_species" in sql or "patients_breed" in sql or "_check" in sql], asked
+    assert not [
+        sql for sql in asked if "patients_species" in sql or "patients_breed" in sql or "_check" in sql
+    ], asked
     assert Patient.objects.get(pk=patient.pk).name == "Biscuit II"
 
 
@@ -179,7 +185,7 @@ def test_the_same_weight_on_the_same_day_is_recorded_once(actor, make_patient):
 
 def test_a_visit_from_an_external_system_is_created_once(actor, make_patient):
     patient = make_patient()
-    when = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+    when = datetime(2026, 11, 23, 9, tzinfo=UTC)
     first = visit_create(actor=actor, patient=patient, starts_at=when, reason="Lame", external=("pms", "V9"))
     again = visit_create(actor=actor, patient=patient, starts_at=when, reason="Lame", external=("pms", "V9"))
     visit_update(actor=actor, visit=first, fields={"status": Visit.Status.ARRIVED})
@@ -189,7 +195,9 @@ def test_a_visit_from_an_external_system_is_created_once(actor, make_patient):
     assert entries(first) == ["create", "update"]
 
 
-def test_merge_moves_everything_and_keeps_the_duplicate_as_an_alias(actor, make_owner, make_patient, labrador):
+def test_merge_moves_everything_and_keeps_the_duplicate_as_an_alias(
+    actor, make_owner, make_patient, labrador
+):
     jane, john = make_owner(given_name="Jane"), make_owner(given_name="John")
     target = make_patient(owner=jane)
     source = make_patient(
@@ -213,13 +221,19 @@ def test_merge_moves_everything_and_keeps_the_duplicate_as_an_alias(actor, make_
     assert target.primary_owner == jane
     assert Ownership.objects.filter(patient=source).count() == 0
     # Empty details of the survivor are filled from the duplicate.
-    assert (target.breed, target.microchip, target.birth_date) == (labrador, "985141000123456", date(2019, 4, 2))
+    assert (target.breed, target.microchip, target.birth_date) == (
+        labrador,
+        "985141000123456",
+        date(2019, 4, 2),
+    )
     # The old patient ID and the external id still lead to the survivor.
     assert list(patient_search(query=old_id)) == [target]
     assert patient_by_external_id(system="vetspace", value="P-1") == target
     assert not SearchTerm.objects.filter(patient=source).exists()
     assert entries(source)[-1] == "merged_into"
-    assert AuditEntry.objects.filter(action="merge", object_id=str(target.pk)).get().changes["merged"][1] == str(source)
+    assert AuditEntry.objects.filter(action="merge", object_id=str(target.pk)).get().changes["merged"][
+        1
+    ] == str(source)
 
 
 @pytest.mark.parametrize("case", ["self", "already merged", "other species"])
@@ -244,7 +258,11 @@ def test_an_update_by_the_external_id_of_a_merged_patient_reaches_the_survivor(a
     PatientExternalId.objects.create(patient=source, system="vetspace", value="P-1")
     patient_merge(actor=actor, source=source, target=target)
 
-    updated = patient_upsert(actor=actor, fields={"name": "Biscuit", "species": dog, "colour": "yellow"}, external=("vetspace", "P-1"))
+    updated = patient_upsert(
+        actor=actor,
+        fields={"name": "Biscuit", "species": dog, "colour": "yellow"},
+        external=("vetspace", "P-1"),
+    )
     assert updated.pk == target.pk
     assert Patient.objects.get(pk=target.pk).colour == "yellow"
 
@@ -253,5 +271,7 @@ def test_an_external_id_cannot_be_given_to_a_second_record(actor, make_owner):
     owner_upsert(actor=actor, fields={"family_name": "Hartley"}, external=("vetspace", "C-77"))
     other = make_owner("Okafor")
     with pytest.raises(ValidationError, match="vetspace id C-77 already belongs to Hartley"):
-        owner_upsert(actor=actor, owner=other, fields={"family_name": "Okafor"}, external=("vetspace", "C-77"))
+        owner_upsert(
+            actor=actor, owner=other, fields={"family_name": "Okafor"}, external=("vetspace", "C-77")
+        )
     assert OwnerExternalId.objects.get().owner.family_name == "Hartley"

@@ -1,4 +1,5 @@
 """Reconciliation services and suggestions: link, move, split, and the header rewrite."""
+
 from datetime import date, datetime, time
 
 import pytest

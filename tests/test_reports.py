@@ -1,6 +1,7 @@
 """Reports: a vet drafts, signs and amends the report on a study; the order becomes reported;
 the PMS hears of it by HL7 ORU^R01 (a real MLLP receiver) and by the report.finalized webhook,
 and reads it over REST."""
+
 import types
 
 import pytest
@@ -72,23 +73,37 @@ def test_a_draft_is_kept_then_signed_and_the_order_becomes_reported(
     study, order, vet, staff, published, django_capture_on_commit_callbacks
 ):
     draft = reports.report_save(actor=vet, study=study, findings="  Bronchial pattern. ", conclusion="")
-    assert (draft.status, draft.findings, draft.version, draft.finalized_at) == ("draft", "Bronchial pattern.", 0, None)
+    assert (draft.status, draft.findings, draft.version, draft.finalized_at) == (
+        "draft",
+        "Bronchial pattern.",
+        0,
+        None,
+    )
     assert ImagingOrder.objects.get(pk=order.pk).status == "scheduled"  # a draft tells nobody
 
     with django_capture_on_commit_callbacks(execute=True):
         report = reports.report_finalize(actor=vet, study=study, findings=FINDINGS, conclusion=CONCLUSION)
     assert report.pk == draft.pk
     assert (report.status, report.version, report.signed_by, report.signed_by_name) == (
-        "final", 1, staff["veterinarian"], "Veterinarian"
+        "final",
+        1,
+        staff["veterinarian"],
+        "Veterinarian",
     )
     assert report.finalized_at is not None and report.findings == FINDINGS
     order.refresh_from_db()
     assert order.status == "reported"
-    assert list(order.status_changes.order_by("id").values_list("new", flat=True)) == ["scheduled", "completed", "reported"]
+    assert list(order.status_changes.order_by("id").values_list("new", flat=True)) == [
+        "scheduled",
+        "completed",
+        "reported",
+    ]
     events = published
     assert ("report_final", {"report": {"id": report.pk, "status": "final", "version": 1}}) in events
     assert ("order_completed", {}) in events
-    actions = list(AuditEntry.objects.filter(object_type__model="report").values_list("action", flat=True).order_by("id"))
+    actions = list(
+        AuditEntry.objects.filter(object_type__model="report").values_list("action", flat=True).order_by("id")
+    )
     assert actions == ["create", "finalize"]
 
 
@@ -101,7 +116,11 @@ def test_a_signed_report_is_only_amended_with_a_reason_and_new_text(
     assert "amend it instead" in signed.value.message_dict["findings"][0]
     with pytest.raises(ValidationError) as again:
         reports.report_finalize(actor=vet, study=study, findings="changed", conclusion="")
-    assert signed.value.error_dict["findings"][0].code == again.value.error_dict["findings"][0].code == "invalid_state"
+    assert (
+        signed.value.error_dict["findings"][0].code
+        == again.value.error_dict["findings"][0].code
+        == "invalid_state"
+    )
     with pytest.raises(ValidationError) as no_reason:
         reports.report_amend(actor=vet, study=study, findings="changed", conclusion=CONCLUSION, reason=" ")
     assert list(no_reason.value.message_dict) == ["reason"]
@@ -113,7 +132,11 @@ def test_a_signed_report_is_only_amended_with_a_reason_and_new_text(
         amended = reports.report_amend(
             actor=vet, study=study, findings=FINDINGS, conclusion="Bronchitis; recheck in 4 weeks.", reason="advice added"
         )  # fmt: skip
-    assert (amended.status, amended.version, amended.conclusion) == ("amended", 2, "Bronchitis; recheck in 4 weeks.")
+    assert (amended.status, amended.version, amended.conclusion) == (
+        "amended",
+        2,
+        "Bronchitis; recheck in 4 weeks.",
+    )
     assert ("report_final", {"report": {"id": amended.pk, "status": "amended", "version": 2}}) in published
     entry = AuditEntry.objects.filter(action="amend").get()
     assert entry.changes["reason"] == [None, "advice added"] and entry.changes["version"] == [1, 2]
@@ -138,7 +161,10 @@ def test_a_study_without_an_order_is_reported_and_a_cancelled_order_keeps_its_st
 
     loose = Study.objects.create(study_instance_uid="1.2.3.99", patient=order.patient, link=Study.Link.MANUAL)
     with django_capture_on_commit_callbacks(execute=True):
-        assert reports.report_finalize(actor=vet, study=loose, findings="Normal.", conclusion="").status == "final"
+        assert (
+            reports.report_finalize(actor=vet, study=loose, findings="Normal.", conclusion="").status
+            == "final"
+        )
     assert published == []  # no order: nobody to tell
     order_cancel(actor=actor, order=order, reason="owner left")
     with django_capture_on_commit_callbacks(execute=True):
@@ -156,7 +182,9 @@ def test_a_vet_writes_and_signs_the_report_on_the_study_page(client, staff, stud
     page = client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert 'name="findings"' in page and "Sign report" in page and "Not reported yet" not in page
 
-    response = client.post(url, {"findings": "Bronchial pattern.", "conclusion": "", "action": "save", "loaded": "none"})
+    response = client.post(
+        url, {"findings": "Bronchial pattern.", "conclusion": "", "action": "save", "loaded": "none"}
+    )
     assert response.status_code == 302 and response.url.endswith("#report")
     report = Report.objects.get()
     assert report.status == "draft"
@@ -181,14 +209,18 @@ def test_an_error_or_a_stale_page_gives_the_vets_text_back(client, staff, study,
     mine = "My long careful findings, typed for ten minutes."
     response = client.post(url, {"findings": mine, "conclusion": "", "action": "finalize", "loaded": "none"})
     body = response.content.decode()
-    assert response.status_code == 409 and "Someone else changed or signed this report" in body and mine in body
+    assert (
+        response.status_code == 409 and "Someone else changed or signed this report" in body and mine in body
+    )
     assert Report.objects.get().findings == "A colleague's draft."
 
     report = reports.report_finalize(actor=vet, study=study, findings="Signed text.", conclusion="")
     response = client.post(url, {"findings": "New text.", "conclusion": "", "action": "amend", "reason": "",
                                  "loaded": report.updated.isoformat()})  # fmt: skip
     body = response.content.decode()
-    assert response.status_code == 400 and "Say why the signed report is changed" in body and "New text." in body
+    assert (
+        response.status_code == 400 and "Say why the signed report is changed" in body and "New text." in body
+    )
     assert "<details open>" in body  # the amend form stays open with the error
 
 
@@ -197,7 +229,11 @@ def test_front_desk_reads_the_report_but_cannot_write_it(client, staff, study, v
     assert "Not reported yet" in client.get(reverse("study_detail", args=[study.pk])).content.decode()
     reports.report_save(actor=vet, study=study, findings="Draft.", conclusion="")
     page = client.get(reverse("study_detail", args=[study.pk])).content.decode()
-    assert "A vet is writing the report (draft)." in page and "Draft." not in page and 'name="findings"' not in page
+    assert (
+        "A vet is writing the report (draft)." in page
+        and "Draft." not in page
+        and 'name="findings"' not in page
+    )
     response = client.post(reverse("study_report", args=[study.pk]),
                            {"findings": "x", "conclusion": "", "action": "save", "loaded": "none"})  # fmt: skip
     assert response.status_code == 403
@@ -228,12 +264,25 @@ def test_a_signed_report_goes_to_the_pms_as_oru_r01(study, order, vet, version, 
     assert (msh[8], msh[11], pid[5]) == (msh9, version, "Hartley^Biscuit")
     assert pid[3].startswith("PMS-1001^^^VETPMS~")
     assert (orc[1], orc[2], orc[3], orc[5]) == ("RE", "ORD-7", order.accession_number, "CM")
-    assert (obr[2], obr[3], obr[7], obr[25], obr[32]) == ("ORD-7", order.accession_number, "20261123100530", "F", "Veterinarian")
+    assert (obr[2], obr[3], obr[7], obr[25], obr[32]) == (
+        "ORD-7",
+        order.accession_number,
+        "20261123100530",
+        "F",
+        "Veterinarian",
+    )
     assert obr[22].startswith(f"{report.finalized_at.astimezone():%Y%m%d}")
     assert [(o[1], o[2], o[3].split("^")[0], o[4], o[5], o[11]) for o in obx] == [
         ("1", "TX", "59776-5", "1", "Diffuse bronchial pattern.", "F"),
         ("2", "TX", "59776-5", "1", "", "F"),
-        ("3", "TX", "59776-5", "1", "Cardiac silhouette within normal limits \\F\\ VHS 9.8 \\S\\ normal.", "F"),
+        (
+            "3",
+            "TX",
+            "59776-5",
+            "1",
+            "Cardiac silhouette within normal limits \\F\\ VHS 9.8 \\S\\ normal.",
+            "F",
+        ),
         ("4", "TX", "19005-8", "2", CONCLUSION, "F"),
         ("5", "RP", "STUDY", "", f"http://127.0.0.1:8000/studies/{study.pk}/^^URI", "F"),
     ]
@@ -252,14 +301,18 @@ def test_an_amended_report_is_sent_as_a_correction(study, order, vet):
 # Webhook and REST --------------------------------------------------------------------------
 
 
-def test_report_finalized_webhook_says_which_report_and_where_to_read_it(study, order, vet, actor, monkeypatch):
+def test_report_finalized_webhook_says_which_report_and_where_to_read_it(
+    study, order, vet, actor, monkeypatch
+):
     client, _ = api_client_create(actor=actor, name="Acme PMS", scopes=["webhooks:write", "reports:read"])
     webhooks.subscription_create(actor=actor, client=client, url="https://pms.example/h", events=["report.finalized"],
                                  secret="whsec_test-secret-0123456789")  # fmt: skip
     monkeypatch.setattr(webhooks, "current_app", types.SimpleNamespace(send_task=lambda *a, **k: None))
     report = reports.report_finalize(actor=vet, study=study, findings=FINDINGS, conclusion=CONCLUSION)
     details = {"report": {"id": report.pk, "status": "final", "version": 1}}
-    [delivery] = webhooks.object_event_publish(event="report.finalized", kind="order", pk=order.pk, details=details, created=None)
+    [delivery] = webhooks.object_event_publish(
+        event="report.finalized", kind="order", pk=order.pk, details=details, created=None
+    )
     data = delivery.payload["data"]
     assert data["order"]["status"] == "reported" and data["study"]["id"] == study.pk
     assert data["report"] == {
@@ -306,12 +359,19 @@ def test_the_pms_reads_reports_over_rest(api, study, order, vet):
     assert ids(f"?patient={order.patient_id}") == [report.pk, draft.pk]
     reports.report_amend(actor=vet, study=study, findings="Amended.", conclusion="", reason="wording")
     assert ids("?status=final") == [report.pk]  # an amended report is final too
-    assert http.get(f"/api/v1/reports?updated_since={when(draft.updated)}").json()["results"][0]["status"] == "amended"
+    assert (
+        http.get(f"/api/v1/reports?updated_since={when(draft.updated)}").json()["results"][0]["status"]
+        == "amended"
+    )
 
 
 def test_bad_report_queries_get_400_naming_the_field_and_scopes_are_checked(api):
     http = api()
-    for query, field in (("status=signed", "status"), ("order=abc", "order"), ("updated_since=yesterday", "updated_since")):
+    for query, field in (
+        ("status=signed", "status"),
+        ("order=abc", "order"),
+        ("updated_since=yesterday", "updated_since"),
+    ):
         response = http.get(f"/api/v1/reports?{query}")
         assert response.status_code == 400 and field in response.json()["error"]["fields"], query
     assert http.get("/api/v1/reports/999").status_code == 404
@@ -328,21 +388,37 @@ def test_a_teleradiology_service_writes_signs_and_amends_a_report_over_rest(api,
                          format="json", HTTP_IDEMPOTENCY_KEY="sign-1")  # fmt: skip
     body = response.json()
     assert response.status_code == 200 and body["id"] == report_id
-    assert (body["status"], body["version"], body["signed_by_name"]) == ("final", 1, "Dr. A. Radiologist, DACVR")
+    assert (body["status"], body["version"], body["signed_by_name"]) == (
+        "final",
+        1,
+        "Dr. A. Radiologist, DACVR",
+    )
     assert ImagingOrder.objects.get(pk=order.pk).status == "reported"
     replayed = http.post("/api/v1/reports", {"study": study.pk, "findings": FINDINGS, "conclusion": CONCLUSION,
                                              "status": "final", "signed_by_name": "Dr. A. Radiologist, DACVR"},
                          format="json", HTTP_IDEMPOTENCY_KEY="sign-1")  # fmt: skip
     assert replayed.status_code == 200 and replayed["Idempotent-Replayed"] == "true"
-    again = http.post("/api/v1/reports", {"study": study.pk, "findings": "x", "status": "final"}, format="json")
+    again = http.post(
+        "/api/v1/reports", {"study": study.pk, "findings": "x", "status": "final"}, format="json"
+    )
     assert again.status_code == 409 and "amend it instead" in again.json()["error"]["message"]
 
     etag = http.get(f"/api/v1/reports/{report_id}")["ETag"]
     amend = {"findings": FINDINGS, "conclusion": "Bronchitis.", "reason": "shorter conclusion"}
     response = http.post(f"/api/v1/reports/{report_id}/amend", amend, format="json", HTTP_IF_MATCH=etag)
-    assert response.status_code == 200 and (response.json()["status"], response.json()["version"]) == ("amended", 2)
-    assert response.json()["signed_by_name"] == "PMS reports:read reports:write"  # no name given: the client's
-    stale = http.post(f"/api/v1/reports/{report_id}/amend", {**amend, "conclusion": "Other."}, format="json", HTTP_IF_MATCH=etag)
+    assert response.status_code == 200 and (response.json()["status"], response.json()["version"]) == (
+        "amended",
+        2,
+    )
+    assert (
+        response.json()["signed_by_name"] == "PMS reports:read reports:write"
+    )  # no name given: the client's
+    stale = http.post(
+        f"/api/v1/reports/{report_id}/amend",
+        {**amend, "conclusion": "Other."},
+        format="json",
+        HTTP_IF_MATCH=etag,
+    )
     assert stale.status_code == 412
     assert Report.objects.get().conclusion == "Bronchitis."
     entry = AuditEntry.objects.filter(action="amend").get()
@@ -361,12 +437,16 @@ def test_a_teleradiology_service_writes_signs_and_amends_a_report_over_rest(api,
 def test_bad_report_writes_get_400_naming_the_field_and_change_nothing(api, study, body, field):
     body = {("study" if k == "STUDY" else k): (study.pk if k == "STUDY" else v) for k, v in body.items()}
     response = api(scopes=("reports:write",)).post("/api/v1/reports", body, format="json")
-    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == [field], response.json()
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == [field], (
+        response.json()
+    )
     assert not Report.objects.exists()
 
 
 def test_writing_reports_needs_the_write_scope_and_amending_a_draft_is_a_conflict(api, study, vet):
-    assert api().post("/api/v1/reports", {"study": study.pk, "findings": "x"}, format="json").status_code == 403
+    assert (
+        api().post("/api/v1/reports", {"study": study.pk, "findings": "x"}, format="json").status_code == 403
+    )
     draft = reports.report_save(actor=vet, study=study, findings="Draft.", conclusion="")
     response = api(scopes=("reports:write",)).post(
         f"/api/v1/reports/{draft.pk}/amend", {"findings": "x", "reason": "y"}, format="json"
@@ -379,4 +459,7 @@ def test_an_admin_finds_reports_in_the_admin_read_only(client, staff, study, vet
     client.force_login(staff["admin"])
     listing = client.get(reverse("admin:imaging_report_changelist") + f"?q={study.accession_number}")
     assert listing.status_code == 200 and "Veterinarian" in listing.content.decode()
-    assert client.post(reverse("admin:imaging_report_change", args=[report.pk]), {"findings": "x"}).status_code == 403
+    assert (
+        client.post(reverse("admin:imaging_report_change", args=[report.pk]), {"findings": "x"}).status_code
+        == 403
+    )

@@ -1,5 +1,6 @@
 """A vet signs a report on the study page; a real Celery worker tells the PMS both ways: an
 ORU^R01 to its MLLP receiver and a signed report.finalized webhook to its HTTP receiver."""
+
 from datetime import date
 
 import pytest
@@ -36,7 +37,9 @@ def test_signing_a_report_reaches_the_pms_by_hl7_and_webhook(
                                events=["report_final"])  # fmt: skip
     http = HTTPReceiver()
     pms, _ = api_client_create(actor=actor, name="Acme PMS", scopes=["webhooks:write", "reports:read"])
-    webhooks.subscription_create(actor=actor, client=pms, url=http.url, events=["report.finalized"], secret=SECRET)
+    webhooks.subscription_create(
+        actor=actor, client=pms, url=http.url, events=["report.finalized"], secret=SECRET
+    )
     try:
         client.force_login(staff["veterinarian"])
         response = client.post(reverse("study_report", args=[study.pk]), {
@@ -50,7 +53,14 @@ def test_signing_a_report_reaches_the_pms_by_hl7_and_webhook(
         mllp.close()
         http.close()
     [oru] = mllp.received
-    assert "|ORU^R01" in oru and "|RE|ORD-9|" in oru and "OBX|1|TX|59776-5^Procedure findings^LN|1|Normal thorax.|" in oru
+    assert (
+        "|ORU^R01" in oru
+        and "|RE|ORD-9|" in oru
+        and "OBX|1|TX|59776-5^Procedure findings^LN|1|Normal thorax.|" in oru
+    )
     [hook] = http.received
     assert hook.verified is True and hook.json["event"] == "report.finalized"
-    assert hook.json["data"]["report"]["status"] == "final" and hook.json["data"]["order"]["status"] == "reported"
+    assert (
+        hook.json["data"]["report"]["status"] == "final"
+        and hook.json["data"]["order"]["status"] == "reported"
+    )

@@ -1,4 +1,5 @@
 """integrations/retention.py: finished log rows past their keeping time go; the rest stays."""
+
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,9 @@ pytestmark = pytest.mark.django_db
 Status, Delivery = HL7Message.Status, WebhookDelivery.Status
 
 
-def test_finished_rows_older_than_their_setting_are_deleted_and_nothing_waiting_is(actor, settings, monkeypatch):
+def test_finished_rows_older_than_their_setting_are_deleted_and_nothing_waiting_is(
+    actor, settings, monkeypatch
+):
     settings.HL7_LOG_KEEP_DAYS, settings.WEBHOOK_LOG_KEEP_DAYS, settings.IDEMPOTENCY_KEY_KEEP_DAYS = 30, 10, 2
     monkeypatch.setattr("integrations.retention.BATCH", 2)  # several batches
     today = now()
@@ -26,16 +29,26 @@ def test_finished_rows_older_than_their_setting_are_deleted_and_nothing_waiting_
     old, fresh = timedelta(days=31), timedelta(days=29)
     gone = [message(Status.PROCESSED, old), message(Status.ERROR, old), message(Status.REJECTED, old),
             message(Status.SENT, old, "out"), message(Status.FAILED, old, "out")]  # fmt: skip
-    kept = [message(Status.PROCESSED, fresh), message(Status.SENT, fresh, "out"), message(Status.PENDING, old * 10, "out")]
+    kept = [
+        message(Status.PROCESSED, fresh),
+        message(Status.SENT, fresh, "out"),
+        message(Status.PENDING, old * 10, "out"),
+    ]
 
     client, _ = api_client_create(actor=actor, name="PMS", scopes=["*"])
-    subscription, _ = subscription_create(actor=actor, client=client, url="https://pms.example/h", events=["patient.updated"])
+    subscription, _ = subscription_create(
+        actor=actor, client=client, url="https://pms.example/h", events=["patient.updated"]
+    )
 
     def delivery(status, days):
         return WebhookDelivery.objects.create(subscription=subscription, event="patient.updated", payload={}, status=status,
                                               created=today - timedelta(days=days)).pk  # fmt: skip
 
-    deliveries_gone = [delivery(Delivery.DELIVERED, 11), delivery(Delivery.FAILED, 11), delivery(Delivery.DISABLED, 11)]
+    deliveries_gone = [
+        delivery(Delivery.DELIVERED, 11),
+        delivery(Delivery.FAILED, 11),
+        delivery(Delivery.DISABLED, 11),
+    ]
     deliveries_kept = [delivery(Delivery.DELIVERED, 9), delivery(Delivery.PENDING, 400)]
     for key, days in (("old", 3), ("new", 1)):
         IdempotencyKey.objects.create(client=client, key=key, method="POST", path="/api/v1/orders", body_hash="0" * 64,

@@ -3,6 +3,7 @@ DICOM listener stores what storescu and pynetdicom send into the bucket, a real 
 indexes it and draws the thumbnail, and the study page and the bytes read back from S3 are
 what was sent. A bucket that cannot take the write gets 0xA700 with an Error Comment, and
 nothing is kept anywhere, whole or in part."""
+
 import io
 import types
 import urllib.request
@@ -53,7 +54,10 @@ def s3(process_env, settings):
 
 def objects(s3, bucket=BUCKET):
     listing = s3.client.list_objects_v2(Bucket=bucket)
-    return {o["Key"]: s3.client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing.get("Contents", [])}
+    return {
+        o["Key"]: s3.client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        for o in listing.get("Contents", [])
+    }
 
 
 @pytest.fixture
@@ -82,7 +86,9 @@ def test_images_go_to_the_bucket_are_indexed_and_read_back_as_sent(
         assert body == storage.object_get(instance.storage_key)  # as the application reads it
         stored = pydicom.dcmread(io.BytesIO(body))
         padding = 0xFFFCFFFC  # Data Set Trailing Padding, which dcmtk drops
-        assert [(e.tag, e.value) for e in stored if e.tag != padding] == [(e.tag, e.value) for e in sent if e.tag != padding]
+        assert [(e.tag, e.value) for e in stored if e.tag != padding] == [
+            (e.tag, e.value) for e in sent if e.tag != padding
+        ]
         assert instance.file_size == len(body)
     mr = Instance.objects.get(sop_class_uid=MRImageStorage)
     assert dataset_bytes(kept[f"{PREFIX}/{mr.storage_key}"]) == dataset_bytes(files[1].read_bytes())
@@ -113,11 +119,15 @@ def test_a_bucket_that_refuses_the_write_gets_out_of_resources_and_nothing_is_ke
 
     assert status.Status == 0xA700
     assert status.ErrorComment.startswith("Storage failed")
-    assert objects(s3) == {} and "no-such-bucket" not in [b["Name"] for b in s3.client.list_buckets()["Buckets"]]
+    assert objects(s3) == {} and "no-such-bucket" not in [
+        b["Name"] for b in s3.client.list_buckets()["Buckets"]
+    ]
     assert Instance.objects.count() == 0
 
 
-def test_images_stored_in_the_bucket_while_the_broker_is_down_are_indexed_by_reindex(s3, modality, dicom_listener_start):
+def test_images_stored_in_the_bucket_while_the_broker_is_down_are_indexed_by_reindex(
+    s3, modality, dicom_listener_start
+):
     """S3 has no folders: the sweep must find the keys under a prefix all the same."""
     listener = dicom_listener_start(CELERY_BROKER_URL="redis://127.0.0.1:1/0")  # nothing listens there
     ae = AE(ae_title="STORESCU")
@@ -134,5 +144,7 @@ def test_images_stored_in_the_bucket_while_the_broker_is_down_are_indexed_by_rei
 
     call_command("reindex")
     assert sorted(Instance.objects.values_list("sop_instance_uid", flat=True)) == sorted(uids)
-    call_command("reindex", days=2)  # the periodic sweep's way, by day received (today and yesterday); idempotent
+    call_command(
+        "reindex", days=2
+    )  # the periodic sweep's way, by day received (today and yesterday); idempotent
     assert Instance.objects.count() == 2

@@ -1,6 +1,7 @@
 """Logins are throttled (django-axes), sessions end when idle or when the browser closes, and a
 production configuration passes ``manage.py check --deploy`` with HSTS and a
 Content-Security-Policy."""
+
 import re
 import subprocess
 import sys
@@ -29,7 +30,9 @@ def _attempts(**filters):
 
 
 def _login(client, username, password, url=None, address="10.1.1.1"):
-    return client.post(url or reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address)
+    return client.post(
+        url or reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address
+    )
 
 
 def test_after_the_failure_limit_the_right_password_is_refused_with_the_lockout_page(client, staff, limit):
@@ -95,7 +98,9 @@ def test_a_session_ends_when_idle_for_a_working_day_and_when_the_browser_closes(
 
     row = Session.objects.get(pk=client.session.session_key)
     client.get(reverse("home"))
-    assert Session.objects.get(pk=row.pk).expire_date > row.expire_date  # each request starts the idle time afresh
+    assert (
+        Session.objects.get(pk=row.pk).expire_date > row.expire_date
+    )  # each request starts the idle time afresh
 
 
 DEPLOY = {
@@ -127,7 +132,9 @@ print(response.content.decode())
 
 def test_in_production_pages_carry_hsts_and_a_csp_whose_nonce_is_on_the_inline_script(tmp_path):
     env = {**DEPLOY, "VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
-    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     status, hsts, csp, page = result.stdout.split("\n", 3)
     assert status == "200"

@@ -1,6 +1,7 @@
 """The UI under the production Content-Security-Policy, in headless Chromium: the live server
 runs with DEBUG off, so every page carries the policy; the search, the schedule form's free
 slots, the day board's refresh and the admin work, and the browser reports no violation."""
+
 from datetime import date
 
 import pytest
@@ -27,7 +28,9 @@ def _watched(browser):  # noqa: F811 (the fixture's value)
     return page
 
 
-def test_the_pages_work_under_the_csp_and_the_browser_reports_no_violation(clinic, staff, live_server, browser):  # noqa: F811
+def test_the_pages_work_under_the_csp_and_the_browser_reports_no_violation(
+    clinic, staff, live_server, browser
+):  # noqa: F811
     page = _watched(browser)
     page.goto(live_server.url + reverse("login"))
     page.fill("#id_username", "frontdesk")
@@ -46,7 +49,9 @@ def test_the_pages_work_under_the_csp_and_the_browser_reports_no_violation(clini
 
     page.goto(live_server.url + reverse("order_board") + f"?day={DAY.isoformat()}&station=DRROOM")
     page.wait_for_selector("#board")
-    with page.expect_response(lambda r: "/orders/board/" in r.url and r.request.headers.get("hx-request") == "true"):
+    with page.expect_response(
+        lambda r: "/orders/board/" in r.url and r.request.headers.get("hx-request") == "true"
+    ):
         page.evaluate("htmx.trigger('#board', 'board-refresh')")  # what the 10 s timer sends
 
     admin = _watched(browser)
@@ -65,5 +70,7 @@ def test_the_pages_work_under_the_csp_and_the_browser_reports_no_violation(clini
 
     assert page.problems == [] and admin.problems == []
     policies = page.policies + admin.policies
-    assert len(policies) >= 6 and all(p and p.startswith("default-src 'self'; script-src 'self'") for p in policies)
+    assert len(policies) >= 6 and all(
+        p and p.startswith("default-src 'self'; script-src 'self'") for p in policies
+    )
     assert "'nonce-" in page.policies[0]  # our pages mark their inline script; the admin's have none

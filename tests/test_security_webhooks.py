@@ -2,6 +2,7 @@
 a loopback, private, link-local, multicast or reserved address is refused when a client
 subscribes and again, after resolving the name, before each attempt; the connection goes to
 the address that was checked. An admin lets a PMS on the LAN through WEBHOOK_ALLOWED_HOSTS."""
+
 import ssl
 import subprocess
 from urllib.parse import urlsplit
@@ -59,7 +60,9 @@ def test_subscribing_a_url_into_the_clinics_network_gets_400_naming_url(acme, ur
 def test_changing_a_url_to_a_private_address_is_refused_and_changes_nothing(acme):
     created = acme.http.post("/api/v1/webhooks", {"url": "https://pms.example/h", "events": ["study.received"]},
                              format="json").json()  # fmt: skip
-    response = acme.http.patch(f"/api/v1/webhooks/{created['id']}", {"url": "http://127.0.0.1:6379/"}, format="json")
+    response = acme.http.patch(
+        f"/api/v1/webhooks/{created['id']}", {"url": "http://127.0.0.1:6379/"}, format="json"
+    )
     assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["url"]
     assert WebhookSubscription.objects.get().url == "https://pms.example/h"
 
@@ -67,13 +70,17 @@ def test_changing_a_url_to_a_private_address_is_refused_and_changes_nothing(acme
 def test_an_admin_lets_a_listed_host_or_network_through(acme, settings):
     settings.WEBHOOK_ALLOWED_HOSTS = ["pms.clinic.lan", "192.168.1.0/24", "localhost"]
     for url in ["http://192.168.1.20:8080/hooks", "http://localhost:9/h"]:
-        response = acme.http.post("/api/v1/webhooks", {"url": url, "events": ["study.received"]}, format="json")
+        response = acme.http.post(
+            "/api/v1/webhooks", {"url": url, "events": ["study.received"]}, format="json"
+        )
         assert response.status_code == 201, response.json()
     refused = acme.http.post("/api/v1/webhooks", {"url": "http://192.168.2.20/", "events": ["study.received"]},
                              format="json")  # fmt: skip
     assert refused.status_code == 400
     assert sorted(WebhookSubscription.objects.values_list("url", flat=True)) == [
-        "http://192.168.1.20:8080/hooks", "http://localhost:9/h"]
+        "http://192.168.1.20:8080/hooks",
+        "http://localhost:9/h",
+    ]
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "10.1.2.3", "169.254.169.254", "fe80::1",
@@ -139,12 +146,24 @@ def test_a_name_that_does_not_resolve_is_not_connected_to(settings):
 
 def _certificate(folder, name):
     """A CA and a certificate it signed for ``name`` (openssl), as PEM files."""
+
     def run(*args):
         subprocess.run(["/usr/bin/openssl", *args], cwd=folder, check=True, capture_output=True)
 
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
         "-subj", "/CN=Test CA")  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", f"/CN={name}")
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        f"/CN={name}",
+    )
     (folder / "san.ext").write_text(f"subjectAltName=DNS:{name}\n")
     run("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem",
         "-days", "2", "-extfile", "san.ext")  # fmt: skip
@@ -164,11 +183,15 @@ def test_over_https_the_pinned_connection_checks_the_certificate_against_the_nam
     try:
         body = b'{"event":"study.received"}'
         headers = {"Content-Type": "application/json", "VetPACS-Signature": signature_header(SECRET, body)}
-        good = PinnedHTTPConnection("pms.example", port, address="127.0.0.1", timeout=5, context=client_context)
+        good = PinnedHTTPConnection(
+            "pms.example", port, address="127.0.0.1", timeout=5, context=client_context
+        )
         good.request("POST", "/hooks", body, headers)
         assert good.getresponse().status == 200
         good.close()
-        wrong = PinnedHTTPConnection("other.example", port, address="127.0.0.1", timeout=5, context=client_context)
+        wrong = PinnedHTTPConnection(
+            "other.example", port, address="127.0.0.1", timeout=5, context=client_context
+        )
         with pytest.raises(ssl.SSLCertVerificationError, match="other.example"):
             wrong.request("POST", "/hooks", body, headers)
     finally:

@@ -15,8 +15,12 @@ def test_seed_demo_creates_a_clinic_to_click_through_and_prints_the_logins(capsy
     call_command("seed_demo")
     out = capsys.readouterr().out
 
-    for username, password, group in [("frontdesk", "frontdesk-demo", "front desk"), ("vet", "vet-demo", "veterinarian"),
-                                      ("radiologist", "radiologist-demo", "radiologist"), ("admin", "admin-demo", "admin")]:
+    for username, password, group in [
+        ("frontdesk", "frontdesk-demo", "front desk"),
+        ("vet", "vet-demo", "veterinarian"),
+        ("radiologist", "radiologist-demo", "radiologist"),
+        ("admin", "admin-demo", "admin"),
+    ]:
         assert f"{username}" in out and password in out
         # As the login page does: with the request, which the login throttle (django-axes) needs.
         user = authenticate(RequestFactory().post("/login/"), username=username, password=password)
@@ -41,7 +45,11 @@ def test_seed_demo_schedules_todays_worklist(capsys):
     step.ScheduledProcedureStepStartDate = clock.today().strftime("%Y%m%d")
     query.ScheduledProcedureStepSequence = [step]
     found = [(o.patient.name, o.procedure.code, o.status) for o in worklist_items(identifier=query)]
-    assert found == [("Biscuit", "DX-LIMB", "arrived"), ("Rocco", "DX-THX2", "scheduled"), ("Comet", "DX-FOOT", "scheduled")]
+    assert found == [
+        ("Biscuit", "DX-LIMB", "arrived"),
+        ("Rocco", "DX-THX2", "scheduled"),
+        ("Comet", "DX-FOOT", "scheduled"),
+    ]
     assert ImagingOrder.objects.count() == 8
 
 

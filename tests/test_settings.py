@@ -1,4 +1,5 @@
 """The environment variables switch each part from the embedded default to production."""
+
 import json
 import subprocess
 import sys
@@ -20,7 +21,12 @@ print(json.dumps({
 def settings_with(tmp_path, **env):
     base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "vetclinic.settings", "VAR_DIR": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return result.returncode, (json.loads(result.stdout) if result.returncode == 0 else result.stderr)
 

@@ -1,4 +1,5 @@
 """The reconciliation queue, the study page, thumbnails and the patient page's studies."""
+
 from datetime import date
 
 import pytest

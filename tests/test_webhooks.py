@@ -3,6 +3,7 @@ streak that disables a subscription, the events, and the API a client manages th
 
 The sending here runs in the test process (delivery_send, as the task calls it); a real Celery
 worker sends in test_webhooks_worker.py."""
+
 import json
 import threading
 import time
@@ -112,8 +113,12 @@ def it_admin(db):
 
 @pytest.fixture
 def subscribe(actor):
-    def make(client, url, events=("study.received", "study.completed", "order.status_changed"), secret=SECRET):
-        return services.subscription_create(actor=actor, client=client, url=url, events=list(events), secret=secret)[0]
+    def make(
+        client, url, events=("study.received", "study.completed", "order.status_changed"), secret=SECRET
+    ):
+        return services.subscription_create(
+            actor=actor, client=client, url=url, events=list(events), secret=secret
+        )[0]
 
     return make
 
@@ -122,7 +127,11 @@ def subscribe(actor):
 def queued(monkeypatch):
     """The tasks the webhook code queued, as (name, args); nothing reaches the broker."""
     sent = []
-    monkeypatch.setattr(services, "current_app", types.SimpleNamespace(send_task=lambda name, args, **kw: sent.append((name, args))))
+    monkeypatch.setattr(
+        services,
+        "current_app",
+        types.SimpleNamespace(send_task=lambda name, args, **kw: sent.append((name, args))),
+    )
     return sent
 
 
@@ -184,15 +193,27 @@ def test_a_delivery_is_posted_signed_and_logged(acme, subscribe, receiver, queue
     assert got.verified is True
     assert got.json == {"id": got.json["id"], "event": "study.received", "created": got.json["created"],
                         "data": {"order": {"id": 42, "status": "in_progress"}}}  # fmt: skip
-    assert (got.headers["VetPACS-Event"], got.headers["VetPACS-Delivery"]) == ("study.received", str(delivery.pk))
+    assert (got.headers["VetPACS-Event"], got.headers["VetPACS-Delivery"]) == (
+        "study.received",
+        str(delivery.pk),
+    )
     assert got.headers["Content-Type"] == "application/json"
-    assert {"VetPACS-Signature", "VetPACS-Event", "VetPACS-Delivery"} <= set(got.headers.keys())  # spelled as documented
+    assert {"VetPACS-Signature", "VetPACS-Event", "VetPACS-Delivery"} <= set(
+        got.headers.keys()
+    )  # spelled as documented
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts, delivery.response_codes, delivery.response_body) == ("delivered", 1, [200], "thanks")
+    assert (delivery.status, delivery.attempts, delivery.response_codes, delivery.response_body) == (
+        "delivered",
+        1,
+        [200],
+        "thanks",
+    )
     assert delivery.delivered_at and delivery.payload == got.json and delivery.subscription == subscription
 
 
-def test_a_500_is_a_failed_attempt_retried_with_backoff_until_a_200(acme, subscribe, receiver, queued, publish):
+def test_a_500_is_a_failed_attempt_retried_with_backoff_until_a_200(
+    acme, subscribe, receiver, queued, publish
+):
     pms = receiver(answers=(500, 500, 200))
     subscription = subscribe(acme.client, pms.url)
     [delivery] = publish()
@@ -200,7 +221,12 @@ def test_a_500_is_a_failed_attempt_retried_with_backoff_until_a_200(acme, subscr
         services.delivery_send(delivery_id=delivery.pk, attempt=0)
     assert (later.value.attempt, later.value.countdown) == (1, 2)
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts, delivery.response_codes, delivery.error) == ("pending", 1, [500], "answered 500")
+    assert (delivery.status, delivery.attempts, delivery.response_codes, delivery.error) == (
+        "pending",
+        1,
+        [500],
+        "answered 500",
+    )
     assert delivery.response_body.startswith("oh no") and len(delivery.response_body) == 1000
     with pytest.raises(services.SendLater) as later:
         services.delivery_send(delivery_id=delivery.pk, attempt=1)
@@ -210,13 +236,22 @@ def test_a_500_is_a_failed_attempt_retried_with_backoff_until_a_200(acme, subscr
     assert services.delivery_send(delivery_id=delivery.pk, attempt=2) == "delivered"
     delivery.refresh_from_db()
     subscription.refresh_from_db()
-    assert (delivery.status, delivery.attempts, delivery.response_codes, delivery.error) == ("delivered", 3, [500, 500, 200], "")
+    assert (delivery.status, delivery.attempts, delivery.response_codes, delivery.error) == (
+        "delivered",
+        3,
+        [500, 500, 200],
+        "",
+    )
     assert (subscription.failure_streak, subscription.failing_since, subscription.active) == (0, None, True)
-    assert [r.answered for r in pms.received] == [500, 500, 200] and all(r.verified is True for r in pms.received)
+    assert [r.answered for r in pms.received] == [500, 500, 200] and all(
+        r.verified is True for r in pms.received
+    )
     assert len({r.headers["VetPACS-Delivery"] for r in pms.received}) == 1  # the same delivery each time
 
 
-def test_no_answer_a_timeout_and_a_redirect_are_failed_attempts(acme, subscribe, receiver, queued, settings, publish):
+def test_no_answer_a_timeout_and_a_redirect_are_failed_attempts(
+    acme, subscribe, receiver, queued, settings, publish
+):
     settings.WEBHOOK_TIMEOUT = 1
     nobody = receiver()
     nobody.close()  # the port is free again: connection refused
@@ -254,7 +289,11 @@ def test_a_delivery_is_given_up_after_the_last_attempt(acme, subscribe, receiver
         services.delivery_send(delivery_id=delivery.pk, attempt=0)
     assert services.delivery_send(delivery_id=delivery.pk, attempt=1) == "failed"
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.response_codes, delivery.next_attempt_at) == ("failed", [503, 503], None)
+    assert (delivery.status, delivery.response_codes, delivery.next_attempt_at) == (
+        "failed",
+        [503, 503],
+        None,
+    )
 
 
 def test_the_attempts_are_the_settings_and_not_an_environment_variable_read_later(
@@ -275,7 +314,9 @@ def rest_over():
     """As if the failing receiver's back-off were over: the attempts made so far were made an
     hour ago, so a delivery held back behind them is tried (services._held_back)."""
     for delivery in WebhookDelivery.objects.exclude(last_attempt_at=None):
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(last_attempt_at=delivery.last_attempt_at - timedelta(hours=1))
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            last_attempt_at=delivery.last_attempt_at - timedelta(hours=1)
+        )
 
 
 def test_deliveries_to_a_failing_receiver_wait_behind_one_attempt_and_go_once_it_answers(
@@ -295,7 +336,10 @@ def test_deliveries_to_a_failing_receiver_wait_behind_one_attempt_and_go_once_it
     assert len(pms.received) == 1 and queued == []
     # The first delivery's retry gets through: the held ones are queued at once, each for its first attempt.
     assert services.delivery_send(delivery_id=first.pk, attempt=1) == "delivered"
-    assert sorted(queued) == [("integrations.tasks.webhook_send", [second.pk, 0]), ("integrations.tasks.webhook_send", [third.pk, 0])]
+    assert sorted(queued) == [
+        ("integrations.tasks.webhook_send", [second.pk, 0]),
+        ("integrations.tasks.webhook_send", [third.pk, 0]),
+    ]
     assert services.delivery_send(delivery_id=second.pk, attempt=0) == "delivered"
     assert len(pms.received) == 3
 
@@ -310,7 +354,9 @@ def test_the_sweep_sends_one_held_delivery_per_failing_receiver_once_its_rest_is
     for delivery in (second, third):
         assert services.delivery_send(delivery_id=delivery.pk, attempt=0) == "held"
     queued.clear()
-    WebhookDelivery.objects.filter(pk__in=[first.pk, second.pk, third.pk]).update(next_attempt_at=first.created)
+    WebhookDelivery.objects.filter(pk__in=[first.pk, second.pk, third.pk]).update(
+        next_attempt_at=first.created
+    )
     assert services.delivery_sweep() == 1 and queued == [("integrations.tasks.webhook_send", [first.pk, 1])]
 
 
@@ -325,16 +371,26 @@ def test_a_long_failure_streak_disables_the_subscription_and_the_client_sees_why
         with pytest.raises(services.SendLater):
             services.delivery_send(delivery_id=delivery.pk, attempt=attempt)
     rest_over()
-    assert services.delivery_send(delivery_id=first[0].pk, attempt=1) == "disabled"  # the third failure in a row
+    assert (
+        services.delivery_send(delivery_id=first[0].pk, attempt=1) == "disabled"
+    )  # the third failure in a row
     subscription.refresh_from_db()
     assert (subscription.active, subscription.failure_streak) == (False, 3)
-    assert subscription.disabled_at and subscription.disabled_reason.startswith("Disabled after 3 failed attempts in a row since ")
+    assert subscription.disabled_at and subscription.disabled_reason.startswith(
+        "Disabled after 3 failed attempts in a row since "
+    )
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"disabled"}
     assert services.delivery_send(delivery_id=second[0].pk, attempt=1) == "disabled"
     assert publish() == []  # nothing more is logged for it
     body = acme.http.get(f"/api/v1/webhooks/{subscription.pk}").json()
-    assert (body["active"], body["disabled_at"] is not None, body["disabled_reason"]) == (False, True, subscription.disabled_reason)
-    assert AuditEntry.objects.filter(action="disable", object_id=str(subscription.pk), actor="webhooks").exists()
+    assert (body["active"], body["disabled_at"] is not None, body["disabled_reason"]) == (
+        False,
+        True,
+        subscription.disabled_reason,
+    )
+    assert AuditEntry.objects.filter(
+        action="disable", object_id=str(subscription.pk), actor="webhooks"
+    ).exists()
     admin = it_admin
     page = admin.get(f"/admin/integrations/apiclient/{acme.client.pk}/change/").content.decode()
     assert subscription.disabled_reason in page and subscription.url in page
@@ -359,8 +415,10 @@ def test_the_sweep_queues_deliveries_whose_task_was_lost(acme, subscribe, queued
     from django.utils.timezone import now
 
     subscribe(acme.client, "http://127.0.0.1:9/")
-    late, on_time = publish(), publish()
-    WebhookDelivery.objects.filter(pk=late[0].pk).update(next_attempt_at=now() - timedelta(hours=1), attempts=3)
+    late, _on_time = publish(), publish()
+    WebhookDelivery.objects.filter(pk=late[0].pk).update(
+        next_attempt_at=now() - timedelta(hours=1), attempts=3
+    )
     queued.clear()
     assert services.delivery_sweep() == 1 and queued == [("integrations.tasks.webhook_send", [late[0].pk, 3])]
 
@@ -406,8 +464,12 @@ def test_a_patient_change_and_a_merge_become_webhooks(
 
     subscribe(acme.client, "http://127.0.0.1:9/", events=["patient.updated", "patient.merged"])
     with django_capture_on_commit_callbacks(execute=True):
-        rex = patient_upsert(actor=actor, fields={"name": "Rex", "species": dog}, external=("Acme PMS", "A-7"))
-        patient_upsert(actor=actor, fields={"name": "Rex"}, external=("Acme PMS", "A-7"))  # no change: no event
+        rex = patient_upsert(
+            actor=actor, fields={"name": "Rex", "species": dog}, external=("Acme PMS", "A-7")
+        )
+        patient_upsert(
+            actor=actor, fields={"name": "Rex"}, external=("Acme PMS", "A-7")
+        )  # no change: no event
         patient_upsert(actor=actor, fields={"microchip": "985112345678901"}, patient=rex)
         duplicate = make_patient("Rex")
         patient_merge(actor=actor, source=duplicate, target=rex)
@@ -419,20 +481,26 @@ def test_a_patient_change_and_a_merge_become_webhooks(
         ("patient.merged", duplicate.pk, {}),
     ]
     updated = WebhookDelivery.objects.get(pk=tasks.webhook_event(*events[1])[0]).payload["data"]
-    assert updated["changed"] == ["microchip"] and updated["patient"]["external_ids"] == [{"system": "Acme PMS", "value": "A-7"}]
+    assert updated["changed"] == ["microchip"] and updated["patient"]["external_ids"] == [
+        {"system": "Acme PMS", "value": "A-7"}
+    ]
     merged = WebhookDelivery.objects.get(pk=tasks.webhook_event(*events[3])[0]).payload["data"]
     assert (merged["patient"]["id"], merged["patient"]["merged_into"]) == (duplicate.pk, rex.pk)
     assert (merged["merged_into"]["id"], merged["merged_into"]["patient_id"]) == (rex.pk, rex.patient_id)
 
 
-def test_images_arriving_are_study_received_with_the_study(acme, subscribe, queued, biscuit, make_order, actor, publish):
+def test_images_arriving_are_study_received_with_the_study(
+    acme, subscribe, queued, biscuit, make_order, actor, publish
+):
     from imaging.models import Study
 
     subscribe(acme.client, "http://127.0.0.1:9/", events=["study.received"])
     order = make_order(biscuit)
     study = Study.objects.create(study_instance_uid=order.study_instance_uid, patient=biscuit, order=order,
                                  accession_number=order.accession_number, link="order")  # fmt: skip
-    [delivery] = services.object_event_publish(event="study.received", kind="order", pk=order.pk, details={}, created=None)
+    [delivery] = services.object_event_publish(
+        event="study.received", kind="order", pk=order.pk, details={}, created=None
+    )
     assert delivery.payload["data"]["study"] == {
         "id": study.pk, "study_instance_uid": order.study_instance_uid, "accession_number": order.accession_number,
         "study_date": None, "order": order.pk, "patient": biscuit.pk,
@@ -456,16 +524,22 @@ def test_nobody_subscribed_means_no_task_and_hl7_hears_only_its_own_events(
     assert "order_status_changed" not in apps.HL7_EVENTS and not HL7Message.objects.exists()
 
 
-def test_an_event_goes_only_to_subscriptions_that_want_it_and_may_read_it(make_client, subscribe, queued, publish):
+def test_an_event_goes_only_to_subscriptions_that_want_it_and_may_read_it(
+    make_client, subscribe, queued, publish
+):
     wants = make_client("Wants")
     other = make_client("Other")
     paused = make_client("Paused")
     blind = make_client("Blind", scopes=["webhooks:write", "studies:read"])
     subscribe(wants.client, "http://127.0.0.1:9/a", events=["study.received"])
     subscribe(other.client, "http://127.0.0.1:9/b", events=["order.status_changed"])
-    WebhookSubscription.objects.filter(pk=subscribe(paused.client, "http://127.0.0.1:9/c", events=["study.received"]).pk).update(active=False)
+    WebhookSubscription.objects.filter(
+        pk=subscribe(paused.client, "http://127.0.0.1:9/c", events=["study.received"]).pk
+    ).update(active=False)
     subscribe(blind.client, "http://127.0.0.1:9/d", events=["study.received"])
-    ApiClient.objects.filter(pk=blind.client.pk).update(scopes=["webhooks:write"])  # its scope was taken away since
+    ApiClient.objects.filter(pk=blind.client.pk).update(
+        scopes=["webhooks:write"]
+    )  # its scope was taken away since
     [delivery] = publish("study.received")
     assert delivery.subscription.client == wants.client
 
@@ -488,7 +562,9 @@ def test_subscribing_shows_the_secret_once(acme):
     again = acme.http.get(f"/api/v1/webhooks/{subscription.pk}").json()
     assert "secret" not in again and again == {k: v for k, v in body.items() if k != "secret"}
     assert acme.http.get("/api/v1/webhooks").json()["results"] == [again]
-    assert AuditEntry.objects.filter(action="create", object_id=str(subscription.pk), channel="api", actor="Acme PMS").exists()
+    assert AuditEntry.objects.filter(
+        action="create", object_id=str(subscription.pk), channel="api", actor="Acme PMS"
+    ).exists()
 
 
 def test_a_client_may_bring_its_own_secret_and_change_or_delete_its_subscription(acme):
@@ -496,8 +572,13 @@ def test_a_client_may_bring_its_own_secret_and_change_or_delete_its_subscription
                                                   "secret": "my-own-secret-of-24-chars"}, format="json").json()  # fmt: skip
     assert created["secret"] == "my-own-secret-of-24-chars"
     url = f"/api/v1/webhooks/{created['id']}"
-    changed = acme.http.patch(url, {"events": ["study.received", "patient.merged"], "active": False}, format="json")
-    assert changed.status_code == 200 and (changed.json()["events"], changed.json()["active"]) == (["study.received", "patient.merged"], False)
+    changed = acme.http.patch(
+        url, {"events": ["study.received", "patient.merged"], "active": False}, format="json"
+    )
+    assert changed.status_code == 200 and (changed.json()["events"], changed.json()["active"]) == (
+        ["study.received", "patient.merged"],
+        False,
+    )
     assert acme.http.patch(url, {"secret": "a-new-secret-for-rotation"}, format="json").status_code == 200
     assert WebhookSubscription.objects.get().secret == "a-new-secret-for-rotation"
     assert acme.http.put(url, created, format="json").status_code == 405
@@ -514,22 +595,32 @@ def test_a_client_may_bring_its_own_secret_and_change_or_delete_its_subscription
 def test_bad_subscriptions_get_400_naming_the_field(acme, body, field, message):
     response = acme.http.post("/api/v1/webhooks", body, format="json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
-    assert message in str(response.json()["error"]["fields"][field]) and not WebhookSubscription.objects.exists()
+    assert (
+        message in str(response.json()["error"]["fields"][field]) and not WebhookSubscription.objects.exists()
+    )
 
 
-def test_a_client_sees_only_its_own_subscriptions_and_deliveries(acme, make_client, subscribe, queued, publish):
+def test_a_client_sees_only_its_own_subscriptions_and_deliveries(
+    acme, make_client, subscribe, queued, publish
+):
     other = make_client("Other PMS")
     mine = subscribe(acme.client, "http://127.0.0.1:9/mine")
     theirs = subscribe(other.client, "http://127.0.0.1:9/theirs")
     deliveries = {d.subscription_id: d for d in publish()}
     assert [s["id"] for s in acme.http.get("/api/v1/webhooks").json()["results"]] == [mine.pk]
-    assert [d["id"] for d in acme.http.get("/api/v1/webhooks/deliveries").json()["results"]] == [deliveries[mine.pk].pk]
+    assert [d["id"] for d in acme.http.get("/api/v1/webhooks/deliveries").json()["results"]] == [
+        deliveries[mine.pk].pk
+    ]
     for url in [f"/api/v1/webhooks/{theirs.pk}", f"/api/v1/webhooks/deliveries/{deliveries[theirs.pk].pk}"]:
         response = acme.http.get(url)
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
-    assert acme.http.patch(f"/api/v1/webhooks/{theirs.pk}", {"active": False}, format="json").status_code == 404
+    assert (
+        acme.http.patch(f"/api/v1/webhooks/{theirs.pk}", {"active": False}, format="json").status_code == 404
+    )
     assert acme.http.delete(f"/api/v1/webhooks/{theirs.pk}").status_code == 404
-    assert acme.http.post(f"/api/v1/webhooks/deliveries/{deliveries[theirs.pk].pk}/redeliver").status_code == 404
+    assert (
+        acme.http.post(f"/api/v1/webhooks/deliveries/{deliveries[theirs.pk].pk}/redeliver").status_code == 404
+    )
     theirs.refresh_from_db()
     assert theirs.active
 
@@ -538,12 +629,19 @@ def test_scopes_decide_who_reads_and_who_writes_webhooks(make_client, staff, it_
     reader = make_client("Reader", scopes=["webhooks:read", "studies:read"])
     assert reader.http.get("/api/v1/webhooks").status_code == 200
     assert reader.http.get("/api/v1/webhooks/deliveries").status_code == 200
-    refused = reader.http.post("/api/v1/webhooks", {"url": "https://x.example", "events": ["study.received"]}, format="json")
-    assert (refused.status_code, refused.json()) == (403, {"error": {"code": "permission_denied",
-                                                                     "message": "This API client has no 'webhooks:write' scope."}})  # fmt: skip
+    refused = reader.http.post(
+        "/api/v1/webhooks", {"url": "https://x.example", "events": ["study.received"]}, format="json"
+    )
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"error": {"code": "permission_denied", "message": "This API client has no 'webhooks:write' scope."}},
+    )
     assert reader.http.post("/api/v1/webhooks/deliveries/1/redeliver").status_code == 403
     outsider = make_client("Outsider", scopes=["studies:read"])
-    assert outsider.http.get("/api/v1/webhooks").json()["error"]["message"] == "This API client has no 'webhooks:read' scope."
+    assert (
+        outsider.http.get("/api/v1/webhooks").json()["error"]["message"]
+        == "This API client has no 'webhooks:read' scope."
+    )
     assert APIClient().get("/api/v1/webhooks").status_code == 401
     front_desk = APIClient()
     front_desk.force_login(staff["front desk"])
@@ -554,16 +652,25 @@ def test_scopes_decide_who_reads_and_who_writes_webhooks(make_client, staff, it_
 
 def test_deliveries_are_listed_newest_first_filtered_and_paged(acme, subscribe, queued, publish):
     subscription = subscribe(acme.client, "http://127.0.0.1:9/")
-    received, status_changed, completed = publish("study.received"), publish("order.status_changed"), publish("study.completed")
+    received, status_changed, completed = (
+        publish("study.received"),
+        publish("order.status_changed"),
+        publish("study.completed"),
+    )
     WebhookDelivery.objects.filter(pk=completed[0].pk).update(status="delivered")
     listing = acme.http.get("/api/v1/webhooks/deliveries", {"page_size": 2}).json()
     assert [d["event"] for d in listing["results"]] == ["study.completed", "order.status_changed"]
     rest = acme.http.get(listing["next"]).json()
     assert [d["id"] for d in rest["results"]] == [received[0].pk] and rest["next"] is None
-    assert [d["id"] for d in acme.http.get("/api/v1/webhooks/deliveries", {"status": "pending"}).json()["results"]] == [
-        status_changed[0].pk, received[0].pk]
-    assert [d["id"] for d in acme.http.get("/api/v1/webhooks/deliveries", {"event": "study.received",
-                                                                           "subscription": subscription.pk}).json()["results"]] == [received[0].pk]  # fmt: skip
+    assert [
+        d["id"] for d in acme.http.get("/api/v1/webhooks/deliveries", {"status": "pending"}).json()["results"]
+    ] == [status_changed[0].pk, received[0].pk]
+    assert [
+        d["id"]
+        for d in acme.http.get(
+            "/api/v1/webhooks/deliveries", {"event": "study.received", "subscription": subscription.pk}
+        ).json()["results"]
+    ] == [received[0].pk]
     for name, value in [("status", "lost"), ("subscription", "9" * 30), ("subscription", "²")]:
         bad = acme.http.get("/api/v1/webhooks/deliveries", {name: value})
         assert bad.status_code == 400 and list(bad.json()["error"]["fields"]) == [name]
@@ -586,13 +693,24 @@ def test_a_client_redelivers_and_turns_a_disabled_subscription_on_again(
     assert services.delivery_send(delivery_id=delivery.pk, attempt=0) == "disabled"
     url = f"/api/v1/webhooks/deliveries/{delivery.pk}/redeliver"
     refused = acme.http.post(url)
-    assert (refused.status_code, refused.json()["error"]) == (409, {"code": "conflict", "message": "The subscription is disabled; turn it on again first."})
+    assert (refused.status_code, refused.json()["error"]) == (
+        409,
+        {"code": "conflict", "message": "The subscription is disabled; turn it on again first."},
+    )
     on = acme.http.patch(f"/api/v1/webhooks/{subscription.pk}", {"active": True}, format="json").json()
-    assert (on["active"], on["disabled_at"], on["disabled_reason"], on["failure_streak"]) == (True, None, "", 0)
+    assert (on["active"], on["disabled_at"], on["disabled_reason"], on["failure_streak"]) == (
+        True,
+        None,
+        "",
+        0,
+    )
     queued.clear()
     with django_capture_on_commit_callbacks(execute=True):
         response = acme.http.post(url)
-    assert response.status_code == 202 and (response.json()["status"], response.json()["attempts"]) == ("pending", 1)
+    assert response.status_code == 202 and (response.json()["status"], response.json()["attempts"]) == (
+        "pending",
+        1,
+    )
     assert queued == [("integrations.tasks.webhook_send", [delivery.pk, 1])]
     assert services.delivery_send(delivery_id=delivery.pk, attempt=1) == "delivered"
     assert [r.answered for r in pms.received] == [500, 200]
@@ -601,15 +719,21 @@ def test_a_client_redelivers_and_turns_a_disabled_subscription_on_again(
         assert acme.http.post(url).status_code == 202
     assert services.delivery_send(delivery_id=delivery.pk, attempt=2) == "delivered"
     assert [r.headers["VetPACS-Delivery"] for r in pms.received] == [str(delivery.pk)] * 3
-    assert AuditEntry.objects.filter(action="redeliver", object_id=str(delivery.pk), channel="api").count() == 2
+    assert (
+        AuditEntry.objects.filter(action="redeliver", object_id=str(delivery.pk), channel="api").count() == 2
+    )
 
 
-def test_an_admin_redelivers_from_the_delivery_log(acme, subscribe, queued, it_admin, django_capture_on_commit_callbacks, publish):
+def test_an_admin_redelivers_from_the_delivery_log(
+    acme, subscribe, queued, it_admin, django_capture_on_commit_callbacks, publish
+):
     subscribe(acme.client, "http://127.0.0.1:9/")
     [delivery] = publish()
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status="failed", attempts=35)
     with django_capture_on_commit_callbacks(execute=True):
-        response = it_admin.post("/admin/integrations/webhookdelivery/", {"action": "redeliver", "_selected_action": [delivery.pk]})
+        response = it_admin.post(
+            "/admin/integrations/webhookdelivery/", {"action": "redeliver", "_selected_action": [delivery.pk]}
+        )
     assert response.status_code == 302
     delivery.refresh_from_db()
     assert delivery.status == "pending" and ("integrations.tasks.webhook_send", [delivery.pk, 35]) in queued

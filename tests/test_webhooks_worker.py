@@ -1,6 +1,7 @@
 """Webhooks end to end: a client subscribes over the API, an order changes, and a real Celery
 worker on the configured broker POSTs to a real HTTP receiver on a local socket, which checks
 each signature; retried after a 500, disabled after a failure streak, redelivered on request."""
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -20,7 +21,9 @@ def receivers_allowed(process_env, settings):
 
 
 def _client(actor):
-    _, key = api_client_create(actor=actor, name="Acme PMS", scopes=["webhooks:write", "orders:read", "studies:read"])
+    _, key = api_client_create(
+        actor=actor, name="Acme PMS", scopes=["webhooks:write", "orders:read", "studies:read"]
+    )
     http = APIClient()
     http.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return http
@@ -41,7 +44,9 @@ def test_a_worker_delivers_an_order_completing_retrying_after_a_500(
         created = _subscribe(http, pms.url, ["order.status_changed", "study.completed"])
         pms.secret = created["secret"]  # the receiver checks with the secret it was shown
         order = make_order(make_patient("Rex", owner=make_owner("Okafor")))
-        orders.order_status_set(actor=actor, order=order, status="completed")  # committed: the events are queued
+        orders.order_status_set(
+            actor=actor, order=order, status="completed"
+        )  # committed: the events are queued
         wait_for(lambda: WebhookDelivery.objects.count() == 2
                  and all(d.status == "delivered" for d in WebhookDelivery.objects.all()),
                  timeout=60, message="both deliveries")  # fmt: skip
@@ -69,20 +74,32 @@ def test_a_worker_disables_a_failing_subscription_and_delivers_once_it_is_on_aga
         pms.secret = created["secret"]
         order = make_order(make_patient("Rex", owner=make_owner("Okafor")))
         orders.order_arrive(actor=actor, order=order)
-        wait_for(lambda: WebhookSubscription.objects.get().disabled_at, timeout=60, message="the subscription disabled")
+        wait_for(
+            lambda: WebhookSubscription.objects.get().disabled_at,
+            timeout=60,
+            message="the subscription disabled",
+        )
         shown = http.get(f"/api/v1/webhooks/{created['id']}").json()
         assert (shown["active"], shown["failure_streak"]) == (False, 2)
         assert shown["disabled_reason"].startswith("Disabled after 2 failed attempts in a row")
         delivery = WebhookDelivery.objects.get()
         assert (delivery.status, delivery.response_codes) == ("disabled", [500, 500])
         pms.answers = [200]  # the PMS is fixed; the client turns the subscription on and asks again
-        assert http.patch(f"/api/v1/webhooks/{created['id']}", {"active": True}, format="json").status_code == 200
+        assert (
+            http.patch(f"/api/v1/webhooks/{created['id']}", {"active": True}, format="json").status_code
+            == 200
+        )
         assert http.post(f"/api/v1/webhooks/deliveries/{delivery.pk}/redeliver").status_code == 202
-        wait_for(lambda: WebhookDelivery.objects.get().status == "delivered", timeout=60, message="the redelivery")
+        wait_for(
+            lambda: WebhookDelivery.objects.get().status == "delivered", timeout=60, message="the redelivery"
+        )
     finally:
         pms.close()
     assert WebhookDelivery.objects.get().response_codes == [500, 500, 200]
-    assert all(r.verified is True for r in pms.received) and pms.received[-1].json["event"] == "order.status_changed"
+    assert (
+        all(r.verified is True for r in pms.received)
+        and pms.received[-1].json["event"] == "order.status_changed"
+    )
 
 
 def test_a_receiver_that_hangs_does_not_delay_the_deliveries_to_a_healthy_one(
@@ -108,9 +125,13 @@ def test_a_receiver_that_hangs_does_not_delay_the_deliveries_to_a_healthy_one(
         started = time.monotonic()
         for n in range(30):
             event_publish(event="order.status_changed", data={"order": {"id": n}})  # committed: queued
-        wait_for(lambda: len(healthy.received) == 30, timeout=120, message="the healthy receiver's 30 deliveries")
-        print(f"30 deliveries to the healthy receiver in {time.monotonic() - started:.1f} s; "
-              f"the hanging one got {len(hanging.received)} requests meanwhile")
+        wait_for(
+            lambda: len(healthy.received) == 30, timeout=120, message="the healthy receiver's 30 deliveries"
+        )
+        print(
+            f"30 deliveries to the healthy receiver in {time.monotonic() - started:.1f} s; "
+            f"the hanging one got {len(hanging.received)} requests meanwhile"
+        )
         assert len(hanging.received) <= 4
         wait_for(lambda: WebhookDelivery.objects.filter(subscription__url=healthy.url, status="delivered").count() == 30,
                  message="the healthy deliveries recorded")  # fmt: skip

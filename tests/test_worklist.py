@@ -2,7 +2,8 @@
 
 Table-driven: each row is a query a modality sends and the animals it must find.
 """
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils.timezone import override
@@ -14,7 +15,7 @@ from imaging.orders import services as orders
 from imaging.orders.worklist import worklist_items, worklist_rows
 from patients.services import weight_record
 
-TODAY = datetime(2026, 11, 23, tzinfo=timezone.utc)
+TODAY = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 def at(days, hh, mm=0):
@@ -62,17 +63,57 @@ def found(identifier):
 
 
 CASES = [
-    ("a DR room's usual query: its AE, its modality, today",
-     query(sps={"ScheduledStationAETitle": "DRROOM", "Modality": "DX", "ScheduledProcedureStepStartDate": "20261123"}),
-     ["Biscuit"]),
-    ("an open date range from today", query(sps={"ScheduledStationAETitle": "DRROOM", "ScheduledProcedureStepStartDate": "20261123-"}), ["Biscuit"]),
-    ("an open date range until yesterday", query(sps={"ScheduledProcedureStepStartDate": "-20261122"}), ["Molly"]),
-    ("a closed date range", query(sps={"ScheduledProcedureStepStartDate": "20261122-20261123"}), ["Molly", "Biscuit", "Tiddles"]),
-    ("today between 12:00 and 16:00", query(sps={"ScheduledProcedureStepStartDate": "20261123", "ScheduledProcedureStepStartTime": "1200-1600"}), ["Tiddles"]),
-    ("combined date-time range: yesterday 15:00 to today 11:00",
-     query(sps={"ScheduledProcedureStepStartDate": "20261122-20261123", "ScheduledProcedureStepStartTime": "1500-1100"}),
-     ["Molly", "Biscuit"]),
-    ("an hour given as HH covers the whole hour", query(sps={"ScheduledProcedureStepStartDate": "20261123", "ScheduledProcedureStepStartTime": "-10"}), ["Biscuit"]),
+    (
+        "a DR room's usual query: its AE, its modality, today",
+        query(
+            sps={
+                "ScheduledStationAETitle": "DRROOM",
+                "Modality": "DX",
+                "ScheduledProcedureStepStartDate": "20261123",
+            }
+        ),
+        ["Biscuit"],
+    ),
+    (
+        "an open date range from today",
+        query(sps={"ScheduledStationAETitle": "DRROOM", "ScheduledProcedureStepStartDate": "20261123-"}),
+        ["Biscuit"],
+    ),
+    (
+        "an open date range until yesterday",
+        query(sps={"ScheduledProcedureStepStartDate": "-20261122"}),
+        ["Molly"],
+    ),
+    (
+        "a closed date range",
+        query(sps={"ScheduledProcedureStepStartDate": "20261122-20261123"}),
+        ["Molly", "Biscuit", "Tiddles"],
+    ),
+    (
+        "today between 12:00 and 16:00",
+        query(
+            sps={
+                "ScheduledProcedureStepStartDate": "20261123",
+                "ScheduledProcedureStepStartTime": "1200-1600",
+            }
+        ),
+        ["Tiddles"],
+    ),
+    (
+        "combined date-time range: yesterday 15:00 to today 11:00",
+        query(
+            sps={
+                "ScheduledProcedureStepStartDate": "20261122-20261123",
+                "ScheduledProcedureStepStartTime": "1500-1100",
+            }
+        ),
+        ["Molly", "Biscuit"],
+    ),
+    (
+        "an hour given as HH covers the whole hour",
+        query(sps={"ScheduledProcedureStepStartDate": "20261123", "ScheduledProcedureStepStartTime": "-10"}),
+        ["Biscuit"],
+    ),
     ("ACR-NEMA dates still work", query(sps={"ScheduledProcedureStepStartDate": "2026.11.24"}), ["Rex"]),
     ("owner family name prefix, any case", query(PatientName="hartley*"), ["Molly", "Biscuit"]),
     ("the whole name", query(PatientName="Hartley^Biscuit"), ["Biscuit"]),
@@ -84,10 +125,22 @@ CASES = [
     ("the modality alone", query(sps={"Modality": "US"}), ["Tiddles"]),
     ("the performing vet", query(sps={"ScheduledPerformingPhysicianName": "lee*"}), ["Biscuit"]),
     ("the referring vet", query(ReferringPhysicianName="OKAFOR^ADA"), ["Biscuit"]),
-    ("an empty query is universal, and done orders are left out", query(PatientName="", sps={}), ["Molly", "Biscuit", "Tiddles", "Rex"]),
-    ("a query for a step status finds done orders", query(sps={"ScheduledProcedureStepStatus": "COMPLETED"}), ["Pip"]),
-    ("a station wildcard", query(sps={"ScheduledStationAETitle": "*ROOM", "ScheduledProcedureStepStartDate": "20261124"}), ["Rex"]),
-]  # fmt: skip
+    (
+        "an empty query is universal, and done orders are left out",
+        query(PatientName="", sps={}),
+        ["Molly", "Biscuit", "Tiddles", "Rex"],
+    ),
+    (
+        "a query for a step status finds done orders",
+        query(sps={"ScheduledProcedureStepStatus": "COMPLETED"}),
+        ["Pip"],
+    ),
+    (
+        "a station wildcard",
+        query(sps={"ScheduledStationAETitle": "*ROOM", "ScheduledProcedureStepStartDate": "20261124"}),
+        ["Rex"],
+    ),
+]
 
 
 @pytest.mark.parametrize("identifier, names", [(q, n) for _, q, n in CASES], ids=[c[0] for c in CASES])
@@ -102,7 +155,9 @@ def test_the_listeners_rows_are_the_matching_orders_in_worklist_order(clinic, id
     assert [row["patient__name"] for row in worklist_rows(identifier=identifier)] == names
 
 
-def test_a_name_prefix_with_like_wildcards_in_it_matches_them_as_characters(clinic, make_owner, make_patient, make_order):
+def test_a_name_prefix_with_like_wildcards_in_it_matches_them_as_characters(
+    clinic, make_owner, make_patient, make_order
+):
     for family, animal in [("Per%cy", "Dot"), ("Perkins", "Ned"), ("Pe_ry", "Flo"), ("Perry", "Gus")]:
         make_order(make_patient(animal, owner=make_owner(family)), "DX-THX2", at(0, 15))
     assert found(query(PatientName="PER%*")) == ["Dot"]
@@ -125,19 +180,27 @@ def test_dates_are_the_clinics_local_ones(clinic, settings):
         assert "Biscuit" in found(query(sps={"ScheduledProcedureStepStartDate": "20261123"}))
         assert "Biscuit" not in found(query(sps={"ScheduledProcedureStepStartDate": "20261124"}))
         step = worklist_item(clinic["Biscuit"]).ScheduledProcedureStepSequence[0]
-        assert (step.ScheduledProcedureStepStartDate, step.ScheduledProcedureStepStartTime) == ("20261123", "230000")
+        assert (step.ScheduledProcedureStepStartDate, step.ScheduledProcedureStepStartTime) == (
+            "20261123",
+            "230000",
+        )
 
 
 @pytest.mark.parametrize(
     "identifier, message",
     [
         (query(sps={"ScheduledProcedureStepStartDate": "2026113x"}), "ScheduledProcedureStepStartDate"),
-        (query(sps={"ScheduledProcedureStepStartDate": "20261123", "ScheduledProcedureStepStartTime": "2561"}), "ScheduledProcedureStepStartTime"),
+        (
+            query(
+                sps={"ScheduledProcedureStepStartDate": "20261123", "ScheduledProcedureStepStartTime": "2561"}
+            ),
+            "ScheduledProcedureStepStartTime",
+        ),
         (query(sps={"ScheduledProcedureStepStartDate": "20261101-20261102-20261103"}), "not a range"),
         (query(StudyInstanceUID="1.2.abc"), "StudyInstanceUID"),
         (query(sps={"ScheduledProcedureStepStatus": "FINISHED"}), "ScheduledProcedureStepStatus"),
     ],
-)  # fmt: skip
+)
 def test_a_malformed_query_names_the_attribute(clinic, identifier, message):
     with pytest.raises(MatchingError, match=message):
         found(identifier)
@@ -174,14 +237,23 @@ def test_the_item_carries_the_animal_the_owner_and_the_order(clinic, settings):
     assert item.PatientWeight == "28.5"
     chip = item.OtherPatientIDsSequence[0]
     assert (chip.PatientID, chip.TypeOfPatientID) == ("985141000123456", "RFID")
-    assert (item.AccessionNumber, item.RequestedProcedureID) == (order.accession_number, order.requested_procedure_id)
+    assert (item.AccessionNumber, item.RequestedProcedureID) == (
+        order.accession_number,
+        order.requested_procedure_id,
+    )
     assert item.StudyInstanceUID == order.study_instance_uid
     assert item.RequestedProcedureDescription == "Thorax 2 views (lateral + VD/DV)"
     assert str(item.ReferringPhysicianName) == "Okafor^Ada"
     step = item.ScheduledProcedureStepSequence[0]
     assert (step.ScheduledStationAETitle, step.Modality, step.ScheduledStationName) == ("DRROOM", "DX", "DR1")
-    assert (step.ScheduledProcedureStepStartDate, step.ScheduledProcedureStepStartTime) == ("20261123", "100000")
-    assert (step.ScheduledProcedureStepID, step.ScheduledProcedureStepStatus) == (order.scheduled_step_id, "SCHEDULED")
+    assert (step.ScheduledProcedureStepStartDate, step.ScheduledProcedureStepStartTime) == (
+        "20261123",
+        "100000",
+    )
+    assert (step.ScheduledProcedureStepID, step.ScheduledProcedureStepStatus) == (
+        order.scheduled_step_id,
+        "SCHEDULED",
+    )
     assert str(step.ScheduledPerformingPhysicianName) == "Lee^Sam"
     protocol = step.ScheduledProtocolCodeSequence[0]
     assert (protocol.CodeValue, protocol.CodingSchemeDesignator) == ("DX-THX2", "99VETPACS")
@@ -210,7 +282,11 @@ def test_the_response_has_exactly_the_keys_asked_for(clinic):
     assert response.MedicalAlerts is None or response.MedicalAlerts == ""
     assert response.PatientBreedCodeSequence[0].CodeValue == "62137007"  # empty sequence: all of it
     step = response.ScheduledProcedureStepSequence[0]
-    assert [e.keyword for e in step] == ["Modality", "ScheduledStationAETitle", "ScheduledProcedureStepStartDate"]
+    assert [e.keyword for e in step] == [
+        "Modality",
+        "ScheduledStationAETitle",
+        "ScheduledProcedureStepStartDate",
+    ]
     assert "SpecificCharacterSet" not in response
 
 
@@ -234,13 +310,19 @@ def test_the_joined_owner_and_weight_are_the_records(clinic, make_patient, make_
     be what the animal's record says (Patient.primary_owner, Patient.current_weight)."""
     ownerless = make_order(make_patient("Stray", owner=None), "DX-THX2", at(0, 12))
     weighed = clinic["Tiddles"]
-    weight_record(actor=actor, patient=weighed.patient, kg="4.1", measured_on=TODAY.date() - timedelta(days=30))
-    weight_record(actor=actor, patient=weighed.patient, kg="4.35", measured_on=TODAY.date() - timedelta(days=2))
+    weight_record(
+        actor=actor, patient=weighed.patient, kg="4.1", measured_on=TODAY.date() - timedelta(days=30)
+    )
+    weight_record(
+        actor=actor, patient=weighed.patient, kg="4.35", measured_on=TODAY.date() - timedelta(days=2)
+    )
     orders = list(worklist_items(identifier=query()))
     joined = {order.patient.name: worklist_elements(row).dataset()
               for order, row in zip(orders, worklist_rows(identifier=query()), strict=True)}  # fmt: skip
     for order in orders:
-        assert joined[order.patient.name] == worklist_item(type(order).objects.get(pk=order.pk)), order.patient.name
+        assert joined[order.patient.name] == worklist_item(type(order).objects.get(pk=order.pk)), (
+            order.patient.name
+        )
     assert joined["Tiddles"].PatientWeight == "4.35"
     assert str(joined["Stray"].PatientName) == "^Stray" and joined["Stray"].ResponsiblePerson == ""
     assert ownerless.weight_kg is None and joined["Stray"].PatientWeight is None

@@ -1,5 +1,6 @@
 """The worklist and MPPS on a real socket: dcmtk's findscu -W as the modality would send it,
 and pynetdicom for C-CANCEL and the procedure-step messages."""
+
 import subprocess
 from datetime import datetime, timedelta
 
@@ -21,7 +22,9 @@ FINDSCU = "/usr/bin/findscu"  # .venv/bin has pynetdicom's findscu under the sam
 def today(hh, mm=0, days=0):
     """Worklist queries say 'today' in the clinic's time; so do the orders here."""
     now = clock.localnow()  # the clinic's clock, pinned for every test (conftest.py)
-    return make_aware(datetime.combine(now.date() + timedelta(days=days), datetime.min.time()), get_current_timezone()) + timedelta(hours=hh, minutes=mm)
+    return make_aware(
+        datetime.combine(now.date() + timedelta(days=days), datetime.min.time()), get_current_timezone()
+    ) + timedelta(hours=hh, minutes=mm)
 
 
 @pytest.fixture
@@ -41,7 +44,19 @@ def findscu(listener, tmp_path, *keys, calling="DRROOM"):
     tool_required(FINDSCU)
     out = tmp_path / f"rsp-{len(list(tmp_path.iterdir()))}"
     out.mkdir()
-    args = [FINDSCU, "-W", "-X", "-od", str(out), "-aet", calling, "-aec", "VETPACS", "127.0.0.1", str(listener.port)]
+    args = [
+        FINDSCU,
+        "-W",
+        "-X",
+        "-od",
+        str(out),
+        "-aet",
+        calling,
+        "-aec",
+        "VETPACS",
+        "127.0.0.1",
+        str(listener.port),
+    ]
     for key in keys:
         args += ["-k", key]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -92,21 +107,31 @@ def test_a_dr_room_finds_todays_dog_with_owner_breed_and_chip(clinic, dicom_list
     assert step.ScheduledProcedureStepID == order.scheduled_step_id
     assert step.ScheduledProtocolCodeSequence[0].CodeValue == "DX-THX2"
     # Exactly the keys asked for, nothing more (PS3.4 C.4.1.1.3.2).
-    asked = {k.split("=")[0] for k in DR_ROOM_QUERY if not k.startswith("Scheduled")} | {"ScheduledProcedureStepSequence"}
+    asked = {k.split("=")[0] for k in DR_ROOM_QUERY if not k.startswith("Scheduled")} | {
+        "ScheduledProcedureStepSequence"
+    }
     assert {e.keyword for e in item} == asked
 
 
 def test_name_wildcard_date_range_and_accession_queries(clinic, dicom_listener, tmp_path):
     day = clock.today()
-    _, output, found = findscu(dicom_listener, tmp_path, "PatientName=hartley*", "ScheduledProcedureStepSequence")
+    _, output, found = findscu(
+        dicom_listener, tmp_path, "PatientName=hartley*", "ScheduledProcedureStepSequence"
+    )
     assert sorted(str(ds.PatientName) for ds in found) == ["Hartley^Biscuit", "Hartley^Molly"], output
     tomorrow = (day + timedelta(days=1)).strftime("%Y%m%d")
     _, output, found = findscu(
         dicom_listener, tmp_path, "PatientName",
         f"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate={day:%Y%m%d}-{tomorrow}",
     )  # fmt: skip
-    assert sorted(str(ds.PatientName) for ds in found) == ["Hartley^Biscuit", "Hartley^Molly", "Ng^Tiddles"], output
-    _, output, found = findscu(dicom_listener, tmp_path, f"AccessionNumber={clinic['echo'].accession_number}", "PatientName")
+    assert sorted(str(ds.PatientName) for ds in found) == [
+        "Hartley^Biscuit",
+        "Hartley^Molly",
+        "Ng^Tiddles",
+    ], output
+    _, output, found = findscu(
+        dicom_listener, tmp_path, f"AccessionNumber={clinic['echo'].accession_number}", "PatientName"
+    )
     assert [str(ds.PatientName) for ds in found] == ["Ng^Tiddles"], output
 
 
@@ -163,7 +188,9 @@ def listener_backends():
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
         return {pid for (pid,) in cursor.fetchall()}
 
 

@@ -2,6 +2,7 @@
 the same data sets pydicom would have written for worklist_response: checked on a real socket
 with dcmtk's findscu (explicit and implicit VR), and with pynetdicom for the transfer syntaxes
 pydicom encodes for us, answers split over several PDUs, and C-CANCEL mid-answers."""
+
 import subprocess
 from datetime import datetime, timedelta
 from io import BytesIO
@@ -25,7 +26,9 @@ FINDSCU = "/usr/bin/findscu"  # .venv/bin has pynetdicom's findscu under the sam
 
 def today(hh, mm=0):
     now = clock.localnow()  # the clinic's clock, pinned for every test (conftest.py)
-    return make_aware(datetime.combine(now.date(), datetime.min.time()), get_current_timezone()) + timedelta(hours=hh, minutes=mm)
+    return make_aware(datetime.combine(now.date(), datetime.min.time()), get_current_timezone()) + timedelta(
+        hours=hh, minutes=mm
+    )
 
 
 @pytest.fixture
@@ -40,8 +43,14 @@ def orders(reference_data, make_owner, make_patient, make_order, labrador, actor
     rex = make_patient("Rex", owner=make_owner("", kind="organisation", organisation_name="Greenfield Kennels"),
                        breed_text="Collie cross")  # fmt: skip
     return {
-        "Zoë": make_order(zoe, "DX-THX2", today(9), referring_vet="Okafor^Ada", performing_vet="Lee^Sam",
-                          reason="Husten seit zwei Wochen"),  # fmt: skip
+        "Zoë": make_order(
+            zoe,
+            "DX-THX2",
+            today(9),
+            referring_vet="Okafor^Ada",
+            performing_vet="Lee^Sam",
+            reason="Husten seit zwei Wochen",
+        ),  # fmt: skip
         "Rex": make_order(rex, "DX-HIPS", today(10), weight_kg="24.5"),
         "Stray": make_order(make_patient("Stray"), "DX-STIF", today(11), reason="R" * 9000),
     }
@@ -103,7 +112,20 @@ def findscu(listener, tmp_path, *options):
     tool_required(FINDSCU)
     out = tmp_path / f"rsp-{len(list(tmp_path.iterdir()))}"
     out.mkdir()
-    args = [FINDSCU, "-W", "-X", "-od", str(out), *options, "-aet", "DRROOM", "-aec", "VETPACS", "127.0.0.1", str(listener.port)]
+    args = [
+        FINDSCU,
+        "-W",
+        "-X",
+        "-od",
+        str(out),
+        *options,
+        "-aet",
+        "DRROOM",
+        "-aec",
+        "VETPACS",
+        "127.0.0.1",
+        str(listener.port),
+    ]
     for key in KEYS:
         args += ["-k", key]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -121,7 +143,9 @@ def by_accession(answers):
     return {str(answer.AccessionNumber): answer for answer in answers}
 
 
-@pytest.mark.parametrize("options", [[], ["-xi"], ["-pdu", "4096"]], ids=["explicit VR", "implicit VR", "4 KiB PDUs"])
+@pytest.mark.parametrize(
+    "options", [[], ["-xi"], ["-pdu", "4096"]], ids=["explicit VR", "implicit VR", "4 KiB PDUs"]
+)
 def test_findscu_gets_exactly_what_worklist_response_defines(orders, dicom_listener, tmp_path, options):
     answers = by_accession(findscu(dicom_listener, tmp_path, *options))
     assert sorted(answers) == sorted(order.accession_number for order in orders.values())
@@ -142,7 +166,9 @@ def associate(listener, transfer_syntax=None, max_pdu=16382, handlers=()):
         ae.add_requested_context(ModalityWorklistInformationFind, [transfer_syntax])
     else:
         ae.add_requested_context(ModalityWorklistInformationFind)
-    assoc = ae.associate("127.0.0.1", listener.port, ae_title="VETPACS", max_pdu=max_pdu, evt_handlers=list(handlers))
+    assoc = ae.associate(
+        "127.0.0.1", listener.port, ae_title="VETPACS", max_pdu=max_pdu, evt_handlers=list(handlers)
+    )
     assert assoc.is_established
     return assoc
 
@@ -157,7 +183,9 @@ def answers_of(assoc, identifier, msg_id=1):
     return found, final
 
 
-@pytest.mark.parametrize("transfer_syntax", [ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian], ids=["big endian", "deflated"])
+@pytest.mark.parametrize(
+    "transfer_syntax", [ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian], ids=["big endian", "deflated"]
+)
 def test_the_transfer_syntaxes_pydicom_encodes_for_us(orders, dicom_listener, transfer_syntax):
     assoc = associate(dicom_listener, transfer_syntax)
     found, final = answers_of(assoc, query(KEYS))
@@ -175,7 +203,9 @@ def test_an_answer_longer_than_the_callers_pdus_comes_in_pieces_that_fit(orders,
     def pdu_received(event):
         if type(event.pdu).__name__ == "P_DATA_TF":
             # The variable field: each PDV item's length, context ID and value (PS3.8 9.3.5.1)
-            sizes.append(sum(5 + len(item.presentation_data_value) for item in event.pdu.presentation_data_value_items))
+            sizes.append(
+                sum(5 + len(item.presentation_data_value) for item in event.pdu.presentation_data_value_items)
+            )
 
     assoc = associate(dicom_listener, max_pdu=1024, handlers=[(evt.EVT_PDU_RECV, pdu_received)])
     identifier = query(KEYS)
@@ -199,7 +229,9 @@ def busy_day(make_patient, stations, count):
     )  # fmt: skip
 
 
-def test_a_c_cancel_stops_the_answers_and_the_next_query_is_answered_in_full(reference_data, make_patient, stations, dicom_listener):
+def test_a_c_cancel_stops_the_answers_and_the_next_query_is_answered_in_full(
+    reference_data, make_patient, stations, dicom_listener
+):
     busy_day(make_patient, stations, 1500)
     assoc = associate(dicom_listener)
     everything = query(["PatientName", "AccessionNumber", "ScheduledProcedureStepSequence"])
@@ -215,4 +247,6 @@ def test_a_c_cancel_stops_the_answers_and_the_next_query_is_answered_in_full(ref
     found, final = answers_of(assoc, query(["AccessionNumber=T1*", "PatientName"]), msg_id=8)
     assoc.release()
     assert final == 0x0000
-    assert sorted(str(ds.AccessionNumber) for ds in found) == sorted(f"T{i}" for i in range(1500) if str(i).startswith("1"))
+    assert sorted(str(ds.AccessionNumber) for ds in found) == sorted(
+        f"T{i}" for i in range(1500) if str(i).startswith("1")
+    )

@@ -16,6 +16,7 @@ the one hook tests call (tests/conftest.py) without knowing what is kept where.
 Reads and writes are single dict operations (atomic under the GIL): listener threads share a
 ``Kept`` without a lock; a value set twice by two threads at once is set twice, harmlessly.
 """
+
 import time
 
 _MISSING = object()

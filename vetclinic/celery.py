@@ -1,4 +1,5 @@
 """The Celery app. Tasks live in each app's tasks.py, take ids and call services."""
+
 import logging
 import os
 

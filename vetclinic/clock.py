@@ -9,6 +9,7 @@ thread, and the listeners and workers it starts. Empty (the default): the real t
 
 Timestamps of what happened (created, updated, received) are the real time, not this.
 """
+
 from datetime import datetime
 
 from django.conf import settings

@@ -28,9 +28,10 @@ connection with a generic plan: only for statements whose one plan suits every v
 queryset as plain Django would, with the same results. CI runs the REST, HL7 and worklist tests
 both ways.
 """
+
 import json
 import weakref
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -110,7 +111,11 @@ class CompiledQuery:
         columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
         if query.values_select or query.annotation_select or query.extra_select:
             names, model = [*query.extra_select, *query.values_select, *query.annotation_select], None
-        elif queryset._iterable_class is ModelIterable and not query.select_related and not query.deferred_loading[0]:
+        elif (
+            queryset._iterable_class is ModelIterable
+            and not query.select_related
+            and not query.deferred_loading[0]
+        ):
             names, model = [column.target.attname for column in columns], queryset.model
         else:
             return False
@@ -168,7 +173,7 @@ def _stand_in(value, version, path, leaves):
     elif isinstance(value, str):
         stand_in = f"\x01stand-in-{version}-{n}"
     elif isinstance(value, datetime):
-        stand_in = datetime(1901, 1, version, tzinfo=timezone.utc) + timedelta(seconds=n)
+        stand_in = datetime(1901, 1, version, tzinfo=UTC) + timedelta(seconds=n)
     elif isinstance(value, date):
         stand_in = date(1901, 1, version) + timedelta(days=n)
     else:
@@ -241,7 +246,12 @@ class StartsWith(Lookup):
 
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} >= %s AND {lhs} < (%s || char(1114111))", [*lhs_params, self.rhs, *lhs_params, self.rhs]
+        return f"{lhs} >= %s AND {lhs} < (%s || char(1114111))", [
+            *lhs_params,
+            self.rhs,
+            *lhs_params,
+            self.rhs,
+        ]
 
     def as_postgresql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
@@ -299,7 +309,11 @@ def server_binding_cursor(connection, *, generic_plans=False):
                 if raw.info.transaction_status == TransactionStatus.IDLE:
                     _generic_plans.add(raw)
             cursor = ServerBindingCursor(raw)
-            return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+            return (
+                connection.make_debug_cursor(cursor)
+                if connection.queries_logged
+                else connection.make_cursor(cursor)
+            )
     return connection.cursor()
 
 

@@ -6,6 +6,7 @@ Django writes a DateInput's value in the locale's first input format (en-gb: 02/
 which the browser drops: the field shows empty and saving erases the date. So every such
 input of every form comes from here, with the value written the way HTML reads it.
 """
+
 from datetime import datetime
 
 from django import forms

@@ -2,8 +2,18 @@
 
 RECORD = ["owner", "patient", "ownership", "visit", "weightrecord"]
 VOCABULARY = ["species", "breed", "codemapping"]
-IMAGING = ["modality", "study", "series", "instance", "instanceversion", "procedure", "imagingorder",
-           "orderstatuschange", "performedprocedurestep", "report"]
+IMAGING = [
+    "modality",
+    "study",
+    "series",
+    "instance",
+    "instanceversion",
+    "procedure",
+    "imagingorder",
+    "orderstatuschange",
+    "performedprocedurestep",
+    "report",
+]
 # Seeing studies and reconciling them (imaging/reconcile/) is everyday work for every role.
 RECONCILE = ["view_study", "view_series", "change_study"]
 # Scheduling imaging (imaging/orders/) and the day board.
@@ -25,16 +35,23 @@ ROLES = {
     },
     "radiologist": {
         "patients": [f"view_{model}" for model in RECORD + VOCABULARY],
-        "imaging": RECONCILE + REPORT + ["view_instance", "view_imagingorder", "view_procedure", "view_modality"],
+        "imaging": RECONCILE
+        + REPORT
+        + ["view_instance", "view_imagingorder", "view_procedure", "view_modality"],
     },
     "admin": {
-        "patients": [f"{verb}_{model}" for model in RECORD + VOCABULARY for verb in ("view", "add", "change", "delete")]
+        "patients": [
+            f"{verb}_{model}" for model in RECORD + VOCABULARY for verb in ("view", "add", "change", "delete")
+        ]
         + ["merge_patient"],
         "imaging": [f"{verb}_{model}" for model in IMAGING for verb in ("view", "add", "change", "delete")],
         "audit": ["view_auditentry"],
         # The PMS integrations: API clients and their keys, webhooks, HL7 endpoints and log.
-        "integrations": [f"{verb}_{model}" for model in ("apiclient", "webhooksubscription", "hl7endpoint")
-                         for verb in ("view", "add", "change", "delete")]
+        "integrations": [
+            f"{verb}_{model}"
+            for model in ("apiclient", "webhooksubscription", "hl7endpoint")
+            for verb in ("view", "add", "change", "delete")
+        ]
         + ["view_hl7message", "view_hl7heldorder", "view_webhookdelivery", "change_webhookdelivery"],
         "auth": ["view_user", "add_user", "change_user", "view_group"],
     },

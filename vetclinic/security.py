@@ -10,6 +10,7 @@ It is sent when DEBUG is off (Django's debug pages are inline script and style);
 ``CONTENT_SECURITY_POLICY`` (empty: none) replaces the policy, ``{nonce}`` standing for
 ``'nonce-…'``.
 """
+
 import secrets
 
 from django.conf import settings
@@ -39,7 +40,9 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         policy = settings.CONTENT_SECURITY_POLICY
         if policy and not settings.DEBUG and "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = policy.replace("{nonce}", f"'nonce-{made[0]}'" if made else "")
+            response["Content-Security-Policy"] = policy.replace(
+                "{nonce}", f"'nonce-{made[0]}'" if made else ""
+            )
         return response
 
 

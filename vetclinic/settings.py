@@ -4,6 +4,7 @@ With nothing set, VetPACS runs on the embedded default: SQLite, files and a Cele
 needs no server, all under ``var/``. The variables below switch each part to its production
 counterpart; README.md lists them.
 """
+
 import os
 import secrets
 from datetime import timedelta
@@ -75,7 +76,10 @@ if len(ACCESSION_PREFIX) > 8 or not ACCESSION_PREFIX.isalnum():
 # The clinic's DICOM UID root (PS3.5 9), if it has one; Study Instance UIDs of orders are
 # made under it. Empty: UUID-derived UIDs under 2.25 (PS3.5 B.2).
 DICOM_UID_ROOT = env("DICOM_UID_ROOT", "").rstrip(".")
-if DICOM_UID_ROOT and (len(DICOM_UID_ROOT) > 30 or not all(p.isdigit() and (p == "0" or p[0] != "0") for p in DICOM_UID_ROOT.split("."))):
+if DICOM_UID_ROOT and (
+    len(DICOM_UID_ROOT) > 30
+    or not all(p.isdigit() and (p == "0" or p[0] != "0") for p in DICOM_UID_ROOT.split("."))
+):
     raise ImproperlyConfigured("DICOM_UID_ROOT: dotted numbers without leading zeros, at most 30 characters")
 # The clinic's clock (vetclinic/clock.py): empty, the real time; an ISO 8601 moment pins
 # "now" for scheduling, for tests and demonstrations.
@@ -388,8 +392,11 @@ CELERY_WORKER_CONSUMER = "vetclinic.celery:Consumer"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Index whatever the queue missed (broker down, worker killed): nothing stored is lost.
-    "storage-sweep": {"task": "imaging.tasks.storage_sweep", "schedule": float(STORAGE_SWEEP_SECONDS),
-                      "kwargs": {"days": STORAGE_SWEEP_DAYS, "min_age_seconds": STORAGE_SWEEP_MIN_AGE}},
+    "storage-sweep": {
+        "task": "imaging.tasks.storage_sweep",
+        "schedule": float(STORAGE_SWEEP_SECONDS),
+        "kwargs": {"days": STORAGE_SWEEP_DAYS, "min_age_seconds": STORAGE_SWEEP_MIN_AGE},
+    },
     # Webhook deliveries whose send was never queued (broker down when the event happened), and
     # one delivery held back per failing receiver, to probe it (integrations/webhooks/services.py).
     "webhook-sweep": {"task": "integrations.tasks.webhook_sweep", "schedule": 60.0},
@@ -409,7 +416,10 @@ REST_FRAMEWORK = {
         "integrations.api.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "integrations.api.auth.ResourceScope"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "integrations.api.auth.ResourceScope",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["integrations.api.auth.ClientRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "integrations.api.pagination.Cursor",
     "PAGE_SIZE": 100,
@@ -469,4 +479,7 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", True)
     # Behind a proxy that ends TLS: the header it sets, e.g. X-Forwarded-Proto.
     if env("SECURE_PROXY_SSL_HEADER"):
-        SECURE_PROXY_SSL_HEADER = ("HTTP_" + env("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"), "https")
+        SECURE_PROXY_SSL_HEADER = (
+            "HTTP_" + env("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"),
+            "https",
+        )

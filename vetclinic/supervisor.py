@@ -13,6 +13,7 @@ Each line of the Procfile is ``name: command``; the command runs under ``sh -c``
 whole. Output lines are prefixed with the process's name. Standard library only: it starts
 before anything is imported.
 """
+
 import argparse
 import os
 import signal
@@ -102,7 +103,7 @@ class Supervisor:
             if code is None:
                 return
             process.failures = 0 if now - process.started >= STEADY else process.failures + 1
-            delay = min(2 ** process.failures / 2, self.backoff_max) if process.failures else 1.0
+            delay = min(2**process.failures / 2, self.backoff_max) if process.failures else 1.0
             process.say(f"exited with code {code}; starting it again in {delay:g} s")
             process.popen, process.next_start = None, now + delay
         if now >= process.next_start:

@@ -1,4 +1,5 @@
 """The services' transactions."""
+
 import functools
 
 from django.db import transaction

@@ -22,8 +22,14 @@ def _api_aware(default):
     def handler(request, *args, **kwargs):
         if request.path.startswith("/api/"):
             code = 500 if default is server_error else 404
-            message = "Something went wrong on our side; it is logged." if code == 500 else "There is nothing at this address."
-            return JsonResponse(error_body(code, message, code="server_error" if code == 500 else None), status=code)
+            message = (
+                "Something went wrong on our side; it is logged."
+                if code == 500
+                else "There is nothing at this address."
+            )
+            return JsonResponse(
+                error_body(code, message, code="server_error" if code == 500 else None), status=code
+            )
         return default(request, *args, **kwargs)
 
     return handler

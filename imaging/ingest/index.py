@@ -4,6 +4,7 @@
 and links each new study to its animal (linking.py). ``storage_sweep`` indexes whatever the
 queue missed (Celery beat, ``manage.py reindex``).
 """
+
 import io
 import logging
 from datetime import datetime, timedelta
@@ -145,7 +146,9 @@ def _series_for(items):
     first = {}
     for item in items:
         first.setdefault(item.summary["series_instance_uid"], item)
-    series_by_uid = {series.series_instance_uid: series for series in Series.objects.filter(series_instance_uid__in=first)}
+    series_by_uid = {
+        series.series_instance_uid: series for series in Series.objects.filter(series_instance_uid__in=first)
+    }
     # In UID order, as every worker does: two making the same series wait for each other
     # instead of deadlocking.
     missing = [item for uid, item in sorted(first.items()) if uid not in series_by_uid]
@@ -181,7 +184,9 @@ def _studies_for(items):
     first = {}
     for item in items:
         first.setdefault(item.summary["study_instance_uid"], item)
-    studies_by_uid = {study.study_instance_uid: study for study in Study.objects.filter(study_instance_uid__in=first)}
+    studies_by_uid = {
+        study.study_instance_uid: study for study in Study.objects.filter(study_instance_uid__in=first)
+    }
     created = []
     for uid, item in sorted(first.items()):  # in UID order, as for series
         if uid in studies_by_uid:
@@ -196,13 +201,22 @@ def _studies_for(items):
 
 def _instance_index_again(instance, item):
     """An object whose SOP Instance UID is indexed already."""
-    if instance.storage_key == item.storage_key or InstanceVersion.objects.filter(storage_key=item.storage_key).exists():
+    if (
+        instance.storage_key == item.storage_key
+        or InstanceVersion.objects.filter(storage_key=item.storage_key).exists()
+    ):
         return instance  # delivered twice
     if _same_object(instance.storage_key, item.storage_key):
         storage.object_delete(item.storage_key)  # sent twice: one copy is enough
         return instance
     return _instance_replace(
-        instance, item.storage_key, item.summary, item.received_from, item.received_at, item.file_size, item.actor
+        instance,
+        item.storage_key,
+        item.summary,
+        item.received_from,
+        item.received_at,
+        item.file_size,
+        item.actor,
     )
 
 
@@ -234,7 +248,9 @@ def _instance_replace(instance, storage_key, summary, received_from, received_at
     instance.transfer_syntax_uid = summary["transfer_syntax_uid"]
     instance.save()
     study = instance.series.study
-    study.flag = f"Instance {instance.sop_instance_uid} was replaced by a different object (version {instance.version})"[:200]
+    study.flag = f"Instance {instance.sop_instance_uid} was replaced by a different object (version {instance.version})"[
+        :200
+    ]
     study.updated = now()
     study.save(update_fields=["flag", "updated"])
     audit_record(
@@ -262,7 +278,9 @@ def storage_sweep(*, days=None, min_age_seconds=60):
             continue
         keys = list(storage.keys_under(prefix))
         known = set(Instance.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
-        known |= set(InstanceVersion.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+        known |= set(
+            InstanceVersion.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True)
+        )
         for key in keys:
             if key in known or storage.default_storage.get_modified_time(key) > cutoff:
                 continue

@@ -5,6 +5,7 @@ Instance UID -> order (the UID we gave the modality in the worklist), Patient ID
 (only when name and species agree). A study none of them places waits in the reconciliation
 queue.
 """
+
 from typing import NamedTuple
 
 from django.utils.timezone import now
@@ -55,9 +56,15 @@ def link_by_patient_id(study):
         return None
     patient = patient_resolve(patient)
     if not animal_name_agrees(study.dicom_patient_name, patient):
-        return Link(None, flag=f"Patient ID {study.dicom_patient_id} is {patient.name}, but the images name '{study.dicom_patient_name}'")
+        return Link(
+            None,
+            flag=f"Patient ID {study.dicom_patient_id} is {patient.name}, but the images name '{study.dicom_patient_name}'",
+        )
     if not species_agrees(study.dicom_species, patient):
-        return Link(None, flag=f"Patient ID {study.dicom_patient_id} is a {patient.species}, but the images say '{study.dicom_species}'")
+        return Link(
+            None,
+            flag=f"Patient ID {study.dicom_patient_id} is a {patient.species}, but the images say '{study.dicom_species}'",
+        )
     return Link(patient, Study.Link.PATIENT_ID)
 
 

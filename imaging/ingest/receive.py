@@ -3,6 +3,7 @@
 ``instance_receive`` checks an object, keeps it durably (storage.py) and queues it for
 indexing (IngestBatch, instances_queue); no database. The worker's side is index.py.
 """
+
 import logging
 import struct
 import threading
@@ -131,7 +132,9 @@ def instance_receive(
             if not integrity.is_uid(ds[keyword].value):
                 raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is not a valid UID")
         if str(ds.SOPInstanceUID) != str(sop_instance_uid):
-            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Instance UID differs from the request's")
+            raise StoreRefused(
+                DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Instance UID differs from the request's"
+            )
         if str(ds.SOPClassUID) != str(sop_class_uid):
             raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Class UID differs from the request's")
         try:
@@ -150,7 +153,10 @@ def instance_receive(
             if file_meta_bytes is None:
                 file_meta_bytes = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
             received_at = now()
-            key, file_meta_size = storage.instance_key(str(sop_instance_uid), received_at), len(file_meta_bytes)
+            key, file_meta_size = (
+                storage.instance_key(str(sop_instance_uid), received_at),
+                len(file_meta_bytes),
+            )
             storage.object_put(key, file_meta_bytes + data)
     except Exception as error:
         log.exception("storage failed for %s from %s", sop_instance_uid, calling_ae)
@@ -223,7 +229,13 @@ def _checked_header(data, transfer_syntax):
         for tag in HEADER_TAGS & elements.keys():
             vr, offset, length = elements[tag]
             ds[tag] = RawDataElement(
-                Tag(tag), vr, length, data[offset : offset + length], offset, ts.is_implicit_VR, ts.is_little_endian
+                Tag(tag),
+                vr,
+                length,
+                data[offset : offset + length],
+                offset,
+                ts.is_implicit_VR,
+                ts.is_little_endian,
             )
         ds.get("SOPInstanceUID"), ds.get("SOPClassUID")  # decode now: a nonsense value must fail here
     except integrity.Malformed as error:

@@ -8,6 +8,7 @@ An object that arrives in pieces (a C-STORE's data set fragments) can be written
 (``object_writer``): on local disk the pieces go to ``<key>.part`` while the rest is still on
 the wire, and ``commit`` makes the whole durable under its key.
 """
+
 import ctypes
 import ctypes.util
 import os
@@ -100,7 +101,9 @@ class DurableFileSystemStorage(FileSystemStorage):
 # module has no binding for it.
 _SYNC_FILE_RANGE_WRITE = 2
 try:
-    _sync_file_range = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).sync_file_range
+    _sync_file_range = ctypes.CDLL(
+        ctypes.util.find_library("c") or "libc.so.6", use_errno=True
+    ).sync_file_range
     _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 except (OSError, AttributeError):  # not Linux, or no libc to be found
     _sync_file_range = None

@@ -1,6 +1,7 @@
 """The ingest's Celery tasks. Each keeps its registered name from before imaging/ was split by
 feature (imaging.tasks.<name>): beat (settings.CELERY_BEAT_SCHEDULE) and the services' send_task
 calls use it, and messages queued by an older version carry it."""
+
 from celery import shared_task
 from django.db import IntegrityError, OperationalError
 
@@ -24,6 +25,11 @@ def storage_sweep(days=2, min_age_seconds=60):
     return index.storage_sweep(days=days, min_age_seconds=min_age_seconds)
 
 
-@shared_task(name="imaging.tasks.thumbnail_render", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+@shared_task(
+    name="imaging.tasks.thumbnail_render",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
 def thumbnail_render(series_id):
     thumbnails.series_thumbnail_render(series_id=series_id)

@@ -1,4 +1,5 @@
 """Series thumbnails: the middle image of a series, windowed, as a small PNG in storage."""
+
 import io
 import logging
 

@@ -6,134 +6,218 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('patients', '0003_staff_groups'),
+        ("patients", "0003_staff_groups"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Modality',
+            name="Modality",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ae_title', models.CharField(max_length=16, unique=True, verbose_name='AE title')),
-                ('host', models.CharField(blank=True, help_text='Empty: any address', max_length=255)),
-                ('port', models.PositiveIntegerField(blank=True, help_text='For sending to it (C-MOVE)', null=True)),
-                ('modality_type', models.CharField(help_text='DICOM Modality: DX, CR, US, CT, MR, ES, XA, OT…', max_length=16)),
-                ('station_name', models.CharField(blank=True, max_length=16)),
-                ('location', models.CharField(blank=True, max_length=64)),
-                ('active', models.BooleanField(default=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("ae_title", models.CharField(max_length=16, unique=True, verbose_name="AE title")),
+                ("host", models.CharField(blank=True, help_text="Empty: any address", max_length=255)),
+                (
+                    "port",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="For sending to it (C-MOVE)", null=True
+                    ),
+                ),
+                (
+                    "modality_type",
+                    models.CharField(
+                        help_text="DICOM Modality: DX, CR, US, CT, MR, ES, XA, OT…", max_length=16
+                    ),
+                ),
+                ("station_name", models.CharField(blank=True, max_length=16)),
+                ("location", models.CharField(blank=True, max_length=64)),
+                ("active", models.BooleanField(default=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name_plural': 'modalities',
-                'ordering': ['ae_title'],
+                "verbose_name_plural": "modalities",
+                "ordering": ["ae_title"],
             },
         ),
         migrations.CreateModel(
-            name='Series',
+            name="Series",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('series_instance_uid', models.CharField(max_length=64, unique=True)),
-                ('modality', models.CharField(blank=True, max_length=16)),
-                ('series_number', models.IntegerField(blank=True, null=True)),
-                ('description', models.CharField(blank=True, max_length=64)),
-                ('body_part', models.CharField(blank=True, max_length=64)),
-                ('station_name', models.CharField(blank=True, max_length=16)),
-                ('received_from', models.CharField(blank=True, max_length=16)),
-                ('thumbnail_key', models.CharField(blank=True, max_length=255)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("series_instance_uid", models.CharField(max_length=64, unique=True)),
+                ("modality", models.CharField(blank=True, max_length=16)),
+                ("series_number", models.IntegerField(blank=True, null=True)),
+                ("description", models.CharField(blank=True, max_length=64)),
+                ("body_part", models.CharField(blank=True, max_length=64)),
+                ("station_name", models.CharField(blank=True, max_length=16)),
+                ("received_from", models.CharField(blank=True, max_length=16)),
+                ("thumbnail_key", models.CharField(blank=True, max_length=255)),
             ],
             options={
-                'verbose_name_plural': 'series',
-                'ordering': ['series_number', 'id'],
+                "verbose_name_plural": "series",
+                "ordering": ["series_number", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Instance',
+            name="Instance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sop_instance_uid', models.CharField(max_length=64, unique=True)),
-                ('sop_class_uid', models.CharField(max_length=64)),
-                ('transfer_syntax_uid', models.CharField(max_length=64)),
-                ('instance_number', models.IntegerField(blank=True, null=True)),
-                ('rows', models.PositiveIntegerField(blank=True, null=True)),
-                ('columns', models.PositiveIntegerField(blank=True, null=True)),
-                ('number_of_frames', models.PositiveIntegerField(default=1)),
-                ('file_size', models.PositiveBigIntegerField()),
-                ('storage_key', models.CharField(max_length=255, unique=True)),
-                ('received_from', models.CharField(blank=True, max_length=16)),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('series', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='instances', to='imaging.series')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sop_instance_uid", models.CharField(max_length=64, unique=True)),
+                ("sop_class_uid", models.CharField(max_length=64)),
+                ("transfer_syntax_uid", models.CharField(max_length=64)),
+                ("instance_number", models.IntegerField(blank=True, null=True)),
+                ("rows", models.PositiveIntegerField(blank=True, null=True)),
+                ("columns", models.PositiveIntegerField(blank=True, null=True)),
+                ("number_of_frames", models.PositiveIntegerField(default=1)),
+                ("file_size", models.PositiveBigIntegerField()),
+                ("storage_key", models.CharField(max_length=255, unique=True)),
+                ("received_from", models.CharField(blank=True, max_length=16)),
+                ("received_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("version", models.PositiveIntegerField(default=1)),
+                (
+                    "series",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="instances",
+                        to="imaging.series",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['instance_number', 'id'],
+                "ordering": ["instance_number", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Study',
+            name="Study",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('study_instance_uid', models.CharField(max_length=64, unique=True)),
-                ('link', models.CharField(choices=[('order', 'Linked by order'), ('patient_id', 'Linked by patient ID'), ('manual', 'Linked by staff'), ('unmatched', 'Waiting for reconciliation')], default='unmatched', max_length=16)),
-                ('flag', models.CharField(blank=True, max_length=200)),
-                ('accession_number', models.CharField(blank=True, max_length=16)),
-                ('study_date', models.DateField(blank=True, null=True)),
-                ('study_time', models.TimeField(blank=True, null=True)),
-                ('description', models.CharField(blank=True, max_length=64)),
-                ('referring_physician', models.CharField(blank=True, max_length=64)),
-                ('dicom_patient_id', models.CharField(blank=True, max_length=64)),
-                ('dicom_patient_name', models.CharField(blank=True, max_length=64)),
-                ('dicom_species', models.CharField(blank=True, max_length=64)),
-                ('dicom_birth_date', models.DateField(blank=True, null=True)),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(default=django.utils.timezone.now)),
-                ('patient', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='studies', to='patients.patient')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("study_instance_uid", models.CharField(max_length=64, unique=True)),
+                (
+                    "link",
+                    models.CharField(
+                        choices=[
+                            ("order", "Linked by order"),
+                            ("patient_id", "Linked by patient ID"),
+                            ("manual", "Linked by staff"),
+                            ("unmatched", "Waiting for reconciliation"),
+                        ],
+                        default="unmatched",
+                        max_length=16,
+                    ),
+                ),
+                ("flag", models.CharField(blank=True, max_length=200)),
+                ("accession_number", models.CharField(blank=True, max_length=16)),
+                ("study_date", models.DateField(blank=True, null=True)),
+                ("study_time", models.TimeField(blank=True, null=True)),
+                ("description", models.CharField(blank=True, max_length=64)),
+                ("referring_physician", models.CharField(blank=True, max_length=64)),
+                ("dicom_patient_id", models.CharField(blank=True, max_length=64)),
+                ("dicom_patient_name", models.CharField(blank=True, max_length=64)),
+                ("dicom_species", models.CharField(blank=True, max_length=64)),
+                ("dicom_birth_date", models.DateField(blank=True, null=True)),
+                ("received_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="studies",
+                        to="patients.patient",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'studies',
-                'ordering': ['-study_date', '-study_time', '-id'],
+                "verbose_name_plural": "studies",
+                "ordering": ["-study_date", "-study_time", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='series',
-            name='study',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='series', to='imaging.study'),
+            model_name="series",
+            name="study",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="series", to="imaging.study"
+            ),
         ),
         migrations.CreateModel(
-            name='InstanceVersion',
+            name="InstanceVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('storage_key', models.CharField(max_length=255)),
-                ('file_size', models.PositiveBigIntegerField()),
-                ('received_from', models.CharField(blank=True, max_length=16)),
-                ('received_at', models.DateTimeField()),
-                ('reason', models.CharField(choices=[('replaced', 'Replaced by a different object with the same UID'), ('rewritten', 'Patient attributes rewritten on linking')], max_length=16)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='imaging.instance')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.PositiveIntegerField()),
+                ("storage_key", models.CharField(max_length=255)),
+                ("file_size", models.PositiveBigIntegerField()),
+                ("received_from", models.CharField(blank=True, max_length=16)),
+                ("received_at", models.DateTimeField()),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("replaced", "Replaced by a different object with the same UID"),
+                            ("rewritten", "Patient attributes rewritten on linking"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="versions",
+                        to="imaging.instance",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-version'],
-                'constraints': [models.UniqueConstraint(fields=('instance', 'version'), name='instance_version_unique')],
+                "ordering": ["-version"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("instance", "version"), name="instance_version_unique")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='study',
-            index=models.Index(fields=['patient', '-study_date'], name='study_patient_date'),
+            model_name="study",
+            index=models.Index(fields=["patient", "-study_date"], name="study_patient_date"),
         ),
         migrations.AddIndex(
-            model_name='study',
-            index=models.Index(fields=['study_date'], name='study_date'),
+            model_name="study",
+            index=models.Index(fields=["study_date"], name="study_date"),
         ),
         migrations.AddIndex(
-            model_name='study',
-            index=models.Index(fields=['accession_number'], name='study_accession'),
+            model_name="study",
+            index=models.Index(fields=["accession_number"], name="study_accession"),
         ),
         migrations.AddIndex(
-            model_name='study',
-            index=models.Index(condition=models.Q(('link', 'unmatched')), fields=['received_at'], name='study_unmatched'),
+            model_name="study",
+            index=models.Index(
+                condition=models.Q(("link", "unmatched")), fields=["received_at"], name="study_unmatched"
+            ),
         ),
     ]

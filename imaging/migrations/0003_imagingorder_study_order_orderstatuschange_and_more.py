@@ -6,123 +6,255 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('imaging', '0002_staff_roles'),
-        ('patients', '0004_patient_dicom_name_key'),
+        ("imaging", "0002_staff_roles"),
+        ("patients", "0004_patient_dicom_name_key"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ImagingOrder',
+            name="ImagingOrder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('modality_type', models.CharField(max_length=16)),
-                ('scheduled_start', models.DateTimeField()),
-                ('duration_minutes', models.PositiveSmallIntegerField()),
-                ('reason', models.TextField(blank=True, verbose_name='reason / clinical history')),
-                ('referring_vet', models.CharField(blank=True, max_length=64)),
-                ('performing_vet', models.CharField(blank=True, max_length=64, verbose_name='performing vet / technician')),
-                ('priority', models.CharField(choices=[('ROUTINE', 'Routine'), ('HIGH', 'Urgent'), ('STAT', 'Emergency (STAT)')], default='ROUTINE', max_length=8)),
-                ('weight_kg', models.DecimalField(blank=True, decimal_places=3, max_digits=7, null=True, verbose_name='weight on the day (kg)')),
-                ('status', models.CharField(choices=[('scheduled', 'Scheduled'), ('arrived', 'Arrived'), ('in_progress', 'In progress'), ('completed', 'Completed'), ('discontinued', 'Discontinued'), ('cancelled', 'Cancelled'), ('reported', 'Reported')], default='scheduled', max_length=16)),
-                ('status_changed', models.DateTimeField(default=django.utils.timezone.now)),
-                ('accession_number', models.CharField(max_length=16, null=True, unique=True)),
-                ('requested_procedure_id', models.CharField(blank=True, max_length=16, verbose_name='requested procedure ID')),
-                ('scheduled_step_id', models.CharField(blank=True, max_length=16, verbose_name='scheduled procedure step ID')),
-                ('study_instance_uid', models.CharField(max_length=64, unique=True)),
-                ('placer_order_number', models.CharField(blank=True, max_length=64)),
-                ('filler_order_number', models.CharField(blank=True, max_length=64)),
-                ('images_received_at', models.DateTimeField(blank=True, null=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(default=django.utils.timezone.now)),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='patients.patient')),
-                ('station', models.ForeignKey(blank=True, help_text='The modality that will do it (Scheduled Station AE Title)', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='orders', to='imaging.modality')),
-                ('visit', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='orders', to='patients.visit')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("modality_type", models.CharField(max_length=16)),
+                ("scheduled_start", models.DateTimeField()),
+                ("duration_minutes", models.PositiveSmallIntegerField()),
+                ("reason", models.TextField(blank=True, verbose_name="reason / clinical history")),
+                ("referring_vet", models.CharField(blank=True, max_length=64)),
+                (
+                    "performing_vet",
+                    models.CharField(blank=True, max_length=64, verbose_name="performing vet / technician"),
+                ),
+                (
+                    "priority",
+                    models.CharField(
+                        choices=[("ROUTINE", "Routine"), ("HIGH", "Urgent"), ("STAT", "Emergency (STAT)")],
+                        default="ROUTINE",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "weight_kg",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=3,
+                        max_digits=7,
+                        null=True,
+                        verbose_name="weight on the day (kg)",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("arrived", "Arrived"),
+                            ("in_progress", "In progress"),
+                            ("completed", "Completed"),
+                            ("discontinued", "Discontinued"),
+                            ("cancelled", "Cancelled"),
+                            ("reported", "Reported"),
+                        ],
+                        default="scheduled",
+                        max_length=16,
+                    ),
+                ),
+                ("status_changed", models.DateTimeField(default=django.utils.timezone.now)),
+                ("accession_number", models.CharField(max_length=16, null=True, unique=True)),
+                (
+                    "requested_procedure_id",
+                    models.CharField(blank=True, max_length=16, verbose_name="requested procedure ID"),
+                ),
+                (
+                    "scheduled_step_id",
+                    models.CharField(blank=True, max_length=16, verbose_name="scheduled procedure step ID"),
+                ),
+                ("study_instance_uid", models.CharField(max_length=64, unique=True)),
+                ("placer_order_number", models.CharField(blank=True, max_length=64)),
+                ("filler_order_number", models.CharField(blank=True, max_length=64)),
+                ("images_received_at", models.DateTimeField(blank=True, null=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="patients.patient",
+                    ),
+                ),
+                (
+                    "station",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The modality that will do it (Scheduled Station AE Title)",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="orders",
+                        to="imaging.modality",
+                    ),
+                ),
+                (
+                    "visit",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="orders",
+                        to="patients.visit",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['scheduled_start', 'id'],
+                "ordering": ["scheduled_start", "id"],
             },
         ),
         migrations.AddField(
-            model_name='study',
-            name='order',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='studies', to='imaging.imagingorder'),
+            model_name="study",
+            name="order",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="studies",
+                to="imaging.imagingorder",
+            ),
         ),
         migrations.CreateModel(
-            name='OrderStatusChange',
+            name="OrderStatusChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('old', models.CharField(blank=True, max_length=16)),
-                ('new', models.CharField(max_length=16)),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('channel', models.CharField(max_length=16)),
-                ('by', models.CharField(blank=True, max_length=200)),
-                ('note', models.CharField(blank=True, max_length=200)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='status_changes', to='imaging.imagingorder')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("old", models.CharField(blank=True, max_length=16)),
+                ("new", models.CharField(max_length=16)),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("channel", models.CharField(max_length=16)),
+                ("by", models.CharField(blank=True, max_length=200)),
+                ("note", models.CharField(blank=True, max_length=200)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="status_changes",
+                        to="imaging.imagingorder",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='PerformedProcedureStep',
+            name="PerformedProcedureStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sop_instance_uid', models.CharField(max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('IN PROGRESS', 'In progress'), ('COMPLETED', 'Completed'), ('DISCONTINUED', 'Discontinued')], max_length=16)),
-                ('station_ae', models.CharField(blank=True, max_length=16)),
-                ('modality', models.CharField(blank=True, max_length=16)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('performed_series', models.JSONField(blank=True, default=list)),
-                ('attributes', models.JSONField(blank=True, default=dict)),
-                ('received_from', models.CharField(blank=True, max_length=16)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(default=django.utils.timezone.now)),
-                ('order', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='performed_steps', to='imaging.imagingorder')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sop_instance_uid", models.CharField(max_length=64, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("IN PROGRESS", "In progress"),
+                            ("COMPLETED", "Completed"),
+                            ("DISCONTINUED", "Discontinued"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("station_ae", models.CharField(blank=True, max_length=16)),
+                ("modality", models.CharField(blank=True, max_length=16)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("performed_series", models.JSONField(blank=True, default=list)),
+                ("attributes", models.JSONField(blank=True, default=dict)),
+                ("received_from", models.CharField(blank=True, max_length=16)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="performed_steps",
+                        to="imaging.imagingorder",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='Procedure',
+            name="Procedure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=16, unique=True)),
-                ('name', models.CharField(max_length=64)),
-                ('modality_type', models.CharField(help_text='DICOM Modality: DX, CR, US, CT, MR…', max_length=16)),
-                ('body_part', models.CharField(blank=True, help_text='DICOM Body Part Examined (CS)', max_length=16)),
-                ('duration_minutes', models.PositiveSmallIntegerField(default=15)),
-                ('protocol_code', models.CharField(max_length=16)),
-                ('protocol_scheme', models.CharField(default='99VETPACS', max_length=16)),
-                ('active', models.BooleanField(default=True)),
-                ('species', models.ManyToManyField(blank=True, related_name='procedures', to='patients.species')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=16, unique=True)),
+                ("name", models.CharField(max_length=64)),
+                (
+                    "modality_type",
+                    models.CharField(help_text="DICOM Modality: DX, CR, US, CT, MR…", max_length=16),
+                ),
+                (
+                    "body_part",
+                    models.CharField(blank=True, help_text="DICOM Body Part Examined (CS)", max_length=16),
+                ),
+                ("duration_minutes", models.PositiveSmallIntegerField(default=15)),
+                ("protocol_code", models.CharField(max_length=16)),
+                ("protocol_scheme", models.CharField(default="99VETPACS", max_length=16)),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "species",
+                    models.ManyToManyField(blank=True, related_name="procedures", to="patients.species"),
+                ),
             ],
             options={
-                'ordering': ['modality_type', 'name'],
+                "ordering": ["modality_type", "name"],
             },
         ),
         migrations.AddField(
-            model_name='imagingorder',
-            name='procedure',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='imaging.procedure'),
+            model_name="imagingorder",
+            name="procedure",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="orders", to="imaging.procedure"
+            ),
         ),
         migrations.AddIndex(
-            model_name='imagingorder',
-            index=models.Index(condition=models.Q(('status__in', ['scheduled', 'arrived'])), fields=['scheduled_start'], name='order_worklist'),
+            model_name="imagingorder",
+            index=models.Index(
+                condition=models.Q(("status__in", ["scheduled", "arrived"])),
+                fields=["scheduled_start"],
+                name="order_worklist",
+            ),
         ),
         migrations.AddIndex(
-            model_name='imagingorder',
-            index=models.Index(fields=['station', 'scheduled_start'], name='order_station_start'),
+            model_name="imagingorder",
+            index=models.Index(fields=["station", "scheduled_start"], name="order_station_start"),
         ),
         migrations.AddIndex(
-            model_name='imagingorder',
-            index=models.Index(fields=['scheduled_start', 'status'], name='order_day'),
+            model_name="imagingorder",
+            index=models.Index(fields=["scheduled_start", "status"], name="order_day"),
         ),
         migrations.AddIndex(
-            model_name='imagingorder',
-            index=models.Index(fields=['patient', '-scheduled_start'], name='order_patient'),
+            model_name="imagingorder",
+            index=models.Index(fields=["patient", "-scheduled_start"], name="order_patient"),
         ),
     ]

@@ -8,5 +8,8 @@ def load(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("imaging", "0003_imagingorder_study_order_orderstatuschange_and_more"), ("patients", "0002_vocabulary")]
+    dependencies = [
+        ("imaging", "0003_imagingorder_study_order_orderstatuschange_and_more"),
+        ("patients", "0002_vocabulary"),
+    ]
     operations = [migrations.RunPython(load, migrations.RunPython.noop)]

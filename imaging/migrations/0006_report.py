@@ -12,32 +12,56 @@ def sync(apps, schema_editor):
     roles_sync(apps)
 
 
-
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('imaging', '0005_order_roles'),
+        ("imaging", "0005_order_roles"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Report',
+            name="Report",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('final', 'Final'), ('amended', 'Final, amended')], default='draft', max_length=8)),
-                ('findings', models.TextField(blank=True)),
-                ('conclusion', models.TextField(blank=True, help_text='Impression / diagnosis')),
-                ('version', models.PositiveIntegerField(default=0)),
-                ('signed_by_name', models.CharField(blank=True, max_length=200)),
-                ('finalized_at', models.DateTimeField(blank=True, null=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('signed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('study', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='report', to='imaging.study')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("final", "Final"), ("amended", "Final, amended")],
+                        default="draft",
+                        max_length=8,
+                    ),
+                ),
+                ("findings", models.TextField(blank=True)),
+                ("conclusion", models.TextField(blank=True, help_text="Impression / diagnosis")),
+                ("version", models.PositiveIntegerField(default=0)),
+                ("signed_by_name", models.CharField(blank=True, max_length=200)),
+                ("finalized_at", models.DateTimeField(blank=True, null=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "signed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "study",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="report", to="imaging.study"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-updated', '-id'],
+                "ordering": ["-updated", "-id"],
             },
         ),
         migrations.RunPython(sync, migrations.RunPython.noop),

@@ -6,6 +6,7 @@ They stay here, together, while the code that uses them lives in one package per
 its ``models`` module, the migrations name them as ``imaging.<Model>``, and the features share
 them (a study is indexed by ingest, linked by reconcile, reported on by reports), so no
 feature package is their one owner."""
+
 from imaging.models.orders import ImagingOrder, OrderStatusChange, PerformedProcedureStep, Procedure
 from imaging.models.reports import Report
 from imaging.models.studies import Instance, InstanceVersion, Modality, Series, Study

@@ -1,6 +1,7 @@
 """What the clinic asks the modalities to do: the procedure catalog, imaging orders (a requested
 procedure with its one scheduled procedure step), and the procedure steps the modalities report
 back over MPPS."""
+
 from datetime import timedelta
 
 from django.db import models
@@ -49,8 +50,20 @@ class ImagingOrder(models.Model):
     WORKLIST_STATUSES = (Status.SCHEDULED, Status.ARRIVED)
     # Which status may follow which; imaging/orders/services.py enforces it.
     TRANSITIONS = {
-        Status.SCHEDULED: {Status.ARRIVED, Status.IN_PROGRESS, Status.COMPLETED, Status.CANCELLED, Status.DISCONTINUED},
-        Status.ARRIVED: {Status.SCHEDULED, Status.IN_PROGRESS, Status.COMPLETED, Status.CANCELLED, Status.DISCONTINUED},
+        Status.SCHEDULED: {
+            Status.ARRIVED,
+            Status.IN_PROGRESS,
+            Status.COMPLETED,
+            Status.CANCELLED,
+            Status.DISCONTINUED,
+        },
+        Status.ARRIVED: {
+            Status.SCHEDULED,
+            Status.IN_PROGRESS,
+            Status.COMPLETED,
+            Status.CANCELLED,
+            Status.DISCONTINUED,
+        },
         Status.IN_PROGRESS: {Status.COMPLETED, Status.DISCONTINUED},
         Status.COMPLETED: {Status.REPORTED, Status.IN_PROGRESS},
         Status.DISCONTINUED: {Status.SCHEDULED, Status.CANCELLED, Status.IN_PROGRESS},
@@ -78,11 +91,13 @@ class ImagingOrder(models.Model):
     referring_vet = models.CharField(max_length=64, blank=True)
     performing_vet = models.CharField("performing vet / technician", max_length=64, blank=True)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.ROUTINE)
-    weight_kg = models.DecimalField("weight on the day (kg)", max_digits=7, decimal_places=3, null=True, blank=True)
+    weight_kg = models.DecimalField(
+        "weight on the day (kg)", max_digits=7, decimal_places=3, null=True, blank=True
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     status_changed = models.DateTimeField(default=now)
     # Null only between the insert and the numbers being derived from the primary key.
-    accession_number = models.CharField(max_length=16, unique=True, null=True)  # SH
+    accession_number = models.CharField(max_length=16, unique=True, null=True)  # noqa: DJ001 (SH)
     requested_procedure_id = models.CharField("requested procedure ID", max_length=16, blank=True)  # SH
     scheduled_step_id = models.CharField("scheduled procedure step ID", max_length=16, blank=True)  # SH
     study_instance_uid = models.CharField(max_length=64, unique=True)
@@ -98,7 +113,8 @@ class ImagingOrder(models.Model):
         indexes = [
             # The worklist (imaging/dicom/records/matching.py): only open orders, by start time.
             models.Index(
-                fields=["scheduled_start"], name="order_worklist",
+                fields=["scheduled_start"],
+                name="order_worklist",
                 condition=Q(status__in=["scheduled", "arrived"]),
             ),  # fmt: skip
             # A station's worklist and the day board, whatever the status.

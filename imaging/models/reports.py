@@ -1,4 +1,5 @@
 """The vet's written report on a study: drafted, made final (signed), amended after that."""
+
 from django.conf import settings
 from django.db import models
 from django.utils.timezone import now

@@ -1,4 +1,5 @@
 """Registered modalities and the index of what they sent: studies, series, instances."""
+
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
@@ -12,7 +13,9 @@ class Modality(models.Model):
     ae_title = models.CharField("AE title", max_length=16, unique=True)
     host = models.CharField(max_length=255, blank=True, help_text="Empty: any address")
     port = models.PositiveIntegerField(null=True, blank=True, help_text="For sending to it (C-MOVE)")
-    modality_type = models.CharField(max_length=16, help_text="DICOM Modality: DX, CR, US, CT, MR, ES, XA, OT…")
+    modality_type = models.CharField(
+        max_length=16, help_text="DICOM Modality: DX, CR, US, CT, MR, ES, XA, OT…"
+    )
     station_name = models.CharField(max_length=16, blank=True)
     location = models.CharField(max_length=64, blank=True)
     active = models.BooleanField(default=True)
@@ -147,3 +150,6 @@ class InstanceVersion(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["instance", "version"], name="instance_version_unique")
         ]
+
+    def __str__(self):
+        return f"{self.instance_id} v{self.version}"

@@ -4,6 +4,7 @@ imaging does not import the integrations: they subscribe here (in their AppConfi
 the order and report services publish. Subscribers run after the commit, so nobody is told of
 a change that was rolled back.
 """
+
 from django.db import transaction
 
 STUDY_RECEIVED = "study_received"  # images for the order arrived

@@ -1,5 +1,6 @@
 """Scheduling forms. They check what the front desk can get wrong before a service runs, each
 error on its own field; the services (imaging/orders/services.py) check again, for every channel."""
+
 import re
 from datetime import datetime, time
 from decimal import Decimal

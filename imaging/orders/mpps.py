@@ -5,6 +5,7 @@ N-CREATE (``mpps_create``) opens a step IN PROGRESS and moves its order along; N
 standard says to refuse raises StepRefused with the status of PS3.4 F.7.2.1.4 / F.7.2.2.4 and an
 Error Comment; the DICOM handler only maps it.
 """
+
 import logging
 from datetime import datetime
 
@@ -47,7 +48,9 @@ def _moment(ds, date_keyword, time_keyword):
         clock = text_time.replace(":", "").split(".")[0].ljust(6, "0")[:6] if text_time else "000000"
         moment = day.replace(hour=int(clock[:2]), minute=int(clock[2:4]), second=int(clock[4:6]))
     except ValueError:
-        raise StepRefused(INVALID_ATTRIBUTE_VALUE, f"{date_keyword}/{time_keyword}: not a date and time") from None
+        raise StepRefused(
+            INVALID_ATTRIBUTE_VALUE, f"{date_keyword}/{time_keyword}: not a date and time"
+        ) from None
     return make_aware(moment, get_current_timezone())
 
 
@@ -83,7 +86,9 @@ def _series(ds):
 def _status(ds):
     value = str(ds.get("PerformedProcedureStepStatus") or "").strip().upper()
     if value not in Step.values:
-        raise StepRefused(INVALID_ATTRIBUTE_VALUE, f"PerformedProcedureStepStatus '{value[:20]}' is not valid")
+        raise StepRefused(
+            INVALID_ATTRIBUTE_VALUE, f"PerformedProcedureStepStatus '{value[:20]}' is not valid"
+        )
     return value
 
 
@@ -95,7 +100,9 @@ def _order_move(*, actor, step, note):
     try:
         orders.order_status_set(actor=actor, order=step.order, status=ORDER_STATUS[step.status], note=note)
     except ValidationError as error:  # a transition the order does not allow
-        log.warning("MPPS %s: order %s not moved: %s", step.sop_instance_uid, step.order.accession_number, error)
+        log.warning(
+            "MPPS %s: order %s not moved: %s", step.sop_instance_uid, step.order.accession_number, error
+        )
         audit_record(actor=actor, instance=step.order, action="mpps_ignored",
                      changes={"mpps": [None, f"{step.status} not applied: order is {step.order.status}"]})  # fmt: skip
 
@@ -117,7 +124,8 @@ def mpps_create(*, actor, sop_instance_uid, attributes: Dataset, station_ae=""):
         status=Step.IN_PROGRESS,
         station_ae=str(attributes.get("PerformedStationAETitle") or station_ae)[:16],
         modality=str(attributes.get("Modality") or "")[:16],
-        started_at=_moment(attributes, "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime") or now(),
+        started_at=_moment(attributes, "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime")
+        or now(),
         performed_series=_series(attributes),
         attributes=attributes.to_json_dict(),
         received_from=station_ae[:16],
@@ -129,7 +137,9 @@ def mpps_create(*, actor, sop_instance_uid, attributes: Dataset, station_ae=""):
 @transaction.atomic
 def mpps_update(*, actor, sop_instance_uid, modifications: Dataset):
     """N-SET: a step changes or ends (F.7.2.2); a final step may no longer change."""
-    step = PerformedProcedureStep.objects.select_for_update().filter(sop_instance_uid=sop_instance_uid).first()
+    step = (
+        PerformedProcedureStep.objects.select_for_update().filter(sop_instance_uid=sop_instance_uid).first()
+    )
     if step is None:
         raise StepRefused(NO_SUCH_OBJECT_INSTANCE, "No such performed procedure step")
     if step.status != Step.IN_PROGRESS:
@@ -144,7 +154,9 @@ def mpps_update(*, actor, sop_instance_uid, modifications: Dataset):
     if "PerformedSeriesSequence" in modifications:
         step.performed_series = _series(modifications)
     if status != Step.IN_PROGRESS:
-        step.ended_at = _moment(merged, "PerformedProcedureStepEndDate", "PerformedProcedureStepEndTime") or now()
+        step.ended_at = (
+            _moment(merged, "PerformedProcedureStepEndDate", "PerformedProcedureStepEndTime") or now()
+        )
     step.updated = now()
     step.save()
     if status != Step.IN_PROGRESS:

@@ -1,4 +1,5 @@
 """Reads about orders that the scheduling pages, the day board and the API share."""
+
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -31,7 +32,9 @@ def stations(*, modality_type=None):
 def day_bounds(day):
     """The clinic's local day as an aware [start, end) pair."""
     start = make_aware(datetime.combine(day, datetime.min.time()), get_current_timezone())
-    return start, make_aware(datetime.combine(day + timedelta(days=1), datetime.min.time()), get_current_timezone())
+    return start, make_aware(
+        datetime.combine(day + timedelta(days=1), datetime.min.time()), get_current_timezone()
+    )
 
 
 def day_orders(*, day, station=None):
@@ -70,7 +73,10 @@ def free_slots(*, station, day, minutes, exclude=None):
     start = make_aware(datetime.combine(day, opens), tz)
     end = make_aware(datetime.combine(day, closes), tz)
     orders = ImagingOrder.objects.filter(
-        station=station, status__in=BUSY, scheduled_start__lt=end, scheduled_start__gt=start - timedelta(hours=12)
+        station=station,
+        status__in=BUSY,
+        scheduled_start__lt=end,
+        scheduled_start__gt=start - timedelta(hours=12),
     )
     if exclude is not None:
         orders = orders.exclude(pk=exclude.pk)
@@ -95,9 +101,13 @@ def patient_orders(*, patient):
 
 def order_detail(*, pk):
     return (
-        ImagingOrder.objects.select_related("patient__species", "patient__breed", "procedure", "station", "visit")
+        ImagingOrder.objects.select_related(
+            "patient__species", "patient__breed", "procedure", "station", "visit"
+        )
         .prefetch_related(
-            "status_changes", "performed_steps", "patient__ownerships__owner",
+            "status_changes",
+            "performed_steps",
+            "patient__ownerships__owner",
             Prefetch("studies", queryset=studies_listed().order_by("study_date", "study_time", "id")),
         )  # fmt: skip
         .get(pk=pk)

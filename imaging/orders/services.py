@@ -5,6 +5,7 @@ is keyword-only and atomic, checks everything before it changes anything (Valida
 by field, worded for the person at the desk), and records who changed what in the audit log and
 the order's status history.
 """
+
 from datetime import timedelta
 
 from django.conf import settings
@@ -59,7 +60,9 @@ def _procedure_check(procedure, patient):
         raise ValidationError({"procedure": f"{procedure.name} is no longer offered."})
     species = list(procedure.species.all())
     if species and patient.species not in species:
-        raise ValidationError({"procedure": f"{procedure.name} is not offered for a {patient.species.name.lower()}."})
+        raise ValidationError(
+            {"procedure": f"{procedure.name} is not offered for a {patient.species.name.lower()}."}
+        )
 
 
 def _start_check(scheduled_start):
@@ -253,7 +256,9 @@ def order_images_received(*, actor, order):
     if order.images_received_at is None:
         order.images_received_at = now()
         order.save(update_fields=["images_received_at"])
-        audit_record(actor=actor, instance=order, action="images_received", changes={"images_received": [None, "yes"]})
+        audit_record(
+            actor=actor, instance=order, action="images_received", changes={"images_received": [None, "yes"]}
+        )
         events.order_event_publish(order, events.STUDY_RECEIVED)
     if order.status in (Status.SCHEDULED, Status.ARRIVED):
         order = order_status_set(actor=actor, order=order, status=Status.IN_PROGRESS, note="images received")

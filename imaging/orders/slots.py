@@ -1,5 +1,6 @@
 """Free times: the block under the order and reschedule forms (free windows, clashes, a time
 that has passed) and the day board's free windows, in the clinic's hours and by its clock."""
+
 from datetime import datetime, timedelta
 
 from django.conf import settings

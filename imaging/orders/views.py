@@ -1,6 +1,7 @@
 """Scheduling pages: the order form, the day board and the order page. Thin adapters that
 validate a form and call imaging/orders/services.py; htmx swaps in station lists, free times
 (slots.py), the board and single order cards."""
+
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 

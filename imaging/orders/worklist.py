@@ -1,5 +1,6 @@
 """The Modality Worklist's reads: the orders matching a C-FIND identifier, as the DICOM node
 (imaging/dicom/net/handlers.py) answers them; the matching itself is imaging/dicom/records/matching.py."""
+
 from django.db.models import F, FilteredRelation, OuterRef, Q
 
 from imaging.models import ImagingOrder
@@ -24,10 +25,14 @@ def _worklist_joined(orders):
     primary owner and last weight come in the same row (worklist_rows reads them)."""
     return (
         orders.annotate(
-            primary_ownership=FilteredRelation("patient__ownerships", condition=Q(patient__ownerships__is_primary=True)),
+            primary_ownership=FilteredRelation(
+                "patient__ownerships", condition=Q(patient__ownerships__is_primary=True)
+            ),
             last_weight=WeightRecord.newest_kg(OuterRef("patient_id")),
         )
-        .select_related("patient__species", "patient__breed", "procedure", "station", "primary_ownership__owner")
+        .select_related(
+            "patient__species", "patient__breed", "procedure", "station", "primary_ownership__owner"
+        )
         .order_by("scheduled_start", "id")
     )
 
@@ -66,7 +71,9 @@ def worklist_matches(*, identifier):
 def _worklist_rows_by_id(condition):
     from imaging.dicom.records.datasets import WORKLIST_COLUMNS
 
-    return _worklist_joined(ImagingOrder.objects.filter(condition)).values(*WORKLIST_COLUMNS, order_id=F("id"))
+    return _worklist_joined(ImagingOrder.objects.filter(condition)).values(
+        *WORKLIST_COLUMNS, order_id=F("id")
+    )
 
 
 # The worklist rows of orders by id (vetclinic/db.py): the query of

@@ -1,4 +1,5 @@
 """Reconciliation forms: staff name an animal by its patient ID."""
+
 from django import forms
 
 from patients.models import Patient

@@ -1,5 +1,6 @@
 """Reads for reconciliation: the queue of unmatched studies, and which animals each most likely
 shows."""
+
 from dataclasses import dataclass
 
 from django.db.models import Count, Prefetch

@@ -4,6 +4,7 @@ stored headers are then rewritten to agree with the record (the originals are ke
 The services check everything before they change anything and raise ValidationError with a
 message meant for the person at the desk.
 """
+
 import io
 import logging
 

@@ -1,5 +1,6 @@
 """The reconciliation queue, linking and splitting: thin adapters that validate a form and call a
 service."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
@@ -58,7 +59,8 @@ def study_link(request, pk):
         return back
     if _stale(form, study):
         messages.error(
-            request, f"{study_title(study)} was changed by someone else meanwhile; look again. Nothing was changed."
+            request,
+            f"{study_title(study)} was changed by someone else meanwhile; look again. Nothing was changed.",
         )
         return back
     patient = form.cleaned_data["patient_id"]

@@ -1,4 +1,5 @@
 """The study's report as the vet writes it on the study page."""
+
 from django import forms
 
 from vetclinic.forms import TextField
@@ -20,7 +21,9 @@ class ReportForm(forms.Form):
         label="Why it is amended", required=False, max_length=200,
         help_text="Only when changing a signed report; sent to the PMS with the correction.",
     )  # fmt: skip
-    action = forms.ChoiceField(choices=[(SAVE, SAVE), (FINALIZE, FINALIZE), (AMEND, AMEND)], widget=forms.HiddenInput)
+    action = forms.ChoiceField(
+        choices=[(SAVE, SAVE), (FINALIZE, FINALIZE), (AMEND, AMEND)], widget=forms.HiddenInput
+    )
     # The report's last change when the page was drawn: a colleague may have signed or changed
     # it since, and a stale page must not overwrite that.
     loaded = forms.CharField(required=False, widget=forms.HiddenInput)

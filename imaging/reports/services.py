@@ -5,6 +5,7 @@ the ``report.finalized`` webhook) through the order event REPORT_FINAL; an amend
 again, as a correction. Keyword-only and atomic like the order services; errors are
 ValidationErrors keyed by field, worded for the vet.
 """
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import now
@@ -105,10 +106,14 @@ def report_amend(*, actor, study, findings, conclusion, reason, signer_name=""):
     _text_check(findings, conclusion, final=True)
     reason = reason.strip()
     if not reason:
-        raise ValidationError({"reason": "Say why the signed report is changed; the PMS and the log keep it."})
+        raise ValidationError(
+            {"reason": "Say why the signed report is changed; the PMS and the log keep it."}
+        )
     report = _locked(study)
     if report is None or not report.is_final:
-        raise ValidationError({"findings": ValidationError("Only a signed report can be amended.", code=STATE)})
+        raise ValidationError(
+            {"findings": ValidationError("Only a signed report can be amended.", code=STATE)}
+        )
     changes = changes_apply(report, {"findings": findings, "conclusion": conclusion})
     if not changes:
         raise ValidationError({"findings": "The text is the same as the signed report's; nothing to amend."})
@@ -126,7 +131,10 @@ def report_amend(*, actor, study, findings, conclusion, reason, signer_name=""):
 
 def _summary(changes):
     """The log keeps how long the texts were, not the texts: the report itself is the record."""
-    return {name: [f"{len(old or '')} characters", f"{len(new or '')} characters"] for name, (old, new) in changes.items()}
+    return {
+        name: [f"{len(old or '')} characters", f"{len(new or '')} characters"]
+        for name, (old, new) in changes.items()
+    }
 
 
 def _order_reported(actor, report):
@@ -141,5 +149,7 @@ def _order_reported(actor, report):
     if order.status == OrderStatus.COMPLETED:
         order = order_status_set(actor=actor, order=order, status=OrderStatus.REPORTED)
     events.order_event_publish(
-        order, events.REPORT_FINAL, report={"id": report.pk, "status": report.status, "version": report.version}
+        order,
+        events.REPORT_FINAL,
+        report={"id": report.pk, "status": report.status, "version": report.version},
     )

@@ -1,5 +1,6 @@
 """The report form's POST: keep a draft, sign, or amend; a thin adapter over
 imaging/reports/services.py that draws the study page again on an error."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
@@ -31,8 +32,11 @@ def study_report(request, pk):
     data = form.cleaned_data
     current = Report.objects.filter(study=study).first()
     if data["loaded"] != report_stamp(current):
-        form.add_error(None, "Someone else changed or signed this report since you opened the page. "
-                             "Your text is below; copy what you need, then reload.")
+        form.add_error(
+            None,
+            "Someone else changed or signed this report since you opened the page. "
+            "Your text is below; copy what you need, then reload.",
+        )
         return study_page(request, study, report_form=form, status=409)
     text = {"findings": data["findings"], "conclusion": data["conclusion"]}
     try:

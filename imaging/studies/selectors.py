@@ -1,4 +1,5 @@
 """Reads of the image index that the study page, the animal's page and the order page share."""
+
 from django.db.models import Count, Prefetch
 
 from imaging.models import InstanceVersion, Series, Study

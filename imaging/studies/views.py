@@ -1,6 +1,7 @@
 """The study page and its series thumbnails. The report form on the page posts to
 imaging/reports/views.py, the link and split forms to imaging/reconcile/views.py; those
 views draw this page again (study_page) when they have something to say on it."""
+
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render

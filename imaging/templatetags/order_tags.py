@@ -1,4 +1,5 @@
 """What the scheduling pages show for an order: which actions its status allows, and who it is for."""
+
 from django import template
 
 from imaging.models import ImagingOrder

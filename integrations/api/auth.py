@@ -4,6 +4,7 @@
 view names its resource (``resource = "patients"``); a client needs ``patients:read`` for
 reads and ``patients:write`` for writes; staff need the model permissions their role gives.
 """
+
 from django.utils.timezone import now
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
@@ -80,7 +81,9 @@ class ResourceScope(permissions.BasePermission):
                 return False
             return True
         user = request.user
-        return bool(user and user.is_authenticated and user.has_perm(STAFF_PERMS[resource][1 if write else 0]))
+        return bool(
+            user and user.is_authenticated and user.has_perm(STAFF_PERMS[resource][1 if write else 0])
+        )
 
 
 class ClientRateThrottle(throttling.SimpleRateThrottle):
@@ -116,4 +119,8 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "An API client's key: `Authorization: Bearer vp_…`"}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API client's key: `Authorization: Bearer vp_…`",
+        }

@@ -1,4 +1,5 @@
 """API clients: created, their key shown once; revoked."""
+
 import secrets
 
 from django.core.exceptions import ValidationError
@@ -14,7 +15,9 @@ def _scopes_check(scopes):
     valid = {f"{r}:{m}" for r in ApiClient.RESOURCES for m in ("read", "write")} | {"*"}
     unknown = sorted(set(scopes) - valid)
     if unknown:
-        raise ValidationError({"scopes": f"Unknown scope(s): {', '.join(unknown)}. Valid: {', '.join(sorted(valid))}"})
+        raise ValidationError(
+            {"scopes": f"Unknown scope(s): {', '.join(unknown)}. Valid: {', '.join(sorted(valid))}"}
+        )
 
 
 @transaction.atomic
@@ -25,7 +28,11 @@ def api_client_create(*, actor, name, scopes, rate_limit=600):
         raise ValidationError({"name": f"An API client named {name} exists."})
     prefix, key = ApiClient.key_new()
     client = ApiClient.objects.create(
-        name=name, key_prefix=prefix, key_hash=ApiClient.key_hash_of(key), scopes=list(scopes), rate_limit=rate_limit
+        name=name,
+        key_prefix=prefix,
+        key_hash=ApiClient.key_hash_of(key),
+        scopes=list(scopes),
+        rate_limit=rate_limit,
     )
     audit_record(actor=actor, instance=client, action="create", changes={"scopes": [None, " ".join(scopes)]})
     return client, key

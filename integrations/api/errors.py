@@ -1,7 +1,8 @@
 """One error shape for every API error (documented in the schema):
 
-    {"error": {"code": "validation_error", "message": "…", "fields": {"species": ["…"]}}}
+{"error": {"code": "validation_error", "message": "…", "fields": {"species": ["…"]}}}
 """
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status

@@ -1,4 +1,5 @@
 """Orders (write) and studies (read) over REST, over imaging/orders/services.py and the image index."""
+
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
@@ -45,7 +46,9 @@ def _date_param(request, name):
 
 class OrderSerializer(StrictTypes, serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.filter(merged_into__isnull=True))
-    procedure = serializers.SlugRelatedField(slug_field="code", queryset=Procedure.objects.filter(active=True))
+    procedure = serializers.SlugRelatedField(
+        slug_field="code", queryset=Procedure.objects.filter(active=True)
+    )
     station = serializers.SlugRelatedField(slug_field="ae_title", queryset=Modality.objects.filter(active=True),
                                            required=False, allow_null=True)  # fmt: skip
     visit = serializers.PrimaryKeyRelatedField(queryset=Visit.objects.all(), required=False, allow_null=True)
@@ -67,7 +70,9 @@ class OrderSerializer(StrictTypes, serializers.ModelSerializer):
 
 class RescheduleSerializer(StrictTypes, serializers.Serializer):
     scheduled_start = serializers.DateTimeField()
-    station = serializers.SlugRelatedField(slug_field="ae_title", queryset=Modality.objects.filter(active=True), required=False)
+    station = serializers.SlugRelatedField(
+        slug_field="ae_title", queryset=Modality.objects.filter(active=True), required=False
+    )
     duration_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
 
 
@@ -107,7 +112,13 @@ class OrderList(ListAPIView):
             statuses = [s.strip() for s in params["status"].split(",")]
             unknown = [s for s in statuses if s not in ImagingOrder.Status.values]
             if unknown:
-                raise ValidationError({"status": [f"Unknown status {', '.join(unknown)}; one of {', '.join(ImagingOrder.Status.values)}."]})
+                raise ValidationError(
+                    {
+                        "status": [
+                            f"Unknown status {', '.join(unknown)}; one of {', '.join(ImagingOrder.Status.values)}."
+                        ]
+                    }
+                )
             found = found.filter(status__in=statuses)
         day = _date_param(self.request, "date")
         if day:
@@ -168,7 +179,9 @@ class OrderReschedule(OrderMixin, GenericAPIView):
         if_match_check(request, order)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        order = order_services.order_reschedule(actor=actor_for(request), order=order, **serializer.validated_data)
+        order = order_services.order_reschedule(
+            actor=actor_for(request), order=order, **serializer.validated_data
+        )
         return self.answer(order)
 
 

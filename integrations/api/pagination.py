@@ -1,6 +1,7 @@
 """Cursor pagination: stable under inserts, so a PMS can pull everything and then only what
 changed (``?updated_since=``) without missing or repeating a record. And what keeps a page's
 cost flat: its rows' related records, prefetched into plain lists."""
+
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
@@ -40,7 +41,6 @@ def prefetched(instance, rows, relation):
     filtered queryset for every record and relation, most of a 100-row page's time."""
     found = getattr(instance, rows, None)
     return found if found is not None else list(getattr(instance, relation).all())
-
 
 
 # --- list pages compiled once (vetclinic/db.py) ---------------------------------------------------

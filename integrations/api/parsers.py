@@ -7,6 +7,7 @@ Three kinds of input reached the database or the interpreter's stack unchecked a
 - a body nested deeper than the standard library's parser can recurse (``[[[[…`` 100,000 deep);
 - a body of any size: DRF reads the stream itself, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE.
 """
+
 from functools import wraps
 
 import orjson

@@ -4,6 +4,7 @@ A client upserts by its own ids (``PUT /api/v1/patients/external/{id}``: the id 
 client's namespace ``api:<client name>``); species and breeds come as our codes or the client's
 own codes through the crosswalk.
 """
+
 from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
@@ -34,7 +35,9 @@ from patients.services import owner_upsert, ownership_set, patient_upsert
 def external_system(request):
     """The namespace of the calling client's own ids."""
     if not isinstance(request.user, ClientUser):
-        raise ValidationError({"external_id": ["Only an API client has external ids; staff use the record's id."]})
+        raise ValidationError(
+            {"external_id": ["Only an API client has external ids; staff use the record's id."]}
+        )
     return f"api:{request.user.client.name}"
 
 
@@ -66,8 +69,25 @@ class OwnerSerializer(StrictTypes, serializers.ModelSerializer):
 
     class Meta:
         model = Owner
-        fields = ["id", "kind", "title", "family_name", "given_name", "organisation_name", "phone", "mobile", "email",
-                  "address_line1", "address_line2", "city", "postcode", "country", "notes", "external_ids", "updated"]  # fmt: skip
+        fields = [
+            "id",
+            "kind",
+            "title",
+            "family_name",
+            "given_name",
+            "organisation_name",
+            "phone",
+            "mobile",
+            "email",
+            "address_line1",
+            "address_line2",
+            "city",
+            "postcode",
+            "country",
+            "notes",
+            "external_ids",
+            "updated",
+        ]
         read_only_fields = ["id", "external_ids", "updated"]
 
     @extend_schema_field(ExternalIdSerializer(many=True))
@@ -108,7 +128,9 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
     species = CodeField()
     breed = CodeField(required=False, allow_null=True)
     # Written: a new measurement (null or left out: none); shown: the newest one, null if none.
-    weight_kg = serializers.DecimalField(max_digits=7, decimal_places=3, required=False, allow_null=True, min_value=0)
+    weight_kg = serializers.DecimalField(
+        max_digits=7, decimal_places=3, required=False, allow_null=True, min_value=0
+    )
     owners = OwnershipSerializer(many=True, required=False, source="ownerships")
     external_ids = ExternalIdSerializer(many=True, read_only=True)
 
@@ -126,7 +148,9 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
     def validate_species(self, value):
         species = coded_species(system=value["system"], code=value["code"])
         if species is None:
-            raise ValidationError(f"Unknown species code {value['code']} in {value['system']}; map it in the crosswalk.")
+            raise ValidationError(
+                f"Unknown species code {value['code']} in {value['system']}; map it in the crosswalk."
+            )
         return species
 
     def validate_breed(self, value):
@@ -134,7 +158,9 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
             return None
         breed = coded_breed(system=value["system"], code=value["code"])
         if breed is None:
-            raise ValidationError(f"Unknown breed code {value['code']} in {value['system']}; map it in the crosswalk.")
+            raise ValidationError(
+                f"Unknown breed code {value['code']} in {value['system']}; map it in the crosswalk."
+            )
         return breed
 
 
@@ -146,9 +172,17 @@ def _patient_save(request, serializer, *, patient=None, external=None):
     weight = data.pop("weight_kg", None)
     actor = actor_for(request)
     with transaction.atomic():
-        patient = patient_upsert(actor=actor, fields=data, patient=patient, external=external, weight_kg=weight)
+        patient = patient_upsert(
+            actor=actor, fields=data, patient=patient, external=external, weight_kg=weight
+        )
         for link in ownerships or []:
-            ownership_set(actor=actor, patient=patient, owner=link["owner"], role=link["role"], primary=link.get("is_primary"))
+            ownership_set(
+                actor=actor,
+                patient=patient,
+                owner=link["owner"],
+                role=link["role"],
+                primary=link.get("is_primary"),
+            )
     return patients_queryset().get(pk=patient.pk)
 
 
@@ -157,7 +191,11 @@ def _with_etag(response, instance):
     return response
 
 
-SEARCH = OpenApiParameter("search", str, description="Name, owner, phone, microchip, patient ID or external id (every word must match)")
+SEARCH = OpenApiParameter(
+    "search",
+    str,
+    description="Name, owner, phone, microchip, patient ID or external id (every word must match)",
+)
 
 
 @extend_schema_view(get=extend_schema(parameters=[SEARCH, UPDATED_SINCE]))
@@ -191,7 +229,9 @@ class PatientList(ListAPIView):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         patient = _patient_save(request, serializer)
-        return _with_etag(Response(self.get_serializer(patient).data, status=status.HTTP_201_CREATED), patient)
+        return _with_etag(
+            Response(self.get_serializer(patient).data, status=status.HTTP_201_CREATED), patient
+        )
 
 
 class PatientDetail(GenericAPIView):
@@ -227,7 +267,9 @@ class PatientExternal(GenericAPIView):
 
     def _find(self, external_id):
         system = external_system(self.request)
-        found = patients_queryset().filter(external_ids__system=system, external_ids__value=external_id).first()
+        found = (
+            patients_queryset().filter(external_ids__system=system, external_ids__value=external_id).first()
+        )
         return system, found
 
     def get(self, request, external_id):
@@ -306,7 +348,12 @@ class OwnerExternal(GenericAPIView):
             if_match_check(request, owner)
         serializer = self.get_serializer(owner, data=request.data, partial=owner is not None)
         serializer.is_valid(raise_exception=True)
-        saved = owner_upsert(actor=actor_for(request), fields=serializer.validated_data, owner=owner, external=(system, external_id))
+        saved = owner_upsert(
+            actor=actor_for(request),
+            fields=serializer.validated_data,
+            owner=owner,
+            external=(system, external_id),
+        )
         saved = owners_queryset().get(pk=saved.pk)
         code = status.HTTP_200_OK if owner is not None else status.HTTP_201_CREATED
         return _with_etag(Response(self.get_serializer(saved).data, status=code), saved)

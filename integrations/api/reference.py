@@ -1,4 +1,5 @@
 """Reference lists a PMS maps its own codes against: species, breeds, stations, procedures."""
+
 from django.db import connection
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
@@ -120,14 +121,20 @@ class CodeMappingSerializer(StrictTypes, serializers.ModelSerializer):
         model = Species if data["kind"] == CodeMapping.Kind.SPECIES else Breed
         target = model.objects.filter(code=data.pop("target")).first()
         if target is None:
-            raise serializers.ValidationError({"target": [f"No {data['kind']} has our code {self.initial_data.get('target')}."]})
+            raise serializers.ValidationError(
+                {"target": [f"No {data['kind']} has our code {self.initial_data.get('target')}."]}
+            )
         data["species" if model is Species else "breed"] = target
-        if CodeMapping.objects.filter(system=data["system"], kind=data["kind"], external_code=data["external_code"]).exists():
+        if CodeMapping.objects.filter(
+            system=data["system"], kind=data["kind"], external_code=data["external_code"]
+        ).exists():
             raise Conflict(f"{data['system']} {data['kind']} {data['external_code']} is mapped already.")
         return data
 
 
-@extend_schema_view(get=extend_schema(parameters=[OpenApiParameter("system", str), OpenApiParameter("kind", str)]))
+@extend_schema_view(
+    get=extend_schema(parameters=[OpenApiParameter("system", str), OpenApiParameter("kind", str)])
+)
 class CrosswalkList(ListCreateAPIView):
     """The crosswalk HL7 and REST read species and breed codes through; a client registers its
     own codes here (reading it needs reference:read, adding reference:write)."""

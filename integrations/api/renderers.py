@@ -9,6 +9,7 @@ to DRF's renderer. The one difference in what is written: a float with an expone
 ``1e-7``, not ``1e-07`` (the same number; the API sends decimals as strings and has no float
 of its own).
 """
+
 import orjson
 from rest_framework import renderers
 

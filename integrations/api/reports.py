@@ -5,6 +5,7 @@ Vets write reports in the web UI; here the same services (imaging/reports/servic
 amend them. A PMS hears of a signed one by webhook (``report.finalized``) or HL7 ORU^R01 and
 reads it here, or pulls ``?updated_since=``.
 """
+
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -44,7 +45,12 @@ class ReportSerializer(serializers.ModelSerializer):
         return settings.SITE_URL + reverse("study_detail", args=[report.study_id]) + "#report"
 
 
-TEXT = {"required": False, "allow_blank": True, "max_length": report_services.TEXT_LIMIT, "trim_whitespace": False}
+TEXT = {
+    "required": False,
+    "allow_blank": True,
+    "max_length": report_services.TEXT_LIMIT,
+    "trim_whitespace": False,
+}
 
 
 class ReportWriteSerializer(StrictTypes, serializers.Serializer):
@@ -64,13 +70,17 @@ class ReportWriteSerializer(StrictTypes, serializers.Serializer):
 class ReportAmendSerializer(StrictTypes, serializers.Serializer):
     findings = serializers.CharField(**TEXT)
     conclusion = serializers.CharField(**TEXT)
-    reason = serializers.CharField(max_length=200, help_text="Why the signed report changes; kept and sent on.")
+    reason = serializers.CharField(
+        max_length=200, help_text="Why the signed report changes; kept and sent on."
+    )
     signed_by_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
 def _answer(report, code=status.HTTP_200_OK, context=None):
     report = Report.objects.select_related("study").get(pk=report.pk)
-    return Response(ReportSerializer(report, context=context).data, status=code, headers={"ETag": etag(report)})
+    return Response(
+        ReportSerializer(report, context=context).data, status=code, headers={"ETag": etag(report)}
+    )
 
 
 REPORT_FILTERS = [
@@ -91,14 +101,20 @@ class ReportList(ListAPIView):
     def get_queryset(self):
         found = Report.objects.select_related("study")
         params = self.request.query_params
-        for name, field in (("study", "study_id"), ("order", "study__order_id"), ("patient", "study__patient_id")):
+        for name, field in (
+            ("study", "study_id"),
+            ("order", "study__order_id"),
+            ("patient", "study__patient_id"),
+        ):
             if name in params:
                 found = found.filter(**{field: record_id_param(params[name], name)})
         wanted = params.get("status")
         if wanted is not None:
             if wanted not in Report.Status.values:
                 raise ValidationError({"status": [f"One of {', '.join(Report.Status.values)}."]})
-            statuses = [Report.Status.FINAL, Report.Status.AMENDED] if wanted == Report.Status.FINAL else [wanted]
+            statuses = (
+                [Report.Status.FINAL, Report.Status.AMENDED] if wanted == Report.Status.FINAL else [wanted]
+            )
             found = found.filter(status__in=statuses)
         return updated_since(found, self.request)
 
@@ -111,14 +127,20 @@ class ReportList(ListAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         existed = Report.objects.filter(study=data["study"]).exists()
-        text = {"study": data["study"], "findings": data.get("findings", ""), "conclusion": data.get("conclusion", "")}
+        text = {
+            "study": data["study"],
+            "findings": data.get("findings", ""),
+            "conclusion": data.get("conclusion", ""),
+        }
         if data["status"] == Report.Status.FINAL:
             report = report_services.report_finalize(
                 actor=actor_for(request), signer_name=data.get("signed_by_name", ""), **text
             )
         else:
             report = report_services.report_save(actor=actor_for(request), **text)
-        return _answer(report, status.HTTP_200_OK if existed else status.HTTP_201_CREATED, self.get_serializer_context())
+        return _answer(
+            report, status.HTTP_200_OK if existed else status.HTTP_201_CREATED, self.get_serializer_context()
+        )
 
 
 class ReportDetail(GenericAPIView):

@@ -10,6 +10,7 @@ These functions are the API's one way to show an animal or a study: the lists ca
 page, the serializers' ``to_representation`` on a single record. The serializers still declare
 the fields, which the OpenAPI schema is built from and input is validated against.
 """
+
 from decimal import Decimal
 
 import orjson
@@ -115,9 +116,15 @@ def patient_json(row, zone=None):
         "deceased": row["deceased"],
         "deceased_on": iso(row["deceased_on"]),
         "notes": row["notes"],
-        "owners": [{"owner": owner, "role": role, "primary": bool(primary)} for primary, _, owner, role in owners],
+        "owners": [
+            {"owner": owner, "role": role, "primary": bool(primary)} for primary, _, owner, role in owners
+        ],
         "updated": iso_datetime(row["updated"], zone),
-        "species": {"code": row["species__code"], "system": row["species__scheme"], "name": row["species__name"]},
+        "species": {
+            "code": row["species__code"],
+            "system": row["species__scheme"],
+            "name": row["species__name"],
+        },
         "breed": (
             {"code": row["breed__code"], "system": row["breed__scheme"], "name": row["breed__name"]}
             if row["breed__code"] is not None

@@ -11,8 +11,11 @@ ERROR = {
             "properties": {
                 "code": {"type": "string", "example": "validation_error"},
                 "message": {"type": "string", "example": "Invalid input: species."},
-                "fields": {"type": "object", "additionalProperties": {},
-                           "example": {"species": ["Unknown species code K9 in acme; map it in the crosswalk."]}},  # fmt: skip
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": {},
+                    "example": {"species": ["Unknown species code K9 in acme; map it in the crosswalk."]},
+                },  # fmt: skip
             },
         }
     },
@@ -20,16 +23,40 @@ ERROR = {
 
 EXAMPLES = {
     "400": ("Invalid input; `fields` names each bad field", "validation_error", "Invalid input: name."),
-    "401": ("No API key, or a key that is not valid", "not_authenticated", "Authentication credentials were not provided."),
-    "403": ("The client's scopes do not allow this", "permission_denied", "This API client has no 'patients:write' scope."),
+    "401": (
+        "No API key, or a key that is not valid",
+        "not_authenticated",
+        "Authentication credentials were not provided.",
+    ),
+    "403": (
+        "The client's scopes do not allow this",
+        "permission_denied",
+        "This API client has no 'patients:write' scope.",
+    ),
     "404": ("No such record", "not_found", "No such patient."),
     "405": ("Method not allowed", "method_not_allowed", 'Method "DELETE" not allowed.'),
     "406": ("Only JSON is served", "not_acceptable", "Could not satisfy the request Accept header."),
-    "409": ("The record's state does not allow it (or it exists already)", "conflict", "Order VP00000042 is cancelled; it can no longer be rescheduled."),
-    "412": ("If-Match names an older version of the record", "precondition_failed", "The record has changed since you read it (If-Match does not match its ETag)."),
-    "413": ("The body is over the size limit (2.5 MB)", "request_too_large", "The request body is over 2,621,440 bytes."),
+    "409": (
+        "The record's state does not allow it (or it exists already)",
+        "conflict",
+        "Order VP00000042 is cancelled; it can no longer be rescheduled.",
+    ),
+    "412": (
+        "If-Match names an older version of the record",
+        "precondition_failed",
+        "The record has changed since you read it (If-Match does not match its ETag).",
+    ),
+    "413": (
+        "The body is over the size limit (2.5 MB)",
+        "request_too_large",
+        "The request body is over 2,621,440 bytes.",
+    ),
     "415": ("Send JSON", "unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
-    "429": ("Over the client's rate limit; see Retry-After", "rate_limited", "Request was throttled. Expected available in 12 seconds."),
+    "429": (
+        "Over the client's rate limit; see Retry-After",
+        "rate_limited",
+        "Request was throttled. Expected available in 12 seconds.",
+    ),
 }
 WRITES = {"post", "put", "patch", "delete"}
 # What parsers.guarded refuses in any query parameter or path segment, said where a client reads it.
@@ -45,8 +72,10 @@ def error_responses(result, generator, request, public):
             codes = [c for c in EXAMPLES if c not in ("409", "412", "413", "415") or method in WRITES]
             for parameter in operation.get("parameters", []):
                 schema = parameter.get("schema", {})
-                if parameter["in"] in ("query", "path") and schema.get("type") == "string" and not (
-                    {"pattern", "enum", "format"} & set(schema)
+                if (
+                    parameter["in"] in ("query", "path")
+                    and schema.get("type") == "string"
+                    and not ({"pattern", "enum", "format"} & set(schema))
                 ):
                     schema["pattern"] = NO_NUL
             if method in ("post", "put", "patch"):
@@ -77,5 +106,8 @@ def decimals_as_numbers_too(result, generator, request, public):
                     if bound in schema:
                         number[bound] = schema[bound]
                 nullable = schema.pop("nullable", None)
-                component["properties"][prop] = {"oneOf": [schema, number], **({"nullable": True} if nullable else {})}
+                component["properties"][prop] = {
+                    "oneOf": [schema, number],
+                    **({"nullable": True} if nullable else {}),
+                }
     return result

@@ -1,6 +1,7 @@
 """What the REST lists read: each list's page query, compiled once per shape (vetclinic/db.py)
 through ``list_pages``. The views only parse the request's filters and pick a list's pages.
 """
+
 from django.db.models import F
 
 from imaging.models import Series, Study

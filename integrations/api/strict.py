@@ -5,6 +5,7 @@ IntegerField takes "42", a BooleanField takes "yes" and 1. A client built
 from the schema never sends those; one that does has a bug the API should name, not guess at
 (and a generated test of the contract sends them to see them refused).
 """
+
 from collections.abc import Mapping
 
 from rest_framework import fields, relations, serializers
@@ -13,7 +14,7 @@ from rest_framework import fields, relations, serializers
 KINDS = (
     (fields.BooleanField, (bool,), "Must be true or false."),
     # A decimal as a string ("31.4") or a number (31.4): PMS send weights as numbers (schema.py).
-    (fields.DecimalField, (str, int, float), "A decimal number, e.g. \"31.4\" or 31.4."),
+    (fields.DecimalField, (str, int, float), 'A decimal number, e.g. "31.4" or 31.4.'),
     (fields.IntegerField, (int, float), "Must be a whole number."),  # (5.0 is; DRF refuses 5.5)
     (fields.CharField, (str,), "Must be a string."),
     (relations.PrimaryKeyRelatedField, (int, float), "Must be a record id (a whole number)."),

@@ -3,8 +3,9 @@
 An ETag is the record's id and last change (``updated``): a PMS that sends ``If-Match`` with
 the ETag it read gets 412 if someone changed the record since, instead of overwriting it.
 """
+
 import hashlib
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -68,14 +69,18 @@ def updated_since_param(request):
     if moment is not None and moment.tzinfo is not None:
         try:
             # In UTC: ISO 8601 offsets go to ±23:59, PostgreSQL's to ±15:59 (a DataError, a 500).
-            return moment.astimezone(dt_timezone.utc)
+            return moment.astimezone(UTC)
         except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first moment there is
             pass
-    raise ValidationError({"updated_since": ["An ISO 8601 date-time with a time zone, e.g. 2026-11-23T08:00:00Z."]})
+    raise ValidationError(
+        {"updated_since": ["An ISO 8601 date-time with a time zone, e.g. 2026-11-23T08:00:00Z."]}
+    )
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", {"type": "string", "maxLength": 255}, OpenApiParameter.HEADER,
+    "Idempotency-Key",
+    {"type": "string", "maxLength": 255},
+    OpenApiParameter.HEADER,
     description="Send the same key again with the same request (a retry) and it is answered as the first "
     "time, creating nothing; a different request under the key is a 409.",
 )
@@ -108,7 +113,9 @@ def idempotent(post):
         def replay(stored):
             if (stored.method, stored.path, stored.body_hash) != (request.method, request.path, body_hash):
                 raise Conflict("This Idempotency-Key was used for a different request.")
-            return Response(stored.response, status=stored.status_code, headers={"Idempotent-Replayed": "true"})
+            return Response(
+                stored.response, status=stored.status_code, headers={"Idempotent-Replayed": "true"}
+            )
 
         stored = IdempotencyKey.objects.filter(client=client, key=key).first()
         if stored is not None:

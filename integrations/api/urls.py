@@ -43,10 +43,18 @@ urlpatterns = [
     api("api/v1/crosswalk", reference.CrosswalkList.as_view(), name="api_crosswalk"),
     api("api/v1/owners", patients.OwnerList.as_view(), name="api_owners"),
     api("api/v1/owners/<id:pk>", patients.OwnerDetail.as_view(), name="api_owner"),
-    api("api/v1/owners/external/<str:external_id>", patients.OwnerExternal.as_view(), name="api_owner_external"),
+    api(
+        "api/v1/owners/external/<str:external_id>",
+        patients.OwnerExternal.as_view(),
+        name="api_owner_external",
+    ),
     api("api/v1/patients", patients.PatientList.as_view(), name="api_patients"),
     api("api/v1/patients/<id:pk>", patients.PatientDetail.as_view(), name="api_patient"),
-    api("api/v1/patients/external/<str:external_id>", patients.PatientExternal.as_view(), name="api_patient_external"),
+    api(
+        "api/v1/patients/external/<str:external_id>",
+        patients.PatientExternal.as_view(),
+        name="api_patient_external",
+    ),
     api("api/v1/visits", imaging.VisitList.as_view(), name="api_visits"),
     api("api/v1/orders", imaging.OrderList.as_view(), name="api_orders"),
     api("api/v1/orders/<id:pk>", imaging.OrderDetail.as_view(), name="api_order"),
@@ -61,7 +69,11 @@ urlpatterns = [
     api("api/v1/webhooks/<id:pk>", webhooks.SubscriptionDetail.as_view(), name="api_webhook"),
     api("api/v1/webhooks/deliveries", webhooks.DeliveryList.as_view(), name="api_webhook_deliveries"),
     api("api/v1/webhooks/deliveries/<id:pk>", webhooks.DeliveryDetail.as_view(), name="api_webhook_delivery"),
-    api("api/v1/webhooks/deliveries/<id:pk>/redeliver", webhooks.Redeliver.as_view(), name="api_webhook_redeliver"),
+    api(
+        "api/v1/webhooks/deliveries/<id:pk>/redeliver",
+        webhooks.Redeliver.as_view(),
+        name="api_webhook_redeliver",
+    ),
     # Last: nothing above answered. (Only under v1: /api/schema without its slash is still
     # redirected to it by CommonMiddleware, which asks only when no pattern matches.)
     re_path(r"^api/v1/", guarded(not_found)),

@@ -6,6 +6,7 @@ change is committed; bad data rolls
 back whatever the message had changed and is answered ``AE`` (``AR`` for what we do not
 accept at all) with an ERR naming the segment, field and problem.
 """
+
 import logging
 from decimal import Decimal, InvalidOperation
 
@@ -38,7 +39,12 @@ SEX = {"M": Patient.Sex.MALE, "F": Patient.Sex.FEMALE, "O": Patient.Sex.UNKNOWN,
        "A": Patient.Sex.UNKNOWN, "N": Patient.Sex.UNKNOWN, "": Patient.Sex.UNKNOWN}  # fmt: skip
 # Body weight observations (OBX-3): LOINC 29463-7 Body weight, 3141-9 Body weight Measured.
 WEIGHT_CODES = {"29463-7", "3141-9"}
-UNITS_TO_KG = {"kg": Decimal(1), "g": Decimal("0.001"), "lb": Decimal("0.45359237"), "[lb_av]": Decimal("0.45359237")}
+UNITS_TO_KG = {
+    "kg": Decimal(1),
+    "g": Decimal("0.001"),
+    "lb": Decimal("0.45359237"),
+    "[lb_av]": Decimal("0.45359237"),
+}
 
 
 class Received:
@@ -47,7 +53,9 @@ class Received:
     def __init__(self, text, header, peer, message=None):
         self.text, self.header, self.peer, self.message = text, header, peer, message
         self.segments = message_segments(text, header)
-        self.actor = Actor(channel=Channel.HL7, name=f"{header.sending_application}@{header.sending_facility}".strip("@"))
+        self.actor = Actor(
+            channel=Channel.HL7, name=f"{header.sending_application}@{header.sending_facility}".strip("@")
+        )
 
     def all(self, name):
         return [s for s in self.segments if s.name == name]
@@ -100,14 +108,20 @@ def message_receive(data: bytes, peer: str, *, oversize=0) -> bytes:
         return message.ack.encode()
     message = _log_row(header, peer, text, oversize, digest)
     _refusal_set(message, header, error)
-    log.warning("HL7 %s %s from %s: %s %s", header.message_type, header.control_id, peer, message.ack_code, error.args[0])
+    log.warning(
+        "HL7 %s %s from %s: %s %s",
+        header.message_type,
+        header.control_id,
+        peer,
+        message.ack_code,
+        error.args[0],
+    )
     try:
         with transaction.atomic():  # a savepoint when the caller has a transaction open
             message.save()
     except IntegrityError:  # another copy was answered in the meantime: its answer stands
         return _seen_before(header, digest)
     return message.ack.encode()
-
 
 
 def message_replay(*, message):
@@ -117,7 +131,12 @@ def message_replay(*, message):
     with transaction.atomic():
         error = _process(message.raw, header, message.peer, 0, message=message)
         if error is None:
-            message.status, message.ack_code, message.ack, message.error = Status.PROCESSED, "AA", ack_build(header, code="AA"), ""
+            message.status, message.ack_code, message.ack, message.error = (
+                Status.PROCESSED,
+                "AA",
+                ack_build(header, code="AA"),
+                "",
+            )
             return _outcome_save(message)
         transaction.set_rollback(True)
     _refusal_set(message, header, error)
@@ -178,9 +197,13 @@ def _process(text, header, peer, oversize, message=None):
     of its own: on an error the caller rolls back the whole transaction."""
     try:
         if not _allowed(header, peer):
-            raise HL7Error(f"Sender {header.sending_application} at {peer} is not allowed", code=207, reject=True)
+            raise HL7Error(
+                f"Sender {header.sending_application} at {peer} is not allowed", code=207, reject=True
+            )
         if oversize:
-            raise HL7Error(f"The message is {oversize} bytes; the limit is {settings.HL7_MAX_MESSAGE_BYTES}", reject=True)
+            raise HL7Error(
+                f"The message is {oversize} bytes; the limit is {settings.HL7_MAX_MESSAGE_BYTES}", reject=True
+            )
         handler = HANDLERS.get(header.message_type)
         if handler is None:
             known = {t.split("^")[0] for t in HANDLERS}
@@ -314,7 +337,9 @@ def _weight(received):
             try:
                 return Decimal(obx[5]) * UNITS_TO_KG[unit]
             except (InvalidOperation, KeyError):
-                raise HL7Error(f"OBX-5/6 weight '{obx[5]} {unit}' is not a weight", code=102, segment="OBX", field=5) from None
+                raise HL7Error(
+                    f"OBX-5/6 weight '{obx[5]} {unit}' is not a weight", code=102, segment="OBX", field=5
+                ) from None
     return None
 
 
@@ -379,19 +404,30 @@ def _visit(received, patient):
         return None
     starts_at = hl7_datetime(pv1[44], segment="PV1", field=44) or now()
     number = pv1.component(19, 1)[:64]
-    other = Visit.objects.filter(external_system=received.system, external_id=number).exclude(patient=patient).first()
+    other = (
+        Visit.objects.filter(external_system=received.system, external_id=number)
+        .exclude(patient=patient)
+        .first()
+    )
     if other is not None:
         raise HL7Error(f"PV1-19: visit {number} belongs to another animal", code=205, segment="PV1", field=19)
     return visit_create(
-        actor=received.actor, patient=patient, starts_at=starts_at, reason="Emergency" if pv1[2] == "E" else "",  # PV1-2 patient class
-        external=(received.system, pv1.component(19, 1)[:64]), savepoints=False,
-    )  # fmt: skip
+        actor=received.actor,
+        patient=patient,
+        starts_at=starts_at,
+        reason="Emergency" if pv1[2] == "E" else "",  # PV1-2 patient class
+        external=(received.system, pv1.component(19, 1)[:64]),
+        savepoints=False,
+    )
 
 
 def adt_merge(received):
     """ADT A40: merge the animal named in MRG-1 into the one in PID-3 (patient_merge)."""
     pid, mrg = received.one("PID"), received.one("MRG")
-    target = next((p for p in (patient_by_external_id(system=s, value=v) for s, v in _patient_ids(received, pid)) if p), None)
+    target = next(
+        (p for p in (patient_by_external_id(system=s, value=v) for s, v in _patient_ids(received, pid)) if p),
+        None,
+    )
     if target is None:
         raise HL7Error("PID-3: no such patient to merge into", code=204, segment="PID", field=3)
     source = None
@@ -412,7 +448,9 @@ def adt_visit_end(received):
     """ADT A03 (discharge) finishes the visit in PV1-19; A11 (cancel admit) cancels it."""
     pv1 = received.one("PV1")
     number = pv1.component(19, 1)
-    visit = Visit.objects.filter(external_system=received.system, external_id=number).first() if number else None
+    visit = (
+        Visit.objects.filter(external_system=received.system, external_id=number).first() if number else None
+    )
     if visit is None:
         raise HL7Error(f"PV1-19: no visit numbered '{number}'", code=204, segment="PV1", field=19)
     status = Visit.Status.FINISHED if received.header.message_type.endswith("A03") else Visit.Status.CANCELLED
@@ -465,11 +503,20 @@ def order_message(received):
     if control in ("CA", "DC", "XO", "SC") and existing is None and held is None:
         raise HL7Error(f"ORC-2: no order with placer number {placer}", code=204, segment="ORC", field=2)
     if control == "CA":
-        return orders.order_cancel(actor=received.actor, order=existing, reason=orc.component(16, 2) or "cancelled by the PMS")
+        return orders.order_cancel(
+            actor=received.actor, order=existing, reason=orc.component(16, 2) or "cancelled by the PMS"
+        )
     if control == "DC":
-        return orders.order_status_set(actor=received.actor, order=existing, status=ImagingOrder.Status.DISCONTINUED)
+        return orders.order_status_set(
+            actor=received.actor, order=existing, status=ImagingOrder.Status.DISCONTINUED
+        )
     if control not in ("NW", "XO", "SC"):
-        raise HL7Error(f"ORC-1 '{control}' is not an order control we accept (NW, XO, SC, CA, DC)", code=103, segment="ORC", field=1)
+        raise HL7Error(
+            f"ORC-1 '{control}' is not an order control we accept (NW, XO, SC, CA, DC)",
+            code=103,
+            segment="ORC",
+            field=1,
+        )
     details = {
         "reason": " ".join(p for p in (obr.component(31, 2) or obr.component(31, 1), obr[13]) if p)[:2000],
         "referring_vet": _provider(obr, 16) or _provider(orc, 12),

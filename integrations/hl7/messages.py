@@ -5,6 +5,7 @@ the values are then read from the ER7 text by position (``Segment``), which is w
 handlers need and what a sloppy sender's message still allows. The ACK is formatted here
 directly: hl7apy takes ~10 ms to build one, the whole per-message budget of the listener.
 """
+
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -234,7 +235,9 @@ def hl7_date(value, *, segment, field):
             raise ValueError
         return date(int(match.group(1)), int(match.group(2) or 1), int(match.group(3) or 1))
     except ValueError:
-        raise HL7Error(f"{segment}-{field} '{value[:20]}' is not a date", code=102, segment=segment, field=field) from None
+        raise HL7Error(
+            f"{segment}-{field} '{value[:20]}' is not a date", code=102, segment=segment, field=field
+        ) from None
 
 
 def hl7_datetime(value, *, segment, field):
@@ -254,7 +257,9 @@ def hl7_datetime(value, *, segment, field):
             return datetime.strptime(f"{moment:%Y%m%d%H%M%S}{offset}", "%Y%m%d%H%M%S%z")
         return make_aware(moment, get_current_timezone())
     except ValueError:
-        raise HL7Error(f"{segment}-{field} '{value[:20]}' is not a date and time", code=102, segment=segment, field=field) from None
+        raise HL7Error(
+            f"{segment}-{field} '{value[:20]}' is not a date and time", code=102, segment=segment, field=field
+        ) from None
 
 
 def timestamp():

@@ -5,6 +5,7 @@ runs it on asyncio streams. Each connection may carry many messages, one after a
 answered before the next is read (senders wait for the ACK); many connections are served at
 once, their messages handled in a thread pool because the services use Django's ORM.
 """
+
 import asyncio
 import logging
 import ssl
@@ -103,7 +104,11 @@ async def _connection(reader, writer, handle, max_size, read_size=65536):
             data = await reader.read(read_size)
             if not data:
                 if frames.pending:
-                    log.warning("HL7 connection from %s closed inside a message (%d bytes dropped)", peer_text, frames.pending)
+                    log.warning(
+                        "HL7 connection from %s closed inside a message (%d bytes dropped)",
+                        peer_text,
+                        frames.pending,
+                    )
                 break
             for item in frames.feed(data):
                 ack = await loop.run_in_executor(None, handle, item, peer_text)

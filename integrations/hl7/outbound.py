@@ -5,6 +5,7 @@
 queues its sending; ``message_send`` sends one over MLLP and records the ACK. The Celery task
 retries with exponential backoff until an ``AA``; ``AE``/``AR`` are final and recorded.
 """
+
 import logging
 import socket
 
@@ -32,14 +33,20 @@ CONCLUSION = "19005-8^Radiology report impression^LN"
 
 def _ids(patient):
     """PID-3: the PMS's own id first where we have one, then ours."""
-    ids = [(ext.value, ext.system.removeprefix("hl7:")) for ext in patient.external_ids.all() if ext.system.startswith("hl7:")]
+    ids = [
+        (ext.value, ext.system.removeprefix("hl7:"))
+        for ext in patient.external_ids.all()
+        if ext.system.startswith("hl7:")
+    ]
     return ids + [(patient.patient_id, settings.HL7_APPLICATION)]
 
 
 def _message_start(kind, endpoint, control_id, patient):
     """MSH and PID of an outbound ``kind`` ("ORM^O01", "ORU^R01") in the endpoint's version."""
     code, trigger = kind.split("^")
-    message = Message(f"{code}_{trigger}", version=endpoint.version, validation_level=VALIDATION_LEVEL.TOLERANT)
+    message = Message(
+        f"{code}_{trigger}", version=endpoint.version, validation_level=VALIDATION_LEVEL.TOLERANT
+    )
     msh = message.msh
     msh.msh_3, msh.msh_4 = settings.HL7_APPLICATION, settings.HL7_FACILITY
     msh.msh_5, msh.msh_6 = endpoint.receiving_application, endpoint.receiving_facility
@@ -88,7 +95,9 @@ def order_message_build(order, event, endpoint, control_id):
     """ORM^O01 status update (ORC-1 SC) for ``order``, built with hl7apy in the endpoint's version."""
     message = _message_start("ORM^O01", endpoint, control_id, order.patient)
     result_status = "F" if event != "study_received" else "I"
-    _order_segments(message, order, order_control="SC", order_status=ORDER_STATUS[event], result_status=result_status)
+    _order_segments(
+        message, order, order_control="SC", order_status=ORDER_STATUS[event], result_status=result_status
+    )
     study = order.studies.order_by("id").first()
     if study is not None:
         _study_link(message, 1, study, "F")
@@ -104,12 +113,18 @@ def report_message_build(order, report, endpoint, control_id):
     obr = _order_segments(message, order, order_control="RE", order_status="CM", result_status=result_status)
     study = report.study
     if study.study_date:
-        obr.obr_7 = f"{study.study_date:%Y%m%d}{study.study_time:%H%M%S}" if study.study_time else f"{study.study_date:%Y%m%d}"
+        obr.obr_7 = (
+            f"{study.study_date:%Y%m%d}{study.study_time:%H%M%S}"
+            if study.study_time
+            else f"{study.study_date:%Y%m%d}"
+        )
     obr.obr_22 = localtime(report.finalized_at).strftime("%Y%m%d%H%M%S")  # results reported
     if report.signed_by_name:
         obr.obr_32 = escape(report.signed_by_name)  # principal result interpreter
     set_id = 0
-    for sub_id, (code, text) in enumerate([(FINDINGS, report.findings), (CONCLUSION, report.conclusion)], start=1):
+    for sub_id, (code, text) in enumerate(
+        [(FINDINGS, report.findings), (CONCLUSION, report.conclusion)], start=1
+    ):
         for line in text.splitlines() if text else []:
             set_id += 1
             obx = message.add_segment("OBX")
@@ -124,7 +139,13 @@ def report_message_build(order, report, endpoint, control_id):
 def _message_for(order, event, endpoint, control_id):
     """The message type and text ``event`` sends: the report once it is signed, else a status."""
     if event == "report_final":
-        report = Report.objects.select_related("study").filter(study__order=order).exclude(status=Report.Status.DRAFT).order_by("-updated").first()
+        report = (
+            Report.objects.select_related("study")
+            .filter(study__order=order)
+            .exclude(status=Report.Status.DRAFT)
+            .order_by("-updated")
+            .first()
+        )
         if report is not None:
             return "ORU^R01", report_message_build(order, report, endpoint, control_id)
     return "ORM^O01", order_message_build(order, event, endpoint, control_id)
@@ -202,7 +223,9 @@ def message_send(*, message_id):
         code = ""
     status = Status.SENT if code in ("AA", "CA") else Status.FAILED
     error = "" if status == Status.SENT else f"answered {code or 'without an MSA'}"
-    HL7Message.objects.filter(pk=message.pk).update(status=status, ack_code=code[:2], ack=ack, error=error, updated=now())
+    HL7Message.objects.filter(pk=message.pk).update(
+        status=status, ack_code=code[:2], ack=ack, error=error, updated=now()
+    )
     if status == Status.FAILED:
         log.warning("HL7 %s to %s refused: %s", message.control_id, endpoint, ack[:200])
     return status

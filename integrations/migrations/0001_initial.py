@@ -5,38 +5,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='HL7Message',
+            name="HL7Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('direction', models.CharField(choices=[('in', 'Inbound'), ('out', 'Outbound')], max_length=3)),
-                ('status', models.CharField(choices=[('received', 'Received'), ('processed', 'Processed (AA)'), ('error', 'Error (AE)'), ('rejected', 'Rejected (AR)'), ('pending', 'Waiting to be sent'), ('sent', 'Acknowledged (AA)'), ('failed', 'Refused or undeliverable')], max_length=16)),
-                ('peer', models.CharField(blank=True, max_length=255)),
-                ('sending_application', models.CharField(blank=True, max_length=180)),
-                ('sending_facility', models.CharField(blank=True, max_length=180)),
-                ('control_id', models.CharField(blank=True, max_length=199)),
-                ('message_type', models.CharField(blank=True, max_length=32)),
-                ('version', models.CharField(blank=True, max_length=16)),
-                ('raw', models.TextField()),
-                ('ack_code', models.CharField(blank=True, max_length=2)),
-                ('ack', models.TextField(blank=True)),
-                ('error', models.TextField(blank=True)),
-                ('repeats', models.PositiveIntegerField(default=0)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('created', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "direction",
+                    models.CharField(choices=[("in", "Inbound"), ("out", "Outbound")], max_length=3),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("processed", "Processed (AA)"),
+                            ("error", "Error (AE)"),
+                            ("rejected", "Rejected (AR)"),
+                            ("pending", "Waiting to be sent"),
+                            ("sent", "Acknowledged (AA)"),
+                            ("failed", "Refused or undeliverable"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("peer", models.CharField(blank=True, max_length=255)),
+                ("sending_application", models.CharField(blank=True, max_length=180)),
+                ("sending_facility", models.CharField(blank=True, max_length=180)),
+                ("control_id", models.CharField(blank=True, max_length=199)),
+                ("message_type", models.CharField(blank=True, max_length=32)),
+                ("version", models.CharField(blank=True, max_length=16)),
+                ("raw", models.TextField()),
+                ("ack_code", models.CharField(blank=True, max_length=2)),
+                ("ack", models.TextField(blank=True)),
+                ("error", models.TextField(blank=True)),
+                ("repeats", models.PositiveIntegerField(default=0)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("created", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name': 'HL7 message',
-                'ordering': ['-created', '-id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('direction', 'in'), models.Q(('control_id', ''), _negated=True)), fields=('sending_application', 'sending_facility', 'control_id'), name='hl7_inbound_once')],
+                "verbose_name": "HL7 message",
+                "ordering": ["-created", "-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("direction", "in"), models.Q(("control_id", ""), _negated=True)),
+                        fields=("sending_application", "sending_facility", "control_id"),
+                        name="hl7_inbound_once",
+                    )
+                ],
             },
         ),
     ]

@@ -6,43 +6,57 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0001_initial'),
+        ("integrations", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HL7Endpoint',
+            name="HL7Endpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
-                ('host', models.CharField(max_length=255)),
-                ('port', models.PositiveIntegerField()),
-                ('version', models.CharField(default='2.5.1', help_text='2.3.1 to 2.6', max_length=8)),
-                ('receiving_application', models.CharField(blank=True, max_length=64)),
-                ('receiving_facility', models.CharField(blank=True, max_length=64)),
-                ('events', models.JSONField(blank=True, default=list, help_text='Empty: every event')),
-                ('timeout', models.PositiveIntegerField(default=30, help_text='Seconds to wait for the ACK')),
-                ('active', models.BooleanField(default=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=64, unique=True)),
+                ("host", models.CharField(max_length=255)),
+                ("port", models.PositiveIntegerField()),
+                ("version", models.CharField(default="2.5.1", help_text="2.3.1 to 2.6", max_length=8)),
+                ("receiving_application", models.CharField(blank=True, max_length=64)),
+                ("receiving_facility", models.CharField(blank=True, max_length=64)),
+                ("events", models.JSONField(blank=True, default=list, help_text="Empty: every event")),
+                ("timeout", models.PositiveIntegerField(default=30, help_text="Seconds to wait for the ACK")),
+                ("active", models.BooleanField(default=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name': 'HL7 endpoint',
+                "verbose_name": "HL7 endpoint",
             },
         ),
         migrations.AddField(
-            model_name='hl7message',
-            name='patient_id',
+            model_name="hl7message",
+            name="patient_id",
             field=models.IntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='hl7message',
-            name='endpoint',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='messages', to='integrations.hl7endpoint'),
+            model_name="hl7message",
+            name="endpoint",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="messages",
+                to="integrations.hl7endpoint",
+            ),
         ),
         migrations.AddIndex(
-            model_name='hl7message',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['endpoint', 'patient_id', 'id'], name='hl7_outbound_queue'),
+            model_name="hl7message",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["endpoint", "patient_id", "id"],
+                name="hl7_outbound_queue",
+            ),
         ),
     ]

@@ -5,28 +5,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0002_hl7endpoint_hl7message_patient_id_and_more'),
+        ("integrations", "0002_hl7endpoint_hl7message_patient_id_and_more"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiClient',
+            name="ApiClient",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
-                ('key_prefix', models.CharField(max_length=12, unique=True)),
-                ('key_hash', models.CharField(max_length=64)),
-                ('scopes', models.JSONField(default=list)),
-                ('rate_limit', models.PositiveIntegerField(default=600, help_text='Requests per minute')),
-                ('active', models.BooleanField(default=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used', models.DateTimeField(blank=True, null=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=64, unique=True)),
+                ("key_prefix", models.CharField(max_length=12, unique=True)),
+                ("key_hash", models.CharField(max_length=64)),
+                ("scopes", models.JSONField(default=list)),
+                ("rate_limit", models.PositiveIntegerField(default=600, help_text="Requests per minute")),
+                ("active", models.BooleanField(default=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used", models.DateTimeField(blank=True, null=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name': 'API client',
+                "verbose_name": "API client",
             },
         ),
     ]

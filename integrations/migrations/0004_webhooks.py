@@ -6,54 +6,103 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0003_apiclient'),
+        ("integrations", "0003_apiclient"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WebhookSubscription',
+            name="WebhookSubscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.URLField(help_text='http or https; receives a POST per event', max_length=500)),
-                ('secret', models.CharField(max_length=128)),
-                ('events', models.JSONField(default=list)),
-                ('description', models.CharField(blank=True, max_length=200)),
-                ('active', models.BooleanField(default=True)),
-                ('failure_streak', models.PositiveIntegerField(default=0, help_text='Failed attempts since the last 2xx')),
-                ('failing_since', models.DateTimeField(blank=True, null=True)),
-                ('disabled_at', models.DateTimeField(blank=True, null=True)),
-                ('disabled_reason', models.CharField(blank=True, max_length=200)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(default=django.utils.timezone.now)),
-                ('client', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhooks', to='integrations.apiclient')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "url",
+                    models.URLField(help_text="http or https; receives a POST per event", max_length=500),
+                ),
+                ("secret", models.CharField(max_length=128)),
+                ("events", models.JSONField(default=list)),
+                ("description", models.CharField(blank=True, max_length=200)),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "failure_streak",
+                    models.PositiveIntegerField(default=0, help_text="Failed attempts since the last 2xx"),
+                ),
+                ("failing_since", models.DateTimeField(blank=True, null=True)),
+                ("disabled_at", models.DateTimeField(blank=True, null=True)),
+                ("disabled_reason", models.CharField(blank=True, max_length=200)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "client",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="webhooks",
+                        to="integrations.apiclient",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(max_length=32)),
-                ('payload', models.JSONField()),
-                ('status', models.CharField(choices=[('pending', 'Waiting to be sent or retried'), ('delivered', 'Delivered (2xx)'), ('failed', 'Given up after the last attempt'), ('disabled', 'Not sent: the subscription was disabled')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('response_codes', models.JSONField(blank=True, default=list)),
-                ('response_body', models.CharField(blank=True, max_length=1000)),
-                ('error', models.CharField(blank=True, max_length=500)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='integrations.webhooksubscription')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event", models.CharField(max_length=32)),
+                ("payload", models.JSONField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting to be sent or retried"),
+                            ("delivered", "Delivered (2xx)"),
+                            ("failed", "Given up after the last attempt"),
+                            ("disabled", "Not sent: the subscription was disabled"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("response_codes", models.JSONField(blank=True, default=list)),
+                ("response_body", models.CharField(blank=True, max_length=1000)),
+                ("error", models.CharField(blank=True, max_length=500)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="integrations.webhooksubscription",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'webhook deliveries',
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['subscription', '-id'], name='webhook_delivery_list'), models.Index(fields=['subscription', 'status'], name='webhook_delivery_status'), models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='webhook_delivery_due')],
+                "verbose_name_plural": "webhook deliveries",
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["subscription", "-id"], name="webhook_delivery_list"),
+                    models.Index(fields=["subscription", "status"], name="webhook_delivery_status"),
+                    models.Index(
+                        condition=models.Q(("status", "pending")),
+                        fields=["next_attempt_at"],
+                        name="webhook_delivery_due",
+                    ),
+                ],
             },
         ),
     ]

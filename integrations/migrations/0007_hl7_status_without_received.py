@@ -4,15 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0006_admin_role'),
+        ("integrations", "0006_admin_role"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='hl7message',
-            name='status',
-            field=models.CharField(choices=[('processed', 'Processed (AA)'), ('error', 'Error (AE)'), ('rejected', 'Rejected (AR)'), ('pending', 'Waiting to be sent'), ('sent', 'Acknowledged (AA)'), ('failed', 'Refused or undeliverable')], max_length=16),
+            model_name="hl7message",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("processed", "Processed (AA)"),
+                    ("error", "Error (AE)"),
+                    ("rejected", "Rejected (AR)"),
+                    ("pending", "Waiting to be sent"),
+                    ("sent", "Acknowledged (AA)"),
+                    ("failed", "Refused or undeliverable"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

@@ -12,55 +12,75 @@ def sync(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0007_hl7_status_without_received'),
-        ('patients', '0006_hl7_unmapped_codes'),
+        ("integrations", "0007_hl7_status_without_received"),
+        ("patients", "0006_hl7_unmapped_codes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HL7HeldOrder',
+            name="HL7HeldOrder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('raw', models.TextField()),
-                ('peer', models.CharField(blank=True, max_length=255)),
-                ('sending_application', models.CharField(max_length=180)),
-                ('placer_order_number', models.CharField(max_length=64)),
-                ('error', models.TextField(blank=True, help_text='Why running it again failed, if it did')),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("raw", models.TextField()),
+                ("peer", models.CharField(blank=True, max_length=255)),
+                ("sending_application", models.CharField(max_length=180)),
+                ("placer_order_number", models.CharField(max_length=64)),
+                ("error", models.TextField(blank=True, help_text="Why running it again failed, if it did")),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name': 'HL7 order held for an unmapped code',
-                'verbose_name_plural': 'HL7 orders held for unmapped codes',
+                "verbose_name": "HL7 order held for an unmapped code",
+                "verbose_name_plural": "HL7 orders held for unmapped codes",
             },
         ),
         migrations.RemoveConstraint(
-            model_name='hl7message',
-            name='hl7_inbound_once',
+            model_name="hl7message",
+            name="hl7_inbound_once",
         ),
         migrations.AddField(
-            model_name='hl7message',
-            name='digest',
+            model_name="hl7message",
+            name="digest",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddConstraint(
-            model_name='hl7message',
-            constraint=models.UniqueConstraint(condition=models.Q(('direction', 'in')), fields=('sending_application', 'sending_facility', 'control_id', 'digest'), name='hl7_inbound_once'),
+            model_name="hl7message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("direction", "in")),
+                fields=("sending_application", "sending_facility", "control_id", "digest"),
+                name="hl7_inbound_once",
+            ),
         ),
         migrations.AddField(
-            model_name='hl7heldorder',
-            name='code',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='held_orders', to='patients.unmappedcode'),
+            model_name="hl7heldorder",
+            name="code",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="held_orders",
+                to="patients.unmappedcode",
+            ),
         ),
         migrations.AddField(
-            model_name='hl7heldorder',
-            name='message',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='integrations.hl7message'),
+            model_name="hl7heldorder",
+            name="message",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="integrations.hl7message",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='hl7heldorder',
-            constraint=models.UniqueConstraint(fields=('sending_application', 'placer_order_number'), name='hl7_held_order_once'),
+            model_name="hl7heldorder",
+            constraint=models.UniqueConstraint(
+                fields=("sending_application", "placer_order_number"), name="hl7_held_order_once"
+            ),
         ),
         migrations.RunPython(sync, migrations.RunPython.noop),
     ]

@@ -12,6 +12,7 @@ addresses the name resolves to then: DNS can change between the two, or between 
 the connection (DNS rebinding), so the connection is made to the very address that was checked
 (``pinned_connection``), never to the name resolved again.
 """
+
 import ipaddress
 import socket
 import ssl

@@ -3,6 +3,7 @@
 A receiver learns what happened and to which record (our ids and its own external ids, status,
 accession number, Study Instance UID); anything more it reads through the API.
 """
+
 from django.conf import settings
 from django.urls import reverse
 from rest_framework.fields import DateField, DateTimeField
@@ -127,4 +128,6 @@ def order_for(order_id):
 
 def patient_for(patient_id):
     patients = Patient.objects.select_related("merged_into")
-    return patients.prefetch_related("external_ids", "merged_into__external_ids").filter(pk=patient_id).first()
+    return (
+        patients.prefetch_related("external_ids", "merged_into__external_ids").filter(pk=patient_id).first()
+    )

@@ -11,6 +11,7 @@ Each attempt of a delivery is numbered: a task names the attempt it is for, so t
 the same delivery (a retry and a manual redelivery, or a broker delivering a task twice) never
 both send; a receiver may still see a delivery twice and tells by ``VetPACS-Delivery``.
 """
+
 import json
 import logging
 import uuid
@@ -50,7 +51,10 @@ ORDER_EVENTS = {
     order_events.ORDER_COMPLETED: "study.completed",
     order_events.REPORT_FINAL: "report.finalized",
 }
-PATIENT_EVENTS = {patient_events.PATIENT_UPDATED: "patient.updated", patient_events.PATIENT_MERGED: "patient.merged"}
+PATIENT_EVENTS = {
+    patient_events.PATIENT_UPDATED: "patient.updated",
+    patient_events.PATIENT_MERGED: "patient.merged",
+}
 BACKOFF_MAX = 3600  # seconds between attempts, at most
 BODY_KEPT = 1000  # characters of the receiver's answer kept in the log
 SYSTEM = Actor.system("webhooks")
@@ -76,7 +80,9 @@ def _check(client, fields):
         unknown = sorted(set(events) - set(EVENTS))
         if unknown or not events:
             raise ValidationError({"events": f"Choose one or more of {', '.join(EVENTS)}."})
-        missing = sorted({f"{RESOURCE[e]}:read" for e in events if not client.allows(RESOURCE[e], write=False)})
+        missing = sorted(
+            {f"{RESOURCE[e]}:read" for e in events if not client.allows(RESOURCE[e], write=False)}
+        )
         if missing:
             message = f"This API client needs the {', '.join(missing)} scope to hear these events."
             raise ValidationError({"events": message})
@@ -107,7 +113,9 @@ def subscription_update(*, actor, subscription, fields):
     unknown = set(fields) - {"url", "events", "description", "secret", "active"}
     if unknown:
         raise ValueError(f"unknown subscription fields: {sorted(unknown)}")
-    subscription = WebhookSubscription.objects.select_for_update().select_related("client").get(pk=subscription.pk)
+    subscription = (
+        WebhookSubscription.objects.select_for_update().select_related("client").get(pk=subscription.pk)
+    )
     _check(subscription.client, fields)
     changes = {}
     for name, value in fields.items():
@@ -129,7 +137,9 @@ def subscription_update(*, actor, subscription, fields):
 
 @transaction.atomic
 def subscription_delete(*, actor, subscription):
-    audit_record(actor=actor, instance=subscription, action="delete", changes={"url": [subscription.url, None]})
+    audit_record(
+        actor=actor, instance=subscription, action="delete", changes={"url": [subscription.url, None]}
+    )
     subscription.delete()
 
 
@@ -166,10 +176,14 @@ def event_publish(*, event, data, created=None):
     may read what it says), and queue the sending. All get the same body and event id."""
     when = DateTimeField().to_representation(created or now())
     payload = {"id": str(uuid.uuid4()), "event": event, "created": when, "data": data}
-    subscriptions = WebhookSubscription.objects.filter(active=True, client__active=True).select_related("client")
+    subscriptions = WebhookSubscription.objects.filter(active=True, client__active=True).select_related(
+        "client"
+    )
     with transaction.atomic():
         deliveries = [
-            WebhookDelivery.objects.create(subscription=s, event=event, payload=payload, next_attempt_at=now())
+            WebhookDelivery.objects.create(
+                subscription=s, event=event, payload=payload, next_attempt_at=now()
+            )
             for s in subscriptions
             if s.wants(event) and s.client.allows(RESOURCE[event], write=False)
         ]
@@ -213,7 +227,9 @@ def object_event_publish(*, event, kind, pk, details, created):
     data = {
         "patient.updated": lambda: payloads.patient_updated(record, details.get("changed", ())),
         "patient.merged": lambda: payloads.patient_merged(record),
-        "order.status_changed": lambda: payloads.order_status_changed(record, details.get("old"), details.get("new")),
+        "order.status_changed": lambda: payloads.order_status_changed(
+            record, details.get("old"), details.get("new")
+        ),
         "study.received": lambda: payloads.study_event(record),
         "study.completed": lambda: payloads.study_event(record, status="completed"),
         "report.finalized": lambda: payloads.report_finalized(record, details.get("report")),
@@ -250,13 +266,19 @@ def _post(delivery, body):
         # To an address checked against WEBHOOK_ALLOWED_HOSTS (AddressRefused is an OSError).
         connection = pinned_connection(url, timeout)
         try:
-            connection.request("POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), body, headers)
+            connection.request(
+                "POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), body, headers
+            )
             response = connection.getresponse()
             text = response.read(BODY_KEPT).decode(errors="replace")
         finally:
             connection.close()
     except (OSError, HTTPException, ValueError) as error:  # refused, timed out, TLS, a garbled answer
-        return None, "", f"not delivered: {error}" if str(error) else f"not delivered: {error.__class__.__name__}"
+        return (
+            None,
+            "",
+            f"not delivered: {error}" if str(error) else f"not delivered: {error.__class__.__name__}",
+        )
     return response.status, text, "" if 200 <= response.status < 300 else f"answered {response.status}"
 
 
@@ -280,7 +302,9 @@ def delivery_send(*, delivery_id, attempt=None):
         return Status.DISABLED
     if subscription.failure_streak and _held_back(delivery, subscription):
         return "held"
-    claimed = waiting.filter(attempts=delivery.attempts).update(attempts=delivery.attempts + 1, last_attempt_at=now())
+    claimed = waiting.filter(attempts=delivery.attempts).update(
+        attempts=delivery.attempts + 1, last_attempt_at=now()
+    )
     if not claimed:
         return "superseded"
     delivery.attempts += 1
@@ -358,7 +382,9 @@ def _streak_add(subscription):
     hours = settings.WEBHOOK_DISABLE_HOURS
     if streak < settings.WEBHOOK_DISABLE_AFTER or since > now() - timedelta(hours=hours):
         return False
-    reason = f"Disabled after {streak} failed attempts in a row since {DateTimeField().to_representation(since)}."
+    reason = (
+        f"Disabled after {streak} failed attempts in a row since {DateTimeField().to_representation(since)}."
+    )
     return subscription_disable(subscription=subscription, reason=reason)
 
 
@@ -372,7 +398,9 @@ def delivery_redeliver(*, actor, delivery):
     old = delivery.status
     delivery.status, delivery.next_attempt_at, delivery.delivered_at = Status.PENDING, now(), None
     delivery.save(update_fields=["status", "next_attempt_at", "delivered_at"])
-    audit_record(actor=actor, instance=delivery, action="redeliver", changes={"status": [old, Status.PENDING]})
+    audit_record(
+        actor=actor, instance=delivery, action="redeliver", changes={"status": [old, Status.PENDING]}
+    )
     transaction.on_commit(lambda: _queue(delivery.pk, delivery.attempts))
     return delivery
 
@@ -383,7 +411,9 @@ def delivery_sweep(*, overdue_minutes=15):
     back whose time has come (one: it probes the receiver). A task that turns up after all
     finds its attempt made."""
     count = 0
-    failing = WebhookSubscription.objects.filter(active=True, failure_streak__gt=0).values_list("pk", flat=True)
+    failing = WebhookSubscription.objects.filter(active=True, failure_streak__gt=0).values_list(
+        "pk", flat=True
+    )
     for subscription_id in failing:
         due = WebhookDelivery.objects.filter(subscription_id=subscription_id, status=Status.PENDING,
                                              next_attempt_at__lte=now())  # fmt: skip

@@ -9,6 +9,7 @@ timestamp, a full stop and the raw request body. Signing the time stops an old r
 replayed later; a receiver checks both with ``signature_verify`` (or the same few lines in its
 own language). More than one ``v1`` may appear, for a receiver that holds an old and a new secret.
 """
+
 import hashlib
 import hmac
 import secrets

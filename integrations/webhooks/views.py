@@ -3,6 +3,7 @@
 Scope ``webhooks:read`` lists and reads, ``webhooks:write`` subscribes, changes, deletes and
 redelivers. Subscriptions belong to an API client: staff look at them in the admin.
 """
+
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, permissions, status
@@ -24,7 +25,9 @@ from integrations.webhooks.serializers import (
 
 
 class ClientOnly(permissions.BasePermission):
-    message = "Webhook subscriptions belong to an API client: call with its key (staff see them in the admin)."
+    message = (
+        "Webhook subscriptions belong to an API client: call with its key (staff see them in the admin)."
+    )
 
     def has_permission(self, request, view):
         return isinstance(request.user, ClientUser)
@@ -73,9 +76,12 @@ DELIVERY = {
 
 
 @extend_schema_view(
-    get=extend_schema(summary="The calling client's webhook subscriptions", examples=[
-        OpenApiExample("A subscription", value=SUBSCRIPTION, response_only=True),
-    ]),  # fmt: skip
+    get=extend_schema(
+        summary="The calling client's webhook subscriptions",
+        examples=[
+            OpenApiExample("A subscription", value=SUBSCRIPTION, response_only=True),
+        ],
+    ),  # fmt: skip
     post=extend_schema(
         summary="Subscribe a URL to events",
         description="Each event is POSTed to the URL, signed with the secret: "
@@ -84,11 +90,21 @@ DELIVERY = {
         "what it tells about (patients, orders, studies, reports).",
         responses={201: WebhookSubscriptionCreatedSerializer},
         examples=[
-            OpenApiExample("Subscribe", value={"url": "https://pms.example/hooks/vetpacs",
-                                               "events": ["study.received", "study.completed"],
-                                               "description": "Imaging results"}, request_only=True),  # fmt: skip
-            OpenApiExample("Created: the secret, once", response_only=True, status_codes=["201"],
-                           value={**SUBSCRIPTION, "secret": "whsec_Jd0Zq7…"}),  # fmt: skip
+            OpenApiExample(
+                "Subscribe",
+                value={
+                    "url": "https://pms.example/hooks/vetpacs",
+                    "events": ["study.received", "study.completed"],
+                    "description": "Imaging results",
+                },
+                request_only=True,
+            ),  # fmt: skip
+            OpenApiExample(
+                "Created: the secret, once",
+                response_only=True,
+                status_codes=["201"],
+                value={**SUBSCRIPTION, "secret": "whsec_Jd0Zq7…"},
+            ),  # fmt: skip
         ],
     ),
 )
@@ -105,14 +121,19 @@ class SubscriptionList(WebhookView, generics.ListCreateAPIView):
             actor=actor_for(request), client=self.client, **serializer.validated_data
         )
         subscription.secret = secret
-        return Response(WebhookSubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
+        return Response(
+            WebhookSubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED
+        )
 
 
 @extend_schema_view(
-    get=extend_schema(summary="A subscription; a disabled one says when and why", examples=[
-        OpenApiExample("Active", value=SUBSCRIPTION, response_only=True),
-        OpenApiExample("Disabled after a failure streak", value=DISABLED, response_only=True),
-    ]),  # fmt: skip
+    get=extend_schema(
+        summary="A subscription; a disabled one says when and why",
+        examples=[
+            OpenApiExample("Active", value=SUBSCRIPTION, response_only=True),
+            OpenApiExample("Disabled after a failure streak", value=DISABLED, response_only=True),
+        ],
+    ),  # fmt: skip
     patch=extend_schema(
         summary="Change a subscription, pause it, or turn it on again",
         examples=[OpenApiExample("Turn on again", value={"active": True}, request_only=True)],
@@ -162,7 +183,9 @@ class DeliveryList(WebhookView, generics.ListAPIView):
                     raise ValidationError({name: f"Choose from {', '.join(allowed)}."})
                 deliveries = deliveries.filter(**{name: params[name]})
         if "subscription" in params:
-            deliveries = deliveries.filter(subscription_id=record_id_param(params["subscription"], "subscription"))
+            deliveries = deliveries.filter(
+                subscription_id=record_id_param(params["subscription"], "subscription")
+            )
         return deliveries
 
 
@@ -184,11 +207,19 @@ class Redeliver(WebhookView, APIView):
         "id (`VetPACS-Delivery`) and body. 409 while its subscription is off.",
         request=None,
         responses={202: WebhookDeliverySerializer},
-        examples=[OpenApiExample("Queued", value={**DELIVERY, "next_attempt_at": "2026-11-23T10:01:00Z"},
-                                 response_only=True, status_codes=["202"])],  # fmt: skip
+        examples=[
+            OpenApiExample(
+                "Queued",
+                value={**DELIVERY, "next_attempt_at": "2026-11-23T10:01:00Z"},
+                response_only=True,
+                status_codes=["202"],
+            )
+        ],  # fmt: skip
     )
     def post(self, request, pk):
-        delivery = generics.get_object_or_404(WebhookDelivery.objects.filter(subscription__client=self.client), pk=pk)
+        delivery = generics.get_object_or_404(
+            WebhookDelivery.objects.filter(subscription__client=self.client), pk=pk
+        )
         try:
             delivery = services.delivery_redeliver(actor=actor_for(request), delivery=delivery)
         except ValidationError as refused:

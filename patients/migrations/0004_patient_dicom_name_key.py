@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('patients', '0003_staff_groups'),
+        ("patients", "0003_staff_groups"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='patient',
-            name='dicom_name_key',
+            model_name="patient",
+            name="dicom_name_key",
             field=models.CharField(blank=True, db_index=True, max_length=130),
         ),
     ]
@@ -23,13 +22,14 @@ def fill(apps, schema_editor):
     Patient = apps.get_model("patients", "Patient")
     Ownership = apps.get_model("patients", "Ownership")
     primary = {
-        o.patient_id: o.owner
-        for o in Ownership.objects.filter(is_primary=True).select_related("owner")
+        o.patient_id: o.owner for o in Ownership.objects.filter(is_primary=True).select_related("owner")
     }
     patients = list(Patient.objects.all())
     for patient in patients:
         owner = primary.get(patient.pk)
-        family = (owner.organisation_name if owner.kind == "organisation" else owner.family_name) if owner else ""
+        family = (
+            (owner.organisation_name if owner.kind == "organisation" else owner.family_name) if owner else ""
+        )
         patient.dicom_name_key = f"{family}^{patient.name}".upper()[:130]
     Patient.objects.bulk_update(patients, ["dicom_name_key"], batch_size=1000)
 

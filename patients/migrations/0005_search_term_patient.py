@@ -4,14 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('patients', '0004_patient_dicom_name_key'),
+        ("patients", "0004_patient_dicom_name_key"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='searchterm',
-            index=models.Index(fields=['term', 'patient'], name='search_term_patient', opclasses=['varchar_pattern_ops', 'int8_ops']),
+            model_name="searchterm",
+            index=models.Index(
+                fields=["term", "patient"],
+                name="search_term_patient",
+                opclasses=["varchar_pattern_ops", "int8_ops"],
+            ),
         ),
     ]

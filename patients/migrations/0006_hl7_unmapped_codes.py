@@ -6,61 +6,132 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('imaging', '0006_report'),
-        ('patients', '0005_search_term_patient'),
+        ("imaging", "0006_report"),
+        ("patients", "0005_search_term_patient"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UnmappedCode',
+            name="UnmappedCode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('system', models.CharField(max_length=64)),
-                ('kind', models.CharField(choices=[('species', 'Species'), ('breed', 'Breed'), ('procedure', 'Procedure (service code)')], max_length=16)),
-                ('external_code', models.CharField(max_length=64)),
-                ('external_meaning', models.CharField(blank=True, help_text='The text last sent with it', max_length=128)),
-                ('count', models.PositiveIntegerField(default=0, help_text='Messages that carried it')),
-                ('examples', models.JSONField(blank=True, default=list, help_text='The last few messages that carried it')),
-                ('first_seen', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_seen', models.DateTimeField(default=django.utils.timezone.now)),
-                ('mapped', models.DateTimeField(blank=True, help_text='When its mapping was applied', null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("system", models.CharField(max_length=64)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("species", "Species"),
+                            ("breed", "Breed"),
+                            ("procedure", "Procedure (service code)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("external_code", models.CharField(max_length=64)),
+                (
+                    "external_meaning",
+                    models.CharField(blank=True, help_text="The text last sent with it", max_length=128),
+                ),
+                ("count", models.PositiveIntegerField(default=0, help_text="Messages that carried it")),
+                (
+                    "examples",
+                    models.JSONField(
+                        blank=True, default=list, help_text="The last few messages that carried it"
+                    ),
+                ),
+                ("first_seen", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_seen", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "mapped",
+                    models.DateTimeField(blank=True, help_text="When its mapping was applied", null=True),
+                ),
             ],
             options={
-                'ordering': ['-last_seen'],
+                "ordering": ["-last_seen"],
             },
         ),
         migrations.RemoveConstraint(
-            model_name='codemapping',
-            name='code_mapping_target',
+            model_name="codemapping",
+            name="code_mapping_target",
         ),
         migrations.AddField(
-            model_name='codemapping',
-            name='procedure',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='imaging.procedure'),
+            model_name="codemapping",
+            name="procedure",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to="imaging.procedure"
+            ),
         ),
         migrations.AlterField(
-            model_name='codemapping',
-            name='kind',
-            field=models.CharField(choices=[('species', 'Species'), ('breed', 'Breed'), ('procedure', 'Procedure (service code)')], max_length=16),
+            model_name="codemapping",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("species", "Species"),
+                    ("breed", "Breed"),
+                    ("procedure", "Procedure (service code)"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='codemapping',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('breed__isnull', True), ('kind', 'species'), ('procedure__isnull', True), ('species__isnull', False)), models.Q(('breed__isnull', False), ('kind', 'breed'), ('procedure__isnull', True), ('species__isnull', True)), models.Q(('breed__isnull', True), ('kind', 'procedure'), ('procedure__isnull', False), ('species__isnull', True)), _connector='OR'), name='code_mapping_target'),
+            model_name="codemapping",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("breed__isnull", True),
+                        ("kind", "species"),
+                        ("procedure__isnull", True),
+                        ("species__isnull", False),
+                    ),
+                    models.Q(
+                        ("breed__isnull", False),
+                        ("kind", "breed"),
+                        ("procedure__isnull", True),
+                        ("species__isnull", True),
+                    ),
+                    models.Q(
+                        ("breed__isnull", True),
+                        ("kind", "procedure"),
+                        ("procedure__isnull", False),
+                        ("species__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="code_mapping_target",
+            ),
         ),
         migrations.AddField(
-            model_name='unmappedcode',
-            name='breed',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='patients.breed'),
+            model_name="unmappedcode",
+            name="breed",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="patients.breed",
+            ),
         ),
         migrations.AddField(
-            model_name='unmappedcode',
-            name='species',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='patients.species'),
+            model_name="unmappedcode",
+            name="species",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="patients.species",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='unmappedcode',
-            constraint=models.UniqueConstraint(fields=('system', 'kind', 'external_code'), name='unmapped_code_unique'),
+            model_name="unmappedcode",
+            constraint=models.UniqueConstraint(
+                fields=("system", "kind", "external_code"), name="unmapped_code_unique"
+            ),
         ),
     ]

@@ -7,6 +7,7 @@ breeds.csv: every breed of DICOM PS3.16 CID 7480 (mixed breeds: CID 7486) for th
 ship, as published in pydicom 3.0.2's copy of the standard; `name` is the meaning without the
 trailing "dog breed" / "horse breed".
 """
+
 import csv
 from pathlib import Path
 

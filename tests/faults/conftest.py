@@ -3,6 +3,7 @@
 The machine's PostgreSQL and Redis serve other test runs: these tests never stop them. A
 broker to kill is tests/brokers.py's ``private_broker``.
 """
+
 import glob
 import os
 import pwd
@@ -99,4 +100,3 @@ def private_postgres(process_env):
 def worker_succeeded(worker, task="imaging.tasks.instances_ingest"):
     """How many of ``task`` the worker's log says succeeded (acknowledged: late acks)."""
     return sum(1 for line in worker.log.read_text().splitlines() if task in line and "succeeded" in line)
-

@@ -10,6 +10,7 @@ queued yet, whatever Redis held) is indexed by the periodic sweep, here every 2 
 prints how long after the fault everything acknowledged was indexed; the only bound on it is
 a hang guard of 60 s.
 """
+
 import signal
 import subprocess
 import sys
@@ -105,8 +106,10 @@ def burst(rig, fault, recover):
     wait_for(lambda: indexed.count() == len(modality.acked), timeout=60, interval=0.2,
              message="every acknowledged object indexed")  # fmt: skip
     done = time.monotonic()
-    print(f"{len(modality.acked)} acknowledged; all indexed {done - faulted:.1f} s after the fault, "
-          f"{done - sent:.1f} s after the last C-STORE")
+    print(
+        f"{len(modality.acked)} acknowledged; all indexed {done - faulted:.1f} s after the fault, "
+        f"{done - sent:.1f} s after the last C-STORE"
+    )
     return modality, done - faulted
 
 
@@ -139,5 +142,3 @@ def test_nothing_acknowledged_is_lost_when_the_broker_is_killed_mid_burst(ingest
     assert len(modality.acked) == BURST
     assert Instance.objects.filter(sop_instance_uid__in=modality.acked).count() == BURST
     assert ingest.worker.poll() is None  # the worker rode the outage out
-
-

@@ -1,5 +1,6 @@
 """A PostgreSQL crash right after the worker indexed a burst: every object whose indexing task
 succeeded (and was acknowledged, late acks) is in the index when PostgreSQL is back."""
+
 from tests.conftest import wait_for
 from tests.faults.conftest import worker_succeeded
 from tests.studies import stored_object

@@ -1,5 +1,6 @@
 """`make run`'s supervisor (vetclinic/supervisor.py), run as `make run` runs it, on a Procfile of
 two small processes that write their pid to a file."""
+
 import os
 import signal
 import subprocess

@@ -17,9 +17,7 @@ class AuditEntry(models.Model):
 
     at = models.DateTimeField(default=now, db_index=True)
     channel = models.CharField(max_length=8, choices=Channel.choices)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # Who, when it is not a user: an API client, an HL7 sender, a modality's AE title, a task.
     actor = models.CharField(max_length=200, blank=True)
     action = models.CharField(max_length=32)

@@ -1,4 +1,5 @@
 """Writing the audit log. Every service that changes a record calls ``audit_record``."""
+
 from dataclasses import dataclass
 
 from django.contrib.contenttypes.models import ContentType

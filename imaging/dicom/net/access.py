@@ -1,4 +1,5 @@
 """Who may associate with the DICOM node: the registered modalities (imaging.Modality)."""
+
 import socket
 
 from django.conf import settings

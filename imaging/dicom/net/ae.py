@@ -1,5 +1,6 @@
 """The DICOM node, built in one place: what it accepts, and the servers that accept its
 connections, giving each association the faster classes of reactor.py and dimse.py."""
+
 import logging
 import socket
 import ssl

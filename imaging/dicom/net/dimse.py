@@ -1,6 +1,7 @@
 """The DIMSE provider of an association: a C-STORE served on the thread that read it and
 written to storage as it arrives, and its plain success answer encoded directly (the
 listener's speed work on pynetdicom's DIMSE layer)."""
+
 import logging
 
 from pynetdicom import evt

@@ -1,4 +1,5 @@
 """One function per DIMSE event: unpack, call a service, map the result to a status."""
+
 import logging
 import time
 
@@ -45,7 +46,9 @@ def on_requested(event):
         _until_sent(event.assoc)
         return
     if not allowed:
-        log.warning("refused association from %s at %s: not a registered modality", calling_ae, requestor.address)
+        log.warning(
+            "refused association from %s at %s: not a registered modality", calling_ae, requestor.address
+        )
         # PS3.8 9.3.4: rejected-permanent (1), service-user (1), calling AE title not recognized (3)
         event.assoc.acse.send_reject(0x01, 0x01, 0x03)
         _until_sent(event.assoc)
@@ -114,7 +117,12 @@ def on_store(event):
             batch=event.assoc.ingest_batch,
         )
     except StoreRefused as refused:
-        log.warning("C-STORE %s from %s refused: %s", event.request.AffectedSOPInstanceUID, calling_ae, refused.comment)
+        log.warning(
+            "C-STORE %s from %s refused: %s",
+            event.request.AffectedSOPInstanceUID,
+            calling_ae,
+            refused.comment,
+        )
         return _status(refused.status, refused.comment)
     return SUCCESS
 

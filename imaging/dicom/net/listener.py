@@ -10,6 +10,7 @@ three to one process and one to the other.) A listener process that dies is repl
 stays with this process throughout. SIGTERM or SIGINT stops it cleanly: no new connections,
 associations in progress finish first.
 """
+
 import logging
 import os
 import selectors

@@ -1,6 +1,7 @@
 """The association's threads, event-driven: they sleep until the socket or a queue has
 something, where pynetdicom polls, and read PDUs in large pieces (the listener's speed work on
 pynetdicom's DUL and Association; ae.py gives each accepted association these classes)."""
+
 import logging
 import queue
 import select
@@ -177,7 +178,9 @@ class EventDrivenDUL(DULServiceProvider):
             self.event_queue.put("Evt17")
             return
         if len(body) != length:
-            LOGGER.error(f"The received PDU is shorter than expected ({6 + len(body)} of {6 + length} bytes received)")
+            LOGGER.error(
+                f"The received PDU is shorter than expected ({6 + len(body)} of {6 + length} bytes received)"
+            )
             self.event_queue.put("Evt17")
             return
         pdu = p_data_decode(body) if pdu_type == 0x04 and self._pdu_events_unheard() else None

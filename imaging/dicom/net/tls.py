@@ -1,6 +1,7 @@
 """TLS for DICOM (PS3.15 B.9, the BCP 195 TLS Secure Transport Connection Profile: TLS 1.2 or
 later), the contexts built in one place: the listener's, and a client's for sending to other
 nodes. PEM files; where they come from is the caller's (settings.DICOM_TLS_* for the listener)."""
+
 import ssl
 
 from django.conf import settings

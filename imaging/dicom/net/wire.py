@@ -2,6 +2,7 @@
 pynetdicom's general machinery cost more than the work: received P-DATA-TF bodies, the
 C-STORE-RSP and C-FIND-RSP command sets, and a message cut into P-DATA-TF PDUs. Pure functions
 of bytes and pynetdicom primitives; reactor.py and dimse.py wire them in."""
+
 import struct
 
 from pynetdicom.pdu_primitives import P_DATA

@@ -1,6 +1,7 @@
 """The Modality Worklist C-FIND SCP (PS3.4 K.4.1.3), answering with pre-encoded identifiers
 (handlers.on_find) in one P-DATA-TF PDU each, paced so that a C-CANCEL still stops a large
 result. reactor.EventDrivenAssociation hands it worklist C-FINDs."""
+
 import logging
 import time
 
@@ -42,7 +43,9 @@ class WorklistFind(BasicWorklistManagementServiceClass):
                 code, comment = _status_fields(status)
                 if code in (0xFF00, 0xFF01):  # Pending (PS3.4 Table K.4-1): an answer follows
                     if not isinstance(identifier, bytes):
-                        identifier = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+                        identifier = encode(
+                            identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
+                        )
                     self._respond(req, context, code, identifier=identifier)
                     self._paced()
                     continue

@@ -4,6 +4,7 @@ index reads from a received header is header.py.)
 
 Attributes: PS3.3 C.7.1.1 Patient module and C.7.2.2 Patient Study module (animal patients).
 """
+
 import struct
 from datetime import timedelta
 from functools import cache
@@ -144,7 +145,10 @@ def patient_elements(row, *, weight) -> Elements:
     ds.put("PatientSex", row["patient__sex"])
     meaning = row["patient__species__meaning"]
     ds.put("PatientSpeciesDescription", meaning)
-    ds.put("PatientSpeciesCodeSequence", [_code_item(row["patient__species__code"], row["patient__species__scheme"], meaning)])
+    ds.put(
+        "PatientSpeciesCodeSequence",
+        [_code_item(row["patient__species__code"], row["patient__species__scheme"], meaning)],
+    )
     # Breed: the code and its name, else the free text. Patient Breed Description is 2C:
     # required when the code sequence is empty, "may be present otherwise" (PS3.3 C.7.1.1);
     # modalities show and burn in the description, not the code, so it is always filled.
@@ -259,7 +263,10 @@ def worklist_elements(row) -> Elements:
     ds.put("ReferencedStudySequence", [])
     ds.put("RequestedProcedureID", row["requested_procedure_id"])
     ds.put("RequestedProcedureDescription", row["procedure__name"][:64])
-    ds.put("RequestedProcedureCodeSequence", [_code_item(row["procedure__code"], row["procedure__protocol_scheme"], row["procedure__name"])])
+    ds.put(
+        "RequestedProcedureCodeSequence",
+        [_code_item(row["procedure__code"], row["procedure__protocol_scheme"], row["procedure__name"])],
+    )
     ds.put("RequestedProcedurePriority", row["priority"])
     ds.put("ReasonForTheRequestedProcedure", row["reason"][:64])
     ds.put("NamesOfIntendedRecipientsOfResults", row["referring_vet"])
@@ -275,7 +282,14 @@ def worklist_elements(row) -> Elements:
     step.put("Modality", row["modality_type"])
     step.put("ScheduledPerformingPhysicianName", row["performing_vet"])
     step.put("ScheduledProcedureStepDescription", row["procedure__name"][:64])
-    step.put("ScheduledProtocolCodeSequence", [_code_item(row["procedure__protocol_code"], row["procedure__protocol_scheme"], row["procedure__name"])])
+    step.put(
+        "ScheduledProtocolCodeSequence",
+        [
+            _code_item(
+                row["procedure__protocol_code"], row["procedure__protocol_scheme"], row["procedure__name"]
+            )
+        ],
+    )
     step.put("ScheduledProcedureStepID", row["scheduled_step_id"])
     step.put("ScheduledProcedureStepStatus", SPS_STATUS[row["status"]])
     step.put("CommentsOnTheScheduledProcedureStep", row["reason"][:10240])
@@ -298,7 +312,10 @@ def response_keys(identifier):
     control attributes are no return keys."""
     keys = []
     for element in identifier:
-        if element.tag.group in (0x0000, 0x0002) or element.tag in (SPECIFIC_CHARACTER_SET, QUERY_RETRIEVE_LEVEL):
+        if element.tag.group in (0x0000, 0x0002) or element.tag in (
+            SPECIFIC_CHARACTER_SET,
+            QUERY_RETRIEVE_LEVEL,
+        ):
             continue
         item_keys = response_keys(element.value[0]) if element.VR == "SQ" and element.value else None
         keys.append((int(element.tag), element.VR, item_keys))

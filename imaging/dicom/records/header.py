@@ -1,5 +1,6 @@
 """What the index reads from a received object's header (dataset -> record): the summary that
 ingest indexes (imaging/ingest/index.py), and the dates in it."""
+
 from datetime import datetime, time
 
 

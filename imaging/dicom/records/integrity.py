@@ -6,6 +6,7 @@ every element's length fits in what arrived and that every undefined-length sequ
 encapsulated Pixel Data ends with its delimiter (PS3.5 7.1.2-7.1.3 element structure, 7.5
 nesting of data sets, A.4 encapsulation). It costs microseconds: no value is decoded.
 """
+
 import struct
 import zlib
 

@@ -13,6 +13,7 @@ Supported matching keys (K.6-1 "R" keys and the useful "O" ones):
   ScheduledPerformingPhysicianName, ScheduledProcedureStepID, ScheduledProcedureStepStatus.
 Other keys are return keys only: they are answered, not matched.
 """
+
 import re
 from datetime import date, datetime, time, timedelta
 
@@ -165,7 +166,9 @@ def _start_match(date_text, time_text):
     (C.2.2.2.5.1: the date range with the time range's bounds at its ends), over the single
     ``scheduled_start`` column. Dates and times are the clinic's local ones (TIME_ZONE)."""
     tz = get_current_timezone()
-    d_low, d_high = _range(date_text, _date_bound, "ScheduledProcedureStepStartDate") if date_text else (None, None)
+    d_low, d_high = (
+        _range(date_text, _date_bound, "ScheduledProcedureStepStartDate") if date_text else (None, None)
+    )
     if time_text is None:
         low = make_aware(datetime.combine(d_low, time.min), tz) if d_low else None
         high = make_aware(datetime.combine(d_high + timedelta(days=1), time.min), tz) if d_high else None
@@ -285,8 +288,16 @@ MATCHED_STEP_KEYS = {"ScheduledStationAETitle", "ScheduledStationName", "Modalit
 
 def unmatched_keys(identifier):
     """Keys with a value that we answer but do not match on."""
-    keys = [e.keyword for e in identifier if e.keyword not in MATCHED_KEYS and e.VR != "SQ" and _value(identifier, e.keyword)]
+    keys = [
+        e.keyword
+        for e in identifier
+        if e.keyword not in MATCHED_KEYS and e.VR != "SQ" and _value(identifier, e.keyword)
+    ]
     item = _sps_item(identifier)
     if item is not None:
-        keys += [e.keyword for e in item if e.keyword not in MATCHED_STEP_KEYS and e.VR != "SQ" and _value(item, e.keyword)]
+        keys += [
+            e.keyword
+            for e in item
+            if e.keyword not in MATCHED_STEP_KEYS and e.VR != "SQ" and _value(item, e.keyword)
+        ]
     return keys

@@ -1,6 +1,7 @@
 """The DICOM listener: ``manage.py dicom_listener [--port 11112] [--ae-title VETPACS]
 [--processes N]``. Its processes (one, or a dispatcher and N listeners) are
 imaging/dicom/net/listener.py; the node they run is imaging/dicom/net/ae.py."""
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 

@@ -2,6 +2,7 @@
 
 Safe to run at any time: indexing is idempotent on the SOP Instance UID.
 """
+
 from django.core.management.base import BaseCommand
 
 from imaging.ingest.index import storage_sweep
@@ -11,7 +12,9 @@ class Command(BaseCommand):
     help = "Index every stored DICOM object that the index lacks."
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=int, default=None, help="Only objects received in the last N days.")
+        parser.add_argument(
+            "--days", type=int, default=None, help="Only objects received in the last N days."
+        )
 
     def handle(self, *args, days, **options):
         count = storage_sweep(days=days, min_age_seconds=0)

@@ -5,6 +5,7 @@ patients/vocabulary/species.csv it applies to (empty: any species). The Schedule
 (PS3.3 C.4.10, Scheduled Protocol Code Sequence) is the procedure's own code under VetPACS's
 private coding scheme 99VETPACS (PS3.16 8.2), as no standard code set covers veterinary exams.
 """
+
 import csv
 from pathlib import Path
 

@@ -14,6 +14,7 @@ On PostgreSQL the connections bind parameters on the server and psycopg prepares
 statements a connection repeats. These database options are declared in vetclinic/settings.py
 for the process role hl7 (VETPACS_PROCESS, which manage.py sets for this command).
 """
+
 import asyncio
 import logging
 import signal

@@ -3,6 +3,7 @@
 For after a bulk import that bypassed the services, or an upgrade that changes how words are
 normalised. ``--now`` rebuilds in this process instead.
 """
+
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -33,4 +34,6 @@ class Command(BaseCommand):
             else:
                 transaction.on_commit(lambda job=job: search_terms_rebuild.delay(**job))
         verb = "rebuilt" if now else "queued"
-        self.stdout.write(f"{len(patient_ids)} patients and {len(owner_ids)} owners {verb} in {len(jobs)} chunks.")
+        self.stdout.write(
+            f"{len(patient_ids)} patients and {len(owner_ids)} owners {verb} in {len(jobs)} chunks."
+        )

@@ -3,6 +3,7 @@
 Runs through the same services as the UI, keyed on demo external ids, so running it again
 changes nothing.
 """
+
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -25,26 +26,116 @@ STAFF = [
 ]
 
 OWNERS = [
-    ("O1", {"family_name": "Hartley", "given_name": "Jane", "title": "Ms", "phone": "01632 960123",
-            "mobile": "07700 900123", "email": "jane.hartley@example.org", "address_line1": "12 Mill Lane",
-            "city": "Ashford", "postcode": "TN24 8AA", "country": "United Kingdom"}),
-    ("O2", {"family_name": "Okafor", "given_name": "Chidi", "phone": "01632 960456",
-            "email": "chidi@example.org", "city": "Ashford"}),
-    ("O3", {"kind": Owner.Kind.ORGANISATION, "organisation_name": "Greenfield Farm",
-            "phone": "01632 960789", "address_line1": "Greenfield Road", "city": "Wye"}),
+    (
+        "O1",
+        {
+            "family_name": "Hartley",
+            "given_name": "Jane",
+            "title": "Ms",
+            "phone": "01632 960123",
+            "mobile": "07700 900123",
+            "email": "jane.hartley@example.org",
+            "address_line1": "12 Mill Lane",
+            "city": "Ashford",
+            "postcode": "TN24 8AA",
+            "country": "United Kingdom",
+        },
+    ),
+    (
+        "O2",
+        {
+            "family_name": "Okafor",
+            "given_name": "Chidi",
+            "phone": "01632 960456",
+            "email": "chidi@example.org",
+            "city": "Ashford",
+        },
+    ),
+    (
+        "O3",
+        {
+            "kind": Owner.Kind.ORGANISATION,
+            "organisation_name": "Greenfield Farm",
+            "phone": "01632 960789",
+            "address_line1": "Greenfield Road",
+            "city": "Wye",
+        },
+    ),
     ("O4", {"family_name": "Nguyen", "given_name": "Linh", "mobile": "07700 900456"}),
-    ("O5", {"family_name": "García", "given_name": "Lucía", "mobile": "07700 900789",
-            "email": "lucia.garcia@example.org"}),
+    (
+        "O5",
+        {
+            "family_name": "García",
+            "given_name": "Lucía",
+            "mobile": "07700 900789",
+            "email": "lucia.garcia@example.org",
+        },
+    ),
 ]
 
 ANIMALS = [
     # external id, owner, name, species code, breed meaning, sex, neutered, born, kg, microchip
-    ("A1", "O1", "Biscuit", "448771007", "Labrador retriever dog breed", "M", "ALTERED", date(2019, 4, 2), "31.4", "985141000123456"),
-    ("A2", "O1", "Pepper", "448169003", "Domestic shorthaired cat", "F", "ALTERED", date(2021, 8, 15), "4.2", "985141000654321"),
-    ("A3", "O2", "Comet", "35354009", "American Quarter Horse horse breed", "M", "ALTERED", date(2014, 5, 1), "520", ""),
-    ("A4", "O3", "Daisy", "34618005", "Holstein-Friesian cow breed", "F", "UNALTERED", date(2020, 3, 3), "640", ""),
+    (
+        "A1",
+        "O1",
+        "Biscuit",
+        "448771007",
+        "Labrador retriever dog breed",
+        "M",
+        "ALTERED",
+        date(2019, 4, 2),
+        "31.4",
+        "985141000123456",
+    ),
+    (
+        "A2",
+        "O1",
+        "Pepper",
+        "448169003",
+        "Domestic shorthaired cat",
+        "F",
+        "ALTERED",
+        date(2021, 8, 15),
+        "4.2",
+        "985141000654321",
+    ),
+    (
+        "A3",
+        "O2",
+        "Comet",
+        "35354009",
+        "American Quarter Horse horse breed",
+        "M",
+        "ALTERED",
+        date(2014, 5, 1),
+        "520",
+        "",
+    ),
+    (
+        "A4",
+        "O3",
+        "Daisy",
+        "34618005",
+        "Holstein-Friesian cow breed",
+        "F",
+        "UNALTERED",
+        date(2020, 3, 3),
+        "640",
+        "",
+    ),
     ("A5", "O4", "Clover", "36571002", "", "F", "", date(2023, 1, 10), "1.8", ""),
-    ("A6", "O5", "Rocco", "448771007", "Mixed breed dog", "M", "UNALTERED", date(2022, 11, 20), "18.9", "900263000112233"),
+    (
+        "A6",
+        "O5",
+        "Rocco",
+        "448771007",
+        "Mixed breed dog",
+        "M",
+        "UNALTERED",
+        date(2022, 11, 20),
+        "18.9",
+        "900263000112233",
+    ),
     ("A7", "O5", "Spike", "S0010", "", "M", "", None, "0.45", ""),
 ]
 
@@ -101,7 +192,9 @@ class Command(BaseCommand):
             user.groups.add(Group.objects.get(name=group))
             vet = user if group == "veterinarian" else vet
 
-        owners = {key: owner_upsert(actor=actor, fields=fields, external=("demo", key)) for key, fields in OWNERS}
+        owners = {
+            key: owner_upsert(actor=actor, fields=fields, external=("demo", key)) for key, fields in OWNERS
+        }
         patients = {}
         for key, owner, name, species_code, breed, sex, neutered, born, kg, chip in ANIMALS:
             species = Species.objects.get(code=species_code)
@@ -134,7 +227,10 @@ class Command(BaseCommand):
             Modality.objects.get_or_create(
                 ae_title=ae_title,
                 defaults={
-                    "host": host, "modality_type": modality_type, "station_name": station, "location": location,
+                    "host": host,
+                    "modality_type": modality_type,
+                    "station_name": station,
+                    "location": location,
                 },  # fmt: skip
             )
 
