@@ -17,6 +17,7 @@ from integrations.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from integrations.webhooks import delivery as webhook_delivery
 from integrations.webhooks import services as webhooks
 from vetclinic.audit.admin import ReadOnlyAdmin
 from vetclinic.audit.services import Actor
@@ -195,7 +196,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         sent, refused = 0, []
         for delivery in queryset.select_related("subscription"):
             try:
-                webhooks.delivery_redeliver(actor=Actor.for_user(request.user), delivery=delivery)
+                webhook_delivery.delivery_redeliver(actor=Actor.for_user(request.user), delivery=delivery)
                 sent += 1
             except ValidationError:
                 refused.append(str(delivery.pk))

@@ -181,7 +181,7 @@ class WebhookSubscription(models.Model):
     """An API client's URL that hears about events (integrations/webhooks), signed with ``secret``.
 
     ``active`` is the client's switch. A long failure streak turns it off by itself and says so in
-    ``disabled_at`` and ``disabled_reason`` (integrations/webhooks/services.py, delivery_attempt).
+    ``disabled_at`` and ``disabled_reason`` (integrations/webhooks/delivery.py, delivery_send).
     """
 
     EVENTS = [

@@ -3,6 +3,7 @@ from django.utils.dateparse import parse_datetime
 
 from integrations import retention
 from integrations.hl7 import outbound
+from integrations.webhooks import delivery as webhook_delivery
 from integrations.webhooks import services as webhooks
 
 
@@ -26,8 +27,8 @@ def hl7_order_event(order_id, event):
 @shared_task(bind=True, max_retries=None)
 def webhook_send(self, delivery_id, attempt=None):
     try:
-        return webhooks.delivery_send(delivery_id=delivery_id, attempt=attempt)
-    except webhooks.SendLater as later:
+        return webhook_delivery.delivery_send(delivery_id=delivery_id, attempt=attempt)
+    except webhook_delivery.SendLater as later:
         raise self.retry(args=[delivery_id, later.attempt], countdown=later.countdown, exc=later) from None
 
 
@@ -41,7 +42,7 @@ def webhook_event(event, kind, pk, details, created):
 
 @shared_task
 def webhook_sweep():
-    return webhooks.delivery_sweep()
+    return webhook_delivery.delivery_sweep()
 
 
 @shared_task

@@ -1,4 +1,4 @@
-"""The animal's current weight, one rule (patients/models.py WeightRecord.NEWEST_FIRST) read by
+"""The animal's current weight, one rule (patients/models/patients.py WeightRecord.NEWEST_FIRST) read by
 the record, the REST rows and the worklist alike."""
 
 from datetime import UTC, datetime, timedelta

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from integrations.models import WebhookDelivery, WebhookSubscription
+from integrations.webhooks import delivery as webhook_delivery
 from integrations.webhooks import services
 from integrations.webhooks.addresses import (
     AddressRefused,
@@ -108,8 +109,8 @@ def test_a_name_that_resolves_to_loopback_when_sent_is_refused_and_nothing_is_po
                                      events=["study.received"], secret=SECRET)  # fmt: skip
         settings.WEBHOOK_ALLOWED_HOSTS = []
         [delivery] = publish()
-        with pytest.raises(services.SendLater):
-            services.delivery_send(delivery_id=delivery.pk, attempt=0)
+        with pytest.raises(webhook_delivery.SendLater):
+            webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0)
     finally:
         pms.close()
     assert pms.received == []

@@ -18,6 +18,7 @@ from imaging.orders import services as orders
 from integrations import tasks
 from integrations.api.clients import api_client_create
 from integrations.models import ApiClient, HL7Endpoint, HL7Message, WebhookDelivery, WebhookSubscription
+from integrations.webhooks import delivery as webhook_delivery
 from integrations.webhooks import services
 from integrations.webhooks.signing import SignatureError, signature_header, signature_verify
 from vetclinic.audit.models import AuditEntry
@@ -188,7 +189,7 @@ def test_a_delivery_is_posted_signed_and_logged(acme, subscribe, receiver, queue
     subscription = subscribe(acme.client, pms.url)
     [delivery] = publish(data={"order": {"id": 42, "status": "in_progress"}})
     assert queued == [("integrations.tasks.webhook_send", [delivery.pk, 0])]
-    assert services.delivery_send(delivery_id=delivery.pk, attempt=0) == "delivered"
+    assert webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0) == "delivered"
     [got] = pms.received
     assert got.verified is True
     assert got.json == {"id": got.json["id"], "event": "study.received", "created": got.json["created"],
@@ -217,8 +218,8 @@ def test_a_500_is_a_failed_attempt_retried_with_backoff_until_a_200(
     pms = receiver(answers=(500, 500, 200))
     subscription = subscribe(acme.client, pms.url)
     [delivery] = publish()
-    with pytest.raises(services.SendLater) as later:
-        services.delivery_send(delivery_id=delivery.pk, attempt=0)
+    with pytest.raises(webhook_delivery.SendLater) as later:
+        webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0)
     assert (later.value.attempt, later.value.countdown) == (1, 2)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.response_codes, delivery.error) == (
@@ -228,12 +229,12 @@ def test_a_500_is_a_failed_attempt_retried_with_backoff_until_a_200(
         "answered 500",
     )
     assert delivery.response_body.startswith("oh no") and len(delivery.response_body) == 1000
-    with pytest.raises(services.SendLater) as later:
-        services.delivery_send(delivery_id=delivery.pk, attempt=1)
+    with pytest.raises(webhook_delivery.SendLater) as later:
+        webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=1)
     assert later.value.countdown == 4
     subscription.refresh_from_db()
     assert subscription.failure_streak == 2 and subscription.failing_since
-    assert services.delivery_send(delivery_id=delivery.pk, attempt=2) == "delivered"
+    assert webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=2) == "delivered"
     delivery.refresh_from_db()
     subscription.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.response_codes, delivery.error) == (
@@ -261,8 +262,8 @@ def test_no_answer_a_timeout_and_a_redirect_are_failed_attempts(
         subscribe(acme.client, pms.url)
     refused, timed_out, redirected = sorted(publish(), key=lambda d: d.subscription_id)
     for delivery in (refused, timed_out, redirected):
-        with pytest.raises(services.SendLater):
-            services.delivery_send(delivery_id=delivery.pk, attempt=0)
+        with pytest.raises(webhook_delivery.SendLater):
+            webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0)
         delivery.refresh_from_db()
     assert refused.response_codes == [None] and "refused" in refused.error
     assert timed_out.response_codes == [None] and "timed out" in timed_out.error
@@ -274,10 +275,12 @@ def test_a_task_for_an_attempt_already_made_sends_nothing(acme, subscribe, recei
     pms = receiver()
     subscribe(acme.client, pms.url)
     [delivery] = publish()
-    assert services.delivery_send(delivery_id=delivery.pk, attempt=0) == "delivered"
-    assert services.delivery_send(delivery_id=delivery.pk, attempt=0) == "delivered"
+    assert webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0) == "delivered"
+    assert webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0) == "delivered"
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status="pending")
-    assert services.delivery_send(delivery_id=delivery.pk, attempt=0) == "superseded"  # a duplicate task
+    assert (
+        webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0) == "superseded"
+    )  # a duplicate task
     assert len(pms.received) == 1
 
 
@@ -285,9 +288,9 @@ def test_a_delivery_is_given_up_after_the_last_attempt(acme, subscribe, receiver
     settings.WEBHOOK_MAX_ATTEMPTS = 2
     subscribe(acme.client, receiver(answers=(503,)).url)
     [delivery] = publish()
-    with pytest.raises(services.SendLater):
-        services.delivery_send(delivery_id=delivery.pk, attempt=0)
-    assert services.delivery_send(delivery_id=delivery.pk, attempt=1) == "failed"
+    with pytest.raises(webhook_delivery.SendLater):
+        webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0)
+    assert webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=1) == "failed"
     delivery.refresh_from_db()
     assert (delivery.status, delivery.response_codes, delivery.next_attempt_at) == (
         "failed",
@@ -304,15 +307,15 @@ def test_the_attempts_are_the_settings_and_not_an_environment_variable_read_late
     monkeypatch.setenv("WEBHOOK_MAX_ATTEMPTS", "1")
     subscribe(acme.client, receiver(answers=(503,)).url)
     [delivery] = publish()
-    with pytest.raises(services.SendLater):  # 35 attempts by default, not 1
-        services.delivery_send(delivery_id=delivery.pk, attempt=0)
+    with pytest.raises(webhook_delivery.SendLater):  # 35 attempts by default, not 1
+        webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.response_codes) == ("pending", [503])
 
 
 def rest_over():
     """As if the failing receiver's back-off were over: the attempts made so far were made an
-    hour ago, so a delivery held back behind them is tried (services._held_back)."""
+    hour ago, so a delivery held back behind them is tried (webhook_delivery._held_back)."""
     for delivery in WebhookDelivery.objects.exclude(last_attempt_at=None):
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
             last_attempt_at=delivery.last_attempt_at - timedelta(hours=1)
@@ -325,22 +328,24 @@ def test_deliveries_to_a_failing_receiver_wait_behind_one_attempt_and_go_once_it
     pms = receiver(answers=(500, 200))
     subscribe(acme.client, pms.url)
     first, second, third = publish()[0], publish()[0], publish()[0]
-    with pytest.raises(services.SendLater):
-        services.delivery_send(delivery_id=first.pk, attempt=0)
+    with pytest.raises(webhook_delivery.SendLater):
+        webhook_delivery.delivery_send(delivery_id=first.pk, attempt=0)
     queued.clear()
-    assert services.delivery_send(delivery_id=second.pk, attempt=0) == "held"  # not sent: the receiver rests
-    assert services.delivery_send(delivery_id=third.pk, attempt=0) == "held"
+    assert (
+        webhook_delivery.delivery_send(delivery_id=second.pk, attempt=0) == "held"
+    )  # not sent: the receiver rests
+    assert webhook_delivery.delivery_send(delivery_id=third.pk, attempt=0) == "held"
     held = WebhookDelivery.objects.filter(pk__in=[second.pk, third.pk])
     assert [(d.status, d.attempts) for d in held] == [("pending", 0), ("pending", 0)]
     assert all(d.next_attempt_at > first.created for d in held)
     assert len(pms.received) == 1 and queued == []
     # The first delivery's retry gets through: the held ones are queued at once, each for its first attempt.
-    assert services.delivery_send(delivery_id=first.pk, attempt=1) == "delivered"
+    assert webhook_delivery.delivery_send(delivery_id=first.pk, attempt=1) == "delivered"
     assert sorted(queued) == [
         ("integrations.tasks.webhook_send", [second.pk, 0]),
         ("integrations.tasks.webhook_send", [third.pk, 0]),
     ]
-    assert services.delivery_send(delivery_id=second.pk, attempt=0) == "delivered"
+    assert webhook_delivery.delivery_send(delivery_id=second.pk, attempt=0) == "delivered"
     assert len(pms.received) == 3
 
 
@@ -349,15 +354,17 @@ def test_the_sweep_sends_one_held_delivery_per_failing_receiver_once_its_rest_is
 ):
     subscribe(acme.client, receiver(answers=(500,)).url)
     first, second, third = publish()[0], publish()[0], publish()[0]
-    with pytest.raises(services.SendLater):
-        services.delivery_send(delivery_id=first.pk, attempt=0)
+    with pytest.raises(webhook_delivery.SendLater):
+        webhook_delivery.delivery_send(delivery_id=first.pk, attempt=0)
     for delivery in (second, third):
-        assert services.delivery_send(delivery_id=delivery.pk, attempt=0) == "held"
+        assert webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0) == "held"
     queued.clear()
     WebhookDelivery.objects.filter(pk__in=[first.pk, second.pk, third.pk]).update(
         next_attempt_at=first.created
     )
-    assert services.delivery_sweep() == 1 and queued == [("integrations.tasks.webhook_send", [first.pk, 1])]
+    assert webhook_delivery.delivery_sweep() == 1 and queued == [
+        ("integrations.tasks.webhook_send", [first.pk, 1])
+    ]
 
 
 def test_a_long_failure_streak_disables_the_subscription_and_the_client_sees_why(
@@ -368,11 +375,11 @@ def test_a_long_failure_streak_disables_the_subscription_and_the_client_sees_why
     first, second = publish(), publish()
     for delivery, attempt in [(first[0], 0), (second[0], 0)]:
         rest_over()
-        with pytest.raises(services.SendLater):
-            services.delivery_send(delivery_id=delivery.pk, attempt=attempt)
+        with pytest.raises(webhook_delivery.SendLater):
+            webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=attempt)
     rest_over()
     assert (
-        services.delivery_send(delivery_id=first[0].pk, attempt=1) == "disabled"
+        webhook_delivery.delivery_send(delivery_id=first[0].pk, attempt=1) == "disabled"
     )  # the third failure in a row
     subscription.refresh_from_db()
     assert (subscription.active, subscription.failure_streak) == (False, 3)
@@ -380,7 +387,7 @@ def test_a_long_failure_streak_disables_the_subscription_and_the_client_sees_why
         "Disabled after 3 failed attempts in a row since "
     )
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"disabled"}
-    assert services.delivery_send(delivery_id=second[0].pk, attempt=1) == "disabled"
+    assert webhook_delivery.delivery_send(delivery_id=second[0].pk, attempt=1) == "disabled"
     assert publish() == []  # nothing more is logged for it
     body = acme.http.get(f"/api/v1/webhooks/{subscription.pk}").json()
     assert (body["active"], body["disabled_at"] is not None, body["disabled_reason"]) == (
@@ -403,8 +410,8 @@ def test_failures_in_a_short_outage_do_not_disable(acme, subscribe, receiver, qu
     subscription = subscribe(acme.client, receiver(answers=(500,)).url)
     for delivery in publish() + publish() + publish():
         rest_over()
-        with pytest.raises(services.SendLater):
-            services.delivery_send(delivery_id=delivery.pk, attempt=0)
+        with pytest.raises(webhook_delivery.SendLater):
+            webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0)
     subscription.refresh_from_db()
     assert (subscription.active, subscription.failure_streak, subscription.disabled_at) == (True, 3, None)
 
@@ -420,7 +427,9 @@ def test_the_sweep_queues_deliveries_whose_task_was_lost(acme, subscribe, queued
         next_attempt_at=now() - timedelta(hours=1), attempts=3
     )
     queued.clear()
-    assert services.delivery_sweep() == 1 and queued == [("integrations.tasks.webhook_send", [late[0].pk, 3])]
+    assert webhook_delivery.delivery_sweep() == 1 and queued == [
+        ("integrations.tasks.webhook_send", [late[0].pk, 3])
+    ]
 
 
 # Events ------------------------------------------------------------------------------------
@@ -690,7 +699,7 @@ def test_a_client_redelivers_and_turns_a_disabled_subscription_on_again(
     pms = receiver(answers=(500, 200))
     subscription = subscribe(acme.client, pms.url)
     [delivery] = publish()
-    assert services.delivery_send(delivery_id=delivery.pk, attempt=0) == "disabled"
+    assert webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=0) == "disabled"
     url = f"/api/v1/webhooks/deliveries/{delivery.pk}/redeliver"
     refused = acme.http.post(url)
     assert (refused.status_code, refused.json()["error"]) == (
@@ -712,12 +721,12 @@ def test_a_client_redelivers_and_turns_a_disabled_subscription_on_again(
         1,
     )
     assert queued == [("integrations.tasks.webhook_send", [delivery.pk, 1])]
-    assert services.delivery_send(delivery_id=delivery.pk, attempt=1) == "delivered"
+    assert webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=1) == "delivered"
     assert [r.answered for r in pms.received] == [500, 200]
     # A delivered one goes again too (the receiver lost it), under the same id.
     with django_capture_on_commit_callbacks(execute=True):
         assert acme.http.post(url).status_code == 202
-    assert services.delivery_send(delivery_id=delivery.pk, attempt=2) == "delivered"
+    assert webhook_delivery.delivery_send(delivery_id=delivery.pk, attempt=2) == "delivered"
     assert [r.headers["VetPACS-Delivery"] for r in pms.received] == [str(delivery.pk)] * 3
     assert (
         AuditEntry.objects.filter(action="redeliver", object_id=str(delivery.pk), channel="api").count() == 2

@@ -347,7 +347,7 @@ WEBHOOK_ALLOWED_HOSTS = envlist("WEBHOOK_ALLOWED_HOSTS", [])
 # A delivery is retried with exponential backoff (an hour apart at the most) until a 2xx, at
 # most WEBHOOK_MAX_ATTEMPTS times; a subscription failing WEBHOOK_DISABLE_AFTER times in a row
 # over at least WEBHOOK_DISABLE_HOURS is disabled. Each attempt waits WEBHOOK_TIMEOUT seconds
-# for the answer (integrations/webhooks/services.py).
+# for the answer (integrations/webhooks/delivery.py).
 WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", 35)
 WEBHOOK_DISABLE_AFTER = envint("WEBHOOK_DISABLE_AFTER", 50)
 WEBHOOK_DISABLE_HOURS = envint("WEBHOOK_DISABLE_HOURS", 24)
@@ -398,7 +398,7 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"days": STORAGE_SWEEP_DAYS, "min_age_seconds": STORAGE_SWEEP_MIN_AGE},
     },
     # Webhook deliveries whose send was never queued (broker down when the event happened), and
-    # one delivery held back per failing receiver, to probe it (integrations/webhooks/services.py).
+    # one delivery held back per failing receiver, to probe it (integrations/webhooks/delivery.py).
     "webhook-sweep": {"task": "integrations.tasks.webhook_sweep", "schedule": 60.0},
     # The HL7 message log, webhook deliveries and Idempotency-Keys past their keeping time.
     "logs-prune": {"task": "integrations.tasks.logs_prune", "schedule": 86400.0},

@@ -16,6 +16,7 @@ from integrations.api.pagination import Cursor
 from integrations.api.sync import record_id_param, record_id_parameter
 from integrations.models import WebhookDelivery, WebhookSubscription
 from integrations.webhooks import services
+from integrations.webhooks.delivery import delivery_redeliver
 from integrations.webhooks.serializers import (
     EVENT_NAMES,
     WebhookDeliverySerializer,
@@ -221,7 +222,7 @@ class Redeliver(WebhookView, APIView):
             WebhookDelivery.objects.filter(subscription__client=self.client), pk=pk
         )
         try:
-            delivery = services.delivery_redeliver(actor=actor_for(request), delivery=delivery)
+            delivery = delivery_redeliver(actor=actor_for(request), delivery=delivery)
         except ValidationError as refused:
             raise Conflict(refused.messages[0]) from None
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
