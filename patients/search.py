@@ -224,11 +224,15 @@ def _refresh(patient_ids, owner_ids, owners_animals):
         # Every animal read (an owner's included) and every one asked for: a merged one asked
         # for keeps no words.
         cleared = list(dict.fromkeys([*patient_ids, *rows]))
-        cursor.execute(
-            f"DELETE FROM patients_searchterm WHERE patient_id IN ({_placeholders(cleared)})"
-            f" OR owner_id IN ({_placeholders(owner_ids)})",
-            [*cleared, *owner_ids],
-        )
+        which = f"patient_id IN ({_placeholders(cleared)}) OR owner_id IN ({_placeholders(owner_ids)})"
+        if connection.vendor == "postgresql":
+            # Two edits at once of animals that share an owner each delete the other's words
+            # too; a DELETE locks rows in whatever order its plan meets them, so the two could
+            # each wait for the other (PostgreSQL: "deadlock detected", the request a 500).
+            # Locked in id order first, they queue behind one another instead. (SQLite has
+            # one writer at a time.)
+            which = f"id IN (SELECT id FROM patients_searchterm WHERE {which} ORDER BY id FOR UPDATE)"
+        cursor.execute(f"DELETE FROM patients_searchterm WHERE {which}", [*cleared, *owner_ids])
         for start in range(0, len(terms), _CHUNK):
             part = terms[start : start + _CHUNK]
             cursor.execute(

@@ -2,7 +2,11 @@
 
 import functools
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
+
+# PostgreSQL undid the transaction for a deadlock (40P01) or a serialization failure (40001);
+# its documentation asks the application to run it again (PostgreSQL 13.2, 13.3.4).
+RETRYABLE = {"40P01", "40001"}
 
 
 def service_atomic(func):
@@ -22,3 +26,21 @@ def service_atomic(func):
             return func(*args, **kwargs)
 
     return atomic
+
+
+def retried(work, *, attempts=3):
+    """Run ``work()`` in a transaction of its own, again when PostgreSQL undid it for a deadlock
+    or a serialization failure: two requests editing related records at once (animals sharing an
+    owner rewrite each other's search words) are then both applied instead of one being a 500.
+
+    For an adapter's outermost transaction only (inside another, the undone work cannot be run
+    again alone). ``work`` must read what it changes afresh on each run: the objects of an undone
+    run hold values the database no longer has."""
+    for attempt in range(attempts):
+        try:
+            with transaction.atomic():
+                return work()
+        except OperationalError as error:
+            code = getattr(error.__cause__, "sqlstate", None)
+            if code not in RETRYABLE or attempt == attempts - 1 or connection.in_atomic_block:
+                raise

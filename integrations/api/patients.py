@@ -5,7 +5,6 @@ client's namespace ``api:<client name>``); species and breeds come as our codes 
 own codes through the crosswalk.
 """
 
-from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
@@ -30,6 +29,7 @@ from patients.models import Owner, Ownership, Patient
 from patients.search import query_words
 from patients.selectors import coded_breed, coded_species
 from patients.services import owner_upsert, ownership_set, patient_upsert
+from vetclinic.transactions import retried
 
 
 def external_system(request):
@@ -164,6 +164,12 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
         return breed
 
 
+def _afresh(record):
+    """The record as the database has it now (for a save that may run again: vetclinic/transactions.py
+    ``retried``), or None."""
+    return None if record is None else type(record).objects.get(pk=record.pk)
+
+
 def _patient_save(request, serializer, *, patient=None, external=None):
     """The animal and its owners in one transaction: if linking an owner fails, the animal is
     neither created nor changed (a client retrying the request finds what it left)."""
@@ -171,18 +177,22 @@ def _patient_save(request, serializer, *, patient=None, external=None):
     ownerships = data.pop("ownerships", None)
     weight = data.pop("weight_kg", None)
     actor = actor_for(request)
-    with transaction.atomic():
-        patient = patient_upsert(
-            actor=actor, fields=data, patient=patient, external=external, weight_kg=weight
+
+    def save():
+        saved = patient_upsert(
+            actor=actor, fields=data, patient=_afresh(patient), external=external, weight_kg=weight
         )
         for link in ownerships or []:
             ownership_set(
                 actor=actor,
-                patient=patient,
+                patient=saved,
                 owner=link["owner"],
                 role=link["role"],
                 primary=link.get("is_primary"),
             )
+        return saved
+
+    patient = retried(save)
     return patients_queryset().get(pk=patient.pk)
 
 
@@ -307,7 +317,7 @@ class OwnerList(ListAPIView):
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        owner = owner_upsert(actor=actor_for(request), fields=serializer.validated_data)
+        owner = retried(lambda: owner_upsert(actor=actor_for(request), fields=serializer.validated_data))
         owner = owners_queryset().get(pk=owner.pk)
         return _with_etag(Response(self.get_serializer(owner).data, status=status.HTTP_201_CREATED), owner)
 
@@ -331,7 +341,11 @@ class OwnerDetail(GenericAPIView):
         if_match_check(request, owner)
         serializer = self.get_serializer(owner, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        owner_upsert(actor=actor_for(request), fields=serializer.validated_data, owner=owner)
+        retried(
+            lambda: owner_upsert(
+                actor=actor_for(request), fields=serializer.validated_data, owner=_afresh(owner)
+            )
+        )
         owner = owners_queryset().get(pk=owner.pk)
         return _with_etag(Response(self.get_serializer(owner).data), owner)
 
@@ -348,11 +362,13 @@ class OwnerExternal(GenericAPIView):
             if_match_check(request, owner)
         serializer = self.get_serializer(owner, data=request.data, partial=owner is not None)
         serializer.is_valid(raise_exception=True)
-        saved = owner_upsert(
-            actor=actor_for(request),
-            fields=serializer.validated_data,
-            owner=owner,
-            external=(system, external_id),
+        saved = retried(
+            lambda: owner_upsert(
+                actor=actor_for(request),
+                fields=serializer.validated_data,
+                owner=_afresh(owner),
+                external=(system, external_id),
+            )
         )
         saved = owners_queryset().get(pk=saved.pk)
         code = status.HTTP_200_OK if owner is not None else status.HTTP_201_CREATED
