@@ -108,7 +108,7 @@ POSTGRESQL = {"ENGINE": "django.db.backends.postgresql", "NAME": "vetpacs", "CON
 
 def test_each_process_gets_the_database_options_settings_declare_for_its_role():
     from imaging.dicom.net.ae import MAX_ASSOCIATIONS
-    from vetclinic.settings import database_for_process
+    from vetclinic.backends import database_for_process
 
     web, hl7, dicom = (database_for_process(POSTGRESQL, role) for role in ("web", "hl7", "dicom"))
     assert (

@@ -5,7 +5,6 @@ needs no server, all under ``var/``. The variables below switch each part to its
 counterpart; README.md lists them.
 """
 
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -14,31 +13,15 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from vetclinic import security
+from vetclinic.backends import (
+    database_for_process,
+    default_storage,
+    filesystem_broker_options,
+    sqlite_options,
+)
+from vetclinic.env import env, envbool, envint, envlist
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env(name, default=""):
-    return os.environ.get(name, default)
-
-
-def envbool(name, default):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def envint(name, default):
-    value = os.environ.get(name)
-    return int(value) if value else default
-
-
-def envlist(name, default):
-    value = os.environ.get(name)
-    if not value:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
@@ -149,52 +132,11 @@ WSGI_APPLICATION = "vetclinic.wsgi.application"
 
 # Which of VetPACS's processes this is: web, worker, dicom (manage.py dicom_listener) or hl7
 # (manage.py hl7_listener). Set by the Procfile, and by manage.py for the listener commands
-# (a listener started by hand gets its role all the same). Only the database options below
-# depend on it.
+# (a listener started by hand gets its role all the same). Only the database options depend
+# on it (backends.database_for_process: connection reuse, server-side binding, a pool).
 VETPACS_PROCESS = env("VETPACS_PROCESS", "web")
 if VETPACS_PROCESS not in ("web", "worker", "dicom", "hl7"):
     raise ImproperlyConfigured(f"VETPACS_PROCESS must be web, worker, dicom or hl7, not {VETPACS_PROCESS!r}")
-
-
-def database_for_process(database, process):
-    """The database settings ``database`` (dj_database_url's) as process ``process`` uses them."""
-    database = {**database, "OPTIONS": dict(database.get("OPTIONS", {}))}
-    postgresql = database["ENGINE"] == "django.db.backends.postgresql"
-    if postgresql:
-        # psycopg prepares a statement a connection has sent this many times, so that
-        # PostgreSQL plans it once per connection. Only statements bound on the server are
-        # prepared: the REST lists' pages and the worklist's rows (vetclinic/db.py); Django's
-        # own queries are bound in the client and never are. 0 turns it off (a pooler in
-        # transaction mode before pgbouncer 1.21 loses prepared statements between transactions).
-        database["OPTIONS"]["prepare_threshold"] = envint("DATABASE_PREPARE_THRESHOLD", 5) or None
-    if process == "hl7":
-        # The pool threads that handle messages keep their connection from one message to the
-        # next: opening one costs more than most messages (integrations/management/commands/
-        # hl7_listener.py says what happens to one that broke meanwhile).
-        database["CONN_MAX_AGE"] = database["CONN_MAX_AGE"] or None
-    if postgresql and process in ("hl7", "dicom"):
-        # Every HL7 message of a kind, every worklist query, sends the same statements with
-        # other values: bound on the server, their text is the same for every value, so that
-        # psycopg prepares them and PostgreSQL plans each once per connection instead of once
-        # per message (~0.6 ms of a 6 ms ADT^A08).
-        database["OPTIONS"]["server_side_binding"] = True
-    if postgresql and process == "dicom":
-        # Each association is served on threads of its own and Django's connections are per
-        # thread: without a pool every association connects anew (a findscu query is one) and
-        # its prepared statements go with the connection. An association takes an open
-        # connection and gives it back when its threads end (imaging handlers' thread_ended).
-        # At most two connections an association (its reactor's thread and its DUL's, which
-        # serves C-STORE), 64 associations at once (imaging.dicom.net.ae.MAX_ASSOCIATIONS); those
-        # left idle close after a minute. The pool checks each connection it hands out (one
-        # round trip; CONN_HEALTH_CHECKS), so that after PostgreSQL comes back the first
-        # association is served on a live connection, not refused on a dead one; while it is
-        # down a caller waits at most `timeout` seconds for its refusal, well within a
-        # modality's association timeout. Django pools only connections that close: CONN_MAX_AGE 0.
-        database["CONN_MAX_AGE"] = 0
-        database["CONN_HEALTH_CHECKS"] = True
-        database["OPTIONS"]["pool"] = {"min_size": 2, "max_size": 2 * 64, "max_idle": 60, "timeout": 5}
-    return database
-
 
 # The hot paths' queries (HL7 lookups, the worklist's rows, the REST list pages) are compiled to
 # SQL once per shape and run with new values (vetclinic/db.py). false: every query is built and
@@ -211,16 +153,8 @@ DATABASES = {
         VETPACS_PROCESS,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The test database is a file, not memory, so that a real Celery worker and the listeners,
-    # started as separate processes by the tests, see the same data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
-    # WAL lets the web process and the worker read while the other writes.
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # a test database file, WAL
+    DATABASES["default"].update(sqlite_options(VAR_DIR))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -266,29 +200,8 @@ STATICFILES_DIRS = [BASE_DIR / "vetclinic" / "static"]
 # Stored objects (DICOM files, thumbnails, reports) go through Django's storage API:
 # local disk under var/storage by default, an S3 bucket when STORAGE_BACKEND=s3.
 STORAGE_BACKEND = env("STORAGE_BACKEND", "file")
-if STORAGE_BACKEND == "s3":
-    _default_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": env("STORAGE_S3_BUCKET"),
-            "endpoint_url": env("STORAGE_S3_ENDPOINT_URL") or None,
-            "region_name": env("STORAGE_S3_REGION") or None,
-            "access_key": env("STORAGE_S3_ACCESS_KEY") or None,
-            "secret_key": env("STORAGE_S3_SECRET_KEY") or None,
-            "location": env("STORAGE_S3_PREFIX"),
-            "file_overwrite": False,
-            "default_acl": None,
-        },
-    }
-elif STORAGE_BACKEND == "file":
-    _default_storage = {
-        "BACKEND": "imaging.ingest.storage.DurableFileSystemStorage",
-        "OPTIONS": {"location": env("STORAGE_ROOT", str(VAR_DIR / "storage"))},
-    }
-else:
-    raise RuntimeError(f"STORAGE_BACKEND must be 'file' or 's3', not {STORAGE_BACKEND!r}")
 STORAGES = {
-    "default": _default_storage,
+    "default": default_storage(STORAGE_BACKEND, VAR_DIR),
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -362,16 +275,7 @@ IDEMPOTENCY_KEY_KEEP_DAYS = envint("IDEMPOTENCY_KEY_KEEP_DAYS", 7)
 # CELERY_BROKER_URL=redis://127.0.0.1:6379/0 (or amqp://...) for production.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),  # exchange bindings; default is the cwd
-        "store_processed": False,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(VAR_DIR)
     # The filesystem transport has no fanout exchange for remote control: turn that off.
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "vetpacs")

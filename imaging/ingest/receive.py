@@ -18,6 +18,7 @@ from pydicom.uid import UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
 from imaging.dicom.records import integrity
+from imaging.dicom.records.encoding import element_encode
 from imaging.dicom.records.header import header_summary
 from imaging.dicom.records.status import (
     CANNOT_UNDERSTAND,
@@ -180,25 +181,22 @@ def _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):
     (Explicit VR Little Endian, tag order, group length first). Encoded here: pydicom's writer
     checked and converted each value again, and cost more than the storage write."""
     elements = b"".join([
-        _meta_element(0x0001, b"OB", b"\x00\x01"),  # File Meta Information Version
-        _meta_element(0x0002, b"UI", str(sop_class_uid)),
-        _meta_element(0x0003, b"UI", str(sop_instance_uid)),
-        _meta_element(0x0010, b"UI", str(transfer_syntax)),
-        _meta_element(0x0012, b"UI", PYNETDICOM_IMPLEMENTATION_UID),
-        _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION),
-        _meta_element(0x0016, b"AE", calling_ae),  # Source Application Entity Title
+        _meta_element(0x0001, "OB", b"\x00\x01"),  # File Meta Information Version
+        _meta_element(0x0002, "UI", str(sop_class_uid)),
+        _meta_element(0x0003, "UI", str(sop_instance_uid)),
+        _meta_element(0x0010, "UI", str(transfer_syntax)),
+        _meta_element(0x0012, "UI", PYNETDICOM_IMPLEMENTATION_UID),
+        _meta_element(0x0013, "SH", PYNETDICOM_IMPLEMENTATION_VERSION),
+        _meta_element(0x0016, "AE", calling_ae),  # Source Application Entity Title
     ])  # fmt: skip
-    return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(elements))) + elements
+    return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
 
 
 def _meta_element(element, vr, value):
+    """A File Meta element: group 0002, Explicit VR Little Endian (PS3.10 7.1)."""
     if isinstance(value, str):
         value = value.encode("ascii", "replace")
-    if len(value) % 2:  # PS3.5 6.2: even lengths; UIDs pad with NUL, text with a space
-        value += b"\x00" if vr == b"UI" else b" "
-    if vr == b"OB":  # PS3.5 7.1.2: a reserved field and a 4-byte length
-        return struct.pack("<HH2s2xI", 0x0002, element, vr, len(value)) + value
-    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+    return element_encode(0x00020000 | element, vr, value, implicit_vr=False)
 
 
 # What the index needs (imaging/dicom/records/header.header_summary), and the character set to read it.

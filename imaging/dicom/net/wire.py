@@ -7,6 +7,7 @@ import struct
 
 from pynetdicom.pdu_primitives import P_DATA
 
+from imaging.dicom.records.encoding import element_encode
 from imaging.dicom.records.integrity import is_uid
 from imaging.dicom.records.status import error_comment
 
@@ -50,31 +51,31 @@ def p_data_decode(body):
 def store_response_command(primitive):
     """The C-STORE-RSP command set (PS3.7 9.3.1.2, Table 9.3-2), Implicit VR Little Endian."""
     elements = b"".join([
-        _command_element(0x0002, _uid(primitive.AffectedSOPClassUID)),
-        _command_element(0x0100, struct.pack("<H", 0x8001)),  # Command Field: C-STORE-RSP
-        _command_element(0x0120, struct.pack("<H", primitive.MessageIDBeingRespondedTo)),
-        _command_element(0x0800, struct.pack("<H", 0x0101)),  # Command Data Set Type: none
-        _command_element(0x0900, struct.pack("<H", primitive.Status)),
-        _command_element(0x1000, _uid(primitive.AffectedSOPInstanceUID)),
+        _command_element(0x0002, "UI", _uid(primitive.AffectedSOPClassUID)),
+        _command_element(0x0100, "US", struct.pack("<H", 0x8001)),  # Command Field: C-STORE-RSP
+        _command_element(0x0120, "US", struct.pack("<H", primitive.MessageIDBeingRespondedTo)),
+        _command_element(0x0800, "US", struct.pack("<H", 0x0101)),  # Command Data Set Type: none
+        _command_element(0x0900, "US", struct.pack("<H", primitive.Status)),
+        _command_element(0x1000, "UI", _uid(primitive.AffectedSOPInstanceUID)),
     ])  # fmt: skip
-    return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
+    return _command_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
 
 
 def find_response_command(sop_class_uid, message_id, status, *, data_set, comment=None):
     """The C-FIND-RSP command set (PS3.7 9.3.2.2, Table 9.3-4), Implicit VR Little Endian."""
     elements = [
-        _command_element(0x0002, _uid(sop_class_uid)),
-        _command_element(0x0100, struct.pack("<H", 0x8020)),  # Command Field: C-FIND-RSP
-        _command_element(0x0120, struct.pack("<H", message_id)),
+        _command_element(0x0002, "UI", _uid(sop_class_uid)),
+        _command_element(0x0100, "US", struct.pack("<H", 0x8020)),  # Command Field: C-FIND-RSP
+        _command_element(0x0120, "US", struct.pack("<H", message_id)),
         # Command Data Set Type: 0x0101 none, anything else one follows (PS3.7 E.1-1)
-        _command_element(0x0800, struct.pack("<H", 0x0001 if data_set else 0x0101)),
-        _command_element(0x0900, struct.pack("<H", status)),
+        _command_element(0x0800, "US", struct.pack("<H", 0x0001 if data_set else 0x0101)),
+        _command_element(0x0900, "US", struct.pack("<H", status)),
     ]  # fmt: skip
     if comment:
         text = str(comment)[:64].encode("ascii", "replace")  # Error Comment, LO (PS3.7 C.4)
-        elements.append(_command_element(0x0902, text + b" " * (len(text) % 2)))
+        elements.append(_command_element(0x0902, "LO", text))
     elements = b"".join(elements)
-    return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
+    return _command_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
 
 
 def store_refusal_command(message_id, status, comment, *, sop_class_uid=None, sop_instance_uid=None):
@@ -83,16 +84,16 @@ def store_refusal_command(message_id, status, comment, *, sop_class_uid=None, so
     and Instance UIDs are optional in a response: left out unless they are UIDs (PS3.5 9.1)."""
     text = error_comment(comment).encode("ascii")
     elements = [
-        _command_element(0x0002, _uid(sop_class_uid)) if is_uid(sop_class_uid) else b"",
-        _command_element(0x0100, struct.pack("<H", 0x8001)),  # Command Field: C-STORE-RSP
-        _command_element(0x0120, struct.pack("<H", message_id)),
-        _command_element(0x0800, struct.pack("<H", 0x0101)),  # Command Data Set Type: none
-        _command_element(0x0900, struct.pack("<H", status)),
-        _command_element(0x0902, text + b" " * (len(text) % 2)),  # Error Comment, LO
-        _command_element(0x1000, _uid(sop_instance_uid)) if is_uid(sop_instance_uid) else b"",
+        _command_element(0x0002, "UI", _uid(sop_class_uid)) if is_uid(sop_class_uid) else b"",
+        _command_element(0x0100, "US", struct.pack("<H", 0x8001)),  # Command Field: C-STORE-RSP
+        _command_element(0x0120, "US", struct.pack("<H", message_id)),
+        _command_element(0x0800, "US", struct.pack("<H", 0x0101)),  # Command Data Set Type: none
+        _command_element(0x0900, "US", struct.pack("<H", status)),
+        _command_element(0x0902, "LO", text),  # Error Comment
+        _command_element(0x1000, "UI", _uid(sop_instance_uid)) if is_uid(sop_instance_uid) else b"",
     ]  # fmt: skip
     elements = b"".join(elements)
-    return _command_element(0x0000, struct.pack("<I", len(elements))) + elements
+    return _command_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
 
 
 def message_send(dimse, context_id, command, data_set=None):
@@ -122,9 +123,9 @@ def _fragments(data, room, kind):
 
 
 def _uid(value):
-    value = str(value).encode("ascii")
-    return value + b"\x00" if len(value) % 2 else value
+    return str(value).encode("ascii")
 
 
-def _command_element(element, value):
-    return struct.pack("<HHI", 0x0000, element, len(value)) + value
+def _command_element(element, vr, value):
+    """A command element: group 0000, Implicit VR Little Endian (PS3.7 6.3.1)."""
+    return element_encode(element, vr, value, implicit_vr=True)

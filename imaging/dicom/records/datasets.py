@@ -16,14 +16,13 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom.dsutils import encode
 
+from imaging.dicom.records.encoding import element_encode
 from imaging.dicom.records.matching import SPS_STATUS
 from patients import names
 from patients.models import Owner, Patient
 
 # Value representations whose text is subject to Specific Character Set (PS3.5 6.1.2.3).
 TEXT_VRS = {"PN", "LO", "SH", "ST", "LT", "UT", "UC"}
-# Explicit VR: these have two reserved bytes and a 4-byte length (PS3.5 7.1.2, Table 7.1-1).
-LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
 SPECIFIC_CHARACTER_SET = 0x00080005
 QUERY_RETRIEVE_LEVEL = 0x00080052
 ITEM = struct.Struct("<HHI")  # (FFFE,E000) and its length (PS3.5 7.5.1)
@@ -62,15 +61,7 @@ class Elements(dict):
                                 for body in (item.encode(implicit_vr=implicit_vr) for item in value))  # fmt: skip
             else:
                 data = value.encode() if value else b""
-                if len(data) % 2:  # even lengths; UIDs padded with NUL, text with a space (PS3.5 6.2)
-                    data += b"\0" if vr == "UI" else b" "
-            if implicit_vr:
-                out.append(struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(data)))
-            elif vr in LONG_VRS:
-                out.append(struct.pack("<HH2s2xI", tag >> 16, tag & 0xFFFF, vr.encode(), len(data)))
-            else:
-                out.append(struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(data)))
-            out.append(data)
+            out.append(element_encode(tag, vr, data, implicit_vr=implicit_vr))
         return b"".join(out)
 
     def non_ascii(self):

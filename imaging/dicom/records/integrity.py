@@ -10,10 +10,12 @@ nesting of data sets, A.4 encapsulation). It costs microseconds: no value is dec
 import struct
 import zlib
 
+from imaging.dicom.records import encoding
+
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-# PS3.5 Table 7.1-1: explicit VRs with a 2-byte reserved field and a 4-byte length.
-LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+# PS3.5 Table 7.1-1: explicit VRs with a 2-byte reserved field and a 4-byte length, as read.
+LONG_VRS = {vr.encode("ascii") for vr in encoding.LONG_VRS}
 VRS = {bytes((a, b)) for a in range(ord("A"), ord("Z") + 1) for b in range(ord("A"), ord("Z") + 1)}
 # Element headers (PS3.5 7.1.1-7.1.3), by byte order: implicit VR (tag, 4-byte length), explicit
 # VR (tag, VR, 2-byte length), and the 4-byte length of a long VR. Compiled once: the walk is a
