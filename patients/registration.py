@@ -31,6 +31,7 @@ from vetclinic.transactions import service_atomic
 Sex = Patient.Sex
 ExternalId = tuple[str, str]  # (system, value): whose id it is, and the id
 Vocabulary = TypeVar("Vocabulary", Species, Breed)
+Problem = Literal["missing", "taken", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,9 @@ class RegistrationRefused(Exception):
     ``missing`` (required, not sent), ``taken`` (it belongs to another record) or ``unknown``
     (it names nothing the clinic has). ``reason`` reads on from the field's name."""
 
-    def __init__(self, *, field: str, problem: Literal["missing", "taken", "unknown"], reason: str) -> None:
+    def __init__(self, *, field: str, problem: Problem, reason: str) -> None:
         super().__init__(f"{field} {reason}")
         self.field, self.problem, self.reason = field, problem, reason
-
-
-def _account_system(sender: str) -> str:
-    return f"{sender}:account"
 
 
 @service_atomic
@@ -189,7 +186,7 @@ def _owner(actor: Actor, reg: AnimalRegistration, patient: Patient | None) -> Ow
     animal's current owner of that family name, else a new one. Without details, an account
     names an owner the clinic knows and changes nothing of it."""
     account = reg.owner_account
-    external = (_account_system(reg.sender), account) if account else None
+    external = (f"{reg.sender}:account", account) if account else None
     if reg.owner is None:
         return owner_by_external_id(system=external[0], value=external[1]) if external else None
     details = {name: value for name, value in vars(reg.owner).items() if value is not None}

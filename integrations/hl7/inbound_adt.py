@@ -12,6 +12,7 @@ from patients.registration import (
     AnimalRegistration,
     Coded,
     OwnerDetails,
+    Problem,
     RegistrationRefused,
     Sex,
     VisitDetails,
@@ -166,19 +167,19 @@ def adt_register(received: Received) -> Patient:
         raise _refusal(refused) from None
 
 
-# Where the fields of a registration are read from: the ERR segment's location (ERR-2), and
-# the code (ERR-3, table 0357) for each problem (HL7 v2.5 2.15.5).
+# Where the fields of a registration are read from, for the ERR segment's location (ERR-2), and
+# the code (ERR-3, table 0357: 101 required field missing, 204 unknown key identifier, 205
+# duplicate key identifier) for each problem (HL7 v2.5 2.15.5).
 FIELD_LOCATIONS = {"ids": ("PID", 3), "species": ("PID", 35), "visit": ("PV1", 19), "merged_ids": ("MRG", 1)}
-ERROR_CODES = {"missing": 101, "unknown": 204, "taken": 205}
+ERROR_CODES: dict[Problem, int] = {"missing": 101, "unknown": 204, "taken": 205}
 
 
 def _refusal(refused: RegistrationRefused) -> HL7Error:
-    segment, field = FIELD_LOCATIONS[refused.field]
+    """The service's refusal as the ERR of an AE: where in the message, which code, and why."""
+    segment, field = FIELD_LOCATIONS.get(refused.field, ("", 0))
+    where = f"{segment}-{field} ({refused.field})" if segment else refused.field
     return HL7Error(
-        f"{segment}-{field} ({refused.field}) {refused.reason}",
-        code=ERROR_CODES[refused.problem],
-        segment=segment,
-        field=field,
+        f"{where} {refused.reason}", code=ERROR_CODES[refused.problem], segment=segment, field=field
     )
 
 
