@@ -1,6 +1,9 @@
 """Inbound HL7 ADT (integrations/hl7/inbound.py passes them on): the animal and its owner
 registered or updated (A01/A04/A05/A08/A28/A31), its visit booked, finished or cancelled
-(A01/A04/A05, A03/A11), two animals merged (A40), all through the services the UI uses."""
+(A01/A04/A05, A03/A11), two animals merged (A40).
+
+Each handler only reads the message into plain data, makes one call to patients/registration.py
+(where every lookup and rule is) and maps a refusal back to the ERR of the ACK."""
 
 from __future__ import annotations
 
