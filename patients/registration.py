@@ -112,6 +112,10 @@ def patient_register(*, actor: Actor, registration: AnimalRegistration) -> Patie
     if it was found by another. The services below run inside this one's transaction, without
     a savepoint each: an error undoes the whole registration anyway."""
     reg = registration
+    if not reg.ids:
+        raise RegistrationRefused(
+            field="ids", problem="missing", reason="are required: the sender's id first"
+        )
     patient, found_by = _patient_find(reg.ids)
     species, unmapped_species = _coded(reg, reg.species_code, CodeMapping.Kind.SPECIES, coded_species)
     breed, unmapped_breed = _coded(reg, reg.breed_code, CodeMapping.Kind.BREED, coded_breed)

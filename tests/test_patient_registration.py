@@ -124,6 +124,13 @@ def test_a_new_animal_without_a_species_is_refused_naming_the_field(actor):
     assert not Patient.objects.exists()
 
 
+def test_a_registration_without_ids_is_refused_naming_the_field(actor):
+    with pytest.raises(RegistrationRefused) as refused:
+        patient_register(actor=actor, registration=registration(ids=()))
+    assert (refused.value.field, refused.value.problem) == ("ids", "missing")
+    assert not Patient.objects.exists() and not Owner.objects.exists()
+
+
 def test_the_hl7_adt_adapter_reaches_the_patients_app_only_through_the_registration_api():
     # The walk of an ADT message crosses into patients once: the adapter unpacks the message,
     # calls patients/registration.py and maps the answer back. A direct import of a selector,
