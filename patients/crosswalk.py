@@ -69,6 +69,11 @@ def species_standin(*, unmapped):
     return unmapped.species
 
 
+def species_is_standin(*, species_id: int | None) -> bool:
+    """Whether the species ``species_id`` is a stand-in for a code not mapped yet."""
+    return UnmappedCode.objects.filter(species_id=species_id).exists()
+
+
 def breed_standin(*, unmapped, species):
     """The stand-in breed of ``species`` for an unmapped breed code, or None when the code's
     stand-in belongs to another species (the sender's text is then kept as free text)."""

@@ -81,6 +81,11 @@ def patient_by_external_id(*, system, value):
     return patient_resolve(patient) if patient else None
 
 
+def visit_by_external_id(*, system: str, value: str) -> Visit | None:
+    """The visit another system numbers ``value`` (its visit number, HL7 PV1-19)."""
+    return Visit.objects.filter(external_system=system, external_id=value).first()
+
+
 def patient_detail(*, pk):
     return (
         Patient.objects.select_related("species", "breed", "merged_into")

@@ -1,19 +1,36 @@
 """Inbound HL7 ADT (integrations/hl7/inbound.py passes them on): the animal and its owner
 registered or updated (A01/A04/A05/A08/A28/A31), its visit booked, finished or cancelled
-(A01/A04/A05, A03/A11), two animals merged (A40), all through the services the UI uses."""
+(A01/A04/A05, A03/A11), two animals merged (A40).
+
+Each handler only reads the message into plain data, makes one call to patients/registration.py
+(where every lookup and rule is) and maps a refusal back to the ERR of the ACK."""
+
+from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
-from django.utils.timezone import now
+from integrations.hl7.messages import HL7Error, Segment, hl7_date, hl7_datetime
+from patients.registration import (
+    AnimalRegistration,
+    Coded,
+    OwnerDetails,
+    Problem,
+    RegistrationRefused,
+    Sex,
+    VisitDetails,
+    patient_merge_by_ids,
+    patient_register,
+    visit_end,
+)
 
-from integrations.hl7.messages import HL7Error
-from patients.crosswalk import breed_standin, species_standin, unmapped_code_seen
-from patients.models import CodeMapping, Patient, UnmappedCode, Visit
-from patients.selectors import coded_breed, coded_species, owner_by_external_id, patient_by_external_id
-from patients.services import owner_upsert, patient_merge, patient_upsert, visit_create, visit_update
+if TYPE_CHECKING:  # names for the type hints only
+    from integrations.hl7.inbound import Received
+    from patients.models import Patient, Visit
 
-SEX = {"M": Patient.Sex.MALE, "F": Patient.Sex.FEMALE, "O": Patient.Sex.UNKNOWN, "U": Patient.Sex.UNKNOWN,
-       "A": Patient.Sex.UNKNOWN, "N": Patient.Sex.UNKNOWN, "": Patient.Sex.UNKNOWN}  # fmt: skip
+# PID-8 (HL7 table 0001) as DICOM Patient's Sex.
+SEX = {"M": Sex.MALE, "F": Sex.FEMALE, "O": Sex.UNKNOWN, "U": Sex.UNKNOWN, "A": Sex.UNKNOWN, "N": Sex.UNKNOWN,
+       "": Sex.UNKNOWN}  # fmt: skip
 # Body weight observations (OBX-3): LOINC 29463-7 Body weight, 3141-9 Body weight Measured.
 WEIGHT_CODES = {"29463-7", "3141-9"}
 UNITS_TO_KG = {
@@ -24,22 +41,10 @@ UNITS_TO_KG = {
 }
 
 
-def _coded(received, seg, n, lookup, kind):
-    """PID-35/36 (CE/CWE: code^text^system) through the crosswalk: (ours, None), or for a
-    code the crosswalk does not map (None, the UnmappedCode it was counted in); (None, None)
-    when no code is sent. The sender's own coding system names the crosswalk entry; without
-    one, the sender (MSH-3) does."""
+def _coded(seg: Segment, n: int) -> Coded | None:
+    """PID-35/36 (CE/CWE: code^text^system); None when the field is empty."""
     code, text, system = seg.component(n, 1), seg.component(n, 2), seg.component(n, 3)
-    code = code or text  # text alone (^Canine): the text is what the crosswalk maps
-    if not code:
-        return None, None
-    found = lookup(system=system or received.system, code=code) or lookup(system=received.system, code=code)
-    if found is not None:
-        return found, None
-    example = {"control_id": received.header.control_id[:64], "sender": received.system, "text": text[:64],
-               "patient": _patient_ids(received, received.one("PID"))[0][1]}  # fmt: skip
-    system = system or received.system
-    return None, unmapped_code_seen(system=system, kind=kind, code=code, text=text, example=example)
+    return Coded(system=system, code=code, text=text) if code or text else None
 
 
 def _patient_ids(received, pid):
@@ -73,11 +78,12 @@ def _phone(seg, n, repetition=None):
     return (parts[0] or parts[11] or (parts[5] + parts[6])).strip()
 
 
-def _owner(received, patient):
+def _owner(received: Received) -> tuple[OwnerDetails | None, str]:
     """The owner from NK1 with relationship OWN (table 0063), else GT1, else PID alone: many
     practice-management systems send neither and name the owner only by PID-5's family name
-    (``Owner^Animal``), PID-11 address, PID-13/14 phones and PID-18 account number. Keyed by
-    PID-18 or GT1-2 when sent, else the animal's current owner of that name."""
+    (``Owner^Animal``), PID-11 address, PID-13/14 phones and PID-18 account number. With the
+    account number: PID-18, or GT1-2 when sent. Values cut to what the clinic record holds; an
+    empty field is not sent (HL7 v2.5 2.5.3: an empty field leaves the value as it is)."""
     nk1 = next((s for s in received.all("NK1") if s.component(3, 1).upper() == "OWN"), None)
     gt1 = received.one("GT1", required=False)
     pid = received.one("PID")
@@ -90,29 +96,20 @@ def _owner(received, patient):
     else:
         # PID-5 Owner^Animal: without a given name, the one name is the animal's (_animal_name).
         family = pid.component(5, 1) if pid.component(5, 2) else ""
-        if not family:  # an account alone names an owner we know, and changes nothing of it
-            known = account and owner_by_external_id(system=f"{received.system}:account", value=account)
-            return known or None
+        if not family:  # an account alone names an owner the clinic knows
+            return None, account
         name, address, phones = [family], pid.components(11), [_phone(pid, 13), _phone(pid, 14)]
     family, given = (name + ["", ""])[:2]
-    fields = {"family_name": family[:64], "given_name": given[:64]}
-    if nk1 is None and gt1 is None:
-        del fields["given_name"]  # PID has none: keep what the desk or an NK1 recorded
     street, other, city, _state, postcode, country = (address + [""] * 6)[:6]
-    fields.update({k: v for k, v in {"address_line1": street[:128], "address_line2": other[:128], "city": city[:64],
-                                      "postcode": postcode[:16], "country": country[:64]}.items() if v})  # fmt: skip
     phones = [p for p in phones if p]
-    if phones:
-        fields["phone"] = phones[0][:32]
-    if len(phones) > 1:
-        fields["mobile"] = phones[1][:32]
-    owner = None
-    if not account and patient is not None:
-        owner = next((o for o in patient.owners.all() if o.family_name.lower() == family.lower()), None)
-    return owner_upsert(
-        actor=received.actor, fields=fields, owner=owner,
-        external=(f"{received.system}:account", account) if account else None, savepoints=False,
+    owner = OwnerDetails(
+        family_name=family[:64],
+        given_name=None if nk1 is None and gt1 is None else given[:64],  # PID has none: keep what is known
+        address_line1=street[:128] or None, address_line2=other[:128] or None, city=city[:64] or None,
+        postcode=postcode[:16] or None, country=country[:64] or None,
+        phone=phones[0][:32] if phones else None, mobile=phones[1][:32] if len(phones) > 1 else None,
     )  # fmt: skip
+    return owner, account
 
 
 def _weight(received):
@@ -129,115 +126,87 @@ def _weight(received):
     return None
 
 
-def _is_standin(species_id):
-    return UnmappedCode.objects.filter(species_id=species_id).exists()
-
-
-def adt_register(received):
-    """ADT A01/A04/A05/A08/A28/A31: create or update the animal (and its owner)."""
-    from integrations.hl7.messages import hl7_date
-
-    pid = received.one("PID")
-    ids = _patient_ids(received, pid)
-    patient = found_by = None
-    for system, value in ids:
-        patient = patient_by_external_id(system=system, value=value)
-        if patient is not None:
-            found_by = (system, value)
-            break
-    species, unmapped_species = _coded(received, pid, 35, coded_species, CodeMapping.Kind.SPECIES)
-    breed, unmapped_breed = _coded(received, pid, 36, coded_breed, CodeMapping.Kind.BREED)
-    if species is None and unmapped_species and (patient is None or _is_standin(patient.species_id)):
-        # An unmapped species code: a mapped breed says what it meant; else a new animal carries
-        # the stand-in named after the sender's text until the code is mapped. A known animal
-        # keeps the species it has.
-        species = breed.species if breed is not None else species_standin(unmapped=unmapped_species)
-    if species is None and patient is None:
-        raise HL7Error("PID-35 (species) is required for a new animal", code=101, segment="PID", field=35)
-    fields = {
-        "name": _animal_name(pid)[:64],
-        "birth_date": hl7_date(pid[7], segment="PID", field=7),
-        "sex": SEX.get(pid[8].upper(), Patient.Sex.UNKNOWN),
-    }
-    if species is not None:
-        fields["species"] = species
-    if unmapped_breed is not None:
-        # The stand-in of the animal's species, or (a code another species' stand-in has) text.
-        breed = breed_standin(unmapped=unmapped_breed, species=species or patient.species)
-    breed_text = pid.component(36, 2) or pid.component(36, 1) if breed is None else ""
-    if breed is not None:
-        fields["breed"], fields["breed_text"] = breed, ""
-    elif breed_text or pid.component(37, 2) or pid[37]:
-        fields["breed"], fields["breed_text"] = None, (breed_text or pid.component(37, 2) or pid[37])[:64]
-    owner = _owner(received, patient)
-    patient = patient_upsert(
-        actor=received.actor, fields=fields, patient=patient, owner=owner, weight_kg=_weight(received),
-        external=None if found_by == ids[0] else ids[0],  # found by the PMS's own id: it is linked
-        savepoints=False,  # the message is all or nothing (message_receive)
-    )  # fmt: skip
-    _visit(received, patient)
-    return patient
-
-
-def _visit(received, patient):
-    """A01/A04/A05 with a visit number (PV1-19) book that visit (idempotent on the number), so
-    that A03/A11 can close or cancel it; PV1-44 is when it starts."""
-    from integrations.hl7.messages import hl7_datetime
-
+def _visit(received: Received) -> VisitDetails | None:
+    """A01/A04/A05 with a visit number (PV1-19) book that visit, so that A03/A11 can close or
+    cancel it; PV1-44 is when it starts, PV1-2 (patient class) E an emergency."""
     pv1 = received.one("PV1", required=False)
     event = received.header.message_type.split(received.header.component)[-1]
     if pv1 is None or not pv1.component(19, 1) or event not in ("A01", "A04", "A05"):
         return None
-    starts_at = hl7_datetime(pv1[44], segment="PV1", field=44) or now()
-    number = pv1.component(19, 1)[:64]
-    other = (
-        Visit.objects.filter(external_system=received.system, external_id=number)
-        .exclude(patient=patient)
-        .first()
-    )
-    if other is not None:
-        raise HL7Error(f"PV1-19: visit {number} belongs to another animal", code=205, segment="PV1", field=19)
-    return visit_create(
-        actor=received.actor,
-        patient=patient,
-        starts_at=starts_at,
-        reason="Emergency" if pv1[2] == "E" else "",  # PV1-2 patient class
-        external=(received.system, pv1.component(19, 1)[:64]),
-        savepoints=False,
+    starts_at = hl7_datetime(pv1[44], segment="PV1", field=44)
+    return VisitDetails(number=pv1.component(19, 1)[:64], starts_at=starts_at, emergency=pv1[2] == "E")
+
+
+def _registration(received: Received) -> AnimalRegistration:
+    """The animal, its owner, weight and visit as an ADT message (PID, NK1/GT1, OBX, PV1) has them."""
+    pid = received.one("PID")
+    ids = _patient_ids(received, pid)
+    owner, account = _owner(received)
+    return AnimalRegistration(
+        sender=received.system,
+        ids=tuple(ids),
+        name=_animal_name(pid)[:64],
+        birth_date=hl7_date(pid[7], segment="PID", field=7),
+        sex=SEX.get(pid[8].upper(), Sex.UNKNOWN),
+        species_code=_coded(pid, 35),
+        breed_code=_coded(pid, 36),
+        # The breed in words: PID-36's text, else PID-37 (strain).
+        breed_text=(pid.component(36, 2) or pid.component(36, 1) or pid.component(37, 2) or pid[37])[:64],
+        owner=owner,
+        owner_account=account,
+        weight_kg=_weight(received),
+        visit=_visit(received),
+        example={"control_id": received.header.control_id[:64], "sender": received.system},
     )
 
 
-def adt_merge(received):
-    """ADT A40: merge the animal named in MRG-1 into the one in PID-3 (patient_merge)."""
+def adt_register(received: Received) -> Patient:
+    """ADT A01/A04/A05/A08/A28/A31: create or update the animal (and its owner, weight, visit)."""
+    registration = _registration(received)
+    try:
+        # The message is all or nothing (inbound.message_receive): no savepoint of its own.
+        return patient_register(actor=received.actor, registration=registration, savepoints=False)
+    except RegistrationRefused as refused:
+        raise _refusal(refused) from None
+
+
+# Where the fields of a registration are read from, for the ERR segment's location (ERR-2), and
+# the code (ERR-3, table 0357: 101 required field missing, 204 unknown key identifier, 205
+# duplicate key identifier) for each problem (HL7 v2.5 2.15.5).
+FIELD_LOCATIONS = {"ids": ("PID", 3), "species": ("PID", 35), "visit": ("PV1", 19), "merged_ids": ("MRG", 1)}
+ERROR_CODES: dict[Problem, int] = {"missing": 101, "unknown": 204, "taken": 205}
+
+
+def _refusal(refused: RegistrationRefused) -> HL7Error:
+    """The service's refusal as the ERR of an AE: where in the message, which code, and why."""
+    segment, field = FIELD_LOCATIONS.get(refused.field, ("", 0))
+    where = f"{segment}-{field} ({refused.field})" if segment else refused.field
+    return HL7Error(
+        f"{where} {refused.reason}", code=ERROR_CODES[refused.problem], segment=segment, field=field
+    )
+
+
+def adt_merge(received: Received) -> Patient:
+    """ADT A40: merge the animal named in MRG-1 into the one in PID-3 (patient_merge_by_ids)."""
     pid, mrg = received.one("PID"), received.one("MRG")
-    target = next(
-        (p for p in (patient_by_external_id(system=s, value=v) for s, v in _patient_ids(received, pid)) if p),
-        None,
-    )
-    if target is None:
-        raise HL7Error("PID-3: no such patient to merge into", code=204, segment="PID", field=3)
-    source = None
-    for rep in mrg.repeats(1):
+    ids = _patient_ids(received, pid)
+    merged_ids = []
+    for rep in mrg.repeats(1):  # MRG-1 (CX), as PID-3: id^^^authority
         authority = mrg.component(1, 4, rep).split("&")[0]
-        system = f"hl7:{authority}" if authority else received.system
-        source = patient_by_external_id(system=system, value=mrg.component(1, 1, rep))
-        if source:
-            break
-    if source is None:
-        raise HL7Error("MRG-1: no such patient to merge", code=204, segment="MRG", field=1)
-    if source.pk == target.pk:
-        return target  # merged already (a repeat under another control id)
-    return patient_merge(actor=received.actor, source=source, target=target, savepoints=False)
+        merged_ids.append((f"hl7:{authority}" if authority else received.system, mrg.component(1, 1, rep)))
+    try:
+        return patient_merge_by_ids(actor=received.actor, ids=ids, merged_ids=merged_ids, savepoints=False)
+    except RegistrationRefused as refused:
+        raise _refusal(refused) from None
 
 
-def adt_visit_end(received):
+def adt_visit_end(received: Received) -> Visit:
     """ADT A03 (discharge) finishes the visit in PV1-19; A11 (cancel admit) cancels it."""
-    pv1 = received.one("PV1")
-    number = pv1.component(19, 1)
-    visit = (
-        Visit.objects.filter(external_system=received.system, external_id=number).first() if number else None
-    )
-    if visit is None:
-        raise HL7Error(f"PV1-19: no visit numbered '{number}'", code=204, segment="PV1", field=19)
-    status = Visit.Status.FINISHED if received.header.message_type.endswith("A03") else Visit.Status.CANCELLED
-    return visit_update(actor=received.actor, visit=visit, fields={"status": status}, savepoints=False)
+    number = received.one("PV1").component(19, 1)
+    cancelled = not received.header.message_type.endswith("A03")
+    try:
+        return visit_end(
+            actor=received.actor, sender=received.system, number=number, cancelled=cancelled, savepoints=False
+        )
+    except RegistrationRefused as refused:
+        raise _refusal(refused) from None
