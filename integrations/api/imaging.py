@@ -12,7 +12,7 @@ from imaging.orders import services as order_services
 from integrations.api.auth import actor_for
 from integrations.api.filters import OrderFilter, StudyFilter, VisitFilter, filter_values
 from integrations.api.pagination import PageQuery, prefetched
-from integrations.api.rows import studies_json, study_rows
+from integrations.api.rows import STUDY_FIELDS, fields_check, studies_json, study_rows
 from integrations.api.selectors import STUDY_PAGES
 from integrations.api.strict import StrictTypes
 from integrations.api.sync import etag, idempotent, if_match_check
@@ -170,6 +170,9 @@ class StudySerializer(serializers.ModelSerializer):
     def to_representation(self, study):
         # The one way a study is shown (rows.py), as in the list.
         return studies_json(study_rows(Study.objects.filter(pk=study.pk)))[0]
+
+
+fields_check(StudySerializer, STUDY_FIELDS)  # rows.py shows what the serializer declares
 
 
 class StudyList(ListAPIView):

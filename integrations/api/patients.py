@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from integrations.api.auth import ClientUser, actor_for
 from integrations.api.filters import OwnerFilter, PatientFilter, filter_values
 from integrations.api.pagination import PageQuery, prefetched
-from integrations.api.rows import patient_rows, patients_json
+from integrations.api.rows import PATIENT_FIELDS, fields_check, patient_rows, patients_json
 from integrations.api.selectors import patient_pages, patients_queryset
 from integrations.api.strict import StrictTypes
 from integrations.api.sync import etag, idempotent, if_match_check
@@ -129,9 +129,10 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
 
     class Meta:
         model = Patient
-        fields = ["id", "patient_id", "name", "species", "breed", "breed_text", "sex", "neutered", "birth_date",
-                  "birth_date_estimated", "colour", "microchip", "deceased", "deceased_on", "notes", "weight_kg",
-                  "owners", "external_ids", "updated"]  # fmt: skip
+        # In the order rows.py writes them (fields_check, below).
+        fields = ["id", "patient_id", "name", "breed_text", "sex", "neutered", "birth_date", "birth_date_estimated",
+                  "colour", "microchip", "deceased", "deceased_on", "notes", "owners", "updated", "species", "breed",
+                  "weight_kg", "external_ids"]  # fmt: skip
         read_only_fields = ["id", "patient_id", "updated"]
 
     def to_representation(self, patient):
@@ -155,6 +156,9 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
                 f"Unknown breed code {value['code']} in {value['system']}; map it in the crosswalk."
             )
         return breed
+
+
+fields_check(PatientSerializer, PATIENT_FIELDS)  # rows.py shows what the serializer declares
 
 
 def _afresh(record):
