@@ -19,7 +19,7 @@ import django_filters
 from django import forms
 from django.utils.dateparse import parse_date, parse_datetime
 from django_filters.utils import translate_validation
-from drf_spectacular.drainage import set_override
+from drf_spectacular.utils import extend_schema_field
 
 from imaging.models import ImagingOrder, Report, Study
 from patients.models import Breed, CodeMapping, Owner, Patient, Visit
@@ -31,8 +31,7 @@ RECORD_ID = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
 def schema(filter_, openapi, description=None):
     """``filter_`` with its OpenAPI schema said outright (the extension otherwise guesses it from
     the model field, and cannot know what our own form fields take)."""
-    set_override(filter_, "field", {**openapi, **({"description": description} if description else {})})
-    return filter_
+    return extend_schema_field({**openapi, **({"description": description} if description else {})})(filter_)
 
 
 # --- form fields: what a query parameter's text must be ----------------------------------------
