@@ -14,12 +14,13 @@ on every request (~1.2 ms, more than the page's SQL takes): what the compiled st
 """
 
 from datetime import UTC
+from functools import cache
 
 import django_filters
 from django import forms
 from django.utils.dateparse import parse_date, parse_datetime
-from django_filters.utils import translate_validation
 from drf_spectacular.utils import extend_schema_field
+from rest_framework.exceptions import ValidationError
 
 from imaging.models import ImagingOrder, Report, Study
 from patients.models import Breed, CodeMapping, Owner, Patient, Visit
@@ -308,9 +309,26 @@ class StudyFilter(ListFilters):
 
 
 def filter_values(filterset_class, request):
-    """The list's parameters the request gives, cleaned, by name (a 400 naming each bad one)."""
-    filterset = filterset_class(request.query_params, request=request)
-    if not filterset.is_valid():
-        raise translate_validation(filterset.errors)
-    # (A search given with no words is kept, as ``()``: it matches nothing.)
-    return {name: value for name, value in filterset.form.cleaned_data.items() if value not in (None, "")}
+    """The list's parameters the request gives, cleaned, by name (a 400 naming each bad one).
+
+    Each is cleaned by its filter's own form field, as the FilterSet's form would clean it, but
+    without building a FilterSet, a form class and a form for every request: that cost ~1 ms, as
+    much as the rest of a list page."""
+    data, values, errors = request.query_params, {}, {}
+    for name, field in _form_fields(filterset_class):
+        try:
+            value = field.clean(field.widget.value_from_datadict(data, None, name))
+        except forms.ValidationError as error:
+            errors[name] = error.messages
+        else:
+            # (A search given with no words is kept, as ``()``: it matches nothing.)
+            if value not in (None, ""):
+                values[name] = value
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+@cache
+def _form_fields(filterset_class):
+    return [(name, filter_.field) for name, filter_ in filterset_class.base_filters.items()]
