@@ -22,8 +22,11 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 
-from imaging.models import ImagingOrder, Report, Study
+from imaging.models import ImagingOrder, Report, Series, Study
+from imaging.orders.selectors import day_bounds
 from patients.models import Breed, CodeMapping, Owner, Patient, Visit
+from patients.search import query_words
+from patients.selectors import patient_ids_matching
 
 # A record id: what urls.py's RecordId takes in a path.
 RECORD_ID = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
@@ -216,8 +219,6 @@ class OrderFilter(ListFilters):
         fields = []
 
     def scheduled_on(self, orders, name, day):
-        from imaging.orders.selectors import day_bounds
-
         start, end = day_bounds(day)
         return orders.filter(scheduled_start__gte=start, scheduled_start__lt=end)
 
@@ -265,8 +266,6 @@ class SearchWordsField(forms.CharField):
     """The search's words (patients/search.py), each once; empty text is no search."""
 
     def to_python(self, value):
-        from patients.search import query_words
-
         value = super().to_python(value)
         return tuple(dict.fromkeys(query_words(value))) if value else None
 
@@ -286,8 +285,6 @@ class PatientFilter(ListFilters):
         fields = []
 
     def filter_search(self, patients, name, words):
-        from patients.selectors import patient_ids_matching
-
         return patients.filter(pk__in=patient_ids_matching(words=words))
 
 
@@ -303,8 +300,6 @@ class StudyFilter(ListFilters):
         fields = []
 
     def with_modality(self, studies, name, modality):
-        from imaging.models import Series
-
         return studies.filter(pk__in=Series.objects.filter(modality=modality).values("study"))
 
 
