@@ -927,8 +927,8 @@ def explain_search(endpoint):
         view.request = view.initialize_request(APIRequestFactory().get("/api/v1/patients", {"search": words}))
         view.format_kwarg = None
         page = view.get_queryset().order_by("id")  # integrations/api/pagination.py's PageQuery
-        queryset = page.compiled.queryset(
-            page.filters, page.ordering, None, 0, 101
+        queryset = page.pages.queryset(
+            {**page.filters, "position": None}, shape=(page.ordering, None, 0, 101)
         )  # what the paginator asks
         sql, params = queryset.query.sql_with_params()
         with connection.cursor() as cursor:

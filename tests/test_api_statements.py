@@ -102,20 +102,20 @@ def test_a_compiled_statement_keeps_the_querys_own_constants_and_takes_the_filte
             assert [row["id"] for row in rows.run({"first": first})] == made[max(n, 1) :]
 
 
-WORDS = [{"words": ("hartley",)}, {"words": ("hartley", "bis")}, {"words": ("bis", "har")}]
+WORDS = [{"search": ("hartley",)}, {"search": ("hartley", "bis")}, {"search": ("bis", "har")}]
 
 
 @pytest.mark.parametrize("pages, cases", [
-    (PATIENT_PAGES, [{}, {"since": True}]),
-    (SEARCH_PAGES, [*WORDS, {"words": ("hartley",), "since": True}]),
-    (BROAD_SEARCH_PAGES, [*WORDS, {"words": ("b", "h")}, {"words": ("b",), "since": True}]),
+    (PATIENT_PAGES, [{}, {"updated_since": True}]),
+    (SEARCH_PAGES, [*WORDS, {"search": ("hartley",), "updated_since": True}]),
+    (BROAD_SEARCH_PAGES, [*WORDS, {"search": ("b", "h")}, {"search": ("b",), "updated_since": True}]),
 ])  # fmt: skip
 def test_a_compiled_page_is_the_rows_the_plain_queryset_reads(make_owner, make_patient, pages, cases):
     owner = make_owner("Hartley")
     made = [make_patient(f"Biscuit{n}", owner=owner) for n in range(5)]
     make_patient("Rex", owner=make_owner("Okafor"))
     for case in cases:
-        filters = {**case, "since": made[0].updated} if "since" in case else case
+        filters = {**case, "updated_since": made[0].updated} if "updated_since" in case else case
         for position in (None, ("id__gt", made[1].pk), ("id__lt", made[3].pk)):
             ordering = ("-id",) if position and position[0] == "id__lt" else ("id",)
             lookup, value = position or (None, None)

@@ -326,6 +326,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_CLASSES": ["integrations.api.auth.ClientRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "integrations.api.pagination.Cursor",
+    # A list's query parameters: its ``filterset_class`` (integrations/api/filters.py).
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "integrations.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

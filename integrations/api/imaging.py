@@ -1,47 +1,23 @@
 """Orders (write) and studies (read) over REST, over imaging/orders/services.py and the image index."""
 
 from django.db.models import Prefetch
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from imaging.models import ImagingOrder, Modality, Procedure, Study
 from imaging.orders import services as order_services
 from integrations.api.auth import actor_for
+from integrations.api.filters import OrderFilter, StudyFilter, VisitFilter, filter_values
 from integrations.api.pagination import PageQuery, prefetched
-from integrations.api.rows import studies_json, study_rows
+from integrations.api.rows import STUDY_FIELDS, fields_check, studies_json, study_rows
 from integrations.api.selectors import STUDY_PAGES
 from integrations.api.strict import StrictTypes
-from integrations.api.sync import (
-    UPDATED_SINCE,
-    etag,
-    idempotent,
-    if_match_check,
-    record_id_param,
-    record_id_parameter,
-    updated_since,
-    updated_since_param,
-)
+from integrations.api.sync import etag, idempotent, if_match_check
 from patients.models import Patient, Visit
 from patients.services import visit_create
-
-
-def _date_param(request, name):
-    from django.utils.dateparse import parse_date
-
-    value = request.query_params.get(name)
-    if value is None:  # (given, even empty, it must be a date)
-        return None
-    try:
-        day = parse_date(value)
-    except ValueError:  # well formed, but no such day (2026-02-30)
-        day = None
-    if day is None:
-        raise ValidationError({name: ["A date as YYYY-MM-DD."]})
-    return day
 
 
 class OrderSerializer(StrictTypes, serializers.ModelSerializer):
@@ -86,49 +62,16 @@ def orders_queryset():
     )
 
 
-_STATUS = f"\\s*({'|'.join(ImagingOrder.Status.values)})\\s*"
-STATUSES = f"^{_STATUS}(,{_STATUS})*$"
-ORDER_FILTERS = [
-    OpenApiParameter("status", {"type": "string", "pattern": STATUSES}, description="One status or several, comma-separated"),
-    OpenApiParameter("date", OpenApiTypes.DATE, description="Scheduled on this day (YYYY-MM-DD, the clinic's time zone)"),
-    record_id_parameter("patient"), OpenApiParameter("accession_number", str), UPDATED_SINCE,
-]  # fmt: skip
-
-
-@extend_schema_view(get=extend_schema(parameters=ORDER_FILTERS))
 class OrderList(ListAPIView):
     """Orders; a new one gets its accession number and Study Instance UID and is in the
     worklist at once. ``Idempotency-Key`` makes a retried POST create it only once."""
 
     resource = "orders"
     serializer_class = OrderSerializer
+    filterset_class = OrderFilter
 
     def get_queryset(self):
-        from imaging.orders.selectors import day_bounds
-
-        found = orders_queryset()
-        params = self.request.query_params
-        if "status" in params:
-            statuses = [s.strip() for s in params["status"].split(",")]
-            unknown = [s for s in statuses if s not in ImagingOrder.Status.values]
-            if unknown:
-                raise ValidationError(
-                    {
-                        "status": [
-                            f"Unknown status {', '.join(unknown)}; one of {', '.join(ImagingOrder.Status.values)}."
-                        ]
-                    }
-                )
-            found = found.filter(status__in=statuses)
-        day = _date_param(self.request, "date")
-        if day:
-            start, end = day_bounds(day)
-            found = found.filter(scheduled_start__gte=start, scheduled_start__lt=end)
-        if "patient" in params:
-            found = found.filter(patient_id=record_id_param(params["patient"], "patient"))
-        if params.get("accession_number"):
-            found = found.filter(accession_number=params["accession_number"])
-        return updated_since(found, self.request)
+        return orders_queryset()
 
     @extend_schema(responses={201: OrderSerializer})
     @idempotent
@@ -229,36 +172,16 @@ class StudySerializer(serializers.ModelSerializer):
         return studies_json(study_rows(Study.objects.filter(pk=study.pk)))[0]
 
 
-STUDY_FILTERS = [
-    record_id_parameter("patient"), OpenApiParameter("accession_number", str), record_id_parameter("order"),
-    OpenApiParameter("date", OpenApiTypes.DATE, description="Study date, YYYY-MM-DD"), OpenApiParameter("modality", str),
-    UPDATED_SINCE,
-]  # fmt: skip
+fields_check(StudySerializer, STUDY_FIELDS)  # rows.py shows what the serializer declares
 
 
-@extend_schema_view(get=extend_schema(parameters=STUDY_FILTERS))
 class StudyList(ListAPIView):
     resource = "studies"
     serializer_class = StudySerializer
+    filterset_class = StudyFilter  # (cleaned here, applied in the compiled page: filters.py)
 
     def get_queryset(self):
-        filters = {}
-        params = self.request.query_params
-        if "patient" in params:
-            filters["patient_id"] = record_id_param(params["patient"], "patient")
-        if "order" in params:
-            filters["order_id"] = record_id_param(params["order"], "order")
-        if params.get("accession_number"):
-            filters["accession_number"] = params["accession_number"]
-        day = _date_param(self.request, "date")
-        if day:
-            filters["study_date"] = day
-        if params.get("modality"):
-            filters["modality"] = params["modality"].upper()
-        since = updated_since_param(self.request)
-        if since is not None:
-            filters["since"] = since
-        return PageQuery(STUDY_PAGES, Study, filters)
+        return PageQuery(STUDY_PAGES, Study, filter_values(StudyFilter, self.request))
 
     def list(self, request):
         # The page as plain rows, not serializers; StudySerializer still describes it.
@@ -285,16 +208,11 @@ class VisitSerializer(StrictTypes, serializers.ModelSerializer):
         read_only_fields = ["id", "external_id", "updated"]
 
 
-@extend_schema_view(get=extend_schema(parameters=[record_id_parameter("patient"), UPDATED_SINCE]))
 class VisitList(ListAPIView):
     resource = "visits"
     serializer_class = VisitSerializer
-
-    def get_queryset(self):
-        found = Visit.objects.all()
-        if "patient" in self.request.query_params:
-            found = found.filter(patient_id=record_id_param(self.request.query_params["patient"], "patient"))
-        return updated_since(found, self.request)
+    filterset_class = VisitFilter
+    queryset = Visit.objects.all()
 
     @extend_schema(responses={201: VisitSerializer})
     @idempotent

@@ -6,27 +6,20 @@ own codes through the crosswalk.
 """
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from integrations.api.auth import ClientUser, actor_for
+from integrations.api.filters import OwnerFilter, PatientFilter, filter_values
 from integrations.api.pagination import PageQuery, prefetched
-from integrations.api.rows import patient_rows, patients_json
+from integrations.api.rows import PATIENT_FIELDS, fields_check, patient_rows, patients_json
 from integrations.api.selectors import patient_pages, patients_queryset
 from integrations.api.strict import StrictTypes
-from integrations.api.sync import (
-    UPDATED_SINCE,
-    etag,
-    idempotent,
-    if_match_check,
-    updated_since,
-    updated_since_param,
-)
+from integrations.api.sync import etag, idempotent, if_match_check
 from patients.models import Owner, Ownership, Patient
-from patients.search import query_words
 from patients.selectors import coded_breed, coded_species
 from patients.services import owner_upsert, ownership_set, patient_upsert
 from vetclinic.transactions import retried
@@ -136,9 +129,10 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
 
     class Meta:
         model = Patient
-        fields = ["id", "patient_id", "name", "species", "breed", "breed_text", "sex", "neutered", "birth_date",
-                  "birth_date_estimated", "colour", "microchip", "deceased", "deceased_on", "notes", "weight_kg",
-                  "owners", "external_ids", "updated"]  # fmt: skip
+        # In the order rows.py writes them (fields_check, below).
+        fields = ["id", "patient_id", "name", "breed_text", "sex", "neutered", "birth_date", "birth_date_estimated",
+                  "colour", "microchip", "deceased", "deceased_on", "notes", "owners", "updated", "species", "breed",
+                  "weight_kg", "external_ids"]  # fmt: skip
         read_only_fields = ["id", "patient_id", "updated"]
 
     def to_representation(self, patient):
@@ -162,6 +156,9 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
                 f"Unknown breed code {value['code']} in {value['system']}; map it in the crosswalk."
             )
         return breed
+
+
+fields_check(PatientSerializer, PATIENT_FIELDS)  # rows.py shows what the serializer declares
 
 
 def _afresh(record):
@@ -201,33 +198,19 @@ def _with_etag(response, instance):
     return response
 
 
-SEARCH = OpenApiParameter(
-    "search",
-    str,
-    description="Name, owner, phone, microchip, patient ID or external id (every word must match)",
-)
-
-
-@extend_schema_view(get=extend_schema(parameters=[SEARCH, UPDATED_SINCE]))
 class PatientList(ListAPIView):
     resource = "patients"
     serializer_class = PatientSerializer
+    filterset_class = PatientFilter  # (cleaned here, applied in the compiled page: filters.py)
 
     def get_queryset(self):
-        filters, words = {}, None
-        since = updated_since_param(self.request)
-        if since is not None:
-            filters["since"] = since
-        query = self.request.query_params.get("search")
-        if query:
-            # Every match, in no order of its own: the cursor pages through them by id. (Through
-            # the first 500 by name, PostgreSQL sorted every match of a common word before a page
-            # could start, ~35 ms at 100,000 animals, and a client could never page past the 500th.)
-            words = tuple(dict.fromkeys(query_words(query)))
-            if not words:
-                return Patient.objects.none()
-            filters["words"] = words
-        return PageQuery(patient_pages(words=words), Patient, filters)
+        filters = filter_values(PatientFilter, self.request)
+        # A search matches in no order of its own: the cursor pages through the matches by id.
+        # (Through the first 500 by name, PostgreSQL sorted every match of a common word before a
+        # page could start, ~35 ms at 100,000 animals, and a client could never page past the 500th.)
+        if filters.get("search") == ():  # text with no word in it
+            return Patient.objects.none()
+        return PageQuery(patient_pages(words=filters.get("search")), Patient, filters)
 
     def list(self, request):
         # The page as plain rows, not serializers; PatientSerializer still describes it.
@@ -304,13 +287,11 @@ def owners_queryset():
     return Owner.objects.prefetch_related(Prefetch("external_ids", to_attr="external_ids_rows"))
 
 
-@extend_schema_view(get=extend_schema(parameters=[UPDATED_SINCE]))
 class OwnerList(ListAPIView):
     resource = "owners"
     serializer_class = OwnerSerializer
-
-    def get_queryset(self):
-        return updated_since(owners_queryset(), self.request)
+    filterset_class = OwnerFilter
+    queryset = owners_queryset()
 
     @extend_schema(responses={201: OwnerSerializer})
     @idempotent

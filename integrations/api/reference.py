@@ -1,7 +1,7 @@
 """Reference lists a PMS maps its own codes against: species, breeds, stations, procedures."""
 
 from django.db import connection
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView, ListCreateAPIView
 from rest_framework.permissions import AllowAny
@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from imaging.models import Modality, Procedure
 from integrations.api.auth import actor_for
 from integrations.api.errors import Conflict
+from integrations.api.filters import BreedFilter, CrosswalkFilter
 from integrations.api.strict import StrictTypes
 from patients.models import Breed, CodeMapping, Species
 from vetclinic.audit.services import audit_record
@@ -58,11 +59,8 @@ class BreedList(ReferenceList):
     """Breeds; ``?species=<SNOMED code>`` narrows to one species."""
 
     serializer_class = BreedSerializer
-
-    def get_queryset(self):
-        breeds = Breed.objects.select_related("species").order_by("id")
-        species = self.request.query_params.get("species")
-        return breeds.filter(species__code=species) if species else breeds
+    filterset_class = BreedFilter
+    queryset = Breed.objects.select_related("species").order_by("id")
 
 
 class ModalityList(ReferenceList):
@@ -132,23 +130,17 @@ class CodeMappingSerializer(StrictTypes, serializers.ModelSerializer):
         return data
 
 
-@extend_schema_view(
-    get=extend_schema(parameters=[OpenApiParameter("system", str), OpenApiParameter("kind", str)])
-)
 class CrosswalkList(ListCreateAPIView):
     """The crosswalk HL7 and REST read species and breed codes through; a client registers its
     own codes here (reading it needs reference:read, adding reference:write)."""
 
     resource = "reference"
     serializer_class = CodeMappingSerializer
+    filterset_class = CrosswalkFilter
 
     def get_queryset(self):
         found = CodeMapping.objects.exclude(kind=CodeMapping.Kind.PROCEDURE)
-        found = found.select_related("species", "breed").order_by("id")
-        for name in ("system", "kind"):
-            if self.request.query_params.get(name):
-                found = found.filter(**{name: self.request.query_params[name]})
-        return found
+        return found.select_related("species", "breed").order_by("id")
 
     def perform_create(self, serializer):
         mapping = serializer.save()

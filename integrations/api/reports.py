@@ -8,25 +8,18 @@ reads it here, or pulls ``?updated_since=``.
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from imaging.models import Report, Study
 from imaging.reports import services as report_services
 from integrations.api.auth import actor_for
+from integrations.api.filters import ReportFilter
 from integrations.api.strict import StrictTypes
-from integrations.api.sync import (
-    UPDATED_SINCE,
-    etag,
-    idempotent,
-    if_match_check,
-    record_id_param,
-    record_id_parameter,
-    updated_since,
-)
+from integrations.api.sync import etag, idempotent, if_match_check
 
 
 class ReportSerializer(serializers.ModelSerializer):
@@ -83,40 +76,15 @@ def _answer(report, code=status.HTTP_200_OK, context=None):
     )
 
 
-REPORT_FILTERS = [
-    record_id_parameter("study"), record_id_parameter("order"), record_id_parameter("patient"),
-    OpenApiParameter("status", str, enum=Report.Status.values,
-                     description="draft, final or amended; `final` also finds amended reports"),
-    UPDATED_SINCE,
-]  # fmt: skip
-
-
-@extend_schema_view(get=extend_schema(parameters=REPORT_FILTERS))
 class ReportList(ListAPIView):
     """Reports, drafts included (their status says so); only signed ones are the clinic's word."""
 
     resource = "reports"
     serializer_class = ReportSerializer
+    filterset_class = ReportFilter
 
     def get_queryset(self):
-        found = Report.objects.select_related("study")
-        params = self.request.query_params
-        for name, field in (
-            ("study", "study_id"),
-            ("order", "study__order_id"),
-            ("patient", "study__patient_id"),
-        ):
-            if name in params:
-                found = found.filter(**{field: record_id_param(params[name], name)})
-        wanted = params.get("status")
-        if wanted is not None:
-            if wanted not in Report.Status.values:
-                raise ValidationError({"status": [f"One of {', '.join(Report.Status.values)}."]})
-            statuses = (
-                [Report.Status.FINAL, Report.Status.AMENDED] if wanted == Report.Status.FINAL else [wanted]
-            )
-            found = found.filter(status__in=statuses)
-        return updated_since(found, self.request)
+        return Report.objects.select_related("study")
 
     @extend_schema(request=ReportWriteSerializer, responses={200: ReportSerializer, 201: ReportSerializer})
     @idempotent

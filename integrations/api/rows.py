@@ -7,14 +7,18 @@ ModelSerializer per row cost more than the database did, and every further state
 more to build in the ORM and to send than its rows cost to read.
 
 These functions are the API's one way to show an animal or a study: the lists call them on a
-page, the serializers' ``to_representation`` on a single record. The serializers still declare
-the fields, which the OpenAPI schema is built from and input is validated against.
+page, the serializers' ``to_representation`` on a single record. The serializers declare the
+fields (the OpenAPI schema is built from them, input is validated against them), and
+``fields_check`` holds each writer to its serializer when the API is imported: the same fields,
+in the same order, or the import fails naming what differs (and tests/test_api_responses.py
+holds every answer to the schema, types included).
 """
 
 from decimal import Decimal
 
 import orjson
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Aggregate, Count, JSONField, OuterRef, Subquery
 from django.urls import reverse
 from django.utils.timezone import get_current_timezone
@@ -67,6 +71,20 @@ def iso_datetime(value, zone=None):
 def iso(value):
     """A date or a time as DRF writes it."""
     return value.isoformat() if value is not None else None
+
+
+def fields_check(serializer_class, written):
+    """``written`` (the keys a writer here writes, in order) are the fields ``serializer_class``
+    shows, in its order; else ImproperlyConfigured, naming what is missing on which side."""
+    shown = [name for name, field in serializer_class().fields.items() if not field.write_only]
+    if shown == list(written):
+        return
+    missing = [name for name in shown if name not in written]
+    extra = [name for name in written if name not in shown]
+    raise ImproperlyConfigured(
+        f"{serializer_class.__name__} and rows.py differ: the serializer shows {shown}, rows.py writes "
+        f"{list(written)} (not written: {missing or 'none'}; not in the serializer: {extra or 'none'})."
+    )
 
 
 # --- animals ----------------------------------------------------------------------------------
@@ -136,6 +154,10 @@ def patient_json(row, zone=None):
     }
 
 
+# The keys patient_json writes, in order (for fields_check).
+PATIENT_FIELDS = tuple(patient_json(dict.fromkeys(PATIENT_COLUMNS)))
+
+
 # --- studies ----------------------------------------------------------------------------------
 
 STUDY_COLUMNS = (
@@ -192,3 +214,7 @@ def study_json(row, viewer, thumbnail, zone=None):
         "thumbnail_url": f"{thumbnail[0]}{shown}{thumbnail[1]}" if shown is not None else None,
         "updated": iso_datetime(row["updated"], zone),
     }
+
+
+# The keys study_json writes, in order (for fields_check).
+STUDY_FIELDS = tuple(study_json(dict.fromkeys(STUDY_COLUMNS), ("", ""), ("", "")))

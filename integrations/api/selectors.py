@@ -1,10 +1,12 @@
 """What the REST lists read: each list's page query, compiled once per shape (vetclinic/db.py)
-through ``list_pages``. The views only parse the request's filters and pick a list's pages.
+through ``list_pages``, narrowed by the list's FilterSet (filters.py). The views only clean the
+request's parameters with that FilterSet and pick a list's pages.
 """
 
 from django.db.models import F
 
-from imaging.models import Series, Study
+from imaging.models import Study
+from integrations.api.filters import PatientFilter, StudyFilter
 from integrations.api.pagination import list_pages
 from integrations.api.rows import patient_rows, study_rows
 from patients.models import Patient
@@ -20,12 +22,7 @@ def patients_queryset():
 
 
 def _patient_page(filters, page):
-    patients = patient_rows(patients_queryset())
-    if "since" in filters:
-        patients = patients.filter(updated__gte=filters["since"])
-    if "words" in filters:
-        patients = patients.filter(pk__in=patient_ids_matching(words=filters["words"]))
-    return patients
+    return PatientFilter.narrow(patient_rows(patients_queryset()), filters)
 
 
 def _patient_search_page(filters, page):
@@ -35,10 +32,9 @@ def _patient_search_page(filters, page):
     names it guessed thousands where there were a few dozen and read every word's row in
     patient order (~130 ms, against ~0.3 ms now), and for a pet name it walked the animals by
     id until a page of them matched (~2.5 ms, ~1 ms now). (IdIn with a subquery: ``= ANY(ARRAY(...))``.)"""
-    matches = patient_ids_matching(words=filters["words"])
-    living = patients_queryset()
-    if "since" in filters:
-        living = living.filter(updated__gte=filters["since"])
+    matches = patient_ids_matching(words=filters["search"])
+    others = {name: value for name, value in filters.items() if name != "search"}
+    living = PatientFilter.narrow(patients_queryset(), others)
     page_ids = page.of(living.filter(IdIn(F("pk"), matches)), offset=False).values("pk")
     return patient_rows(patients_queryset()).filter(IdIn(F("pk"), page_ids))
 
@@ -70,15 +66,7 @@ def patient_pages(*, words=None):
 
 
 def _study_page(filters, page):
-    found = study_rows(Study.objects.all())
-    for name in ("patient_id", "order_id", "accession_number", "study_date"):
-        if name in filters:
-            found = found.filter(**{name: filters[name]})
-    if "modality" in filters:
-        found = found.filter(pk__in=Series.objects.filter(modality=filters["modality"]).values("study"))
-    if "since" in filters:
-        found = found.filter(updated__gte=filters["since"])
-    return found
+    return StudyFilter.narrow(study_rows(Study.objects.all()), filters)
 
 
 STUDY_PAGES = list_pages(_study_page)

@@ -1,14 +1,12 @@
-"""What makes the API safe to sync against: ETags and If-Match, ``updated_since``.
+"""What makes the API safe to sync against: ETags and If-Match, idempotent POSTs (and
+``?updated_since=``, filters.py).
 
 An ETag is the record's id and last change (``updated``): a PMS that sends ``If-Match`` with
 the ETag it read gets 412 if someone changed the record since, instead of overwriting it.
 """
 
 import hashlib
-from datetime import UTC
 
-from django.utils.dateparse import parse_datetime
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
@@ -28,53 +26,6 @@ def if_match_check(request, instance):
     tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
     if etag(instance) not in tags:
         raise PreconditionFailed()
-
-
-# The query parameters every list shares, typed in the schema as they are checked: a client (or a
-# generated test) sends what is accepted, and anything else is a 400 the schema foretells.
-UPDATED_SINCE = OpenApiParameter(
-    "updated_since", OpenApiTypes.DATETIME,
-    description="ISO 8601 date-time with a time zone: only records changed since",
-)  # fmt: skip
-# A record id: what RecordId (urls.py) and record_id_param take.
-RECORD_ID = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
-
-
-def record_id_parameter(name, description=None):
-    return OpenApiParameter(name, RECORD_ID, description=description)
-
-
-def record_id_param(value, name):
-    """A record id from a query parameter: digits that fit the database's integers."""
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
-        raise ValidationError({name: ["A record id (a whole number)."]})
-    return int(value)
-
-
-def updated_since(queryset, request):
-    """``?updated_since=<ISO 8601 date-time>``: records changed at or after that moment."""
-    moment = updated_since_param(request)
-    return queryset if moment is None else queryset.filter(updated__gte=moment)
-
-
-def updated_since_param(request):
-    """The moment ``?updated_since=`` names, or None without one (400 if it names none)."""
-    value = request.query_params.get("updated_since")
-    if value is None:  # (given, even empty, it must be a date-time)
-        return None
-    try:
-        moment = parse_datetime(value)
-    except ValueError:  # well formed, but no such moment (2026-02-30T25:00:00Z)
-        moment = None
-    if moment is not None and moment.tzinfo is not None:
-        try:
-            # In UTC: ISO 8601 offsets go to ±23:59, PostgreSQL's to ±15:59 (a DataError, a 500).
-            return moment.astimezone(UTC)
-        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first moment there is
-            pass
-    raise ValidationError(
-        {"updated_since": ["An ISO 8601 date-time with a time zone, e.g. 2026-11-23T08:00:00Z."]}
-    )
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
