@@ -1,6 +1,8 @@
 """The services' transactions."""
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.db import OperationalError, connection, transaction
 
@@ -8,8 +10,10 @@ from django.db import OperationalError, connection, transaction
 # its documentation asks the application to run it again (PostgreSQL 13.2, 13.3.4).
 RETRYABLE = {"40P01", "40001"}
 
+Result = TypeVar("Result")
 
-def service_atomic(func):
+
+def service_atomic(func: Callable[..., Result]) -> Callable[..., Result]:
     """``transaction.atomic`` for a service, with a keyword its caller may pass:
     ``savepoints=False`` opens no savepoint when the service runs inside a transaction.
 
@@ -20,15 +24,18 @@ def service_atomic(func):
     choice is the caller's and is written at its call (``patient_upsert(..., savepoints=False)``),
     never read from the context the service happens to run in."""
 
+    # Callable[..., Result], not a ParamSpec: the wrapper adds a keyword, which PEP 612 cannot
+    # express (no keyword-only parameter next to P.kwargs), so the arguments at a service's
+    # calls are not checked by mypy; its body and its result are.
     @functools.wraps(func)
-    def atomic(*args, savepoints=True, **kwargs):
+    def atomic(*args: Any, savepoints: bool = True, **kwargs: Any) -> Result:
         with transaction.atomic(savepoint=savepoints):
             return func(*args, **kwargs)
 
     return atomic
 
 
-def retried(work, *, attempts=3):
+def retried(work: Callable[[], Result], *, attempts: int = 3) -> Result:
     """Run ``work()`` in a transaction of its own, again when PostgreSQL undid it for a deadlock
     or a serialization failure: two requests editing related records at once (animals sharing an
     owner rewrite each other's search words) are then both applied instead of one being a 500.
@@ -44,3 +51,4 @@ def retried(work, *, attempts=3):
             code = getattr(error.__cause__, "sqlstate", None)
             if code not in RETRYABLE or attempt == attempts - 1 or connection.in_atomic_block:
                 raise
+    raise ValueError(f"attempts must be at least 1, not {attempts}")
