@@ -9,6 +9,9 @@ from django.db.models import Field, Model
 
 from vetclinic.audit.models import AuditEntry, Channel
 
+# What an audit entry records of a change: {field: [old, new]}, each as text or None.
+Changes = dict[str, list[str | None]]
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -32,9 +35,9 @@ def _as_text(value: object) -> str | None:
 
 
 # Any: values are whatever the model's fields take, one field each.
-def changes_apply(instance: Model, values: dict[str, Any]) -> dict[str, list[str | None]]:
+def changes_apply(instance: Model, values: dict[str, Any]) -> Changes:
     """Set ``values`` on ``instance``; return {field: [old, new]} for those that differ."""
-    changes: dict[str, list[str | None]] = {}
+    changes: Changes = {}
     for name, new in values.items():
         # A model's own field, never a reverse relation (no attname): callers name what they set.
         field = cast("Field[Any, Any]", instance._meta.get_field(name))
@@ -50,9 +53,7 @@ def changes_apply(instance: Model, values: dict[str, Any]) -> dict[str, list[str
     return changes
 
 
-def audit_record(
-    *, actor: Actor, instance: Model, action: str, changes: dict[str, list[str | None]] | None = None
-) -> AuditEntry:
+def audit_record(*, actor: Actor, instance: Model, action: str, changes: Changes | None = None) -> AuditEntry:
     return AuditEntry.objects.create(
         channel=actor.channel,
         user=actor.user if isinstance(actor.user, User) and actor.user.pk else None,
