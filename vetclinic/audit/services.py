@@ -1,5 +1,6 @@
 """Writing the audit log. Every service that changes a record calls ``audit_record``."""
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -9,7 +10,8 @@ from django.db.models import Field, Model
 
 from vetclinic.audit.models import AuditEntry, Channel
 
-# What an audit entry records of a change: {field: [old, new]}, each as text or None.
+# What changes_apply finds: {field: [old, new]}, each as text or None. An audit entry records
+# these, or its service's own (a version: a number).
 Changes = dict[str, list[str | None]]
 
 
@@ -53,7 +55,13 @@ def changes_apply(instance: Model, values: dict[str, Any]) -> Changes:
     return changes
 
 
-def audit_record(*, actor: Actor, instance: Model, action: str, changes: Changes | None = None) -> AuditEntry:
+def audit_record(
+    *,
+    actor: Actor,
+    instance: Model,
+    action: str,
+    changes: Mapping[str, Sequence[str | int | None]] | None = None,
+) -> AuditEntry:
     return AuditEntry.objects.create(
         channel=actor.channel,
         user=actor.user if isinstance(actor.user, User) and actor.user.pk else None,
