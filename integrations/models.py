@@ -31,7 +31,7 @@ class HL7Endpoint(models.Model):
     def __str__(self):
         return f"{self.name} ({self.host}:{self.port})"
 
-    def wants(self, event):
+    def wants(self, event: str) -> bool:
         return not self.events or event in self.events
 
 

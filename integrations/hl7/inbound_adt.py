@@ -2,15 +2,29 @@
 registered or updated (A01/A04/A05/A08/A28/A31), its visit booked, finished or cancelled
 (A01/A04/A05, A03/A11), two animals merged (A40), all through the services the UI uses."""
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.utils.timezone import now
 
-from integrations.hl7.messages import HL7Error
+from integrations.hl7.messages import HL7Error, Segment
 from patients.crosswalk import breed_standin, species_standin, unmapped_code_seen
-from patients.models import CodeMapping, Patient, UnmappedCode, Visit
+from patients.models import Breed, CodeMapping, Owner, Patient, Species, UnmappedCode, Visit
 from patients.selectors import coded_breed, coded_species, owner_by_external_id, patient_by_external_id
-from patients.services import owner_upsert, patient_merge, patient_upsert, visit_create, visit_update
+from patients.services import (
+    ExternalId,
+    owner_upsert,
+    patient_merge,
+    patient_upsert,
+    visit_create,
+    visit_update,
+)
+
+if TYPE_CHECKING:  # inbound.py imports the handlers
+    from integrations.hl7.inbound import Received
+
+Coded = TypeVar("Coded", Species, Breed)
 
 SEX = {"M": Patient.Sex.MALE, "F": Patient.Sex.FEMALE, "O": Patient.Sex.UNKNOWN, "U": Patient.Sex.UNKNOWN,
        "A": Patient.Sex.UNKNOWN, "N": Patient.Sex.UNKNOWN, "": Patient.Sex.UNKNOWN}  # fmt: skip
@@ -24,7 +38,9 @@ UNITS_TO_KG = {
 }
 
 
-def _coded(received, seg, n, lookup, kind):
+def _coded(
+    received: "Received", seg: Segment, n: int, lookup: Callable[..., Coded | None], kind: str
+) -> tuple[Coded | None, UnmappedCode | None]:
     """PID-35/36 (CE/CWE: code^text^system) through the crosswalk: (ours, None), or for a
     code the crosswalk does not map (None, the UnmappedCode it was counted in); (None, None)
     when no code is sent. The sender's own coding system names the crosswalk entry; without
@@ -42,10 +58,10 @@ def _coded(received, seg, n, lookup, kind):
     return None, unmapped_code_seen(system=system, kind=kind, code=code, text=text, example=example)
 
 
-def _patient_ids(received, pid):
+def _patient_ids(received: "Received", pid: Segment) -> list[ExternalId]:
     """PID-3 identifiers: (assigning authority or our sender, id). The first is the PMS's own.
     Older senders put the animal's id in PID-2 (Patient ID, external) and leave PID-3 empty."""
-    ids = []
+    ids: list[ExternalId] = []
     for n in (3, 2):
         for rep in pid.repeats(n):
             value = pid.component(n, 1, rep)
@@ -57,7 +73,7 @@ def _patient_ids(received, pid):
     raise HL7Error("PID-3 (patient identifier) is empty, and so is PID-2", code=101, segment="PID", field=3)
 
 
-def _animal_name(pid):
+def _animal_name(pid: Segment) -> str:
     """PID-5: the animal's name is the given name when the sender writes OwnerFamily^Animal
     (as DICOM does), else the family component."""
     family, given = pid.component(5, 1), pid.component(5, 2)
@@ -67,13 +83,13 @@ def _animal_name(pid):
     return name
 
 
-def _phone(seg, n, repetition=None):
+def _phone(seg: Segment, n: int, repetition: str | None = None) -> str:
     """XTN: the number as written (XTN-1), else unformatted (XTN-12), else area + local."""
     parts = seg.components(n, repetition) + [""] * 12
     return (parts[0] or parts[11] or (parts[5] + parts[6])).strip()
 
 
-def _owner(received, patient):
+def _owner(received: "Received", patient: Patient | None) -> Owner | None:
     """The owner from NK1 with relationship OWN (table 0063), else GT1, else PID alone: many
     practice-management systems send neither and name the owner only by PID-5's family name
     (``Owner^Animal``), PID-11 address, PID-13/14 phones and PID-18 account number. Keyed by
@@ -95,7 +111,7 @@ def _owner(received, patient):
             return known or None
         name, address, phones = [family], pid.components(11), [_phone(pid, 13), _phone(pid, 14)]
     family, given = (name + ["", ""])[:2]
-    fields = {"family_name": family[:64], "given_name": given[:64]}
+    fields: dict[str, Any] = {"family_name": family[:64], "given_name": given[:64]}
     if nk1 is None and gt1 is None:
         del fields["given_name"]  # PID has none: keep what the desk or an NK1 recorded
     street, other, city, _state, postcode, country = (address + [""] * 6)[:6]
@@ -115,7 +131,7 @@ def _owner(received, patient):
     )  # fmt: skip
 
 
-def _weight(received):
+def _weight(received: "Received") -> Decimal | None:
     for obx in received.all("OBX"):
         code, text = obx.component(3, 1), obx.component(3, 2).lower()
         if code in WEIGHT_CODES or "weight" in text:
@@ -129,17 +145,18 @@ def _weight(received):
     return None
 
 
-def _is_standin(species_id):
+def _is_standin(species_id: int) -> bool:
     return UnmappedCode.objects.filter(species_id=species_id).exists()
 
 
-def adt_register(received):
+def adt_register(received: "Received") -> Patient:
     """ADT A01/A04/A05/A08/A28/A31: create or update the animal (and its owner)."""
     from integrations.hl7.messages import hl7_date
 
     pid = received.one("PID")
     ids = _patient_ids(received, pid)
-    patient = found_by = None
+    patient: Patient | None = None
+    found_by: ExternalId | None = None
     for system, value in ids:
         patient = patient_by_external_id(system=system, value=value)
         if patient is not None:
@@ -154,7 +171,7 @@ def adt_register(received):
         species = breed.species if breed is not None else species_standin(unmapped=unmapped_species)
     if species is None and patient is None:
         raise HL7Error("PID-35 (species) is required for a new animal", code=101, segment="PID", field=35)
-    fields = {
+    fields: dict[str, Any] = {
         "name": _animal_name(pid)[:64],
         "birth_date": hl7_date(pid[7], segment="PID", field=7),
         "sex": SEX.get(pid[8].upper(), Patient.Sex.UNKNOWN),
@@ -163,7 +180,11 @@ def adt_register(received):
         fields["species"] = species
     if unmapped_breed is not None:
         # The stand-in of the animal's species, or (a code another species' stand-in has) text.
-        breed = breed_standin(unmapped=unmapped_breed, species=species or patient.species)
+        animal_species = species
+        if animal_species is None:
+            assert patient is not None  # a new animal without a species was refused above
+            animal_species = patient.species
+        breed = breed_standin(unmapped=unmapped_breed, species=animal_species)
     breed_text = pid.component(36, 2) or pid.component(36, 1) if breed is None else ""
     if breed is not None:
         fields["breed"], fields["breed_text"] = breed, ""
@@ -179,7 +200,7 @@ def adt_register(received):
     return patient
 
 
-def _visit(received, patient):
+def _visit(received: "Received", patient: Patient) -> Visit | None:
     """A01/A04/A05 with a visit number (PV1-19) book that visit (idempotent on the number), so
     that A03/A11 can close or cancel it; PV1-44 is when it starts."""
     from integrations.hl7.messages import hl7_datetime
@@ -207,7 +228,7 @@ def _visit(received, patient):
     )
 
 
-def adt_merge(received):
+def adt_merge(received: "Received") -> Patient:
     """ADT A40: merge the animal named in MRG-1 into the one in PID-3 (patient_merge)."""
     pid, mrg = received.one("PID"), received.one("MRG")
     target = next(
@@ -230,7 +251,7 @@ def adt_merge(received):
     return patient_merge(actor=received.actor, source=source, target=target, savepoints=False)
 
 
-def adt_visit_end(received):
+def adt_visit_end(received: "Received") -> Visit:
     """ADT A03 (discharge) finishes the visit in PV1-19; A11 (cancel admit) cancels it."""
     pv1 = received.one("PV1")
     number = pv1.component(19, 1)
