@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # inbound.py imports the handlers; imaging's models are impor
 log = logging.getLogger("integrations.hl7")
 
 
-def _order_start(received: "Received", orc: Segment, obr: Segment) -> datetime | None:
+def _order_start(received: "Received", orc: Segment, obr: Segment) -> datetime:
     """When: TQ1-7 (2.5 on), else ORC-7 / OBR-27 quantity-timing start (TQ.4), else OBR-36
     scheduled time, else OBR-6 requested time (where 2.x senders without TQ1 put it), else
     OBR-7; else ORC-9, when the order was placed (a walk-in), else now."""
@@ -32,8 +32,9 @@ def _order_start(received: "Received", orc: Segment, obr: Segment) -> datetime |
                   ("OBR", 27, obr.component(27, 4)), ("OBR", 36, obr[36]), ("OBR", 6, obr[6]),
                   ("OBR", 7, obr[7]), ("ORC", 9, orc[9])]  # fmt: skip
     for segment, field, value in candidates:
-        if value:
-            return hl7_datetime(value, segment=segment, field=field)
+        moment = hl7_datetime(value, segment=segment, field=field)  # None: empty, or only blanks
+        if moment is not None:
+            return moment
     return now()
 
 
