@@ -210,12 +210,17 @@ def message_send(*, message_id: int) -> str:
     message = HL7Message.objects.select_related("endpoint").get(pk=message_id)
     if message.status != Status.PENDING:
         return message.status
+    endpoint = message.endpoint
+    if endpoint is None:  # deleted while the message waited (SET_NULL): nowhere to send it
+        HL7Message.objects.filter(pk=message.pk).update(
+            status=Status.FAILED, error="not sent: its endpoint was deleted", updated=now()
+        )
+        return Status.FAILED
     earlier = HL7Message.objects.filter(
         status=Status.PENDING, endpoint=message.endpoint, patient_id=message.patient_id, id__lt=message.id
     ).exists()
     if earlier:
         raise SendLater("an earlier message about this animal is not sent yet")
-    endpoint = message.endpoint
     HL7Message.objects.filter(pk=message.pk).update(attempts=message.attempts + 1, updated=now())
     try:
         with socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout) as sock:
