@@ -94,7 +94,7 @@ def unmapped_codes(*, kind: str | None = None) -> QuerySet[UnmappedCode]:
 
 
 @service_atomic
-def code_mapping_apply(*, actor: Actor, mapping: CodeMapping) -> int:
+def code_mapping_apply(*, actor: Actor, mapping: CodeMapping, savepoints: bool = True) -> int:
     """Move the animals that carried ``mapping``'s code while it was unmapped over to what it
     now maps to (each change audited as ``actor``'s); returns how many animals changed. The
     orders that waited for a service code are released by integrations/hl7/held.py."""

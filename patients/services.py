@@ -3,6 +3,8 @@
 Every service is keyword-only, atomic (without a savepoint of its own inside the HL7 listener's
 all-or-nothing transaction, vetclinic/db.py), and writes an audit entry for each record it changes;
 a call that changes nothing writes nothing, so a repeated inbound message leaves no trace.
+The ``savepoints`` keyword every service declares is read by its decorator
+(vetclinic/transactions.py service_atomic), not by the service.
 """
 
 from collections.abc import Collection
@@ -111,7 +113,12 @@ def _external_add(
 
 @service_atomic
 def owner_upsert(
-    *, actor: Actor, fields: Fields, owner: Owner | None = None, external: ExternalId | None = None
+    *,
+    actor: Actor,
+    fields: Fields,
+    owner: Owner | None = None,
+    external: ExternalId | None = None,
+    savepoints: bool = True,
 ) -> Owner:
     """Create or update an owner. With ``external=(system, value)`` it is idempotent on that id."""
     _check_fields(fields, OWNER_FIELDS)
@@ -154,6 +161,7 @@ def patient_upsert(
     owner_role: str = Ownership.Role.OWNER,
     weight_kg: Decimal | float | str | None = None,
     weight_on: date | None = None,
+    savepoints: bool = True,
 ) -> Patient:
     """Create or update an animal; idempotent on ``external=(system, value)``.
 
@@ -203,6 +211,7 @@ def ownership_set(
     role: str = Ownership.Role.OWNER,
     primary: bool | None = None,
     refresh: bool = True,
+    savepoints: bool = True,
 ) -> Ownership:
     """Link an owner to an animal. The first owner becomes primary unless ``primary=False``.
     With ``refresh``, the animal's search words are rewritten if the link changed."""
@@ -250,7 +259,7 @@ def _ownership_set(
 
 
 @service_atomic
-def ownership_remove(*, actor: Actor, patient: Patient, owner: Owner) -> None:
+def ownership_remove(*, actor: Actor, patient: Patient, owner: Owner, savepoints: bool = True) -> None:
     ownership = Ownership.objects.get(patient=patient, owner=owner)
     if ownership.is_primary and patient.ownerships.count() > 1:
         raise ValidationError("Make another owner primary before removing the primary owner.")
@@ -261,7 +270,12 @@ def ownership_remove(*, actor: Actor, patient: Patient, owner: Owner) -> None:
 
 @service_atomic
 def weight_record(
-    *, actor: Actor, patient: Patient, kg: Decimal | float | str, measured_on: date | None = None
+    *,
+    actor: Actor,
+    patient: Patient,
+    kg: Decimal | float | str,
+    measured_on: date | None = None,
+    savepoints: bool = True,
 ) -> WeightRecord:
     """Record a weight; the same weight on the same day again records nothing."""
     return _weight_record(actor=actor, patient=patient, kg=kg, measured_on=measured_on)
@@ -306,6 +320,7 @@ def visit_create(
     vet: User | None = None,
     status: str = Visit.Status.BOOKED,
     external: ExternalId | None = None,
+    savepoints: bool = True,
 ) -> Visit:
     """Book a visit; idempotent on ``external=(system, visit number)``."""
     if external is not None:
@@ -324,7 +339,7 @@ def visit_create(
 
 
 @service_atomic
-def visit_update(*, actor: Actor, visit: Visit, fields: Fields) -> Visit:
+def visit_update(*, actor: Actor, visit: Visit, fields: Fields, savepoints: bool = True) -> Visit:
     _check_fields(fields, VISIT_FIELDS)
     _save(actor=actor, instance=visit, values=fields)
     return visit
@@ -344,7 +359,7 @@ def _merge_fill(source: Patient, target: Patient) -> Fields:
 
 
 @service_atomic
-def patient_merge(*, actor: Actor, source: Patient, target: Patient) -> Patient:
+def patient_merge(*, actor: Actor, source: Patient, target: Patient, savepoints: bool = True) -> Patient:
     """Merge ``source`` into ``target``: everything that points at the source moves over.
 
     The source stays as an alias (``merged_into``), so its patient ID still finds the target

@@ -2,7 +2,7 @@
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from django.db import OperationalError, connection, transaction
 
@@ -10,12 +10,15 @@ from django.db import OperationalError, connection, transaction
 # its documentation asks the application to run it again (PostgreSQL 13.2, 13.3.4).
 RETRYABLE = {"40P01", "40001"}
 
+Params = ParamSpec("Params")
 Result = TypeVar("Result")
 
 
-def service_atomic(func: Callable[..., Result]) -> Callable[..., Result]:
+def service_atomic(func: Callable[Params, Result]) -> Callable[Params, Result]:
     """``transaction.atomic`` for a service, with a keyword its caller may pass:
-    ``savepoints=False`` opens no savepoint when the service runs inside a transaction.
+    ``savepoints=False`` opens no savepoint when the service runs inside a transaction. The
+    service declares it (``savepoints: bool = True``) so that its callers' arguments are
+    checked as written; this wrapper is what reads it.
 
     For a caller that undoes its whole transaction on any error (the HL7 listener: a message
     is applied whole or refused whole), a savepoint per service call buys nothing and costs
@@ -24,12 +27,9 @@ def service_atomic(func: Callable[..., Result]) -> Callable[..., Result]:
     choice is the caller's and is written at its call (``patient_upsert(..., savepoints=False)``),
     never read from the context the service happens to run in."""
 
-    # Callable[..., Result], not a ParamSpec: the wrapper adds a keyword, which PEP 612 cannot
-    # express (no keyword-only parameter next to P.kwargs), so the arguments at a service's
-    # calls are not checked by mypy; its body and its result are.
     @functools.wraps(func)
-    def atomic(*args: Any, savepoints: bool = True, **kwargs: Any) -> Result:
-        with transaction.atomic(savepoint=savepoints):
+    def atomic(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+        with transaction.atomic(savepoint=bool(kwargs.get("savepoints", True))):
             return func(*args, **kwargs)
 
     return atomic
