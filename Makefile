@@ -51,7 +51,9 @@ test: install-dev system-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(if $(PYTEST_ARGS),,DATABASE_COMPILE_ONCE=false $(BIN)/python -m pytest $(COMPILE_OFF_TESTS))
 
-# The linters CI runs: ruff's rules (pyproject.toml) and its formatter.
+# The linters CI runs: ruff's rules (pyproject.toml), its formatter, and mypy with django-stubs
+# over the typed modules (the `files` of [tool.mypy] in pyproject.toml).
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy

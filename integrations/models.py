@@ -31,7 +31,7 @@ class HL7Endpoint(models.Model):
     def __str__(self):
         return f"{self.name} ({self.host}:{self.port})"
 
-    def wants(self, event):
+    def wants(self, event: str) -> bool:
         return not self.events or event in self.events
 
 
@@ -170,7 +170,7 @@ class ApiClient(models.Model):
         prefix = secrets.token_hex(4)
         return prefix, f"vp_{prefix}_{secrets.token_urlsafe(32)}"
 
-    def allows(self, resource, write):
+    def allows(self, resource: str, write: bool) -> bool:
         wanted = f"{resource}:{'write' if write else 'read'}"
         return (
             "*" in self.scopes or wanted in self.scopes or (not write and f"{resource}:write" in self.scopes)
@@ -213,7 +213,7 @@ class WebhookSubscription(models.Model):
     def __str__(self):
         return f"{self.client}: {self.url}"
 
-    def wants(self, event):
+    def wants(self, event: str) -> bool:
         return self.active and event in self.events
 
 

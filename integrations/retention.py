@@ -14,9 +14,11 @@ than its setting; what is still waiting to be sent is never deleted, however old
   with Stripe's 24 hours; a week covers a PMS that was down over a long weekend.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils.timezone import now
 
 from integrations.models import HL7Message, IdempotencyKey, WebhookDelivery
@@ -24,14 +26,14 @@ from integrations.models import HL7Message, IdempotencyKey, WebhookDelivery
 BATCH = 5000  # rows a DELETE statement takes, so that no statement holds its locks for long
 
 
-def _delete(queryset):
+def _delete(queryset: QuerySet[Any]) -> int:
     deleted = 0
     while ids := list(queryset.values_list("pk", flat=True)[:BATCH]):
         deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
     return deleted
 
 
-def logs_prune(*, at=None):
+def logs_prune(*, at: datetime | None = None) -> dict[str, int]:
     """Delete the finished log rows older than their settings; returns the count per log."""
     at = at or now()
     ended = [HL7Message.Status.PROCESSED, HL7Message.Status.ERROR, HL7Message.Status.REJECTED,

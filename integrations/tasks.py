@@ -1,4 +1,6 @@
-from celery import shared_task
+from typing import Any
+
+from celery import Task, shared_task
 from django.utils.dateparse import parse_datetime
 
 from integrations import retention
@@ -10,7 +12,7 @@ from integrations.webhooks import services as webhooks
 # Exponential backoff (2 s, 4 s, … capped at 10 minutes) until the PMS answers; an AE or AR
 # is final and stays in the message log for someone to look at.
 @shared_task(bind=True, max_retries=None)
-def hl7_send(self, message_id):
+def hl7_send(self: Task, message_id: int) -> str:
     try:
         return outbound.message_send(message_id=message_id)
     except outbound.SendLater as later:
@@ -18,22 +20,22 @@ def hl7_send(self, message_id):
 
 
 @shared_task
-def hl7_order_event(order_id, event):
+def hl7_order_event(order_id: int, event: str) -> list[int]:
     return [m.pk for m in outbound.order_event(order_id, event)]
 
 
 # Webhooks (integrations/webhooks): the same backoff, up to an hour between attempts, until a
 # 2xx, WEBHOOK_MAX_ATTEMPTS, or the subscription is disabled. Each retry names its attempt.
 @shared_task(bind=True, max_retries=None)
-def webhook_send(self, delivery_id, attempt=None):
+def webhook_send(self: Task, delivery_id: int, attempt: int | None = None) -> str | None:
     try:
         return webhook_delivery.delivery_send(delivery_id=delivery_id, attempt=attempt)
     except webhook_delivery.SendLater as later:
-        raise self.retry(args=[delivery_id, later.attempt], countdown=later.countdown, exc=later) from None
+        raise self.retry(args=(delivery_id, later.attempt), countdown=later.countdown, exc=later) from None
 
 
 @shared_task
-def webhook_event(event, kind, pk, details, created):
+def webhook_event(event: str, kind: str, pk: int, details: dict[str, Any], created: str) -> list[int]:
     deliveries = webhooks.object_event_publish(
         event=event, kind=kind, pk=pk, details=details, created=parse_datetime(created)
     )
@@ -41,10 +43,10 @@ def webhook_event(event, kind, pk, details, created):
 
 
 @shared_task
-def webhook_sweep():
+def webhook_sweep() -> int:
     return webhook_delivery.delivery_sweep()
 
 
 @shared_task
-def logs_prune():
+def logs_prune() -> dict[str, int]:
     return retention.logs_prune()

@@ -11,23 +11,30 @@ moves the animals from the stand-in to the mapped entry.
 """
 
 import re
+from typing import Any, TypeVar
 
+from django.db.models import QuerySet
 from django.utils.timezone import now
 
 from patients.models import Breed, CodeMapping, Patient, Species, UnmappedCode
 from patients.services import patient_upsert
+from vetclinic.audit.services import Actor
 from vetclinic.transactions import service_atomic
 
 EXAMPLES_KEPT = 5
 
+StandIn = TypeVar("StandIn", Species, Breed)
 
-def _scheme(system):
+
+def _scheme(system: str) -> str:
     """A private Coding Scheme Designator (SH, 16) for a sender: 99 and its name."""
     tag = re.sub(r"[^A-Z0-9]", "", system.split(":", 1)[-1].upper())[:14]
     return f"99{tag or 'PMS'}"
 
 
-def unmapped_code_seen(*, system, kind, code, text, example):
+def unmapped_code_seen(
+    *, system: str, kind: str, code: str, text: str, example: dict[str, Any]
+) -> UnmappedCode:
     """One more message carried ``code`` of ``kind`` from ``system`` and no mapping: count it
     and keep ``example`` (a small dict) among the last few. The row stays locked until the
     message's transaction ends, so concurrent messages with the same code count in turn."""
@@ -50,7 +57,7 @@ def unmapped_code_seen(*, system, kind, code, text, example):
     return unmapped
 
 
-def _standin(model, unmapped, **fields):
+def _standin(model: type[StandIn], unmapped: UnmappedCode, **fields: Any) -> StandIn:
     """The stand-in ``model`` row for ``unmapped`` (found or made): inactive, so that the desk
     does not pick it, and local."""
     name = (unmapped.external_meaning or unmapped.external_code)[:64]
@@ -61,36 +68,40 @@ def _standin(model, unmapped, **fields):
     return model.objects.get(**key)
 
 
-def species_standin(*, unmapped):
+def species_standin(*, unmapped: UnmappedCode) -> Species:
     """What an animal whose species code is unmapped carries meanwhile."""
-    if unmapped.species_id is None:
-        unmapped.species = _standin(Species, unmapped)
+    species = unmapped.species
+    if species is None:
+        species = unmapped.species = _standin(Species, unmapped)
         unmapped.save(update_fields=["species"])
-    return unmapped.species
+    return species
 
 
 def species_is_standin(*, species_id: int | None) -> bool:
     """Whether the species ``species_id`` is a stand-in for a code not mapped yet."""
+    if species_id is None:
+        return False
     return UnmappedCode.objects.filter(species_id=species_id).exists()
 
 
-def breed_standin(*, unmapped, species):
+def breed_standin(*, unmapped: UnmappedCode, species: Species) -> Breed | None:
     """The stand-in breed of ``species`` for an unmapped breed code, or None when the code's
     stand-in belongs to another species (the sender's text is then kept as free text)."""
-    if unmapped.breed_id is None:
-        unmapped.breed = _standin(Breed, unmapped, species=species)
+    breed = unmapped.breed
+    if breed is None:
+        breed = unmapped.breed = _standin(Breed, unmapped, species=species)
         unmapped.save(update_fields=["breed"])
-    return unmapped.breed if unmapped.breed.species_id == species.pk else None
+    return breed if breed.species_id == species.pk else None
 
 
-def unmapped_codes(*, kind=None):
+def unmapped_codes(*, kind: str | None = None) -> QuerySet[UnmappedCode]:
     """The codes still waiting for a mapping, most recently seen first (the admin's list)."""
     found = UnmappedCode.objects.filter(mapped__isnull=True)
     return found.filter(kind=kind) if kind else found
 
 
 @service_atomic
-def code_mapping_apply(*, actor, mapping):
+def code_mapping_apply(*, actor: Actor, mapping: CodeMapping, savepoints: bool = True) -> int:
     """Move the animals that carried ``mapping``'s code while it was unmapped over to what it
     now maps to (each change audited as ``actor``'s); returns how many animals changed. The
     orders that waited for a service code are released by integrations/hl7/held.py."""
@@ -108,12 +119,13 @@ def code_mapping_apply(*, actor, mapping):
         for patient in Patient.objects.filter(species_id=unmapped.species_id):
             patient_upsert(actor=actor, patient=patient, fields={"species": mapping.species})
             moved += 1
-    elif mapping.kind == CodeMapping.Kind.BREED and unmapped.breed_id:
+    # A breed mapping always has its breed (constraint code_mapping_target).
+    elif mapping.kind == CodeMapping.Kind.BREED and unmapped.breed_id and mapping.breed is not None:
         standin_species = set(
             UnmappedCode.objects.filter(species__isnull=False).values_list("species_id", flat=True)
         )
         for patient in Patient.objects.filter(breed_id=unmapped.breed_id):
-            fields = {"breed": mapping.breed, "breed_text": ""}
+            fields: dict[str, Any] = {"breed": mapping.breed, "breed_text": ""}
             if patient.species_id != mapping.breed.species_id:
                 if patient.species_id not in standin_species:
                     continue  # a breed of another species than the animal's known one: left as it is

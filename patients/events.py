@@ -5,21 +5,28 @@ patients/services.py publishes. Subscribers run after the commit, so nobody is t
 that was rolled back.
 """
 
+import functools
+from collections.abc import Callable
+
 from django.db import transaction
+from django.db.models import Model
 
 PATIENT_UPDATED = "patient_updated"  # registered or changed; details: changed (field names)
 PATIENT_MERGED = "patient_merged"  # published for the record merged away (merged_into is set)
 EVENTS = (PATIENT_UPDATED, PATIENT_MERGED)
 
-_subscribers = []
+# callback(pk, event, **details)
+Subscriber = Callable[..., object]
+
+_subscribers: list[Subscriber] = []
 
 
-def patient_event_subscribe(callback):
+def patient_event_subscribe(callback: Subscriber) -> None:
     """``callback(patient_id, event, **details)`` is called after the commit of each published event."""
     if callback not in _subscribers:
         _subscribers.append(callback)
 
 
-def patient_event_publish(patient, event, **details):
+def patient_event_publish(patient: Model, event: str, **details: object) -> None:
     for callback in list(_subscribers):
-        transaction.on_commit(lambda callback=callback: callback(patient.pk, event, **details))
+        transaction.on_commit(functools.partial(callback, patient.pk, event, **details))

@@ -17,16 +17,16 @@ PN_GROUP_MAX = 64  # characters per component group (PS3.5 Table 6.2-1)
 _NOT_IN_A_COMPONENT = str.maketrans(dict.fromkeys("^=\\\r\n\f\t", " "))
 
 
-def _component(text):
+def _component(text: str | None) -> str:
     return (text or "").translate(_NOT_IN_A_COMPONENT).strip()
 
 
-def given_component(given):
+def given_component(given: str | None) -> str:
     """The given name component as ``person_name`` writes it (the animal's name, for one)."""
     return _component(given)[: PN_GROUP_MAX - 1].rstrip()
 
 
-def person_name(family, given):
+def person_name(family: str | None, given: str | None) -> str:
     """``Family^Given`` as one PN component group of at most 64 characters: the given name
     kept whole (up to 63), the family name cut to fit."""
     given = given_component(given)
@@ -34,13 +34,13 @@ def person_name(family, given):
     return f"{family}^{given}"
 
 
-def patient_name(owner_family, animal_name):
+def patient_name(owner_family: str | None, animal_name: str | None) -> str:
     """The animal's Patient's Name: ``OwnerFamily^AnimalName`` (PS3.3 C.7.1.1.1.1);
     ``owner_family`` is Owner.dicom_family_name ("" with no owner)."""
     return person_name(owner_family, animal_name)
 
 
-def name_key(owner_family, animal_name):
+def name_key(owner_family: str | None, animal_name: str | None) -> str:
     """Patient.dicom_name_key: the Patient's Name in capitals, as the worklist matches it
     (person names match case-insensitively, PS3.4 C.2.2.2.1)."""
     return patient_name(owner_family, animal_name).upper()[:130]

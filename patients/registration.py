@@ -105,7 +105,7 @@ class RegistrationRefused(Exception):
 
 
 @service_atomic
-def patient_register(*, actor: Actor, registration: AnimalRegistration) -> Patient:
+def patient_register(*, actor: Actor, registration: AnimalRegistration, savepoints: bool = True) -> Patient:
     """Create or update the animal of ``registration`` with its owner, weight and visit.
 
     The animal is the one known by any of its ids; it gets the sender's own id (``ids[0]``)
@@ -217,7 +217,7 @@ def _visit_book(actor: Actor, sender: str, visit: VisitDetails, patient: Patient
 
 @service_atomic
 def patient_merge_by_ids(
-    *, actor: Actor, ids: Sequence[ExternalId], merged_ids: Sequence[ExternalId]
+    *, actor: Actor, ids: Sequence[ExternalId], merged_ids: Sequence[ExternalId], savepoints: bool = True
 ) -> Patient:
     """Merge the animal another system knows by any of ``merged_ids`` into the one it knows by
     any of ``ids`` (patient_merge). Merged already (a repeat): the animal, unchanged."""
@@ -233,7 +233,9 @@ def patient_merge_by_ids(
 
 
 @service_atomic
-def visit_end(*, actor: Actor, sender: str, number: str, cancelled: bool = False) -> Visit:
+def visit_end(
+    *, actor: Actor, sender: str, number: str, cancelled: bool = False, savepoints: bool = True
+) -> Visit:
     """The visit ``sender`` numbers ``number`` is over: finished, or ``cancelled``."""
     visit = visit_by_external_id(system=sender, value=number) if number else None
     if visit is None:

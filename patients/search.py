@@ -7,30 +7,32 @@ the prefix of one of the record's words. Services call ``search_terms_refresh`` 
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F
 
 from patients import names
-from patients.models import Owner
+from patients.models import Owner, Patient
 from vetclinic.db import StartsWith
 
 TERM_MAX = 64
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 
 
-def normalise(text):
+def normalise(text: str | None) -> list[str]:
     """Lower case, accents dropped, split on anything that is not a letter or digit."""
     text = unicodedata.normalize("NFKD", text or "")
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     return [word[:TERM_MAX] for word in _NOT_WORD.split(text) if word]
 
 
-def query_words(query):
+def query_words(query: str | None) -> list[str]:
     """The words of a typed query; digit groups run together, as phone numbers are typed
     with spaces ("07700 900123") but indexed as one number."""
-    words = []
+    words: list[str] = []
     for word in normalise(query):
         if word.isdigit() and words and words[-1].isdigit():
             words[-1] += word
@@ -45,21 +47,23 @@ OWNER_FIELDS_SEARCHED = {"kind", "family_name", "given_name", "organisation_name
 PATIENT_FIELDS_SEARCHED = {"name", "patient_id", "microchip"}
 
 
-def _digits(text):
+def _digits(text: str | None) -> str:
     return re.sub(r"\D", "", text or "")
 
 
-def owner_words(owner, external_values):
+def owner_words(owner: "Owner | _OwnerRow", external_values: Iterable[str]) -> list[str]:
     """The words an owner is found by: names, phone digits, email, the PMS's ids."""
     words = normalise(" ".join([owner.family_name, owner.given_name, owner.organisation_name]))
-    words += [_digits(phone) for phone in owner.phones]
+    words += [_digits(phone) for phone in owner.phones]  # type: ignore[misc]  # _OwnerRow borrows it
     words += normalise(owner.email)
     for value in external_values:
         words += normalise(value)
     return words
 
 
-def patient_words(patient, alias_ids, external_values):
+def patient_words(
+    patient: "Patient | _PatientRow", alias_ids: Iterable[str | None], external_values: Iterable[str]
+) -> list[str]:
     """The words an animal is found by, without its owners' (which are its words too)."""
     # Identifiers are split like typed queries are, so "PET-42" is found as "pet-42" or "pet 42".
     words = normalise(patient.name) + normalise(patient.patient_id) + normalise(patient.microchip)
@@ -70,7 +74,7 @@ def patient_words(patient, alias_ids, external_values):
     return words
 
 
-def patient_terms(patient):
+def patient_terms(patient: Patient) -> set[str]:
     """Every word of an animal from its model instance (with ``aliases``, ``external_ids`` and
     ``ownerships__owner__external_ids`` prefetched): what ``search_terms_refresh`` stores."""
     words = patient_words(
@@ -81,7 +85,7 @@ def patient_terms(patient):
     return {w for w in words if w}
 
 
-def dicom_name_key(patient):
+def dicom_name_key(patient: Patient) -> str:
     owner = patient.primary_owner
     return names.name_key(owner.dicom_family_name if owner else "", patient.name)
 
@@ -95,9 +99,10 @@ class _OwnerRow:
     phone: str
     mobile: str
     email: str
-    external_values: list
+    external_values: list[str]
 
-    # The owner's own definitions, so that the words and name key are made as for the model.
+    # The owner's own definitions, so that the words and name key are made as for the model (mypy
+    # takes their self to be an Owner: the two places that read them here say so).
     Kind = Owner.Kind
     phones = Owner.phones
     dicom_family_name = Owner.dicom_family_name
@@ -110,9 +115,9 @@ class _PatientRow:
     patient_id: str
     microchip: str
     dicom_name_key: str
-    alias_ids: list
-    external_values: list
-    owners: list  # [(owner id, is primary)]
+    alias_ids: list[str]
+    external_values: list[str]
+    owners: list[tuple[int, bool]]  # [(owner id, is primary)]
 
 
 # One read for everything the words are made of: the animals asked for that are not merged
@@ -147,11 +152,13 @@ _WITH_OWNERS = " OR id IN (SELECT patient_id FROM patients_ownership WHERE owner
 _CHUNK = 500
 
 
-def _placeholders(ids):
+def _placeholders(ids: list[int]) -> str:
     return ", ".join(["%s"] * len(ids)) if ids else "NULL"
 
 
-def _read(cursor, patient_ids, owner_ids, owners_animals):
+def _read(
+    cursor: CursorWrapper, patient_ids: list[int], owner_ids: list[int], owners_animals: bool
+) -> tuple[dict[int, _PatientRow], dict[int, _OwnerRow]]:
     """{patient id: _PatientRow}, {owner id: _OwnerRow} from one query."""
     sql = _READ.format(
         p=_placeholders(patient_ids), o=_placeholders(owner_ids),
@@ -159,7 +166,12 @@ def _read(cursor, patient_ids, owner_ids, owners_animals):
     )  # fmt: skip
     params = [*patient_ids, *(owner_ids if owners_animals and owner_ids else ()), *owner_ids]
     cursor.execute(sql, params)
-    patients, owners, owner_ids_of, aliases, externals, owner_externals = {}, {}, {}, {}, {}, {}
+    patients: dict[int, _PatientRow] = {}
+    owners: dict[int, _OwnerRow] = {}
+    owner_ids_of: dict[int, list[tuple[int, bool]]] = {}
+    aliases: dict[int, list[str]] = {}
+    externals: dict[int, list[str]] = {}
+    owner_externals: dict[int, list[str]] = {}
     for kind, patient, owner, a, b, c, d, e, f, g, flag in cursor.fetchall():
         if kind == "P":
             patients[patient] = _PatientRow(a, b, c, d, [], [], [])
@@ -179,12 +191,14 @@ def _read(cursor, patient_ids, owner_ids, owners_animals):
             externals.get(pk, []),
             owner_ids_of.get(pk, []),
         )
-    for pk, row in owners.items():
-        row.external_values = owner_externals.get(pk, [])
+    for pk, owner_row in owners.items():
+        owner_row.external_values = owner_externals.get(pk, [])
     return patients, owners
 
 
-def search_terms_refresh(*, patients=(), owners=(), owners_animals=False):
+def search_terms_refresh(
+    *, patients: Iterable[Patient] = (), owners: Iterable[Owner] = (), owners_animals: bool = False
+) -> None:
     """Rewrite the search words of these patients and owners (inside the caller's transaction),
     and the patients' worklist name key. With ``owners_animals``, every animal of these owners
     too (an owner's words are also its animals' words).
@@ -193,7 +207,7 @@ def search_terms_refresh(*, patients=(), owners=(), owners_animals=False):
     every change of a name, phone or id, from the UI, HL7 and REST alike."""
     patient_ids = list(dict.fromkeys(p.pk for p in patients))
     owner_ids = list(dict.fromkeys(o.pk for o in owners))
-    keys = {}
+    keys: dict[int, str] = {}
     for start in range(0, max(len(patient_ids), len(owner_ids)), _CHUNK):
         keys.update(
             _refresh(patient_ids[start : start + _CHUNK], owner_ids[start : start + _CHUNK], owners_animals)
@@ -203,11 +217,12 @@ def search_terms_refresh(*, patients=(), owners=(), owners_animals=False):
             patient.dicom_name_key = keys[patient.pk]
 
 
-def _refresh(patient_ids, owner_ids, owners_animals):
+def _refresh(patient_ids: list[int], owner_ids: list[int], owners_animals: bool) -> dict[int, str]:
     """One chunk's rewrite; returns {patient id: new name key} for the keys it changed."""
     with connection.cursor() as cursor:
         rows, owners = _read(cursor, patient_ids, owner_ids, owners_animals)
-        terms, renamed = [], {}  # renamed: {patient id: its new name key}
+        terms: list[tuple[str, int | None, int | None]] = []
+        renamed: dict[int, str] = {}  # {patient id: its new name key}
         owner_terms = {
             pk: {w for w in owner_words(owner, owner.external_values) if w} for pk, owner in owners.items()
         }
@@ -217,7 +232,7 @@ def _refresh(patient_ids, owner_ids, owners_animals):
                 words |= owner_terms[owner_pk]
             terms += [(w, pk, None) for w in words]
             primary = next((owners[o] for o, is_primary in row.owners if is_primary), None)
-            key = names.name_key(primary.dicom_family_name if primary else "", row.name)
+            key = names.name_key(primary.dicom_family_name if primary else "", row.name)  # type: ignore[misc]  # borrowed
             if row.dicom_name_key != key:
                 renamed[pk] = key
         terms += [(w, None, pk) for pk in owner_ids if pk in owner_terms for w in owner_terms[pk]]
@@ -245,7 +260,7 @@ def _refresh(patient_ids, owner_ids, owners_animals):
     return renamed
 
 
-def term_prefix(word):
+def term_prefix(word: str) -> StartsWith:
     """A condition on SearchTerm.term: it starts with ``word``, answered from the term index,
     with the word as the statement's only parameter (vetclinic/db.py compiles
     the search once for every word). Every term is made of the letters and digits

@@ -1,6 +1,9 @@
 """Reads of the clinic record that views, HL7 and REST share."""
 
-from django.db.models import Prefetch
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from django.db.models import Prefetch, QuerySet
 from django.db.models.signals import post_delete, post_save
 
 from patients.models import Breed, CodeMapping, Owner, Ownership, Patient, SearchTerm, Species, Visit
@@ -8,8 +11,10 @@ from patients.search import query_words, term_prefix
 from vetclinic.cache import Kept
 from vetclinic.db import CompiledQuery
 
+Coded = TypeVar("Coded", Species, Breed)
 
-def _matching_ids(query, column):
+
+def _matching_ids(query: str, column: str) -> QuerySet[SearchTerm, dict[str, Any]] | None:
     """Ids of the rows whose search words cover every word of ``query``, or None if no words."""
     words = query_words(query)
     if not words:
@@ -17,15 +22,15 @@ def _matching_ids(query, column):
     return _ids_matching_words(dict.fromkeys(words), column)  # each distinct word once, in the order typed
 
 
-def _ids_matching_words(words, column):
-    ids = None
+def _ids_matching_words(words: Iterable[str], column: str) -> QuerySet[SearchTerm, dict[str, Any]] | None:
+    ids: QuerySet[SearchTerm, dict[str, Any]] | None = None
     for word in words:
         subquery = SearchTerm.objects.filter(term_prefix(word)).values(column)
         ids = subquery if ids is None else subquery.filter(**{f"{column}__in": ids})
     return ids
 
 
-def patient_search(*, query, limit=25):
+def patient_search(*, query: str, limit: int = 25) -> QuerySet[Patient]:
     """Living patients whose name, owner, phone, microchip, patient ID or external id match."""
     ids = _matching_ids(query, "patient_id")
     if ids is None:
@@ -38,7 +43,7 @@ def patient_search(*, query, limit=25):
     )
 
 
-def patient_ids_matching(*, words):
+def patient_ids_matching(*, words: Iterable[str]) -> QuerySet[SearchTerm, dict[str, Any]] | None:
     """What ``patient_search`` matches for a query's distinct words (patients.search.query_words,
     at least one), as a subquery of patient ids (merged aliases among them), for a caller that
     reads the rows its own way: the REST list, which compiles its statement once and sends
@@ -46,16 +51,16 @@ def patient_ids_matching(*, words):
     return _ids_matching_words(words, "patient_id")
 
 
-def owner_search(*, query, limit=25):
+def owner_search(*, query: str, limit: int = 25) -> QuerySet[Owner]:
     ids = _matching_ids(query, "owner_id")
     if ids is None:
         return Owner.objects.none()
     return Owner.objects.filter(pk__in=ids).prefetch_related("patients")[:limit]
 
 
-def patient_resolve(patient):
+def patient_resolve(patient: Patient) -> Patient:
     """The living record for a patient that may have been merged (follows the alias chain)."""
-    while patient.merged_into_id:
+    while patient.merged_into is not None:
         patient = patient.merged_into
     return patient
 
@@ -72,12 +77,13 @@ _OWNER_BY_EXTERNAL_ID = CompiledQuery(
 )
 
 
-def owner_by_external_id(*, system, value):
-    return _OWNER_BY_EXTERNAL_ID.first(system, value)
+def owner_by_external_id(*, system: str, value: str) -> Owner | None:
+    owner: Owner | None = _OWNER_BY_EXTERNAL_ID.first(system, value)
+    return owner
 
 
-def patient_by_external_id(*, system, value):
-    patient = _PATIENT_BY_EXTERNAL_ID.first(system, value)
+def patient_by_external_id(*, system: str, value: str) -> Patient | None:
+    patient: Patient | None = _PATIENT_BY_EXTERNAL_ID.first(system, value)
     return patient_resolve(patient) if patient else None
 
 
@@ -86,7 +92,7 @@ def visit_by_external_id(*, system: str, value: str) -> Visit | None:
     return Visit.objects.filter(external_system=system, external_id=value).first()
 
 
-def patient_detail(*, pk):
+def patient_detail(*, pk: int) -> Patient:
     return (
         Patient.objects.select_related("species", "breed", "merged_into")
         .prefetch_related(
@@ -98,11 +104,11 @@ def patient_detail(*, pk):
     )
 
 
-def patient_visits(*, patient):
+def patient_visits(*, patient: Patient) -> QuerySet[Visit]:
     return Visit.objects.filter(patient=patient).select_related("vet").order_by("-starts_at")
 
 
-def owner_patients(*, owner):
+def owner_patients(*, owner: Owner) -> QuerySet[Ownership]:
     return (
         Ownership.objects.filter(owner=owner, patient__merged_into__isnull=True)
         .select_related("patient__species", "patient__breed")
@@ -110,11 +116,11 @@ def owner_patients(*, owner):
     )
 
 
-def species_choices():
+def species_choices() -> QuerySet[Species]:
     return Species.objects.filter(active=True).order_by("group", "name")
 
 
-def breed_choices(*, species):
+def breed_choices(*, species: Species | int) -> QuerySet[Breed]:
     """Breeds of one species, mixed breeds first (the most common answer in practice)."""
     return Breed.objects.filter(species=species, active=True).order_by("-is_mixed", "name")
 
@@ -129,7 +135,7 @@ CODED_KEPT_SECONDS = 10
 coded_kept = Kept("species and breed codes", seconds=CODED_KEPT_SECONDS)  # (kind, system, code) -> record
 
 
-def coded_forget(**kwargs):
+def coded_forget(**kwargs: object) -> None:
     """Forget every code looked up (a signal receiver, so it takes the signal's arguments)."""
     coded_kept.forget()
 
@@ -139,16 +145,17 @@ for _model in (Species, Breed, CodeMapping):
     post_delete.connect(coded_forget, sender=_model, dispatch_uid=f"coded_forget_delete_{_model.__name__}")
 
 
-def _coded_lookup(kind, model, system, code):
+def _coded_lookup(kind: str, model: type[Coded], system: str, code: str) -> Coded | None:
     """Our ``kind`` (species or breed) for another system's code: its crosswalk entry, or the
     code itself when the system sends SNOMED CT (designator SCT, or SRT in older data). Kept
     for CODED_KEPT_SECONDS; a code not found is never kept."""
-    kept = coded_kept.get((kind, system, code))
+    kept: Coded | None = coded_kept.get((kind, system, code))
     if kept is not None:
         return kept
     mapping = (
         CodeMapping.objects.filter(system=system, kind=kind, external_code=code).select_related(kind).first()
     )
+    found: Coded | None
     if mapping:
         found = getattr(mapping, kind)
     else:
@@ -158,9 +165,9 @@ def _coded_lookup(kind, model, system, code):
     return found
 
 
-def coded_species(*, system, code):
+def coded_species(*, system: str, code: str) -> Species | None:
     return _coded_lookup(CodeMapping.Kind.SPECIES, Species, system, code)
 
 
-def coded_breed(*, system, code):
+def coded_breed(*, system: str, code: str) -> Breed | None:
     return _coded_lookup(CodeMapping.Kind.BREED, Breed, system, code)

@@ -3,12 +3,19 @@
 Every service is keyword-only, atomic (without a savepoint of its own inside the HL7 listener's
 all-or-nothing transaction, vetclinic/db.py), and writes an audit entry for each record it changes;
 a call that changes nothing writes nothing, so a repeated inbound message leaves no trace.
+The ``savepoints`` keyword every service declares is read by its decorator
+(vetclinic/transactions.py service_atomic), not by the service.
 """
 
+from collections.abc import Collection
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.db.models import Model
 from django.utils.timezone import now
 
 from patients import events
@@ -25,7 +32,7 @@ from patients.models import (
 from patients.search import OWNER_FIELDS_SEARCHED, PATIENT_FIELDS_SEARCHED, search_terms_refresh
 from patients.selectors import owner_by_external_id, patient_by_external_id
 from vetclinic import clock
-from vetclinic.audit.services import audit_record, changes_apply
+from vetclinic.audit.services import Actor, Changes, audit_record, changes_apply
 from vetclinic.db import CompiledQuery
 from vetclinic.transactions import service_atomic
 
@@ -39,14 +46,19 @@ PATIENT_FIELDS = {f.name for f in Patient._meta.fields} - {
 }
 VISIT_FIELDS = {"starts_at", "reason", "vet", "status"}
 
+# (coding system, value): an id another system gives a record (HL7 PID-3, a REST client's id).
+ExternalId = tuple[str, str]
+# Values for a model's fields by name (Any: each field takes its own type).
+Fields = dict[str, Any]
 
-def _check_fields(fields, allowed):
+
+def _check_fields(fields: Collection[str], allowed: set[str]) -> None:
     unknown = set(fields) - allowed
     if unknown:
         raise TypeError(f"unknown fields: {', '.join(sorted(unknown))}")
 
 
-def _save(*, actor, instance, values):
+def _save(*, actor: Actor, instance: Owner | Patient | Visit, values: Fields) -> Changes:
     """Create or update ``instance`` with ``values`` and audit it; return the changes made."""
     creating = instance.pk is None
     changes = changes_apply(instance, values)
@@ -61,24 +73,31 @@ def _save(*, actor, instance, values):
     return changes
 
 
-def _unchanged(instance, changes):
+def _unchanged(instance: Model, changes: Changes) -> list[str]:
     """Fields an update need not validate again: those it leaves as they were, unless a
     constraint on a changed field needs them. They were valid when stored, and checking them
     costs a query for each related row and each conditional constraint."""
     checked = set(changes)
     for constraint in instance._meta.constraints:
         names = set(getattr(constraint, "fields", ()))
-        if getattr(constraint, "condition", None) is not None:
-            names |= constraint.condition.referenced_base_fields
+        condition = getattr(constraint, "condition", None)
+        if condition is not None:
+            names |= condition.referenced_base_fields
         if names & checked:
             checked |= names
     return [f.name for f in instance._meta.fields if f.name not in checked]
 
 
-def _external_add(*, actor, instance, model, external):
+def _external_add(
+    *,
+    actor: Actor,
+    instance: Owner | Patient,
+    model: type[OwnerExternalId | PatientExternalId],
+    external: ExternalId,
+) -> bool:
     """Attach (system, value) to ``instance`` unless it is there already; True if it was not."""
     system, value = external
-    name = instance._meta.model_name
+    name = "owner" if isinstance(instance, Owner) else "patient"  # the link's field
     link, created = model.objects.get_or_create(system=system, value=value, defaults={name: instance})
     if getattr(link, f"{name}_id") != instance.pk:
         raise ValidationError(f"{system} id {value} already belongs to {getattr(link, name)}.")
@@ -93,7 +112,14 @@ def _external_add(*, actor, instance, model, external):
 
 
 @service_atomic
-def owner_upsert(*, actor, fields, owner=None, external=None):
+def owner_upsert(
+    *,
+    actor: Actor,
+    fields: Fields,
+    owner: Owner | None = None,
+    external: ExternalId | None = None,
+    savepoints: bool = True,
+) -> Owner:
     """Create or update an owner. With ``external=(system, value)`` it is idempotent on that id."""
     _check_fields(fields, OWNER_FIELDS)
     linked = False  # the owner has the external id already
@@ -113,7 +139,7 @@ def owner_upsert(*, actor, fields, owner=None, external=None):
     return owner
 
 
-def _patient_id_assign(patient):
+def _patient_id_assign(patient: Patient) -> None:
     """Derive the clinic patient ID from the primary key: short, readable, never reused."""
     candidate = base = f"{settings.PATIENT_ID_PREFIX}{patient.pk:06d}"
     suffix = 1
@@ -127,15 +153,16 @@ def _patient_id_assign(patient):
 @service_atomic
 def patient_upsert(
     *,
-    actor,
-    fields,
-    patient=None,
-    external=None,
-    owner=None,
-    owner_role=Ownership.Role.OWNER,
-    weight_kg=None,
-    weight_on=None,
-):
+    actor: Actor,
+    fields: Fields,
+    patient: Patient | None = None,
+    external: ExternalId | None = None,
+    owner: Owner | None = None,
+    owner_role: str = Ownership.Role.OWNER,
+    weight_kg: Decimal | float | str | None = None,
+    weight_on: date | None = None,
+    savepoints: bool = True,
+) -> Patient:
     """Create or update an animal; idempotent on ``external=(system, value)``.
 
     ``owner`` is linked (primary when the animal has no primary owner yet); ``weight_kg`` adds a
@@ -176,7 +203,16 @@ def patient_upsert(
 
 
 @service_atomic
-def ownership_set(*, actor, patient, owner, role=Ownership.Role.OWNER, primary=None, refresh=True):
+def ownership_set(
+    *,
+    actor: Actor,
+    patient: Patient,
+    owner: Owner,
+    role: str = Ownership.Role.OWNER,
+    primary: bool | None = None,
+    refresh: bool = True,
+    savepoints: bool = True,
+) -> Ownership:
     """Link an owner to an animal. The first owner becomes primary unless ``primary=False``.
     With ``refresh``, the animal's search words are rewritten if the link changed."""
     return _ownership_set(
@@ -188,8 +224,10 @@ def ownership_set(*, actor, patient, owner, role=Ownership.Role.OWNER, primary=N
 _OWNERSHIPS_OF = CompiledQuery(lambda patient_id: Ownership.objects.filter(patient_id=patient_id))
 
 
-def _ownership_set(*, actor, patient, owner, role, primary=None, refresh):
-    ownerships = _OWNERSHIPS_OF.run(patient.pk)
+def _ownership_set(
+    *, actor: Actor, patient: Patient, owner: Owner, role: str, primary: bool | None = None, refresh: bool
+) -> Ownership:
+    ownerships: list[Ownership] = _OWNERSHIPS_OF.run(patient.pk)
     has_primary = any(o.is_primary and o.owner_id != owner.pk for o in ownerships)
     ownership = next((o for o in ownerships if o.owner_id == owner.pk), None)
     if primary is None:
@@ -221,7 +259,7 @@ def _ownership_set(*, actor, patient, owner, role, primary=None, refresh):
 
 
 @service_atomic
-def ownership_remove(*, actor, patient, owner):
+def ownership_remove(*, actor: Actor, patient: Patient, owner: Owner, savepoints: bool = True) -> None:
     ownership = Ownership.objects.get(patient=patient, owner=owner)
     if ownership.is_primary and patient.ownerships.count() > 1:
         raise ValidationError("Make another owner primary before removing the primary owner.")
@@ -231,7 +269,14 @@ def ownership_remove(*, actor, patient, owner):
 
 
 @service_atomic
-def weight_record(*, actor, patient, kg, measured_on=None):
+def weight_record(
+    *,
+    actor: Actor,
+    patient: Patient,
+    kg: Decimal | float | str,
+    measured_on: date | None = None,
+    savepoints: bool = True,
+) -> WeightRecord:
     """Record a weight; the same weight on the same day again records nothing."""
     return _weight_record(actor=actor, patient=patient, kg=kg, measured_on=measured_on)
 
@@ -244,14 +289,16 @@ _WEIGHT_ON = CompiledQuery(
 )
 
 
-def _weight_record(*, actor, patient, kg, measured_on):
+def _weight_record(
+    *, actor: Actor, patient: Patient, kg: Decimal | float | str, measured_on: date | None
+) -> WeightRecord:
     kg = Decimal(str(kg)).quantize(Decimal("0.001"))
     if kg <= 0:
         raise ValidationError({"kg": "A weight must be more than 0 kg."})
     measured_on = measured_on or clock.today()  # the clinic's day (TIME_ZONE), not the server's
     # Looked up, then created: get_or_create would wrap the insert in a savepoint, which buys
     # nothing here (no constraint makes a weight unique, so there is no conflict to survive).
-    record = _WEIGHT_ON.first(patient.pk, kg, measured_on)
+    record: WeightRecord | None = _WEIGHT_ON.first(patient.pk, kg, measured_on)
     if record is None:
         record = WeightRecord.objects.create(patient=patient, kg=kg, measured_on=measured_on)
         audit_record(
@@ -265,8 +312,16 @@ def _weight_record(*, actor, patient, kg, measured_on):
 
 @service_atomic
 def visit_create(
-    *, actor, patient, starts_at=None, reason="", vet=None, status=Visit.Status.BOOKED, external=None
-):
+    *,
+    actor: Actor,
+    patient: Patient,
+    starts_at: datetime | None = None,
+    reason: str = "",
+    vet: User | None = None,
+    status: str = Visit.Status.BOOKED,
+    external: ExternalId | None = None,
+    savepoints: bool = True,
+) -> Visit:
     """Book a visit; idempotent on ``external=(system, visit number)``."""
     if external is not None:
         existing = Visit.objects.filter(external_system=external[0], external_id=external[1]).first()
@@ -284,15 +339,15 @@ def visit_create(
 
 
 @service_atomic
-def visit_update(*, actor, visit, fields):
+def visit_update(*, actor: Actor, visit: Visit, fields: Fields, savepoints: bool = True) -> Visit:
     _check_fields(fields, VISIT_FIELDS)
     _save(actor=actor, instance=visit, values=fields)
     return visit
 
 
-def _merge_fill(source, target):
+def _merge_fill(source: Patient, target: Patient) -> Fields:
     """Fill the target's empty demographics from the source (a merge must not lose data)."""
-    fill = {}
+    fill: Fields = {}
     for field in ("breed", "breed_text", "birth_date", "colour", "microchip", "deceased_on", "notes"):
         if getattr(target, field) in (None, "") and getattr(source, field) not in (None, ""):
             fill[field] = getattr(source, field)
@@ -304,7 +359,7 @@ def _merge_fill(source, target):
 
 
 @service_atomic
-def patient_merge(*, actor, source, target):
+def patient_merge(*, actor: Actor, source: Patient, target: Patient, savepoints: bool = True) -> Patient:
     """Merge ``source`` into ``target``: everything that points at the source moves over.
 
     The source stays as an alias (``merged_into``), so its patient ID still finds the target
@@ -326,7 +381,7 @@ def patient_merge(*, actor, source, target):
     SearchTerm.objects.filter(patient=source).delete()
 
     # Every other relation to Patient, including those later apps add (orders, studies).
-    moved = {}
+    moved: dict[str, int] = {}
     for relation in Patient._meta.related_objects:
         if not (relation.one_to_many or relation.one_to_one) or relation.related_model is Patient:
             continue

@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 from celery import shared_task
 from django.db import OperationalError, transaction
 
@@ -6,7 +8,7 @@ from patients.search import search_terms_refresh
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8)
-def search_terms_rebuild(patient_ids=(), owner_ids=()):
+def search_terms_rebuild(patient_ids: Iterable[int] = (), owner_ids: Iterable[int] = ()) -> None:
     """Rebuild the search words of these records (queued by ``manage.py search_reindex``)."""
     with transaction.atomic():
         search_terms_refresh(

@@ -111,6 +111,19 @@ def test_messages_about_one_animal_go_in_order(order):
     assert [t.split("\rORC|")[1].split("\r")[0].split("|")[4] for t in receiver.received] == ["IP", "CM"]
 
 
+def test_a_message_whose_endpoint_was_deleted_is_recorded_as_failed(order):
+    endpoint(free_port())
+    [message] = outbound.order_event(order.pk, "study_received")
+    HL7Endpoint.objects.all().delete()  # while the message waited for the PMS
+    assert outbound.message_send(message_id=message.pk) == "failed"
+    message.refresh_from_db()
+    assert (message.status, message.endpoint, message.error) == (
+        "failed",
+        None,
+        "not sent: its endpoint was deleted",
+    )
+
+
 def test_an_endpoint_hears_only_its_events(order):
     endpoint(free_port(), events=["order_completed"])
     assert outbound.order_event(order.pk, "study_received") == []

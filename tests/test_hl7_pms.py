@@ -235,6 +235,12 @@ def test_an_order_with_only_its_transaction_time_is_for_when_it_was_placed(pms_s
     assert ImagingOrder.objects.get().scheduled_start == utc(2026, 11, 23, 10, 15)
 
 
+def test_a_blank_requested_time_is_no_time_and_the_transaction_time_is_used(pms_services):
+    # OBR-6 of spaces is an empty field, as a missing one is: the next time in line counts.
+    assert receive(samples.pms_order("2", requested="  "))["MSA"][1] == "AA"
+    assert ImagingOrder.objects.get().scheduled_start == utc(2026, 11, 23, 10, 15)
+
+
 def test_an_order_with_an_unmapped_service_code_waits_listed_until_the_code_is_mapped(
     pms_codes, stations, django_capture_on_commit_callbacks
 ):

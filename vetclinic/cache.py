@@ -18,9 +18,11 @@ Reads and writes are single dict operations (atomic under the GIL): listener thr
 """
 
 import time
+from collections.abc import Hashable
+from typing import Any
 
 _MISSING = object()
-_ALL = []  # every Kept made, for clear_all
+_ALL: list["Kept"] = []  # every Kept made, for clear_all
 
 
 class Kept:
@@ -28,33 +30,36 @@ class Kept:
     Full, it is emptied rather than kept in order: a user's set of keys is small, and one
     that outgrows ``most`` is someone trying keys, not the working set."""
 
-    def __init__(self, name, *, seconds, most=1000):
+    def __init__(self, name: str, *, seconds: float | None, most: int = 1000) -> None:
         self.name, self.seconds, self.most = name, seconds, most
-        self._values = {}  # key -> (monotonic deadline or None, value)
+        # Any: each Kept holds its own kind of value (a client, a code), one per user module.
+        self._values: dict[
+            Hashable, tuple[float | None, Any]
+        ] = {}  # key -> (monotonic deadline or None, value)
         _ALL.append(self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Kept {self.name}: {len(self._values)} values, {self.seconds} s>"
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._values)  # expired values included, until set over or forgotten
 
-    def get(self, key, default=None):
+    def get(self, key: Hashable, default: Any = None) -> Any:
         kept = self._values.get(key)
         if kept is None or (kept[0] is not None and kept[0] <= time.monotonic()):
             return default
         return kept[1]
 
-    def __contains__(self, key):
+    def __contains__(self, key: Hashable) -> bool:
         return self.get(key, _MISSING) is not _MISSING
 
-    def set(self, key, value):
+    def set(self, key: Hashable, value: Any) -> None:
         if len(self._values) >= self.most and key not in self._values:
             self._values.clear()
         deadline = None if self.seconds is None else time.monotonic() + self.seconds
         self._values[key] = (deadline, value)
 
-    def forget(self, key=_MISSING, **signal_arguments):
+    def forget(self, key: Hashable = _MISSING, **signal_arguments: object) -> None:
         """Forget ``key``, or everything (also usable as a signal receiver: it takes and
         ignores the signal's arguments, and forgets everything)."""
         if key is _MISSING:
@@ -63,7 +68,7 @@ class Kept:
             self._values.pop(key, None)
 
 
-def clear_all():
+def clear_all() -> None:
     """Forget everything every ``Kept`` holds (tests start from nothing kept)."""
     for kept in _ALL:
         kept.forget()

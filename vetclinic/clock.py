@@ -10,13 +10,13 @@ thread, and the listeners and workers it starts. Empty (the default): the real t
 Timestamps of what happened (created, updated, received) are the real time, not this.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django.conf import settings
 from django.utils import timezone
 
 
-def now():
+def now() -> datetime:
     pinned = getattr(settings, "CLOCK_NOW", "")
     if not pinned:
         return timezone.now()
@@ -24,11 +24,11 @@ def now():
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 
 
-def localnow():
+def localnow() -> datetime:
     """Now in the clinic's time zone (TIME_ZONE)."""
     return timezone.localtime(now())
 
 
-def today():
+def today() -> date:
     """The clinic's date today."""
     return localnow().date()

@@ -31,19 +31,35 @@ both ways.
 
 import json
 import weakref
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Lookup
-from django.db.models.query import ModelIterable
+from django.db.models.query import ModelIterable, QuerySet
+from django.db.models.sql.compiler import SQLCompiler
+
+# A call's values, as the docstring lists them (strings, numbers, dates, ids, nested in tuples
+# and dicts). Any: they go through Django's compiler and the database adapter as they are.
+Values = tuple[Any, ...]
+# Where one parameter sits among the call's values: indexes and keys, outermost first.
+Path = tuple[int | str, ...]
+# A compiled statement's parameter: (path of the value, how it is adapted, None) or
+# (None, None, the query's own constant).
+Slot = tuple[Path | None, Callable[[Any], Any] | None, Any]
+# A queryset the build function makes; its rows are any model's, or dicts.
+Build = Callable[..., QuerySet[Any, Any]]
 
 KEPT_SHAPES = 200  # per query; more than its shapes in use (a client trying odd page sizes clears them)
 
 
-def compile_once():
+def compile_once() -> bool:
     return getattr(settings, "DATABASE_COMPILE_ONCE", True)
 
 
@@ -57,14 +73,14 @@ class CompiledQuery:
     first, as SQLite does dates), or whose rows are more than one model's (select_related,
     only()), is run as a plain queryset, every time."""
 
-    def __init__(self, build, *, prepare=False):
+    def __init__(self, build: Build, *, prepare: bool = False) -> None:
         self.build, self.prepare = build, prepare
-        self._shapes = {}
+        self._shapes: dict[Hashable, _Statement | Literal[False]] = {}
 
-    def queryset(self, *values, shape=()):
+    def queryset(self, *values: Any, shape: Sequence[Any] = ()) -> QuerySet[Any, Any]:
         return self.build(*values, *shape)
 
-    def run(self, *values, shape=()):
+    def run(self, *values: Any, shape: tuple[Hashable, ...] = ()) -> list[Any]:
         if not compile_once():
             return list(self.queryset(*values, shape=shape))
         connection = connections[DEFAULT_DB_ALIAS]
@@ -78,15 +94,17 @@ class CompiledQuery:
             return list(self.queryset(*values, shape=shape))
         return compiled.run(connection, values, prepare=self.prepare)
 
-    def first(self, *values, shape=()):
+    def first(self, *values: Any, shape: tuple[Hashable, ...] = ()) -> Any:
         found = self.run(*values, shape=shape)
         return found[0] if found else None
 
-    def _compile(self, connection, values, shape):
+    def _compile(
+        self, connection: BaseDatabaseWrapper, values: Values, shape: tuple[Hashable, ...]
+    ) -> "_Statement | Literal[False]":
         """A _Statement for the shape, or False when it cannot be compiled once."""
         versions = []
         for version in (1, 2):
-            leaves = []
+            leaves: list[tuple[Path, Any]] = []
             stand_ins = _stand_in(values, version, (), leaves)
             queryset = self.queryset(*stand_ins, shape=shape)
             compiler = queryset.query.get_compiler(connection=connection)
@@ -98,7 +116,7 @@ class CompiledQuery:
         (sql, params, leaves, compiler, queryset), (sql_2, params_2, leaves_2, _, _) = versions
         if sql != sql_2 or len(params) != len(params_2):
             return False
-        slots = []
+        slots: list[Slot] = []
         for value, value_2 in zip(params, params_2, strict=True):
             if _same(value, value_2):
                 slots.append((None, None, value))  # the query's own constant
@@ -106,9 +124,10 @@ class CompiledQuery:
             slot = _slot_of(value, value_2, leaves, leaves_2)
             if slot is None:
                 return False
-            slots.append((*slot, None))
+            slots.append((slot[0], slot[1], None))
         query = queryset.query
         columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
+        names: list[str]
         if query.values_select or query.annotation_select or query.extra_select:
             names, model = [*query.extra_select, *query.values_select, *query.annotation_select], None
         elif (
@@ -123,11 +142,19 @@ class CompiledQuery:
 
 
 class _Statement:
-    def __init__(self, sql, slots, names, model, compiler, converters):
+    def __init__(
+        self,
+        sql: str,
+        slots: list[Slot],
+        names: list[str],
+        model: Any,
+        compiler: SQLCompiler,
+        converters: dict[int, Any],
+    ) -> None:
         self.sql, self.slots, self.names, self.model = sql, slots, names, model
         self.compiler, self.converters = compiler, converters
 
-    def run(self, connection, values, *, prepare):
+    def run(self, connection: BaseDatabaseWrapper, values: Values, *, prepare: bool) -> list[Any]:
         params = [
             constant if path is None else _at(values, path) if adapt is None else adapt(_at(values, path))
             for path, adapt, constant in self.slots
@@ -143,7 +170,7 @@ class _Statement:
         return [dict(zip(self.names, row, strict=True)) for row in found]
 
 
-def _signature(value):
+def _signature(value: Any) -> tuple[Any, ...]:
     """What of the values makes the statement's text: their kinds, not what they are."""
     if isinstance(value, dict):
         return ("dict", tuple((name, _signature(item)) for name, item in sorted(value.items())))
@@ -154,7 +181,7 @@ def _signature(value):
     return (type(value).__name__,)
 
 
-def _stand_in(value, version, path, leaves):
+def _stand_in(value: Any, version: int, path: Path, leaves: list[tuple[Path, Any]]) -> Any:
     """``value`` with each parameter replaced by a value of its kind that no caller sends,
     different for each version and parameter; ``leaves`` gets (path, stand-in) of each."""
     if isinstance(value, dict):
@@ -164,6 +191,7 @@ def _stand_in(value, version, path, leaves):
     if value is None or isinstance(value, bool):
         return value
     n = len(leaves)
+    stand_in: object
     if isinstance(value, list):  # ids, one parameter
         stand_in = [-(10**15) - 1000 * version - n]
     elif isinstance(value, int):
@@ -182,7 +210,9 @@ def _stand_in(value, version, path, leaves):
     return stand_in
 
 
-def _slot_of(value, value_2, leaves, leaves_2):
+def _slot_of(
+    value: Any, value_2: Any, leaves: list[tuple[Path, Any]], leaves_2: list[tuple[Path, Any]]
+) -> tuple[Path, Callable[[Any], Any] | None] | None:
     """(path of the value these two parameters stand in for, how it is adapted, or None)."""
     for (path, stand_in), (_, stand_in_2) in zip(leaves, leaves_2, strict=True):
         if _same(value, stand_in) and _same(value_2, stand_in_2):
@@ -192,11 +222,11 @@ def _slot_of(value, value_2, leaves, leaves_2):
     return None
 
 
-def _same(param, stand_in):
+def _same(param: object, stand_in: object) -> bool:
     return type(param) is type(stand_in) and param == stand_in
 
 
-def _at(values, path):
+def _at(values: Any, path: Path) -> Any:
     for step in path:
         values = values[step]
     return values
@@ -216,7 +246,8 @@ class IdIn(Lookup):
     lookup_name = "id_in"
     prepare_rhs = False
 
-    def as_sql(self, compiler, connection):
+    # The stubs want a tuple of str/int params; Django takes any sequence, and an id list is one.
+    def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:  # type: ignore[override]
         lhs, lhs_params = self.process_lhs(compiler, connection)
         if hasattr(self.rhs, "resolve_expression"):  # a subquery
             rhs, rhs_params = self.process_rhs(compiler, connection)
@@ -244,7 +275,8 @@ class StartsWith(Lookup):
     lookup_name = "starts_with_range"
     prepare_rhs = False
 
-    def as_sql(self, compiler, connection):
+    # The stubs want a tuple of str/int params; Django takes any sequence, and an id list is one.
+    def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:  # type: ignore[override]
         lhs, lhs_params = self.process_lhs(compiler, connection)
         return f"{lhs} >= %s AND {lhs} < (%s || char(1114111))", [
             *lhs_params,
@@ -253,7 +285,7 @@ class StartsWith(Lookup):
             self.rhs,
         ]
 
-    def as_postgresql(self, compiler, connection):
+    def as_postgresql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         sql = f"({lhs})::text ~>=~ %s AND ({lhs})::text ~<~ (%s::text || chr(1114111))"
         return sql, [*lhs_params, self.rhs, *lhs_params, self.rhs]
@@ -273,18 +305,18 @@ class RowsById:
     DICOM listener's connections bind on the server) PostgreSQL plans it once per connection
     instead of on every request."""
 
-    def __init__(self, build, *, key="id"):
+    def __init__(self, build: Callable[[IdIn], QuerySet[Any, dict[str, Any]]], *, key: str = "id") -> None:
         self.key = key
         self.compiled = CompiledQuery(lambda ids: build(IdIn(F("id"), ids)))
 
-    def rows(self, ids):
+    def rows(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         if not ids:
             return []
         by_id = {row[self.key]: row for row in self.compiled.run(list(ids))}
         return [by_id[i] for i in ids if i in by_id]  # a row deleted meanwhile is left out
 
 
-def server_binding_cursor(connection, *, generic_plans=False):
+def server_binding_cursor(connection: BaseDatabaseWrapper, *, generic_plans: bool = False) -> CursorWrapper:
     """On PostgreSQL with psycopg 3, a cursor that binds parameters on the server (so that a
     statement's text is the same for every value and psycopg prepares it once the connection
     has sent it ``prepare_threshold`` times, vetclinic/settings.py), wrapped as
@@ -296,7 +328,11 @@ def server_binding_cursor(connection, *, generic_plans=False):
     statements whose one plan suits every value: PostgreSQL's own choice may go on planning
     them for each value, which can cost more than running them."""
     if connection.vendor == "postgresql":
-        from django.db.backends.postgresql.base import ServerBindingCursor, is_psycopg3
+        # django-stubs 6.1 lacks is_psycopg3 and types ServerBindingCursor as psycopg2's cursor.
+        from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+            ServerBindingCursor,
+            is_psycopg3,
+        )
         from psycopg.pq import TransactionStatus
 
         if is_psycopg3:
@@ -308,7 +344,7 @@ def server_binding_cursor(connection, *, generic_plans=False):
                 # Inside a transaction the setting goes if it rolls back: set it again next time.
                 if raw.info.transaction_status == TransactionStatus.IDLE:
                     _generic_plans.add(raw)
-            cursor = ServerBindingCursor(raw)
+            cursor: Any = ServerBindingCursor(raw)  # type: ignore[call-arg]
             return (
                 connection.make_debug_cursor(cursor)
                 if connection.queries_logged
@@ -317,4 +353,6 @@ def server_binding_cursor(connection, *, generic_plans=False):
     return connection.cursor()
 
 
-_generic_plans = weakref.WeakSet()  # database connections (psycopg's) set to generic plans
+_generic_plans: weakref.WeakSet[Any] = (
+    weakref.WeakSet()
+)  # database connections (psycopg's) set to generic plans

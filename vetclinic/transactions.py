@@ -1,6 +1,8 @@
 """The services' transactions."""
 
 import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from django.db import OperationalError, connection, transaction
 
@@ -8,10 +10,15 @@ from django.db import OperationalError, connection, transaction
 # its documentation asks the application to run it again (PostgreSQL 13.2, 13.3.4).
 RETRYABLE = {"40P01", "40001"}
 
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
 
-def service_atomic(func):
+
+def service_atomic(func: Callable[Params, Result]) -> Callable[Params, Result]:
     """``transaction.atomic`` for a service, with a keyword its caller may pass:
-    ``savepoints=False`` opens no savepoint when the service runs inside a transaction.
+    ``savepoints=False`` opens no savepoint when the service runs inside a transaction. The
+    service declares it (``savepoints: bool = True``) so that its callers' arguments are
+    checked as written; this wrapper is what reads it.
 
     For a caller that undoes its whole transaction on any error (the HL7 listener: a message
     is applied whole or refused whole), a savepoint per service call buys nothing and costs
@@ -21,14 +28,14 @@ def service_atomic(func):
     never read from the context the service happens to run in."""
 
     @functools.wraps(func)
-    def atomic(*args, savepoints=True, **kwargs):
-        with transaction.atomic(savepoint=savepoints):
+    def atomic(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+        with transaction.atomic(savepoint=bool(kwargs.get("savepoints", True))):
             return func(*args, **kwargs)
 
     return atomic
 
 
-def retried(work, *, attempts=3):
+def retried(work: Callable[[], Result], *, attempts: int = 3) -> Result:
     """Run ``work()`` in a transaction of its own, again when PostgreSQL undid it for a deadlock
     or a serialization failure: two requests editing related records at once (animals sharing an
     owner rewrite each other's search words) are then both applied instead of one being a 500.
@@ -44,3 +51,4 @@ def retried(work, *, attempts=3):
             code = getattr(error.__cause__, "sqlstate", None)
             if code not in RETRYABLE or attempt == attempts - 1 or connection.in_atomic_block:
                 raise
+    raise ValueError(f"attempts must be at least 1, not {attempts}")

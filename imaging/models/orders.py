@@ -2,7 +2,7 @@
 procedure with its one scheduled procedure step), and the procedure steps the modalities report
 back over MPPS."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import models
 from django.db.models import Q
@@ -49,7 +49,7 @@ class ImagingOrder(models.Model):
     # Offered in the worklist unless a query asks for a status (the modality has yet to do them).
     WORKLIST_STATUSES = (Status.SCHEDULED, Status.ARRIVED)
     # Which status may follow which; imaging/orders/services.py enforces it.
-    TRANSITIONS = {
+    TRANSITIONS: dict[str, set[str]] = {
         Status.SCHEDULED: {
             Status.ARRIVED,
             Status.IN_PROGRESS,
@@ -127,10 +127,10 @@ class ImagingOrder(models.Model):
         return f"{self.accession_number or 'new order'}: {self.procedure.name}"
 
     @property
-    def scheduled_end(self):
+    def scheduled_end(self) -> datetime:
         return self.scheduled_start + timedelta(minutes=self.duration_minutes)
 
-    def can_become(self, status):
+    def can_become(self, status: str) -> bool:
         return status in self.TRANSITIONS[self.status]
 
 

@@ -7,7 +7,9 @@ Error Comment; the DICOM handler only maps it.
 """
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -23,23 +25,23 @@ from imaging.dicom.records.status import (
 )
 from imaging.models import ImagingOrder, PerformedProcedureStep
 from imaging.orders import services as orders
-from vetclinic.audit.services import audit_record
+from vetclinic.audit.services import Actor, audit_record
 
 log = logging.getLogger(__name__)
 Step = PerformedProcedureStep.Status
 # The order status a final step puts the order in.
-ORDER_STATUS = {Step.IN_PROGRESS: ImagingOrder.Status.IN_PROGRESS, Step.COMPLETED: ImagingOrder.Status.COMPLETED,
+ORDER_STATUS: dict[str, str] = {Step.IN_PROGRESS: ImagingOrder.Status.IN_PROGRESS, Step.COMPLETED: ImagingOrder.Status.COMPLETED,
                 Step.DISCONTINUED: ImagingOrder.Status.DISCONTINUED}  # fmt: skip
 
 
 class StepRefused(Exception):
-    def __init__(self, status, comment):
+    def __init__(self, status: int, comment: str) -> None:
         super().__init__(comment)
         self.status = status
         self.comment = comment[:64]  # Error Comment is LO (PS3.7 C.4)
 
 
-def _moment(ds, date_keyword, time_keyword):
+def _moment(ds: Dataset, date_keyword: str, time_keyword: str) -> datetime | None:
     text_date, text_time = str(ds.get(date_keyword) or ""), str(ds.get(time_keyword) or "")
     if not text_date:
         return None
@@ -54,7 +56,7 @@ def _moment(ds, date_keyword, time_keyword):
     return make_aware(moment, get_current_timezone())
 
 
-def _order_for(scheduled_steps):
+def _order_for(scheduled_steps: Iterable[Dataset]) -> ImagingOrder | None:
     """The order a step performs, from Scheduled Step Attributes Sequence (F.7.2.1): accession
     number, Study Instance UID, requested procedure or scheduled step ID, in that order."""
     for item in scheduled_steps:
@@ -72,7 +74,7 @@ def _order_for(scheduled_steps):
     return None
 
 
-def _series(ds):
+def _series(ds: Dataset) -> list[dict[str, Any]]:
     return [
         {
             "series_instance_uid": str(item.get("SeriesInstanceUID", "")),
@@ -83,7 +85,7 @@ def _series(ds):
     ]
 
 
-def _status(ds):
+def _status(ds: Dataset) -> str:
     value = str(ds.get("PerformedProcedureStepStatus") or "").strip().upper()
     if value not in Step.values:
         raise StepRefused(
@@ -92,7 +94,7 @@ def _status(ds):
     return value
 
 
-def _order_move(*, actor, step, note):
+def _order_move(*, actor: Actor, step: PerformedProcedureStep, note: str) -> None:
     """Move the step's order along; a report of an exam never fails because the order's
     status cannot follow (a cancelled order imaged anyway): that is logged on the order."""
     if step.order is None:
@@ -108,7 +110,9 @@ def _order_move(*, actor, step, note):
 
 
 @transaction.atomic
-def mpps_create(*, actor, sop_instance_uid, attributes: Dataset, station_ae=""):
+def mpps_create(
+    *, actor: Actor, sop_instance_uid: str, attributes: Dataset, station_ae: str = ""
+) -> PerformedProcedureStep:
     """N-CREATE: a step starts (F.7.2.1)."""
     if PerformedProcedureStep.objects.filter(sop_instance_uid=sop_instance_uid).exists():
         raise StepRefused(DUPLICATE_SOP_INSTANCE, "This performed procedure step already exists")
@@ -135,7 +139,7 @@ def mpps_create(*, actor, sop_instance_uid, attributes: Dataset, station_ae=""):
 
 
 @transaction.atomic
-def mpps_update(*, actor, sop_instance_uid, modifications: Dataset):
+def mpps_update(*, actor: Actor, sop_instance_uid: str, modifications: Dataset) -> PerformedProcedureStep:
     """N-SET: a step changes or ends (F.7.2.2); a final step may no longer change."""
     step = (
         PerformedProcedureStep.objects.select_for_update().filter(sop_instance_uid=sop_instance_uid).first()

@@ -1,20 +1,21 @@
 """Reads about orders that the scheduling pages, the day board and the API share."""
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils.timezone import get_current_timezone, make_aware
 
 from imaging.models import ImagingOrder, Modality, Procedure
 from imaging.studies.selectors import studies_listed
+from patients.models import Patient, Species
 
 Status = ImagingOrder.Status
 # What occupies a station: the day board and the double-booking warning count these.
 BUSY = [Status.SCHEDULED, Status.ARRIVED, Status.IN_PROGRESS]
 
 
-def procedures_for(*, species):
+def procedures_for(*, species: Species | int | None) -> QuerySet[Procedure]:
     """Active procedures for this species (those listing no species apply to all)."""
     return (
         Procedure.objects.filter(active=True)
@@ -24,12 +25,12 @@ def procedures_for(*, species):
     )
 
 
-def stations(*, modality_type=None):
+def stations(*, modality_type: str | None = None) -> QuerySet[Modality]:
     found = Modality.objects.filter(active=True)
     return found.filter(modality_type=modality_type) if modality_type else found
 
 
-def day_bounds(day):
+def day_bounds(day: date) -> tuple[datetime, datetime]:
     """The clinic's local day as an aware [start, end) pair."""
     start = make_aware(datetime.combine(day, datetime.min.time()), get_current_timezone())
     return start, make_aware(
@@ -37,7 +38,7 @@ def day_bounds(day):
     )
 
 
-def day_orders(*, day, station=None):
+def day_orders(*, day: date, station: Modality | None = None) -> QuerySet[ImagingOrder]:
     """The orders of one day (every status), for the day board, by start time."""
     start, end = day_bounds(day)
     orders = ImagingOrder.objects.filter(scheduled_start__gte=start, scheduled_start__lt=end)
@@ -48,7 +49,9 @@ def day_orders(*, day, station=None):
     )
 
 
-def station_conflicts(*, station, start, minutes, exclude=None):
+def station_conflicts(
+    *, station: Modality | None, start: datetime, minutes: int, exclude: ImagingOrder | None = None
+) -> list[ImagingOrder]:
     """Orders occupying the station that overlap [start, start + minutes)."""
     if station is None:
         return []
@@ -64,7 +67,9 @@ def station_conflicts(*, station, start, minutes, exclude=None):
     return [order for order in orders if order.scheduled_end > start]
 
 
-def free_slots(*, station, day, minutes, exclude=None):
+def free_slots(
+    *, station: Modality, day: date, minutes: int, exclude: ImagingOrder | None = None
+) -> list[datetime]:
     """Start times in clinic hours on ``day`` when ``station`` is free for ``minutes``
     (``exclude``: an order being rescheduled, whose own slot counts as free)."""
     opens = datetime.strptime(settings.CLINIC_OPENS, "%H:%M").time()
@@ -81,7 +86,8 @@ def free_slots(*, station, day, minutes, exclude=None):
     if exclude is not None:
         orders = orders.exclude(pk=exclude.pk)
     busy = [(o.scheduled_start, o.scheduled_end) for o in orders]
-    slots, slot = [], start
+    slots: list[datetime] = []
+    slot = start
     step = timedelta(minutes=settings.SLOT_MINUTES)
     while slot + timedelta(minutes=minutes) <= end:
         slot_end = slot + timedelta(minutes=minutes)
@@ -91,7 +97,7 @@ def free_slots(*, station, day, minutes, exclude=None):
     return slots
 
 
-def patient_orders(*, patient):
+def patient_orders(*, patient: Patient) -> QuerySet[ImagingOrder]:
     return (
         ImagingOrder.objects.filter(patient=patient)
         .select_related("procedure", "station")
@@ -99,7 +105,7 @@ def patient_orders(*, patient):
     )
 
 
-def order_detail(*, pk):
+def order_detail(*, pk: int) -> ImagingOrder:
     return (
         ImagingOrder.objects.select_related(
             "patient__species", "patient__breed", "procedure", "station", "visit"

@@ -6,22 +6,24 @@ by field, worded for the person at the desk), and records who changed what in th
 the order's status history.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import is_naive, localtime, now
 from pydicom.uid import generate_uid
 
-from imaging.models import ImagingOrder, Modality, OrderStatusChange
+from imaging.models import ImagingOrder, Modality, OrderStatusChange, Procedure
 from imaging.orders import events
 from patients.models import Patient
 from patients.selectors import patient_resolve
 from patients.services import weight_record
 from vetclinic import clock
 from vetclinic.audit.models import Channel
-from vetclinic.audit.services import audit_record, changes_apply
+from vetclinic.audit.services import Actor, audit_record, changes_apply
 
 Status = ImagingOrder.Status
 # The code of a ValidationError that is about the order's state, not the input (REST: 409).
@@ -30,17 +32,17 @@ DETAIL_FIELDS = {"reason", "referring_vet", "performing_vet", "priority", "weigh
                  "placer_order_number", "filler_order_number"}  # fmt: skip
 
 
-def accession_number(pk):
+def accession_number(pk: int) -> str:
     """Prefix + the order's number: unique, at most 16 characters (SH, PS3.5 6.2)."""
     return f"{settings.ACCESSION_PREFIX}{pk:08d}"[:16]
 
 
-def study_instance_uid_new():
+def study_instance_uid_new() -> str:
     """Under the clinic's UID root when it has one, else a UUID-derived 2.25 UID (PS3.5 B.2)."""
     return generate_uid(prefix=f"{settings.DICOM_UID_ROOT}." if settings.DICOM_UID_ROOT else None)
 
 
-def _station_for(procedure, station):
+def _station_for(procedure: Procedure, station: Modality | None) -> Modality | None:
     """The station given, checked; or the only active station of the procedure's modality."""
     if station is None:
         stations = list(Modality.objects.filter(active=True, modality_type=procedure.modality_type)[:2])
@@ -55,7 +57,7 @@ def _station_for(procedure, station):
     return station
 
 
-def _procedure_check(procedure, patient):
+def _procedure_check(procedure: Procedure, patient: Patient) -> None:
     if not procedure.active:
         raise ValidationError({"procedure": f"{procedure.name} is no longer offered."})
     species = list(procedure.species.all())
@@ -65,19 +67,19 @@ def _procedure_check(procedure, patient):
         )
 
 
-def _start_check(scheduled_start):
+def _start_check(scheduled_start: datetime | None) -> None:
     if scheduled_start is None:
         raise ValidationError({"scheduled_start": "Choose a date and time."})
     if is_naive(scheduled_start):
         raise ValueError("scheduled_start must be timezone-aware")
 
 
-def start_passed(scheduled_start):
+def start_passed(scheduled_start: datetime) -> bool:
     """Whether a start time lies before the current slot (the clinic's clock)."""
     return scheduled_start < clock.now() - timedelta(minutes=settings.SLOT_MINUTES)
 
 
-def _past_check(scheduled_start, *, actor, past_ok):
+def _past_check(scheduled_start: datetime, *, actor: Actor, past_ok: bool) -> None:
     """At the desk, a start that has passed is a slip (the wrong day, 2 for 14) and an order no
     modality would look for: it is refused unless the person says the exam took place already
     (an emergency imaged before it was booked). A start within the last slot is "now": the
@@ -93,10 +95,10 @@ def _past_check(scheduled_start, *, actor, past_ok):
             "to record an exam that has taken place.", code="past")})  # fmt: skip
 
 
-def _history(*, actor, order, old, new, note=""):
+def _history(*, actor: Actor, order: ImagingOrder, old: str, new: str, note: str = "") -> None:
     OrderStatusChange.objects.create(
         order=order, old=old, new=new, at=order.status_changed, channel=actor.channel,
-        by=(actor.user.get_username() if getattr(actor.user, "pk", None) else actor.name)[:200],
+        by=(actor.user.get_username() if isinstance(actor.user, User) and actor.user.pk else actor.name)[:200],
         note=note[:200],
     )  # fmt: skip
 
@@ -104,15 +106,15 @@ def _history(*, actor, order, old, new, note=""):
 @transaction.atomic
 def order_create(
     *,
-    actor,
-    patient,
-    procedure,
-    scheduled_start,
-    station=None,
-    duration_minutes=None,
-    past_ok=False,
-    **details,
-):
+    actor: Actor,
+    patient: Patient,
+    procedure: Procedure,
+    scheduled_start: datetime,
+    station: Modality | None = None,
+    duration_minutes: int | None = None,
+    past_ok: bool = False,
+    **details: Any,
+) -> ImagingOrder:
     """Schedule a procedure for an animal; it is in the worklist as soon as this commits.
 
     ``details``: reason, referring_vet, performing_vet, priority, weight_kg (also recorded in
@@ -161,12 +163,12 @@ def order_create(
     return order
 
 
-def _locked(order):
+def _locked(order: ImagingOrder) -> ImagingOrder:
     return ImagingOrder.objects.select_for_update().select_related("procedure", "patient").get(pk=order.pk)
 
 
 @transaction.atomic
-def order_status_set(*, actor, order, status, note=""):
+def order_status_set(*, actor: Actor, order: ImagingOrder, status: str, note: str = "") -> ImagingOrder:
     """Move an order to ``status`` if its current status allows it (ImagingOrder.TRANSITIONS).
 
     Setting the status it already has changes nothing (a repeated MPPS or HL7 message).
@@ -193,17 +195,25 @@ def order_status_set(*, actor, order, status, note=""):
     return order
 
 
-def order_arrive(*, actor, order):
+def order_arrive(*, actor: Actor, order: ImagingOrder) -> ImagingOrder:
     """The animal is here: the modality's worklist shows it as arrived."""
     return order_status_set(actor=actor, order=order, status=Status.ARRIVED)
 
 
-def order_cancel(*, actor, order, reason=""):
+def order_cancel(*, actor: Actor, order: ImagingOrder, reason: str = "") -> ImagingOrder:
     return order_status_set(actor=actor, order=order, status=Status.CANCELLED, note=reason)
 
 
 @transaction.atomic
-def order_reschedule(*, actor, order, scheduled_start, station=None, duration_minutes=None, past_ok=False):
+def order_reschedule(
+    *,
+    actor: Actor,
+    order: ImagingOrder,
+    scheduled_start: datetime,
+    station: Modality | None = None,
+    duration_minutes: int | None = None,
+    past_ok: bool = False,
+) -> ImagingOrder:
     """A new time (and station). An order the modality discontinued becomes scheduled again.
     A new start is checked as in order_create; the start it has is not."""
     order = _locked(order)
@@ -232,7 +242,7 @@ def order_reschedule(*, actor, order, scheduled_start, station=None, duration_mi
 
 
 @transaction.atomic
-def order_update(*, actor, order, fields):
+def order_update(*, actor: Actor, order: ImagingOrder, fields: dict[str, Any]) -> ImagingOrder:
     """Change the order's details (reason, referring vet, priority, weight, ...)."""
     unknown = set(fields) - DETAIL_FIELDS
     if unknown:
@@ -249,7 +259,7 @@ def order_update(*, actor, order, fields):
 
 
 @transaction.atomic
-def order_images_received(*, actor, order):
+def order_images_received(*, actor: Actor, order: ImagingOrder) -> ImagingOrder:
     """Images for the order arrived (imaging/ingest/linking.py): record when, and an order the
     modality did not report on over MPPS is now in progress."""
     order = _locked(order)

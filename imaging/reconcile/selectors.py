@@ -3,11 +3,11 @@ shows."""
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch
+from django.db.models import Count, Prefetch, QuerySet
 
 from imaging.dicom.records.datasets import animal_name_agrees, name_components, species_agrees
 from imaging.models import Study
-from patients.models import Ownership, Patient, Visit
+from patients.models import Owner, Ownership, Patient, Visit
 from patients.selectors import patient_resolve, patient_search
 
 # How much each piece of evidence counts. An exact patient ID beats everything; the animal's
@@ -16,7 +16,7 @@ PATIENT_ID, ANIMAL_NAME, NAME_PREFIX, OWNER_NAME, VISIT, SPECIES = 100, 40, 15, 
 SPECIES_DIFFERS = -60
 
 
-def reconciliation_queue():
+def reconciliation_queue() -> QuerySet[Study]:
     return (
         Study.objects.filter(link=Study.Link.UNMATCHED)
         .annotate(image_count=Count("series__instances"))
@@ -32,9 +32,9 @@ class Suggestion:
     score: int
 
 
-def _candidates(study, family, given):
+def _candidates(study: Study, family: str, given: str) -> tuple[set[int], set[int]]:
     """Ids of the living patients any piece of evidence points at, and those named by the ID."""
-    by_id = set()
+    by_id: set[int] = set()
     if study.dicom_patient_id:
         for patient in Patient.objects.filter(patient_id__iexact=study.dicom_patient_id):
             by_id.add(patient_resolve(patient).pk)
@@ -48,7 +48,7 @@ def _candidates(study, family, given):
     return found, by_id
 
 
-def _owner_named(patient, family):
+def _owner_named(patient: Patient, family: str) -> Owner | None:
     """The animal's owner whose family name is ``family`` (the PN's family component), if any."""
     for link in patient.ownerships.all():
         if family and link.owner.dicom_family_name.lower() == family.lower():
@@ -56,13 +56,13 @@ def _owner_named(patient, family):
     return None
 
 
-def match_suggestions(*, study, limit=5):
+def match_suggestions(*, study: Study, limit: int = 5) -> list[Suggestion]:
     """The most likely animals for a study, best first, each with a short reason."""
     family, given = name_components(study.dicom_patient_name)
     found, by_id = _candidates(study, family, given)
     if not found:
         return []
-    visited = set()
+    visited: set[int] = set()
     if study.study_date:
         visited = set(
             Visit.objects.filter(patient_id__in=found, starts_at__date=study.study_date)
@@ -76,7 +76,8 @@ def match_suggestions(*, study, limit=5):
     )
     suggestions = []
     for patient in patients:
-        score, reasons = 0, []
+        score = 0
+        reasons: list[str] = []
         if patient.pk in by_id:
             score += PATIENT_ID
             reasons.append("same patient ID")

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import now
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from imaging.dicom.records.datasets import patient_attributes_apply, patient_name, species_agrees
@@ -26,11 +27,11 @@ log = logging.getLogger(__name__)
 REWRITE_TASK = "imaging.tasks.study_headers_rewrite_task"
 
 
-def _living(patient):
+def _living(patient: Patient) -> Patient:
     return patient_resolve(Patient.objects.select_related("species").get(pk=patient.pk))
 
 
-def _species_check(study, patient, species_override):
+def _species_check(study: Study, patient: Patient, species_override: bool) -> None:
     if species_override or species_agrees(study.dicom_species, patient):
         return
     raise ValidationError(
@@ -39,10 +40,10 @@ def _species_check(study, patient, species_override):
     )
 
 
-def study_headers_rewrite_queue(study_id):
+def study_headers_rewrite_queue(study_id: int) -> None:
     """After the commit: rewrite the stored headers in the background."""
 
-    def queue():
+    def queue() -> None:
         try:
             # By name: tasks import services, never the reverse (STYLE.md).
             current_app.send_task(REWRITE_TASK, args=[study_id])
@@ -53,7 +54,9 @@ def study_headers_rewrite_queue(study_id):
 
 
 @transaction.atomic
-def study_link_manual(*, actor, study, patient, species_override=False):
+def study_link_manual(
+    *, actor: Actor, study: Study, patient: Patient, species_override: bool = False
+) -> Study:
     """Link a study to an animal by hand: an unmatched one from the queue, or one linked to the
     wrong animal (moving it between patients). Clears the study's flag."""
     study = Study.objects.select_for_update(of=("self",)).select_related("patient").get(pk=study.pk)
@@ -65,7 +68,9 @@ def study_link_manual(*, actor, study, patient, species_override=False):
     study.patient, study.link, study.flag = patient, Study.Link.MANUAL, ""
     study.updated = now()
     study.save(update_fields=["patient", "link", "flag", "updated"])
-    changes = {"patient": [str(old_patient) if old_patient else None, str(patient)]}
+    changes: dict[str, list[str | None]] = {
+        "patient": [str(old_patient) if old_patient else None, str(patient)]
+    }
     if old_link != study.link:
         changes["link"] = [old_link, study.link]
     if old_flag:
@@ -78,7 +83,7 @@ def study_link_manual(*, actor, study, patient, species_override=False):
 
 
 @transaction.atomic
-def series_split(*, actor, series, patient, species_override=False):
+def series_split(*, actor: Actor, series: Series, patient: Patient, species_override: bool = False) -> Study:
     """Split one series off its study into a new study (new Study Instance UID) of ``patient``:
     a modality that put two animals' images, or two examinations, under one study."""
     series = Series.objects.select_for_update().get(pk=series.pk)
@@ -119,7 +124,7 @@ def series_split(*, actor, series, patient, species_override=False):
     return new
 
 
-def _header_agrees(ds, patient, study):
+def _header_agrees(ds: Dataset, patient: Patient, study: Study) -> bool:
     return (
         str(ds.get("PatientID", "")) == patient.patient_id
         and str(ds.get("PatientName", "")) == patient_name(patient)
@@ -129,7 +134,7 @@ def _header_agrees(ds, patient, study):
 
 
 @transaction.atomic
-def _instance_rewrite(*, instance_id):
+def _instance_rewrite(*, instance_id: int) -> bool:
     """Rewrite one instance's header to agree with its study's patient; True if it did.
 
     One transaction per instance: a large study does not hold the database for the whole
@@ -141,10 +146,12 @@ def _instance_rewrite(*, instance_id):
         .filter(pk=instance_id)
         .first()
     )
-    study = instance.series.study if instance else None
-    if study is None or study.patient is None:
-        return False  # deleted, or unlinked since
+    if instance is None:
+        return False  # deleted since
+    study = instance.series.study
     patient = study.patient
+    if patient is None:
+        return False  # unlinked since
     ds = dcmread(io.BytesIO(storage.object_get(instance.storage_key)))
     if _header_agrees(ds, patient, study):
         return False
@@ -170,7 +177,7 @@ def _instance_rewrite(*, instance_id):
     return True
 
 
-def study_headers_rewrite(*, study_id, actor=None):
+def study_headers_rewrite(*, study_id: int, actor: Actor | None = None) -> int:
     """Make every stored object of the study carry its animal's attributes (and the study's
     UID, after a split). Each old object stays in storage as an InstanceVersion. Objects that
     already agree are skipped, so running it again changes nothing."""

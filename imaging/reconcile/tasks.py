@@ -11,5 +11,5 @@ from imaging.reconcile import services
     name="imaging.tasks.study_headers_rewrite_task",
     autoretry_for=(OperationalError, OSError), retry_backoff=True, max_retries=10,
 )  # fmt: skip
-def study_headers_rewrite_task(study_id):
+def study_headers_rewrite_task(study_id: int) -> int:
     return services.study_headers_rewrite(study_id=study_id)

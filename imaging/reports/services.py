@@ -6,14 +6,15 @@ again, as a correction. Keyword-only and atomic like the order services; errors 
 ValidationErrors keyed by field, worded for the vet.
 """
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import now
 
-from imaging.models import ImagingOrder, Report
+from imaging.models import ImagingOrder, Report, Study
 from imaging.orders import events
 from imaging.orders.services import STATE, order_status_set
-from vetclinic.audit.services import audit_record, changes_apply
+from vetclinic.audit.services import Actor, Changes, audit_record, changes_apply
 
 Status = Report.Status
 OrderStatus = ImagingOrder.Status
@@ -21,17 +22,17 @@ OrderStatus = ImagingOrder.Status
 TEXT_LIMIT = 20_000
 
 
-def _clean(text):
+def _clean(text: str) -> str:
     """Browsers send a textarea's line breaks as CRLF; the report keeps plain newlines."""
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def _locked(study):
+def _locked(study: Study) -> Report | None:
     return Report.objects.select_for_update().filter(study=study).first()
 
 
-def _text_check(findings, conclusion, *, final):
-    errors = {}
+def _text_check(findings: str, conclusion: str, *, final: bool) -> None:
+    errors: dict[str, str] = {}
     for name, text in (("findings", findings), ("conclusion", conclusion)):
         if len(text) > TEXT_LIMIT:
             errors[name] = f"At most {TEXT_LIMIT:,} characters (this has {len(text):,})."
@@ -41,7 +42,7 @@ def _text_check(findings, conclusion, *, final):
         raise ValidationError(errors)
 
 
-def _final_state_error(report):
+def _final_state_error(report: Report) -> ValidationError:
     return ValidationError(
         {"findings": ValidationError(
             f"The report was signed by {report.signed_by_name or 'someone'} on "
@@ -49,16 +50,16 @@ def _final_state_error(report):
     )  # fmt: skip
 
 
-def _signer(actor, signer_name=""):
+def _signer(actor: Actor, signer_name: str = "") -> tuple[User | None, str]:
     """The account and the name that sign: a PMS or teleradiology service (REST) names the vet
     who wrote the report; in the UI it is the vet logged in."""
-    user = actor.user if getattr(actor.user, "pk", None) else None
+    user = actor.user if isinstance(actor.user, User) and actor.user.pk else None
     name = signer_name.strip() or ((user.get_full_name() or user.get_username()) if user else actor.name)
     return user, name[:200]
 
 
 @transaction.atomic
-def report_save(*, actor, study, findings, conclusion):
+def report_save(*, actor: Actor, study: Study, findings: str, conclusion: str) -> Report:
     """Keep a draft: create the study's report or change its text. A final report is amended."""
     findings, conclusion = _clean(findings), _clean(conclusion)
     _text_check(findings, conclusion, final=False)
@@ -78,7 +79,9 @@ def report_save(*, actor, study, findings, conclusion):
 
 
 @transaction.atomic
-def report_finalize(*, actor, study, findings, conclusion, signer_name=""):
+def report_finalize(
+    *, actor: Actor, study: Study, findings: str, conclusion: str, signer_name: str = ""
+) -> Report:
     """Sign the report with this text: it becomes final, the order reported, the PMS told."""
     findings, conclusion = _clean(findings), _clean(conclusion)
     _text_check(findings, conclusion, final=True)
@@ -100,7 +103,9 @@ def report_finalize(*, actor, study, findings, conclusion, signer_name=""):
 
 
 @transaction.atomic
-def report_amend(*, actor, study, findings, conclusion, reason, signer_name=""):
+def report_amend(
+    *, actor: Actor, study: Study, findings: str, conclusion: str, reason: str, signer_name: str = ""
+) -> Report:
     """Change a final report: signed again by whoever amends it, and sent again as a correction."""
     findings, conclusion = _clean(findings), _clean(conclusion)
     _text_check(findings, conclusion, final=True)
@@ -129,7 +134,7 @@ def report_amend(*, actor, study, findings, conclusion, reason, signer_name=""):
     return report
 
 
-def _summary(changes):
+def _summary(changes: Changes) -> Changes:
     """The log keeps how long the texts were, not the texts: the report itself is the record."""
     return {
         name: [f"{len(old or '')} characters", f"{len(new or '')} characters"]
@@ -137,7 +142,7 @@ def _summary(changes):
     }
 
 
-def _order_reported(actor, report):
+def _order_reported(actor: Actor, report: Report) -> None:
     """The order the study answers becomes reported (completed first, if the modality never
     said so), and its subscribers hear of the final report. A cancelled or discontinued order
     keeps its status: the report still goes out."""

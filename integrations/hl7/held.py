@@ -7,6 +7,7 @@ that waited for it are made, each by running its message again.
 """
 
 import logging
+from typing import Any
 
 from django.db import transaction
 
@@ -20,7 +21,7 @@ from vetclinic.audit.services import Actor
 log = logging.getLogger("integrations.hl7")
 
 
-def held_orders_release(*, mapping):
+def held_orders_release(*, mapping: CodeMapping) -> tuple[int, int]:
     """Run again the messages of the orders waiting for ``mapping``'s code; returns (made,
     failed). One that fails (say its animal has since died) keeps waiting, with the error."""
     made = failed = 0
@@ -35,7 +36,7 @@ def held_orders_release(*, mapping):
     return made, failed
 
 
-def held_order_make(*, held):
+def held_order_make(*, held: HL7HeldOrder) -> str | None:
     """Run a held order's message again: None once the order is made (the handler removes
     the held row then), else why not (kept on the row)."""
     error = message_rerun(text=held.raw, peer=held.peer, message=held.message)
@@ -44,11 +45,11 @@ def held_order_make(*, held):
     if error is not None:
         held.error = str(error.args[0])[:2000]
         held.save(update_fields=["error"])
-        return error.args[0]
+        return str(error.args[0])
     return None
 
 
-def crosswalk_apply(*, mapping, actor=None):
+def crosswalk_apply(*, mapping: CodeMapping, actor: Actor | None = None) -> tuple[int, int, int]:
     """Everything that waited for ``mapping``: animals moved, held orders made."""
     actor = actor or Actor.system("crosswalk")
     moved = code_mapping_apply(actor=actor, mapping=mapping)
@@ -64,7 +65,9 @@ def crosswalk_apply(*, mapping, actor=None):
     return moved, made, failed
 
 
-def mapping_saved(sender, instance, created, raw=False, **kwargs):
+def mapping_saved(
+    sender: type[CodeMapping], instance: CodeMapping, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
     """post_save of CodeMapping: apply it once it is committed. Not in the saving transaction,
     so that a mapping is kept even if applying it fails (it is applied again from the admin's
     list of unmapped codes)."""
@@ -72,7 +75,7 @@ def mapping_saved(sender, instance, created, raw=False, **kwargs):
         return
     pk = instance.pk
 
-    def apply():
+    def apply() -> None:
         mapping = CodeMapping.objects.filter(pk=pk).select_related("species", "breed", "procedure").first()
         if mapping is None:
             return

@@ -9,6 +9,8 @@ accept at all) with an ERR naming the segment, field and problem.
 """
 
 import logging
+from collections.abc import Callable
+from typing import Literal, overload
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -18,7 +20,9 @@ from django.utils.timezone import now
 from integrations.hl7.inbound_adt import adt_merge, adt_register, adt_visit_end
 from integrations.hl7.inbound_orders import order_message
 from integrations.hl7.messages import (
+    Header,
     HL7Error,
+    Segment,
     ack_build,
     header_read,
     message_digest,
@@ -37,29 +41,34 @@ Status = HL7Message.Status
 class Received:
     """One parsed message on its way through a handler."""
 
-    def __init__(self, text, header, peer, message=None):
+    def __init__(self, text: str, header: Header, peer: str, message: HL7Message | None = None) -> None:
         self.text, self.header, self.peer, self.message = text, header, peer, message
         self.segments = message_segments(text, header)
         self.actor = Actor(
             channel=Channel.HL7, name=f"{header.sending_application}@{header.sending_facility}".strip("@")
         )
 
-    def all(self, name):
+    def all(self, name: str) -> list[Segment]:
         return [s for s in self.segments if s.name == name]
 
-    def one(self, name, *, required=True):
+    @overload
+    def one(self, name: str, *, required: Literal[True] = True) -> Segment: ...
+    @overload
+    def one(self, name: str, *, required: bool) -> Segment | None: ...
+
+    def one(self, name: str, *, required: bool = True) -> Segment | None:
         found = self.all(name)
         if not found and required:
             raise HL7Error(f"{name} segment is missing", code=100, segment=name)
         return found[0] if found else None
 
     @property
-    def system(self):
+    def system(self) -> str:
         """The namespace of the sender's own ids: its application name (MSH-3)."""
         return f"hl7:{self.header.sending_application.split(self.header.component)[0] or 'unknown'}"
 
 
-def _allowed(header, peer):
+def _allowed(header: Header, peer: str) -> bool:
     senders = settings.HL7_ALLOWED_SENDERS
     if senders and header.sending_application.split(header.component)[0] not in senders:
         return False
@@ -67,14 +76,14 @@ def _allowed(header, peer):
     return not addresses or peer.rsplit(":", 1)[0] in addresses
 
 
-def message_receive(data: bytes, peer: str, *, oversize=0) -> bytes:
+def message_receive(data: bytes, peer: str, *, oversize: int = 0) -> bytes:
     """Handle one framed message; return the ACK to send back."""
     text = text_decode(data)
     try:
         header = header_read(text)
-    except HL7Error as error:
+    except HL7Error as no_header:
         log.warning("HL7 from %s without MSH: %r", peer, text[:60])
-        return ack_build(header_read("MSH|^~\\&|||||||ACK||P|2.5.1"), code="AR", error=error).encode()
+        return ack_build(header_read("MSH|^~\\&|||||||ACK||P|2.5.1"), code="AR", error=no_header).encode()
     # The log row is written as processed with its AA, in the transaction of the change: one
     # write when all goes well, and no moment at which the log says AA for a change that is not
     # committed. A refusal undoes the whole transaction; the message is then logged as refused.
@@ -111,7 +120,7 @@ def message_receive(data: bytes, peer: str, *, oversize=0) -> bytes:
     return message.ack.encode()
 
 
-def message_replay(*, message):
+def message_replay(*, message: HL7Message) -> str:
     """An admin runs a logged inbound message again (after fixing what made it fail, say a
     crosswalk entry). Its log row gets the new outcome; returns the ACK text."""
     header = header_read(message.raw)
@@ -130,7 +139,7 @@ def message_replay(*, message):
     return _outcome_save(message)
 
 
-def message_rerun(*, text, peer, message=None):
+def message_rerun(*, text: str, peer: str, message: HL7Message | None = None) -> HL7Error | None:
     """Run a message accepted earlier again (an order held for an unmapped code, once the
     code is mapped), all or nothing; returns None, or the HL7Error that refused it. Its log
     row keeps the AA it was answered with."""
@@ -142,7 +151,7 @@ def message_rerun(*, text, peer, message=None):
     return error
 
 
-def _log_row(header, peer, text, oversize, digest):
+def _log_row(header: Header, peer: str, text: str, oversize: int, digest: str) -> HL7Message:
     """The unsaved log row of an inbound message, without its outcome."""
     return HL7Message(
         direction=HL7Message.Direction.IN, peer=peer[:255], sending_application=header.sending_application[:180],
@@ -152,7 +161,7 @@ def _log_row(header, peer, text, oversize, digest):
     )  # fmt: skip
 
 
-def _refusal_set(message, header, error):
+def _refusal_set(message: HL7Message, header: Header, error: HL7Error) -> None:
     """``message`` refused: AE, or AR for what we do not accept at all, with its ACK."""
     message.status = Status.REJECTED if error.reject else Status.ERROR
     message.ack_code = "AR" if error.reject else "AE"
@@ -160,13 +169,13 @@ def _refusal_set(message, header, error):
     message.error = str(error.args[0])[:2000]
 
 
-def _outcome_save(message):
+def _outcome_save(message: HL7Message) -> str:
     message.updated = now()
     message.save(update_fields=["status", "ack_code", "ack", "error", "updated"])
     return message.ack
 
 
-def _seen_before(header, digest):
+def _seen_before(header: Header, digest: str) -> bytes:
     """The first ACK to a message seen before (same sender, control id and content: resent, or
     sent on another connection at the same moment), counted as a repeat."""
     earlier = HL7Message.objects.filter(
@@ -179,7 +188,9 @@ def _seen_before(header, digest):
     return earlier.ack.encode()
 
 
-def _process(text, header, peer, oversize, message=None):
+def _process(
+    text: str, header: Header, peer: str, oversize: int, message: HL7Message | None = None
+) -> HL7Error | None:
     """Run the handler: None when it succeeded, else the HL7Error. It runs without a savepoint
     of its own: on an error the caller rolls back the whole transaction."""
     try:
@@ -211,7 +222,7 @@ def _process(text, header, peer, oversize, message=None):
     return None
 
 
-def _validation_error(error):
+def _validation_error(error: ValidationError) -> HL7Error:
     """A service's ValidationError, named by the HL7 field it came from where we know it."""
     fields = {"name": ("PID", 5), "birth_date": ("PID", 7), "sex": ("PID", 8), "species": ("PID", 35),
               "breed": ("PID", 36), "microchip": ("PID", 3), "kg": ("OBX", 5)}  # fmt: skip
@@ -222,7 +233,8 @@ def _validation_error(error):
     return HL7Error(" ".join(error.messages), code=207)
 
 
-HANDLERS = {
+# A handler's result is its own (the record it made or changed); message_receive wants none.
+HANDLERS: dict[str, Callable[[Received], object]] = {
     "ORM^O01": order_message,
     "OMI^O23": order_message,
     **{f"ADT^{event}": adt_register for event in ("A01", "A04", "A05", "A08", "A28", "A31")},

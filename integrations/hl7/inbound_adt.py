@@ -14,6 +14,7 @@ from integrations.hl7.messages import HL7Error, Segment, hl7_date, hl7_datetime
 from patients.registration import (
     AnimalRegistration,
     Coded,
+    ExternalId,
     OwnerDetails,
     Problem,
     RegistrationRefused,
@@ -47,10 +48,10 @@ def _coded(seg: Segment, n: int) -> Coded | None:
     return Coded(system=system, code=code, text=text) if code or text else None
 
 
-def _patient_ids(received, pid):
+def _patient_ids(received: Received, pid: Segment) -> list[ExternalId]:
     """PID-3 identifiers: (assigning authority or our sender, id). The first is the PMS's own.
     Older senders put the animal's id in PID-2 (Patient ID, external) and leave PID-3 empty."""
-    ids = []
+    ids: list[ExternalId] = []
     for n in (3, 2):
         for rep in pid.repeats(n):
             value = pid.component(n, 1, rep)
@@ -62,7 +63,7 @@ def _patient_ids(received, pid):
     raise HL7Error("PID-3 (patient identifier) is empty, and so is PID-2", code=101, segment="PID", field=3)
 
 
-def _animal_name(pid):
+def _animal_name(pid: Segment) -> str:
     """PID-5: the animal's name is the given name when the sender writes OwnerFamily^Animal
     (as DICOM does), else the family component."""
     family, given = pid.component(5, 1), pid.component(5, 2)
@@ -72,7 +73,7 @@ def _animal_name(pid):
     return name
 
 
-def _phone(seg, n, repetition=None):
+def _phone(seg: Segment, n: int, repetition: str | None = None) -> str:
     """XTN: the number as written (XTN-1), else unformatted (XTN-12), else area + local."""
     parts = seg.components(n, repetition) + [""] * 12
     return (parts[0] or parts[11] or (parts[5] + parts[6])).strip()
@@ -112,7 +113,7 @@ def _owner(received: Received) -> tuple[OwnerDetails | None, str]:
     return owner, account
 
 
-def _weight(received):
+def _weight(received: Received) -> Decimal | None:
     for obx in received.all("OBX"):
         code, text = obx.component(3, 1), obx.component(3, 2).lower()
         if code in WEIGHT_CODES or "weight" in text:

@@ -10,6 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from re import Pattern
 
 from django.utils.timezone import localtime, now
 from hl7apy.consts import VALIDATION_LEVEL
@@ -35,7 +36,9 @@ class HL7Error(Exception):
             202: "Unsupported processing id", 203: "Unsupported version id", 204: "Unknown key identifier",
             205: "Duplicate key identifier", 207: "Application internal error"}  # fmt: skip
 
-    def __init__(self, message, *, code=207, segment="", field=0, reject=False):
+    def __init__(
+        self, message: str, *, code: int = 207, segment: str = "", field: int = 0, reject: bool = False
+    ) -> None:
         super().__init__(message)
         self.code, self.segment, self.field, self.reject = code, segment, field, reject
 
@@ -55,14 +58,14 @@ class Header:
     processing_id: str = "P"
     version: str = ""
     charset: str = ""
-    fields: list = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
 
     @property
-    def component(self):
+    def component(self) -> str:
         return self.encoding[0]
 
 
-def text_decode(data: bytes):
+def text_decode(data: bytes) -> str:
     """HL7 text: UTF-8 when it is valid UTF-8 (MSH-18 UNICODE UTF-8), else ISO 8859-1."""
     try:
         return data.decode("utf-8")
@@ -70,12 +73,12 @@ def text_decode(data: bytes):
         return data.decode("latin-1")
 
 
-def segments(text):
+def segments(text: str) -> list[str]:
     """Segments split on CR; LF and CRLF (sent by some engines) are accepted too."""
     return [s for s in re.split(r"\r\n|\r|\n", text) if s.strip()]
 
 
-def header_read(text):
+def header_read(text: str) -> Header:
     """MSH of ``text``; raises HL7Error if there is none."""
     lines = segments(text)
     if not lines or not lines[0].startswith("MSH") or len(lines[0]) < 8:
@@ -84,7 +87,10 @@ def header_read(text):
     sep = msh[3]
     parts = msh.split(sep)
     # MSH-1 is the separator itself, so MSH-n is parts[n - 1].
-    get = lambda n: parts[n - 1] if len(parts) >= n else ""  # noqa: E731
+
+    def get(n: int) -> str:
+        return parts[n - 1] if len(parts) >= n else ""
+
     encoding = get(2)
     component = encoding[0] if encoding else "^"
     msg_type = get(9).split(component)
@@ -106,7 +112,7 @@ accepted_shapes = Kept("message shapes hl7apy accepted", seconds=None, most=2048
 value_patterns = Kept("HL7 value patterns", seconds=None, most=64)
 
 
-def structure_check(text, header):
+def structure_check(text: str, header: Header) -> None:
     """The message's structure checked by hl7apy against its version (tolerantly: real
     senders leave out optional segments and fields), or HL7Error.
 
@@ -133,7 +139,7 @@ def structure_check(text, header):
         accepted_shapes.set(shape, True)
 
 
-def _shape(lines, header):
+def _shape(lines: list[str], header: Header) -> str | None:
     """Everything of a message that hl7apy's tolerant parse looks at (hl7apy/parser.py): the
     separators, the segment names, MSH-2, MSH-9 (type and structure) and MSH-12 (version)
     verbatim; of every other field its layout of repetitions, components and subcomponents
@@ -142,7 +148,7 @@ def _shape(lines, header):
     sep, encoding = header.field_separator, header.encoding
     if len(encoding) != 4 or len(set(sep + encoding)) != 5:
         return None
-    value = value_patterns.get(encoding)
+    value: Pattern[str] | None = value_patterns.get(encoding)
     if value is None:
         # A run between separators with something other than blanks in it (the escape
         # character is data to the parser).
@@ -164,33 +170,33 @@ class Segment:
     Escape sequences (\\F\\ \\S\\ \\T\\ \\R\\ \\E\\) are decoded in what it returns.
     """
 
-    def __init__(self, line, header):
+    def __init__(self, line: str, header: Header) -> None:
         self.header = header
         self.name = line[:3]
         self.fields = line.split(header.field_separator)
         if self.name == "MSH":  # MSH-1 is the separator: shift so that MSH-n is fields[n]
             self.fields.insert(1, header.field_separator)
 
-    def raw(self, n):
+    def raw(self, n: int) -> str:
         return self.fields[n] if n < len(self.fields) else ""
 
-    def repeats(self, n):
+    def repeats(self, n: int) -> list[str]:
         return [r for r in self.raw(n).split(self.header.encoding[1])] if self.raw(n) else []
 
-    def __getitem__(self, n):
+    def __getitem__(self, n: int) -> str:
         reps = self.repeats(n)
         return unescape(reps[0], self.header) if reps else ""
 
-    def components(self, n, repetition=None):
+    def components(self, n: int, repetition: str | None = None) -> list[str]:
         value = repetition if repetition is not None else (self.repeats(n) or [""])[0]
         return [unescape(c, self.header) for c in value.split(self.header.component)]
 
-    def component(self, n, c, repetition=None):
+    def component(self, n: int, c: int, repetition: str | None = None) -> str:
         parts = self.components(n, repetition)
         return parts[c - 1] if c <= len(parts) else ""
 
 
-def unescape(value, header):
+def unescape(value: str, header: Header) -> str:
     if "\\" not in value:
         return value
     e = header.encoding[2] if len(header.encoding) > 2 else "\\"
@@ -199,15 +205,15 @@ def unescape(value, header):
     return re.sub(re.escape(e) + r"([FSRET])" + re.escape(e), lambda m: table[m.group(1)], value)
 
 
-def escape(value, header=None):
+def escape(value: object, header: Header | None = None) -> str:
     """Text safe inside a field (HL7 2.7.4 escape sequences)."""
-    value = str(value or "")
+    text = str(value or "")
     for char, seq in (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("~", "\\R\\"), ("&", "\\T\\")):
-        value = value.replace(char, seq)
-    return value.replace("\r", "\\X0D\\").replace("\n", "\\X0A\\")
+        text = text.replace(char, seq)
+    return text.replace("\r", "\\X0D\\").replace("\n", "\\X0A\\")
 
 
-def message_digest(text, header):
+def message_digest(text: str, header: Header) -> str:
     """SHA-256 of the message's segments. With a control id, MSH-7 is left out: a sender
     resending a message keeps its control id but may stamp it anew (HL7 2.9 2.10.1). Without
     one, the whole message: only the very same message again is a repeat."""
@@ -220,11 +226,11 @@ def message_digest(text, header):
     return hashlib.sha256("\r".join(lines).encode()).hexdigest()
 
 
-def message_segments(text, header):
+def message_segments(text: str, header: Header) -> list[Segment]:
     return [Segment(line, header) for line in segments(text)]
 
 
-def hl7_date(value, *, segment, field):
+def hl7_date(value: str, *, segment: str, field: int) -> date | None:
     """DT/TS/DTM (YYYY[MM[DD[HHMM[SS]]]]) as a date; HL7Error (102) otherwise."""
     value = value.strip()
     if not value:
@@ -240,7 +246,7 @@ def hl7_date(value, *, segment, field):
         ) from None
 
 
-def hl7_datetime(value, *, segment, field):
+def hl7_datetime(value: str, *, segment: str, field: int) -> datetime | None:
     """TS/DTM as an aware datetime in the clinic's time zone (or its own offset)."""
     from django.utils.timezone import get_current_timezone, make_aware
 
@@ -262,11 +268,18 @@ def hl7_datetime(value, *, segment, field):
         ) from None
 
 
-def timestamp():
+def timestamp() -> str:
     return localtime(now()).strftime("%Y%m%d%H%M%S")
 
 
-def ack_build(header, *, code, error=None, application="VETPACS", facility=""):
+def ack_build(
+    header: Header,
+    *,
+    code: str,
+    error: HL7Error | None = None,
+    application: str = "VETPACS",
+    facility: str = "",
+) -> str:
     """ACK (MSH, MSA, ERR) to ``header``'s message, in its version (2.9 2.13.1 general ACK).
 
     ERR is written both ways: ERR-1 (ELD, up to 2.4) and ERR-2/3/4 (2.5 on), so that every

@@ -9,6 +9,7 @@ once, their messages handled in a thread pool because the services use Django's 
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger("integrations.hl7")
@@ -38,7 +39,7 @@ class FrameReader:
     message cannot exhaust memory.
     """
 
-    def __init__(self, max_size, keep=4096):
+    def __init__(self, max_size: int, keep: int = 4096) -> None:
         self.max_size = max_size
         self.keep = keep
         self.buffer = bytearray()
@@ -46,10 +47,10 @@ class FrameReader:
         self.dropped = 0
         self.scanned = 0  # how far the current frame has been searched for its end
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> list[Frame]:
         """Returns the frames completed by ``data``; raises Garbage for bytes between frames."""
         self.buffer += data
-        frames = []
+        frames: list[Frame] = []
         while True:
             if not self.in_frame:
                 start = self.buffer.find(START)
@@ -75,7 +76,7 @@ class FrameReader:
             del self.buffer[: end + len(END)]
             self.in_frame = False
 
-    def _limit(self):
+    def _limit(self) -> None:
         """Inside an unfinished frame: keep only the head of one that is over the limit."""
         if len(self.buffer) <= self.max_size:
             return
@@ -84,7 +85,7 @@ class FrameReader:
         del self.buffer[self.keep : len(self.buffer) - 1]
 
     @property
-    def pending(self):
+    def pending(self) -> int:
         """Bytes of an unfinished frame (a connection closed with this > 0 cut a message)."""
         return len(self.buffer) if self.in_frame else 0
 
@@ -93,7 +94,17 @@ def frame(message: bytes) -> bytes:
     return START + message + END
 
 
-async def _connection(reader, writer, handle, max_size, read_size=65536):
+# handle(frame, peer) -> the ACK's bytes
+Handle = Callable[[Frame, str], bytes]
+
+
+async def _connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    handle: Handle,
+    max_size: int,
+    read_size: int = 65536,
+) -> None:
     peer = writer.get_extra_info("peername")
     peer_text = f"{peer[0]}:{peer[1]}" if peer else "?"
     frames = FrameReader(max_size)
@@ -126,7 +137,16 @@ async def _connection(reader, writer, handle, max_size, read_size=65536):
             pass
 
 
-async def serve(*, host, port, handle, max_size, ssl_context=None, started=None, stop=None):
+async def serve(
+    *,
+    host: str,
+    port: int,
+    handle: Handle,
+    max_size: int,
+    ssl_context: ssl.SSLContext | None = None,
+    started: Callable[[asyncio.Server], object] | None = None,
+    stop: asyncio.Event,
+) -> None:
     """Serve MLLP until ``stop`` (an asyncio.Event) is set; ``handle(frame, peer) -> ack bytes``
     runs in the default thread pool. ``started(server)`` is called once listening."""
     server = await asyncio.start_server(

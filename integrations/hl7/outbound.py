@@ -8,6 +8,7 @@ retries with exponential backoff until an ``AA``; ``AE``/``AR`` are final and re
 
 import logging
 import socket
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
@@ -16,10 +17,11 @@ from django.utils.timezone import localtime, now
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
 
-from imaging.models import ImagingOrder, Report
+from imaging.models import ImagingOrder, Report, Study
 from integrations.hl7.messages import HL7Error, escape, header_read, segments, text_decode
 from integrations.hl7.mllp import END, START, frame
 from integrations.models import HL7Endpoint, HL7Message
+from patients.models import Patient
 
 log = logging.getLogger("integrations.hl7")
 Status = HL7Message.Status
@@ -29,11 +31,13 @@ ORDER_STATUS = {"study_received": "IP", "order_completed": "CM", "report_final":
 # The report's two parts as OBX-3 observation identifiers (LOINC).
 FINDINGS = "59776-5^Procedure findings^LN"
 CONCLUSION = "19005-8^Radiology report impression^LN"
+# An hl7apy message or segment (hl7apy has no type hints): fields are set by attribute name.
+HL7apy = Any
 
 
-def _ids(patient):
+def _ids(patient: Patient) -> list[tuple[str | None, str]]:
     """PID-3: the PMS's own id first where we have one, then ours."""
-    ids = [
+    ids: list[tuple[str | None, str]] = [
         (ext.value, ext.system.removeprefix("hl7:"))
         for ext in patient.external_ids.all()
         if ext.system.startswith("hl7:")
@@ -41,7 +45,7 @@ def _ids(patient):
     return ids + [(patient.patient_id, settings.HL7_APPLICATION)]
 
 
-def _message_start(kind, endpoint, control_id, patient):
+def _message_start(kind: str, endpoint: HL7Endpoint, control_id: str, patient: Patient) -> HL7apy:
     """MSH and PID of an outbound ``kind`` ("ORM^O01", "ORU^R01") in the endpoint's version."""
     code, trigger = kind.split("^")
     message = Message(
@@ -63,7 +67,9 @@ def _message_start(kind, endpoint, control_id, patient):
     return message
 
 
-def _order_segments(message, order, *, order_control, order_status, result_status):
+def _order_segments(
+    message: HL7apy, order: ImagingOrder, *, order_control: str, order_status: str, result_status: str
+) -> HL7apy:
     """ORC and OBR naming the order by the PMS's placer number and our accession number."""
     orc = message.add_segment("ORC")
     orc.orc_1 = order_control
@@ -83,7 +89,7 @@ def _order_segments(message, order, *, order_control, order_status, result_statu
     return obr
 
 
-def _study_link(message, set_id, study, result_status):
+def _study_link(message: HL7apy, set_id: int, study: Study, result_status: str) -> None:
     """An OBX of type RP (reference pointer): where the study is seen."""
     obx = message.add_segment("OBX")
     obx.obx_1, obx.obx_2, obx.obx_3 = str(set_id), "RP", "STUDY^Study^VETPACS"
@@ -91,7 +97,7 @@ def _study_link(message, set_id, study, result_status):
     obx.obx_11 = result_status
 
 
-def order_message_build(order, event, endpoint, control_id):
+def order_message_build(order: ImagingOrder, event: str, endpoint: HL7Endpoint, control_id: str) -> str:
     """ORM^O01 status update (ORC-1 SC) for ``order``, built with hl7apy in the endpoint's version."""
     message = _message_start("ORM^O01", endpoint, control_id, order.patient)
     result_status = "F" if event != "study_received" else "I"
@@ -101,10 +107,11 @@ def order_message_build(order, event, endpoint, control_id):
     study = order.studies.order_by("id").first()
     if study is not None:
         _study_link(message, 1, study, "F")
-    return message.to_er7() + "\r"
+    er7: str = message.to_er7()
+    return er7 + "\r"
 
 
-def report_message_build(order, report, endpoint, control_id):
+def report_message_build(order: ImagingOrder, report: Report, endpoint: HL7Endpoint, control_id: str) -> str:
     """ORU^R01 with the signed report: ORC-1 RE (observations to follow), OBR-25 F, or C for an
     amended report (a correction, HL7 table 0123); the text as TX OBXs, a line each, findings
     then conclusion (OBX-4 sub-ids 1 and 2), then the link to the study."""
@@ -133,10 +140,11 @@ def report_message_build(order, report, endpoint, control_id):
                 obx.obx_5 = escape(line)
             obx.obx_11 = result_status
     _study_link(message, set_id + 1, study, result_status)
-    return message.to_er7() + "\r"
+    er7: str = message.to_er7()
+    return er7 + "\r"
 
 
-def _message_for(order, event, endpoint, control_id):
+def _message_for(order: ImagingOrder, event: str, endpoint: HL7Endpoint, control_id: str) -> tuple[str, str]:
     """The message type and text ``event`` sends: the report once it is signed, else a status."""
     if event == "report_final":
         report = (
@@ -151,12 +159,12 @@ def _message_for(order, event, endpoint, control_id):
     return "ORM^O01", order_message_build(order, event, endpoint, control_id)
 
 
-def order_event(order_id, event):
+def order_event(order_id: int, event: str) -> list[HL7Message]:
     """Log a pending message to each endpoint that wants ``event``, and queue the sending."""
     order = ImagingOrder.objects.select_related("patient", "procedure").filter(pk=order_id).first()
     if order is None:
         return []
-    created = []
+    created: list[HL7Message] = []
     for endpoint in HL7Endpoint.objects.filter(active=True):
         if not endpoint.wants(event):
             continue
@@ -174,7 +182,7 @@ def order_event(order_id, event):
     return created
 
 
-def _queue(message_id, countdown=0):
+def _queue(message_id: int, countdown: int = 0) -> None:
     try:
         current_app.send_task(SEND_TASK, args=[message_id], countdown=countdown)
     except Exception:  # logged as pending: message_resend or the next event sends it
@@ -185,7 +193,7 @@ class SendLater(Exception):
     """Not sent now (peer down, timeout, an older message to go first): try again later."""
 
 
-def _ack(sock, timeout):
+def _ack(sock: socket.socket, timeout: float) -> str:
     sock.settimeout(timeout)
     data = b""
     while END not in data:
@@ -197,17 +205,22 @@ def _ack(sock, timeout):
     return text_decode(reply[reply.index(START) + 1 :] if START in reply else reply)
 
 
-def message_send(*, message_id):
+def message_send(*, message_id: int) -> str:
     """Send one outbound message; returns its final status, or raises SendLater."""
     message = HL7Message.objects.select_related("endpoint").get(pk=message_id)
     if message.status != Status.PENDING:
         return message.status
+    endpoint = message.endpoint
+    if endpoint is None:  # deleted while the message waited (SET_NULL): nowhere to send it
+        HL7Message.objects.filter(pk=message.pk).update(
+            status=Status.FAILED, error="not sent: its endpoint was deleted", updated=now()
+        )
+        return Status.FAILED
     earlier = HL7Message.objects.filter(
         status=Status.PENDING, endpoint=message.endpoint, patient_id=message.patient_id, id__lt=message.id
     ).exists()
     if earlier:
         raise SendLater("an earlier message about this animal is not sent yet")
-    endpoint = message.endpoint
     HL7Message.objects.filter(pk=message.pk).update(attempts=message.attempts + 1, updated=now())
     try:
         with socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout) as sock:
@@ -222,16 +235,16 @@ def message_send(*, message_id):
     except (StopIteration, IndexError, HL7Error):
         code = ""
     status = Status.SENT if code in ("AA", "CA") else Status.FAILED
-    error = "" if status == Status.SENT else f"answered {code or 'without an MSA'}"
+    problem = "" if status == Status.SENT else f"answered {code or 'without an MSA'}"
     HL7Message.objects.filter(pk=message.pk).update(
-        status=status, ack_code=code[:2], ack=ack, error=error, updated=now()
+        status=status, ack_code=code[:2], ack=ack, error=problem, updated=now()
     )
     if status == Status.FAILED:
         log.warning("HL7 %s to %s refused: %s", message.control_id, endpoint, ack[:200])
     return status
 
 
-def message_resend(*, message):
+def message_resend(*, message: HL7Message) -> None:
     """An admin sends a failed (or stuck) outbound message again."""
     HL7Message.objects.filter(pk=message.pk).update(status=Status.PENDING, error="", updated=now())
     transaction.on_commit(lambda: _queue(message.pk))

@@ -17,8 +17,12 @@ import ipaddress
 import socket
 import ssl
 from http.client import HTTPConnection
+from urllib.parse import SplitResult
 
 from django.conf import settings
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # 6to4 (RFC 3056) and NAT64 (RFC 6052) addresses carry an IPv4 address a router will reach.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -28,8 +32,9 @@ class AddressRefused(OSError):
     """The URL's host is, or resolves to, an address webhooks may not be sent to."""
 
 
-def _allowed_entries():
-    names, networks = set(), []
+def _allowed_entries() -> tuple[set[str], list[Network]]:
+    names: set[str] = set()
+    networks: list[Network] = []
     for entry in getattr(settings, "WEBHOOK_ALLOWED_HOSTS", []) or []:
         try:
             networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
@@ -38,8 +43,8 @@ def _allowed_entries():
     return names, networks
 
 
-def _embedded_ipv4(ip):
-    if ip.version != 6:
+def _embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
+    if not isinstance(ip, ipaddress.IPv6Address):
         return None
     if ip.ipv4_mapped:
         return ip.ipv4_mapped
@@ -52,7 +57,7 @@ def _embedded_ipv4(ip):
     return None
 
 
-def address_public(ip):
+def address_public(ip: str | Address) -> bool:
     """True for an address on the public Internet: not loopback, private (RFC 1918, unique
     local, carrier-grade NAT), link-local, multicast, reserved or unspecified, nor an IPv6
     address that carries such an IPv4 one (``::ffff:127.0.0.1``)."""
@@ -66,7 +71,7 @@ def address_public(ip):
     return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
-def address_allowed(hostname, ip):
+def address_allowed(hostname: str, ip: str | Address) -> bool:
     """May a webhook for ``hostname`` go to ``ip``? A public address always; any other only
     if an admin listed the host name or a network holding the address."""
     if address_public(ip):
@@ -78,16 +83,16 @@ def address_allowed(hostname, ip):
     return any(ip.version == n.version and ip in n for n in networks)
 
 
-def _resolve(hostname, port):
+def _resolve(hostname: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise OSError(f"{hostname} does not resolve: {error}") from None
     # getaddrinfo gives IPv6 scope ids as "fe80::1%eth0": the scope is not part of the address.
-    return list(dict.fromkeys(info[4][0].split("%")[0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
 
 
-def url_host_check(hostname, port):
+def url_host_check(hostname: str | None, port: int) -> None:
     """At subscribe time: refuse a host that is, or resolves now to, a forbidden address.
     A name that does not resolve (yet) is let through; each attempt checks again."""
     if not hostname:
@@ -107,7 +112,7 @@ def url_host_check(hostname, port):
         )
 
 
-def address_resolve(hostname, port):
+def address_resolve(hostname: str, port: int) -> str:
     """At send time: the address to connect to, the first the name resolves to that is
     allowed. Raises AddressRefused if none is (every one is refused, so that a name with both
     a public and a private address cannot be steered to the private one)."""
@@ -124,20 +129,30 @@ class PinnedHTTPConnection(HTTPConnection):
     name and the certificate check) are the host's, the TCP connection goes to the address
     that was checked, so a second DNS answer cannot redirect it."""
 
-    def __init__(self, host, port, *, address, timeout, context=None):
+    def __init__(
+        self,
+        host: str,
+        port: int | None,
+        *,
+        address: str,
+        timeout: float,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
         if context is not None:
             self.default_port = 443  # https; also keeps the Host header without ":443"
         super().__init__(host, port, timeout=timeout)
         self.address, self.context = address, context
 
-    def connect(self):
+    def connect(self) -> None:
         sock = socket.create_connection((self.address, self.port), self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = self.context.wrap_socket(sock, server_hostname=self.host) if self.context else sock
 
 
-def pinned_connection(url, timeout):
+def pinned_connection(url: SplitResult, timeout: float) -> PinnedHTTPConnection:
     """A connection for a split webhook URL, to a checked address; raises AddressRefused."""
+    if not url.hostname:  # refused at subscribe time already (url_host_check)
+        raise AddressRefused("The URL has no host.")
     address = address_resolve(url.hostname, url.port or (443 if url.scheme == "https" else 80))
     context = ssl.create_default_context() if url.scheme == "https" else None  # the certificate is checked
     return PinnedHTTPConnection(url.hostname, url.port, address=address, timeout=timeout, context=context)

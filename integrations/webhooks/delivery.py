@@ -28,7 +28,7 @@ from integrations.models import WebhookDelivery, WebhookSubscription
 from integrations.webhooks.addresses import pinned_connection
 from integrations.webhooks.services import Status, delivery_queue, log, subscription_disable
 from integrations.webhooks.signing import HEADER, signature_header
-from vetclinic.audit.services import audit_record
+from vetclinic.audit.services import Actor, audit_record
 
 BACKOFF_MAX = 3600  # seconds between attempts, at most
 BODY_KEPT = 1000  # characters of the receiver's answer kept in the log
@@ -37,16 +37,16 @@ BODY_KEPT = 1000  # characters of the receiver's answer kept in the log
 class SendLater(Exception):
     """The attempt failed; try again in ``countdown`` seconds as attempt number ``attempt``."""
 
-    def __init__(self, message, *, attempt, countdown):
+    def __init__(self, message: str, *, attempt: int, countdown: int) -> None:
         super().__init__(message)
         self.attempt, self.countdown = attempt, countdown
 
 
-def request_body(delivery):
+def request_body(delivery: WebhookDelivery) -> bytes:
     return json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _post(delivery, body):
+def _post(delivery: WebhookDelivery, body: bytes) -> tuple[int | None, str, str]:
     """(HTTP status or None, the answer's start, error text). http.client rather than urllib:
     the headers go out spelled as documented, and a redirect is an answer, not followed."""
     subscription = delivery.subscription
@@ -76,12 +76,13 @@ def _post(delivery, body):
     return response.status, text, "" if 200 <= response.status < 300 else f"answered {response.status}"
 
 
-def backoff(attempts):
+def backoff(attempts: int) -> int:
     """Seconds before the next attempt after ``attempts`` failed ones: 2, 4, 8, … one hour."""
-    return min(2 ** min(attempts, 12), BACKOFF_MAX)
+    seconds: int = 2 ** min(attempts, 12)
+    return min(seconds, BACKOFF_MAX)
 
 
-def delivery_send(*, delivery_id, attempt=None):
+def delivery_send(*, delivery_id: int, attempt: int | None = None) -> str | None:
     """Make attempt number ``attempt + 1`` of a delivery (``attempt``: how many it had when the
     task was queued; None: whatever it has). Returns the delivery's status, or raises SendLater."""
     delivery = WebhookDelivery.objects.select_related("subscription__client").filter(pk=delivery_id).first()
@@ -139,7 +140,7 @@ def delivery_send(*, delivery_id, attempt=None):
 # in case the probing delivery gave up.
 
 
-def _held_back(delivery, subscription):
+def _held_back(delivery: WebhookDelivery, subscription: WebhookSubscription) -> bool:
     """True (and the delivery's next attempt set) if another delivery of this failing
     subscription was attempted less than its back-off ago."""
     rest = timedelta(seconds=backoff(subscription.failure_streak))
@@ -159,20 +160,22 @@ def _held_back(delivery, subscription):
     return True
 
 
-def _held_release(subscription, delivered):
+def _held_release(subscription: WebhookSubscription, delivered: WebhookDelivery) -> None:
     """The receiver answered again: queue the deliveries held back meanwhile (a task that turns
     up for one of them as well finds its attempt made)."""
-    held = WebhookDelivery.objects.filter(subscription=subscription, status=Status.PENDING)
-    held = held.exclude(pk=delivered.pk)
+    held = WebhookDelivery.objects.filter(subscription=subscription, status=Status.PENDING).exclude(
+        pk=delivered.pk
+    )
     for pk, attempts in held.order_by("pk").values_list("pk", "attempts"):
         delivery_queue(pk, attempts)
 
 
-def _streak_add(subscription):
+def _streak_add(subscription: WebhookSubscription) -> bool:
     """Count a failed attempt; True if that disabled the subscription."""
     row = WebhookSubscription.objects.filter(pk=subscription.pk)
     row.update(failure_streak=F("failure_streak") + 1, failing_since=Coalesce("failing_since", now()))
     streak, since = row.values_list("failure_streak", "failing_since").get()
+    assert since is not None  # set by the update just above
     hours = settings.WEBHOOK_DISABLE_HOURS
     if streak < settings.WEBHOOK_DISABLE_AFTER or since > now() - timedelta(hours=hours):
         return False
@@ -183,7 +186,7 @@ def _streak_add(subscription):
 
 
 @transaction.atomic
-def delivery_redeliver(*, actor, delivery):
+def delivery_redeliver(*, actor: Actor, delivery: WebhookDelivery) -> WebhookDelivery:
     """Send a delivery again now, whatever became of it (the receiver lost it, or was down).
     It keeps its id and body, so a receiver that has it already can tell."""
     delivery = WebhookDelivery.objects.select_for_update().select_related("subscription").get(pk=delivery.pk)
@@ -199,7 +202,7 @@ def delivery_redeliver(*, actor, delivery):
     return delivery
 
 
-def delivery_sweep(*, overdue_minutes=15):
+def delivery_sweep(*, overdue_minutes: int = 15) -> int:
     """Queue the pending deliveries whose next attempt is long overdue (the broker lost the task,
     or was down when it was queued), and for each failing subscription the first delivery held
     back whose time has come (one: it probes the receiver). A task that turns up after all

@@ -9,6 +9,9 @@ reason, until its client turns it on again.
 
 import logging
 import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from celery import current_app
@@ -18,7 +21,7 @@ from django.utils.timezone import now
 from rest_framework.fields import DateTimeField
 
 from imaging.orders import events as order_events
-from integrations.models import WebhookDelivery, WebhookSubscription
+from integrations.models import ApiClient, WebhookDelivery, WebhookSubscription
 from integrations.webhooks import payloads
 from integrations.webhooks.addresses import AddressRefused, url_host_check
 from integrations.webhooks.signing import secret_new
@@ -50,7 +53,7 @@ SYSTEM = Actor.system("webhooks")
 # Subscriptions -----------------------------------------------------------------------------
 
 
-def _check(client, fields):
+def _check(client: ApiClient, fields: dict[str, Any]) -> None:
     url = fields.get("url")
     if url is not None and not url.lower().startswith(("http://", "https://")):
         raise ValidationError({"url": "Webhooks are sent to an http:// or https:// URL."})
@@ -79,7 +82,16 @@ def _check(client, fields):
 
 
 @transaction.atomic
-def subscription_create(*, actor, client, url, events, secret=None, description="", active=True):
+def subscription_create(
+    *,
+    actor: Actor,
+    client: ApiClient,
+    url: str,
+    events: Iterable[str],
+    secret: str | None = None,
+    description: str = "",
+    active: bool = True,
+) -> tuple[WebhookSubscription, str]:
     """Returns (subscription, secret): a secret the client did not give is made here, and the
     client sees it in this answer only."""
     _check(client, {"url": url, "events": events, "secret": secret})
@@ -94,7 +106,9 @@ def subscription_create(*, actor, client, url, events, secret=None, description=
 
 
 @transaction.atomic
-def subscription_update(*, actor, subscription, fields):
+def subscription_update(
+    *, actor: Actor, subscription: WebhookSubscription, fields: dict[str, Any]
+) -> WebhookSubscription:
     """Change url, events, description, secret or active. Turning a disabled subscription on
     again clears why it was disabled and starts its failure count afresh."""
     unknown = set(fields) - {"url", "events", "description", "secret", "active"}
@@ -104,7 +118,7 @@ def subscription_update(*, actor, subscription, fields):
         WebhookSubscription.objects.select_for_update().select_related("client").get(pk=subscription.pk)
     )
     _check(subscription.client, fields)
-    changes = {}
+    changes: dict[str, list[str | None]] = {}
     for name, value in fields.items():
         if name == "events":
             value = list(dict.fromkeys(value))
@@ -123,7 +137,7 @@ def subscription_update(*, actor, subscription, fields):
 
 
 @transaction.atomic
-def subscription_delete(*, actor, subscription):
+def subscription_delete(*, actor: Actor, subscription: WebhookSubscription) -> None:
     audit_record(
         actor=actor, instance=subscription, action="delete", changes={"url": [subscription.url, None]}
     )
@@ -131,7 +145,7 @@ def subscription_delete(*, actor, subscription):
 
 
 @transaction.atomic
-def subscription_disable(*, subscription, reason):
+def subscription_disable(*, subscription: WebhookSubscription, reason: str) -> bool:
     """Stop sending: the subscription is off, its waiting deliveries are marked disabled (a
     redelivery sends one once the client turns the subscription on again)."""
     updated = WebhookSubscription.objects.filter(pk=subscription.pk, active=True).update(
@@ -142,7 +156,7 @@ def subscription_disable(*, subscription, reason):
     WebhookDelivery.objects.filter(subscription=subscription, status=Status.PENDING).update(
         status=Status.DISABLED, next_attempt_at=None
     )
-    changes = {"active": ["True", "False"], "reason": [None, reason]}
+    changes: dict[str, list[str | None]] = {"active": ["True", "False"], "reason": [None, reason]}
     audit_record(actor=SYSTEM, instance=subscription, action="disable", changes=changes)
     log.warning("webhook subscription %s (%s) disabled: %s", subscription.pk, subscription.url, reason)
     return True
@@ -151,14 +165,16 @@ def subscription_disable(*, subscription, reason):
 # Events ------------------------------------------------------------------------------------
 
 
-def events_wanted():
+def events_wanted() -> set[str]:
     """The events some active subscription wants: one small query, so that a change nobody
     subscribed to costs no task."""
     subscriptions = WebhookSubscription.objects.filter(active=True, client__active=True)
     return {event for events in subscriptions.values_list("events", flat=True) for event in events}
 
 
-def event_publish(*, event, data, created=None):
+def event_publish(
+    *, event: str, data: payloads.Data, created: datetime | None = None
+) -> list[WebhookDelivery]:
     """Log a pending delivery of ``event`` to each subscription that wants it (and whose client
     may read what it says), and queue the sending. All get the same body and event id."""
     when = DateTimeField().to_representation(created or now())
@@ -174,11 +190,16 @@ def event_publish(*, event, data, created=None):
             for s in subscriptions
             if s.wants(event) and s.client.allows(RESOURCE[event], write=False)
         ]
-        transaction.on_commit(lambda: [delivery_queue(d.pk, 0) for d in deliveries])
+
+        def queue() -> None:
+            for delivery in deliveries:
+                delivery_queue(delivery.pk, 0)
+
+        transaction.on_commit(queue)
     return deliveries
 
 
-def delivery_queue(delivery_id, attempt, countdown=0):
+def delivery_queue(delivery_id: int, attempt: int, countdown: int = 0) -> None:
     """Queue attempt number ``attempt + 1`` of a delivery (integrations/webhooks/delivery.py)."""
     try:
         current_app.send_task(SEND_TASK, args=[delivery_id, attempt], countdown=countdown)
@@ -186,18 +207,18 @@ def delivery_queue(delivery_id, attempt, countdown=0):
         log.exception("could not queue webhook delivery %s", delivery_id)
 
 
-def order_event_queue(order_id, event, **details):
+def order_event_queue(order_id: int, event: str, **details: Any) -> None:
     """imaging/orders/events.py subscriber, after the commit: queue the webhook event, built in a worker
     rather than in the request or the DICOM association that changed the order."""
     _event_queue("order", order_id, ORDER_EVENTS.get(event), details)
 
 
-def patient_event_queue(patient_id, event, **details):
+def patient_event_queue(patient_id: int, event: str, **details: Any) -> None:
     """patients/events.py subscriber, after the commit."""
     _event_queue("patient", patient_id, PATIENT_EVENTS.get(event), details)
 
 
-def _event_queue(kind, pk, event, details):
+def _event_queue(kind: str, pk: int, event: str | None, details: dict[str, Any]) -> None:
     try:
         if event is None or event not in events_wanted():
             return
@@ -206,10 +227,13 @@ def _event_queue(kind, pk, event, details):
         log.exception("could not queue webhook event %s for %s %s", event, kind, pk)
 
 
-def object_event_publish(*, event, kind, pk, details, created):
+def object_event_publish(
+    *, event: str, kind: str, pk: int, details: dict[str, Any], created: datetime | None
+) -> list[WebhookDelivery]:
     """The task's half: build the body from the record as it is now (and the details of the
     moment it changed) and publish it."""
-    record = payloads.order_for(pk) if kind == "order" else payloads.patient_for(pk)
+    # Any: an order or an animal, as ``kind`` says; each event's builder takes the one it is about.
+    record: Any = payloads.order_for(pk) if kind == "order" else payloads.patient_for(pk)
     if record is None:
         return []
     data = {

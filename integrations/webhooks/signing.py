@@ -24,24 +24,31 @@ class SignatureError(ValueError):
     """The request is not signed with this secret, or the signature is too old."""
 
 
-def secret_new():
+def secret_new() -> str:
     return f"whsec_{secrets.token_urlsafe(32)}"
 
 
-def signature_of(secret, timestamp, body):
+def signature_of(secret: str, timestamp: int | str, body: bytes) -> str:
     message = str(timestamp).encode() + b"." + body
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def signature_header(secret, body, timestamp=None):
+def signature_header(secret: str, body: bytes, timestamp: float | None = None) -> str:
     timestamp = int(time.time()) if timestamp is None else int(timestamp)
     return f"t={timestamp},{SCHEME}={signature_of(secret, timestamp, body)}"
 
 
-def signature_verify(secret, header, body, tolerance=TOLERANCE, now=None):
+def signature_verify(
+    secret: str,
+    header: str | None,
+    body: bytes,
+    tolerance: float | None = TOLERANCE,
+    now: float | None = None,
+) -> bool:
     """True if ``header`` (the VetPACS-Signature value) signs ``body`` (bytes, as received) with
     ``secret`` and its time is within ``tolerance`` seconds of ``now``; else SignatureError."""
-    timestamp, signatures = None, []
+    timestamp: str | None = None
+    signatures: list[str] = []
     for part in (header or "").split(","):
         key, _, value = part.strip().partition("=")
         if key == "t":

@@ -35,17 +35,17 @@ class Owner(models.Model):
         return ", ".join(part for part in (self.family_name, self.given_name) if part)
 
     @property
-    def dicom_family_name(self):
+    def dicom_family_name(self) -> str:
         """The family component of the animal's DICOM Patient's Name (PS3.3 C.7.1.1)."""
         return self.dicom_family_name_of(self.kind, self.family_name, self.organisation_name)
 
     @classmethod
-    def dicom_family_name_of(cls, kind, family_name, organisation_name):
+    def dicom_family_name_of(cls, kind: str, family_name: str, organisation_name: str) -> str:
         """dicom_family_name from an owner's columns (a row read without the model)."""
         return organisation_name if kind == cls.Kind.ORGANISATION else family_name
 
     @property
-    def phones(self):
+    def phones(self) -> list[str]:
         return [p for p in (self.phone, self.mobile) if p]
 
 

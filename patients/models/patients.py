@@ -1,9 +1,10 @@
 """The animals: their record, their ids in other systems, who owns them, and their weights."""
 
 from datetime import date
+from decimal import Decimal
 
 from django.db import models
-from django.db.models import Q, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils.timezone import now
 
 from patients import names
@@ -72,14 +73,14 @@ class Patient(models.Model):
         return f"{self.name} ({self.patient_id})"
 
     @property
-    def primary_owner(self):
+    def primary_owner(self) -> Owner | None:
         for ownership in self.ownerships.all():
             if ownership.is_primary:
                 return ownership.owner
         return None
 
     @property
-    def dicom_name(self):
+    def dicom_name(self) -> str:
         """``OwnerFamily^AnimalName``: Patient's Name for an animal (PS3.3 C.7.1.1.1.1)."""
         owner = self.primary_owner
         return names.patient_name(owner.dicom_family_name if owner else "", self.name)
@@ -100,7 +101,7 @@ class Patient(models.Model):
         return ("~" if self.birth_date_estimated else "") + text
 
     @property
-    def current_weight(self):
+    def current_weight(self) -> Decimal | None:
         """The newest measurement's kg, or None (WeightRecord.NEWEST_FIRST)."""
         if "weights" in getattr(self, "_prefetched_objects_cache", {}):  # a list of many animals
             newest = max(self.weights.all(), key=WeightRecord.newness, default=None)
@@ -179,7 +180,7 @@ class WeightRecord(models.Model):
         return (record.measured_on, record.id)
 
     @classmethod
-    def newest_kg(cls, patient):
+    def newest_kg(cls, patient: OuterRef) -> Subquery:
         """The current weight as an expression, for ``annotate``: ``patient`` is the outer
         query's patient id (``OuterRef("pk")`` from patients, ``OuterRef("patient_id")`` from
         orders). One subquery per row, on the (patient, measured_on) index."""

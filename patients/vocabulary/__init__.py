@@ -10,16 +10,18 @@ trailing "dog breed" / "horse breed".
 
 import csv
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 
 
-def rows(name):
+def rows(name: str) -> list[dict[str, str]]:
     with open(HERE / name, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
-def vocabulary_load(Species, Breed):
+# Any: the models as a migration has them (apps.get_model), not patients.models' classes.
+def vocabulary_load(Species: Any, Breed: Any) -> None:
     """Insert what is missing; never overwrite a clinic's edits (idempotent)."""
     species_by_key = {}
     for row in rows("species.csv"):

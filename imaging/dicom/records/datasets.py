@@ -6,8 +6,11 @@ Attributes: PS3.3 C.7.1.1 Patient module and C.7.2.2 Patient Study module (anima
 """
 
 import struct
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 from django.utils.timezone import localtime
@@ -18,8 +21,15 @@ from pynetdicom.dsutils import encode
 
 from imaging.dicom.records.encoding import element_encode
 from imaging.dicom.records.matching import SPS_STATUS
+from imaging.models import ImagingOrder
 from patients import names
 from patients.models import Owner, Patient
+
+# A row of columns by their lookup paths (PATIENT_COLUMNS, WORKLIST_COLUMNS below), as a
+# values() query or ``patient_row`` gives it; Any: each column holds its own field's type.
+Row = dict[str, Any]
+# A return key of a query: (tag, VR, the return keys of its item for a sequence key, or None).
+ResponseKey = tuple[int, str, "list[ResponseKey] | None"]
 
 # Value representations whose text is subject to Specific Character Set (PS3.5 6.1.2.3).
 TEXT_VRS = {"PN", "LO", "SH", "ST", "LT", "UT", "UC"}
@@ -29,31 +39,34 @@ ITEM = struct.Struct("<HHI")  # (FFFE,E000) and its length (PS3.5 7.5.1)
 
 
 @cache
-def _tag_vr(keyword):
+def _tag_vr(keyword: str) -> tuple[int, str]:
     tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(f"{keyword} is not a DICOM keyword")
     return tag, dictionary_VR(tag)
 
 
-class Elements(dict):
+# tag -> (VR, value). Any: the VR says what the value is (a str or None; a list of Elements for SQ).
+class Elements(dict[int, tuple[str, Any]]):
     """A data set as plain values, cheap to build: tag -> (VR, value), the value a str, None
     (zero length) or, for a sequence, a list of Elements. The records' attributes are defined
     once, in this form; ``dataset()`` makes the pydicom Dataset that the ingest check and the
     reconciliation rewrite use, ``encode()`` the bytes a worklist answer carries."""
 
-    def put(self, keyword, value):
+    def put(self, keyword: str, value: Any) -> None:
         tag, vr = _tag_vr(keyword)
         self[tag] = (vr, value)
 
-    def dataset(self):
+    def dataset(self) -> Dataset:
         ds = Dataset()
         for tag, (vr, value) in self.items():
             ds.add_new(tag, vr, [item.dataset() for item in value] if vr == "SQ" else value)
         return ds
 
-    def encode(self, *, implicit_vr):
+    def encode(self, *, implicit_vr: bool) -> bytes:
         """Little endian, defined lengths throughout (PS3.5 7.1.2, 7.1.3, 7.5). Text is UTF-8,
         which is ASCII unless the elements say ISO_IR 192 (see ``worklist_answer``)."""
-        out = []
+        out: list[bytes] = []
         for tag in sorted(self):
             vr, value = self[tag]
             if vr == "SQ":
@@ -64,7 +77,7 @@ class Elements(dict):
             out.append(element_encode(tag, vr, data, implicit_vr=implicit_vr))
         return b"".join(out)
 
-    def non_ascii(self):
+    def non_ascii(self) -> bool:
         """Any text that needs a character set beyond the default repertoire."""
         for vr, value in self.values():
             if vr == "SQ":
@@ -75,7 +88,7 @@ class Elements(dict):
         return False
 
 
-def name_components(patient_name):
+def name_components(patient_name: object) -> tuple[str, str]:
     """(family, given) of a DICOM PN: for animals, owner family name and animal name."""
     parts = str(patient_name or "").split("=")[0].split("^")
     if len(parts) == 1:
@@ -83,12 +96,12 @@ def name_components(patient_name):
     return parts[0].strip(), parts[1].strip()
 
 
-def patient_name(patient):
+def patient_name(patient: Patient) -> str:
     """``OwnerFamily^AnimalName`` (PS3.3 C.7.1.1.1.1 for animal patients)."""
     return patient.dicom_name
 
 
-def _code_item(value, scheme, meaning):
+def _code_item(value: str, scheme: str, meaning: str) -> Elements:
     item = Elements()
     item.put("CodeValue", value)
     item.put("CodingSchemeDesignator", scheme)
@@ -110,13 +123,13 @@ OWNER = "primary_ownership__owner__"
 OWNER_COLUMNS = ("kind", "family_name", "given_name", "organisation_name")
 
 
-def _follow(record, path):
+def _follow(record: Any, path: str) -> Any:
     for name in path.split("__"):
         record = getattr(record, name) if record is not None else None
     return record
 
 
-def patient_row(patient: Patient) -> dict:
+def patient_row(patient: Patient) -> Row:
     """The animal's row, made from its records (Patient.primary_owner: a query)."""
     row = {"patient__" + path: _follow(patient, path) for path in PATIENT_COLUMNS}
     owner = patient.primary_owner
@@ -124,7 +137,7 @@ def patient_row(patient: Patient) -> dict:
     return row
 
 
-def patient_elements(row, *, weight) -> Elements:
+def patient_elements(row: Row, *, weight: Decimal | None) -> Elements:
     """The animal's patient attributes, from its row (``patient_row``), with a weight (or None)."""
     ds = Elements()
     kind = row[OWNER + "kind"]
@@ -176,7 +189,9 @@ def patient_attributes(patient: Patient) -> Dataset:
     return patient_elements(patient_row(patient), weight=patient.current_weight).dataset()
 
 
-def patient_attributes_apply(ds, patient, *, study_instance_uid=None):
+def patient_attributes_apply(
+    ds: Dataset, patient: Patient, *, study_instance_uid: str | None = None
+) -> Dataset:
     """Make ``ds`` agree with the record (and, when splitting a series off, its new study)."""
     for element in patient_attributes(patient):
         ds[element.tag] = element
@@ -185,7 +200,7 @@ def patient_attributes_apply(ds, patient, *, study_instance_uid=None):
     return ds
 
 
-def species_agrees(species_in_images, patient):
+def species_agrees(species_in_images: str, patient: Patient) -> bool:
     """A species named in the images must be the record's (by meaning, name or code)."""
     if not species_in_images:
         return True  # nothing said, nothing contradicted
@@ -194,16 +209,16 @@ def species_agrees(species_in_images, patient):
     return said in known
 
 
-def animal_name_agrees(dicom_patient_name, patient):
+def animal_name_agrees(dicom_patient_name: object, patient: Patient) -> bool:
     _, given = name_components(dicom_patient_name)
     return given.lower() == names.given_component(patient.name).lower()  # as our worklist wrote it
 
 
-def _da(moment):
+def _da(moment: datetime) -> str:
     return moment.strftime("%Y%m%d")
 
 
-def _tm(moment):
+def _tm(moment: datetime) -> str:
     return moment.strftime("%H%M%S")
 
 
@@ -222,7 +237,7 @@ WORKLIST_COLUMNS = (*ORDER_COLUMNS, *("patient__" + path for path in PATIENT_COL
                     *(OWNER + column for column in OWNER_COLUMNS), "last_weight")  # fmt: skip
 
 
-def order_row(order) -> dict:
+def order_row(order: ImagingOrder) -> Row:
     """The row orders.worklist.worklist_rows reads, made from an order and its records."""
     row = {path: _follow(order, path) for path in ORDER_COLUMNS}
     row.update(patient_row(order.patient))
@@ -230,7 +245,7 @@ def order_row(order) -> dict:
     return row
 
 
-def worklist_elements(row) -> Elements:
+def worklist_elements(row: Row) -> Elements:
     """The whole Modality Worklist item for an order's row (PS3.4 K.6-1): every Type 1 and 2
     return key, and the animal's veterinary attributes. ``worklist_answer`` picks what a query
     asked."""
@@ -292,16 +307,16 @@ def worklist_elements(row) -> Elements:
     return ds
 
 
-def worklist_item(order) -> Dataset:
+def worklist_item(order: ImagingOrder) -> Dataset:
     """The whole worklist item as a pydicom data set."""
     return worklist_elements(order_row(order)).dataset()
 
 
-def response_keys(identifier):
+def response_keys(identifier: Iterable[Any]) -> list[ResponseKey]:
     """The return keys of a C-FIND identifier, once per query: (tag, VR, the keys of its item)
     for each, the last None unless a sequence key has an item. Command, meta and query
     control attributes are no return keys."""
-    keys = []
+    keys: list[ResponseKey] = []
     for element in identifier:
         if element.tag.group in (0x0000, 0x0002) or element.tag in (
             SPECIFIC_CHARACTER_SET,
@@ -313,7 +328,7 @@ def response_keys(identifier):
     return keys
 
 
-def _picked(keys, item):
+def _picked(keys: list[ResponseKey], item: Elements) -> Elements:
     """Exactly the keys the query named (C.4.1.1.3.2), with our values, or empty where we have
     none. A key given as an empty sequence gets the whole sequence; a sequence key with an item
     gets the keys of that item in each of ours (C.2.2.2.6)."""
@@ -329,16 +344,17 @@ def _picked(keys, item):
     return answer
 
 
-def _answer_elements(keys, item):
+def _answer_elements(keys: list[ResponseKey], item: Elements) -> Elements:
     answer = _picked(keys, item)
     if answer.non_ascii():
         answer[SPECIFIC_CHARACTER_SET] = ("CS", "ISO_IR 192")  # UTF-8 (PS3.3 C.12.1.1.2)
     return answer
 
 
-def worklist_answer(keys, row, transfer_syntax) -> bytes:
+def worklist_answer(keys: list[ResponseKey], row: Row, transfer_syntax: str) -> bytes | None:
     """The C-FIND response identifier for an order's ``row``, encoded in the presentation context's
-    transfer syntax: directly for the little endian ones modalities use, by pydicom otherwise."""
+    transfer syntax: directly for the little endian ones modalities use, by pydicom otherwise
+    (None when pydicom cannot encode it: pynetdicom.dsutils.encode says so with None)."""
     answer = _answer_elements(keys, worklist_elements(row))
     syntax = UID(transfer_syntax)
     if syntax.is_little_endian and not syntax.is_deflated:
@@ -346,6 +362,6 @@ def worklist_answer(keys, row, transfer_syntax) -> bytes:
     return encode(answer.dataset(), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
 
 
-def worklist_response(identifier, order) -> Dataset:
+def worklist_response(identifier: Dataset, order: ImagingOrder) -> Dataset:
     """The same answer as a pydicom data set."""
     return _answer_elements(response_keys(identifier), worklist_elements(order_row(order))).dataset()

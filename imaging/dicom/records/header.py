@@ -1,29 +1,60 @@
 """What the index reads from a received object's header (dataset -> record): the summary that
 ingest indexes (imaging/ingest/index.py), and the dates in it."""
 
-from datetime import datetime, time
+from datetime import date, datetime, time
+from typing import TypedDict
+
+from pydicom.dataset import Dataset
 
 
-def _text(ds, keyword, limit=64):
+class HeaderSummary(TypedDict):
+    """One instance's header as the index needs it: JSON-safe, as it travels to the ingest task."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    accession_number: str
+    study_date: str
+    study_time: str
+    study_description: str
+    referring_physician: str
+    patient_id: str
+    patient_name: str
+    patient_birth_date: str
+    species: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    body_part: str
+    station_name: str
+    instance_number: int | None
+    rows: int | None
+    columns: int | None
+    number_of_frames: int
+
+
+def _text(ds: Dataset, keyword: str, limit: int = 64) -> str:
     value = ds.get(keyword)
     return str(value).strip()[:limit] if value not in (None, "") else ""
 
 
-def _int(ds, keyword):
+def _int(ds: Dataset, keyword: str) -> int | None:
     try:
         return int(ds.get(keyword))
     except (TypeError, ValueError):
         return None
 
 
-def _date(value):
+def _date(value: str) -> date | None:
     try:
         return datetime.strptime(str(value).strip()[:8], "%Y%m%d").date() if value else None
     except ValueError:
         return None
 
 
-def _time(value):
+def _time(value: str) -> time | None:
     text = str(value or "").strip().split(".")[0].replace(":", "")
     try:
         return time(int(text[0:2]), int(text[2:4] or 0), int(text[4:6] or 0)) if len(text) >= 2 else None
@@ -31,7 +62,7 @@ def _time(value):
         return None
 
 
-def species_text(ds):
+def species_text(ds: Dataset) -> str:
     """The species the images name: description (0010,2201) or the code's meaning (0010,2202)."""
     if ds.get("PatientSpeciesDescription"):
         return str(ds.PatientSpeciesDescription).strip()
@@ -41,7 +72,7 @@ def species_text(ds):
     return ""
 
 
-def header_summary(ds, *, transfer_syntax_uid):
+def header_summary(ds: Dataset, *, transfer_syntax_uid: str) -> HeaderSummary:
     """What the index needs from one instance, as JSON-safe values (sent to the ingest task)."""
     return {
         "study_instance_uid": str(ds.StudyInstanceUID),
@@ -70,10 +101,10 @@ def header_summary(ds, *, transfer_syntax_uid):
     }
 
 
-def summary_dates(summary):
+def summary_dates(summary: HeaderSummary) -> tuple[date | None, time | None]:
     """The study's date and time as Python values (DA, TM: PS3.5 6.2)."""
     return _date(summary["study_date"]), _time(summary["study_time"])
 
 
-def birth_date(summary):
+def birth_date(summary: HeaderSummary) -> date | None:
     return _date(summary["patient_birth_date"])

@@ -31,13 +31,13 @@ class Malformed(ValueError):
     pass
 
 
-def is_uid(value):
+def is_uid(value: object) -> bool:
     """A UID (PS3.5 9.1): 1 to 64 characters, digits and dots. (Leading zeros in a component,
     which the rule forbids, are let through: harmless, and some modalities write them.)"""
     return isinstance(value, str) and 0 < len(value) <= 64 and value.replace(".", "").isdigit()
 
 
-def inflate(data):
+def inflate(data: bytes) -> bytes:
     """Deflated Explicit VR Little Endian (PS3.5 A.5): raw deflate; a cut stream is an error."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
@@ -49,7 +49,11 @@ def inflate(data):
     return out
 
 
-def check(data, *, implicit, little):
+# A walked element: (VR or None when implicit, value offset, value length).
+Element = tuple[str | None, int, int]
+
+
+def check(data: bytes, *, implicit: bool, little: bool) -> dict[int, Element]:
     """Raise Malformed unless ``data`` is a complete data set in the given encoding.
 
     Returns the top-level elements it passed: {tag: (VR or None, value offset, value length)},
@@ -57,14 +61,22 @@ def check(data, *, implicit, little):
     """
     if not data:
         raise Malformed("empty data set")
-    elements = {}
+    elements: dict[int, Element] = {}
     end = _walk(data, 0, len(data), implicit, little, in_item=False, elements=elements)
     if end != len(data):
         raise Malformed(f"trailing bytes after the data set at offset {end}")
     return elements
 
 
-def _walk(data, pos, end, implicit, little, in_item, elements=None):
+def _walk(
+    data: bytes,
+    pos: int,
+    end: int,
+    implicit: bool,
+    little: bool,
+    in_item: bool,
+    elements: dict[int, Element] | None = None,
+) -> int:
     """Walk elements from ``pos``; return where they end (after an item delimiter if in_item).
     ``elements``, when given, collects the elements walked (the top level only)."""
     header = HEADERS[little][IMPLICIT if implicit else EXPLICIT]
@@ -119,7 +131,7 @@ def _walk(data, pos, end, implicit, little, in_item, elements=None):
     return pos
 
 
-def _sequence(data, pos, end, implicit, little, defined=False):
+def _sequence(data: bytes, pos: int, end: int, implicit: bool, little: bool, defined: bool = False) -> int:
     endian = "<" if little else ">"
     while pos < end:
         if pos + 8 > end:
@@ -145,7 +157,7 @@ def _sequence(data, pos, end, implicit, little, defined=False):
     raise Malformed("sequence without its delimiter: the data set is cut off")
 
 
-def _fragments(data, pos, end, little):
+def _fragments(data: bytes, pos: int, end: int, little: bool) -> int:
     """Encapsulated Pixel Data: items (offset table, fragments) up to a sequence delimiter."""
     endian = "<" if little else ">"
     while pos + 8 <= end:

@@ -16,9 +16,11 @@ Other keys are return keys only: they are answered, not matched.
 
 import re
 from datetime import date, datetime, time, timedelta
+from typing import Protocol, TypeVar
 
 from django.db.models import F, Q
 from django.utils.timezone import get_current_timezone, make_aware
+from pydicom.dataset import Dataset
 
 from imaging.models import ImagingOrder
 from vetclinic.db import StartsWith
@@ -37,11 +39,20 @@ SPS_STATUS = {
 }
 
 
+Bound = TypeVar("Bound", date, time, covariant=True)
+
+
+class _Parse(Protocol[Bound]):
+    """Reads one end of a range: ``_date_bound`` or ``_time``."""
+
+    def __call__(self, text: str, keyword: str, *, end: bool) -> Bound: ...
+
+
 class MatchingError(ValueError):
     """The identifier is malformed; the message names the attribute (an Error Comment)."""
 
 
-def _value(ds, keyword):
+def _value(ds: Dataset, keyword: str) -> str | None:
     """The key's value as text, or None for universal matching (absent or zero length,
     C.2.2.2.3). A lone '*' is universal too."""
     if keyword not in ds:
@@ -55,16 +66,16 @@ def _value(ds, keyword):
     return None if text in ("", "*") else text
 
 
-def _has_wildcard(text):
+def _has_wildcard(text: str) -> bool:
     return "*" in text or "?" in text
 
 
-def _regex(pattern):
+def _regex(pattern: str) -> str:
     """DICOM wildcards (C.2.2.2.4): '*' any run of characters, '?' exactly one."""
     return "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$"
 
 
-def _prefix(field, literal):
+def _prefix(field: str, literal: str) -> Q:
     """``field`` starts with ``literal`` (case-sensitive), as a range the field's index answers,
     with the literal as a parameter, so that the listener's prepared statement keeps one plan
     for every prefix (vetclinic/db.py StartsWith). (With LIKE $1 PostgreSQL planned every name
@@ -72,7 +83,7 @@ def _prefix(field, literal):
     return Q(StartsWith(F(field), literal))
 
 
-def _text_match(field, pattern, *, upper=False, case_insensitive=False):
+def _text_match(field: str, pattern: str, *, upper: bool = False, case_insensitive: bool = False) -> Q:
     """Single value (C.2.2.2.1) or wildcard (C.2.2.2.4) matching of a string attribute.
 
     The common shapes go to lookups the database serves from an index: exact, and a literal
@@ -84,7 +95,7 @@ def _text_match(field, pattern, *, upper=False, case_insensitive=False):
     i = "i" if case_insensitive else ""
     if not _has_wildcard(pattern):
         return Q(**{f"{field}__{i}exact": pattern})
-    literal = re.match(r"[^*?]*", pattern).group(0)
+    literal = re.split(r"[*?]", pattern, maxsplit=1)[0]  # what comes before the first wildcard
     if pattern == literal + "*":
         return Q(**{f"{field}__istartswith": literal}) if case_insensitive else _prefix(field, literal)
     inner = pattern[1:-1]
@@ -96,13 +107,13 @@ def _text_match(field, pattern, *, upper=False, case_insensitive=False):
     return condition
 
 
-def _person_name(pattern):
+def _person_name(pattern: str) -> str:
     """Person names match case-insensitively (C.2.2.2.1, the usual choice for PN); trailing
     empty components are not significant ('SMITH^REX^^' is 'SMITH^REX')."""
     return pattern.split("=")[0].rstrip("^")
 
 
-def _uid_list(field, text, keyword):
+def _uid_list(field: str, text: str, keyword: str) -> Q:
     """List of UID matching (C.2.2.2.2): any of the backslash-separated UIDs."""
     uids = [uid.strip() for uid in text.split("\\") if uid.strip()]
     for uid in uids:
@@ -111,7 +122,7 @@ def _uid_list(field, text, keyword):
     return Q(**{f"{field}__in": uids})
 
 
-def _date(text, keyword):
+def _date(text: str, keyword: str) -> date:
     """DA (PS3.5 6.2): YYYYMMDD; the ACR-NEMA YYYY.MM.DD is still sent by some old devices."""
     digits = text.replace(".", "")
     try:
@@ -122,7 +133,7 @@ def _date(text, keyword):
         raise MatchingError(f"{keyword}: '{text[:20]}' is not a date") from None
 
 
-def _time(text, keyword, *, end):
+def _time(text: str, keyword: str, *, end: bool) -> time:
     """TM (PS3.5 6.2): HH[MM[SS[.F{1,6}]]]. A value of lower precision stands for its whole
     span; as the end of a range it is the span's last moment ('10' ends at 10:59:59.999999)."""
     clean = text.replace(":", "")
@@ -145,7 +156,7 @@ def _time(text, keyword, *, end):
     return start.replace(minute=59, second=59, microsecond=999999)
 
 
-def _range(text, parse, keyword):
+def _range(text: str, parse: _Parse[Bound], keyword: str) -> tuple[Bound | None, Bound | None]:
     """Range matching (C.2.2.2.5): 'A-B', 'A-' (from A), '-B' (until B), or a single value."""
     if text.count("-") > 1:
         raise MatchingError(f"{keyword}: '{text[:20]}' is not a range")
@@ -157,11 +168,11 @@ def _range(text, parse, keyword):
     return (parse(low, keyword, end=False) if low else None, parse(high, keyword, end=True) if high else None)
 
 
-def _date_bound(text, keyword, *, end):
+def _date_bound(text: str, keyword: str, *, end: bool) -> date:
     return _date(text, keyword)
 
 
-def _start_match(date_text, time_text):
+def _start_match(date_text: str | None, time_text: str | None) -> Q:
     """Scheduled Procedure Step Start Date and Time, as one combined date-time range
     (C.2.2.2.5.1: the date range with the time range's bounds at its ends), over the single
     ``scheduled_start`` column. Dates and times are the clinic's local ones (TIME_ZONE)."""
@@ -195,7 +206,7 @@ def _start_match(date_text, time_text):
     return condition
 
 
-def _sps_status(text):
+def _sps_status(text: str) -> Q:
     wanted = {s.strip().upper() for s in text.split("\\")}
     statuses = [ours for ours, theirs in SPS_STATUS.items() if theirs in wanted]
     if not statuses:
@@ -203,7 +214,7 @@ def _sps_status(text):
     return Q(status__in=statuses)
 
 
-def _sps_item(ds):
+def _sps_item(ds: Dataset) -> Dataset | None:
     """The one item of Scheduled Procedure Step Sequence, or None (C.2.2.2.6: sequence
     matching on the keys of its single item; a zero-length sequence is universal)."""
     if "ScheduledProcedureStepSequence" not in ds:
@@ -213,10 +224,11 @@ def _sps_item(ds):
         return None
     if len(sequence) > 1:
         raise MatchingError("ScheduledProcedureStepSequence: one item only (C.2.2.2.6)")
-    return sequence[0]
+    item: Dataset = sequence[0]
+    return item
 
 
-def worklist_filter(identifier):
+def worklist_filter(identifier: Dataset) -> tuple[Q, bool]:
     """(condition, status_asked) for a Modality Worklist C-FIND identifier.
 
     ``status_asked`` is True when the query names step statuses; otherwise the caller offers
@@ -286,7 +298,7 @@ MATCHED_STEP_KEYS = {"ScheduledStationAETitle", "ScheduledStationName", "Modalit
                      "ScheduledProcedureStepID", "ScheduledProcedureStepStatus"}  # fmt: skip
 
 
-def unmatched_keys(identifier):
+def unmatched_keys(identifier: Dataset) -> list[str]:
     """Keys with a value that we answer but do not match on."""
     keys = [
         e.keyword

@@ -22,7 +22,7 @@ MISSING_ATTRIBUTE = 0x0120
 MISSING_ATTRIBUTE_VALUE = 0x0121
 
 
-def error_comment(text):
+def error_comment(text: object) -> str:
     """An Error Comment (0000,0902) is LO (PS3.7 C.4, PS3.5 6.2): at most 64 characters, and no
     backslash (a value separator) nor control character; an error may quote the bytes it found."""
     return "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in str(text))[:64]

@@ -8,13 +8,15 @@ private coding scheme 99VETPACS (PS3.16 8.2), as no standard code set covers vet
 
 import csv
 from pathlib import Path
+from typing import Any
 
 from patients.vocabulary import rows as vocabulary_rows
 
 HERE = Path(__file__).parent
 
 
-def procedures_load(Procedure, Species):
+# Any: the models as a migration has them (apps.get_model), not imaging.models' classes.
+def procedures_load(Procedure: Any, Species: Any) -> None:
     """Insert the catalog's procedures that are missing; never overwrite a clinic's edits."""
     species_codes = {row["key"]: (row["scheme"], row["code"]) for row in vocabulary_rows("species.csv")}
     with open(HERE / "procedures.csv", newline="", encoding="utf-8") as handle:
