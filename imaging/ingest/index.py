@@ -7,8 +7,10 @@ queue missed (Celery beat, ``manage.py reindex``).
 
 import io
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from functools import partial
+from typing import NamedTuple, Required, TypedDict
 
 from celery import current_app
 from django.conf import settings
@@ -16,7 +18,7 @@ from django.db import transaction
 from django.utils.timezone import now
 from pydicom.filereader import dcmread
 
-from imaging.dicom.records.header import birth_date, header_summary, summary_dates
+from imaging.dicom.records.header import HeaderSummary, birth_date, header_summary, summary_dates
 from imaging.ingest import storage
 from imaging.ingest.linking import study_link
 from imaging.models import Instance, InstanceVersion, Series, Study
@@ -26,13 +28,25 @@ from vetclinic.audit.services import Actor, audit_record
 log = logging.getLogger(__name__)
 
 
-def _summary_from_storage(key):
+class IndexMessage(TypedDict, total=False):
+    """What the ingest task carries for one stored object, as JSON (receive.py makes it). Only
+    the key is required: what a message leaves out (the sweep's, one queued by hand) is read
+    from the stored object."""
+
+    storage_key: Required[str]
+    summary: HeaderSummary | None
+    received_from: str
+    received_at: str | None  # ISO 8601
+    file_size: int | None
+
+
+def _summary_from_storage(key: str) -> tuple[HeaderSummary, int]:
     data = storage.object_get(key)
     ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
     return header_summary(ds, transfer_syntax_uid=ds.file_meta.TransferSyntaxUID), len(data)
 
 
-def _same_object(key_a, key_b):
+def _same_object(key_a: str, key_b: str) -> bool:
     return storage.object_get(key_a) == storage.object_get(key_b)
 
 
@@ -40,30 +54,37 @@ class Received(NamedTuple):
     """One stored object to index: an indexing message, its summary read and times parsed."""
 
     storage_key: str
-    summary: dict
+    summary: HeaderSummary
     received_from: str
     received_at: datetime
     file_size: int
 
     @property
-    def sop_instance_uid(self):
+    def sop_instance_uid(self) -> str:
         return self.summary["sop_instance_uid"]
 
     @property
-    def actor(self):
+    def actor(self) -> Actor:
         return Actor(channel=Channel.DICOM, name=self.received_from)
 
 
-def _received(*, storage_key, summary=None, received_from="", received_at=None, file_size=None):
+def _received(
+    *,
+    storage_key: str,
+    summary: HeaderSummary | None = None,
+    received_from: str = "",
+    received_at: str | None = None,
+    file_size: int | None = None,
+) -> Received:
     if summary is None:
         summary, file_size = _summary_from_storage(storage_key)
     if file_size is None:
         file_size = storage.default_storage.size(storage_key)
-    received_at = datetime.fromisoformat(received_at) if received_at else now()
-    return Received(storage_key, summary, received_from, received_at, file_size)
+    at = datetime.fromisoformat(received_at) if received_at else now()
+    return Received(storage_key, summary, received_from, at, file_size)
 
 
-def instances_index(*, messages):
+def instances_index(*, messages: Iterable[IndexMessage]) -> list[Instance]:
     """Index a batch of stored objects in one transaction; returns their Instance rows, in the
     messages' order. Idempotent: the same key again, or the same object under a new key,
     changes nothing; a different object under a known SOP Instance UID becomes a new version
@@ -89,7 +110,8 @@ def instances_index(*, messages):
                 sop_instance_uid__in={item.sop_instance_uid for item in received}
             )
         }
-        new, again = {}, []
+        new: dict[str, Received] = {}
+        again: list[Received] = []
         for item in received:
             if item.sop_instance_uid in indexed or item.sop_instance_uid in new:
                 again.append(item)
@@ -102,16 +124,23 @@ def instances_index(*, messages):
         return [indexed[item.sop_instance_uid] for item in received]
 
 
-def instance_index(*, storage_key, summary=None, received_from="", received_at=None, file_size=None):
+def instance_index(
+    *,
+    storage_key: str,
+    summary: HeaderSummary | None = None,
+    received_from: str = "",
+    received_at: str | None = None,
+    file_size: int | None = None,
+) -> Instance:
     """Index one stored object (the sweep, ``manage.py reindex``): a batch of one."""
-    message = {
+    message: IndexMessage = {
         "storage_key": storage_key, "summary": summary, "received_from": received_from,
         "received_at": received_at, "file_size": file_size,
     }  # fmt: skip
     return instances_index(messages=[message])[0]
 
 
-def _instances_create(items):
+def _instances_create(items: list[Received]) -> dict[str, Instance]:
     """Index objects whose SOP Instance UIDs are new: their series (and studies) first, then
     the instances in one INSERT; then each new study is recorded and linked to its animal."""
     series_by_uid, studies_created = _series_for(items)
@@ -139,11 +168,11 @@ def _instances_create(items):
     return {instance.sop_instance_uid: instance for instance in instances}
 
 
-def _series_for(items):
+def _series_for(items: list[Received]) -> tuple[dict[str, Series], list[tuple[Study, Received]]]:
     """The series of new objects by Series Instance UID, found with one query; a series not
     found is made from its first object (with its study, if that is new too). Returns them
     and the studies made, each with the object that brought it."""
-    first = {}
+    first: dict[str, Received] = {}
     for item in items:
         first.setdefault(item.summary["series_instance_uid"], item)
     series_by_uid = {
@@ -170,24 +199,26 @@ def _series_for(items):
         if created:
             # Rendered a little later, from the middle image of what has arrived by then: a
             # series comes in over seconds, and its first image is rarely the telling one.
-            transaction.on_commit(
-                lambda pk=series.pk: current_app.send_task(
-                    "imaging.tasks.thumbnail_render", args=[pk], countdown=settings.THUMBNAIL_DELAY
-                )
-            )
+            transaction.on_commit(partial(_thumbnail_queue, series.pk))
     return series_by_uid, studies_created
 
 
-def _studies_for(items):
+def _thumbnail_queue(series_id: int) -> None:
+    current_app.send_task(
+        "imaging.tasks.thumbnail_render", args=[series_id], countdown=settings.THUMBNAIL_DELAY
+    )
+
+
+def _studies_for(items: list[Received]) -> tuple[dict[str, Study], list[tuple[Study, Received]]]:
     """The studies of new series by Study Instance UID, found with one query; a study not
     found is made from its first object. Returns them and the (study, object) pairs made."""
-    first = {}
+    first: dict[str, Received] = {}
     for item in items:
         first.setdefault(item.summary["study_instance_uid"], item)
     studies_by_uid = {
         study.study_instance_uid: study for study in Study.objects.filter(study_instance_uid__in=first)
     }
-    created = []
+    created: list[tuple[Study, Received]] = []
     for uid, item in sorted(first.items()):  # in UID order, as for series
         if uid in studies_by_uid:
             continue
@@ -199,7 +230,7 @@ def _studies_for(items):
     return studies_by_uid, created
 
 
-def _instance_index_again(instance, item):
+def _instance_index_again(instance: Instance, item: Received) -> Instance:
     """An object whose SOP Instance UID is indexed already."""
     if (
         instance.storage_key == item.storage_key
@@ -220,7 +251,7 @@ def _instance_index_again(instance, item):
     )
 
 
-def _study_for(summary, received_at):
+def _study_for(summary: HeaderSummary, received_at: datetime) -> tuple[Study, bool]:
     study_date, study_time = summary_dates(summary)
     return Study.objects.get_or_create(
         study_instance_uid=summary["study_instance_uid"],
@@ -234,7 +265,15 @@ def _study_for(summary, received_at):
     )  # fmt: skip
 
 
-def _instance_replace(instance, storage_key, summary, received_from, received_at, file_size, actor):
+def _instance_replace(
+    instance: Instance,
+    storage_key: str,
+    summary: HeaderSummary,
+    received_from: str,
+    received_at: datetime,
+    file_size: int,
+    actor: Actor,
+) -> Instance:
     InstanceVersion.objects.create(
         instance=instance, version=instance.version, storage_key=instance.storage_key,
         file_size=instance.file_size, received_from=instance.received_from, received_at=instance.received_at,
@@ -260,7 +299,7 @@ def _instance_replace(instance, storage_key, summary, received_from, received_at
     return instance
 
 
-def storage_sweep(*, days=None, min_age_seconds=60):
+def storage_sweep(*, days: int | None = None, min_age_seconds: float = 60) -> int:
     """Index every stored object the index lacks (the broker was down, a worker died).
 
     ``days``: only objects received in the last so many days (the periodic sweep); None: all.

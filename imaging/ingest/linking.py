@@ -6,6 +6,7 @@ Instance UID -> order (the UID we gave the modality in the worklist), Patient ID
 queue.
 """
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from django.utils.timezone import now
@@ -16,7 +17,7 @@ from imaging.orders.services import order_images_received
 from imaging.reconcile.services import study_headers_rewrite_queue
 from patients.models import Patient
 from patients.selectors import patient_resolve
-from vetclinic.audit.services import audit_record
+from vetclinic.audit.services import Actor, audit_record
 
 
 class Link(NamedTuple):
@@ -28,12 +29,12 @@ class Link(NamedTuple):
     order: ImagingOrder | None = None
 
 
-def _by_order(order):
+def _by_order(order: ImagingOrder) -> Link:
     patient = patient_resolve(Patient.objects.select_related("species").get(pk=order.patient_id))
     return Link(patient, Study.Link.ORDER, "", order)
 
 
-def link_by_accession_number(study):
+def link_by_accession_number(study: Study) -> Link | None:
     """Accession Number -> the order it was issued for (it came from our worklist)."""
     if not study.accession_number:
         return None
@@ -41,13 +42,13 @@ def link_by_accession_number(study):
     return _by_order(order) if order else None
 
 
-def link_by_study_instance_uid(study):
+def link_by_study_instance_uid(study: Study) -> Link | None:
     """Study Instance UID -> the order whose UID the modality used (some drop the accession)."""
     order = ImagingOrder.objects.filter(study_instance_uid=study.study_instance_uid).first()
     return _by_order(order) if order else None
 
 
-def link_by_patient_id(study):
+def link_by_patient_id(study: Study) -> Link | None:
     """Patient ID -> Patient, accepted only when the animal's name and species agree."""
     if not study.dicom_patient_id:
         return None
@@ -68,10 +69,14 @@ def link_by_patient_id(study):
     return Link(patient, Study.Link.PATIENT_ID)
 
 
-LINKERS = [link_by_accession_number, link_by_study_instance_uid, link_by_patient_id]
+LINKERS: list[Callable[[Study], Link | None]] = [
+    link_by_accession_number,
+    link_by_study_instance_uid,
+    link_by_patient_id,
+]
 
 
-def study_link(*, study, actor):
+def study_link(*, study: Study, actor: Actor) -> None:
     """Run the linkers over a new study and record what they decided."""
     for linker in LINKERS:
         answer = linker(study)
@@ -84,22 +89,25 @@ def study_link(*, study, actor):
         break
     study.updated = now()
     study.save(update_fields=["patient", "link", "flag", "order", "updated"])
-    if study.patient_id is None:
+    # Both are the linker's answer, set above (or no link: None, without a query).
+    patient = study.patient
+    if patient is None:
         audit_record(actor=actor, instance=study, action="unmatched", changes={"flag": [None, study.flag]})
         return
-    changes = {"patient": [None, str(study.patient)]}
-    if study.order_id:
-        changes["order"] = [None, study.order.accession_number]
-        order_images_received(actor=actor, order=study.order)
-        if not _images_agree(study):
+    changes = {"patient": [None, str(patient)]}
+    order = study.order
+    if order is not None:
+        changes["order"] = [None, order.accession_number]
+        order_images_received(actor=actor, order=order)
+        if not _images_agree(study, patient):
             # Typed at the modality instead of taken from the worklist: make the stored
             # headers say what the record says (the originals are kept as versions).
             study_headers_rewrite_queue(study.pk)
     audit_record(actor=actor, instance=study, action="link", changes=changes)
 
 
-def _images_agree(study):
+def _images_agree(study: Study, patient: Patient) -> bool:
     return (
-        study.dicom_patient_id == study.patient.patient_id
-        and study.dicom_patient_name.upper() == patient_name(study.patient).upper()
+        study.dicom_patient_id == patient.patient_id
+        and study.dicom_patient_name.upper() == patient_name(patient).upper()
     )

@@ -13,10 +13,14 @@ import ctypes
 import ctypes.util
 import os
 import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import IO, Any, Protocol, cast
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import default_storage as default_storage  # index.py, thumbnails.py ask it too
 from django.utils.timezone import now
 
 
@@ -30,7 +34,8 @@ class DurableFileSystemStorage(FileSystemStorage):
     chmod, then reopening the file to fsync it) cost more than the write itself.
     """
 
-    def save(self, name, content, max_length=None):
+    # IO[Any], as Storage.save has it: Django hands a storage text files as well as binary ones.
+    def save(self, name: str | None, content: IO[Any], max_length: int | None = None) -> str:
         """Storage.save, with its file name check (pathlib, three times an image) done once
         and cheaply. self.path() (safe_join) refuses a name outside the root all the same."""
         if name is None:
@@ -40,16 +45,18 @@ class DurableFileSystemStorage(FileSystemStorage):
         parts = name.replace("\\", "/").split("/")
         if os.path.isabs(name) or ".." in parts or parts[-1] in ("", "."):
             raise SuspiciousFileOperation(f"Detected path traversal attempt in {name!r}")
-        return self._save(self.get_available_name(name, max_length), content)
+        # A File, or duck-typed as one (chunks), as Storage.save checks above.
+        return self._save(self.get_available_name(name, max_length), cast("File[Any]", content))
 
-    def get_available_name(self, name, max_length=None):
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
         if max_length is not None and len(name) > max_length:
             raise SuspiciousFileOperation(f"Storage can not find an available filename for {name!r}.")
         return name  # _save refuses an existing name
 
-    def _save(self, name, content):
+    def _save(self, name: str, content: "File[Any]") -> str:  # File is generic in the stubs only
         if hasattr(content, "temporary_file_path"):  # an upload on disk already: Django moves it
-            name = super()._save(name, content)
+            # django-stubs leave out the private Storage._save, which FileSystemStorage has.
+            name = super()._save(name, content)  # type: ignore[misc]
             _fsync_path(self.path(name))
             _fsync_path(os.path.dirname(self.path(name)))
             return name
@@ -75,7 +82,7 @@ class DurableFileSystemStorage(FileSystemStorage):
         _fsync_path(os.path.dirname(path))  # the new directory entry, too
         return name
 
-    def _folders_make(self, folder):
+    def _folders_make(self, folder: str) -> None:
         """Create ``folder`` and any missing parents, each made durable in its parent."""
         parent = os.path.dirname(folder)
         if not os.path.isdir(parent):
@@ -91,7 +98,7 @@ class DurableFileSystemStorage(FileSystemStorage):
                 os.chmod(folder, mode)  # mkdir's mode is subject to the umask
         _fsync_path(parent)
 
-    def writer(self, name):
+    def writer(self, name: str) -> "DurableFileWriter":
         """A DurableFileWriter for ``name``: an object that arrives in pieces (object_writer)."""
         return DurableFileWriter(self, name)
 
@@ -100,13 +107,18 @@ class DurableFileSystemStorage(FileSystemStorage):
 # (SYNC_FILE_RANGE_WRITE), so that the fsync at the end finds little left to write. Python's os
 # module has no binding for it.
 _SYNC_FILE_RANGE_WRITE = 2
-try:
-    _sync_file_range = ctypes.CDLL(
-        ctypes.util.find_library("c") or "libc.so.6", use_errno=True
-    ).sync_file_range
-    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-except (OSError, AttributeError):  # not Linux, or no libc to be found
-    _sync_file_range = None
+
+
+def _libc_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        function = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux, or no libc to be found
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return function
+
+
+_sync_file_range = _libc_sync_file_range()
 PART = ".part"  # an object being written: never indexed, removed if it is never committed
 WRITE_BEHIND = 1 << 20  # bytes written before the disk is asked to start on them
 
@@ -117,10 +129,11 @@ class DurableFileWriter:
     Each megabyte is handed to the disk as soon as it is written (sync_file_range), so the
     disk works while the rest arrives, and the fsync that makes the object durable is short."""
 
-    def __init__(self, storage, name):
+    def __init__(self, storage: DurableFileSystemStorage, name: str) -> None:
         self.storage, self.name = storage, name
         self.path = storage.path(name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        self.fd: int | None  # None once committed or aborted
         try:
             self.fd = os.open(self.path + PART, flags, 0o666)
         except FileNotFoundError:
@@ -128,24 +141,31 @@ class DurableFileWriter:
             self.fd = os.open(self.path + PART, flags, 0o666)
         self.size = self.synced = 0
 
-    def write(self, data):
+    def _open_fd(self) -> int:
+        if self.fd is None:
+            raise ValueError(f"{self.name} is committed or aborted already")
+        return self.fd
+
+    def write(self, data: bytes | memoryview) -> None:
+        fd = self._open_fd()
         view = memoryview(data)
         while view:
-            view = view[os.write(self.fd, view) :]
+            view = view[os.write(fd, view) :]
         self.size += len(data)
         if _sync_file_range is not None and self.size - self.synced >= WRITE_BEHIND:
-            _sync_file_range(self.fd, self.synced, self.size - self.synced, _SYNC_FILE_RANGE_WRITE)
+            _sync_file_range(fd, self.synced, self.size - self.synced, _SYNC_FILE_RANGE_WRITE)
             self.synced = self.size
 
-    def commit(self):
+    def commit(self) -> str:
         try:
+            fd = self._open_fd()
             if self.storage.file_permissions_mode is not None:
-                os.fchmod(self.fd, self.storage.file_permissions_mode)
-            os.fsync(self.fd)
+                os.fchmod(fd, self.storage.file_permissions_mode)
+            os.fsync(fd)
         except BaseException:
             self.abort()
             raise
-        os.close(self.fd)
+        os.close(fd)
         self.fd = None
         try:
             if os.path.exists(self.path):  # as a save: a key is never reused, never overwritten
@@ -157,7 +177,7 @@ class DurableFileWriter:
         _fsync_path(os.path.dirname(self.path))  # the new name, and the part's gone
         return self.name
 
-    def abort(self):
+    def abort(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -171,22 +191,33 @@ class BufferedWriter:
     """The same calls for a storage that takes a whole object at once (S3): the pieces are kept
     in memory and saved on ``commit``."""
 
-    def __init__(self, name):
-        self.name, self.pieces, self.size = name, [], 0
+    def __init__(self, name: str) -> None:
+        self.name, self.size = name, 0
+        self.pieces: list[bytes] = []
 
-    def write(self, data):
+    def write(self, data: bytes | memoryview) -> None:
         self.pieces.append(bytes(data))
         self.size += len(data)
 
-    def commit(self):
+    def commit(self) -> str:
         data, self.pieces = b"".join(self.pieces), []
         return object_put(self.name, data)
 
-    def abort(self):
+    def abort(self) -> None:
         self.pieces = []
 
 
-def _fsync_path(path):
+class ObjectWriter(Protocol):
+    """What object_writer returns (DurableFileWriter, BufferedWriter)."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def commit(self) -> str: ...
+
+    def abort(self) -> None: ...
+
+
+def _fsync_path(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -194,20 +225,20 @@ def _fsync_path(path):
         os.close(fd)
 
 
-def instance_key(sop_instance_uid, received=None):
+def instance_key(sop_instance_uid: str, received: datetime | None = None) -> str:
     """A new, never reused key: by day received (what the sweep lists), then the UID."""
     received = received or now()
     return f"dicom/{received:%Y/%m/%d}/{sop_instance_uid}.{uuid.uuid4().hex[:12]}.dcm"
 
 
-def object_put(key, data):
+def object_put(key: str, data: bytes) -> str:
     saved = default_storage.save(key, ContentFile(data))
     if saved != key:  # storages rename instead of overwriting; our keys are unique
         raise OSError(f"storage renamed {key} to {saved}")
     return saved
 
 
-def object_writer(key):
+def object_writer(key: str) -> ObjectWriter:
     """A writer for an object that arrives in pieces: ``write(piece)``, then ``commit()`` (durable
     under ``key`` once it returns) or ``abort()``."""
     if isinstance(default_storage, DurableFileSystemStorage):
@@ -215,16 +246,17 @@ def object_writer(key):
     return BufferedWriter(key)
 
 
-def object_get(key):
+def object_get(key: str) -> bytes:
     with default_storage.open(key, "rb") as handle:
-        return handle.read()
+        data: bytes = handle.read()  # Storage.open's File[Any]: bytes or str as the mode says
+        return data
 
 
-def object_delete(key):
+def object_delete(key: str) -> None:
     default_storage.delete(key)
 
 
-def folder_exists(prefix):
+def folder_exists(prefix: str) -> bool:
     """Whether anything is stored below ``prefix``. S3 has no folders: its ``exists`` asks for
     an object of that very name, which is never there, so a listing answers instead."""
     if isinstance(default_storage, FileSystemStorage):
@@ -233,7 +265,7 @@ def folder_exists(prefix):
     return bool(folders or files)
 
 
-def keys_under(prefix, *, parts=False):
+def keys_under(prefix: str, *, parts: bool = False) -> Iterator[str]:
     """Every key below ``prefix`` (a folder), recursively; with ``parts``, the part files
     (objects being written, or never finished) instead."""
     folders, files = default_storage.listdir(prefix)

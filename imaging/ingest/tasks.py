@@ -15,12 +15,12 @@ from imaging.ingest import index, thumbnails
     name="imaging.tasks.instances_ingest",
     autoretry_for=(OperationalError, IntegrityError), retry_backoff=True, max_retries=10,
 )  # fmt: skip
-def instances_ingest(messages):
+def instances_ingest(messages: list[index.IndexMessage]) -> None:
     index.instances_index(messages=messages)
 
 
 @shared_task(name="imaging.tasks.storage_sweep")
-def storage_sweep(days=2, min_age_seconds=60):
+def storage_sweep(days: int | None = 2, min_age_seconds: float = 60) -> int:
     """Periodic (Celery beat): index what the queue missed."""
     return index.storage_sweep(days=days, min_age_seconds=min_age_seconds)
 
@@ -31,5 +31,5 @@ def storage_sweep(days=2, min_age_seconds=60):
     retry_backoff=True,
     max_retries=5,
 )
-def thumbnail_render(series_id):
+def thumbnail_render(series_id: int) -> None:
     thumbnails.series_thumbnail_render(series_id=series_id)

@@ -2,11 +2,14 @@
 
 import io
 import logging
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 from pydicom import dcmread
-from pydicom.pixels import apply_voi_lut
+from pydicom.dataset import Dataset
+from pydicom.pixels.processing import apply_voi_lut  # where it is defined: pydicom.pixels has no __all__
 
 from imaging.ingest import storage
 from imaging.models import Series
@@ -15,10 +18,11 @@ log = logging.getLogger(__name__)
 SIZE = 192
 
 
-def _to_8bit(ds, frame):
+# Any: a frame's samples are whatever type its Bits Allocated and Pixel Representation make them.
+def _to_8bit(ds: Dataset, frame: NDArray[Any]) -> Image.Image:
     if ds.get("PhotometricInterpretation", "").startswith(("RGB", "YBR", "PALETTE")):
         if ds.PhotometricInterpretation == "PALETTE COLOR":
-            from pydicom.pixels import apply_color_lut
+            from pydicom.pixels.processing import apply_color_lut
 
             frame = apply_color_lut(frame, ds)
         if frame.dtype != np.uint8:
@@ -33,7 +37,7 @@ def _to_8bit(ds, frame):
     return Image.fromarray((frame * 255).astype(np.uint8), "L")
 
 
-def series_thumbnail_render(*, series_id):
+def series_thumbnail_render(*, series_id: int) -> str | None:
     series = Series.objects.get(pk=series_id)
     instances = list(series.instances.filter(rows__isnull=False).order_by("instance_number", "id"))
     if not instances:
