@@ -5,20 +5,26 @@ view names its resource (``resource = "patients"``); a client needs ``patients:r
 reads and ``patients:write`` for writes; staff need the model permissions their role gives.
 """
 
-from typing import Any, cast
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db.models import Model
 from django.utils.timezone import now
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.openapi import AutoSchema
 from rest_framework import authentication, exceptions, permissions, throttling
-from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from integrations.api.clients import api_client_for_key
 from integrations.models import ApiClient
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
+
+if (
+    TYPE_CHECKING
+):  # (names for the hints only: DRF's settings import this module while rest_framework.views loads)
+    from drf_spectacular.openapi import AutoSchema
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 
 class ClientUser:

@@ -2,16 +2,22 @@
 changed (``?updated_since=``) without missing or repeating a record. And what keeps a page's
 cost flat: its rows' related records, prefetched into plain lists."""
 
+from __future__ import annotations
+
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Model, QuerySet
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
-from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from vetclinic.db import CompiledQuery
+
+if (
+    TYPE_CHECKING
+):  # (names for the hints only: DRF's settings import this module while rest_framework.views loads)
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 
 class Cursor(CursorPagination):
@@ -114,10 +120,10 @@ class PageQuery:
         self.pages, self.model, self.filters = pages, model, filters
         self.ordering, self.position = tuple(ordering), position
 
-    def order_by(self, *ordering: str) -> "PageQuery":
+    def order_by(self, *ordering: str) -> PageQuery:
         return PageQuery(self.pages, self.model, self.filters, ordering, self.position)
 
-    def filter(self, **position: str | int) -> "PageQuery":
+    def filter(self, **position: str | int) -> PageQuery:
         ((lookup, value),) = position.items()  # the cursor's one condition, e.g. id__gt
         field = lookup.rsplit("__", 1)[0]
         if not str(value).isdigit() or len(str(value)) > 18 or field != "id":
