@@ -19,9 +19,8 @@ from integrations.models import ApiClient
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
 
-if (
-    TYPE_CHECKING
-):  # (names for the hints only: DRF's settings import this module while rest_framework.views loads)
+# Names for the hints only: DRF's settings import this module while rest_framework.views loads.
+if TYPE_CHECKING:
     from drf_spectacular.openapi import AutoSchema
     from rest_framework.request import Request
     from rest_framework.views import APIView

@@ -13,9 +13,8 @@ from rest_framework.pagination import CursorPagination
 
 from vetclinic.db import CompiledQuery
 
-if (
-    TYPE_CHECKING
-):  # (names for the hints only: DRF's settings import this module while rest_framework.views loads)
+# Names for the hints only: DRF's settings import this module while rest_framework.views loads.
+if TYPE_CHECKING:
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
