@@ -120,9 +120,8 @@ class CodeMappingSerializer(StrictTypes, serializers.ModelSerializer):
     def get_validators(self) -> list[Any]:
         return []  # the one uniqueness rule is checked in validate(): a 409, not a 400
 
-    def get_maps_to(
-        self, mapping: CodeMapping
-    ) -> dict:  # (bare dict: the schema's object with any properties)
+    # (A bare dict: drf-spectacular reads this hint, and the schema has an object of any properties.)
+    def get_maps_to(self, mapping: CodeMapping) -> dict:
         target = mapping.species or mapping.breed
         assert target is not None  # (CodeMapping's CheckConstraint: a species or breed mapping names one)
         return {"code": target.code, "system": target.scheme, "name": target.name}
