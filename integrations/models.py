@@ -161,11 +161,11 @@ class ApiClient(models.Model):
         return self.name
 
     @staticmethod
-    def key_hash_of(secret):
+    def key_hash_of(secret: str) -> str:
         return hashlib.sha256(secret.encode()).hexdigest()
 
     @classmethod
-    def key_new(cls):
+    def key_new(cls) -> tuple[str, str]:
         """(prefix, full key): the key is ``vp_<prefix>_<secret>``."""
         prefix = secrets.token_hex(4)
         return prefix, f"vp_{prefix}_{secrets.token_urlsafe(32)}"

@@ -5,6 +5,11 @@ view names its resource (``resource = "patients"``); a client needs ``patients:r
 reads and ``patients:write`` for writes; staff need the model permissions their role gives.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from django.db.models import Model
 from django.utils.timezone import now
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
@@ -13,6 +18,12 @@ from integrations.api.clients import api_client_for_key
 from integrations.models import ApiClient
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
+
+# Names for the hints only: DRF's settings import this module while rest_framework.views loads.
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 
 class ClientUser:
@@ -23,18 +34,18 @@ class ClientUser:
     is_staff = False
     pk = None
 
-    def __init__(self, client):
+    def __init__(self, client: ApiClient) -> None:
         self.client = client
 
-    def get_username(self):
+    def get_username(self) -> str:
         return self.client.name
 
-    def has_perm(self, perm, obj=None):
+    def has_perm(self, perm: str, obj: Model | None = None) -> bool:
         return False
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[ClientUser, ApiClient] | None:
         header = authentication.get_authorization_header(request).decode(errors="replace")
         if not header:
             return None
@@ -50,7 +61,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             client.last_used = moment  # the kept client too (clients.py): once a minute, not each request
         return ClientUser(client), client
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="VetPACS"'
 
 
@@ -70,7 +81,7 @@ STAFF_PERMS = {
 class ResourceScope(permissions.BasePermission):
     message = "This API client's scopes do not allow that."
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         resource = getattr(view, "resource", None)
         if resource is None:
             return True  # health, schema
@@ -91,34 +102,36 @@ class ClientRateThrottle(throttling.SimpleRateThrottle):
 
     scope = "client"
 
-    def get_rate(self):
+    def get_rate(self) -> str | None:
         return None  # set per request in allow_request
 
-    def allow_request(self, request, view):
+    def allow_request(self, request: Request, view: APIView) -> bool:
         if not isinstance(request.user, ClientUser):
             return True
         self.rate = f"{request.user.client.rate_limit}/min"
         self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request, view)
 
-    def get_cache_key(self, request, view):
-        return f"api-throttle-{request.user.client.pk}"
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        user = cast(ClientUser, request.user)  # (allow_request asks only for a client's requests)
+        return f"api-throttle-{user.client.pk}"
 
 
-def actor_for(request):
+def actor_for(request: Request) -> Actor:
     """The audit actor: the API client (channel api), or the staff member using the API."""
     if isinstance(request.user, ClientUser):
         return Actor(channel=Channel.API, name=request.user.client.name)
     return Actor.for_user(request.user, channel=Channel.API)
 
 
-class ApiKeyScheme(OpenApiAuthenticationExtension):
+# (drf-spectacular registers an extension in its untyped __init_subclass__.)
+class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """The schema says how to authenticate: a bearer API key."""
 
     target_class = "integrations.api.auth.ApiKeyAuthentication"
     name = "apiKey"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {
             "type": "http",
             "scheme": "bearer",

@@ -1,17 +1,18 @@
 """API clients: created, their key shown once; revoked."""
 
 import secrets
+from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import now
 
 from integrations.models import ApiClient
-from vetclinic.audit.services import audit_record
+from vetclinic.audit.services import Actor, audit_record
 from vetclinic.cache import Kept
 
 
-def _scopes_check(scopes):
+def _scopes_check(scopes: Sequence[str]) -> None:
     valid = {f"{r}:{m}" for r in ApiClient.RESOURCES for m in ("read", "write")} | {"*"}
     unknown = sorted(set(scopes) - valid)
     if unknown:
@@ -21,7 +22,9 @@ def _scopes_check(scopes):
 
 
 @transaction.atomic
-def api_client_create(*, actor, name, scopes, rate_limit=600):
+def api_client_create(
+    *, actor: Actor, name: str, scopes: Sequence[str], rate_limit: int = 600
+) -> tuple[ApiClient, str]:
     """Returns (client, key); the key is not stored and cannot be shown again."""
     _scopes_check(scopes)
     if ApiClient.objects.filter(name=name).exists():
@@ -39,7 +42,7 @@ def api_client_create(*, actor, name, scopes, rate_limit=600):
 
 
 @transaction.atomic
-def api_client_revoke(*, actor, client):
+def api_client_revoke(*, actor: Actor, client: ApiClient) -> None:
     ApiClient.objects.filter(pk=client.pk).update(active=False, revoked_at=now())
     audit_record(actor=actor, instance=client, action="revoke", changes={"active": ["True", "False"]})
     verified_keys.forget()  # at once in this process, and again once committed: a request in
@@ -55,13 +58,13 @@ KEY_KEPT_SECONDS = 5
 verified_keys = Kept("verified API keys", seconds=KEY_KEPT_SECONDS)  # SHA-256 of the key -> ApiClient
 
 
-def api_client_for_key(key):
+def api_client_for_key(key: str) -> ApiClient | None:
     """The active client this key belongs to, or None (constant-time comparison)."""
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != "vp":
         return None
     digest = ApiClient.key_hash_of(key)
-    kept = verified_keys.get(digest)
+    kept: ApiClient | None = verified_keys.get(digest)
     if kept is not None:
         return kept
     client = ApiClient.objects.filter(key_prefix=parts[1], active=True).first()

@@ -13,14 +13,19 @@ FilterSet per request (DjangoFilterBackend's way) would build and compile the pa
 on every request (~1.2 ms, more than the page's SQL takes): what the compiled statements save.
 """
 
+import datetime as dt  # (as dt: OrderFilter has a filter named date)
+from collections.abc import Iterable
 from datetime import UTC
 from functools import cache
+from typing import Any, TypeVar, cast
 
 import django_filters
 from django import forms
+from django.db.models import QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 
 from imaging.models import ImagingOrder, Report, Series, Study
 from imaging.orders.selectors import day_bounds
@@ -32,7 +37,15 @@ from patients.selectors import patient_ids_matching
 RECORD_ID = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
 
 
-def schema(filter_, openapi, description=None):
+# A django-filter Filter (django-filter has no type hints: its classes are Any here).
+Filter = TypeVar("Filter", bound=django_filters.Filter)
+
+
+# A queryset, narrowed to one of the same kind (a list's rows stay its rows).
+Records = TypeVar("Records", bound=QuerySet[Any, Any])
+
+
+def schema(filter_: Filter, openapi: dict[str, Any], description: str | None = None) -> Filter:
     """``filter_`` with its OpenAPI schema said outright (the extension otherwise guesses it from
     the model field, and cannot know what our own form fields take)."""
     return extend_schema_field({**openapi, **({"description": description} if description else {})})(filter_)
@@ -44,7 +57,7 @@ def schema(filter_, openapi, description=None):
 class RecordIdField(forms.Field):
     """Digits that fit the database's integers (longer ones would overflow in the driver: a 500)."""
 
-    def to_python(self, value):
+    def to_python(self, value: str | None) -> int | None:
         if value is None:
             return None
         if not (value.isascii() and value.isdigit()) or len(value) > 18:
@@ -53,7 +66,7 @@ class RecordIdField(forms.Field):
 
 
 class DayField(forms.Field):
-    def to_python(self, value):
+    def to_python(self, value: str | None) -> dt.date | None:
         if value is None:  # (given, even empty, it must be a date)
             return None
         try:
@@ -66,7 +79,7 @@ class DayField(forms.Field):
 
 
 class MomentField(forms.Field):
-    def to_python(self, value):
+    def to_python(self, value: str | None) -> dt.datetime | None:
         if value is None:  # (given, even empty, it must be a date-time)
             return None
         try:
@@ -85,11 +98,11 @@ class MomentField(forms.Field):
 class OneOfField(forms.Field):
     """One of ``allowed``, exactly as written."""
 
-    def __init__(self, *, allowed, message, **kwargs):
+    def __init__(self, *, allowed: Iterable[str], message: str, **kwargs: Any) -> None:
         self.allowed, self.message = tuple(allowed), message
         super().__init__(**kwargs)
 
-    def to_python(self, value):
+    def to_python(self, value: str | None) -> str | None:
         if value is not None and value not in self.allowed:
             raise forms.ValidationError(self.message)
         return value
@@ -98,7 +111,7 @@ class OneOfField(forms.Field):
 class StatusesField(forms.Field):
     """One order status or several, comma-separated (spaces around each are ignored)."""
 
-    def to_python(self, value):
+    def to_python(self, value: str | None) -> list[str] | None:
         if value is None:
             return None
         statuses = [status.strip() for status in value.split(",")]
@@ -110,8 +123,8 @@ class StatusesField(forms.Field):
 
 
 class UpperCaseField(forms.CharField):
-    def to_python(self, value):
-        return super().to_python(value).upper()
+    def to_python(self, value: str | None) -> str:
+        return cast(str, super().to_python(value)).upper()  # (empty_value is "": never None)
 
 
 # --- filters ------------------------------------------------------------------------------------
@@ -141,26 +154,33 @@ class UpperCaseFilter(django_filters.CharFilter):
     field_class = UpperCaseField
 
 
-def record_id(field_name, description=None):
+def record_id(field_name: str, description: str | None = None) -> RecordIdFilter:
     return schema(RecordIdFilter(field_name), RECORD_ID, description)
 
 
-def text(field_name, description=None, kind=django_filters.CharFilter, **kwargs):
+def text(
+    field_name: str | None,
+    description: str | None = None,
+    kind: type[django_filters.CharFilter] = django_filters.CharFilter,
+    **kwargs: Any,
+) -> django_filters.CharFilter:
     """Text matched as given (not stripped); empty filters nothing."""
     return kind(field_name, strip=False, help_text=description, **kwargs)
 
 
-def one_of(field_name, allowed, message, description=None, **kwargs):
+def one_of(
+    field_name: str, allowed: Iterable[str], message: str, description: str | None = None, **kwargs: Any
+) -> OneOfFilter:
     """One of ``allowed`` (else a 400 with ``message``)."""
     found = OneOfFilter(field_name, allowed=allowed, message=message, **kwargs)
     return schema(found, {"type": "string", "enum": list(allowed)}, description)
 
 
-def day(field_name, description, **kwargs):
+def day(field_name: str | None, description: str, **kwargs: Any) -> DayFilter:
     return schema(DayFilter(field_name, **kwargs), {"type": "string", "format": "date"}, description)
 
 
-def updated_since():
+def updated_since() -> MomentFilter:
     return schema(
         MomentFilter("updated", lookup_expr="gte"),
         {"type": "string", "format": "date-time"},
@@ -174,7 +194,7 @@ class ListFilters(django_filters.FilterSet):
     updated_since = updated_since()
 
     @classmethod
-    def narrow(cls, queryset, values):
+    def narrow(cls, queryset: Records, values: dict[str, Any]) -> Records:
         """``queryset`` narrowed by cleaned ``values`` (by parameter name) through the filters'
         own lookups: how the compiled lists (selectors.py) build their statements."""
         filters = cls(queryset=queryset).filters  # (bound: a method filter finds its method)
@@ -189,7 +209,7 @@ class ListFilters(django_filters.FilterSet):
 class OwnerFilter(ListFilters):
     class Meta:
         model = Owner
-        fields = []
+        fields: list[str] = []
 
 
 class VisitFilter(ListFilters):
@@ -197,7 +217,7 @@ class VisitFilter(ListFilters):
 
     class Meta:
         model = Visit
-        fields = []
+        fields: list[str] = []
 
 
 _STATUS = f"\\s*({'|'.join(ImagingOrder.Status.values)})\\s*"
@@ -216,9 +236,9 @@ class OrderFilter(ListFilters):
 
     class Meta:
         model = ImagingOrder
-        fields = []
+        fields: list[str] = []
 
-    def scheduled_on(self, orders, name, day):
+    def scheduled_on(self, orders: QuerySet[ImagingOrder], name: str, day: dt.date) -> QuerySet[ImagingOrder]:
         start, end = day_bounds(day)
         return orders.filter(scheduled_start__gte=start, scheduled_start__lt=end)
 
@@ -234,9 +254,9 @@ class ReportFilter(ListFilters):
 
     class Meta:
         model = Report
-        fields = []
+        fields: list[str] = []
 
-    def with_status(self, reports, name, wanted):
+    def with_status(self, reports: QuerySet[Report], name: str, wanted: str) -> QuerySet[Report]:
         # A signed report that was amended is still signed: ``final`` finds both.
         statuses = [Report.Status.FINAL, Report.Status.AMENDED] if wanted == Report.Status.FINAL else [wanted]
         return reports.filter(status__in=statuses)
@@ -247,7 +267,7 @@ class BreedFilter(django_filters.FilterSet):
 
     class Meta:
         model = Breed
-        fields = []
+        fields: list[str] = []
 
 
 class CrosswalkFilter(django_filters.FilterSet):
@@ -256,7 +276,7 @@ class CrosswalkFilter(django_filters.FilterSet):
 
     class Meta:
         model = CodeMapping
-        fields = []
+        fields: list[str] = []
 
 
 # --- the lists compiled once (selectors.py) -------------------------------------------------------
@@ -265,7 +285,8 @@ class CrosswalkFilter(django_filters.FilterSet):
 class SearchWordsField(forms.CharField):
     """The search's words (patients/search.py), each once; empty text is no search."""
 
-    def to_python(self, value):
+    # (Not a CharField's str: the words are the value.)
+    def to_python(self, value: str | None) -> tuple[str, ...] | None:  # type: ignore[override]
         value = super().to_python(value)
         return tuple(dict.fromkeys(query_words(value))) if value else None
 
@@ -282,10 +303,15 @@ class PatientFilter(ListFilters):
 
     class Meta:
         model = Patient
-        fields = []
+        fields: list[str] = []
 
-    def filter_search(self, patients, name, words):
-        return patients.filter(pk__in=patient_ids_matching(words=words))
+    def filter_search(
+        self, patients: QuerySet[Patient], name: str, words: tuple[str, ...]
+    ) -> QuerySet[Patient]:
+        matches = patient_ids_matching(words=words)
+        if matches is None:  # (no words: never asked, PatientList answers a search of none itself)
+            return patients.none()
+        return patients.filter(pk__in=matches)
 
 
 class StudyFilter(ListFilters):
@@ -297,20 +323,23 @@ class StudyFilter(ListFilters):
 
     class Meta:
         model = Study
-        fields = []
+        fields: list[str] = []
 
-    def with_modality(self, studies, name, modality):
+    def with_modality(self, studies: QuerySet[Study], name: str, modality: str) -> QuerySet[Study]:
         return studies.filter(pk__in=Series.objects.filter(modality=modality).values("study"))
 
 
-def filter_values(filterset_class, request):
+def filter_values(filterset_class: type[ListFilters], request: Request) -> dict[str, Any]:
     """The list's parameters the request gives, cleaned, by name (a 400 naming each bad one).
 
     Each is cleaned by its filter's own form field, as the FilterSet's form would clean it, but
     without building a FilterSet, a form class and a form for every request: that cost ~1 ms, as
     much as the rest of a list page."""
-    data, values, errors = request.query_params, {}, {}
-    for name, field in _form_fields(filterset_class):
+    data = request.query_params
+    values: dict[str, Any] = {}  # (each filter's own cleaned type)
+    errors: dict[str, list[str]] = {}
+    # (A class is hashable; FilterSet is Any to mypy, so its subclasses' metaclass is unknown.)
+    for name, field in _form_fields(filterset_class):  # type: ignore[arg-type]
         try:
             value = field.clean(field.widget.value_from_datadict(data, None, name))
         except forms.ValidationError as error:
@@ -325,5 +354,5 @@ def filter_values(filterset_class, request):
 
 
 @cache
-def _form_fields(filterset_class):
+def _form_fields(filterset_class: type[ListFilters]) -> list[tuple[str, forms.Field]]:
     return [(name, filter_.field) for name, filter_ in filterset_class.base_filters.items()]

@@ -1,10 +1,11 @@
 """Orders (write) and studies (read) over REST, over imaging/orders/services.py and the image index."""
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from imaging.models import ImagingOrder, Modality, Procedure, Study
@@ -12,7 +13,7 @@ from imaging.orders import services as order_services
 from integrations.api.auth import actor_for
 from integrations.api.filters import OrderFilter, StudyFilter, VisitFilter, filter_values
 from integrations.api.pagination import PageQuery, prefetched
-from integrations.api.rows import STUDY_FIELDS, fields_check, studies_json, study_rows
+from integrations.api.rows import STUDY_FIELDS, Row, StudyBody, fields_check, studies_json, study_rows
 from integrations.api.selectors import STUDY_PAGES
 from integrations.api.strict import StrictTypes
 from integrations.api.sync import etag, idempotent, if_match_check
@@ -40,7 +41,7 @@ class OrderSerializer(StrictTypes, serializers.ModelSerializer):
                             "scheduled_step_id", "study_instance_uid", "images_received_at", "study_ids", "updated"]  # fmt: skip
         extra_kwargs = {"duration_minutes": {"required": False}}
 
-    def get_study_ids(self, order) -> list[int]:
+    def get_study_ids(self, order: ImagingOrder) -> list[int]:
         return [study.pk for study in prefetched(order, "studies_rows", "studies")]
 
 
@@ -56,7 +57,7 @@ class CancelSerializer(StrictTypes, serializers.Serializer):
     reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
-def orders_queryset():
+def orders_queryset() -> QuerySet[ImagingOrder]:
     return ImagingOrder.objects.select_related("patient", "procedure", "station", "visit").prefetch_related(
         Prefetch("studies", to_attr="studies_rows")  # a list per order (see prefetched)
     )
@@ -70,12 +71,12 @@ class OrderList(ListAPIView):
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[ImagingOrder]:
         return orders_queryset()
 
     @extend_schema(responses={201: OrderSerializer})
     @idempotent
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
@@ -90,34 +91,35 @@ class OrderList(ListAPIView):
         return response
 
 
-class OrderMixin:
+# One order, by the path's pk. (A comment, not a docstring: the schema would show it for each view.)
+class OrderView(GenericAPIView):
     resource = "orders"
 
-    def order(self):
+    def order(self) -> ImagingOrder:
         order = orders_queryset().filter(pk=self.kwargs["pk"]).first()
         if order is None:
             raise NotFound("No such order.")
         return order
 
-    def answer(self, order):
+    def answer(self, order: ImagingOrder) -> Response:
         order = orders_queryset().get(pk=order.pk)
         response = Response(OrderSerializer(order, context={"request": self.request}).data)
         response["ETag"] = etag(order)
         return response
 
 
-class OrderDetail(OrderMixin, GenericAPIView):
+class OrderDetail(OrderView):
     serializer_class = OrderSerializer
 
-    def get(self, request, pk):
+    def get(self, request: Request, pk: int) -> Response:
         return self.answer(self.order())
 
 
-class OrderReschedule(OrderMixin, GenericAPIView):
+class OrderReschedule(OrderView):
     serializer_class = RescheduleSerializer
 
     @extend_schema(request=RescheduleSerializer, responses={200: OrderSerializer})
-    def post(self, request, pk):
+    def post(self, request: Request, pk: int) -> Response:
         order = self.order()
         if_match_check(request, order)
         serializer = self.get_serializer(data=request.data)
@@ -128,11 +130,11 @@ class OrderReschedule(OrderMixin, GenericAPIView):
         return self.answer(order)
 
 
-class OrderCancel(OrderMixin, GenericAPIView):
+class OrderCancel(OrderView):
     serializer_class = CancelSerializer
 
     @extend_schema(request=CancelSerializer, responses={200: OrderSerializer})
-    def post(self, request, pk):
+    def post(self, request: Request, pk: int) -> Response:
         order = self.order()
         if_match_check(request, order)
         serializer = self.get_serializer(data=request.data)
@@ -152,8 +154,12 @@ class LocalTimeField(serializers.TimeField):
 
 class StudySerializer(serializers.ModelSerializer):
     # Null until the study is linked to an animal / an order (``link`` says how, or that it waits).
-    patient = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
-    order = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    patient: "serializers.PrimaryKeyRelatedField[Patient]" = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
+    order: "serializers.PrimaryKeyRelatedField[ImagingOrder]" = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
     study_time = LocalTimeField(read_only=True, allow_null=True)
     series_count = serializers.IntegerField(read_only=True)
     instance_count = serializers.IntegerField(read_only=True)
@@ -167,7 +173,8 @@ class StudySerializer(serializers.ModelSerializer):
                   "description", "referring_physician", "modalities", "series_count", "instance_count", "received_at",
                   "viewer_url", "thumbnail_url", "updated"]  # fmt: skip
 
-    def to_representation(self, study):
+    # (A StudyBody: a dict with its keys named, where the stubs say dict[str, Any].)
+    def to_representation(self, study: Study) -> StudyBody:  # type: ignore[override]
         # The one way a study is shown (rows.py), as in the list.
         return studies_json(study_rows(Study.objects.filter(pk=study.pk)))[0]
 
@@ -180,19 +187,23 @@ class StudyList(ListAPIView):
     serializer_class = StudySerializer
     filterset_class = StudyFilter  # (cleaned here, applied in the compiled page: filters.py)
 
-    def get_queryset(self):
+    # (A PageQuery stands in for the queryset: the cursor pages through it, pagination.py.)
+    def get_queryset(self) -> PageQuery:  # type: ignore[override]
         return PageQuery(STUDY_PAGES, Study, filter_values(StudyFilter, self.request))
 
-    def list(self, request):
+    def list(self, request: Request) -> Response:
         # The page as plain rows, not serializers; StudySerializer still describes it.
-        return self.get_paginated_response(studies_json(self.paginate_queryset(self.get_queryset())))
+        # (A PageQuery, not a QuerySet as DRF's hints have it: its page is rows.)
+        rows: list[Row] | None = self.paginate_queryset(self.get_queryset())  # type: ignore[arg-type]
+        assert rows is not None  # (None only for a view without a paginator; every list has Cursor)
+        return self.get_paginated_response(studies_json(rows))
 
 
 class StudyDetail(GenericAPIView):
     resource = "studies"
     serializer_class = StudySerializer
 
-    def get(self, request, pk):
+    def get(self, request: Request, pk: int) -> Response:
         study = Study.objects.filter(pk=pk).first()
         if study is None:
             raise NotFound("No such study.")
@@ -216,7 +227,7 @@ class VisitList(ListAPIView):
 
     @extend_schema(responses={201: VisitSerializer})
     @idempotent
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

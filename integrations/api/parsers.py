@@ -8,11 +8,13 @@ Three kinds of input reached the database or the interpreter's stack unchecked a
 - a body of any size: DRF reads the stream itself, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE.
 """
 
+from collections.abc import Callable, Mapping
 from functools import wraps
+from typing import IO, Any
 
 import orjson
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, parsers, status
 
 # No body of ours nests deeper than a patient's owners (3); a client's own structure in a field
@@ -25,11 +27,11 @@ class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "request_too_large"
 
-    def __init__(self, limit):
+    def __init__(self, limit: int) -> None:
         super().__init__(f"The request body is over {limit:,} bytes.")
 
 
-def body_limit():
+def body_limit() -> int:
     # (None turns Django's own check off; the API keeps Django's default cap then.)
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2_621_440
 
@@ -38,7 +40,12 @@ class JSONParser(parsers.JSONParser):
     """DRF's JSON parser, but a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413, one nested over
     MAX_DEPTH or with a NUL in any text (a value or a key) a 400 naming where."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self,
+        stream: IO[Any] | None,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:  # a JSON body: any JSON value
         limit = body_limit()
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
@@ -56,10 +63,10 @@ class JSONParser(parsers.JSONParser):
         return data
 
 
-def input_problem(data):
+def input_problem(data: Any) -> tuple[str, str] | None:  # (any parsed JSON value)
     """(where, message) for the first value of a parsed body that no field may hold, or None.
     ``where``: the field's path, ``owners.0.role``."""
-    stack = [(data, "", 0)]
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
         value, where, depth = stack.pop()
         if isinstance(value, str):
@@ -77,7 +84,7 @@ def input_problem(data):
     return None
 
 
-def query_problem(request):
+def query_problem(request: HttpRequest) -> tuple[str, str] | None:
     """(name, message) for a query parameter or path segment the API cannot take, or None."""
     for name, values in request.GET.lists():
         if "\x00" in name or any("\x00" in value for value in values):
@@ -87,14 +94,14 @@ def query_problem(request):
     return None
 
 
-def guarded(view):
+def guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """``view`` behind the checks DRF has no place for: a query parameter or a path with a NUL
     (a 400 naming it), a body declared over the limit (a 413, before anything reads it: Django's
     own check answers with its HTML 400 page)."""
     from integrations.api.errors import error_body  # (not at import: DRF's views import this module)
 
     @wraps(view)  # (keeps ``cls`` and ``csrf_exempt``: the schema generator and Django read them)
-    def checked(request, *args, **kwargs):
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         problem = query_problem(request)
         if problem is not None:
             name, message = problem
@@ -104,7 +111,7 @@ def guarded(view):
         except ValueError:
             declared = 0
         if declared > body_limit():
-            return JsonResponse(error_body(413, RequestTooLarge(body_limit()).detail), status=413)
+            return JsonResponse(error_body(413, str(RequestTooLarge(body_limit()).detail)), status=413)
         return view(request, *args, **kwargs)
 
     return checked

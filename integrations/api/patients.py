@@ -5,27 +5,38 @@ client's namespace ``api:<client name>``); species and breeds come as our codes 
 own codes through the crosswalk.
 """
 
-from django.db.models import Prefetch
+from typing import Any, TypeVar
+
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from integrations.api.auth import ClientUser, actor_for
 from integrations.api.filters import OwnerFilter, PatientFilter, filter_values
 from integrations.api.pagination import PageQuery, prefetched
-from integrations.api.rows import PATIENT_FIELDS, fields_check, patient_rows, patients_json
+from integrations.api.rows import (
+    PATIENT_FIELDS,
+    ExternalId,
+    PatientBody,
+    Row,
+    fields_check,
+    patient_rows,
+    patients_json,
+)
 from integrations.api.selectors import patient_pages, patients_queryset
 from integrations.api.strict import StrictTypes
-from integrations.api.sync import etag, idempotent, if_match_check
-from patients.models import Owner, Ownership, Patient
+from integrations.api.sync import Versioned, etag, idempotent, if_match_check
+from patients.models import Breed, Owner, Ownership, Patient, Species
 from patients.selectors import coded_breed, coded_species
 from patients.services import owner_upsert, ownership_set, patient_upsert
 from vetclinic.transactions import retried
 
 
-def external_system(request):
+def external_system(request: Request) -> str:
     """The namespace of the calling client's own ids."""
     if not isinstance(request.user, ClientUser):
         raise ValidationError(
@@ -42,7 +53,7 @@ class CodeField(StrictTypes, serializers.Serializer):
     system = serializers.CharField(max_length=64, default="SCT")
     name = serializers.CharField(read_only=True)
 
-    def validate(self, data):
+    def validate(self, data: dict[str, str]) -> dict[str, str]:
         # DRF leaves defaults out of a partial update (PATCH), and lets required fields be
         # missing there: a code is needed all the same; without a system, ours.
         if "code" not in data:
@@ -84,11 +95,11 @@ class OwnerSerializer(StrictTypes, serializers.ModelSerializer):
         read_only_fields = ["id", "external_ids", "updated"]
 
     @extend_schema_field(ExternalIdSerializer(many=True))
-    def get_external_ids(self, owner):
+    def get_external_ids(self, owner: Owner) -> list[ExternalId]:
         ids = prefetched(owner, "external_ids_rows", "external_ids")
         return [{"system": e.system, "value": e.value} for e in ids]
 
-    def validate(self, data):
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:  # (the owner's fields, each its own type)
         if data.get("kind", getattr(self.instance, "kind", "person")) == "person" and not (
             data.get("family_name") or getattr(self.instance, "family_name", "")
         ):
@@ -97,7 +108,7 @@ class OwnerSerializer(StrictTypes, serializers.ModelSerializer):
 
 
 class OwnershipListSerializer(serializers.ListSerializer):
-    def run_child_validation(self, data):
+    def run_child_validation(self, data: Any) -> Any:  # (an item as sent; its fields, validated)
         """Each owner item is whole, in a PATCH too: DRF skips every default and every required
         check of a nested item when its root is partial, which let ``{"owners": [{}]}`` through
         to the service without an owner or a role."""
@@ -135,11 +146,12 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
                   "weight_kg", "external_ids"]  # fmt: skip
         read_only_fields = ["id", "patient_id", "updated"]
 
-    def to_representation(self, patient):
+    # (A PatientBody: a dict with its keys named, where the stubs say dict[str, Any].)
+    def to_representation(self, patient: Patient) -> PatientBody:  # type: ignore[override]
         # The one way an animal is shown (rows.py), as in the lists.
         return patients_json(patient_rows(Patient.objects.filter(pk=patient.pk)))[0]
 
-    def validate_species(self, value):
+    def validate_species(self, value: dict[str, str]) -> Species:
         species = coded_species(system=value["system"], code=value["code"])
         if species is None:
             raise ValidationError(
@@ -147,7 +159,7 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
             )
         return species
 
-    def validate_breed(self, value):
+    def validate_breed(self, value: dict[str, str] | None) -> Breed | None:
         if value is None:
             return None
         breed = coded_breed(system=value["system"], code=value["code"])
@@ -161,13 +173,23 @@ class PatientSerializer(StrictTypes, serializers.ModelSerializer):
 fields_check(PatientSerializer, PATIENT_FIELDS)  # rows.py shows what the serializer declares
 
 
-def _afresh(record):
+# A record the API saves through a service that may run again (retried).
+Record = TypeVar("Record", Patient, Owner)
+
+
+def _afresh(record: Record | None) -> Record | None:
     """The record as the database has it now (for a save that may run again: vetclinic/transactions.py
     ``retried``), or None."""
     return None if record is None else type(record).objects.get(pk=record.pk)
 
 
-def _patient_save(request, serializer, *, patient=None, external=None):
+def _patient_save(
+    request: Request,
+    serializer: serializers.BaseSerializer[Any],
+    *,
+    patient: Patient | None = None,
+    external: tuple[str, str] | None = None,
+) -> Patient:
     """The animal and its owners in one transaction: if linking an owner fails, the animal is
     neither created nor changed (a client retrying the request finds what it left)."""
     data = dict(serializer.validated_data)
@@ -175,7 +197,7 @@ def _patient_save(request, serializer, *, patient=None, external=None):
     weight = data.pop("weight_kg", None)
     actor = actor_for(request)
 
-    def save():
+    def save() -> Patient:
         saved = patient_upsert(
             actor=actor, fields=data, patient=_afresh(patient), external=external, weight_kg=weight
         )
@@ -193,7 +215,7 @@ def _patient_save(request, serializer, *, patient=None, external=None):
     return patients_queryset().get(pk=patient.pk)
 
 
-def _with_etag(response, instance):
+def _with_etag(response: Response, instance: Versioned) -> Response:
     response["ETag"] = etag(instance)
     return response
 
@@ -203,7 +225,8 @@ class PatientList(ListAPIView):
     serializer_class = PatientSerializer
     filterset_class = PatientFilter  # (cleaned here, applied in the compiled page: filters.py)
 
-    def get_queryset(self):
+    # (A PageQuery stands in for the queryset: the cursor pages through it, pagination.py.)
+    def get_queryset(self) -> PageQuery | QuerySet[Patient]:  # type: ignore[override]
         filters = filter_values(PatientFilter, self.request)
         # A search matches in no order of its own: the cursor pages through the matches by id.
         # (Through the first 500 by name, PostgreSQL sorted every match of a common word before a
@@ -212,13 +235,16 @@ class PatientList(ListAPIView):
             return Patient.objects.none()
         return PageQuery(patient_pages(words=filters.get("search")), Patient, filters)
 
-    def list(self, request):
+    def list(self, request: Request) -> Response:
         # The page as plain rows, not serializers; PatientSerializer still describes it.
-        return self.get_paginated_response(patients_json(self.paginate_queryset(self.get_queryset())))
+        # (A PageQuery, not a QuerySet as DRF's hints have it: its page is rows.)
+        rows: list[Row] | None = self.paginate_queryset(self.get_queryset())  # type: ignore[arg-type]
+        assert rows is not None  # (None only for a view without a paginator; every list has Cursor)
+        return self.get_paginated_response(patients_json(rows))
 
     @extend_schema(responses={201: PatientSerializer})
     @idempotent
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         patient = _patient_save(request, serializer)
@@ -233,17 +259,17 @@ class PatientDetail(GenericAPIView):
     resource = "patients"
     serializer_class = PatientSerializer
 
-    def get_object(self):
+    def get_object(self) -> Patient:
         patient = patients_queryset().filter(pk=self.kwargs["pk"]).first()
         if patient is None:
             raise NotFound("No such patient.")
         return patient
 
-    def get(self, request, pk):
+    def get(self, request: Request, pk: int) -> Response:
         patient = self.get_object()
         return _with_etag(Response(self.get_serializer(patient).data), patient)
 
-    def patch(self, request, pk):
+    def patch(self, request: Request, pk: int) -> Response:
         patient = self.get_object()
         if_match_check(request, patient)
         serializer = self.get_serializer(patient, data=request.data, partial=True)
@@ -258,21 +284,21 @@ class PatientExternal(GenericAPIView):
     resource = "patients"
     serializer_class = PatientSerializer
 
-    def _find(self, external_id):
+    def _find(self, external_id: str) -> tuple[str, Patient | None]:
         system = external_system(self.request)
         found = (
             patients_queryset().filter(external_ids__system=system, external_ids__value=external_id).first()
         )
         return system, found
 
-    def get(self, request, external_id):
+    def get(self, request: Request, external_id: str) -> Response:
         _, patient = self._find(external_id)
         if patient is None:
             raise NotFound(f"No patient with your id {external_id}.")
         return _with_etag(Response(self.get_serializer(patient).data), patient)
 
     @extend_schema(responses={200: PatientSerializer, 201: PatientSerializer})
-    def put(self, request, external_id):
+    def put(self, request: Request, external_id: str) -> Response:
         system, patient = self._find(external_id)
         if patient is not None:
             if_match_check(request, patient)
@@ -283,7 +309,7 @@ class PatientExternal(GenericAPIView):
         return _with_etag(Response(self.get_serializer(saved).data, status=code), saved)
 
 
-def owners_queryset():
+def owners_queryset() -> QuerySet[Owner]:
     return Owner.objects.prefetch_related(Prefetch("external_ids", to_attr="external_ids_rows"))
 
 
@@ -295,7 +321,7 @@ class OwnerList(ListAPIView):
 
     @extend_schema(responses={201: OwnerSerializer})
     @idempotent
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         owner = retried(lambda: owner_upsert(actor=actor_for(request), fields=serializer.validated_data))
@@ -307,17 +333,17 @@ class OwnerDetail(GenericAPIView):
     resource = "owners"
     serializer_class = OwnerSerializer
 
-    def get_object(self):
+    def get_object(self) -> Owner:
         owner = owners_queryset().filter(pk=self.kwargs["pk"]).first()
         if owner is None:
             raise NotFound("No such owner.")
         return owner
 
-    def get(self, request, pk):
+    def get(self, request: Request, pk: int) -> Response:
         owner = self.get_object()
         return _with_etag(Response(self.get_serializer(owner).data), owner)
 
-    def patch(self, request, pk):
+    def patch(self, request: Request, pk: int) -> Response:
         owner = self.get_object()
         if_match_check(request, owner)
         serializer = self.get_serializer(owner, data=request.data, partial=True)
@@ -336,7 +362,7 @@ class OwnerExternal(GenericAPIView):
     serializer_class = OwnerSerializer
 
     @extend_schema(responses={200: OwnerSerializer, 201: OwnerSerializer})
-    def put(self, request, external_id):
+    def put(self, request: Request, external_id: str) -> Response:
         system = external_system(request)
         owner = owners_queryset().filter(external_ids__system=system, external_ids__value=external_id).first()
         if owner is not None:

@@ -1,10 +1,14 @@
 """Reference lists a PMS maps its own codes against: species, breeds, stations, procedures."""
 
+from typing import Any
+
 from django.db import connection
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView, ListCreateAPIView
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,7 +28,9 @@ class SpeciesSerializer(serializers.ModelSerializer):
 
 
 class BreedSerializer(serializers.ModelSerializer):
-    species = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    species: "serializers.SlugRelatedField[Species]" = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
 
     class Meta:
         model = Breed
@@ -38,7 +44,10 @@ class ModalitySerializer(serializers.ModelSerializer):
 
 
 class ProcedureSerializer(serializers.ModelSerializer):
-    species = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    # (many=True makes a ManyRelatedField of SlugRelatedFields; the stubs do not say so.)
+    species: "serializers.ManyRelatedField" = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="code", many=True, read_only=True
+    )
 
     class Meta:
         model = Procedure
@@ -86,7 +95,7 @@ class Health(APIView):
     throttle_classes = []
 
     @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer}, auth=[])
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
@@ -108,14 +117,16 @@ class CodeMappingSerializer(StrictTypes, serializers.ModelSerializer):
         fields = ["id", "system", "kind", "external_code", "external_meaning", "target", "maps_to"]
         read_only_fields = ["id", "maps_to"]
 
-    def get_validators(self):
+    def get_validators(self) -> list[Any]:
         return []  # the one uniqueness rule is checked in validate(): a 409, not a 400
 
-    def get_maps_to(self, mapping) -> dict:
+    # (A bare dict: drf-spectacular reads this hint, and the schema has an object of any properties.)
+    def get_maps_to(self, mapping: CodeMapping) -> dict:
         target = mapping.species or mapping.breed
+        assert target is not None  # (CodeMapping's CheckConstraint: a species or breed mapping names one)
         return {"code": target.code, "system": target.scheme, "name": target.name}
 
-    def validate(self, data):
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         model = Species if data["kind"] == CodeMapping.Kind.SPECIES else Breed
         target = model.objects.filter(code=data.pop("target")).first()
         if target is None:
@@ -138,11 +149,11 @@ class CrosswalkList(ListCreateAPIView):
     serializer_class = CodeMappingSerializer
     filterset_class = CrosswalkFilter
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[CodeMapping]:
         found = CodeMapping.objects.exclude(kind=CodeMapping.Kind.PROCEDURE)
         return found.select_related("species", "breed").order_by("id")
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer: serializers.BaseSerializer[CodeMapping]) -> None:
         mapping = serializer.save()
         audit_record(actor=actor_for(self.request), instance=mapping, action="create",
                      changes={"mapping": [None, str(mapping)]})  # fmt: skip

@@ -10,6 +10,9 @@ to DRF's renderer. The one difference in what is written: a float with an expone
 of its own).
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 import orjson
 from rest_framework import renderers
 
@@ -17,10 +20,16 @@ OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
 class JSONRenderer(renderers.JSONRenderer):
-    def render(self, data, accepted_media_type=None, renderer_context=None):
+    def render(
+        self,
+        data: Any,  # whatever a view answers with: JSON-ready values, dates, decimals
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
         if data is None:
             return b""
-        indent = self.get_indent(accepted_media_type, renderer_context or {})
+        # (get_indent takes None, no media type asked for, as DRF's own render passes it; the stubs say str.)
+        indent = self.get_indent(accepted_media_type, renderer_context or {})  # type: ignore[arg-type]
         if indent is not None or not self.compact or self.ensure_ascii:
             return super().render(data, accepted_media_type, renderer_context)
         try:

@@ -6,12 +6,17 @@ amend them. A PMS hears of a signed one by webhook (``report.finalized``) or HL7
 reads it here, or pulls ``?updated_since=``.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.conf import settings
+from django.db.models import QuerySet
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from imaging.models import Report, Study
@@ -23,7 +28,7 @@ from integrations.api.sync import etag, idempotent, if_match_check
 
 
 class ReportSerializer(serializers.ModelSerializer):
-    study = serializers.PrimaryKeyRelatedField(read_only=True)
+    study: "serializers.PrimaryKeyRelatedField[Study]" = serializers.PrimaryKeyRelatedField(read_only=True)
     order = serializers.IntegerField(source="study.order_id", read_only=True, allow_null=True)
     patient = serializers.IntegerField(source="study.patient_id", read_only=True, allow_null=True)
     accession_number = serializers.CharField(source="study.accession_number", read_only=True)
@@ -34,11 +39,12 @@ class ReportSerializer(serializers.ModelSerializer):
         fields = ["id", "study", "order", "patient", "accession_number", "status", "version", "findings",
                   "conclusion", "signed_by_name", "finalized_at", "viewer_url", "created", "updated"]  # fmt: skip
 
-    def get_viewer_url(self, report) -> str:
-        return settings.SITE_URL + reverse("study_detail", args=[report.study_id]) + "#report"
+    def get_viewer_url(self, report: Report) -> str:
+        site: str = settings.SITE_URL
+        return site + reverse("study_detail", args=[report.study_id]) + "#report"
 
 
-TEXT = {
+TEXT: dict[str, Any] = {  # (CharField's keyword arguments, each its own type)
     "required": False,
     "allow_blank": True,
     "max_length": report_services.TEXT_LIMIT,
@@ -69,10 +75,12 @@ class ReportAmendSerializer(StrictTypes, serializers.Serializer):
     signed_by_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
-def _answer(report, code=status.HTTP_200_OK, context=None):
+def _answer(
+    report: Report, code: int = status.HTTP_200_OK, context: Mapping[str, Any] | None = None
+) -> Response:
     report = Report.objects.select_related("study").get(pk=report.pk)
     return Response(
-        ReportSerializer(report, context=context).data, status=code, headers={"ETag": etag(report)}
+        ReportSerializer(report, context=context or {}).data, status=code, headers={"ETag": etag(report)}
     )
 
 
@@ -83,12 +91,12 @@ class ReportList(ListAPIView):
     serializer_class = ReportSerializer
     filterset_class = ReportFilter
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Report]:
         return Report.objects.select_related("study")
 
     @extend_schema(request=ReportWriteSerializer, responses={200: ReportSerializer, 201: ReportSerializer})
     @idempotent
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         """Write the study's report (one per study): a draft again replaces the draft's text;
         a signed report is amended at ``/reports/{id}/amend`` instead (409 here)."""
         serializer = ReportWriteSerializer(data=request.data)
@@ -115,7 +123,7 @@ class ReportDetail(GenericAPIView):
     resource = "reports"
     serializer_class = ReportSerializer
 
-    def get(self, request, pk):
+    def get(self, request: Request, pk: int) -> Response:
         report = Report.objects.select_related("study").filter(pk=pk).first()
         if report is None:
             raise NotFound("No such report.")
@@ -127,7 +135,7 @@ class ReportAmend(GenericAPIView):
     serializer_class = ReportAmendSerializer
 
     @extend_schema(request=ReportAmendSerializer, responses={200: ReportSerializer})
-    def post(self, request, pk):
+    def post(self, request: Request, pk: int) -> Response:
         """Change a signed report (send ``If-Match`` with its ETag): signed again and sent to the
         PMS as a correction. A draft is changed with POST /reports."""
         report = Report.objects.select_related("study").filter(pk=pk).first()

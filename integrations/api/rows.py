@@ -14,17 +14,26 @@ in the same order, or the import fails naming what differs (and tests/test_api_r
 holds every answer to the schema, types included).
 """
 
+from collections.abc import Iterable
+from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import orjson
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Aggregate, Count, JSONField, OuterRef, Subquery
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Aggregate, Count, Expression, JSONField, OuterRef, QuerySet, Subquery
+from django.db.models.sql.compiler import SQLCompiler
 from django.urls import reverse
 from django.utils.timezone import get_current_timezone
+from rest_framework import serializers
 
-from imaging.models import Instance, Series
-from patients.models import Ownership, PatientExternalId, WeightRecord
+from imaging.models import Instance, Series, Study
+from patients.models import Ownership, Patient, PatientExternalId, WeightRecord
+
+if TYPE_CHECKING:  # (the stubs' name for what an expression's as_sql returns: the SQL and its parameters)
+    from django.db.models.sql.compiler import _AsSqlType
 
 KG = Decimal("0.001")  # WeightRecord.kg's places
 
@@ -33,7 +42,9 @@ class JSONRowsField(JSONField):
     """What JSONRows gives back: the JSON text decoded by orjson (Django's JSONField decodes
     with the standard library's json, ~4 µs a value; a page of 100 animals has 200)."""
 
-    def from_db_value(self, value, expression, connection):
+    def from_db_value(
+        self, value: str | None, expression: Expression, connection: BaseDatabaseWrapper
+    ) -> list[list[Any]] | None:  # (the rows' columns: JSON values)
         return orjson.loads(value) if value is not None else None
 
 
@@ -46,19 +57,21 @@ class JSONRows(Aggregate):
     template = "JSON_AGG(JSON_BUILD_ARRAY(%(expressions)s))::text"
     output_field = JSONRowsField()
 
-    def as_sqlite(self, compiler, connection, **extra_context):
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> "_AsSqlType":
         template = "JSON_GROUP_ARRAY(JSON_ARRAY(%(expressions)s))"
         return self.as_sql(compiler, connection, template=template, **extra_context)
 
 
-def related_json(model, link, *columns):
+def related_json(model: type[Ownership | PatientExternalId | Series], link: str, *columns: str) -> Subquery:
     """A subquery for ``model``'s rows that point at the outer row through ``link``: one JSON
     array of ``[column, ...]`` arrays (NULL when there are none)."""
     rows = model.objects.filter(**{link: OuterRef("pk")}).order_by().values(link)
     return Subquery(rows.annotate(found=JSONRows(*columns)).values("found"))
 
 
-def iso_datetime(value, zone=None):
+def iso_datetime(value: datetime | None, zone: tzinfo | None = None) -> str | None:
     """A date-time as DRF writes it: in the current time zone, ISO 8601, UTC as ``Z``.
     ``zone``: the current time zone, when the caller has it (looking it up costs more than
     the rest of this)."""
@@ -68,12 +81,16 @@ def iso_datetime(value, zone=None):
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def iso(value):
+def iso(value: date | time | None) -> str | None:
     """A date or a time as DRF writes it."""
     return value.isoformat() if value is not None else None
 
 
-def fields_check(serializer_class, written):
+# A row of patient_rows or study_rows: its columns by name, as the database gave them.
+Row = dict[str, Any]
+
+
+def fields_check(serializer_class: type[serializers.Serializer[Any]], written: Iterable[str]) -> None:
     """``written`` (the keys a writer here writes, in order) are the fields ``serializer_class``
     shows, in its order; else ImproperlyConfigured, naming what is missing on which side."""
     shown = [name for name, field in serializer_class().fields.items() if not field.write_only]
@@ -89,6 +106,48 @@ def fields_check(serializer_class, written):
 
 # --- animals ----------------------------------------------------------------------------------
 
+
+class Coded(TypedDict):
+    code: str
+    system: str
+    name: str
+
+
+class OwnerLink(TypedDict):
+    owner: int
+    role: str
+    primary: bool
+
+
+class ExternalId(TypedDict):
+    system: str
+    value: str
+
+
+class PatientBody(TypedDict):
+    """An animal as the API shows it (PatientSerializer's fields)."""
+
+    id: int
+    patient_id: str
+    name: str
+    breed_text: str
+    sex: str
+    neutered: bool
+    birth_date: str | None
+    birth_date_estimated: bool
+    colour: str
+    microchip: str
+    deceased: bool
+    deceased_on: str | None
+    notes: str
+    owners: list[OwnerLink]
+    updated: str | None
+    species: Coded
+    breed: Coded | None
+    weight_kg: str | None
+    external_ids: list[ExternalId]
+
+
 PATIENT_COLUMNS = (
     "id", "patient_id", "name", "breed_text", "sex", "neutered", "birth_date", "birth_date_estimated", "colour",
     "microchip", "deceased", "deceased_on", "notes", "updated", "species__code", "species__scheme", "species__name",
@@ -96,24 +155,25 @@ PATIENT_COLUMNS = (
 )  # fmt: skip
 
 
-def patient_rows(patients):
+def patient_rows(patients: QuerySet[Patient]) -> QuerySet[Patient, Row]:
     """The animals of a queryset as dicts of PATIENT_COLUMNS: species and breed joined, the
     current weight (Patient.current_weight's rule: the newest measurement), the owners and the
     external ids read with the row."""
-    return patients.annotate(
+    rows: QuerySet[Patient, Row] = patients.annotate(  # (values() of names the stubs cannot follow: Any)
         current_weight_kg=WeightRecord.newest_kg(OuterRef("pk")),
         owners_found=related_json(Ownership, "patient", "is_primary", "id", "owner_id", "role"),
         external_ids_found=related_json(PatientExternalId, "patient", "id", "system", "value"),
     ).values(*PATIENT_COLUMNS)
+    return rows
 
 
-def patients_json(rows):
+def patients_json(rows: Iterable[Row]) -> list[PatientBody]:
     """The API's body for each row of ``patient_rows``."""
     zone = get_current_timezone()
     return [patient_json(row, zone) for row in rows]
 
 
-def patient_json(row, zone=None):
+def patient_json(row: Row, zone: tzinfo | None = None) -> PatientBody:
     weight = row["current_weight_kg"]
     # Ownership's order (the primary owner first, then as linked) and the external ids' (as made).
     owners = sorted(row["owners_found"] or [], key=lambda found: (not found[0], found[1]))
@@ -160,37 +220,63 @@ PATIENT_FIELDS = tuple(patient_json(dict.fromkeys(PATIENT_COLUMNS)))
 
 # --- studies ----------------------------------------------------------------------------------
 
+
+class StudyBody(TypedDict):
+    """A study as the API shows it (StudySerializer's fields)."""
+
+    id: int
+    study_instance_uid: str
+    patient: int | None
+    order: int | None
+    link: str
+    accession_number: str
+    study_date: str | None
+    study_time: str | None
+    description: str
+    referring_physician: str
+    modalities: list[str]
+    series_count: int
+    instance_count: int
+    received_at: str | None
+    viewer_url: str
+    thumbnail_url: str | None
+    updated: str | None
+
+
 STUDY_COLUMNS = (
     "id", "study_instance_uid", "patient_id", "order_id", "link", "accession_number", "study_date", "study_time",
     "description", "referring_physician", "received_at", "updated", "instance_count", "series_found",
 )  # fmt: skip
 
 
-def study_rows(studies):
+def study_rows(studies: QuerySet[Study]) -> QuerySet[Study, Row]:
     """The studies of a queryset as dicts of STUDY_COLUMNS: their image count and their series
     (for the modalities and the thumbnail) read with the row."""
     images = Instance.objects.filter(series__study=OuterRef("pk")).order_by().values("series__study")
-    return studies.annotate(
+    rows: QuerySet[Study, Row] = studies.annotate(  # (as patient_rows)
         instance_count=Subquery(images.annotate(count=Count("id")).values("count")),
         series_found=related_json(Series, "study", "series_number", "id", "modality", "thumbnail_key"),
     ).values(*STUDY_COLUMNS)
+    return rows
 
 
-def studies_json(rows):
+def studies_json(rows: Iterable[Row]) -> list[StudyBody]:
     """The API's body for each row of ``study_rows``."""
     viewer, thumbnail = link_around_id("study_detail"), link_around_id("series_thumbnail")
     zone = get_current_timezone()
     return [study_json(row, viewer, thumbnail, zone) for row in rows]
 
 
-def link_around_id(name):
+def link_around_id(name: str) -> tuple[str, str]:
     """A page's absolute URL by name, as the parts before and after the record's id: reversed
     once a page rather than twice a row (reverse() costs more than the rest of a row)."""
     before, _, after = reverse(name, args=[123456789]).partition("123456789")
     return settings.SITE_URL + before, after
 
 
-def study_json(row, viewer, thumbnail, zone=None):
+def study_json(
+    row: Row, viewer: tuple[str, str], thumbnail: tuple[str, str], zone: tzinfo | None = None
+) -> StudyBody:
     """``viewer`` and ``thumbnail``: link_around_id's parts."""
     # Series' order: by number, unnumbered last (as PostgreSQL sorts NULLs), then as received.
     series = sorted(row["series_found"] or [], key=lambda found: (found[0] is None, found[0] or 0, found[1]))

@@ -1,6 +1,14 @@
 """The errors every endpoint can answer, written into the OpenAPI schema once (a drf-spectacular
 postprocessing hook) rather than on each view: the one error shape of errors.py, with examples."""
 
+from typing import Any
+
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.request import Request
+
+# An OpenAPI document as drf-spectacular hands it to a hook: nested JSON.
+Document = dict[str, Any]
+
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -63,7 +71,9 @@ WRITES = {"post", "put", "patch", "delete"}
 NO_NUL = "^[^\\u0000]*$"
 
 
-def error_responses(result, generator, request, public):
+def error_responses(
+    result: Document, generator: SchemaGenerator, request: Request | None, public: bool
+) -> Document:
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
     for path, operations in result.get("paths", {}).items():
         if not path.startswith("/api/v1/") or path == "/api/v1/health":
@@ -92,7 +102,9 @@ def error_responses(result, generator, request, public):
     return result
 
 
-def decimals_as_numbers_too(result, generator, request, public):
+def decimals_as_numbers_too(
+    result: Document, generator: SchemaGenerator, request: Request | None, public: bool
+) -> Document:
     """A decimal in a request body may be a JSON number as well as a string ("31.4" or 31.4):
     practice-management systems send weights as numbers, and DRF has always taken them
     (strict.py lets them through). Responses keep the string, which loses no digits."""
@@ -101,7 +113,7 @@ def decimals_as_numbers_too(result, generator, request, public):
             continue
         for prop, schema in component.get("properties", {}).items():
             if schema.get("type") == "string" and schema.get("format") == "decimal":
-                number = {"type": "number"}
+                number: dict[str, Any] = {"type": "number"}
                 for bound in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
                     if bound in schema:
                         number[bound] = schema[bound]

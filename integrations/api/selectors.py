@@ -3,29 +3,31 @@ through ``list_pages``, narrowed by the list's FilterSet (filters.py). The views
 request's parameters with that FilterSet and pick a list's pages.
 """
 
-from django.db.models import F
+from typing import Any
+
+from django.db.models import F, QuerySet
 
 from imaging.models import Study
 from integrations.api.filters import PatientFilter, StudyFilter
-from integrations.api.pagination import list_pages
-from integrations.api.rows import patient_rows, study_rows
+from integrations.api.pagination import Page, list_pages
+from integrations.api.rows import Row, patient_rows, study_rows
 from patients.models import Patient
 from patients.selectors import patient_ids_matching
-from vetclinic.db import IdIn
+from vetclinic.db import CompiledQuery, IdIn
 
 # --- animals ----------------------------------------------------------------------------------
 
 
-def patients_queryset():
+def patients_queryset() -> QuerySet[Patient]:
     """Living animals (a merged record lives on as an alias of the one it was merged into)."""
     return Patient.objects.filter(merged_into__isnull=True)
 
 
-def _patient_page(filters, page):
+def _patient_page(filters: dict[str, Any], page: Page) -> QuerySet[Patient, Row]:
     return PatientFilter.narrow(patient_rows(patients_queryset()), filters)
 
 
-def _patient_search_page(filters, page):
+def _patient_search_page(filters: dict[str, Any], page: Page) -> QuerySet[Patient, Row]:
     """A search whose every word is specific: its matches' ids first, then the ids of the
     page's animals among them, then those animals' rows. With ``id IN (<matches>)`` PostgreSQL
     guesses how many animals a word matches from a sample of the words; for some rare family
@@ -55,7 +57,7 @@ SEARCH_PAGES = list_pages(_patient_search_page)
 BROAD_SEARCH_PAGES = list_pages(_patient_page, prepare=False)
 
 
-def patient_pages(*, words=None):
+def patient_pages(*, words: tuple[str, ...] | None = None) -> CompiledQuery:
     """The pages a patient list with these search words reads."""
     if not words:
         return PATIENT_PAGES
@@ -65,7 +67,7 @@ def patient_pages(*, words=None):
 # --- studies ----------------------------------------------------------------------------------
 
 
-def _study_page(filters, page):
+def _study_page(filters: dict[str, Any], page: Page) -> QuerySet[Study, Row]:
     return StudyFilter.narrow(study_rows(Study.objects.all()), filters)
 
 

@@ -7,6 +7,7 @@ from the schema never sends those; one that does has a bug the API should name, 
 """
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import fields, relations, serializers
 
@@ -25,7 +26,7 @@ KINDS = (
 LISTS = (serializers.ListSerializer, fields.ListField, relations.ManyRelatedField)
 
 
-def type_error(field, value):
+def type_error(field: fields.Field[Any, Any, Any, Any], value: object) -> str | None:
     """What is wrong with ``value``'s JSON type for ``field``, or None."""
     if value is None:
         return None  # null: the field's own allow_null answers
@@ -37,21 +38,30 @@ def type_error(field, value):
     return None
 
 
-class StrictTypes:
+# What StrictTypes is mixed into: for the type checker a Serializer (whose fields and
+# to_internal_value it uses), at run time nothing, so each serializer's own base stays its base.
+if TYPE_CHECKING:
+    _Serializer = serializers.Serializer[Any]
+else:
+    _Serializer = object
+
+
+class StrictTypes(_Serializer):
     """A serializer mixin: each field's value in the JSON type its schema names, else a 400
     naming the field, before DRF converts it."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
-            errors = {}
+            errors: dict[str, list[str]] = {}
             for field in self._writable_fields:
-                if field.field_name in data:
-                    value = data[field.field_name]
+                name = field.field_name  # (a bound field's: never None)
+                if name is not None and name in data:
+                    value = data[name]
                     if isinstance(field, LISTS):
                         continue  # their items are checked by the item's field
                     problem = type_error(field, value)
                     if problem:
-                        errors[field.field_name] = [problem]
+                        errors[name] = [problem]
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)

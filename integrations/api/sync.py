@@ -6,19 +6,29 @@ the ETag it read gets 412 if someone changed the record since, instead of overwr
 """
 
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from imaging.models import ImagingOrder, Report
 from integrations.api.errors import PreconditionFailed
+from patients.models import Owner, Patient
+
+# The records the API answers with an ETag and guards with If-Match.
+Versioned = Patient | Owner | ImagingOrder | Report
 
 
-def etag(instance):
+def etag(instance: Versioned) -> str:
     stamp = f"{instance._meta.label}:{instance.pk}:{instance.updated.isoformat()}"
     return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
 
 
-def if_match_check(request, instance):
+def if_match_check(request: Request, instance: Versioned) -> None:
     """412 when If-Match names another version of the record (RFC 9110 13.1.1)."""
     wanted = request.headers.get("If-Match")
     if not wanted or wanted.strip() == "*":
@@ -27,6 +37,9 @@ def if_match_check(request, instance):
     if etag(instance) not in tags:
         raise PreconditionFailed()
 
+
+# A view's POST handler: (view, request, *path arguments) -> its answer.
+Post = Callable[..., Response]
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -37,7 +50,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
-def idempotent(post):
+def idempotent(post: Post) -> Post:
     """A POST honouring ``Idempotency-Key``: the first answer (2xx) is stored with the key; the
     same request with the same key gets it again, with ``Idempotent-Replayed: true``; the key
     reused for a different request is a 409. The schema says so for the POSTs that do (only)."""
@@ -52,7 +65,7 @@ def idempotent(post):
     from integrations.models import IdempotencyKey
 
     @wraps(post)
-    def wrapper(view, request, *args, **kwargs):
+    def wrapper(view: APIView, request: Request, *args: Any, **kwargs: Any) -> Response:
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key or not isinstance(request.user, ClientUser):
             return post(view, request, *args, **kwargs)
@@ -61,7 +74,7 @@ def idempotent(post):
         client = request.user.client
         body_hash = hashlib.sha256(request.body).hexdigest()
 
-        def replay(stored):
+        def replay(stored: IdempotencyKey) -> Response:
             if (stored.method, stored.path, stored.body_hash) != (request.method, request.path, body_hash):
                 raise Conflict("This Idempotency-Key was used for a different request.")
             return Response(

@@ -1,5 +1,7 @@
-from django.http import JsonResponse
-from django.urls import path, re_path, register_converter
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern, path, re_path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -22,13 +24,13 @@ register_converter(RecordId, "id")
 
 
 @csrf_exempt  # (any method: a POST with a session cookie gets the 404 too, not the CSRF page)
-def not_found(request):
+def not_found(request: HttpRequest) -> JsonResponse:
     """Any other address under /api/v1/ (``/api/v1/owners/abc``): the API's JSON 404, with DEBUG
     on too (Django's debug 404 page is HTML, and handler404 is only asked with DEBUG off)."""
     return JsonResponse(error_body(404, "There is nothing at this address."), status=404)
 
 
-def api(route, view, name):
+def api(route: str, view: Callable[..., HttpResponse], name: str) -> URLPattern:
     return path(route, guarded(view), name=name)
 
 

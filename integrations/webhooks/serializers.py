@@ -51,7 +51,8 @@ class WebhookBodySerializer(serializers.Serializer):
     # A plain string in the schema: the enum is the subscription's ``events`` (one name for it).
     event = serializers.CharField(help_text="One of the events a subscription names")
     created = serializers.DateTimeField(help_text="When it happened")
-    data = serializers.DictField(
+    # (The metaclass takes declared fields out of the class: Serializer.data stays the property.)
+    data = serializers.DictField(  # type: ignore[assignment]
         help_text="patient / order / study (small: ids, external ids, status, links)"
     )
 

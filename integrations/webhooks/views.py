@@ -4,10 +4,15 @@ Scope ``webhooks:read`` lists and reads, ``webhooks:write`` subscribes, changes,
 redelivers. Subscriptions belong to an API client: staff look at them in the admin.
 """
 
+from collections.abc import Iterable
+from typing import Any, cast
+
 import django_filters
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import generics, permissions, status
+from rest_framework import generics, permissions, serializers, status
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,7 +20,7 @@ from integrations.api.auth import ClientUser, ResourceScope, actor_for
 from integrations.api.errors import Conflict
 from integrations.api.filters import one_of, record_id
 from integrations.api.pagination import Cursor
-from integrations.models import WebhookDelivery, WebhookSubscription
+from integrations.models import ApiClient, WebhookDelivery, WebhookSubscription
 from integrations.webhooks import services
 from integrations.webhooks.delivery import delivery_redeliver
 from integrations.webhooks.serializers import (
@@ -31,17 +36,17 @@ class ClientOnly(permissions.BasePermission):
         "Webhook subscriptions belong to an API client: call with its key (staff see them in the admin)."
     )
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return isinstance(request.user, ClientUser)
 
 
-class WebhookView:
+class WebhookView(APIView):
     resource = "webhooks"
     permission_classes = [permissions.IsAuthenticated, ResourceScope, ClientOnly]
 
     @property
-    def client(self):
-        return self.request.user.client
+    def client(self) -> ApiClient:
+        return cast(ClientUser, self.request.user).client  # (ClientOnly lets only a client's requests in)
 
 
 SUBSCRIPTION = {
@@ -113,12 +118,12 @@ DELIVERY = {
 class SubscriptionList(WebhookView, generics.ListCreateAPIView):
     serializer_class = WebhookSubscriptionSerializer
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[WebhookSubscription]:
         if getattr(self, "swagger_fake_view", False):  # the schema generator's, with no client
             return WebhookSubscription.objects.none()
         return WebhookSubscription.objects.filter(client=self.client).order_by("id")
 
-    def create(self, request, *args, **kwargs):
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         subscription, secret = services.subscription_create(
@@ -148,15 +153,17 @@ class SubscriptionDetail(WebhookView, generics.RetrieveUpdateDestroyAPIView):
     serializer_class = WebhookSubscriptionSerializer
     http_method_names = ["get", "patch", "delete", "head", "options"]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[WebhookSubscription]:
         return WebhookSubscription.objects.filter(client=self.client)
 
-    def perform_update(self, serializer):
+    def perform_update(self, serializer: serializers.BaseSerializer[WebhookSubscription]) -> None:
+        subscription = serializer.instance
+        assert subscription is not None  # (an update's serializer holds the record it updates)
         serializer.instance = services.subscription_update(
-            actor=actor_for(self.request), subscription=serializer.instance, fields=serializer.validated_data
+            actor=actor_for(self.request), subscription=subscription, fields=serializer.validated_data
         )
 
-    def perform_destroy(self, instance):
+    def perform_destroy(self, instance: WebhookSubscription) -> None:
         services.subscription_delete(actor=actor_for(self.request), subscription=instance)
 
 
@@ -164,7 +171,7 @@ class NewestFirst(Cursor):
     ordering = "-id"
 
 
-def choose_from(allowed):
+def choose_from(allowed: Iterable[str]) -> str:
     return f"Choose from {', '.join(allowed)}."
 
 
@@ -175,7 +182,7 @@ class DeliveryFilter(django_filters.FilterSet):
 
     class Meta:
         model = WebhookDelivery
-        fields = []
+        fields: list[str] = []
 
 
 @extend_schema_view(get=extend_schema(
@@ -187,7 +194,7 @@ class DeliveryList(WebhookView, generics.ListAPIView):
     pagination_class = NewestFirst
     filterset_class = DeliveryFilter
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[WebhookDelivery]:
         if getattr(self, "swagger_fake_view", False):  # the schema generator's, with no client
             return WebhookDelivery.objects.none()
         return WebhookDelivery.objects.filter(subscription__client=self.client)
@@ -200,11 +207,11 @@ class DeliveryList(WebhookView, generics.ListAPIView):
 class DeliveryDetail(WebhookView, generics.RetrieveAPIView):
     serializer_class = WebhookDeliverySerializer
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[WebhookDelivery]:
         return WebhookDelivery.objects.filter(subscription__client=self.client)
 
 
-class Redeliver(WebhookView, APIView):
+class Redeliver(WebhookView):
     @extend_schema(
         summary="Send a delivery again now",
         description="Whatever became of it: delivered, failed, disabled or waiting for its next retry. It keeps its "
@@ -220,7 +227,7 @@ class Redeliver(WebhookView, APIView):
             )
         ],  # fmt: skip
     )
-    def post(self, request, pk):
+    def post(self, request: Request, pk: int) -> Response:
         delivery = generics.get_object_or_404(
             WebhookDelivery.objects.filter(subscription__client=self.client), pk=pk
         )
