@@ -85,7 +85,7 @@ def test_a_read_longer_than_the_buffer_ahead_grows_as_the_bytes_arrive_and_retur
     """reactor.FastSocket.recv: a PDU over RECV_AHEAD (a DICOM_MAX_PDU above 1 MiB) is read whole."""
     import threading
 
-    from imaging.dicom.net.reactor import RECV_AHEAD, FastSocket
+    from imaging.dicom.net.fast.reactor import RECV_AHEAD, FastSocket
 
     with socket.create_server(("127.0.0.1", 0)) as server:
         theirs = socket.create_connection(server.getsockname())

@@ -412,7 +412,7 @@ def test_a_p_data_tf_body_is_read_into_its_items_or_refused_when_they_do_not_add
 
     from pynetdicom.pdu import P_DATA_TF
 
-    from imaging.dicom.net.wire import p_data_decode
+    from imaging.dicom.net.fast.wire import p_data_decode
 
     def item(context_id, header, fragment):
         return struct.pack(">LB", 2 + len(fragment), context_id) + bytes([header]) + fragment

@@ -260,7 +260,7 @@ def command_set(message_id, elements):
 
 def store_raw(assoc, command, data):
     """Send one C-STORE request as these bytes are; the response, or None if none came."""
-    from imaging.dicom.net.wire import message_send
+    from imaging.dicom.net.fast.wire import message_send
 
     assoc._reactor_checkpoint.clear()  # as send_c_store: the requestor's reactor must not take the response
     while not assoc._is_paused:

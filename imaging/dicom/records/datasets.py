@@ -8,13 +8,14 @@ Attributes: PS3.3 C.7.1.1 Patient module and C.7.2.2 Patient Study module (anima
 import struct
 from datetime import timedelta
 from functools import cache
+from io import BytesIO
 
 from django.conf import settings
 from django.utils.timezone import localtime
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
-from pynetdicom.dsutils import encode
+from pynetdicom.dsutils import decode, encode
 
 from imaging.dicom.records.matching import SPS_STATUS
 from patients import names
@@ -358,3 +359,23 @@ def worklist_answer(keys, row, transfer_syntax) -> bytes:
 def worklist_response(identifier, order) -> Dataset:
     """The same answer as a pydicom data set."""
     return _answer_elements(response_keys(identifier), worklist_elements(order_row(order))).dataset()
+
+
+class EncodedDataset(Dataset):
+    """A data set read (lazily: pydicom decodes an element when it is used) from its encoding
+    in ``transfer_syntax``, which it keeps as ``encoded``: whoever sends it in that transfer
+    syntax may send those bytes as they are instead of encoding it again."""
+
+    encoded = b""
+    transfer_syntax = None
+
+
+def worklist_answer_dataset(keys, row, transfer_syntax) -> EncodedDataset:
+    """worklist_answer as a data set, for a C-FIND SCP that takes a pydicom data set."""
+    encoded = worklist_answer(keys, row, transfer_syntax)
+    syntax = UID(transfer_syntax)
+    answer = EncodedDataset(
+        decode(BytesIO(encoded), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+    )
+    answer.encoded, answer.transfer_syntax = encoded, syntax
+    return answer
