@@ -101,6 +101,9 @@ class Server(ThreadedAssociationServer):
 
     RequestHandlerClass = ListenerRequestHandler
     counts_associations = False
+    # Closing the server does not wait for the connections' threads (which, counting, wait for
+    # their associations): listener.serve decides how long associations in progress may take.
+    block_on_close = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

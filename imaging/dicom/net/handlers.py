@@ -52,6 +52,7 @@ def on_requested(event):
         # temporary congestion (1): the caller may try again later.
         event.assoc.acse.send_reject(0x02, 0x03, 0x01)
         _until_sent(event.assoc)
+        thread_ended()
         return
     if not allowed:
         log.warning(
@@ -60,6 +61,7 @@ def on_requested(event):
         # PS3.8 9.3.4: rejected-permanent (1), service-user (1), calling AE title not recognized (3)
         event.assoc.acse.send_reject(0x01, 0x01, 0x03)
         _until_sent(event.assoc)
+        thread_ended()  # the association's thread ends with the rejection
 
 
 def _until_sent(assoc, timeout=2.0):
@@ -77,8 +79,10 @@ def on_established(event):
 
 def on_ended(event):
     """Released or aborted: queue the association's last indexing messages now, not when
-    the peer gets round to closing the connection."""
+    the peer gets round to closing the connection. This is the association's own thread, which
+    ends now: the database connection it used goes back (thread_ended)."""
     association_finish(event.assoc)
+    thread_ended()
 
 
 def association_finish(assoc):
