@@ -114,7 +114,7 @@ def test_a_read_longer_than_the_buffer_ahead_grows_as_the_bytes_arrive_and_retur
 def test_an_image_cut_off_by_an_abort_is_written_as_it_comes_and_then_not_kept(
     storescu_modality, dicom_listener, celery_worker, storage_root
 ):
-    """dimse.FastDIMSE writes a data set to a part file while it arrives; a transfer that never
+    """fast/dimse.py FastDIMSE writes a data set to a part file while it arrives; a transfer that never
     completes is never acknowledged, so nothing of it may stay (nor be indexed by the sweep)."""
     from pynetdicom.dimse_messages import C_STORE_RQ
     from pynetdicom.dimse_primitives import C_STORE
@@ -151,7 +151,7 @@ def test_an_image_cut_off_by_an_abort_is_written_as_it_comes_and_then_not_kept(
 
 
 def test_a_c_store_is_served_on_the_thread_that_read_it(settings, storage_root, monkeypatch):
-    """dimse.FastDIMSE answers a C-STORE where its last fragment was decoded, with no hand-over to
+    """fast/dimse.py FastDIMSE answers a C-STORE where its last fragment was decoded, with no hand-over to
     the association's thread and back (two thread wake-ups an image). In-process, on port 0."""
     from pynetdicom.dul import DULServiceProvider
 

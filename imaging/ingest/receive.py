@@ -369,7 +369,7 @@ class IngestBatch:
     ``age`` seconds (checked as objects arrive), and the rest when the association ends. A
     task per object cost the worker more than indexing the object. Objects are added on the
     association's DUL thread and the rest flushed on its own thread when it is released or
-    aborted (imaging/dicom/net/reactor.py, handlers.py): a lock keeps a message from falling between."""
+    aborted (imaging/dicom/net/handlers.py): a lock keeps a message from falling between."""
 
     def __init__(self, size=50, age=0.5):
         self.size, self.age = size, age
