@@ -98,3 +98,10 @@ def test_every_refusal_has_a_status():
 )
 def test_each_refusal_of_a_procedure_step_is_its_mpps_status(reason, code):
     assert handlers.STEP_STATUS[reason] == code
+
+
+def test_the_listener_says_when_it_runs_plain_pynetdicom(dicom_listener_start):
+    plain = dicom_listener_start(DICOM_FAST_PATH="false")
+    fast = dicom_listener_start(DICOM_FAST_PATH="true")
+    assert "plain pynetdicom (DICOM_FAST_PATH=false)" in plain.log.read_text()
+    assert "plain pynetdicom" not in fast.log.read_text()
