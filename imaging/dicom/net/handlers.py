@@ -96,9 +96,9 @@ def association_finish(assoc):
 
 
 def on_closed(event):
+    """The connection closed (pynetdicom tells on the thread that reads the socket): as
+    on_ended, for an association that ended without a release or an abort."""
     on_ended(event)
-    # The association's thread ends here; its database connection must not outlive it.
-    connections.close_all()
 
 
 def thread_ended():
