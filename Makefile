@@ -47,9 +47,16 @@ run: migrate
 COMPILE_OFF_TESTS := $(filter-out tests/test_api_schemathesis.py,$(wildcard tests/test_api_*.py)) \
 	$(wildcard tests/test_hl7_*.py) $(wildcard tests/test_worklist*.py) tests/test_db.py
 
+# The DICOM tests a second time with the listener's fast path off (imaging/dicom/net/fast/): plain
+# pynetdicom must pass them too. The fast path's own tests (fast-only behaviour) are left out.
+FAST_PATH_ONLY_TESTS := tests/test_dicom_fast_path.py
+FAST_PATH_OFF_TESTS := $(filter-out $(FAST_PATH_ONLY_TESTS),$(wildcard tests/test_dicom_*.py) \
+	$(wildcard tests/test_worklist*.py) $(wildcard tests/test_ingest*.py) $(wildcard tests/faults/test_*.py))
+
 test: install-dev system-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(if $(PYTEST_ARGS),,DATABASE_COMPILE_ONCE=false $(BIN)/python -m pytest $(COMPILE_OFF_TESTS))
+	$(if $(PYTEST_ARGS),,DICOM_FAST_PATH=false $(BIN)/python -m pytest $(FAST_PATH_OFF_TESTS))
 
 # The linters CI runs: ruff's rules (pyproject.toml), its formatter, and mypy with django-stubs
 # over the typed modules (the `files` of [tool.mypy] in pyproject.toml).

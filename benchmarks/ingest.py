@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ingest.py [--small 2000] [--large 100] [--corpus DIR]
         [--only RECEIVER] [--sender nodelay|stock] [--assoc 1|4] [--corpora small|large] [--rounds N]
-        [--no-diagnose]
+        [--no-diagnose] [--listener fast,plain]
 
 Builds a corpus of distinct instances (CT of ~40 KB from pydicom's CT_small.dcm, DX of ~8 MB,
 2 bytes a pixel, Explicit VR Little Endian), then sends it with dcmtk's storescu over one
@@ -13,7 +13,9 @@ reads) and on (a stock sender), to:
 - Orthanc, when it is installed (`apt-get install orthanc`; only this script uses it), with its
   own defaults in a temporary folder: it indexes into SQLite before it answers each C-STORE;
 - `manage.py dicom_listener --processes 1` and, for four associations, `--processes 2`, with a
-  real Celery worker (prefork, concurrency 2) indexing into a throw-away database.
+  real Celery worker (prefork, concurrency 2) indexing into a throw-away database; with
+  ``--listener fast,plain`` once with its fast path (DICOM_FAST_PATH=true, the default) and once
+  as plain pynetdicom (``vetpacs-1proc-plain``), and the ratio between the two.
 
 It prints images/s and MB/s until C-STORE completes (storescu exits) and, for VetPACS, until
 every instance is indexed (imaging.Instance rows), the ratio between the two and the ratios to
@@ -24,6 +26,7 @@ end, as is the storage root.
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import re
@@ -382,12 +385,13 @@ class Orthanc:
 
 
 class Vetpacs:
-    def __init__(self, workdir, processes, env, db, warmup, queue):
-        self.label = f"vetpacs-{processes}proc"
+    def __init__(self, workdir, processes, env, db, warmup, queue, fast=True):
+        self.label = f"vetpacs-{processes}proc" + ("" if fast else "-plain")
         self.processes = processes
-        self.env, self.db, self.warmup, self.queue = env, db, warmup, queue
+        self.env = {**env, "DICOM_FAST_PATH": "true" if fast else "false"}
+        self.db, self.warmup, self.queue = db, warmup, queue
         self.port = free_port()
-        self.log = Path(workdir) / f"listener-{processes}.log"
+        self.log = Path(workdir) / f"listener-{self.label}.log"
         self.storage = Path(env["STORAGE_ROOT"])
         self.proc = None
 
@@ -669,13 +673,14 @@ def targets(rows):
         "Targets (issue 3), PostgreSQL and indexing included, against Orthanc measured above"
         " (with several rounds: medians, and each round's ratio):"
     ]
-    for corpus, sender, assoc, ours in [
+    cells = [
         ("small", "nodelay", 1, "vetpacs-1proc"),
         ("large", "nodelay", 1, "vetpacs-1proc"),
         ("small", "nodelay", 4, "vetpacs-2proc"),
         ("large", "nodelay", 4, "vetpacs-2proc"),
         ("small", "stock", 1, "vetpacs-1proc"),
-    ]:
+    ]
+    for corpus, sender, assoc, ours in cells + [(c, s, a, o + "-plain") for c, s, a, o in cells]:
         mine, theirs = by.get((ours, corpus, sender, assoc)), by.get(("orthanc", corpus, sender, assoc))
         if not mine or not theirs:
             continue
@@ -704,6 +709,31 @@ def targets(rows):
             harness.target(
                 "time until indexed / C-STORE time", f"worst {worst:.2f}x", "<= 1.2x", worst <= 1.2
             )
+        )
+    return "\n".join(lines)
+
+
+def fast_vs_plain(rows):
+    """What the fast path buys: its rates over plain pynetdicom's in the same cells (medians)."""
+    import statistics
+
+    by = {}
+    for r in rows:
+        if r["receiver"].startswith("vetpacs") and not r["error"] and not r["timeout"]:
+            by.setdefault((r["receiver"], r["corpus"], r["sender"], r["assoc"]), []).append(r)
+    lines = ["The fast path (DICOM_FAST_PATH=true) over plain pynetdicom (false), same cells:"]
+    for (receiver, corpus, sender, assoc), fast in sorted(by.items()):
+        plain = by.get((receiver + "-plain", corpus, sender, assoc))
+        if receiver.endswith("-plain") or not plain:
+            continue
+        store = statistics.median(r["store_s"] for r in plain) / statistics.median(r["store_s"] for r in fast)
+        indexed = (
+            [r["index_s"] for r in fast if r.get("index_s")],
+            [r["index_s"] for r in plain if r.get("index_s")],
+        )
+        index = statistics.median(indexed[1]) / statistics.median(indexed[0]) if all(indexed) else None
+        lines.append(
+            f"  {corpus} {sender} {assoc} assoc, {receiver}: C-STORE {store:.2f}x, indexed {fmt(index, '.2f')}x"
         )
     return "\n".join(lines)
 
@@ -1025,12 +1055,21 @@ def main():
         help="run each cell this many times, the receivers taking turns; targets use the median (default 1)",
     )
     parser.add_argument(
+        "--listener",
+        default="fast",
+        help="our listener with its fast path, as plain pynetdicom, or both: fast, plain or fast,plain"
+        " (DICOM_FAST_PATH; default fast)",
+    )
+    parser.add_argument(
         "--diagnose",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="after the table's runs, profile our listener and indexing in this process",
     )
     args = parser.parse_args()
+    listeners = args.listener.split(",")
+    if not listeners or set(listeners) - {"fast", "plain"}:
+        parser.error("--listener: fast, plain or fast,plain")
     for tool in (STORESCU, STORESCP):
         if not os.access(tool, os.X_OK):
             raise SystemExit(f"{tool} not found: install dcmtk")
@@ -1115,9 +1154,13 @@ def main():
             "storescp": lambda: Storescp(workdir, fork=False),
             "storescp+fork": lambda: Storescp(workdir, fork=True),
             **({"orthanc": lambda: Orthanc(workdir)} if orthanc else {}),
-            "vetpacs-1proc": lambda: Vetpacs(workdir, 1, env, db, warmup, queue),
-            "vetpacs-2proc": lambda: Vetpacs(workdir, 2, env, db, warmup, queue),
         }
+        for kind in listeners:
+            suffix = "" if kind == "fast" else "-plain"
+            for processes in (1, 2):
+                receivers[f"vetpacs-{processes}proc{suffix}"] = functools.partial(
+                    Vetpacs, workdir, processes, env, db, warmup, queue, fast=kind == "fast"
+                )
         # storescp forks for four associations; two listener processes only for four.
         serves = {
             "storescp": (1,),
@@ -1126,7 +1169,14 @@ def main():
             "vetpacs-1proc": (1, 4),
             "vetpacs-2proc": (4,),
         }
-        wanted = [name for name in receivers if not args.only or name.split("+")[0] in args.only]
+        serves.update(
+            {f"{name}-plain": assocs for name, assocs in list(serves.items()) if name.startswith("vetpacs")}
+        )
+        wanted = [
+            name
+            for name in receivers
+            if not args.only or name.split("+")[0].removesuffix("-plain") in args.only
+        ]
         with contextlib.ExitStack() as stack:
             # Every receiver is up (and idle) throughout, and each corpus/associations/sender cell
             # runs them one after the other: on a shared machine the load changes from one quarter
@@ -1197,6 +1247,8 @@ def main():
                 print(targets(rows))
             else:
                 print(REFERENCE)
+            if any(r["receiver"].endswith("-plain") for r in rows):
+                print(fast_vs_plain(rows))
         if diagnosis:
             print("\nWhere the time goes (small corpus):")
             print(diagnosis)

@@ -3,7 +3,6 @@
 import io
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pydicom
@@ -263,45 +262,6 @@ def test_storage_that_fails_gets_out_of_resources(storescu_modality, dicom_liste
     assert status.ErrorComment.startswith("Storage failed")
 
 
-def test_an_image_cut_off_by_an_abort_is_written_as_it_comes_and_then_not_kept(
-    storescu_modality, dicom_listener, celery_worker, storage_root
-):
-    """dimse.FastDIMSE writes a data set to a part file while it arrives; a transfer that never
-    completes is never acknowledged, so nothing of it may stay (nor be indexed by the sweep)."""
-    from pynetdicom.dimse_messages import C_STORE_RQ
-    from pynetdicom.dimse_primitives import C_STORE
-
-    ds = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
-    ds.SOPInstanceUID = generate_uid()
-    ds.PixelData = bytes(2_000_000)  # many PDUs' worth
-    ds["PixelData"].VR = "OW"
-    assoc = associate(dicom_listener.port, "STORESCU")
-    request = C_STORE()
-    request.MessageID, request.AffectedSOPClassUID, request.AffectedSOPInstanceUID = (
-        1,
-        CTImageStorage,
-        ds.SOPInstanceUID,
-    )
-    request.Priority = 2
-    buffer = io.BytesIO()
-    ds.save_as(buffer, implicit_vr=False, little_endian=True)
-    request.DataSet = io.BytesIO(dataset_bytes(buffer.getvalue()))
-    message = C_STORE_RQ()
-    message.primitive_to_message(request)
-    context_id = assoc.accepted_contexts[0].context_id
-    pdus = list(message.encode_msg(context_id, assoc.acceptor.maximum_length))
-    assert len(pdus) > 8
-    for pdu in pdus[: len(pdus) // 2]:  # the command set and half the data set
-        assoc.dul.send_pdu(pdu)
-    wait_for(lambda: list(storage_root.rglob("*.part")), message="the data set written as it arrives")
-
-    assoc.abort()
-    wait_for(lambda: not list(storage_root.rglob("*.part")), message="the part file removed")
-    assert not list(storage_root.rglob("*.dcm"))
-    call_command("reindex")
-    assert Instance.objects.count() == 0
-
-
 def test_the_same_instance_twice_is_one_row_and_a_different_one_is_a_new_version(
     storescu_modality, dicom_listener, celery_worker, storage_root
 ):
@@ -371,65 +331,3 @@ def test_a_worker_killed_mid_ingest_loses_nothing_and_doubles_nothing(
     assert len(list(storage_root.rglob("*.dcm"))) == count
     assert Instance.objects.values("sop_instance_uid").distinct().count() == count
     assert Study.objects.count() == 1
-
-
-def test_a_c_store_is_served_on_the_thread_that_read_it(settings, storage_root, monkeypatch):
-    """dimse.FastDIMSE answers a C-STORE where its last fragment was decoded, with no hand-over to
-    the association's thread and back (two thread wake-ups an image). In-process, on port 0."""
-    from pynetdicom.dul import DULServiceProvider
-
-    from imaging.dicom.net import ae as node
-    from imaging.dicom.net.handlers import on_store
-
-    settings.DICOM_ALLOW_ANY_AE = True
-    threads = []
-
-    def recording(event):
-        threads.append(threading.current_thread())
-        return on_store(event)
-
-    monkeypatch.setattr(node, "HANDLERS", [(e, recording if h is on_store else h) for e, h in node.HANDLERS])
-    ae = node.ae_build(ae_title="VETPACS", max_pdu=131072)
-    server = node.server_start(ae, ("127.0.0.1", 0))
-    try:
-        assoc = associate(server.server_address[1], "STORESCU")
-        for _ in range(2):
-            ds = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
-            ds.SOPInstanceUID = generate_uid()
-            assert assoc.send_c_store(ds).Status == 0x0000
-        assoc.release()
-    finally:
-        server.shutdown()
-        ae.shutdown()
-    assert len(threads) == 2 and all(isinstance(thread, DULServiceProvider) for thread in threads)
-    assert len(list(storage_root.rglob("*.dcm"))) == 2
-
-
-def test_a_p_data_tf_body_is_read_into_its_items_or_refused_when_they_do_not_add_up():
-    """wire.p_data_decode (PS3.8 9.3.5): each item a 4-byte length, the context ID, then the
-    message control header and the fragment (PS3.8 E.2)."""
-    import struct
-
-    from pynetdicom.pdu import P_DATA_TF
-
-    from imaging.dicom.net.wire import p_data_decode
-
-    def item(context_id, header, fragment):
-        return struct.pack(">LB", 2 + len(fragment), context_id) + bytes([header]) + fragment
-
-    body = item(1, 0x03, b"command") + item(1, 0x00, b"data 1") + item(3, 0x02, b"data two")
-    items = p_data_decode(bytearray(body)).to_primitive().presentation_data_value_list
-    reference = P_DATA_TF()
-    reference.decode(struct.pack(">BBL", 4, 0, len(body)) + body)
-    assert [(c, bytes(v)) for c, v in items] == reference.to_primitive().presentation_data_value_list
-    assert type(items[0][1]) is bytes  # a command fragment: bytes, as pynetdicom's
-    assert type(items[1][1]) is memoryview  # a data set fragment: a view of what was read, not a copy
-
-    for bad in [
-        b"",
-        body[:-1],
-        body + b"\x00\x00",
-        struct.pack(">LB", 1, 1) + b"\x03",
-        struct.pack(">LB", 99, 1) + b"\x03x",
-    ]:
-        assert p_data_decode(bytearray(bad)) is None, bad

@@ -7,10 +7,9 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from imaging.dicom.records.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS
 from imaging.ingest import storage
 from imaging.ingest.index import instance_index, storage_sweep
-from imaging.ingest.receive import Arriving, StoreRefused, instance_receive
+from imaging.ingest.receive import IncomingObject, ObjectRefused, Refusal, instance_receive
 from imaging.models import Instance, Study
 from vetclinic.audit.models import AuditEntry
 
@@ -30,7 +29,7 @@ def split(path):
 def receive_raw(meta, data, ds):
     """What the C-STORE handler does with these bytes, announced as ``ds`` says."""
     return instance_receive(
-        data=data, file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
+        source=data, file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
         sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
     )  # fmt: skip
 
@@ -87,36 +86,35 @@ def test_indexing_the_same_key_again_changes_nothing(received):
 
 
 @pytest.mark.parametrize(
-    "data, status, comment",
+    "data, reason, comment",
     [
-        (b"", CANNOT_UNDERSTAND, "Malformed data set: empty"),
-        (b"\x08\x00\x18\x00UI\x40\x00" + b"1.2" * 5, CANNOT_UNDERSTAND, "Malformed data set"),
+        (b"", Refusal.UNREADABLE, "Malformed data set: empty"),
+        (b"\x08\x00\x18\x00UI\x40\x00" + b"1.2" * 5, Refusal.UNREADABLE, "Malformed data set"),
     ],
 )
-def test_malformed_data_is_refused_with_a_reason(storage_root, data, status, comment):
+def test_malformed_data_is_refused_with_a_reason(storage_root, data, reason, comment):
     meta, _, ds = split(TEST_FILES / "CT_small.dcm")
-    with pytest.raises(StoreRefused) as refused:
+    with pytest.raises(ObjectRefused) as refused:
         receive_raw(meta, data, ds)
-    assert refused.value.status == status
-    assert refused.value.comment.startswith(comment)
-    assert len(refused.value.comment) <= 64  # Error Comment is LO
+    assert refused.value.reason == reason
+    assert refused.value.detail.startswith(comment)
     assert not list(storage_root.rglob("*.dcm"))
 
 
 def test_an_image_cut_off_before_its_pixel_data_is_refused(storage_root):
     meta, data, ds = split(TEST_FILES / "CT_small.dcm")
     pixel_data_at = data.index(b"\xe0\x7f\x10\x00")
-    with pytest.raises(StoreRefused) as refused:
+    with pytest.raises(ObjectRefused) as refused:
         receive_raw(meta, data[:pixel_data_at], ds)
-    assert refused.value.comment == "Image without pixel data: the data set is cut off"
+    assert refused.value.detail == "Image without pixel data: the data set is cut off"
 
 
 def test_a_data_set_without_its_study_is_refused(storage_root, tmp_path):
     meta, data, ds = split(changed_copy(tmp_path, StudyInstanceUID=None))
-    with pytest.raises(StoreRefused) as refused:
+    with pytest.raises(ObjectRefused) as refused:
         receive_raw(meta, data, ds)
-    assert refused.value.status == DATASET_DOES_NOT_MATCH_SOP_CLASS
-    assert refused.value.comment == "StudyInstanceUID is missing"
+    assert refused.value.reason == Refusal.DOES_NOT_MATCH
+    assert refused.value.detail == "StudyInstanceUID is missing"
 
 
 # Linking by Patient ID (imaging/ingest/linking.py): the animal's name and species must agree.
@@ -231,17 +229,18 @@ def test_the_series_thumbnail_is_drawn_from_its_middle_image(received):
 
 
 def receive_arriving(meta, data, ds, pieces=7):
-    """What the C-STORE handler does when dimse.FastDIMSE wrote the data set as it arrived."""
-    arriving = Arriving(
+    """What the C-STORE handler does when the fast path wrote the data set as it arrived."""
+    arriving = IncomingObject(
         sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
         transfer_syntax=ds.file_meta.TransferSyntaxUID, calling_ae="CTROOM",
     )  # fmt: skip
     step = len(data) // pieces + 1
     for at in range(0, len(data), step):
         arriving.write(memoryview(data)[at : at + step])
+    arriving.arrived(data)
     return arriving, instance_receive(
-        data=data, transfer_syntax=ds.file_meta.TransferSyntaxUID, sop_class_uid=ds.SOPClassUID,
-        sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM", arriving=arriving,
+        source=arriving, transfer_syntax=ds.file_meta.TransferSyntaxUID, sop_class_uid=ds.SOPClassUID,
+        sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
     )  # fmt: skip
 
 
@@ -251,7 +250,7 @@ def test_an_object_written_as_it_arrives_is_kept_as_one_written_whole(storage_ro
 
     assert key == arriving.key
     whole = instance_receive(
-        data=data, transfer_syntax=ds.file_meta.TransferSyntaxUID, sop_class_uid=ds.SOPClassUID,
+        source=data, transfer_syntax=ds.file_meta.TransferSyntaxUID, sop_class_uid=ds.SOPClassUID,
         sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM",
     )  # fmt: skip
     assert storage.object_get(key) == storage.object_get(whole)  # our file meta, then the bytes as sent
@@ -262,9 +261,9 @@ def test_an_object_written_as_it_arrives_is_kept_as_one_written_whole(storage_ro
 
 def test_an_object_written_as_it_arrives_and_then_refused_leaves_nothing(storage_root, tmp_path):
     meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
-    with pytest.raises(StoreRefused) as refused:
+    with pytest.raises(ObjectRefused) as refused:
         receive_arriving(meta, data[: len(data) // 2], ds)
-    assert refused.value.status == CANNOT_UNDERSTAND
+    assert refused.value.reason == Refusal.UNREADABLE
     assert not [p for p in storage_root.rglob("*") if p.is_file()]
 
 
@@ -273,10 +272,10 @@ def test_the_sweep_indexes_no_part_file_and_removes_the_ones_left_for_an_hour(st
     import time
 
     meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
-    fresh = Arriving(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
+    fresh = IncomingObject(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
                      transfer_syntax=ds.file_meta.TransferSyntaxUID, calling_ae="CTROOM")  # fmt: skip
     fresh.write(data)
-    old = Arriving(sop_class_uid=ds.SOPClassUID, sop_instance_uid=generate_uid(),
+    old = IncomingObject(sop_class_uid=ds.SOPClassUID, sop_instance_uid=generate_uid(),
                    transfer_syntax=ds.file_meta.TransferSyntaxUID, calling_ae="CTROOM")  # fmt: skip
     old.write(data)
     old_part = Path(storage.default_storage.path(old.key + storage.PART))
@@ -304,9 +303,7 @@ def test_a_storage_that_takes_whole_objects_gets_the_arrived_pieces_in_one_save(
 def test_an_object_whose_writing_fails_while_it_arrives_is_refused_out_of_resources(
     storage_root, tmp_path, monkeypatch
 ):
-    """The disk fills up mid-image: the C-STORE gets 0xA700 (PS3.4 B.2.3), nothing is left."""
-    from imaging.dicom.records.status import OUT_OF_RESOURCES
-
+    """The disk fills up mid-image: refused out of resources (a C-STORE's 0xA700), nothing is left."""
     meta, data, ds = split(changed_copy(tmp_path, SOPInstanceUID=generate_uid()))
     writes = []
 
@@ -318,8 +315,48 @@ def test_an_object_whose_writing_fails_while_it_arrives_is_refused_out_of_resour
 
     original = storage.DurableFileWriter.write
     monkeypatch.setattr(storage.DurableFileWriter, "write", full)
-    with pytest.raises(StoreRefused) as refused:
+    with pytest.raises(ObjectRefused) as refused:
         receive_arriving(meta, data, ds)
-    assert refused.value.status == OUT_OF_RESOURCES
-    assert "No space left" in refused.value.comment
+    assert refused.value.reason == Refusal.OUT_OF_RESOURCES
+    assert "No space left" in refused.value.detail
+    assert not [p for p in storage_root.rglob("*") if p.is_file()]
+
+
+def test_an_object_from_a_part10_file_is_kept_as_the_same_object_from_its_bytes(storage_root, tmp_path):
+    """pynetdicom writes a C-STORE data set to a Part 10 file (STORE_RECV_CHUNKED_DATASET); a
+    STOW-RS body part is one too. The data set is copied as it is, behind our File Meta."""
+    path = changed_copy(tmp_path, SOPInstanceUID=generate_uid())
+    _meta, data, ds = split(path)
+    announced = dict(transfer_syntax=ds.file_meta.TransferSyntaxUID, sop_class_uid=ds.SOPClassUID,
+                     sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM")  # fmt: skip
+
+    from_file = instance_receive(source=path, **announced)
+    from_bytes = instance_receive(source=data, **announced)
+
+    assert storage.object_get(from_file) == storage.object_get(from_bytes)
+    assert storage.object_get(from_file).endswith(data)
+    assert (
+        pydicom.dcmread(io.BytesIO(storage.object_get(from_file))).file_meta.SourceApplicationEntityTitle
+        == "CTROOM"
+    )
+
+
+def test_a_file_that_is_not_part10_is_refused_as_unreadable(storage_root, tmp_path):
+    path = tmp_path / "not.dcm"
+    path.write_bytes(b"\x00" * 300)
+    with pytest.raises(ObjectRefused) as refused:
+        instance_receive(source=path, transfer_syntax="1.2.840.10008.1.2.1", sop_class_uid="1.2.3",
+                         sop_instance_uid="1.2.3.4", calling_ae="CTROOM")  # fmt: skip
+    assert refused.value.reason == Refusal.UNREADABLE
+    assert not list(storage_root.rglob("*.dcm"))
+
+
+def test_a_part10_file_cut_off_is_refused_as_unreadable(storage_root, tmp_path):
+    path = changed_copy(tmp_path, SOPInstanceUID=generate_uid())
+    ds = pydicom.dcmread(path)
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(ObjectRefused) as refused:
+        instance_receive(source=path, transfer_syntax=ds.file_meta.TransferSyntaxUID, sop_class_uid=ds.SOPClassUID,
+                         sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM")  # fmt: skip
+    assert refused.value.reason == Refusal.UNREADABLE
     assert not [p for p in storage_root.rglob("*") if p.is_file()]

@@ -26,7 +26,7 @@ def messages(storage_root, tmp_path):
         batch = IngestBatch(size=10**6, age=10**6)  # never flushes: we index by hand
         meta, data, ds = split(path or changed_copy(tmp_path, name, **changes))
         instance_receive(
-            data=data, file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
+            source=data, file_meta_bytes=meta, transfer_syntax=ds.file_meta.TransferSyntaxUID,
             sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM", batch=batch,
         )  # fmt: skip
         [message] = batch.messages

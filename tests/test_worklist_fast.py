@@ -1,4 +1,5 @@
-"""The worklist answers that worklist_scp.WorklistFind sends, encoded by datasets.worklist_answer, must be
+"""The worklist answers the listener sends (encoded by datasets.worklist_answer; as they are by the
+fast path's worklist_scp.WorklistFind), must be
 the same data sets pydicom would have written for worklist_response: checked on a real socket
 with dcmtk's findscu (explicit and implicit VR), and with pynetdicom for the transfer syntaxes
 pydicom encodes for us, answers split over several PDUs, and C-CANCEL mid-answers."""

@@ -222,6 +222,9 @@ DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072)
 # 0 would mean no maximum (PS3.8 D.1): a caller could then make the listener hold a PDU of any size.
 if not 4096 <= DICOM_MAX_PDU <= 2**24:
     raise ImproperlyConfigured("DICOM_MAX_PDU: 4096 to 16777216 bytes")
+# The listener's fast path (imaging/dicom/net/fast/, written for pynetdicom 3.0.4 only); off, the
+# listener is plain pynetdicom. What it buys: benchmarks/README.md.
+DICOM_FAST_PATH = envbool("DICOM_FAST_PATH", True)
 # DICOM TLS for the listener (imaging/dicom/net/tls.py): a PEM certificate chain and its key (a key
 # in the certificate file if empty); with a CA file, callers must present a certificate it signed.
 DICOM_TLS_CERT = env("DICOM_TLS_CERT", "")

@@ -1,10 +1,17 @@
-"""Receiving DICOM objects: the C-STORE hot path.
+"""Receiving DICOM objects, whatever channel brings them (a C-STORE today, STOW-RS later).
 
 ``instance_receive`` checks an object, keeps it durably (storage.py) and queues it for
-indexing (IngestBatch, instances_queue); no database. The worker's side is index.py.
+indexing (IngestBatch, instances_queue); no database. The object comes as its data set's
+bytes, as a Part 10 file (PS3.10 7: pynetdicom writes a C-STORE's data set to one, a STOW-RS
+body part is one), or as an IncomingObject written to storage while it arrived. What must not
+be accepted raises ObjectRefused with a Refusal, a reason each channel words its own way (a
+DIMSE status in imaging/dicom/net/handlers.py). The worker's side is index.py.
 """
 
+import enum
 import logging
+import mmap
+import os
 import struct
 import threading
 import time
@@ -20,12 +27,6 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from imaging.dicom.records import integrity
 from imaging.dicom.records.encoding import element_encode
 from imaging.dicom.records.header import header_summary
-from imaging.dicom.records.status import (
-    CANNOT_UNDERSTAND,
-    DATASET_DOES_NOT_MATCH_SOP_CLASS,
-    OUT_OF_RESOURCES,
-    error_comment,
-)
 from imaging.ingest import storage
 from vetclinic.cache import Kept
 
@@ -35,20 +36,33 @@ log = logging.getLogger(__name__)
 PIXEL_DATA = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 
 
-class StoreRefused(Exception):
-    """A C-STORE we must not acknowledge: a DIMSE failure status and its Error Comment."""
+class Refusal(enum.Enum):
+    """Why an object is refused: a reason, not a protocol's status. The DICOM handler answers
+    each with its C-STORE status (PS3.4 B.2.3); STOW-RS will answer with its failure reasons
+    (PS3.18 10.5.3)."""
 
-    def __init__(self, status, comment):
-        super().__init__(comment)
-        self.status = status
-        self.comment = error_comment(comment)
+    DOES_NOT_MATCH = "does not match"  # UIDs missing, invalid, or not the request's
+    UNREADABLE = "unreadable"  # malformed, cut off, or a value that cannot be decoded
+    OUT_OF_RESOURCES = "out of resources"  # it could not be kept (storage failed, a full disk)
 
 
-class Arriving:
-    """An object whose data set is still arriving (a C-STORE's fragments, PS3.8 E.2), written
-    to storage piece by piece as it comes, so that the disk works while the network does.
-    Nothing is durable or acknowledged until instance_receive has checked the whole of it and
-    committed it; until then it is a part file that is never indexed (storage.object_writer)."""
+class ObjectRefused(Exception):
+    """An object that must not be acknowledged: ``reason`` (a Refusal) and ``detail``, a sentence
+    for the sender (a channel may shorten it: a DIMSE Error Comment is 64 characters)."""
+
+    def __init__(self, reason, detail):
+        super().__init__(detail)
+        self.reason, self.detail = reason, str(detail)
+
+
+class IncomingObject:
+    """An object whose data set is still arriving (a C-STORE's fragments, PS3.8 E.2; a STOW-RS
+    body part), written to storage piece by piece as it comes, so that the disk works while the
+    network does. ``write`` each piece, then ``arrived(data)`` with the whole data set (which the
+    writer holds anyway, for the checks) and pass it to instance_receive as its source; or
+    ``abort``. Nothing is durable or acknowledged until instance_receive has checked the whole
+    of it and committed it; until then it is a part file that is never indexed
+    (storage.object_writer)."""
 
     def __init__(self, *, sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):
         self.sop_instance_uid, self.transfer_syntax = str(sop_instance_uid), str(transfer_syntax)
@@ -57,6 +71,7 @@ class Arriving:
         self.file_meta = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
         self.size = 0  # data set bytes written
         self.error = None
+        self.data = None  # the whole data set, once it has arrived
         try:
             self.writer = storage.object_writer(self.key)
             self.writer.write(self.file_meta)
@@ -80,6 +95,10 @@ class Arriving:
             self.error = _bare(error)
             self.abort()
 
+    def arrived(self, data):
+        """All of it is here: ``data`` is the whole data set (bytes-like), as written."""
+        self.data = data
+
     def commit(self):
         if self.error is not None:
             raise self.error
@@ -98,58 +117,118 @@ class Arriving:
 def _bare(error):
     """``error`` without its traceback, to be kept past the write that raised it. The
     traceback's frames hold the piece written, a view of the association's receive buffer
-    (dimse.FastDIMSE._store_stream): a BytesIO with a view on it cannot grow, so the next fragment
+    (imaging/dicom/net/fast/dimse.py): a BytesIO with a view on it cannot grow, so the next fragment
     of the data set failed to decode and the association was aborted (a full disk did that)."""
     error.__context__ = error.__cause__ = None
     return error.with_traceback(None)
 
 
 def instance_receive(
-    *, data, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, file_meta_bytes=None, batch=None,
-    arriving=None,
+    *, source, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, file_meta_bytes=None, batch=None
 ):  # fmt: skip
     """Check one received object, keep it durably, queue its indexing; return its storage key.
 
-    Raises StoreRefused for anything that must not be acknowledged. The data set bytes are
-    stored as they came (no decode and re-encode), behind our File Meta Information (made here
-    unless ``file_meta_bytes`` brings it). ``arriving`` (an Arriving) has written them to storage
-    already as they came off the wire: it is committed or thrown away here. The indexing message
-    joins ``batch`` (an IngestBatch: one per association) or goes at once.
+    ``source`` is the data set's bytes (or a BytesIO of them), a Part 10 file (a path), or an
+    IncomingObject that has written them to storage as they arrived (committed or thrown away
+    here). Raises ObjectRefused for anything that must not be acknowledged. The data set is
+    stored as it came (no decode and re-encode), behind our File Meta Information (made here
+    unless ``file_meta_bytes`` brings it): from a file it is copied, never held whole in
+    memory. The indexing message joins ``batch`` (an IngestBatch: one per association) or
+    goes at once.
     """
-    if arriving is not None and arriving.error is None and (
-        arriving.size != len(data) or arriving.sop_instance_uid != str(sop_instance_uid)
-        or arriving.transfer_syntax != str(transfer_syntax)
-    ):  # fmt: skip
-        arriving.abort()  # not these bytes after all: store them the ordinary way
-        arriving = None
-    # (An arriving object whose writing failed is refused below, when it is committed.)
+    incoming = source if isinstance(source, IncomingObject) else None
+    if incoming is not None:
+        data = incoming.data
+        if incoming.error is None and (
+            data is None or incoming.size != len(data) or incoming.sop_instance_uid != str(sop_instance_uid)
+            or incoming.transfer_syntax != str(transfer_syntax)
+        ):  # fmt: skip
+            incoming.abort()  # not these bytes after all: store them the ordinary way
+            incoming = None
+        # (An incoming object whose writing failed is refused below, when it is committed.)
+        if data is None:
+            raise ObjectRefused(Refusal.UNREADABLE, "The data set never arrived whole")
+        with _data_set(data) as data:
+            return _receive(data, incoming, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae,
+                            file_meta_bytes, batch)  # fmt: skip
+    with _data_set(source) as data:
+        return _receive(data, None, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae,
+                        file_meta_bytes, batch)  # fmt: skip
+
+
+class _data_set:
+    """The data set of a source, as something bytes-like, for a ``with``: bytes as they are;
+    a BytesIO's buffer; a Part 10 file's data set (after its File Meta Information, PS3.10
+    7.1) mapped from the file, so that only what the checks read is read."""
+
+    def __init__(self, source):
+        self.source, self.mapped, self.view = source, None, None
+
+    def __enter__(self):
+        source = self.source
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return source
+        if hasattr(source, "getvalue"):
+            return source.getvalue()
+        try:
+            with open(source, "rb") as handle:
+                start = _part10_data_set_start(handle)
+                if os.fstat(handle.fileno()).st_size == start:
+                    return b""
+                self.mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as error:
+            raise ObjectRefused(Refusal.UNREADABLE, f"Cannot read the object: {error}") from None
+        self.view = memoryview(self.mapped)[start:]
+        return self.view
+
+    def __exit__(self, *exc):
+        if self.mapped is not None:
+            try:
+                self.view.release()
+                self.mapped.close()
+            except BufferError:  # a view of it outlived the call (a traceback): the GC closes it
+                pass
+        return False
+
+
+def _part10_data_set_start(handle):
+    """Where a Part 10 file's data set starts: after the preamble, 'DICM' and the File Meta
+    Information group, whose length its first element gives (PS3.10 7.1)."""
+    head = handle.read(144)
+    if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
+        raise ObjectRefused(Refusal.UNREADABLE, "Not a DICOM file with File Meta Information (PS3.10 7.1)")
+    (group_length,) = struct.unpack_from("<I", head, 140)
+    return 144 + group_length
+
+
+def _receive(
+    data, incoming, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, file_meta_bytes, batch
+):
     try:
         ds = _checked_header(data, transfer_syntax)
         for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
             if not ds.get(keyword):
-                raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is missing")
+                raise ObjectRefused(Refusal.DOES_NOT_MATCH, f"{keyword} is missing")
             # PS3.5 9.1: at most 64 characters, digits and dots. A longer one does not fit the
             # index (nor a storage key): acknowledged, it could never be indexed.
             if not integrity.is_uid(ds[keyword].value):
-                raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is not a valid UID")
+                raise ObjectRefused(Refusal.DOES_NOT_MATCH, f"{keyword} is not a valid UID")
         if str(ds.SOPInstanceUID) != str(sop_instance_uid):
-            raise StoreRefused(
-                DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Instance UID differs from the request's"
-            )
+            raise ObjectRefused(Refusal.DOES_NOT_MATCH, "SOP Instance UID differs from the request's")
         if str(ds.SOPClassUID) != str(sop_class_uid):
-            raise StoreRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "SOP Class UID differs from the request's")
+            raise ObjectRefused(Refusal.DOES_NOT_MATCH, "SOP Class UID differs from the request's")
         try:
             summary = header_summary(ds, transfer_syntax_uid=transfer_syntax)
         except Exception as error:  # a value pydicom cannot decode (an unknown VR, a 3-byte US)
-            raise StoreRefused(CANNOT_UNDERSTAND, f"Unreadable data set: {error}") from None
-    except StoreRefused:
-        if arriving is not None:
-            arriving.abort()
+            raise ObjectRefused(Refusal.UNREADABLE, f"Unreadable data set: {error}") from None
+    except ObjectRefused:
+        if incoming is not None:
+            incoming.abort()
         raise
     try:
-        if arriving is not None:
-            key, received_at, file_meta_size = arriving.key, arriving.received_at, len(arriving.file_meta)
-            arriving.commit()
+        if incoming is not None:
+            key, received_at, file_meta_size = incoming.key, incoming.received_at, len(incoming.file_meta)
+            incoming.commit()
         else:
             if file_meta_bytes is None:
                 file_meta_bytes = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
@@ -158,10 +237,10 @@ def instance_receive(
                 storage.instance_key(str(sop_instance_uid), received_at),
                 len(file_meta_bytes),
             )
-            storage.object_put(key, file_meta_bytes + data)
+            _store(key, file_meta_bytes, data)
     except Exception as error:
         log.exception("storage failed for %s from %s", sop_instance_uid, calling_ae)
-        raise StoreRefused(OUT_OF_RESOURCES, f"Storage failed: {error}") from None
+        raise ObjectRefused(Refusal.OUT_OF_RESOURCES, f"Storage failed: {error}") from None
     message = {
         "storage_key": key,
         "summary": summary,
@@ -174,6 +253,26 @@ def instance_receive(
     else:
         batch.add(message)
     return key
+
+
+COPY_PIECE = 1 << 20  # a data set mapped from a file is copied to storage this much at a time
+
+
+def _store(key, file_meta_bytes, data):
+    """Our File Meta, then the data set as it came: in one piece from memory, in pieces from a
+    mapped file (never read whole into memory)."""
+    if not isinstance(data, memoryview):
+        storage.object_put(key, file_meta_bytes + data)
+        return
+    writer = storage.object_writer(key)
+    try:
+        writer.write(file_meta_bytes)
+        for at in range(0, len(data), COPY_PIECE):
+            writer.write(data[at : at + COPY_PIECE])
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
 
 
 def _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):
@@ -230,18 +329,18 @@ def _checked_header(data, transfer_syntax):
                 Tag(tag),
                 vr,
                 length,
-                data[offset : offset + length],
+                bytes(data[offset : offset + length]),
                 offset,
                 ts.is_implicit_VR,
                 ts.is_little_endian,
             )
         ds.get("SOPInstanceUID"), ds.get("SOPClassUID")  # decode now: a nonsense value must fail here
     except integrity.Malformed as error:
-        raise StoreRefused(CANNOT_UNDERSTAND, f"Malformed data set: {error}") from None
+        raise ObjectRefused(Refusal.UNREADABLE, f"Malformed data set: {error}") from None
     except Exception as error:  # pydicom raises many kinds on nonsense values
-        raise StoreRefused(CANNOT_UNDERSTAND, f"Unreadable data set: {error}") from None
+        raise ObjectRefused(Refusal.UNREADABLE, f"Unreadable data set: {error}") from None
     if "Rows" in ds and not PIXEL_DATA & elements.keys():
-        raise StoreRefused(CANNOT_UNDERSTAND, "Image without pixel data: the data set is cut off")
+        raise ObjectRefused(Refusal.UNREADABLE, "Image without pixel data: the data set is cut off")
     return ds
 
 
@@ -268,7 +367,7 @@ class IngestBatch:
     ``age`` seconds (checked as objects arrive), and the rest when the association ends. A
     task per object cost the worker more than indexing the object. Objects are added on the
     association's DUL thread and the rest flushed on its own thread when it is released or
-    aborted (imaging/dicom/net/reactor.py, handlers.py): a lock keeps a message from falling between."""
+    aborted (imaging/dicom/net/handlers.py): a lock keeps a message from falling between."""
 
     def __init__(self, size=50, age=0.5):
         self.size, self.age = size, age

@@ -2,10 +2,11 @@
 
 N-CREATE (``mpps_create``) opens a step IN PROGRESS and moves its order along; N-SET
 (``mpps_update``) ends it COMPLETED or DISCONTINUED and records the series it made. Anything the
-standard says to refuse raises StepRefused with the status of PS3.4 F.7.2.1.4 / F.7.2.2.4 and an
-Error Comment; the DICOM handler only maps it.
+standard says to refuse raises StepRefused with a StepRefusal, a reason that the DICOM handler
+maps to its status (PS3.4 F.7.2.1.4 / F.7.2.2.4), and a sentence for the Error Comment.
 """
 
+import enum
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -16,13 +17,6 @@ from django.db import transaction
 from django.utils.timezone import get_current_timezone, make_aware, now
 from pydicom.dataset import Dataset
 
-from imaging.dicom.records.status import (
-    DUPLICATE_SOP_INSTANCE,
-    INVALID_ATTRIBUTE_VALUE,
-    MISSING_ATTRIBUTE,
-    NO_SUCH_OBJECT_INSTANCE,
-    PROCESSING_FAILURE,
-)
 from imaging.models import ImagingOrder, PerformedProcedureStep
 from imaging.orders import services as orders
 from vetclinic.audit.services import Actor, audit_record
@@ -34,11 +28,20 @@ ORDER_STATUS: dict[str, str] = {Step.IN_PROGRESS: ImagingOrder.Status.IN_PROGRES
                 Step.DISCONTINUED: ImagingOrder.Status.DISCONTINUED}  # fmt: skip
 
 
+class StepRefusal(enum.Enum):
+    """Why a step's creation or change is refused (the reasons of PS3.4 F.7.2.1.4 and F.7.2.2.4)."""
+
+    ALREADY_EXISTS = "already exists"
+    NO_SUCH_STEP = "no such step"
+    MISSING_ATTRIBUTE = "missing attribute"
+    INVALID_ATTRIBUTE_VALUE = "invalid attribute value"
+    FINAL = "may no longer be updated"  # the step is COMPLETED or DISCONTINUED
+
+
 class StepRefused(Exception):
-    def __init__(self, status: int, comment: str) -> None:
-        super().__init__(comment)
-        self.status = status
-        self.comment = comment[:64]  # Error Comment is LO (PS3.7 C.4)
+    def __init__(self, reason: StepRefusal, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, str(detail)
 
 
 def _moment(ds: Dataset, date_keyword: str, time_keyword: str) -> datetime | None:
@@ -51,7 +54,7 @@ def _moment(ds: Dataset, date_keyword: str, time_keyword: str) -> datetime | Non
         moment = day.replace(hour=int(clock[:2]), minute=int(clock[2:4]), second=int(clock[4:6]))
     except ValueError:
         raise StepRefused(
-            INVALID_ATTRIBUTE_VALUE, f"{date_keyword}/{time_keyword}: not a date and time"
+            StepRefusal.INVALID_ATTRIBUTE_VALUE, f"{date_keyword}/{time_keyword}: not a date and time"
         ) from None
     return make_aware(moment, get_current_timezone())
 
@@ -89,7 +92,7 @@ def _status(ds: Dataset) -> str:
     value = str(ds.get("PerformedProcedureStepStatus") or "").strip().upper()
     if value not in Step.values:
         raise StepRefused(
-            INVALID_ATTRIBUTE_VALUE, f"PerformedProcedureStepStatus '{value[:20]}' is not valid"
+            StepRefusal.INVALID_ATTRIBUTE_VALUE, f"PerformedProcedureStepStatus '{value[:20]}' is not valid"
         )
     return value
 
@@ -115,13 +118,13 @@ def mpps_create(
 ) -> PerformedProcedureStep:
     """N-CREATE: a step starts (F.7.2.1)."""
     if PerformedProcedureStep.objects.filter(sop_instance_uid=sop_instance_uid).exists():
-        raise StepRefused(DUPLICATE_SOP_INSTANCE, "This performed procedure step already exists")
+        raise StepRefused(StepRefusal.ALREADY_EXISTS, "This performed procedure step already exists")
     if "PerformedProcedureStepStatus" not in attributes:
-        raise StepRefused(MISSING_ATTRIBUTE, "PerformedProcedureStepStatus is missing")
+        raise StepRefused(StepRefusal.MISSING_ATTRIBUTE, "PerformedProcedureStepStatus is missing")
     if _status(attributes) != Step.IN_PROGRESS:
-        raise StepRefused(INVALID_ATTRIBUTE_VALUE, "A new step must be IN PROGRESS (F.7.2.1.2)")
+        raise StepRefused(StepRefusal.INVALID_ATTRIBUTE_VALUE, "A new step must be IN PROGRESS (F.7.2.1.2)")
     if "ScheduledStepAttributesSequence" not in attributes:
-        raise StepRefused(MISSING_ATTRIBUTE, "ScheduledStepAttributesSequence is missing")
+        raise StepRefused(StepRefusal.MISSING_ATTRIBUTE, "ScheduledStepAttributesSequence is missing")
     step = PerformedProcedureStep.objects.create(
         sop_instance_uid=sop_instance_uid,
         order=_order_for(attributes.ScheduledStepAttributesSequence),
@@ -145,10 +148,10 @@ def mpps_update(*, actor: Actor, sop_instance_uid: str, modifications: Dataset) 
         PerformedProcedureStep.objects.select_for_update().filter(sop_instance_uid=sop_instance_uid).first()
     )
     if step is None:
-        raise StepRefused(NO_SUCH_OBJECT_INSTANCE, "No such performed procedure step")
+        raise StepRefused(StepRefusal.NO_SUCH_STEP, "No such performed procedure step")
     if step.status != Step.IN_PROGRESS:
         # F.7.2.2.4: Processing failure, "Performed Procedure Step Object may no longer be updated"
-        raise StepRefused(PROCESSING_FAILURE, f"The step is {step.status}; it may no longer be updated")
+        raise StepRefused(StepRefusal.FINAL, f"The step is {step.status}; it may no longer be updated")
     status = _status(modifications) if "PerformedProcedureStepStatus" in modifications else step.status
     merged = Dataset.from_json(step.attributes) if step.attributes else Dataset()
     for element in modifications:

@@ -1,11 +1,12 @@
 """The DICOM node, built in one place: what it accepts, and the servers that accept its
-connections, giving each association the faster classes of reactor.py and dimse.py."""
+connections: pynetdicom's own, or with the fast path (fast/) when settings.DICOM_FAST_PATH."""
 
 import logging
 import socket
 import ssl
 import threading
 
+from django.conf import settings
 from pydicom.uid import (
     AllTransferSyntaxes,
     DeflatedExplicitVRLittleEndian,
@@ -21,11 +22,9 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
-from imaging.dicom.net.dimse import FastDIMSE
 from imaging.dicom.net.handlers import HANDLERS
-from imaging.dicom.net.reactor import EventDrivenAssociation, EventDrivenDUL, FastSocket
 
-LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
+LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs association lines
 
 # Every transfer syntax pydicom knows, so that a compressed image is stored as it was sent.
 # Where a sender offers several in one presentation context we take the first of ours it
@@ -35,12 +34,18 @@ UNCOMPRESSED = [
     ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
 ]  # fmt: skip
 TRANSFER_SYNTAXES = [uid for uid in AllTransferSyntaxes if uid not in UNCOMPRESSED] + UNCOMPRESSED
-# How long a TLS caller has for its handshake (FastRequestHandler.handle).
+# How long a TLS caller has for its handshake (ListenerRequestHandler.handle).
 HANDSHAKE_TIMEOUT = 30
 MAX_ASSOCIATIONS = 64  # served at once by one process (each holds a database connection)
 
 
-def ae_build(*, ae_title, max_pdu):
+def ae_build(*, ae_title, max_pdu, fast=None):
+    """The AE. Without the fast path, pynetdicom writes each C-STORE data set to a temporary
+    file as it arrives (STORE_RECV_CHUNKED_DATASET) instead of holding it in memory: the
+    handler passes ``event.dataset_path`` to the service. (pynetdicom's setting is process-wide;
+    the fast path reads data sets its own way and needs it off.)"""
+    fast = settings.DICOM_FAST_PATH if fast is None else fast
+    _config.STORE_RECV_CHUNKED_DATASET = not fast
     # pynetdicom formats every C-FIND request and response identifier for its debug log before
     # asking the logger (service_class.py): 0.1-0.3 ms a worklist answer, for lines nobody reads.
     debug = logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG)
@@ -58,7 +63,7 @@ def ae_build(*, ae_title, max_pdu):
     return ae
 
 
-class FastRequestHandler(RequestHandler):
+class ListenerRequestHandler(RequestHandler):
     def handle(self):
         """With TLS, the handshake first, here on the connection's own thread: pynetdicom does
         it in the thread that accepts, where one caller that never finishes its handshake
@@ -74,40 +79,35 @@ class FastRequestHandler(RequestHandler):
                 self.server.shutdown_request(self.request)
                 self.server.association_ended()
                 return
-        super().handle()
+        self.association_serve()
 
-    def _create_association(self):
-        assoc = super()._create_association()
-        client = self.request
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # pynetdicom made these objects (and wired them to each other); give the same objects
-        # our faster behaviour before their threads start.
-        assoc.dul.socket.__class__ = FastSocket
-        assoc.dimse.__class__ = FastDIMSE
-        assoc.dul.__class__ = EventDrivenDUL
-        assoc.dul.prepare()
-        assoc.__class__ = EventDrivenAssociation
-        assoc.prepare()
-        return assoc
+    def association_start(self):
+        super().handle()  # pynetdicom's: make the association and start its thread
 
-
-class SharedContexts(list):
-    """The supported presentation contexts, shared by every association: pynetdicom deep-copies
-    them for each one (every storage class times every transfer syntax: ~0.1 s of CPU), but
-    negotiation only reads them and builds new contexts for its answer
-    (presentation.negotiate_as_acceptor)."""
-
-    def __deepcopy__(self, memo):
-        return list(self)
+    def association_serve(self):
+        """Start the association's thread; a server that counts associations (HandedServer)
+        hears when it ends: this thread waits for it."""
+        self.association_start()
+        if not self.server.counts_associations:
+            return
+        for assoc in self.server.ae.active_associations:
+            if assoc.dul.socket is not None and assoc.dul.socket.socket is self.request:
+                assoc.join()
+        self.server.association_ended()
 
 
 class Server(ThreadedAssociationServer):
-    """pynetdicom's threaded server, with our sockets and reactors."""
+    """pynetdicom's threaded server, with the TLS handshake on the connection's thread."""
+
+    RequestHandlerClass = ListenerRequestHandler
+    counts_associations = False
+    # Closing the server does not wait for the connections' threads (which, counting, wait for
+    # their associations): listener.serve decides how long associations in progress may take.
+    block_on_close = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.RequestHandlerClass = FastRequestHandler
-        self.contexts = SharedContexts(self.contexts)
+        self.RequestHandlerClass = type(self).RequestHandlerClass
 
     def get_request(self):
         client, address = self.socket.accept()
@@ -115,13 +115,13 @@ class Server(ThreadedAssociationServer):
 
     def tls_wrap(self, client):
         """The accepted socket, as TLS if the server has a context; the handshake is left to
-        the connection's thread (FastRequestHandler.handle)."""
+        the connection's thread (ListenerRequestHandler.handle)."""
         if self.ssl_context is None:
             return client
         return self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
 
     def association_ended(self):
-        """Called once for every connection served, when its association thread ends."""
+        """Called once for every connection served, when its association ends."""
 
 
 class HandedServer(Server):
@@ -130,6 +130,8 @@ class HandedServer(Server):
     each connection that ends lets the dispatcher hand the next one to the least busy process
     (manage.py dicom_listener --processes N). ``parent_gone`` is called if the dispatcher
     closes the channel (it died): this process should stop then."""
+
+    counts_associations = True
 
     def __init__(self, *args, channel, parent_gone, **kwargs):
         self.channel, self.parent_gone = channel, parent_gone
@@ -181,16 +183,25 @@ class HandedServer(Server):
                 pass
 
 
-def server_start(ae, address, *, channel=None, parent_gone=None, ssl_context=None):
+def server_start(ae, address, *, channel=None, parent_gone=None, ssl_context=None, fast=None):
     """Serve in background threads; returns the server (``shutdown()`` stops it). With a
     ``channel``, serve the connections a dispatcher hands over it (HandedServer); ``address``
     is then the dispatcher's listening address. With an ``ssl_context`` (tls.py), every
-    connection is TLS; the fast path serves it as it serves TCP."""
+    connection is TLS. ``fast`` (settings.DICOM_FAST_PATH if None): with the fast path
+    (fast/), which refuses to start on a pynetdicom version it was not written for."""
+    fast = settings.DICOM_FAST_PATH if fast is None else fast
+    server_class = Server if channel is None else HandedServer
+    if fast:
+        from imaging.dicom.net.fast import server_class as fast_server_class
+
+        server_class = fast_server_class(server_class)
     if channel is None:
-        server = ae.make_server(address, evt_handlers=HANDLERS, server_class=Server, ssl_context=ssl_context)
+        server = ae.make_server(
+            address, evt_handlers=HANDLERS, server_class=server_class, ssl_context=ssl_context
+        )
     else:
         server = ae.make_server(
-            address, evt_handlers=HANDLERS, server_class=HandedServer, channel=channel, parent_gone=parent_gone,
+            address, evt_handlers=HANDLERS, server_class=server_class, channel=channel, parent_gone=parent_gone,
             ssl_context=ssl_context,
         )  # fmt: skip
     ae._servers.append(server)  # so that ae.shutdown() stops it too

@@ -9,18 +9,26 @@ from pydicom.uid import generate_uid
 from pynetdicom import evt
 
 from imaging.dicom.net.access import association_allowed
-from imaging.dicom.records.datasets import response_keys, worklist_answer
+from imaging.dicom.records.datasets import response_keys, worklist_answer_dataset
 from imaging.dicom.records.matching import MatchingError, unmatched_keys
 from imaging.dicom.records.status import (
     CANCELLED,
+    CANNOT_UNDERSTAND,
+    DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    DUPLICATE_SOP_INSTANCE,
     IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+    INVALID_ATTRIBUTE_VALUE,
+    MISSING_ATTRIBUTE,
+    NO_SUCH_OBJECT_INSTANCE,
     OUT_OF_RESOURCES,
     PENDING,
     PENDING_OPTIONAL_KEYS_UNSUPPORTED,
+    PROCESSING_FAILURE,
     SUCCESS,
     UNABLE_TO_PROCESS,
+    error_comment,
 )
-from imaging.ingest.receive import IngestBatch, StoreRefused, instance_receive
+from imaging.ingest.receive import IngestBatch, ObjectRefused, Refusal, instance_receive
 from imaging.orders import mpps
 from imaging.orders.worklist import worklist_rows
 from vetclinic.audit.models import Channel
@@ -44,6 +52,7 @@ def on_requested(event):
         # temporary congestion (1): the caller may try again later.
         event.assoc.acse.send_reject(0x02, 0x03, 0x01)
         _until_sent(event.assoc)
+        thread_ended()
         return
     if not allowed:
         log.warning(
@@ -52,10 +61,11 @@ def on_requested(event):
         # PS3.8 9.3.4: rejected-permanent (1), service-user (1), calling AE title not recognized (3)
         event.assoc.acse.send_reject(0x01, 0x01, 0x03)
         _until_sent(event.assoc)
+        thread_ended()  # the association's thread ends with the rejection
 
 
 def _until_sent(assoc, timeout=2.0):
-    """Wait until the reactor has sent the rejection (state Sta13, PS3.8 9.2): pynetdicom closes
+    """Wait until the DUL thread has sent the rejection (state Sta13, PS3.8 9.2): pynetdicom closes
     the socket as soon as this handler returns, and the caller would see an abort instead."""
     deadline = time.monotonic() + timeout
     while assoc.dul.state_machine.current_state != "Sta13" and time.monotonic() < deadline:
@@ -69,27 +79,26 @@ def on_established(event):
 
 def on_ended(event):
     """Released or aborted: queue the association's last indexing messages now, not when
-    the peer gets round to closing the connection."""
+    the peer gets round to closing the connection. This is the association's own thread, which
+    ends now: the database connection it used goes back (thread_ended)."""
     association_finish(event.assoc)
+    thread_ended()
 
 
 def association_finish(assoc):
-    """Queue what the association stored and has not queued yet; throw away a data set it never
-    finished. Also called when the association's thread ends, whatever ended it (reactor.py): an
-    association that ends without a release or an abort event (its DUL thread failed) must not
-    leave acknowledged objects to the sweep. Calling it twice queues nothing twice."""
+    """Queue what the association stored and has not queued yet. The fast path also calls it
+    when the association's thread ends, whatever ended it (fast/reactor.py): an association
+    that ends without a release or an abort event (its DUL thread failed) must not leave
+    acknowledged objects to the sweep. Calling it twice queues nothing twice."""
     batch = getattr(assoc, "ingest_batch", None)
     if batch is not None:
         batch.flush()
-    abort = getattr(assoc.dimse, "arriving_abort", None)  # dimse.FastDIMSE
-    if abort is not None:
-        abort()  # a data set cut off by the end of the association: never acknowledged, not kept
 
 
 def on_closed(event):
+    """The connection closed (pynetdicom tells on the thread that reads the socket): as
+    on_ended, for an association that ended without a release or an abort."""
     on_ended(event)
-    # The association's thread ends here; its database connection must not outlive it.
-    connections.close_all()
 
 
 def thread_ended():
@@ -101,36 +110,33 @@ def thread_ended():
 
 
 def on_store(event):
-    """C-STORE: keep the bytes as they came, then answer (PS3.4 B.2.3 statuses)."""
+    """C-STORE: keep the object as it came, then answer (PS3.4 B.2.3 statuses). pynetdicom
+    has written its data set to a file (``event.dataset_path``, STORE_RECV_CHUNKED_DATASET) or
+    holds it in memory (``event.request.DataSet``); the service takes either as it is."""
     calling_ae = event.assoc.requestor.ae_title.strip()
     if not hasattr(event.assoc, "ingest_batch"):
         event.assoc.ingest_batch = IngestBatch()  # one per association, flushed when it closes
-    take = getattr(event.assoc.dimse, "arriving_take", None)  # dimse.FastDIMSE wrote it as it came
     try:
         instance_receive(
-            arriving=take(event.request) if take is not None else None,
-            data=event.request.DataSet.getvalue(),
+            source=event.dataset_path or event.request.DataSet,
             transfer_syntax=event.context.transfer_syntax,
             sop_class_uid=event.request.AffectedSOPClassUID,
             sop_instance_uid=event.request.AffectedSOPInstanceUID,
             calling_ae=calling_ae,
             batch=event.assoc.ingest_batch,
         )
-    except StoreRefused as refused:
+    except ObjectRefused as refused:
         log.warning(
-            "C-STORE %s from %s refused: %s",
-            event.request.AffectedSOPInstanceUID,
-            calling_ae,
-            refused.comment,
+            "C-STORE %s from %s refused: %s", event.request.AffectedSOPInstanceUID, calling_ae, refused.detail
         )
-        return _status(refused.status, refused.comment)
+        return _status(STORE_STATUS[refused.reason], refused.detail)
     return SUCCESS
 
 
 def on_find(event):
     """Modality Worklist C-FIND (PS3.4 K.4.1.3): the database matches, one Pending response
-    per order, C-CANCEL honoured between responses. Each answer goes out encoded already, in
-    the context's transfer syntax (worklist_scp.WorklistFind sends it as it is)."""
+    per order, C-CANCEL honoured between responses. Each answer is a data set read from its
+    encoding in the context's transfer syntax, which it keeps (datasets.worklist_answer_dataset)."""
     calling_ae = event.assoc.requestor.ae_title.strip()
     try:
         identifier = event.identifier
@@ -155,7 +161,11 @@ def on_find(event):
         if event.is_cancelled:
             yield CANCELLED, None
             return
-        yield pending, worklist_answer(keys, row, syntax)
+        answer = worklist_answer_dataset(keys, row, syntax)
+        if answer is None:  # pydicom cannot encode it in this transfer syntax: say so, not a bare Pending
+            yield _status(UNABLE_TO_PROCESS, "Cannot encode a worklist answer in this transfer syntax"), None
+            return
+        yield pending, answer
 
 
 def _actor(event):
@@ -174,8 +184,8 @@ def on_n_create(event):
             station_ae=event.assoc.requestor.ae_title.strip(),
         )  # fmt: skip
     except mpps.StepRefused as refused:
-        log.warning("MPPS N-CREATE %s refused: %s", uid, refused.comment)
-        return _status(refused.status, refused.comment), None
+        log.warning("MPPS N-CREATE %s refused: %s", uid, refused.detail)
+        return _status(STEP_STATUS[refused.reason], refused.detail), None
     return SUCCESS, reply or None
 
 
@@ -185,15 +195,31 @@ def on_n_set(event):
     try:
         mpps.mpps_update(actor=_actor(event), sop_instance_uid=uid, modifications=event.modification_list)
     except mpps.StepRefused as refused:
-        log.warning("MPPS N-SET %s refused: %s", uid, refused.comment)
-        return _status(refused.status, refused.comment), None
+        log.warning("MPPS N-SET %s refused: %s", uid, refused.detail)
+        return _status(STEP_STATUS[refused.reason], refused.detail), None
     return SUCCESS, None
 
 
+# The service's reasons, as DIMSE statuses.
+STORE_STATUS = {  # C-STORE, PS3.4 B.2.3
+    Refusal.DOES_NOT_MATCH: DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    Refusal.UNREADABLE: CANNOT_UNDERSTAND,
+    Refusal.OUT_OF_RESOURCES: OUT_OF_RESOURCES,
+}
+STEP_STATUS = {  # MPPS N-CREATE and N-SET, PS3.4 F.7.2.1.4 and F.7.2.2.4
+    mpps.StepRefusal.ALREADY_EXISTS: DUPLICATE_SOP_INSTANCE,
+    mpps.StepRefusal.NO_SUCH_STEP: NO_SUCH_OBJECT_INSTANCE,
+    mpps.StepRefusal.MISSING_ATTRIBUTE: MISSING_ATTRIBUTE,
+    mpps.StepRefusal.INVALID_ATTRIBUTE_VALUE: INVALID_ATTRIBUTE_VALUE,
+    mpps.StepRefusal.FINAL: PROCESSING_FAILURE,  # "may no longer be updated" (Error ID A710)
+}
+
+
 def _status(code, comment):
+    """A failure status with its Error Comment (PS3.7 C.4: LO, 64 characters)."""
     status = Dataset()
     status.Status = code
-    status.ErrorComment = comment
+    status.ErrorComment = error_comment(comment)
     return status
 
 

@@ -46,6 +46,7 @@ def serve(*, ae_title, address, channel=None, label="", ssl_context=None):
     ae = ae_build(ae_title=ae_title, max_pdu=settings.DICOM_MAX_PDU)
     server = server_start(ae, address, channel=channel, parent_gone=stop.set, ssl_context=ssl_context)
     tls = " with TLS" if ssl_context else ""
+    tls += "" if settings.DICOM_FAST_PATH else ", plain pynetdicom (DICOM_FAST_PATH=false)"
     if channel is None:
         log.info("DICOM listener %s on %s:%s (pid %s)%s",
                  ae_title, address[0], server.server_address[1], os.getpid(), tls)  # fmt: skip

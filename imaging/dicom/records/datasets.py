@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
+from io import BytesIO
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.utils.timezone import localtime
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
-from pynetdicom.dsutils import encode
+from pynetdicom.dsutils import decode, encode
 
 from imaging.dicom.records.encoding import element_encode
 from imaging.dicom.records.matching import SPS_STATUS
@@ -365,3 +366,26 @@ def worklist_answer(keys: list[ResponseKey], row: Row, transfer_syntax: str) -> 
 def worklist_response(identifier: Dataset, order: ImagingOrder) -> Dataset:
     """The same answer as a pydicom data set."""
     return _answer_elements(response_keys(identifier), worklist_elements(order_row(order))).dataset()
+
+
+class EncodedDataset(Dataset):
+    """A data set read (lazily: pydicom decodes an element when it is used) from its encoding
+    in ``transfer_syntax``, which it keeps as ``encoded``: whoever sends it in that transfer
+    syntax may send those bytes as they are instead of encoding it again."""
+
+    encoded = b""
+    transfer_syntax: UID | None = None
+
+
+def worklist_answer_dataset(keys: list[ResponseKey], row: Row, transfer_syntax: str) -> EncodedDataset | None:
+    """worklist_answer as a data set, for a C-FIND SCP that takes a pydicom data set (None
+    when it cannot be encoded in ``transfer_syntax``)."""
+    encoded = worklist_answer(keys, row, transfer_syntax)
+    if encoded is None:
+        return None
+    syntax = UID(transfer_syntax)
+    answer = EncodedDataset(
+        decode(BytesIO(encoded), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+    )
+    answer.encoded, answer.transfer_syntax = encoded, syntax
+    return answer

@@ -19,6 +19,13 @@ class Command(BaseCommand):
         from imaging.dicom.net.listener import Dispatcher, serve
         from imaging.dicom.net.tls import listener_context
 
+        if settings.DICOM_FAST_PATH:
+            from imaging.dicom.net.fast import UnsupportedPynetdicom, version_check
+
+            try:
+                version_check()  # here, before any process is forked that would fail the same way
+            except UnsupportedPynetdicom as exc:
+                raise CommandError(str(exc)) from exc
         try:
             # Built once, here, so that a missing or wrong file stops the command at once (a
             # forked listener process inherits it).

@@ -1,6 +1,12 @@
 """The DIMSE provider of an association: a C-STORE served on the thread that read it and
 written to storage as it arrives, and its plain success answer encoded directly (the
-listener's speed work on pynetdicom's DIMSE layer)."""
+listener's speed work on pynetdicom's DIMSE layer).
+
+How the handler gets an object written as it arrived, through pynetdicom's public interface: the
+request primitive's ``_dataset_path`` (what ``event.dataset_path`` returns, a file's path when
+pynetdicom writes the data set to a file itself, STORE_RECV_CHUNKED_DATASET) is set to the
+ingest service's IncomingObject, which instance_receive takes as a source like a path or bytes.
+The handler passes ``event.dataset_path`` on without looking at it (handlers.on_store)."""
 
 import logging
 
@@ -14,10 +20,10 @@ from pynetdicom.sop_class import (
     uid_to_service_class,
 )
 
-from imaging.dicom.net.wire import message_send, store_refusal_command, store_response_command
+from imaging.dicom.net.fast.wire import message_send, store_refusal_command, store_response_command
 from imaging.dicom.records.integrity import is_uid
 from imaging.dicom.records.status import CANNOT_UNDERSTAND
-from imaging.ingest.receive import Arriving
+from imaging.ingest.receive import IncomingObject
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
 
@@ -54,7 +60,7 @@ class FastDIMSE(DIMSEServiceProvider):
         if not message.decode_msg(primitive, self.assoc):
             self._store_stream(message)
             return  # more data set fragments to come
-        if self.arriving is not None and self.arriving[0] is message:
+        if self.incoming is not None and self.incoming[0] is message:
             self._store_stream(message)  # its last fragment
         self.message = None
         evt.trigger(self.assoc, evt.EVT_DIMSE_RECV, {"message": message})
@@ -64,11 +70,12 @@ class FastDIMSE(DIMSEServiceProvider):
         except Exception as exc:  # pynetdicom refuses a value: a UID of 200 characters
             problem = str(exc)
         if problem is not None:
-            self.arriving_abort()
+            self.incoming_abort()
             if not self._store_refuse(message, problem):
                 LOGGER.error(f"Received an invalid C-STORE request: {problem}")
                 self.dul.event_queue.put("Evt19")  # as pynetdicom: the association ends
             return
+        self._incoming_hand(message, request)
         if not self._store_serve(request, message.context_id):
             self.msg_queue.put((message.context_id, request))
 
@@ -101,49 +108,50 @@ class FastDIMSE(DIMSEServiceProvider):
         message_send(self, message.context_id, command)
         return True
 
-    arriving = None  # (message, Arriving): the C-STORE data set being written as it comes
+    incoming = None  # (message, IncomingObject): the C-STORE data set being written as it comes
 
     def _store_stream(self, message):
-        """Write what has arrived of a C-STORE request's data set to storage now (Arriving),
+        """Write what has arrived of a C-STORE request's data set to storage now (IncomingObject),
         not once the last fragment is in: an 8 MB image then costs the time of its transfer
         plus a short fsync, instead of its transfer plus all of its writing. The data set is
         still assembled in memory too, for the handler to check before anything is committed.
         A data set that arrives whole in its first PDU (most CT and MR slices) is stored whole
         by the handler: a part file and a rename would only cost it time."""
-        if self.arriving is None or self.arriving[0] is not message:
-            self.arriving_abort()  # one operation at a time: an earlier one never finished
+        if self.incoming is None or self.incoming[0] is not message:
+            self.incoming_abort()  # one operation at a time: an earlier one never finished
             command, assoc = message.command_set, self.assoc
             context = assoc._accepted_cx.get(message.context_id)
-            if context is None or not Arriving.fits(command.get("AffectedSOPInstanceUID")):
+            if context is None or not IncomingObject.fits(command.get("AffectedSOPInstanceUID")):
                 return  # the handler refuses it, or stores it whole
-            self.arriving = (message, Arriving(
+            self.incoming = (message, IncomingObject(
                 sop_class_uid=command.AffectedSOPClassUID, sop_instance_uid=command.AffectedSOPInstanceUID,
                 transfer_syntax=context.transfer_syntax[0], calling_ae=assoc.requestor.ae_title.strip(),
             ))  # fmt: skip
-        arriving = self.arriving[1]
+        incoming = self.incoming[1]
         buffer = message.data_set
         end = buffer.tell()
-        if end > arriving.size:
+        if end > incoming.size:
             with buffer.getbuffer() as view:
-                arriving.write(view[arriving.size : end])
+                incoming.write(view[incoming.size : end])
 
-    def arriving_take(self, request):
-        """The Arriving written for ``request`` (a C-STORE primitive whose data set is complete),
-        now the handler's to commit or abort; None if it was not written as it came."""
-        if self.arriving is None:
-            return None
-        message, arriving = self.arriving
-        if message.data_set is not request.DataSet:
-            return None
-        self.arriving = None
-        return arriving
+    def _incoming_hand(self, message, request):
+        """Give the IncomingObject written for ``message``, now complete, to the handler as
+        ``event.dataset_path`` (see the module's docstring), where it is committed or thrown
+        away. A data set that came whole in its first PDU was not written as it came: the
+        handler stores it from ``event.request.DataSet``."""
+        if self.incoming is None or self.incoming[0] is not message:
+            return
+        _message, incoming = self.incoming
+        self.incoming = None
+        incoming.arrived(request.DataSet.getvalue())
+        request._dataset_path = incoming
 
-    def arriving_abort(self):
+    def incoming_abort(self):
         """Throw away a data set that never completed (the association ended, or was aborted)."""
-        if self.arriving is not None:
-            _message, arriving = self.arriving
-            self.arriving = None
-            arriving.abort()
+        if self.incoming is not None:
+            _message, incoming = self.incoming
+            self.incoming = None
+            incoming.abort()
 
     def _store_serve(self, request, context_id):
         """Serve a C-STORE request on this thread; False if it should be queued instead."""

@@ -1,6 +1,6 @@
 """The association's threads, event-driven: they sleep until the socket or a queue has
 something, where pynetdicom polls, and read PDUs in large pieces (the listener's speed work on
-pynetdicom's DUL and Association; ae.py gives each accepted association these classes)."""
+pynetdicom's DUL and Association; server.py gives each accepted association these classes)."""
 
 import logging
 import queue
@@ -21,9 +21,9 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import AssociationSocket
 
+from imaging.dicom.net.fast.wire import p_data_decode
+from imaging.dicom.net.fast.worklist_scp import WorklistFind
 from imaging.dicom.net.handlers import association_finish, thread_ended
-from imaging.dicom.net.wire import p_data_decode
-from imaging.dicom.net.worklist_scp import WorklistFind
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
 
@@ -271,6 +271,8 @@ class EventDrivenAssociation(Association):
         try:
             super().run()
         finally:
+            # A data set cut off by the end of the association: never acknowledged, not kept.
+            self.dimse.incoming_abort()
             association_finish(self)
             thread_ended()
             self._server.association_ended()

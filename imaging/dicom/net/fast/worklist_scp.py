@@ -1,6 +1,7 @@
-"""The Modality Worklist C-FIND SCP (PS3.4 K.4.1.3), answering with pre-encoded identifiers
-(handlers.on_find) in one P-DATA-TF PDU each, paced so that a C-CANCEL still stops a large
-result. reactor.EventDrivenAssociation hands it worklist C-FINDs."""
+"""The Modality Worklist C-FIND SCP (PS3.4 K.4.1.3), answering with the identifiers' own
+encodings (handlers.on_find yields datasets.EncodedDataset) in one P-DATA-TF PDU each, paced so
+that a C-CANCEL still stops a large result. reactor.EventDrivenAssociation hands it worklist
+C-FINDs."""
 
 import logging
 import time
@@ -10,7 +11,8 @@ from pynetdicom import evt
 from pynetdicom.dsutils import encode
 from pynetdicom.service_class import BasicWorklistManagementServiceClass
 
-from imaging.dicom.net.wire import find_response_command, message_send
+from imaging.dicom.net.fast.wire import find_response_command, message_send
+from imaging.dicom.records.datasets import EncodedDataset
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
 # Worklist answers queued for sending before the next one waits (WorklistFind._paced): more
@@ -25,8 +27,9 @@ class WorklistFind(BasicWorklistManagementServiceClass):
     pynetdicom's C-FIND SCP encodes each answer with pydicom, builds each C-FIND-RSP as a
     pydicom data set that it encodes twice (the second time for its group length) and sends
     the command and the identifier as two PDUs: ~1.5 ms an answer, most of a 9-match query.
-    Here the handler (handlers.on_find) yields each pending answer's identifier already encoded
-    in the context's transfer syntax (a Dataset is encoded here); the command set is written
+    Here a pending answer's identifier that keeps its encoding in the context's transfer syntax
+    (datasets.EncodedDataset, which handlers.on_find yields) goes out as those bytes; another
+    data set is encoded here. The command set is written
     directly and goes out with the identifier in one P-DATA-TF PDU when the peer's maximum
     PDU length allows. C-CANCEL is the handler's to check between answers (event.is_cancelled).
     """
@@ -42,7 +45,9 @@ class WorklistFind(BasicWorklistManagementServiceClass):
                     return
                 code, comment = _status_fields(status)
                 if code in (0xFF00, 0xFF01):  # Pending (PS3.4 Table K.4-1): an answer follows
-                    if not isinstance(identifier, bytes):
+                    if isinstance(identifier, EncodedDataset) and identifier.transfer_syntax == syntax:
+                        identifier = identifier.encoded
+                    else:
                         identifier = encode(
                             identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
                         )
