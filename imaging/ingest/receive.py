@@ -15,6 +15,9 @@ import os
 import struct
 import threading
 import time
+from io import BytesIO
+from types import TracebackType
+from typing import BinaryIO, Literal, TypeAlias, TypeVar
 
 from celery import current_app
 from django.utils.timezone import now
@@ -27,10 +30,15 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from imaging.dicom.records import integrity
 from imaging.dicom.records.encoding import element_encode
 from imaging.dicom.records.header import header_summary
+from imaging.dicom.records.integrity import BytesLike
 from imaging.ingest import storage
+from imaging.ingest.index import IndexMessage
 from vetclinic.cache import Kept
 
 log = logging.getLogger(__name__)
+
+# What instance_receive takes as ``source`` (its docstring says what each is).
+Source: TypeAlias = "BytesLike | BytesIO | str | os.PathLike[str] | IncomingObject"
 
 # Pixel Data, Float Pixel Data, Double Float Pixel Data: an image carries one of them.
 PIXEL_DATA = {0x7FE00010, 0x7FE00008, 0x7FE00009}
@@ -50,7 +58,7 @@ class ObjectRefused(Exception):
     """An object that must not be acknowledged: ``reason`` (a Refusal) and ``detail``, a sentence
     for the sender (a channel may shorten it: a DIMSE Error Comment is 64 characters)."""
 
-    def __init__(self, reason, detail):
+    def __init__(self, reason: Refusal, detail: object) -> None:
         super().__init__(detail)
         self.reason, self.detail = reason, str(detail)
 
@@ -64,14 +72,17 @@ class IncomingObject:
     of it and committed it; until then it is a part file that is never indexed
     (storage.object_writer)."""
 
-    def __init__(self, *, sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):
+    def __init__(
+        self, *, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, calling_ae: str
+    ) -> None:
         self.sop_instance_uid, self.transfer_syntax = str(sop_instance_uid), str(transfer_syntax)
         self.received_at = now()
         self.key = storage.instance_key(self.sop_instance_uid, self.received_at)
         self.file_meta = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
         self.size = 0  # data set bytes written
-        self.error = None
-        self.data = None  # the whole data set, once it has arrived
+        self.error: Exception | None = None
+        self.data: BytesLike | None = None  # the whole data set, once it has arrived
+        self.writer: storage.ObjectWriter | None
         try:
             self.writer = storage.object_writer(self.key)
             self.writer.write(self.file_meta)
@@ -80,31 +91,33 @@ class IncomingObject:
             self.error = _bare(error)  # refused (out of resources) when the object is complete
 
     @staticmethod
-    def fits(sop_instance_uid):
+    def fits(sop_instance_uid: str | None) -> bool:
         """Whether a request's SOP Instance UID can name a storage key before the data set
         that should carry the same UID is read: a UID (PS3.5 9.1), nothing else."""
         return integrity.is_uid(str(sop_instance_uid or ""))
 
-    def write(self, piece):
+    def write(self, piece: bytes | memoryview) -> None:
         if self.error is not None:
             return
         try:
+            assert self.writer is not None, "written after abort"  # an error, as the write's own
             self.writer.write(piece)
             self.size += len(piece)
         except Exception as error:  # a full disk: the C-STORE is refused once it is complete
             self.error = _bare(error)
             self.abort()
 
-    def arrived(self, data):
+    def arrived(self, data: BytesLike) -> None:
         """All of it is here: ``data`` is the whole data set (bytes-like), as written."""
         self.data = data
 
-    def commit(self):
+    def commit(self) -> str:
         if self.error is not None:
             raise self.error
+        assert self.writer is not None, "committed after abort"  # an error, as storage's own
         return self.writer.commit()
 
-    def abort(self):
+    def abort(self) -> None:
         """Throw away what was written (a refused, failed or never finished object)."""
         writer, self.writer = self.writer, None
         if writer is not None:
@@ -114,7 +127,10 @@ class IncomingObject:
                 log.exception("could not remove the part of %s", self.key)
 
 
-def _bare(error):
+_Error = TypeVar("_Error", bound=BaseException)
+
+
+def _bare(error: _Error) -> _Error:
     """``error`` without its traceback, to be kept past the write that raised it. The
     traceback's frames hold the piece written, a view of the association's receive buffer
     (imaging/dicom/net/fast/dimse.py): a BytesIO with a view on it cannot grow, so the next fragment
@@ -124,8 +140,9 @@ def _bare(error):
 
 
 def instance_receive(
-    *, source, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, file_meta_bytes=None, batch=None
-):  # fmt: skip
+    *, source: Source, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str, calling_ae: str,
+    file_meta_bytes: bytes | None = None, batch: "IngestBatch | None" = None,
+) -> str:  # fmt: skip
     """Check one received object, keep it durably, queue its indexing; return its storage key.
 
     ``source`` is the data set's bytes (or a BytesIO of them), a Part 10 file (a path), or an
@@ -136,23 +153,23 @@ def instance_receive(
     memory. The indexing message joins ``batch`` (an IngestBatch: one per association) or
     goes at once.
     """
-    incoming = source if isinstance(source, IncomingObject) else None
-    if incoming is not None:
-        data = incoming.data
-        if incoming.error is None and (
-            data is None or incoming.size != len(data) or incoming.sop_instance_uid != str(sop_instance_uid)
-            or incoming.transfer_syntax != str(transfer_syntax)
+    if isinstance(source, IncomingObject):
+        incoming: IncomingObject | None = source
+        data = source.data
+        if source.error is None and (
+            data is None or source.size != len(data) or source.sop_instance_uid != str(sop_instance_uid)
+            or source.transfer_syntax != str(transfer_syntax)
         ):  # fmt: skip
-            incoming.abort()  # not these bytes after all: store them the ordinary way
+            source.abort()  # not these bytes after all: store them the ordinary way
             incoming = None
         # (An incoming object whose writing failed is refused below, when it is committed.)
         if data is None:
             raise ObjectRefused(Refusal.UNREADABLE, "The data set never arrived whole")
-        with _data_set(data) as data:
-            return _receive(data, incoming, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae,
+        with _data_set(data) as data_set:
+            return _receive(data_set, incoming, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae,
                             file_meta_bytes, batch)  # fmt: skip
-    with _data_set(source) as data:
-        return _receive(data, None, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae,
+    with _data_set(source) as data_set:
+        return _receive(data_set, None, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae,
                         file_meta_bytes, batch)  # fmt: skip
 
 
@@ -161,10 +178,12 @@ class _data_set:
     a BytesIO's buffer; a Part 10 file's data set (after its File Meta Information, PS3.10
     7.1) mapped from the file, so that only what the checks read is read."""
 
-    def __init__(self, source):
-        self.source, self.mapped, self.view = source, None, None
+    def __init__(self, source: "BytesLike | BytesIO | str | os.PathLike[str]") -> None:
+        self.source = source
+        self.mapped: mmap.mmap | None = None
+        self.view: memoryview | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> BytesLike:
         source = self.source
         if isinstance(source, (bytes, bytearray, memoryview)):
             return source
@@ -181,29 +200,39 @@ class _data_set:
         self.view = memoryview(self.mapped)[start:]
         return self.view
 
-    def __exit__(self, *exc):
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> Literal[False]:
         if self.mapped is not None:
             try:
-                self.view.release()
+                if self.view is not None:
+                    self.view.release()
                 self.mapped.close()
             except BufferError:  # a view of it outlived the call (a traceback): the GC closes it
                 pass
         return False
 
 
-def _part10_data_set_start(handle):
+def _part10_data_set_start(handle: BinaryIO) -> int:
     """Where a Part 10 file's data set starts: after the preamble, 'DICM' and the File Meta
     Information group, whose length its first element gives (PS3.10 7.1)."""
     head = handle.read(144)
     if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
         raise ObjectRefused(Refusal.UNREADABLE, "Not a DICOM file with File Meta Information (PS3.10 7.1)")
-    (group_length,) = struct.unpack_from("<I", head, 140)
+    group_length: int = struct.unpack_from("<I", head, 140)[0]
     return 144 + group_length
 
 
 def _receive(
-    data, incoming, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae, file_meta_bytes, batch
-):
+    data: BytesLike,
+    incoming: IncomingObject | None,
+    transfer_syntax: str,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    calling_ae: str,
+    file_meta_bytes: bytes | None,
+    batch: "IngestBatch | None",
+) -> str:
     try:
         ds = _checked_header(data, transfer_syntax)
         for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
@@ -241,7 +270,7 @@ def _receive(
     except Exception as error:
         log.exception("storage failed for %s from %s", sop_instance_uid, calling_ae)
         raise ObjectRefused(Refusal.OUT_OF_RESOURCES, f"Storage failed: {error}") from None
-    message = {
+    message: IndexMessage = {
         "storage_key": key,
         "summary": summary,
         "received_from": calling_ae,
@@ -258,7 +287,7 @@ def _receive(
 COPY_PIECE = 1 << 20  # a data set mapped from a file is copied to storage this much at a time
 
 
-def _store(key, file_meta_bytes, data):
+def _store(key: str, file_meta_bytes: bytes, data: BytesLike) -> None:
     """Our File Meta, then the data set as it came: in one piece from memory, in pieces from a
     mapped file (never read whole into memory)."""
     if not isinstance(data, memoryview):
@@ -275,7 +304,7 @@ def _store(key, file_meta_bytes, data):
     writer.commit()
 
 
-def _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):
+def _file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, calling_ae: str) -> bytes:
     """Preamble, 'DICM' and our File Meta Information (PS3.10 7.1), as pydicom would write it
     (Explicit VR Little Endian, tag order, group length first). Encoded here: pydicom's writer
     checked and converted each value again, and cost more than the storage write."""
@@ -291,7 +320,7 @@ def _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae):
     return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
 
 
-def _meta_element(element, vr, value):
+def _meta_element(element: int, vr: str, value: str | bytes) -> bytes:
     """A File Meta element: group 0002, Explicit VR Little Endian (PS3.10 7.1)."""
     if isinstance(value, str):
         value = value.encode("ascii", "replace")
@@ -306,7 +335,7 @@ HEADER_TAGS = {
 }  # fmt: skip
 
 
-def _checked_header(data, transfer_syntax):
+def _checked_header(data: BytesLike, transfer_syntax: str) -> Dataset:
     """The header elements the index needs, after checking that the whole data set arrived
     and that an image has its pixel data. One walk over the element headers does both; pydicom
     then decodes only those elements (a full parse cost more than the rest of the handler)."""
@@ -348,7 +377,7 @@ def _checked_header(data, transfer_syntax):
 broker_down = Kept("broker down", seconds=30, most=1)
 
 
-def instances_queue(messages):
+def instances_queue(messages: list[IndexMessage]) -> None:
     """Queue indexing messages as one task. A broker that is down must not fail a stored image:
     the periodic sweep indexes whatever the queue missed, so after one failure we stop trying
     for a while."""
@@ -369,13 +398,13 @@ class IngestBatch:
     association's DUL thread and the rest flushed on its own thread when it is released or
     aborted (imaging/dicom/net/handlers.py): a lock keeps a message from falling between."""
 
-    def __init__(self, size=50, age=0.5):
+    def __init__(self, size: int = 50, age: float = 0.5) -> None:
         self.size, self.age = size, age
-        self.messages = []
+        self.messages: list[IndexMessage] = []
         self.started = 0.0
         self.lock = threading.Lock()
 
-    def add(self, message):
+    def add(self, message: IndexMessage) -> None:
         with self.lock:
             if not self.messages:
                 self.started = time.monotonic()
@@ -384,7 +413,7 @@ class IngestBatch:
         if full:
             self.flush()
 
-    def flush(self):
+    def flush(self) -> None:
         with self.lock:
             messages, self.messages = self.messages, []
         instances_queue(messages)

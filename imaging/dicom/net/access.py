@@ -7,7 +7,7 @@ from django.conf import settings
 from imaging.models import Modality
 
 
-def association_allowed(*, calling_ae, host):
+def association_allowed(*, calling_ae: str, host: str) -> bool:
     """A registered, active modality with this AE title (and this address, if it has one)."""
     if settings.DICOM_ALLOW_ANY_AE:
         return True

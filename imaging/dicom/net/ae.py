@@ -5,6 +5,8 @@ import logging
 import socket
 import ssl
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from pydicom.uid import (
@@ -15,7 +17,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pynetdicom import AE, AllStoragePresentationContexts, _config
-from pynetdicom.sop_class import (
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
     Verification,
@@ -39,7 +41,7 @@ HANDSHAKE_TIMEOUT = 30
 MAX_ASSOCIATIONS = 64  # served at once by one process (each holds a database connection)
 
 
-def ae_build(*, ae_title, max_pdu, fast=None):
+def ae_build(*, ae_title: str, max_pdu: int, fast: bool | None = None) -> AE:
     """The AE. Without the fast path, pynetdicom writes each C-STORE data set to a temporary
     file as it arrives (STORE_RECV_CHUNKED_DATASET) instead of holding it in memory: the
     handler passes ``event.dataset_path`` to the service. (pynetdicom's setting is process-wide;
@@ -56,6 +58,7 @@ def ae_build(*, ae_title, max_pdu, fast=None):
     ae.network_timeout = 60
     ae.add_supported_context(Verification, TRANSFER_SYNTAXES)
     for context in AllStoragePresentationContexts:
+        assert context.abstract_syntax is not None  # pynetdicom's list names each one's
         ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
     # Worklist queries and procedure steps are small: no compression to offer.
     ae.add_supported_context(ModalityWorklistInformationFind, UNCOMPRESSED)
@@ -64,7 +67,9 @@ def ae_build(*, ae_title, max_pdu, fast=None):
 
 
 class ListenerRequestHandler(RequestHandler):
-    def handle(self):
+    server: "Server"
+
+    def handle(self) -> None:
         """With TLS, the handshake first, here on the connection's own thread: pynetdicom does
         it in the thread that accepts, where one caller that never finishes its handshake
         stops everyone else from connecting. A caller that fails it (plain TCP on a TLS port, a
@@ -81,10 +86,10 @@ class ListenerRequestHandler(RequestHandler):
                 return
         self.association_serve()
 
-    def association_start(self):
+    def association_start(self) -> None:
         super().handle()  # pynetdicom's: make the association and start its thread
 
-    def association_serve(self):
+    def association_serve(self) -> None:
         """Start the association's thread; a server that counts associations (HandedServer)
         hears when it ends: this thread waits for it."""
         self.association_start()
@@ -105,22 +110,23 @@ class Server(ThreadedAssociationServer):
     # their associations): listener.serve decides how long associations in progress may take.
     block_on_close = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.RequestHandlerClass = type(self).RequestHandlerClass
 
-    def get_request(self):
+    def get_request(self) -> tuple[socket.socket, Any]:
+        assert self.socket is not None  # bound in __init__ (TCPServer.server_bind)
         client, address = self.socket.accept()
         return self.tls_wrap(client), address
 
-    def tls_wrap(self, client):
+    def tls_wrap(self, client: socket.socket) -> socket.socket:
         """The accepted socket, as TLS if the server has a context; the handshake is left to
         the connection's thread (ListenerRequestHandler.handle)."""
         if self.ssl_context is None:
             return client
         return self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
 
-    def association_ended(self):
+    def association_ended(self) -> None:
         """Called once for every connection served, when its association ends."""
 
 
@@ -133,19 +139,22 @@ class HandedServer(Server):
 
     counts_associations = True
 
-    def __init__(self, *args, channel, parent_gone, **kwargs):
+    def __init__(
+        self, *args: Any, channel: socket.socket, parent_gone: Callable[[], object], **kwargs: Any
+    ) -> None:
         self.channel, self.parent_gone = channel, parent_gone
         self.channel_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
-    def server_bind(self):
+    def server_bind(self) -> None:
+        assert self.socket is not None  # TCPServer.__init__ made it
         self.socket.close()  # the TCP socket TCPServer made: this server reads the channel instead
         self.socket = self.channel
 
-    def server_activate(self):
+    def server_activate(self) -> None:
         pass
 
-    def get_request(self):
+    def get_request(self) -> tuple[socket.socket, Any]:
         try:
             message, fds, _flags, _address = socket.recv_fds(self.channel, 1, 1)
         except BlockingIOError:  # another reader took it (there is none; but never block here)
@@ -163,7 +172,7 @@ class HandedServer(Server):
             self.association_ended()
             raise
 
-    def process_request_thread(self, request, client_address):
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             self.finish_request(request, client_address)  # starts the association's own thread
         except Exception:
@@ -171,11 +180,11 @@ class HandedServer(Server):
             self.shutdown_request(request)
             self.association_ended()
 
-    def server_close(self):
+    def server_close(self) -> None:
         with self.channel_lock:  # no thread is writing to it as it closes
             super().server_close()
 
-    def association_ended(self):
+    def association_ended(self) -> None:
         with self.channel_lock:
             try:
                 self.channel.send(b"d")
@@ -183,7 +192,15 @@ class HandedServer(Server):
                 pass
 
 
-def server_start(ae, address, *, channel=None, parent_gone=None, ssl_context=None, fast=None):
+def server_start(
+    ae: AE,
+    address: tuple[str, int],
+    *,
+    channel: socket.socket | None = None,
+    parent_gone: Callable[[], object] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    fast: bool | None = None,
+) -> ThreadedAssociationServer:
     """Serve in background threads; returns the server (``shutdown()`` stops it). With a
     ``channel``, serve the connections a dispatcher hands over it (HandedServer); ``address``
     is then the dispatcher's listening address. With an ``ssl_context`` (tls.py), every

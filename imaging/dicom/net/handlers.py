@@ -2,11 +2,18 @@
 
 import logging
 import time
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import cast
 
 from django.db import DatabaseError, close_old_connections, connections
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE, N_CREATE, N_SET
+from pynetdicom.events import Event, EventHandlerType
 
 from imaging.dicom.net.access import association_allowed
 from imaging.dicom.records.datasets import response_keys, worklist_answer_dataset
@@ -37,11 +44,13 @@ from vetclinic.audit.services import Actor
 log = logging.getLogger("imaging.dicom")
 
 
-def on_requested(event):
+def on_requested(event: Event) -> None:
     """Refuse unregistered callers before anything else happens (A-ASSOCIATE-RJ). A check that
     cannot be made refuses too: pynetdicom accepts the association if this handler raises."""
     requestor = event.assoc.requestor
-    calling_ae = requestor.primitive.calling_ae_title.strip()  # .ae_title is set only later
+    primitive = requestor.primitive
+    assert primitive is not None  # the A-ASSOCIATE-RQ, received before EVT_REQUESTED
+    calling_ae = primitive.calling_ae_title.strip()  # .ae_title is set only later
     try:
         close_old_connections()
         allowed = association_allowed(calling_ae=calling_ae, host=requestor.address)
@@ -64,7 +73,7 @@ def on_requested(event):
         thread_ended()  # the association's thread ends with the rejection
 
 
-def _until_sent(assoc, timeout=2.0):
+def _until_sent(assoc: Association, timeout: float = 2.0) -> None:
     """Wait until the DUL thread has sent the rejection (state Sta13, PS3.8 9.2): pynetdicom closes
     the socket as soon as this handler returns, and the caller would see an abort instead."""
     deadline = time.monotonic() + timeout
@@ -72,12 +81,12 @@ def _until_sent(assoc, timeout=2.0):
         time.sleep(0.001)
 
 
-def on_established(event):
+def on_established(event: Event) -> None:
     requestor = event.assoc.requestor
     log.info("association from %s at %s:%s", requestor.ae_title.strip(), requestor.address, requestor.port)
 
 
-def on_ended(event):
+def on_ended(event: Event) -> None:
     """Released or aborted: queue the association's last indexing messages now, not when
     the peer gets round to closing the connection. This is the association's own thread, which
     ends now: the database connection it used goes back (thread_ended)."""
@@ -85,7 +94,7 @@ def on_ended(event):
     thread_ended()
 
 
-def association_finish(assoc):
+def association_finish(assoc: Association) -> None:
     """Queue what the association stored and has not queued yet. The fast path also calls it
     when the association's thread ends, whatever ended it (fast/reactor.py): an association
     that ends without a release or an abort event (its DUL thread failed) must not leave
@@ -95,13 +104,13 @@ def association_finish(assoc):
         batch.flush()
 
 
-def on_closed(event):
+def on_closed(event: Event) -> None:
     """The connection closed (pynetdicom tells on the thread that reads the socket): as
     on_ended, for an association that ended without a release or an abort."""
     on_ended(event)
 
 
-def thread_ended():
+def thread_ended() -> None:
     """An association's thread (its reactor's or its DUL's) ends: the database connection it
     used (Django keeps one per thread) goes back to the listener's pool, or closes. Left to the
     garbage collector it would close without the pool knowing, which would count it in use
@@ -109,31 +118,35 @@ def thread_ended():
     connections.close_all()
 
 
-def on_store(event):
+def on_store(event: Event) -> Dataset | int:
     """C-STORE: keep the object as it came, then answer (PS3.4 B.2.3 statuses). pynetdicom
     has written its data set to a file (``event.dataset_path``, STORE_RECV_CHUNKED_DATASET) or
     holds it in memory (``event.request.DataSet``); the service takes either as it is."""
     calling_ae = event.assoc.requestor.ae_title.strip()
-    if not hasattr(event.assoc, "ingest_batch"):
-        event.assoc.ingest_batch = IngestBatch()  # one per association, flushed when it closes
+    request = cast(C_STORE, event.request)  # EVT_C_STORE's is a C-STORE (pynetdicom types any)
+    batch: IngestBatch | None = getattr(event.assoc, "ingest_batch", None)
+    if batch is None:  # one per association, flushed when it closes; ours, on pynetdicom's object
+        batch = event.assoc.ingest_batch = IngestBatch()  # type: ignore[attr-defined]
+    # pynetdicom gives one or the other: a C-STORE request has a data set (PS3.7 9.1.1.1).
+    source = cast(Path | BytesIO, event.dataset_path or request.DataSet)
     try:
         instance_receive(
-            source=event.dataset_path or event.request.DataSet,
+            source=source,
             transfer_syntax=event.context.transfer_syntax,
-            sop_class_uid=event.request.AffectedSOPClassUID,
-            sop_instance_uid=event.request.AffectedSOPInstanceUID,
+            sop_class_uid=str(request.AffectedSOPClassUID),
+            sop_instance_uid=str(request.AffectedSOPInstanceUID),
             calling_ae=calling_ae,
-            batch=event.assoc.ingest_batch,
+            batch=batch,
         )
     except ObjectRefused as refused:
         log.warning(
-            "C-STORE %s from %s refused: %s", event.request.AffectedSOPInstanceUID, calling_ae, refused.detail
+            "C-STORE %s from %s refused: %s", request.AffectedSOPInstanceUID, calling_ae, refused.detail
         )
         return _status(STORE_STATUS[refused.reason], refused.detail)
     return SUCCESS
 
 
-def on_find(event):
+def on_find(event: Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
     """Modality Worklist C-FIND (PS3.4 K.4.1.3): the database matches, one Pending response
     per order, C-CANCEL honoured between responses. Each answer is a data set read from its
     encoding in the context's transfer syntax, which it keeps (datasets.worklist_answer_dataset)."""
@@ -168,13 +181,13 @@ def on_find(event):
         yield pending, answer
 
 
-def _actor(event):
+def _actor(event: Event) -> Actor:
     return Actor(channel=Channel.DICOM, name=event.assoc.requestor.ae_title.strip())
 
 
-def on_n_create(event):
+def on_n_create(event: Event) -> tuple[Dataset | int, Dataset | None]:
     """MPPS N-CREATE: a procedure step starts (PS3.4 F.7.2.1)."""
-    uid = event.request.AffectedSOPInstanceUID
+    uid = cast(N_CREATE, event.request).AffectedSOPInstanceUID  # EVT_N_CREATE's is an N-CREATE
     reply = Dataset()
     if uid is None:  # the SCU may leave the UID to us (PS3.7 10.1.5.1.4)
         uid = reply.AffectedSOPInstanceUID = generate_uid()
@@ -189,9 +202,9 @@ def on_n_create(event):
     return SUCCESS, reply or None
 
 
-def on_n_set(event):
+def on_n_set(event: Event) -> tuple[Dataset | int, Dataset | None]:
     """MPPS N-SET: a procedure step changes or ends (PS3.4 F.7.2.2)."""
-    uid = str(event.request.RequestedSOPInstanceUID)
+    uid = str(cast(N_SET, event.request).RequestedSOPInstanceUID)  # EVT_N_SET's is an N-SET
     try:
         mpps.mpps_update(actor=_actor(event), sop_instance_uid=uid, modifications=event.modification_list)
     except mpps.StepRefused as refused:
@@ -215,7 +228,7 @@ STEP_STATUS = {  # MPPS N-CREATE and N-SET, PS3.4 F.7.2.1.4 and F.7.2.2.4
 }
 
 
-def _status(code, comment):
+def _status(code: int, comment: str) -> Dataset:
     """A failure status with its Error Comment (PS3.7 C.4: LO, 64 characters)."""
     status = Dataset()
     status.Status = code
@@ -223,7 +236,7 @@ def _status(code, comment):
     return status
 
 
-HANDLERS = [
+HANDLERS: list[EventHandlerType] = [
     (evt.EVT_REQUESTED, on_requested),
     (evt.EVT_ESTABLISHED, on_established),
     (evt.EVT_RELEASED, on_ended),

@@ -16,16 +16,25 @@ import os
 import selectors
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
+from types import FrameType
 
 from django.conf import settings
 
 log = logging.getLogger("imaging.dicom")
 
 
-def serve(*, ae_title, address, channel=None, label="", ssl_context=None):
+def serve(
+    *,
+    ae_title: str,
+    address: tuple[str, int],
+    channel: socket.socket | None = None,
+    label: str = "",
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
     """Run one listener process until SIGTERM/SIGINT (or, with a channel, until the dispatcher
     goes away). Without a channel it listens on ``address`` itself. With an ``ssl_context``,
     every connection is TLS (the dispatcher hands over plain sockets; the handshake is here)."""
@@ -63,7 +72,7 @@ def serve(*, ae_title, address, channel=None, label="", ssl_context=None):
 
 
 class Child:
-    def __init__(self, pid, channel, number):
+    def __init__(self, pid: int, channel: socket.socket, number: int) -> None:
         self.pid, self.channel, self.number = pid, channel, number
         self.active = 0  # connections handed to it that have not ended
         self.handed = 0
@@ -73,15 +82,25 @@ class Child:
 class Dispatcher:
     """Accepts on the port and hands each connection to the least busy listener process."""
 
-    def __init__(self, *, ae_title, bind, port, processes, ssl_context=None):
+    def __init__(
+        self,
+        *,
+        ae_title: str,
+        bind: str,
+        port: int,
+        processes: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.ae_title, self.bind, self.port, self.processes = ae_title, bind, port, processes
         self.ssl_context = ssl_context
-        self.children = {}  # pid -> Child, the processes we hand connections to
-        self.leaving = {}  # pid -> Child, processes that closed their channel but have not exited yet
+        self.children: dict[int, Child] = {}  # pid -> Child, the processes we hand connections to
+        self.leaving: dict[
+            int, Child
+        ] = {}  # pid -> Child, processes that closed their channel but have not exited yet
         self.stopping = False
         self.selector = selectors.DefaultSelector()
 
-    def run(self):
+    def run(self) -> None:
         family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
         self.listener = socket.create_server((self.bind, self.port), family=family, backlog=128)
         self.listener.setblocking(False)  # a caller that resets before accept() must not hang us
@@ -106,10 +125,10 @@ class Dispatcher:
         finally:
             self.stop()
 
-    def on_signal(self, signum, frame):
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
 
-    def spawn(self, number):
+    def spawn(self, number: int) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
@@ -134,7 +153,7 @@ class Dispatcher:
         child = self.children[pid] = Child(pid, ours, number)
         self.selector.register(ours, selectors.EVENT_READ, child)
 
-    def accept(self):
+    def accept(self) -> None:
         try:
             connection, _address = self.listener.accept()
         except OSError:
@@ -153,7 +172,7 @@ class Dispatcher:
         finally:
             connection.close()  # the listener process has its own descriptor of it now
 
-    def hear(self, child):
+    def hear(self, child: Child) -> None:
         try:
             data = child.channel.recv(4096)
         except OSError:
@@ -173,7 +192,7 @@ class Dispatcher:
             time.sleep(1)  # one that dies at once should not be restarted in a tight loop
         self.spawn(child.number)
 
-    def reap(self):
+    def reap(self) -> None:
         """Collect (and log) the exit of the processes that left, as they exit."""
         for child in list(self.leaving.values()):
             pid, status = os.waitpid(child.pid, os.WNOHANG)
@@ -182,7 +201,7 @@ class Dispatcher:
                 log.error("DICOM listener process %s (pid %s) exited (%s)",
                           child.number, child.pid, _exit_description(status))  # fmt: skip
 
-    def stop(self):
+    def stop(self) -> None:
         log.info("DICOM listener stopping (pid %s)", os.getpid())
         self.selector.unregister(self.listener)
         self.listener.close()  # new connections are refused from now on
@@ -205,7 +224,7 @@ class Dispatcher:
             child.channel.close()
 
 
-def _exit_description(status):
+def _exit_description(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"signal {os.WTERMSIG(status)}"
     return f"exit code {os.waitstatus_to_exitcode(status)}"

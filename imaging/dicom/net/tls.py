@@ -3,11 +3,14 @@ later), the contexts built in one place: the listener's, and a client's for send
 nodes. PEM files; where they come from is the caller's (settings.DICOM_TLS_* for the listener)."""
 
 import ssl
+from os import PathLike
 
 from django.conf import settings
 
+PemPath = str | PathLike[str]  # a PEM file
 
-def server_context(*, cert, key, ca=None):
+
+def server_context(*, cert: PemPath, key: PemPath | None, ca: PemPath | None = None) -> ssl.SSLContext:
     """The listener's context: our certificate chain and key; with ``ca``, a caller must present
     a certificate that it signed (PS3.15 B.9 lets either side ask for the other's)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -19,7 +22,9 @@ def server_context(*, cert, key, ca=None):
     return context
 
 
-def client_context(*, ca=None, cert=None, key=None):
+def client_context(
+    *, ca: PemPath | None = None, cert: PemPath | None = None, key: PemPath | None = None
+) -> ssl.SSLContext:
     """A context for connecting to another DICOM node: its certificate checked against ``ca``
     (else the system's authorities) and its host name; ours presented if given."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
@@ -29,7 +34,7 @@ def client_context(*, ca=None, cert=None, key=None):
     return context
 
 
-def listener_context():
+def listener_context() -> ssl.SSLContext | None:
     """The listener's context from the settings, or None: plain TCP."""
     if not settings.DICOM_TLS_CERT:
         return None

@@ -31,13 +31,17 @@ class Malformed(ValueError):
     pass
 
 
+# What the checks read: a data set's bytes, or a view of them (a file mapped, a receive buffer).
+BytesLike = bytes | bytearray | memoryview
+
+
 def is_uid(value: object) -> bool:
     """A UID (PS3.5 9.1): 1 to 64 characters, digits and dots. (Leading zeros in a component,
     which the rule forbids, are let through: harmless, and some modalities write them.)"""
     return isinstance(value, str) and 0 < len(value) <= 64 and value.replace(".", "").isdigit()
 
 
-def inflate(data: bytes) -> bytes:
+def inflate(data: BytesLike) -> bytes:
     """Deflated Explicit VR Little Endian (PS3.5 A.5): raw deflate; a cut stream is an error."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
@@ -53,7 +57,7 @@ def inflate(data: bytes) -> bytes:
 Element = tuple[str | None, int, int]
 
 
-def check(data: bytes, *, implicit: bool, little: bool) -> dict[int, Element]:
+def check(data: BytesLike, *, implicit: bool, little: bool) -> dict[int, Element]:
     """Raise Malformed unless ``data`` is a complete data set in the given encoding.
 
     Returns the top-level elements it passed: {tag: (VR or None, value offset, value length)},
@@ -69,7 +73,7 @@ def check(data: bytes, *, implicit: bool, little: bool) -> dict[int, Element]:
 
 
 def _walk(
-    data: bytes,
+    data: BytesLike,
     pos: int,
     end: int,
     implicit: bool,
@@ -131,7 +135,9 @@ def _walk(
     return pos
 
 
-def _sequence(data: bytes, pos: int, end: int, implicit: bool, little: bool, defined: bool = False) -> int:
+def _sequence(
+    data: BytesLike, pos: int, end: int, implicit: bool, little: bool, defined: bool = False
+) -> int:
     endian = "<" if little else ">"
     while pos < end:
         if pos + 8 > end:
@@ -157,7 +163,7 @@ def _sequence(data: bytes, pos: int, end: int, implicit: bool, little: bool, def
     raise Malformed("sequence without its delimiter: the data set is cut off")
 
 
-def _fragments(data: bytes, pos: int, end: int, little: bool) -> int:
+def _fragments(data: BytesLike, pos: int, end: int, little: bool) -> int:
     """Encapsulated Pixel Data: items (offset table, fragments) up to a sequence delimiter."""
     endian = "<" if little else ">"
     while pos + 8 <= end:

@@ -2,6 +2,9 @@
 [--processes N]``. Its processes (one, or a dispatcher and N listeners) are
 imaging/dicom/net/listener.py; the node they run is imaging/dicom/net/ae.py."""
 
+from argparse import ArgumentParser
+from typing import Any
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -9,13 +12,13 @@ from django.core.management.base import BaseCommand, CommandError
 class Command(BaseCommand):
     help = "Run the DICOM listener (C-ECHO, C-STORE)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--port", type=int, default=settings.DICOM_PORT)
         parser.add_argument("--ae-title", default=settings.DICOM_AE_TITLE)
         parser.add_argument("--bind", default=settings.DICOM_BIND)
         parser.add_argument("--processes", type=int, default=1)
 
-    def handle(self, *args, port, ae_title, bind, processes, **options):
+    def handle(self, *args: Any, port: int, ae_title: str, bind: str, processes: int, **options: Any) -> None:
         from imaging.dicom.net.listener import Dispatcher, serve
         from imaging.dicom.net.tls import listener_context
 

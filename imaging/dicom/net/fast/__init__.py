@@ -21,7 +21,12 @@ on any other version (``version_check``): read those names again in the new vers
 adding it to SUPPORTED_VERSIONS.
 """
 
+from typing import TYPE_CHECKING
+
 import pynetdicom
+
+if TYPE_CHECKING:
+    from imaging.dicom.net.ae import Server
 
 SUPPORTED_VERSIONS = ("3.0.4",)
 
@@ -30,7 +35,7 @@ class UnsupportedPynetdicom(RuntimeError):
     pass
 
 
-def version_check(version=None):
+def version_check(version: str | None = None) -> None:
     """Raise UnsupportedPynetdicom unless ``version`` (the installed pynetdicom's if None) is one
     the fast path was written for."""
     version = pynetdicom.__version__ if version is None else version
@@ -43,7 +48,7 @@ def version_check(version=None):
         )
 
 
-def server_class(base):
+def server_class(base: "type[Server]") -> "type[Server]":
     """``base`` (a pynetdicom ThreadedAssociationServer of ae.py) with the fast path's classes
     for every association it accepts. Checks the pynetdicom version first."""
     version_check()

@@ -9,11 +9,13 @@ ingest service's IncomingObject, which instance_receive takes as a source like a
 The handler passes ``event.dataset_path`` on without looking at it (handlers.on_store)."""
 
 import logging
+from io import BytesIO
+from typing import cast
 
 from pynetdicom import evt
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import C_STORE_RQ
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dimse_primitives import C_STORE, DimsePrimitiveType
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import (
@@ -36,7 +38,7 @@ class FastDIMSE(DIMSEServiceProvider):
     EVT_DIMSE_SENT, which nothing of ours listens to: pynetdicom's own handler logs nothing for
     a C-STORE-RSP.)"""
 
-    def receive_primitive(self, primitive):
+    def receive_primitive(self, primitive: P_DATA) -> None:
         """pynetdicom's, except that a C-STORE request is served here, on the DUL thread, once
         its last fragment is in. Queued for the association thread, with its answer queued
         back, an image cost two thread wake-ups: on a busy machine each waits for a core, and
@@ -65,7 +67,7 @@ class FastDIMSE(DIMSEServiceProvider):
         self.message = None
         evt.trigger(self.assoc, evt.EVT_DIMSE_RECV, {"message": message})
         try:
-            request = message.message_to_primitive()
+            request = cast(C_STORE, message.message_to_primitive())  # a C-STORE-RQ's
             problem = None if request.is_valid_request else "a required element is missing"
         except Exception as exc:  # pynetdicom refuses a value: a UID of 200 characters
             problem = str(exc)
@@ -76,10 +78,11 @@ class FastDIMSE(DIMSEServiceProvider):
                 self.dul.event_queue.put("Evt19")  # as pynetdicom: the association ends
             return
         self._incoming_hand(message, request)
+        assert message.context_id is not None  # decode_msg read it with the first fragment
         if not self._store_serve(request, message.context_id):
             self.msg_queue.put((message.context_id, request))
 
-    def _store_refuse(self, message, problem):
+    def _store_refuse(self, message: C_STORE_RQ, problem: str) -> bool:
         """Answer a C-STORE request whose command set is not a valid one with 0xC000 and why
         (PS3.4 B.2.3), where pynetdicom aborts the association (or, for a missing element, never
         answers). Its data set has been read whole, so the association can go on. False if the
@@ -89,7 +92,7 @@ class FastDIMSE(DIMSEServiceProvider):
             message_id = int(command.MessageID)
         except Exception:
             return False
-        uids = {}
+        uids: dict[str, str] = {}
         for keyword, name in (("AffectedSOPClassUID", "Affected SOP Class UID"),
                               ("AffectedSOPInstanceUID", "Affected SOP Instance UID")):  # fmt: skip
             try:
@@ -100,17 +103,19 @@ class FastDIMSE(DIMSEServiceProvider):
             if not is_uid(value):
                 problem = f"{name} is not a valid UID"
         LOGGER.warning(f"C-STORE request {message_id} refused: {problem}")
-        command = store_refusal_command(
+        assert message.context_id is not None  # decode_msg read it with the first fragment
+        refusal = store_refusal_command(
             message_id, CANNOT_UNDERSTAND, f"Invalid request: {problem}",
             sop_class_uid=uids.get("AffectedSOPClassUID"),
             sop_instance_uid=uids.get("AffectedSOPInstanceUID"),
         )  # fmt: skip
-        message_send(self, message.context_id, command)
+        message_send(self, message.context_id, refusal)
         return True
 
-    incoming = None  # (message, IncomingObject): the C-STORE data set being written as it comes
+    # (message, IncomingObject): the C-STORE data set being written as it comes
+    incoming: tuple[C_STORE_RQ, IncomingObject] | None = None
 
-    def _store_stream(self, message):
+    def _store_stream(self, message: C_STORE_RQ) -> None:
         """Write what has arrived of a C-STORE request's data set to storage now (IncomingObject),
         not once the last fragment is in: an 8 MB image then costs the time of its transfer
         plus a short fsync, instead of its transfer plus all of its writing. The data set is
@@ -120,7 +125,7 @@ class FastDIMSE(DIMSEServiceProvider):
         if self.incoming is None or self.incoming[0] is not message:
             self.incoming_abort()  # one operation at a time: an earlier one never finished
             command, assoc = message.command_set, self.assoc
-            context = assoc._accepted_cx.get(message.context_id)
+            context = assoc._accepted_cx.get(message.context_id)  # type: ignore[arg-type]  # None: not found
             if context is None or not IncomingObject.fits(command.get("AffectedSOPInstanceUID")):
                 return  # the handler refuses it, or stores it whole
             self.incoming = (message, IncomingObject(
@@ -128,13 +133,13 @@ class FastDIMSE(DIMSEServiceProvider):
                 transfer_syntax=context.transfer_syntax[0], calling_ae=assoc.requestor.ae_title.strip(),
             ))  # fmt: skip
         incoming = self.incoming[1]
-        buffer = message.data_set
+        buffer = cast(BytesIO, message.data_set)  # a C-STORE-RQ's (pynetdicom casts it so too)
         end = buffer.tell()
         if end > incoming.size:
             with buffer.getbuffer() as view:
                 incoming.write(view[incoming.size : end])
 
-    def _incoming_hand(self, message, request):
+    def _incoming_hand(self, message: C_STORE_RQ, request: C_STORE) -> None:
         """Give the IncomingObject written for ``message``, now complete, to the handler as
         ``event.dataset_path`` (see the module's docstring), where it is committed or thrown
         away. A data set that came whole in its first PDU was not written as it came: the
@@ -143,28 +148,29 @@ class FastDIMSE(DIMSEServiceProvider):
             return
         _message, incoming = self.incoming
         self.incoming = None
-        incoming.arrived(request.DataSet.getvalue())
-        request._dataset_path = incoming
+        incoming.arrived(cast(BytesIO, request.DataSet).getvalue())  # decode_msg assembled it
+        # A source like a path (the module's docstring): pynetdicom's annotation knows paths only.
+        request._dataset_path = incoming  # type: ignore[assignment]
 
-    def incoming_abort(self):
+    def incoming_abort(self) -> None:
         """Throw away a data set that never completed (the association ended, or was aborted)."""
         if self.incoming is not None:
             _message, incoming = self.incoming
             self.incoming = None
             incoming.abort()
 
-    def _store_serve(self, request, context_id):
+    def _store_serve(self, request: C_STORE, context_id: int) -> bool:
         """Serve a C-STORE request on this thread; False if it should be queued instead."""
         assoc = self.assoc
         context = assoc._accepted_cx.get(context_id)
         if (context is None or not request.is_valid_request or assoc._sent_release or not assoc.is_established
                 or not self.msg_queue.empty() or request.AffectedSOPClassUID in assoc.acceptor.accepted_common_extended
-                or uid_to_service_class(request.AffectedSOPClassUID) is not StorageServiceClass):  # fmt: skip
+                or uid_to_service_class(str(request.AffectedSOPClassUID)) is not StorageServiceClass):  # fmt: skip
             return False
         StorageServiceClass(assoc).SCP(request, context)
         return True
 
-    def send_msg(self, primitive, context_id):
+    def send_msg(self, primitive: DimsePrimitiveType, context_id: int) -> None:
         if type(primitive) is not C_STORE or not _plain_success(primitive):
             return super().send_msg(primitive, context_id)
         command = store_response_command(primitive)
@@ -175,8 +181,8 @@ class FastDIMSE(DIMSEServiceProvider):
         self.dul.send_pdu(pdata)
 
 
-def _plain_success(primitive):
-    return (
+def _plain_success(primitive: C_STORE) -> bool:
+    return bool(
         primitive.MessageIDBeingRespondedTo is not None and primitive.Status == 0x0000
         and primitive.ErrorComment is None and primitive.OffendingElement is None
         and primitive.AffectedSOPClassUID and primitive.AffectedSOPInstanceUID

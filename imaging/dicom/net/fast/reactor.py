@@ -9,21 +9,29 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from pynetdicom import evt
 from pynetdicom._handlers import standard_pdu_recv_handler
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom.dimse_primitives import C_FIND, DimseServiceType
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
-from pynetdicom.sop_class import (
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
     ModalityWorklistInformationFind,
 )
 from pynetdicom.transport import AssociationSocket
 
-from imaging.dicom.net.fast.wire import p_data_decode
+from imaging.dicom.net.fast.dimse import FastDIMSE
+from imaging.dicom.net.fast.wire import DecodedPData, p_data_decode
 from imaging.dicom.net.fast.worklist_scp import WorklistFind
 from imaging.dicom.net.handlers import association_finish, thread_ended
+
+if TYPE_CHECKING:
+    from pynetdicom.pdu import _PDUType
+
+    from imaging.dicom.net.ae import Server
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
 
@@ -55,7 +63,7 @@ class FastSocket(AssociationSocket):
     (it is not sticky). See VETERINARY-DICOM-HL7.md, "Network detail that matters for speed".
     """
 
-    def recv(self, nr_bytes):
+    def recv(self, nr_bytes: int) -> bytearray:
         """``nr_bytes`` (fewer if the connection closes), in a buffer that grows with what
         arrives rather than with what was announced (EventDrivenDUL bounds ``nr_bytes`` too)."""
         buffer = bytearray(min(nr_bytes, RECV_AHEAD))
@@ -64,23 +72,23 @@ class FastSocket(AssociationSocket):
             if read == len(buffer):
                 buffer += bytes(min(nr_bytes - read, read))  # doubled, at most to nr_bytes
             with memoryview(buffer)[read:] as view:  # released before the buffer may grow
-                got = self.socket.recv_into(view)
+                got = self.socket.recv_into(view)  # type: ignore[union-attr]  # connected before the DUL runs
             if QUICKACK is not None:
-                self.socket.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+                self.socket.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)  # type: ignore[union-attr]  # connected before the DUL runs
             if not got:
                 return buffer[:read]
             read += got
         return buffer
 
 
-class WakingQueue(queue.Queue):
+class WakingQueue(queue.Queue[Any]):
     """A queue that calls ``wake`` after each put, so that its reader can sleep until then."""
 
-    def __init__(self, wake):
+    def __init__(self, wake: Callable[[], object]) -> None:
         super().__init__()
         self.wake = wake
 
-    def put(self, item, block=True, timeout=None):
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         super().put(item, block, timeout)
         self.wake()
 
@@ -90,7 +98,7 @@ class EventDrivenDUL(DULServiceProvider):
     polling both every 0.1 ms: four polling associations kept a core busy doing nothing.
     Anything put on ``to_provider_queue`` (our answers), and a stop, wakes it at once."""
 
-    def prepare(self):
+    def prepare(self) -> None:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -99,7 +107,7 @@ class EventDrivenDUL(DULServiceProvider):
         self._pdu_refused = False  # a PDU longer than allowed was announced (_read_pdu_data)
         self.to_provider_queue = WakingQueue(self.wake)
 
-    def wake(self):
+    def wake(self) -> None:
         if threading.current_thread() is self:  # awake: it looks at its queues before it waits
             return
         with self._wake_lock:  # never write after close: the number may name another file by then
@@ -109,17 +117,17 @@ class EventDrivenDUL(DULServiceProvider):
                 except OSError:  # full (already awake) or closing
                     pass
 
-    def _is_transport_event(self):
+    def _is_transport_event(self) -> bool:
         if self._pdu_refused and self.state_machine.current_state == "Sta13":
             # The A-ABORT is sent (AA-1/AA-8). What follows is the refused PDU's body, not PDUs:
             # close now (Evt17, AR-5) instead of reading it as such until the peer stops.
-            self.socket.close()
+            self.socket.close()  # type: ignore[union-attr]  # connected before the DUL runs
             return True
         if self.event_queue.empty() and not self._kill_thread:
             self._wait_for_input()
         return super()._is_transport_event()
 
-    def _wait_for_input(self):
+    def _wait_for_input(self) -> None:
         waiting = [self._wake_r]
         peer = self.socket.socket if self.socket is not None else None
         if isinstance(peer, ssl.SSLSocket) and peer.fileno() != -1 and peer.pending():
@@ -137,7 +145,7 @@ class EventDrivenDUL(DULServiceProvider):
             except OSError:
                 pass
 
-    def _process_recv_primitive(self):
+    def _process_recv_primitive(self) -> bool:
         """Read first when the peer has sent something. pynetdicom's loop either sends one
         primitive or reads one PDU per turn, sending first: while C-FIND answers are queued
         faster than they go out, a C-CANCEL (or an A-ABORT) stays unread until the last one."""
@@ -145,14 +153,14 @@ class EventDrivenDUL(DULServiceProvider):
             return False  # run_reactor goes on to _is_transport_event, which reads it
         return super()._process_recv_primitive()
 
-    def _read_pdu_data(self):
+    def _read_pdu_data(self) -> None:
         """DULServiceProvider._read_pdu_data (pynetdicom 3.0), with P-DATA-TF PDUs decoded the
         short way (wire.p_data_decode): pynetdicom copies every received byte five times before the
         DIMSE layer sees it (joining the read, bytes(), one slice per item and its own copy of
         it for EVT_DATA_RECV), which for an 8 MB image was more CPU than writing it to disk.
         Every other PDU, a malformed P-DATA-TF, or anyone listening to the PDU events: pynetdicom's way."""
         try:
-            header = self.socket.recv(6)
+            header = self.socket.recv(6)  # type: ignore[union-attr]  # connected before the DUL runs
             pdu_type, _, length = struct.unpack(">BBL", header)
         except (OSError, TimeoutError, struct.error):
             self.event_queue.put("Evt17")  # transport closed (READ_PDU_EXC_A/B)
@@ -171,7 +179,7 @@ class EventDrivenDUL(DULServiceProvider):
             self.event_queue.put("Evt19")
             return
         try:
-            body = self.socket.recv(length)
+            body = self.socket.recv(length)  # type: ignore[union-attr]  # connected before the DUL runs
         except (OSError, TimeoutError) as exc:
             LOGGER.error("Connection closed before the entire PDU was received")
             LOGGER.exception(exc)
@@ -183,37 +191,41 @@ class EventDrivenDUL(DULServiceProvider):
             )
             self.event_queue.put("Evt17")
             return
-        pdu = p_data_decode(body) if pdu_type == 0x04 and self._pdu_events_unheard() else None
+        pdu: DecodedPData | _PDUType | None = (
+            p_data_decode(body) if pdu_type == 0x04 and self._pdu_events_unheard() else None
+        )
         if pdu is not None:
             self.event_queue.put("Evt10")  # P-DATA-TF received
         else:
             try:
-                pdu, event = self._decode_pdu(bytes(header) + bytes(body))
+                pdu, event = self._decode_pdu(bytes(header) + bytes(body))  # type: ignore[arg-type]  # any bytes
                 self.event_queue.put(event)
             except Exception as exc:
                 LOGGER.error("Unable to decode the received PDU data")
                 LOGGER.exception(exc)
                 self.event_queue.put("Evt19")
                 return
-        self._recv_pdu.put(pdu)
+        # A DecodedPData gives its primitive as a PDU does (to_primitive), which is all fsm.DT_2 asks.
+        self._recv_pdu.put(pdu)  # type: ignore[arg-type]
 
-    def _pdu_events_unheard(self):
+    def _pdu_events_unheard(self) -> bool:
         """Nothing but pynetdicom's standard logging handler (which logs nothing for a P-DATA-TF
         PDU, _handlers._receive_data_tf) listens to the received-PDU events."""
-        heard = [handler for handler, _args in self.assoc.get_handlers(evt.EVT_PDU_RECV)]
+        # A notification event's handlers: a list of (handler, args), whatever the annotation's union says.
+        heard = [handler for handler, _args in self.assoc.get_handlers(evt.EVT_PDU_RECV)]  # type: ignore[misc]
         return not self.assoc.get_handlers(evt.EVT_DATA_RECV) and heard in ([], [standard_pdu_recv_handler])
 
-    def kill_dul(self):
+    def kill_dul(self) -> None:
         super().kill_dul()
         self.wake()
 
-    def stop_dul(self):
+    def stop_dul(self) -> bool:
         if self.state_machine.current_state == "Sta1":
             self._kill_thread = True
             self.wake()
         return super().stop_dul()
 
-    def run_reactor(self):
+    def run_reactor(self) -> None:
         """DULServiceProvider.run_reactor (pynetdicom 3.0), without its sleep between turns:
         the wait is in _is_transport_event. Even time.sleep(0) gave up the core once an image,
         and on a busy machine the thread then waited to get it back."""
@@ -236,7 +248,7 @@ class EventDrivenDUL(DULServiceProvider):
                     # As pynetdicom: past the state machine, which can no longer be trusted.
                     abort = A_ABORT_RQ()
                     abort.source, abort.reason_diagnostic = 0x02, 0x00
-                    self.socket.send(abort.encode())
+                    self.socket.send(abort.encode())  # type: ignore[union-attr]  # connected before the DUL runs
                     self.assoc.is_aborted = True
                     self.assoc.is_established = False
                     self.assoc._kill = True
@@ -258,26 +270,26 @@ class EventDrivenAssociation(Association):
     """pynetdicom's acceptor loop sleeps 1 ms between looks at its queues; this one waits
     until a DIMSE message or an ACSE primitive (release, abort) arrives."""
 
-    def prepare(self):
+    def prepare(self) -> None:
         self._wakeup = threading.Event()
         self.dimse.msg_queue = WakingQueue(self._wakeup.set)
         self.dul.to_user_queue = WakingQueue(self._wakeup.set)
 
-    def kill(self):
+    def kill(self) -> None:
         self._wakeup.set()
         super().kill()
 
-    def run(self):
+    def run(self) -> None:
         try:
             super().run()
         finally:
             # A data set cut off by the end of the association: never acknowledged, not kept.
-            self.dimse.incoming_abort()
+            cast(FastDIMSE, self.dimse).incoming_abort()  # server.py gave it that class
             association_finish(self)
             thread_ended()
-            self._server.association_ended()
+            cast("Server", self._server).association_ended()  # ae.py's, whose associations these are
 
-    def _serve_request(self, msg, context_id):
+    def _serve_request(self, msg: DimseServiceType, context_id: int) -> None:
         """A worklist C-FIND goes to WorklistFind; everything else the way pynetdicom serves it."""
         context = self._accepted_cx.get(context_id)
         if (type(msg) is not C_FIND or context is None or self._sent_release or not msg.is_valid_request
@@ -295,7 +307,7 @@ class EventDrivenAssociation(Association):
             self._is_paused = False
             self.dimse.cancel_req = {}
 
-    def _run_reactor(self):
+    def _run_reactor(self) -> None:
         """Association._run_reactor (pynetdicom 3.0), with a wait in place of its sleep."""
         self._is_paused = False
         served = False
@@ -320,7 +332,7 @@ class EventDrivenAssociation(Association):
             context_id, msg = self.dimse.get_msg(block=False)
             served = bool(msg)
             if msg:
-                self._serve_request(msg, context_id)
+                self._serve_request(msg, context_id)  # type: ignore[arg-type]  # a message comes with its context
 
             if self.is_established and self.acse.is_release_requested():
                 self.acse.send_release(is_response=True)

@@ -5,10 +5,12 @@ of bytes and pynetdicom primitives; reactor.py and dimse.py wire them in."""
 
 import struct
 
+from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
 
 from imaging.dicom.records.encoding import element_encode
-from imaging.dicom.records.integrity import is_uid
+from imaging.dicom.records.integrity import BytesLike, is_uid
 from imaging.dicom.records.status import error_comment
 
 
@@ -17,20 +19,21 @@ class DecodedPData:
 
     __slots__ = ("primitive",)
 
-    def __init__(self, primitive):
+    def __init__(self, primitive: P_DATA) -> None:
         self.primitive = primitive
 
-    def to_primitive(self):
+    def to_primitive(self) -> P_DATA:
         return self.primitive
 
 
-def p_data_decode(body):
+def p_data_decode(body: bytes | bytearray) -> DecodedPData | None:
     """The presentation data value items of a P-DATA-TF PDU's body (PS3.8 9.3.5: each a 4-byte
     length, the presentation context ID, then the value: its message control header and the
     fragment, PS3.8 E.2), or None if they do not add up to the body. A data set fragment stays
     a view of the bytes read (decode_msg copies it once, where it assembles the data set); a
     command fragment, which pynetdicom may treat as bytes anywhere, is made bytes."""
-    view, items, at, end = memoryview(body), [], 0, len(body)
+    view, at, end = memoryview(body), 0, len(body)
+    items: list[tuple[int, bytes | memoryview]] = []
     while at < end:
         if end - at < 6:
             return None
@@ -44,11 +47,12 @@ def p_data_decode(body):
         return None
     primitive = P_DATA()
     primitive.presentation_data_value_list = []  # as pynetdicom's to_primitive: its setter wants bytes
-    primitive.presentation_data_value_list.extend(items)
+    # The setter's annotation says bytes; a data set fragment stays a view on purpose (above).
+    primitive.presentation_data_value_list.extend(items)  # type: ignore[arg-type]
     return DecodedPData(primitive)
 
 
-def store_response_command(primitive):
+def store_response_command(primitive: C_STORE) -> bytes:
     """The C-STORE-RSP command set (PS3.7 9.3.1.2, Table 9.3-2), Implicit VR Little Endian."""
     elements = b"".join([
         _command_element(0x0002, "UI", _uid(primitive.AffectedSOPClassUID)),
@@ -61,7 +65,9 @@ def store_response_command(primitive):
     return _command_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
 
 
-def find_response_command(sop_class_uid, message_id, status, *, data_set, comment=None):
+def find_response_command(
+    sop_class_uid: object, message_id: int, status: int, *, data_set: bool, comment: str | None = None
+) -> bytes:
     """The C-FIND-RSP command set (PS3.7 9.3.2.2, Table 9.3-4), Implicit VR Little Endian."""
     elements = [
         _command_element(0x0002, "UI", _uid(sop_class_uid)),
@@ -74,11 +80,18 @@ def find_response_command(sop_class_uid, message_id, status, *, data_set, commen
     if comment:
         text = str(comment)[:64].encode("ascii", "replace")  # Error Comment, LO (PS3.7 C.4)
         elements.append(_command_element(0x0902, "LO", text))
-    elements = b"".join(elements)
-    return _command_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
+    encoded = b"".join(elements)
+    return _command_element(0x0000, "UL", struct.pack("<I", len(encoded))) + encoded
 
 
-def store_refusal_command(message_id, status, comment, *, sop_class_uid=None, sop_instance_uid=None):
+def store_refusal_command(
+    message_id: int,
+    status: int,
+    comment: str,
+    *,
+    sop_class_uid: object = None,
+    sop_instance_uid: object = None,
+) -> bytes:
     """A C-STORE-RSP failure with its Error Comment (PS3.7 9.3.1.2, Table 9.3-2; C.4.2) for a
     request whose command set pynetdicom could not make a primitive of. The Affected SOP Class
     and Instance UIDs are optional in a response: left out unless they are UIDs (PS3.5 9.1)."""
@@ -92,11 +105,13 @@ def store_refusal_command(message_id, status, comment, *, sop_class_uid=None, so
         _command_element(0x0902, "LO", text),  # Error Comment
         _command_element(0x1000, "UI", _uid(sop_instance_uid)) if is_uid(sop_instance_uid) else b"",
     ]  # fmt: skip
-    elements = b"".join(elements)
-    return _command_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
+    encoded = b"".join(elements)
+    return _command_element(0x0000, "UL", struct.pack("<I", len(encoded))) + encoded
 
 
-def message_send(dimse, context_id, command, data_set=None):
+def message_send(
+    dimse: DIMSEServiceProvider, context_id: int, command: bytes, data_set: BytesLike | None = None
+) -> None:
     """One DIMSE message as P-DATA-TF PDUs: the command's fragments, then the data set's (PS3.7
     E.2: control header bit 0 command, bit 1 last fragment), as many PDVs to a PDU as the
     peer's maximum PDU length holds (PS3.8 9.3.5 and D.1: it counts each PDV item's 6-byte
@@ -116,16 +131,16 @@ def message_send(dimse, context_id, command, data_set=None):
     dimse.dul.send_pdu(pdata)
 
 
-def _fragments(data, room, kind):
+def _fragments(data: BytesLike, room: int, kind: int) -> list[bytes]:
     """``data`` in pieces of at most ``room`` bytes, each behind its message control header."""
     pieces = [data[at : at + room] for at in range(0, len(data), room)] or [b""]
     return [bytes([kind | (0x02 if n == len(pieces) - 1 else 0)]) + piece for n, piece in enumerate(pieces)]
 
 
-def _uid(value):
+def _uid(value: object) -> bytes:
     return str(value).encode("ascii")
 
 
-def _command_element(element, vr, value):
+def _command_element(element: int, vr: str, value: bytes) -> bytes:
     """A command element: group 0000, Implicit VR Little Endian (PS3.7 6.3.1)."""
     return element_encode(element, vr, value, implicit_vr=True)

@@ -8,7 +8,9 @@ import time
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
+from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dsutils import encode
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.service_class import BasicWorklistManagementServiceClass
 
 from imaging.dicom.net.fast.wire import find_response_command, message_send
@@ -34,7 +36,7 @@ class WorklistFind(BasicWorklistManagementServiceClass):
     PDU length allows. C-CANCEL is the handler's to check between answers (event.is_cancelled).
     """
 
-    def _c_find_scp(self, req, context):
+    def _c_find_scp(self, req: C_FIND, context: PresentationContext) -> None:
         syntax = context.transfer_syntax[0]
         try:
             answers = evt.trigger(self.assoc, evt.EVT_C_FIND, {
@@ -64,7 +66,7 @@ class WorklistFind(BasicWorklistManagementServiceClass):
         if self.assoc.is_established:
             self._respond(req, context, 0x0000)
 
-    def _paced(self):
+    def _paced(self) -> None:
         """Wait while more than QUEUED_PDUS wait for the DUL to send them. Answers are made
         faster than they go out; unpaced, a large result would all be queued before a C-CANCEL
         could stop it (PS3.4 K.4.1.3), and held in memory meanwhile. The DUL reads what the peer
@@ -73,14 +75,24 @@ class WorklistFind(BasicWorklistManagementServiceClass):
         while dul.to_provider_queue.qsize() > QUEUED_PDUS and self.assoc.is_established and dul.is_alive():
             time.sleep(PACING_WAIT)
 
-    def _respond(self, req, context, status, *, identifier=None, comment=None):
+    def _respond(
+        self,
+        req: C_FIND,
+        context: PresentationContext,
+        status: int,
+        *,
+        identifier: bytes | None = None,
+        comment: str | None = None,
+    ) -> None:
+        # Both there in a received request (PS3.7 9.3.2.1) and a negotiated context.
+        assert req.MessageID is not None and context.context_id is not None
         command = find_response_command(
             req.AffectedSOPClassUID, req.MessageID, status, data_set=identifier is not None, comment=comment
         )  # fmt: skip
         message_send(self.dimse, context.context_id, command, identifier)
 
 
-def _status_fields(status):
+def _status_fields(status: Dataset | int) -> tuple[int, str | None]:
     """(code, Error Comment) from a handler's status: a number, or a Dataset with Status."""
     if isinstance(status, Dataset):
         return int(status.Status), status.get("ErrorComment")
