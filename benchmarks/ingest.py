@@ -817,7 +817,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
 
     from imaging.dicom.net import handlers
     from imaging.dicom.net.ae import ae_build, server_start
-    from imaging.ingest import index, receive, storage
+    from imaging.ingest import index, queueing, receive, storage
 
     for name in ("pynetdicom", "imaging.dicom"):  # per-association and per-C-STORE lines, not wanted here
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -839,7 +839,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
 
     timed(receive, "_checked_header", "integrity walk + header parse")
     timed(storage, "object_put", "storage write + 2 fsyncs")
-    timed(receive, "instances_queue", "Celery publish (one task per batch)")
+    timed(queueing, "instances_queue", "Celery publish (one task per batch)")
     timed(receive, "_file_meta", "file meta encode")
     timed(handlers, "instance_receive", "instance_receive (all of the above)")
     for n, (event, handler) in enumerate(handlers.HANDLERS):  # the same list ae.py imported
@@ -862,7 +862,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
     port = free_port()
     server = server_start(ae, (HOST, port))
     sender_env = {**os.environ, "TCP_NODELAY": "1"}
-    real_queue = receive.instances_queue
+    real_queue = queueing.instances_queue
     out = []
 
     def send(title, sample):
@@ -915,7 +915,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
         quiet()
         # A: the listener alone: indexing messages kept in a list, so no worker competes for the CPUs.
         captured = []  # the batches as the listener queued them, one task each
-        receive.instances_queue = captured.append
+        queueing.instances_queue = captured.append
         send(
             "A. listener in-process alone (queue captured, worker idle), 1 association, nodelay sender",
             sample=True,
@@ -993,7 +993,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
             )
         )
         connections.close_all()
-        receive.instances_queue = real_queue
+        queueing.instances_queue = real_queue
         quiet()
         # D: as deployed: publish to Celery, the real worker indexing at the same time.
         send(
@@ -1001,7 +1001,7 @@ def diagnose(env, folder, expected, db, timeout, large_files=()):
             sample=False,
         )
     finally:
-        receive.instances_queue = real_queue
+        queueing.instances_queue = real_queue
         server.shutdown()
         ae.shutdown()
     return "\n".join(out)

@@ -9,7 +9,8 @@ from pydicom.uid import generate_uid
 
 from imaging.ingest import index, storage
 from imaging.ingest.index import instances_index
-from imaging.ingest.receive import IngestBatch, instance_receive
+from imaging.ingest.queueing import IngestBatch
+from imaging.ingest.receive import instance_receive
 from imaging.models import Instance, InstanceVersion, Series, Study
 from tests.test_ingest import TEST_FILES, changed_copy, split
 from vetclinic.audit.models import AuditEntry

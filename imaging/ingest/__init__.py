@@ -1,6 +1,8 @@
 """Ingest: what the modalities send, from the C-STORE to a study linked to its animal.
 
-receive.py    the C-STORE hot path: check, keep durably, queue for indexing; no database
+receive.py    receiving an object (C-STORE today): check, keep durably, queue for indexing; no database
+queueing.py   the indexing messages as one Celery task per batch of an association; a broker that is
+              down never fails a stored object
 storage.py    durable object storage ("success means durable": fsync, O_EXCL, keys never reused)
 index.py      the worker's side: index stored objects (idempotent); the sweep of what the
               queue missed (beat, ``manage.py reindex``)

@@ -1,7 +1,7 @@
 """Receiving DICOM objects, whatever channel brings them (a C-STORE today, STOW-RS later).
 
 ``instance_receive`` checks an object, keeps it durably (storage.py) and queues it for
-indexing (IngestBatch, instances_queue); no database. The object comes as its data set's
+indexing (queueing.py: IngestBatch, instances_queue); no database. The object comes as its data set's
 bytes, as a Part 10 file (PS3.10 7: pynetdicom writes a C-STORE's data set to one, a STOW-RS
 body part is one), or as an IncomingObject written to storage while it arrived. What must not
 be accepted raises ObjectRefused with a Refusal, a reason each channel words its own way (a
@@ -13,13 +13,10 @@ import logging
 import mmap
 import os
 import struct
-import threading
-import time
 from io import BytesIO
 from types import TracebackType
 from typing import BinaryIO, Literal, TypeAlias, TypeVar
 
-from celery import current_app
 from django.utils.timezone import now
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -33,7 +30,7 @@ from imaging.dicom.records.header import header_summary
 from imaging.dicom.records.integrity import BytesLike
 from imaging.ingest import storage
 from imaging.ingest.index import IndexMessage
-from vetclinic.cache import Kept
+from imaging.ingest.queueing import IngestBatch, instances_queue
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +138,7 @@ def _bare(error: _Error) -> _Error:
 
 def instance_receive(
     *, source: Source, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str, calling_ae: str,
-    file_meta_bytes: bytes | None = None, batch: "IngestBatch | None" = None,
+    file_meta_bytes: bytes | None = None, batch: IngestBatch | None = None,
 ) -> str:  # fmt: skip
     """Check one received object, keep it durably, queue its indexing; return its storage key.
 
@@ -231,7 +228,7 @@ def _receive(
     sop_instance_uid: str,
     calling_ae: str,
     file_meta_bytes: bytes | None,
-    batch: "IngestBatch | None",
+    batch: IngestBatch | None,
 ) -> str:
     try:
         ds = _checked_header(data, transfer_syntax)
@@ -371,49 +368,3 @@ def _checked_header(data: BytesLike, transfer_syntax: str) -> Dataset:
     if "Rows" in ds and not PIXEL_DATA & elements.keys():
         raise ObjectRefused(Refusal.UNREADABLE, "Image without pixel data: the data set is cut off")
     return ds
-
-
-# After a failure to queue, the broker is taken to be down for this long in this process.
-broker_down = Kept("broker down", seconds=30, most=1)
-
-
-def instances_queue(messages: list[IndexMessage]) -> None:
-    """Queue indexing messages as one task. A broker that is down must not fail a stored image:
-    the periodic sweep indexes whatever the queue missed, so after one failure we stop trying
-    for a while."""
-    if not messages or "down" in broker_down:
-        return
-    try:
-        # By name: tasks import services, never the reverse (STYLE.md).
-        current_app.send_task("imaging.tasks.instances_ingest", args=[messages], retry=False)
-    except Exception:
-        broker_down.set("down", True)
-        log.exception("could not queue indexing of %s objects; the sweep will index them", len(messages))
-
-
-class IngestBatch:
-    """An association's indexing messages, queued in groups: one task per ``size`` objects or
-    ``age`` seconds (checked as objects arrive), and the rest when the association ends. A
-    task per object cost the worker more than indexing the object. Objects are added on the
-    association's DUL thread and the rest flushed on its own thread when it is released or
-    aborted (imaging/dicom/net/handlers.py): a lock keeps a message from falling between."""
-
-    def __init__(self, size: int = 50, age: float = 0.5) -> None:
-        self.size, self.age = size, age
-        self.messages: list[IndexMessage] = []
-        self.started = 0.0
-        self.lock = threading.Lock()
-
-    def add(self, message: IndexMessage) -> None:
-        with self.lock:
-            if not self.messages:
-                self.started = time.monotonic()
-            self.messages.append(message)
-            full = len(self.messages) >= self.size or time.monotonic() - self.started >= self.age
-        if full:
-            self.flush()
-
-    def flush(self) -> None:
-        with self.lock:
-            messages, self.messages = self.messages, []
-        instances_queue(messages)

@@ -35,7 +35,8 @@ from imaging.dicom.records.status import (
     UNABLE_TO_PROCESS,
     error_comment,
 )
-from imaging.ingest.receive import IngestBatch, ObjectRefused, Refusal, instance_receive
+from imaging.ingest.queueing import IngestBatch
+from imaging.ingest.receive import ObjectRefused, Refusal, instance_receive
 from imaging.orders import mpps
 from imaging.orders.worklist import worklist_rows
 from vetclinic.audit.models import Channel
