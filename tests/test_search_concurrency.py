@@ -4,9 +4,10 @@ its animals' too, so each edit deletes search words the others delete."""
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
-from patients.models import Owner, Patient, Species
+from patients.models import Owner, Patient, SearchTerm, Species
 from patients.services import owner_upsert, patient_upsert
 from vetclinic.audit.services import Actor
 from vetclinic.transactions import retried
@@ -88,3 +89,46 @@ def test_a_transaction_postgresql_undoes_for_a_deadlock_is_run_again_and_both_ar
     assert sorted(runs) in (["a", "a", "b"], ["a", "b", "b"])  # one of them ran twice
     notes = set(Owner.objects.filter(pk__in=[first.pk, second.pk]).values_list("notes", flat=True))
     assert len(notes) == 1  # the one run again wrote both rows last
+
+
+def test_an_owners_edit_deletes_its_words_without_reading_the_whole_table(reference_data):
+    """The delete locks the words in id order and then finds them by primary key, whatever the
+    planner knows of the table. Written as ``id IN (SELECT ... FOR UPDATE)`` it was joined to a
+    scan of every word while the table had no statistics (as after a bulk load, before
+    autovacuum's first analyse): every phone change read the whole index of names."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the statement with the lock is PostgreSQL's")
+    actor = Actor.system("test")
+    owner = owner_upsert(actor=actor, fields={"family_name": "Hartley", "phone": "07700 900123"})
+    dog = Species.objects.get(code="448771007")
+    patient_upsert(actor=actor, fields={"name": "Biscuit", "species": dog}, owner=owner)
+    others = Patient.objects.bulk_create(Patient(name=f"Pup{n}", species=dog) for n in range(500))
+    SearchTerm.objects.bulk_create(
+        SearchTerm(term=f"word{n}", patient=animal) for animal in others for n in range(10)
+    )
+    with connection.cursor() as cursor:  # what the planner knows of a table never analysed
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'patients_searchterm'::regclass")
+    with CaptureQueriesContext(connection) as queries:
+        owner_upsert(actor=actor, fields={"phone": "07700 900124"}, owner=Owner.objects.get(pk=owner.pk))
+    (delete,) = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE FROM patients_searchterm")
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {delete}")
+        plan = cursor.fetchone()[0]
+        transaction.set_rollback(True)
+
+    def scans(node):
+        yield node.get("Node Type"), node.get("Relation Name"), node.get("Index Name")
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    found = list(scans(plan[0]["Plan"]))
+    assert ("Seq Scan", "patients_searchterm", None) not in found, found
+    assert any(
+        kind.endswith("Index Scan") and index == "patients_searchterm_pkey" for kind, _, index in found
+    ), found
+    assert set(SearchTerm.objects.filter(owner=owner).values_list("term", flat=True)) >= {
+        "07700900124",
+        "hartley",
+    }
