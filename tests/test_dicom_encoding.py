@@ -11,7 +11,10 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom.dsutils import encode
 
+from imaging.dicom.records.datasets import EncodedDataset
 from imaging.dicom.records.encoding import LONG_VRS, SHORT_VRS, element_encode
 
 TAG = 0x00091001  # a private tag: pydicom writes whatever VR it is given for it
@@ -110,3 +113,23 @@ def test_a_value_too_long_for_a_two_byte_length_is_a_clear_error():
     with pytest.raises(ValueError, match=r"\(0009,1001\) LO: 70000 bytes do not fit"):
         element_encode(TAG, "LO", b"a" * 70000, implicit_vr=False)
     assert len(element_encode(TAG, "UT", b"a" * 70000, implicit_vr=False)) == 12 + 70000
+
+
+@pytest.mark.parametrize("implicit_vr", [True, False])
+def test_an_encoded_data_set_decodes_only_when_read_and_then_is_its_encoding(implicit_vr):
+    """datasets.EncodedDataset: the fast worklist path sends ``encoded`` and never decodes it;
+    pynetdicom's own C-FIND service encodes it again, which must give the same bytes."""
+    source = Dataset()
+    source.SpecificCharacterSet = "ISO_IR 192"
+    source.PatientName = "Hartley^Biscuit"
+    source.PatientID = "PET-42"
+    source.ScheduledProcedureStepSequence = _code_item()
+    syntax = ImplicitVRLittleEndian if implicit_vr else ExplicitVRLittleEndian
+    encoded = encode(source, implicit_vr, True, False)
+    answer = EncodedDataset(encoded, UID(syntax))
+    assert answer.__dict__.get("_undecoded") is True and answer.encoded == encoded
+    assert answer.PatientName == "Hartley^Biscuit"
+    assert "_undecoded" not in answer.__dict__
+    assert answer.ScheduledProcedureStepSequence[0].CodeValue == "L1"
+    assert encode(EncodedDataset(encoded, UID(syntax)), implicit_vr, True, False) == encoded
+    assert len(EncodedDataset(encoded, UID(syntax))) == 4

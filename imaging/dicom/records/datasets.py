@@ -6,7 +6,7 @@ Attributes: PS3.3 C.7.1.1 Patient module and C.7.2.2 Patient Study module (anima
 """
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -17,6 +17,7 @@ from django.conf import settings
 from django.utils.timezone import localtime
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from pynetdicom.dsutils import decode, encode
 
@@ -369,23 +370,35 @@ def worklist_response(identifier: Dataset, order: ImagingOrder) -> Dataset:
 
 
 class EncodedDataset(Dataset):
-    """A data set read (lazily: pydicom decodes an element when it is used) from its encoding
-    in ``transfer_syntax``, which it keeps as ``encoded``: whoever sends it in that transfer
-    syntax may send those bytes as they are instead of encoding it again."""
+    """A data set kept as its encoding in ``transfer_syntax`` (``encoded``): whoever sends it in
+    that transfer syntax may send those bytes as they are instead of encoding it again. It is
+    decoded the first time anything reads its elements (pydicom keeps them in ``_dict``), so a
+    sender that only wants the bytes never pays for the decode: with about a dozen answers to a
+    worklist query, that decode was a millisecond a query."""
 
-    encoded = b""
-    transfer_syntax: UID | None = None
+    def __init__(self, encoded: bytes, transfer_syntax: UID) -> None:
+        super().__init__()
+        self.encoded, self.transfer_syntax = encoded, transfer_syntax
+        self._undecoded = True
+
+    @property
+    def _dict(self) -> MutableMapping[BaseTag, Any]:
+        state = self.__dict__
+        if state.pop("_undecoded", False):
+            syntax = state["transfer_syntax"]
+            decoded = decode(
+                BytesIO(state["encoded"]), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
+            )
+            state["_elements"] = decoded._dict
+        return state["_elements"]  # type: ignore[no-any-return]
+
+    @_dict.setter
+    def _dict(self, elements: MutableMapping[BaseTag, Any]) -> None:
+        self.__dict__["_elements"] = elements
 
 
 def worklist_answer_dataset(keys: list[ResponseKey], row: Row, transfer_syntax: str) -> EncodedDataset | None:
     """worklist_answer as a data set, for a C-FIND SCP that takes a pydicom data set (None
     when it cannot be encoded in ``transfer_syntax``)."""
     encoded = worklist_answer(keys, row, transfer_syntax)
-    if encoded is None:
-        return None
-    syntax = UID(transfer_syntax)
-    answer = EncodedDataset(
-        decode(BytesIO(encoded), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
-    )
-    answer.encoded, answer.transfer_syntax = encoded, syntax
-    return answer
+    return None if encoded is None else EncodedDataset(encoded, UID(transfer_syntax))
