@@ -35,8 +35,11 @@ class AddressCheckedFilter(admin.SimpleListFilter):
 
 @admin.register(Modality)
 class ModalityAdmin(admin.ModelAdmin):
-    list_display = ["ae_title", "modality_type", "station_name", "location", "address", "port", "active"]
-    list_filter = ["modality_type", "active", AddressCheckedFilter]
+    list_display = [
+        "ae_title", "modality_type", "station_name", "location", "address", "port",
+        "may_store", "may_query", "may_retrieve", "move_destination", "active",
+    ]  # fmt: skip
+    list_filter = ["modality_type", "active", "may_retrieve", "move_destination", AddressCheckedFilter]
     search_fields = ["ae_title", "station_name", "location", "host"]
     fieldsets = [
         (None, {"fields": ["ae_title", "modality_type", "station_name", "location", "active"]}),
@@ -46,6 +49,14 @@ class ModalityAdmin(admin.ModelAdmin):
                 "The DICOM listener takes this AE title only from this host (an IP address, or a name "
                 "it resolves). <strong>Without a host, a caller from any address that uses this AE "
                 "title may send images and query the worklist.</strong> Set it, e.g. 192.168.1.20."
+            ),
+        }),
+        ("What it may do", {
+            "fields": ["may_store", "may_query", "may_retrieve", "move_destination"],
+            "description": (
+                "A modality stores images and queries its worklist. A workstation or another PACS "
+                "queries and retrieves studies; a move destination is where a C-MOVE may send them "
+                "(at the host and port above)."
             ),
         }),
     ]  # fmt: skip

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "django.forms",
     "django_htmx",
     "axes",
+    "corsheaders",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -96,6 +97,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before CommonMiddleware, as django-cors-headers asks; it acts on /dicomweb/ only (below).
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -340,6 +343,14 @@ REST_FRAMEWORK = {
     # OPTIONS describes nothing the schema does not: 405 (and no view needs a queryset for it).
     "DEFAULT_METADATA_CLASS": None,
 }
+# DICOMweb (integrations/dicomweb/): a browser page on another origin (an external viewer such as
+# OHIF) may call /dicomweb/ only from the origins listed, e.g. "https://viewer.clinic.example";
+# none by default. Other addresses never send CORS headers.
+CORS_ALLOWED_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
+CORS_URLS_REGEX = r"^/dicomweb/.*$"
+CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type"]
+CORS_EXPOSE_HEADERS = ["content-location", "content-type", "warning"]
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "VetPACS API",
     "DESCRIPTION": "Patients, imaging orders, studies and reports for practice-management systems.",

@@ -8,19 +8,20 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("integrations.api.urls")),
+    path("dicomweb/", include("integrations.dicomweb.urls")),
     path("", include("imaging.urls")),
     path("", include("patients.urls")),
 ]
 
 
 def _api_aware(default):
-    """Under /api/ a 404 or 500 is JSON in the API's error shape; elsewhere the page."""
+    """Under /api/ and /dicomweb/ a 404 or 500 is JSON in the API's error shape; elsewhere the page."""
     from django.http import JsonResponse
 
     from integrations.api.errors import error_body
 
     def handler(request, *args, **kwargs):
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/dicomweb/")):
             code = 500 if default is server_error else 404
             message = (
                 "Something went wrong on our side; it is logged."

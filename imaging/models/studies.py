@@ -1,5 +1,6 @@
 """Registered modalities and the index of what they sent: studies, series, instances."""
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
@@ -19,6 +20,18 @@ class Modality(models.Model):
     station_name = models.CharField(max_length=16, blank=True)
     location = models.CharField(max_length=64, blank=True)
     active = models.BooleanField(default=True)
+    # What the node may do (checked per request by imaging/dicom/net/access.py): a modality stores
+    # and pulls its worklist; a workstation queries and retrieves; a PACS or a workstation is
+    # where C-MOVE may send (to ``host``:``port``, PS3.4 C.4.2: the move destination is named by
+    # AE title, and only a registered one is ever connected to).
+    may_store = models.BooleanField(
+        "may store", default=True, help_text="C-STORE, STOW-RS, Storage Commitment"
+    )
+    may_query = models.BooleanField("may query", default=True, help_text="Worklist and study C-FIND")
+    may_retrieve = models.BooleanField("may retrieve", default=False, help_text="C-MOVE and C-GET")
+    move_destination = models.BooleanField(
+        "move destination", default=False, help_text="C-MOVE may send here"
+    )
     created = models.DateTimeField(default=now)
 
     class Meta:
@@ -27,6 +40,10 @@ class Modality(models.Model):
 
     def __str__(self):
         return f"{self.ae_title} ({self.modality_type}{', ' + self.location if self.location else ''})"
+
+    def clean(self):
+        if self.move_destination and not (self.host and self.port):
+            raise ValidationError({"port": "A move destination needs a host and a port to be sent to."})
 
     def address_checked(self):
         """Whether the listener checks where it calls from (dicom/net/access.association_allowed):

@@ -1,0 +1,78 @@
+"""A stored instance as it was stored, or in a transfer syntax the peer can read.
+
+The archive sends an object as it was received when the peer accepts that transfer syntax
+(nothing re-encoded, byte for byte). When it does not (a workstation offering only the
+uncompressed syntaxes, PS3.5 10.1: Implicit VR Little Endian is the one every peer supports),
+the object is decompressed (pydicom with the pylibjpeg plugins: JPEG baseline, extended,
+lossless, JPEG-LS, JPEG 2000, RLE) and sent uncompressed: never refused because the peer cannot
+decode what the modality sent (PS3.4 C.4.2.3.1, C.4.3.3.1: the SCP may convert the transfer
+syntax). The SOP Instance UID stays: the object is the same, only its encoding differs.
+
+Used by C-MOVE and C-GET (imaging/dicom/net/) and WADO-RS (integrations/dicomweb/).
+"""
+
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from imaging.ingest.storage import default_storage
+
+# Uncompressed syntaxes we convert to, the peer's preferred first: explicit VR keeps the VRs.
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+COPY_CHUNK = 1 << 20
+
+
+class CannotTranscode(Exception):
+    """The stored object cannot be decoded (no decoder for its transfer syntax, or it is
+    corrupt): the message says which; adapters answer with a failure for this object only."""
+
+
+def syntax_choose(stored: str, accepted: Iterable[str]) -> str | None:
+    """The transfer syntax to send an object stored in ``stored`` to a peer that accepts
+    ``accepted``: as stored if it may, else an uncompressed one it accepts, else None."""
+    accepted = [str(uid) for uid in accepted]
+    if stored in accepted:
+        return stored
+    return next((str(uid) for uid in UNCOMPRESSED if uid in accepted), None)
+
+
+@contextmanager
+def instance_path(storage_key: str) -> Iterator[str]:
+    """A local file holding the stored object: its own file on local disk; from S3, a temporary
+    copy streamed to disk a megabyte at a time (never the whole object in memory)."""
+    try:
+        yield default_storage.path(storage_key)
+        return
+    except NotImplementedError:  # a storage with no local files (S3)
+        pass
+    with tempfile.NamedTemporaryFile(suffix=".dcm") as copy:
+        with default_storage.open(storage_key, "rb") as source:
+            shutil.copyfileobj(source, copy, COPY_CHUNK)
+        copy.flush()
+        yield copy.name
+
+
+def dataset_transcoded(path: str, syntax: str) -> Dataset:
+    """The object at ``path`` read whole and made ready to encode in ``syntax`` (an uncompressed
+    one, or its own). Raises CannotTranscode."""
+    try:
+        dataset = dcmread(path)
+        stored = UID(dataset.file_meta.TransferSyntaxUID)
+        if stored == syntax:
+            return dataset
+        if UID(syntax).is_compressed:
+            raise CannotTranscode(f"cannot compress into {UID(syntax).name}; only decompress")
+        if stored.is_compressed:
+            # as_rgb: a YBR JPEG becomes RGB, as PS3.5 8.2.1 asks of a decompressed JPEG.
+            dataset.decompress(as_rgb=True, generate_instance_uid=False)
+        dataset.file_meta.TransferSyntaxUID = UID(syntax)
+        return dataset
+    except CannotTranscode:
+        raise
+    except Exception as error:  # pydicom's and the decoders' errors are many: each says what failed
+        raise CannotTranscode(f"cannot decode the stored object: {error}") from error
