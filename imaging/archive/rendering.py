@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import (
     apply_color_lut,
@@ -97,13 +98,14 @@ def frames_decode(path: str, numbers: Sequence[int]) -> tuple[Dataset, list[NDAr
     """The header and the named frames (numbered from 1, within the object's Number of Frames:
     the caller checks against the index) of the object at ``path``; only those frames are
     decoded. Raises CannotRender."""
-    header = Dataset()
     frames: list[NDArray[Any]] = []
     try:
+        # The header without the pixel data, then each frame alone: pixel_array reads only that
+        # frame's bytes. (pixel_array's own ds_out costs more: it looks up each element among
+        # the 182 of group 0028 in a list.)
+        header = dcmread(path, stop_before_pixels=True)
         for number in numbers:
-            # pixel_array with ds_out: group 0028 (pixel module, Modality and VOI LUT, palettes)
-            # and the file meta, read from the file again for each frame (microseconds).
-            frames.append(pixel_array(path, index=number - 1, ds_out=header))
+            frames.append(pixel_array(path, index=number - 1))
     except AttributeError as error:  # pydicom: no Pixel Data element, or no transfer syntax
         raise CannotRender(f"the instance has no pixel data to render ({error})") from error
     except Exception as error:  # the decoders' errors are many; each says what failed
@@ -138,11 +140,15 @@ def grey_display(header: Dataset, pixels: NDArray[Any], window: Window | None) -
     """A grayscale frame through the Modality LUT, the VOI LUT into 0..255 and MONOCHROME1's
     inversion (see the module's docstring)."""
     if pixels.dtype.kind in "iu" and pixels.dtype.itemsize <= 2:
-        # The same pipeline over each stored value in the frame's range, then a lookup.
+        # The same pipeline over each stored value in the frame's range, then a lookup. The
+        # index, stored value - minimum, is computed in the unsigned type of the same size: it
+        # wraps to the right value (0 .. max - min < 2^bits) without a wider copy of the frame.
         low, high = int(pixels.min()), int(pixels.max())
-        values = np.arange(low, high + 1, dtype=np.int64).astype(pixels.dtype)
-        table = _grey_pipeline(header, values, window)
-        return table[pixels.astype(np.int32) - low]
+        table = _grey_pipeline(header, np.arange(low, high + 1).astype(pixels.dtype), window)
+        unsigned = np.dtype(f"u{pixels.dtype.itemsize}")
+        index = pixels.view(unsigned) - np.array(low, dtype=pixels.dtype).view(unsigned)
+        looked_up: NDArray[np.uint8] = np.take(table, index)
+        return looked_up
     return _grey_pipeline(header, pixels, window)
 
 
