@@ -318,6 +318,20 @@ def test_annotation_and_the_icc_profile_are_accepted_and_ignored(http):
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/jpeg"
 
 
+def test_the_media_type_comes_from_accept_or_the_accept_parameter_and_an_unknown_one_is_a_406(http):
+    instance = store(sample("CT_small.dcm"))
+    study, series, sop = uids(instance)
+    path = f"studies/{study}/series/{series}/instances/{sop}/rendered"
+
+    preferred = http(path, Accept="image/jpeg;q=0.5, image/png")
+    by_parameter = http(f"{path}?accept=image/gif", Accept="image/jpeg")
+    refused = http(path, Accept="image/jp2")
+
+    assert preferred.headers["Content-Type"] == "image/png" and preferred.content.startswith(b"\x89PNG")
+    assert by_parameter.headers["Content-Type"] == "image/gif" and by_parameter.content.startswith(b"GIF8")
+    assert refused.status_code == 406 and "image/png" in refused.json()["error"]["message"]
+
+
 def test_a_series_and_a_study_are_multipart_with_each_image(dicomweb, http):
     first = store(sample("CT_small.dcm"))
     second = store(sample("MR_small.dcm"), series=first.series, number=2)
