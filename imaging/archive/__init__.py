@@ -8,4 +8,8 @@ listener's C-FIND, C-MOVE, C-GET and Storage Commitment, and DICOMweb's QIDO-RS 
   transfer syntax the peer accepts.
 - ``commitment.py``: Storage Commitment (PS3.4 J): what is durably stored and indexed.
 - ``metadata.py``: the series metadata kept at ingest for WADO-RS ``/metadata``.
+- ``rendering.py``: a frame drawn as a JPEG, PNG or GIF (Modality LUT, window, MONOCHROME1,
+  colour, viewport), for WADO-RS ``/rendered`` and ``/thumbnail`` and the ingest's thumbnails.
+- ``rendered.py``: which instances and frames a ``/rendered`` or ``/thumbnail`` request names,
+  audited; a series' representative image.
 """

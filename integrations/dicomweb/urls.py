@@ -1,6 +1,8 @@
 """/dicomweb/...: the PS3.18 resources, each URL as the standard spells it (no trailing slash)."""
 
-from django.urls import path  # noqa: F401  # the sections below add their paths
+from django.urls import path
+
+from integrations.dicomweb.rendered import RenderedView, ThumbnailView
 
 app_name = "dicomweb"
 
@@ -8,4 +10,31 @@ urlpatterns: list = [
     # QIDO-RS (qido.py)
     # WADO-RS (wado.py)
     # STOW-RS (stow.py)
+    # WADO-RS rendered (rendered.py): PS3.18 10.4.1.1.3 Rendered and 10.4.1.1.4 Thumbnail resources
+    path("studies/<str:study>/rendered", RenderedView.as_view(), name="study_rendered"),
+    path("studies/<str:study>/series/<str:series>/rendered", RenderedView.as_view(), name="series_rendered"),
+    path(
+        "studies/<str:study>/series/<str:series>/instances/<str:instance>/rendered",
+        RenderedView.as_view(),
+        name="instance_rendered",
+    ),  # fmt: skip
+    path(
+        "studies/<str:study>/series/<str:series>/instances/<str:instance>/frames/<str:frames>/rendered",
+        RenderedView.as_view(),
+        name="frames_rendered",
+    ),  # fmt: skip
+    path("studies/<str:study>/thumbnail", ThumbnailView.as_view(), name="study_thumbnail"),
+    path(
+        "studies/<str:study>/series/<str:series>/thumbnail", ThumbnailView.as_view(), name="series_thumbnail"
+    ),
+    path(
+        "studies/<str:study>/series/<str:series>/instances/<str:instance>/thumbnail",
+        ThumbnailView.as_view(),
+        name="instance_thumbnail",
+    ),  # fmt: skip
+    path(
+        "studies/<str:study>/series/<str:series>/instances/<str:instance>/frames/<str:frames>/thumbnail",
+        ThumbnailView.as_view(),
+        name="frames_thumbnail",
+    ),  # fmt: skip
 ]
