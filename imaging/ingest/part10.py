@@ -1,5 +1,6 @@
-"""A sender's Part 10 file (PS3.10 7.1): where its data set starts, and what its File Meta
-Information says (a STOW-RS body part is one, PS3.18 10.5.1: the File Meta tells the transfer
+"""The head of a Part 10 file (PS3.10 7.1: preamble, 'DICM', File Meta Information): ours,
+made for an object a C-STORE brings (``file_meta_make``), and a sender's, read from a file it
+sent (``file_meta_read``: a STOW-RS body part, PS3.18 10.5.1, whose File Meta tells the transfer
 syntax and the SOP Class and Instance that a C-STORE's request would have told).
 
 A file that is not one (no preamble and 'DICM', no group length first, a File Meta that is cut
@@ -9,7 +10,10 @@ off or lacks what we must read) is refused as unreadable; receive.py says what t
 import struct
 from typing import BinaryIO, NamedTuple
 
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+
 from imaging.dicom.records import integrity
+from imaging.dicom.records.encoding import element_encode
 
 # A File Meta Information group is a few hundred bytes; a larger "group length" is not one.
 FILE_META_MOST = 64 * 1024
@@ -75,3 +79,26 @@ def file_meta_read(handle: BinaryIO) -> FileMeta:
             raise NotPart10(f"The File Meta Information's {name} is not a valid UID")
         values.append(value)
     return FileMeta(head, *values)
+
+
+def file_meta_make(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, calling_ae: str) -> bytes:
+    """Preamble, 'DICM' and our File Meta Information (PS3.10 7.1), as pydicom would write it
+    (Explicit VR Little Endian, tag order, group length first). Encoded here: pydicom's writer
+    checked and converted each value again, and cost more than the storage write."""
+    elements = b"".join([
+        _meta_element(0x0001, "OB", b"\x00\x01"),  # File Meta Information Version
+        _meta_element(0x0002, "UI", str(sop_class_uid)),
+        _meta_element(0x0003, "UI", str(sop_instance_uid)),
+        _meta_element(0x0010, "UI", str(transfer_syntax)),
+        _meta_element(0x0012, "UI", PYNETDICOM_IMPLEMENTATION_UID),
+        _meta_element(0x0013, "SH", PYNETDICOM_IMPLEMENTATION_VERSION),
+        _meta_element(0x0016, "AE", calling_ae),  # Source Application Entity Title
+    ])  # fmt: skip
+    return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
+
+
+def _meta_element(element: int, vr: str, value: str | bytes) -> bytes:
+    """A File Meta element: group 0002, Explicit VR Little Endian (PS3.10 7.1)."""
+    if isinstance(value, str):
+        value = value.encode("ascii", "replace")
+    return element_encode(0x00020000 | element, vr, value, implicit_vr=False)

@@ -14,7 +14,6 @@ import enum
 import logging
 import mmap
 import os
-import struct
 from io import BytesIO
 from types import TracebackType
 from typing import Literal, NamedTuple, TypeAlias, TypeVar
@@ -24,15 +23,13 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
 from imaging.dicom.records import integrity
-from imaging.dicom.records.encoding import element_encode
 from imaging.dicom.records.header import header_summary
 from imaging.dicom.records.integrity import BytesLike
 from imaging.ingest import storage
 from imaging.ingest.index import IndexMessage, Sender
-from imaging.ingest.part10 import NotPart10, data_set_start, file_meta_read
+from imaging.ingest.part10 import NotPart10, data_set_start, file_meta_make, file_meta_read
 from imaging.ingest.queueing import IngestBatch, instances_queue
 
 log = logging.getLogger(__name__)
@@ -78,7 +75,7 @@ class IncomingObject:
         self.sop_instance_uid, self.transfer_syntax = str(sop_instance_uid), str(transfer_syntax)
         self.received_at = now()
         self.key = storage.instance_key(self.sop_instance_uid, self.received_at)
-        self.file_meta = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
+        self.file_meta = file_meta_make(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
         self.size = 0  # data set bytes written
         self.error: Exception | None = None
         self.data: BytesLike | None = None  # the whole data set, once it has arrived
@@ -291,7 +288,7 @@ def _receive(
             incoming.commit()
         else:
             if file_meta_bytes is None:
-                file_meta_bytes = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
+                file_meta_bytes = file_meta_make(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
             received_at = now()
             key, file_meta_size = (
                 storage.instance_key(str(sop_instance_uid), received_at),
@@ -335,29 +332,6 @@ def _store(key: str, file_meta_bytes: bytes, data: BytesLike) -> None:
         writer.abort()
         raise
     writer.commit()
-
-
-def _file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, calling_ae: str) -> bytes:
-    """Preamble, 'DICM' and our File Meta Information (PS3.10 7.1), as pydicom would write it
-    (Explicit VR Little Endian, tag order, group length first). Encoded here: pydicom's writer
-    checked and converted each value again, and cost more than the storage write."""
-    elements = b"".join([
-        _meta_element(0x0001, "OB", b"\x00\x01"),  # File Meta Information Version
-        _meta_element(0x0002, "UI", str(sop_class_uid)),
-        _meta_element(0x0003, "UI", str(sop_instance_uid)),
-        _meta_element(0x0010, "UI", str(transfer_syntax)),
-        _meta_element(0x0012, "UI", PYNETDICOM_IMPLEMENTATION_UID),
-        _meta_element(0x0013, "SH", PYNETDICOM_IMPLEMENTATION_VERSION),
-        _meta_element(0x0016, "AE", calling_ae),  # Source Application Entity Title
-    ])  # fmt: skip
-    return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
-
-
-def _meta_element(element: int, vr: str, value: str | bytes) -> bytes:
-    """A File Meta element: group 0002, Explicit VR Little Endian (PS3.10 7.1)."""
-    if isinstance(value, str):
-        value = value.encode("ascii", "replace")
-    return element_encode(0x00020000 | element, vr, value, implicit_vr=False)
 
 
 # What the index needs (imaging/dicom/records/header.header_summary), and the character set to read it.
