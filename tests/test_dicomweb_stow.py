@@ -344,3 +344,18 @@ def test_a_method_no_view_takes_at_a_stow_address_is_a_json_405(client):
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
     assert "POST" in response["Allow"]
+
+
+def test_a_body_of_no_declared_length_through_a_server_that_does_not_end_it_is_411(
+    client, storage_root, api_key
+):
+    # Sent chunked to Django's own server (runserver): no Content-Length, and no
+    # wsgi.input_terminated to say the stream ends with the body; only gunicorn passes it on.
+    response = client.post(
+        "/dicomweb/studies", data=multipart_body(sent_bytes(fresh())),
+        content_type='multipart/related; type="application/dicom"; boundary=b0undary',
+        headers={"Authorization": f"Bearer {api_key('studies:write')}"}, CONTENT_LENGTH="",
+    )  # fmt: skip
+    assert response.status_code == 411
+    assert "Content-Length" in response.json()["error"]["message"]
+    assert stored_files(storage_root) == []
