@@ -8,8 +8,8 @@ import pytest
 from pydicom.uid import generate_uid
 
 from imaging.ingest import storage
-from imaging.ingest.index import instance_index, storage_sweep
-from imaging.ingest.receive import IncomingObject, ObjectRefused, Refusal, instance_receive
+from imaging.ingest.index import instance_index, instances_index, storage_sweep
+from imaging.ingest.receive import IncomingObject, ObjectRefused, Refusal, file_receive, instance_receive
 from imaging.models import Instance, Study
 from vetclinic.audit.models import AuditEntry
 
@@ -359,4 +359,38 @@ def test_a_part10_file_cut_off_is_refused_as_unreadable(storage_root, tmp_path):
         instance_receive(source=path, transfer_syntax=ds.file_meta.TransferSyntaxUID, sop_class_uid=ds.SOPClassUID,
                          sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM")  # fmt: skip
     assert refused.value.reason == Refusal.UNREADABLE
+    assert not [p for p in storage_root.rglob("*") if p.is_file()]
+
+
+# A sender's own Part 10 file (a STOW-RS body part): receive.file_receive.
+def test_a_part10_file_is_kept_as_sent_and_its_sender_is_the_audit_logs_actor(storage_root, tmp_path):
+    path = changed_copy(tmp_path, SOPInstanceUID=generate_uid(), StudyInstanceUID=generate_uid())
+    sender = {"channel": "api", "name": "Acme Teleradiology", "user_id": None}
+    message = file_receive(path=path, calling_ae="STOW-RS", sender=sender)
+
+    assert storage.object_get(message["storage_key"]) == path.read_bytes()  # preamble and File Meta too
+    [instance] = instances_index(messages=[message])
+    assert instance.received_from == "STOW-RS"
+    entry = AuditEntry.objects.get(action="receive")
+    assert (entry.channel, entry.actor, entry.user) == ("api", "Acme Teleradiology", None)
+
+
+@pytest.mark.parametrize(
+    "raw, reason, detail",
+    [
+        (lambda whole, meta: whole[128:], Refusal.UNREADABLE, "Not a DICOM file"),  # no preamble
+        (lambda whole, meta: whole[: len(meta) - 20], Refusal.UNREADABLE, "cut off"),
+        (lambda whole, meta: whole, Refusal.DOES_NOT_MATCH, "Study Instance UID differs"),
+    ],
+)
+def test_a_file_that_is_not_part10_or_not_of_the_study_named_is_refused_and_not_kept(
+    storage_root, tmp_path, raw, reason, detail
+):
+    path = changed_copy(tmp_path, SOPInstanceUID=generate_uid())
+    meta, _data, _ds = split(path)
+    path.write_bytes(raw(path.read_bytes(), meta))
+    with pytest.raises(ObjectRefused) as refused:
+        file_receive(path=path, calling_ae="STOW-RS", study_instance_uid=generate_uid())
+    assert refused.value.reason == reason
+    assert detail in refused.value.detail
     assert not [p for p in storage_root.rglob("*") if p.is_file()]

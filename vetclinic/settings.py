@@ -347,6 +347,9 @@ REST_FRAMEWORK = {
 # OHIF) may call /dicomweb/ only from the origins listed, e.g. "https://viewer.clinic.example";
 # none by default. Other addresses never send CORS headers.
 CORS_ALLOWED_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
+# The largest STOW-RS request body (bytes), answered 413 before it is read (a whole CT study can
+# be a few GB; each instance goes to a temporary file and storage as it is read, never to memory).
+DICOMWEB_STOW_MAX_BYTES = envint("DICOMWEB_STOW_MAX_BYTES", 4 * 1024**3)
 CORS_URLS_REGEX = r"^/dicomweb/.*$"
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type"]
 CORS_EXPOSE_HEADERS = ["content-location", "content-type", "warning"]

@@ -14,6 +14,7 @@ from typing import NamedTuple, Required, TypedDict
 
 from celery import current_app
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.timezone import now
 from pydicom.filereader import dcmread
@@ -28,6 +29,15 @@ from vetclinic.audit.services import Actor, audit_record
 log = logging.getLogger(__name__)
 
 
+class Sender(TypedDict):
+    """Who sent an object when that is not a DICOM node (received_from, an AE title, names
+    one): an API client or a staff member storing over STOW-RS. The audit log's actor."""
+
+    channel: str  # vetclinic.audit.models.Channel
+    name: str  # the API client's name, or the staff member's user name
+    user_id: int | None  # the staff member
+
+
 class IndexMessage(TypedDict, total=False):
     """What the ingest task carries for one stored object, as JSON (receive.py makes it). Only
     the key is required: what a message leaves out (the sweep's, one queued by hand) is read
@@ -35,9 +45,10 @@ class IndexMessage(TypedDict, total=False):
 
     storage_key: Required[str]
     summary: HeaderSummary | None
-    received_from: str
+    received_from: str  # the sender's AE title, or the channel that brought it ("STOW-RS")
     received_at: str | None  # ISO 8601
     file_size: int | None
+    sender: Sender  # who, when not the AE title
 
 
 def _summary_from_storage(key: str) -> tuple[HeaderSummary, int]:
@@ -58,6 +69,7 @@ class Received(NamedTuple):
     received_from: str
     received_at: datetime
     file_size: int
+    sender: Sender | None = None
 
     @property
     def sop_instance_uid(self) -> str:
@@ -65,7 +77,12 @@ class Received(NamedTuple):
 
     @property
     def actor(self) -> Actor:
-        return Actor(channel=Channel.DICOM, name=self.received_from)
+        """Who the audit log names: the API client or staff member who sent it, else its AE title."""
+        if self.sender is None:
+            return Actor(channel=Channel.DICOM, name=self.received_from)
+        user_id = self.sender["user_id"]
+        user = User.objects.filter(pk=user_id).first() if user_id is not None else None
+        return Actor(channel=self.sender["channel"], user=user, name=self.sender["name"])
 
 
 def _received(
@@ -75,13 +92,14 @@ def _received(
     received_from: str = "",
     received_at: str | None = None,
     file_size: int | None = None,
+    sender: Sender | None = None,
 ) -> Received:
     if summary is None:
         summary, file_size = _summary_from_storage(storage_key)
     if file_size is None:
         file_size = storage.default_storage.size(storage_key)
     at = datetime.fromisoformat(received_at) if received_at else now()
-    return Received(storage_key, summary, received_from, at, file_size)
+    return Received(storage_key, summary, received_from, at, file_size, sender)
 
 
 def instances_index(*, messages: Iterable[IndexMessage]) -> list[Instance]:

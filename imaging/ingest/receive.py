@@ -1,35 +1,35 @@
-"""Receiving DICOM objects, whatever channel brings them (a C-STORE today, STOW-RS later).
+"""Receiving DICOM objects, whatever channel brings them (a C-STORE, a STOW-RS body part).
 
 ``instance_receive`` checks an object, keeps it durably (storage.py) and queues it for
 indexing (queueing.py: IngestBatch, instances_queue); no database. The object comes as its data set's
-bytes, as a Part 10 file (PS3.10 7: pynetdicom writes a C-STORE's data set to one, a STOW-RS
-body part is one), or as an IncomingObject written to storage while it arrived. What must not
+bytes, as a Part 10 file (PS3.10 7: pynetdicom writes a C-STORE's data set to one), or as an
+IncomingObject written to storage while it arrived. ``file_receive`` keeps a sender's own Part 10
+file as it is, File Meta Information and all (a STOW-RS body part, PS3.18 10.5). What must not
 be accepted raises ObjectRefused with a Refusal, a reason each channel words its own way (a
-DIMSE status in imaging/dicom/net/handlers.py). The worker's side is index.py.
+DIMSE status in imaging/dicom/net/handlers.py, a failure reason in integrations/dicomweb/stow.py).
+The worker's side is index.py.
 """
 
 import enum
 import logging
 import mmap
 import os
-import struct
 from io import BytesIO
 from types import TracebackType
-from typing import BinaryIO, Literal, TypeAlias, TypeVar
+from typing import Literal, NamedTuple, TypeAlias, TypeVar
 
 from django.utils.timezone import now
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
 from imaging.dicom.records import integrity
-from imaging.dicom.records.encoding import element_encode
 from imaging.dicom.records.header import header_summary
 from imaging.dicom.records.integrity import BytesLike
 from imaging.ingest import storage
-from imaging.ingest.index import IndexMessage
+from imaging.ingest.index import IndexMessage, Sender
+from imaging.ingest.part10 import NotPart10, data_set_start, file_meta_make, file_meta_read
 from imaging.ingest.queueing import IngestBatch, instances_queue
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,10 @@ PIXEL_DATA = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 
 class Refusal(enum.Enum):
     """Why an object is refused: a reason, not a protocol's status. The DICOM handler answers
-    each with its C-STORE status (PS3.4 B.2.3); STOW-RS will answer with its failure reasons
-    (PS3.18 10.5.3)."""
+    each with its C-STORE status (PS3.4 B.2.3); STOW-RS with its failure reasons (PS3.18
+    10.5.3)."""
 
-    DOES_NOT_MATCH = "does not match"  # UIDs missing, invalid, or not the request's
+    DOES_NOT_MATCH = "does not match"  # UIDs missing, invalid, or not the request's (its study's)
     UNREADABLE = "unreadable"  # malformed, cut off, or a value that cannot be decoded
     OUT_OF_RESOURCES = "out of resources"  # it could not be kept (storage failed, a full disk)
 
@@ -75,7 +75,7 @@ class IncomingObject:
         self.sop_instance_uid, self.transfer_syntax = str(sop_instance_uid), str(transfer_syntax)
         self.received_at = now()
         self.key = storage.instance_key(self.sop_instance_uid, self.received_at)
-        self.file_meta = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
+        self.file_meta = file_meta_make(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
         self.size = 0  # data set bytes written
         self.error: Exception | None = None
         self.data: BytesLike | None = None  # the whole data set, once it has arrived
@@ -139,6 +139,7 @@ def _bare(error: _Error) -> _Error:
 def instance_receive(
     *, source: Source, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str, calling_ae: str,
     file_meta_bytes: bytes | None = None, batch: IngestBatch | None = None,
+    study_instance_uid: str | None = None, sender: Sender | None = None,
 ) -> str:  # fmt: skip
     """Check one received object, keep it durably, queue its indexing; return its storage key.
 
@@ -148,8 +149,11 @@ def instance_receive(
     stored as it came (no decode and re-encode), behind our File Meta Information (made here
     unless ``file_meta_bytes`` brings it): from a file it is copied, never held whole in
     memory. The indexing message joins ``batch`` (an IngestBatch: one per association) or
-    goes at once.
+    goes at once. With ``study_instance_uid``, an object of another study is refused (the
+    request named its study: PS3.18 10.5.1.2). ``sender`` says who sent it, when that is not
+    the AE title ``calling_ae`` (an API client: the audit log names it).
     """
+    checks = _Checks(transfer_syntax, sop_class_uid, sop_instance_uid, study_instance_uid)
     if isinstance(source, IncomingObject):
         incoming: IncomingObject | None = source
         data = source.data
@@ -163,11 +167,44 @@ def instance_receive(
         if data is None:
             raise ObjectRefused(Refusal.UNREADABLE, "The data set never arrived whole")
         with _data_set(data) as data_set:
-            return _receive(data_set, incoming, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae,
-                            file_meta_bytes, batch)  # fmt: skip
+            return _receive(data_set, incoming, checks, calling_ae, file_meta_bytes, batch, sender)[
+                "storage_key"
+            ]
     with _data_set(source) as data_set:
-        return _receive(data_set, None, transfer_syntax, sop_class_uid, sop_instance_uid, calling_ae,
-                        file_meta_bytes, batch)  # fmt: skip
+        return _receive(data_set, None, checks, calling_ae, file_meta_bytes, batch, sender)["storage_key"]
+
+
+def file_receive(
+    *, path: "str | os.PathLike[str]", calling_ae: str, batch: IngestBatch | None = None,
+    study_instance_uid: str | None = None, sender: Sender | None = None,
+) -> IndexMessage:  # fmt: skip
+    """Check a sender's Part 10 file, keep it durably as it is (its own preamble and File Meta
+    Information too: the stored object is the file sent, byte for byte), queue its indexing;
+    return the indexing message (its key, and the summary of its header). The File Meta tells
+    the transfer syntax and the SOP Class and Instance UIDs that the data set must carry
+    (PS3.10 7.1), as a C-STORE request's do. A file that is not Part 10 is refused as
+    unreadable. The rest as instance_receive.
+    """
+    try:
+        with open(path, "rb") as handle:
+            meta = file_meta_read(handle)
+    except NotPart10 as error:
+        raise ObjectRefused(Refusal.UNREADABLE, error) from None
+    except OSError as error:
+        raise ObjectRefused(Refusal.UNREADABLE, f"Cannot read the object: {error}") from None
+    checks = _Checks(meta.transfer_syntax, meta.sop_class_uid, meta.sop_instance_uid, study_instance_uid)
+    with _data_set(path) as data_set:
+        return _receive(data_set, None, checks, calling_ae, meta.head, batch, sender)
+
+
+class _Checks(NamedTuple):
+    """What a data set must be: in this transfer syntax, of this SOP Class and Instance (the
+    request's, or a file's File Meta), and of this study when one is named."""
+
+    transfer_syntax: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str | None
 
 
 class _data_set:
@@ -188,10 +225,12 @@ class _data_set:
             return source.getvalue()
         try:
             with open(source, "rb") as handle:
-                start = _part10_data_set_start(handle)
-                if os.fstat(handle.fileno()).st_size == start:
+                start = data_set_start(handle)
+                if os.fstat(handle.fileno()).st_size <= start:
                     return b""
                 self.mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except NotPart10 as error:
+            raise ObjectRefused(Refusal.UNREADABLE, error) from None
         except OSError as error:
             raise ObjectRefused(Refusal.UNREADABLE, f"Cannot read the object: {error}") from None
         self.view = memoryview(self.mapped)[start:]
@@ -210,26 +249,16 @@ class _data_set:
         return False
 
 
-def _part10_data_set_start(handle: BinaryIO) -> int:
-    """Where a Part 10 file's data set starts: after the preamble, 'DICM' and the File Meta
-    Information group, whose length its first element gives (PS3.10 7.1)."""
-    head = handle.read(144)
-    if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
-        raise ObjectRefused(Refusal.UNREADABLE, "Not a DICOM file with File Meta Information (PS3.10 7.1)")
-    group_length: int = struct.unpack_from("<I", head, 140)[0]
-    return 144 + group_length
-
-
 def _receive(
     data: BytesLike,
     incoming: IncomingObject | None,
-    transfer_syntax: str,
-    sop_class_uid: str,
-    sop_instance_uid: str,
+    checks: _Checks,
     calling_ae: str,
     file_meta_bytes: bytes | None,
     batch: IngestBatch | None,
-) -> str:
+    sender: Sender | None,
+) -> IndexMessage:
+    transfer_syntax, sop_class_uid, sop_instance_uid, study_instance_uid = checks
     try:
         ds = _checked_header(data, transfer_syntax)
         for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
@@ -243,6 +272,8 @@ def _receive(
             raise ObjectRefused(Refusal.DOES_NOT_MATCH, "SOP Instance UID differs from the request's")
         if str(ds.SOPClassUID) != str(sop_class_uid):
             raise ObjectRefused(Refusal.DOES_NOT_MATCH, "SOP Class UID differs from the request's")
+        if study_instance_uid is not None and str(ds.StudyInstanceUID) != study_instance_uid:
+            raise ObjectRefused(Refusal.DOES_NOT_MATCH, "Study Instance UID differs from the request's")
         try:
             summary = header_summary(ds, transfer_syntax_uid=transfer_syntax)
         except Exception as error:  # a value pydicom cannot decode (an unknown VR, a 3-byte US)
@@ -257,7 +288,7 @@ def _receive(
             incoming.commit()
         else:
             if file_meta_bytes is None:
-                file_meta_bytes = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
+                file_meta_bytes = file_meta_make(sop_class_uid, sop_instance_uid, transfer_syntax, calling_ae)
             received_at = now()
             key, file_meta_size = (
                 storage.instance_key(str(sop_instance_uid), received_at),
@@ -274,11 +305,13 @@ def _receive(
         "received_at": received_at.isoformat(),
         "file_size": file_meta_size + len(data),
     }
+    if sender is not None:
+        message["sender"] = sender
     if batch is None:
         instances_queue([message])
     else:
         batch.add(message)
-    return key
+    return message
 
 
 COPY_PIECE = 1 << 20  # a data set mapped from a file is copied to storage this much at a time
@@ -299,29 +332,6 @@ def _store(key: str, file_meta_bytes: bytes, data: BytesLike) -> None:
         writer.abort()
         raise
     writer.commit()
-
-
-def _file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, calling_ae: str) -> bytes:
-    """Preamble, 'DICM' and our File Meta Information (PS3.10 7.1), as pydicom would write it
-    (Explicit VR Little Endian, tag order, group length first). Encoded here: pydicom's writer
-    checked and converted each value again, and cost more than the storage write."""
-    elements = b"".join([
-        _meta_element(0x0001, "OB", b"\x00\x01"),  # File Meta Information Version
-        _meta_element(0x0002, "UI", str(sop_class_uid)),
-        _meta_element(0x0003, "UI", str(sop_instance_uid)),
-        _meta_element(0x0010, "UI", str(transfer_syntax)),
-        _meta_element(0x0012, "UI", PYNETDICOM_IMPLEMENTATION_UID),
-        _meta_element(0x0013, "SH", PYNETDICOM_IMPLEMENTATION_VERSION),
-        _meta_element(0x0016, "AE", calling_ae),  # Source Application Entity Title
-    ])  # fmt: skip
-    return b"\x00" * 128 + b"DICM" + _meta_element(0x0000, "UL", struct.pack("<I", len(elements))) + elements
-
-
-def _meta_element(element: int, vr: str, value: str | bytes) -> bytes:
-    """A File Meta element: group 0002, Explicit VR Little Endian (PS3.10 7.1)."""
-    if isinstance(value, str):
-        value = value.encode("ascii", "replace")
-    return element_encode(0x00020000 | element, vr, value, implicit_vr=False)
 
 
 # What the index needs (imaging/dicom/records/header.header_summary), and the character set to read it.
