@@ -177,7 +177,7 @@ def cases(r):
 
 
 def ui_url_names():
-    """The names of every page outside the API, the admin and the login."""
+    """The names of every page outside the API (REST and DICOMweb), the admin and the login."""
     names = set()
 
     def walk(patterns, prefix=""):
@@ -186,7 +186,9 @@ def ui_url_names():
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, route)
             elif (
-                isinstance(pattern, URLPattern) and pattern.name and not route.startswith(("api/", "admin/"))
+                isinstance(pattern, URLPattern)
+                and pattern.name
+                and not route.startswith(("api/", "dicomweb/", "admin/"))
             ):
                 names.add(pattern.name)
 
