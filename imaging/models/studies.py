@@ -156,8 +156,8 @@ class InstanceMetadata(models.Model):
         Instance, primary_key=True, on_delete=models.CASCADE, related_name="metadata"
     )
     storage_key = models.CharField(max_length=255)
-    # The JSON object's text, BulkDataURIs relative to /dicomweb/ (the host is the request's):
-    # served as kept, joined, never parsed again.
+    # The JSON object's text, BulkDataURIs relative to the instance (metadata.bulk_uris_resolve):
+    # served as kept, joined, never parsed again. lz4-compressed on PostgreSQL (migration 0008).
     document = models.TextField()
 
     class Meta:
