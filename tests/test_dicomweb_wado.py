@@ -307,3 +307,22 @@ def test_errors_are_json_naming_what_was_wrong(ingest, live_server, key, actor):
     assert response.status_code == 403
     assert response.json()["error"]["message"] == "This API client has no 'studies:read' scope."
     assert not AuditEntry.objects.filter(action="retrieve").exists()  # none of these retrieved anything
+
+
+def test_a_missing_or_stale_document_is_computed_when_read_and_kept(ingest):
+    first, second = ingest(("CT_small.dcm", uids()), ("MR_small_RLE.dcm", uids()))
+    documents = dict(InstanceMetadata.objects.values_list("instance_id", "document"))
+    InstanceMetadata.objects.filter(instance=first).delete()
+    InstanceMetadata.objects.filter(instance=second).update(
+        storage_key="dicom/an/older/object.dcm", document="{}"
+    )
+    for instance in (first, second):
+        study, series, sop = addressed(instance)
+        [kept] = instances_metadata(
+            study_instance_uid=study, series_instance_uid=series, sop_instance_uid=sop
+        )
+        assert kept.document == documents[instance.pk]
+    assert dict(InstanceMetadata.objects.values_list("instance_id", "document")) == documents
+    assert set(InstanceMetadata.objects.values_list("storage_key", flat=True)) == {
+        first.storage_key, second.storage_key,
+    }  # fmt: skip
