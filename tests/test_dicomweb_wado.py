@@ -326,3 +326,14 @@ def test_a_missing_or_stale_document_is_computed_when_read_and_kept(ingest):
     assert set(InstanceMetadata.objects.values_list("storage_key", flat=True)) == {
         first.storage_key, second.storage_key,
     }  # fmt: skip
+
+
+def test_a_staff_session_reads_metadata_like_a_viewer_in_the_browser(reference_data, ingest, staff, client):
+    [instance] = ingest(("CT_small.dcm", uids()))
+    study, series, sop = addressed(instance)
+    client.force_login(staff["veterinarian"])
+    response = client.get(f"/dicomweb/studies/{study}/series/{series}/instances/{sop}/metadata")
+    assert response.status_code == 200 and response["Content-Type"] == "application/dicom+json"
+    assert response.json()[0]["00080018"]["Value"] == [sop]
+    entry = AuditEntry.objects.get(action="retrieve")
+    assert (entry.channel, entry.user) == ("api", staff["veterinarian"])
