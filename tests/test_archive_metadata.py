@@ -1,5 +1,6 @@
 """imaging/archive/dicomjson.py: the DICOM JSON written from a stored object's bytes says what
-pydicom reads from the same file, in every encoding, bulk data left as BulkDataURIs."""
+pydicom reads from the same file, in every encoding, bulk data left as BulkDataURIs; and
+bulkdata.py's frames, read from their offsets, are pydicom's pixels."""
 
 import io
 
@@ -11,7 +12,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
 
+from imaging.archive.bulkdata import NoSuchFrame, frames_read
 from imaging.archive.dicomjson import BULK_THRESHOLD, Unreadable, part10_document
+from imaging.ingest.storage import object_put
 
 FILES = [
     get_testdata_file("CT_small.dcm"),  # explicit, private tags, a 2 KB private OB
@@ -109,3 +112,18 @@ def test_a_cut_off_object_is_unreadable_not_a_half_document():
     data = open(get_testdata_file("rtplan.dcm"), "rb").read()
     with pytest.raises(Unreadable):
         part10_document(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    "name", ["rtdose.dcm", "MR_small_bigendian.dcm", "image_dfl.dcm", "SC_rgb_rle_2frame.dcm", "MR_small.dcm"]
+)
+def test_uncompressed_frames_from_the_file_are_pydicoms_pixels(storage_root, name):
+    """bulkdata.frames_read: read at their offsets (little endian), else decoded by pydicom."""
+    key = object_put(f"dicom/2026/12/07/{name}", open(get_testdata_file(name), "rb").read())
+    pixels = pydicom.dcmread(get_testdata_file(name)).pixel_array
+    count = int(pydicom.dcmread(get_testdata_file(name)).get("NumberOfFrames") or 1)
+    frames = list(frames_read(key, None, uncompressed=True))
+    expected = [pixels[n] for n in range(count)] if count > 1 else [pixels]
+    assert frames == [frame.astype(frame.dtype.newbyteorder("<")).tobytes() for frame in expected]
+    with pytest.raises(NoSuchFrame, match=f"Frame {count + 1} is out of range"):
+        frames_read(key, [1, count + 1], uncompressed=True)

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import BinaryIO
 
+from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
 from pydicom.pixels.utils import pack_bits, pixel_array
 
-from imaging.archive.stored import PIXEL_TAGS, StoredHeader, header_read, object_open
+from imaging.archive.stored import PixelLayout, StoredHeader, header_read, layout_read, object_open
 from imaging.archive.transcode import CannotTranscode, instance_path
 
 CHUNK = 1 << 20
@@ -40,13 +41,6 @@ def frames_check(numbers: list[int], count: int) -> None:
     for number in numbers:
         if not 1 <= number <= count:
             raise NoSuchFrame(f"Frame {number} is out of range: the instance has {count} frame(s).")
-
-
-def _native_frame_size(dataset: Dataset) -> int | None:
-    """Bytes of one uncompressed frame, or None when frames do not start on a byte (1 bit)."""
-    bits = int(dataset.Rows) * int(dataset.Columns) * int(dataset.get("SamplesPerPixel", 1))
-    bits *= int(dataset.BitsAllocated)
-    return bits // 8 if bits % 8 == 0 else None
 
 
 class _Opened:
@@ -69,60 +63,69 @@ def frames_read(storage_key: str, numbers: list[int] | None, *, uncompressed: bo
     """The frames ``numbers`` (1-based, in the order asked; None: all) of the stored object: as
     stored, or ``uncompressed`` (little endian). Raises NoSuchBulkData (no pixel data) or
     NoSuchFrame now."""
-    opened = _Opened(storage_key)
+    files = ExitStack()
     try:
-        dataset, syntax, pixel = opened.header
-        if pixel is None and not any(tag in dataset for tag in PIXEL_TAGS):
+        handle: BinaryIO = files.enter_context(object_open(storage_key))
+        layout = layout_read(handle)
+        if not layout.has_pixels:
             raise NoSuchBulkData("The instance has no pixel data.")
-        count = int(dataset.get("NumberOfFrames") or 1)
-        numbers = list(range(1, count + 1)) if numbers is None else numbers
-        frames_check(numbers, count)
-        size = _native_frame_size(dataset) if pixel is not None and not pixel.encapsulated else None
-        one_bit = int(dataset.get("BitsAllocated", 8)) == 1
+        numbers = list(range(1, layout.frames + 1)) if numbers is None else numbers
+        frames_check(numbers, layout.frames)
     except BaseException:
-        opened.close()
+        files.close()
         raise
+    pixel = layout.pixel
     if pixel is not None and pixel.encapsulated and not uncompressed:
-        return _encapsulated_frames(opened, numbers, count)
-    if size is not None and syntax.is_little_endian:
-        return _native_frames(opened, numbers, size)
-    opened.close()  # decoded by pydicom from the file
-    return _decoded_frames(storage_key, numbers, one_bit)
+        return _encapsulated_frames(files, handle, layout, numbers)
+    if (
+        pixel is not None
+        and not pixel.encapsulated
+        and layout.frame_size is not None
+        and layout.syntax.is_little_endian
+    ):
+        return _native_frames(files, handle, pixel.value_at, numbers, layout.frame_size)
+    files.close()  # decoded by pydicom from the file
+    return _decoded_frames(storage_key, numbers, layout)
 
 
-def _encapsulated_frames(opened: _Opened, numbers: list[int], count: int) -> Iterator[bytes]:
-    dataset, _, pixel = opened.header
-    assert pixel is not None  # (frames_read's condition)
-    offsets = None
-    if "ExtendedOffsetTable" in dataset and "ExtendedOffsetTableLengths" in dataset:
-        offsets = (dataset.ExtendedOffsetTable, dataset.ExtendedOffsetTableLengths)
+def _encapsulated_frames(
+    files: ExitStack, handle: BinaryIO, layout: PixelLayout, numbers: list[int]
+) -> Iterator[bytes]:
+    assert layout.pixel is not None  # (frames_read's condition)
     try:
         for number in numbers:
-            opened.handle.seek(pixel.value_at)
-            yield get_frame(opened.handle, number - 1, number_of_frames=count, extended_offsets=offsets)
+            handle.seek(layout.pixel.value_at)
+            yield get_frame(
+                handle, number - 1, number_of_frames=layout.frames, extended_offsets=layout.extended_offsets
+            )
     finally:
-        opened.close()
+        files.close()
 
 
-def _native_frames(opened: _Opened, numbers: list[int], size: int) -> Iterator[bytes]:
-    pixel = opened.header.pixel
-    assert pixel is not None  # (frames_read's condition)
+def _native_frames(
+    files: ExitStack, handle: BinaryIO, start: int, numbers: list[int], size: int
+) -> Iterator[bytes]:
     try:
         for number in numbers:
-            opened.handle.seek(pixel.value_at + (number - 1) * size)
-            yield opened.handle.read(size)
+            handle.seek(start + (number - 1) * size)
+            yield handle.read(size)
     finally:
-        opened.close()
+        files.close()
 
 
-def _decoded_frames(storage_key: str, numbers: list[int], one_bit: bool) -> Iterator[bytes]:
+def _decoded_frames(storage_key: str, numbers: list[int], layout: PixelLayout) -> Iterator[bytes]:
     with instance_path(storage_key) as path:
+        whole = None
         for number in numbers:
             try:
-                frame = pixel_array(path, index=number - 1, as_rgb=True)
+                if layout.syntax.is_deflated:  # pydicom decodes those only from a data set read whole
+                    whole = whole if whole is not None else dcmread(path).pixel_array
+                    frame = whole[number - 1] if layout.frames > 1 else whole
+                else:
+                    frame = pixel_array(path, index=number - 1, as_rgb=True)
             except Exception as error:  # the decoders' errors are many: each says what failed
                 raise CannotTranscode(f"cannot decode frame {number}: {error}") from error
-            if one_bit:
+            if layout.one_bit:
                 yield pack_bits(frame)  # Bits Allocated 1: packed again, as PS3.5 8.1.1 stores it
                 continue
             if frame.dtype.itemsize > 1:

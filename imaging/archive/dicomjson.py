@@ -245,7 +245,7 @@ def _person_name(value: str) -> dict[str, str]:
     return {kind: name for kind, name in names.items() if name}
 
 
-def _file_meta_end(data: bytes | memoryview) -> tuple[int, str]:
+def file_meta_end(data: bytes | memoryview) -> tuple[int, str]:
     """Where a Part 10 file's data set starts, and its transfer syntax (PS3.10 7.1)."""
     if len(data) < 144 or bytes(data[128:132]) != b"DICM":
         raise Unreadable("not a DICOM file with File Meta Information (PS3.10 7.1)")
@@ -270,7 +270,7 @@ def part10_document(data: bytes | memoryview) -> str:
     """The DICOM JSON text of a Part 10 object's data set, bulk data as BulkDataURIs relative
     to the instance (``bulkdata/7FE00010``), the transfer syntax it is stored in as Available
     Transfer Syntax UID. Raises Unreadable (or pydicom's errors, for a Big Endian one)."""
-    start, syntax = _file_meta_end(data)
+    start, syntax = file_meta_end(data)
     uid = UID(syntax)
     body: bytes | memoryview = data
     if uid.is_deflated:

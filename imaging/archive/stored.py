@@ -8,6 +8,7 @@ What follows the pixel data (Data Set Trailing Padding, a Digital Signatures Seq
 7.1, rare and not for viewers) is not read.
 """
 
+import mmap
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from imaging.archive.dicomjson import file_meta_end
+from imaging.dicom.records import integrity
 from imaging.ingest.storage import default_storage
 
 # Values larger than this are not read with the header (PS3.18 F.2.7 lets the server choose the
@@ -96,3 +99,100 @@ def _pixel_element(handle: BinaryIO, syntax: UID) -> PixelElement | None:
         return PixelElement(tag, vr.decode("ascii"), length, start + 12)
     (length,) = struct.unpack(order + "H", head[6:8])
     return PixelElement(tag, vr.decode("ascii", "replace"), length, start + 8)
+
+
+class PixelLayout(NamedTuple):
+    """What a frame read needs of a stored object: its transfer syntax, whether it has pixel
+    data, how many frames, the bytes of one uncompressed frame as stored (None: frames do not
+    start on a byte, Bits Allocated 1), the pixel data element (None: a deflated object) and the
+    Extended Offset Table (PS3.3 C.7.6.3.1.8) if it has one."""
+
+    syntax: UID
+    has_pixels: bool
+    frames: int
+    frame_size: int | None
+    one_bit: bool
+    pixel: PixelElement | None
+    extended_offsets: tuple[bytes, bytes] | None
+
+
+def layout_read(handle: BinaryIO) -> PixelLayout:
+    """The pixel layout of the stored object open in ``handle``. A file on disk in a little
+    endian syntax is walked element header by element header (integrity.check, the listener's
+    own walk: 0.3 ms for a CT header where pydicom's read took 2); anything else is read by
+    pydicom (header_read)."""
+    try:
+        fileno = handle.fileno()
+    except (AttributeError, OSError, ValueError):  # no file on disk (S3)
+        fileno = None
+    if fileno is not None:
+        with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as mapped:
+            view = memoryview(mapped)
+            try:
+                layout = _layout_walked(view)
+            finally:
+                view.release()
+        if layout is not None:
+            return layout
+    handle.seek(0)
+    dataset, syntax, pixel = header_read(handle)
+    extended = None
+    if "ExtendedOffsetTable" in dataset and "ExtendedOffsetTableLengths" in dataset:
+        extended = (bytes(dataset.ExtendedOffsetTable), bytes(dataset.ExtendedOffsetTableLengths))
+    bits = int(dataset.get("BitsAllocated", 8))
+    return PixelLayout(
+        syntax, pixel is not None or any(tag in dataset for tag in PIXEL_TAGS),
+        int(dataset.get("NumberOfFrames") or 1),
+        _frame_size(dataset.get("Rows"), dataset.get("Columns"), dataset.get("SamplesPerPixel"), bits),
+        bits == 1, pixel, extended,
+    )  # fmt: skip
+
+
+def _frame_size(rows: object, columns: object, samples: object, bits: int) -> int | None:
+    try:
+        size = int(str(rows)) * int(str(columns)) * int(str(samples or 1)) * bits
+    except ValueError:
+        return None
+    return size // 8 if size % 8 == 0 else None
+
+
+def _layout_walked(view: memoryview) -> PixelLayout | None:
+    """The layout from the element headers, or None where pydicom must read it (deflated, big
+    endian, or not as PS3.5 says: pydicom is lenient)."""
+    try:
+        start, syntax_text = file_meta_end(view)
+        syntax = UID(syntax_text)
+        if syntax.is_deflated or not syntax.is_little_endian:
+            return None
+        data = view[start:]
+        elements = integrity.check(data, implicit=syntax.is_implicit_VR, little=True)
+    except (ValueError, struct.error):  # (integrity.Malformed and file_meta_end's Unreadable too)
+        return None
+
+    def value(tag: int) -> bytes | None:
+        if tag not in elements:
+            return None
+        _, offset, length = elements[tag]
+        return bytes(data[offset : offset + length])
+
+    def number(tag: int, default: int) -> int:
+        raw = value(tag)
+        return struct.unpack("<H", raw[:2])[0] if raw and len(raw) >= 2 else default
+
+    pixel = None
+    for tag, implicit_vr in PIXEL_TAGS.items():
+        if tag in elements:
+            vr, offset, length = elements[tag]
+            pixel = PixelElement(tag, vr or implicit_vr, length, start + offset)
+    frames_text = (value(0x00280008) or b"").decode("ascii", "replace").strip(" \x00")
+    try:
+        frames = int(float(frames_text)) if frames_text else 1
+    except ValueError:
+        return None
+    bits = number(0x00280100, 8)
+    offsets, lengths = value(0x7FE00001), value(0x7FE00002)
+    return PixelLayout(
+        syntax, pixel is not None, frames,
+        _frame_size(number(0x00280010, 0), number(0x00280011, 0), number(0x00280002, 1), bits),
+        bits == 1, pixel, (offsets, lengths) if offsets is not None and lengths is not None else None,
+    )  # fmt: skip
