@@ -76,9 +76,14 @@ def roles_sync(apps):
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for app_config in apps.get_app_configs():
+        # A migration's app configs have no models module, and create_permissions skips those.
+        # Put back what was there: the project's own registry (tests' reference_data) keeps
+        # its modules, else the next flush's post_migrate skips every app and leaves no
+        # content types behind while their ids stay cached.
+        models_module = getattr(app_config, "models_module", None)
         app_config.models_module = True
         create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
+        app_config.models_module = models_module
     for group_name, by_app in ROLES.items():
         group, _ = Group.objects.get_or_create(name=group_name)
         permissions = [

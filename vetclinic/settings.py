@@ -353,6 +353,10 @@ DICOMWEB_STOW_MAX_BYTES = envint("DICOMWEB_STOW_MAX_BYTES", 4 * 1024**3)
 CORS_URLS_REGEX = r"^/dicomweb/.*$"
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type"]
 CORS_EXPOSE_HEADERS = ["content-location", "content-type", "warning"]
+# The public address of /dicomweb/ (e.g. "https://pacs.clinic.example/dicomweb/"), put in front of
+# the BulkDataURIs of WADO-RS metadata. Empty: the request's own scheme and Host. Set it behind a
+# proxy that rewrites Host, and for clients that send Host without the port (dicomweb-client does).
+DICOMWEB_BASE_URL = env("DICOMWEB_BASE_URL", "")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "VetPACS API",

@@ -9,9 +9,9 @@ feature package is their one owner."""
 
 from imaging.models.orders import ImagingOrder, OrderStatusChange, PerformedProcedureStep, Procedure
 from imaging.models.reports import Report
-from imaging.models.studies import Instance, InstanceVersion, Modality, Series, Study
+from imaging.models.studies import Instance, InstanceMetadata, InstanceVersion, Modality, Series, Study
 
 __all__ = [
-    "ImagingOrder", "Instance", "InstanceVersion", "Modality", "OrderStatusChange",
+    "ImagingOrder", "Instance", "InstanceMetadata", "InstanceVersion", "Modality", "OrderStatusChange",
     "PerformedProcedureStep", "Procedure", "Report", "Series", "Study",
 ]  # fmt: skip

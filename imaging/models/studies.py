@@ -145,6 +145,28 @@ class Instance(models.Model):
         return self.sop_instance_uid
 
 
+class InstanceMetadata(models.Model):
+    """An instance's attributes as DICOM JSON (PS3.18 F.2) without its bulk data, computed when it
+    is indexed (imaging/archive/metadata.py) so that WADO-RS ``/metadata`` of a large series is
+    one query, not a parse of every file (dcm4chee keeps series metadata for the same reason).
+    ``storage_key`` names the stored object it describes: a row whose key is not its instance's
+    describes an older version and is computed again when read."""
+
+    instance = models.OneToOneField(
+        Instance, primary_key=True, on_delete=models.CASCADE, related_name="metadata"
+    )
+    storage_key = models.CharField(max_length=255)
+    # The JSON object's text, BulkDataURIs relative to the instance (metadata.bulk_uris_resolve):
+    # served as kept, joined, never parsed again. lz4-compressed on PostgreSQL (migration 0008).
+    document = models.TextField()
+
+    class Meta:
+        verbose_name_plural = "instance metadata"
+
+    def __str__(self) -> str:
+        return f"metadata of {self.instance_id}"
+
+
 class InstanceVersion(models.Model):
     """An earlier object stored under an instance's SOP Instance UID, or its header before a
     reconciliation rewrite: nothing received is ever thrown away."""

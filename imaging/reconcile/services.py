@@ -16,6 +16,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from imaging.archive.dicomjson import part10_document
+from imaging.archive.metadata import metadata_keep
 from imaging.dicom.records.datasets import patient_attributes_apply, patient_name, species_agrees
 from imaging.ingest import storage
 from imaging.models import Instance, InstanceVersion, Series, Study
@@ -171,6 +173,8 @@ def _instance_rewrite(*, instance_id: int) -> bool:
         instance.storage_key = key
         instance.file_size = len(data)
         instance.save(update_fields=["version", "storage_key", "file_size"])
+        # WADO-RS /metadata says what is stored: the rewritten object, from the bytes in hand.
+        metadata_keep(instance_id=instance.pk, storage_key=key, document=part10_document(data))
     except Exception:
         storage.object_delete(key)  # else the storage sweep would index it as a new version
         raise

@@ -2,44 +2,40 @@
 
 from django.urls import path
 
-from integrations.dicomweb import stow
+from integrations.dicomweb import stow, wado
 from integrations.dicomweb.base import by_method
 from integrations.dicomweb.rendered import RenderedView, ThumbnailView
 
 app_name = "dicomweb"
 
+STUDY = "studies/<str:study>"
+SERIES = f"{STUDY}/series/<str:series>"
+INSTANCE = f"{SERIES}/instances/<str:instance>"
+FRAMES = f"{INSTANCE}/frames/<str:frames>"
+
 urlpatterns: list = [
     # QIDO-RS (qido.py)
-    # WADO-RS (wado.py)
-    # STOW-RS (stow.py). /studies and /studies/{study} are QIDO-RS's and WADO-RS's too (GET):
-    # one pattern each, by_method dispatching (base.py).
+    # /studies and /studies/{study} are QIDO-RS's or WADO-RS's (GET) and STOW-RS's (POST): one
+    # pattern each, by_method dispatching (base.py).
     path("studies", by_method(POST=stow.StudiesStore.as_view()), name="studies"),
-    path("studies/<str:study>", by_method(POST=stow.StudiesStore.as_view()), name="study"),
-    # WADO-RS rendered (rendered.py): PS3.18 10.4.1.1.3 Rendered and 10.4.1.1.4 Thumbnail resources
-    path("studies/<str:study>/rendered", RenderedView.as_view(), name="study_rendered"),
-    path("studies/<str:study>/series/<str:series>/rendered", RenderedView.as_view(), name="series_rendered"),
     path(
-        "studies/<str:study>/series/<str:series>/instances/<str:instance>/rendered",
-        RenderedView.as_view(),
-        name="instance_rendered",
-    ),  # fmt: skip
-    path(
-        "studies/<str:study>/series/<str:series>/instances/<str:instance>/frames/<str:frames>/rendered",
-        RenderedView.as_view(),
-        name="frames_rendered",
-    ),  # fmt: skip
-    path("studies/<str:study>/thumbnail", ThumbnailView.as_view(), name="study_thumbnail"),
-    path(
-        "studies/<str:study>/series/<str:series>/thumbnail", ThumbnailView.as_view(), name="series_thumbnail"
+        STUDY, by_method(GET=wado.InstancesRetrieve.as_view(), POST=stow.StudiesStore.as_view()), name="study"
     ),
-    path(
-        "studies/<str:study>/series/<str:series>/instances/<str:instance>/thumbnail",
-        ThumbnailView.as_view(),
-        name="instance_thumbnail",
-    ),  # fmt: skip
-    path(
-        "studies/<str:study>/series/<str:series>/instances/<str:instance>/frames/<str:frames>/thumbnail",
-        ThumbnailView.as_view(),
-        name="frames_thumbnail",
-    ),  # fmt: skip
+    # WADO-RS (wado.py): PS3.18 10.4
+    path(f"{STUDY}/metadata", wado.MetadataRetrieve.as_view(), name="study_metadata"),
+    path(SERIES, wado.InstancesRetrieve.as_view(), name="series_retrieve"),
+    path(f"{SERIES}/metadata", wado.MetadataRetrieve.as_view(), name="series_metadata"),
+    path(INSTANCE, wado.InstancesRetrieve.as_view(), name="instance_retrieve"),
+    path(f"{INSTANCE}/metadata", wado.MetadataRetrieve.as_view(), name="instance_metadata"),
+    path(FRAMES, wado.FramesRetrieve.as_view(), name="instance_frames"),
+    path(f"{INSTANCE}/bulkdata/<path:attribute>", wado.BulkDataRetrieve.as_view(), name="instance_bulkdata"),
+    # WADO-RS rendered (rendered.py): PS3.18 10.4.1.1.3 Rendered and 10.4.1.1.4 Thumbnail resources
+    path(f"{STUDY}/rendered", RenderedView.as_view(), name="study_rendered"),
+    path(f"{SERIES}/rendered", RenderedView.as_view(), name="series_rendered"),
+    path(f"{INSTANCE}/rendered", RenderedView.as_view(), name="instance_rendered"),
+    path(f"{FRAMES}/rendered", RenderedView.as_view(), name="frames_rendered"),
+    path(f"{STUDY}/thumbnail", ThumbnailView.as_view(), name="study_thumbnail"),
+    path(f"{SERIES}/thumbnail", ThumbnailView.as_view(), name="series_thumbnail"),
+    path(f"{INSTANCE}/thumbnail", ThumbnailView.as_view(), name="instance_thumbnail"),
+    path(f"{FRAMES}/thumbnail", ThumbnailView.as_view(), name="frames_thumbnail"),
 ]
