@@ -18,16 +18,18 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
-from pynetdicom import AE, StoragePresentationContexts, evt
+from pynetdicom import AE, StoragePresentationContexts, build_role, evt
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    CTImageStorage,
     PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
 )
 
 from imaging.archive.retrieve import PATIENT_ROOT, STUDY_ROOT, RetrieveRefusal, RetrieveRefused, retrieve_keys
 from imaging.models import Instance, Modality
 from tests.conftest import free_port, tool_required, wait_for
-from tests.studies import make_study
+from tests.studies import make_study, stored_header
 from vetclinic.audit.models import AuditEntry
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # bundled: no download
@@ -362,6 +364,47 @@ def test_c_cancel_stops_a_move(nodes, dicom_listener, storage_root):
     assert final.Status == 0xFE00
     assert final.NumberOfRemainingSuboperations > 0
     assert final.NumberOfCompletedSuboperations == len(stored) < 6
+
+
+def test_c_get_sends_on_the_callers_association_in_the_syntax_it_accepts(nodes, dicom_listener, storage_root):
+    """A pynetdicom C-GET SCU taking CT images in implicit VR only: the objects, stored in
+    explicit VR, arrive re-encoded with every element the same; one that proposes no storage
+    context with the SCP role gets each sub-operation failed, listed, and no abort."""
+    study = make_study(series=1, images=3)
+    arrived = []
+
+    def on_store(event):
+        arrived.append((event.context.transfer_syntax, event.dataset))
+        return 0x0000
+
+    def get(*storage, roles=()):
+        ae = AE(ae_title="RETRIEVER")
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+        for sop_class, syntax in storage:
+            ae.add_requested_context(sop_class, syntax)
+        assoc = ae.associate("127.0.0.1", dicom_listener.port, ae_title="VETPACS", ext_neg=list(roles),
+                             evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+        assert assoc.is_established
+        try:
+            query = study_identifier(study.study_instance_uid)
+            return list(assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet))
+        finally:
+            assoc.release()
+
+    *pending, (final, _) = get(
+        (CTImageStorage, ImplicitVRLittleEndian), roles=[build_role(CTImageStorage, scp_role=True)]
+    )
+    assert len(pending) == 3 and final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 3
+    assert {syntax for syntax, _ in arrived} == {ImplicitVRLittleEndian}
+    for instance in Instance.objects.filter(series__study=study):
+        kept = stored_header(instance)
+        copy = next(ds for _, ds in arrived if ds.SOPInstanceUID == instance.sop_instance_uid)
+        assert [(e.tag, e.value) for e in copy] == [(e.tag, e.value) for e in kept]
+
+    *_, (final, identifier) = get()  # no storage context with the SCP role (PS3.4 C.4.3.1)
+    assert final.Status == 0xA702 and final.NumberOfFailedSuboperations == 3
+    uids = set(Instance.objects.filter(series__study=study).values_list("sop_instance_uid", flat=True))
+    assert set(identifier.FailedSOPInstanceUIDList) == uids
 
 
 def identifier(**keys):

@@ -10,12 +10,14 @@ file, sent as it is), otherwise decompressed (transcode.py).
 """
 
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from enum import Enum
 
 from django.db.models import Q
+from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 
 from imaging.archive.transcode import CannotTranscode, dataset_transcoded, instance_path, syntax_choose
@@ -157,11 +159,12 @@ def instances_retrieve(keys: RetrieveKeys) -> list[RetrievedInstance]:
 
 
 @contextmanager
-def instance_sendable(instance: RetrievedInstance, accepted: Iterable[str]) -> Iterator[str | Dataset]:
-    """The object as a peer that accepts the transfer syntaxes ``accepted`` (for its SOP class)
-    may take it: the path of its stored file when it accepts the stored syntax (sent as it is,
-    byte for byte, read as it goes), otherwise the data set decompressed into one it accepts
-    (PS3.4 C.4.2.3.1: never refused because the peer cannot decode). Raises InstanceUnavailable."""
+def instance_sendable(instance: RetrievedInstance, accepted: Iterable[str]) -> Iterator[str]:
+    """A file holding the object as a peer that accepts the transfer syntaxes ``accepted`` (for
+    its SOP class) may take it, to be sent from the file as it is read: its stored file when the
+    peer accepts the stored syntax (byte for byte), otherwise a temporary file of the data set
+    decompressed into a syntax it accepts (PS3.4 C.4.2.3.1: never refused because the peer
+    cannot decode). Raises InstanceUnavailable."""
     accepted = list(accepted)
     if not accepted:
         raise InstanceUnavailable(f"The peer accepts no presentation context for {instance.sop_class_uid}")
@@ -173,14 +176,24 @@ def instance_sendable(instance: RetrievedInstance, accepted: Iterable[str]) -> I
             path = stack.enter_context(instance_path(instance.storage_key))
             if not os.path.isfile(path):
                 raise InstanceUnavailable(f"The stored object {instance.storage_key} is missing")
-            sendable = path if syntax == instance.transfer_syntax_uid else dataset_transcoded(path, syntax)
+            if syntax != instance.transfer_syntax_uid:
+                path = _file_written(stack, dataset_transcoded(path, syntax))
         except CannotTranscode as error:
             raise InstanceUnavailable(str(error)) from error
         except OSError as error:  # storage: missing from S3, unreadable
             raise InstanceUnavailable(
                 f"Cannot read the stored object {instance.storage_key}: {error}"
             ) from error
-        yield sendable  # what goes wrong while it is sent is the sender's to tell
+        yield path  # what goes wrong while it is sent is the sender's to tell
+
+
+def _file_written(stack: ExitStack, dataset: Dataset) -> str:
+    """A temporary Part 10 file of ``dataset``, gone when ``stack`` closes. pydicom writes it in
+    the syntax its file meta names, converting elements read in another encoding as it goes."""
+    copy = stack.enter_context(tempfile.NamedTemporaryFile(suffix=".dcm"))
+    dcmwrite(copy, dataset, enforce_file_format=True)
+    copy.flush()
+    return copy.name
 
 
 @dataclass

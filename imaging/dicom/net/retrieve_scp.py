@@ -273,15 +273,9 @@ class RetrieveService(QueryRetrieveServiceClass):
         originator_aet = self.assoc.requestor.ae_title if moving else None
         originator_id = self.req.MessageID if moving else None
         try:
-            with instance_sendable(item, accepted) as sendable:
-                if isinstance(sendable, Dataset):
-                    # Decoded, to be encoded anew in the syntax chosen: send_c_store refuses a
-                    # data set whose original encoding differs from its file meta's (one read as
-                    # explicit VR going out as implicit VR); pydicom converts it as it writes.
-                    syntax = UID(sendable.file_meta.TransferSyntaxUID)
-                    sendable.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian)
-                status = sender.send_c_store(
-                    sendable, msg_id=message_id, originator_aet=originator_aet, originator_id=originator_id
+            with instance_sendable(item, accepted) as path:
+                status = sender.send_c_store(  # from the file as it is read (STORE_SEND_CHUNKED_DATASET)
+                    path, msg_id=message_id, originator_aet=originator_aet, originator_id=originator_id
                 )
         except InstanceUnavailable as error:
             log.warning("%s: %s not sent: %s", self.req.msg_type, item.sop_instance_uid, error)
