@@ -26,7 +26,15 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from imaging.archive.retrieve import PATIENT_ROOT, STUDY_ROOT, RetrieveRefusal, RetrieveRefused, retrieve_keys
+from imaging.archive.retrieve import (
+    PATIENT_ROOT,
+    STUDY_ROOT,
+    RetrieveKeys,
+    RetrieveRefusal,
+    RetrieveRefused,
+    instances_retrieve,
+    retrieve_keys,
+)
 from imaging.models import Instance, Modality
 from tests.conftest import free_port, tool_required, wait_for
 from tests.studies import make_study, stored_header
@@ -293,6 +301,14 @@ def test_refusals_carry_a_status_and_an_error_comment(nodes, dicom_listener, sto
             assert status.Status == 0xA900 and status.ErrorComment, identifier
         [(status, _)] = move(assoc, study_identifier(generate_uid()), "WORKSTATION")  # names nothing
         assert status.Status == 0x0000 and status.NumberOfCompletedSuboperations == 0
+        assert not AuditEntry.objects.filter(action="retrieve").exists()  # nothing was named, nothing sent
+        # Registered, but nobody listens there: 0xA801 as well (PS3.4 C.4.2.1.4); the attempt is audited.
+        Modality.objects.create(ae_title="GONE", host="127.0.0.1", port=free_port(), modality_type="OT",
+                                move_destination=True)  # fmt: skip
+        [(status, _)] = move(assoc, study_identifier(study.study_instance_uid), "GONE")
+        assert status.Status == 0xA801 and "GONE" in status.ErrorComment
+        entry = AuditEntry.objects.get(action="retrieve")
+        assert (entry.changes["destination"], entry.changes["completed"]) == ([None, "GONE"], [None, 0])
     finally:
         assoc.release()
     assoc = move_association(dicom_listener, ae_title="NOSY")  # registered, may not retrieve
@@ -301,7 +317,7 @@ def test_refusals_carry_a_status_and_an_error_comment(nodes, dicom_listener, sto
         assert status.Status == 0x0124 and "NOSY may not retrieve" in status.ErrorComment
     finally:
         assoc.release()
-    assert not AuditEntry.objects.filter(action="retrieve").exists()  # nothing was sent
+    assert AuditEntry.objects.filter(action="retrieve").count() == 1  # the refusals wrote none
 
 
 def test_a_missing_file_fails_its_sub_operation_and_the_others_go(
@@ -446,3 +462,19 @@ def test_an_identifier_that_names_nothing_the_way_a_retrieve_must_is_refused(key
     with pytest.raises(RetrieveRefused) as refused:
         retrieve_keys(identifier(**keys), levels=levels)
     assert refused.value.reason is RetrieveRefusal.IDENTIFIER and why in refused.value.detail
+
+
+def test_a_patient_level_retrieve_goes_by_the_records_patient_id_when_linked(make_patient, storage_root):
+    """A study linked to an animal has the record's Patient ID (C-FIND answers with it); an
+    unlinked one, what its headers said."""
+    animal = make_patient(patient_id="VET-42")
+    linked = make_study(patient=animal, patient_id="HEADER-1", link="patient_id")
+    unlinked = make_study(patient_id="HEADER-2")
+
+    def studies(patient_id):
+        keys = RetrieveKeys(level="PATIENT", keys={"PatientID": (patient_id,)})
+        return {instance.study_id for instance in instances_retrieve(keys)}
+
+    assert studies("VET-42") == {linked.pk}
+    assert studies("HEADER-1") == set()
+    assert studies("HEADER-2") == {unlinked.pk}

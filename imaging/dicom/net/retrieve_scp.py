@@ -145,6 +145,7 @@ class RetrieveService(QueryRetrieveServiceClass):
         rsp.MessageIDBeingRespondedTo = req.MessageID
         rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
         self.req, self.rsp, self.context = req, rsp, context
+        self.items: Items | None = None  # the handler's generator, until it is closed
         event = evt.EVT_C_MOVE if isinstance(req, C_MOVE) else evt.EVT_C_GET
         try:
             items = cast(Items, evt.trigger(self.assoc, event, {
@@ -154,10 +155,18 @@ class RetrieveService(QueryRetrieveServiceClass):
             log.exception("%s handler failed", req.msg_type)
             self._respond(UNABLE_TO_PROCESS, comment="The retrieve failed: see the listener's log")
             return
+        self.items = items
         try:
             self._serve(items)
         finally:
-            items.close()  # its own cleanup (the audit) runs now, on this thread
+            self._handler_close()
+
+    def _handler_close(self) -> None:
+        """End the handler's generator: its own cleanup (the audit) runs now, on this thread,
+        before the final answer goes out."""
+        if self.items is not None:
+            self.items.close()
+            self.items = None
 
     def _serve(self, items: Items) -> None:
         try:
@@ -298,6 +307,8 @@ class RetrieveService(QueryRetrieveServiceClass):
         failed_uids: list[str] | None = None,
     ) -> None:
         """A C-MOVE or C-GET response: Pending, or the final one (PS3.4 C.4.2.1.4, C.4.3.1.3)."""
+        if code != PENDING:
+            self._handler_close()
         if not self.assoc.is_established:
             return
         rsp = self.rsp
