@@ -61,6 +61,8 @@ MOVE_MODELS = (PatientRootQueryRetrieveInformationModelMove, StudyRootQueryRetri
 GET_MODELS = (PatientRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelGet)
 # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1 to 255, so 128 contexts at most.
 MOST_CONTEXTS = 128
+# The Error Comment when a handler raised (the traceback is in the listener's log).
+HANDLER_FAILED = "The retrieve failed: see the listener's log"
 UNCOMPRESSED: list[str | UID] = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 
 # A handler's yields (see the module's docstring).
@@ -153,7 +155,7 @@ class RetrieveService(QueryRetrieveServiceClass):
             }))  # fmt: skip
         except Exception:
             log.exception("%s handler failed", req.msg_type)
-            self._respond(UNABLE_TO_PROCESS, comment="The retrieve failed: see the listener's log")
+            self._respond(UNABLE_TO_PROCESS, comment=HANDLER_FAILED)
             return
         self.items = items
         try:
@@ -175,15 +177,15 @@ class RetrieveService(QueryRetrieveServiceClass):
                 destination, first = first, next(items)
             else:
                 destination = None
+            count = first if _is_status(first) else int(first)
         except Exception:
             log.exception("%s handler failed", self.req.msg_type)
-            self._respond(UNABLE_TO_PROCESS, comment="The retrieve failed: see the listener's log")
+            self._respond(UNABLE_TO_PROCESS, comment=HANDLER_FAILED)
             return
-        if _is_status(first):  # refused before anything is sent
-            code, comment = _status_fields(first)
+        if isinstance(count, Dataset):  # refused before anything is sent
+            code, comment = _status_fields(count)
             self._respond(code, comment=comment)
             return
-        count = int(first)
         if count == 0:
             self._respond(SUCCESS, counts=(None, 0, 0, 0))
             return
@@ -227,12 +229,12 @@ class RetrieveService(QueryRetrieveServiceClass):
                 status, item = Dataset(), None
                 status.Status, status.ErrorComment = (
                     UNABLE_TO_PROCESS,
-                    "The retrieve failed: see the listener's log",
+                    HANDLER_FAILED,
                 )
             code, comment = _status_fields(status)
             if code == PENDING and not isinstance(item, RetrievedInstance):
                 log.error("%s handler yielded Pending without an instance: %r", self.req.msg_type, item)
-                code, comment = UNABLE_TO_PROCESS, "The retrieve failed: see the listener's log"
+                code, comment = UNABLE_TO_PROCESS, HANDLER_FAILED
             if code != PENDING:
                 if code == CANCELLED:  # PS3.4 C.4.2.3.1: with what remains not sent
                     self._respond(
