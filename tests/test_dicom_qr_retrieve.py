@@ -35,9 +35,11 @@ from imaging.archive.retrieve import (
     instances_retrieve,
     retrieve_keys,
 )
+from imaging.ingest import storage
 from imaging.models import Instance, Modality
 from tests.conftest import free_port, tool_required, wait_for
 from tests.studies import make_study, stored_header
+from tests.test_s3_storage import s3  # noqa: F401  # the fixture: moto's S3 server
 from vetclinic.audit.models import AuditEntry
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # bundled: no download
@@ -478,3 +480,20 @@ def test_a_patient_level_retrieve_goes_by_the_records_patient_id_when_linked(mak
     assert studies("VET-42") == {linked.pk}
     assert studies("HEADER-1") == set()
     assert studies("HEADER-2") == {unlinked.pk}
+
+
+def test_a_move_sends_objects_kept_in_s3_as_they_are(s3, nodes, dicom_listener_start, storescp_start):  # noqa: F811
+    """With STORAGE_BACKEND=s3 each object is streamed from the bucket to a temporary file and
+    sent from it (archive/transcode.instance_path), byte for byte."""
+    study = make_study(series=1, images=2)  # written to the bucket
+    listener = dicom_listener_start()
+    destination = storescp_start("WORKSTATION", "+xa")
+    assoc = move_association(listener)
+    try:
+        *_, (final, _) = move(assoc, study_identifier(study.study_instance_uid), "WORKSTATION")
+    finally:
+        assoc.release()
+    assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 2
+    copies = received(destination.folder)
+    for instance in Instance.objects.filter(series__study=study):
+        assert copies[instance.sop_instance_uid][0] == dataset_bytes(storage.object_get(instance.storage_key))
