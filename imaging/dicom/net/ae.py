@@ -17,6 +17,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pynetdicom import AE, AllStoragePresentationContexts, _config
+from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
@@ -25,6 +26,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at impo
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from imaging.dicom.net.handlers import HANDLERS
+from imaging.dicom.net.retrieve_scp import GET_MODELS, MOVE_MODELS, association_adopt
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs association lines
 
@@ -45,9 +47,11 @@ def ae_build(*, ae_title: str, max_pdu: int, fast: bool | None = None) -> AE:
     """The AE. Without the fast path, pynetdicom writes each C-STORE data set to a temporary
     file as it arrives (STORE_RECV_CHUNKED_DATASET) instead of holding it in memory: the
     handler passes ``event.dataset_path`` to the service. (pynetdicom's setting is process-wide;
-    the fast path reads data sets its own way and needs it off.)"""
+    the fast path reads data sets its own way and needs it off.) C-MOVE and C-GET send a stored
+    object the peer accepts as stored from its file, as it is read (STORE_SEND_CHUNKED_DATASET)."""
     fast = settings.DICOM_FAST_PATH if fast is None else fast
     _config.STORE_RECV_CHUNKED_DATASET = not fast
+    _config.STORE_SEND_CHUNKED_DATASET = True
     # pynetdicom formats every C-FIND request and response identifier for its debug log before
     # asking the logger (service_class.py): 0.1-0.3 ms a worklist answer, for lines nobody reads.
     debug = logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG)
@@ -59,10 +63,15 @@ def ae_build(*, ae_title: str, max_pdu: int, fast: bool | None = None) -> AE:
     ae.add_supported_context(Verification, TRANSFER_SYNTAXES)
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None  # pynetdicom's list names each one's
-        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+        # A C-GET requestor proposes the storage classes with itself as SCP (SCP/SCU Role
+        # Selection, PS3.7 D.3.3.4; PS3.4 C.4.3): accept whichever roles it proposes, so that
+        # we may send it objects on its association and it may still send us its own.
+        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
     # Worklist queries and procedure steps are small: no compression to offer.
     ae.add_supported_context(ModalityWorklistInformationFind, UNCOMPRESSED)
     ae.add_supported_context(ModalityPerformedProcedureStep, UNCOMPRESSED)
+    for model in (*MOVE_MODELS, *GET_MODELS):  # Patient Root and Study Root retrieves
+        ae.add_supported_context(model, UNCOMPRESSED)
     return ae
 
 
@@ -88,6 +97,12 @@ class ListenerRequestHandler(RequestHandler):
 
     def association_start(self) -> None:
         super().handle()  # pynetdicom's: make the association and start its thread
+
+    def _create_association(self) -> Association:
+        """pynetdicom's association, serving C-MOVE and C-GET with ours (retrieve_scp.py)."""
+        assoc = super()._create_association()
+        association_adopt(assoc)
+        return assoc
 
     def association_serve(self) -> None:
         """Start the association's thread; a server that counts associations (HandedServer)

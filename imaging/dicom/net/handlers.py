@@ -2,10 +2,10 @@
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from io import BytesIO
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from django.db import DatabaseError, close_old_connections, connections
 from pydicom.dataset import Dataset
@@ -14,8 +14,25 @@ from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE, N_CREATE, N_SET
 from pynetdicom.events import Event, EventHandlerType
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+)
 
-from imaging.dicom.net.access import association_allowed
+from imaging.archive.retrieve import (
+    PATIENT_ROOT,
+    STUDY_ROOT,
+    RetrievedInstance,
+    RetrieveKeys,
+    RetrieveRefusal,
+    RetrieveRefused,
+    RetrieveTally,
+    instances_retrieve,
+    retrieve_audit,
+    retrieve_keys,
+)
+from imaging.dicom.net.access import association_allowed, capability_allowed, move_destination
+from imaging.dicom.net.retrieve_scp import move_contexts
 from imaging.dicom.records.datasets import response_keys, worklist_answer_dataset
 from imaging.dicom.records.matching import MatchingError, unmatched_keys
 from imaging.dicom.records.status import (
@@ -26,8 +43,11 @@ from imaging.dicom.records.status import (
     IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
     INVALID_ATTRIBUTE_VALUE,
     MISSING_ATTRIBUTE,
+    MOVE_DESTINATION_UNKNOWN,
     NO_SUCH_OBJECT_INSTANCE,
+    NOT_AUTHORIZED,
     OUT_OF_RESOURCES,
+    OUT_OF_RESOURCES_MATCHES,
     PENDING,
     PENDING_OPTIONAL_KEYS_UNSUPPORTED,
     PROCESSING_FAILURE,
@@ -43,6 +63,10 @@ from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor
 
 log = logging.getLogger("imaging.dicom")
+PATIENT_ROOT_MODELS = (
+    PatientRootQueryRetrieveInformationModelMove,
+    PatientRootQueryRetrieveInformationModelGet,
+)
 
 
 def on_requested(event: Event) -> None:
@@ -182,6 +206,117 @@ def on_find(event: Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
         yield pending, answer
 
 
+def on_move(event: Event) -> Generator[Any, str | None, None]:
+    """C-MOVE (PS3.4 C.4.2): the objects the identifier names, to the registered move destination
+    it names by AE title (our registry gives its host and port, never the request). Yields as
+    retrieve_scp.py describes: a refusal, or the destination, the count and the objects."""
+    calling_ae = event.assoc.requestor.ae_title.strip()
+    destination_ae = str(event.move_destination).strip()
+    refusal = _retrieve_refusal(calling_ae)
+    if refusal is not None:
+        yield refusal
+        return
+    try:
+        destination = move_destination(destination_ae)
+    except Exception:  # a check that cannot be made refuses
+        log.exception("C-MOVE from %s refused: cannot look up the move destination now", calling_ae)
+        yield _status(OUT_OF_RESOURCES_MATCHES, "Cannot look up the move destination now")
+        return
+    if destination is None:
+        log.warning(
+            "C-MOVE from %s refused: %r is not a registered move destination", calling_ae, destination_ae
+        )
+        yield _status(MOVE_DESTINATION_UNKNOWN, f"Move destination unknown: {destination_ae}")
+        return
+    found = _retrieve_find(event, calling_ae)
+    if isinstance(found, Dataset):
+        yield found
+        return
+    keys, instances = found
+    yield destination.host, destination.port, {"contexts": move_contexts(instances)}
+    log.info("C-MOVE from %s to %s: %s, %d instance(s)", calling_ae, destination_ae, keys, len(instances))
+    yield from _retrieve_items(event, "C-MOVE", keys, instances, destination=destination_ae)
+
+
+def on_get(event: Event) -> Generator[Any, str | None, None]:
+    """C-GET (PS3.4 C.4.3): the objects the identifier names, sent back on the caller's own
+    association under the storage contexts it proposed with the SCP role (PS3.7 D.3.3.4)."""
+    calling_ae = event.assoc.requestor.ae_title.strip()
+    refusal = _retrieve_refusal(calling_ae)
+    if refusal is not None:
+        yield refusal
+        return
+    found = _retrieve_find(event, calling_ae)
+    if isinstance(found, Dataset):
+        yield found
+        return
+    keys, instances = found
+    log.info("C-GET from %s: %s, %d instance(s)", calling_ae, keys, len(instances))
+    yield from _retrieve_items(event, "C-GET", keys, instances, destination=calling_ae)
+
+
+def _retrieve_refusal(calling_ae: str) -> Dataset | None:
+    """Why this node may not retrieve (imaging.Modality.may_retrieve), or None if it may."""
+    try:
+        allowed = capability_allowed(calling_ae=calling_ae, capability="retrieve")
+    except Exception:  # a check that cannot be made refuses
+        log.exception("retrieve from %s refused: cannot check what it may do now", calling_ae)
+        return _status(OUT_OF_RESOURCES_MATCHES, "Cannot check whether this node may retrieve now")
+    if not allowed:
+        log.warning("retrieve from %s refused: it may not retrieve", calling_ae)
+        return _status(NOT_AUTHORIZED, f"{calling_ae} may not retrieve from this archive")
+    return None
+
+
+def _retrieve_find(event: Event, calling_ae: str) -> tuple[RetrieveKeys, list[RetrievedInstance]] | Dataset:
+    """The instances the identifier names, or a refusal (PS3.4 C.4.2.1.4: 0xA900 for an identifier
+    that names nothing the way a retrieve must)."""
+    levels = PATIENT_ROOT if event.context.abstract_syntax in PATIENT_ROOT_MODELS else STUDY_ROOT
+    try:
+        keys = retrieve_keys(event.identifier, levels=levels)
+        return keys, instances_retrieve(keys)
+    except RetrieveRefused as refused:
+        log.warning("retrieve from %s refused: %s", calling_ae, refused.detail)
+        code = (
+            IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+            if refused.reason is RetrieveRefusal.IDENTIFIER
+            else OUT_OF_RESOURCES_MATCHES
+        )
+        return _status(code, refused.detail)
+    except DatabaseError:
+        log.exception("retrieve from %s failed", calling_ae)
+        return _status(OUT_OF_RESOURCES_MATCHES, "The archive's database is unavailable")
+    except Exception as error:  # an identifier pydicom cannot decode
+        log.warning("retrieve from %s: cannot read the identifier: %s", calling_ae, error)
+        return _status(UNABLE_TO_PROCESS, "Cannot read the retrieve identifier")
+
+
+def _retrieve_items(
+    event: Event, service: str, keys: RetrieveKeys, instances: list[RetrievedInstance], *, destination: str
+) -> Generator[Any, str | None, None]:
+    """The count, then each object with C-CANCEL honoured between them (PS3.4 C.4.2.3.1); the
+    outcome of each comes back as the value of its yield. Audited however it ends."""
+    tally = RetrieveTally.of(instances)
+    try:
+        yield len(instances)
+        for instance in instances:
+            if event.is_cancelled:
+                yield CANCELLED, None
+                return
+            outcome = yield PENDING, instance
+            if outcome is not None:
+                tally.count(instance, outcome)
+    finally:
+        try:
+            retrieve_audit(
+                actor=_actor(event), service=service, keys=keys, destination=destination, tally=tally
+            )
+        except Exception:
+            log.exception(
+                "%s from %s: cannot write its audit entries", service, event.assoc.requestor.ae_title
+            )
+
+
 def _actor(event: Event) -> Actor:
     return Actor(channel=Channel.DICOM, name=event.assoc.requestor.ae_title.strip())
 
@@ -245,6 +380,8 @@ HANDLERS: list[EventHandlerType] = [
     (evt.EVT_CONN_CLOSE, on_closed),
     (evt.EVT_C_STORE, on_store),
     (evt.EVT_C_FIND, on_find),
+    (evt.EVT_C_MOVE, on_move),
+    (evt.EVT_C_GET, on_get),
     (evt.EVT_N_CREATE, on_n_create),
     (evt.EVT_N_SET, on_n_set),
 ]

@@ -26,3 +26,11 @@ def error_comment(text: object) -> str:
     """An Error Comment (0000,0902) is LO (PS3.7 C.4, PS3.5 6.2): at most 64 characters, and no
     backslash (a value separator) nor control character; an error may quote the bytes it found."""
     return "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in str(text))[:64]
+
+
+# Query/Retrieve C-MOVE and C-GET (PS3.4 C.4.2.1.4, C.4.3.1.3; PS3.7 C.5)
+NOT_AUTHORIZED = 0x0124  # Refused: not authorized (the caller may not retrieve)
+OUT_OF_RESOURCES_MATCHES = 0xA701  # Refused: out of resources, unable to calculate number of matches
+SUB_OPERATIONS_FAILED = 0xA702  # Refused: out of resources, unable to perform sub-operations
+MOVE_DESTINATION_UNKNOWN = 0xA801  # Refused: move destination unknown
+SUB_OPERATIONS_WARNING = 0xB000  # Sub-operations complete, one or more failures or warnings

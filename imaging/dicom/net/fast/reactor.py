@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pynetdicom import evt
 from pynetdicom._handlers import standard_pdu_recv_handler
-from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_FIND, DimseServiceType
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
@@ -27,6 +26,7 @@ from imaging.dicom.net.fast.dimse import FastDIMSE
 from imaging.dicom.net.fast.wire import DecodedPData, p_data_decode
 from imaging.dicom.net.fast.worklist_scp import WorklistFind
 from imaging.dicom.net.handlers import association_finish, thread_ended
+from imaging.dicom.net.retrieve_scp import RetrieveAssociation
 
 if TYPE_CHECKING:
     from pynetdicom.pdu import _PDUType
@@ -266,9 +266,12 @@ class EventDrivenDUL(DULServiceProvider):
             thread_ended()  # C-STORE is served on this thread (FastDIMSE._store_serve)
 
 
-class EventDrivenAssociation(Association):
+class EventDrivenAssociation(RetrieveAssociation):
     """pynetdicom's acceptor loop sleeps 1 ms between looks at its queues; this one waits
-    until a DIMSE message or an ACSE primitive (release, abort) arrives."""
+    until a DIMSE message or an ACSE primitive (release, abort) arrives. (The listener's
+    associations serve C-MOVE and C-GET with retrieve_scp.py's: so does this one. A C-GET's
+    C-STORE sub-operations go out on this association from its own thread, send_c_store waiting
+    for each answer on the DIMSE queue that the DUL thread fills, as in pynetdicom.)"""
 
     def prepare(self) -> None:
         self._wakeup = threading.Event()
