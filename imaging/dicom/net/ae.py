@@ -20,6 +20,7 @@ from pynetdicom import AE, AllStoragePresentationContexts, _config
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
+    StorageCommitmentPushModel,
     Verification,
 )
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
@@ -63,6 +64,10 @@ def ae_build(*, ae_title: str, max_pdu: int, fast: bool | None = None) -> AE:
     # Worklist queries and procedure steps are small: no compression to offer.
     ae.add_supported_context(ModalityWorklistInformationFind, UNCOMPRESSED)
     ae.add_supported_context(ModalityPerformedProcedureStep, UNCOMPRESSED)
+    # Storage Commitment Push Model (PS3.4 J): the modality's N-ACTION, and our N-EVENT-REPORT on
+    # the same association (handlers.on_n_action, commitment.py). The modality is the SOP Class's
+    # SCU and the association's requestor: default roles, nothing to negotiate.
+    ae.add_supported_context(StorageCommitmentPushModel, UNCOMPRESSED)
     return ae
 
 
