@@ -19,7 +19,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from imaging.models import Modality, StorageCommitment
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 from tests.test_dicom_store import fresh_copy
 
 REPORT_WAIT = 120  # seconds a report may take: a worker starts and indexes meanwhile
@@ -41,6 +41,10 @@ class Reports:
 
     def __init__(self):
         self.received = queue.Queue()
+        self.messages = []  # the DIMSE messages the modality received, in the order they came
+
+    def message_received(self, event):
+        self.messages.append(type(event.message).__name__)
 
     def handle(self, event):
         roles = [(cx.as_scu, cx.as_scp) for cx in event.assoc.accepted_contexts
@@ -59,7 +63,11 @@ def associate(listener, reports=None, calling="CTMOD"):
     ae.dimse_timeout = ae.network_timeout = REPORT_WAIT
     for context in (CTImageStorage, MRImageStorage, StorageCommitmentPushModel):
         ae.add_requested_context(context, ExplicitVRLittleEndian)
-    handlers = [(evt.EVT_N_EVENT_REPORT, reports.handle)] if reports else []
+    handlers = (
+        [(evt.EVT_N_EVENT_REPORT, reports.handle), (evt.EVT_DIMSE_RECV, reports.message_received)]
+        if reports
+        else []
+    )
     assoc = ae.associate("127.0.0.1", listener.port, ae_title="VETPACS", evt_handlers=handlers)
     assert assoc.is_established
     return assoc
@@ -156,14 +164,7 @@ def test_when_the_modality_released_first_the_report_comes_on_a_new_association_
     modality, dicom_listener, celery_worker_start, tmp_path
 ):
     reports = Reports()
-    scp = AE(ae_title="CTMOD")
-    # We are that association's requestor and the SOP Class's SCP: the listener proposes the SCP
-    # role for itself (PS3.4 J.3.3.1.2, PS3.7 D.3.3.4); the modality accepts it.
-    scp.add_supported_context(
-        StorageCommitmentPushModel, ExplicitVRLittleEndian, scu_role=True, scp_role=True
-    )
-    server = scp.start_server(("127.0.0.1", modality.port), block=False,
-                              evt_handlers=[(evt.EVT_N_EVENT_REPORT, reports.handle)])  # fmt: skip
+    server = commitment_scp_start(modality, reports)
     try:
         assoc = associate(dicom_listener)
         sent = store(assoc, tmp_path, "CT_small.dcm", "MR_small.dcm")
@@ -182,6 +183,43 @@ def test_when_the_modality_released_first_the_report_comes_on_a_new_association_
     assert (row.state, row.reported_via) == ("reported", "new association")
     assert not we_requested  # the listener called us
     assert roles == [(True, False)]  # here the SCU of the SOP Class, the listener its SCP
+
+
+def commitment_scp_start(modality, reports):
+    """The modality's own storage commitment SCP, where reports come when it has released."""
+    scp = AE(ae_title=modality.ae_title)
+    # We are that association's requestor and the SOP Class's SCP: the listener proposes the SCP
+    # role for itself (PS3.4 J.3.3.1.2, PS3.7 D.3.3.4); the modality accepts it.
+    scp.add_supported_context(
+        StorageCommitmentPushModel, ExplicitVRLittleEndian, scu_role=True, scp_role=True
+    )
+    return scp.start_server(("127.0.0.1", modality.port), block=False,
+                            evt_handlers=[(evt.EVT_N_EVENT_REPORT, reports.handle)])  # fmt: skip
+
+
+def test_a_report_the_modality_could_not_take_is_sent_again_until_it_does(
+    modality, dicom_listener, celery_worker_start, tmp_path
+):
+    assoc = associate(dicom_listener)
+    sent = store(assoc, tmp_path, "CT_small.dcm")
+    status, transaction_uid = commitment_ask(assoc, sent)
+    assert status.Status == 0x0000
+    assoc.release()
+    celery_worker_start()  # indexes, settles, and finds nobody listening at the modality's port
+
+    row = wait_for(lambda: StorageCommitment.objects.filter(transaction_uid=transaction_uid, attempts__gte=1).first(),
+                   timeout=REPORT_WAIT, message="a first delivery that failed")  # fmt: skip
+    assert row.state == "settled" and "could not be made" in row.last_error
+    reports = Reports()
+    server = commitment_scp_start(modality, reports)
+    try:
+        event_type, information, _, _ = reports.next()
+    finally:
+        server.shutdown()
+    assert (event_type, information.TransactionUID) == (1, transaction_uid)
+    row.refresh_from_db()
+    assert (row.state, row.reported_via) == ("reported", "new association")
+    assert row.attempts >= 1
 
 
 def test_a_request_without_a_transaction_uid_or_for_another_instance_is_refused_with_its_status(
@@ -205,3 +243,24 @@ def test_a_request_without_a_transaction_uid_or_for_another_instance_is_refused_
     assert status.Status == 0x0112  # not the well-known instance
     assoc.release()
     assert not StorageCommitment.objects.exists()
+
+
+def test_objects_never_received_are_reported_failed_at_once_and_only_after_the_answer(
+    modality, dicom_listener
+):
+    # No worker, nothing stored: nothing to wait for. The report is ready as the request is
+    # recorded, and must still come after the N-ACTION's answer (PS3.4 J.3.3: a requestor waiting
+    # for that answer may take the report for it; pynetdicom's own serves it on the side).
+    reports = Reports()
+    assoc = associate(dicom_listener, reports)
+    never = [(CTImageStorage, generate_uid()), (MRImageStorage, generate_uid())]
+    status, transaction_uid = commitment_ask(assoc, never)
+    assert status.Status == 0x0000
+
+    event_type, information, _, _ = reports.next()
+    assoc.release()
+    assert event_type == 2
+    assert information.TransactionUID == transaction_uid
+    assert "ReferencedSOPSequence" not in information
+    assert sorted(referenced(information, "FailedSOPSequence")) == sorted((*ref, 0x0112) for ref in never)
+    assert reports.messages == ["N_ACTION_RSP", "N_EVENT_REPORT_RQ"]
