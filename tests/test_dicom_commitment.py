@@ -4,9 +4,11 @@ its own association, or, when it released first, on a new association to the SCP
 (host and port of its modality record). A real worker indexes what was stored."""
 
 import queue
+from datetime import timedelta
 
 import pydicom
 import pytest
+from django.utils.timezone import now
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, evt
@@ -18,6 +20,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StorageCommitmentPushModelInstance,
 )
 
+from imaging.archive.tasks import commitment_report_task, commitments_sweep
 from imaging.models import Modality, StorageCommitment
 from tests.conftest import free_port, wait_for
 from tests.test_dicom_store import fresh_copy
@@ -100,6 +103,15 @@ def commitment_ask(assoc, references, transaction_uid=None):
     return status, request.TransactionUID
 
 
+def reported(transaction_uid):
+    """The request once the listener or the task has recorded its report as delivered: it does
+    so when the modality's answer to it arrives, after the modality's handler has run."""
+    return wait_for(
+        lambda: StorageCommitment.objects.filter(transaction_uid=transaction_uid, state="reported").first(),
+        timeout=30, message="the report recorded as delivered",
+    )  # fmt: skip
+
+
 def referenced(information, sequence="ReferencedSOPSequence"):
     return [
         (item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID)
@@ -123,6 +135,7 @@ def test_objects_stored_but_not_yet_indexed_are_waited_for_and_reported_committe
     celery_worker_start()
 
     event_type, information, we_requested, _roles = reports.next()
+    row = reported(transaction_uid)  # our answer reached the listener before we release
     assoc.release()
     assert we_requested  # it came on the modality's own association
     assert event_type == 1  # all committed
@@ -130,7 +143,6 @@ def test_objects_stored_but_not_yet_indexed_are_waited_for_and_reported_committe
     assert sorted(referenced(information)) == sorted(sent)
     assert "FailedSOPSequence" not in information
     assert information.RetrieveAETitle == "VETPACS"
-    row = StorageCommitment.objects.get(transaction_uid=transaction_uid)
     assert (row.state, row.reported_via, row.calling_ae) == ("reported", "same association", "CTMOD")
     assert row.node == modality
 
@@ -148,6 +160,7 @@ def test_an_unknown_instance_and_a_wrong_class_are_in_the_failed_list(
     assert status.Status == 0x0000
 
     event_type, information, _, _ = reports.next()
+    row = reported(transaction_uid)
     assoc.release()
     assert event_type == 2  # failures exist
     assert information.TransactionUID == transaction_uid
@@ -156,7 +169,6 @@ def test_an_unknown_instance_and_a_wrong_class_are_in_the_failed_list(
         (*unknown, 0x0112),  # no such object instance (PS3.4 J.3.3.1.4)
         (*wrong_class, 0x0119),  # class / instance conflict
     ])  # fmt: skip
-    row = StorageCommitment.objects.get(transaction_uid=transaction_uid)
     assert row.state == "reported" and len(row.failed) == 2
 
 
@@ -174,12 +186,12 @@ def test_when_the_modality_released_first_the_report_comes_on_a_new_association_
         celery_worker_start()
 
         event_type, information, we_requested, roles = reports.next()
+        row = reported(transaction_uid)  # our answer reached the listener's task before we stop
     finally:
         server.shutdown()
     assert event_type == 1
     assert information.TransactionUID == transaction_uid
     assert sorted(referenced(information)) == sorted(sent)
-    row = StorageCommitment.objects.get(transaction_uid=transaction_uid)
     assert (row.state, row.reported_via) == ("reported", "new association")
     assert not we_requested  # the listener called us
     assert roles == [(True, False)]  # here the SCU of the SOP Class, the listener its SCP
@@ -214,10 +226,10 @@ def test_a_report_the_modality_could_not_take_is_sent_again_until_it_does(
     server = commitment_scp_start(modality, reports)
     try:
         event_type, information, _, _ = reports.next()
+        row = reported(transaction_uid)
     finally:
         server.shutdown()
     assert (event_type, information.TransactionUID) == (1, transaction_uid)
-    row.refresh_from_db()
     assert (row.state, row.reported_via) == ("reported", "new association")
     assert row.attempts >= 1
 
@@ -258,9 +270,40 @@ def test_objects_never_received_are_reported_failed_at_once_and_only_after_the_a
     assert status.Status == 0x0000
 
     event_type, information, _, _ = reports.next()
+    reported(transaction_uid)
     assoc.release()
     assert event_type == 2
     assert information.TransactionUID == transaction_uid
     assert "ReferencedSOPSequence" not in information
     assert sorted(referenced(information, "FailedSOPSequence")) == sorted((*ref, 0x0112) for ref in never)
     assert reports.messages == ["N_ACTION_RSP", "N_EVENT_REPORT_RQ"]
+
+
+@pytest.mark.django_db
+def test_a_report_with_nowhere_to_go_is_kept_undeliverable_with_the_reason(storage_root):
+    node = Modality.objects.create(ae_title="NOPORT", modality_type="CT")  # no host, no port
+    never = [str(CTImageStorage), generate_uid()]
+    row = StorageCommitment.objects.create(
+        transaction_uid=generate_uid(), calling_ae="NOPORT", node=node, requested=[never]
+    )
+    assert commitment_report_task.apply(args=[row.pk]).get() == "undeliverable"
+    row.refresh_from_db()
+    assert row.state == "undeliverable" and row.failed == [[*never, 0x0112]]
+    assert "no host and port" in row.last_error
+
+
+@pytest.mark.django_db
+def test_the_sweep_queues_again_only_the_open_requests_nothing_worked_on_for_a_while(monkeypatch):
+    def request(state):
+        return StorageCommitment.objects.create(
+            transaction_uid=generate_uid(), calling_ae="CTMOD", state=state
+        )
+
+    forgotten, _recent, done = request("pending"), request("settled"), request("reported")
+    StorageCommitment.objects.filter(pk__in=[forgotten.pk, done.pk]).update(
+        updated=now() - timedelta(hours=1)
+    )
+    queued = []
+    monkeypatch.setattr(commitment_report_task, "delay", queued.append)
+    assert commitments_sweep() == 1
+    assert queued == [forgotten.pk]

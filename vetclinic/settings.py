@@ -235,7 +235,8 @@ DICOM_FAST_PATH = envbool("DICOM_FAST_PATH", True)
 # again with a growing delay, at most COMMITMENT_DELIVERY_ATTEMPTS times.
 COMMITMENT_ASSOCIATION_WAIT = envint("COMMITMENT_ASSOCIATION_WAIT", 30)
 COMMITMENT_INDEX_WAIT = envint("COMMITMENT_INDEX_WAIT", 3600)
-COMMITMENT_DELIVERY_ATTEMPTS = envint("COMMITMENT_DELIVERY_ATTEMPTS", 12)
+# (16: 1 s, 2 s ... 15 min apart, about two hours in all)
+COMMITMENT_DELIVERY_ATTEMPTS = envint("COMMITMENT_DELIVERY_ATTEMPTS", 16)
 # DICOM TLS for the listener (imaging/dicom/net/tls.py): a PEM certificate chain and its key (a key
 # in the certificate file if empty); with a CA file, callers must present a certificate it signed.
 DICOM_TLS_CERT = env("DICOM_TLS_CERT", "")
