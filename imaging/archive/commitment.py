@@ -22,7 +22,7 @@ be wrong too: an object never received would only be reported failed after that 
 So each object is looked for in two places. In the index (imaging.Instance): indexed under the
 requested SOP Class, it is committed; under another, it is a class/instance conflict (0119H).
 Not indexed: storage is the durable record of what was received (every key carries its SOP
-Instance UID, imaging/ingest/storage.py instance_key), listed over the sweep's window of days.
+Instance UID, imaging/ingest/storage.py instance_key), listed over the sweep's days.
 Received and not indexed yet, it is waited for (on the association for
 COMMITMENT_ASSOCIATION_WAIT, then by the task, until COMMITMENT_INDEX_WAIT after the request,
 past which it is reported failed with a processing failure, 0110H). Received nowhere, it fails
@@ -58,10 +58,6 @@ from vetclinic.audit.services import Actor, audit_record
 from vetclinic.transactions import service_atomic
 
 log = logging.getLogger(__name__)
-
-# How many days of storage are listed for objects received but not indexed: the sweep's window
-# (settings.STORAGE_SWEEP_DAYS), past which an object not indexed is not going to be.
-RECEIVED_DAYS = 2
 
 
 class Refusal(enum.Enum):
@@ -150,13 +146,14 @@ def commitment_outcome(requested: list[Reference] | list[list[str]], *, final: b
 
 
 def objects_received(uids: set[str]) -> set[str]:
-    """Which of ``uids`` are in storage (received and durable), from the keys of the last
-    RECEIVED_DAYS days. A listing, not a lookup (a key ends in a random part): only for the few
-    objects the index does not have yet."""
+    """Which of ``uids`` are in storage (received and durable), from the keys of the sweep's
+    days (settings.STORAGE_SWEEP_DAYS: what is older and not indexed is not going to be). A
+    listing, not a lookup (a key ends in a random part): only for the few objects the index does
+    not have yet."""
     found: set[str] = set()
     if not uids:
         return found
-    for prefix in storage.day_prefixes(RECEIVED_DAYS):
+    for prefix in storage.day_prefixes(max(settings.STORAGE_SWEEP_DAYS, 1)):
         if storage.folder_exists(prefix):
             found.update(
                 uid for uid in map(storage.key_sop_instance_uid, storage.keys_under(prefix)) if uid in uids

@@ -44,9 +44,11 @@ from imaging.models import StorageCommitment
 
 log = logging.getLogger("imaging.dicom")
 
-# How often the index is looked at while objects wait for their indexing: it is another
-# process's (the worker's) to fill, so there is nothing to wait on but the clock.
-SETTLE_POLL = 0.25
+# How often the index (and, for what it lacks, storage's listing) is looked at while objects
+# wait for their indexing: it is another process's (the worker's) to fill, so there is nothing
+# to wait on but the clock. Soon at first (an association's batch is indexed within a second or
+# two), then less often, so that a long wait does not list a busy day's folder four times a second.
+SETTLE_POLL, SETTLE_POLL_LONGEST = 0.25, 2.0
 # How long the answer to the N-ACTION may take to go out (it is sent right after the handler).
 ANSWER_WAIT = 30.0
 TIMEOUT = 30  # ACSE, DIMSE and network timeouts of a report on a new association
@@ -102,13 +104,15 @@ def _follow(
 def _settled(assoc: Association, commitment_id: int) -> StorageCommitment | None:
     """The request once settled; None if the association ends or the wait runs out first."""
     deadline = time.monotonic() + settings.COMMITMENT_ASSOCIATION_WAIT
+    poll = SETTLE_POLL
     while True:
         commitment = commitment_settle(commitment_id=commitment_id)
         if commitment is not None:
             return commitment
         if not assoc.is_established or time.monotonic() >= deadline:
             return None
-        time.sleep(SETTLE_POLL)
+        time.sleep(poll)
+        poll = min(poll * 2, SETTLE_POLL_LONGEST)
 
 
 def _report_on(assoc: Association, commitment: StorageCommitment) -> bool:
