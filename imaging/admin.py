@@ -13,6 +13,7 @@ from imaging.models import (
     Procedure,
     Report,
     Series,
+    StorageCommitment,
     Study,
 )  # fmt: skip
 from patients.admin import ReadOnlyAdmin
@@ -39,7 +40,10 @@ class ModalityAdmin(admin.ModelAdmin):
         "ae_title", "modality_type", "station_name", "location", "address", "port",
         "may_store", "may_query", "may_retrieve", "move_destination", "active",
     ]  # fmt: skip
-    list_filter = ["modality_type", "active", "may_retrieve", "move_destination", AddressCheckedFilter]
+    list_filter = [
+        "modality_type", "active", "may_store", "may_query", "may_retrieve", "move_destination",
+        AddressCheckedFilter,
+    ]  # fmt: skip
     search_fields = ["ae_title", "station_name", "location", "host"]
     fieldsets = [
         (None, {"fields": ["ae_title", "modality_type", "station_name", "location", "active"]}),
@@ -54,9 +58,12 @@ class ModalityAdmin(admin.ModelAdmin):
         ("What it may do", {
             "fields": ["may_store", "may_query", "may_retrieve", "move_destination"],
             "description": (
-                "A modality stores images and queries its worklist. A workstation or another PACS "
-                "queries and retrieves studies; a move destination is where a C-MOVE may send them "
-                "(at the host and port above)."
+                "A modality stores images (and asks for storage commitment, and reports its "
+                "procedure steps: MPPS goes with storing) and queries its worklist. A workstation or "
+                "another PACS queries and retrieves studies; a move destination is where a C-MOVE may "
+                "send them (at the host and port above). A change applies from the node's next "
+                "association. A storage commitment report that finds the modality's association "
+                "closed goes to the host and port above."
             ),
         }),
     ]  # fmt: skip
@@ -155,3 +162,25 @@ class ReportAdmin(ReadOnlyAdmin):
     ]
     list_select_related = ["study"]
     date_hierarchy = "updated"
+
+
+@admin.register(StorageCommitment)
+class StorageCommitmentAdmin(ReadOnlyAdmin):
+    """Storage Commitment requests and their reports (imaging/archive/commitment.py): read-only,
+    the listener and the report task write them. An undeliverable one shows why (last error):
+    its modality keeps its copies until it asks again."""
+
+    list_display = ["transaction_uid", "calling_ae", "state", "requested_count", "failed_count", "requested_at",
+                    "reported_at", "reported_via", "attempts"]  # fmt: skip
+    list_filter = ["state", "reported_via", "calling_ae"]
+    search_fields = ["transaction_uid", "calling_ae"]
+    date_hierarchy = "requested_at"
+    list_select_related = ["node"]
+
+    @admin.display(description="objects")
+    def requested_count(self, obj):
+        return len(obj.requested)
+
+    @admin.display(description="failed")
+    def failed_count(self, obj):
+        return len(obj.failed)

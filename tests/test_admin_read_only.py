@@ -6,7 +6,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 READ_ONLY = ["audit/auditentry", "patients/patient", "patients/owner", "integrations/hl7message",
-             "integrations/webhookdelivery", "imaging/study"]  # fmt: skip
+             "integrations/webhookdelivery", "imaging/study", "imaging/storagecommitment"]  # fmt: skip
 
 
 @pytest.mark.django_db

@@ -228,6 +228,15 @@ if not 4096 <= DICOM_MAX_PDU <= 2**24:
 # The listener's fast path (imaging/dicom/net/fast/, written for pynetdicom 3.0.4 only); off, the
 # listener is plain pynetdicom. What it buys: benchmarks/README.md.
 DICOM_FAST_PATH = envbool("DICOM_FAST_PATH", True)
+# Storage Commitment (imaging/archive/commitment.py): how long the listener keeps waiting, on the
+# request's association, for what was received to be indexed before the report goes on a new
+# association instead; and how long after the request an object received but never indexed is
+# waited for before it is reported failed (0110H). Reports that could not be delivered are sent
+# again with a growing delay, at most COMMITMENT_DELIVERY_ATTEMPTS times.
+COMMITMENT_ASSOCIATION_WAIT = envint("COMMITMENT_ASSOCIATION_WAIT", 30)
+COMMITMENT_INDEX_WAIT = envint("COMMITMENT_INDEX_WAIT", 3600)
+# (16: 1 s, 2 s ... 15 min apart, about two hours in all)
+COMMITMENT_DELIVERY_ATTEMPTS = envint("COMMITMENT_DELIVERY_ATTEMPTS", 16)
 # DICOM TLS for the listener (imaging/dicom/net/tls.py): a PEM certificate chain and its key (a key
 # in the certificate file if empty); with a CA file, callers must present a certificate it signed.
 DICOM_TLS_CERT = env("DICOM_TLS_CERT", "")
@@ -310,6 +319,8 @@ CELERY_BEAT_SCHEDULE = {
     # Webhook deliveries whose send was never queued (broker down when the event happened), and
     # one delivery held back per failing receiver, to probe it (integrations/webhooks/delivery.py).
     "webhook-sweep": {"task": "integrations.tasks.webhook_sweep", "schedule": 60.0},
+    # Storage Commitment reports whose task was lost (broker down when the request came).
+    "commitments-sweep": {"task": "imaging.tasks.commitments_sweep", "schedule": 300.0},
     # The HL7 message log, webhook deliveries and Idempotency-Keys past their keeping time.
     "logs-prune": {"task": "integrations.tasks.logs_prune", "schedule": 86400.0},
 }

@@ -6,7 +6,9 @@ listener's C-FIND, C-MOVE, C-GET and Storage Commitment, and DICOMweb's QIDO-RS 
   a study linked to an animal answers with the record's attributes.
 - ``retrieve.py``: the instances a retrieve names, streamed from storage, as stored or in a
   transfer syntax the peer accepts.
-- ``commitment.py``: Storage Commitment (PS3.4 J): what is durably stored and indexed.
+- ``commitment.py``: Storage Commitment (PS3.4 J): what is durably stored and indexed; the
+  requests kept until their report is delivered (``tasks.py``: delivery on a new association,
+  retried, and a sweep for lost tasks).
 - ``metadata.py``: the metadata kept at ingest for WADO-RS ``/metadata`` (each instance's DICOM
   JSON without bulk data, InstanceMetadata), kept right when an object is replaced or rewritten.
 - ``objects.py``: the instances a WADO-RS retrieve names, as stored or decompressed, audited.

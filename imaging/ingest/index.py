@@ -337,10 +337,7 @@ def storage_sweep(*, days: int | None = None, min_age_seconds: float = 60) -> in
     ``days``: only objects received in the last so many days (the periodic sweep); None: all.
     Returns how many it indexed.
     """
-    prefixes = ["dicom"]
-    if days is not None:
-        today = now()
-        prefixes = [f"dicom/{today - timedelta(days=n):%Y/%m/%d}" for n in range(days)]
+    prefixes = ["dicom"] if days is None else storage.day_prefixes(days)
     indexed = 0
     cutoff = now() - timedelta(seconds=min_age_seconds)
     stale = now() - timedelta(hours=1)

@@ -136,6 +136,13 @@ def _bare(error: _Error) -> _Error:
     return error.with_traceback(None)
 
 
+def source_discard(source: Source) -> None:
+    """Drop a source that will not be received (its sender may not store): an IncomingObject's
+    part written so far is removed; any other source is its channel's to drop."""
+    if isinstance(source, IncomingObject):
+        source.abort()
+
+
 def instance_receive(
     *, source: Source, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str, calling_ae: str,
     file_meta_bytes: bytes | None = None, batch: IngestBatch | None = None,

@@ -14,7 +14,7 @@ import ctypes.util
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Any, Protocol, cast
 
 from django.core.exceptions import SuspiciousFileOperation
@@ -229,6 +229,17 @@ def instance_key(sop_instance_uid: str, received: datetime | None = None) -> str
     """A new, never reused key: by day received (what the sweep lists), then the UID."""
     received = received or now()
     return f"dicom/{received:%Y/%m/%d}/{sop_instance_uid}.{uuid.uuid4().hex[:12]}.dcm"
+
+
+def day_prefixes(days: int) -> list[str]:
+    """The folders of the objects received in the last ``days`` days (instance_key's), today's first."""
+    today = now()
+    return [f"dicom/{today - timedelta(days=n):%Y/%m/%d}" for n in range(days)]
+
+
+def key_sop_instance_uid(key: str) -> str:
+    """The SOP Instance UID an instance_key was made for (``.../<uid>.<12 hex>.dcm``)."""
+    return key.rsplit("/", 1)[-1].rsplit(".", 2)[0]
 
 
 def object_put(key: str, data: bytes) -> str:

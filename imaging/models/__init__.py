@@ -7,11 +7,12 @@ its ``models`` module, the migrations name them as ``imaging.<Model>``, and the 
 them (a study is indexed by ingest, linked by reconcile, reported on by reports), so no
 feature package is their one owner."""
 
+from imaging.models.commitment import StorageCommitment
 from imaging.models.orders import ImagingOrder, OrderStatusChange, PerformedProcedureStep, Procedure
 from imaging.models.reports import Report
 from imaging.models.studies import Instance, InstanceMetadata, InstanceVersion, Modality, Series, Study
 
 __all__ = [
     "ImagingOrder", "Instance", "InstanceMetadata", "InstanceVersion", "Modality", "OrderStatusChange",
-    "PerformedProcedureStep", "Procedure", "Report", "Series", "Study",
+    "PerformedProcedureStep", "Procedure", "Report", "Series", "StorageCommitment", "Study",
 ]  # fmt: skip

@@ -24,8 +24,11 @@ class Modality(models.Model):
     # and pulls its worklist; a workstation queries and retrieves; a PACS or a workstation is
     # where C-MOVE may send (to ``host``:``port``, PS3.4 C.4.2: the move destination is named by
     # AE title, and only a registered one is ever connected to).
+    # MPPS goes with storing, not querying: N-CREATE and N-SET change an order's state, and the
+    # one that sends them is the modality that acquires and stores (IHE Scheduled Workflow's
+    # Acquisition Modality); the worklist is the one read a modality makes.
     may_store = models.BooleanField(
-        "may store", default=True, help_text="C-STORE, STOW-RS, Storage Commitment"
+        "may store", default=True, help_text="C-STORE, STOW-RS, Storage Commitment, MPPS"
     )
     may_query = models.BooleanField("may query", default=True, help_text="Worklist and study C-FIND")
     may_retrieve = models.BooleanField("may retrieve", default=False, help_text="C-MOVE and C-GET")

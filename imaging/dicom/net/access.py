@@ -1,27 +1,75 @@
-"""Who may associate with the DICOM node: the registered modalities (imaging.Modality)."""
+"""Who may associate with the DICOM node (the registered modalities, imaging.Modality), and what
+each may do once associated (its may_store / may_query / may_retrieve switches)."""
 
 import socket
+from dataclasses import dataclass
 
 from django.conf import settings
+from pynetdicom.association import Association
 
 from imaging.models import Modality
 
 
-def association_allowed(*, calling_ae: str, host: str) -> bool:
-    """A registered, active modality with this AE title (and this address, if it has one)."""
+@dataclass(frozen=True)
+class Rights:
+    """What an associated node may do. Decided once, when it associates (handlers.on_requested,
+    the same query that checks who calls), and kept on the association: a database query per
+    C-STORE would cost the ingest its speed, and a node's switches rarely change in the middle
+    of an association (a change applies from its next one).
+
+    store: C-STORE, Storage Commitment, and MPPS (N-CREATE/N-SET change an order: the modality
+    that acquires and stores sends them, IHE Scheduled Workflow's Acquisition Modality; the
+    worklist is its one read). query: the worklist and study C-FIND. retrieve: C-MOVE, C-GET."""
+
+    store: bool = False
+    query: bool = False
+    retrieve: bool = False
+
+
+EVERY_RIGHT = Rights(store=True, query=True, retrieve=True)
+
+
+def association_rights(*, calling_ae: str, host: str) -> Rights | None:
+    """The rights of the registered, active modality with this AE title (calling from its host,
+    if it has one), or None: it may not associate. A database that cannot answer raises: the
+    caller refuses then (a check that cannot be made never allows)."""
     if settings.DICOM_ALLOW_ANY_AE:
-        return True
-    modality = Modality.objects.filter(ae_title=calling_ae, active=True).first()
-    if modality is None:
-        return False
-    if not modality.host:
-        return True
-    if modality.host == host:
+        return EVERY_RIGHT
+    modality = (
+        Modality.objects.filter(ae_title=calling_ae, active=True)
+        .only("host", "may_store", "may_query", "may_retrieve")
+        .first()
+    )
+    if modality is None or not _from_its_host(modality.host, host):
+        return None
+    return Rights(store=modality.may_store, query=modality.may_query, retrieve=modality.may_retrieve)
+
+
+def _from_its_host(registered: str, host: str) -> bool:
+    if not registered or registered == host:
         return True
     try:
-        return host in {info[4][0] for info in socket.getaddrinfo(modality.host, None)}
+        return host in {info[4][0] for info in socket.getaddrinfo(registered, None)}
     except OSError:
         return False
+
+
+def association_allowed(*, calling_ae: str, host: str) -> bool:
+    """A registered, active modality with this AE title (and this address, if it has one)."""
+    return association_rights(calling_ae=calling_ae, host=host) is not None
+
+
+def association_rights_keep(assoc: Association, rights: Rights) -> None:
+    """Keep what on_requested decided on pynetdicom's association object (ours, like its
+    ingest batch), for every request of the association to read (association_may)."""
+    assoc.node_rights = rights  # type: ignore[attr-defined]
+
+
+def association_may(assoc: Association, capability: str) -> bool:
+    """Whether the association's node may ``capability`` ("store", "query", "retrieve"), as
+    decided when it associated. No decision kept (it could not be made) refuses."""
+    rights: Rights | None = getattr(assoc, "node_rights", None)
+    return rights is not None and bool(getattr(rights, capability))
 
 
 # What a request needs the calling node to be allowed (imaging.Modality's switches).
@@ -30,9 +78,9 @@ CAPABILITIES = {"store": "may_store", "query": "may_query", "retrieve": "may_ret
 
 def capability_allowed(*, calling_ae: str, capability: str) -> bool:
     """Whether the registered node with this AE title may ``capability`` ("store", "query",
-    "retrieve"). The association was accepted already (association_allowed checked the address).
-    A database that cannot answer raises: the caller refuses then (a check that cannot be made
-    never allows)."""
+    "retrieve"), asked of the database now (for a caller without an association: the DICOM
+    handlers read association_may). A database that cannot answer raises: the caller refuses
+    then (a check that cannot be made never allows)."""
     if settings.DICOM_ALLOW_ANY_AE:
         return True
     field = CAPABILITIES[capability]

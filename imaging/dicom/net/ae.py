@@ -21,6 +21,7 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
+    StorageCommitmentPushModel,
     Verification,
 )
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
@@ -72,6 +73,10 @@ def ae_build(*, ae_title: str, max_pdu: int, fast: bool | None = None) -> AE:
     ae.add_supported_context(ModalityPerformedProcedureStep, UNCOMPRESSED)
     for model in (*MOVE_MODELS, *GET_MODELS):  # Patient Root and Study Root retrieves
         ae.add_supported_context(model, UNCOMPRESSED)
+    # Storage Commitment Push Model (PS3.4 J): the modality's N-ACTION, and our N-EVENT-REPORT on
+    # the same association (handlers.on_n_action, commitment.py). The modality is the SOP Class's
+    # SCU and the association's requestor: default roles, nothing to negotiate.
+    ae.add_supported_context(StorageCommitmentPushModel, UNCOMPRESSED)
     return ae
 
 

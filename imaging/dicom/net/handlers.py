@@ -12,13 +12,14 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import evt
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_STORE, N_CREATE, N_SET
+from pynetdicom.dimse_primitives import C_STORE, N_ACTION, N_CREATE, N_SET
 from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
 )
 
+from imaging.archive import commitment
 from imaging.archive.retrieve import (
     PATIENT_ROOT,
     STUDY_ROOT,
@@ -31,7 +32,13 @@ from imaging.archive.retrieve import (
     retrieve_audit,
     retrieve_keys,
 )
-from imaging.dicom.net.access import association_allowed, capability_allowed, move_destination
+from imaging.dicom.net.access import (
+    association_may,
+    association_rights,
+    association_rights_keep,
+    move_destination,
+)
+from imaging.dicom.net.commitment import report_follow
 from imaging.dicom.net.retrieve_scp import move_contexts
 from imaging.dicom.records.datasets import response_keys, worklist_answer_dataset
 from imaging.dicom.records.matching import MatchingError, unmatched_keys
@@ -44,6 +51,7 @@ from imaging.dicom.records.status import (
     INVALID_ATTRIBUTE_VALUE,
     MISSING_ATTRIBUTE,
     MOVE_DESTINATION_UNKNOWN,
+    NO_SUCH_ACTION,
     NO_SUCH_OBJECT_INSTANCE,
     NOT_AUTHORIZED,
     OUT_OF_RESOURCES,
@@ -56,7 +64,7 @@ from imaging.dicom.records.status import (
     error_comment,
 )
 from imaging.ingest.queueing import IngestBatch
-from imaging.ingest.receive import ObjectRefused, Refusal, instance_receive
+from imaging.ingest.receive import ObjectRefused, Refusal, instance_receive, source_discard
 from imaging.orders import mpps
 from imaging.orders.worklist import worklist_rows
 from vetclinic.audit.models import Channel
@@ -70,15 +78,17 @@ PATIENT_ROOT_MODELS = (
 
 
 def on_requested(event: Event) -> None:
-    """Refuse unregistered callers before anything else happens (A-ASSOCIATE-RJ). A check that
-    cannot be made refuses too: pynetdicom accepts the association if this handler raises."""
+    """Refuse unregistered callers before anything else happens (A-ASSOCIATE-RJ), and keep what
+    a registered one may do for its requests to read (access.Rights: decided once here, not per
+    request). A check that cannot be made refuses too: pynetdicom accepts the association if this
+    handler raises."""
     requestor = event.assoc.requestor
     primitive = requestor.primitive
     assert primitive is not None  # the A-ASSOCIATE-RQ, received before EVT_REQUESTED
     calling_ae = primitive.calling_ae_title.strip()  # .ae_title is set only later
     try:
         close_old_connections()
-        allowed = association_allowed(calling_ae=calling_ae, host=requestor.address)
+        rights = association_rights(calling_ae=calling_ae, host=requestor.address)
     except Exception:
         log.exception("refused association from %s at %s: cannot check the caller now",
                       calling_ae, requestor.address)  # fmt: skip
@@ -88,7 +98,9 @@ def on_requested(event: Event) -> None:
         _until_sent(event.assoc)
         thread_ended()
         return
-    if not allowed:
+    if rights is not None:
+        association_rights_keep(event.assoc, rights)
+    else:
         log.warning(
             "refused association from %s at %s: not a registered modality", calling_ae, requestor.address
         )
@@ -154,6 +166,9 @@ def on_store(event: Event) -> Dataset | int:
         batch = event.assoc.ingest_batch = IngestBatch()  # type: ignore[attr-defined]
     # pynetdicom gives one or the other: a C-STORE request has a data set (PS3.7 9.1.1.1).
     source = cast(Path | BytesIO, event.dataset_path or request.DataSet)
+    if not association_may(event.assoc, "store"):
+        source_discard(source)
+        return _not_authorized(calling_ae, "store")
     try:
         instance_receive(
             source=source,
@@ -176,6 +191,9 @@ def on_find(event: Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
     per order, C-CANCEL honoured between responses. Each answer is a data set read from its
     encoding in the context's transfer syntax, which it keeps (datasets.worklist_answer_dataset)."""
     calling_ae = event.assoc.requestor.ae_title.strip()
+    if not association_may(event.assoc, "query"):
+        yield _not_authorized(calling_ae, "query"), None
+        return
     try:
         identifier = event.identifier
         keys = response_keys(identifier)
@@ -212,7 +230,7 @@ def on_move(event: Event) -> Generator[Any, str | None, None]:
     retrieve_scp.py describes: a refusal, or the destination, the count and the objects."""
     calling_ae = event.assoc.requestor.ae_title.strip()
     destination_ae = str(event.move_destination).strip()
-    refusal = _retrieve_refusal(calling_ae)
+    refusal = _retrieve_refusal(event.assoc, calling_ae)
     if refusal is not None:
         yield refusal
         return
@@ -242,7 +260,7 @@ def on_get(event: Event) -> Generator[Any, str | None, None]:
     """C-GET (PS3.4 C.4.3): the objects the identifier names, sent back on the caller's own
     association under the storage contexts it proposed with the SCP role (PS3.7 D.3.3.4)."""
     calling_ae = event.assoc.requestor.ae_title.strip()
-    refusal = _retrieve_refusal(calling_ae)
+    refusal = _retrieve_refusal(event.assoc, calling_ae)
     if refusal is not None:
         yield refusal
         return
@@ -255,16 +273,11 @@ def on_get(event: Event) -> Generator[Any, str | None, None]:
     yield from _retrieve_items(event, "C-GET", keys, instances, destination=calling_ae)
 
 
-def _retrieve_refusal(calling_ae: str) -> Dataset | None:
-    """Why this node may not retrieve (imaging.Modality.may_retrieve), or None if it may."""
-    try:
-        allowed = capability_allowed(calling_ae=calling_ae, capability="retrieve")
-    except Exception:  # a check that cannot be made refuses
-        log.exception("retrieve from %s refused: cannot check what it may do now", calling_ae)
-        return _status(OUT_OF_RESOURCES_MATCHES, "Cannot check whether this node may retrieve now")
-    if not allowed:
-        log.warning("retrieve from %s refused: it may not retrieve", calling_ae)
-        return _status(NOT_AUTHORIZED, f"{calling_ae} may not retrieve from this archive")
+def _retrieve_refusal(assoc: Association, calling_ae: str) -> Dataset | None:
+    """Why this node may not retrieve (imaging.Modality.may_retrieve, decided when it associated:
+    access.association_may), or None if it may."""
+    if not association_may(assoc, "retrieve"):
+        return _not_authorized(calling_ae, "retrieve")
     return None
 
 
@@ -324,6 +337,8 @@ def _actor(event: Event) -> Actor:
 def on_n_create(event: Event) -> tuple[Dataset | int, Dataset | None]:
     """MPPS N-CREATE: a procedure step starts (PS3.4 F.7.2.1)."""
     uid = cast(N_CREATE, event.request).AffectedSOPInstanceUID  # EVT_N_CREATE's is an N-CREATE
+    if not association_may(event.assoc, "store"):  # MPPS goes with storing (access.Rights)
+        return _not_authorized(event.assoc.requestor.ae_title.strip(), "store"), None
     reply = Dataset()
     if uid is None:  # the SCU may leave the UID to us (PS3.7 10.1.5.1.4)
         uid = reply.AffectedSOPInstanceUID = generate_uid()
@@ -341,12 +356,51 @@ def on_n_create(event: Event) -> tuple[Dataset | int, Dataset | None]:
 def on_n_set(event: Event) -> tuple[Dataset | int, Dataset | None]:
     """MPPS N-SET: a procedure step changes or ends (PS3.4 F.7.2.2)."""
     uid = str(cast(N_SET, event.request).RequestedSOPInstanceUID)  # EVT_N_SET's is an N-SET
+    if not association_may(event.assoc, "store"):  # MPPS goes with storing (access.Rights)
+        return _not_authorized(event.assoc.requestor.ae_title.strip(), "store"), None
     try:
         mpps.mpps_update(actor=_actor(event), sop_instance_uid=uid, modifications=event.modification_list)
     except mpps.StepRefused as refused:
         log.warning("MPPS N-SET %s refused: %s", uid, refused.detail)
         return _status(STEP_STATUS[refused.reason], refused.detail), None
     return SUCCESS, None
+
+
+def on_n_action(event: Event) -> tuple[Dataset | int, Dataset | None]:
+    """Storage Commitment N-ACTION (PS3.4 J.3.2): the request is recorded and answered at once;
+    the report (N-EVENT-REPORT) follows when what it names is indexed, on this association or a
+    new one (net/commitment.py report_follow)."""
+    request = cast(N_ACTION, event.request)  # EVT_N_ACTION's is an N-ACTION
+    calling_ae = event.assoc.requestor.ae_title.strip()
+    if not association_may(event.assoc, "store"):
+        return _not_authorized(calling_ae, "store"), None
+    association_finish(event.assoc)  # what this association stored goes to indexing now
+    try:
+        information = event.action_information
+    except Exception as error:  # pydicom cannot decode it
+        log.warning("storage commitment from %s: cannot read the request: %s", calling_ae, error)
+        return _status(PROCESSING_FAILURE, "Cannot read the Action Information"), None
+    try:
+        requested = commitment.commitment_request(
+            actor=_actor(event), calling_ae=calling_ae, action_type_id=request.ActionTypeID,
+            requested_instance_uid=str(request.RequestedSOPInstanceUID), information=information,
+        )  # fmt: skip
+    except commitment.CommitmentRefused as refused:
+        log.warning("storage commitment from %s refused: %s", calling_ae, refused.detail)
+        return _status(COMMITMENT_STATUS[refused.reason], refused.detail), None
+    except DatabaseError:
+        log.exception("storage commitment from %s: cannot record the request", calling_ae)
+        return _status(PROCESSING_FAILURE, "Cannot record the request now; send it again later"), None
+    log.info("storage commitment %s from %s: %d object(s)", requested.transaction_uid, calling_ae,
+             len(requested.requested))  # fmt: skip
+    report_follow(event.assoc, commitment_id=requested.pk, context_id=event.context.context_id)
+    return SUCCESS, None
+
+
+def _not_authorized(calling_ae: str, capability: str) -> Dataset:
+    """PS3.7 Annex C 0124H, Refused: Not Authorized: a registered node whose switch is off."""
+    log.warning("%s refused: it may not %s (its modality record)", calling_ae, capability)
+    return _status(NOT_AUTHORIZED, f"{calling_ae} may not {capability} here (ask the PACS admin)")
 
 
 # The service's reasons, as DIMSE statuses.
@@ -361,6 +415,14 @@ STEP_STATUS = {  # MPPS N-CREATE and N-SET, PS3.4 F.7.2.1.4 and F.7.2.2.4
     mpps.StepRefusal.MISSING_ATTRIBUTE: MISSING_ATTRIBUTE,
     mpps.StepRefusal.INVALID_ATTRIBUTE_VALUE: INVALID_ATTRIBUTE_VALUE,
     mpps.StepRefusal.FINAL: PROCESSING_FAILURE,  # "may no longer be updated" (Error ID A710)
+}
+
+
+COMMITMENT_STATUS = {  # N-ACTION, PS3.7 10.1.4.1.10 and Annex C
+    commitment.Refusal.NO_SUCH_ACTION: NO_SUCH_ACTION,
+    commitment.Refusal.NO_SUCH_INSTANCE: NO_SUCH_OBJECT_INSTANCE,
+    commitment.Refusal.MISSING_ATTRIBUTE: MISSING_ATTRIBUTE,
+    commitment.Refusal.INVALID_VALUE: INVALID_ATTRIBUTE_VALUE,
 }
 
 
@@ -384,4 +446,5 @@ HANDLERS: list[EventHandlerType] = [
     (evt.EVT_C_GET, on_get),
     (evt.EVT_N_CREATE, on_n_create),
     (evt.EVT_N_SET, on_n_set),
+    (evt.EVT_N_ACTION, on_n_action),
 ]

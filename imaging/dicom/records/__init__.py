@@ -5,5 +5,6 @@ datasets.py   record -> data set: the veterinary patient attributes (in one plac
 header.py     data set -> record: what the index reads from a received header
 matching.py   worklist query matching (PS3.4 C.2.2.2), done by the database
 integrity.py  whether received bytes are a well-formed data set
+commitment.py Storage Commitment's request and report (PS3.4 J)
 status.py     DIMSE statuses, each a named constant with the standard's meaning
 """

@@ -21,6 +21,13 @@ NO_SUCH_OBJECT_INSTANCE = 0x0112
 MISSING_ATTRIBUTE = 0x0120
 MISSING_ATTRIBUTE_VALUE = 0x0121
 
+# Storage Commitment N-ACTION (PS3.4 J.3.2.1.1, PS3.7 10.1.4.1.10 and C.5)
+NO_SUCH_ACTION = 0x0123  # an Action Type ID other than 1 (Request Storage Commitment)
+
+# Any DIMSE service (PS3.7 Annex C, general status 0124H "Refused: Not Authorized"): the calling
+# node is registered but not allowed this (imaging.Modality may_store / may_query).
+NOT_AUTHORIZED = 0x0124
+
 
 def error_comment(text: object) -> str:
     """An Error Comment (0000,0902) is LO (PS3.7 C.4, PS3.5 6.2): at most 64 characters, and no
