@@ -20,6 +20,8 @@ from pynetdicom import AE, AllStoragePresentationContexts, _config
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
     Verification,
 )
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
@@ -63,6 +65,9 @@ def ae_build(*, ae_title: str, max_pdu: int, fast: bool | None = None) -> AE:
     # Worklist queries and procedure steps are small: no compression to offer.
     ae.add_supported_context(ModalityWorklistInformationFind, UNCOMPRESSED)
     ae.add_supported_context(ModalityPerformedProcedureStep, UNCOMPRESSED)
+    # Query/Retrieve C-FIND (PS3.4 C.6.1, C.6.2): identifiers, as small.
+    ae.add_supported_context(PatientRootQueryRetrieveInformationModelFind, UNCOMPRESSED)
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind, UNCOMPRESSED)
     return ae
 
 

@@ -12,12 +12,18 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import evt
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_STORE, N_CREATE, N_SET
+from pynetdicom.dimse_primitives import C_FIND, C_STORE, N_CREATE, N_SET
 from pynetdicom.events import Event, EventHandlerType
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
 
-from imaging.dicom.net.access import association_allowed
+from imaging.archive.query import Query, Root, archive_find, retrieve_ae_title
+from imaging.dicom.net.access import association_allowed, capability_allowed
 from imaging.dicom.records.datasets import response_keys, worklist_answer_dataset
-from imaging.dicom.records.matching import MatchingError, unmatched_keys
+from imaging.dicom.records.matching import MatchingError, key_value, unmatched_keys
+from imaging.dicom.records.query_answers import answer_build, find_response, identifier_keys
 from imaging.dicom.records.status import (
     CANCELLED,
     CANNOT_UNDERSTAND,
@@ -27,6 +33,7 @@ from imaging.dicom.records.status import (
     INVALID_ATTRIBUTE_VALUE,
     MISSING_ATTRIBUTE,
     NO_SUCH_OBJECT_INSTANCE,
+    NOT_AUTHORIZED,
     OUT_OF_RESOURCES,
     PENDING,
     PENDING_OPTIONAL_KEYS_UNSUPPORTED,
@@ -147,11 +154,75 @@ def on_store(event: Event) -> Dataset | int:
     return SUCCESS
 
 
+# C-FIND's SOP classes besides the worklist's: the Query/Retrieve information models (PS3.4 C.6).
+QUERY_ROOTS = {
+    str(PatientRootQueryRetrieveInformationModelFind): Root.PATIENT,
+    str(StudyRootQueryRetrieveInformationModelFind): Root.STUDY,
+}
+
+
 def on_find(event: Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
+    """C-FIND: the Modality Worklist or the archive's Query/Retrieve, by the request's SOP
+    class, for a calling node that may query (a check that cannot be made refuses)."""
+    calling_ae = event.assoc.requestor.ae_title.strip()
+    try:
+        allowed = capability_allowed(calling_ae=calling_ae, capability="query")
+    except Exception:
+        log.exception("C-FIND from %s refused: cannot check whether it may query", calling_ae)
+        yield _status(OUT_OF_RESOURCES, "Cannot check now whether this node may query"), None
+        return
+    if not allowed:
+        log.warning("C-FIND from %s refused: not allowed to query", calling_ae)
+        yield _status(NOT_AUTHORIZED, f"{calling_ae} is not allowed to query"), None
+        return
+    root = QUERY_ROOTS.get(str(cast(C_FIND, event.request).AffectedSOPClassUID))
+    if root is None:
+        yield from _worklist_find(event, calling_ae)
+    else:
+        yield from _archive_find(event, calling_ae, root)
+
+
+def _archive_find(
+    event: Event, calling_ae: str, root: Root
+) -> Iterator[tuple[Dataset | int, Dataset | None]]:
+    """Query/Retrieve C-FIND (PS3.4 C.4.1.3): the database matches (imaging/archive/query.py),
+    one Pending response per answer, C-CANCEL honoured between responses."""
+    try:
+        identifier = event.identifier
+        keys = response_keys(identifier)
+        query = Query(
+            level=key_value(identifier, "QueryRetrieveLevel"), keys=identifier_keys(identifier), root=root
+        )
+        found = archive_find(actor=_actor(event), query=query)
+    except MatchingError as error:
+        log.warning("query from %s refused: %s", calling_ae, error)
+        yield _status(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(error)), None
+        return
+    except DatabaseError:
+        log.exception("query from %s failed", calling_ae)
+        yield _status(OUT_OF_RESOURCES, "The archive database is unavailable"), None
+        return
+    except Exception as error:  # an identifier pydicom cannot decode
+        log.warning("query from %s: cannot read the identifier: %s", calling_ae, error)
+        yield _status(UNABLE_TO_PROCESS, "Cannot read the query identifier"), None
+        return
+    log.info("%s query from %s: %d match(es)", found.level, calling_ae, len(found.answers))
+    pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if found.unsupported else PENDING
+    ae_title = retrieve_ae_title()
+    for answer in found.answers:
+        if event.is_cancelled:
+            yield CANCELLED, None
+            return
+        yield (
+            pending,
+            find_response(keys, found.level, answer_build(found.level, answer, retrieve_ae_title=ae_title)),
+        )
+
+
+def _worklist_find(event: Event, calling_ae: str) -> Iterator[tuple[Dataset | int, Dataset | None]]:
     """Modality Worklist C-FIND (PS3.4 K.4.1.3): the database matches, one Pending response
     per order, C-CANCEL honoured between responses. Each answer is a data set read from its
     encoding in the context's transfer syntax, which it keeps (datasets.worklist_answer_dataset)."""
-    calling_ae = event.assoc.requestor.ae_title.strip()
     try:
         identifier = event.identifier
         keys = response_keys(identifier)
