@@ -23,7 +23,7 @@ from imaging.archive.query import Query, Root, archive_find, retrieve_ae_title
 from imaging.dicom.net.access import association_allowed, capability_allowed
 from imaging.dicom.records.datasets import response_keys, worklist_answer_dataset
 from imaging.dicom.records.matching import MatchingError, key_value, unmatched_keys
-from imaging.dicom.records.query_answers import answer_build, find_response, identifier_keys
+from imaging.dicom.records.query_answers import answer_build, find_answer, identifier_keys
 from imaging.dicom.records.status import (
     CANCELLED,
     CANNOT_UNDERSTAND,
@@ -208,15 +208,17 @@ def _archive_find(
         return
     log.info("%s query from %s: %d match(es)", found.level, calling_ae, len(found.answers))
     pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if found.unsupported else PENDING
-    ae_title = retrieve_ae_title()
+    ae_title, syntax = retrieve_ae_title(), event.context.transfer_syntax
     for answer in found.answers:
         if event.is_cancelled:
             yield CANCELLED, None
             return
-        yield (
-            pending,
-            find_response(keys, found.level, answer_build(found.level, answer, retrieve_ae_title=ae_title)),
-        )
+        elements = answer_build(found.level, answer, retrieve_ae_title=ae_title)
+        encoded = find_answer(keys, found.level, elements, syntax)
+        if encoded is None:  # pydicom cannot encode it in this transfer syntax: say so, not a bare Pending
+            yield _status(UNABLE_TO_PROCESS, "Cannot encode an answer in this transfer syntax"), None
+            return
+        yield pending, encoded
 
 
 def _worklist_find(event: Event, calling_ae: str) -> Iterator[tuple[Dataset | int, Dataset | None]]:

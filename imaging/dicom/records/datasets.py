@@ -38,6 +38,7 @@ TEXT_VRS = {"PN", "LO", "SH", "ST", "LT", "UT", "UC"}
 SPECIFIC_CHARACTER_SET = 0x00080005
 QUERY_RETRIEVE_LEVEL = 0x00080052
 ITEM = struct.Struct("<HHI")  # (FFFE,E000) and its length (PS3.5 7.5.1)
+BINARY_NUMBERS = {"US": "<H", "SS": "<h", "UL": "<I", "SL": "<i"}  # held as int, not text
 
 
 @cache
@@ -74,6 +75,8 @@ class Elements(dict[int, tuple[str, Any]]):
             if vr == "SQ":
                 data = b"".join(ITEM.pack(0xFFFE, 0xE000, len(body)) + body
                                 for body in (item.encode(implicit_vr=implicit_vr) for item in value))  # fmt: skip
+            elif vr in BINARY_NUMBERS:  # a number (Rows, Columns ...), little endian
+                data = b"" if value is None else struct.pack(BINARY_NUMBERS[vr], value)
             else:
                 data = value.encode() if value else b""
             out.append(element_encode(tag, vr, data, implicit_vr=implicit_vr))

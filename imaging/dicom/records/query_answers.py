@@ -13,6 +13,8 @@ from datetime import date, time
 from enum import StrEnum
 
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
+from pynetdicom.dsutils import encode
 
 from imaging.dicom.records.datasets import (
     OWNER,
@@ -20,6 +22,7 @@ from imaging.dicom.records.datasets import (
     PATIENT_COLUMNS,
     QUERY_RETRIEVE_LEVEL,
     Elements,
+    EncodedDataset,
     ResponseKey,
     Row,
     answer_elements,
@@ -167,7 +170,21 @@ def answer_build(level: Level, answer: Answer, *, retrieve_ae_title: str) -> Ele
     return ds
 
 
-def find_response(keys: list[ResponseKey], level: Level, elements: Elements) -> Dataset:
+def find_answer(
+    keys: list[ResponseKey], level: Level, elements: Elements, transfer_syntax: str
+) -> EncodedDataset | None:
+    """``find_response`` encoded in the presentation context's transfer syntax, as the worklist's
+    answers are (datasets.EncodedDataset: a sender may send the bytes as they are): directly for
+    the little endian ones, by pydicom otherwise (None when it cannot encode it)."""
+    answer = find_response(keys, level, elements)
+    syntax = UID(transfer_syntax)
+    if syntax.is_little_endian and not syntax.is_deflated:
+        return EncodedDataset(answer.encode(implicit_vr=syntax.is_implicit_VR), syntax)
+    encoded = encode(answer.dataset(), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+    return None if encoded is None else EncodedDataset(encoded, syntax)
+
+
+def find_response(keys: list[ResponseKey], level: Level, elements: Elements) -> Elements:
     """The C-FIND response identifier: the keys the request named, with our values (or empty
     where we hold none) (PS3.4 C.4.1.1.3.2), Query/Retrieve Level, and the unique keys of the
     query level and above (C.4.1.2.1), asked or not (Patient ID only at the PATIENT level: the
@@ -182,7 +199,7 @@ def find_response(keys: list[ResponseKey], level: Level, elements: Elements) -> 
         tag = UNIQUE_KEYS[entity]
         if tag not in answer and tag in elements:
             answer[tag] = elements[tag]
-    return answer.dataset()
+    return answer
 
 
 def identifier_keys(identifier: Dataset) -> dict[str, str | None]:
