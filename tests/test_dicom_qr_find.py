@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import (
+    ModalityWorklistInformationFind,
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
 )
@@ -214,6 +215,16 @@ def test_a_node_that_may_not_query_is_refused_and_one_that_may_gets_answers(stor
     answers = statuses(assoc, identifier(QueryRetrieveLevel="STUDY", StudyInstanceUID=""))
     assoc.release()
     assert [status for status, _, _ in answers] == [0xFF00] * 3 + [0x0000]
+
+
+def test_the_worklist_is_refused_to_a_node_that_may_not_query_too(nodes, dicom_listener):
+    ae = AE(ae_title="DRROOM")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", dicom_listener.port, ae_title="VETPACS")
+    answers = [(s.Status, s.get("ErrorComment")) for s, _ in assoc.send_c_find(identifier(PatientName="*"),
+                                                                                ModalityWorklistInformationFind)]  # fmt: skip
+    assoc.release()
+    assert answers == [(0x0124, "DRROOM is not allowed to query")]
 
 
 def test_a_key_we_do_not_match_on_is_answered_with_pending_ff01(stored, dicom_listener):
