@@ -142,8 +142,8 @@ def test_patient_root_at_every_level(stored, dicom_listener, tmp_path):
 
     _, output, found = findscu(dicom_listener, tmp_path, "-P", "QueryRetrieveLevel=IMAGE", "PatientID=PX-1",
                                f"StudyInstanceUID={stored.thorax}", f"SeriesInstanceUID={stored.series[0]}",
-                               "SOPInstanceUID", "InstanceNumber", "SOPClassUID")  # fmt: skip
-    assert [ds.InstanceNumber for ds in found] == [1, 2], output
+                               "SOPInstanceUID", "InstanceNumber", "SOPClassUID", "Rows")  # fmt: skip
+    assert [(ds.InstanceNumber, ds.Rows) for ds in found] == [(1, 128), (2, 128)], output
     assert all(ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2" and ds.SOPInstanceUID for ds in found)
 
 
