@@ -16,8 +16,10 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification
 
 from imaging.models import Instance
+from tests.archive import archive  # noqa: F401 (a fixture)
 from tests.conftest import wait_for
 from tests.test_dicom_network import echo, echoscu  # noqa: F401 (a fixture)
+from tests.test_dicom_qr_find import nodes  # noqa: F401 (a fixture)
 from tests.test_dicom_store import TEST_FILES, associate, dataset_bytes
 from tests.test_dicom_store_malformed import (  # noqa: F401 (fixtures)
     LONG_UID,
@@ -278,3 +280,25 @@ def test_a_c_store_whose_command_uid_is_too_long_gets_0xc000_and_the_association
     assert assoc.is_established
     assoc.release()
     assert answers == [(case.__name__, code, comment) for case, code, comment in cases]
+
+
+def test_query_retrieve_answers_go_with_their_command_in_one_pdu_each(nodes, archive, dicom_listener):  # noqa: F811
+    """fast/worklist_scp.py QueryFind: a Pending C-FIND-RSP and its identifier in one P-DATA-TF
+    (pynetdicom's own C-FIND SCP sends them as two)."""
+    from pynetdicom import evt
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as study_root
+
+    from tests.test_dicom_qr_find import identifier
+
+    received = []
+    ae = AE(ae_title="HOROS")
+    ae.add_requested_context(study_root)
+    assoc = ae.associate("127.0.0.1", dicom_listener.port, ae_title="VETPACS", evt_handlers=[
+        (evt.EVT_PDU_RECV, lambda event: received.append(type(event.pdu).__name__)),
+    ])  # fmt: skip
+    assert assoc.is_established
+    statuses = [s.Status for s, _ in assoc.send_c_find(identifier(QueryRetrieveLevel="STUDY", StudyInstanceUID=""),
+                                                       study_root)]  # fmt: skip
+    assoc.release()
+    assert statuses == [0xFF00] * 3 + [0x0000]
+    assert received.count("P_DATA_TF") == 4  # three answers and the final Success, one PDU each

@@ -9,6 +9,7 @@ from pynetdicom.sop_class import Verification
 
 from imaging.dicom.net import handlers
 from imaging.dicom.net.ae import ae_build, server_start
+from imaging.dicom.net.replies import status_with_comment
 from imaging.dicom.records import status
 from imaging.ingest.receive import Refusal
 from imaging.orders.mpps import StepRefusal
@@ -75,7 +76,7 @@ def test_the_fast_path_refuses_a_pynetdicom_it_was_not_written_for():
 )
 def test_each_refusal_of_an_object_is_its_c_store_status(reason, code):
     assert handlers.STORE_STATUS[reason] == code
-    answer = handlers._status(handlers.STORE_STATUS[reason], "Malformed data set: \\ " + "x" * 100)
+    answer = status_with_comment(handlers.STORE_STATUS[reason], "Malformed data set: \\ " + "x" * 100)
     assert answer.Status == code
     assert answer.ErrorComment.startswith("Malformed data set: ? x")  # no backslash in LO
     assert len(answer.ErrorComment) == 64  # LO (PS3.7 C.4)

@@ -290,6 +290,10 @@ def _study_for(summary: HeaderSummary, received_at: datetime) -> tuple[Study, bo
             "description": summary["study_description"], "referring_physician": summary["referring_physician"],
             "dicom_patient_id": summary["patient_id"], "dicom_patient_name": summary["patient_name"],
             "dicom_species": summary["species"], "dicom_birth_date": birth_date(summary),
+            "study_id": summary.get("study_id", ""), "dicom_patient_sex": summary.get("patient_sex", ""),
+            "dicom_breed": summary.get("breed", ""), "dicom_sex_neutered": summary.get("sex_neutered", ""),
+            "dicom_responsible_person": summary.get("responsible_person", ""),
+            "dicom_responsible_person_role": summary.get("responsible_person_role", ""),
             "received_at": received_at,
         },
     )  # fmt: skip

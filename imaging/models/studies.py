@@ -2,7 +2,8 @@
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Func, Q
+from django.db.models.functions import Upper
 from django.utils.timezone import now
 
 from patients.models import Patient
@@ -84,6 +85,21 @@ class Study(models.Model):
     dicom_patient_name = models.CharField(max_length=64, blank=True)
     dicom_species = models.CharField(max_length=64, blank=True)
     dicom_birth_date = models.DateField(null=True, blank=True)
+    dicom_patient_sex = models.CharField(max_length=16, blank=True)
+    dicom_breed = models.CharField(max_length=64, blank=True)
+    dicom_sex_neutered = models.CharField(max_length=16, blank=True)
+    dicom_responsible_person = models.CharField(max_length=64, blank=True)
+    dicom_responsible_person_role = models.CharField(max_length=16, blank=True)
+    # The headers' Patient's Name as Query/Retrieve matches it: in capitals, since person names
+    # match case-insensitively (PS3.4 C.2.2.2.1), trailing empty components dropped (as
+    # matching.person_name_pattern drops them from a key); the counterpart of
+    # Patient.dicom_name_key for a study not linked to an animal (imaging/archive/query.py).
+    dicom_name_key = models.GeneratedField(
+        expression=Upper(Func(F("dicom_patient_name"), template="RTRIM(%(expressions)s, '^')")),
+        output_field=models.CharField(max_length=64),
+        db_persist=True,
+    )
+    study_id = models.CharField("study ID", max_length=16, blank=True)  # Study ID (0020,0010)
     received_at = models.DateTimeField(default=now)
     updated = models.DateTimeField(default=now)
 
@@ -96,6 +112,18 @@ class Study(models.Model):
             models.Index(fields=["accession_number"], name="study_accession"),  # linking, search
             models.Index(  # the reconciliation queue
                 fields=["received_at"], name="study_unmatched", condition=Q(link="unmatched")
+            ),
+            # Query/Retrieve on the headers of studies not linked to an animal (imaging/archive/
+            # query.py): Patient's Name by prefix (vetclinic/db.py StartsWith, hence the pattern
+            # operator class) and Patient ID.
+            models.Index(
+                fields=["dicom_name_key"],
+                name="study_unlinked_name",
+                opclasses=["varchar_pattern_ops"],
+                condition=Q(patient__isnull=True),
+            ),  # fmt: skip
+            models.Index(
+                fields=["dicom_patient_id"], name="study_unlinked_id", condition=Q(patient__isnull=True)
             ),
         ]
 
@@ -117,6 +145,10 @@ class Series(models.Model):
     class Meta:
         ordering = ["series_number", "id"]
         verbose_name_plural = "series"
+        indexes = [
+            # ModalitiesInStudy: the studies with a series of a modality (imaging/archive/query.py).
+            models.Index(fields=["modality", "study"], name="series_modality_study"),
+        ]
 
     def __str__(self):
         return f"{self.modality} {self.series_number or ''} {self.description}".strip()

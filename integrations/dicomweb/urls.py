@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from integrations.dicomweb import stow, wado
+from integrations.dicomweb import qido, stow, wado
 from integrations.dicomweb.base import by_method
 from integrations.dicomweb.rendered import RenderedView, ThumbnailView
 
@@ -14,14 +14,20 @@ INSTANCE = f"{SERIES}/instances/<str:instance>"
 FRAMES = f"{INSTANCE}/frames/<str:frames>"
 
 urlpatterns: list = [
-    # QIDO-RS (qido.py)
-    # /studies and /studies/{study} are QIDO-RS's or WADO-RS's (GET) and STOW-RS's (POST): one
-    # pattern each, by_method dispatching (base.py).
-    path("studies", by_method(POST=stow.StudiesStore.as_view()), name="studies"),
+    # QIDO-RS (qido.py), PS3.18 10.6. /studies and /studies/{study} are also STOW-RS's (POST):
+    # one pattern each, by_method dispatching (base.py).
+    path(
+        "studies", by_method(GET=qido.StudySearch.as_view(), POST=stow.StudiesStore.as_view()), name="studies"
+    ),
+    path("series", qido.SeriesSearch.as_view(), name="series"),
+    path("instances", qido.InstanceSearch.as_view(), name="instances"),
+    path(f"{STUDY}/series", qido.SeriesSearch.as_view(), name="study-series"),
+    path(f"{STUDY}/instances", qido.InstanceSearch.as_view(), name="study-instances"),
+    path(f"{SERIES}/instances", qido.InstanceSearch.as_view(), name="series-instances"),
+    # WADO-RS (wado.py): PS3.18 10.4
     path(
         STUDY, by_method(GET=wado.InstancesRetrieve.as_view(), POST=stow.StudiesStore.as_view()), name="study"
     ),
-    # WADO-RS (wado.py): PS3.18 10.4
     path(f"{STUDY}/metadata", wado.MetadataRetrieve.as_view(), name="study_metadata"),
     path(SERIES, wado.InstancesRetrieve.as_view(), name="series_retrieve"),
     path(f"{SERIES}/metadata", wado.MetadataRetrieve.as_view(), name="series_metadata"),

@@ -72,21 +72,6 @@ def association_may(assoc: Association, capability: str) -> bool:
     return rights is not None and bool(getattr(rights, capability))
 
 
-# What a request needs the calling node to be allowed (imaging.Modality's switches).
-CAPABILITIES = {"store": "may_store", "query": "may_query", "retrieve": "may_retrieve"}
-
-
-def capability_allowed(*, calling_ae: str, capability: str) -> bool:
-    """Whether the registered node with this AE title may ``capability`` ("store", "query",
-    "retrieve"), asked of the database now (for a caller without an association: the DICOM
-    handlers read association_may). A database that cannot answer raises: the caller refuses
-    then (a check that cannot be made never allows)."""
-    if settings.DICOM_ALLOW_ANY_AE:
-        return True
-    field = CAPABILITIES[capability]
-    return Modality.objects.filter(ae_title=calling_ae, active=True, **{field: True}).exists()
-
-
 def move_destination(ae_title: str) -> Modality | None:
     """The registered move destination with this AE title (PS3.4 C.4.2.1.4: C-MOVE names its
     destination by AE title; we connect only to a registered one's host and port), or None."""

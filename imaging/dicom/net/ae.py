@@ -21,7 +21,9 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
     ModalityPerformedProcedureStep,
     ModalityWorklistInformationFind,
+    PatientRootQueryRetrieveInformationModelFind,
     StorageCommitmentPushModel,
+    StudyRootQueryRetrieveInformationModelFind,
     Verification,
 )
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
@@ -71,6 +73,9 @@ def ae_build(*, ae_title: str, max_pdu: int, fast: bool | None = None) -> AE:
     # Worklist queries and procedure steps are small: no compression to offer.
     ae.add_supported_context(ModalityWorklistInformationFind, UNCOMPRESSED)
     ae.add_supported_context(ModalityPerformedProcedureStep, UNCOMPRESSED)
+    # Query/Retrieve C-FIND (PS3.4 C.6.1, C.6.2): identifiers, as small.
+    ae.add_supported_context(PatientRootQueryRetrieveInformationModelFind, UNCOMPRESSED)
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind, UNCOMPRESSED)
     for model in (*MOVE_MODELS, *GET_MODELS):  # Patient Root and Study Root retrieves
         ae.add_supported_context(model, UNCOMPRESSED)
     # Storage Commitment Push Model (PS3.4 J): the modality's N-ACTION, and our N-EVENT-REPORT on

@@ -1,11 +1,12 @@
-"""One function per DIMSE event: unpack, call a service, map the result to a status."""
+"""One function per DIMSE event: unpack, call a service, map the result to a status. The
+association events, C-STORE, MPPS and Storage Commitment are here; C-FIND in handlers_query.py,
+C-MOVE and C-GET in handlers_retrieve.py; what they all answer with in replies.py."""
 
 import logging
 import time
-from collections.abc import Generator, Iterator
 from io import BytesIO
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from django.db import DatabaseError, close_old_connections, connections
 from pydicom.dataset import Dataset
@@ -14,67 +15,34 @@ from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE, N_ACTION, N_CREATE, N_SET
 from pynetdicom.events import Event, EventHandlerType
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
-    PatientRootQueryRetrieveInformationModelGet,
-    PatientRootQueryRetrieveInformationModelMove,
-)
 
 from imaging.archive import commitment
-from imaging.archive.retrieve import (
-    PATIENT_ROOT,
-    STUDY_ROOT,
-    RetrievedInstance,
-    RetrieveKeys,
-    RetrieveRefusal,
-    RetrieveRefused,
-    RetrieveTally,
-    instances_retrieve,
-    retrieve_audit,
-    retrieve_keys,
-)
 from imaging.dicom.net.access import (
     association_may,
     association_rights,
     association_rights_keep,
-    move_destination,
 )
 from imaging.dicom.net.commitment import report_follow
-from imaging.dicom.net.retrieve_scp import move_contexts
-from imaging.dicom.records.datasets import response_keys, worklist_answer_dataset
-from imaging.dicom.records.matching import MatchingError, unmatched_keys
+from imaging.dicom.net.handlers_query import on_find
+from imaging.dicom.net.handlers_retrieve import on_get, on_move
+from imaging.dicom.net.replies import event_actor, not_authorized, status_with_comment
 from imaging.dicom.records.status import (
-    CANCELLED,
     CANNOT_UNDERSTAND,
     DATASET_DOES_NOT_MATCH_SOP_CLASS,
     DUPLICATE_SOP_INSTANCE,
-    IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
     INVALID_ATTRIBUTE_VALUE,
     MISSING_ATTRIBUTE,
-    MOVE_DESTINATION_UNKNOWN,
     NO_SUCH_ACTION,
     NO_SUCH_OBJECT_INSTANCE,
-    NOT_AUTHORIZED,
     OUT_OF_RESOURCES,
-    OUT_OF_RESOURCES_MATCHES,
-    PENDING,
-    PENDING_OPTIONAL_KEYS_UNSUPPORTED,
     PROCESSING_FAILURE,
     SUCCESS,
-    UNABLE_TO_PROCESS,
-    error_comment,
 )
 from imaging.ingest.queueing import IngestBatch
 from imaging.ingest.receive import ObjectRefused, Refusal, instance_receive, source_discard
 from imaging.orders import mpps
-from imaging.orders.worklist import worklist_rows
-from vetclinic.audit.models import Channel
-from vetclinic.audit.services import Actor
 
 log = logging.getLogger("imaging.dicom")
-PATIENT_ROOT_MODELS = (
-    PatientRootQueryRetrieveInformationModelMove,
-    PatientRootQueryRetrieveInformationModelGet,
-)
 
 
 def on_requested(event: Event) -> None:
@@ -168,7 +136,7 @@ def on_store(event: Event) -> Dataset | int:
     source = cast(Path | BytesIO, event.dataset_path or request.DataSet)
     if not association_may(event.assoc, "store"):
         source_discard(source)
-        return _not_authorized(calling_ae, "store")
+        return not_authorized(calling_ae, "store")
     try:
         instance_receive(
             source=source,
@@ -182,174 +150,26 @@ def on_store(event: Event) -> Dataset | int:
         log.warning(
             "C-STORE %s from %s refused: %s", request.AffectedSOPInstanceUID, calling_ae, refused.detail
         )
-        return _status(STORE_STATUS[refused.reason], refused.detail)
+        return status_with_comment(STORE_STATUS[refused.reason], refused.detail)
     return SUCCESS
-
-
-def on_find(event: Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
-    """Modality Worklist C-FIND (PS3.4 K.4.1.3): the database matches, one Pending response
-    per order, C-CANCEL honoured between responses. Each answer is a data set read from its
-    encoding in the context's transfer syntax, which it keeps (datasets.worklist_answer_dataset)."""
-    calling_ae = event.assoc.requestor.ae_title.strip()
-    if not association_may(event.assoc, "query"):
-        yield _not_authorized(calling_ae, "query"), None
-        return
-    try:
-        identifier = event.identifier
-        keys = response_keys(identifier)
-        rows = worklist_rows(identifier=identifier)
-        pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if unmatched_keys(identifier) else PENDING
-    except MatchingError as error:
-        log.warning("worklist query from %s refused: %s", calling_ae, error)
-        yield _status(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(error)), None
-        return
-    except DatabaseError:
-        log.exception("worklist query from %s failed", calling_ae)
-        yield _status(OUT_OF_RESOURCES, "The worklist database is unavailable"), None
-        return
-    except Exception as error:  # an identifier pydicom cannot decode
-        log.warning("worklist query from %s: cannot read the identifier: %s", calling_ae, error)
-        yield _status(UNABLE_TO_PROCESS, "Cannot read the query identifier"), None
-        return
-    log.info("worklist query from %s: %d match(es)", calling_ae, len(rows))
-    syntax = event.context.transfer_syntax
-    for row in rows:
-        if event.is_cancelled:
-            yield CANCELLED, None
-            return
-        answer = worklist_answer_dataset(keys, row, syntax)
-        if answer is None:  # pydicom cannot encode it in this transfer syntax: say so, not a bare Pending
-            yield _status(UNABLE_TO_PROCESS, "Cannot encode a worklist answer in this transfer syntax"), None
-            return
-        yield pending, answer
-
-
-def on_move(event: Event) -> Generator[Any, str | None, None]:
-    """C-MOVE (PS3.4 C.4.2): the objects the identifier names, to the registered move destination
-    it names by AE title (our registry gives its host and port, never the request). Yields as
-    retrieve_scp.py describes: a refusal, or the destination, the count and the objects."""
-    calling_ae = event.assoc.requestor.ae_title.strip()
-    destination_ae = str(event.move_destination).strip()
-    refusal = _retrieve_refusal(event.assoc, calling_ae)
-    if refusal is not None:
-        yield refusal
-        return
-    try:
-        destination = move_destination(destination_ae)
-    except Exception:  # a check that cannot be made refuses
-        log.exception("C-MOVE from %s refused: cannot look up the move destination now", calling_ae)
-        yield _status(OUT_OF_RESOURCES_MATCHES, "Cannot look up the move destination now")
-        return
-    if destination is None:
-        log.warning(
-            "C-MOVE from %s refused: %r is not a registered move destination", calling_ae, destination_ae
-        )
-        yield _status(MOVE_DESTINATION_UNKNOWN, f"Move destination unknown: {destination_ae}")
-        return
-    found = _retrieve_find(event, calling_ae)
-    if isinstance(found, Dataset):
-        yield found
-        return
-    keys, instances = found
-    yield destination.host, destination.port, {"contexts": move_contexts(instances)}
-    log.info("C-MOVE from %s to %s: %s, %d instance(s)", calling_ae, destination_ae, keys, len(instances))
-    yield from _retrieve_items(event, "C-MOVE", keys, instances, destination=destination_ae)
-
-
-def on_get(event: Event) -> Generator[Any, str | None, None]:
-    """C-GET (PS3.4 C.4.3): the objects the identifier names, sent back on the caller's own
-    association under the storage contexts it proposed with the SCP role (PS3.7 D.3.3.4)."""
-    calling_ae = event.assoc.requestor.ae_title.strip()
-    refusal = _retrieve_refusal(event.assoc, calling_ae)
-    if refusal is not None:
-        yield refusal
-        return
-    found = _retrieve_find(event, calling_ae)
-    if isinstance(found, Dataset):
-        yield found
-        return
-    keys, instances = found
-    log.info("C-GET from %s: %s, %d instance(s)", calling_ae, keys, len(instances))
-    yield from _retrieve_items(event, "C-GET", keys, instances, destination=calling_ae)
-
-
-def _retrieve_refusal(assoc: Association, calling_ae: str) -> Dataset | None:
-    """Why this node may not retrieve (imaging.Modality.may_retrieve, decided when it associated:
-    access.association_may), or None if it may."""
-    if not association_may(assoc, "retrieve"):
-        return _not_authorized(calling_ae, "retrieve")
-    return None
-
-
-def _retrieve_find(event: Event, calling_ae: str) -> tuple[RetrieveKeys, list[RetrievedInstance]] | Dataset:
-    """The instances the identifier names, or a refusal (PS3.4 C.4.2.1.4: 0xA900 for an identifier
-    that names nothing the way a retrieve must)."""
-    levels = PATIENT_ROOT if event.context.abstract_syntax in PATIENT_ROOT_MODELS else STUDY_ROOT
-    try:
-        keys = retrieve_keys(event.identifier, levels=levels)
-        return keys, instances_retrieve(keys)
-    except RetrieveRefused as refused:
-        log.warning("retrieve from %s refused: %s", calling_ae, refused.detail)
-        code = (
-            IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
-            if refused.reason is RetrieveRefusal.IDENTIFIER
-            else OUT_OF_RESOURCES_MATCHES
-        )
-        return _status(code, refused.detail)
-    except DatabaseError:
-        log.exception("retrieve from %s failed", calling_ae)
-        return _status(OUT_OF_RESOURCES_MATCHES, "The archive's database is unavailable")
-    except Exception as error:  # an identifier pydicom cannot decode
-        log.warning("retrieve from %s: cannot read the identifier: %s", calling_ae, error)
-        return _status(UNABLE_TO_PROCESS, "Cannot read the retrieve identifier")
-
-
-def _retrieve_items(
-    event: Event, service: str, keys: RetrieveKeys, instances: list[RetrievedInstance], *, destination: str
-) -> Generator[Any, str | None, None]:
-    """The count, then each object with C-CANCEL honoured between them (PS3.4 C.4.2.3.1); the
-    outcome of each comes back as the value of its yield. Audited however it ends."""
-    tally = RetrieveTally.of(instances)
-    try:
-        yield len(instances)
-        for instance in instances:
-            if event.is_cancelled:
-                yield CANCELLED, None
-                return
-            outcome = yield PENDING, instance
-            if outcome is not None:
-                tally.count(instance, outcome)
-    finally:
-        try:
-            retrieve_audit(
-                actor=_actor(event), service=service, keys=keys, destination=destination, tally=tally
-            )
-        except Exception:
-            log.exception(
-                "%s from %s: cannot write its audit entries", service, event.assoc.requestor.ae_title
-            )
-
-
-def _actor(event: Event) -> Actor:
-    return Actor(channel=Channel.DICOM, name=event.assoc.requestor.ae_title.strip())
 
 
 def on_n_create(event: Event) -> tuple[Dataset | int, Dataset | None]:
     """MPPS N-CREATE: a procedure step starts (PS3.4 F.7.2.1)."""
     uid = cast(N_CREATE, event.request).AffectedSOPInstanceUID  # EVT_N_CREATE's is an N-CREATE
     if not association_may(event.assoc, "store"):  # MPPS goes with storing (access.Rights)
-        return _not_authorized(event.assoc.requestor.ae_title.strip(), "store"), None
+        return not_authorized(event.assoc.requestor.ae_title.strip(), "store"), None
     reply = Dataset()
     if uid is None:  # the SCU may leave the UID to us (PS3.7 10.1.5.1.4)
         uid = reply.AffectedSOPInstanceUID = generate_uid()
     try:
         mpps.mpps_create(
-            actor=_actor(event), sop_instance_uid=str(uid), attributes=event.attribute_list,
+            actor=event_actor(event), sop_instance_uid=str(uid), attributes=event.attribute_list,
             station_ae=event.assoc.requestor.ae_title.strip(),
         )  # fmt: skip
     except mpps.StepRefused as refused:
         log.warning("MPPS N-CREATE %s refused: %s", uid, refused.detail)
-        return _status(STEP_STATUS[refused.reason], refused.detail), None
+        return status_with_comment(STEP_STATUS[refused.reason], refused.detail), None
     return SUCCESS, reply or None
 
 
@@ -357,12 +177,14 @@ def on_n_set(event: Event) -> tuple[Dataset | int, Dataset | None]:
     """MPPS N-SET: a procedure step changes or ends (PS3.4 F.7.2.2)."""
     uid = str(cast(N_SET, event.request).RequestedSOPInstanceUID)  # EVT_N_SET's is an N-SET
     if not association_may(event.assoc, "store"):  # MPPS goes with storing (access.Rights)
-        return _not_authorized(event.assoc.requestor.ae_title.strip(), "store"), None
+        return not_authorized(event.assoc.requestor.ae_title.strip(), "store"), None
     try:
-        mpps.mpps_update(actor=_actor(event), sop_instance_uid=uid, modifications=event.modification_list)
+        mpps.mpps_update(
+            actor=event_actor(event), sop_instance_uid=uid, modifications=event.modification_list
+        )
     except mpps.StepRefused as refused:
         log.warning("MPPS N-SET %s refused: %s", uid, refused.detail)
-        return _status(STEP_STATUS[refused.reason], refused.detail), None
+        return status_with_comment(STEP_STATUS[refused.reason], refused.detail), None
     return SUCCESS, None
 
 
@@ -373,34 +195,30 @@ def on_n_action(event: Event) -> tuple[Dataset | int, Dataset | None]:
     request = cast(N_ACTION, event.request)  # EVT_N_ACTION's is an N-ACTION
     calling_ae = event.assoc.requestor.ae_title.strip()
     if not association_may(event.assoc, "store"):
-        return _not_authorized(calling_ae, "store"), None
+        return not_authorized(calling_ae, "store"), None
     association_finish(event.assoc)  # what this association stored goes to indexing now
     try:
         information = event.action_information
     except Exception as error:  # pydicom cannot decode it
         log.warning("storage commitment from %s: cannot read the request: %s", calling_ae, error)
-        return _status(PROCESSING_FAILURE, "Cannot read the Action Information"), None
+        return status_with_comment(PROCESSING_FAILURE, "Cannot read the Action Information"), None
     try:
         requested = commitment.commitment_request(
-            actor=_actor(event), calling_ae=calling_ae, action_type_id=request.ActionTypeID,
+            actor=event_actor(event), calling_ae=calling_ae, action_type_id=request.ActionTypeID,
             requested_instance_uid=str(request.RequestedSOPInstanceUID), information=information,
         )  # fmt: skip
     except commitment.CommitmentRefused as refused:
         log.warning("storage commitment from %s refused: %s", calling_ae, refused.detail)
-        return _status(COMMITMENT_STATUS[refused.reason], refused.detail), None
+        return status_with_comment(COMMITMENT_STATUS[refused.reason], refused.detail), None
     except DatabaseError:
         log.exception("storage commitment from %s: cannot record the request", calling_ae)
-        return _status(PROCESSING_FAILURE, "Cannot record the request now; send it again later"), None
+        return status_with_comment(
+            PROCESSING_FAILURE, "Cannot record the request now; send it again later"
+        ), None
     log.info("storage commitment %s from %s: %d object(s)", requested.transaction_uid, calling_ae,
              len(requested.requested))  # fmt: skip
     report_follow(event.assoc, commitment_id=requested.pk, context_id=event.context.context_id)
     return SUCCESS, None
-
-
-def _not_authorized(calling_ae: str, capability: str) -> Dataset:
-    """PS3.7 Annex C 0124H, Refused: Not Authorized: a registered node whose switch is off."""
-    log.warning("%s refused: it may not %s (its modality record)", calling_ae, capability)
-    return _status(NOT_AUTHORIZED, f"{calling_ae} may not {capability} here (ask the PACS admin)")
 
 
 # The service's reasons, as DIMSE statuses.
@@ -424,14 +242,6 @@ COMMITMENT_STATUS = {  # N-ACTION, PS3.7 10.1.4.1.10 and Annex C
     commitment.Refusal.MISSING_ATTRIBUTE: MISSING_ATTRIBUTE,
     commitment.Refusal.INVALID_VALUE: INVALID_ATTRIBUTE_VALUE,
 }
-
-
-def _status(code: int, comment: str) -> Dataset:
-    """A failure status with its Error Comment (PS3.7 C.4: LO, 64 characters)."""
-    status = Dataset()
-    status.Status = code
-    status.ErrorComment = error_comment(comment)
-    return status
 
 
 HANDLERS: list[EventHandlerType] = [

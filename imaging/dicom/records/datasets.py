@@ -38,6 +38,7 @@ TEXT_VRS = {"PN", "LO", "SH", "ST", "LT", "UT", "UC"}
 SPECIFIC_CHARACTER_SET = 0x00080005
 QUERY_RETRIEVE_LEVEL = 0x00080052
 ITEM = struct.Struct("<HHI")  # (FFFE,E000) and its length (PS3.5 7.5.1)
+BINARY_NUMBERS = {"US": "<H", "SS": "<h", "UL": "<I", "SL": "<i"}  # held as int, not text
 
 
 @cache
@@ -74,6 +75,8 @@ class Elements(dict[int, tuple[str, Any]]):
             if vr == "SQ":
                 data = b"".join(ITEM.pack(0xFFFE, 0xE000, len(body)) + body
                                 for body in (item.encode(implicit_vr=implicit_vr) for item in value))  # fmt: skip
+            elif vr in BINARY_NUMBERS:  # a number (Rows, Columns ...), little endian
+                data = b"" if value is None else struct.pack(BINARY_NUMBERS[vr], value)
             else:
                 data = value.encode() if value else b""
             out.append(element_encode(tag, vr, data, implicit_vr=implicit_vr))
@@ -330,7 +333,7 @@ def response_keys(identifier: Iterable[Any]) -> list[ResponseKey]:
     return keys
 
 
-def _picked(keys: list[ResponseKey], item: Elements) -> Elements:
+def picked(keys: list[ResponseKey], item: Elements) -> Elements:
     """Exactly the keys the query named (C.4.1.1.3.2), with our values, or empty where we have
     none. A key given as an empty sequence gets the whole sequence; a sequence key with an item
     gets the keys of that item in each of ours (C.2.2.2.6)."""
@@ -340,14 +343,14 @@ def _picked(keys: list[ResponseKey], item: Elements) -> Elements:
         if ours is None:
             answer[tag] = (vr, [] if vr == "SQ" else None)
         elif item_keys is not None and ours[0] == "SQ":
-            answer[tag] = ("SQ", [_picked(item_keys, sub) for sub in ours[1]])
+            answer[tag] = ("SQ", [picked(item_keys, sub) for sub in ours[1]])
         else:
             answer[tag] = ours
     return answer
 
 
-def _answer_elements(keys: list[ResponseKey], item: Elements) -> Elements:
-    answer = _picked(keys, item)
+def answer_elements(keys: list[ResponseKey], item: Elements) -> Elements:
+    answer = picked(keys, item)
     if answer.non_ascii():
         answer[SPECIFIC_CHARACTER_SET] = ("CS", "ISO_IR 192")  # UTF-8 (PS3.3 C.12.1.1.2)
     return answer
@@ -357,7 +360,7 @@ def worklist_answer(keys: list[ResponseKey], row: Row, transfer_syntax: str) -> 
     """The C-FIND response identifier for an order's ``row``, encoded in the presentation context's
     transfer syntax: directly for the little endian ones modalities use, by pydicom otherwise
     (None when pydicom cannot encode it: pynetdicom.dsutils.encode says so with None)."""
-    answer = _answer_elements(keys, worklist_elements(row))
+    answer = answer_elements(keys, worklist_elements(row))
     syntax = UID(transfer_syntax)
     if syntax.is_little_endian and not syntax.is_deflated:
         return answer.encode(implicit_vr=syntax.is_implicit_VR)
@@ -366,7 +369,7 @@ def worklist_answer(keys: list[ResponseKey], row: Row, transfer_syntax: str) -> 
 
 def worklist_response(identifier: Dataset, order: ImagingOrder) -> Dataset:
     """The same answer as a pydicom data set."""
-    return _answer_elements(response_keys(identifier), worklist_elements(order_row(order))).dataset()
+    return answer_elements(response_keys(identifier), worklist_elements(order_row(order))).dataset()
 
 
 class EncodedDataset(Dataset):

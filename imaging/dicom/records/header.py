@@ -24,6 +24,13 @@ class HeaderSummary(TypedDict):
     patient_name: str
     patient_birth_date: str
     species: str
+    # Read since Query/Retrieve (absent from messages queued before): index.py reads them with .get.
+    study_id: str
+    patient_sex: str
+    breed: str
+    sex_neutered: str
+    responsible_person: str
+    responsible_person_role: str
     modality: str
     series_number: int | None
     series_description: str
@@ -89,6 +96,12 @@ def header_summary(ds: Dataset, *, transfer_syntax_uid: str) -> HeaderSummary:
         "patient_name": _text(ds, "PatientName"),
         "patient_birth_date": _text(ds, "PatientBirthDate", 8),
         "species": species_text(ds)[:64],
+        "study_id": _text(ds, "StudyID", 16),
+        "patient_sex": _text(ds, "PatientSex", 16),
+        "breed": _text(ds, "PatientBreedDescription"),
+        "sex_neutered": _text(ds, "PatientSexNeutered", 16),
+        "responsible_person": _text(ds, "ResponsiblePerson"),
+        "responsible_person_role": _text(ds, "ResponsiblePersonRole", 16),
         "modality": _text(ds, "Modality", 16),
         "series_number": _int(ds, "SeriesNumber"),
         "series_description": _text(ds, "SeriesDescription"),

@@ -1,4 +1,6 @@
-"""Modality Worklist matching (PS3.4 K.2.2.1 and C.2.2.2), done by the database.
+"""C-FIND matching (PS3.4 C.2.2.2), done by the database: the primitives (single value,
+wildcard, range, UID list, universal; person names) that the Modality Worklist (PS3.4 K.2.2.1,
+``worklist_filter`` below) and Query/Retrieve (imaging/archive/query.py, PS3.4 C.6) share.
 
 ``worklist_filter`` turns a C-FIND identifier into a Django ``Q`` over ImagingOrder, so that the
 database answers from its indexes; nothing loads every order into Python. Each matching kind
@@ -43,16 +45,21 @@ Bound = TypeVar("Bound", date, time, covariant=True)
 
 
 class _Parse(Protocol[Bound]):
-    """Reads one end of a range: ``_date_bound`` or ``_time``."""
+    """Reads one end of a range: ``date_bound`` or ``time_bound``."""
 
     def __call__(self, text: str, keyword: str, *, end: bool) -> Bound: ...
 
 
 class MatchingError(ValueError):
-    """The identifier is malformed; the message names the attribute (an Error Comment)."""
+    """The identifier is malformed; the message names the attribute (an Error Comment), first."""
+
+    @property
+    def keyword(self) -> str:
+        """The attribute the message names (QIDO-RS answers 400 naming its parameter)."""
+        return str(self).split(":")[0].split(" ")[0]
 
 
-def _value(ds: Dataset, keyword: str) -> str | None:
+def key_value(ds: Dataset, keyword: str) -> str | None:
     """The key's value as text, or None for universal matching (absent or zero length,
     C.2.2.2.3). A lone '*' is universal too."""
     if keyword not in ds:
@@ -66,16 +73,16 @@ def _value(ds: Dataset, keyword: str) -> str | None:
     return None if text in ("", "*") else text
 
 
-def _has_wildcard(text: str) -> bool:
+def has_wildcard(text: str) -> bool:
     return "*" in text or "?" in text
 
 
-def _regex(pattern: str) -> str:
+def wildcard_regex(pattern: str) -> str:
     """DICOM wildcards (C.2.2.2.4): '*' any run of characters, '?' exactly one."""
     return "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$"
 
 
-def _prefix(field: str, literal: str) -> Q:
+def prefix_match(field: str, literal: str) -> Q:
     """``field`` starts with ``literal`` (case-sensitive), as a range the field's index answers,
     with the literal as a parameter, so that the listener's prepared statement keeps one plan
     for every prefix (vetclinic/db.py StartsWith). (With LIKE $1 PostgreSQL planned every name
@@ -83,7 +90,7 @@ def _prefix(field: str, literal: str) -> Q:
     return Q(StartsWith(F(field), literal))
 
 
-def _text_match(field: str, pattern: str, *, upper: bool = False, case_insensitive: bool = False) -> Q:
+def text_match(field: str, pattern: str, *, upper: bool = False, case_insensitive: bool = False) -> Q:
     """Single value (C.2.2.2.1) or wildcard (C.2.2.2.4) matching of a string attribute.
 
     The common shapes go to lookups the database serves from an index: exact, and a literal
@@ -93,27 +100,29 @@ def _text_match(field: str, pattern: str, *, upper: bool = False, case_insensiti
     if upper:
         pattern = pattern.upper()
     i = "i" if case_insensitive else ""
-    if not _has_wildcard(pattern):
+    if not has_wildcard(pattern):
         return Q(**{f"{field}__{i}exact": pattern})
     literal = re.split(r"[*?]", pattern, maxsplit=1)[0]  # what comes before the first wildcard
     if pattern == literal + "*":
-        return Q(**{f"{field}__istartswith": literal}) if case_insensitive else _prefix(field, literal)
+        return Q(**{f"{field}__istartswith": literal}) if case_insensitive else prefix_match(field, literal)
     inner = pattern[1:-1]
-    if pattern.startswith("*") and pattern.endswith("*") and inner and not _has_wildcard(inner):
+    if pattern.startswith("*") and pattern.endswith("*") and inner and not has_wildcard(inner):
         return Q(**{f"{field}__{i}contains": inner})
-    condition = Q(**{f"{field}__{i}regex": _regex(pattern)})
+    condition = Q(**{f"{field}__{i}regex": wildcard_regex(pattern)})
     if literal:
-        condition &= Q(**{f"{field}__istartswith": literal}) if case_insensitive else _prefix(field, literal)
+        condition &= (
+            Q(**{f"{field}__istartswith": literal}) if case_insensitive else prefix_match(field, literal)
+        )
     return condition
 
 
-def _person_name(pattern: str) -> str:
+def person_name_pattern(pattern: str) -> str:
     """Person names match case-insensitively (C.2.2.2.1, the usual choice for PN); trailing
     empty components are not significant ('SMITH^REX^^' is 'SMITH^REX')."""
     return pattern.split("=")[0].rstrip("^")
 
 
-def _uid_list(field: str, text: str, keyword: str) -> Q:
+def uid_list(field: str, text: str, keyword: str) -> Q:
     """List of UID matching (C.2.2.2.2): any of the backslash-separated UIDs."""
     uids = [uid.strip() for uid in text.split("\\") if uid.strip()]
     for uid in uids:
@@ -122,7 +131,7 @@ def _uid_list(field: str, text: str, keyword: str) -> Q:
     return Q(**{f"{field}__in": uids})
 
 
-def _date(text: str, keyword: str) -> date:
+def date_value(text: str, keyword: str) -> date:
     """DA (PS3.5 6.2): YYYYMMDD; the ACR-NEMA YYYY.MM.DD is still sent by some old devices."""
     digits = text.replace(".", "")
     try:
@@ -133,7 +142,7 @@ def _date(text: str, keyword: str) -> date:
         raise MatchingError(f"{keyword}: '{text[:20]}' is not a date") from None
 
 
-def _time(text: str, keyword: str, *, end: bool) -> time:
+def time_bound(text: str, keyword: str, *, end: bool) -> time:
     """TM (PS3.5 6.2): HH[MM[SS[.F{1,6}]]]. A value of lower precision stands for its whole
     span; as the end of a range it is the span's last moment ('10' ends at 10:59:59.999999)."""
     clean = text.replace(":", "")
@@ -156,7 +165,7 @@ def _time(text: str, keyword: str, *, end: bool) -> time:
     return start.replace(minute=59, second=59, microsecond=999999)
 
 
-def _range(text: str, parse: _Parse[Bound], keyword: str) -> tuple[Bound | None, Bound | None]:
+def value_range(text: str, parse: _Parse[Bound], keyword: str) -> tuple[Bound | None, Bound | None]:
     """Range matching (C.2.2.2.5): 'A-B', 'A-' (from A), '-B' (until B), or a single value."""
     if text.count("-") > 1:
         raise MatchingError(f"{keyword}: '{text[:20]}' is not a range")
@@ -168,8 +177,52 @@ def _range(text: str, parse: _Parse[Bound], keyword: str) -> tuple[Bound | None,
     return (parse(low, keyword, end=False) if low else None, parse(high, keyword, end=True) if high else None)
 
 
-def _date_bound(text: str, keyword: str, *, end: bool) -> date:
-    return _date(text, keyword)
+def date_bound(text: str, keyword: str, *, end: bool) -> date:
+    return date_value(text, keyword)
+
+
+def date_match(field: str, text: str, keyword: str) -> Q:
+    """Single value or range matching (C.2.2.2.1, C.2.2.2.5) of a DA attribute kept as a date
+    column. An open end leaves the bound out, so a study without a date matches no range."""
+    low, high = value_range(text, date_bound, keyword)
+    condition = Q()
+    if low is not None:
+        condition &= Q(**{f"{field}__gte": low})
+    if high is not None:
+        condition &= Q(**{f"{field}__lte": high})
+    return condition
+
+
+def time_match(field: str, text: str, keyword: str) -> Q:
+    """Single value or range matching of a TM attribute kept as a time column: a value of lower
+    precision stands for its whole span (C.2.2.2.5, time_bound)."""
+    low, high = value_range(text, time_bound, keyword)
+    condition = Q()
+    if low is not None:
+        condition &= Q(**{f"{field}__gte": low})
+    if high is not None:
+        condition &= Q(**{f"{field}__lte": high})
+    return condition
+
+
+def integer_match(field: str, text: str, keyword: str) -> Q:
+    """Single value matching of an IS attribute (C.2.2.2.1); IS allows no wildcards."""
+    try:
+        return Q(**{field: int(text.strip())})
+    except ValueError:
+        raise MatchingError(f"{keyword}: '{text[:20]}' is not an integer") from None
+
+
+def values_of(text: str) -> list[str]:
+    """The values of a multi-valued matching key (backslash-separated, PS3.5 6.2)."""
+    return [value.strip() for value in text.split("\\") if value.strip()]
+
+
+def literal_matches(pattern: str, value: str, *, case_insensitive: bool = False) -> bool:
+    """Whether a value we hold as a constant (not a column) matches a single value or wildcard
+    key (C.2.2.2.1, C.2.2.2.4), by the rules text_match gives the database."""
+    flags = re.IGNORECASE if case_insensitive else 0
+    return re.fullmatch(wildcard_regex(pattern)[1:-1], value, flags) is not None
 
 
 def _start_match(date_text: str | None, time_text: str | None) -> Q:
@@ -178,7 +231,7 @@ def _start_match(date_text: str | None, time_text: str | None) -> Q:
     ``scheduled_start`` column. Dates and times are the clinic's local ones (TIME_ZONE)."""
     tz = get_current_timezone()
     d_low, d_high = (
-        _range(date_text, _date_bound, "ScheduledProcedureStepStartDate") if date_text else (None, None)
+        value_range(date_text, date_bound, "ScheduledProcedureStepStartDate") if date_text else (None, None)
     )
     if time_text is None:
         low = make_aware(datetime.combine(d_low, time.min), tz) if d_low else None
@@ -189,7 +242,7 @@ def _start_match(date_text: str | None, time_text: str | None) -> Q:
         if high:
             condition &= Q(scheduled_start__lt=high)
         return condition
-    t_low, t_high = _range(time_text, _time, "ScheduledProcedureStepStartTime")
+    t_low, t_high = value_range(time_text, time_bound, "ScheduledProcedureStepStartTime")
     if date_text is None:
         # Time of day on any date: no index helps, but no modality sends only a time.
         condition = Q()
@@ -237,28 +290,28 @@ def worklist_filter(identifier: Dataset) -> tuple[Q, bool]:
     condition = Q()
     status_asked = False
 
-    value = _value(identifier, "PatientName")
+    value = key_value(identifier, "PatientName")
     if value is not None:
-        condition &= _text_match("patient__dicom_name_key", _person_name(value), upper=True)
-    value = _value(identifier, "PatientID")
+        condition &= text_match("patient__dicom_name_key", person_name_pattern(value), upper=True)
+    value = key_value(identifier, "PatientID")
     if value is not None:
-        condition &= _text_match("patient__patient_id", value)
-    value = _value(identifier, "AccessionNumber")
+        condition &= text_match("patient__patient_id", value)
+    value = key_value(identifier, "AccessionNumber")
     if value is not None:
-        condition &= _text_match("accession_number", value)
-    value = _value(identifier, "RequestedProcedureID")
+        condition &= text_match("accession_number", value)
+    value = key_value(identifier, "RequestedProcedureID")
     if value is not None:
-        condition &= _text_match("requested_procedure_id", value)
-    value = _value(identifier, "StudyInstanceUID")
+        condition &= text_match("requested_procedure_id", value)
+    value = key_value(identifier, "StudyInstanceUID")
     if value is not None:
-        condition &= _uid_list("study_instance_uid", value, "StudyInstanceUID")
-    value = _value(identifier, "ReferringPhysicianName")
+        condition &= uid_list("study_instance_uid", value, "StudyInstanceUID")
+    value = key_value(identifier, "ReferringPhysicianName")
     if value is not None:
-        condition &= _text_match("referring_vet", _person_name(value), case_insensitive=True)
+        condition &= text_match("referring_vet", person_name_pattern(value), case_insensitive=True)
 
     item = _sps_item(identifier)
     if item is not None:
-        value = _value(item, "ScheduledStationAETitle")
+        value = key_value(item, "ScheduledStationAETitle")
         if value is not None:
             # AE is multi-valued: any of the titles (C.2.2.2.2 applies the list to UIDs; we
             # extend it to the AE titles a shared worklist query may carry).
@@ -266,23 +319,24 @@ def worklist_filter(identifier: Dataset) -> tuple[Q, bool]:
             if len(titles) > 1:
                 condition &= Q(station__ae_title__in=titles)
             else:
-                condition &= _text_match("station__ae_title", titles[0])
-        value = _value(item, "ScheduledStationName")
+                condition &= text_match("station__ae_title", titles[0])
+        value = key_value(item, "ScheduledStationName")
         if value is not None:
-            condition &= _text_match("station__station_name", value, case_insensitive=True)
-        value = _value(item, "Modality")
+            condition &= text_match("station__station_name", value, case_insensitive=True)
+        value = key_value(item, "Modality")
         if value is not None:
-            condition &= _text_match("modality_type", value.upper())
+            condition &= text_match("modality_type", value.upper())
         condition &= _start_match(
-            _value(item, "ScheduledProcedureStepStartDate"), _value(item, "ScheduledProcedureStepStartTime")
+            key_value(item, "ScheduledProcedureStepStartDate"),
+            key_value(item, "ScheduledProcedureStepStartTime"),
         )
-        value = _value(item, "ScheduledPerformingPhysicianName")
+        value = key_value(item, "ScheduledPerformingPhysicianName")
         if value is not None:
-            condition &= _text_match("performing_vet", _person_name(value), case_insensitive=True)
-        value = _value(item, "ScheduledProcedureStepID")
+            condition &= text_match("performing_vet", person_name_pattern(value), case_insensitive=True)
+        value = key_value(item, "ScheduledProcedureStepID")
         if value is not None:
-            condition &= _text_match("scheduled_step_id", value)
-        value = _value(item, "ScheduledProcedureStepStatus")
+            condition &= text_match("scheduled_step_id", value)
+        value = key_value(item, "ScheduledProcedureStepStatus")
         if value is not None:
             condition &= _sps_status(value)
             status_asked = True
@@ -303,13 +357,13 @@ def unmatched_keys(identifier: Dataset) -> list[str]:
     keys = [
         e.keyword
         for e in identifier
-        if e.keyword not in MATCHED_KEYS and e.VR != "SQ" and _value(identifier, e.keyword)
+        if e.keyword not in MATCHED_KEYS and e.VR != "SQ" and key_value(identifier, e.keyword)
     ]
     item = _sps_item(identifier)
     if item is not None:
         keys += [
             e.keyword
             for e in item
-            if e.keyword not in MATCHED_STEP_KEYS and e.VR != "SQ" and _value(item, e.keyword)
+            if e.keyword not in MATCHED_STEP_KEYS and e.VR != "SQ" and key_value(item, e.keyword)
         ]
     return keys

@@ -6,12 +6,15 @@ OUT_OF_RESOURCES = 0xA700  # Refused: out of resources (we could not keep the ob
 DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900  # Error: data set does not match SOP class
 CANNOT_UNDERSTAND = 0xC000  # Error: cannot understand (malformed, truncated)
 
-# Modality Worklist C-FIND (PS3.4 Table K.4-1)
+# C-FIND, Modality Worklist (PS3.4 Table K.4-1) and Query/Retrieve (Table C.4-1) alike
 PENDING = 0xFF00  # a match follows; all optional keys supported
 PENDING_OPTIONAL_KEYS_UNSUPPORTED = 0xFF01  # a match follows; some optional keys were not matched
 CANCELLED = 0xFE00  # matching ended by C-CANCEL
 IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900  # Failed: identifier does not match SOP class
 UNABLE_TO_PROCESS = 0xC000  # Failed: unable to process (0xC000-0xCFFF)
+
+# General (PS3.7 C.5): the caller may not use this service (a node without "may query").
+NOT_AUTHORIZED = 0x0124
 
 # MPPS N-CREATE / N-SET (PS3.4 F.7.2.1.4 and F.7.2.2.4, PS3.7 C.4)
 INVALID_ATTRIBUTE_VALUE = 0x0106

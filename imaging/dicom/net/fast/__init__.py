@@ -12,7 +12,8 @@ reactor.py       association threads that sleep until the socket or a queue has 
 dimse.py         C-STORE served where it is read and written to storage as it arrives
                  (an ingest IncomingObject, handed over as ``event.dataset_path``); the plain
                  C-STORE answer encoded directly
-worklist_scp.py  worklist C-FIND answers sent as they were encoded (datasets.EncodedDataset)
+worklist_scp.py  worklist and Query/Retrieve C-FIND answers sent as they were encoded
+                 (datasets.EncodedDataset)
 wire.py          PDUs and command sets read and written directly
 
 It overrides and calls about twenty private names of pynetdicom 3.0.4, so it refuses to start

@@ -19,12 +19,14 @@ from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
     ModalityWorklistInformationFind,
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
 )
 from pynetdicom.transport import AssociationSocket
 
 from imaging.dicom.net.fast.dimse import FastDIMSE
 from imaging.dicom.net.fast.wire import DecodedPData, p_data_decode
-from imaging.dicom.net.fast.worklist_scp import WorklistFind
+from imaging.dicom.net.fast.worklist_scp import QueryFind, WorklistFind
 from imaging.dicom.net.handlers import association_finish, thread_ended
 from imaging.dicom.net.retrieve_scp import RetrieveAssociation
 
@@ -34,6 +36,12 @@ if TYPE_CHECKING:
     from imaging.dicom.net.ae import Server
 
 LOGGER = logging.getLogger("pynetdicom.association")  # where pynetdicom logs the reactor's lines
+# The C-FIND SOP classes answered the short way (worklist_scp.py), by abstract syntax.
+SHORT_FIND: dict[str, type[WorklistFind] | type[QueryFind]] = {
+    str(ModalityWorklistInformationFind): WorklistFind,
+    str(PatientRootQueryRetrieveInformationModelFind): QueryFind,
+    str(StudyRootQueryRetrieveInformationModelFind): QueryFind,
+}
 
 QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
@@ -293,18 +301,19 @@ class EventDrivenAssociation(RetrieveAssociation):
             cast("Server", self._server).association_ended()  # ae.py's, whose associations these are
 
     def _serve_request(self, msg: DimseServiceType, context_id: int) -> None:
-        """A worklist C-FIND goes to WorklistFind; everything else the way pynetdicom serves it."""
+        """A worklist or Query/Retrieve C-FIND goes to WorklistFind or QueryFind; everything
+        else the way pynetdicom serves it."""
         context = self._accepted_cx.get(context_id)
+        service = None if context is None else SHORT_FIND.get(str(context.abstract_syntax))
         if (type(msg) is not C_FIND or context is None or self._sent_release or not msg.is_valid_request
-                or context.abstract_syntax != ModalityWorklistInformationFind
-                or msg.AffectedSOPClassUID != ModalityWorklistInformationFind):  # fmt: skip
+                or service is None or msg.AffectedSOPClassUID != context.abstract_syntax):  # fmt: skip
             return super()._serve_request(msg, context_id)  # which refuses, ignores or serves it
         self.dimse.cancel_req = {}  # a C-CANCEL for an earlier message does not cancel this one
         self._is_paused = True  # as pynetdicom does while a service runs
         try:
-            WorklistFind(self).SCP(msg, context)
+            service(self).SCP(msg, context)
         except Exception:
-            LOGGER.exception("Worklist C-FIND failed")
+            LOGGER.exception("C-FIND failed")
             self.abort()
         finally:
             self._is_paused = False

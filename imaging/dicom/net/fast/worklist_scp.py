@@ -1,17 +1,20 @@
 """The Modality Worklist C-FIND SCP (PS3.4 K.4.1.3), answering with the identifiers' own
 encodings (handlers.on_find yields datasets.EncodedDataset) in one P-DATA-TF PDU each, paced so
-that a C-CANCEL still stops a large result. reactor.EventDrivenAssociation hands it worklist
-C-FINDs."""
+that a C-CANCEL still stops a large result; and the Query/Retrieve C-FIND SCP the same way.
+reactor.EventDrivenAssociation hands them the worklist's and Query/Retrieve's C-FINDs."""
 
 import logging
 import time
+from collections.abc import Callable
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.service_class import BasicWorklistManagementServiceClass
+from pynetdicom.service_class import BasicWorklistManagementServiceClass, QueryRetrieveServiceClass
 
 from imaging.dicom.net.fast.wire import find_response_command, message_send
 from imaging.dicom.records.datasets import EncodedDataset
@@ -23,8 +26,8 @@ QUEUED_PDUS = 32
 PACING_WAIT = 0.0005
 
 
-class WorklistFind(BasicWorklistManagementServiceClass):
-    """The Modality Worklist C-FIND SCP (PS3.4 K.4.1.3), answering the short way.
+class ShortFind:
+    """A C-FIND SCP answering the short way (mixed into pynetdicom's service classes below).
 
     pynetdicom's C-FIND SCP encodes each answer with pydicom, builds each C-FIND-RSP as a
     pydicom data set that it encodes twice (the second time for its group length) and sends
@@ -35,6 +38,10 @@ class WorklistFind(BasicWorklistManagementServiceClass):
     directly and goes out with the identifier in one P-DATA-TF PDU when the peer's maximum
     PDU length allows. C-CANCEL is the handler's to check between answers (event.is_cancelled).
     """
+
+    assoc: Association
+    dimse: DIMSEServiceProvider
+    is_cancelled: Callable[[int], bool]
 
     def _c_find_scp(self, req: C_FIND, context: PresentationContext) -> None:
         syntax = context.transfer_syntax[0]
@@ -90,6 +97,17 @@ class WorklistFind(BasicWorklistManagementServiceClass):
             req.AffectedSOPClassUID, req.MessageID, status, data_set=identifier is not None, comment=comment
         )  # fmt: skip
         message_send(self.dimse, context.context_id, command, identifier)
+
+
+class WorklistFind(ShortFind, BasicWorklistManagementServiceClass):
+    """The Modality Worklist C-FIND SCP (PS3.4 K.4.1.3)."""
+
+
+class QueryFind(ShortFind, QueryRetrieveServiceClass):
+    """The Query/Retrieve C-FIND SCP, Patient Root and Study Root (PS3.4 C.4.1.3): its answers
+    come as the worklist's do (handlers.on_find yields datasets.EncodedDataset for both); with
+    pynetdicom's own SCP a 36-study answer took ~50 ms, most of it in building and sending the
+    responses."""
 
 
 def _status_fields(status: Dataset | int) -> tuple[int, str | None]:

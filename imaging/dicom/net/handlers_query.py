@@ -1,0 +1,137 @@
+"""C-FIND: the Modality Worklist and the archive's Query/Retrieve (handlers.HANDLERS routes
+EVT_C_FIND here)."""
+
+import logging
+from collections.abc import Iterator
+from typing import cast
+
+from django.db import DatabaseError
+from pydicom.dataset import Dataset
+from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom.events import Event
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
+
+from imaging.archive.query import Query, Root, archive_find, retrieve_ae_title
+from imaging.dicom.net.access import (
+    association_may,
+)
+from imaging.dicom.net.replies import event_actor, not_authorized, status_with_comment
+from imaging.dicom.records.datasets import response_keys, worklist_answer_dataset
+from imaging.dicom.records.matching import MatchingError, key_value, unmatched_keys
+from imaging.dicom.records.query_answers import answer_build, find_answer, identifier_keys
+from imaging.dicom.records.status import (
+    CANCELLED,
+    IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+    OUT_OF_RESOURCES,
+    PENDING,
+    PENDING_OPTIONAL_KEYS_UNSUPPORTED,
+    UNABLE_TO_PROCESS,
+)
+from imaging.orders.worklist import worklist_rows
+
+log = logging.getLogger("imaging.dicom")
+
+
+# C-FIND's SOP classes besides the worklist's: the Query/Retrieve information models (PS3.4 C.6).
+QUERY_ROOTS = {
+    str(PatientRootQueryRetrieveInformationModelFind): Root.PATIENT,
+    str(StudyRootQueryRetrieveInformationModelFind): Root.STUDY,
+}
+
+
+def on_find(event: Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
+    """C-FIND: the Modality Worklist or the archive's Query/Retrieve, by the request's SOP
+    class, for a calling node that may query (a check that cannot be made refuses)."""
+    calling_ae = event.assoc.requestor.ae_title.strip()
+    if not association_may(event.assoc, "query"):
+        yield not_authorized(calling_ae, "query"), None
+        return
+    root = QUERY_ROOTS.get(str(cast(C_FIND, event.request).AffectedSOPClassUID))
+    if root is None:
+        yield from _worklist_find(event, calling_ae)
+    else:
+        yield from _archive_find(event, calling_ae, root)
+
+
+def _archive_find(
+    event: Event, calling_ae: str, root: Root
+) -> Iterator[tuple[Dataset | int, Dataset | None]]:
+    """Query/Retrieve C-FIND (PS3.4 C.4.1.3): the database matches (imaging/archive/query.py),
+    one Pending response per answer, C-CANCEL honoured between responses."""
+    try:
+        identifier = event.identifier
+        keys = response_keys(identifier)
+        query = Query(
+            level=key_value(identifier, "QueryRetrieveLevel"), keys=identifier_keys(identifier), root=root
+        )
+        found = archive_find(actor=event_actor(event), query=query)
+    except MatchingError as error:
+        log.warning("query from %s refused: %s", calling_ae, error)
+        yield status_with_comment(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(error)), None
+        return
+    except DatabaseError:
+        log.exception("query from %s failed", calling_ae)
+        yield status_with_comment(OUT_OF_RESOURCES, "The archive database is unavailable"), None
+        return
+    except Exception as error:  # an identifier pydicom cannot decode
+        log.warning("query from %s: cannot read the identifier: %s", calling_ae, error)
+        yield status_with_comment(UNABLE_TO_PROCESS, "Cannot read the query identifier"), None
+        return
+    log.info("%s query from %s: %d match(es)", found.level, calling_ae, len(found.answers))
+    pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if found.unsupported else PENDING
+    ae_title, syntax = retrieve_ae_title(), event.context.transfer_syntax
+    for answer in found.answers:
+        if event.is_cancelled:
+            yield CANCELLED, None
+            return
+        elements = answer_build(found.level, answer, retrieve_ae_title=ae_title)
+        encoded = find_answer(keys, found.level, elements, syntax)
+        if encoded is None:  # pydicom cannot encode it in this transfer syntax: say so, not a bare Pending
+            yield (
+                status_with_comment(UNABLE_TO_PROCESS, "Cannot encode an answer in this transfer syntax"),
+                None,
+            )
+            return
+        yield pending, encoded
+
+
+def _worklist_find(event: Event, calling_ae: str) -> Iterator[tuple[Dataset | int, Dataset | None]]:
+    """Modality Worklist C-FIND (PS3.4 K.4.1.3): the database matches, one Pending response
+    per order, C-CANCEL honoured between responses. Each answer is a data set read from its
+    encoding in the context's transfer syntax, which it keeps (datasets.worklist_answer_dataset)."""
+    try:
+        identifier = event.identifier
+        keys = response_keys(identifier)
+        rows = worklist_rows(identifier=identifier)
+        pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if unmatched_keys(identifier) else PENDING
+    except MatchingError as error:
+        log.warning("worklist query from %s refused: %s", calling_ae, error)
+        yield status_with_comment(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(error)), None
+        return
+    except DatabaseError:
+        log.exception("worklist query from %s failed", calling_ae)
+        yield status_with_comment(OUT_OF_RESOURCES, "The worklist database is unavailable"), None
+        return
+    except Exception as error:  # an identifier pydicom cannot decode
+        log.warning("worklist query from %s: cannot read the identifier: %s", calling_ae, error)
+        yield status_with_comment(UNABLE_TO_PROCESS, "Cannot read the query identifier"), None
+        return
+    log.info("worklist query from %s: %d match(es)", calling_ae, len(rows))
+    syntax = event.context.transfer_syntax
+    for row in rows:
+        if event.is_cancelled:
+            yield CANCELLED, None
+            return
+        answer = worklist_answer_dataset(keys, row, syntax)
+        if answer is None:  # pydicom cannot encode it in this transfer syntax: say so, not a bare Pending
+            yield (
+                status_with_comment(
+                    UNABLE_TO_PROCESS, "Cannot encode a worklist answer in this transfer syntax"
+                ),
+                None,
+            )
+            return
+        yield pending, answer
