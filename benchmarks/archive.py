@@ -40,6 +40,7 @@ work dir (Orthanc's storage, VetPACS's storage, the logs).
 
 import argparse
 import http.client
+import json
 import os
 import shutil
 import socket
@@ -107,21 +108,16 @@ def vetpacs_start(workdir, env, listener_processes):
     return port, web, worker
 
 
-def vetpacs_prepare(plan, scp_port):
-    """The corpus's registered animals (by bulk insert, search words by patients/search.py),
-    the benchmark's DICOM nodes and an API client with ``studies:read``; returns its key."""
+def vetpacs_fill(plan):
+    """The corpus's registered animals and their owners, by bulk insert; their search words and
+    DICOM name keys by patients/search.py."""
     from django.core.management.color import no_style
     from django.db import connection, transaction
 
-    from imaging.models import Modality
-    from integrations.api.clients import api_client_create
     from patients.models import Owner, Ownership, Patient, Species
     from patients.search import search_terms_refresh
-    from vetclinic.audit.services import Actor
 
-    species = {}
-    for row in Species.objects.all():
-        species[row.meaning] = row
+    species = {row.meaning: row for row in Species.objects.all()}
     owners, patients, ownerships = [], [], []
     for animal in plan["animals"]:
         pk = animal["pk"]
@@ -147,16 +143,28 @@ def vetpacs_prepare(plan, scp_port):
         with connection.cursor() as cursor:
             for sql in connection.ops.sequence_reset_sql(no_style(), [Owner, Patient]):
                 cursor.execute(sql)
-        Modality.objects.create(
-            ae_title=CLIENT_AE, host=HOST, modality_type="OT", station_name="BENCH",
-            may_store=True, may_query=True, may_retrieve=True,
-        )  # fmt: skip
-        Modality.objects.create(
-            ae_title=DEST_AE, host=HOST, port=scp_port, modality_type="OT", station_name="BENCHSCP",
-            may_store=False, may_query=False, move_destination=True,
-        )  # fmt: skip
+
+
+def vetpacs_nodes(scp_port):
+    """The benchmark's DICOM nodes (the client may store, query and retrieve; the storescp on
+    ``scp_port`` is a move destination) and a new API client with ``studies:read``; its key."""
+    from imaging.models import Modality
+    from integrations.api.clients import api_client_create
+    from vetclinic.audit.services import Actor
+
+    Modality.objects.update_or_create(
+        ae_title=CLIENT_AE,
+        defaults=dict(host=HOST, modality_type="OT", station_name="BENCH", may_store=True, may_query=True,
+                      may_retrieve=True),
+    )  # fmt: skip
+    Modality.objects.update_or_create(
+        ae_title=DEST_AE,
+        defaults=dict(host=HOST, port=scp_port, modality_type="OT", station_name="BENCHSCP", may_store=False,
+                      may_query=False, move_destination=True),
+    )  # fmt: skip
+    name = f"Bench viewer {uuid.uuid4().hex[:8]}"
     _, key = api_client_create(
-        actor=Actor.system("benchmark"), name="Bench viewer", scopes=["studies:read"], rate_limit=10_000_000
+        actor=Actor.system("benchmark"), name=name, scopes=["studies:read"], rate_limit=10_000_000
     )
     return key
 
@@ -423,8 +431,6 @@ class Web:
 
 
 def qido(server, queries):
-    import json
-
     web, times, found = Web(server), [], []
     try:
         for name, dates, modality, _ in queries:
@@ -445,8 +451,6 @@ def series_path(big):
 
 
 def wado_metadata(server, big):
-    import json
-
     web = Web(server)
     try:
         body, seconds = web.checked(
@@ -661,6 +665,12 @@ def main():
         "--load-timeout", type=float, default=3600, help="seconds loading may take per server"
     )
     parser.add_argument("--keep", action="store_true", help="keep the database and the work dir")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        metavar="WORKDIR",
+        help="measure what a --keep run loaded (its work dir and database), without loading",
+    )
     args = parser.parse_args()
     instances = args.instances or 10 * args.studies
     if instances < args.studies + args.big:
@@ -691,10 +701,18 @@ def main():
         flush=True,
     )
     queries = queries_make(plan, args.queries, random.Random(args.seed + 1))
-    workdir = Path(tempfile.mkdtemp(prefix="vetpacs-bench-archive-"))
+    state = None
+    if args.reuse:  # what a --keep run loaded: measured again without loading
+        workdir = args.reuse
+        state = json.loads((workdir / "state.json").read_text())
+        if state["shape"] != shape:
+            raise SystemExit(f"{workdir} holds {state['shape']}, not {shape}: give the same options")
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="vetpacs-bench-archive-"))
+        state = {"shape": shape, "servers": [], "db": None}
     db, servers, results, loading = None, [], {}, []
     scp_port, scp_dir, get_dir = free_port(), workdir / "storescp", workdir / "getscu"
-    scp_dir.mkdir()
+    scp_dir.mkdir(exist_ok=True)
     try:
         harness.launch(
             [STORESCP, "--output-directory", str(scp_dir), "-aet", DEST_AE, "-pdu", PDU, "-dhl", str(scp_port)],
@@ -706,19 +724,26 @@ def main():
                 peers={"bench-scu": (CLIENT_AE, HOST, 104), "bench-scp": (DEST_AE, HOST, scp_port)},
             ).start()  # fmt: skip
             harness.STARTED.append(orthanc.proc)
-            print(f"Orthanc on DICOM {orthanc.dicom_port}, HTTP {orthanc.http_port}; loading...", flush=True)
-            sent, stored, failed = load(
-                orthanc.dicom_port, ORTHANC_AE, parts, expected, orthanc.count, timeout=args.load_timeout
-            )
-            loading.append(("Orthanc (indexed before it answers)", sent, stored, failed))
-            print(
-                f"  Orthanc: {expected:,} instances in {stored:.0f} s ({expected / stored:.0f}/s)", flush=True
-            )
+            print(f"Orthanc on DICOM {orthanc.dicom_port}, HTTP {orthanc.http_port}", flush=True)
+            if args.reuse:
+                reused("Orthanc", state, orthanc.count(), expected)
+            else:
+                sent, stored, failed = load(
+                    orthanc.dicom_port, ORTHANC_AE, parts, expected, orthanc.count, timeout=args.load_timeout
+                )
+                loading.append(("Orthanc (indexed before it answers)", sent, stored, failed))
+                state["servers"].append("Orthanc")
+                print(
+                    f"  Orthanc: {expected:,} instances in {stored:.0f} s ({expected / stored:.0f}/s)",
+                    flush=True,
+                )
             servers.append(
                 Server("Orthanc", orthanc.dicom_port, ORTHANC_AE, orthanc.http_port, "/dicom-web", {})
             )
         if args.only != "orthanc":
-            db = harness.Database(harness.postgres_url(), "archive")
+            db = harness.Database(
+                harness.postgres_url(), "archive", reuse=state["db"] if args.reuse else None
+            )
             env = {
                 **os.environ, "DATABASE_URL": db.url, "DEBUG": "false", "SECRET_KEY": uuid.uuid4().hex * 2,
                 "LOG_LEVEL": "INFO", "VAR_DIR": str(workdir / "var"), "STORAGE_ROOT": str(workdir / "storage"),
@@ -735,37 +760,45 @@ def main():
             from django.db import connections
 
             call_command("migrate", verbosity=0, interactive=False)
-            key = vetpacs_prepare(plan, scp_port)
+            if not args.reuse:
+                vetpacs_fill(plan)
+            key = vetpacs_nodes(scp_port)
             connections.close_all()
             port, web, worker = vetpacs_start(workdir, env, args.listener_processes)
-            print(f"VetPACS ({db}) on DICOM {port}, HTTP {web.port}; loading...", flush=True)
-            if args.vetpacs_load == "c-store":
+            print(f"VetPACS ({db}) on DICOM {port}, HTTP {web.port}", flush=True)
+            if args.reuse:
+                reused("VetPACS", state, vetpacs_indexed(), expected)
+            elif args.vetpacs_load == "c-store":
                 sent, stored, failed = load(
                     port, OUR_AE, parts, expected, vetpacs_indexed, timeout=args.load_timeout
                 )
             else:
                 sent, failed = None, []
                 stored = ingest_direct(parts, expected)
-            t1 = time.perf_counter()
-            try:
-                progress(vetpacs_thumbnails_pending, lambda n: n == 0, what="series thumbnails", stall=60)
-            except TimeoutError as error:
-                print(f"  note: {error}", flush=True)
-            settled = stored + time.perf_counter() - t1
-            linked, studies = vetpacs_linked()
-            loading.append(
-                (f"VetPACS (until indexed; thumbnails done at {settled:.0f} s)", sent, stored, failed)
-            )
-            print(
-                f"  VetPACS: {expected:,} instances indexed in {stored:.0f} s ({expected / stored:.0f}/s);"
-                f" {linked:,} of {studies:,} studies linked to their animal; thumbnails done at {settled:.0f} s",
-                flush=True,
-            )
+            if not args.reuse:
+                t1 = time.perf_counter()
+                try:
+                    progress(vetpacs_thumbnails_pending, lambda n: n == 0, what="series thumbnails", stall=60)
+                except TimeoutError as error:
+                    print(f"  note: {error}", flush=True)
+                settled = stored + time.perf_counter() - t1
+                linked, studies = vetpacs_linked()
+                loading.append(
+                    (f"VetPACS (until indexed; thumbnails done at {settled:.0f} s)", sent, stored, failed)
+                )
+                state["servers"].append("VetPACS")
+                state["db"] = db.name
+                print(
+                    f"  VetPACS: {expected:,} instances indexed in {stored:.0f} s ({expected / stored:.0f}/s);"
+                    f" {linked:,} of {studies:,} studies linked to their animal; thumbnails done at {settled:.0f} s",
+                    flush=True,
+                )
             if worker.poll() is not None:
                 raise RuntimeError(f"the Celery worker exited: {tail(workdir / 'worker.log')}")
             servers.append(
                 Server("VetPACS", port, OUR_AE, web.port, "/dicomweb", {"Authorization": f"Bearer {key}"})
             )
+        (workdir / "state.json").write_text(json.dumps(state))
         print("measuring, the servers taking turns:", flush=True)
         warm = queries[: min(5, len(queries))]
         measure(servers, "warm-up", lambda s: cfind(s, warm), 1, {})
@@ -804,8 +837,16 @@ def main():
             )
             report(results, big, queries)
         harness.stop_all()
-        harness.cleanup([db], workdir, keep=args.keep)
+        harness.cleanup([db], workdir, keep=args.keep or bool(args.reuse))
+        if args.keep and not args.reuse:
+            print(f"measure them again without loading: --reuse {workdir} (and the same archive options)")
         print(f"total {time.perf_counter() - began:.0f} s")
+
+
+def reused(label, state, count, expected):
+    if label not in state["servers"] or count != expected:
+        raise SystemExit(f"--reuse: {label} was not loaded in that run ({count}/{expected} instances)")
+    print(f"  {label}: {count:,} instances, loaded by an earlier run", flush=True)
 
 
 def _joined(cell):
