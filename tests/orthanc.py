@@ -55,9 +55,10 @@ class Orthanc:
 
     ``peers``: ``{id: (AE title, host, port)}``, the DicomModalities entries (``id`` is the name
     in the REST API's ``/modalities/{id}``). ``dicomweb``: load the DICOMweb plugin. ``config``:
-    more configuration entries, over the defaults here (e.g. ``{"DicomWeb": {...}}`` or Orthanc's
-    ``"MaximumPduLength"``). ``env``: the process's environment (dcmtk, which Orthanc's DICOM
-    server is built on, reads ``TCP_NODELAY`` from it).
+    more configuration entries, each replacing the default's whole top-level entry (so give the
+    whole ``"DicomWeb"`` section to add its ``"Servers"``; or Orthanc's ``"MaximumPduLength"``).
+    ``env``: the process's environment (dcmtk, which Orthanc's DICOM server is built on, reads
+    ``TCP_NODELAY`` from it). Files go in with ``post("/instances", data)`` or over DICOM.
     """
 
     def __init__(
