@@ -3,8 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# System tools the tests use: Debian's Chromium for the browser tests, dcmtk as a real DICOM peer.
-SYSTEM_TOOLS := /usr/bin/chromium:chromium /usr/bin/storescu:dcmtk
+# System tools the tests use: Debian's Chromium for the browser tests, dcmtk as a real DICOM peer,
+# Orthanc 1.10 and its DICOMweb plugin as a peer and a DICOMweb server nobody here wrote
+# (tests/orthanc.py; the archive benchmark's baseline). Each is `file:package`.
+SYSTEM_TOOLS := /usr/bin/chromium:chromium /usr/bin/storescu:dcmtk /usr/sbin/Orthanc:orthanc \
+	/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb
 
 .PHONY: run test lint install install-dev system-tools migrate
 
@@ -23,13 +26,20 @@ $(VENV)/.installed-dev: requirements/base.txt requirements/dev.txt | $(BIN)/pyth
 install: $(VENV)/.installed-base
 install-dev: $(VENV)/.installed-dev
 
+# The tests start their own Orthanc on free ports: the service Debian's package may start (a
+# system Orthanc on 4242 and 8042) is stopped and disabled when this installs the package.
 system-tools:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do \
-	  [ -x "$${tool%%:*}" ] || missing="$$missing $${tool##*:}"; done; \
+	  [ -e "$${tool%%:*}" ] || missing="$$missing $${tool##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing system tools:$$missing"; \
 	  $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing || exit 1; \
+	  case " $$missing " in *" orthanc "*) \
+	    $(SUDO) service orthanc stop >/dev/null 2>&1; \
+	    $(SUDO) update-rc.d orthanc disable >/dev/null 2>&1; \
+	    $(SUDO) systemctl disable --now orthanc >/dev/null 2>&1; true;; \
+	  esac; \
 	fi
 
 migrate: install

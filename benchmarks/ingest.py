@@ -10,7 +10,7 @@ association and over four parallel ones, with Nagle's algorithm off (TCP_NODELAY
 reads) and on (a stock sender), to:
 
 - dcmtk's storescp writing files (the baseline; --fork for four associations);
-- Orthanc, when it is installed (`apt-get install orthanc`; only this script uses it), with its
+- Orthanc, when it is installed (`make system-tools`; started as tests/orthanc.py starts it), with its
   own defaults in a temporary folder: it indexes into SQLite before it answers each C-STORE;
 - `manage.py dicom_listener --processes 1` and, for four associations, `--processes 2`, with a
   real Celery worker (prefork, concurrency 2) indexing into a throw-away database; with
@@ -56,10 +56,11 @@ from benchmarks.harness import (  # noqa: E402
     tail,
     wait_for,
 )
+from tests.orthanc import ORTHANC, OrthancError  # noqa: E402
+from tests.orthanc import Orthanc as OrthancServer  # noqa: E402
 
 STORESCU = "/usr/bin/storescu"  # .venv/bin has pynetdicom's storescu under the same name
 STORESCP = "/usr/bin/storescp"
-ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"  # Debian's package puts it in /usr/sbin
 DX_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
 CORPUS_VERSION = 2
 TABLES = [
@@ -314,17 +315,20 @@ class Storescp:
 
 
 class Orthanc:
-    """Orthanc as packaged (Debian's `orthanc`; benchmark only, nothing installs it): its own
-    defaults (SQLite index next to the files, fsync of the storage area, 16 KiB PDU, 4 DICOM
-    threads), on free ports, in a folder of ours, no plugins. It indexes before it answers a
-    C-STORE, so its C-STORE time is its indexed time."""
+    """Orthanc as packaged (Debian's `orthanc`, started by tests/orthanc.py as the tests start
+    it): its own defaults (SQLite index next to the files, fsync of the storage area, 16 KiB PDU,
+    4 DICOM threads), on free ports, in a folder of ours, no plugins. It indexes before it
+    answers a C-STORE, so its C-STORE time is its indexed time."""
 
     label = "orthanc"
 
     def __init__(self, workdir):
-        self.root = Path(workdir) / "orthanc"
-        self.port, self.http = free_port(), free_port()
-        self.log = Path(workdir) / "orthanc.log"
+        # Its DICOM server is dcmtk's, which reads TCP_NODELAY too: Nagle off on its side, as on
+        # storescp's and ours.
+        self.server = OrthancServer(
+            workdir, name="orthanc", dicomweb=False, env={**os.environ, "TCP_NODELAY": "1"}
+        )
+        self.port, self.log = self.server.dicom_port, self.server.log
         self.proc = None
 
     def __enter__(self):
@@ -332,40 +336,15 @@ class Orthanc:
         return self
 
     def _start(self):
-        shutil.rmtree(self.root, ignore_errors=True)
-        (self.root / "db").mkdir(parents=True)
-        config = {
-            "Name": "vetpacs-bench",
-            "StorageDirectory": str(self.root / "db"),
-            "IndexDirectory": str(self.root / "db"),
-            "Plugins": [],
-            "DicomAet": "ORTHANC",
-            "DicomPort": self.port,
-            "HttpPort": self.http,
-            "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
-            "DicomAlwaysAllowStore": True,
-            "DicomCheckCalledAet": False,
-            "DicomCheckModalityHost": False,
-        }
-        (self.root / "orthanc.json").write_text(json.dumps(config))
-        # Its DICOM server is dcmtk's, which reads TCP_NODELAY too: Nagle off on its side, as on
-        # storescp's and ours.
-        self.proc = harness.launch(
-            [ORTHANC, str(self.root / "orthanc.json")],
-            env={**os.environ, "TCP_NODELAY": "1"},
-            log=self.log,
-            ready=lambda: port_open(self.port) and self._statistics() is not None,
-            what="Orthanc",
-        )
+        shutil.rmtree(self.server.root / "storage", ignore_errors=True)  # its log stays
+        self.server.start()
+        self.proc = self.server.proc
+        harness.STARTED.append(self.proc)  # stopped by harness.stop_all() too, should a run fail
 
     def _statistics(self):
-        import urllib.request
-
         try:
-            with urllib.request.urlopen(f"http://{HOST}:{self.http}/statistics", timeout=5) as response:
-                return json.loads(response.read())
-        except OSError:
+            return self.server.get("/statistics")
+        except (OSError, OrthancError):
             return None
 
     def __exit__(self, *exc):

@@ -340,3 +340,25 @@ def queued(monkeypatch):
 
     monkeypatch.setattr(reconcile, "current_app", types.SimpleNamespace(send_task=send_task))
     return ids
+
+
+@pytest.fixture
+def orthanc_start(tmp_path):
+    """Start a throw-away Orthanc with its DICOMweb plugin (tests/orthanc.py); returns a function
+    taking ``Orthanc``'s keyword arguments (``peers={"vetpacs": ("VETPACS", host, port)}``, ...),
+    each one stopped at the end of the test."""
+    from tests.orthanc import DICOMWEB_PLUGIN, ORTHANC, Orthanc
+
+    tool_required(ORTHANC)
+    tool_required(DICOMWEB_PLUGIN)
+    started = []
+
+    def start(**options):
+        orthanc = Orthanc(tmp_path, name=f"orthanc-{len(started)}", **options)
+        started.append(orthanc)
+        return orthanc.start()
+
+    yield start
+    for orthanc in started:
+        orthanc.stop()
+        print(orthanc.log_tail())  # shown by pytest when the test failed

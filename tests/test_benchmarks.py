@@ -84,3 +84,19 @@ def test_cpu_time_and_machine_load_are_read_from_proc():
 def test_a_sqlite_database_is_a_file_in_the_work_dir(tmp_path):
     db = harness.Database("", "unit", workdir=tmp_path)
     assert (db.kind, db.name, db.url) == ("sqlite", None, f"sqlite:///{tmp_path / 'bench-unit.sqlite3'}")
+
+
+def test_the_archive_plan_has_the_studies_and_instances_asked_for():
+    from benchmarks.archive_corpus import plan_make
+
+    plan = plan_make(60, 900, 40, seed=3)
+
+    studies = plan["studies"]
+    assert len(studies) == 60
+    assert sum(s["count"] for study in studies for s in study["series"]) == 900
+    assert plan["big"] is studies[-1] and plan["big"]["series"][0]["count"] == 40
+    assert len({study["uid"] for study in studies}) == 60
+    registered = {a["patient_id"] for a in plan["animals"]}
+    linked = [study["animal"]["patient_id"] in registered for study in studies]
+    assert True in linked and False in linked  # registered animals' studies and referrals' too
+    assert plan_make(60, 900, 40, seed=3) == plan  # the same seed, the same archive
