@@ -209,7 +209,7 @@ def test_a_node_that_may_not_query_is_refused_and_one_that_may_gets_answers(stor
     assoc = associate(dicom_listener, calling="DRROOM")
     answers = statuses(assoc, identifier(QueryRetrieveLevel="STUDY", StudyInstanceUID=""))
     assoc.release()
-    assert [(status, error) for status, error, _ in answers] == [(0x0124, "DRROOM is not allowed to query")]
+    assert [(status, error) for status, error, _ in answers] == [(0x0124, "DRROOM may not query here (ask the PACS admin)")]
     assert not AuditEntry.objects.filter(action="query").exists()
     assoc = associate(dicom_listener)
     answers = statuses(assoc, identifier(QueryRetrieveLevel="STUDY", StudyInstanceUID=""))
@@ -224,7 +224,7 @@ def test_the_worklist_is_refused_to_a_node_that_may_not_query_too(nodes, dicom_l
     answers = [(s.Status, s.get("ErrorComment")) for s, _ in assoc.send_c_find(identifier(PatientName="*"),
                                                                                 ModalityWorklistInformationFind)]  # fmt: skip
     assoc.release()
-    assert answers == [(0x0124, "DRROOM is not allowed to query")]
+    assert answers == [(0x0124, "DRROOM may not query here (ask the PACS admin)")]
 
 
 def test_a_key_we_do_not_match_on_is_answered_with_pending_ff01(stored, dicom_listener):
