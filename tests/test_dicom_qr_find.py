@@ -209,7 +209,9 @@ def test_a_node_that_may_not_query_is_refused_and_one_that_may_gets_answers(stor
     assoc = associate(dicom_listener, calling="DRROOM")
     answers = statuses(assoc, identifier(QueryRetrieveLevel="STUDY", StudyInstanceUID=""))
     assoc.release()
-    assert [(status, error) for status, error, _ in answers] == [(0x0124, "DRROOM may not query here (ask the PACS admin)")]
+    assert [(status, error) for status, error, _ in answers] == [
+        (0x0124, "DRROOM may not query here (ask the PACS admin)")
+    ]
     assert not AuditEntry.objects.filter(action="query").exists()
     assoc = associate(dicom_listener)
     answers = statuses(assoc, identifier(QueryRetrieveLevel="STUDY", StudyInstanceUID=""))
