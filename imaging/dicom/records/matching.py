@@ -184,19 +184,17 @@ def date_bound(text: str, keyword: str, *, end: bool) -> date:
 def date_match(field: str, text: str, keyword: str) -> Q:
     """Single value or range matching (C.2.2.2.1, C.2.2.2.5) of a DA attribute kept as a date
     column. An open end leaves the bound out, so a study without a date matches no range."""
-    low, high = value_range(text, date_bound, keyword)
-    condition = Q()
-    if low is not None:
-        condition &= Q(**{f"{field}__gte": low})
-    if high is not None:
-        condition &= Q(**{f"{field}__lte": high})
-    return condition
+    return _between(field, *value_range(text, date_bound, keyword))
 
 
 def time_match(field: str, text: str, keyword: str) -> Q:
     """Single value or range matching of a TM attribute kept as a time column: a value of lower
     precision stands for its whole span (C.2.2.2.5, time_bound)."""
-    low, high = value_range(text, time_bound, keyword)
+    return _between(field, *value_range(text, time_bound, keyword))
+
+
+def _between(field: str, low: date | time | None, high: date | time | None) -> Q:
+    """``field`` within [low, high]; an end that is None is left open."""
     condition = Q()
     if low is not None:
         condition &= Q(**{f"{field}__gte": low})
