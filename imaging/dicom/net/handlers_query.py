@@ -68,17 +68,8 @@ def _archive_find(
             level=key_value(identifier, "QueryRetrieveLevel"), keys=identifier_keys(identifier), root=root
         )
         found = archive_find(actor=event_actor(event), query=query)
-    except MatchingError as error:
-        log.warning("query from %s refused: %s", calling_ae, error)
-        yield status_with_comment(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(error)), None
-        return
-    except DatabaseError:
-        log.exception("query from %s failed", calling_ae)
-        yield status_with_comment(OUT_OF_RESOURCES, "The archive database is unavailable"), None
-        return
-    except Exception as error:  # an identifier pydicom cannot decode
-        log.warning("query from %s: cannot read the identifier: %s", calling_ae, error)
-        yield status_with_comment(UNABLE_TO_PROCESS, "Cannot read the query identifier"), None
+    except Exception as error:
+        yield _refusal(error, "archive", calling_ae), None
         return
     log.info("%s query from %s: %d match(es)", found.level, calling_ae, len(found.answers))
     pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if found.unsupported else PENDING
@@ -107,17 +98,8 @@ def _worklist_find(event: Event, calling_ae: str) -> Iterator[tuple[Dataset | in
         keys = response_keys(identifier)
         rows = worklist_rows(identifier=identifier)
         pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if unmatched_keys(identifier) else PENDING
-    except MatchingError as error:
-        log.warning("worklist query from %s refused: %s", calling_ae, error)
-        yield status_with_comment(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(error)), None
-        return
-    except DatabaseError:
-        log.exception("worklist query from %s failed", calling_ae)
-        yield status_with_comment(OUT_OF_RESOURCES, "The worklist database is unavailable"), None
-        return
-    except Exception as error:  # an identifier pydicom cannot decode
-        log.warning("worklist query from %s: cannot read the identifier: %s", calling_ae, error)
-        yield status_with_comment(UNABLE_TO_PROCESS, "Cannot read the query identifier"), None
+    except Exception as error:
+        yield _refusal(error, "worklist", calling_ae), None
         return
     log.info("worklist query from %s: %d match(es)", calling_ae, len(rows))
     syntax = event.context.transfer_syntax
@@ -135,3 +117,17 @@ def _worklist_find(event: Event, calling_ae: str) -> Iterator[tuple[Dataset | in
             )
             return
         yield pending, answer
+
+
+def _refusal(error: Exception, what: str, calling_ae: str) -> Dataset:
+    """The failure status for a C-FIND that could not be answered (PS3.4 C.4.1.1.4, K.4.1.1.4):
+    an identifier we cannot make sense of 0xA900, the database down 0xA700, an identifier
+    pydicom cannot decode 0xC000; each with an Error Comment."""
+    if isinstance(error, MatchingError):
+        log.warning("%s query from %s refused: %s", what, calling_ae, error)
+        return status_with_comment(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(error))
+    if isinstance(error, DatabaseError):
+        log.error("%s query from %s failed", what, calling_ae, exc_info=error)
+        return status_with_comment(OUT_OF_RESOURCES, f"The {what} database is unavailable")
+    log.warning("%s query from %s: cannot read the identifier: %s", what, calling_ae, error)
+    return status_with_comment(UNABLE_TO_PROCESS, "Cannot read the query identifier")
