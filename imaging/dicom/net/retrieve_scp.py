@@ -44,6 +44,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at impo
 )
 
 from imaging.archive.retrieve import InstanceUnavailable, RetrievedInstance, instance_sendable
+from imaging.dicom.net.tls import handshake_failure
 from imaging.dicom.records.status import (
     CANCELLED,
     MOVE_DESTINATION_UNKNOWN,
@@ -196,6 +197,15 @@ class RetrieveService(QueryRetrieveServiceClass):
         kwargs = dict(more[0]) if more else {}
         kwargs.setdefault("ae_title", self.req.MoveDestination)  # type: ignore[union-attr]  # a C-MOVE's
         store = self.ae.associate(host, port, **kwargs)
+        tls_failure = handshake_failure(kwargs["tls_args"][0]) if kwargs.get("tls_args") else None
+        if not store.is_established and tls_failure:  # reached, but TLS failed: say why (tls.py)
+            log.warning("C-MOVE: TLS with the move destination %s at %s:%s: %s",
+                        kwargs["ae_title"], host, port, tls_failure)  # fmt: skip
+            # PS3.4 C.4.2.1.5 A702 (Unable to perform sub-operations): the destination is known and
+            # listening, but no sub-operation could be made; all of them count as failed.
+            self._respond(SUB_OPERATIONS_FAILED, comment=f"TLS to {kwargs['ae_title']} failed: {tls_failure}",
+                          counts=(None, 0, count, 0))  # fmt: skip
+            return
         if not store.is_established:
             log.warning("C-MOVE: the move destination %s at %s:%s did not accept an association",
                         kwargs["ae_title"], host, port)  # fmt: skip
