@@ -21,7 +21,12 @@ from imaging.dicom.net.access import (
 from imaging.dicom.net.replies import event_actor, not_authorized, status_with_comment
 from imaging.dicom.records.datasets import response_keys, worklist_answer_dataset
 from imaging.dicom.records.matching import MatchingError, key_value, unmatched_keys
-from imaging.dicom.records.query_answers import answer_build, find_answer, identifier_keys
+from imaging.dicom.records.query_answers import (
+    answer_build,
+    find_answer,
+    identifier_keys,
+    sequence_keys_matched,
+)
 from imaging.dicom.records.status import (
     CANCELLED,
     IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
@@ -40,6 +45,23 @@ QUERY_ROOTS = {
     str(PatientRootQueryRetrieveInformationModelFind): Root.PATIENT,
     str(StudyRootQueryRetrieveInformationModelFind): Root.STUDY,
 }
+
+
+def on_sop_extended(event: Event) -> dict[str, bytes]:
+    """SOP Class Extended Negotiation (PS3.7 D.3.3.5) for the Query/Retrieve C-FIND classes:
+    every option offered is answered 0, turned down, in a field as long as the one offered
+    (PS3.4 C.5.1.1: one byte answers one byte). Relational queries, fuzzy semantic matching,
+    timezone adjustment and Enhanced Multi-Frame views we do not do; and combined date-time
+    matching (byte 2) neither, so a Study Date range and a Study Time range are always matched
+    each on its own (C.2.2.2.5.4: combined only when this negotiation succeeds): 20250705-20250707
+    with 1000-1800 is 10:00 to 18:00 on each of the three days. Other SOP classes' items are not
+    answered, which turns them down too (their defaults, C.5.1.1)."""
+    offered: dict[str, bytes] = event.app_info  # type: ignore[attr-defined]  # EVT_SOP_EXTENDED's
+    return {
+        uid: bytes(len(info))
+        for uid, info in offered.items()
+        if str(uid) in QUERY_ROOTS and 1 <= len(info) <= 5
+    }
 
 
 def on_find(event: Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
@@ -68,11 +90,12 @@ def _archive_find(
             level=key_value(identifier, "QueryRetrieveLevel"), keys=identifier_keys(identifier), root=root
         )
         found = archive_find(actor=event_actor(event), query=query)
+        not_matched = found.unsupported or sequence_keys_matched(identifier)
     except Exception as error:
         yield _refusal(error, "archive", calling_ae), None
         return
     log.info("%s query from %s: %d match(es)", found.level, calling_ae, len(found.answers))
-    pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if found.unsupported else PENDING
+    pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if not_matched else PENDING
     ae_title, syntax = retrieve_ae_title(), event.context.transfer_syntax
     for answer in found.answers:
         if event.is_cancelled:
