@@ -1,6 +1,6 @@
 """Query/Retrieve C-FIND keys on a real socket: a Study Date range with a Study Time range
-(PS3.4 C.2.2.2.5.4: matched each on its own, since we turn down combined date-time matching in
-the SOP Class Extended Negotiation, C.5.1.1), and sequence keys (C.2.2.2.6: universal matching
+(PS3.4 C.2.2.2.5.4: as one date-time range where the association agreed combined date-time
+matching in the SOP Class Extended Negotiation, C.5.1.1; else each on its own), and sequence keys (C.2.2.2.6: universal matching
 returns the whole sequence; a sequence we hold nothing for is answered empty; none makes a
 query fail). Run with the fast path on and off (Makefile FAST_PATH_OFF_TESTS)."""
 
@@ -15,6 +15,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
 )
 
+from imaging.archive.query import Query, archive_find
+from imaging.dicom.records.query_answers import Level
 from imaging.models import Modality
 from tests.archive import archive  # noqa: F401  (a fixture)
 from tests.studies import make_study
@@ -53,7 +55,7 @@ def find(assoc, model=STUDY_ROOT, **keys):
     return [(s.Status, s.get("ErrorComment"), answer) for s, answer in assoc.send_c_find(query, model)]
 
 
-def test_combined_date_time_matching_is_turned_down_and_date_and_time_ranges_match_each_on_its_own(
+def test_date_and_time_ranges_match_as_one_only_where_combined_matching_was_agreed(
     workstation, storage_root, dicom_listener
 ):
     when = {
@@ -66,30 +68,67 @@ def test_combined_date_time_matching_is_turned_down_and_date_and_time_ranges_mat
     uids = {
         name: make_study(study_date=day, study_time=at).study_instance_uid for name, (day, at) in when.items()
     }
+
+    def found(assoc, study_time="1000-1800"):
+        answers = find(assoc, QueryRetrieveLevel="STUDY", StudyDate="20250705-20250707", StudyTime=study_time,
+                       StudyInstanceUID="")  # fmt: skip
+        assert answers[-1][:2] == (0x0000, None) and {s for s, _, _ in answers[:-1]} <= {0xFF00}
+        names = {uid: name for name, uid in uids.items()}
+        return {names[answer.StudyInstanceUID] for _, _, answer in answers[:-1]}
+
+    each_day = {"noon on the second day", "five on the last day"}
     # Study Root asks for every option (five bytes), Patient Root for relational queries only (one).
     assoc = associate(dicom_listener, (STUDY_ROOT, b"\x01\x01\x01\x01\x01"), (PATIENT_ROOT, b"\x01"))
     try:
-        # Each option turned down (0), in a field as long as the one offered (PS3.4 C.5.1.1).
-        assert assoc.acceptor.sop_class_extended == {STUDY_ROOT: bytes(5), PATIENT_ROOT: bytes(1)}
-        answers = find(
-            assoc, QueryRetrieveLevel="STUDY", StudyDate="20250705-20250707", StudyTime="1000-1800",
-            StudyInstanceUID="",
-        )  # fmt: skip
+        # Combined date-time matching agreed (byte 2), the rest turned down, each field as long
+        # as the one offered (PS3.4 C.5.1.1).
+        assert assoc.acceptor.sop_class_extended == {
+            STUDY_ROOT: b"\x00\x01\x00\x00\x00",
+            PATIENT_ROOT: b"\x00",
+        }
+        # From 10:00 on the 5th to 18:00 on the 7th (C.2.2.2.5.4).
+        assert found(assoc) == each_day | {"before ten on the second day"}
+        # Not the same form of range ('A-B' and 'A-'): each on its own, from 10:00 on each day.
+        assert found(assoc, study_time="1000-") == each_day | {"seven on the last day"}
     finally:
         assoc.release()
-    assert [status for status, _, _ in answers] == [0xFF00, 0xFF00, 0x0000]
-    # 10:00 to 18:00 on each day, not from 10:00 on the 5th to 18:00 on the 7th (which would
-    # take the second day's 09:00 study too).
-    found = {answer.StudyInstanceUID for _, _, answer in answers[:-1]}
-    assert found == {uids["noon on the second day"], uids["five on the last day"]}
+    # Not asked for: 10:00 to 18:00 on each of the days.
+    for extended in [(), [(STUDY_ROOT, b"\x01\x00")]]:
+        assoc = associate(dicom_listener, *extended)
+        try:
+            assert assoc.acceptor.sop_class_extended == ({STUDY_ROOT: b"\x00\x00"} if extended else {})
+            assert found(assoc) == each_day
+        finally:
+            assoc.release()
 
 
-def test_without_extended_negotiation_nothing_is_answered_for_it(workstation, storage_root, dicom_listener):
-    assoc = associate(dicom_listener)
-    try:
-        assert assoc.acceptor.sop_class_extended == {}
-    finally:
-        assoc.release()
+@pytest.mark.django_db
+def test_combined_matching_on_the_bounds_days_goes_by_the_time_and_open_ranges_work(storage_root, actor):
+    """archive_find itself (the service under C-FIND): a study without a time matches on a day
+    strictly inside the range, not on a bound's day, where the time decides; 'A-' with 'A-'."""
+    at = {
+        "first day, no time": (date(2025, 7, 5), None),
+        "second day, no time": (date(2025, 7, 6), None),
+        "second day 09:00": (date(2025, 7, 6), time(9, 0)),
+        "second day 12:00": (date(2025, 7, 6), time(12, 0)),
+        "last day 19:00": (date(2025, 7, 7), time(19, 0)),
+    }
+    names = {
+        make_study(study_date=day, study_time=t).study_instance_uid: name for name, (day, t) in at.items()
+    }
+
+    def found(study_date, study_time):
+        keys = {"StudyDate": study_date, "StudyTime": study_time, "StudyInstanceUID": None}
+        result = archive_find(actor=actor, query=Query(level="STUDY", keys=keys, combined_datetime=True))
+        return {names[answer[Level.STUDY]["study_instance_uid"]] for answer in result.answers}
+
+    assert found("20250705-20250707", "1000-1800") == {
+        "second day, no time",
+        "second day 09:00",
+        "second day 12:00",
+    }
+    assert found("20250706-", "1200-") == {"second day 12:00", "last day 19:00"}
+    assert found("-20250706", "-1000") == {"first day, no time", "second day 09:00"}
 
 
 @pytest.fixture

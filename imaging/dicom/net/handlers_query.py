@@ -47,21 +47,38 @@ QUERY_ROOTS = {
 }
 
 
+# C-FIND's Service-class-application-information (PS3.4 C.5.1.1, Tables C.5-1 and C.5-2): byte 1
+# relational queries, 2 combined date-time matching, 3 fuzzy semantic matching of person names,
+# 4 timezone query adjustment, 5 Enhanced Multi-Frame Image Conversion. We do byte 2 only.
+COMBINED_DATETIME_BYTE = 1  # the second byte, 0-based
+
+
 def on_sop_extended(event: Event) -> dict[str, bytes]:
     """SOP Class Extended Negotiation (PS3.7 D.3.3.5) for the Query/Retrieve C-FIND classes:
-    every option offered is answered 0, turned down, in a field as long as the one offered
-    (PS3.4 C.5.1.1: one byte answers one byte). Relational queries, fuzzy semantic matching,
-    timezone adjustment and Enhanced Multi-Frame views we do not do; and combined date-time
-    matching (byte 2) neither, so a Study Date range and a Study Time range are always matched
-    each on its own (C.2.2.2.5.4: combined only when this negotiation succeeds): 20250705-20250707
-    with 1000-1800 is 10:00 to 18:00 on each of the three days. Other SOP classes' items are not
-    answered, which turns them down too (their defaults, C.5.1.1)."""
+    combined date-time matching is agreed when asked for (1 answered 1, C.5.1.1) and kept on
+    the association for its queries (combined_datetime_agreed); every other option is turned
+    down (0: relational queries, fuzzy matching, timezone adjustment and Enhanced Multi-Frame
+    views we do not do). The answer is as long as the field offered (one byte answers one
+    byte). Other SOP classes' items are not answered, which turns them down too."""
     offered: dict[str, bytes] = event.app_info  # type: ignore[attr-defined]  # EVT_SOP_EXTENDED's
-    return {
-        uid: bytes(len(info))
-        for uid, info in offered.items()
-        if str(uid) in QUERY_ROOTS and 1 <= len(info) <= 5
-    }
+    answers: dict[str, bytes] = {}
+    agreed: set[str] = set()
+    for uid, info in offered.items():
+        if str(uid) not in QUERY_ROOTS or not 1 <= len(info) <= 5:
+            continue
+        answer = bytearray(len(info))
+        if len(info) > COMBINED_DATETIME_BYTE and info[COMBINED_DATETIME_BYTE] == 1:
+            answer[COMBINED_DATETIME_BYTE] = 1
+            agreed.add(str(uid))
+        answers[uid] = bytes(answer)
+    event.assoc.combined_datetime_classes = agreed  # type: ignore[attr-defined]  # ours, as access.Rights
+    return answers
+
+
+def combined_datetime_agreed(event: Event) -> bool:
+    """Whether this C-FIND's association agreed combined date-time matching for its SOP class."""
+    agreed: set[str] = getattr(event.assoc, "combined_datetime_classes", set())
+    return str(cast(C_FIND, event.request).AffectedSOPClassUID) in agreed
 
 
 def on_find(event: Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
@@ -87,8 +104,9 @@ def _archive_find(
         identifier = event.identifier
         keys = response_keys(identifier)
         query = Query(
-            level=key_value(identifier, "QueryRetrieveLevel"), keys=identifier_keys(identifier), root=root
-        )
+            level=key_value(identifier, "QueryRetrieveLevel"), keys=identifier_keys(identifier), root=root,
+            combined_datetime=combined_datetime_agreed(event),
+        )  # fmt: skip
         found = archive_find(actor=event_actor(event), query=query)
         not_matched = found.unsupported or sequence_keys_matched(identifier)
     except Exception as error:
