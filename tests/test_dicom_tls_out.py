@@ -25,7 +25,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from imaging.archive.tasks import commitment_report_task
 from imaging.dicom.net.tls import client_context, server_context
-from imaging.models import Modality, StorageCommitment
+from imaging.models import Instance, Modality, StorageCommitment
 from tests.conftest import free_port, tool_required, wait_for
 from tests.studies import make_study
 from vetclinic.audit.models import AuditEntry
@@ -148,14 +148,18 @@ def test_a_destination_whose_certificate_does_not_pass_gets_nothing_and_the_move
     study = make_study(series=1, images=2)
     destination = storescp_tls("WORKSTATION", certificate, **node)
     responses = move(tls_listener, certificates, study.study_instance_uid, "WORKSTATION")
-    [(final, _)] = responses  # no Pending: nothing was sent
+    [(final, identifier)] = responses  # no Pending: nothing was sent
     assert final.Status == 0xA702  # Refused: out of resources, unable to perform sub-operations
     assert final.ErrorComment.startswith("TLS to WORKSTATION failed: ") and why in final.ErrorComment
     assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations) == (0, 2)
+    sent = Instance.objects.filter(series__study=study).values_list("sop_instance_uid", flat=True)
+    assert sorted(identifier.FailedSOPInstanceUIDList) == sorted(sent)
     assert list(destination.folder.iterdir()) == []
     assert destination.process.poll() is None  # and the destination still listens
     entry = AuditEntry.objects.get(action="retrieve")
-    assert (entry.changes["destination"], entry.changes["completed"]) == ([None, "WORKSTATION"], [None, 0])
+    assert (entry.changes["destination"], entry.changes["completed"], entry.changes["failed"]) == (
+        [None, "WORKSTATION"], [None, 0], [None, 2],
+    )  # fmt: skip
 
 
 def test_a_certificate_that_names_another_host_passes_when_the_node_says_not_to_check_it(

@@ -204,7 +204,7 @@ class RetrieveService(QueryRetrieveServiceClass):
             # PS3.4 C.4.2.1.5 A702 (Unable to perform sub-operations): the destination is known and
             # listening, but no sub-operation could be made; all of them count as failed.
             self._respond(SUB_OPERATIONS_FAILED, comment=f"TLS to {kwargs['ae_title']} failed: {tls_failure}",
-                          counts=(None, 0, count, 0))  # fmt: skip
+                          counts=(None, 0, count, 0), failed_uids=self._none_sent(items))  # fmt: skip
             return
         if not store.is_established:
             log.warning("C-MOVE: the move destination %s at %s:%s did not accept an association",
@@ -220,6 +220,21 @@ class RetrieveService(QueryRetrieveServiceClass):
         finally:
             if store.is_established:
                 store.release()
+
+    def _none_sent(self, items: Items) -> list[str]:
+        """Every object the handler names, each answered "failed" (its audit counts them so): the
+        Failed SOP Instance UID List of a retrieve that could send nothing (C.4.2.1.4.2)."""
+        failed_uids: list[str] = []
+        outcome: str | None = None
+        while True:
+            try:
+                _status, item = items.send(outcome)
+            except Exception:  # StopIteration: all named; or the handler failed
+                return failed_uids
+            if not isinstance(item, RetrievedInstance):
+                return failed_uids
+            failed_uids.append(item.sop_instance_uid)
+            outcome = "failed"
 
     def _suboperations(self, items: Items, count: int, sender: Association) -> None:
         """Send each object the handler yields and answer Pending with the counts after each
