@@ -7,9 +7,10 @@ the requestor: C-MOVE's sub-operations (handlers_retrieve.on_move hands ``node_t
 the association) and a Storage Commitment report on a new association (commitment.py
 report_deliver). Its certificate chain is always verified (PS3.15 B.9: the nodes authenticate
 each other by certificate): against the node's own authorities, else DICOM_TLS_CA, else the
-system's; its host name too unless the node says not to (many devices' certificates name no
-address). We present the listener's certificate (DICOM_TLS_CERT/KEY) when there is one: peers
-such as dcmtk's storescp +tls require one by default."""
+system's; its host name too (BCP 195 asks for the server identity check of RFC 6125) unless
+the node's record says not to: many devices' certificates name no address. We present the
+listener's certificate (DICOM_TLS_CERT/KEY) when there is one: peers such as dcmtk's storescp
++tls require one by default."""
 
 import re
 import ssl
