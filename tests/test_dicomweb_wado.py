@@ -15,6 +15,7 @@ from pydicom.encaps import generate_frames
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from imaging.archive.metadata import instances_metadata
+from imaging.archive.tasks import metadata_keep_task
 from imaging.ingest import storage
 from imaging.ingest.receive import instance_receive
 from imaging.ingest.tasks import instances_ingest
@@ -39,7 +40,8 @@ class Collected:
 @pytest.fixture
 def ingest(storage_root, tmp_path):
     """Receive objects as the C-STORE handler does, then run the ingest task on their messages
-    (the real indexing path). Each object is a pydicom test file with the UIDs given."""
+    and the metadata task the index queues after its commit (the real indexing path). Each
+    object is a pydicom test file with the UIDs given."""
 
     def ingest_objects(*objects):
         batch = Collected()
@@ -56,7 +58,9 @@ def ingest(storage_root, tmp_path):
                 sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM", batch=batch,
             )  # fmt: skip
         instances_ingest(batch.messages)
-        return [Instance.objects.get(storage_key=message["storage_key"]) for message in batch.messages]
+        instances = [Instance.objects.get(storage_key=message["storage_key"]) for message in batch.messages]
+        metadata_keep_task([instance.pk for instance in instances])
+        return instances
 
     return ingest_objects
 

@@ -244,6 +244,10 @@ DICOM_TLS_KEY = env("DICOM_TLS_KEY", "") or None
 DICOM_TLS_CA = env("DICOM_TLS_CA", "")
 # Seconds after a series' first image before its thumbnail is drawn from its middle image.
 THUMBNAIL_DELAY = envint("THUMBNAIL_DELAY", 20)
+# Seconds after indexing before a batch's DICOM JSON is kept for WADO-RS /metadata
+# (imaging/archive/metadata.py): off the index's path, after a modality's burst. /metadata
+# computes what is not kept yet when it is read.
+METADATA_DELAY = envint("METADATA_DELAY", 5)
 # How many days back the periodic sweep looks for stored objects the index lacks.
 STORAGE_SWEEP_DAYS = envint("STORAGE_SWEEP_DAYS", 2)
 # Seconds between sweeps, and how old an unindexed object must be before the sweep takes it
