@@ -39,12 +39,13 @@ class Collected:
 @pytest.fixture
 def ingest(storage_root, tmp_path):
     """Receive objects as the C-STORE handler does, then run the ingest task on their messages
-    (the real indexing path). Each object is a pydicom test file with the UIDs given."""
+    (the real indexing path). Each object is a pydicom test file (or a data set) with the UIDs
+    given."""
 
     def ingest_objects(*objects):
         batch = Collected()
         for name, changes in objects:
-            ds = pydicom.dcmread(get_testdata_file(name))
+            ds = name if isinstance(name, pydicom.Dataset) else pydicom.dcmread(get_testdata_file(name))
             for keyword, value in changes.items():
                 setattr(ds, keyword, value)
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
