@@ -24,9 +24,28 @@ FRAME_MEDIA_TYPES = {
     "1.2.840.10008.1.2.4.92": "image/jpx", "1.2.840.10008.1.2.4.93": "image/jpx",
     "1.2.840.10008.1.2.4.201": "image/jphc", "1.2.840.10008.1.2.4.202": "image/jphc",
     "1.2.840.10008.1.2.4.203": "image/jphc", "1.2.840.10008.1.2.5": "image/dicom-rle",
+    # Video (PS3.5 8.2.5-8.2.8): the whole bitstream is the one "frame" (PS3.18 8.7.3.3.2).
+    "1.2.840.10008.1.2.4.100": "video/mpeg", "1.2.840.10008.1.2.4.101": "video/mpeg",
+    "1.2.840.10008.1.2.4.100.1": "video/mpeg", "1.2.840.10008.1.2.4.101.1": "video/mpeg",
+    **{f"1.2.840.10008.1.2.4.{n}{f}": "video/mp4" for n in range(102, 107) for f in ("", ".1")},
+    "1.2.840.10008.1.2.4.107": "video/h265", "1.2.840.10008.1.2.4.108": "video/h265",
 }  # fmt: skip
-# Older names clients still send for the same media types.
-MEDIA_ALIASES = {"image/x-dicom-rle": "image/dicom-rle", "image/x-jls": "image/jls"}
+VIDEO_SYNTAXES = frozenset(uid for uid, media in FRAME_MEDIA_TYPES.items() if media.startswith("video/"))
+# The transfer syntax a compressed media type means when it names none (PS3.18 Table 8.7.3-5,
+# the defaults), for STOW-RS bulk data parts.
+MEDIA_DEFAULT_SYNTAX = {
+    "image/jpeg": "1.2.840.10008.1.2.4.70", "image/jls": "1.2.840.10008.1.2.4.80",
+    "image/jp2": "1.2.840.10008.1.2.4.90", "image/jpx": "1.2.840.10008.1.2.4.92",
+    "image/jphc": "1.2.840.10008.1.2.4.201", "image/dicom-rle": "1.2.840.10008.1.2.5",
+    "video/mpeg": "1.2.840.10008.1.2.4.100", "video/mp4": "1.2.840.10008.1.2.4.102",
+    "video/h265": "1.2.840.10008.1.2.4.107",
+}  # fmt: skip
+# Older names clients still send for the same media types (dicomweb-client says video/mpeg2).
+MEDIA_ALIASES = {
+    "image/x-dicom-rle": "image/dicom-rle",
+    "image/x-jls": "image/jls",
+    "video/mpeg2": "video/mpeg",
+}
 
 
 class MediaRange(NamedTuple):
