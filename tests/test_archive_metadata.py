@@ -29,7 +29,7 @@ FILES = [
     *get_charset_files("chrRuss.dcm"),
     *get_charset_files("chrSQEncoding.dcm"),  # a character set inside a sequence item
 ]
-PIXELS_AND_AFTER = {0x7FE00010, 0xFFFCFFFC}
+PIXELS_AND_AFTER = {0x7FE00010}  # (what follows the pixel data is in the document too)
 
 
 def _bulk_paths(value, path="bulkdata"):

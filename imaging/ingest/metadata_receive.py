@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import UID, AllTransferSyntaxes, ExplicitVRLittleEndian
 
+from imaging.archive.transcode import VIDEO_SYNTAXES
 from imaging.ingest.index import IndexMessage, Sender
 from imaging.ingest.queueing import IngestBatch
 from imaging.ingest.receive import ObjectRefused, Refusal, file_receive
@@ -32,10 +33,6 @@ from imaging.ingest.receive import ObjectRefused, Refusal, file_receive
 PIXEL_DATA = "7FE00010"
 TRANSFER_SYNTAX_UID = "00020010"
 FRAGMENT_MOST = 1 << 30  # a fragment's length is 32 bits (PS3.5 A.4); a video's bitstream is cut up
-# The video transfer syntaxes (PS3.5 8.2.5-8.2.8, 10.x): all frames are one bitstream.
-VIDEO_SYNTAXES = frozenset(
-    f"1.2.840.10008.1.2.4.{number}{fragmentable}" for number in range(100, 109) for fragmentable in ("", ".1")
-)
 
 
 class BulkValue(NamedTuple):
