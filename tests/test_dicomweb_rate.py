@@ -91,3 +91,19 @@ def test_the_client_s_own_rate_applies_to_dicomweb_when_it_is_higher(ingest, liv
     url = f"{live_server.url}/dicomweb/studies/{study}/series/{series}/instances/{sop}/frames/1"
     headers = {"Authorization": f"Bearer {key}"}
     assert [requests.get(url, headers=headers, timeout=30).status_code for _ in range(6)] == [200] * 5 + [429]
+
+
+def test_a_staff_session_is_not_limited(ingest, live_server, settings, reference_data, staff):  # noqa: F811
+    from tests.conftest import PASSWORD
+
+    cache.clear()
+    settings.DICOMWEB_RATE_LIMIT = 3  # what would stop an API client after three
+    [instance] = ingest((multi_frame(20), {}))
+    study, series, sop = addressed(instance)
+    site = live_server.url.replace("localhost", "127.0.0.1")  # (a cookie jar keeps no cookie for "localhost")
+    session = requests.Session()
+    login = session.get(f"{site}/login/")
+    session.post(login.url, data={"username": "radiologist", "password": PASSWORD,
+                 "csrfmiddlewaretoken": session.cookies["csrftoken"]})  # fmt: skip
+    url = f"{site}/dicomweb/studies/{study}/series/{series}/instances/{sop}/frames"
+    assert [session.get(f"{url}/{number}", timeout=30).status_code for number in range(1, 21)] == [200] * 20

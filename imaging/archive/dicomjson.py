@@ -213,7 +213,21 @@ class _Walk:
         return items, pos
 
     def _fragments_skip(self, pos: int) -> int:
+        """Where an encapsulated value (PS3.5 A.4) ends: its items' headers walked, from the
+        last frame's first fragment when the Basic Offset Table says where that is (a 1000-frame
+        object is then a few items, not a thousand)."""
         data = self.data
+        if pos + 8 <= len(data):
+            group, element, bot_length = struct.unpack_from(self.order + "HHI", data, pos)
+            first_fragment = pos + 8 + bot_length
+            if (group << 16 | element) == ITEM and bot_length >= 4 and first_fragment <= len(data):
+                (last,) = struct.unpack_from(self.order + "I", data, first_fragment - 4)
+                at = first_fragment + last
+                if at + 8 <= len(data) and struct.unpack_from(self.order + "HH", data, at) == (
+                    0xFFFE,
+                    0xE000,
+                ):
+                    pos = at
         while pos + 8 <= len(data):
             group, element, length = struct.unpack_from(self.order + "HHI", data, pos)
             pos += 8 + (0 if (group << 16 | element) == SEQUENCE_END else length)
