@@ -365,6 +365,10 @@ CORS_ALLOWED_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
 # The largest STOW-RS request body (bytes), answered 413 before it is read (a whole CT study can
 # be a few GB; each instance goes to a temporary file and storage as it is read, never to memory).
 DICOMWEB_STOW_MAX_BYTES = envint("DICOMWEB_STOW_MAX_BYTES", 4 * 1024**3)
+# DICOMweb requests an API client may make a minute (or its own rate limit, if higher), counted
+# apart from its REST API requests: a viewer loading a study asks for a frame per slice, hundreds
+# in seconds (integrations/dicomweb/base.py DicomWebRateThrottle). Staff sessions are not limited.
+DICOMWEB_RATE_LIMIT = envint("DICOMWEB_RATE_LIMIT", 30_000)
 CORS_URLS_REGEX = r"^/dicomweb/.*$"
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type"]
 CORS_EXPOSE_HEADERS = ["content-location", "content-type", "warning"]

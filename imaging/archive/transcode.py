@@ -25,6 +25,12 @@ from imaging.ingest.storage import default_storage
 # Uncompressed syntaxes we convert to, the peer's preferred first: explicit VR keeps the VRs.
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 COPY_CHUNK = 1 << 20
+# The video transfer syntaxes (MPEG2, MPEG-4 AVC/H.264, HEVC/H.265: PS3.5 8.2.5-8.2.8, with the
+# fragmentable ones): the encapsulated value is one bitstream holding every frame, which nothing
+# here decodes (PS3.18 8.7.3.3.2: a video's frames are sent as the whole bitstream).
+VIDEO_SYNTAXES = frozenset(
+    f"1.2.840.10008.1.2.4.{number}{fragmentable}" for number in range(100, 109) for fragmentable in ("", ".1")
+) - {"1.2.840.10008.1.2.4.107.1", "1.2.840.10008.1.2.4.108.1"}
 
 
 class CannotTranscode(Exception):
