@@ -26,7 +26,7 @@ The handlers' side, as pynetdicom documents it for EVT_C_MOVE and EVT_C_GET, wit
 import logging
 from collections.abc import Generator
 from io import BytesIO
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -83,13 +83,17 @@ class RetrieveAssociation(Association):
         self.dimse.cancel_req = {}
         self._is_paused = True
         try:
-            RetrieveService(self).SCP(msg, context)  # type: ignore[arg-type]  # a C-MOVE or a C-GET, checked above
+            self.retrieve_service()(self).SCP(msg, context)  # type: ignore[arg-type]  # a C-MOVE or a C-GET, checked above
         except Exception:
             log.exception("%s failed", msg.msg_type)
             self.abort()
         finally:
             self._is_paused = False
             self.dimse.cancel_req = {}
+
+    def retrieve_service(self) -> "type[RetrieveService]":
+        """The service class that serves C-MOVE and C-GET here (the fast path's derives from it)."""
+        return RetrieveService
 
 
 def association_adopt(assoc: Association) -> None:
@@ -139,8 +143,28 @@ def store_outcome(status: Dataset) -> str:
     return "failed"
 
 
+class StoreSender(Protocol):
+    """What sends the C-STORE sub-operations: a pynetdicom Association (the C-MOVE destination's,
+    or the C-GET requestor's own), or the fast path's senders (fast/store_scu.py)."""
+
+    @property
+    def is_established(self) -> bool: ...
+
+    @property
+    def accepted_contexts(self) -> list[PresentationContext]: ...
+
+    def send_c_store(
+        self, dataset: Any, msg_id: int = 1, priority: int = 2,
+        originator_aet: str | None = None, originator_id: int | None = None,
+    ) -> Dataset: ...  # fmt: skip
+
+    def release(self) -> None: ...
+
+
 class RetrieveService(QueryRetrieveServiceClass):
-    """One C-MOVE or C-GET request, served (see the module's docstring)."""
+    """One C-MOVE or C-GET request, served (see the module's docstring). Three methods are
+    where the fast path (fast/store_scu.py) sends the short way: destination_associate,
+    requestor_sender and _respond."""
 
     def SCP(self, req: C_MOVE | C_GET, context: PresentationContext) -> None:  # type: ignore[override]  # pynetdicom's takes C-FIND too
         rsp = C_MOVE() if isinstance(req, C_MOVE) else C_GET()
@@ -190,12 +214,12 @@ class RetrieveService(QueryRetrieveServiceClass):
             self._respond(SUCCESS, counts=(None, 0, 0, 0))
             return
         if destination is None:  # C-GET: to the requestor, on its own association (PS3.4 C.4.3)
-            self._suboperations(items, count, self.assoc)
+            self._suboperations(items, count, self.requestor_sender())
             return
         host, port, *more = destination
         kwargs = dict(more[0]) if more else {}
         kwargs.setdefault("ae_title", self.req.MoveDestination)  # type: ignore[union-attr]  # a C-MOVE's
-        store = self.ae.associate(host, port, **kwargs)
+        store = self.destination_associate(host, port, kwargs)
         if not store.is_established:
             log.warning("C-MOVE: the move destination %s at %s:%s did not accept an association",
                         kwargs["ae_title"], host, port)  # fmt: skip
@@ -211,7 +235,15 @@ class RetrieveService(QueryRetrieveServiceClass):
             if store.is_established:
                 store.release()
 
-    def _suboperations(self, items: Items, count: int, sender: Association) -> None:
+    def destination_associate(self, host: str, port: int, kwargs: dict[str, Any]) -> StoreSender:
+        """The association to the move destination (kwargs for AE.associate: ae_title, contexts)."""
+        return self.ae.associate(host, port, **kwargs)
+
+    def requestor_sender(self) -> StoreSender:
+        """What sends a C-GET's objects: the requestor's own association (PS3.4 C.4.3)."""
+        return self.assoc
+
+    def _suboperations(self, items: Items, count: int, sender: StoreSender) -> None:
         """Send each object the handler yields and answer Pending with the counts after each
         (PS3.4 C.4.2.1.4 / C.4.3.1.3: remaining, completed, failed, warning); the final answer
         lists the objects that failed (Failed SOP Instance UID List)."""
@@ -270,7 +302,7 @@ class RetrieveService(QueryRetrieveServiceClass):
                 SUB_OPERATIONS_WARNING, counts=(None, completed, failed, warning), failed_uids=failed_uids
             )
 
-    def _store(self, sender: Association, item: RetrievedInstance, message_id: int) -> str:
+    def _store(self, sender: StoreSender, item: RetrievedInstance, message_id: int) -> str:
         """One C-STORE sub-operation: the object as the peer may take it, sent as it is read."""
         if not sender.is_established:
             return "failed"

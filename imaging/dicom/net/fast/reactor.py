@@ -25,10 +25,11 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at impo
 from pynetdicom.transport import AssociationSocket
 
 from imaging.dicom.net.fast.dimse import FastDIMSE
+from imaging.dicom.net.fast.store_scu import FastRetrieveService
 from imaging.dicom.net.fast.wire import DecodedPData, p_data_decode
 from imaging.dicom.net.fast.worklist_scp import QueryFind, WorklistFind
 from imaging.dicom.net.handlers import association_finish, thread_ended
-from imaging.dicom.net.retrieve_scp import RetrieveAssociation
+from imaging.dicom.net.retrieve_scp import RetrieveAssociation, RetrieveService
 
 if TYPE_CHECKING:
     from pynetdicom.pdu import _PDUType
@@ -277,9 +278,9 @@ class EventDrivenDUL(DULServiceProvider):
 class EventDrivenAssociation(RetrieveAssociation):
     """pynetdicom's acceptor loop sleeps 1 ms between looks at its queues; this one waits
     until a DIMSE message or an ACSE primitive (release, abort) arrives. (The listener's
-    associations serve C-MOVE and C-GET with retrieve_scp.py's: so does this one. A C-GET's
-    C-STORE sub-operations go out on this association from its own thread, send_c_store waiting
-    for each answer on the DIMSE queue that the DUL thread fills, as in pynetdicom.)"""
+    associations serve C-MOVE and C-GET with retrieve_scp.py's: so does this one, with the
+    sub-operations of store_scu.py. A C-GET's C-STORE sub-operations go out on this association
+    from its own thread, each waiting for its answer on the DIMSE queue that the DUL thread fills.)"""
 
     def prepare(self) -> None:
         self._wakeup = threading.Event()
@@ -289,6 +290,10 @@ class EventDrivenAssociation(RetrieveAssociation):
     def kill(self) -> None:
         self._wakeup.set()
         super().kill()
+
+    def retrieve_service(self) -> type[RetrieveService]:
+        """C-MOVE and C-GET with their sub-operations sent the short way (store_scu.py)."""
+        return FastRetrieveService
 
     def run(self) -> None:
         try:
