@@ -12,8 +12,8 @@ association's own thread:
   PS3.8 9.3.2-9.3.7 with pynetdicom's PDU classes for the A-ASSOCIATE-RQ/-AC), on a socket with
   Nagle's algorithm off, that writes each C-STORE-RQ and reads its C-STORE-RSP itself.
 - C-GET: the C-STORE-RQ is written straight to the requestor's socket, whose DUL thread still
-  reads everything the peer sends (so a C-CANCEL is heard as before); the C-STORE-RSP comes back
-  on the DIMSE queue (RequestorStoreSender). Over TLS, where two threads may not use one
+  reads everything the peer sends (so a C-CANCEL is heard as before) and hands the C-STORE-RSP
+  over read the short way (RequestorStoreSender, FastDIMSE.store_answers). Over TLS, where two threads may not use one
   connection, pynetdicom sends them.
 - The data set goes from the stored file as it is read, a PDU at a time (PS3.8 9.3.5; P-DATA-TF
   fragments of at most the peer's Maximum Length Received, PS3.8 D.1), never re-encoded.
@@ -27,8 +27,10 @@ asynchronous operations window is negotiated, PS3.7 D.3.3.3).
 
 import logging
 import os
+import queue
 import socket
 import struct
+import time
 from copy import deepcopy
 from io import BufferedReader
 from typing import Any, cast
@@ -37,7 +39,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import _config
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_MOVE, C_STORE
+from pynetdicom.dimse_primitives import C_MOVE
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
 from pynetdicom.pdu_primitives import (
@@ -49,6 +51,7 @@ from pynetdicom.pdu_primitives import (
 from pynetdicom.presentation import PresentationContext, negotiate_as_requestor
 from pynetdicom.transport import AddressInformation
 
+from imaging.dicom.net.fast.dimse import FastDIMSE
 from imaging.dicom.net.fast.wire import (
     C_GET_RSP,
     C_MOVE_RSP,
@@ -70,6 +73,8 @@ ABORT_RQ = b"\x07\x00\x00\x00\x00\x04\x00\x00\x00\x00"  # A-ABORT, service-user,
 UNLIMITED_PDU = 1 << 20
 # The longest PDU we read other than a P-DATA-TF: an A-ASSOCIATE-AC is small.
 PDU_LIMIT = 1 << 20
+# How often a C-GET's sub-operation waiting for its answer looks whether the association ended.
+ANSWER_WAIT = 0.5
 # Elements of the file meta information read from a stored file (PS3.10 7.1).
 MEDIA_SOP_CLASS, MEDIA_SOP_INSTANCE, TRANSFER_SYNTAX = 0x0002, 0x0003, 0x0010
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -335,8 +340,8 @@ class StoreAssociation:
 
 class RequestorStoreSender:
     """A C-GET's C-STORE sub-operations on the requestor's own association (see the module's
-    docstring): written straight to its socket from the association's thread, answered through
-    the DIMSE queue that its DUL thread fills."""
+    docstring): written straight to its socket from the association's thread; its DUL thread
+    hands the answer over (FastDIMSE.store_answers)."""
 
     def __init__(self, assoc: Association, sock: socket.socket) -> None:
         self.assoc, self.sock = assoc, sock
@@ -359,21 +364,34 @@ class RequestorStoreSender:
         if context is None:
             raise ValueError(f"no accepted context for {stored.sop_class_uid} in {stored.transfer_syntax}")
         command = store_request_command(stored.sop_class_uid, stored.sop_instance_uid, msg_id)
-        message_write(self.sock, cast(int, context.context_id), command, stored, self.max_pdu)
-        while True:
-            _context_id, answer = self.assoc.dimse.get_msg(block=True)
-            if answer is None:  # the DIMSE timeout passed, or the association ended
-                if self.assoc.is_established:
-                    log.error("C-GET: no answer to the C-STORE of %s in time", stored.sop_instance_uid)
-                    self.assoc.abort()
-                return Dataset()
-            if isinstance(answer, C_STORE) and answer.MessageIDBeingRespondedTo == msg_id:
-                status = Dataset()
-                status.Status = answer.Status
-                if answer.ErrorComment:
-                    status.ErrorComment = answer.ErrorComment
-                return status
-            log.warning("C-GET: ignored a %s while waiting for a C-STORE-RSP", type(answer).__name__)
+        dimse = cast(FastDIMSE, self.assoc.dimse)  # server.py gave it that class
+        answers: queue.SimpleQueue[dict[int, bytes]] = queue.SimpleQueue()
+        dimse.store_answers = answers
+        try:
+            message_write(self.sock, cast(int, context.context_id), command, stored, self.max_pdu)
+            return self._answer(answers, msg_id, stored)
+        finally:
+            dimse.store_answers = None
+
+    def _answer(
+        self, answers: "queue.SimpleQueue[dict[int, bytes]]", msg_id: int, stored: StoredFile
+    ) -> Dataset:
+        """The C-STORE-RSP to ``msg_id``, which the DUL thread hands over (FastDIMSE._store_answer);
+        an empty status if none came within the DIMSE timeout or the association ended."""
+        deadline = time.monotonic() + (self.assoc.dimse_timeout or 60)
+        while self.assoc.is_established and time.monotonic() < deadline:
+            try:
+                command = answers.get(timeout=ANSWER_WAIT)
+            except queue.Empty:
+                continue
+            try:
+                return store_status(command, msg_id)
+            except StoreAbandoned:
+                log.warning("C-GET: ignored a C-STORE-RSP to another request than %d", msg_id)
+        if self.assoc.is_established:
+            log.error("C-GET: no answer to the C-STORE of %s in time", stored.sop_instance_uid)
+            self.assoc.abort()
+        return Dataset()
 
     def release(self) -> None:  # the requestor's association: it releases it
         pass
