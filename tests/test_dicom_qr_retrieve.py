@@ -268,6 +268,53 @@ def test_getscu_gets_what_was_stored_byte_for_byte(archive, tmp_path):
     assert AuditEntry.objects.filter(action="retrieve", changes__service=[None, "C-GET"]).count() == 2
 
 
+def test_getscu_proposing_a_compressed_syntax_first_gets_every_object(archive, tmp_path):
+    """getscu +xs proposes each storage class (SCP role) in one context, JPEG Lossless first and
+    the uncompressed syntaxes after. We cannot write JPEG Lossless: the listener accepts Explicit
+    VR Little Endian there instead (PS3.8 9.3.3.2, the acceptor's choice), so the uncompressed
+    objects arrive byte for byte and the compressed ones decompressed; it used to accept JPEG
+    Lossless, and then no object stored otherwise could go. getscu +xv (JPEG 2000 lossless
+    first), which we can write: the JPEG 2000 object as stored, the others compressed into it
+    losslessly (the same pixels)."""
+    folder = tmp_path / "getscu"
+    folder.mkdir()
+    names = {instance.sop_instance_uid: name for name, instance in archive.instances.items()}
+
+    def get(option, study):
+        dcmtk("getscu", archive.listener, "-S", "+B", option, "-od", str(folder), "-k", "QueryRetrieveLevel=STUDY",
+              "-k", f"StudyInstanceUID={archive.studies[study]}")  # fmt: skip
+        copies = {names[str(pydicom.dcmread(path).SOPInstanceUID)]: path for path in folder.iterdir()}
+        arrived = {
+            name: (pydicom.dcmread(path), dataset_bytes(path.read_bytes())) for name, path in copies.items()
+        }
+        for path in copies.values():
+            path.unlink()
+        return arrived
+
+    def same_pixels(name, copy):
+        return numpy.array_equal(copy.pixel_array, pydicom.dcmread(archive.files[name]).pixel_array)
+
+    plain, compressed = get("+xs", "plain"), get("+xs", "compressed")
+    assert set(plain) == {"CT_small.dcm", "MR_small.dcm"}
+    assert set(compressed) == {"MR_small_jp2klossless.dcm", "SC_rgb_rle_2frame.dcm"}
+    for name, (copy, data) in plain.items():
+        assert copy.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian and data == archive.stored(name), (
+            name
+        )
+    for name, (copy, _data) in compressed.items():
+        assert copy.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian and same_pixels(name, copy), name
+
+    plain, compressed = get("+xv", "plain"), get("+xv", "compressed")
+    for name, (copy, _data) in plain.items():
+        assert copy.file_meta.TransferSyntaxUID == J2K_LOSSLESS and same_pixels(name, copy), name
+    copy, data = compressed["MR_small_jp2klossless.dcm"]
+    assert copy.file_meta.TransferSyntaxUID == J2K_LOSSLESS and data == archive.stored(
+        "MR_small_jp2klossless.dcm"
+    )
+    copy, _data = compressed["SC_rgb_rle_2frame.dcm"]
+    assert copy.file_meta.TransferSyntaxUID == J2K_LOSSLESS and same_pixels("SC_rgb_rle_2frame.dcm", copy)
+
+
 def move_association(listener, ae_title="RETRIEVER"):
     ae = AE(ae_title=ae_title)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)

@@ -31,9 +31,11 @@ from typing import Any, Protocol, cast
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
+from pynetdicom.acse import ACSE
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE, DimseServiceType
 from pynetdicom.dsutils import encode
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.service_class import QueryRetrieveServiceClass
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
@@ -44,6 +46,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at impo
 )
 
 from imaging.archive.retrieve import InstanceUnavailable, RetrievedInstance, instance_sendable
+from imaging.archive.transcode import LOSSLESS_ENCODABLE
 from imaging.dicom.records.status import (
     CANCELLED,
     MOVE_DESTINATION_UNKNOWN,
@@ -64,6 +67,8 @@ MOST_CONTEXTS = 128
 # The Error Comment when a handler raised (the traceback is in the listener's log).
 HANDLER_FAILED = "The retrieve failed: see the listener's log"
 UNCOMPRESSED: list[str | UID] = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+# The transfer syntaxes we can send any object in (transcode.py): uncompressed, or losslessly compressed.
+WRITABLE = {*map(str, UNCOMPRESSED), *LOSSLESS_ENCODABLE}
 
 # A handler's yields (see the module's docstring).
 Yielded = Any
@@ -96,11 +101,43 @@ class RetrieveAssociation(Association):
         return RetrieveService
 
 
+class RetrieveACSE(ACSE):
+    """pynetdicom's ACSE, choosing the transfer syntax of a storage context in which we send
+    (the requestor proposed the SCP role: a C-GET's, PS3.4 C.4.3) so that every object can go.
+
+    pynetdicom takes the first of our syntaxes the requestor proposes, compressed ones first (to
+    store what modalities send as they send it). A C-GET requestor proposing JPEG Lossless first
+    and the uncompressed syntaxes after in one context (dcmtk's getscu +xs) then had JPEG
+    Lossless accepted, and objects stored otherwise could not go at all: we cannot write JPEG
+    Lossless. PS3.8 9.3.3.2 leaves the choice to the acceptor: here the first syntax the
+    requestor proposes (its preference) that we can write any object in (transcode.py:
+    uncompressed, or a lossless compression we can encode); pynetdicom's choice if there is
+    none. Objects stored in it go as stored; others are decompressed (or losslessly
+    compressed) into it."""
+
+    def send_accept(self) -> None:
+        request = cast(A_ASSOCIATE, self.requestor.primitive)
+        proposed = {
+            context.context_id: [str(uid) for uid in context.transfer_syntax]
+            for context in request.presentation_context_definition_list
+        }
+        for context in self.assoc._accepted_cx.values():
+            if not context.as_scu:
+                continue
+            writable = next((uid for uid in proposed.get(context.context_id, []) if uid in WRITABLE), None)
+            if writable is not None:
+                context.transfer_syntax = [UID(writable)]
+        super().send_accept()
+
+
 def association_adopt(assoc: Association) -> None:
     """Make an association pynetdicom's server has just made (before its threads start) a
-    RetrieveAssociation (see the module's docstring): it adds one override and no state."""
+    RetrieveAssociation (see the module's docstring), with a RetrieveACSE: they add overrides
+    and no state."""
     if not isinstance(assoc, RetrieveAssociation):
         assoc.__class__ = RetrieveAssociation
+    if not isinstance(assoc.acse, RetrieveACSE):
+        assoc.acse.__class__ = RetrieveACSE
 
 
 def move_contexts(instances: list[RetrievedInstance]) -> list[PresentationContext]:
