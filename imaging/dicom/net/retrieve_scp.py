@@ -288,6 +288,7 @@ class RetrieveService(QueryRetrieveServiceClass):
         failed_uids: list[str] = []
         outcome: str | None = None
         message_id = 0
+        self._accepted: dict[str, list[str]] = {}  # the syntaxes ``sender`` accepted, by SOP class
         while True:
             try:
                 status, item = items.send(outcome)
@@ -343,11 +344,13 @@ class RetrieveService(QueryRetrieveServiceClass):
         """One C-STORE sub-operation: the object as the peer may take it, sent as it is read."""
         if not sender.is_established:
             return "failed"
-        accepted = [
-            str(cx.transfer_syntax[0])
-            for cx in sender.accepted_contexts
-            if cx.abstract_syntax == item.sop_class_uid and cx.as_scu
-        ]
+        accepted = self._accepted.get(item.sop_class_uid)
+        if accepted is None:  # once a SOP class: pynetdicom sorts its contexts at every look
+            self._accepted[item.sop_class_uid] = accepted = [
+                str(cx.transfer_syntax[0])
+                for cx in sender.accepted_contexts
+                if cx.abstract_syntax == item.sop_class_uid and cx.as_scu
+            ]
         # PS3.7 9.1.1.1: a C-MOVE's sub-operations say who asked for the move, and which request.
         moving = isinstance(self.req, C_MOVE)
         originator_aet = self.assoc.requestor.ae_title if moving else None

@@ -32,7 +32,6 @@ import socket
 import struct
 import time
 from copy import deepcopy
-from io import BufferedReader
 from typing import Any, cast
 
 from pydicom.dataset import Dataset
@@ -145,7 +144,10 @@ def message_write(
 ) -> None:
     """A C-STORE-RQ: its command in one PDU, then the data set from the file as it is read, a
     P-DATA-TF PDU of one fragment at a time (PS3.7 E.2: control header bit 0 command, bit 1
-    last fragment). ``max_pdu`` is the peer's Maximum Length Received (0: no limit)."""
+    last fragment), each read into one buffer behind its header and written from it (sendfile
+    cost more in Python's socket.sendfile than the copy it saves). ``max_pdu`` is the peer's
+    Maximum Length Received (0: no limit). Raises OSError or StoreAbandoned; the association
+    cannot go on after one of these once anything was written."""
     room = (max_pdu or UNLIMITED_PDU) - 6  # each PDV item's 6-byte header counts (PS3.8 D.1)
     if len(command) > room:
         raise StoreAbandoned(f"a {len(command)}-byte command does not fit the peer's {max_pdu}-byte PDU")
@@ -153,13 +155,12 @@ def message_write(
     buffer = bytearray(12 + min(room, max(stored.size, 1)))
     view = memoryview(buffer)
     left = stored.size
-    with open(stored.path, "rb", buffering=0) as raw:
-        file = cast(BufferedReader, raw)
+    with open(stored.path, "rb", buffering=0) as file:
         file.seek(stored.offset)
         while True:
             got = file.readinto(view[12 : 12 + min(room, left)]) if left else 0
             if left and not got:
-                raise OSError(f"{stored.path} ended {left} bytes early")
+                raise StoreAbandoned(f"{stored.path} ended before its data set did")
             left -= got
             struct.pack_into(">BBLLBB", buffer, 0, 0x04, 0x00, got + 6, got + 2, context_id,
                              0x02 if not left else 0x00)  # fmt: skip
@@ -346,6 +347,7 @@ class RequestorStoreSender:
     def __init__(self, assoc: Association, sock: socket.socket) -> None:
         self.assoc, self.sock = assoc, sock
         self.max_pdu = assoc.requestor.maximum_length or 0  # what the requestor receives (PS3.8 D.1)
+        self.contexts = assoc.accepted_contexts  # fixed once negotiated; pynetdicom sorts them at each look
 
     @property
     def is_established(self) -> bool:
@@ -353,14 +355,14 @@ class RequestorStoreSender:
 
     @property
     def accepted_contexts(self) -> list[PresentationContext]:
-        return self.assoc.accepted_contexts
+        return self.contexts
 
     def send_c_store(
         self, dataset: Any, msg_id: int = 1, priority: int = 2,
         originator_aet: str | None = None, originator_id: int | None = None,
     ) -> Dataset:  # fmt: skip
         stored = StoredFile(os.fspath(dataset))
-        context = context_for(self.assoc.accepted_contexts, stored)
+        context = context_for(self.contexts, stored)
         if context is None:
             raise ValueError(f"no accepted context for {stored.sop_class_uid} in {stored.transfer_syntax}")
         command = store_request_command(stored.sop_class_uid, stored.sop_instance_uid, msg_id)
@@ -368,7 +370,12 @@ class RequestorStoreSender:
         answers: queue.SimpleQueue[dict[int, bytes]] = queue.SimpleQueue()
         dimse.store_answers = answers
         try:
-            message_write(self.sock, cast(int, context.context_id), command, stored, self.max_pdu)
+            try:
+                message_write(self.sock, cast(int, context.context_id), command, stored, self.max_pdu)
+            except (OSError, StoreAbandoned) as error:  # cut off mid-message: nothing can follow it
+                log.warning("C-GET: %s not sent: %s", stored.sop_instance_uid, error)
+                self.assoc.abort()
+                return Dataset()
             return self._answer(answers, msg_id, stored)
         finally:
             dimse.store_answers = None
