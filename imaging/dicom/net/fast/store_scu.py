@@ -28,11 +28,12 @@ asynchronous operations window is negotiated, PS3.7 D.3.3.3).
 import logging
 import os
 import queue
+import select
 import socket
 import struct
 import time
 from copy import deepcopy
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -61,6 +62,9 @@ from imaging.dicom.net.fast.wire import (
 )
 from imaging.dicom.net.retrieve_scp import RetrieveService, StoreSender
 from imaging.dicom.records.status import PENDING, SUCCESS
+
+if TYPE_CHECKING:  # reactor.py imports this module
+    from imaging.dicom.net.fast.reactor import EventDrivenDUL, FastSocket
 
 log = logging.getLogger("imaging.dicom")
 
@@ -341,13 +345,18 @@ class StoreAssociation:
 
 class RequestorStoreSender:
     """A C-GET's C-STORE sub-operations on the requestor's own association (see the module's
-    docstring): written straight to its socket from the association's thread; its DUL thread
-    hands the answer over (FastDIMSE.store_answers)."""
+    docstring), from the association's thread: each written straight to its socket, and its
+    answer read there too while the DUL thread lends the socket (EventDrivenDUL.socket_borrow).
+    Anything else the peer sends meanwhile (a C-CANCEL, an A-ABORT) is pushed back for the DUL
+    thread to read as usual, the socket given back, and the answer then comes from the DUL thread
+    (FastDIMSE.store_answers)."""
 
     def __init__(self, assoc: Association, sock: socket.socket) -> None:
         self.assoc, self.sock = assoc, sock
+        self.dul = cast("EventDrivenDUL", assoc.dul)  # server.py gave it that class
         self.max_pdu = assoc.requestor.maximum_length or 0  # what the requestor receives (PS3.8 D.1)
         self.contexts = assoc.accepted_contexts  # fixed once negotiated; pynetdicom sorts them at each look
+        self.borrowed = False
 
     @property
     def is_established(self) -> bool:
@@ -370,15 +379,48 @@ class RequestorStoreSender:
         answers: queue.SimpleQueue[dict[int, bytes]] = queue.SimpleQueue()
         dimse.store_answers = answers
         try:
+            if not self.borrowed:
+                self.borrowed = self.dul.socket_borrow()
             try:
                 message_write(self.sock, cast(int, context.context_id), command, stored, self.max_pdu)
             except (OSError, StoreAbandoned) as error:  # cut off mid-message: nothing can follow it
                 log.warning("C-GET: %s not sent: %s", stored.sop_instance_uid, error)
+                self.finish()
                 self.assoc.abort()
                 return Dataset()
-            return self._answer(answers, msg_id, stored)
+            status = self._answer_read(msg_id) if self.borrowed else None
+            return status if status is not None else self._answer(answers, msg_id, stored)
         finally:
             dimse.store_answers = None
+
+    def _answer_read(self, msg_id: int) -> Dataset | None:
+        """The C-STORE-RSP to ``msg_id`` read off the borrowed socket; None if the peer sent
+        something else first (pushed back, the socket given back) or the association ended."""
+        fast = cast("FastSocket", self.dul.socket)
+        limit = self.assoc.acceptor.maximum_length or PDU_LIMIT  # what we receive (PS3.8 D.1)
+        deadline = time.monotonic() + (self.assoc.dimse_timeout or 60)
+        while True:
+            if not self.assoc.is_established or time.monotonic() > deadline:
+                self.finish()
+                return None  # _answer tells which
+            ready, _, _ = select.select([self.sock], [], [], ANSWER_WAIT)
+            if not ready:
+                continue
+            pdu = bytes(fast.recv(6))
+            if len(pdu) == 6:
+                kind, _, length = struct.unpack(">BBL", pdu)
+                if kind == 0x04 and length <= limit:
+                    pdu += fast.recv(length)
+                    command = _store_answer(pdu)
+                    if command is not None:
+                        try:
+                            return store_status(command, msg_id)
+                        except StoreAbandoned:
+                            log.warning("C-GET: ignored a C-STORE-RSP to another request than %d", msg_id)
+                            continue
+            fast.pushed_back = pdu  # the DUL thread reads it as it arrived (and the rest of it)
+            self.finish()
+            return None
 
     def _answer(
         self, answers: "queue.SimpleQueue[dict[int, bytes]]", msg_id: int, stored: StoredFile
@@ -400,8 +442,30 @@ class RequestorStoreSender:
             self.assoc.abort()
         return Dataset()
 
+    def finish(self) -> None:
+        """Give the socket back to the DUL thread."""
+        if self.borrowed:
+            self.borrowed = False
+            self.dul.socket_give_back()
+
     def release(self) -> None:  # the requestor's association: it releases it
-        pass
+        self.finish()
+
+
+def _store_answer(pdu: bytes) -> dict[int, bytes] | None:
+    """The command elements of a P-DATA-TF PDU that holds a whole C-STORE-RSP command and
+    nothing else (one presentation data value item, command, last fragment: PS3.8 9.3.5,
+    PS3.7 E.2), or None."""
+    if len(pdu) < 12:
+        return None
+    (item_length,) = struct.unpack_from(">L", pdu, 6)
+    if 10 + item_length != len(pdu) or pdu[11] != 0x03:
+        return None
+    try:
+        command = command_read(pdu[12:])
+    except ValueError:
+        return None
+    return command if command.get(0x0100) == b"\x01\x80" else None  # Command Field: C-STORE-RSP
 
 
 def plain_socket(assoc: Association) -> socket.socket | None:
@@ -425,6 +489,13 @@ class FastRetrieveService(RetrieveService):
     def requestor_sender(self) -> StoreSender:
         sock = plain_socket(self.assoc)
         return super().requestor_sender() if sock is None else RequestorStoreSender(self.assoc, sock)
+
+    def _suboperations(self, items: Any, count: int, sender: StoreSender) -> None:
+        try:
+            super()._suboperations(items, count, sender)
+        finally:
+            if isinstance(sender, RequestorStoreSender):
+                sender.finish()  # the socket back to the DUL thread
 
     def _respond(
         self,
