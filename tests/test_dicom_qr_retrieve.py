@@ -431,6 +431,42 @@ def test_c_cancel_stops_a_move(nodes, dicom_listener, storage_root):
     assert final.NumberOfCompletedSuboperations == len(stored) < 6
 
 
+def test_c_cancel_stops_a_get_even_while_a_sub_operation_waits_for_its_answer(
+    nodes, dicom_listener, storage_root
+):
+    """The requestor sends its C-CANCEL before it answers the first C-STORE: the listener, waiting
+    for that answer on the same association, hears the C-CANCEL (PS3.4 C.4.3.3.1) and stops."""
+    study = make_study(series=1, images=6)
+    stored = []
+
+    def on_store(event):
+        stored.append(event.request.AffectedSOPInstanceUID)
+        if len(stored) == 1:
+            context = next(cx for cx in event.assoc.accepted_contexts
+                           if cx.abstract_syntax == StudyRootQueryRetrieveInformationModelGet)  # fmt: skip
+            event.assoc.send_c_cancel(1, context.context_id)  # send_c_get's message ID
+        return 0x0000
+
+    ae = AE(ae_title="RETRIEVER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", dicom_listener.port, ae_title="VETPACS",
+                         ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+    assert assoc.is_established
+    try:
+        query = study_identifier(study.study_instance_uid)
+        statuses = [
+            status for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)
+        ]
+    finally:
+        assoc.release()
+    final = statuses[-1]
+    assert final.Status == 0xFE00
+    assert final.NumberOfRemainingSuboperations > 0
+    assert final.NumberOfCompletedSuboperations == len(stored) < 6
+
+
 def test_c_get_sends_on_the_callers_association_in_the_syntax_it_accepts(nodes, dicom_listener, storage_root):
     """A pynetdicom C-GET SCU taking CT images in implicit VR only: the objects, stored in
     explicit VR, arrive re-encoded with every element the same; one that proposes no storage
