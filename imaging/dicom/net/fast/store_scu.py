@@ -176,14 +176,16 @@ def message_write(
 def store_status(command: dict[int, bytes], message_id: int) -> Dataset:
     """The status of a C-STORE-RSP command (PS3.7 9.3.1.2) answering ``message_id``, as
     Association.send_c_store gives it: Status and, if sent, Error Comment."""
-    field = command.get(0x0100)
-    answered = command.get(0x0120)
-    status_bytes = command.get(0x0900)
-    if (field is None or struct.unpack("<H", field[:2])[0] != 0x8001 or answered is None
-            or struct.unpack("<H", answered[:2])[0] != message_id or status_bytes is None):  # fmt: skip
+    try:
+        (field,), (answered,), (code,) = (
+            struct.unpack("<H", command[key]) for key in (0x0100, 0x0120, 0x0900)
+        )
+    except (KeyError, struct.error):  # missing, or not a US (PS3.7 E.1-1)
+        raise StoreAbandoned("the peer's answer is not a C-STORE-RSP") from None
+    if field != 0x8001 or answered != message_id:
         raise StoreAbandoned("the peer's answer is not the C-STORE-RSP to our request")
     status = Dataset()
-    status.Status = struct.unpack("<H", status_bytes[:2])[0]
+    status.Status = code
     if command.get(0x0902):
         status.ErrorComment = command[0x0902].rstrip(b"\0 ").decode("ascii", "replace")
     return status
