@@ -181,6 +181,14 @@ def vetpacs_thumbnails_pending():
     return Series.objects.filter(thumbnail_key="").count()
 
 
+def vetpacs_metadata_pending():
+    """Instances whose /metadata document the worker has not kept yet (imaging.tasks.metadata_keep,
+    queued after indexing): /metadata would compute them when read."""
+    from imaging.models import Instance
+
+    return Instance.objects.filter(metadata=None).count()
+
+
 def vetpacs_linked():
     from imaging.models import Study
 
@@ -779,18 +787,24 @@ def main():
                 t1 = time.perf_counter()
                 try:
                     progress(vetpacs_thumbnails_pending, lambda n: n == 0, what="series thumbnails", stall=60)
+                    progress(vetpacs_metadata_pending, lambda n: n == 0, what="metadata documents", stall=60)
                 except TimeoutError as error:
                     print(f"  note: {error}", flush=True)
                 settled = stored + time.perf_counter() - t1
                 linked, studies = vetpacs_linked()
                 loading.append(
-                    (f"VetPACS (until indexed; thumbnails done at {settled:.0f} s)", sent, stored, failed)
+                    (
+                        f"VetPACS (until indexed; thumbnails and metadata done at {settled:.0f} s)",
+                        sent,
+                        stored,
+                        failed,
+                    )
                 )
                 state["servers"].append("VetPACS")
                 state["db"] = db.name
                 print(
                     f"  VetPACS: {expected:,} instances indexed in {stored:.0f} s ({expected / stored:.0f}/s);"
-                    f" {linked:,} of {studies:,} studies linked to their animal; thumbnails done at {settled:.0f} s",
+                    f" {linked:,} of {studies:,} studies linked to their animal; thumbnails and metadata done at {settled:.0f} s",
                     flush=True,
                 )
             if worker.poll() is not None:

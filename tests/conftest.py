@@ -112,7 +112,7 @@ def process_env(transactional_db, storage_root, celery_test_queue, settings):
     queue_purge(celery_test_queue)  # what an earlier test queued and did not wait for
     return {
         **os.environ, "DATABASE_URL": url, "STORAGE_ROOT": str(storage_root), "CELERY_QUEUE": celery_test_queue,
-        "THUMBNAIL_DELAY": "1", "PYTHONUNBUFFERED": "1", "VETPACS_NOW": str(settings.CLOCK_NOW or ""),
+        "THUMBNAIL_DELAY": "1", "METADATA_DELAY": "0", "PYTHONUNBUFFERED": "1", "VETPACS_NOW": str(settings.CLOCK_NOW or ""),
     }  # fmt: skip
 
 

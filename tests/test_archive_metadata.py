@@ -9,6 +9,7 @@ import pydicom
 import pytest
 from pydicom.data import get_charset_files, get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
 
@@ -29,7 +30,7 @@ FILES = [
     *get_charset_files("chrRuss.dcm"),
     *get_charset_files("chrSQEncoding.dcm"),  # a character set inside a sequence item
 ]
-PIXELS_AND_AFTER = {0x7FE00010, 0xFFFCFFFC}
+PIXELS_AND_AFTER = {0x7FE00010}  # (what follows the pixel data is in the document too)
 
 
 def _bulk_paths(value, path="bulkdata"):
@@ -127,3 +128,19 @@ def test_uncompressed_frames_from_the_file_are_pydicoms_pixels(storage_root, nam
     assert frames == [frame.astype(frame.dtype.newbyteorder("<")).tobytes() for frame in expected]
     with pytest.raises(NoSuchFrame, match=f"Frame {count + 1} is out of range"):
         frames_read(key, [1, count + 1], uncompressed=True)
+
+
+@pytest.mark.parametrize("has_bot", [True, False], ids=["basic offset table", "empty offset table"])
+def test_attributes_after_encapsulated_pixel_data_are_in_the_document(has_bot):
+    dataset = Dataset()
+    dataset.Rows, dataset.Columns, dataset.NumberOfFrames = 8, 8, 3
+    frames = [bytes([n]) * 30 + b"\xfe\xff\xdd\xe0" for n in range(3)]  # a delimiter's bytes inside a frame
+    dataset.PixelData = encapsulate(frames, fragments_per_frame=2, has_bot=has_bot)
+    dataset["PixelData"].VR = "OB"
+    dataset.add_new(0x7FE10010, "LO", "ACME VET")
+    dataset.add_new(0x7FE11002, "LO", "after the pixels")
+    dataset.add_new(0xFFFCFFFC, "OB", b"\x00" * 4)
+    document = orjson.loads(part10_document(_part10(dataset, "1.2.840.10008.1.2.4.90")))
+    assert document["7FE00010"] == {"vr": "OB", "BulkDataURI": "bulkdata/7FE00010"}
+    assert document["7FE11002"] == {"vr": "LO", "Value": ["after the pixels"]}
+    assert document["FFFCFFFC"] == {"vr": "OB", "InlineBinary": "AAAAAA=="}

@@ -9,6 +9,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     RLELossless,
 )
 
@@ -55,9 +56,18 @@ def test_the_stored_syntax_is_left_as_it_is():
     assert dataset.PixelData == dcmread(path).PixelData
 
 
-def test_compressing_or_an_unreadable_object_is_a_clear_error(tmp_path):
+def test_a_lossless_compression_we_can_encode_keeps_the_pixels():
+    """What a C-GET requestor that accepted only JPEG 2000 lossless or RLE gets (retrieve.py)."""
+    path = get_testdata_file("MR_small.dcm")
+    for syntax in (JPEG2000Lossless, RLELossless):
+        dataset = dataset_transcoded(path, syntax)
+        assert dataset.file_meta.TransferSyntaxUID == syntax
+        assert numpy.array_equal(dataset.pixel_array, dcmread(path).pixel_array)
+
+
+def test_compressing_otherwise_or_an_unreadable_object_is_a_clear_error(tmp_path):
     with pytest.raises(CannotTranscode, match="only decompress"):
-        dataset_transcoded(get_testdata_file("MR_small.dcm"), JPEG2000Lossless)
+        dataset_transcoded(get_testdata_file("MR_small.dcm"), JPEGLosslessSV1)  # no encoder
     broken = tmp_path / "broken.dcm"
     data = open(get_testdata_file("MR_small_jp2klossless.dcm"), "rb").read()
     broken.write_bytes(data[: len(data) - 2000])  # the codestream cut short

@@ -268,6 +268,53 @@ def test_getscu_gets_what_was_stored_byte_for_byte(archive, tmp_path):
     assert AuditEntry.objects.filter(action="retrieve", changes__service=[None, "C-GET"]).count() == 2
 
 
+def test_getscu_proposing_a_compressed_syntax_first_gets_every_object(archive, tmp_path):
+    """getscu +xs proposes each storage class (SCP role) in one context, JPEG Lossless first and
+    the uncompressed syntaxes after. We cannot write JPEG Lossless: the listener accepts Explicit
+    VR Little Endian there instead (PS3.8 9.3.3.2, the acceptor's choice), so the uncompressed
+    objects arrive byte for byte and the compressed ones decompressed; it used to accept JPEG
+    Lossless, and then no object stored otherwise could go. getscu +xv (JPEG 2000 lossless
+    first), which we can write: the JPEG 2000 object as stored, the others compressed into it
+    losslessly (the same pixels)."""
+    folder = tmp_path / "getscu"
+    folder.mkdir()
+    names = {instance.sop_instance_uid: name for name, instance in archive.instances.items()}
+
+    def get(option, study):
+        dcmtk("getscu", archive.listener, "-S", "+B", option, "-od", str(folder), "-k", "QueryRetrieveLevel=STUDY",
+              "-k", f"StudyInstanceUID={archive.studies[study]}")  # fmt: skip
+        copies = {names[str(pydicom.dcmread(path).SOPInstanceUID)]: path for path in folder.iterdir()}
+        arrived = {
+            name: (pydicom.dcmread(path), dataset_bytes(path.read_bytes())) for name, path in copies.items()
+        }
+        for path in copies.values():
+            path.unlink()
+        return arrived
+
+    def same_pixels(name, copy):
+        return numpy.array_equal(copy.pixel_array, pydicom.dcmread(archive.files[name]).pixel_array)
+
+    plain, compressed = get("+xs", "plain"), get("+xs", "compressed")
+    assert set(plain) == {"CT_small.dcm", "MR_small.dcm"}
+    assert set(compressed) == {"MR_small_jp2klossless.dcm", "SC_rgb_rle_2frame.dcm"}
+    for name, (copy, data) in plain.items():
+        assert copy.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian and data == archive.stored(name), (
+            name
+        )
+    for name, (copy, _data) in compressed.items():
+        assert copy.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian and same_pixels(name, copy), name
+
+    plain, compressed = get("+xv", "plain"), get("+xv", "compressed")
+    for name, (copy, _data) in plain.items():
+        assert copy.file_meta.TransferSyntaxUID == J2K_LOSSLESS and same_pixels(name, copy), name
+    copy, data = compressed["MR_small_jp2klossless.dcm"]
+    assert copy.file_meta.TransferSyntaxUID == J2K_LOSSLESS and data == archive.stored(
+        "MR_small_jp2klossless.dcm"
+    )
+    copy, _data = compressed["SC_rgb_rle_2frame.dcm"]
+    assert copy.file_meta.TransferSyntaxUID == J2K_LOSSLESS and same_pixels("SC_rgb_rle_2frame.dcm", copy)
+
+
 def move_association(listener, ae_title="RETRIEVER"):
     ae = AE(ae_title=ae_title)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
@@ -378,6 +425,42 @@ def test_c_cancel_stops_a_move(nodes, dicom_listener, storage_root):
     finally:
         assoc.release()
         server.shutdown()
+    final = statuses[-1]
+    assert final.Status == 0xFE00
+    assert final.NumberOfRemainingSuboperations > 0
+    assert final.NumberOfCompletedSuboperations == len(stored) < 6
+
+
+def test_c_cancel_stops_a_get_even_while_a_sub_operation_waits_for_its_answer(
+    nodes, dicom_listener, storage_root
+):
+    """The requestor sends its C-CANCEL before it answers the first C-STORE: the listener, waiting
+    for that answer on the same association, hears the C-CANCEL (PS3.4 C.4.3.3.1) and stops."""
+    study = make_study(series=1, images=6)
+    stored = []
+
+    def on_store(event):
+        stored.append(event.request.AffectedSOPInstanceUID)
+        if len(stored) == 1:
+            context = next(cx for cx in event.assoc.accepted_contexts
+                           if cx.abstract_syntax == StudyRootQueryRetrieveInformationModelGet)  # fmt: skip
+            event.assoc.send_c_cancel(1, context.context_id)  # send_c_get's message ID
+        return 0x0000
+
+    ae = AE(ae_title="RETRIEVER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", dicom_listener.port, ae_title="VETPACS",
+                         ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+    assert assoc.is_established
+    try:
+        query = study_identifier(study.study_instance_uid)
+        statuses = [
+            status for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)
+        ]
+    finally:
+        assoc.release()
     final = statuses[-1]
     assert final.Status == 0xFE00
     assert final.NumberOfRemainingSuboperations > 0

@@ -18,7 +18,8 @@ from pynetdicom import AE
 from pynetdicom import _config as pynetdicom_config
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage, Verification
 
-from imaging.models import Instance, InstanceVersion, Modality, Study
+from imaging.archive.metadata import stored_document
+from imaging.models import Instance, InstanceMetadata, InstanceVersion, Modality, Study
 from tests.conftest import tool_required, wait_for
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # bundled: no download
@@ -100,6 +101,11 @@ def test_storescu_stores_and_a_worker_indexes(
         assert instance.series.study.study_instance_uid == sent.StudyInstanceUID
         assert instance.series.study.link == Study.Link.UNMATCHED  # no such patient here
     assert "association from STORESCU" in dicom_listener.log.read_text()
+    # The worker keeps each object's WADO-RS metadata in a task after indexing.
+    wait_for(lambda: InstanceMetadata.objects.count() >= 3, message="3 metadata documents kept")
+    for kept in InstanceMetadata.objects.select_related("instance"):
+        assert kept.storage_key == kept.instance.storage_key
+        assert kept.document == stored_document(kept.storage_key)
 
 
 COMPRESSED = [

@@ -2,6 +2,8 @@
 side uses: the same matching and veterinary attributes as C-FIND, includefield, limit/offset,
 the Warning header, 400s naming the parameter, and who may search."""
 
+from urllib.parse import urlparse
+
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
@@ -136,3 +138,30 @@ def test_a_key_without_studies_read_is_refused_and_no_key_is_401(live_server, re
         DICOMwebClient(url=live_server.url + "/dicomweb").search_for_studies()
     assert anonymous.value.response.status_code == 401
     assert not AuditEntry.objects.filter(action="query").exists()
+
+
+def test_past_the_1000_answer_cap_the_answer_is_cut_with_a_warning_and_a_larger_limit_is_clamped(
+    live_server, key
+):
+    from imaging.models import Study
+    from integrations.dicomweb.qido import MAX_RESULTS
+
+    assert MAX_RESULTS == 1000
+    Study.objects.bulk_create(
+        Study(study_instance_uid=f"1.2.826.0.1.3680043.10.1.{n}", dicom_patient_name="CAP^TEST")
+        for n in range(1001)
+    )
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/dicom+json"}
+
+    def search(**params):
+        return requests.get(f"{live_server.url}/dicomweb/studies", params=params, headers=headers, timeout=60)
+
+    warning = f'299 {urlparse(live_server.url).netloc}: "There are additional results that can be requested."'
+    for response in (search(), search(limit=5000), search(limit=1001)):  # no limit, or one over the cap
+        assert response.status_code == 200
+        assert len(response.json()) == 1000
+        assert response.headers["Warning"] == warning  # PS3.18 8.3.4.4.1
+    rest = search(offset=1000, limit=5000)
+    assert rest.status_code == 200 and len(rest.json()) == 1 and "Warning" not in rest.headers
+    answered = {s["0020000D"]["Value"][0] for s in search().json()} | {rest.json()[0]["0020000D"]["Value"][0]}
+    assert len(answered) == 1001  # the cut answer and the rest are all of them, none twice

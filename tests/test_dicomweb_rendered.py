@@ -440,3 +440,58 @@ def test_an_instance_thumbnail_fits_192_pixels_and_a_frame_thumbnail_is_that_fra
     x = modality(ds, frames[2])
     assert np.array_equal(third, windowed(x, (x.min() + x.max()) / 2, x.max() - x.min(), "linear-exact"))
     assert picture(small.content).shape == (32, 32) and small.headers["Content-Type"] == "image/jpeg"
+
+
+def enhanced_ct(windows):
+    """An Enhanced CT image (PS3.3 A.38.1), a frame per entry of ``windows`` (that frame's own
+    (center, width) in its Per-frame Functional Groups, or None), the rescale and a window for
+    the others in the Shared Functional Groups (PS3.3 C.7.6.16.2.9, C.7.6.16.2.10)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    def item(**values):
+        element = Dataset()
+        for keyword, value in values.items():
+            setattr(element, keyword, value)
+        return element
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+    ds.Modality, ds.PatientID = "CT", "PX-ENH"
+    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.SamplesPerPixel = 16, 16, len(windows), 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ramp = np.arange(256, dtype=np.uint16).reshape(16, 16) * 8  # 0 .. 2040
+    ds.PixelData = np.stack([ramp + 5 * n for n in range(len(windows))]).tobytes()
+    ds.SharedFunctionalGroupsSequence = Sequence([item(
+        PixelValueTransformationSequence=Sequence([item(RescaleSlope=1, RescaleIntercept=-1024, RescaleType="HU")]),
+        FrameVOILUTSequence=Sequence([item(WindowCenter=40, WindowWidth=400)]),
+    )])  # fmt: skip
+    ds.PerFrameFunctionalGroupsSequence = Sequence(
+        [
+            item(FrameVOILUTSequence=Sequence([item(WindowCenter=w[0], WindowWidth=w[1])])) if w else item()
+            for w in windows
+        ]
+    )
+    return ds
+
+
+def test_each_frame_of_an_enhanced_multi_frame_image_is_drawn_with_its_own_window(dicomweb, http):
+    ds = enhanced_ct([None, (500, 1000), (-600, 1500)])
+    instance = store(ds)
+    frames = ds.pixel_array.astype(np.float64) - 1024  # the shared rescale (PS3.3 C.7.6.16.2.9)
+
+    for number, (center, width) in enumerate([(40, 400), (500, 1000), (-600, 1500)], start=1):
+        png = dicomweb.retrieve_instance_frames_rendered(
+            *uids(instance), [number], media_types=("image/png",)
+        )
+        assert np.array_equal(picture(png), windowed(frames[number - 1], center, width)), number
+    # The request's window still wins over the frame's (PS3.18 8.3.5.1.4).
+    study, series, sop = uids(instance)
+    asked = http(
+        f"studies/{study}/series/{series}/instances/{sop}/frames/2/rendered?window=40,400", Accept="image/png"
+    )
+    assert np.array_equal(picture(asked.content), windowed(frames[1], 40, 400))

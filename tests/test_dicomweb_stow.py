@@ -2,15 +2,18 @@
 the same durable receive and ingest as a C-STORE (tests/test_dicom_store.py)."""
 
 import io
+import json
 import re
 import subprocess
 import sys
 from urllib.parse import urlparse
 
+import numpy
 import pydicom
 import pytest
 import requests
 from dicomweb_client import DICOMwebClient
+from pydicom.encaps import generate_frames
 from pydicom.uid import generate_uid
 
 from imaging.models import Instance, Study
@@ -205,7 +208,7 @@ def multipart_body(*parts, boundary="b0undary"):
     "content_type",
     [
         "application/dicom",
-        'multipart/related; type="application/dicom+json"; boundary=b0undary',
+        'multipart/related; type="application/dicom+xml"; boundary=b0undary',
         "multipart/form-data; boundary=b0undary",
     ],  # fmt: skip
 )
@@ -359,3 +362,161 @@ def test_a_body_of_no_declared_length_through_a_server_that_does_not_end_it_is_4
     assert response.status_code == 411
     assert "Content-Length" in response.json()["error"]["message"]
     assert stored_files(storage_root) == []
+
+
+# STOW-RS with metadata and bulk data (PS3.18 10.5.1): dicomweb-client sends only Part 10 files,
+# so the body is built here as the standard spells it.
+JSON_TYPE = 'multipart/related; type="application/dicom+json"; boundary=b0undary'
+
+
+def metadata_and_bulk(ds, base="https://sender.example/bulk"):
+    """``ds`` as DICOM JSON whose values over 1 KiB are BulkDataURIs, and those values:
+    {uri: bytes}."""
+    values = {}
+
+    def uri_for(element):
+        uri = f"{base}/{ds.SOPInstanceUID}/{element.tag:08X}"
+        values[uri] = element.value
+        return uri
+
+    return ds.to_json_dict(bulk_data_threshold=1024, bulk_data_element_handler=uri_for), values
+
+
+def json_body(instances, bulk_parts, boundary="b0undary"):
+    """The metadata part (a JSON array), then each bulk part: (Content-Location, Content-Type, bytes)."""
+    mark = f"--{boundary}\r\n".encode()
+    body = mark + b"Content-Type: application/dicom+json\r\n\r\n" + json.dumps(instances).encode() + b"\r\n"
+    for location, content_type, data in bulk_parts:
+        body += mark + f"Content-Type: {content_type}\r\nContent-Location: {location}\r\n\r\n".encode()
+        body += data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode()
+
+
+def stored_object(storage_root, sop_instance_uid):
+    [path] = [p for p in stored_files(storage_root) if pydicom.dcmread(p).SOPInstanceUID == sop_instance_uid]
+    return pydicom.dcmread(path)
+
+
+def test_metadata_and_uncompressed_bulk_data_are_stored_as_one_part10_object(
+    live_server, storage_root, api_key, celery_worker
+):
+    ds = fresh("CT_small.dcm", PatientID="PX-JSON")
+    metadata, values = metadata_and_bulk(ds)
+    [pixel_uri] = [uri for uri in values if uri.endswith("7FE00010")]
+    parts = [(uri, "application/octet-stream", bytes(value)) for uri, value in values.items()]
+
+    response = post(live_server, json_body([metadata], parts), JSON_TYPE, api_key("studies:write"))
+
+    assert response.status_code == 200, response.text
+    answer = pydicom.Dataset.from_json(response.json())
+    assert [uid for uid, reason, _url in items(answer.ReferencedSOPSequence)] == [ds.SOPInstanceUID]
+    assert metadata["7FE00010"] == {"vr": "OW", "BulkDataURI": pixel_uri}  # (sent as bulk data)
+    kept = stored_object(storage_root, ds.SOPInstanceUID)
+    assert kept.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert kept.PixelData == ds.PixelData
+    assert numpy.array_equal(kept.pixel_array, ds.pixel_array)
+    assert [(e.tag, e.value) for e in kept if e.tag != 0x7FE00010] == [
+        (e.tag, e.value) for e in ds if e.tag != 0x7FE00010
+    ]
+    instance = wait_for(lambda: Instance.objects.filter(sop_instance_uid=ds.SOPInstanceUID).first(),
+                        message="the instance indexed")  # fmt: skip
+    assert instance.received_from == "STOW-RS" and instance.rows == ds.Rows
+
+
+@pytest.mark.parametrize("content_type", ["image/jp2", "image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90"])
+def test_compressed_pixel_data_in_its_own_media_type_is_encapsulated_as_its_transfer_syntax(
+    live_server, storage_root, api_key, content_type
+):
+    ds = fresh("MR_small_jp2klossless.dcm")
+    [frame] = generate_frames(ds.PixelData, number_of_frames=1)
+    metadata, values = metadata_and_bulk(ds)
+    parts = [
+        (uri, content_type, frame)
+        if uri.endswith("7FE00010")
+        else (uri, "application/octet-stream", bytes(value))
+        for uri, value in values.items()
+    ]
+
+    response = post(live_server, json_body([metadata], parts), JSON_TYPE, api_key("studies:write"))
+
+    assert response.status_code == 200, response.text
+    kept = stored_object(storage_root, ds.SOPInstanceUID)
+    assert kept.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
+    assert numpy.array_equal(kept.pixel_array, ds.pixel_array)
+
+
+def test_metadata_instances_fail_each_with_its_reason_and_the_rest_are_stored_202(
+    live_server, storage_root, api_key
+):
+    study = generate_uid()
+    good, dangling, unknown_syntax, png, elsewhere = (fresh(StudyInstanceUID=study) for _ in range(5))
+    elsewhere.StudyInstanceUID = generate_uid()  # not the URL's study (PS3.18 10.5.1.2)
+    instances, parts = [], []
+    for ds in (good, dangling, unknown_syntax, png, elsewhere):
+        metadata, values = metadata_and_bulk(ds)
+        instances.append(metadata)
+        for uri, value in values.items():
+            if ds is dangling:
+                continue  # its BulkDataURI names no part
+            parts.append((uri, "image/png" if ds is png else "application/octet-stream", bytes(value)))
+    instances[2]["00020010"] = {"vr": "UI", "Value": ["1.2.3.4.5"]}  # no transfer syntax we know
+
+    response = requests.post(
+        f"{live_server.url}/dicomweb/studies/{study}", data=json_body(instances, parts),
+        headers={"Content-Type": JSON_TYPE, "Authorization": f"Bearer {api_key('studies:write')}"},
+    )  # fmt: skip
+
+    assert response.status_code == 202, response.text
+    answer = pydicom.Dataset.from_json(response.json())
+    assert [uid for uid, _reason, _url in items(answer.ReferencedSOPSequence)] == [good.SOPInstanceUID]
+    assert [(uid, reason) for uid, reason, _url in items(answer.FailedSOPSequence)] == [
+        (dangling.SOPInstanceUID, 0xC000),
+        (unknown_syntax.SOPInstanceUID, 0xC122),
+        (png.SOPInstanceUID, 0xC122),
+        (elsewhere.SOPInstanceUID, 0xA900),
+    ]
+    assert "names no part of the request" in response.headers["Warning"]
+    assert [pydicom.dcmread(path).SOPInstanceUID for path in stored_files(storage_root)] == [
+        good.SOPInstanceUID
+    ]
+
+
+def test_a_part10_file_in_a_transfer_syntax_we_do_not_know_fails_c122_and_alone_is_409(
+    live_server, storage_root, api_key
+):
+    sent = sent_bytes(fresh())
+    unknown = sent.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.3.4.5.6.7.8.9.10", 1)  # same length
+    assert unknown != sent
+    response = post(live_server, multipart_body(unknown), 'multipart/related; type="application/dicom"; boundary=b0undary',
+                    api_key("studies:write"))  # fmt: skip
+    assert response.status_code == 409
+    answer = pydicom.Dataset.from_json(response.json())
+    assert [reason for _uid, reason, _url in items(answer.FailedSOPSequence)] == [0xC122]
+    assert "1.2.3.4.5.6.7.8.9.10 is not one this archive stores" in response.headers["Warning"]
+    assert stored_files(storage_root) == []
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"--b0undary\r\nContent-Type: application/dicom\r\n\r\nDICM\r\n--b0undary--\r\n", "first part"),
+        (b"--b0undary\r\nContent-Type: application/dicom+json\r\n\r\n{\"a\": 1}\r\n--b0undary--\r\n", "JSON array"),
+        (b"--b0undary\r\nContent-Type: application/dicom+json\r\n\r\n[{]\r\n--b0undary--\r\n", "not JSON"),
+        (b"--b0undary\r\n\r\n[{}]\r\n--b0undary\r\nContent-Type: application/octet-stream\r\n\r\nxx\r\n--b0undary--\r\n",
+         "Content-Location"),
+    ],
+)  # fmt: skip
+def test_a_metadata_request_that_is_not_one_is_400_saying_why(
+    live_server, storage_root, api_key, body, message
+):
+    response = post(live_server, body, JSON_TYPE, api_key("studies:write"))
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+    assert stored_files(storage_root) == []
+
+
+def test_xml_metadata_is_refused_415_naming_what_is_taken(live_server, storage_root, api_key):
+    response = post(live_server, b"--b0undary--\r\n", 'multipart/related; type="application/dicom+xml"; boundary=b0undary',
+                    api_key("studies:write"))  # fmt: skip
+    assert response.status_code == 415
+    assert "application/dicom+json" in response.json()["error"]["message"]

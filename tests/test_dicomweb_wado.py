@@ -11,16 +11,18 @@ import requests
 from dicomweb_client import DICOMwebClient
 from django.core.management import call_command
 from pydicom.data import get_testdata_file
-from pydicom.encaps import generate_frames
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from imaging.archive.metadata import instances_metadata
+from imaging.archive.tasks import metadata_keep_task
 from imaging.ingest import storage
 from imaging.ingest.receive import instance_receive
 from imaging.ingest.tasks import instances_ingest
 from imaging.models import Instance, InstanceMetadata
 from imaging.reconcile.services import study_headers_rewrite, study_link_manual
 from integrations.api.clients import api_client_create
+from tests.test_dicomweb_rendered import multipart
 from vetclinic.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,12 +41,13 @@ class Collected:
 @pytest.fixture
 def ingest(storage_root, tmp_path):
     """Receive objects as the C-STORE handler does, then run the ingest task on their messages
-    (the real indexing path). Each object is a pydicom test file with the UIDs given."""
+    and the metadata task the index queues after its commit (the real indexing path). Each
+    object is a pydicom test file (or a data set) with the UIDs given."""
 
     def ingest_objects(*objects):
         batch = Collected()
         for name, changes in objects:
-            ds = pydicom.dcmread(get_testdata_file(name))
+            ds = name if isinstance(name, pydicom.Dataset) else pydicom.dcmread(get_testdata_file(name))
             for keyword, value in changes.items():
                 setattr(ds, keyword, value)
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -56,7 +59,9 @@ def ingest(storage_root, tmp_path):
                 sop_instance_uid=ds.SOPInstanceUID, calling_ae="CTROOM", batch=batch,
             )  # fmt: skip
         instances_ingest(batch.messages)
-        return [Instance.objects.get(storage_key=message["storage_key"]) for message in batch.messages]
+        instances = [Instance.objects.get(storage_key=message["storage_key"]) for message in batch.messages]
+        metadata_keep_task([instance.pk for instance in instances])
+        return instances
 
     return ingest_objects
 
@@ -337,3 +342,99 @@ def test_a_staff_session_reads_metadata_like_a_viewer_in_the_browser(reference_d
     assert response.json()[0]["00080018"]["Value"] == [sop]
     entry = AuditEntry.objects.get(action="retrieve")
     assert (entry.channel, entry.user) == ("api", staff["veterinarian"])
+
+
+MPEG4 = "1.2.840.10008.1.2.4.102"  # MPEG-4 AVC/H.264 High Profile / Level 4.1
+VIDEO_ENDOSCOPIC = "1.2.840.10008.5.1.4.1.1.77.1.1.1"
+
+
+def mpeg4_video(frames=30):
+    """A Video Endoscopic Image of ``frames`` frames whose pixel data is an MPEG-4 "bitstream"
+    in three fragments (not a real one: nothing here decodes it, PS3.18 sends it as it is)."""
+    bitstream = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 12  # 3084 bytes: 3 even fragments
+    ds = pydicom.Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = MPEG4
+    ds.SOPClassUID, ds.SOPInstanceUID = VIDEO_ENDOSCOPIC, generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientID, ds.PatientName, ds.Modality = "PX-VIDEO", "HARTLEY^BISCUIT", "ES"
+    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.SamplesPerPixel = 64, 64, frames, 3
+    ds.PhotometricInterpretation, ds.PlanarConfiguration = "YBR_PARTIAL_420", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = encapsulate([bitstream], fragments_per_frame=3)
+    ds["PixelData"].VR = "OB"
+    return ds, bitstream
+
+
+def test_a_video_s_frames_are_its_whole_bitstream_in_its_own_media_type(ingest, web, live_server, key):
+    ds, bitstream = mpeg4_video()
+    [instance] = ingest((ds, {}))
+    study, series, sop = addressed(instance)
+    at = f"studies/{study}/series/{series}/instances/{sop}"
+
+    assert web.retrieve_instance_frames(study, series, sop, [1], media_types=("video/mp4",)) == [bitstream]
+    response = _get(live_server, f"{at}/frames/1,30", key)  # no Accept: as stored, one part
+    assert response.status_code == 200
+    assert 'type="video/mp4"' in response.headers["Content-Type"]
+    assert f"Content-Type: video/mp4; transfer-syntax={MPEG4}".encode() in response.content
+    assert response.content.count(bitstream) == 1
+    assert _get(live_server, f"{at}/frames/31", key, accept="video/mp4").status_code == 404
+    refused = _get(
+        live_server, f"{at}/frames/1", key, accept='multipart/related; type="application/octet-stream"'
+    )
+    assert refused.status_code == 406 and "ask for video/mp4" in refused.json()["error"]["message"]
+    # The pixel data's bulk data too; and the instance, as stored when no syntax is asked for.
+    bulk = _get(live_server, f"{at}/bulkdata/7FE00010", key)
+    assert bulk.status_code == 200 and bulk.content.count(bitstream) == 1
+    retrieved = web.retrieve_instance(study, series, sop)
+    assert retrieved.file_meta.TransferSyntaxUID == MPEG4
+    assert retrieved.buffer.getvalue() == stored_bytes(instance)
+    explicit = f'multipart/related; type="application/dicom"; transfer-syntax={ExplicitVRLittleEndian}'
+    assert _get(live_server, at, key, accept=explicit).status_code == 406  # asked for by name: not decoded
+
+
+def test_a_video_is_rendered_as_itself_and_a_still_picture_of_it_is_a_406(ingest, live_server, key):
+    ds, bitstream = mpeg4_video()
+    [instance] = ingest((ds, {}))
+    study, series, sop = addressed(instance)
+    at = f"studies/{study}/series/{series}/instances/{sop}"
+
+    for path in (f"{at}/rendered", f"{at}/frames/2/rendered"):
+        response = _get(live_server, path, key)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "video/mp4" and response.content == bitstream
+    assert _get(live_server, f"{at}/rendered", key, accept="video/*").content == bitstream
+    refused = _get(live_server, f"{at}/rendered", key, accept="image/jpeg")
+    assert refused.status_code == 406 and "rendered as video/mp4 only" in refused.json()["error"]["message"]
+    assert _get(live_server, f"{at}/frames/31/rendered", key).status_code == 404
+
+
+def test_attributes_after_the_pixel_data_are_in_the_metadata_and_the_retrieve(ingest, web, live_server, key):
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.add_new(0x7FE10010, "LO", "ACME VET")  # a private block after the pixel data (PS3.5 7.8.1)
+    ds.add_new(0x7FE11001, "OB", b"\x05" * 2000)
+    ds.add_new(0x7FE11002, "LO", "after the pixels")
+    ds.add_new(0xFFFCFFFC, "OB", b"\x00" * 16)  # Data Set Trailing Padding (PS3.10 7.2)
+    [instance] = ingest((ds, uids()))
+    study, series, sop = addressed(instance)
+
+    metadata = web.retrieve_instance_metadata(study, series, sop)
+
+    assert metadata["7FE11002"] == {"vr": "LO", "Value": ["after the pixels"]}
+    assert metadata["7FE10010"] == {"vr": "LO", "Value": ["ACME VET"]}
+    assert metadata["FFFCFFFC"] == {"vr": "OB", "InlineBinary": "AAAAAAAAAAAAAAAAAAAAAA=="}
+    assert metadata["7FE00010"]["BulkDataURI"].endswith(f"/instances/{sop}/bulkdata/7FE00010")
+    assert web.retrieve_bulkdata(
+        metadata["7FE11001"]["BulkDataURI"], media_types=("application/octet-stream",)
+    ) == [b"\x05" * 2000]
+    # Retrieved as stored, and converted (to Implicit VR Little Endian): they are there.
+    as_stored = web.retrieve_instance(study, series, sop, media_types=(("application/dicom", "*"),))
+    response = _get(live_server, f"studies/{study}/series/{series}/instances/{sop}", key,
+                    accept='multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2')  # fmt: skip
+    [(headers, body)] = multipart(response)
+    implicit = pydicom.dcmread(io.BytesIO(body))
+    assert headers["Content-Type"] == "application/dicom; transfer-syntax=1.2.840.10008.1.2"
+    assert implicit.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    for retrieved in (as_stored, implicit):
+        assert retrieved[0x7FE11002].value in ("after the pixels", b"after the pixels")
+        assert retrieved[0xFFFCFFFC].value == b"\x00" * 16

@@ -7,11 +7,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from pydicom.uid import generate_uid
 
+from imaging.archive.metadata import stored_document
+from imaging.archive.tasks import metadata_keep_task
 from imaging.ingest import index, storage
 from imaging.ingest.index import instances_index
 from imaging.ingest.queueing import IngestBatch
 from imaging.ingest.receive import instance_receive
-from imaging.models import Instance, InstanceVersion, Series, Study
+from imaging.models import Instance, InstanceMetadata, InstanceVersion, Series, Study
 from tests.test_ingest import TEST_FILES, changed_copy, split
 from vetclinic.audit.models import AuditEntry
 
@@ -37,20 +39,31 @@ def messages(storage_root, tmp_path):
 
 
 @pytest.fixture
-def thumbnails_queued(monkeypatch):
-    """The series ids whose thumbnail the index asked for (after the commit)."""
-    ids = []
+def queued(monkeypatch):
+    """What the index queued after its commits, by task: the series ids whose thumbnail it
+    asked for, and the lists of instance ids whose metadata it asked to keep."""
+    tasks = {"imaging.tasks.thumbnail_render": [], "imaging.tasks.metadata_keep": []}
 
     def send_task(name, args, countdown=None):
-        assert name == "imaging.tasks.thumbnail_render"
-        ids.extend(args)
+        tasks[name].extend(args)
 
     monkeypatch.setattr(index, "current_app", types.SimpleNamespace(send_task=send_task))
-    return ids
+    return tasks
+
+
+@pytest.fixture
+def thumbnails_queued(queued):
+    return queued["imaging.tasks.thumbnail_render"]
 
 
 def test_a_batch_mixing_new_known_resent_and_replaced_objects_indexes_each_as_alone(
-    messages, tmp_path, make_owner, make_patient, thumbnails_queued, django_capture_on_commit_callbacks
+    messages,
+    tmp_path,
+    make_owner,
+    make_patient,
+    queued,
+    thumbnails_queued,
+    django_capture_on_commit_callbacks,
 ):
     biscuit = make_patient("Biscuit", owner=make_owner(), patient_id="PX-1")
     known_path = changed_copy(tmp_path, SOPInstanceUID=generate_uid())
@@ -125,6 +138,18 @@ def test_a_batch_mixing_new_known_resent_and_replaced_objects_indexes_each_as_al
         Series.objects.filter(study__in=[a, b]).values_list("pk", flat=True)
     )
     assert Study.objects.count() == 4 and Series.objects.count() == 4
+
+    # The new objects' metadata is kept by the task queued after the commit, not by the index
+    # (it reads each header again); the replacing version's is kept at once.
+    new_ids = Instance.objects.filter(series__study__in=[a, b]).values_list("pk", flat=True)
+    [metadata_ids] = queued["imaging.tasks.metadata_keep"][-1:]
+    assert sorted(metadata_ids) == sorted(new_ids)
+    assert not InstanceMetadata.objects.filter(instance__in=new_ids).exists()
+    assert InstanceMetadata.objects.get(instance=mr_instance).storage_key == replaced["storage_key"]
+    assert metadata_keep_task(metadata_ids) == 3
+    for kept in InstanceMetadata.objects.filter(instance__in=new_ids).select_related("instance"):
+        assert kept.document == stored_document(kept.instance.storage_key)
+    assert metadata_keep_task(metadata_ids) == 0  # delivered again: nothing to do
 
 
 def _resend(messages, message):

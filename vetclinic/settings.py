@@ -244,6 +244,10 @@ DICOM_TLS_KEY = env("DICOM_TLS_KEY", "") or None
 DICOM_TLS_CA = env("DICOM_TLS_CA", "")
 # Seconds after a series' first image before its thumbnail is drawn from its middle image.
 THUMBNAIL_DELAY = envint("THUMBNAIL_DELAY", 20)
+# Seconds after indexing before a batch's DICOM JSON is kept for WADO-RS /metadata
+# (imaging/archive/metadata.py): off the index's path, after a modality's burst. /metadata
+# computes what is not kept yet when it is read.
+METADATA_DELAY = envint("METADATA_DELAY", 5)
 # How many days back the periodic sweep looks for stored objects the index lacks.
 STORAGE_SWEEP_DAYS = envint("STORAGE_SWEEP_DAYS", 2)
 # Seconds between sweeps, and how old an unindexed object must be before the sweep takes it
@@ -361,6 +365,10 @@ CORS_ALLOWED_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
 # The largest STOW-RS request body (bytes), answered 413 before it is read (a whole CT study can
 # be a few GB; each instance goes to a temporary file and storage as it is read, never to memory).
 DICOMWEB_STOW_MAX_BYTES = envint("DICOMWEB_STOW_MAX_BYTES", 4 * 1024**3)
+# DICOMweb requests an API client may make a minute (or its own rate limit, if higher), counted
+# apart from its REST API requests: a viewer loading a study asks for a frame per slice, hundreds
+# in seconds (integrations/dicomweb/base.py DicomWebRateThrottle). Staff sessions are not limited.
+DICOMWEB_RATE_LIMIT = envint("DICOMWEB_RATE_LIMIT", 30_000)
 CORS_URLS_REGEX = r"^/dicomweb/.*$"
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type"]
 CORS_EXPOSE_HEADERS = ["content-location", "content-type", "warning"]

@@ -8,10 +8,11 @@ pydicom still decodes what is not plain (character sets with code extensions, vi
 ``pydicom.charset.decode_bytes``); a deflated object (PS3.5 A.5) is inflated first. Big Endian
 (PS3.5 A.3, retired) is read too; its small binary values go inline as stored.
 
-The walk stops at the top-level pixel data (PS3.5 7.1.2: elements are in tag order; what
-follows it, trailing padding or signatures, is not metadata a viewer reads) and never reads a
-value larger than BULK_THRESHOLD: a binary one becomes a BulkDataURI (F.2.6), smaller ones
-InlineBinary (F.2.7).
+The walk steps over the top-level pixel data without reading it (its fragments' item headers
+only, when encapsulated) and goes on to what follows it in the file (PS3.5 7.1.2: elements are in
+tag order; Data Set Trailing Padding, private elements, a Digital Signatures Sequence), and never
+reads a value larger than BULK_THRESHOLD: a binary one becomes a BulkDataURI (F.2.6), smaller
+ones InlineBinary (F.2.7).
 """
 
 import base64
@@ -79,13 +80,19 @@ class _Walk:
             if tag == ITEM_END:
                 return attributes, pos + 8
             if top and tag in PIXEL_TAGS:
-                vr = (
-                    PIXEL_TAGS[tag]
-                    if self.implicit
-                    else bytes(data[pos + 4 : pos + 6]).decode("ascii", "replace")
-                )
+                # Never read, only stepped over: what follows it is metadata too (Data Set
+                # Trailing Padding, a private element, a Digital Signatures Sequence: PS3.5 7.1).
+                if self.implicit:
+                    vr, length_at, pos = PIXEL_TAGS[tag], pos + 4, pos + 8
+                else:
+                    vr = bytes(data[pos + 4 : pos + 6]).decode("ascii", "replace")
+                    length_at, pos = pos + 8, pos + 12
+                (length,) = struct.unpack_from(self.order + "I", data, length_at)
                 attributes[f"{tag:08X}"] = {"vr": vr, "BulkDataURI": f"{path}/{tag:08X}"}
-                return attributes, len(data)
+                pos = self._fragments_skip(pos) if length == UNDEFINED else pos + length
+                if pos > len(data):
+                    raise Unreadable(f"value of {tag:08X} cut off")
+                continue
             if self.implicit:
                 vr = _dictionary_vr(tag)
                 (length,) = struct.unpack_from(self.order + "I", data, pos + 4)
@@ -206,7 +213,21 @@ class _Walk:
         return items, pos
 
     def _fragments_skip(self, pos: int) -> int:
+        """Where an encapsulated value (PS3.5 A.4) ends: its items' headers walked, from the
+        last frame's first fragment when the Basic Offset Table says where that is (a 1000-frame
+        object is then a few items, not a thousand)."""
         data = self.data
+        if pos + 8 <= len(data):
+            group, element, bot_length = struct.unpack_from(self.order + "HHI", data, pos)
+            first_fragment = pos + 8 + bot_length
+            if (group << 16 | element) == ITEM and bot_length >= 4 and first_fragment <= len(data):
+                (last,) = struct.unpack_from(self.order + "I", data, first_fragment - 4)
+                at = first_fragment + last
+                if at + 8 <= len(data) and struct.unpack_from(self.order + "HH", data, at) == (
+                    0xFFFE,
+                    0xE000,
+                ):
+                    pos = at
         while pos + 8 <= len(data):
             group, element, length = struct.unpack_from(self.order + "HHI", data, pos)
             pos += 8 + (0 if (group << 16 | element) == SEQUENCE_END else length)

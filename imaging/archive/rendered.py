@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from imaging.archive.rendering import PNG, CannotRender, Rendering, object_rendered, pictures_encode
-from imaging.archive.transcode import instance_path
+from imaging.archive.transcode import VIDEO_SYNTAXES, instance_path
 from imaging.ingest import storage
 from imaging.models import Instance, Series, Study
 from vetclinic.audit.services import Actor, audit_record
@@ -82,6 +82,39 @@ def rendered_pictures(
         changes={"resource": [_resource(study_uid, series_uid, instance_uid, frames)], "instances": [len(instances)]},
     )  # fmt: skip
     return pictures
+
+
+@dataclass(frozen=True)
+class StoredVideo:
+    """An instance whose pixel data is a video bitstream (transcode.VIDEO_SYNTAXES)."""
+
+    storage_key: str
+    transfer_syntax_uid: str
+
+
+def rendered_video(
+    *, actor: Actor, study_uid: str, series_uid: str, instance_uid: str, frames: tuple[int, ...] = ()
+) -> StoredVideo | None:
+    """The instance named, if it is a video (audited as a rendering of it); None if it is not
+    (or is not stored: rendered_pictures says which). A video is rendered as itself, its own
+    media type (PS3.18 8.7.4: video/mpeg, video/mp4 are rendered media types): nothing here
+    decodes a video to draw one of its frames. Raises NoSuchFrame."""
+    row = (
+        Instance.objects.filter(
+            series__study__study_instance_uid=study_uid, series__series_instance_uid=series_uid,
+            sop_instance_uid=instance_uid, transfer_syntax_uid__in=VIDEO_SYNTAXES,
+        )
+        .select_related("series__study")
+        .first()
+    )  # fmt: skip
+    if row is None:
+        return None
+    _frames_check(row, frames)
+    audit_record(
+        actor=actor, instance=row.series.study, action="rendered",
+        changes={"resource": [_resource(study_uid, series_uid, instance_uid, frames)], "instances": [1]},
+    )  # fmt: skip
+    return StoredVideo(row.storage_key, row.transfer_syntax_uid)
 
 
 def picture_render(picture: Picture, rendering: Rendering, media_type: str) -> bytes:

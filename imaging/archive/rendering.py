@@ -5,7 +5,9 @@ and the study page's series thumbnails (imaging/ingest/thumbnails.py).
 The grayscale pipeline is the one PS3.3 C.7.6.1.1 and C.11 describe, with pydicom's own helpers:
 stored values -> Modality LUT (rescale, C.11.1) -> VOI LUT (a window, C.11.2.1.2, or a VOI LUT
 table) into 0..255 -> inverted for MONOCHROME1 (C.7.6.3.1.2: the minimum is white). The window is
-the request's, else the object's first Window Center/Width with its VOI LUT Function, else its
+the request's, else the object's first Window Center/Width with its VOI LUT Function (an enhanced
+multi-frame object's are the frame's own: its Frame VOI LUT in the Per-frame or Shared Functional
+Groups, PS3.3 C.7.6.16.2.10, as its rescale is the frame's Pixel Value Transformation), else its
 VOI LUT Sequence, else the frame's own minimum to maximum. Colour (RGB, and YBR decoded to RGB)
 is not windowed (a VOI LUT applies to grayscale only, C.11.2); PALETTE COLOR goes through its
 palette (C.7.6.3.1.5).
@@ -26,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 from pydicom import dcmread
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import (
     apply_color_lut,
@@ -261,5 +264,41 @@ def object_rendered(path: str, numbers: Sequence[int], rendering: Rendering, med
     or one GIF. Raises CannotRender."""
     header, frames = frames_decode(path, numbers)
     return pictures_encode(
-        [frame_picture(header, pixels, rendering) for pixels in frames], media_type, rendering.quality
+        [
+            frame_picture(frame_header(header, number), pixels, rendering)
+            for number, pixels in zip(numbers, frames, strict=True)
+        ],
+        media_type,
+        rendering.quality,
     )
+
+
+# What an enhanced multi-frame object's Functional Groups (PS3.3 C.7.6.16) say of one frame,
+# put where the single-frame pipeline reads it: the Frame VOI LUT macro (C.7.6.16.2.10, its
+# window) and the Pixel Value Transformation macro (C.7.6.16.2.9, its rescale).
+FRAME_GROUPS = (
+    ("FrameVOILUTSequence", ("WindowCenter", "WindowWidth", "VOILUTFunction")),
+    ("PixelValueTransformationSequence", ("RescaleSlope", "RescaleIntercept", "RescaleType")),
+)
+
+
+def frame_header(header: Dataset, number: int) -> Dataset:
+    """The header as frame ``number`` (from 1) is drawn with: an enhanced multi-frame object's
+    window and rescale for that frame (see FRAME_GROUPS), from its item of the Per-frame
+    Functional Groups Sequence, else from the Shared Functional Groups Sequence (a macro is in
+    one or the other, PS3.3 C.7.6.16.1.1), over any top-level ones. Any other object: as it is."""
+    per_frame = header.get("PerFrameFunctionalGroupsSequence") or []
+    shared = header.get("SharedFunctionalGroupsSequence") or []
+    groups = ([per_frame[number - 1]] if 0 < number <= len(per_frame) else []) + list(shared[:1])
+    found: dict[str, DataElement] = {}
+    for sequence, keywords in FRAME_GROUPS:
+        macro: Dataset | None = next((group[sequence][0] for group in groups if group.get(sequence)), None)
+        if macro is None:
+            continue
+        found.update((keyword, macro[keyword]) for keyword in keywords if keyword in macro)
+    if not found:
+        return header
+    view = Dataset(dict(header.items()))  # a new data set of the same (unconverted) elements
+    for element in found.values():
+        view[element.tag] = element
+    return view

@@ -163,14 +163,15 @@ def instance_sendable(instance: RetrievedInstance, accepted: Iterable[str]) -> I
     """A file holding the object as a peer that accepts the transfer syntaxes ``accepted`` (for
     its SOP class) may take it, to be sent from the file as it is read: its stored file when the
     peer accepts the stored syntax (byte for byte), otherwise a temporary file of the data set
-    decompressed into a syntax it accepts (PS3.4 C.4.2.3.1: never refused because the peer
-    cannot decode). Raises InstanceUnavailable."""
+    decompressed into a syntax it accepts, or losslessly compressed into one when it accepts no
+    uncompressed one (PS3.4 C.4.2.3.1: never refused because the peer cannot decode). Raises
+    InstanceUnavailable."""
     accepted = list(accepted)
     if not accepted:
         raise InstanceUnavailable(f"The peer accepts no presentation context for {instance.sop_class_uid}")
-    syntax = syntax_choose(instance.transfer_syntax_uid, accepted)
+    syntax = syntax_choose(instance.transfer_syntax_uid, accepted, compress=True)
     if syntax is None:
-        raise InstanceUnavailable("The peer accepts neither the stored nor an uncompressed syntax")
+        raise InstanceUnavailable("The peer accepts neither the stored nor a syntax we can write losslessly")
     with ExitStack() as stack:
         try:
             path = stack.enter_context(instance_path(instance.storage_key))

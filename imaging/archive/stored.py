@@ -4,8 +4,10 @@ WADO-RS ``/metadata``, ``/frames`` and ``/bulkdata`` all read a stored object th
 attributes up to the pixel data (large values left unread: pydicom's ``defer_size`` skips over
 them), then the pixel data element's header alone, so that a frame is read from its own offset
 and a 500 MB multi-frame object never passes through memory to answer a metadata or frame request.
-What follows the pixel data (Data Set Trailing Padding, a Digital Signatures Sequence: PS3.5
-7.1, rare and not for viewers) is not read.
+What follows the pixel data (Data Set Trailing Padding, a private element, a Digital Signatures
+Sequence: PS3.5 7.1) is not read here: the metadata walk (dicomjson.py) steps over the pixel
+data to it, and bulkdata.py reads the whole data set, the pixel data left deferred, for a value
+of it.
 """
 
 import mmap

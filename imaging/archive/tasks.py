@@ -14,6 +14,7 @@ from imaging.archive.commitment import (
     commitment_settle,
     commitments_forgotten,
 )
+from imaging.archive.metadata import metadata_backfill
 from imaging.dicom.net.commitment import ReportNotDelivered, report_deliver
 from imaging.dicom.net.tls import node_tls_args
 from imaging.models import StorageCommitment
@@ -81,3 +82,12 @@ def commitments_sweep() -> int:
     for commitment_id in forgotten:
         commitment_report_task.delay(commitment_id)
     return len(forgotten)
+
+
+@shared_task(
+    name="imaging.tasks.metadata_keep", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
+)
+def metadata_keep_task(instance_ids: list[int]) -> int:
+    """Keep the /metadata documents of newly indexed instances (queued by the ingest after its
+    commit); an instance whose document is kept already is left alone. Returns how many."""
+    return metadata_backfill(instance_ids=instance_ids)

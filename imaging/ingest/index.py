@@ -19,11 +19,11 @@ from django.db import transaction
 from django.utils.timezone import now
 from pydicom.filereader import dcmread
 
-from imaging.archive.metadata import metadata_keep, stored_document_or_none
+from imaging.archive.metadata import metadata_keep
 from imaging.dicom.records.header import HeaderSummary, birth_date, header_summary, summary_dates
 from imaging.ingest import storage
 from imaging.ingest.linking import study_link
-from imaging.models import Instance, InstanceMetadata, InstanceVersion, Series, Study
+from imaging.models import Instance, InstanceVersion, Series, Study
 from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor, audit_record
 
@@ -70,8 +70,6 @@ class Received(NamedTuple):
     received_from: str
     received_at: datetime
     file_size: int
-    # Its DICOM JSON for WADO-RS /metadata (imaging/archive/metadata.py); None: not readable now.
-    metadata: str | None
     sender: Sender | None = None
 
     @property
@@ -102,10 +100,7 @@ def _received(
     if file_size is None:
         file_size = storage.default_storage.size(storage_key)
     at = datetime.fromisoformat(received_at) if received_at else now()
-    # The message's summary holds what the index needs, not every attribute: the header is read
-    # from storage here, before the transaction (up to the pixel data, large values skipped).
-    metadata = stored_document_or_none(storage_key)
-    return Received(storage_key, summary, received_from, at, file_size, metadata, sender)
+    return Received(storage_key, summary, received_from, at, file_size, sender)
 
 
 def instances_index(*, messages: Iterable[IndexMessage]) -> list[Instance]:
@@ -185,11 +180,11 @@ def _instances_create(items: list[Received]) -> dict[str, Instance]:
         )
         for item in items
     ])  # fmt: skip
-    InstanceMetadata.objects.bulk_create([
-        InstanceMetadata(instance=instance, storage_key=item.storage_key, document=item.metadata)
-        for instance, item in zip(instances, items, strict=True)
-        if item.metadata is not None
-    ])  # fmt: skip
+    # Their DICOM JSON for WADO-RS /metadata is kept by a task after the commit: reading each
+    # header again costs about 1 ms an object, which would slow the index (and the study's
+    # appearing in the lists) by a third for small images. /metadata computes and keeps any
+    # document not kept yet when it is read, so nothing waits for the task to be right.
+    transaction.on_commit(partial(_metadata_queue, [instance.pk for instance in instances]))
     for study, item in studies_created:
         actor = item.actor
         audit_record(actor=actor, instance=study, action="receive", changes={"study": [None, str(study)]})
@@ -230,6 +225,12 @@ def _series_for(items: list[Received]) -> tuple[dict[str, Series], list[tuple[St
             # series comes in over seconds, and its first image is rarely the telling one.
             transaction.on_commit(partial(_thumbnail_queue, series.pk))
     return series_by_uid, studies_created
+
+
+def _metadata_queue(instance_ids: list[int]) -> None:
+    current_app.send_task(
+        "imaging.tasks.metadata_keep", args=[instance_ids], countdown=settings.METADATA_DELAY
+    )
 
 
 def _thumbnail_queue(series_id: int) -> None:
@@ -277,7 +278,6 @@ def _instance_index_again(instance: Instance, item: Received) -> Instance:
         item.received_at,
         item.file_size,
         item.actor,
-        item.metadata,
     )
 
 
@@ -307,7 +307,6 @@ def _instance_replace(
     received_at: datetime,
     file_size: int,
     actor: Actor,
-    metadata: str | None,
 ) -> Instance:
     InstanceVersion.objects.create(
         instance=instance, version=instance.version, storage_key=instance.storage_key,
@@ -321,7 +320,7 @@ def _instance_replace(
     instance.received_at = received_at
     instance.transfer_syntax_uid = summary["transfer_syntax_uid"]
     instance.save()
-    metadata_keep(instance_id=instance.pk, storage_key=storage_key, document=metadata)
+    metadata_keep(instance_id=instance.pk, storage_key=storage_key)
     study = instance.series.study
     study.flag = f"Instance {instance.sop_instance_uid} was replaced by a different object (version {instance.version})"[
         :200

@@ -22,7 +22,7 @@ from django.utils.timezone import now
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
-from pydicom.uid import UID
+from pydicom.uid import UID, AllTransferSyntaxes
 
 from imaging.dicom.records import integrity
 from imaging.dicom.records.header import header_summary
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # What instance_receive takes as ``source`` (its docstring says what each is).
 Source: TypeAlias = "BytesLike | BytesIO | str | os.PathLike[str] | IncomingObject"
 
+# The transfer syntaxes an object may be stored in: pydicom's (the listener accepts the same).
+KNOWN_SYNTAXES = frozenset(AllTransferSyntaxes)
 # Pixel Data, Float Pixel Data, Double Float Pixel Data: an image carries one of them.
 PIXEL_DATA = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 
@@ -49,6 +51,9 @@ class Refusal(enum.Enum):
     DOES_NOT_MATCH = "does not match"  # UIDs missing, invalid, or not the request's (its study's)
     UNREADABLE = "unreadable"  # malformed, cut off, or a value that cannot be decoded
     OUT_OF_RESOURCES = "out of resources"  # it could not be kept (storage failed, a full disk)
+    # Not a transfer syntax this archive knows (none a C-STORE can bring: the association
+    # negotiates it, PS3.7 D.3.3.2; a STOW-RS file or its metadata names it itself).
+    SYNTAX_NOT_SUPPORTED = "transfer syntax not supported"
 
 
 class ObjectRefused(Exception):
@@ -267,6 +272,11 @@ def _receive(
 ) -> IndexMessage:
     transfer_syntax, sop_class_uid, sop_instance_uid, study_instance_uid = checks
     try:
+        if transfer_syntax not in KNOWN_SYNTAXES:
+            raise ObjectRefused(
+                Refusal.SYNTAX_NOT_SUPPORTED,
+                f"Transfer syntax {str(transfer_syntax)[:64]} is not one this archive stores",
+            )
         ds = _checked_header(data, transfer_syntax)
         for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
             if not ds.get(keyword):

@@ -24,9 +24,27 @@ FRAME_MEDIA_TYPES = {
     "1.2.840.10008.1.2.4.92": "image/jpx", "1.2.840.10008.1.2.4.93": "image/jpx",
     "1.2.840.10008.1.2.4.201": "image/jphc", "1.2.840.10008.1.2.4.202": "image/jphc",
     "1.2.840.10008.1.2.4.203": "image/jphc", "1.2.840.10008.1.2.5": "image/dicom-rle",
+    # Video (PS3.5 8.2.5-8.2.8): the whole bitstream is the one "frame" (PS3.18 8.7.3.3.2).
+    "1.2.840.10008.1.2.4.100": "video/mpeg", "1.2.840.10008.1.2.4.101": "video/mpeg",
+    "1.2.840.10008.1.2.4.100.1": "video/mpeg", "1.2.840.10008.1.2.4.101.1": "video/mpeg",
+    **{f"1.2.840.10008.1.2.4.{n}{f}": "video/mp4" for n in range(102, 107) for f in ("", ".1")},
+    "1.2.840.10008.1.2.4.107": "video/h265", "1.2.840.10008.1.2.4.108": "video/h265",
 }  # fmt: skip
-# Older names clients still send for the same media types.
-MEDIA_ALIASES = {"image/x-dicom-rle": "image/dicom-rle", "image/x-jls": "image/jls"}
+# The transfer syntax a compressed media type means when it names none (PS3.18 Table 8.7.3-5,
+# the defaults), for STOW-RS bulk data parts.
+MEDIA_DEFAULT_SYNTAX = {
+    "image/jpeg": "1.2.840.10008.1.2.4.70", "image/jls": "1.2.840.10008.1.2.4.80",
+    "image/jp2": "1.2.840.10008.1.2.4.90", "image/jpx": "1.2.840.10008.1.2.4.92",
+    "image/jphc": "1.2.840.10008.1.2.4.201", "image/dicom-rle": "1.2.840.10008.1.2.5",
+    "video/mpeg": "1.2.840.10008.1.2.4.100", "video/mp4": "1.2.840.10008.1.2.4.102",
+    "video/h265": "1.2.840.10008.1.2.4.107",
+}  # fmt: skip
+# Older names clients still send for the same media types (dicomweb-client says video/mpeg2).
+MEDIA_ALIASES = {
+    "image/x-dicom-rle": "image/dicom-rle",
+    "image/x-jls": "image/jls",
+    "video/mpeg2": "video/mpeg",
+}
 
 
 class MediaRange(NamedTuple):
@@ -97,6 +115,23 @@ def dicom_syntaxes(header: str | None) -> list[str]:
     return syntaxes
 
 
+def default_syntax_taken(header: str | None) -> bool:
+    """Whether the client takes ``application/dicom`` parts without naming a transfer syntax
+    (no Accept header, or an entry without the parameter): the server's default then, which
+    for an object nothing here can decode (a video) is as stored."""
+    if not header:
+        return True
+    return any(
+        entry.transfer_syntax is None
+        and (
+            entry.related in (None, "application/dicom", "application/*", ANY)
+            if entry.media_type == "multipart/related"
+            else entry.media_type in (ANY, "multipart/*", "application/dicom", "application/*")
+        )
+        for entry in media_ranges(header)
+    )
+
+
 class PixelChoice(NamedTuple):
     """How pixel data goes out: uncompressed (decoded if need be) or as stored, and the media
     type and transfer syntax each part says it is."""
@@ -119,6 +154,9 @@ def pixel_choice(header: str | None, stored: str, *, decodable: bool) -> PixelCh
             if syntax is None or syntax in (EXPLICIT, IMPLICIT):
                 if native or decodable:
                     return PixelChoice(True, OCTET_STREAM, syntax or EXPLICIT)
+                if syntax is None and wanted in (ANY, "multipart/*") and stored_media:
+                    # Any media type, and it cannot be decoded here (a video): as stored.
+                    return PixelChoice(False, stored_media, stored)
             elif syntax in ("*", stored):
                 # As stored: a compressed frame with its own media type, unless the client asked
                 # for octet-stream by name (PS3.18 8.7.3.3.2: any syntax in an octet-stream part).
@@ -127,6 +165,8 @@ def pixel_choice(header: str | None, stored: str, *, decodable: bool) -> PixelCh
             continue
         if stored_media is None or syntax not in (None, "*", stored):
             continue
-        if wanted == stored_media or (wanted == "image/*" and stored_media.startswith("image/")):
+        if wanted == stored_media or (
+            wanted in ("image/*", "video/*") and stored_media.startswith(wanted[:-1])
+        ):
             return PixelChoice(False, stored_media, stored)
     return None

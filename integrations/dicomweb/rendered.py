@@ -25,12 +25,15 @@ from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from rest_framework import exceptions
 from rest_framework.request import Request
 
+from imaging.archive.bulkdata import video_read
 from imaging.archive.rendered import (
     NoSuchFrame,
     NotStored,
     Picture,
+    StoredVideo,
     picture_render,
     rendered_pictures,
+    rendered_video,
     thumbnail_find,
     thumbnail_render,
 )
@@ -48,6 +51,7 @@ from imaging.archive.rendering import (
     Window,
 )
 from integrations.api.auth import actor_for
+from integrations.dicomweb.accept import FRAME_MEDIA_TYPES, media_ranges
 from integrations.dicomweb.base import DicomWebView
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,16 @@ class RenderedView(DicomWebView):
     ) -> HttpResponseBase:
         numbers = frames_parse(frames) if frames is not None else ()
         rendering = rendering_parse(request.query_params)
+        if instance is not None and series is not None:
+            try:
+                video = rendered_video(
+                    actor=actor_for(request), study_uid=study, series_uid=series, instance_uid=instance,
+                    frames=numbers,
+                )  # fmt: skip
+            except NoSuchFrame as error:
+                raise exceptions.NotFound(str(error)) from error
+            if video is not None:
+                return _video_response(request, video)
         if instance is None:
             one_item: frozenset[str] = frozenset()
         else:
@@ -127,6 +141,21 @@ class ThumbnailView(DicomWebView):
         boundary = uuid.uuid4().hex
         parts = _part(boundary, media_type, request.path, body) + f"--{boundary}--\r\n".encode()
         return HttpResponse(parts, content_type=_multipart_type(media_type, boundary))
+
+
+def _video_response(request: Request, video: StoredVideo) -> StreamingHttpResponse:
+    """A video rendered: its bitstream as stored, in its own media type (video/mp4 ...), when
+    the client takes that; the query parameters (window, viewport, quality) do not apply."""
+    media_type = FRAME_MEDIA_TYPES[video.transfer_syntax_uid]
+    accepted = {entry.related or entry.media_type for entry in media_ranges(_accept(request) or "*/*")}
+    if not accepted & {media_type, "video/*", "*/*"}:
+        raise exceptions.NotAcceptable(
+            f"The instance is a video; it is rendered as {media_type} only (no still picture of a "
+            f"video frame is drawn here)."
+        )
+    response = StreamingHttpResponse(video_read(video.storage_key, None), content_type=media_type)
+    response["Vary"] = "Accept"
+    return response
 
 
 def rendering_parse(query: Mapping[str, Any], *, thumbnail: bool = False) -> Rendering:

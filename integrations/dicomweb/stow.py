@@ -13,9 +13,11 @@ stored, 202 some failed, 409 none stored.
 
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from typing import IO, Any, NamedTuple
 
+import orjson
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import UnreadablePostError
@@ -29,13 +31,15 @@ from imaging.dicom.records import integrity
 from imaging.dicom.records.header import HeaderSummary
 from imaging.dicom.records.status import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES
 from imaging.ingest.index import IndexMessage, Sender
+from imaging.ingest.metadata_receive import BulkValue, instance_uids, metadata_receive
 from imaging.ingest.part10 import NotPart10, file_meta_read
 from imaging.ingest.queueing import IngestBatch
 from imaging.ingest.receive import ObjectRefused, Refusal, file_receive
 from integrations.api.auth import actor_for
 from integrations.api.parsers import RequestTooLarge
 from integrations.dicomweb import multipart
-from integrations.dicomweb.base import DicomWebView
+from integrations.dicomweb.accept import MEDIA_ALIASES, MEDIA_DEFAULT_SYNTAX, OCTET_STREAM
+from integrations.dicomweb.base import DICOM_JSON, DicomWebView
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,12 @@ log = logging.getLogger(__name__)
 RECEIVED_FROM = "STOW-RS"
 
 DICOM = "application/dicom"
+DICOM_XML = "application/dicom+xml"
+# The metadata part of a metadata and bulk data request: the DICOM JSON of its instances, all in
+# memory at once (pydicom builds each instance from it); bulk data goes to temporary files.
+METADATA_MOST = 64 * 1024 * 1024
+BULK_IN_MEMORY = 1 << 20  # a bulk data part over this is spooled to a temporary file as it arrives
+REFERENCED_TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122  # PS3.18 Table I.2-2
 
 # The receive's reasons, as STOW-RS Failure Reasons (PS3.18 I.2.2: the C-STORE statuses of
 # PS3.4 B.2.3), as handlers.STORE_STATUS has them for DIMSE.
@@ -52,6 +62,7 @@ FAILURE_REASON = {
     Refusal.DOES_NOT_MATCH: DATASET_DOES_NOT_MATCH_SOP_CLASS,  # 0xA900, the URL's study too (10.5.1.2)
     Refusal.UNREADABLE: CANNOT_UNDERSTAND,  # 0xC000: not Part 10, malformed, cut off
     Refusal.OUT_OF_RESOURCES: OUT_OF_RESOURCES,  # 0xA700: it could not be kept
+    Refusal.SYNTAX_NOT_SUPPORTED: REFERENCED_TRANSFER_SYNTAX_NOT_SUPPORTED,  # 0xC122 (Table I.2-2)
 }
 
 
@@ -111,7 +122,7 @@ class StudiesStore(DicomWebView):
         return super(DicomWebView, self).perform_content_negotiation(request, force=force)
 
     def post(self, request: Request, study: str | None = None) -> Response:
-        boundary = _boundary(request.META.get("CONTENT_TYPE", ""))
+        boundary, kind = _boundary(request.META.get("CONTENT_TYPE", ""))
         if study is not None and not integrity.is_uid(study):
             raise exceptions.ParseError(f"{study[:80]!r} is not a Study Instance UID (PS3.5 9.1).")
         limit = settings.DICOMWEB_STOW_MAX_BYTES
@@ -121,7 +132,10 @@ class StudiesStore(DicomWebView):
         batch = IngestBatch()  # one indexing task for the request (or for each 50 instances)
         sender = _sender(request)
         try:
-            for part in multipart.parts_read(body, boundary):
+            parts = multipart.parts_read(body, boundary)
+            if kind == DICOM_JSON:
+                _metadata_store(parts, study, sender, batch, stored, failed)
+            for part in parts:
                 _part_store(part, study, sender, batch, stored, failed)
         except multipart.Malformed as error:
             raise exceptions.ParseError(f"{error}{_kept_already(stored)}") from None
@@ -151,18 +165,26 @@ class StudiesStore(DicomWebView):
         return response
 
 
-def _boundary(content_type: str) -> bytes:
-    """The boundary of a ``multipart/related; type="application/dicom"`` body; any other
-    media type is a 415 (PS3.18 10.5.1: this server takes the instances as Part 10 files, not
-    as metadata and bulk data)."""
+def _boundary(content_type: str) -> tuple[bytes, str]:
+    """The boundary of a ``multipart/related`` body and its ``type``: Part 10 files
+    (``application/dicom``) or metadata and bulk data (``application/dicom+json``, PS3.18
+    10.5.1). Any other media type is a 415, the XML metadata of PS3.19 too."""
     media_type, parameters = multipart.content_type_parse(content_type)
     kind = parameters.get("type", DICOM).strip().lower()
-    if media_type != "multipart/related" or kind != DICOM:
+    if media_type == "multipart/related" and kind == DICOM_XML:
         raise exceptions.UnsupportedMediaType(
-            content_type[:200], detail=f'Send multipart/related; type="{DICOM}" (PS3.18 10.5.1).'
+            content_type[:200],
+            detail=f'Metadata as {DICOM_XML} is not taken here; send it as type="{DICOM_JSON}", or the '
+            f'instances as type="{DICOM}" (PS3.18 10.5.1).',
+        )
+    if media_type != "multipart/related" or kind not in (DICOM, DICOM_JSON):
+        raise exceptions.UnsupportedMediaType(
+            content_type[:200],
+            detail=f'Send multipart/related; type="{DICOM}" (Part 10 files) or type="{DICOM_JSON}" '
+            f"(metadata, then its bulk data) (PS3.18 10.5.1).",
         )
     try:
-        return multipart.boundary_check(parameters.get("boundary"))
+        return multipart.boundary_check(parameters.get("boundary")), kind
     except multipart.Malformed as error:
         raise exceptions.ParseError(str(error)) from None
 
@@ -256,6 +278,113 @@ def _part_store(
             )
         except ObjectRefused as refused:
             failed.append(_failed(file.name, refused))
+
+
+def _metadata_store(
+    parts: Iterator[multipart.Part],
+    study: str | None,
+    sender: Sender,
+    batch: IngestBatch,
+    stored: list[IndexMessage],
+    failed: list[Failed],
+) -> None:
+    """A metadata and bulk data body (PS3.18 10.5.1): the first part the DICOM JSON array of
+    the instances, each later part bulk data named by its Content-Location, which the
+    BulkDataURIs of the metadata give. The bulk data is read to the end first (a URI may name
+    any later part), then each instance is made into a Part 10 file and received
+    (imaging/ingest/metadata_receive.py)."""
+    first = next(parts, None)
+    if first is None:
+        return
+    if first.content_type not in ("", DICOM_JSON):
+        raise exceptions.ParseError(
+            f"The first part of a {DICOM_JSON} request is the metadata ({DICOM_JSON}), not "
+            f"{first.content_type[:80]} (PS3.18 10.5.1)."
+        )
+    metadata = _metadata_read(first)
+    with ExitStack() as files:
+        bulk: dict[str, _BulkPart] = {}
+        for part in parts:
+            location = part.headers.get("content-location", "").strip()
+            if not location:
+                raise exceptions.ParseError(
+                    "A bulk data part has no Content-Location: nothing in the metadata can name it "
+                    "(PS3.18 10.5.1)."
+                )
+            bulk[location] = _bulk_part_read(part, files)
+
+        def lookup(uri: str) -> BulkValue | None:
+            part = bulk.get(uri)
+            if part is None:
+                return None
+            if part.error:
+                raise ObjectRefused(Refusal.OUT_OF_RESOURCES, f"Cannot take the bulk data in: {part.error}")
+            part.file.seek(0)
+            return BulkValue(part.file.read(), part.transfer_syntax, part.media_type)
+
+        for instance in metadata:
+            try:
+                stored.append(
+                    metadata_receive(
+                        instance=instance,
+                        bulk=lookup,
+                        calling_ae=RECEIVED_FROM,
+                        batch=batch,
+                        study_instance_uid=study,
+                        sender=sender,
+                    )  # fmt: skip
+                )
+            except ObjectRefused as refused:
+                uids = instance_uids(instance)
+                log.warning("STOW-RS instance %s refused: %s", uids[1] or "(unknown)", refused.detail)
+                failed.append(Failed(*uids, FAILURE_REASON[refused.reason], refused.detail))
+
+
+class _BulkPart(NamedTuple):
+    file: IO[bytes]
+    media_type: str
+    transfer_syntax: str | None
+    error: str = ""
+
+
+def _metadata_read(part: multipart.Part) -> list[Any]:
+    """The metadata part: a JSON array (PS3.18 F.2: of DICOM JSON objects, one an instance)."""
+    data = bytearray()
+    for piece in part.pieces():
+        data += piece
+        if len(data) > METADATA_MOST:
+            raise exceptions.ParseError(
+                f"The metadata part is over {METADATA_MOST} bytes; send fewer instances."
+            )
+    try:
+        metadata = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise exceptions.ParseError(f"The metadata part is not JSON: {error}") from None
+    if not isinstance(metadata, list) or not metadata:
+        raise exceptions.ParseError("The metadata part must be a JSON array of instances (PS3.18 F.2).")
+    return metadata
+
+
+def _bulk_part_read(part: multipart.Part, files: ExitStack) -> _BulkPart:
+    """A bulk data part kept (in memory, or a temporary file past BULK_IN_MEMORY) with the
+    transfer syntax its Content-Type says: its ``transfer-syntax`` parameter, else its media
+    type's default (PS3.18 Table 8.7.3-5); None for application/octet-stream without one
+    (uncompressed); "" for a media type that means no transfer syntax (image/png)."""
+    media_type, parameters = multipart.content_type_parse(part.headers.get("content-type", ""))
+    media_type = MEDIA_ALIASES.get(media_type, media_type)
+    syntax: str | None = parameters.get("transfer-syntax", "").strip() or None
+    if syntax is None and media_type not in (OCTET_STREAM, ""):
+        syntax = MEDIA_DEFAULT_SYNTAX.get(media_type, "")
+    file = files.enter_context(
+        tempfile.SpooledTemporaryFile(max_size=BULK_IN_MEMORY, dir=settings.FILE_UPLOAD_TEMP_DIR)
+    )
+    try:
+        for piece in part.pieces():
+            _write(file, piece)
+    except _WriteFailed as error:
+        part.skip()
+        return _BulkPart(file, media_type, syntax, str(error) or "the temporary folder is full")
+    return _BulkPart(file, media_type, syntax)
 
 
 class _WriteFailed(Exception):

@@ -4,7 +4,7 @@ imaging/archive/ (objects.py, metadata.py, bulkdata.py), which also audits each 
 ``/rendered`` and ``/thumbnail`` are elsewhere."""
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
@@ -18,6 +18,7 @@ from imaging.archive.bulkdata import (
     bulk_value_read,
     frames_read,
     pixel_data_chunks,
+    video_read,
 )
 from imaging.archive.metadata import bulk_uris_resolve, instances_metadata
 from imaging.archive.objects import (
@@ -31,14 +32,16 @@ from imaging.archive.objects import (
     syntax_producible,
 )
 from imaging.archive.stored import PIXEL_TAGS
-from imaging.archive.transcode import CannotTranscode
+from imaging.archive.transcode import VIDEO_SYNTAXES, CannotTranscode
 from imaging.dicom.records.integrity import is_uid
 from integrations.api.auth import actor_for
 from integrations.dicomweb.accept import (
     ANY,
     EXPLICIT,
+    FRAME_MEDIA_TYPES,
     OCTET_STREAM,
     PixelChoice,
+    default_syntax_taken,
     dicom_syntaxes,
     media_ranges,
     pixel_choice,
@@ -82,7 +85,8 @@ class InstancesRetrieve(DicomWebView):
         self, request: Request, study: str, series: str | None = None, instance: str | None = None
     ) -> StreamingHttpResponse:
         stored = _stored(study, series, instance)
-        wanted = dicom_syntaxes(request.headers.get("Accept"))
+        accept = request.headers.get("Accept")
+        wanted = dicom_syntaxes(accept)
         chosen: dict[str, str | None] = {}  # per stored syntax: the first the client takes we can make
         plan = []
         for item in stored:
@@ -97,6 +101,10 @@ class InstancesRetrieve(DicomWebView):
                     None,
                 )
             syntax = chosen[stored_syntax]
+            if syntax is None and stored_syntax in VIDEO_SYNTAXES and default_syntax_taken(accept):
+                # PS3.18 8.7.3.5.2's default (Explicit VR Little Endian) would need the video
+                # decoded: without a transfer syntax asked for, it goes as stored.
+                syntax = chosen[stored_syntax] = stored_syntax
             if syntax is None:
                 raise exceptions.NotAcceptable(
                     f"Instance {item.sop_instance_uid} is stored in {stored_syntax} and cannot be sent in "
@@ -170,6 +178,12 @@ def _pixel_choice(request: Request, item: StoredInstance) -> PixelChoice:
         request.headers.get("Accept"), item.transfer_syntax_uid,
         decodable=syntax_producible(item.transfer_syntax_uid, EXPLICIT),
     )  # fmt: skip
+    if item.transfer_syntax_uid in VIDEO_SYNTAXES and (choice is None or choice.uncompressed):
+        media = FRAME_MEDIA_TYPES[item.transfer_syntax_uid]
+        raise exceptions.NotAcceptable(
+            f"The pixel data is a video ({item.transfer_syntax_uid}): its frames are its whole bitstream, "
+            f"which is not decoded here; ask for {media} (or transfer-syntax=*)."
+        )
     if choice is None:
         raise exceptions.NotAcceptable(
             f"The pixel data is stored in {item.transfer_syntax_uid} and cannot be sent as any media "
@@ -200,18 +214,21 @@ class FramesRetrieve(DicomWebView):
         numbers = _frame_numbers(frames)
         item = _stored(study, series, instance)[0]
         choice = _pixel_choice(request, item)
+        part_type = f"{choice.media_type}; transfer-syntax={choice.transfer_syntax}"
+        parts: Iterable[ResponsePart]
         try:
-            pieces = frames_read(item.storage_key, numbers, uncompressed=choice.uncompressed)
+            if item.transfer_syntax_uid in VIDEO_SYNTAXES:  # one part: the bitstream (PS3.18 8.7.3.3.2)
+                parts = [ResponsePart(part_type, video_read(item.storage_key, numbers))]
+            else:
+                pieces = frames_read(item.storage_key, numbers, uncompressed=choice.uncompressed)
+                parts = (ResponsePart(part_type, [piece], len(piece)) for piece in pieces)
         except (NoSuchFrame, NoSuchBulkData) as error:
             raise exceptions.NotFound(str(error)) from None
         retrieve_audit(
             actor=actor_for(request), study_id=item.study_id,
             what=_what(study, series, instance, f"frames {frames}"), count=1,
         )  # fmt: skip
-        part_type = f"{choice.media_type}; transfer-syntax={choice.transfer_syntax}"
-        return multipart_response(
-            (ResponsePart(part_type, [piece], len(piece)) for piece in pieces), choice.media_type
-        )
+        return multipart_response(parts, choice.media_type)
 
 
 class BulkDataRetrieve(DicomWebView):
@@ -247,6 +264,10 @@ class BulkDataRetrieve(DicomWebView):
 def _pixel_data(request: Request, item: StoredInstance) -> StreamingHttpResponse:
     choice = _pixel_choice(request, item)
     part_type = f"{choice.media_type}; transfer-syntax={choice.transfer_syntax}"
+    if item.transfer_syntax_uid in VIDEO_SYNTAXES:
+        return multipart_response(
+            [ResponsePart(part_type, video_read(item.storage_key, None))], choice.media_type
+        )
     if not choice.uncompressed:
         frames = frames_read(item.storage_key, None, uncompressed=False)
         return multipart_response(

@@ -226,6 +226,8 @@ STORE_STATUS = {  # C-STORE, PS3.4 B.2.3
     Refusal.DOES_NOT_MATCH: DATASET_DOES_NOT_MATCH_SOP_CLASS,
     Refusal.UNREADABLE: CANNOT_UNDERSTAND,
     Refusal.OUT_OF_RESOURCES: OUT_OF_RESOURCES,
+    # (Never for a C-STORE: its transfer syntax was negotiated from those we accept.)
+    Refusal.SYNTAX_NOT_SUPPORTED: CANNOT_UNDERSTAND,
 }
 STEP_STATUS = {  # MPPS N-CREATE and N-SET, PS3.4 F.7.2.1.4 and F.7.2.2.4
     mpps.StepRefusal.ALREADY_EXISTS: DUPLICATE_SOP_INSTANCE,

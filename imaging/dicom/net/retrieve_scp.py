@@ -26,14 +26,16 @@ The handlers' side, as pynetdicom documents it for EVT_C_MOVE and EVT_C_GET, wit
 import logging
 from collections.abc import Generator
 from io import BytesIO
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
+from pynetdicom.acse import ACSE
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE, DimseServiceType
 from pynetdicom.dsutils import encode
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.service_class import QueryRetrieveServiceClass
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import (sop_class.py)
@@ -44,6 +46,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at impo
 )
 
 from imaging.archive.retrieve import InstanceUnavailable, RetrievedInstance, instance_sendable
+from imaging.archive.transcode import LOSSLESS_ENCODABLE
 from imaging.dicom.net.tls import handshake_failure
 from imaging.dicom.records.status import (
     CANCELLED,
@@ -65,6 +68,8 @@ MOST_CONTEXTS = 128
 # The Error Comment when a handler raised (the traceback is in the listener's log).
 HANDLER_FAILED = "The retrieve failed: see the listener's log"
 UNCOMPRESSED: list[str | UID] = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+# The transfer syntaxes we can send any object in (transcode.py): uncompressed, or losslessly compressed.
+WRITABLE = {*map(str, UNCOMPRESSED), *LOSSLESS_ENCODABLE}
 
 # A handler's yields (see the module's docstring).
 Yielded = Any
@@ -84,7 +89,7 @@ class RetrieveAssociation(Association):
         self.dimse.cancel_req = {}
         self._is_paused = True
         try:
-            RetrieveService(self).SCP(msg, context)  # type: ignore[arg-type]  # a C-MOVE or a C-GET, checked above
+            self.retrieve_service()(self).SCP(msg, context)  # type: ignore[arg-type]  # a C-MOVE or a C-GET, checked above
         except Exception:
             log.exception("%s failed", msg.msg_type)
             self.abort()
@@ -92,12 +97,48 @@ class RetrieveAssociation(Association):
             self._is_paused = False
             self.dimse.cancel_req = {}
 
+    def retrieve_service(self) -> "type[RetrieveService]":
+        """The service class that serves C-MOVE and C-GET here (the fast path's derives from it)."""
+        return RetrieveService
+
+
+class RetrieveACSE(ACSE):
+    """pynetdicom's ACSE, choosing the transfer syntax of a storage context in which we send
+    (the requestor proposed the SCP role: a C-GET's, PS3.4 C.4.3) so that every object can go.
+
+    pynetdicom takes the first of our syntaxes the requestor proposes, compressed ones first (to
+    store what modalities send as they send it). A C-GET requestor proposing JPEG Lossless first
+    and the uncompressed syntaxes after in one context (dcmtk's getscu +xs) then had JPEG
+    Lossless accepted, and objects stored otherwise could not go at all: we cannot write JPEG
+    Lossless. PS3.8 9.3.3.2 leaves the choice to the acceptor: here the first syntax the
+    requestor proposes (its preference) that we can write any object in (transcode.py:
+    uncompressed, or a lossless compression we can encode); pynetdicom's choice if there is
+    none. Objects stored in it go as stored; others are decompressed (or losslessly
+    compressed) into it."""
+
+    def send_accept(self) -> None:
+        request = cast(A_ASSOCIATE, self.requestor.primitive)
+        proposed = {
+            context.context_id: [str(uid) for uid in context.transfer_syntax]
+            for context in request.presentation_context_definition_list
+        }
+        for context in self.assoc._accepted_cx.values():
+            if not context.as_scu:
+                continue
+            writable = next((uid for uid in proposed.get(context.context_id, []) if uid in WRITABLE), None)
+            if writable is not None:
+                context.transfer_syntax = [UID(writable)]
+        super().send_accept()
+
 
 def association_adopt(assoc: Association) -> None:
     """Make an association pynetdicom's server has just made (before its threads start) a
-    RetrieveAssociation (see the module's docstring): it adds one override and no state."""
+    RetrieveAssociation (see the module's docstring), with a RetrieveACSE: they add overrides
+    and no state."""
     if not isinstance(assoc, RetrieveAssociation):
         assoc.__class__ = RetrieveAssociation
+    if not isinstance(assoc.acse, RetrieveACSE):
+        assoc.acse.__class__ = RetrieveACSE
 
 
 def move_contexts(instances: list[RetrievedInstance]) -> list[PresentationContext]:
@@ -140,8 +181,28 @@ def store_outcome(status: Dataset) -> str:
     return "failed"
 
 
+class StoreSender(Protocol):
+    """What sends the C-STORE sub-operations: a pynetdicom Association (the C-MOVE destination's,
+    or the C-GET requestor's own), or the fast path's senders (fast/store_scu.py)."""
+
+    @property
+    def is_established(self) -> bool: ...
+
+    @property
+    def accepted_contexts(self) -> list[PresentationContext]: ...
+
+    def send_c_store(
+        self, dataset: Any, msg_id: int = 1, priority: int = 2,
+        originator_aet: str | None = None, originator_id: int | None = None,
+    ) -> Dataset: ...  # fmt: skip
+
+    def release(self) -> None: ...
+
+
 class RetrieveService(QueryRetrieveServiceClass):
-    """One C-MOVE or C-GET request, served (see the module's docstring)."""
+    """One C-MOVE or C-GET request, served (see the module's docstring). Three methods are
+    where the fast path (fast/store_scu.py) sends the short way: destination_associate,
+    requestor_sender and _respond."""
 
     def SCP(self, req: C_MOVE | C_GET, context: PresentationContext) -> None:  # type: ignore[override]  # pynetdicom's takes C-FIND too
         rsp = C_MOVE() if isinstance(req, C_MOVE) else C_GET()
@@ -191,12 +252,12 @@ class RetrieveService(QueryRetrieveServiceClass):
             self._respond(SUCCESS, counts=(None, 0, 0, 0))
             return
         if destination is None:  # C-GET: to the requestor, on its own association (PS3.4 C.4.3)
-            self._suboperations(items, count, self.assoc)
+            self._suboperations(items, count, self.requestor_sender())
             return
         host, port, *more = destination
         kwargs = dict(more[0]) if more else {}
         kwargs.setdefault("ae_title", self.req.MoveDestination)  # type: ignore[union-attr]  # a C-MOVE's
-        store = self.ae.associate(host, port, **kwargs)
+        store = self.destination_associate(host, port, kwargs)
         tls_failure = handshake_failure(kwargs["tls_args"][0]) if kwargs.get("tls_args") else None
         if not store.is_established and tls_failure:  # reached, but TLS failed: say why (tls.py)
             log.warning("C-MOVE: TLS with the move destination %s at %s:%s: %s",
@@ -236,7 +297,16 @@ class RetrieveService(QueryRetrieveServiceClass):
             failed_uids.append(item.sop_instance_uid)
             outcome = "failed"
 
-    def _suboperations(self, items: Items, count: int, sender: Association) -> None:
+    def destination_associate(self, host: str, port: int, kwargs: dict[str, Any]) -> StoreSender:
+        """The association to the move destination (kwargs for AE.associate: ae_title, contexts; tls_args
+        for a node registered with TLS, handlers_retrieve.on_move)."""
+        return self.ae.associate(host, port, **kwargs)
+
+    def requestor_sender(self) -> StoreSender:
+        """What sends a C-GET's objects: the requestor's own association (PS3.4 C.4.3)."""
+        return self.assoc
+
+    def _suboperations(self, items: Items, count: int, sender: StoreSender) -> None:
         """Send each object the handler yields and answer Pending with the counts after each
         (PS3.4 C.4.2.1.4 / C.4.3.1.3: remaining, completed, failed, warning); the final answer
         lists the objects that failed (Failed SOP Instance UID List)."""
@@ -244,6 +314,7 @@ class RetrieveService(QueryRetrieveServiceClass):
         failed_uids: list[str] = []
         outcome: str | None = None
         message_id = 0
+        self._accepted: dict[str, list[str]] = {}  # the syntaxes ``sender`` accepted, by SOP class
         while True:
             try:
                 status, item = items.send(outcome)
@@ -295,15 +366,17 @@ class RetrieveService(QueryRetrieveServiceClass):
                 SUB_OPERATIONS_WARNING, counts=(None, completed, failed, warning), failed_uids=failed_uids
             )
 
-    def _store(self, sender: Association, item: RetrievedInstance, message_id: int) -> str:
+    def _store(self, sender: StoreSender, item: RetrievedInstance, message_id: int) -> str:
         """One C-STORE sub-operation: the object as the peer may take it, sent as it is read."""
         if not sender.is_established:
             return "failed"
-        accepted = [
-            str(cx.transfer_syntax[0])
-            for cx in sender.accepted_contexts
-            if cx.abstract_syntax == item.sop_class_uid and cx.as_scu
-        ]
+        accepted = self._accepted.get(item.sop_class_uid)
+        if accepted is None:  # once a SOP class: pynetdicom sorts its contexts at every look
+            self._accepted[item.sop_class_uid] = accepted = [
+                str(cx.transfer_syntax[0])
+                for cx in sender.accepted_contexts
+                if cx.abstract_syntax == item.sop_class_uid and cx.as_scu
+            ]
         # PS3.7 9.1.1.1: a C-MOVE's sub-operations say who asked for the move, and which request.
         moving = isinstance(self.req, C_MOVE)
         originator_aet = self.assoc.requestor.ae_title if moving else None

@@ -14,6 +14,9 @@ dimse.py         C-STORE served where it is read and written to storage as it ar
                  C-STORE answer encoded directly
 worklist_scp.py  worklist and Query/Retrieve C-FIND answers sent as they were encoded
                  (datasets.EncodedDataset)
+store_scu.py     C-MOVE's and C-GET's C-STORE sub-operations: stored bytes written straight to
+                 the socket, answers read there (our own move requestor; a C-GET borrows its
+                 association's socket from the DUL thread), pending responses written directly
 wire.py          PDUs and command sets read and written directly
 
 It overrides and calls about twenty private names of pynetdicom 3.0.4, so it refuses to start

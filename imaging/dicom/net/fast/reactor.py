@@ -9,6 +9,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,10 +26,11 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at impo
 from pynetdicom.transport import AssociationSocket
 
 from imaging.dicom.net.fast.dimse import FastDIMSE
+from imaging.dicom.net.fast.store_scu import FastRetrieveService
 from imaging.dicom.net.fast.wire import DecodedPData, p_data_decode
 from imaging.dicom.net.fast.worklist_scp import QueryFind, WorklistFind
 from imaging.dicom.net.handlers import association_finish, thread_ended
-from imaging.dicom.net.retrieve_scp import RetrieveAssociation
+from imaging.dicom.net.retrieve_scp import RetrieveAssociation, RetrieveService
 
 if TYPE_CHECKING:
     from pynetdicom.pdu import _PDUType
@@ -58,6 +60,10 @@ IDLE_WAIT = 0.02
 PDU_LIMIT = 2**20
 
 
+# How long socket_borrow waits for the DUL thread to stop reading before it does without.
+BORROW_WAIT = 2.0
+
+
 # FastSocket.recv allocates at most this much ahead of the bytes that have arrived.
 RECV_AHEAD = 2**20
 
@@ -71,9 +77,23 @@ class FastSocket(AssociationSocket):
     (it is not sticky). See VETERINARY-DICOM-HL7.md, "Network detail that matters for speed".
     """
 
+    # A PDU read by a thread that borrowed the socket (EventDrivenDUL.socket_borrow) and gave
+    # back for the DUL to read as if it had just arrived.
+    pushed_back = b""
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.pushed_back) or super().ready
+
     def recv(self, nr_bytes: int) -> bytearray:
         """``nr_bytes`` (fewer if the connection closes), in a buffer that grows with what
-        arrives rather than with what was announced (EventDrivenDUL bounds ``nr_bytes`` too)."""
+        arrives rather than with what was announced (EventDrivenDUL bounds ``nr_bytes`` too);
+        what was pushed back first."""
+        if self.pushed_back:
+            taken, self.pushed_back = self.pushed_back[:nr_bytes], self.pushed_back[nr_bytes:]
+            if len(taken) == nr_bytes:
+                return bytearray(taken)
+            return bytearray(taken) + self.recv(nr_bytes - len(taken))
         buffer = bytearray(min(nr_bytes, RECV_AHEAD))
         read = 0
         while read < nr_bytes:
@@ -114,6 +134,40 @@ class EventDrivenDUL(DULServiceProvider):
         self._run_loop_delay = 0  # the wait is in _is_transport_event
         self._pdu_refused = False  # a PDU longer than allowed was announced (_read_pdu_data)
         self.to_provider_queue = WakingQueue(self.wake)
+        # socket_borrow: wanted by the association's thread, granted by this one between PDUs.
+        self._lend_wanted = False
+        self._lent = threading.Event()
+        self._given_back = threading.Event()
+
+    def socket_borrow(self) -> bool:
+        """Stop this thread reading the socket, between two PDUs, so that the caller may read
+        it (store_scu.RequestorStoreSender reads a C-GET's C-STORE-RSPs itself: a thread
+        hand-off less an object). True once lent; False if this thread has stopped. The caller
+        gives it back with socket_give_back, having pushed back (FastSocket.pushed_back)
+        anything it read and will not handle."""
+        self._lent.clear()
+        self._given_back.clear()
+        self._lend_wanted = True
+        self.wake()
+        deadline = time.monotonic() + BORROW_WAIT
+        while not self._lent.wait(IDLE_WAIT):
+            # Stopped, or not lending (it lends in Sta6 only, PS3.8 9.2: data transfer).
+            if self._kill_thread or not self.is_alive() or time.monotonic() > deadline:
+                self.socket_give_back()  # if it parks now after all, it goes on at once
+                return False
+        return True
+
+    def socket_give_back(self) -> None:
+        self._lend_wanted = False
+        self._lent.clear()
+        self._given_back.set()
+
+    def _socket_lend(self) -> None:
+        """Wait here, reading nothing, while the socket is lent (socket_borrow)."""
+        self._lent.set()
+        while not self._given_back.wait(IDLE_WAIT):
+            if self._kill_thread:
+                return
 
     def wake(self) -> None:
         if threading.current_thread() is self:  # awake: it looks at its queues before it waits
@@ -131,6 +185,9 @@ class EventDrivenDUL(DULServiceProvider):
             # close now (Evt17, AR-5) instead of reading it as such until the peer stops.
             self.socket.close()  # type: ignore[union-attr]  # connected before the DUL runs
             return True
+        if self._lend_wanted and self.state_machine.current_state == "Sta6":
+            self._socket_lend()
+            return False
         if self.event_queue.empty() and not self._kill_thread:
             self._wait_for_input()
         return super()._is_transport_event()
@@ -140,6 +197,8 @@ class EventDrivenDUL(DULServiceProvider):
         peer = self.socket.socket if self.socket is not None else None
         if isinstance(peer, ssl.SSLSocket) and peer.fileno() != -1 and peer.pending():
             return  # decrypted bytes wait in the TLS layer, where select() does not see them
+        if isinstance(self.socket, FastSocket) and self.socket.pushed_back:
+            return  # a PDU given back by a borrower (socket_borrow), to read now
         if peer is not None and peer.fileno() != -1:
             waiting.append(peer)
         try:
@@ -277,9 +336,9 @@ class EventDrivenDUL(DULServiceProvider):
 class EventDrivenAssociation(RetrieveAssociation):
     """pynetdicom's acceptor loop sleeps 1 ms between looks at its queues; this one waits
     until a DIMSE message or an ACSE primitive (release, abort) arrives. (The listener's
-    associations serve C-MOVE and C-GET with retrieve_scp.py's: so does this one. A C-GET's
-    C-STORE sub-operations go out on this association from its own thread, send_c_store waiting
-    for each answer on the DIMSE queue that the DUL thread fills, as in pynetdicom.)"""
+    associations serve C-MOVE and C-GET with retrieve_scp.py's: so does this one, with the
+    sub-operations of store_scu.py. A C-GET's C-STORE sub-operations go out on this association
+    from its own thread, each waiting for its answer on the DIMSE queue that the DUL thread fills.)"""
 
     def prepare(self) -> None:
         self._wakeup = threading.Event()
@@ -289,6 +348,10 @@ class EventDrivenAssociation(RetrieveAssociation):
     def kill(self) -> None:
         self._wakeup.set()
         super().kill()
+
+    def retrieve_service(self) -> type[RetrieveService]:
+        """C-MOVE and C-GET with their sub-operations sent the short way (store_scu.py)."""
+        return FastRetrieveService
 
     def run(self) -> None:
         try:

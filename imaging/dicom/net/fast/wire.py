@@ -144,3 +144,79 @@ def _uid(value: object) -> bytes:
 def _command_element(element: int, vr: str, value: bytes) -> bytes:
     """A command element: group 0000, Implicit VR Little Endian (PS3.7 6.3.1)."""
     return element_encode(element, vr, value, implicit_vr=True)
+
+
+def store_request_command(
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    message_id: int,
+    *,
+    originator_aet: str | None = None,
+    originator_id: int | None = None,
+) -> bytes:
+    """The C-STORE-RQ command set (PS3.7 9.3.1.1, Table 9.3-1), Implicit VR Little Endian; a
+    C-MOVE's sub-operation names who asked for the move and which request (PS3.7 9.1.1.1)."""
+    elements = [
+        _command_element(0x0002, "UI", _uid(sop_class_uid)),
+        _command_element(0x0100, "US", struct.pack("<H", 0x0001)),  # Command Field: C-STORE-RQ
+        _command_element(0x0110, "US", struct.pack("<H", message_id)),
+        _command_element(0x0700, "US", struct.pack("<H", 0x0000)),  # Priority: medium
+        _command_element(0x0800, "US", struct.pack("<H", 0x0001)),  # Command Data Set Type: one follows
+        _command_element(0x1000, "UI", _uid(sop_instance_uid)),
+    ]  # fmt: skip
+    if originator_aet is not None and originator_id is not None:
+        elements.append(_command_element(0x1030, "AE", originator_aet.strip().encode("ascii")))
+        elements.append(_command_element(0x1031, "US", struct.pack("<H", originator_id)))
+    encoded = b"".join(elements)
+    return _command_element(0x0000, "UL", struct.pack("<I", len(encoded))) + encoded
+
+
+# Command Field of the responses retrieve_response_command writes (PS3.7 E.1-1).
+C_GET_RSP, C_MOVE_RSP = 0x8010, 0x8021
+
+
+def retrieve_response_command(
+    command_field: int,
+    sop_class_uid: object,
+    message_id: int,
+    status: int,
+    counts: tuple[int | None, int | None, int | None, int | None],
+) -> bytes:
+    """A C-GET-RSP or C-MOVE-RSP command set without an identifier (PS3.7 9.3.3.2, 9.3.4.2):
+    its status and the Number of Remaining, Completed, Failed and Warning Sub-operations that
+    are known (a final response leaves out Remaining, PS3.4 C.4.2.1.4)."""
+    elements = [
+        _command_element(0x0002, "UI", _uid(sop_class_uid)),
+        _command_element(0x0100, "US", struct.pack("<H", command_field)),
+        _command_element(0x0120, "US", struct.pack("<H", message_id)),
+        _command_element(0x0800, "US", struct.pack("<H", 0x0101)),  # Command Data Set Type: none
+        _command_element(0x0900, "US", struct.pack("<H", status)),
+    ]  # fmt: skip
+    for element, count in zip((0x1020, 0x1021, 0x1022, 0x1023), counts, strict=True):
+        if count is not None:
+            elements.append(_command_element(element, "US", struct.pack("<H", count)))
+    encoded = b"".join(elements)
+    return _command_element(0x0000, "UL", struct.pack("<I", len(encoded))) + encoded
+
+
+def command_read(command: BytesLike) -> dict[int, bytes]:
+    """A command set's elements by element number (group 0000, Implicit VR Little Endian, PS3.7
+    6.3.1). Raises ValueError if they do not add up to the bytes."""
+    elements: dict[int, bytes] = {}
+    at, end = 0, len(command)
+    while at < end:
+        if end - at < 8:
+            raise ValueError("a command element cut short")
+        group, element, length = struct.unpack_from("<HHL", command, at)
+        if group != 0x0000 or at + 8 + length > end:
+            raise ValueError(f"not a command element: ({group:04X},{element:04X})")
+        elements[element] = bytes(command[at + 8 : at + 8 + length])
+        at += 8 + length
+    return elements
+
+
+def p_data_header(context_id: int, control: int, size: int) -> bytes:
+    """A P-DATA-TF PDU's header holding one presentation data value item of ``size`` bytes
+    (PS3.8 9.3.5: PDU type, reserved, PDU length; the item's length, the presentation context
+    ID and the message control header, PS3.8 E.2)."""
+    return struct.pack(">BBLLBB", 0x04, 0x00, size + 6, size + 2, context_id, control)
