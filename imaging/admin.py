@@ -38,10 +38,10 @@ class AddressCheckedFilter(admin.SimpleListFilter):
 class ModalityAdmin(admin.ModelAdmin):
     list_display = [
         "ae_title", "modality_type", "station_name", "location", "address", "port",
-        "may_store", "may_query", "may_retrieve", "move_destination", "active",
+        "may_store", "may_query", "may_retrieve", "move_destination", "tls", "active",
     ]  # fmt: skip
     list_filter = [
-        "modality_type", "active", "may_store", "may_query", "may_retrieve", "move_destination",
+        "modality_type", "active", "may_store", "may_query", "may_retrieve", "move_destination", "tls",
         AddressCheckedFilter,
     ]  # fmt: skip
     search_fields = ["ae_title", "station_name", "location", "host"]
@@ -53,6 +53,17 @@ class ModalityAdmin(admin.ModelAdmin):
                 "The DICOM listener takes this AE title only from this host (an IP address, or a name "
                 "it resolves). <strong>Without a host, a caller from any address that uses this AE "
                 "title may send images and query the worklist.</strong> Set it, e.g. 192.168.1.20."
+            ),
+        }),
+        ("TLS", {
+            "fields": ["tls", "tls_ca_certificates", "tls_check_hostname"],
+            "description": (
+                "When we connect to the node (C-MOVE to it as a move destination, a storage commitment "
+                "report on a new association): with <em>use TLS</em>, over DICOM TLS (PS3.15 B.9). Its "
+                "certificate must be signed by the authorities pasted here, else by the listener's "
+                "DICOM_TLS_CA, else by one the system trusts; we present the listener's certificate "
+                "(DICOM_TLS_CERT). Callers choose TLS themselves: the listener speaks it when "
+                "DICOM_TLS_CERT is set."
             ),
         }),
         ("What it may do", {

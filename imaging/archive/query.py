@@ -28,7 +28,15 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, FilteredRelation, Max, Model, OuterRef, Q, QuerySet
 
-from imaging.archive.query_keys import ANY_LEVEL, IMAGE_KEYS, PATIENT_KEYS, SERIES_KEYS, STUDY_KEYS, key_check
+from imaging.archive.query_keys import (
+    ANY_LEVEL,
+    IMAGE_KEYS,
+    PATIENT_KEYS,
+    SERIES_KEYS,
+    STUDY_KEYS,
+    date_time_combined,
+    key_check,
+)
 from imaging.dicom.records.datasets import OWNER, OWNER_COLUMNS, PATIENT_COLUMNS, Row
 from imaging.dicom.records.matching import MatchingError
 from imaging.dicom.records.query_answers import (
@@ -63,6 +71,9 @@ class Query:
     root: Root = Root.STUDY
     limit: int | None = None
     offset: int = 0
+    # Study Date and Study Time ranges as one (PS3.4 C.2.2.2.5.4): only for a C-FIND association
+    # that agreed combined date-time matching (C.5.1.1); otherwise each on its own.
+    combined_datetime: bool = False
 
 
 @dataclass
@@ -108,6 +119,8 @@ def archive_find(*, actor: Actor, query: Query) -> Found:
                 matched[keyword] = value
         elif value is not None and keyword not in ANY_LEVEL:
             unsupported.append(keyword)
+    if query.combined_datetime:
+        matched = date_time_combined(matched)
     returned = set(query.keys)
     limit = None if query.limit is None else query.limit + 1  # one more: are there more?
     answers = FIND[level](matched, returned, limit, query.offset)

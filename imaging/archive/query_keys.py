@@ -16,10 +16,12 @@ from django.db.models.functions import Concat, Upper
 from imaging.dicom.records.matching import (
     MatchingError,
     date_match,
+    date_time_match,
     has_wildcard,
     integer_match,
     literal_matches,
     person_name_pattern,
+    range_form,
     text_match,
     time_match,
     uid_list,
@@ -102,6 +104,32 @@ def _modalities(value: str) -> Q:
     return Q(Exists(Series.objects.filter(series, study=OuterRef("pk"))))
 
 
+# Study Date and Study Time matched as one date-time range (date_time_combined): not a DICOM
+# keyword, so no identifier or QIDO-RS parameter can name it.
+STUDY_DATE_TIME = "StudyDate|StudyTime"
+
+
+def _study_date_time(value: str) -> Q:
+    date_text, time_text = value.split("|")
+    return date_time_match(
+        "study_date", "study_time", date_text, time_text, keywords=("StudyDate", "StudyTime")
+    )
+
+
+def date_time_combined(matched: dict[str, str]) -> dict[str, str]:
+    """The matching keys with a Study Date range and a Study Time range of the same form ('A-B',
+    'A-', '-B') made one date-time range (PS3.4 C.2.2.2.5.4, for an association that agreed
+    combined date-time matching, C.5.1.1); anything else as it was."""
+    date_text, time_text = matched.get("StudyDate"), matched.get("StudyTime")
+    if date_text is None or time_text is None or range_form(date_text) is None:
+        return matched
+    if range_form(date_text) != range_form(time_text):
+        return matched
+    combined = {k: v for k, v in matched.items() if k not in ("StudyDate", "StudyTime")}
+    combined[STUDY_DATE_TIME] = f"{date_text}|{time_text}"
+    return combined
+
+
 STUDY_KEYS: dict[str, Match] = {
     "StudyInstanceUID": lambda v: uid_list("study_instance_uid", v, "StudyInstanceUID"),
     "StudyDate": lambda v: date_match("study_date", v, "StudyDate"),
@@ -112,6 +140,7 @@ STUDY_KEYS: dict[str, Match] = {
     "ReferringPhysicianName": lambda v: text_match("referring_physician", person_name_pattern(v),
                                                    case_insensitive=True),
     "ModalitiesInStudy": _modalities,
+    STUDY_DATE_TIME: _study_date_time,
 }  # fmt: skip
 SERIES_KEYS: dict[str, Match] = {
     "SeriesInstanceUID": lambda v: uid_list("series_instance_uid", v, "SeriesInstanceUID"),

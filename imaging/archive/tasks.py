@@ -16,6 +16,7 @@ from imaging.archive.commitment import (
 )
 from imaging.archive.metadata import metadata_backfill
 from imaging.dicom.net.commitment import ReportNotDelivered, report_deliver
+from imaging.dicom.net.tls import node_tls_args
 from imaging.models import StorageCommitment
 
 # The longest wait between two attempts at a report; the sweep leaves alone what was worked
@@ -61,8 +62,9 @@ def commitment_report_task(self: Task, commitment_id: int) -> str:
             called_ae=node.ae_title,
             event_type=event_type,
             information=information,
+            tls_args=node_tls_args(node),  # a certificate file that cannot be read: OSError
         )
-    except (ReportNotDelivered, OSError) as error:
+    except (ReportNotDelivered, OSError, ValueError) as error:
         final = commitment.attempts + 1 >= settings.COMMITMENT_DELIVERY_ATTEMPTS
         commitment_delivery_failed(commitment_id=commitment_id, error=str(error), final=final)
         if final:

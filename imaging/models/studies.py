@@ -36,6 +36,26 @@ class Modality(models.Model):
     move_destination = models.BooleanField(
         "move destination", default=False, help_text="C-MOVE may send here"
     )
+    # DICOM TLS when we connect to the node (C-MOVE's sub-operations, a Storage Commitment
+    # report on a new association): PS3.15 B.9, the BCP 195 TLS Secure Transport Connection
+    # Profile (B.1's Basic TLS is retired). Its certificate is checked against these authorities,
+    # else the listener's DICOM_TLS_CA, else the system's; ours (DICOM_TLS_CERT) is presented.
+    tls = models.BooleanField(
+        "use TLS", default=False, help_text="C-MOVE and Storage Commitment reports to it go over TLS"
+    )
+    tls_ca_certificates = models.TextField(
+        "TLS authorities",
+        blank=True,
+        help_text=(
+            "PEM certificates of the authorities that sign its certificate (or its own certificate); "
+            "empty: the listener's DICOM_TLS_CA, else the system's authorities"
+        ),
+    )
+    tls_check_hostname = models.BooleanField(
+        "TLS: check its host name",
+        default=True,
+        help_text="Its certificate must name the host above (turn off for a device whose certificate does not)",
+    )
     created = models.DateTimeField(default=now)
 
     class Meta:
@@ -48,6 +68,14 @@ class Modality(models.Model):
     def clean(self):
         if self.move_destination and not (self.host and self.port):
             raise ValidationError({"port": "A move destination needs a host and a port to be sent to."})
+        if self.tls and not (self.host and self.port):
+            raise ValidationError({"port": "TLS is for connecting to the node: it needs a host and a port."})
+        if self.tls_ca_certificates.strip():
+            from imaging.dicom.net.tls import authorities_check
+
+            problem = authorities_check(self.tls_ca_certificates)
+            if problem:
+                raise ValidationError({"tls_ca_certificates": problem})
 
     def address_checked(self):
         """Whether the listener checks where it calls from (dicom/net/access.association_allowed):

@@ -63,6 +63,9 @@ def ae_build(*, ae_title: str, max_pdu: int, fast: bool | None = None) -> AE:
     ae.maximum_pdu_size = max_pdu
     ae.maximum_associations = MAX_ASSOCIATIONS
     ae.network_timeout = 60
+    # The associations we request (C-MOVE to its destination): connecting, and a TLS handshake,
+    # give up after this instead of waiting for ever on a peer that never answers.
+    ae.connection_timeout = 30
     ae.add_supported_context(Verification, TRANSFER_SYNTAXES)
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None  # pynetdicom's list names each one's

@@ -14,12 +14,14 @@ wait ran out, or the report was not answered with success, the task (imaging/arc
 takes over and uses ``report_deliver``.
 
 On a new association (``report_deliver``): to the node's registered host and port, never an
-address from the request. We are its requestor but the SOP Class's SCP, so we propose the SCP
-role for it (SCU role 0, SCP role 1: PS3.4 J.3.3.1.2 note, PS3.7 D.3.3.4); the modality, the
-SOP Class's SCU, accepts the N-EVENT-REPORT.
+address from the request, over TLS if the node is registered with it (tls.py). We are its
+requestor but the SOP Class's SCP, so we propose the SCP role for it (SCU role 0, SCP role 1:
+PS3.4 J.3.3.1.2 note, PS3.7 D.3.3.4); the modality, the SOP Class's SCU, accepts the
+N-EVENT-REPORT.
 """
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +41,7 @@ from imaging.archive.commitment import (
     commitment_reported,
     commitment_settle,
 )
+from imaging.dicom.net.tls import handshake_failure
 from imaging.dicom.records.commitment import STORAGE_COMMITMENT_INSTANCE, STORAGE_COMMITMENT_PUSH_MODEL
 from imaging.models import StorageCommitment
 
@@ -137,14 +140,26 @@ def _report_on(assoc: Association, commitment: StorageCommitment) -> bool:
     return True
 
 
-def report_deliver(*, host: str, port: int, called_ae: str, event_type: int, information: Dataset) -> None:
-    """Send a report on a new association to ``called_ae`` at ``host``:``port``; raises
-    ReportNotDelivered unless the node answers it with success."""
+def report_deliver(
+    *,
+    host: str,
+    port: int,
+    called_ae: str,
+    event_type: int,
+    information: Dataset,
+    tls_args: tuple[ssl.SSLContext, str] | None = None,
+) -> None:
+    """Send a report on a new association to ``called_ae`` at ``host``:``port``, over TLS with
+    ``tls_args`` (tls.node_tls_args); raises ReportNotDelivered unless the node answers it with
+    success."""
     ae = AE(ae_title=settings.DICOM_AE_TITLE)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = TIMEOUT
     ae.add_requested_context(STORAGE_COMMITMENT_PUSH_MODEL, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     role = build_role(STORAGE_COMMITMENT_PUSH_MODEL, scu_role=False, scp_role=True)
-    assoc = ae.associate(host, port, ae_title=called_ae, ext_neg=[role])
+    assoc = ae.associate(host, port, ae_title=called_ae, ext_neg=[role], tls_args=tls_args)
+    tls_failure = handshake_failure(tls_args[0]) if tls_args else None
+    if not assoc.is_established and tls_failure:
+        raise ReportNotDelivered(f"TLS with {called_ae} at {host}:{port} failed: {tls_failure}")
     if not assoc.is_established:
         how = "rejected" if assoc.is_rejected else "could not be made"
         raise ReportNotDelivered(f"the association with {called_ae} at {host}:{port} {how}")

@@ -23,7 +23,7 @@ from imaging.dicom.net.access import (
     association_rights_keep,
 )
 from imaging.dicom.net.commitment import report_follow
-from imaging.dicom.net.handlers_query import on_find
+from imaging.dicom.net.handlers_query import on_find, on_sop_extended
 from imaging.dicom.net.handlers_retrieve import on_get, on_move
 from imaging.dicom.net.replies import event_actor, not_authorized, status_with_comment
 from imaging.dicom.records.status import (
@@ -254,6 +254,7 @@ HANDLERS: list[EventHandlerType] = [
     (evt.EVT_CONN_CLOSE, on_closed),
     (evt.EVT_C_STORE, on_store),
     (evt.EVT_C_FIND, on_find),
+    (evt.EVT_SOP_EXTENDED, on_sop_extended),
     (evt.EVT_C_MOVE, on_move),
     (evt.EVT_C_GET, on_get),
     (evt.EVT_N_CREATE, on_n_create),

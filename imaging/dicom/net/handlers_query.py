@@ -21,7 +21,12 @@ from imaging.dicom.net.access import (
 from imaging.dicom.net.replies import event_actor, not_authorized, status_with_comment
 from imaging.dicom.records.datasets import response_keys, worklist_answer_dataset
 from imaging.dicom.records.matching import MatchingError, key_value, unmatched_keys
-from imaging.dicom.records.query_answers import answer_build, find_answer, identifier_keys
+from imaging.dicom.records.query_answers import (
+    answer_build,
+    find_answer,
+    identifier_keys,
+    sequence_keys_matched,
+)
 from imaging.dicom.records.status import (
     CANCELLED,
     IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
@@ -40,6 +45,40 @@ QUERY_ROOTS = {
     str(PatientRootQueryRetrieveInformationModelFind): Root.PATIENT,
     str(StudyRootQueryRetrieveInformationModelFind): Root.STUDY,
 }
+
+
+# C-FIND's Service-class-application-information (PS3.4 C.5.1.1, Tables C.5-1 and C.5-2): byte 1
+# relational queries, 2 combined date-time matching, 3 fuzzy semantic matching of person names,
+# 4 timezone query adjustment, 5 Enhanced Multi-Frame Image Conversion. We do byte 2 only.
+COMBINED_DATETIME_BYTE = 1  # the second byte, 0-based
+
+
+def on_sop_extended(event: Event) -> dict[str, bytes]:
+    """SOP Class Extended Negotiation (PS3.7 D.3.3.5) for the Query/Retrieve C-FIND classes:
+    combined date-time matching is agreed when asked for (1 answered 1, C.5.1.1) and kept on
+    the association for its queries (combined_datetime_agreed); every other option is turned
+    down (0: relational queries, fuzzy matching, timezone adjustment and Enhanced Multi-Frame
+    views we do not do). The answer is as long as the field offered (one byte answers one
+    byte). Other SOP classes' items are not answered, which turns them down too."""
+    offered: dict[str, bytes] = event.app_info  # type: ignore[attr-defined]  # EVT_SOP_EXTENDED's
+    answers: dict[str, bytes] = {}
+    agreed: set[str] = set()
+    for uid, info in offered.items():
+        if str(uid) not in QUERY_ROOTS or not 1 <= len(info) <= 5:
+            continue
+        answer = bytearray(len(info))
+        if len(info) > COMBINED_DATETIME_BYTE and info[COMBINED_DATETIME_BYTE] == 1:
+            answer[COMBINED_DATETIME_BYTE] = 1
+            agreed.add(str(uid))
+        answers[uid] = bytes(answer)
+    event.assoc.combined_datetime_classes = agreed  # type: ignore[attr-defined]  # ours, as access.Rights
+    return answers
+
+
+def combined_datetime_agreed(event: Event) -> bool:
+    """Whether this C-FIND's association agreed combined date-time matching for its SOP class."""
+    agreed: set[str] = getattr(event.assoc, "combined_datetime_classes", set())
+    return str(cast(C_FIND, event.request).AffectedSOPClassUID) in agreed
 
 
 def on_find(event: Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
@@ -65,14 +104,16 @@ def _archive_find(
         identifier = event.identifier
         keys = response_keys(identifier)
         query = Query(
-            level=key_value(identifier, "QueryRetrieveLevel"), keys=identifier_keys(identifier), root=root
-        )
+            level=key_value(identifier, "QueryRetrieveLevel"), keys=identifier_keys(identifier), root=root,
+            combined_datetime=combined_datetime_agreed(event),
+        )  # fmt: skip
         found = archive_find(actor=event_actor(event), query=query)
+        not_matched = found.unsupported or sequence_keys_matched(identifier)
     except Exception as error:
         yield _refusal(error, "archive", calling_ae), None
         return
     log.info("%s query from %s: %d match(es)", found.level, calling_ae, len(found.answers))
-    pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if found.unsupported else PENDING
+    pending = PENDING_OPTIONAL_KEYS_UNSUPPORTED if not_matched else PENDING
     ae_title, syntax = retrieve_ae_title(), event.context.transfer_syntax
     for answer in found.answers:
         if event.is_cancelled:

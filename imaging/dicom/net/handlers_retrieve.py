@@ -32,12 +32,14 @@ from imaging.dicom.net.access import (
 )
 from imaging.dicom.net.replies import event_actor, not_authorized, status_with_comment
 from imaging.dicom.net.retrieve_scp import move_contexts
+from imaging.dicom.net.tls import node_tls_args
 from imaging.dicom.records.status import (
     CANCELLED,
     IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
     MOVE_DESTINATION_UNKNOWN,
     OUT_OF_RESOURCES_MATCHES,
     PENDING,
+    SUB_OPERATIONS_FAILED,
     UNABLE_TO_PROCESS,
 )
 
@@ -75,7 +77,16 @@ def on_move(event: Event) -> Generator[Any, str | None, None]:
         yield found
         return
     keys, instances = found
-    yield destination.host, destination.port, {"contexts": move_contexts(instances)}
+    connect: dict[str, Any] = {"contexts": move_contexts(instances)}
+    try:
+        tls_args = node_tls_args(destination)  # its certificate settings, read now (a bad file raises)
+    except (OSError, ValueError) as error:
+        log.error("C-MOVE from %s to %s: cannot set up TLS: %s", calling_ae, destination_ae, error)
+        yield status_with_comment(SUB_OPERATIONS_FAILED, f"Cannot set up TLS to {destination_ae}")
+        return
+    if tls_args is not None:
+        connect["tls_args"] = tls_args
+    yield destination.host, destination.port, connect
     log.info("C-MOVE from %s to %s: %s, %d instance(s)", calling_ae, destination_ae, keys, len(instances))
     yield from _retrieve_items(event, "C-MOVE", keys, instances, destination=destination_ae)
 

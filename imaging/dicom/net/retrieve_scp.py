@@ -47,6 +47,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at impo
 
 from imaging.archive.retrieve import InstanceUnavailable, RetrievedInstance, instance_sendable
 from imaging.archive.transcode import LOSSLESS_ENCODABLE
+from imaging.dicom.net.tls import handshake_failure
 from imaging.dicom.records.status import (
     CANCELLED,
     MOVE_DESTINATION_UNKNOWN,
@@ -257,6 +258,15 @@ class RetrieveService(QueryRetrieveServiceClass):
         kwargs = dict(more[0]) if more else {}
         kwargs.setdefault("ae_title", self.req.MoveDestination)  # type: ignore[union-attr]  # a C-MOVE's
         store = self.destination_associate(host, port, kwargs)
+        tls_failure = handshake_failure(kwargs["tls_args"][0]) if kwargs.get("tls_args") else None
+        if not store.is_established and tls_failure:  # reached, but TLS failed: say why (tls.py)
+            log.warning("C-MOVE: TLS with the move destination %s at %s:%s: %s",
+                        kwargs["ae_title"], host, port, tls_failure)  # fmt: skip
+            # PS3.4 C.4.2.1.5 A702 (Unable to perform sub-operations): the destination is known and
+            # listening, but no sub-operation could be made; all of them count as failed.
+            self._respond(SUB_OPERATIONS_FAILED, comment=f"TLS to {kwargs['ae_title']} failed: {tls_failure}",
+                          counts=(None, 0, count, 0), failed_uids=self._none_sent(items))  # fmt: skip
+            return
         if not store.is_established:
             log.warning("C-MOVE: the move destination %s at %s:%s did not accept an association",
                         kwargs["ae_title"], host, port)  # fmt: skip
@@ -272,8 +282,24 @@ class RetrieveService(QueryRetrieveServiceClass):
             if store.is_established:
                 store.release()
 
+    def _none_sent(self, items: Items) -> list[str]:
+        """Every object the handler names, each answered "failed" (its audit counts them so): the
+        Failed SOP Instance UID List of a retrieve that could send nothing (C.4.2.1.4.2)."""
+        failed_uids: list[str] = []
+        outcome: str | None = None
+        while True:
+            try:
+                _status, item = items.send(outcome)
+            except Exception:  # StopIteration: all named; or the handler failed
+                return failed_uids
+            if not isinstance(item, RetrievedInstance):
+                return failed_uids
+            failed_uids.append(item.sop_instance_uid)
+            outcome = "failed"
+
     def destination_associate(self, host: str, port: int, kwargs: dict[str, Any]) -> StoreSender:
-        """The association to the move destination (kwargs for AE.associate: ae_title, contexts)."""
+        """The association to the move destination (kwargs for AE.associate: ae_title, contexts; tls_args
+        for a node registered with TLS, handlers_retrieve.on_move)."""
         return self.ae.associate(host, port, **kwargs)
 
     def requestor_sender(self) -> StoreSender:

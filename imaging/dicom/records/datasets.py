@@ -319,8 +319,10 @@ def worklist_item(order: ImagingOrder) -> Dataset:
 
 def response_keys(identifier: Iterable[Any]) -> list[ResponseKey]:
     """The return keys of a C-FIND identifier, once per query: (tag, VR, the keys of its item)
-    for each, the last None unless a sequence key has an item. Command, meta and query
-    control attributes are no return keys."""
+    for each, the last None unless a sequence key has an item with keys. Command, meta and query
+    control attributes are no return keys. A sequence key with no item, or with one item with
+    no keys (a zero-length item), asks for the whole sequence (PS3.4 C.2.2.2.6: universal
+    matching of a sequence)."""
     keys: list[ResponseKey] = []
     for element in identifier:
         if element.tag.group in (0x0000, 0x0002) or element.tag in (
@@ -329,7 +331,7 @@ def response_keys(identifier: Iterable[Any]) -> list[ResponseKey]:
         ):
             continue
         item_keys = response_keys(element.value[0]) if element.VR == "SQ" and element.value else None
-        keys.append((int(element.tag), element.VR, item_keys))
+        keys.append((int(element.tag), element.VR, item_keys or None))
     return keys
 
 

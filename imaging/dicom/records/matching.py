@@ -193,6 +193,35 @@ def time_match(field: str, text: str, keyword: str) -> Q:
     return _between(field, *value_range(text, time_bound, keyword))
 
 
+def range_form(text: str) -> str | None:
+    """Which form of range matching a DA or TM key uses (C.2.2.2.5): 'A-B', 'A-' or '-B'; None
+    for a single value."""
+    if "-" not in text:
+        return None
+    low, _, high = text.partition("-")
+    return ("A" if low.strip() else "") + "-" + ("B" if high.strip() else "")
+
+
+def date_time_match(
+    date_field: str, time_field: str, date_text: str, time_text: str, *, keywords: tuple[str, str]
+) -> Q:
+    """A date range and a time range of the same form matched as one date-time range
+    (C.2.2.2.5.4, when combined date-time matching was agreed, C.5.1.1): '20250705-20250707'
+    with '1000-1800' is from 10:00 on the 5th to 18:00 on the 7th, over a date column and a time
+    column. On a bound's own day the time decides; a study without a time matches there only
+    if the range is open on that side."""
+    d_low, d_high = value_range(date_text, date_bound, keywords[0])
+    t_low, t_high = value_range(time_text, time_bound, keywords[1])
+    condition = Q()
+    if d_low is not None:
+        on_day = Q(**{date_field: d_low}) & (Q(**{f"{time_field}__gte": t_low}) if t_low else Q())
+        condition &= Q(**{f"{date_field}__gt": d_low}) | on_day
+    if d_high is not None:
+        on_day = Q(**{date_field: d_high}) & (Q(**{f"{time_field}__lte": t_high}) if t_high else Q())
+        condition &= Q(**{f"{date_field}__lt": d_high}) | on_day
+    return condition
+
+
 def _between(field: str, low: date | time | None, high: date | time | None) -> Q:
     """``field`` within [low, high]; an end that is None is left open."""
     condition = Q()

@@ -202,6 +202,24 @@ def find_response(keys: list[ResponseKey], level: Level, elements: Elements) -> 
     return answer
 
 
+def sequence_keys_matched(identifier: Dataset) -> list[str]:
+    """The sequence keys whose item gives a value to match on (PS3.4 C.2.2.2.6), at any depth.
+    We match on no sequence (identifier_keys leaves them out): such a key is answered, never
+    refused, and its answers say that a key was not matched (Pending FF01, C.4.1.1.4)."""
+    keys = []
+    for element in identifier:
+        if element.VR != "SQ" or not element.value or not element.keyword:
+            continue
+        item = element.value[0]
+        if any(
+            (sub.VR == "SQ" and sequence_keys_matched(Dataset({sub.tag: sub})))
+            or (sub.VR != "SQ" and sub.keyword and key_value(item, sub.keyword) is not None)
+            for sub in item
+        ):  # fmt: skip
+            keys.append(element.keyword)
+    return keys
+
+
 def identifier_keys(identifier: Dataset) -> dict[str, str | None]:
     """A C-FIND identifier's keys as imaging/archive/query.py takes them: keyword -> matching
     value, None for universal matching (absent value, '*', C.2.2.2.3) and for sequence keys,
