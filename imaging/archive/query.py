@@ -25,7 +25,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Exists, F, FilteredRelation, Max, Model, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, FilteredRelation, Max, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from imaging.archive.query_keys import (
     ANY_LEVEL,
@@ -188,29 +189,75 @@ def _page(ids: QuerySet[Any, int], limit: int | None, offset: int) -> list[int]:
 
 
 def _studies_page(
-    values: dict[str, tuple[Any, ...]], shapes: tuple[tuple[str, Any], ...], offset: int, limit: int | None
+    values: dict[str, tuple[Any, ...]],
+    shapes: tuple[tuple[str, Any], ...],
+    offset: int,
+    limit: int | None,
+    counted: bool,
 ) -> QuerySet[Study, dict[str, Any]]:
     """The rows of a page of the matching studies (the keys' values by keyword, their shapes),
-    in the answers' order: the page's ids are the statement's subquery, read first (IdIn)."""
+    in the answers' order: the page's ids are the statement's subquery, read first (IdIn);
+    ``counted``: with each study's modalities, series and instances."""
     parsed = {keyword: (shape, values[keyword]) for keyword, shape in shapes}
     ids = Study.objects.filter(_study_condition(parsed)).order_by(*STUDY_ORDER).values("id")
     page = ids[offset : None if limit is None else offset + limit]
-    return _study_rows_by_id(IdIn(F("id"), page)).order_by(*STUDY_ORDER)
+    rows = _study_rows_by_id(IdIn(F("id"), page)).order_by(*STUDY_ORDER)
+    if counted:
+        rows = rows.annotate(
+            modalities=StudyModalities(),
+            series_count=Coalesce(_count_of(Series.objects.filter(study=OuterRef("id")), "study"), 0),
+            instance_count=Coalesce(
+                _count_of(Instance.objects.filter(series__study=OuterRef("id")), "series__study"), 0
+            ),
+        )
+    return rows
 
 
-# A study search in one statement: its page's ids and their rows with the animal and its owner,
-# compiled once per shape (the keys given and the kind of each value, the page's bounds) and
-# prepared with one plan for every value (vetclinic/db.py): Django's building and compiling of
-# the matching statement took more CPU than PostgreSQL took to run it, and planning it as much.
+def _count_of(related: QuerySet[Any, Any], study: str) -> Subquery:
+    """How many rows of ``related`` (a study's series or instances), as a subquery."""
+    return Subquery(related.order_by().values(study).annotate(n=Count("id")).values("n"))
+
+
+class StudyModalities(Subquery):
+    """A study's modalities (ModalitiesInStudy): the distinct non-empty ones of its series,
+    sorted; an array on PostgreSQL, elsewhere one text of them joined by backslashes
+    (_modalities_of reads both)."""
+
+    def __init__(self) -> None:
+        series = Series.objects.filter(study=OuterRef("id")).exclude(modality="")
+        super().__init__(series.order_by("modality").values("modality").distinct())
+
+    # The stubs type params as a tuple of str/int; Django's Subquery returns what its query gives.
+    def as_sql(self, compiler: Any, connection: Any, template: str | None = None, **extra: Any) -> Any:
+        sql, params = super().as_sql(compiler, connection, template, **extra)  # "(SELECT ...)"
+        if connection.vendor == "postgresql":
+            return f"ARRAY{sql}", params
+        return f"(SELECT group_concat(modality, char(92)) FROM {sql})", params
+
+
+def _modalities_of(value: list[str] | str | None) -> list[str]:
+    if isinstance(value, list):
+        return sorted(value)
+    return sorted(value.split("\\")) if value else []
+
+
+# A study search in one statement: its page's ids and their rows with the animal and its owner
+# (and when asked, its modalities and counts), compiled once per shape (the keys given and the
+# kind of each value, the page's bounds) and prepared with one plan for every value
+# (vetclinic/db.py): Django's building and compiling of the matching statement took more CPU
+# than PostgreSQL took to run it, and planning it as much; each further statement is a round
+# trip to the database.
 STUDIES_PAGE = CompiledQuery(_studies_page, prepare=True)
 
 
 def _studies_find(parsed: ParsedKeys, returned: set[str], limit: int | None, offset: int) -> list[Answer]:
     values = {keyword: values for keyword, (_, values) in parsed.items()}
     shapes = tuple((keyword, shape) for keyword, (shape, _) in parsed.items())
-    rows = STUDIES_PAGE.run(values, shape=(shapes, offset, limit))
-    if returned & STUDY_COUNTS:
-        _study_counts(rows)
+    counted = bool(returned & STUDY_COUNTS)
+    rows = STUDIES_PAGE.run(values, shape=(shapes, offset, limit, counted))
+    if counted:
+        for row in rows:
+            row["modalities"] = _modalities_of(row["modalities"])
     return [{Level.STUDY: row} for row in rows]
 
 

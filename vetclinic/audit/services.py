@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections, router
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.models import Field, Model
 
 from vetclinic.audit.models import AuditEntry, Channel
@@ -95,17 +95,18 @@ def audit_read(
     wal_writer_delay (~200 ms) of it, and the answers never wait on a disk flush (which cost
     more than the query) nor on the four round trips of BEGIN, SET LOCAL, INSERT and COMMIT.
     Within a transaction (its writes keep their durability) and on SQLite: audit_record."""
-    connection = connections[router.db_for_write(AuditEntry)]
+    connection = connections[router.db_for_write(AuditEntry) or DEFAULT_DB_ALIAS]
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         audit_record(actor=actor, instance=instance, action=action, changes=changes)
         return
     entry = AuditEntry(**_entry_fields(actor, instance, action, changes))
     fields = [field for field in AuditEntry._meta.concrete_fields if not field.primary_key]
     quote = connection.ops.quote_name
+    columns = ", ".join(quote(cast(str, field.column)) for field in fields)
     # Typed, as the INSERT's SELECT does not give its parameters the columns' types.
     values = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
     sql = (
-        f"INSERT INTO {quote(AuditEntry._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"INSERT INTO {quote(AuditEntry._meta.db_table)} ({columns}) "
         f"SELECT {values} WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL"
     )
     params = [field.get_db_prep_save(field.pre_save(entry, True), connection) for field in fields]
