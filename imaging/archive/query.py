@@ -2,12 +2,15 @@
 listener's C-FIND (Patient Root and Study Root, imaging/dicom/net/handlers.py) and QIDO-RS
 (integrations/dicomweb/qido.py).
 
-A query names its level and its keys (keyword -> matching value, None for a return key); the
-keys become conditions (query_keys.py, with the worklist's matching primitives, PS3.4 C.2.2.2)
-and the answers come back as rows per entity (query_answers.Answer), which each adapter writes
-as data sets or DICOM JSON. Reads go in two steps: the ids matching, in the answers' order, then
-the rows of those ids (with the animal's record and owner joined for studies), so that the
-matching statement names only the tables its keys need.
+A query names its level and its keys (keyword -> matching value, None for a return key); each
+key's value is read once into a shape and values, which make its condition (query_keys.py, with
+the worklist's matching primitives, PS3.4 C.2.2.2), and the answers come back as rows per entity
+(query_answers.Answer), which each adapter writes as data sets or DICOM JSON. A study search (what
+viewers send) is one statement compiled once per shape and prepared (STUDIES_PAGE): the page of
+matching ids, read first as its subquery, then their rows with the animal's record and owner
+joined, and the modalities and counts when asked. The other levels read in two steps: the ids
+matching, in the answers' order, then the rows of those ids. Either way the matching statement
+names only the tables its keys need.
 
 Patient attributes match the animal's record for a linked study and the headers for an
 unlinked one (query_keys.PATIENT_KEYS): each side is a list of ids read first (``= ANY(ARRAY(
