@@ -3,8 +3,9 @@ QIDO-RS tests do not reach, each matched on the record for a linked study and on
 an unlinked one."""
 
 import pytest
+from django.db import connection
 
-from imaging.archive.query import Query, Root, archive_find
+from imaging.archive.query import STUDIES_PAGE, Query, Root, archive_find
 from imaging.dicom.records.matching import MatchingError
 from imaging.dicom.records.query_answers import Level
 from tests.archive import archive  # noqa: F401  (a fixture)
@@ -37,6 +38,41 @@ def studies(actor, **keys):
 )
 def test_each_key_matches_the_record_or_the_headers(archive, actor, keys, accessions):  # noqa: F811
     assert studies(actor, **keys) == accessions
+
+
+@pytest.mark.parametrize("compile_once", [True, False])
+def test_a_study_search_of_one_shape_answers_each_querys_own_values(archive, actor, settings, compile_once):  # noqa: F811
+    """A study search's statement is compiled once per shape (the keys given, the kind of each
+    value, the page) and run with each query's values (query.STUDIES_PAGE, vetclinic/db.py): each
+    query answers as its own, compiled or not."""
+    settings.DATABASE_COMPILE_ONCE = compile_once
+    STUDIES_PAGE._shapes.clear()
+    searches = [
+        ({"PatientName": "HART*", "StudyDate": "20250101-20251231", "ModalitiesInStudy": "CT"}, ["A1001"]),
+        ({"PatientName": "ng*", "StudyDate": "20250101-20251231", "ModalitiesInStudy": "DX"}, ["B2002"]),
+        ({"PatientName": "HART*", "StudyDate": "20240101-20241231", "ModalitiesInStudy": "US"}, ["A0900"]),
+        ({"PatientName": "HART*", "StudyDate": "20240101-20241231", "ModalitiesInStudy": "CT\\DX"}, []),
+        ({"PatientName": "NG*", "StudyDate": "20240101-20251231", "ModalitiesInStudy": "CT\\DX"}, ["B2002"]),
+        ({"StudyTime": "1000-1100", "StudyInstanceUID": f"{archive.thorax}\\{archive.cat}"}, ["A1001"]),
+        ({"StudyTime": "0900-0959", "StudyInstanceUID": f"{archive.thorax}\\{archive.cat}"}, []),
+        ({"StudyTime": "10-", "StudyInstanceUID": archive.thorax}, ["A1001"]),
+        ({"PatientName": "H?RTLEY*", "PatientSex": "F"}, ["A0900", "A1001"]),
+        ({"PatientName": "N?*", "PatientSex": "F"}, []),
+    ]
+    for keys, accessions in searches:
+        assert studies(actor, **keys, NumberOfStudyRelatedSeries=None) == accessions, keys
+    # With the counts, read in the same statement: the thorax CT's two series of 2 and 1 images.
+    found = archive_find(actor=actor, query=Query(level="STUDY", keys={"AccessionNumber": "A1001",
+                                                                       "ModalitiesInStudy": None}))  # fmt: skip
+    [row] = [answer[Level.STUDY] for answer in found.answers]
+    assert (row["modalities"], row["series_count"], row["instance_count"]) == (["CT"], 2, 3)
+    shapes = list(STUDIES_PAGE._shapes.values())
+    if compile_once and connection.vendor == "postgresql":
+        # One statement for each shape, none run as a plain queryset (dates are compiled on
+        # PostgreSQL; SQLite's adapter turns them into strings first).
+        assert len(shapes) == 5 and all(shapes)
+    else:
+        assert len(shapes) == (5 if compile_once else 0)
 
 
 def test_relational_series_and_instance_queries_and_their_counts(archive, actor):  # noqa: F811

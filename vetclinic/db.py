@@ -17,7 +17,8 @@ The API, all of it:
   ``IdIn``), None and booleans (part of the shape: not parameters). ``shape``: what changes
   the statement's text (an ordering, a page's bounds); hashable.
 - ``RowsById(build, key=...)``: rows of a ``values()`` query by id, in the ids' order.
-- ``IdIn``: ``id`` among a list or a subquery, with one statement text for any number of ids.
+- ``IdIn``: ``id`` among a list or a subquery, with one statement text for any number of ids;
+  ``AnyOf`` the same for other values (UIDs).
 - ``StartsWith``: a prefix as an index range, with one statement text for every prefix.
 
 ``prepare=True`` runs the statement through a cursor that binds on the server, so that psycopg
@@ -32,7 +33,7 @@ both ways.
 import json
 import weakref
 from collections.abc import Callable, Hashable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -204,6 +205,8 @@ def _stand_in(value: Any, version: int, path: Path, leaves: list[tuple[Path, Any
         stand_in = datetime(1901, 1, version, tzinfo=UTC) + timedelta(seconds=n)
     elif isinstance(value, date):
         stand_in = date(1901, 1, version) + timedelta(days=n)
+    elif isinstance(value, time):
+        stand_in = time(version, n // 60 % 60, n % 60, 1)
     else:
         raise TypeError(f"no stand-in for a {type(value).__name__}")
     leaves.append((path, stand_in))
@@ -257,6 +260,13 @@ class IdIn(Lookup):
         if connection.vendor == "postgresql":
             return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
         return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, json.dumps(list(self.rhs))]
+
+
+class AnyOf(IdIn):
+    """The column is one of a list of values (UIDs, modalities) given as ONE parameter, as IdIn
+    takes ids: one statement text for any number of values."""
+
+    lookup_name = "any_of"
 
 
 class StartsWith(Lookup):

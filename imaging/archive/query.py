@@ -2,12 +2,15 @@
 listener's C-FIND (Patient Root and Study Root, imaging/dicom/net/handlers.py) and QIDO-RS
 (integrations/dicomweb/qido.py).
 
-A query names its level and its keys (keyword -> matching value, None for a return key); the
-keys become conditions (query_keys.py, with the worklist's matching primitives, PS3.4 C.2.2.2)
-and the answers come back as rows per entity (query_answers.Answer), which each adapter writes
-as data sets or DICOM JSON. Reads go in two steps: the ids matching, in the answers' order, then
-the rows of those ids (with the animal's record and owner joined for studies), so that the
-matching statement names only the tables its keys need.
+A query names its level and its keys (keyword -> matching value, None for a return key); each
+key's value is read once into a shape and values, which make its condition (query_keys.py, with
+the worklist's matching primitives, PS3.4 C.2.2.2), and the answers come back as rows per entity
+(query_answers.Answer), which each adapter writes as data sets or DICOM JSON. A study search (what
+viewers send) is one statement compiled once per shape and prepared (STUDIES_PAGE): the page of
+matching ids, read first as its subquery, then their rows with the animal's record and owner
+joined, and the modalities and counts when asked. The other levels read in two steps: the ids
+matching, in the answers' order, then the rows of those ids. Either way the matching statement
+names only the tables its keys need.
 
 Patient attributes match the animal's record for a linked study and the headers for an
 unlinked one (query_keys.PATIENT_KEYS): each side is a list of ids read first (``= ANY(ARRAY(
@@ -25,8 +28,19 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
-from django.db.models import Count, Exists, F, FilteredRelation, Max, Model, OuterRef, Q, QuerySet
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    FilteredRelation,
+    Func,
+    Max,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 
 from imaging.archive.query_keys import (
     ANY_LEVEL,
@@ -34,6 +48,8 @@ from imaging.archive.query_keys import (
     PATIENT_KEYS,
     SERIES_KEYS,
     STUDY_KEYS,
+    Key,
+    Parsed,
     date_time_combined,
     key_check,
 )
@@ -49,8 +65,8 @@ from imaging.dicom.records.query_answers import (
 )
 from imaging.models import Instance, Series, Study
 from patients.models import Patient
-from vetclinic.audit.services import Actor, audit_record
-from vetclinic.db import IdIn, RowsById
+from vetclinic.audit.services import Actor, audit_read
+from vetclinic.db import CompiledQuery, IdIn, RowsById
 
 
 class Root(StrEnum):
@@ -123,7 +139,7 @@ def archive_find(*, actor: Actor, query: Query) -> Found:
         matched = date_time_combined(matched)
     returned = set(query.keys)
     limit = None if query.limit is None else query.limit + 1  # one more: are there more?
-    answers = FIND[level](matched, returned, limit, query.offset)
+    answers = FIND[level](parsed_keys(matched), returned, limit, query.offset)
     more = query.limit is not None and len(answers) > query.limit
     if more:
         answers = answers[: query.limit]
@@ -133,40 +149,45 @@ def archive_find(*, actor: Actor, query: Query) -> Found:
     changes: dict[str, list[str | int | None]] = {
         "level": [None, level.value], "keys": [None, keys[:1000]], "answers": [None, len(answers)],
     }  # fmt: skip
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # The audit of a read need not wait for its own fsync: committed asynchronously, an
-            # entry is lost only if PostgreSQL crashes within wal_writer_delay (~200 ms) of it,
-            # and the answers never waited on a disk flush (which cost more than the query).
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        audit_record(
-            actor=actor,
-            instance=ContentType.objects.get_for_model(LEVEL_MODEL[level]),
-            action="query",
-            changes=changes,
-        )
+    audit_read(
+        actor=actor,
+        instance=ContentType.objects.get_for_model(LEVEL_MODEL[level]),
+        action="query",
+        changes=changes,
+    )
     return Found(level=level, answers=answers, unsupported=unsupported, more=more)
 
 
-def _patient_conditions(matched: Mapping[str, str]) -> tuple[Q, Q, bool]:
+# The keys of a query as read once (query_keys.Parsed), by keyword.
+ParsedKeys = Mapping[str, Parsed]
+
+
+def parsed_keys(matched: Mapping[str, str]) -> dict[str, Parsed]:
+    """Each matching key's value read (MatchingError for one that cannot be), in a fixed order
+    (the keys' tables'), so that a query's shape does not depend on the order of its keys."""
+    return {
+        keyword: key.parse(matched[keyword])
+        for keys in (PATIENT_KEYS, STUDY_KEYS, SERIES_KEYS, IMAGE_KEYS)
+        for keyword, key in keys.items()
+        if keyword in matched
+    }
+
+
+def _patient_conditions(parsed: ParsedKeys) -> tuple[Q, Q, bool]:
     """(condition on Patient, condition on Study headers, any patient key given)."""
     record, headers = Q(), Q()
-    for keyword, match in PATIENT_KEYS.items():
-        if keyword in matched:
-            on_record, on_headers = match(matched[keyword])
+    for keyword, key in PATIENT_KEYS.items():
+        if keyword in parsed:
+            on_record, on_headers = key.condition(*parsed[keyword])
             record &= on_record
             headers &= on_headers
-    return record, headers, any(k in matched for k in PATIENT_KEYS)
+    return record, headers, any(k in parsed for k in PATIENT_KEYS)
 
 
-def _study_condition(matched: Mapping[str, str]) -> Q:
+def _study_condition(parsed: ParsedKeys) -> Q:
     """The studies matching the patient and study keys."""
-    condition = Q()
-    for keyword, match in STUDY_KEYS.items():
-        if keyword in matched:
-            condition &= match(matched[keyword])
-    record, headers, any_patient_key = _patient_conditions(matched)
+    condition = _condition(STUDY_KEYS, parsed)
+    record, headers, any_patient_key = _patient_conditions(parsed)
     if any_patient_key:
         # Unordered: each is an id list read first (the models' default orderings would sort it).
         linked = Patient.objects.filter(record).order_by().values("id")
@@ -175,11 +196,11 @@ def _study_condition(matched: Mapping[str, str]) -> Q:
     return condition
 
 
-def _condition(keys: dict[str, Any], matched: Mapping[str, str]) -> Q:
+def _condition(keys: Mapping[str, Key], parsed: ParsedKeys) -> Q:
     condition = Q()
-    for keyword, match in keys.items():
-        if keyword in matched:
-            condition &= match(matched[keyword])
+    for keyword, key in keys.items():
+        if keyword in parsed:
+            condition &= key.condition(*parsed[keyword])
     return condition
 
 
@@ -187,21 +208,88 @@ def _page(ids: QuerySet[Any, int], limit: int | None, offset: int) -> list[int]:
     return list(ids[offset : None if limit is None else offset + limit])
 
 
-def _studies_find(
-    matched: Mapping[str, str], returned: set[str], limit: int | None, offset: int
-) -> list[Answer]:
-    ids = Study.objects.filter(_study_condition(matched)).order_by(*STUDY_ORDER).values_list("id", flat=True)
-    rows = study_rows(_page(ids, limit, offset), returned)
+def _studies_page(
+    values: dict[str, tuple[Any, ...]],
+    shapes: tuple[tuple[str, Any], ...],
+    offset: int,
+    limit: int | None,
+    counted: bool,
+) -> QuerySet[Study, dict[str, Any]]:
+    """The rows of a page of the matching studies (the keys' values by keyword, their shapes),
+    in the answers' order: the page's ids are the statement's subquery, read first (IdIn);
+    ``counted``: with each study's modalities, series and instances."""
+    parsed = {keyword: (shape, values[keyword]) for keyword, shape in shapes}
+    ids = Study.objects.filter(_study_condition(parsed)).order_by(*STUDY_ORDER).values("id")
+    page = ids[offset : None if limit is None else offset + limit]
+    rows = _study_rows_by_id(IdIn(F("id"), page)).order_by(*STUDY_ORDER)
+    if counted:
+        series = Series.objects.filter(study=OuterRef("id"))
+        # A study's instances by its series' ids read first (IdIn: ``= ANY(ARRAY(...))``), so
+        # that each is an index scan whatever the planner guesses: as a join, a generic plan
+        # on statistics taken while the archive was loading read every instance for each study.
+        in_series = Series.objects.filter(study=OuterRef(OuterRef("id"))).order_by().values("id")
+        rows = rows.annotate(
+            modalities=StudyModalities(),
+            series_count=_count_of(series),
+            instance_count=_count_of(Instance.objects.filter(IdIn(F("series_id"), in_series))),
+        )
+    return rows
+
+
+def _count_of(related: QuerySet[Any, Any]) -> Subquery:
+    """How many rows of ``related`` (a study's series or instances), as a subquery (COUNT as a
+    plain function: no GROUP BY, one row even when there are none)."""
+    return Subquery(related.order_by().annotate(n=Func(F("id"), function="COUNT")).values("n"))
+
+
+class StudyModalities(Subquery):
+    """A study's modalities (ModalitiesInStudy): the distinct non-empty ones of its series,
+    sorted; an array on PostgreSQL, elsewhere one text of them joined by backslashes
+    (_modalities_of reads both)."""
+
+    def __init__(self) -> None:
+        series = Series.objects.filter(study=OuterRef("id")).exclude(modality="")
+        super().__init__(series.order_by("modality").values("modality").distinct())
+
+    # The stubs type params as a tuple of str/int; Django's Subquery returns what its query gives.
+    def as_sql(self, compiler: Any, connection: Any, template: str | None = None, **extra: Any) -> Any:
+        sql, params = super().as_sql(compiler, connection, template, **extra)  # "(SELECT ...)"
+        if connection.vendor == "postgresql":
+            return f"ARRAY{sql}", params
+        return f"(SELECT group_concat(modality, char(92)) FROM {sql})", params
+
+
+def _modalities_of(value: list[str] | str | None) -> list[str]:
+    if isinstance(value, list):
+        return sorted(value)
+    return sorted(value.split("\\")) if value else []
+
+
+# A study search in one statement: its page's ids and their rows with the animal and its owner
+# (and when asked, its modalities and counts), compiled once per shape (the keys given and the
+# kind of each value, the page's bounds) and prepared with one plan for every value
+# (vetclinic/db.py): Django's building and compiling of the matching statement took more CPU
+# than PostgreSQL took to run it, and planning it as much; each further statement is a round
+# trip to the database.
+STUDIES_PAGE = CompiledQuery(_studies_page, prepare=True)
+
+
+def _studies_find(parsed: ParsedKeys, returned: set[str], limit: int | None, offset: int) -> list[Answer]:
+    values = {keyword: values for keyword, (_, values) in parsed.items()}
+    shapes = tuple((keyword, shape) for keyword, (shape, _) in parsed.items())
+    counted = bool(returned & STUDY_COUNTS)
+    rows = STUDIES_PAGE.run(values, shape=(shapes, offset, limit, counted))
+    if counted:
+        for row in rows:
+            row["modalities"] = _modalities_of(row["modalities"])
     return [{Level.STUDY: row} for row in rows]
 
 
-def _series_find(
-    matched: Mapping[str, str], returned: set[str], limit: int | None, offset: int
-) -> list[Answer]:
-    condition = _condition(SERIES_KEYS, matched)
-    if any(k in matched for k in (*STUDY_KEYS, *PATIENT_KEYS)):
+def _series_find(parsed: ParsedKeys, returned: set[str], limit: int | None, offset: int) -> list[Answer]:
+    condition = _condition(SERIES_KEYS, parsed)
+    if any(k in parsed for k in (*STUDY_KEYS, *PATIENT_KEYS)):
         condition &= Q(
-            IdIn(F("study_id"), Study.objects.filter(_study_condition(matched)).order_by().values("id"))
+            IdIn(F("study_id"), Study.objects.filter(_study_condition(parsed)).order_by().values("id"))
         )
     ids = Series.objects.filter(condition).order_by(*SERIES_ORDER).values_list("id", flat=True)
     rows = series_rows(_page(ids, limit, offset), returned)
@@ -213,15 +301,13 @@ def _series_find(
     ]
 
 
-def _instances_find(
-    matched: Mapping[str, str], returned: set[str], limit: int | None, offset: int
-) -> list[Answer]:
-    condition = _condition(IMAGE_KEYS, matched)
-    if any(k in matched for k in (*SERIES_KEYS, *STUDY_KEYS, *PATIENT_KEYS)):
-        in_series = Series.objects.filter(_condition(SERIES_KEYS, matched))
-        if any(k in matched for k in (*STUDY_KEYS, *PATIENT_KEYS)):
+def _instances_find(parsed: ParsedKeys, returned: set[str], limit: int | None, offset: int) -> list[Answer]:
+    condition = _condition(IMAGE_KEYS, parsed)
+    if any(k in parsed for k in (*SERIES_KEYS, *STUDY_KEYS, *PATIENT_KEYS)):
+        in_series = Series.objects.filter(_condition(SERIES_KEYS, parsed))
+        if any(k in parsed for k in (*STUDY_KEYS, *PATIENT_KEYS)):
             in_series = in_series.filter(
-                IdIn(F("study_id"), Study.objects.filter(_study_condition(matched)).order_by().values("id"))
+                IdIn(F("study_id"), Study.objects.filter(_study_condition(parsed)).order_by().values("id"))
             )
         condition &= Q(IdIn(F("series_id"), in_series.order_by().values("id")))
     ids = Instance.objects.filter(condition).order_by(*INSTANCE_ORDER).values_list("id", flat=True)
@@ -241,28 +327,48 @@ def _instances_find(
     return answers
 
 
+# The study attributes that are counted (or gathered) from its series, not read from its row.
+STUDY_COUNTS = {"ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"}
+
+
 def study_rows(ids: list[int], returned: set[str]) -> list[Row]:
     """The studies' rows (query_answers.STUDY_COLUMNS), in the order of ``ids``, with the
     modalities and counts when ``returned`` names them."""
     if not ids:
         return []
     rows = STUDY_ROWS_BY_ID.rows(ids)
-    by_id = {row["id"]: row for row in rows}
-    if returned & {"ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"}:
-        for row in rows:
-            row.update(modalities=[], series_count=0, instance_count=0)
-        # One grouped read for the three: per study and modality, its series and instances.
-        groups = (
-            Series.objects.filter(IdIn(F("study_id"), ids)).values("study_id", "modality")
-            .annotate(series_n=Count("id", distinct=True), instances_n=Count("instances")).order_by()
-        )  # fmt: skip
-        for group in groups:
-            row = by_id[group["study_id"]]
-            if group["modality"]:
-                row["modalities"] = sorted({*row["modalities"], group["modality"]})
-            row["series_count"] += group["series_n"]
-            row["instance_count"] += group["instances_n"]
+    if returned & STUDY_COUNTS:
+        _study_counts(rows)
     return rows
+
+
+def _series_groups(ids: list[int]) -> QuerySet[Any, Any]:
+    groups = (
+        Series.objects.filter(IdIn(F("study_id"), ids)).values("study_id", "modality")
+        .annotate(series_n=Count("id", distinct=True), instances_n=Count("instances")).order_by()
+    )  # fmt: skip
+    return groups
+
+
+# Per study and modality, its series and instances: one statement for any studies (IdIn),
+# compiled once (vetclinic/db.py).
+SERIES_GROUPS = CompiledQuery(_series_groups)
+
+
+def _study_counts(rows: list[Row]) -> None:
+    """Each row's modalities (the distinct non-empty ones, sorted) and its series and instances
+    counted, from one grouped read for the three."""
+    by_id = {row["id"]: row for row in rows}
+    for row in rows:
+        row.update(modalities=[], series_count=0, instance_count=0)
+    if not rows:
+        return
+    for group in SERIES_GROUPS.run(list(by_id)):
+        row = by_id[group["study_id"]]
+        if group["modality"]:
+            row["modalities"] = sorted({*row["modalities"], group["modality"]})
+        row["series_count"] += group["series_n"]
+        row["instance_count"] += group["instances_n"]
 
 
 def _study_rows_by_id(condition: Q | Any) -> QuerySet[Study, dict[str, Any]]:
@@ -300,12 +406,10 @@ def series_rows(ids: list[int], returned: set[str]) -> list[Row]:
     return rows
 
 
-def _patients_find(
-    matched: Mapping[str, str], returned: set[str], limit: int | None, offset: int
-) -> list[Answer]:
+def _patients_find(parsed: ParsedKeys, returned: set[str], limit: int | None, offset: int) -> list[Answer]:
     """Patient Root, PATIENT level: the animals with studies, then the Patient IDs that unlinked
     studies' headers named (not those of an animal with studies: one answer per Patient ID)."""
-    record, headers, _ = _patient_conditions(matched)
+    record, headers, _ = _patient_conditions(parsed)
     animals = (
         Patient.objects.filter(record, Exists(Study.objects.filter(patient=OuterRef("pk"))))
         .annotate(primary_ownership=FilteredRelation("ownerships", condition=Q(ownerships__is_primary=True)))

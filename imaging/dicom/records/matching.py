@@ -25,7 +25,7 @@ from django.utils.timezone import get_current_timezone, make_aware
 from pydicom.dataset import Dataset
 
 from imaging.models import ImagingOrder
-from vetclinic.db import StartsWith
+from vetclinic.db import AnyOf, StartsWith
 
 Status = ImagingOrder.Status
 
@@ -90,30 +90,56 @@ def prefix_match(field: str, literal: str) -> Q:
     return Q(StartsWith(F(field), literal))
 
 
-def text_match(field: str, pattern: str, *, upper: bool = False, case_insensitive: bool = False) -> Q:
-    """Single value (C.2.2.2.1) or wildcard (C.2.2.2.4) matching of a string attribute.
+# A string key's pattern as the kind of condition it makes (text_pattern) and its parts, the
+# condition's parameters: the kind shapes the statement, the parts are its values (so that a
+# statement of one kind is compiled once and run with any parts, imaging/archive/query.py).
+TextPattern = tuple[str, tuple[str, ...]]
 
-    The common shapes go to lookups the database serves from an index: exact, and a literal
-    prefix followed by '*' (LIKE 'ABC%'). Anything else becomes a regular expression, with
-    its literal prefix as an indexed condition in front of it.
-    """
-    if upper:
-        pattern = pattern.upper()
-    i = "i" if case_insensitive else ""
+
+def text_pattern(pattern: str) -> TextPattern:
+    """Single value (C.2.2.2.1) or wildcard (C.2.2.2.4) matching of a string attribute, as
+    (kind, parts): ``exact`` (the value), ``prefix`` (a literal prefix followed by '*'),
+    ``contains`` ('*' literal '*'), ``regex`` (the wildcards as a regular expression) and
+    ``regex_prefix`` (the same, with its literal prefix)."""
     if not has_wildcard(pattern):
-        return Q(**{f"{field}__{i}exact": pattern})
+        return "exact", (pattern,)
     literal = re.split(r"[*?]", pattern, maxsplit=1)[0]  # what comes before the first wildcard
     if pattern == literal + "*":
-        return Q(**{f"{field}__istartswith": literal}) if case_insensitive else prefix_match(field, literal)
+        return "prefix", (literal,)
     inner = pattern[1:-1]
     if pattern.startswith("*") and pattern.endswith("*") and inner and not has_wildcard(inner):
-        return Q(**{f"{field}__{i}contains": inner})
-    condition = Q(**{f"{field}__{i}regex": wildcard_regex(pattern)})
+        return "contains", (inner,)
     if literal:
+        return "regex_prefix", (wildcard_regex(pattern), literal)
+    return "regex", (wildcard_regex(pattern),)
+
+
+def text_condition(field: str, kind: str, parts: tuple[str, ...], *, case_insensitive: bool = False) -> Q:
+    """The condition of a text_pattern on ``field``. The common kinds go to lookups the
+    database serves from an index: exact, and a literal prefix (LIKE 'ABC%' or its range);
+    a regular expression has its literal prefix as an indexed condition in front of it."""
+    i = "i" if case_insensitive else ""
+    if kind == "exact":
+        return Q(**{f"{field}__{i}exact": parts[0]})
+    if kind == "prefix":
+        return Q(**{f"{field}__istartswith": parts[0]}) if case_insensitive else prefix_match(field, parts[0])
+    if kind == "contains":
+        return Q(**{f"{field}__{i}contains": parts[0]})
+    condition = Q(**{f"{field}__{i}regex": parts[0]})
+    if kind == "regex_prefix":
+        literal = parts[1]
         condition &= (
             Q(**{f"{field}__istartswith": literal}) if case_insensitive else prefix_match(field, literal)
         )
     return condition
+
+
+def text_match(field: str, pattern: str, *, upper: bool = False, case_insensitive: bool = False) -> Q:
+    """Single value (C.2.2.2.1) or wildcard (C.2.2.2.4) matching of a string attribute
+    (text_pattern, text_condition)."""
+    if upper:
+        pattern = pattern.upper()
+    return text_condition(field, *text_pattern(pattern), case_insensitive=case_insensitive)
 
 
 def person_name_pattern(pattern: str) -> str:
@@ -122,13 +148,19 @@ def person_name_pattern(pattern: str) -> str:
     return pattern.split("=")[0].rstrip("^")
 
 
-def uid_list(field: str, text: str, keyword: str) -> Q:
-    """List of UID matching (C.2.2.2.2): any of the backslash-separated UIDs."""
+def uids_of(text: str, keyword: str) -> list[str]:
+    """The backslash-separated UIDs of a List of UID matching key (C.2.2.2.2), checked."""
     uids = [uid.strip() for uid in text.split("\\") if uid.strip()]
     for uid in uids:
         if len(uid) > 64 or not re.fullmatch(r"[0-9.]+", uid):
             raise MatchingError(f"{keyword}: '{uid[:30]}' is not a UID")
-    return Q(**{f"{field}__in": uids})
+    return uids
+
+
+def uid_list(field: str, text: str, keyword: str) -> Q:
+    """List of UID matching (C.2.2.2.2): any of the backslash-separated UIDs (the list one
+    parameter: one statement text for any number of UIDs, vetclinic/db.py AnyOf)."""
+    return Q(AnyOf(F(field), uids_of(text, keyword)))
 
 
 def date_value(text: str, keyword: str) -> date:
@@ -184,13 +216,13 @@ def date_bound(text: str, keyword: str, *, end: bool) -> date:
 def date_match(field: str, text: str, keyword: str) -> Q:
     """Single value or range matching (C.2.2.2.1, C.2.2.2.5) of a DA attribute kept as a date
     column. An open end leaves the bound out, so a study without a date matches no range."""
-    return _between(field, *value_range(text, date_bound, keyword))
+    return between(field, *value_range(text, date_bound, keyword))
 
 
 def time_match(field: str, text: str, keyword: str) -> Q:
     """Single value or range matching of a TM attribute kept as a time column: a value of lower
     precision stands for its whole span (C.2.2.2.5, time_bound)."""
-    return _between(field, *value_range(text, time_bound, keyword))
+    return between(field, *value_range(text, time_bound, keyword))
 
 
 def range_form(text: str) -> str | None:
@@ -202,27 +234,31 @@ def range_form(text: str) -> str | None:
     return ("A" if low.strip() else "") + "-" + ("B" if high.strip() else "")
 
 
-def date_time_match(
-    date_field: str, time_field: str, date_text: str, time_text: str, *, keywords: tuple[str, str]
+def date_time_between(
+    date_field: str,
+    time_field: str,
+    dates: tuple[date | None, date | None],
+    times: tuple[time | None, time | None],
 ) -> Q:
     """A date range and a time range of the same form matched as one date-time range
     (C.2.2.2.5.4, when combined date-time matching was agreed, C.5.1.1): '20250705-20250707'
     with '1000-1800' is from 10:00 on the 5th to 18:00 on the 7th, over a date column and a time
-    column. On a bound's own day the time decides; a study without a time matches there only
+    column (the ends as value_range reads them). On a bound's own day the time decides; a study without a time matches there only
     if the range is open on that side."""
-    d_low, d_high = value_range(date_text, date_bound, keywords[0])
-    t_low, t_high = value_range(time_text, time_bound, keywords[1])
+    (d_low, d_high), (t_low, t_high) = dates, times
     condition = Q()
     if d_low is not None:
-        on_day = Q(**{date_field: d_low}) & (Q(**{f"{time_field}__gte": t_low}) if t_low else Q())
+        on_day = Q(**{date_field: d_low}) & (Q(**{f"{time_field}__gte": t_low}) if t_low is not None else Q())
         condition &= Q(**{f"{date_field}__gt": d_low}) | on_day
     if d_high is not None:
-        on_day = Q(**{date_field: d_high}) & (Q(**{f"{time_field}__lte": t_high}) if t_high else Q())
+        on_day = Q(**{date_field: d_high}) & (
+            Q(**{f"{time_field}__lte": t_high}) if t_high is not None else Q()
+        )
         condition &= Q(**{f"{date_field}__lt": d_high}) | on_day
     return condition
 
 
-def _between(field: str, low: date | time | None, high: date | time | None) -> Q:
+def between(field: str, low: date | time | None, high: date | time | None) -> Q:
     """``field`` within [low, high]; an end that is None is left open."""
     condition = Q()
     if low is not None:
@@ -232,12 +268,17 @@ def _between(field: str, low: date | time | None, high: date | time | None) -> Q
     return condition
 
 
-def integer_match(field: str, text: str, keyword: str) -> Q:
-    """Single value matching of an IS attribute (C.2.2.2.1); IS allows no wildcards."""
+def integer_value(text: str, keyword: str) -> int:
+    """The value of an IS key (C.2.2.2.1: single value; IS allows no wildcards)."""
     try:
-        return Q(**{field: int(text.strip())})
+        return int(text.strip())
     except ValueError:
         raise MatchingError(f"{keyword}: '{text[:20]}' is not an integer") from None
+
+
+def integer_match(field: str, text: str, keyword: str) -> Q:
+    """Single value matching of an IS attribute (C.2.2.2.1)."""
+    return Q(**{field: integer_value(text, keyword)})
 
 
 def values_of(text: str) -> list[str]:
