@@ -54,7 +54,7 @@ class RedisServer:
 
 
 @pytest.fixture
-def private_broker(process_env, tmp_path):
+def private_broker(process_env, processes_stopping, tmp_path):
     """A redis-server of this test's own; the workers and listeners the test starts use it
     (process_env is the environment they get), and so do the test's own sends, through
     ``send(name, *args)``."""
@@ -70,4 +70,5 @@ def private_broker(process_env, tmp_path):
             return app.send_task(name, args=list(args), connection=connection, **options)
 
     yield types.SimpleNamespace(server=server, url=server.url, send=send)
+    processes_stopping.wait()  # the workers and listeners on it first: a broker gone mid-stop stalls them
     server.stop()

@@ -99,8 +99,43 @@ def storage_root(settings, tmp_path):
     return root
 
 
+class Stopping:
+    """The processes a test started (listeners, workers, beat), stopped side by side: the fixture
+    that started one sends it SIGTERM as it is torn down, and ``wait()`` then waits for them all
+    and prints their logs (shown by pytest when the test failed). A clean stop takes a second or
+    two (a worker finishes its task, a listener its associations); one after the other, those
+    seconds added up over the suite."""
+
+    def __init__(self):
+        self.pending = []
+
+    def stop(self, process, log, *, timeout, tail):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        self.pending.append((process, log, timeout, tail))
+
+    def wait(self):
+        while self.pending:
+            process, log, timeout, tail = self.pending.pop(0)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            print(log.read_text()[-tail:])
+
+
 @pytest.fixture
-def process_env(transactional_db, storage_root, celery_test_queue, settings):
+def processes_stopping(transactional_db):
+    """Torn down after every fixture that starts processes (they depend on it through
+    process_env) and before the test database is emptied: nothing still running holds a table."""
+    stopping = Stopping()
+    yield stopping
+    stopping.wait()
+
+
+@pytest.fixture
+def process_env(transactional_db, storage_root, celery_test_queue, settings, processes_stopping):
     """Environment for a process the tests start (worker, listener): the test database, the
     test's storage and this run's queue."""
     db = connection.settings_dict
@@ -131,7 +166,7 @@ def free_port():
 
 
 @pytest.fixture
-def dicom_listener_start(process_env, tmp_path):
+def dicom_listener_start(process_env, processes_stopping, tmp_path):
     """Start ``manage.py dicom_listener`` on a free port; returns a function (env overrides)."""
     started = []
 
@@ -153,12 +188,7 @@ def dicom_listener_start(process_env, tmp_path):
 
     yield start
     for process, log in started:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        print(log.read_text()[-3000:])
+        processes_stopping.stop(process, log, timeout=30, tail=3000)
 
 
 @pytest.fixture
@@ -167,7 +197,7 @@ def dicom_listener(dicom_listener_start):
 
 
 @pytest.fixture
-def celery_worker_start(process_env, celery_test_queue, tmp_path):
+def celery_worker_start(process_env, processes_stopping, celery_test_queue, tmp_path):
     """Start real Celery worker processes on the configured broker, consuming this run's queue."""
     workers = []
 
@@ -186,12 +216,7 @@ def celery_worker_start(process_env, celery_test_queue, tmp_path):
 
     yield start
     for worker, log in workers:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        print(log.read_text()[-4000:])  # shown by pytest when the test failed
+        processes_stopping.stop(worker, log, timeout=20, tail=4000)
 
 
 @pytest.fixture

@@ -35,11 +35,14 @@ SUCCESS = 0x0000
 
 
 @pytest.fixture
-def ingest(process_env, private_broker, celery_worker_start, dicom_listener_start, tmp_path):
+def ingest(
+    process_env, processes_stopping, private_broker, celery_worker_start, dicom_listener_start, tmp_path
+):
     """A listener, a worker and beat (a process of its own here, so that killing the worker
     leaves no orphan), all on the test's own broker."""
     process_env.update(STORAGE_SWEEP_SECONDS="2", STORAGE_SWEEP_MIN_AGE="2", DICOM_ALLOW_ANY_AE="true")
-    with open(tmp_path / "beat.log", "w") as out:
+    beat_log = tmp_path / "beat.log"
+    with open(beat_log, "w") as out:
         beat = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "vetclinic", "beat", "--loglevel", "INFO",
              "--schedule", str(tmp_path / "beat-schedule")],
@@ -50,8 +53,7 @@ def ingest(process_env, private_broker, celery_worker_start, dicom_listener_star
         start_worker=celery_worker_start, start_listener=dicom_listener_start,
     )  # fmt: skip
     yield rig
-    beat.terminate()
-    beat.wait(timeout=20)
+    processes_stopping.stop(beat, beat_log, timeout=20, tail=2000)
 
 
 class Modality:
