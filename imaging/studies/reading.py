@@ -1,0 +1,134 @@
+"""The reading list: the studies vets and radiologists read, today's and unread first.
+
+One FilterSet declares the page's query parameters; ``reading_list`` narrows and orders the
+studies with it. Every filter is a condition an index answers (the migration that added
+``series_sender_study`` and ``study_referring_key`` says which): the date range ``study_date``,
+the modality and the station an EXISTS on ``series_modality_study`` / ``series_sender_study``,
+the referring vet a prefix of ``study_referring_key``, the search box the patient search words
+(patients/search.py) and the accession and unlinked Patient ID indexes.
+
+"Unread" is a study without a report: nothing records who opened a study, so a study someone
+looked at but wrote nothing on is still unread.
+"""
+
+from typing import Any
+
+import django_filters
+from django import forms
+from django.contrib.postgres.aggregates import StringAgg
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Upper
+
+from imaging.models import Modality, Report, Series, Study
+from patients.models import Species
+from patients.search import query_words
+from patients.selectors import patient_ids_matching
+from vetclinic import clock
+from vetclinic.db import StartsWith
+
+PAGE_SIZE = 50
+
+
+class ReportState:
+    UNREAD = "unread"
+    DRAFT = "draft"
+    FINAL = "final"
+    choices = [(UNREAD, "Unread"), (DRAFT, "Draft"), (FINAL, "Final")]
+
+
+def _modality_choices() -> list[tuple[str, str]]:
+    # The registered stations' kinds: the list offers what the clinic has, not all of PS3.3's.
+    types = (
+        Modality.objects.exclude(modality_type="")
+        .order_by()
+        .values_list("modality_type", flat=True)
+        .distinct()
+    )
+    return [(t, t) for t in sorted(types)]
+
+
+class ReadingFilters(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    date_from = django_filters.DateFilter(field_name="study_date", lookup_expr="gte", label="From")
+    date_to = django_filters.DateFilter(field_name="study_date", lookup_expr="lte", label="To")
+    modality = django_filters.ChoiceFilter(
+        choices=_modality_choices, method="with_modality", label="Modality"
+    )
+    species = django_filters.ModelChoiceFilter(
+        queryset=Species.objects.order_by("name"), field_name="patient__species", label="Species"
+    )
+    station = django_filters.ModelChoiceFilter(
+        queryset=Modality.objects.order_by("ae_title"), to_field_name="ae_title", method="from_station",
+        label="Station",
+    )  # fmt: skip
+    referring = django_filters.CharFilter(method="referred_by", label="Referring vet")
+    report = django_filters.ChoiceFilter(choices=ReportState.choices, method="report_state", label="Report")
+
+    class Meta:
+        model = Study
+        fields: list[str] = []
+
+    def search(self, queryset: QuerySet[Study], name: str, value: str) -> QuerySet[Study]:
+        """Animal or owner name, patient ID (the animal's, its merged aliases', or as the images
+        gave it for a study not linked to an animal), or the accession number as typed."""
+        typed = value.strip()
+        if not typed:
+            return queryset
+        found = Q(accession_number=typed[:16]) | Q(patient__isnull=True, dicom_patient_id=typed[:64])
+        words = query_words(typed)
+        if words:
+            found |= Q(patient_id__in=patient_ids_matching(words=dict.fromkeys(words)))
+        return queryset.filter(found)
+
+    def with_modality(self, queryset: QuerySet[Study], name: str, value: str) -> QuerySet[Study]:
+        return queryset.filter(Exists(Series.objects.filter(study=OuterRef("pk"), modality=value)))
+
+    def from_station(self, queryset: QuerySet[Study], name: str, value: Modality) -> QuerySet[Study]:
+        # The station a series came from: the AE title that sent it (Series.received_from).
+        return queryset.filter(
+            Exists(Series.objects.filter(study=OuterRef("pk"), received_from=value.ae_title))
+        )
+
+    def referred_by(self, queryset: QuerySet[Study], name: str, value: str) -> QuerySet[Study]:
+        typed = value.strip().upper()
+        if not typed:
+            return queryset
+        return queryset.filter(StartsWith(Upper("referring_physician"), typed))
+
+    def report_state(self, queryset: QuerySet[Study], name: str, value: str) -> QuerySet[Study]:
+        if value == ReportState.UNREAD:
+            return queryset.filter(report__isnull=True)
+        if value == ReportState.DRAFT:
+            return queryset.filter(report__status=Report.Status.DRAFT)
+        return queryset.filter(report__status__in=[Report.Status.FINAL, Report.Status.AMENDED])
+
+
+def reading_list(data: Any) -> tuple[ReadingFilters, QuerySet[Study]]:
+    """The filters as bound to ``data`` (request.GET) and the studies they select, today's first,
+    then the unread, then newest first. A filter whose value is invalid is left out (the form
+    shows its error) rather than failing the page."""
+    modalities = (
+        Series.objects.filter(study=OuterRef("pk"))
+        .values("study")
+        .annotate(names=StringAgg("modality", " ", distinct=True, order_by="modality"))
+        .values("names")
+    )
+    studies = (
+        Study.objects.select_related("patient__species", "order", "report")
+        .annotate(
+            modalities=Subquery(modalities),
+            not_today=Case(When(study_date=clock.today(), then=Value(0)), default=Value(1), output_field=IntegerField()),
+            read=Case(When(report__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField()),
+        )
+        .order_by("not_today", "read", "-study_date", "-study_time", "-id")
+    )  # fmt: skip
+    filters = ReadingFilters(data, queryset=studies)
+    if filters.is_valid():
+        return filters, filters.qs
+    valid = {name: data.get(name) for name in filters.filters if name not in filters.errors}
+    return filters, ReadingFilters(valid, queryset=studies).qs
+
+
+# So that a form field's widget has its type: the dates are <input type=date>.
+for _name in ("date_from", "date_to"):
+    ReadingFilters.base_filters[_name].extra["widget"] = forms.DateInput(attrs={"type": "date"})
