@@ -52,17 +52,23 @@ class ReadingFilters(django_filters.FilterSet):
     date_from = django_filters.DateFilter(field_name="study_date", lookup_expr="gte", label="From")
     date_to = django_filters.DateFilter(field_name="study_date", lookup_expr="lte", label="To")
     modality = django_filters.ChoiceFilter(
-        choices=_modality_choices, method="with_modality", label="Modality"
+        choices=_modality_choices, method="with_modality", label="Modality", empty_label="Any"
     )
     species = django_filters.ModelChoiceFilter(
-        queryset=Species.objects.order_by("name"), field_name="patient__species", label="Species"
+        queryset=Species.objects.order_by("name"),
+        field_name="patient__species",
+        label="Species",
+        empty_label="Any",
     )
     station = django_filters.ModelChoiceFilter(
         queryset=Modality.objects.order_by("ae_title"), to_field_name="ae_title", method="from_station",
         label="Station",
+        empty_label="Any",
     )  # fmt: skip
     referring = django_filters.CharFilter(method="referred_by", label="Referring vet")
-    report = django_filters.ChoiceFilter(choices=ReportState.choices, method="report_state", label="Report")
+    report = django_filters.ChoiceFilter(
+        choices=ReportState.choices, method="report_state", label="Report", empty_label="Any"
+    )
 
     class Meta:
         model = Study
