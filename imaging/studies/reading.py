@@ -16,11 +16,22 @@ from typing import Any
 import django_filters
 from django import forms
 from django.contrib.postgres.aggregates import StringAgg
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Upper
 
 from imaging.models import Modality, Report, Series, Study
-from patients.models import Species
+from patients.models import Ownership, Species
 from patients.search import query_words
 from patients.selectors import patient_ids_matching
 from vetclinic import clock
@@ -109,30 +120,44 @@ class ReadingFilters(django_filters.FilterSet):
         return queryset.filter(report__status__in=[Report.Status.FINAL, Report.Status.AMENDED])
 
 
-def reading_list(data: Any) -> tuple[ReadingFilters, QuerySet[Study]]:
-    """The filters as bound to ``data`` (request.GET) and the studies they select, today's first,
-    then the unread, then newest first. A filter whose value is invalid is left out (the form
-    shows its error) rather than failing the page."""
+def reading_list(data: Any) -> tuple[ReadingFilters, QuerySet[Study, int]]:
+    """The filters as bound to ``data`` (request.GET) and the ids of the studies they select,
+    today's first, then the unread, then newest first. A filter whose value is invalid is left
+    out (the form shows its error) rather than failing the page.
+
+    Only ids: the order is a sort of every matching study (no index holds "today's, then
+    unread"), and PostgreSQL joins what a row shows (animal, species, order) before it sorts, for
+    every matching row; sorting the ids alone and reading a page's rows by id (``reading_rows``)
+    was 3x faster on 50,000 studies (see the branch's report)."""
+    today = clock.today()
+    studies = Study.objects.annotate(
+        not_today=Case(When(study_date=today, then=Value(0)), default=Value(1), output_field=IntegerField()),
+        read=Case(When(report__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField()),
+    ).order_by("not_today", "read", "-study_date", "-study_time", "-id")
+    filters = ReadingFilters(data, queryset=studies)
+    if filters.is_valid():
+        return filters, filters.qs.values_list("pk", flat=True)
+    valid = {name: data.get(name) for name in filters.filters if name not in filters.errors}
+    return filters, ReadingFilters(valid, queryset=studies).qs.values_list("pk", flat=True)
+
+
+def reading_rows(ids: list[int]) -> list[Study]:
+    """A page's studies in the order of ``ids``, with what a row shows: the animal and its
+    species and owners, the order (its priority), the report, and the modalities of the series."""
     modalities = (
         Series.objects.filter(study=OuterRef("pk"))
         .values("study")
         .annotate(names=StringAgg("modality", " ", distinct=True, order_by="modality"))
         .values("names")
     )
-    studies = (
-        Study.objects.select_related("patient__species", "order", "report")
-        .annotate(
-            modalities=Subquery(modalities),
-            not_today=Case(When(study_date=clock.today(), then=Value(0)), default=Value(1), output_field=IntegerField()),
-            read=Case(When(report__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField()),
-        )
-        .order_by("not_today", "read", "-study_date", "-study_time", "-id")
-    )  # fmt: skip
-    filters = ReadingFilters(data, queryset=studies)
-    if filters.is_valid():
-        return filters, filters.qs
-    valid = {name: data.get(name) for name in filters.filters if name not in filters.errors}
-    return filters, ReadingFilters(valid, queryset=studies).qs
+    rows = (
+        Study.objects.filter(pk__in=ids)
+        .select_related("patient__species", "order", "report")
+        .prefetch_related(Prefetch("patient__ownerships", queryset=Ownership.objects.select_related("owner")))
+        .annotate(modalities=Subquery(modalities))
+    )
+    by_id = {study.pk: study for study in rows}
+    return [by_id[pk] for pk in ids if pk in by_id]  # one deleted meanwhile is left out
 
 
 # So that a form field's widget has its type: the dates are <input type=date>.

@@ -4,7 +4,6 @@ views draw this page again (study_page) when they have something to say on it.""
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
@@ -15,7 +14,7 @@ from imaging.models import Report, Series, Study
 from imaging.reconcile.selectors import match_suggestions
 from imaging.reports.forms import ReportForm
 from imaging.studies import reading, selectors
-from patients.models import Ownership
+from vetclinic import clock
 from vetclinic.audit.selectors import audit_history
 
 
@@ -94,11 +93,9 @@ def _study_opener() -> str:
 def reading_list(request):
     """The reading list: ?q=&date_from=&date_to=&modality=&species=&station=&referring=&report=
     &page=, PAGE_SIZE studies a page."""
-    filters, studies = reading.reading_list(request.GET)
-    studies = studies.prefetch_related(
-        Prefetch("patient__ownerships", queryset=Ownership.objects.select_related("owner"))
-    )
-    page = Paginator(studies, reading.PAGE_SIZE).get_page(request.GET.get("page"))
+    filters, study_ids = reading.reading_list(request.GET)
+    page = Paginator(study_ids, reading.PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = reading.reading_rows(list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "imaging/reading_list.html", {
@@ -106,5 +103,6 @@ def reading_list(request):
         "page": page,
         "query": query.urlencode(),
         "opener": _study_opener(),
+        "today": clock.today(),
         "filtered": any(v for k, v in request.GET.items() if k != "page"),
     })  # fmt: skip
