@@ -76,7 +76,7 @@ def series_thumbnail(request, pk):
 VIEWER_URL_NAMES = ("study_view", "study_viewer")
 
 
-def _study_opener() -> str:
+def study_opener() -> str:
     """The URL name a row of the reading list opens."""
     for name in VIEWER_URL_NAMES:
         try:
@@ -102,7 +102,7 @@ def reading_list(request):
         "filters": filters,
         "page": page,
         "query": query.urlencode(),
-        "opener": _study_opener(),
+        "opener": study_opener(),
         "today": clock.today(),
         "filtered": any(v for k, v in request.GET.items() if k != "page"),
     })  # fmt: skip
