@@ -142,10 +142,12 @@ def test_the_row_opens_the_viewer_once_it_has_a_route(vet_client, settings):
 def test_a_bad_value_is_said_on_the_form_and_the_rest_still_filters(vet_client):
     make_study(report="final")
     unread = make_study()
-    response = vet_client.get(URL, {"date_from": "yesterday", "report": "unread", "modality": "XX"})
+    response = vet_client.get(
+        URL, {"date_from": "yesterday", "report": "unread", "modality": "XX", "station": "NOPE", "page": "x"}
+    )
     assert response.status_code == 200
     errors = response.context["filters"].errors
-    assert set(errors) == {"date_from", "modality"}
+    assert set(errors) == {"date_from", "modality", "station"}
     assert [s.pk for s in response.context["page"].object_list] == [unread.pk]
     assert "Enter a valid date." in response.content.decode()
 

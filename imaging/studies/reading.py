@@ -157,6 +157,10 @@ def reading_rows(ids: list[int]) -> list[Study]:
         .annotate(modalities=Subquery(modalities))
     )
     by_id = {study.pk: study for study in rows}
+    for study in by_id.values():
+        # A study without a report raises on ``study.report``, which a template cannot tell from
+        # a report that is there; the list asks this instead.
+        study.has_report = hasattr(study, "report")
     return [by_id[pk] for pk in ids if pk in by_id]  # one deleted meanwhile is left out
 
 
