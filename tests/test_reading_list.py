@@ -116,6 +116,7 @@ def test_search_box_finds_animal_owner_accession_and_patient_id(vet_client, make
     assert listed(vet_client, q="bisc") == [by_biscuit.pk]
     assert listed(vet_client, q="pember") == [by_biscuit.pk]
     assert listed(vet_client, q="ACC77") == [by_rex.pk]
+    assert listed(vet_client, q="acc77") == [by_rex.pk]
     assert listed(vet_client, q=rex.patient_id) == [by_rex.pk]
     assert listed(vet_client, q="EXT-991") == [unlinked.pk]
     assert listed(vet_client, q="nobody") == []

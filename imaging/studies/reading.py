@@ -22,7 +22,6 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Prefetch,
-    Q,
     QuerySet,
     Subquery,
     Value,
@@ -91,11 +90,25 @@ class ReadingFilters(django_filters.FilterSet):
         typed = value.strip()
         if not typed:
             return queryset
-        found = Q(accession_number=typed[:16]) | Q(patient__isnull=True, dicom_patient_id=typed[:64])
+        # Accession numbers are issued in capitals (VP00000042); typed in lower case they match too.
+        accession = {typed[:16], typed[:16].upper()}
+        # Each way of matching is its own indexed read (study_accession, study_unlinked_id,
+        # study_patient_date), united: as one OR of them PostgreSQL scanned every study.
+        found = (
+            Study.objects.order_by()
+            .filter(accession_number__in=accession)
+            .values("pk")
+            .union(
+                Study.objects.order_by()
+                .filter(patient__isnull=True, dicom_patient_id=typed[:64])
+                .values("pk")
+            )
+        )
         words = query_words(typed)
         if words:
-            found |= Q(patient_id__in=patient_ids_matching(words=dict.fromkeys(words)))
-        return queryset.filter(found)
+            matching = patient_ids_matching(words=dict.fromkeys(words))
+            found = found.union(Study.objects.order_by().filter(patient_id__in=matching).values("pk"))
+        return queryset.filter(pk__in=found)
 
     def with_modality(self, queryset: QuerySet[Study], name: str, value: str) -> QuerySet[Study]:
         return queryset.filter(Exists(Series.objects.filter(study=OuterRef("pk"), modality=value)))
