@@ -11,7 +11,6 @@ It is sent when DEBUG is off (Django's debug pages are inline script and style);
 ``'nonce-…'``.
 """
 
-import functools
 import secrets
 
 from django.conf import settings
@@ -41,27 +40,10 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         policy = settings.CONTENT_SECURITY_POLICY
         if policy and not settings.DEBUG and "Content-Security-Policy" not in response:
-            sources = [f"'nonce-{made[0]}'"] if made else []
-            if getattr(response, "csp_allows_wasm", False):
-                sources.append("'wasm-unsafe-eval'")
-            response["Content-Security-Policy"] = policy.replace("{nonce}", " ".join(sources))
+            response["Content-Security-Policy"] = policy.replace(
+                "{nonce}", f"'nonce-{made[0]}'" if made else ""
+            )
         return response
-
-
-def allows_wasm(view):
-    """Lets the view's page compile WebAssembly: ``'wasm-unsafe-eval'`` beside the nonce in
-    script-src, for that page only. The study viewer's image decoders (JPEG-LS, JPEG 2000,
-    HTJ2K, JPEG XL, libjpeg-turbo) are WebAssembly, served from our own static files; compiling
-    them is what the keyword allows, and it allows no JavaScript eval. Its decoding worker needs
-    nothing more: worker-src falls back to script-src, whose 'self' covers the worker's file."""
-
-    @functools.wraps(view)
-    def view_allowing_wasm(request, *args, **kwargs):
-        response = view(request, *args, **kwargs)
-        response.csp_allows_wasm = True
-        return response
-
-    return view_allowing_wasm
 
 
 def csp_nonce(request):

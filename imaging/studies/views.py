@@ -14,7 +14,6 @@ from imaging.reconcile.selectors import match_suggestions
 from imaging.reports.forms import ReportForm
 from imaging.studies import selectors
 from vetclinic.audit.selectors import audit_history
-from vetclinic.security import allows_wasm
 
 
 def study_title(study):
@@ -57,7 +56,6 @@ def study_page(request, study, *, report_form=None, status=200):
 @login_required
 @permission_required("imaging.view_study", raise_exception=True)
 @require_GET
-@allows_wasm
 def study_viewer(request, pk):
     """The diagnostic viewer (viewer/, bundled into imaging/static/imaging/viewer/): the study's
     first series as a stack, its images read from our own WADO-RS with the staff session."""
