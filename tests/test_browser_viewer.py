@@ -18,17 +18,21 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SLICES = 5
 
-# The viewport's canvas as numbers: its mean grey level and a checksum of its pixels, read in the
+# The viewport's canvas as numbers: its mean grey level, a checksum of its pixels and the sums of
+# its top and bottom thirds (the image fills the canvas's height), read in the
 # page (Playwright's evaluate runs under the page's Content-Security-Policy unaffected).
 CANVAS_STATS = """() => {
   const canvas = document.querySelector('#viewer canvas');
   const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
-  let sum = 0, checksum = 0;
+  let sum = 0, checksum = 0, top = 0, bottom = 0;
+  const third = canvas.width * Math.floor(canvas.height / 3) * 4;
   for (let i = 0; i < data.length; i += 4) {
     sum += data[i];
+    if (i < third) top += data[i];
+    if (i >= data.length - third) bottom += data[i];
     checksum = (checksum * 31 + data[i] + data[i + 1] * 7 + data[i + 2] * 13) % 2147483647;
   }
-  return { mean: sum / (data.length / 4), checksum, width: canvas.width, height: canvas.height };
+  return { mean: sum / (data.length / 4), checksum, top, bottom, width: canvas.width, height: canvas.height };
 }"""
 
 
@@ -76,6 +80,8 @@ def test_the_viewer_shows_the_first_series_and_scrolls_and_windows_it(ct_study, 
         raise AssertionError((page.inner_text("main"), problems)) from None
     first = page.evaluate(CANVAS_STATS)
     assert first["width"] > 0 and first["mean"] > 0, first
+    # Instance 1 first (ingested fourth): its bright square is in the image's top third.
+    assert first["top"] > first["bottom"], first
     page.screenshot(path=str(SCREENSHOTS / "viewer-first.png"))
     assert "Image 1 of 5" in page.inner_text("#viewer-status")
 
