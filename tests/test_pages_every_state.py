@@ -155,6 +155,8 @@ def cases(r):
         ("reconciliation", [], {}, {}, "imaging.view_study", 200),
         ("study_detail", [r["unmatched"].pk], {}, {}, "imaging.view_study", 200),
         ("study_detail", [r["linked"].pk], {}, {}, "imaging.view_study", 200),
+        ("study_viewer", [r["unmatched"].pk], {}, {}, "imaging.view_study", 200),
+        ("study_viewer", [r["linked"].pk], {}, {}, "imaging.view_study", 200),
         ("study_report", [r["linked"].pk], {}, {}, "imaging.change_report", 405),  # POST only
         ("study_link", [r["unmatched"].pk], {}, {}, "imaging.change_study", 405),  # POST only
         ("series_split", [r["series"].pk], {}, {}, "imaging.change_study", 405),  # POST only

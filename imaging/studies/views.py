@@ -5,6 +5,7 @@ views draw this page again (study_page) when they have something to say on it.""
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from imaging.ingest import storage
@@ -50,6 +51,20 @@ def study_page(request, study, *, report_form=None, status=200):
     if request.user.has_perm("audit.view_auditentry"):
         context["history"] = audit_history(instance=study)
     return render(request, "imaging/study_detail.html", context, status=status)
+
+
+@login_required
+@permission_required("imaging.view_study", raise_exception=True)
+@require_GET
+def study_viewer(request, pk):
+    """The diagnostic viewer (viewer/, bundled into imaging/static/imaging/viewer/): the study's
+    first series as a stack, its images read from our own WADO-RS with the staff session."""
+    study = study_or_404(pk)
+    series = selectors.study_series(study=study).filter(image_count__gt=0).first()
+    # The DICOMweb root the viewer's requests go to, same origin: the session cookie authenticates them.
+    dicomweb_root = reverse("dicomweb:studies").removesuffix("studies")
+    context = {"study": study, "series": series, "dicomweb_root": dicomweb_root}
+    return render(request, "imaging/study_viewer.html", context)
 
 
 @login_required
