@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_TOOLS := /usr/bin/chromium:chromium /usr/bin/storescu:dcmtk /usr/sbin/Orthanc:orthanc \
 	/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb
 
-.PHONY: run test lint install install-dev system-tools migrate
+.PHONY: run test lint install install-dev system-tools migrate viewer viewer-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -108,3 +108,19 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The study viewer (viewer/, README's "Viewer"): its bundle is committed in
+# imaging/static/imaging/viewer/, so `make run` needs no Node. `make viewer` rebuilds it from the
+# lockfile; `make viewer-check` rebuilds into a temporary folder and fails if that differs from
+# the committed bundle (the build is deterministic: same lockfile, same bytes).
+VIEWER_STATIC := imaging/static/imaging/viewer
+
+viewer:
+	cd viewer && npm ci --no-audit --no-fund && node build.mjs
+
+viewer-check:
+	@out=$$(mktemp -d); \
+	(cd viewer && npm ci --no-audit --no-fund --loglevel=error && node build.mjs $$out/viewer) && \
+	diff -r $$out/viewer $(VIEWER_STATIC) && echo "The committed viewer bundle is what viewer/ builds."; \
+	status=$$?; rm -rf $$out; \
+	[ $$status = 0 ] || { echo "$(VIEWER_STATIC) is not what viewer/ builds: run make viewer and commit it."; exit 1; }

@@ -158,6 +158,8 @@ def cases(r):
         ("reading_list", [], {"q": "nobody", "date_from": "2026-11-01", "date_to": "not a date", "modality": "DX",
          "station": "DRROOM", "referring": "a", "report": "unread", "page": "2"}, {}, "imaging.view_study", 200),
         ("study_detail", [r["linked"].pk], {}, {}, "imaging.view_study", 200),
+        ("study_viewer", [r["unmatched"].pk], {}, {}, "imaging.view_study", 200),
+        ("study_viewer", [r["linked"].pk], {}, {}, "imaging.view_study", 200),
         ("study_report", [r["linked"].pk], {}, {}, "imaging.change_report", 405),  # POST only
         ("study_link", [r["unmatched"].pk], {}, {}, "imaging.change_study", 405),  # POST only
         ("series_split", [r["series"].pk], {}, {}, "imaging.change_study", 405),  # POST only

@@ -1,0 +1,63 @@
+// Builds the viewer into Django's static files (imaging/static/imaging/viewer/, committed):
+// the page's module, the image loader's decoding worker beside it (it is started as
+// new URL("./decodeImageFrameWorker.js", import.meta.url)), and the codecs' WebAssembly
+// in codecs/ (the loader's wasmBasePath). `node build.mjs OUTDIR` builds elsewhere (the check).
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const out = resolve(process.argv[2] || join(here, "..", "imaging", "static", "imaging", "viewer"));
+
+// The codecs the decoding worker loads, by the file names it asks wasmBasePath for.
+const CODECS = [
+  "@cornerstonejs/codec-charls/decodewasm",
+  "@cornerstonejs/codec-openjpeg/decodewasm",
+  "@cornerstonejs/codec-libjxl/decodewasm",
+  "@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasm",
+  "@cornerstonejs/codec-openjph/wasm",
+];
+
+const common = {
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: "es2022",
+  minify: true,
+  legalComments: "none",
+  logLevel: "warning",
+  plugins: [nodeBuiltinsAbsent()],
+};
+
+// The emscripten glue and xmlbuilder2 (through @cornerstonejs/tools) require Node's modules,
+// on paths a browser never takes; some at load. They get an empty stand-in (events: a class to
+// extend) rather than a require that throws.
+function nodeBuiltinsAbsent() {
+  const names = /^(node:)?(fs|path|crypto|module|worker_threads|url|events|util|os|stream|buffer)$/;
+  return {
+    name: "node-builtins-absent",
+    setup(builder) {
+      builder.onResolve({ filter: names }, (args) => ({ path: args.path, namespace: "node-builtin-absent" }));
+      builder.onLoad({ filter: /.*/, namespace: "node-builtin-absent" }, () => ({
+        contents: "class EventEmitter {}\nmodule.exports = { EventEmitter };",
+        loader: "js",
+      }));
+    },
+  };
+}
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(join(out, "codecs"), { recursive: true });
+await build({ ...common, entryPoints: [join(here, "src", "main.js")], outfile: join(out, "viewer.js") });
+await build({
+  ...common,
+  entryPoints: [join(here, "node_modules", "@cornerstonejs", "dicom-image-loader", "dist", "esm", "decodeImageFrameWorker.js")],
+  outfile: join(out, "decodeImageFrameWorker.js"),
+});
+for (const codec of CODECS) {
+  const file = require.resolve(codec);
+  copyFileSync(file, join(out, "codecs", file.split("/").pop()));
+}
