@@ -1,5 +1,6 @@
 """Registered modalities and the index of what they sent: studies, series, instances."""
 
+from django.contrib.postgres.indexes import OpClass
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Func, Q
@@ -153,6 +154,10 @@ class Study(models.Model):
             models.Index(
                 fields=["dicom_patient_id"], name="study_unlinked_id", condition=Q(patient__isnull=True)
             ),
+            # The reading list's referring vet: a prefix of the name in capitals (StartsWith).
+            models.Index(
+                OpClass(Upper("referring_physician"), name="text_pattern_ops"), name="study_referring_key"
+            ),
         ]
 
     def __str__(self):
@@ -176,6 +181,8 @@ class Series(models.Model):
         indexes = [
             # ModalitiesInStudy: the studies with a series of a modality (imaging/archive/query.py).
             models.Index(fields=["modality", "study"], name="series_modality_study"),
+            # The reading list's station: the studies with a series sent by an AE title.
+            models.Index(fields=["received_from", "study"], name="series_sender_study"),
         ]
 
     def __str__(self):

@@ -3,6 +3,7 @@ imaging/reports/views.py, the link and split forms to imaging/reconcile/views.py
 views draw this page again (study_page) when they have something to say on it."""
 
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -12,7 +13,8 @@ from imaging.ingest import storage
 from imaging.models import Report, Series, Study
 from imaging.reconcile.selectors import match_suggestions
 from imaging.reports.forms import ReportForm
-from imaging.studies import selectors
+from imaging.studies import reading, selectors
+from vetclinic import clock
 from vetclinic.audit.selectors import audit_history
 
 
@@ -82,3 +84,23 @@ def series_thumbnail(request, pk):
     # Pages link to it with the storage key in the query, so a new rendering is a new URL.
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
+
+
+@login_required
+@permission_required("imaging.view_study", raise_exception=True)
+@require_GET
+def reading_list(request):
+    """The reading list: ?q=&date_from=&date_to=&modality=&species=&station=&referring=&report=
+    &page=, PAGE_SIZE studies a page."""
+    filters, study_ids = reading.reading_list(request.GET)
+    page = Paginator(study_ids, reading.PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = reading.reading_rows(list(page.object_list))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "imaging/reading_list.html", {
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
+        "today": clock.today(),
+        "filtered": any(v for k, v in request.GET.items() if k != "page"),
+    })  # fmt: skip
