@@ -228,7 +228,10 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
 
   function presentationChange(change) {
     const shown = viewportOf(active);
-    shown.setViewPresentation(change(shown.getViewPresentation()));
+    // The whole presentation, so zoom and pan stay as they are.
+    const selector = { rotation: true, displayArea: true, zoom: true, pan: true };
+    const presentation = shown.getViewPresentation(selector);
+    shown.setViewPresentation({ ...presentation, ...change(presentation) });
     shown.render();
   }
 
@@ -268,8 +271,13 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
       propertiesChange({ voiRange: utilities.windowLevel.toLowHighRange(preset.width, preset.level) });
     } else if (key === "i") propertiesChange({ invert: !viewportOf(active).getProperties().invert });
     else if (key === "r") presentationChange((p) => ({ rotation: ((p.rotation || 0) + 90) % 360 }));
-    else if (key === "h") presentationChange((p) => ({ flipHorizontal: !p.flipHorizontal }));
-    else if (key === "v") presentationChange((p) => ({ flipVertical: !p.flipVertical }));
+    else if (key === "h" || key === "v") {
+      // Through the camera, which sets a flip either way (a view presentation's flip only turns it on).
+      const shown = viewportOf(active);
+      const flip = key === "h" ? "flipHorizontal" : "flipVertical";
+      shown.setCamera({ [flip]: !shown[flip] });
+      shown.render();
+    }
     else if (key === "z") primaryToolSet(ZoomTool.toolName);
     else if (key === "p") primaryToolSet(PanTool.toolName);
     else if (key === "w") primaryToolSet(WindowLevelTool.toolName);
