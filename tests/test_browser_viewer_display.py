@@ -152,3 +152,74 @@ def test_the_strip_layouts_tools_and_overlays(two_series, staff, live_server, pa
     page.keyboard.press("1")
     page.wait_for_function("() => document.querySelectorAll('#viewer-grid canvas').length === 1")
     assert problems == [], problems
+
+
+def wait_checksum(page, expected, *, equal):
+    """Until the first canvas's checksum is (or is no longer) the one given: renders follow a key
+    or a mouse event on the next animation frame."""
+    test = "===" if equal else "!=="
+    try:
+        page.wait_for_function(f"() => ({CANVAS_STATS})().checksum {test} {expected}")
+    except PlaywrightTimeoutError:
+        raise AssertionError((expected, equal, page.evaluate(CANVAS_STATS))) from None
+    return page.evaluate(CANVAS_STATS)
+
+
+def test_rotate_flip_zoom_pan_and_reset(two_series, staff, live_server, page):  # noqa: F811
+    study, _, _ = two_series
+    log_in(page, live_server, "veterinarian")
+    page.goto(live_server.url + reverse("study_viewer", args=[study.pk]))
+    page.wait_for_selector("#viewer[data-state=rendered][data-overlay-index='0']")
+    page.wait_for_timeout(300)  # the first render settled (no timing asserted)
+    start = page.evaluate(CANVAS_STATS)
+    assert start["top"] > start["bottom"], start  # instance 1's square is in the top third
+    page.focus("#viewer")
+
+    page.keyboard.press("v")  # flipped vertically: the square at the bottom
+    flipped = wait_checksum(page, start["checksum"], equal=False)
+    assert flipped["bottom"] > flipped["top"], flipped
+    page.keyboard.press("v")
+    wait_checksum(page, start["checksum"], equal=True)
+
+    page.keyboard.press("h")
+    wait_checksum(page, start["checksum"], equal=False)
+    page.keyboard.press("h")
+    wait_checksum(page, start["checksum"], equal=True)
+
+    page.keyboard.press("r")  # a quarter turn: the square from the top to the right
+    turned = wait_checksum(page, start["checksum"], equal=False)
+    assert abs(turned["top"] - turned["bottom"]) < abs(start["top"] - start["bottom"]), (start, turned)
+    for _ in range(3):
+        page.keyboard.press("r")
+    wait_checksum(page, start["checksum"], equal=True)  # four quarter turns: as it was
+
+    box = page.locator("#viewer").bounding_box()
+    middle = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(*middle)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -240)
+    page.keyboard.up("Control")
+    wait_checksum(page, start["checksum"], equal=False)
+    assert page.get_attribute("#viewer", "data-overlay-index") == "0"  # zoomed, not scrolled
+    page.keyboard.press("Escape")
+    wait_checksum(page, start["checksum"], equal=True)
+
+    page.mouse.move(*middle)
+    page.mouse.down(button="middle")
+    page.mouse.move(middle[0] + 120, middle[1] + 60, steps=8)
+    page.mouse.up(button="middle")
+    wait_checksum(page, start["checksum"], equal=False)
+    page.keyboard.press("0")
+    wait_checksum(page, start["checksum"], equal=True)
+
+    page.keyboard.press("z")  # the left drag zooms now, the window stays
+    assert page.get_attribute("#viewer-grid", "data-primary-tool") == "Zoom"
+    page.mouse.move(*middle)
+    page.mouse.down()
+    page.mouse.move(middle[0], middle[1] - 100, steps=8)
+    page.mouse.up()
+    wait_checksum(page, start["checksum"], equal=False)
+    assert "W 800 L 300" in corner(page, "br")
+    page.keyboard.press("Escape")
+    wait_checksum(page, start["checksum"], equal=True)
+    assert page.get_attribute("#viewer-grid", "data-primary-tool") == "WindowLevel"
