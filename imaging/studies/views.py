@@ -62,10 +62,17 @@ def study_viewer(request, pk):
     """The diagnostic viewer (viewer/, bundled into imaging/static/imaging/viewer/): the study's
     first series as a stack, its images read from our own WADO-RS with the staff session."""
     study = study_or_404(pk)
-    series = selectors.study_series(study=study).filter(image_count__gt=0).first()
+    shown = list(selectors.study_series(study=study).filter(image_count__gt=0))
+    series = shown[0] if shown else None
     # The DICOMweb root the viewer's requests go to, same origin: the session cookie authenticates them.
     dicomweb_root = reverse("dicomweb:studies").removesuffix("studies")
-    context = {"study": study, "series": series, "dicomweb_root": dicomweb_root}
+    # The series strip (viewer/src/display.js): every series with images, its thumbnail from WADO-RS.
+    series_strip = [
+        {"uid": s.series_instance_uid, "number": s.series_number, "description": s.description,
+         "modality": s.modality, "images": s.image_count}
+        for s in shown
+    ]  # fmt: skip
+    context = {"study": study, "series": series, "dicomweb_root": dicomweb_root, "series_strip": series_strip}
     return render(request, "imaging/study_viewer.html", context)
 
 

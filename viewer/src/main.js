@@ -16,6 +16,7 @@ import {
   Enums as ToolEnums,
 } from "@cornerstonejs/tools";
 import { init as imageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
+import { displayStart } from "./display.js";
 
 const RENDERING_ENGINE_ID = "vetpacs";
 const VIEWPORT_ID = "stack";
@@ -115,6 +116,8 @@ async function viewerStart(element) {
 
   await viewport.setStack(imageIds, 0);
   viewport.render();
+  // The series strip, layouts, keyboard tools and corner overlays (display.js).
+  displayStart({ engine, toolGroup: tools, element, viewport, dicomwebRoot, studyUid, seriesUid, seriesImageIds });
   element.focus();
 }
 
