@@ -19,6 +19,7 @@ from integrations.webhooks.addresses import (
     pinned_connection,
 )
 from integrations.webhooks.signing import signature_header
+from integrations.webhooks.views import SubscriptionDetail
 from tests import test_webhooks
 from tests.test_webhooks import SECRET, Receiver
 
@@ -199,3 +200,22 @@ def test_over_https_the_pinned_connection_checks_the_certificate_against_the_nam
         pms.close()
     [got] = pms.received
     assert got.headers["Host"] == f"pms.example:{port}" and got.verified is True
+
+
+def test_a_subscription_deleted_while_it_is_being_changed_is_404_not_500(acme, monkeypatch):
+    """Two requests at once (found by Schemathesis): the PATCH read the subscription, a DELETE
+    removed it, then the PATCH's locked read found nothing."""
+    created = acme.http.post(
+        "/api/v1/webhooks", {"url": "https://pms.example/h", "events": ["study.received"]}, format="json"
+    ).json()
+    detail = SubscriptionDetail.get_object
+
+    def read_then_deleted_by_another_request(view):
+        subscription = detail(view)
+        WebhookSubscription.objects.filter(pk=subscription.pk).delete()
+        return subscription
+
+    monkeypatch.setattr(SubscriptionDetail, "get_object", read_then_deleted_by_another_request)
+    response = acme.http.patch(f"/api/v1/webhooks/{created['id']}", {"description": "x"}, format="json")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

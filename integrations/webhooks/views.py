@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import generics, permissions, serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -159,9 +160,12 @@ class SubscriptionDetail(WebhookView, generics.RetrieveUpdateDestroyAPIView):
     def perform_update(self, serializer: serializers.BaseSerializer[WebhookSubscription]) -> None:
         subscription = serializer.instance
         assert subscription is not None  # (an update's serializer holds the record it updates)
-        serializer.instance = services.subscription_update(
-            actor=actor_for(self.request), subscription=subscription, fields=serializer.validated_data
-        )
+        try:
+            serializer.instance = services.subscription_update(
+                actor=actor_for(self.request), subscription=subscription, fields=serializer.validated_data
+            )
+        except WebhookSubscription.DoesNotExist:  # deleted by another request since it was read
+            raise NotFound() from None
 
     def perform_destroy(self, instance: WebhookSubscription) -> None:
         services.subscription_delete(actor=actor_for(self.request), subscription=instance)
