@@ -218,12 +218,25 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
     else activeSet(active);
   }
 
+  // The tool on the left button: one at a time. The one it replaces goes passive (a measuring
+  // tool's marks stay on the image, can be moved, and are not drawn anew).
+  let primaryTool = WindowLevelTool.toolName;
   function primaryToolSet(name) {
-    for (const tool of [WindowLevelTool.toolName, ZoomTool.toolName, PanTool.toolName]) {
-      if (tool !== name) toolGroup.setToolPassive(tool);
-    }
+    if (!toolGroup.hasTool(name)) toolGroup.addTool(name);
+    if (primaryTool !== name && toolGroup.hasTool(primaryTool)) toolGroup.setToolPassive(primaryTool);
     toolGroup.setToolActive(name, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
+    primaryTool = name;
     grid.dataset.primaryTool = name;
+    for (const button of document.querySelectorAll("#viewer-toolbar [data-tool]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.tool === name));
+    }
+  }
+
+  // Keys the features add (features.js): a key -> { what, run }. Shown in the help.
+  const featureKeys = new Map();
+  function keyAdd(key, what, run) {
+    featureKeys.set(key.toLowerCase(), { what, run });
+    SHORTCUTS.splice(SHORTCUTS.length - 1, 0, [key, what]);
   }
 
   function presentationChange(change) {
@@ -282,6 +295,7 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
     else if (key === "p") primaryToolSet(PanTool.toolName);
     else if (key === "w") primaryToolSet(WindowLevelTool.toolName);
     else if (key === "?") helpToggle();
+    else if (featureKeys.has(key)) featureKeys.get(key).run(event);
     else if (key === "Escape" || key === "0") {
       helpToggle(false);
       const shown = viewportOf(active);
@@ -323,4 +337,26 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
   cellPrepare(0);
   layoutSet("1x1");
   overlayUpdate(0);
+
+  // What the features (features.js) work through: the active viewport and every shown one, the
+  // left button's tool, keys, and showing a series in a viewport.
+  return {
+    engine,
+    toolGroup,
+    grid,
+    dicomwebRoot,
+    studyUid,
+    seriesImageIds: imageIds,
+    activeViewport: () => viewportOf(active),
+    activeIndex: () => active,
+    activeSet,
+    viewports: () => cells.map((_, index) => viewportOf(index)),
+    cells: () => cells.map(({ cell, element: cellElement, viewportId, seriesUid: uid }) => ({ cell, element: cellElement, viewportId, seriesUid: uid })),
+    layoutSet,
+    seriesShow,
+    primaryToolSet,
+    primaryTool: () => primaryTool,
+    keyAdd,
+    overlayUpdate,
+  };
 }

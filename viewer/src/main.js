@@ -17,6 +17,7 @@ import {
 } from "@cornerstonejs/tools";
 import { init as imageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
 import { displayStart } from "./display.js";
+import { featuresStart } from "./features.js";
 
 const RENDERING_ENGINE_ID = "vetpacs";
 const VIEWPORT_ID = "stack";
@@ -117,7 +118,9 @@ async function viewerStart(element) {
   await viewport.setStack(imageIds, 0);
   viewport.render();
   // The series strip, layouts, keyboard tools and corner overlays (display.js).
-  displayStart({ engine, toolGroup: tools, element, viewport, dicomwebRoot, studyUid, seriesUid, seriesImageIds });
+  const viewer = displayStart({ engine, toolGroup: tools, element, viewport, dicomwebRoot, studyUid, seriesUid, seriesImageIds });
+  // Measuring, annotating, comparing, reporting (features.js), each through the display's API.
+  if (viewer) await featuresStart({ ...viewer, page: element.dataset });
   element.focus();
 }
 
