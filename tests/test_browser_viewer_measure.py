@@ -54,6 +54,24 @@ GEOMETRY = """() => {
 }"""
 
 
+# Takes the calibration out of Cornerstone's state, then adds a saved copy (JSON, a new UID) as
+# the annotations feature restores marks; the lengths' units after each step.
+RESTORE = """async () => {
+  const state = window.vetpacsAnnotations;
+  const units = () => [...document.querySelectorAll("#measure-values li[data-kind='length']")].map((li) => li.dataset.unit);
+  const settle = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 50)));
+  const calibration = state.getAllAnnotations().find((a) => a.data.vetpacs && a.data.vetpacs.kind === 'calibration');
+  const copy = JSON.parse(JSON.stringify(calibration));
+  copy.annotationUID = 'restored-' + calibration.annotationUID;
+  state.removeAnnotation(calibration.annotationUID);
+  await settle();
+  const removed = units();
+  state.addAnnotation(copy, document.querySelector('#viewer'));
+  await settle();
+  return { removed, restored: units() };
+}"""
+
+
 def radiograph(study, series, number, **spacing):
     """A radiograph-like image: a grey ground with two bright vertical marks 200 px apart and a
     bright horizontal one below them, with the spacing attributes given (or none)."""
@@ -264,6 +282,13 @@ def test_detector_spacing_no_spacing_and_a_users_calibration(
     assert abs(number_before(drawn_text(page), "mm")[0] - 50) <= 1, drawn_text(page)
     page.screenshot(path=str(SCREENSHOTS / "viewer-measure-calibrated.png"))
 
+    # Removed, the series is uncalibrated again; restored as the annotations feature does (a saved
+    # copy added to Cornerstone's state), its calibration is in force again.
+    saved = page.evaluate(RESTORE)
+    assert saved["removed"] == ["px", "px"] and saved["restored"] == ["mm", "mm"], saved
+    [(value, unit, text)] = results(page, "length")[:1]
+    assert abs(value - 50) <= 1 and "calibrated by user" in text, (value, unit, text)
+
     # The detector's series: mm with the caveat; the other series' calibration does not apply.
     page.click(f"#viewer-strip li[data-series-uid='{detector}']")
     page.wait_for_function(
@@ -313,6 +338,7 @@ def test_rois_on_ct_in_hounsfield_units_and_an_arrow_with_text(
     page.keyboard.press("x")
     drag(page, image.at(100, 110), image.at(60, 25))
     page.wait_for_selector("#measure-ask:not([hidden])")
+    page.screenshot(path=str(SCREENSHOTS / "viewer-measure-ask.png"))
     page.fill("#measure-ask input", "Mass")
     page.press("#measure-ask input", "Enter")
     [(value, unit, text)] = wait_results(page, "arrow", 1)
@@ -320,5 +346,19 @@ def test_rois_on_ct_in_hounsfield_units_and_an_arrow_with_text(
     page.wait_for_function(
         "() => [...document.querySelectorAll('#viewer svg text')].some((t) => t.textContent === 'Mass')"
     )
+    # A text label where clicked.
+    page.keyboard.press("y")
+    click(page, image.at(100, 60))
+    page.wait_for_selector("#measure-ask:not([hidden])")
+    page.fill("#measure-ask input", "Left kidney")
+    page.press("#measure-ask input", "Enter")
+    [(value, unit, text)] = wait_results(page, "text", 1)
+    assert (value, text) == (None, "Left kidney")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#viewer svg text')].some((t) => t.textContent === 'Left kidney')"
+    )
     page.screenshot(path=str(SCREENSHOTS / "viewer-measure-ct.png"))
+    page.set_viewport_size({"width": 375, "height": 812})
+    page.wait_for_timeout(300)  # the resize's render (no timing asserted)
+    page.screenshot(path=str(SCREENSHOTS / "viewer-measure-ct-375.png"), full_page=True)
     assert problems == [], problems

@@ -426,6 +426,9 @@ export function start(viewer) {
     button.addEventListener("click", () => viewer.primaryToolSet(button.dataset.tool));
   }
   askFormStart(viewer);
+  // The annotations' state for page scripts and the tests (as the annotations feature restores
+  // saved marks into it); nothing else of Cornerstone is global.
+  window.vetpacsAnnotations = annotationApi.state;
 
   const { Events } = ToolEnums;
   const changed = (event) => {
