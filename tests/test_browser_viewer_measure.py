@@ -327,6 +327,16 @@ def test_rois_on_ct_in_hounsfield_units_and_an_arrow_with_text(
     shown = drawn_text(page)
     assert "Mean 400 HU" in shown and "SD 0 HU" in shown, shown
 
+    # On the annotation itself, for saving and the report: the statistics and the image it is on.
+    mark = page.evaluate(
+        """() => window.vetpacsAnnotations.getAllAnnotations()
+             .filter((a) => a.data.vetpacs && a.data.vetpacs.kind === 'rectangle')
+             .map((a) => ({ vetpacs: a.data.vetpacs, imageId: a.metadata.referencedImageId }))[0]"""
+    )
+    assert mark["vetpacs"]["mean"] == 400 and mark["vetpacs"]["sd"] == 0, mark
+    assert mark["vetpacs"]["statsUnit"] == "[hnsf'U]" and mark["vetpacs"]["value"] == area, mark
+    assert mark["imageId"].endswith(f"/instances/{changes['SOPInstanceUID']}/frames/1"), mark
+
     # An ellipse over the 40 HU ground.
     page.keyboard.press("e")
     drag(page, image.at(40, 70), image.at(80, 100))

@@ -239,6 +239,13 @@ function resultOf(annotation) {
     }
     lines.push(parts[0], ...(stats ? [`Mean ${round(stats.mean, 1)}${hu}`, `SD ${round(stats.stdDev || 0, 1)}${hu}`] : []));
     text = withCaveat(parts.join(", "), scale);
+    if (stats) {
+      // The pixel statistics beside the area, for the report (UCUM's Hounsfield unit on CT).
+      const statsUnit = hu ? "[hnsf'U]" : "";
+      const extra = { mean: round(stats.mean, 1), sd: round(stats.stdDev || 0, 1), statsUnit };
+      if (scale.caveat) lines.push(scale.caveat);
+      return { vetpacs: { kind, label, value, unit, text, reference: scale.reference, ...extra }, lines };
+    }
   } else {
     lines.push(shown);
     text = withCaveat(`${label} ${shown}`, scale);
@@ -259,6 +266,7 @@ function listUpdate(annotation) {
     item.dataset.annotationUid = annotation.annotationUID;
     list.appendChild(item);
   }
+  if (item.textContent === vetpacs.text && item.dataset.unit === vetpacs.unit) return; // as shown
   item.dataset.kind = vetpacs.kind;
   item.dataset.value = vetpacs.value === null || vetpacs.value === undefined ? "" : String(vetpacs.value);
   item.dataset.unit = vetpacs.unit;
@@ -283,8 +291,15 @@ function resultUpdate(annotation) {
   return result.lines || [];
 }
 
+// getTextLines is given the annotation's data alone: its annotation, looked up once.
+const annotationOf = new WeakMap();
 function annotationOfData(data) {
-  return annotationApi.state.getAllAnnotations().find((a) => a.data === data);
+  if (!annotationOf.has(data)) {
+    const found = annotationApi.state.getAllAnnotations().find((a) => a.data === data);
+    if (!found) return undefined;
+    annotationOf.set(data, found);
+  }
+  return annotationOf.get(data);
 }
 
 // A question asked in the toolbar's small form (not window.prompt, which stops the page).
