@@ -223,3 +223,27 @@ def test_rotate_flip_zoom_pan_and_reset(two_series, staff, live_server, page):  
     page.keyboard.press("Escape")
     wait_checksum(page, start["checksum"], equal=True)
     assert page.get_attribute("#viewer-grid", "data-primary-tool") == "WindowLevel"
+
+
+def test_the_canvas_follows_a_window_resized(two_series, staff, live_server, page):  # noqa: F811
+    """A tablet turned or a phone: the canvas takes the viewport's new size (its backing store at
+    the device pixel ratio), so the image is not stretched and marks stay on what they mark."""
+    study, _, _ = two_series
+    log_in(page, live_server, "veterinarian")
+    page.goto(live_server.url + reverse("study_viewer", args=[study.pk]))
+    page.wait_for_selector("#viewer[data-state=rendered][data-overlay-index='0']")
+    sizes = """() => {
+      const canvas = document.querySelector('#viewer canvas');
+      const ratio = window.devicePixelRatio;
+      return [canvas.width, Math.round(canvas.clientWidth * ratio), canvas.height, Math.round(canvas.clientHeight * ratio)];
+    }"""
+    wide = page.evaluate(sizes)
+    assert wide[0] == wide[1] and wide[2] == wide[3], wide
+    page.set_viewport_size({"width": 375, "height": 740})
+    try:
+        page.wait_for_function(
+            f"() => {{ const s = ({sizes})(); return s[0] === s[1] && s[2] === s[3] && s[0] < {wide[0]}; }}"
+        )
+    except PlaywrightTimeoutError:
+        raise AssertionError((wide, page.evaluate(sizes))) from None
+    page.screenshot(path=str(SCREENSHOTS / "viewer-display-phone.png"))

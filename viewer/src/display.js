@@ -338,6 +338,18 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
   layoutSet("1x1");
   overlayUpdate(0);
 
+  // A window turned or resized (a tablet, a phone, a side panel opening) changes the cells'
+  // size: the canvases follow, or the image stretches and the marks drift off what they mark.
+  let resizeQueued = false;
+  new ResizeObserver(() => {
+    if (resizeQueued) return;
+    resizeQueued = true;
+    requestAnimationFrame(() => {
+      resizeQueued = false;
+      engine.resize(true, true);
+    });
+  }).observe(grid);
+
   // What the features (features.js) work through: the active viewport and every shown one, the
   // left button's tool, keys, and showing a series in a viewport.
   return {
