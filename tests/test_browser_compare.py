@@ -138,6 +138,12 @@ def test_compare_with_a_prior_scrolls_and_windows_both(
     page.wait_for_timeout(200)
     windowed = page.evaluate(CELL_STATS, 1)
     assert windowed["checksum"] != scrolled["checksum"], (scrolled, windowed)
+    # Zoom on the current study (Ctrl+wheel) zooms the prior: its picture changes again.
+    page.mouse.move(*middle)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -240)
+    page.keyboard.up("Control")
+    wait(page, f"() => ({CELL_STATS})(1).checksum !== {windowed['checksum']}", what="the prior zoomed")
     page.screenshot(path=str(SCREENSHOTS / "compare-linked.png"))
 
     # Unlinked: the current study scrolls alone.

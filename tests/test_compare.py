@@ -77,6 +77,7 @@ def test_priors_follow_the_record_and_its_merged_aliases_not_the_dicom_patient_i
     reference_data,
     ingest,
     make_patient,
+    django_assert_max_num_queries,
     actor,  # noqa: F811
 ):
     biscuit = make_patient("Biscuit", patient_id="P000001")
@@ -107,6 +108,10 @@ def test_priors_follow_the_record_and_its_merged_aliases_not_the_dicom_patient_i
     )  # fmt: skip
     assert (first["series_count"], first["image_count"], first["report_status"]) == (3, 3, "unread")
     assert priors[1].as_json()["report_status"] == "final"
+
+    # A fixed number of queries however many studies the animal has.
+    with django_assert_max_num_queries(8):
+        study_priors(study_of(today))
 
     # A study still linked to the alias record (as it was before the merge, or from an import):
     # it is the same animal, both ways.
