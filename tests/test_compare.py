@@ -271,3 +271,27 @@ def test_the_admin_edits_protocols_and_saves_one_unchanged(seeded, staff, client
     # Someone who is not an admin may not edit them.
     client.force_login(staff["veterinarian"])
     assert client.get(url).status_code in (302, 403)
+
+
+def test_a_body_part_the_images_leave_empty_is_read_from_the_description(seeded, ingest, make_patient):  # noqa: F811
+    biscuit = make_patient("Biscuit", patient_id="P000001")
+    study_uid, lateral, undated = generate_uid(), generate_uid(), generate_uid()
+    ingest(radiograph(study_uid, lateral, view="LL", description="Thorax left lateral", body_part=""))
+    study = link(study_uid, biscuit)
+    assert hanging_protocol_for(study).name == "Thorax three views (DX)"
+    # The abdomen's protocol fits neither by body part nor by words: not chosen.
+    Study.objects.filter(pk=study.pk).update(description="")
+    HangingProtocol.objects.filter(name__startswith="Thorax").update(active=False)
+    assert hanging_protocol_for(Study.objects.get(pk=study.pk)) is None
+
+    # A prior without a date is listed after the dated ones.
+    ingest(radiograph(undated, generate_uid(), description="Thorax VD", study_date=""))
+    link(undated, biscuit)
+    older, _ = thorax(ingest, study_date="20240110")
+    link(older, biscuit)
+    today, _ = thorax(ingest, study_date="20261201")
+    assert [p.study.study_instance_uid for p in study_priors(link(today, biscuit))] == [
+        study_uid,
+        older,
+        undated,
+    ]

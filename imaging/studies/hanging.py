@@ -12,7 +12,7 @@ from django.db.models import Q
 
 from imaging.models import HangingProtocol, HangingViewport, Study
 from imaging.models.hanging import terms
-from imaging.studies.series_views import SeriesView, phrase_in, series_views
+from imaging.studies.series_views import SeriesView, normalized, phrase_in, series_views
 
 
 def _body_part_fits(protocol: HangingProtocol, series: list[SeriesView], study: Study) -> bool:
@@ -26,7 +26,9 @@ def _body_part_fits(protocol: HangingProtocol, series: list[SeriesView], study: 
         if view.body_part:
             if view.body_part in parts:
                 return True
-        elif any(phrase_in(part, view.text) or phrase_in(part, study.description.lower()) for part in parts):
+        elif any(
+            phrase_in(part, view.text) or phrase_in(part, normalized(study.description)) for part in parts
+        ):
             return True
     return False
 

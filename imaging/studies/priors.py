@@ -9,7 +9,7 @@ it is reconciled (imaging/reconcile/)."""
 from dataclasses import dataclass, field
 from datetime import date, time
 
-from django.db.models import Count
+from django.db.models import Count, F
 
 from imaging.models import Report, Study
 from imaging.studies.series_views import SeriesView, series_best_match, series_views
@@ -87,7 +87,8 @@ def study_priors(study: Study) -> list[Prior]:
         .exclude(pk=study.pk)
         .select_related("report")
         .annotate(series_count=Count("series"))
-        .order_by("-study_date", "-study_time", "-id")
+        # Newest first; a study without a date (a header that left it empty) last.
+        .order_by(F("study_date").desc(nulls_last=True), F("study_time").desc(nulls_last=True), "-id")
     )
     views = series_views(study_ids=[study.pk, *(other.pk for other in others)])
     current = [view for view in views if view.study_id == study.pk]
