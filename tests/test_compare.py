@@ -232,7 +232,10 @@ def test_the_viewers_json_is_for_staff_who_may_see_studies(seeded, ingest, make_
 
 def test_the_admin_edits_protocols_and_saves_one_unchanged(seeded, staff, client):
     client.force_login(staff["admin"])
-    assert client.get(reverse("admin:imaging_hangingprotocol_changelist")).status_code == 200
+    listed = client.get(reverse("admin:imaging_hangingprotocol_changelist"))
+    assert listed.status_code == 200 and "Thorax three views (DX)" in listed.content.decode()
+    added = client.get(reverse("admin:imaging_hangingprotocol_add"))
+    assert added.status_code == 200 and "View Position (0018,5101)" in added.content.decode()
     protocol = HangingProtocol.objects.get(name="Thorax three views (DX)")
     url = reverse("admin:imaging_hangingprotocol_change", args=[protocol.pk])
     page = client.get(url)
