@@ -1,11 +1,16 @@
 """Admin pages: the registered modalities and the procedure catalog are configured here; the
 image index, orders, procedure steps and reports are read-only (orders change through the
 scheduling pages and services, which audit every change; studies through the reconciliation
-pages; reports on the study page, where the vet signs them)."""
+pages; reports on the study page, where the vet signs them). The viewer's hanging protocols are
+edited here too."""
 
 from django.contrib import admin
+from django.forms.models import BaseInlineFormSet
+from django.utils.timezone import now
 
 from imaging.models import (
+    HangingProtocol,
+    HangingViewport,
     ImagingOrder,
     Instance,
     Modality,
@@ -195,3 +200,48 @@ class StorageCommitmentAdmin(ReadOnlyAdmin):
     @admin.display(description="failed")
     def failed_count(self, obj):
         return len(obj.failed)
+
+
+# Hanging protocols (imaging/models/hanging.py; chosen and applied by imaging/studies/hanging.py).
+class HangingViewportFormSet(BaseInlineFormSet):
+    """Each viewport must be one the protocol's layout has."""
+
+    def clean(self):
+        super().clean()
+        count = {"1x1": 1, "1x2": 2, "2x2": 4}.get(self.instance.layout or "", 4)
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data and not data.get("DELETE") and (data.get("position") or 0) > count:
+                form.add_error("position", f"The layout {self.instance.layout} has {count} viewport(s).")
+
+
+class HangingViewportInline(admin.TabularInline):
+    model = HangingViewport
+    formset = HangingViewportFormSet
+    extra = 0
+    min_num = 1
+    fields = ["position", "label", "view_positions", "keywords"]
+
+
+@admin.register(HangingProtocol)
+class HangingProtocolAdmin(admin.ModelAdmin):
+    list_display = ["name", "modality", "body_part", "species", "layout", "active"]
+    list_filter = ["modality", "layout", "active"]
+    search_fields = ["name", "body_part"]
+    list_select_related = ["species"]
+    inlines = [HangingViewportInline]
+    fieldsets = [
+        (None, {
+            "fields": ["name", "modality", "body_part", "species", "layout", "active"],
+            "description": (
+                "When the viewer opens a study it hangs it by the most specific active protocol that "
+                "fits: species, body part and modality, then body part and modality, then species and "
+                "modality, then modality alone. Each viewport below takes the series that fits it best: "
+                "by View Position first, then by a keyword found whole in the series description."
+            ),
+        }),
+    ]  # fmt: skip
+
+    def save_model(self, request, obj, form, change):
+        obj.updated = now()
+        super().save_model(request, obj, form, change)

@@ -13,6 +13,9 @@ IMAGING = [
     "orderstatuschange",
     "performedprocedurestep",
     "report",
+    # The viewer's hanging protocols (imaging/models/hanging.py): the admin edits them.
+    "hangingprotocol",
+    "hangingviewport",
 ]
 # Seeing studies and reconciling them (imaging/reconcile/) is everyday work for every role.
 RECONCILE = ["view_study", "view_series", "change_study"]

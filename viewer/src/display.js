@@ -85,8 +85,9 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
   const cells = [{ cell: element.parentElement, element, viewportId: viewport.id, seriesUid }];
   let active = 0;
 
-  function imageIds(uid) {
-    if (!imageIdsOf.has(uid)) imageIdsOf.set(uid, seriesImageIds(dicomwebRoot, studyUid, uid));
+  // A series of another study (a prior, compare.js) names its study; series UIDs are unique.
+  function imageIds(uid, study = studyUid) {
+    if (!imageIdsOf.has(uid)) imageIdsOf.set(uid, seriesImageIds(dicomwebRoot, study, uid));
     return imageIdsOf.get(uid);
   }
 
@@ -145,12 +146,12 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
     });
   }
 
-  async function seriesShow(index, uid) {
+  async function seriesShow(index, uid, study = studyUid) {
     const entry = cells[index];
     entry.seriesUid = uid;
     entry.element.dataset.seriesUid = uid;
     stripMark();
-    const ids = await imageIds(uid);
+    const ids = await imageIds(uid, study);
     if (entry.seriesUid !== uid) return; // another series was asked for meanwhile
     await viewportOf(index).setStack(ids, 0);
     viewportOf(index).render();
