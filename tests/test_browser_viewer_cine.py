@@ -202,6 +202,12 @@ def test_a_ct_loads_whole_scrolls_by_its_bar_and_shows_its_orientation(ct_thirty
     page.wait_for_selector("#viewer .magnifyTool", state="visible")
     page.screenshot(path=str(SCREENSHOTS / "viewer-cine-magnify-1280.png"))
     page.mouse.up()
+
+    # A second viewport gets its own scroll bar and loads its series whole too.
+    page.keyboard.press("2")
+    page.wait_for_selector("[data-cell='1'] .viewer[data-loaded=all]")
+    assert page.get_attribute("[data-cell='1'] .viewer", "data-loaded-count") == str(SLICES)
+    assert page.get_attribute("[data-cell='1'] .viewer-scroll", "aria-valuemax") == str(SLICES)
     assert problems == [], problems
 
 
@@ -252,4 +258,10 @@ def test_an_ultrasound_loop_plays_at_its_recorded_rate_and_pauses(us_study, staf
     assert page.get_attribute("#viewer", "data-overlay-index") == paused
     assert page.get_attribute("#viewer", "data-cine-frames") == frames
     assert "Cine" not in page.inner_text(f"{CELL} .viewer-corner.br")
+    # Space with the focus still on the button plays once (not the key and then the button).
+    page.keyboard.press(" ")
+    page.wait_for_selector("#viewer[data-cine-playing=true]")
+    page.wait_for_timeout(200)
+    assert page.get_attribute("#viewer", "data-cine-playing") == "true"
+    assert page.get_attribute("#viewer-cine-play", "aria-pressed") == "true"
     assert problems == [], problems
