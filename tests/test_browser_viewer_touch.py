@@ -82,7 +82,9 @@ def test_touch_windows_pinches_pans_and_scrolls(ct_thirty, staff, live_server, b
     # the fingers' distance over the viewport's height, so about 1.4 times here).
     before = scale(page)
     gesture(cdp, [(cx - 40, cy), (cx + 40, cy)], [(cx - 70, cy), (cx + 70, cy)])
-    page.wait_for_function(f"() => Number(document.querySelector('#viewer').dataset.pixelScale) > {before * 1.2}")
+    page.wait_for_function(
+        f"() => Number(document.querySelector('#viewer').dataset.pixelScale) > {before * 1.2}"
+    )
     zoomed = scale(page)
     page.screenshot(path=str(SCREENSHOTS / "viewer-touch-pinched-820.png"))
 
