@@ -221,6 +221,11 @@ def test_an_ultrasound_loop_plays_at_its_recorded_rate_and_pauses(us_study, staf
     wait_markers(page, {"top": "D", "right": "CR", "bottom": "V", "left": "CD"})
 
     page.focus("#viewer")
+    page.keyboard.press("?")  # the keys this feature adds are in the help
+    help_text = page.inner_text("#viewer-help")
+    assert "Space" in help_text and "1:1, one image pixel per screen pixel" in help_text, help_text
+    page.screenshot(path=str(SCREENSHOTS / "viewer-cine-help-1280.png"))
+    page.keyboard.press("?")
     page.keyboard.press(" ")
     page.wait_for_selector("#viewer[data-cine-playing=true]")
     # The rate read from the header: Frame Time 50 ms, 20 frames a second.

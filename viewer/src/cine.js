@@ -177,7 +177,7 @@ export function start(viewer) {
   viewer.keyAdd(" ", "Play / pause the cine (at the recorded frame rate)", actions.play);
   viewer.keyAdd("9", "Fit the image to the viewport", actions.fit);
   viewer.keyAdd("=", "1:1, one image pixel per screen pixel", actions.one);
-  viewer.keyAdd("g", "Magnifying glass on the left drag", actions.magnify);
+  viewer.keyAdd("G", "Magnifying glass on the left drag", actions.magnify);
   for (const button of document.querySelectorAll("#viewer-toolbar [data-cine-action]")) {
     button.addEventListener("click", () => actions[button.dataset.cineAction]());
   }
