@@ -99,8 +99,8 @@ export function start(viewer) {
     const now = performance.now();
     const cine = part.cine;
     while (cine.shownAt.length && cine.shownAt[0] < now - 1000) cine.shownAt.shift();
-    const window = Math.min(1000, now - cine.since);
-    if (window >= 250) element.dataset.cineAchievedFps = rounded((1000 * cine.shownAt.length) / window);
+    const span = Math.min(1000, now - cine.since);
+    if (span >= 250) element.dataset.cineAchievedFps = rounded((1000 * cine.shownAt.length) / span);
     cine.frame = requestAnimationFrame(() => achievedCount(element, part));
   }
 

@@ -90,7 +90,7 @@ function unit(a, b) {
 
 // The four edges' letters for a viewport as it is shown now (rotation and flips included).
 export function edgeLetters(viewport, orientation) {
-  const { width, height } = viewport.canvas.getBoundingClientRect();
+  const { clientWidth: width, clientHeight: height } = viewport.canvas;
   if (!width || !height) return null;
   const middle = [width / 2, height / 2];
   const centre = viewport.canvasToWorld(middle);
