@@ -208,6 +208,7 @@ def test_a_ct_loads_whole_scrolls_by_its_bar_and_shows_its_orientation(ct_thirty
     page.wait_for_selector("[data-cell='1'] .viewer[data-loaded=all]")
     assert page.get_attribute("[data-cell='1'] .viewer", "data-loaded-count") == str(SLICES)
     assert page.get_attribute("[data-cell='1'] .viewer-scroll", "aria-valuemax") == str(SLICES)
+    page.screenshot(path=str(SCREENSHOTS / "viewer-cine-1x2-1280.png"))
     assert problems == [], problems
 
 
