@@ -6,6 +6,8 @@
 import { Enums as CoreEnums, utilities } from "@cornerstonejs/core";
 import { addTool, PanTool, ZoomTool, WindowLevelTool, Enums as ToolEnums } from "@cornerstonejs/tools";
 import { wadors } from "@cornerstonejs/dicom-image-loader";
+// Age, weight, laterality, the cine's rate and the orientation markers (the cine feature's).
+import { cineLines, lateralityLines, markersMake, markersShow, patientLines } from "./overlay.js";
 
 const LAYOUTS = { "1x1": 1, "1x2": 2, "2x2": 4 };
 const LAYOUT_KEYS = { 1: "1x1", 2: "1x2", 4: "2x2" };
@@ -105,17 +107,18 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
     const get = (name) => attribute(meta, TAG[name]);
     const neutered = { ALTERED: "neutered", UNALTERED: "entire" }[get("neutered")] || "";
     const sex = [get("sex"), neutered].filter(Boolean).join(" ");
-    entry.corners.tl.textContent = [personName(get("patientName")), [get("species"), get("breed")].filter(Boolean).join(", "), sex]
+    entry.corners.tl.textContent = [personName(get("patientName")), [get("species"), get("breed")].filter(Boolean).join(", "), sex, ...patientLines(meta)]
       .filter(Boolean)
       .join("\n");
-    entry.corners.tr.textContent = [get("owner") && `Owner: ${personName(get("owner"))}`, dicomDate(get("studyDate"))]
+    entry.corners.tr.textContent = [get("owner") && `Owner: ${personName(get("owner"))}`, dicomDate(get("studyDate")), ...lateralityLines(meta)]
       .filter(Boolean)
       .join("\n");
     entry.corners.bl.textContent = [`Se ${get("seriesNumber")} ${get("seriesDescription")}`.trim(), `Im ${position + 1}/${ids.length}`].join("\n");
     const { voiRange } = shown.getProperties();
     // Back to width and centre by the linear function of PS3.3 C.11.2.1.2.1, as the range was made.
     const voi = voiRange && utilities.windowLevel.toWindowLevel(voiRange.lower, voiRange.upper);
-    entry.corners.br.textContent = voi ? `W ${Math.round(voi.windowWidth)} L ${Math.round(voi.windowCenter)}` : "";
+    entry.corners.br.textContent = [...cineLines(entry.element), voi ? `W ${Math.round(voi.windowWidth)} L ${Math.round(voi.windowCenter)}` : ""].join("\n");
+    markersShow(entry.markers, meta, shown);
     entry.element.dataset.overlayIndex = String(position);
   }
 
@@ -128,6 +131,7 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
       entry.cell.appendChild(div);
       entry.corners[corner] = div;
     }
+    entry.markers = markersMake(entry.cell);
     entry.element.addEventListener(CoreEnums.Events.IMAGE_RENDERED, () => overlayUpdate(index));
     entry.cell.addEventListener("mousedown", () => activeSet(index));
     entry.cell.addEventListener("dragover", (event) => {
@@ -264,7 +268,7 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
         const row = table.insertRow();
         const keyCell = row.insertCell();
         const kbd = document.createElement("kbd");
-        kbd.textContent = key;
+        kbd.textContent = key === " " ? "Space" : key;
         keyCell.appendChild(kbd);
         row.insertCell().textContent = what;
       }

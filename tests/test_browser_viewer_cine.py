@@ -1,0 +1,273 @@
+"""The viewer's cine feature (viewer/src/cine.js and its modules) in headless Chromium: a
+thirty-slice CT loaded progressively (the first image first, then all of it, data-loaded="all"),
+its scroll bar, 1:1, fit and the magnifier, the orientation markers through flips and rotation,
+the animal's age and weight; and an ultrasound loop (Frame Time 50 ms) played and paused at
+its recorded 20 frames a second."""
+
+import numpy
+import pydicom
+import pytest
+from django.urls import reverse
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from pydicom.data import get_testdata_file
+from pydicom.tag import Tag
+from pydicom.uid import generate_uid
+
+from imaging.models import Study
+from tests.test_browser_orders import SCREENSHOTS, browser, log_in, page  # noqa: F401  (fixtures)
+from tests.test_browser_viewer import ct_slice
+from tests.test_browser_viewer_display import wait_text
+from tests.test_dicomweb_wado import ingest, uids  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SLICES = 30
+FRAMES = 12
+CELL = "[data-cell='0']"
+# Every value data-loaded-count takes on the first viewport, recorded from the page's start.
+RECORD_LOADING = """
+window.loadedCounts = [];
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    if (change.target.id === 'viewer') window.loadedCounts.push(Number(change.target.dataset.loadedCount));
+  }
+}).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-loaded-count'] });
+"""
+# The image's width on the canvas: the non-black run across the middle row (the letterbox is black).
+IMAGE_WIDTH = """() => {
+  const canvas = document.querySelector('#viewer canvas');
+  const row = Math.floor(canvas.height / 2);
+  const { data } = canvas.getContext('2d').getImageData(0, row, canvas.width, 1);
+  let first = -1, last = -1;
+  for (let x = 0; x < canvas.width; x += 1) {
+    if (data[4 * x] > 0) { if (first < 0) first = x; last = x; }
+  }
+  return first < 0 ? 0 : last - first + 1;
+}"""
+
+
+@pytest.fixture
+def ct_thirty(reference_data, ingest):  # noqa: F811
+    """An axial CT (Image Orientation (Patient) 1\\0\\0\\0\\1\\0) of a four-year-old dog of 12.5 kg."""
+    study, series = generate_uid(), generate_uid()
+    slices = []
+    for number in range(SLICES):
+        ds, changes = ct_slice(study, series, number % 5)
+        changes.update(InstanceNumber=number + 1, SOPInstanceUID=generate_uid())
+        ds.ImagePositionPatient = [0, 0, 5 * number]
+        changes.update(PatientAge="004Y", PatientWeight=12.5, Laterality="L", PatientName="Rex^Jones")
+        slices.append((ds, changes))
+    ingest(*slices)
+    return Study.objects.get(study_instance_uid=study)
+
+
+def us_loop(study, series):
+    """An ultrasound loop of twelve 8-bit frames recorded 50 ms apart (Frame Time, PS3.3
+    C.7.6.5), a bright bar moving down frame by frame; a quadruped's projection, its rows
+    running cranially and its columns ventrally (Patient Orientation, C.7.6.1.1.1)."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    size = 64
+    pixels = numpy.full((FRAMES, size, size), 30, dtype=numpy.uint8)
+    for frame in range(FRAMES):
+        pixels[frame, 4 * frame : 4 * frame + 8, 8:56] = 230
+    for keyword in ("ImageOrientationPatient", "ImagePositionPatient", "SliceLocation", "RescaleSlope",
+                    "RescaleIntercept", "RescaleType", "PatientAge", "PatientWeight"):  # fmt: skip
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.Rows = ds.Columns = size
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.WindowCenter, ds.WindowWidth = 128, 256
+    ds.NumberOfFrames = FRAMES
+    ds.FrameTime = 50
+    ds.FrameIncrementPointer = Tag(0x0018, 0x1063)
+    ds.PixelData = pixels.tobytes()
+    ds["PixelData"].VR = "OB"
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"
+    changes = uids(
+        study, series, Modality="US", InstanceNumber=1, SeriesNumber=1, PatientName="Tibbles^Moore",
+        PatientBirthDate="20250601", StudyDate="20261201", AnatomicalOrientationType="QUADRUPED",
+        PatientOrientation=["CR", "V"],
+    )  # fmt: skip
+    return ds, changes
+
+
+@pytest.fixture
+def us_study(reference_data, ingest):  # noqa: F811
+    study = generate_uid()
+    ingest(us_loop(study, generate_uid()))
+    return Study.objects.get(study_instance_uid=study)
+
+
+def open_viewer(page, live_server, study):
+    problems = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    log_in(page, live_server, "veterinarian")
+    page.goto(live_server.url + reverse("study_viewer", args=[study.pk]))
+    try:
+        page.wait_for_selector("#viewer[data-state=rendered][data-overlay-index='0']")
+    except PlaywrightTimeoutError:
+        page.screenshot(path=str(SCREENSHOTS / "viewer-cine-failed.png"))
+        raise AssertionError((page.inner_text("main"), problems)) from None
+    return problems
+
+
+def markers(page):
+    return {
+        edge: page.inner_text(f"{CELL} .viewer-marker.{edge}") for edge in ("top", "right", "bottom", "left")
+    }
+
+
+def wait_markers(page, expected):
+    try:
+        page.wait_for_function(
+            """(expected) => Object.entries(expected).every(([edge, text]) =>
+                 document.querySelector(`[data-cell='0'] .viewer-marker.${edge}`).textContent === text)""",
+            arg=expected,
+        )
+    except PlaywrightTimeoutError:
+        raise AssertionError((expected, markers(page))) from None
+
+
+def number(page, attribute):
+    return float(page.get_attribute("#viewer", attribute))
+
+
+def test_a_ct_loads_whole_scrolls_by_its_bar_and_shows_its_orientation(ct_thirty, staff, live_server, page):  # noqa: F811
+    page.add_init_script(RECORD_LOADING)
+    problems = open_viewer(page, live_server, ct_thirty)
+
+    # Progressive loading: the first image alone, then the rest, until all thirty are cached.
+    page.wait_for_selector("#viewer[data-loaded=all]")
+    assert page.get_attribute("#viewer", "data-loaded-count") == str(SLICES)
+    counts = page.evaluate("window.loadedCounts")
+    assert counts[0] == 1 and counts[-1] == SLICES, counts
+    assert counts == sorted(counts) and len(set(counts)) >= 10, counts
+    assert page.is_hidden(f"{CELL} .viewer-loading")
+
+    # The overlay: age and weight from the headers, the series' laterality.
+    wait_text(page, f"{CELL} .viewer-corner.tl", "Age 4 y, 12.5 kg")
+    assert "Laterality L (left)" in page.inner_text(f"{CELL} .viewer-corner.tr")
+
+    # An axial slice seen from the feet (PS3.3 C.7.6.2.1.1, rows to the patient's left, columns
+    # to posterior): the patient's left on the viewer's right, anterior at the top.
+    wait_markers(page, {"top": "A", "right": "L", "bottom": "P", "left": "R"})
+    page.focus("#viewer")
+    page.keyboard.press("h")
+    wait_markers(page, {"top": "A", "right": "R", "bottom": "P", "left": "L"})
+    page.keyboard.press("h")
+    page.keyboard.press("r")  # a quarter turn clockwise: what was at the top is on the right
+    wait_markers(page, {"top": "R", "right": "A", "bottom": "L", "left": "P"})
+    page.keyboard.press("Escape")
+    wait_markers(page, {"top": "A", "right": "L", "bottom": "P", "left": "R"})
+
+    # The scroll bar: shows the place, and a drag on it goes to the slice under the pointer.
+    bar = page.locator(f"{CELL} .viewer-scroll")
+    assert bar.get_attribute("aria-valuenow") == "1" and bar.get_attribute("aria-valuemax") == str(SLICES)
+    box = bar.bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + box["height"] * 10 / (SLICES - 1), steps=5)
+    page.mouse.move(x, box["y"] + box["height"] * 20 / (SLICES - 1), steps=5)
+    page.mouse.up()
+    page.wait_for_selector("#viewer[data-overlay-index='20']")
+    assert bar.get_attribute("aria-valuenow") == "21"
+    wait_text(page, f"{CELL} .viewer-corner.bl", f"Im 21/{SLICES}")
+    thumb = page.locator(f"{CELL} .viewer-scroll-thumb").bounding_box()
+    assert box["y"] + box["height"] * 0.55 < thumb["y"] < box["y"] + box["height"] * 0.75, (box, thumb)
+    page.screenshot(path=str(SCREENSHOTS / "viewer-cine-ct-1280.png"))
+
+    # 1:1: one image pixel on one screen pixel, so the 128-pixel-wide image is 128 pixels wide.
+    fitted = number(page, "data-pixel-scale")
+    assert fitted > 2, fitted  # the fitted image is bigger than its pixels
+    page.keyboard.press("=")
+    page.wait_for_function(
+        "() => Math.abs(Number(document.querySelector('#viewer').dataset.pixelScale) - 1) < 0.01"
+    )
+    page.wait_for_function(f"() => Math.abs(({IMAGE_WIDTH})() - 128) <= 2")
+    page.keyboard.press("9")  # fit again
+    page.wait_for_function(
+        f"() => Math.abs(Number(document.querySelector('#viewer').dataset.pixelScale) - {fitted}) < 0.01"
+    )
+
+    # The magnifier on the left drag: a magnified copy under the pointer while the button is down.
+    page.click("#viewer-toolbar [data-cine-action='magnify']")
+    assert page.get_attribute("#viewer-grid", "data-primary-tool") == "Magnify"
+    assert page.get_attribute("#viewer-toolbar [data-tool='Magnify']", "aria-pressed") == "true"
+    image = page.locator("#viewer").bounding_box()
+    page.mouse.move(image["x"] + image["width"] / 2, image["y"] + image["height"] / 2)
+    page.mouse.down()
+    page.wait_for_selector("#viewer .magnifyTool", state="visible")
+    page.screenshot(path=str(SCREENSHOTS / "viewer-cine-magnify-1280.png"))
+    page.mouse.up()
+
+    # A second viewport gets its own scroll bar and loads its series whole too.
+    page.keyboard.press("2")
+    page.wait_for_selector("[data-cell='1'] .viewer[data-loaded=all]")
+    assert page.get_attribute("[data-cell='1'] .viewer", "data-loaded-count") == str(SLICES)
+    assert page.get_attribute("[data-cell='1'] .viewer-scroll", "aria-valuemax") == str(SLICES)
+    page.screenshot(path=str(SCREENSHOTS / "viewer-cine-1x2-1280.png"))
+    assert problems == [], problems
+
+
+def test_an_ultrasound_loop_plays_at_its_recorded_rate_and_pauses(us_study, staff, live_server, page):  # noqa: F811
+    problems = open_viewer(page, live_server, us_study)
+    page.wait_for_selector("#viewer[data-loaded=all]")
+    assert page.get_attribute("#viewer", "data-loaded-count") == str(FRAMES)
+    # Age from the birth date on the study's day: eighteen months.
+    wait_text(page, f"{CELL} .viewer-corner.tl", "Age 18 mo")
+    # A quadruped's Patient Orientation: cranial along the rows, ventral down the columns.
+    wait_markers(page, {"top": "D", "right": "CR", "bottom": "V", "left": "CD"})
+
+    page.focus("#viewer")
+    page.keyboard.press("?")  # the keys this feature adds are in the help
+    help_text = page.inner_text("#viewer-help")
+    assert "Space" in help_text and "1:1, one image pixel per screen pixel" in help_text, help_text
+    page.screenshot(path=str(SCREENSHOTS / "viewer-cine-help-1280.png"))
+    page.keyboard.press("?")
+    page.keyboard.press(" ")
+    page.wait_for_selector("#viewer[data-cine-playing=true]")
+    # The rate read from the header: Frame Time 50 ms, 20 frames a second.
+    assert page.get_attribute("#viewer", "data-cine-fps") == "20"
+    assert page.get_attribute("#viewer", "data-cine-source") == "Frame Time"
+    wait_text(page, f"{CELL} .viewer-corner.br", "Cine 20 fps")
+    assert page.get_attribute("#viewer-cine-play", "aria-pressed") == "true"
+    # Frames advance while it plays: counted in the page over an interval the page measures.
+    start = page.evaluate(
+        "() => [Number(document.querySelector('#viewer').dataset.cineFrames), performance.now()]"
+    )
+    page.wait_for_function(
+        f"() => Number(document.querySelector('#viewer').dataset.cineFrames) >= {start[0] + 8}"
+    )
+    end = page.evaluate(
+        "() => [Number(document.querySelector('#viewer').dataset.cineFrames), performance.now()]"
+    )
+    rate = (end[0] - start[0]) * 1000 / (end[1] - start[1])
+    # Never faster than recorded (a slow machine may show fewer, which is not asserted).
+    assert 0 < rate <= 20 * 1.25, (start, end, rate)
+    page.wait_for_selector("#viewer[data-cine-achieved-fps]")
+    assert 0 < number(page, "data-cine-achieved-fps") <= 25
+    indices = set()
+    for _ in range(4):
+        indices.add(page.get_attribute("#viewer", "data-overlay-index"))
+        page.wait_for_timeout(60)
+    assert len(indices) >= 2, indices  # the shown frame changes
+    page.screenshot(path=str(SCREENSHOTS / "viewer-cine-us-1280.png"))
+
+    page.click("#viewer-cine-play")  # pause by the button
+    page.wait_for_selector("#viewer[data-cine-playing=false]")
+    paused = page.get_attribute("#viewer", "data-overlay-index")
+    frames = page.get_attribute("#viewer", "data-cine-frames")
+    page.wait_for_timeout(300)  # several frame times: nothing moves
+    assert page.get_attribute("#viewer", "data-overlay-index") == paused
+    assert page.get_attribute("#viewer", "data-cine-frames") == frames
+    assert "Cine" not in page.inner_text(f"{CELL} .viewer-corner.br")
+    # Space with the focus still on the button plays once (not the key and then the button).
+    page.keyboard.press(" ")
+    page.wait_for_selector("#viewer[data-cine-playing=true]")
+    page.wait_for_timeout(200)
+    assert page.get_attribute("#viewer", "data-cine-playing") == "true"
+    assert page.get_attribute("#viewer-cine-play", "aria-pressed") == "true"
+    assert problems == [], problems
