@@ -182,7 +182,10 @@ RIMS = [(90, 150), (300, 140)]
 
 
 def on_circle(centre, degrees, radius=50):
-    return (centre[0] + radius * math.cos(math.radians(degrees)), centre[1] + radius * math.sin(math.radians(degrees)))
+    return (
+        centre[0] + radius * math.cos(math.radians(degrees)),
+        centre[1] + radius * math.sin(math.radians(degrees)),
+    )
 
 
 def hips(pixels):
