@@ -90,6 +90,21 @@ def drag(page, start, end):
     page.mouse.up()
 
 
+# The red of the canvas's pixel under a page point: where the hook says an image pixel is must be
+# where the viewport drew it.
+CANVAS_RED_AT = """([x, y]) => {
+  const canvas = document.querySelector('#viewer canvas');
+  const rect = canvas.getBoundingClientRect();
+  const scale = canvas.width / rect.width;
+  const px = Math.floor((x - rect.left) * scale), py = Math.floor((y - rect.top) * scale);
+  return canvas.getContext('2d').getImageData(px, py, 1, 1).data[0];
+}"""
+
+
+def red_at(page, point):
+    return page.evaluate(CANVAS_RED_AT, page_of(page, point))
+
+
 def prompt(page):
     return page.inner_text("#vettools-prompt")
 
@@ -255,6 +270,10 @@ def test_tpa_on_known_lines_with_anisotropic_pixels(reference_data, ingest, staf
     study = generate_uid()
     ingest(image(study, stifle, spacing=SPACING))
     problems = open_viewer(page, live_server, Study.objects.get(study_instance_uid=study))
+    # The marks drawn in the image are where the page puts those pixels on the non-square grid
+    # (and the ground between them dark).
+    assert [red_at(page, point) for point in (*PLATEAU, EMINENCE, TALUS)] == [255] * 4
+    assert red_at(page, (EMINENCE[0], EMINENCE[1] + 20)) == 0
     page.click("#vettools [data-tool=VetTPA]")
     wait_prompt(page, "cranial edge of the medial tibial plateau")
     for point in (*PLATEAU, EMINENCE, TALUS):

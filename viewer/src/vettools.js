@@ -3,8 +3,7 @@
 // vet/, with the plane geometry in vet/geometry.js. Their buttons and the prompt line are the
 // page part templates/imaging/viewer/_vettools_toolbar.html; keys K, J, N and B choose them.
 import { addTool, annotation as annotationApi, utilities as toolUtilities } from "@cornerstonejs/tools";
-import { utilities as coreUtilities } from "@cornerstonejs/core";
-import { guide } from "./vet/guided.js";
+import { guide, planeOf } from "./vet/guided.js";
 import { VhsTool } from "./vet/vhs.js";
 import { VlasTool, marksShare } from "./vet/vlas.js";
 import { NorbergTool } from "./vet/norberg.js";
@@ -73,12 +72,12 @@ export function start(viewer) {
     viewer.keyAdd(key, what, () => choose(tool));
   }
 
-  // For the browser test: an image pixel (column, row) of the active viewport in page
-  // coordinates, and the measurements on record.
+  // For the browser test: the centre of an image pixel (column, row) of the active viewport in
+  // page coordinates, and the measurements on record (their points as pixels).
   viewer.grid.vettools = {
     pageOf(column, row) {
       const viewport = viewer.activeViewport();
-      const world = coreUtilities.imageToWorldCoords(viewport.getCurrentImageId(), [column, row]);
+      const world = planeOf(viewport.getCurrentImageId()).pixelToWorld([column, row]);
       const [x, y] = viewport.worldToCanvas(world);
       const rect = viewport.canvas.getBoundingClientRect();
       return [rect.left + x, rect.top + y];
@@ -92,7 +91,7 @@ export function start(viewer) {
           uid: a.annotationUID,
           complete: a.data.complete,
           points: a.data.handles.points.length,
-          pixels: a.data.handles.points.map((p) => coreUtilities.worldToImageCoords(a.metadata.referencedImageId, p)),
+          pixels: a.data.handles.points.map((p) => planeOf(a.metadata.referencedImageId).worldToPixel(p)),
           referencedImageId: a.metadata.referencedImageId,
           vetpacs: a.data.vetpacs,
         }));

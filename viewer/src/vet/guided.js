@@ -8,7 +8,7 @@
 //   measure(annotation, plane)     data.vetpacs from the points (also while incomplete);
 //   draw(figure)                   its lines and circles on the image;
 // where `plane` has the points in the image plane (geometry.js) and converts back to the world.
-import { getEnabledElement, metaData, utilities as coreUtilities } from "@cornerstonejs/core";
+import { getEnabledElement, metaData } from "@cornerstonejs/core";
 import { wadors } from "@cornerstonejs/dicom-image-loader";
 import {
   AnnotationTool,
@@ -30,21 +30,35 @@ export const guide = {
   changed: () => {},
 };
 
-// The image plane of an image id: world <-> [x, y] in world units along its columns and rows.
-// worldToImageCoords gives fractional column and row indices (as Cornerstone placed the image);
-// each is scaled by its own spacing (PS3.3 C.7.6.2.1.1: Pixel Spacing is row spacing \ column
-// spacing) so anisotropic pixels are measured right.
+// The image plane of an image id: world <-> [x, y] in world units (mm) along its rows and
+// columns from the centre of its first pixel, so anisotropic pixels are measured right. Not
+// core's worldToImageCoords / imageToWorldCoords: in 5.14 they scale the column index by
+// rowPixelSpacing while the stack viewport draws columns with columnPixelSpacing (the loader's
+// names for Pixel Spacing's second and first values, PS3.3 C.7.6.2.1.1: row spacing \ column
+// spacing), so on non-square pixels their marks miss the image. The viewport places the image as
+// PS3.3 C.7.6.2.1.1 says: pixel (column c, row r) at origin + c·Δcol·rowCosines + r·Δrow·colCosines.
 export function planeOf(imageId) {
   const plane = metaData.get("imagePlaneModule", imageId) || {};
+  const origin = plane.imagePositionPatient || [0, 0, 0];
+  const along = plane.rowCosines || [1, 0, 0]; // along a row: the column index grows
+  const down = plane.columnCosines || [0, 1, 0]; // down a column: the row index grows
   const columnSpacing = plane.columnPixelSpacing || 1;
   const rowSpacing = plane.rowPixelSpacing || 1;
+  const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+  const toWorld = ([x, y]) => [0, 1, 2].map((i) => origin[i] + x * along[i] + y * down[i]);
   return {
     toPlane(world) {
-      const [column, row] = coreUtilities.worldToImageCoords(imageId, world);
-      return [column * columnSpacing, row * rowSpacing];
+      const d = [world[0] - origin[0], world[1] - origin[1], world[2] - origin[2]];
+      return [dot(d, along), dot(d, down)];
     },
-    toWorld([x, y]) {
-      return coreUtilities.imageToWorldCoords(imageId, [x / columnSpacing, y / rowSpacing]);
+    toWorld,
+    // A pixel's centre (column, row) and back, for the test hook and the readable marks.
+    pixelToWorld([column, row]) {
+      return toWorld([column * columnSpacing, row * rowSpacing]);
+    },
+    worldToPixel(world) {
+      const [x, y] = this.toPlane(world);
+      return [x / columnSpacing, y / rowSpacing];
     },
   };
 }
