@@ -188,6 +188,23 @@ def test_vhs_and_vlas_guided_on_a_thorax(thorax_study, staff, live_server, page)
     )
     assert results(page, "VetVHS")[0]["vetpacs"]["value"] == 10.0
     page.screenshot(path=str(SCREENSHOTS / "viewer-vettools-vlas-dragged.png"))
+
+    # Saved and restored as plain JSON without their results: drawn, and measured again the same.
+    page.evaluate(f"() => {HOOK}.roundTrip()")
+    page.wait_for_function(
+        f"() => {HOOK}.results().filter((r) => r.vetpacs).map((r) => r.vetpacs.value).sort().join() === '10,2.6'"
+    )
+    assert {r["vetpacs"]["text"] for r in page.evaluate(f"() => {HOOK}.results()")} == {
+        "VHS 10.0 v (long 5.8 + short 4.2)",
+        "VLAS 2.6 v",
+    }
+
+    # At phone width the buttons and the prompt wrap above the image.
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.keyboard.press("k")
+    wait_prompt(page, "VHS: click the ventral border of the carina")
+    assert page.locator("#vettools [data-tool=VetTPA]").bounding_box()["x"] + 40 < 375
+    page.screenshot(path=str(SCREENSHOTS / "viewer-vettools-375.png"))
     assert problems == [], problems
 
 

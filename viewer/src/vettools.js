@@ -96,7 +96,15 @@ export function start(viewer) {
           vetpacs: a.data.vetpacs,
         }));
     },
-    render() {
+    // As a save and a restore do: each measurement through JSON, without its result, added back.
+    roundTrip() {
+      const element = viewer.activeViewport().element;
+      for (const kept of this.results()) {
+        const saved = JSON.parse(JSON.stringify(annotationApi.state.getAnnotation(kept.uid)));
+        delete saved.data.vetpacs;
+        annotationApi.state.removeAnnotation(kept.uid);
+        annotationApi.state.addAnnotation(saved, element);
+      }
       toolUtilities.triggerAnnotationRenderForViewportIds(viewer.viewports().map((v) => v.id));
     },
   };
