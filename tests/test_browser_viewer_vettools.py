@@ -316,3 +316,33 @@ def test_tpa_on_known_lines_with_anisotropic_pixels(reference_data, ingest, staf
     assert abs(expected_moved - expected) > 3
     wait_prompt(page, f"TPA {results(page, 'VetTPA')[0]['vetpacs']['value']:.1f}°")
     assert problems == [], problems
+
+
+def test_vlas_alone_asks_for_the_vertebrae_and_esc_drops_an_unfinished_one(
+    thorax_study, staff, live_server, page
+):  # noqa: F811
+    problems = open_viewer(page, live_server, thorax_study)
+    # An unfinished VHS goes with Esc: nothing kept, the prompt emptied.
+    page.keyboard.press("k")
+    click(page, CARINA)
+    wait_prompt(page, "cardiac apex")
+    assert len(results(page, "VetVHS")) == 1
+    page.keyboard.press("Escape")
+    page.wait_for_function(f"() => {HOOK}.results().length === 0")
+    assert prompt(page) == ""
+
+    # Without a VHS on the image, VLAS asks for T4 and the vertebrae after it until 100 px are
+    # covered: three vertebrae, four marks.
+    page.keyboard.press("j")
+    click(page, CARINA)
+    wait_prompt(page, "left atrium")
+    click(page, ATRIUM)
+    wait_prompt(page, "cranial edge of T4")
+    for number, mark in enumerate(MARKS[:3], start=5):
+        click(page, mark)
+        wait_prompt(page, f"cranial edge of T{number}")
+    click(page, MARKS[3])
+    wait_prompt(page, "VLAS 2.5 v")
+    [vlas] = results(page, "VetVLAS")
+    assert vlas["points"] == 2 + 4 and vlas["vetpacs"]["value"] == 2.5, vlas
+    assert problems == [], problems
