@@ -72,7 +72,7 @@ export function headerValue(imageId, tag) {
 
 // The species from the header (PS3.3 C.7.1.1 Patient Species Description), for the reference range.
 export function isFeline(imageId) {
-  return /\b(feline|cat|felis)/i.test(String(headerValue(imageId, "00102201")[0] || ""));
+  return /\b(feline|cats?|felis)\b/i.test(String(headerValue(imageId, "00102201")[0] || ""));
 }
 
 export function round1(value) {
