@@ -346,3 +346,19 @@ def test_vlas_alone_asks_for_the_vertebrae_and_esc_drops_an_unfinished_one(
     [vlas] = results(page, "VetVLAS")
     assert vlas["points"] == 2 + 4 and vlas["vetpacs"]["value"] == 2.5, vlas
     assert problems == [], problems
+
+
+def test_the_vhs_of_a_cat_is_read_against_the_cats_range(reference_data, ingest, staff, live_server, page):  # noqa: F811
+    study = generate_uid()
+    ingest(image(study, thorax, PatientSpeciesDescription="Feline"))
+    problems = open_viewer(page, live_server, Study.objects.get(study_instance_uid=study))
+    page.keyboard.press("k")
+    for count, point in enumerate((CARINA, APEX, *SHORT, *MARKS), start=1):
+        click(page, point)
+        # Taken before the next (Cornerstone takes a click soon after the last for a double click).
+        page.wait_for_function(f"(n) => {HOOK}.results().some((r) => r.points === n)", arg=count)
+    wait_prompt(page, "VHS 9.5 v")
+    assert "Cats 7.5 ± 0.3" in prompt(page) and "Dogs" not in prompt(page)
+    [vhs] = results(page, "VetVHS")
+    assert vhs["vetpacs"]["reference"].startswith("Cats 7.5 ± 0.3"), vhs
+    assert problems == [], problems
