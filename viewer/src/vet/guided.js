@@ -108,7 +108,12 @@ export class GuidedTool extends AnnotationTool {
   // hold of when nothing is being placed (the others' move with the window tool, W).
   preMouseDownCallback = (evt) => {
     const { element, currentPoints } = evt.detail;
-    if (this.placing && this.placing.element !== element) this.abandon();
+    // Points on one image only: another viewport, or another image of the stack, starts afresh.
+    if (this.placing) {
+      const { viewport } = getEnabledElement(element);
+      const { annotation } = this.placing;
+      if (this.placing.element !== element || viewport.getCurrentImageId() !== annotation.metadata.referencedImageId) this.abandon();
+    }
     if (!this.placing) {
       const own = getAnnotations(this.getToolName(), element) || [];
       const near = own.some((a) => this.getHandleNearImagePoint(element, a, currentPoints.canvas, 6));
