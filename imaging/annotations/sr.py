@@ -120,12 +120,21 @@ def _unit(unit: str) -> hd.sr.CodedConcept:
     return hd.sr.CodedConcept(unit, "UCUM", UNIT_MEANINGS.get(unit, unit))
 
 
+def _person_name(saved: AnnotationVersion) -> str:
+    """Who saved the version as a DICOM person name, Family^Given (PS3.5 6.2.1.2): the
+    account's names; an API client's name as a family name alone (the trailing caret says so)."""
+    user = saved.saved_by
+    if user is not None and (user.last_name or user.first_name):
+        name = f"{user.last_name}^{user.first_name}"
+    else:
+        name = (saved.saved_by_name or "Unknown").replace("^", " ") + "^"
+    return name[:64]
+
+
 def _observer(saved: AnnotationVersion) -> hd.sr.ObserverContext:
     return hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
-        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
-            name=(saved.saved_by_name or "Unknown").replace("^", " ")[:64]
-        ),
+        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=_person_name(saved)),
     )
 
 
