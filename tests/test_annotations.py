@@ -66,8 +66,8 @@ def vet(staff):
 
 def test_each_save_is_a_new_version_and_the_older_ones_are_kept(staff, vet):
     study, series_uid, sop = study_with_image()
-    first = annotation_save(actor=vet, study=study, version=0, annotations=[mark(study, series_uid, sop)],
-                            key_images=[])  # fmt: skip
+    length = mark(study, series_uid, sop)
+    first = annotation_save(actor=vet, study=study, version=0, annotations=[length], key_images=[])
     key = {
         "seriesUid": series_uid,
         "sopInstanceUid": sop,
@@ -76,7 +76,7 @@ def test_each_save_is_a_new_version_and_the_older_ones_are_kept(staff, vet):
     }
     second = annotation_save(
         actor=Actor.for_user(staff["radiologist"]), study=study, version=1,
-        annotations=[mark(study, series_uid, sop), mark(study, series_uid, sop, value=12.0)], key_images=[key],
+        annotations=[length, mark(study, series_uid, sop, value=12.0)], key_images=[key],
     )  # fmt: skip
     assert (first.number, second.number) == (1, 2)
     assert (first.saved_by_name, second.saved_by_name) == ("Veterinarian", "Radiologist")
@@ -87,6 +87,11 @@ def test_each_save_is_a_new_version_and_the_older_ones_are_kept(staff, vet):
     ]  # fmt: skip
     assert len(AnnotationVersion.objects.get(number=1, annotation_set__study=study).annotations) == 1
     assert AnnotationSet.objects.get(study=study).version == 2
+    # The first mark is unchanged: still the vet's; the new one is the radiologist's.
+    assert second.authors == {
+        second.annotations[0]["annotationUID"]: "Veterinarian",
+        second.annotations[1]["annotationUID"]: "Radiologist",
+    }
 
 
 def test_a_save_of_an_older_version_is_refused_naming_the_newer_one_and_changes_nothing(staff, vet):

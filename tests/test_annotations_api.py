@@ -38,7 +38,7 @@ def test_the_viewer_loads_saves_and_lists_versions_over_rest(session, image):
     url = f"/api/v1/studies/{study.pk}/annotations"
     assert http.get(url).json() == {
         "study": study.pk, "version": 0, "saved_by_name": "", "saved_at": None, "annotations": [], "key_images": [],
-        "sr_sop_instance_uid": "", "ko_sop_instance_uid": "", "exported_at": None,
+        "authors": {}, "sr_sop_instance_uid": "", "ko_sop_instance_uid": "", "exported_at": None,
     }  # fmt: skip
     marks = [mark(study, series_uid, sop, value=42.5)]
     response = http.put(url, {"version": 0, "annotations": marks, "key_images": []}, format="json")
@@ -46,7 +46,8 @@ def test_the_viewer_loads_saves_and_lists_versions_over_rest(session, image):
     assert response.status_code == 200, response.json()
     assert response.json() == {
         "study": study.pk, "version": 1, "saved_by_name": "Veterinarian", "saved_at": when(saved.saved_at),
-        "annotations": marks, "key_images": [], "sr_sop_instance_uid": "", "ko_sop_instance_uid": "",
+        "annotations": marks, "key_images": [], "authors": {marks[0]["annotationUID"]: "Veterinarian"},
+        "sr_sop_instance_uid": "", "ko_sop_instance_uid": "",
         "exported_at": None,
     }  # fmt: skip
     assert session("radiologist").get(url).json()["annotations"] == marks  # a colleague sees them

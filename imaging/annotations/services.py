@@ -240,7 +240,7 @@ def annotation_save(
     user, name = _saver(actor)
     saved = AnnotationVersion.objects.create(
         annotation_set=annotation_set, number=version + 1, saved_by=user, saved_by_name=name,
-        annotations=annotations, key_images=key_images,
+        annotations=annotations, key_images=key_images, authors=_authors(current, annotations, name),
     )  # fmt: skip
     annotation_set.version, annotation_set.updated = saved.number, saved.saved_at
     annotation_set.save(update_fields=["version", "updated"])
@@ -254,6 +254,18 @@ def annotation_save(
         },
     )  # fmt: skip
     return saved
+
+
+def _authors(current: AnnotationVersion | None, annotations: list[Any], name: str) -> dict[str, str]:
+    """Who drew each annotation: its author in the version before when it is unchanged, else
+    whoever saves now."""
+    before = {a.get("annotationUID"): a for a in current.annotations} if current else {}
+    kept = current.authors if current else {}
+    authors = {}
+    for annotation in annotations:
+        uid = annotation["annotationUID"]
+        authors[uid] = kept.get(uid, name) if before.get(uid) == annotation else name
+    return authors
 
 
 def key_image_set(

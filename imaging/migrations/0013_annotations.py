@@ -56,6 +56,7 @@ class Migration(migrations.Migration):
                 ("saved_at", models.DateTimeField(default=django.utils.timezone.now)),
                 ("annotations", models.JSONField(default=list)),
                 ("key_images", models.JSONField(default=list)),
+                ("authors", models.JSONField(default=dict)),
                 ("sr_sop_instance_uid", models.CharField(blank=True, max_length=64)),
                 ("ko_sop_instance_uid", models.CharField(blank=True, max_length=64)),
                 ("exported_at", models.DateTimeField(blank=True, null=True)),

@@ -38,6 +38,9 @@ class AnnotationVersion(models.Model):
     annotations = models.JSONField(default=list)
     # [{seriesUid, sopInstanceUid, frame, imageId}]
     key_images = models.JSONField(default=list)
+    # Who drew or last changed each annotation, by its annotationUID: a set is the work of
+    # several colleagues, each save carrying the others' marks over unchanged.
+    authors = models.JSONField(default=dict)
     # The DICOM objects this version was exported as (empty until it is).
     sr_sop_instance_uid = models.CharField(max_length=64, blank=True)
     ko_sop_instance_uid = models.CharField(max_length=64, blank=True)

@@ -31,10 +31,13 @@ class VersionSerializer(serializers.ModelSerializer):
     study = serializers.IntegerField(source="annotation_set.study_id")
     annotations = serializers.ListField(child=serializers.DictField())
     key_images = serializers.ListField(child=serializers.DictField())
+    authors = serializers.DictField(
+        child=serializers.CharField(), help_text="Who drew each annotation, by annotationUID"
+    )
 
     class Meta:
         model = AnnotationVersion
-        fields = ["study", "version", "saved_by_name", "saved_at", "annotations", "key_images",
+        fields = ["study", "version", "saved_by_name", "saved_at", "annotations", "key_images", "authors",
                   "sr_sop_instance_uid", "ko_sop_instance_uid", "exported_at"]  # fmt: skip
 
 
@@ -109,7 +112,8 @@ def _study(pk: int) -> Study:
 
 def _empty(study: Study) -> dict[str, Any]:
     return {"study": study.pk, "version": 0, "saved_by_name": "", "saved_at": None, "annotations": [],
-            "key_images": [], "sr_sop_instance_uid": "", "ko_sop_instance_uid": "", "exported_at": None}  # fmt: skip
+            "key_images": [], "authors": {}, "sr_sop_instance_uid": "", "ko_sop_instance_uid": "",
+            "exported_at": None}  # fmt: skip
 
 
 def _saved(request: Request, study: Study, save: Any) -> Response:
