@@ -317,7 +317,7 @@ def measurement_history(*, study: Study, kinds: Iterable[str] = HISTORY_KINDS) -
     oldest first, this study's among them. Found by the study's linked patient record (and its
     merged aliases), never by the DICOM Patient ID: two animals may share one, a clinic's
     numbering may restart, and an unlinked study is not known to be this animal's."""
-    if study.patient_id is None:
+    if study.patient is None:
         return []
     wanted = set(kinds)
     ids = animal_patient_ids(study.patient)

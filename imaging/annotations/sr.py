@@ -96,7 +96,7 @@ def _measured(annotations: list[dict[str, Any]]) -> list[tuple[dict[str, Any], I
 
 def _headers(study: Study, sops: set[str]) -> dict[str, Dataset]:
     """The headers of the study's images these SOP Instance UIDs name, read from storage."""
-    headers = {}
+    headers: dict[str, Dataset] = {}
     for instance in Instance.objects.filter(series__study=study, sop_instance_uid__in=sops):
         data = storage.object_get(instance.storage_key)
         headers[instance.sop_instance_uid] = dcmread(io.BytesIO(data), stop_before_pixels=True)
@@ -202,7 +202,7 @@ def _previous_sr(annotation_set: AnnotationSet, saved: AnnotationVersion) -> Dat
 
 
 def _store(ds: Dataset, study: Study, sender: Sender, batch: IngestBatch | None) -> IndexMessage:
-    if study.patient_id is not None:
+    if study.patient is not None:
         patient_attributes_apply(ds, study.patient)  # the record's, as a linked study's images
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "object.dcm")

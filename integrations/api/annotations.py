@@ -95,7 +95,7 @@ class HistorySerializer(serializers.Serializer):
     study_id = serializers.IntegerField()
     study_date = serializers.DateField(allow_null=True)
     kind = serializers.CharField(help_text="vhs or vlas")
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # (Field.label, the DRF stubs' str)
     value = serializers.FloatField()
     unit = serializers.CharField(help_text="UCUM")
     text = serializers.CharField()
