@@ -29,6 +29,7 @@ class VersionSerializer(serializers.ModelSerializer):
 
     version = serializers.IntegerField(source="number")
     study = serializers.IntegerField(source="annotation_set.study_id")
+    saved_at = serializers.DateTimeField(allow_null=True, help_text="null: nothing saved yet (version 0)")
     annotations = serializers.ListField(child=serializers.DictField())
     key_images = serializers.ListField(child=serializers.DictField())
     authors = serializers.DictField(
@@ -64,19 +65,21 @@ class SaveSerializer(StrictTypes, serializers.Serializer):
         min_value=0,
         help_text="The version you edited (0 before the first save); a newer one saved since is a 409.",
     )
-    annotations = serializers.JSONField(
+    annotations = serializers.ListField(
+        child=serializers.DictField(),
         help_text="Cornerstone3D annotations as they serialize (annotation.state), each with "
         "metadata.referencedImageId (a wadors image id of this study) and data.vetpacs "
-        "{kind, label, value, unit (UCUM), text, reference}."
+        "{kind, label, value, unit (UCUM), text, reference}.",
     )
-    key_images = serializers.JSONField(
-        required=False, help_text="[{seriesUid, sopInstanceUid, frame, imageId}]: the study's key images."
-    )
+    key_images = serializers.ListField(
+        child=serializers.DictField(), required=False,
+        help_text="[{seriesUid, sopInstanceUid, frame, imageId}]: the study's key images.",
+    )  # fmt: skip
 
 
 class KeyImageSerializer(StrictTypes, serializers.Serializer):
     version = serializers.IntegerField(min_value=0)
-    key_image = serializers.JSONField(help_text="{seriesUid, sopInstanceUid, frame, imageId}")
+    key_image = serializers.DictField(help_text="{seriesUid, sopInstanceUid, frame, imageId}")
     flagged = serializers.BooleanField()
 
 
