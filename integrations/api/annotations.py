@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from imaging.annotations import services
 from imaging.annotations.sr import annotations_export
+from imaging.ingest.receive import ObjectRefused
 from imaging.models import AnnotationVersion, Study
 from integrations.api.auth import actor_for
 from integrations.api.errors import error_body
@@ -199,7 +200,10 @@ class StudyAnnotationExport(GenericAPIView):
 
     @extend_schema(request=None, responses={202: ExportSerializer, 200: ExportSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        export = annotations_export(actor=actor_for(request), study=_study(pk))
+        try:
+            export = annotations_export(actor=actor_for(request), study=_study(pk))
+        except ObjectRefused as refused:  # storage failed (a full disk): nothing was recorded
+            return Response(error_body(503, f"Not exported: {refused.detail}", code="unavailable"), status=503)
         body = {
             "version": export.version, "sr_sop_instance_uid": export.sr_sop_instance_uid,
             "ko_sop_instance_uid": export.ko_sop_instance_uid, "sr_series_uid": export.sr_series_uid,
