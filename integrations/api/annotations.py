@@ -203,7 +203,9 @@ class StudyAnnotationExport(GenericAPIView):
         try:
             export = annotations_export(actor=actor_for(request), study=_study(pk))
         except ObjectRefused as refused:  # storage failed (a full disk): nothing was recorded
-            return Response(error_body(503, f"Not exported: {refused.detail}", code="unavailable"), status=503)
+            return Response(
+                error_body(503, f"Not exported: {refused.detail}", code="unavailable"), status=503
+            )
         body = {
             "version": export.version, "sr_sop_instance_uid": export.sr_sop_instance_uid,
             "ko_sop_instance_uid": export.ko_sop_instance_uid, "sr_series_uid": export.sr_series_uid,
