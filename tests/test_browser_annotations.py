@@ -102,15 +102,20 @@ def test_a_length_is_saved_comes_back_after_a_reload_and_is_exported_as_an_sr(
     assert [(k["sopInstanceUid"], k["frame"]) for k in saved.key_images] == [(sop, 1)]
     page.screenshot(path=str(SCREENSHOTS / "annotations-saved.png"))
 
-    # A colleague's view, or the same after a reload: the length is back, drawn where it was.
-    page.reload()
+    # A colleague opening the study: the length is back, drawn where it was, with who drew it.
+    page.context.clear_cookies()
+    log_in(page, live_server, "radiologist")
     open_viewer(page, live_server, study)
     wait_text(page, f"{PANEL} [data-part=status]", "Saved v1 by Veterinarian at ")
     page.wait_for_selector(f"{PANEL}[data-count='1']")
     page.wait_for_function(f"() => ({LINES})().length >= 1")
     again = page.evaluate(LINES)
     assert again == drawn, (drawn, again)
+    assert "Length" in page.inner_text(f"{PANEL} [data-part=list]")
     assert "— Veterinarian" in page.inner_text(f"{PANEL} [data-part=list]")
+    assert page.evaluate(f"() => document.querySelector('{PANEL}').viewerApi.measurements()") == [
+        {"text": result["text"], "kind": "length", "value": result["value"], "unit": "mm", "author": "Veterinarian"}
+    ]
     assert page.get_attribute(f"{PANEL} [data-part=key]", "aria-pressed") == "true"
 
     page.click(f"{PANEL} [data-part=export]")

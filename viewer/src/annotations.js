@@ -291,6 +291,13 @@ export async function start(viewer) {
 
   await load();
   historyShow();
+  // The study's measurements as the panel lists them, for the report ("into the report" in one
+  // click): each result line with its value, unit and who drew it.
+  viewer.measurements = () => ours().map((annotation) => {
+    const result = resultOf(annotation) || {};
+    return { text: result.text || annotation.metadata?.toolName || "", kind: result.kind || "", value: result.value ?? null,
+      unit: result.unit || "", author: saved.authors?.[annotation.annotationUID] || "" };
+  });
   // The viewer's API on this panel's element (not a global): a browser test puts a tool on the
   // left button through it, as a toolbar button would.
   panel.viewerApi = viewer;
