@@ -114,7 +114,13 @@ def test_a_length_is_saved_comes_back_after_a_reload_and_is_exported_as_an_sr(
     assert "Length" in page.inner_text(f"{PANEL} [data-part=list]")
     assert "— Veterinarian" in page.inner_text(f"{PANEL} [data-part=list]")
     assert page.evaluate(f"() => document.querySelector('{PANEL}').viewerApi.measurements()") == [
-        {"text": result["text"], "kind": "length", "value": result["value"], "unit": "mm", "author": "Veterinarian"}
+        {
+            "text": result["text"],
+            "kind": "length",
+            "value": result["value"],
+            "unit": "mm",
+            "author": "Veterinarian",
+        }
     ]
     assert page.get_attribute(f"{PANEL} [data-part=key]", "aria-pressed") == "true"
 
