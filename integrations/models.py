@@ -141,7 +141,8 @@ class ApiClient(models.Model):
     of it are stored. Keys are 256 random bits, so a fast hash is as safe as a slow one.
     """
 
-    RESOURCES = ["owners", "patients", "visits", "orders", "studies", "reports", "reference", "webhooks"]
+    RESOURCES = ["owners", "patients", "visits", "orders", "studies", "reports", "reference", "webhooks",
+                 "annotations"]  # fmt: skip
 
     name = models.CharField(max_length=64, unique=True)
     key_prefix = models.CharField(max_length=12, unique=True)

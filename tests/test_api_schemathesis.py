@@ -38,7 +38,8 @@ NAMING_RECORDS = [
     ("PATCH", "/api/v1/patients/{id}"), ("POST", "/api/v1/visits"), ("POST", "/api/v1/orders"),
     ("POST", "/api/v1/orders/{id}/reschedule"), ("POST", "/api/v1/orders/{id}/cancel"), ("POST", "/api/v1/reports"),
     ("POST", "/api/v1/reports/{id}/amend"), ("POST", "/api/v1/crosswalk"), ("POST", "/api/v1/webhooks"),
-    ("PATCH", "/api/v1/webhooks/{id}"),
+    ("PATCH", "/api/v1/webhooks/{id}"), ("PUT", "/api/v1/studies/{id}/annotations"),
+    ("POST", "/api/v1/studies/{id}/annotations/key-image"), ("POST", "/api/v1/studies/{id}/annotations/export"),
 ]  # fmt: skip
 
 

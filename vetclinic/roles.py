@@ -16,6 +16,9 @@ IMAGING = [
     # The viewer's hanging protocols (imaging/models/hanging.py): the admin edits them.
     "hangingprotocol",
     "hangingviewport",
+    # Annotations (imaging/models/annotations.py): kept, versioned, by the vets.
+    "annotationset",
+    "annotationversion",
 ]
 # Seeing studies and reconciling them (imaging/reconcile/) is everyday work for every role.
 RECONCILE = ["view_study", "view_series", "change_study"]
@@ -23,23 +26,26 @@ RECONCILE = ["view_study", "view_series", "change_study"]
 SCHEDULE = ["view_imagingorder", "add_imagingorder", "change_imagingorder", "view_procedure", "view_modality"]
 # Writing and signing reports (imaging/reports/) is the vets' work; everyone may read them.
 REPORT = ["view_report", "add_report", "change_report"]
+# Measuring and annotating (imaging/annotations/) is the vets' work too; everyone may see them.
+ANNOTATE = ["view_annotationset", "add_annotationset", "change_annotationset", "view_annotationversion"]
 
 ROLES = {
     "front desk": {
         "patients": [f"{verb}_{model}" for model in RECORD for verb in ("view", "add", "change")]
         + [f"view_{model}" for model in VOCABULARY],
-        "imaging": RECONCILE + SCHEDULE + ["view_report"],
+        "imaging": RECONCILE + SCHEDULE + ["view_report", "view_annotationset", "view_annotationversion"],
     },
     "veterinarian": {
         "patients": [f"{verb}_{model}" for model in RECORD for verb in ("view", "add", "change")]
         + [f"view_{model}" for model in VOCABULARY]
         + ["merge_patient"],
-        "imaging": RECONCILE + SCHEDULE + REPORT + ["view_performedprocedurestep"],
+        "imaging": RECONCILE + SCHEDULE + REPORT + ANNOTATE + ["view_performedprocedurestep"],
     },
     "radiologist": {
         "patients": [f"view_{model}" for model in RECORD + VOCABULARY],
         "imaging": RECONCILE
         + REPORT
+        + ANNOTATE
         + ["view_instance", "view_imagingorder", "view_procedure", "view_modality"],
     },
     "admin": {

@@ -1,6 +1,6 @@
 """The imaging app's records: registered devices and the index of what they sent
-(studies.py), what the clinic asked them to do (orders.py), the vets' reports (reports.py), and
-how the viewer hangs a study (hanging.py).
+(studies.py), what the clinic asked them to do (orders.py), the vets' reports (reports.py), their
+annotations (annotations.py), and how the viewer hangs a study (hanging.py).
 
 They stay here, together, while the code that uses them lives in one package per feature
 (imaging/orders/, reports/, reconcile/, ingest/, ...): Django looks for an app's models in
@@ -8,6 +8,7 @@ its ``models`` module, the migrations name them as ``imaging.<Model>``, and the 
 them (a study is indexed by ingest, linked by reconcile, reported on by reports), so no
 feature package is their one owner."""
 
+from imaging.models.annotations import AnnotationSet, AnnotationVersion
 from imaging.models.commitment import StorageCommitment
 from imaging.models.hanging import HangingProtocol, HangingViewport
 from imaging.models.orders import ImagingOrder, OrderStatusChange, PerformedProcedureStep, Procedure
@@ -15,6 +16,7 @@ from imaging.models.reports import Report
 from imaging.models.studies import Instance, InstanceMetadata, InstanceVersion, Modality, Series, Study
 
 __all__ = [
-    "HangingProtocol", "HangingViewport", "ImagingOrder", "Instance", "InstanceMetadata", "InstanceVersion",
-    "Modality", "OrderStatusChange", "PerformedProcedureStep", "Procedure", "Report", "Series", "StorageCommitment", "Study",
+    "AnnotationSet", "AnnotationVersion", "HangingProtocol", "HangingViewport", "ImagingOrder", "Instance",
+    "InstanceMetadata", "InstanceVersion", "Modality", "OrderStatusChange", "PerformedProcedureStep", "Procedure",
+    "Report", "Series", "StorageCommitment", "Study",
 ]  # fmt: skip

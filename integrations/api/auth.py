@@ -73,6 +73,7 @@ STAFF_PERMS = {
     "orders": ("imaging.view_imagingorder", "imaging.change_imagingorder"),
     "studies": ("imaging.view_study", "imaging.change_study"),
     "reports": ("imaging.view_report", "imaging.change_report"),
+    "annotations": ("imaging.view_annotationset", "imaging.change_annotationset"),
     "reference": ("patients.view_species", "patients.change_species"),
     "webhooks": ("integrations.view_apiclient", "integrations.change_apiclient"),
 }

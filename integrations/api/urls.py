@@ -5,7 +5,7 @@ from django.urls import URLPattern, path, re_path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from integrations.api import imaging, patients, reference, reports
+from integrations.api import annotations, imaging, patients, reference, reports
 from integrations.api.errors import error_body
 from integrations.api.parsers import guarded
 from integrations.webhooks import views as webhooks
@@ -64,6 +64,27 @@ urlpatterns = [
     api("api/v1/orders/<id:pk>/cancel", imaging.OrderCancel.as_view(), name="api_order_cancel"),
     api("api/v1/studies", imaging.StudyList.as_view(), name="api_studies"),
     api("api/v1/studies/<id:pk>", imaging.StudyDetail.as_view(), name="api_study"),
+    api("api/v1/studies/<id:pk>/annotations", annotations.StudyAnnotations.as_view(), name="api_annotations"),
+    api(
+        "api/v1/studies/<id:pk>/annotations/versions",
+        annotations.StudyAnnotationVersions.as_view(),
+        name="api_annotation_versions",
+    ),
+    api(
+        "api/v1/studies/<id:pk>/annotations/key-image",
+        annotations.StudyKeyImage.as_view(),
+        name="api_key_image",
+    ),
+    api(
+        "api/v1/studies/<id:pk>/annotations/export",
+        annotations.StudyAnnotationExport.as_view(),
+        name="api_annotations_export",
+    ),
+    api(
+        "api/v1/studies/<id:pk>/measurements/history",
+        annotations.StudyMeasurementHistory.as_view(),
+        name="api_measurement_history",
+    ),
     api("api/v1/reports", reports.ReportList.as_view(), name="api_reports"),
     api("api/v1/reports/<id:pk>", reports.ReportDetail.as_view(), name="api_report"),
     api("api/v1/reports/<id:pk>/amend", reports.ReportAmend.as_view(), name="api_report_amend"),

@@ -1,0 +1,1 @@
+"""Annotations and measurements on a study: saved per study, versioned, exported as DICOM."""
