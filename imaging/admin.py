@@ -12,6 +12,7 @@ from imaging.models import (
     PerformedProcedureStep,
     Procedure,
     Report,
+    ReportTemplate,
     Series,
     StorageCommitment,
     Study,
@@ -195,3 +196,12 @@ class StorageCommitmentAdmin(ReadOnlyAdmin):
     @admin.display(description="failed")
     def failed_count(self, obj):
         return len(obj.failed)
+
+
+# Report templates (the viewer's report panel): the clinic writes its own wording here.
+@admin.register(ReportTemplate)
+class ReportTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "procedure", "modality_type", "body_part", "species", "active"]
+    list_filter = ["modality_type", "species", "active"]
+    search_fields = ["name", "findings", "conclusion"]
+    list_select_related = ["procedure", "species"]

@@ -9,10 +9,11 @@ feature package is their one owner."""
 
 from imaging.models.commitment import StorageCommitment
 from imaging.models.orders import ImagingOrder, OrderStatusChange, PerformedProcedureStep, Procedure
+from imaging.models.report_templates import ReportTemplate
 from imaging.models.reports import Report
 from imaging.models.studies import Instance, InstanceMetadata, InstanceVersion, Modality, Series, Study
 
 __all__ = [
     "ImagingOrder", "Instance", "InstanceMetadata", "InstanceVersion", "Modality", "OrderStatusChange",
-    "PerformedProcedureStep", "Procedure", "Report", "Series", "StorageCommitment", "Study",
+    "PerformedProcedureStep", "Procedure", "Report", "ReportTemplate", "Series", "StorageCommitment", "Study",
 ]  # fmt: skip
