@@ -87,12 +87,14 @@ function templateUse(panel) {
 }
 
 async function submit(panel, body, form, submitter) {
+  // Read before the buttons are disabled: a disabled submitter is left out of the data.
+  const data = new FormData(form, submitter);
   const buttons = [...form.querySelectorAll("button")];
   buttons.forEach((button) => (button.disabled = true));
-  const data = new FormData(form, submitter);
   let answer;
   try {
-    const response = await fetch(form.action, {
+    // getAttribute: the buttons named "action" shadow form.action.
+    const response = await fetch(form.getAttribute("action"), {
       method: "POST",
       body: data,
       credentials: "same-origin",
