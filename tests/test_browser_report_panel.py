@@ -91,7 +91,15 @@ def test_a_vet_picks_a_template_keeps_a_draft_and_signs_it_in_the_viewer(
         == template.findings + "\nLeft tympanic bulla filled with soft-tissue attenuating material."
     )
 
-    # Signing without a conclusion is fine; with everything emptied it is refused, by field.
+    # A template over text already written asks first; "no" keeps the text.
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.select_option("#viewer-report-template", label="CT head")
+    page.click("[data-report-do=template]")
+    assert asked == ["Replace the findings and the conclusion with the template?"]
+    assert page.input_value("#report-findings") == report.findings
+
+    # With everything emptied, signing is refused, by field.
     page.fill("#report-findings", "")
     page.fill("#report-conclusion", "")
     page.click("button[value=finalize]")
@@ -152,3 +160,26 @@ def test_the_panel_at_375_px_and_amending_there(head_study, staff, live_server, 
     assert widths[0] <= 375 and widths[1] <= 375, widths
     page.screenshot(path=str(SCREENSHOTS / "report-panel-375.png"), full_page=True)
     assert problems == [REFUSED], problems  # the one refused post, and nothing else
+
+
+def test_the_study_and_patient_pages_at_375_px_open_the_viewer_and_show_who_opened(
+    head_study,
+    staff,
+    live_server,
+    page,
+    make_patient,  # noqa: F811
+):
+    rex = make_patient("Rex")
+    Study.objects.filter(pk=head_study.pk).update(patient=rex, link=Study.Link.MANUAL)
+    page.set_viewport_size({"width": 375, "height": 812})
+    log_in(page, live_server, "admin")
+    page.goto(live_server.url + reverse("patient_detail", args=[rex.pk]))
+    page.screenshot(path=str(SCREENSHOTS / "report-patient-375.png"), full_page=True)
+    page.click(f"a[href='{reverse('study_viewer', args=[head_study.pk])}']")
+    page.wait_for_selector("#viewer[data-state=rendered]")
+    page.click("text=Back to the study")
+    page.wait_for_selector("text=Opened by")
+    rows = page.locator("table.openings tr").all_inner_texts()
+    assert [row.split("\t")[1:3] for row in rows] == [["admin", "study"], ["admin", "viewer"]], rows
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    page.screenshot(path=str(SCREENSHOTS / "report-study-375.png"), full_page=True)
