@@ -246,3 +246,17 @@ def test_the_patient_order_and_study_pages_open_the_viewer(client, staff, make_p
         reverse("study_viewer", args=[empty.pk])
         not in client.get(reverse("patient_detail", args=[rex.pk])).content.decode()
     )
+
+
+def test_the_reading_list_marks_the_studies_i_opened(client, staff, make_patient):
+    seen, unseen = (
+        study_with_images(patient=make_patient("Rex")),
+        study_with_images(patient=make_patient("Max")),
+    )
+    client.force_login(staff["veterinarian"])
+    client.get(reverse("study_viewer", args=[seen.pk]))
+    rows = client.get(reverse("reading_list")).content.decode().split("<tr")[2:]
+    marked = {row.split('/view"')[0].rsplit("/studies/", 1)[1]: "opened by you" in row for row in rows}
+    assert marked == {str(seen.pk): True, str(unseen.pk): False}
+    client.force_login(staff["radiologist"])  # someone else's opening is not mine
+    assert "opened by you" not in client.get(reverse("reading_list")).content.decode()

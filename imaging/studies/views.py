@@ -16,7 +16,7 @@ from imaging.reconcile.selectors import match_suggestions
 from imaging.reports.forms import ReportForm
 from imaging.reports.panel import report_panel_context
 from imaging.studies import reading, selectors
-from imaging.studies.opened import OPEN, study_open_record, study_openings
+from imaging.studies.opened import OPEN, studies_opened_by, study_open_record, study_openings
 from vetclinic import clock
 from vetclinic.audit.selectors import audit_history
 from vetclinic.audit.services import Actor
@@ -121,6 +121,9 @@ def reading_list(request):
     filters, study_ids = reading.reading_list(request.GET)
     page = Paginator(study_ids, reading.PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = reading.reading_rows(list(page.object_list))
+    opened = studies_opened_by(user=request.user, study_ids=[study.pk for study in page.object_list])
+    for study in page.object_list:
+        study.opened_by_me = study.pk in opened
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "imaging/reading_list.html", {
