@@ -17,6 +17,7 @@ from imaging.models import (
     PerformedProcedureStep,
     Procedure,
     Report,
+    ReportTemplate,
     Series,
     StorageCommitment,
     Study,
@@ -245,3 +246,12 @@ class HangingProtocolAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.updated = now()
         super().save_model(request, obj, form, change)
+
+
+# Report templates (the viewer's report panel): the clinic writes its own wording here.
+@admin.register(ReportTemplate)
+class ReportTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "procedure", "modality_type", "body_part", "species", "active"]
+    list_filter = ["modality_type", "species", "active"]
+    search_fields = ["name", "findings", "conclusion"]
+    list_select_related = ["procedure", "species"]

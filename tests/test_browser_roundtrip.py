@@ -83,7 +83,8 @@ def snapshot(records):
     rows["report"] = model_to_dict(Report.objects.get(study=records["study"]))
     rows["weights"] = list(records["patient"].weights.values_list("kg", "measured_on"))
     rows["ownerships"] = list(records["patient"].ownerships.values_list("owner_id", "role", "is_primary"))
-    rows["audit"] = AuditEntry.objects.count()
+    # Changes only: opening the study page is itself audited (imaging/studies/opened.py), a read.
+    rows["audit"] = AuditEntry.objects.exclude(action="open").count()
     return rows
 
 

@@ -160,6 +160,10 @@ def cases(r):
         ("study_detail", [r["linked"].pk], {}, {}, "imaging.view_study", 200),
         ("study_viewer", [r["unmatched"].pk], {}, {}, "imaging.view_study", 200),
         ("study_viewer", [r["linked"].pk], {}, {}, "imaging.view_study", 200),
+        # The viewer's JSON (imaging/studies/compare_views.py): the animal's other studies, the hanging.
+        ("study_priors_json", [r["unmatched"].pk], {}, {}, "imaging.view_study", 200),
+        ("study_priors_json", [r["linked"].pk], {}, {}, "imaging.view_study", 200),
+        ("study_hanging_json", [r["linked"].pk], {}, {}, "imaging.view_study", 200),
         ("study_report", [r["linked"].pk], {}, {}, "imaging.change_report", 405),  # POST only
         ("study_link", [r["unmatched"].pk], {}, {}, "imaging.change_study", 405),  # POST only
         ("series_split", [r["series"].pk], {}, {}, "imaging.change_study", 405),  # POST only

@@ -2,6 +2,7 @@
 imaging/reports/views.py, the link and split forms to imaging/reconcile/views.py; those
 views draw this page again (study_page) when they have something to say on it."""
 
+from axes.helpers import get_client_ip_address
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
@@ -13,9 +14,12 @@ from imaging.ingest import storage
 from imaging.models import Report, Series, Study
 from imaging.reconcile.selectors import match_suggestions
 from imaging.reports.forms import ReportForm
+from imaging.reports.panel import report_panel_context
 from imaging.studies import reading, selectors
+from imaging.studies.opened import OPEN, studies_opened_by, study_open_record, study_openings
 from vetclinic import clock
 from vetclinic.audit.selectors import audit_history
+from vetclinic.audit.services import Actor
 
 
 def study_title(study):
@@ -35,7 +39,16 @@ def study_or_404(pk):
 @permission_required("imaging.view_study", raise_exception=True)
 @require_GET
 def study_detail(request, pk):
-    return study_page(request, study_or_404(pk))
+    study = study_or_404(pk)
+    study_open_record(
+        actor=Actor.for_user(request.user), study=study, page="study", address=client_address(request)
+    )
+    return study_page(request, study)
+
+
+def client_address(request):
+    # As the login lockout reads it (behind a proxy, LOGIN_PROXY_COUNT's X-Forwarded-For).
+    return get_client_ip_address(request)
 
 
 def study_page(request, study, *, report_form=None, status=200):
@@ -51,7 +64,9 @@ def study_page(request, study, *, report_form=None, status=200):
     if study.link == Study.Link.UNMATCHED:
         context["suggestions"] = match_suggestions(study=study)
     if request.user.has_perm("audit.view_auditentry"):
-        context["history"] = audit_history(instance=study)
+        # The openings apart, so that the changes are not crowded out by who looked.
+        context["history"] = audit_history(instance=study, actions_except=[OPEN])
+        context["openings"] = study_openings(study=study)
     return render(request, "imaging/study_detail.html", context, status=status)
 
 
@@ -62,6 +77,9 @@ def study_viewer(request, pk):
     """The diagnostic viewer (viewer/, bundled into imaging/static/imaging/viewer/): the study's
     first series as a stack, its images read from our own WADO-RS with the staff session."""
     study = study_or_404(pk)
+    study_open_record(
+        actor=Actor.for_user(request.user), study=study, page="viewer", address=client_address(request)
+    )
     shown = list(selectors.study_series(study=study).filter(image_count__gt=0))
     series = shown[0] if shown else None
     # The DICOMweb root the viewer's requests go to, same origin: the session cookie authenticates them.
@@ -72,7 +90,8 @@ def study_viewer(request, pk):
          "modality": s.modality, "images": s.image_count}
         for s in shown
     ]  # fmt: skip
-    context = {"study": study, "series": series, "dicomweb_root": dicomweb_root, "series_strip": series_strip}
+    context = {"study": study, "series": series, "dicomweb_root": dicomweb_root, "series_strip": series_strip,
+               **report_panel_context(request, study)}  # fmt: skip
     return render(request, "imaging/study_viewer.html", context)
 
 
@@ -102,6 +121,9 @@ def reading_list(request):
     filters, study_ids = reading.reading_list(request.GET)
     page = Paginator(study_ids, reading.PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = reading.reading_rows(list(page.object_list))
+    opened = studies_opened_by(user=request.user, study_ids=[study.pk for study in page.object_list])
+    for study in page.object_list:
+        study.opened_by_me = study.pk in opened
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "imaging/reading_list.html", {
