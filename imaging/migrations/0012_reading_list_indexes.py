@@ -6,7 +6,6 @@ import django.contrib.postgres.indexes
 import django.db.models.functions.text
 from django.db import migrations, models
 
-
 REFERRING_INDEX = {
     "postgresql": 'CREATE INDEX "study_referring_key" ON "imaging_study" '
     '((UPPER("referring_physician"::text)) text_pattern_ops)',
