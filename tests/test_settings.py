@@ -73,8 +73,17 @@ def test_make_runs_first_steps_work_on_the_embedded_default(tmp_path):
     """`make run` on a machine with only Python: every migration applies to a new SQLite database
     (PostgreSQL-only SQL in a migration stopped it once) and the demo is seeded on it."""
     env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "vetclinic.settings", "VAR_DIR": str(tmp_path)}
-    for command in (["migrate", "--noinput"], ["seed_demo", "--if-empty"], ["makemigrations", "--check", "--dry-run"]):
+    for command in (
+        ["migrate", "--noinput"],
+        ["seed_demo", "--if-empty"],
+        ["makemigrations", "--check", "--dry-run"],
+    ):
         result = subprocess.run(
-            [sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-3000:])
