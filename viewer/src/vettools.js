@@ -66,6 +66,24 @@ export function start(viewer) {
     promptShow(tool.firstPrompt);
   }
 
+  // A left press while one of these is on the left button: a point, taken before Cornerstone's
+  // double-click wait would drop a quick second one (vet/guided.js pressTake). The press still
+  // makes its viewport the active one, as the display does on any press.
+  viewer.grid.addEventListener(
+    "mousedown",
+    (event) => {
+      if (event.button !== 0 || event.ctrlKey || event.shiftKey || event.altKey || event.metaKey) return;
+      const chosen = TOOLS.find(({ tool }) => tool.toolName === viewer.primaryTool());
+      const element = chosen && event.target.closest(".viewer");
+      const instance = element && toolGroup.getToolInstance(chosen.tool.toolName);
+      if (!instance || !instance.pressTake(element, event.clientX, event.clientY)) return;
+      event.stopPropagation();
+      const cell = element.closest(".viewer-cell");
+      if (cell) viewer.activeSet(Number(cell.dataset.cell));
+    },
+    { capture: true },
+  );
+
   for (const { tool, key, what } of TOOLS) {
     const button = part.querySelector(`[data-tool="${tool.toolName}"]`);
     if (button) button.addEventListener("click", () => choose(tool));

@@ -128,6 +128,21 @@ export class GuidedTool extends AnnotationTool {
     return true;
   };
 
+  // A left press on the image while this tool is on the left button, taken before Cornerstone
+  // sees it (vettools.js). Cornerstone holds a press 400 ms in case a double click follows and
+  // drops a second press inside that time (tools' mouseDownListener, DOUBLE_CLICK_TOLERANCE_MS):
+  // a vet placing the points of a VHS clicks faster than that, and lost points. False for a
+  // press on one of this tool's handles: that is a drag, Cornerstone's to follow.
+  pressTake(element, clientX, clientY) {
+    const enabled = getEnabledElement(element);
+    const viewport = enabled && enabled.viewport;
+    if (!viewport || !viewport.getCurrentImageId()) return false;
+    const rect = viewport.canvas.getBoundingClientRect();
+    const canvas = [clientX - rect.left, clientY - rect.top];
+    const world = viewport.canvasToWorld(canvas);
+    return this.preMouseDownCallback({ detail: { element, currentPoints: { canvas, world } }, preventDefault() {} });
+  }
+
   // Recompute, say what comes next (or the result), render.
   update(annotation, element) {
     const plane = this.planeFor(annotation);
