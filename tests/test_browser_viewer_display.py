@@ -247,3 +247,40 @@ def test_the_canvas_follows_a_window_resized(two_series, staff, live_server, pag
     except PlaywrightTimeoutError:
         raise AssertionError((wide, page.evaluate(sizes))) from None
     page.screenshot(path=str(SCREENSHOTS / "viewer-display-phone.png"))
+
+
+def test_window_presets_follow_the_modality_and_body_part(reference_data, ingest, staff, live_server, page):  # noqa: F811
+    """A radiograph's presets are the windows its modality recorded (PS3.3 C.11.2.1.2), by their
+    explanation; a CT of the thorax lists the lung window first, in Hounsfield units."""
+    study, radiograph, ct = generate_uid(), generate_uid(), generate_uid()
+    ds, changes = bar_slice(study, radiograph, 0)
+    ds.Modality = "DX"
+    ds.WindowCenter, ds.WindowWidth = [300, 900], [800, 200]
+    ds.WindowCenterWidthExplanation = ["SOFT", "BONE"]
+    ds2, changes2 = ct_slice(study, ct, 0)
+    ds2.BodyPartExamined = "THORAX"
+    ingest((ds, {**changes, "SeriesNumber": 1}), (ds2, {**changes2, "SeriesNumber": 2}))
+    log_in(page, live_server, "veterinarian")
+    page.goto(
+        live_server.url + reverse("study_viewer", args=[Study.objects.get(study_instance_uid=study).pk])
+    )
+    page.wait_for_selector("#viewer[data-state=rendered][data-overlay-index='0']")
+    page.click(f"#viewer-strip li[data-series-uid='{radiograph}']")
+    wait_text(page, "#viewer-window", "BONE 200/900 (6)")
+    assert page.locator("#viewer-window option").all_inner_texts() == [
+        "Window…",
+        "SOFT 800/300 (5)",
+        "BONE 200/900 (6)",
+    ]
+    page.focus("#viewer")
+    page.keyboard.press("6")
+    wait_text(page, f"{OVERLAY}.br", "W 200 L 900")
+    page.select_option("#viewer-window", label="SOFT 800/300 (5)")
+    wait_text(page, f"{OVERLAY}.br", "W 800 L 300")
+
+    page.click(f"#viewer-strip li[data-series-uid='{ct}']")
+    wait_text(page, "#viewer-window", "Lung")
+    options = page.locator("#viewer-window option").all_inner_texts()
+    assert options[1] == "Lung 1500/-600 (6)" and len(options) == 5, options
+    page.keyboard.press("8")
+    wait_text(page, f"{OVERLAY}.br", "W 80 L 40")

@@ -6,26 +6,20 @@
 import { Enums as CoreEnums, utilities } from "@cornerstonejs/core";
 import { addTool, PanTool, ZoomTool, WindowLevelTool, Enums as ToolEnums } from "@cornerstonejs/tools";
 import { wadors } from "@cornerstonejs/dicom-image-loader";
+import { presetsFor } from "./presets.js";
 // Age, weight, laterality, the cine's rate and the orientation markers (the cine feature's).
 import { cineLines, lateralityLines, markersMake, markersShow, patientLines } from "./overlay.js";
 
 const LAYOUTS = { "1x1": 1, "1x2": 2, "2x2": 4 };
 const LAYOUT_KEYS = { 1: "1x1", 2: "1x2", 4: "2x2" };
 
-// CT window presets in Hounsfield units (width / level, as the centre and width of PS3.3 C.11.2.1.2).
-const PRESETS = {
-  5: { name: "Soft tissue", width: 400, level: 40 },
-  6: { name: "Lung", width: 1500, level: -600 },
-  7: { name: "Bone", width: 1800, level: 400 },
-  8: { name: "Brain", width: 80, level: 40 },
-};
 
 const SHORTCUTS = [
   ["1 / 2 / 4", "Layout: one, two or four viewports"],
   ["Click / drag a series", "Show it in the active viewport / the viewport dropped on"],
   ["Wheel, ↑ ↓", "Previous and next image"],
   ["Left drag", "Window and level (W returns to it)"],
-  ...Object.entries(PRESETS).map(([key, p]) => [key, `${p.name} window ${p.width}/${p.level}`]),
+  ["5 / 6 / 7 / 8", "CT: soft tissue 400/40, lung 1500/-600, bone 1800/400, brain 80/40; other images: the windows the modality recorded"],
   ["I", "Invert"],
   ["R", "Rotate 90° clockwise"],
   ["H / V", "Flip horizontally / vertically"],
@@ -97,6 +91,37 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
     return engine.getViewport(cells[index].viewportId);
   }
 
+  // The window presets of the image a viewport shows (presets.js), and the toolbar's list of them
+  // for the active viewport, made again only when they change.
+  function presetsOf(index) {
+    const shown = viewportOf(index);
+    const ids = shown ? shown.getImageIds() : [];
+    return ids.length ? presetsFor(wadors.metaDataManager.get(ids[shown.getCurrentImageIdIndex()])) : [];
+  }
+
+  const presetList = document.getElementById("viewer-window");
+  let presetShown = "";
+  function presetListUpdate() {
+    if (!presetList) return;
+    const presets = presetsOf(active);
+    const signature = JSON.stringify(presets);
+    if (signature === presetShown) return;
+    presetShown = signature;
+    const first = new Option("Window…", "");
+    presetList.replaceChildren(first, ...presets.map((p, i) => new Option(`${p.name} ${p.width}/${p.level}${p.key ? ` (${p.key})` : ""}`, String(i))));
+    presetList.hidden = !presets.length;
+  }
+  if (presetList) {
+    presetList.addEventListener("change", () => {
+      const preset = presetsOf(active)[Number(presetList.value)];
+      if (presetList.value !== "" && preset) {
+        propertiesChange({ voiRange: utilities.windowLevel.toLowHighRange(preset.width, preset.level) });
+      }
+      presetList.value = "";
+      viewportOf(active).element.focus();
+    });
+  }
+
   function overlayUpdate(index) {
     const entry = cells[index];
     const shown = viewportOf(index);
@@ -120,6 +145,7 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
     entry.corners.br.textContent = [...cineLines(entry.element), voi ? `W ${Math.round(voi.windowWidth)} L ${Math.round(voi.windowCenter)}` : ""].join("\n");
     markersShow(entry.markers, meta, shown);
     entry.element.dataset.overlayIndex = String(position);
+    if (index === active) presetListUpdate();
   }
 
   function cellPrepare(index) {
@@ -163,6 +189,7 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
 
   function activeSet(index) {
     active = index;
+    presetListUpdate();
     cells.forEach((entry, i) => entry.cell.classList.toggle("active", i === index));
     grid.dataset.active = String(index);
     stripMark();
@@ -283,7 +310,7 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.closest && event.target.closest("input, textarea, select")) return;
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-    const preset = PRESETS[key];
+    const preset = presetsOf(active).find((p) => p.key === key);
     if (LAYOUT_KEYS[key]) layoutSet(LAYOUT_KEYS[key]);
     else if (preset) {
       propertiesChange({ voiRange: utilities.windowLevel.toLowHighRange(preset.width, preset.level) });
