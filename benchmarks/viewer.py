@@ -74,6 +74,7 @@ VIEWERS = {
 # Content-Security-Policy). performance.now() counts from navigation start.
 PAGE_PROBE = """(sel) => {
   const bench = (window.__bench = { first: null, renders: [], waiters: [], index: null });
+  performance.setResourceTimingBufferSize(100000);  // 250 by default: a CT has more frames
   const sample = document.createElement('canvas');
   sample.width = sample.height = 32;
   const ctx = sample.getContext('2d', { willReadFrequently: true });
@@ -380,6 +381,24 @@ def network(page):
     )
 
 
+def waterfall(page, viewer, what, first):
+    """--profile: the page's requests up to its first image (start and end, ms from navigation
+    start), to see where the time before the first image goes."""
+    entries = page.evaluate(
+        """(first) => performance.getEntriesByType('resource').filter((e) => e.startTime <= first)
+          .map((e) => [e.startTime, e.responseEnd, e.transferSize || 0, e.name.split('?')[0].slice(-60)])""",
+        first,
+    )
+    nav = page.evaluate(
+        "() => { const n = performance.getEntriesByType('navigation')[0]; return [n.responseEnd, n.domContentLoadedEventEnd]; }"
+    )
+    print(
+        f"    {viewer} {what}: document {nav[0]:.0f} ms, DOMContentLoaded {nav[1]:.0f} ms, first image {first:.0f} ms"
+    )
+    for start, end, size, name in entries:
+        print(f"      {start:7.0f} {end:7.0f} {size / 1e3:9.1f} kB  {name}")
+
+
 def focus(page, viewer):
     if viewer == "VetPACS":
         page.focus("#viewer")
@@ -458,6 +477,8 @@ def measure(context, origin, viewer, pks, uids, args, failures, out):
         context, viewer, viewer_url(origin, viewer, pks["dx"], uids["dx"]), failures, timeout
     )
     out.setdefault("dx_first", []).append(first)
+    if args.profile:
+        waterfall(page, viewer, "DX", first)
     out.setdefault("dx_net", []).append(network(page))
     if args.shots:
         page.screenshot(path=str(Path(args.shots) / f"viewer-bench-{viewer.lower()}-dx.png"))
@@ -466,6 +487,8 @@ def measure(context, origin, viewer, pks, uids, args, failures, out):
         context, viewer, viewer_url(origin, viewer, pks["ct"], uids["ct"]), failures, timeout
     )
     out.setdefault("ct_first", []).append(first)
+    if args.profile:
+        waterfall(page, viewer, "CT", first)
     out.setdefault("ct_all", []).append(whole_ct(page, viewer, args.ct_slices, timeout))
     out.setdefault("ct_net", []).append(network(page))
     fps, why = cine(page, viewer, args.fps, args.cine_seconds)
@@ -478,17 +501,21 @@ def measure(context, origin, viewer, pks, uids, args, failures, out):
     page.close()
 
 
-def browse(origin, pks, uids, args):
-    """The runs: a fresh context each, warmed on the small study, the viewers taking turns
-    (which goes first alternates). Returns the figures by viewer and the failed requests."""
+def browse(origin, pks, uids, args, workdir):
+    """The runs: a fresh browser profile each (on disk, so that its HTTP cache keeps OHIF's 17 MB
+    bundle as a clinic's browser would: an in-memory context's cache does not), warmed on the
+    small study, the viewers taking turns (which goes first alternates). Returns the figures by
+    viewer and the failed requests."""
     from playwright.sync_api import sync_playwright
 
     results, failures = {"VetPACS": {}, "OHIF": {}}, {"VetPACS": set(), "OHIF": set()}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            for run in range(args.runs):
-                context = browser.new_context(viewport=WIDE, service_workers="block")
+        for run in range(args.runs):
+            context = playwright.chromium.launch_persistent_context(
+                str(workdir / f"profile-{run}"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                viewport=WIDE, service_workers="block",
+            )  # fmt: skip
+            try:
                 log_in(context, origin)
                 order = [v for v in ("VetPACS", "OHIF") if v in args.viewers.split(",")]
                 order = order if run % 2 == 0 else order[::-1]
@@ -505,9 +532,8 @@ def browse(origin, pks, uids, args):
                         f" {harness.fmt(r['cine'][-1] if r.get('cine') else None, '.1f')} fps",
                         flush=True,
                     )
+            finally:
                 context.close()
-        finally:
-            browser.close()
     return results, failures
 
 
@@ -590,6 +616,9 @@ def main():
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds for each page's first image")
     parser.add_argument("--shots", type=Path, help="save a screenshot of each viewer here")
     parser.add_argument("--viewers", default="VetPACS,OHIF", help="which to measure (both: the ratios)")
+    parser.add_argument(
+        "--profile", action="store_true", help="print each page's requests before its first image"
+    )
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     # A SIGTERM (a timeout, Ctrl-C's cousin) still reaches the finally: nothing left behind.
@@ -657,7 +686,7 @@ def main():
             f"VetPACS ({db}) on {web.port}; both viewers at {origin}; OHIF {args.ohif_version} from {dist}",
             flush=True,
         )
-        results, failures = browse(origin, pks, uids, args)
+        results, failures = browse(origin, pks, uids, args, workdir)
     finally:
         if results:
             report(results, failures, args)

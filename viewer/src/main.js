@@ -14,6 +14,7 @@ import {
   StackScrollTool,
   WindowLevelTool,
   Enums as ToolEnums,
+  utilities as toolUtilities,
 } from "@cornerstonejs/tools";
 import { init as imageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
 import { displayStart } from "./display.js";
@@ -117,6 +118,8 @@ async function viewerStart(element) {
 
   await viewport.setStack(imageIds, 0);
   viewport.render();
+  // The rest of the stack loads behind the first image, nearest first (benchmarks/viewer.py).
+  toolUtilities.stackPrefetch.enable(element);
   // The series strip, layouts, keyboard tools and corner overlays (display.js).
   const viewer = displayStart({ engine, toolGroup: tools, element, viewport, dicomwebRoot, studyUid, seriesUid, seriesImageIds });
   // Measuring, annotating, comparing, reporting (features.js), each through the display's API.
