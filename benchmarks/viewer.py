@@ -113,6 +113,7 @@ PAGE_PROBE = """(sel) => {
   document.addEventListener('CORNERSTONE_IMAGE_RENDERED', (event) => {
     if (!ours(event)) return;
     const t = performance.now();
+    if (bench.firstRender === undefined) bench.firstRender = t;
     bench.renders.push([t, bench.index]);
     bench.waiters = bench.waiters.filter(([i, resolve]) => (bench.index === i ? (resolve(t), false) : true));
   }, true);
@@ -372,6 +373,12 @@ def network(page):
         if (!e.name.includes('/dicomweb/')) continue;
         const kind = e.name.includes('/frames/') ? 'frames' : e.name.includes('/metadata') ? 'metadata'
           : e.name.includes('/thumbnail') || e.name.includes('/rendered') ? 'rendered' : 'qido/other';
+        // What was asked, UIDs and values left out: the conformance report's list.
+        const url = new URL(e.name);
+        const shape = url.pathname.replace(/\/\d+(\.\d+)+/g, '/{uid}').replace(/frames\/\d+/, 'frames/{n}')
+          + (url.search ? '?' + [...url.searchParams.keys()].join('&') : '');
+        out.asked = out.asked || [];
+        if (!out.asked.includes(shape)) out.asked.push(shape);
         out[kind] = out[kind] || { n: 0, bytes: 0 };
         out[kind].n += 1;
         out[kind].bytes += e.transferSize || e.encodedBodySize || 0;
@@ -393,7 +400,9 @@ def waterfall(page, viewer, what, first):
         "() => { const n = performance.getEntriesByType('navigation')[0]; return [n.responseEnd, n.domContentLoadedEventEnd]; }"
     )
     print(
-        f"    {viewer} {what}: document {nav[0]:.0f} ms, DOMContentLoaded {nav[1]:.0f} ms, first image {first:.0f} ms"
+        f"    {viewer} {what}: document {nav[0]:.0f} ms, DOMContentLoaded {nav[1]:.0f} ms, first IMAGE_RENDERED"
+        f" {harness.fmt(page.evaluate('() => window.__bench.firstRender'), '.0f')} ms, first image seen drawn"
+        f" {first:.0f} ms"
     )
     for start, end, size, name in entries:
         print(f"      {start:7.0f} {end:7.0f} {size / 1e3:9.1f} kB  {name}")
@@ -563,7 +572,11 @@ def report(results, failures, args):
         for key in ("dx_net", "ct_net"):
             if results[viewer].get(key):
                 net = results[viewer][key][-1]
-                said = ", ".join(f"{k} {v['n']} ({v['bytes'] / 1e6:.1f} MB)" for k, v in sorted(net.items()))
+                said = ", ".join(
+                    f"{k} {v['n']} ({v['bytes'] / 1e6:.1f} MB)"
+                    for k, v in sorted(net.items())
+                    if k != "asked"
+                )
                 print(f"  {viewer} DICOMweb requests, {key[:2].upper()} (last run): {said}")
     print()
 
@@ -594,7 +607,13 @@ def report(results, failures, args):
             )
         else:
             print(f"  cine, {viewer}: not measured: {results[viewer].get('cine_why', 'no run')}")
-    print("\nConformance: what OHIF asked of VetPACS's DICOMweb that failed (HTTP >= 400):")
+    asked = sorted(
+        {a for key in ("dx_net", "ct_net") for net in theirs.get(key, []) for a in net.get("asked", [])}
+    )
+    print("\nConformance: what OHIF asked of VetPACS's DICOMweb:")
+    for shape in asked:
+        print(f"  {shape}")
+    print("What failed (HTTP >= 400):")
     for viewer in ("OHIF", "VetPACS"):
         print(f"  {viewer}: {'; '.join(sorted(failures[viewer])[:10]) if failures[viewer] else 'nothing'}")
 
