@@ -100,3 +100,27 @@ def test_the_archive_plan_has_the_studies_and_instances_asked_for():
     linked = [study["animal"]["patient_id"] in registered for study in studies]
     assert True in linked and False in linked  # registered animals' studies and referrals' too
     assert plan_make(60, 900, 40, seed=3) == plan  # the same seed, the same archive
+
+
+def test_the_viewer_benchmark_drives_both_viewers_once_in_its_tiny_mode(tmp_path):
+    """benchmarks/viewer.py end to end on a tiny study: VetPACS under gunicorn on a throw-away
+    PostgreSQL database, OHIF's prebuilt dist (fetched from the npm registry into var/ohif/ the
+    first time) on the same origin, both opened in headless Chromium. The figures are not
+    asserted (the script prints targets, never asserts them); that both viewers drew the DX (a
+    first-image figure exists only once the page's canvas has non-black pixels) and stepped
+    through the CT, and that none of OHIF's DICOMweb requests failed, are."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.setdefault("DATABASE_URL", harness.DEFAULT_POSTGRES)
+    done = subprocess.run(
+        [harness.PYTHON, "benchmarks/viewer.py", "--runs", "1", "--dx-size", "128", "--ct-slices", "4",
+         "--ct-size", "64", "--cine-seconds", "0.5", "--timeout", "90", "--shots", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
+    for viewer in ("VetPACS", "OHIF"):
+        assert f"run 1, {viewer}: DX first image" in out, out[-3000:]
+        # Each viewer read the CT's four frames from /dicomweb (Resource Timing, in the page).
+        assert f"{viewer} DICOMweb requests, CT (last run): frames 4 " in out, out[-3000:]
+    assert "  OHIF: nothing\n" in out, out[-3000:]  # no DICOMweb request of OHIF's failed
+    assert "whole CT drawn: " in out
