@@ -84,6 +84,12 @@ def test_a_stale_save_is_a_409_naming_the_newer_version(session, image, staff):
         ({"version": 0, "annotations": [{"annotationUID": "a", "metadata": {"toolName": "Length"}, "data": {}}]},
          "annotations[0].metadata.referencedImageId"),
         ({"version": 0, "annotations": [], "key_images": "none"}, "key_images"),
+        ({"version": 0, "annotations": [], "key_images": ["<string>"]}, "key_images"),
+        ({"version": 0, "annotations": ["<string>"]}, "annotations"),
+        # Schemathesis found this one answered 500: a key image with a "metadata" key was read as
+        # an annotation.
+        ({"version": 0, "annotations": [], "key_images": [{"metadata": "x", "seriesUid": "1.2", "sopInstanceUid": "1.3"}]},
+         "key_images[0]"),
     ],
 )  # fmt: skip
 def test_bad_bodies_are_400s_naming_the_field(session, image, body, field):

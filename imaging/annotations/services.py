@@ -179,7 +179,7 @@ def annotations_check(*, study: Study, annotations: object, key_images: object) 
         for name, items in (("annotations", annotations), ("key_images", key_images)):
             assert isinstance(items, list)
             for index, item in enumerate(items):
-                ref = _ref_of(item)
+                ref = _ref_of(name, item)
                 if ref is not None and ref.sop_instance_uid not in known:
                     errors[f"{name}[{index}]"] = f"Image {ref.sop_instance_uid} is not one of this study's."
     if errors:
@@ -187,8 +187,10 @@ def annotations_check(*, study: Study, annotations: object, key_images: object) 
     return refs
 
 
-def _ref_of(item: dict[str, Any]) -> ImageRef | None:
-    if "metadata" in item:
+def _ref_of(name: str, item: dict[str, Any]) -> ImageRef | None:
+    """The image a checked annotation or key image names (a key image may carry any other keys,
+    "metadata" among them: it is read as a key image)."""
+    if name == "annotations":
         return image_ref(item["metadata"].get("referencedImageId") or "")
     return ImageRef(item["seriesUid"], item["sopInstanceUid"], item.get("frame", 1))
 
