@@ -69,13 +69,13 @@ def node_associate(node: Modality, ae_title: str, instances: list[RetrievedInsta
         if not assoc.is_established:
             raise Unreachable(f"{node.ae_title} at {node.host}:{node.port}: {assoc.error}")
         return assoc
-    assoc = ae.associate(
+    tls_assoc = ae.associate(
         node.host, int(node.port or 0), contexts=contexts, ae_title=node.ae_title, tls_args=tls_args
     )
-    if not assoc.is_established:
+    if not tls_assoc.is_established:
         why = handshake_failure(tls_args[0]) or "association refused or not answered"
         raise Unreachable(f"{node.ae_title} at {node.host}:{node.port} (TLS): {why}")
-    return assoc
+    return tls_assoc
 
 
 def dicom_send(node: Modality, ae_title: str, instances: list[RetrievedInstance], record: Record) -> None:

@@ -106,7 +106,8 @@ class _Recorder:
     """Collects per-instance outcomes and writes them, with the progress counts, in batches."""
 
     def __init__(self, send: Send) -> None:
-        self.send, self.pending = send, []
+        self.send = send
+        self.pending: list[SendResult] = []
 
     def __call__(self, item: RetrievedInstance, outcome: str, status: int | None, comment: str) -> None:
         self.pending.append(SendResult(send=self.send, sop_instance_uid=item.sop_instance_uid,
@@ -133,7 +134,12 @@ def send_run(send_id: int) -> str:
     """One attempt at a send (the task's body): the state it ended in, or RETRY when the
     destination could not be reached and attempts remain (the task waits retry_delay)."""
     with transaction.atomic():
-        send = Send.objects.select_for_update(of=("self",)).select_related("destination__node").filter(pk=send_id).first()
+        send = (
+            Send.objects.select_for_update(of=("self",))
+            .select_related("destination__node")
+            .filter(pk=send_id)
+            .first()
+        )
         if send is None or send.state in Send.FINISHED:
             return send.state if send else "gone"
         send.state, send.attempts = Send.State.SENDING, send.attempts + 1

@@ -15,7 +15,9 @@ from vetclinic.audit.services import Actor
 POLL_SECONDS = 2
 
 
-def _card(request: HttpRequest, study: Study, *, errors: dict | None = None, status: int = 200) -> HttpResponse:
+def _card(
+    request: HttpRequest, study: Study, *, errors: dict | None = None, status: int = 200
+) -> HttpResponse:
     sends = list(Send.objects.filter(study=study).select_related("destination", "series")[:10])
     context = {
         "study": study,
@@ -54,7 +56,9 @@ def study_send_form(request: HttpRequest, pk: int) -> HttpResponse:
             errors["series"] = "This series is not in the study."
     if not errors and destination is not None:
         try:
-            study_send(study=study, destination=destination, series=series, actor=Actor.for_user(request.user))
+            study_send(
+                study=study, destination=destination, series=series, actor=Actor.for_user(request.user)
+            )
         except ValidationError as refused:
             errors = {field: " ".join(messages) for field, messages in refused.message_dict.items()}
     return _card(request, study, errors=errors, status=400 if errors else 200)

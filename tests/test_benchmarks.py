@@ -100,3 +100,12 @@ def test_the_archive_plan_has_the_studies_and_instances_asked_for():
     linked = [study["animal"]["patient_id"] in registered for study in studies]
     assert True in linked and False in linked  # registered animals' studies and referrals' too
     assert plan_make(60, 900, 40, seed=3) == plan  # the same seed, the same archive
+
+
+def test_send_benchmark_smoke(tmp_path):
+    """benchmarks/send.py --smoke: five instances to a storescp by storescu and by our sender."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vetclinic.settings", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "benchmarks/send.py", "--smoke"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ratio vetpacs/storescu:" in done.stdout and "img/s against storescu" in done.stdout

@@ -261,7 +261,10 @@ def test_permissions(ingest, client, staff):  # noqa: F811
                          content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {reader}")  # fmt: skip
     assert answer.status_code == 403 and "sends:write" in answer.content.decode()
     client.force_login(staff["front desk"])  # front desk: no sending
-    assert client.post(reverse("study_send", args=[study.pk]), {"destination": destination.pk}).status_code == 403
+    assert (
+        client.post(reverse("study_send", args=[study.pk]), {"destination": destination.pk}).status_code
+        == 403
+    )
     assert client.post(f"/api/v1/studies/{study.pk}/sends", {"destination": destination.pk},
                        content_type="application/json").status_code == 403  # fmt: skip
     assert not Send.objects.exists()
@@ -281,6 +284,29 @@ def test_admin_never_shows_the_auth_header(client, staff):
     assert page.status_code == 200 and "s3cr3t-token" not in page.content.decode()
     data = {"name": "Tele", "kind": "stow", "stow_url": "https://tele.example/dicom-web", "auth_header": "",
             "calling_ae_title": "", "active": "on"}  # fmt: skip
-    assert client.post(reverse("admin:sending_destination_change", args=[destination.pk]), data).status_code == 302
+    assert (
+        client.post(reverse("admin:sending_destination_change", args=[destination.pk]), data).status_code
+        == 302
+    )
     destination.refresh_from_db()
     assert destination.auth_header == "Bearer s3cr3t-token"  # left empty: kept
+
+
+def test_a_worker_sends_and_retries(reference_data, ingest, storescp_start, process_env, celery_worker_start):  # noqa: F811
+    """Through the queue: study_send queues the task after its commit, a real worker sends it;
+    an unreachable destination is retried by the worker (Celery's retry) until it fails."""
+    process_env.update(SEND_ATTEMPTS="2", SEND_RETRY_SECONDS="0")
+    celery_worker_start()
+    study = two_series_study(ingest)
+    peer = storescp_start("+B", "+xa")
+    good = study_send(study=study, destination=node_destination(peer.port), actor=ACTOR)
+    bad = study_send(
+        study=study, destination=node_destination(free_port(), name="Gone", ae="GONE"), actor=ACTOR
+    )
+    wait_for(lambda: Send.objects.filter(pk__in=[good.pk, bad.pk], state__in=Send.FINISHED).count() == 2,
+             timeout=60, message="the worker to finish both sends")  # fmt: skip
+    good.refresh_from_db()
+    bad.refresh_from_db()
+    assert (good.state, good.completed, good.alert) == (Send.State.DONE, 3, False)
+    assert (bad.state, bad.attempts, bad.alert) == (Send.State.FAILED, 2, True)
+    assert len(received(peer.folder)) == 3

@@ -59,8 +59,13 @@ ROLES = {
         + ["merge_patient"],
         "imaging": [f"{verb}_{model}" for model in IMAGING for verb in ("view", "add", "change", "delete")],
         "audit": ["view_auditentry"],
-        "sending": SEND + [f"{verb}_{model}" for model in ("destination", "routingrule")
-                           for verb in ("view", "add", "change", "delete")] + ["view_routinglog"],
+        "sending": SEND
+        + [
+            f"{verb}_{model}"
+            for model in ("destination", "routingrule")
+            for verb in ("view", "add", "change", "delete")
+        ]
+        + ["view_routinglog"],
         # The PMS integrations: API clients and their keys, webhooks, HL7 endpoints and log.
         "integrations": [
             f"{verb}_{model}"
