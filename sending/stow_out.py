@@ -5,16 +5,17 @@ Referenced SOP Sequence (0008,1199), Failed SOP Sequence (0008,1198) and its Fai
 
 import json
 import secrets
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
-
-import requests
+from http.client import HTTPException
 
 from imaging.archive.retrieve import RetrievedInstance
 from imaging.archive.transcode import instance_path
 from sending.dicom_out import Record, Unreachable
 
 BATCH = 50  # instances per request: one answer each, a bounded body
-TIMEOUT = (10, 300)  # connect, read (seconds)
+TIMEOUT = 300  # seconds without progress on the connection
 # HTTP answers worth a retry: the server is busy or down for now (RFC 9110 15.6).
 TRANSIENT = {408, 429, 500, 502, 503, 504}
 
@@ -55,29 +56,31 @@ def stow_send(url: str, auth_header: str, instances: list[RetrievedInstance], re
         }
         if auth_header:
             headers["Authorization"] = auth_header
+        request = urllib.request.Request(target, data=b"".join(_body(batch, boundary)), headers=headers)
         try:
-            response = requests.post(
-                target, data=b"".join(_body(batch, boundary)), headers=headers, timeout=TIMEOUT
-            )
-        except requests.RequestException as error:
-            raise Unreachable(f"{target}: {type(error).__name__}") from error
-        if response.status_code in TRANSIENT:
-            raise Unreachable(f"{target}: HTTP {response.status_code}")
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 (an admin's URL)
+                code, content = response.status, response.read()
+        except urllib.error.HTTPError as error:  # 4xx/5xx: its body may still say which failed
+            code, content = error.code, error.read()
+        except (urllib.error.URLError, OSError, HTTPException) as error:
+            raise Unreachable(f"{target}: {getattr(error, 'reason', None) or error}") from error
+        if code in TRANSIENT:
+            raise Unreachable(f"{target}: HTTP {code}")
         try:
-            answer = response.json() if response.content else {}
-        except (ValueError, json.JSONDecodeError):
+            answer = json.loads(content) if content else {}
+        except ValueError:
             answer = {}
         if isinstance(answer, list):  # some servers answer a one-item array
             answer = answer[0] if answer else {}
         stored, failed = _uids(answer, "00081199"), _uids(answer, "00081198")
         for item in batch:
             if item.sop_instance_uid in failed:
-                code = _value(failed[item.sop_instance_uid], "00081197")
-                record(item, "failure", code, f"HTTP {response.status_code}")
+                reason = _value(failed[item.sop_instance_uid], "00081197")
+                record(item, "failure", reason, f"HTTP {code}")
             elif item.sop_instance_uid in stored:
                 warning = _value(stored[item.sop_instance_uid], "00081196")
                 record(item, "warning" if warning else "success", warning or 0, "")
-            elif response.ok:  # 200 without a per-instance answer: the server says all were stored
+            elif 200 <= code < 300:  # 200 without a per-instance answer: the server says all were stored
                 record(item, "success", 0, "")
             else:
-                record(item, "failure", None, f"HTTP {response.status_code}")
+                record(item, "failure", None, f"HTTP {code}")
