@@ -22,7 +22,13 @@ def destination(name, ae, port):
 
 
 def test_send_from_the_study_page_with_live_progress_and_a_failure_badge(
-    reference_data, staff, ingest, storescp_start, live_server, page, settings  # noqa: F811
+    reference_data,
+    staff,
+    ingest,
+    storescp_start,
+    live_server,
+    page,
+    settings,  # noqa: F811
 ):
     settings.SEND_ATTEMPTS = 1
     study_uid = generate_uid()
