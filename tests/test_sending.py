@@ -18,6 +18,7 @@ from integrations.models import WebhookDelivery, WebhookSubscription
 from sending.models import Destination, RoutingLog, RoutingRule, Send, SendResult
 from sending.services import RETRY, routing_check, send_run, study_send
 from tests.conftest import free_port, tool_required, wait_for
+from tests.test_dicom_tls_out import certificates, storescp_tls  # noqa: F401  (fixtures)
 from tests.test_dicomweb_wado import ingest, uids  # noqa: F401  (fixture)
 from vetclinic.audit.services import Actor
 
@@ -310,3 +311,30 @@ def test_a_worker_sends_and_retries(reference_data, ingest, storescp_start, proc
     assert (good.state, good.completed, good.alert) == (Send.State.DONE, 3, False)
     assert (bad.state, bad.attempts, bad.alert) == (Send.State.FAILED, 2, True)
     assert len(received(peer.folder)) == 3
+
+
+@pytest.mark.django_db
+def test_a_tls_node_gets_the_send_over_tls_and_an_untrusted_one_nothing(
+    ingest,
+    certificates,
+    storescp_tls,
+    settings,
+    storage_root,  # noqa: F811
+):
+    settings.DICOM_TLS_CERT = str(certificates / "listener.pem")  # ours, presented (storescp requires one)
+    settings.DICOM_TLS_KEY = str(certificates / "listener.key")
+    settings.SEND_ATTEMPTS = 1
+    study = two_series_study(ingest)
+    good = storescp_tls("TLSPEER", "destination")
+    send = study_send(study=study, destination=Destination.objects.create(
+        name="Tele TLS", node=Modality.objects.get(ae_title="TLSPEER")), actor=ACTOR)  # fmt: skip
+    assert send_run(send.pk) == Send.State.DONE
+    got = received(good.folder)
+    for instance in Instance.objects.filter(series__study=study):
+        assert data_set(got[instance.sop_instance_uid]) == data_set(stored_path(storage_root, instance))
+    storescp_tls("BADPEER", "untrusted")
+    send = study_send(study=study, destination=Destination.objects.create(
+        name="Untrusted", node=Modality.objects.get(ae_title="BADPEER")), actor=ACTOR)  # fmt: skip
+    assert send_run(send.pk) == Send.State.FAILED
+    send.refresh_from_db()
+    assert "TLS" in send.error and "certificate" in send.error and send.completed == 0
