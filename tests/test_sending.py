@@ -338,3 +338,20 @@ def test_a_tls_node_gets_the_send_over_tls_and_an_untrusted_one_nothing(
     assert send_run(send.pk) == Send.State.FAILED
     send.refresh_from_db()
     assert "TLS" in send.error and "certificate" in send.error and send.completed == 0
+
+
+@pytest.mark.django_db
+def test_an_unreachable_stow_endpoint_is_retried_then_fails(ingest, settings):  # noqa: F811
+    settings.SEND_ATTEMPTS = 2
+    study = two_series_study(ingest)
+    destination = Destination.objects.create(name="Web gone", kind=Destination.Kind.STOW,
+                                             stow_url=f"http://127.0.0.1:{free_port()}/dicom-web")  # fmt: skip
+    send = study_send(study=study, destination=destination, actor=ACTOR)
+    assert send_run(send.pk) == RETRY
+    assert send_run(send.pk) == Send.State.FAILED
+    send.refresh_from_db()
+    assert (
+        send.alert
+        and "Connection refused" in send.error
+        and not SendResult.objects.filter(send=send).exists()
+    )
