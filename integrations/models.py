@@ -142,7 +142,7 @@ class ApiClient(models.Model):
     """
 
     RESOURCES = ["owners", "patients", "visits", "orders", "studies", "reports", "reference", "webhooks",
-                 "annotations"]  # fmt: skip
+                 "annotations", "sends"]  # fmt: skip
 
     name = models.CharField(max_length=64, unique=True)
     key_prefix = models.CharField(max_length=12, unique=True)
@@ -192,6 +192,7 @@ class WebhookSubscription(models.Model):
         ("study.received", "Images for an order arrived"),
         ("study.completed", "The order's imaging is complete"),
         ("report.finalized", "A report was made final"),
+        ("study.sent", "A send of a study to a destination ended (sent, partly or not)"),
     ]
 
     client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="webhooks")

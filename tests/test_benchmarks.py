@@ -124,3 +124,12 @@ def test_the_viewer_benchmark_drives_both_viewers_once_in_its_tiny_mode(tmp_path
         assert f"{viewer} DICOMweb requests, CT (last run): frames 4 " in out, out[-3000:]
     assert "  OHIF: nothing\n" in out, out[-3000:]  # no DICOMweb request of OHIF's failed
     assert "whole CT drawn: " in out
+
+
+def test_send_benchmark_smoke(tmp_path):
+    """benchmarks/send.py --smoke: five instances to a storescp by storescu and by our sender."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vetclinic.settings", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "benchmarks/send.py", "--smoke"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ratio vetpacs/storescu:" in done.stdout and "img/s against storescu" in done.stdout

@@ -164,6 +164,11 @@ def cases(r):
         ("study_priors_json", [r["unmatched"].pk], {}, {}, "imaging.view_study", 200),
         ("study_priors_json", [r["linked"].pk], {}, {}, "imaging.view_study", 200),
         ("study_hanging_json", [r["linked"].pk], {}, {}, "imaging.view_study", 200),
+        # Sending (sending/views.py): the study page's card, and its two posts.
+        ("study_sends", [r["linked"].pk], {}, HTMX, "sending.view_send", 200),
+        ("study_sends", [r["unmatched"].pk], {}, HTMX, "sending.view_send", 200),
+        ("study_send", [r["linked"].pk], {}, {}, "sending.add_send", 405),  # POST only
+        ("send_alert_dismiss", [1], {}, {}, "sending.add_send", 405),  # POST only
         ("study_report", [r["linked"].pk], {}, {}, "imaging.change_report", 405),  # POST only
         ("study_link", [r["unmatched"].pk], {}, {}, "imaging.change_study", 405),  # POST only
         ("series_split", [r["series"].pk], {}, {}, "imaging.change_study", 405),  # POST only

@@ -28,6 +28,8 @@ SCHEDULE = ["view_imagingorder", "add_imagingorder", "change_imagingorder", "vie
 REPORT = ["view_report", "add_report", "change_report"]
 # Measuring and annotating (imaging/annotations/) is the vets' work too; everyone may see them.
 ANNOTATE = ["view_annotationset", "add_annotationset", "change_annotationset", "view_annotationversion"]
+# Sending studies out (sending/): vets and radiologists send; an admin manages destinations and rules.
+SEND = ["view_send", "add_send", "view_destination"]
 
 ROLES = {
     "front desk": {
@@ -40,6 +42,7 @@ ROLES = {
         + [f"view_{model}" for model in VOCABULARY]
         + ["merge_patient"],
         "imaging": RECONCILE + SCHEDULE + REPORT + ANNOTATE + ["view_performedprocedurestep"],
+        "sending": SEND,
     },
     "radiologist": {
         "patients": [f"view_{model}" for model in RECORD + VOCABULARY],
@@ -47,6 +50,7 @@ ROLES = {
         + REPORT
         + ANNOTATE
         + ["view_instance", "view_imagingorder", "view_procedure", "view_modality"],
+        "sending": SEND,
     },
     "admin": {
         "patients": [
@@ -55,6 +59,13 @@ ROLES = {
         + ["merge_patient"],
         "imaging": [f"{verb}_{model}" for model in IMAGING for verb in ("view", "add", "change", "delete")],
         "audit": ["view_auditentry"],
+        "sending": SEND
+        + [
+            f"{verb}_{model}"
+            for model in ("destination", "routingrule")
+            for verb in ("view", "add", "change", "delete")
+        ]
+        + ["view_routinglog"],
         # The PMS integrations: API clients and their keys, webhooks, HL7 endpoints and log.
         "integrations": [
             f"{verb}_{model}"

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "patients",
     "imaging",
     "integrations",
+    "sending",
 ]
 
 MIDDLEWARE = [
@@ -327,7 +328,13 @@ CELERY_BEAT_SCHEDULE = {
     "commitments-sweep": {"task": "imaging.tasks.commitments_sweep", "schedule": 300.0},
     # The HL7 message log, webhook deliveries and Idempotency-Keys past their keeping time.
     "logs-prune": {"task": "integrations.tasks.logs_prune", "schedule": 86400.0},
+    # Routing rules: studies stable for their rule's time go to its destination (sending/).
+    "routing-check": {"task": "sending.tasks.routing_check", "schedule": 30.0},
+    "sends-sweep": {"task": "sending.tasks.sends_sweep", "schedule": 300.0},
 }
+# Sending (sending/): attempts at an unreachable destination, the first wait doubling each time.
+SEND_ATTEMPTS = int(env("SEND_ATTEMPTS", "5"))
+SEND_RETRY_SECONDS = int(env("SEND_RETRY_SECONDS", "30"))
 CELERY_TIMEZONE = TIME_ZONE
 
 # The REST API (integrations/api): API keys or a staff session, scopes per resource, one error

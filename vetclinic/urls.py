@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("integrations.api.urls")),
     path("dicomweb/", include("integrations.dicomweb.urls")),
+    path("", include("sending.urls")),
     path("", include("imaging.urls")),
     path("", include("patients.urls")),
 ]

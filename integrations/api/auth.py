@@ -76,6 +76,7 @@ STAFF_PERMS = {
     "annotations": ("imaging.view_annotationset", "imaging.change_annotationset"),
     "reference": ("patients.view_species", "patients.change_species"),
     "webhooks": ("integrations.view_apiclient", "integrations.change_apiclient"),
+    "sends": ("sending.view_send", "sending.add_send"),
 }
 
 

@@ -9,6 +9,7 @@ from integrations.api import annotations, imaging, patients, reference, reports
 from integrations.api.errors import error_body
 from integrations.api.parsers import guarded
 from integrations.webhooks import views as webhooks
+from sending import api as sending_api
 
 
 class RecordId:
@@ -99,5 +100,8 @@ urlpatterns = [
     ),
     # Last: nothing above answered. (Only under v1: /api/schema without its slash is still
     # redirected to it by CommonMiddleware, which asks only when no pattern matches.)
+    # Sending (sending/api.py)
+    api("api/v1/studies/<id:pk>/sends", sending_api.StudySends.as_view(), name="api_study_sends"),
+    api("api/v1/sends/<id:pk>", sending_api.SendDetail.as_view(), name="api_send"),
     re_path(r"^api/v1/", guarded(not_found)),
 ]
