@@ -377,6 +377,19 @@ def photos_store(
     (a visit or order not the animal's, an unknown kind) stops all before anything is stored."""
     _check(kind, region)
     placement = placement_for(patient, visit, order)
+    own = batch is None  # one indexing task for the upload, queued once all is stored
+    batch = IngestBatch(size=1000, age=3600) if batch is None else batch
+    try:
+        return _files_store(files, patient, visit, order, kind, region, actor, batch, placement)
+    finally:
+        if own:
+            batch.flush()
+
+
+def _files_store(
+    files: list[tuple[str, bytes]], patient: Patient, visit: Visit | None, order: ImagingOrder | None, kind: Kind,
+    region: str, actor: Actor, batch: IngestBatch, placement: Placement,
+) -> list[PhotoResult]:  # fmt: skip
     results, number = [], 0
     for filename, data in files:
         try:
