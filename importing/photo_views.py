@@ -30,7 +30,7 @@ def _files_read(uploads: list[UploadedFile]) -> tuple[list[tuple[str, bytes]], l
     for upload in uploads:
         name = (upload.name or "file")[:200]
         if (upload.size or 0) > photo_max_bytes():
-            refused.append(PhotoResult(name, error=f"too big (at most {photo_max_bytes() / 1e6:.0f} MB)"))
+            refused.append(PhotoResult(name, error=f"too big (at most {photo_max_bytes() / 2**20:.0f} MB)"))
         else:
             files.append((name, upload.read()))
     return files, refused
@@ -92,7 +92,7 @@ def photo_upload_page(request: HttpRequest, pk: int) -> HttpResponse:
         "failed": [r for r in results if r.error],
         "errors": errors,
         "chosen": request.POST if request.method == "POST" else {},
-        "max_mb": photo_max_bytes() // 1_000_000,
+        "max_mb": photo_max_bytes() // 2**20,
     }
     return render(request, "importing/photo_upload.html", context, status=400 if errors else 200)
 

@@ -159,7 +159,7 @@ def photo_wrap(
     _check(kind, region)
     if len(data) > photo_max_bytes():
         raise PhotoRefused(
-            filename, f"too big ({len(data) / 1e6:.0f} MB; at most {photo_max_bytes() / 1e6:.0f} MB)"
+            filename, f"too big ({len(data) / 2**20:.0f} MB; at most {photo_max_bytes() / 2**20:.0f} MB)"
         )
     placement = placement or placement_for(patient, visit, order)
     try:
