@@ -109,7 +109,9 @@ class Placement:
     description: str = ""
     referring: str = ""
     admission_id: str = ""
+    # A new series for the stills and another for the videos: one Series Number each.
     series_instance_uid: str = field(default_factory=lambda: _uid())
+    video_series_instance_uid: str = field(default_factory=lambda: _uid())
 
 
 def _uid() -> str:
@@ -313,11 +315,10 @@ def _header(
         ds.AdmissionID = placement.admission_id  # the visit
     # General Series (C.7.3.1), General Equipment (C.7.5.1).
     ds.Modality = MODALITY[kind]
-    ds.SeriesInstanceUID = placement.series_instance_uid
-    ds.SeriesNumber = SERIES_NUMBER[kind] + ("NumberOfFrames" in ds)
-    ds.SeriesDescription = ("Endoscopy" if kind == "endoscopy" else "Photos") + (
-        " video" if "NumberOfFrames" in ds else ""
-    )
+    video = "NumberOfFrames" in ds
+    ds.SeriesInstanceUID = placement.video_series_instance_uid if video else placement.series_instance_uid
+    ds.SeriesNumber = SERIES_NUMBER[kind] + video
+    ds.SeriesDescription = ("Endoscopy" if kind == "endoscopy" else "Photos") + (" video" if video else "")
     ds.SeriesDate, ds.SeriesTime = date, time
     ds.Laterality = ""  # Type 2C: a paired structure's side, unknown for a photo of no named region
     # General Image (C.7.6.1), Acquisition Context (C.7.6.14: empty, Type 2), VL Image (C.8.12.1).

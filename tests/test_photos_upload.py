@@ -50,6 +50,9 @@ def test_the_page_stores_the_good_files_and_names_the_bad_one(
         "VL Photographic Image Storage",
         "Video Photographic Image Storage",
     ]
+    # The still and the video: a series each (one Series Number per series).
+    assert len({ds.SeriesInstanceUID for ds in objects}) == 2
+    assert sorted(int(ds.SeriesNumber) for ds in objects) == [900, 901]
     assert {(ds.PatientID, ds.AccessionNumber, ds.StudyInstanceUID) for ds in objects} == {
         (animal.patient_id, order.accession_number, order.study_instance_uid)
     }
