@@ -149,6 +149,7 @@ def cases(r):
         ("owner_search", [patient.pk], {"q": "bare"}, HTMX, "patients.view_owner", 200),
         ("ownership_add", [patient.pk], {}, {}, "patients.add_ownership", 405),  # POST only
         ("visit_create", [patient.pk], {}, {}, "patients.add_visit", 200),
+        ("photo_upload", [patient.pk], {}, {}, "imaging.change_study", 200),  # photos and video (issue 17)
         ("patient_merge", [patient.pk], {}, {}, "patients.merge_patient", 200),
         ("patient_merge", [patient.pk], {"other": r["owned"].patient_id}, {}, "patients.merge_patient", 200),
         ("visit_edit", [r["visit"].pk], {}, {}, "patients.change_visit", 200),

@@ -436,3 +436,6 @@ if not DEBUG:
             "HTTP_" + env("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"),
             "https",
         )
+
+# Photos and video (importing/photos.py): the largest file an upload may bring, each.
+PHOTO_MAX_BYTES = envint("PHOTO_MAX_BYTES", 500 * 1024 * 1024)

@@ -7,6 +7,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("", include("importing.photo_urls")),  # before the API's catch-all 404 (photos, issue 17)
     path("", include("integrations.api.urls")),
     path("dicomweb/", include("integrations.dicomweb.urls")),
     path("", include("sending.urls")),
