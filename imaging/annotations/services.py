@@ -235,7 +235,8 @@ def annotation_save(
     annotation_set = _locked_set(study)
     current = annotation_set.versions.order_by("-number").first()
     if version != annotation_set.version:
-        assert current is not None  # a version other than 0 was saved
+        if current is None:  # a version named that was never saved
+            raise ValidationError({"version": "No annotations were saved on this study yet: send version 0."})
         raise StaleVersion(current)
     if current is not None and current.annotations == annotations and current.key_images == key_images:
         return current
