@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "patients",
     "imaging",
     "integrations",
+    "sharing",
 ]
 
 MIDDLEWARE = [
@@ -429,3 +430,11 @@ if not DEBUG:
             "HTTP_" + env("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"),
             "https",
         )
+
+# Share links (sharing/): how long a link lives unless its maker says otherwise, how many page
+# views a minute one address may make with one link, and how many wrong access codes it may try
+# before that link refuses it for SHARE_CODE_LOCKOUT_MINUTES (django-axes guards logins only).
+SHARE_LINK_DAYS = envint("SHARE_LINK_DAYS", 7)
+SHARE_RATE_LIMIT = envint("SHARE_RATE_LIMIT", 60)
+SHARE_CODE_ATTEMPTS = envint("SHARE_CODE_ATTEMPTS", 5)
+SHARE_CODE_LOCKOUT_MINUTES = envint("SHARE_CODE_LOCKOUT_MINUTES", 15)

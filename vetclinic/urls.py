@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("integrations.api.urls")),
     path("dicomweb/", include("integrations.dicomweb.urls")),
     path("", include("imaging.urls")),
+    path("", include("sharing.urls")),
     path("", include("patients.urls")),
 ]
 

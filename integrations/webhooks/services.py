@@ -35,7 +35,8 @@ EVENT_TASK = "integrations.tasks.webhook_event"
 EVENTS = [name for name, _ in WebhookSubscription.EVENTS]
 # The scope a client needs to hear an event: it says no more than the client may read.
 RESOURCE = {"patient.updated": "patients", "patient.merged": "patients", "order.status_changed": "orders",
-            "study.received": "studies", "study.completed": "studies", "report.finalized": "reports"}  # fmt: skip
+            "study.received": "studies", "study.completed": "studies", "report.finalized": "reports",
+            "share.opened": "studies", "consult.requested": "studies", "consult.reported": "studies"}  # fmt: skip
 # Our own events, as webhooks call them.
 ORDER_EVENTS = {
     order_events.ORDER_STATUS_CHANGED: "order.status_changed",
