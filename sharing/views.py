@@ -31,8 +31,10 @@ def _address(request: HttpRequest) -> str:
 
 
 def _private(response: HttpResponseBase) -> HttpResponseBase:
-    # The token is in the address: no other site learns it from a Referer, and no cache keeps it.
-    response["Referrer-Policy"] = "no-referrer"
+    # The token is in the address: no other site learns it from a Referer ("same-origin": with
+    # "no-referrer" the browser sends Origin: null on the opinion's POST, which CSRF refuses),
+    # and no cache keeps it.
+    response["Referrer-Policy"] = "same-origin"
     response["Cache-Control"] = "private, no-store"
     response["X-Robots-Tag"] = "noindex"
     return response

@@ -141,6 +141,9 @@ def test_the_link_session_reads_only_its_own_studies_over_dicomweb(studies):
     assert visitor.get(_path(raw)).status_code == 200
     assert visitor.get(f"{root}{shared.study_instance_uid}/metadata").status_code == 200
     assert visitor.get(f"{root}{prior.study_instance_uid}/metadata").status_code == 200  # a chosen prior
+    own_series = shared.series.get().series_instance_uid
+    thumbnail = visitor.get(f"{root}{shared.study_instance_uid}/series/{own_series}/thumbnail")
+    assert thumbnail.status_code == 200 and Image.open(io.BytesIO(thumbnail.content)).getextrema() != (0, 0)
     assert visitor.get(f"{root}{other.study_instance_uid}/metadata").status_code == 403
     assert (
         visitor.get(f"{root}{other.study_instance_uid}/rendered", HTTP_ACCEPT="image/jpeg").status_code == 403
@@ -174,7 +177,7 @@ def test_openings_are_audited_counted_and_told(studies):
         actor=ACTOR, study=shared, kind="owner", note="Biscuit's fracture is healing."
     )
     page = Client(REMOTE_ADDR="192.0.2.44").get(_path(raw))
-    assert b"fracture is healing" in page.content and page["Referrer-Policy"] == "no-referrer"
+    assert b"fracture is healing" in page.content and page["Referrer-Policy"] == "same-origin"
     Client(REMOTE_ADDR="192.0.2.45").get(_path(raw))
     openings = AuditEntry.objects.filter(action=services.OPENED, object_id=str(shared.pk)).order_by("at")
     assert [entry.changes["address"][1] for entry in openings] == ["192.0.2.44", "192.0.2.45"]
