@@ -18,7 +18,7 @@ from sharing import services
 from sharing.models import ConsultReport, ConsultRequest, ShareLink
 
 
-class LinkSerializer(serializers.ModelSerializer):
+class ShareLinkSerializer(serializers.ModelSerializer):
     state = serializers.SerializerMethodField()
     priors: serializers.PrimaryKeyRelatedField[Study] = serializers.PrimaryKeyRelatedField(
         many=True, read_only=True
@@ -34,14 +34,14 @@ class LinkSerializer(serializers.ModelSerializer):
         return link.state()
 
 
-class CreatedLinkSerializer(LinkSerializer):
+class CreatedShareLinkSerializer(ShareLinkSerializer):
     url = serializers.CharField(help_text="The link itself: shown this once (only its hash is kept)")
 
-    class Meta(LinkSerializer.Meta):
-        fields = [*LinkSerializer.Meta.fields, "url"]
+    class Meta(ShareLinkSerializer.Meta):
+        fields = [*ShareLinkSerializer.Meta.fields, "url"]
 
 
-class LinkCreateSerializer(StrictTypes, serializers.Serializer):
+class ShareLinkCreateSerializer(StrictTypes, serializers.Serializer):
     kind = serializers.ChoiceField(choices=ShareLink.Kind.values)
     expires_at = serializers.DateTimeField(required=False, help_text="Default: in SHARE_LINK_DAYS (7) days")
     access_code = serializers.CharField(required=False, allow_blank=True, max_length=64)
@@ -49,14 +49,14 @@ class LinkCreateSerializer(StrictTypes, serializers.Serializer):
     priors = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=Study.objects.all())
 
 
-class ReportSerializer(serializers.ModelSerializer):
+class ConsultReportSerializer(serializers.ModelSerializer):
     class Meta:
         model = ConsultReport
         fields = ["id", "author_name", "text", "created_at", "seen_at"]
 
 
 class ConsultSerializer(serializers.ModelSerializer):
-    reports = ReportSerializer(many=True, read_only=True)
+    reports = ConsultReportSerializer(many=True, read_only=True)
     priors: serializers.PrimaryKeyRelatedField[Study] = serializers.PrimaryKeyRelatedField(
         many=True, read_only=True
     )
@@ -102,21 +102,21 @@ class StudyShareLinks(GenericAPIView):
 
     resource = "studies"
     queryset = Study.objects.none()
-    serializer_class = LinkSerializer
+    serializer_class = ShareLinkSerializer
     pagination_class = None
 
     def get(self, request: Request, pk: int) -> Response:
         links = ShareLink.objects.filter(study=_study(pk)).prefetch_related("priors")
-        return Response(LinkSerializer(links, many=True).data)
+        return Response(ShareLinkSerializer(links, many=True).data)
 
-    @extend_schema(request=LinkCreateSerializer, responses={201: CreatedLinkSerializer})
+    @extend_schema(request=ShareLinkCreateSerializer, responses={201: CreatedShareLinkSerializer})
     def post(self, request: Request, pk: int) -> Response:
         study = _study(pk)
-        given = LinkCreateSerializer(data=request.data)
+        given = ShareLinkCreateSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         values: dict[str, Any] = dict(given.validated_data)
         link, raw = services.link_create(actor=actor_for(request), study=study, **values)
-        body = {**LinkSerializer(link).data, "url": _url(request, raw)}
+        body = {**ShareLinkSerializer(link).data, "url": _url(request, raw)}
         return Response(body, status=status.HTTP_201_CREATED)
 
 

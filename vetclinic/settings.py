@@ -392,6 +392,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # A record id in a path (integrations/api/urls.py RecordId) is a whole number, as in a body.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
+    # Sharing's choices (sharing/models.py), named apart from the other "kind" and "status" enums.
+    "ENUM_NAME_OVERRIDES": {
+        "ShareLinkKindEnum": "sharing.models.ShareLink.Kind",
+        "ConsultStatusEnum": "sharing.models.ConsultRequest.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "integrations.api.schema.error_responses",

@@ -46,11 +46,16 @@ class DicomWebRateThrottle(throttling.BaseThrottle):
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         user = request.user
-        if not isinstance(user, ClientUser):
+        link = getattr(user, "link", None)  # a share link's visitor (sharing/grants.py): per link
+        if isinstance(user, ClientUser):
+            per_minute = max(int(settings.DICOMWEB_RATE_LIMIT), int(user.client.rate_limit))
+            key = f"dicomweb-throttle-{user.client.pk}"
+        elif link is not None:
+            per_minute = int(settings.DICOMWEB_RATE_LIMIT)
+            key = f"dicomweb-throttle-share-{link.pk}"
+        else:
             return True
-        per_minute = max(int(settings.DICOMWEB_RATE_LIMIT), int(user.client.rate_limit))
         per_second = per_minute / 60
-        key = f"dicomweb-throttle-{user.client.pk}"
         moment = time.time()
         tokens, last = cache.get(key) or (float(per_minute), moment)
         tokens = min(float(per_minute), tokens + max(0.0, moment - last) * per_second)
