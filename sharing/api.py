@@ -6,7 +6,7 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -46,7 +46,10 @@ class ShareLinkCreateSerializer(StrictTypes, serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, help_text="Default: in SHARE_LINK_DAYS (7) days")
     access_code = serializers.CharField(required=False, allow_blank=True, max_length=64)
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000, help_text="For the owner")
-    priors = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=Study.objects.all())
+    priors = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=50,
+        help_text="Ids of the same animal's other studies",
+    )  # fmt: skip
 
 
 class ConsultReportSerializer(serializers.ModelSerializer):
@@ -79,7 +82,10 @@ class ConsultCreateSerializer(StrictTypes, serializers.Serializer):
     clinical_question = serializers.CharField(max_length=10000)
     history = serializers.CharField(required=False, allow_blank=True, max_length=10000)
     weight_kg = serializers.DecimalField(required=False, allow_null=True, max_digits=7, decimal_places=3)
-    priors = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=Study.objects.all())
+    priors = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=50,
+        help_text="Ids of the same animal's other studies",
+    )  # fmt: skip
     expires_at = serializers.DateTimeField(required=False)
     access_code = serializers.CharField(required=False, allow_blank=True, max_length=64)
 
@@ -89,6 +95,17 @@ def _study(pk: int) -> Study:
     if study is None:
         raise NotFound("No such study.")
     return study
+
+
+def _values(given: serializers.Serializer) -> dict[str, Any]:
+    """The validated body, ``priors`` as the studies they name (an unknown id: a 400 naming it)."""
+    values: dict[str, Any] = dict(given.validated_data)
+    ids = values.pop("priors", [])
+    priors = list(Study.objects.filter(pk__in=ids))
+    if len(priors) != len(set(ids)):
+        raise ValidationError({"priors": ["No study with one of these ids."]})
+    values["priors"] = priors
+    return values
 
 
 def _url(request: Request, raw: str) -> str:
@@ -105,6 +122,7 @@ class StudyShareLinks(GenericAPIView):
     serializer_class = ShareLinkSerializer
     pagination_class = None
 
+    @extend_schema(responses={200: ShareLinkSerializer(many=True)})
     def get(self, request: Request, pk: int) -> Response:
         links = ShareLink.objects.filter(study=_study(pk)).prefetch_related("priors")
         return Response(ShareLinkSerializer(links, many=True).data)
@@ -114,7 +132,7 @@ class StudyShareLinks(GenericAPIView):
         study = _study(pk)
         given = ShareLinkCreateSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        values: dict[str, Any] = dict(given.validated_data)
+        values = _values(given)
         link, raw = services.link_create(actor=actor_for(request), study=study, **values)
         body = {**ShareLinkSerializer(link).data, "url": _url(request, raw)}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -129,6 +147,7 @@ class StudyConsults(GenericAPIView):
     serializer_class = ConsultSerializer
     pagination_class = None
 
+    @extend_schema(responses={200: ConsultSerializer(many=True)})
     def get(self, request: Request, pk: int) -> Response:
         consults = ConsultRequest.objects.filter(study=_study(pk)).prefetch_related("reports", "priors")
         return Response(ConsultSerializer(consults, many=True).data)
@@ -138,7 +157,7 @@ class StudyConsults(GenericAPIView):
         study = _study(pk)
         given = ConsultCreateSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        values: dict[str, Any] = dict(given.validated_data)
+        values = _values(given)
         consult, raw = services.consult_create(actor=actor_for(request), study=study, **values)
         body = {**ConsultSerializer(consult).data, "url": _url(request, raw)}
         return Response(body, status=status.HTTP_201_CREATED)

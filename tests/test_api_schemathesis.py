@@ -40,6 +40,8 @@ NAMING_RECORDS = [
     ("POST", "/api/v1/reports/{id}/amend"), ("POST", "/api/v1/crosswalk"), ("POST", "/api/v1/webhooks"),
     ("PATCH", "/api/v1/webhooks/{id}"), ("PUT", "/api/v1/studies/{id}/annotations"),
     ("POST", "/api/v1/studies/{id}/annotations/key-image"), ("POST", "/api/v1/studies/{id}/annotations/export"),
+    # Sharing: priors must be the same animal's studies.
+    ("POST", "/api/v1/studies/{id}/share-links"), ("POST", "/api/v1/studies/{id}/consults"),
 ]  # fmt: skip
 
 

@@ -299,3 +299,26 @@ def test_expiry_defaults_to_seven_days(studies, settings):
     before = now()
     link, _ = services.link_create(actor=ACTOR, study=shared, kind="owner")
     assert timedelta(days=7) <= link.expires_at - before < timedelta(days=7, minutes=5)
+
+
+def test_the_owner_sees_the_key_images_when_there_are_some(studies):
+    from imaging.annotations.services import key_image_set
+
+    shared, _, _ = studies
+    second = shared.series.get().instances.order_by("-instance_number").first()
+    key = {"seriesUid": second.series.series_instance_uid, "sopInstanceUid": second.sop_instance_uid,
+           "frame": 1, "imageId": f"wadors:/x/instances/{second.sop_instance_uid}/frames/1"}  # fmt: skip
+    key_image_set(actor=ACTOR, study=shared, version=0, key_image=key, flagged=True)
+    _, raw = services.link_create(actor=ACTOR, study=shared, kind="owner")
+    visitor = Client()
+    assert visitor.get(_path(raw)).content.decode().count('class="share-image"') == 1
+    flagged = Image.open(io.BytesIO(visitor.get(reverse("share_image", args=[raw, 1])).content))
+    # Slice 1's bright square lies lower than slice 0's (ct_slice): the key image is drawn, not the first.
+    rows = [sum(flagged.convert("L").crop((0, y, 128, y + 1)).getdata()) for y in range(128)]
+    assert max(range(128), key=rows.__getitem__) >= 30
+    consult, _ = services.consult_create(
+        actor=ACTOR, study=shared, destination="TeleRad", clinical_question="?"
+    )
+    assert consult.key_images == [
+        {"seriesUid": key["seriesUid"], "sopInstanceUid": key["sopInstanceUid"], "frame": 1}
+    ]
