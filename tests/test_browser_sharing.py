@@ -106,5 +106,7 @@ def test_the_vet_makes_a_link_from_the_study_page_and_revokes_it(shared_study, s
     page.click("#share-links button:has-text('Revoke')")
     page.wait_for_selector("#share-links tr[data-state=revoked]")
     page.screenshot(path=str(SCREENSHOTS / "share-links.png"), full_page=True)
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.locator("#sharing").screenshot(path=str(SCREENSHOTS / "share-links-375.png"))
     visitor = page.context.browser.new_page()
     assert visitor.goto(url).status == 410
