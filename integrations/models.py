@@ -193,6 +193,10 @@ class WebhookSubscription(models.Model):
         ("study.completed", "The order's imaging is complete"),
         ("report.finalized", "A report was made final"),
         ("study.sent", "A send of a study to a destination ended (sent, partly or not)"),
+        # Sharing (sharing/): a share link opened, a consult asked for and answered.
+        ("share.opened", "A share link was opened"),
+        ("consult.requested", "A consult was requested"),
+        ("consult.reported", "A consult report was filed"),
     ]
 
     client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="webhooks")

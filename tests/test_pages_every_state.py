@@ -170,6 +170,15 @@ def cases(r):
         ("study_sends", [r["unmatched"].pk], {}, HTMX, "sending.view_send", 200),
         ("study_send", [r["linked"].pk], {}, {}, "sending.add_send", 405),  # POST only
         ("send_alert_dismiss", [1], {}, {}, "sending.add_send", 405),  # POST only
+        # Sharing (sharing/): a link nobody made is not found, whoever asks; the staff's posts.
+        ("share_open", ["no-such-token"], {}, {}, None, 404),
+        ("share_image", ["no-such-token", 1], {}, {}, None, 404),
+        ("share_download", ["no-such-token"], {}, {}, None, 404),
+        ("share_opinion", ["no-such-token"], {}, {}, None, 405),  # POST only
+        ("share_link_create", [r["linked"].pk], {}, {}, "imaging.change_study", 405),  # POST only
+        ("consult_create", [r["linked"].pk], {}, {}, "imaging.change_study", 405),  # POST only
+        ("consult_reports_seen", [r["linked"].pk], {}, {}, "imaging.view_study", 405),  # POST only
+        ("share_link_revoke", [1], {}, {}, "imaging.change_study", 405),  # POST only
         ("study_report", [r["linked"].pk], {}, {}, "imaging.change_report", 405),  # POST only
         ("study_link", [r["unmatched"].pk], {}, {}, "imaging.change_study", 405),  # POST only
         ("series_split", [r["series"].pk], {}, {}, "imaging.change_study", 405),  # POST only

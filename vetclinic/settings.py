@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "imaging",
     "integrations",
     "sending",
+    "sharing",
 ]
 
 MIDDLEWARE = [
@@ -398,6 +399,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # A record id in a path (integrations/api/urls.py RecordId) is a whole number, as in a body.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
+    # Sharing's choices (sharing/models.py), named apart from the other "kind" and "status" enums.
+    "ENUM_NAME_OVERRIDES": {
+        "ShareLinkKindEnum": "sharing.models.ShareLink.Kind",
+        "ConsultStatusEnum": "sharing.models.ConsultRequest.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "integrations.api.schema.error_responses",
@@ -439,3 +445,10 @@ if not DEBUG:
 
 # Photos and video (importing/photos.py): the largest file an upload may bring, each.
 PHOTO_MAX_BYTES = envint("PHOTO_MAX_BYTES", 500 * 1024 * 1024)
+# Share links (sharing/): how long a link lives unless its maker says otherwise, how many page
+# views a minute one address may make with one link, and how many wrong access codes it may try
+# before that link refuses it for SHARE_CODE_LOCKOUT_MINUTES (django-axes guards logins only).
+SHARE_LINK_DAYS = envint("SHARE_LINK_DAYS", 7)
+SHARE_RATE_LIMIT = envint("SHARE_RATE_LIMIT", 60)
+SHARE_CODE_ATTEMPTS = envint("SHARE_CODE_ATTEMPTS", 5)
+SHARE_CODE_LOCKOUT_MINUTES = envint("SHARE_CODE_LOCKOUT_MINUTES", 15)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("dicomweb/", include("integrations.dicomweb.urls")),
     path("", include("sending.urls")),
     path("", include("imaging.urls")),
+    path("", include("sharing.urls")),
     path("", include("patients.urls")),
 ]
 

@@ -123,6 +123,9 @@ def actor_for(request: Request) -> Actor:
     """The audit actor: the API client (channel api), or the staff member using the API."""
     if isinstance(request.user, ClientUser):
         return Actor(channel=Channel.API, name=request.user.client.name)
+    visitor_actor = getattr(request.user, "actor", None)  # a share link's visitor (sharing/grants.py)
+    if isinstance(visitor_actor, Actor):
+        return visitor_actor
     return Actor.for_user(request.user, channel=Channel.API)
 
 

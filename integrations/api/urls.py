@@ -10,6 +10,7 @@ from integrations.api.errors import error_body
 from integrations.api.parsers import guarded
 from integrations.webhooks import views as webhooks
 from sending import api as sending_api
+from sharing import api as sharing
 
 
 class RecordId:
@@ -86,6 +87,10 @@ urlpatterns = [
         annotations.StudyMeasurementHistory.as_view(),
         name="api_measurement_history",
     ),
+    # Sharing (sharing/api.py): share links and consults.
+    api("api/v1/studies/<id:pk>/share-links", sharing.StudyShareLinks.as_view(), name="api_share_links"),
+    api("api/v1/studies/<id:pk>/consults", sharing.StudyConsults.as_view(), name="api_consults"),
+    api("api/v1/consults/<id:pk>", sharing.ConsultDetail.as_view(), name="api_consult"),
     api("api/v1/reports", reports.ReportList.as_view(), name="api_reports"),
     api("api/v1/reports/<id:pk>", reports.ReportDetail.as_view(), name="api_report"),
     api("api/v1/reports/<id:pk>/amend", reports.ReportAmend.as_view(), name="api_report_amend"),

@@ -10,12 +10,15 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import throttling
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from integrations.api.auth import ClientUser
 from integrations.api.errors import error_body
 from integrations.api.renderers import JSONRenderer
+from sharing.grants import ShareAwareScope, ShareGrantAuthentication
 
 DICOM_JSON = "application/dicom+json"  # PS3.18 8.7.3.1, the DICOM JSON Model of PS3.18 F.2
 
@@ -43,11 +46,16 @@ class DicomWebRateThrottle(throttling.BaseThrottle):
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         user = request.user
-        if not isinstance(user, ClientUser):
+        link = getattr(user, "link", None)  # a share link's visitor (sharing/grants.py): per link
+        if isinstance(user, ClientUser):
+            per_minute = max(int(settings.DICOMWEB_RATE_LIMIT), int(user.client.rate_limit))
+            key = f"dicomweb-throttle-{user.client.pk}"
+        elif link is not None:
+            per_minute = int(settings.DICOMWEB_RATE_LIMIT)
+            key = f"dicomweb-throttle-share-{link.pk}"
+        else:
             return True
-        per_minute = max(int(settings.DICOMWEB_RATE_LIMIT), int(user.client.rate_limit))
         per_second = per_minute / 60
-        key = f"dicomweb-throttle-{user.client.pk}"
         moment = time.time()
         tokens, last = cache.get(key) or (float(per_minute), moment)
         tokens = min(float(per_minute), tokens + max(0.0, moment - last) * per_second)
@@ -72,6 +80,13 @@ class DicomWebView(APIView):
     schema = None  # PS3.18 defines these resources; the REST API's OpenAPI schema does not list them
     renderer_classes = [DicomJSONRenderer, JSONRenderer]
     throttle_classes = [DicomWebRateThrottle]
+    # A share link's visitor (sharing/grants.py): after the API key and the staff session, and
+    # allowed to read the link's studies only.
+    authentication_classes = [
+        *api_settings.DEFAULT_AUTHENTICATION_CLASSES,  # type: ignore[list-item]  # (DRF's settings: classes)
+        ShareGrantAuthentication,
+    ]
+    permission_classes = [IsAuthenticated, ShareAwareScope]
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         """A view that answers with a multipart or image body of its own reads the Accept header

@@ -36,7 +36,8 @@ EVENTS = [name for name, _ in WebhookSubscription.EVENTS]
 # The scope a client needs to hear an event: it says no more than the client may read.
 RESOURCE = {"patient.updated": "patients", "patient.merged": "patients", "order.status_changed": "orders",
             "study.received": "studies", "study.completed": "studies", "report.finalized": "reports",
-            "study.sent": "sends"}  # fmt: skip
+            "study.sent": "sends",
+            "share.opened": "studies", "consult.requested": "studies", "consult.reported": "studies"}  # fmt: skip
 # Our own events, as webhooks call them.
 ORDER_EVENTS = {
     order_events.ORDER_STATUS_CHANGED: "order.status_changed",
