@@ -1,0 +1,167 @@
+"""Exports over REST: a study (or some series) as a ZIP with a DICOMDIR, an image with its
+annotations burned in, the signed report as a PDF. Thin over imaging/export/ (the study page's
+links call the same services).
+
+Scopes: the ZIP and the image need ``studies:read`` (for staff, also the permission to take
+images out, imaging/export/permissions.py); the PDF ``reports:read``. Errors are the API's JSON
+error body, whatever the Accept header asked for.
+"""
+
+from typing import Any
+
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, permissions
+from rest_framework.exceptions import NotFound
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from imaging.archive.rendering import JPEG, PNG, CannotRender
+from imaging.export.burned import NoSuchImage, image_burned
+from imaging.export.permissions import EXPORT_IMAGES
+from imaging.export.report_pdf import NoReport, report_pdf
+from imaging.export.selection import NotExportable
+from imaging.export.study_zip import study_zip, zip_chunks
+from imaging.models import Study
+from integrations.api.auth import ClientUser, actor_for
+from integrations.api.errors import Conflict
+from integrations.dicomweb.rendered import window_parse
+
+MEDIA = {"jpg": JPEG, "png": PNG}
+
+
+class MayExportImages(permissions.BasePermission):
+    """Staff also need the permission to take images out of the clinic; an API client's
+    ``studies:read`` scope is that permission (ResourceScope checks it)."""
+
+    message = "Your role may not export images (imaging/export/permissions.py)."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return isinstance(request.user, ClientUser) or bool(
+            request.user and request.user.has_perm(EXPORT_IMAGES)
+        )
+
+
+class ExportView(GenericAPIView):
+    queryset = Study.objects.none()  # (the schema's path parameter: a study id)
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        """The body is a ZIP, a picture or a PDF whatever Accept says; only an error is JSON."""
+        return super().perform_content_negotiation(request, force=True)
+
+
+def _study(pk: int) -> Study:
+    study = Study.objects.select_related("patient__species", "patient__breed").filter(pk=pk).first()
+    if study is None:
+        raise NotFound("No such study.")
+    return study
+
+
+def _attachment(response: HttpResponseBase, filename: str) -> HttpResponseBase:
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _refused(error: NotExportable) -> exceptions.ValidationError:
+    return exceptions.ValidationError({error.field: [error.message]})
+
+
+class StudyExportZip(ExportView):
+    """The study's stored DICOM objects, byte for byte, with a DICOMDIR (IHE PDI file IDs), a
+    JPEG preview per series and a README.TXT, as a ZIP streamed as it is written."""
+
+    resource = "studies"
+    permission_classes = [*APIView.permission_classes, MayExportImages]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "series",
+                OpenApiTypes.STR,
+                many=True,
+                explode=True,
+                description="Series Instance UIDs to export (repeated or comma-separated); none: the whole study.",
+            )
+        ],  # fmt: skip
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        study = _study(pk)
+        series = [
+            uid.strip()
+            for value in request.query_params.getlist("series")
+            for uid in value.split(",")
+            if uid.strip()
+        ]
+        try:
+            export = study_zip(actor=actor_for(request), study=study, series_uids=series or None)
+        except NotExportable as error:
+            raise _refused(error) from error
+        response = StreamingHttpResponse(zip_chunks(export), content_type="application/zip")
+        return _attachment(response, export.filename)
+
+
+class ImageExport(ExportView):
+    """One frame of an image rendered with its window, the study's saved annotations of that
+    frame drawn on it (``annotations=0``: without them)."""
+
+    resource = "studies"
+    permission_classes = [*APIView.permission_classes, MayExportImages]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "annotations", OpenApiTypes.INT, enum=[0, 1], description="1 (default): draw them"
+            ),
+            OpenApiParameter(
+                "window", OpenApiTypes.STR, description="center,width[,function] (PS3.18 8.3.5.1.4)"
+            ),
+        ],
+        responses={(200, "image/jpeg"): OpenApiTypes.BINARY, (200, "image/png"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, pk: int, sop: str, frame: int, ext: str) -> HttpResponseBase:
+        study = _study(pk)
+        errors: dict[str, list[str]] = {}
+        annotations = str(request.query_params.get("annotations", "1"))
+        if annotations not in ("0", "1"):
+            errors["annotations"] = ["Give 0 or 1."]
+        window = None
+        if "window" in request.query_params:
+            try:
+                window = window_parse(str(request.query_params["window"]))
+            except ValueError as error:
+                errors["window"] = [str(error)]
+        if errors:
+            raise exceptions.ValidationError(errors)
+        try:
+            body = image_burned(
+                actor=actor_for(request), study=study, sop_instance_uid=sop, frame=frame, media_type=MEDIA[ext],
+                annotations=annotations == "1", window=window,
+            )  # fmt: skip
+        except NoSuchImage as error:
+            raise NotFound(str(error)) from error
+        except NotExportable as error:
+            raise _refused(error) from error
+        except CannotRender as error:
+            raise exceptions.NotAcceptable(f"The image cannot be drawn: {error}") from error
+        return _attachment(HttpResponse(body, content_type=MEDIA[ext]), f"study-{pk}-image.{ext}")
+
+
+class ReportPdf(ExportView):
+    """The study's signed report (final or amended) as a PDF with the clinic's letterhead and
+    the key images. 409 while it is a draft; 404 when there is none."""
+
+    resource = "reports"
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        try:
+            body = report_pdf(actor=actor_for(request), study=_study(pk))
+        except NoReport as error:
+            raise NotFound(str(error)) from error
+        except NotExportable as error:
+            raise Conflict(error.message) from error
+        return _attachment(HttpResponse(body, content_type="application/pdf"), f"study-{pk}-report.pdf")
