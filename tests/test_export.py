@@ -3,7 +3,9 @@ image with its saved annotations burned in, and the signed report as a PDF; thro
 page's links and the REST API, with their permissions and errors."""
 
 import io
+import os
 import zipfile
+from pathlib import Path
 
 import numpy
 import pydicom
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SPACING = 0.661468  # CT_small's Pixel Spacing (mm), both ways; its rows run along x, columns along y
 YELLOW = (255, 255, 0)
+SHOTS = Path(os.environ.get("VETPACS_SHOTS", "/tmp/vetpacs-shots"))  # what the exports look like, to look at
 
 
 @pytest.fixture
@@ -111,7 +114,7 @@ def test_a_selection_of_one_series_holds_only_that_series(study, staff, client, 
     assert [item.SeriesInstanceUID for item in file_set] == [other_uid]
     assert [name for name in archive.namelist() if name.startswith("PREVIEWS/")] == ["PREVIEWS/SERIES01.JPG"]
     unknown = client.get(reverse("study_export_zip", args=[study.pk]) + "?series=1.2.3")
-    assert unknown.status_code == 400 and "1.2.3" in unknown.json()["error"]["fields"]["series"][0]
+    assert unknown.status_code == 404 and "1.2.3" in unknown.json()["error"]["fields"]["series"][0]
 
 
 def length_line(study, series_uid, sop, start, end, text="Length 19.8 mm"):
@@ -141,6 +144,8 @@ def test_the_burned_in_image_differs_from_the_plain_one_where_the_saved_line_is(
     plain = numpy.asarray(Image.open(io.BytesIO(vet.get(address + "?annotations=0").content)).convert("RGB"))
     burned = numpy.asarray(Image.open(io.BytesIO(vet.get(address + "?annotations=1").content)).convert("RGB"))
     assert plain.shape == burned.shape == (128, 128, 3)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(burned).resize((512, 512), Image.Resampling.NEAREST).save(SHOTS / "export-burned.png")
     for column in range(17, 74):
         assert tuple(burned[30, column]) == YELLOW and tuple(plain[30, column]) != YELLOW
     differs = numpy.any(burned != plain, axis=2)
@@ -159,7 +164,8 @@ def test_the_burned_in_image_differs_from_the_plain_one_where_the_saved_line_is(
         reverse("image_export", args=[study.pk, other.sop_instance_uid, 1, "png"]) + "?annotations=0"
     )
     assert again.content == plain_other.content
-    assert vet.get(address.replace("/frames/1/", "/frames/2/")).json()["error"]["fields"]["frame"]
+    beyond = vet.get(address.replace("/frames/1/", "/frames/2/"))
+    assert beyond.status_code == 404 and beyond.json()["error"]["fields"]["frame"]
     assert vet.get(address + "?annotations=yes").status_code == 400
     missing = vet.get(reverse("image_export", args=[study.pk, "1.2.3.4", 1, "png"]))
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
@@ -192,6 +198,8 @@ def test_the_signed_report_is_a_pdf_with_its_text_the_letterhead_and_the_key_ima
     )  # the front desk prints it for the owner
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert response.content.startswith(b"%PDF-")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / "export-report.pdf").write_bytes(response.content)
     reader, text = pdf_text(response.content)
     assert len(reader.pages) == 1
     assert "Northfield Veterinary Hospital" in text and "1 Mill Lane" in text
@@ -233,8 +241,15 @@ def test_the_front_desk_may_not_take_the_images_out_and_the_api_follows_scopes(s
     assert picture.status_code == 200 and picture["Content-Type"] == "image/jpeg"
     missing = client.get(reverse("api_study_export_zip", args=[99999999]), **images)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
-    bad = client.get(reverse("api_study_export_zip", args=[study.pk]) + "?series=9.9", **images)
+    unknown = client.get(reverse("api_study_export_zip", args=[study.pk]) + "?series=9.9", **images)
+    assert unknown.status_code == 404 and "9.9" in unknown.json()["error"]["fields"]["series"][0]
+    bad = client.get(reverse("api_study_export_zip", args=[study.pk]) + "?series=abc", **images)
     assert bad.status_code == 400 and "series" in bad.json()["error"]["fields"]
+    window = client.get(
+        reverse("api_image_export", args=[study.pk, first.sop_instance_uid, 1, "png"]) + "?window=40,0",
+        **images,
+    )
+    assert window.status_code == 400 and "window" in window.json()["error"]["fields"]
     assert client.get(reverse("api_report_pdf", args=[study.pk]), **images).status_code == 403
     assert (
         client.get(reverse("api_report_pdf", args=[99999999]), **reports).json()["error"]["code"]
@@ -255,3 +270,18 @@ def test_the_study_page_links_to_the_exports_as_the_role_allows(study, staff, cl
         logged_in(client, staff, "front desk").get(reverse("study_detail", args=[study.pk])).content.decode()
     )
     assert reverse("study_export_zip", args=[study.pk]) not in page
+
+
+def test_a_study_whose_stored_object_is_gone_is_refused_before_any_byte_is_sent(study, staff, client):
+    study, ct_uid, _ = study
+    lost = Instance.objects.get(series__series_instance_uid=ct_uid, instance_number=2)
+    storage.object_delete(lost.storage_key)
+    response = logged_in(client, staff, "veterinarian").get(reverse("api_study_export_zip", args=[study.pk]))
+    assert response.status_code == 409 and response["Content-Type"] == "application/json"
+    assert lost.sop_instance_uid in response.json()["error"]["fields"]["instance"][0]
+    # The other series is still whole, and exports.
+    other = (
+        reverse("study_export_zip", args=[study.pk])
+        + f"?series={study.series.exclude(series_instance_uid=ct_uid).get().series_instance_uid}"
+    )
+    assert len(zipped(client.get(other)).namelist()) == 4  # DICOMDIR, the object, its preview, README.TXT

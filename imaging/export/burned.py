@@ -29,7 +29,7 @@ from imaging.archive.rendering import (
     pictures_encode,
 )
 from imaging.archive.transcode import instance_path
-from imaging.export.selection import NotExportable
+from imaging.export.selection import NotExportable, NotStored
 from imaging.models import Instance, Study
 from vetclinic.audit.services import Actor, audit_record
 
@@ -109,16 +109,14 @@ def image_burned(
     quality: int = 90,
 ) -> bytes:
     """The frame rendered, with its annotations drawn when ``annotations``; audited. Raises
-    NoSuchImage, NotExportable (``frame``, ``instance``), CannotRender."""
+    NoSuchImage, NotStored (``frame``), NotExportable (``instance``: no pixel data), CannotRender."""
     instance = Instance.objects.filter(series__study=study, sop_instance_uid=sop_instance_uid).first()
     if instance is None:
         raise NoSuchImage("The study has no instance with that SOP Instance UID.")
     if instance.rows is None:
         raise NotExportable("instance", "The instance has no pixel data to draw.")
     if not 1 <= frame <= instance.number_of_frames:
-        raise NotExportable(
-            "frame", f"The instance has {instance.number_of_frames} frame(s), numbered from 1."
-        )
+        raise NotStored("frame", f"The instance has {instance.number_of_frames} frame(s), numbered from 1.")
     picture = frame_drawn(instance, frame, window)
     marks = (
         image_annotations(study=study, sop_instance_uid=sop_instance_uid, frame=frame) if annotations else []

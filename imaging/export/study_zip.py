@@ -27,7 +27,7 @@ from pydicom.fileset import FileSet
 from imaging.archive.rendered import Picture, middle_frame, picture_render
 from imaging.archive.rendering import JPEG, CannotRender, Rendering, Viewport
 from imaging.archive.transcode import instance_path
-from imaging.export.selection import study_instances
+from imaging.export.selection import NotExportable, study_instances
 from imaging.ingest import storage
 from imaging.models import Instance, Study
 from vetclinic import clock
@@ -46,6 +46,11 @@ class StudyZip:
     study: Study
     instances: list[Instance]
     series_uids: tuple[str, ...]
+    dicomdir: (
+        bytes  # built when the export was asked for: a missing object is an answer, not a broken download
+    )
+    file_ids: dict[str, str]  # SOP Instance UID -> its name in the ZIP
+    others: dict[str, str]  # those with no DICOMDIR record type, under OTHER/
 
     @property
     def filename(self) -> str:
@@ -54,13 +59,16 @@ class StudyZip:
 
 
 def study_zip(*, actor: Actor, study: Study, series_uids: list[str] | None = None) -> StudyZip:
-    """The export of ``study`` (or only ``series_uids``), audited. Raises NotExportable."""
+    """The export of ``study`` (or only ``series_uids``) with its DICOMDIR, audited. Raises
+    NotStored (no such series, nothing stored), NotExportable (``instance``: an object is not in
+    storage or cannot be read)."""
     instances = study_instances(study=study, series_uids=series_uids)
+    dicomdir, file_ids, others = dicomdir_build(study, instances)
     audit_record(
         actor=actor, instance=study, action="exported",
         changes={"format": ["zip"], "series": list(series_uids or ["all"]), "instances": [len(instances)]},
     )  # fmt: skip
-    return StudyZip(study, instances, tuple(series_uids or ()))
+    return StudyZip(study, instances, tuple(series_uids or ()), dicomdir, file_ids, others)
 
 
 class _Pipe:
@@ -87,50 +95,61 @@ class _Pipe:
 def zip_chunks(export: StudyZip) -> Iterator[bytes]:
     """The ZIP's bytes, in pieces of about a megabyte, as they are written."""
     pipe = _Pipe()
-    with tempfile.TemporaryDirectory(prefix="vetpacs-export-") as folder:
-        file_ids, others = dicomdir_write(export, folder)
-        with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-            archive.write(os.path.join(folder, "DICOMDIR"), "DICOMDIR")
-            yield pipe.take()
-            for instance in export.instances:
-                name = file_ids.get(instance.sop_instance_uid) or others[instance.sop_instance_uid]
-                with (
-                    storage.default_storage.open(instance.storage_key, "rb") as source,
-                    archive.open(name, "w", force_zip64=instance.file_size >= 1 << 31) as target,
-                ):
-                    while piece := source.read(CHUNK):
-                        target.write(piece)
-                        yield pipe.take()
-            previews = []
-            for number, (series, picture) in enumerate(_previews(export), start=1):
-                name = f"PREVIEWS/SERIES{number:02d}.JPG"
-                archive.writestr(name, picture, compress_type=zipfile.ZIP_STORED)
-                previews.append((series, name))
-                yield pipe.take()
-            readme = readme_text(export, previews, others)
-            archive.writestr("README.TXT", readme.encode(), compress_type=zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        archive.writestr("DICOMDIR", export.dicomdir)
         yield pipe.take()
+        for instance in export.instances:
+            name = export.file_ids.get(instance.sop_instance_uid) or export.others[instance.sop_instance_uid]
+            with (
+                storage.default_storage.open(instance.storage_key, "rb") as source,
+                archive.open(name, "w", force_zip64=instance.file_size >= 1 << 31) as target,
+            ):
+                while piece := source.read(CHUNK):
+                    target.write(piece)
+                    yield pipe.take()
+        previews = []
+        for number, (series, picture) in enumerate(_previews(export), start=1):
+            name = f"PREVIEWS/SERIES{number:02d}.JPG"
+            archive.writestr(name, picture, compress_type=zipfile.ZIP_STORED)
+            previews.append((series, name))
+            yield pipe.take()
+        readme = readme_text(export, previews, export.others)
+        archive.writestr("README.TXT", readme.encode(), compress_type=zipfile.ZIP_DEFLATED)
+    yield pipe.take()
 
 
-def dicomdir_write(export: StudyZip, folder: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Write the DICOMDIR into ``folder``; return each object's File ID as a ZIP name, and the
-    names of those a DICOMDIR has no record for (a SOP class pydicom's FileSet does not know)
-    under OTHER/, still on the medium but not in the directory."""
+def dicomdir_build(study: Study, instances: list[Instance]) -> tuple[bytes, dict[str, str], dict[str, str]]:
+    """The DICOMDIR, each object's File ID as a ZIP name, and the names of those a DICOMDIR has
+    no record for (a SOP class pydicom's FileSet does not know) under OTHER/: still on the medium,
+    not in the directory. FileSet writes the directory beside header-only copies in a temporary
+    folder; only the DICOMDIR is kept. Raises NotExportable (``instance``)."""
     file_set = FileSet()
     file_set.ID = FILE_SET_ID
     others: dict[str, str] = {}
-    for instance in export.instances:
-        with instance_path(instance.storage_key) as path:
-            header = dcmread(path, stop_before_pixels=True)  # the records need the header only
-        _record_keys_fill(header, export.study)
+    for instance in instances:
+        try:
+            with instance_path(instance.storage_key) as path:
+                header = dcmread(path, stop_before_pixels=True)  # the records need the header only
+        except (
+            Exception
+        ) as error:  # OSError, InvalidDicomError, a truncated header: the readers' errors are many
+            log.warning("export: %s unreadable", instance.storage_key, exc_info=True)
+            raise NotExportable(
+                "instance",
+                f"The stored object of instance {instance.sop_instance_uid} cannot be read ({error}).",
+            ) from error
+        _record_keys_fill(header, study)
         try:
             file_set.add(header)
         except ValueError:  # no directory record type for the SOP class (PS3.3 F.5)
             log.info("%s has no DICOMDIR record type; put under OTHER/", instance.sop_instance_uid)
             others[instance.sop_instance_uid] = f"OTHER/OB{len(others) + 1:06d}"
-    file_set.write(folder)
-    file_ids = {str(item.SOPInstanceUID): item.FileID.replace(os.sep, "/") for item in file_set}
-    return file_ids, others
+    with tempfile.TemporaryDirectory(prefix="vetpacs-dicomdir-") as folder:
+        file_set.write(folder)
+        with open(os.path.join(folder, "DICOMDIR"), "rb") as written:
+            dicomdir = written.read()
+        file_ids = {str(item.SOPInstanceUID): item.FileID.replace(os.sep, "/") for item in file_set}
+    return dicomdir, file_ids, others
 
 
 def _record_keys_fill(header: Dataset, study: Study) -> None:

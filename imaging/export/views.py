@@ -9,7 +9,7 @@ from imaging.archive.rendering import JPEG, PNG, CannotRender
 from imaging.export.burned import NoSuchImage, image_burned
 from imaging.export.permissions import EXPORT_IMAGES, EXPORT_REPORT
 from imaging.export.report_pdf import NoReport, report_pdf
-from imaging.export.selection import NotExportable
+from imaging.export.selection import NotExportable, NotStored
 from imaging.export.study_zip import StudyZip, study_zip, zip_chunks
 from imaging.models import Study
 from vetclinic.audit.services import Actor
@@ -18,7 +18,8 @@ MEDIA = {"jpg": JPEG, "png": PNG}
 
 
 def refused(status: int, message: str, field: str | None = None) -> JsonResponse:
-    body: dict[str, object] = {"code": "not_found" if status == 404 else "invalid", "message": message}
+    code = {404: "not_found", 409: "conflict"}.get(status, "validation_error")  # as the API's (errors.py)
+    body: dict[str, object] = {"code": code, "message": message}
     if field:
         body["fields"] = {field: [message]}
     return JsonResponse({"error": body}, status=status)
@@ -51,7 +52,7 @@ def study_zip_download(request: HttpRequest, pk: int) -> HttpResponseBase:
     try:
         export = study_zip(actor=Actor.for_user(request.user), study=study, series_uids=series or None)
     except NotExportable as error:
-        return refused(400, error.message, error.field)
+        return refused(404 if isinstance(error, NotStored) else 409, error.message, error.field)
     return zip_response(export)
 
 
@@ -73,9 +74,9 @@ def image_download(request: HttpRequest, pk: str, sop: str, frame: str, ext: str
     except NoSuchImage as error:
         return refused(404, str(error))
     except NotExportable as error:
-        return refused(400, error.message, error.field)
+        return refused(404 if isinstance(error, NotStored) else 409, error.message, error.field)
     except CannotRender as error:
-        return refused(422, f"The image cannot be drawn: {error}")
+        return refused(409, f"The image cannot be drawn: {error}", "instance")
     return attachment(HttpResponse(body, content_type=MEDIA[ext]), f"study-{pk}-image.{ext}")
 
 

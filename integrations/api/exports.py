@@ -7,6 +7,7 @@ images out, imaging/export/permissions.py); the PDF ``reports:read``. Errors are
 error body, whatever the Accept header asked for.
 """
 
+import re
 from typing import Any
 
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
@@ -16,17 +17,18 @@ from rest_framework import exceptions, permissions
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imaging.archive.rendering import JPEG, PNG, CannotRender
 from imaging.export.burned import NoSuchImage, image_burned
 from imaging.export.permissions import EXPORT_IMAGES
 from imaging.export.report_pdf import NoReport, report_pdf
-from imaging.export.selection import NotExportable
+from imaging.export.selection import NotExportable, NotStored
 from imaging.export.study_zip import study_zip, zip_chunks
 from imaging.models import Study
 from integrations.api.auth import ClientUser, actor_for
-from integrations.api.errors import Conflict
+from integrations.api.errors import error_body
 from integrations.dicomweb.rendered import window_parse
 
 MEDIA = {"jpg": JPEG, "png": PNG}
@@ -65,8 +67,19 @@ def _attachment(response: HttpResponseBase, filename: str) -> HttpResponseBase:
     return response
 
 
-def _refused(error: NotExportable) -> exceptions.ValidationError:
-    return exceptions.ValidationError({error.field: [error.message]})
+def _refused(error: NotExportable) -> Response:
+    """404 for a series, instance or frame the study does not have; 409 for what the stored
+    object's state does not allow (no pixel data, not readable, a draft report)."""
+    status = 404 if isinstance(error, NotStored) else 409
+    return Response(error_body(status, error.message, {error.field: [error.message]}), status=status)
+
+
+# The query parameters' forms, in the schema: anything else is a 400 naming the parameter.
+UID_LIST = r"^[0-9.]{1,64}(,[0-9.]{1,64})*$"
+# (A linear window's width is at least 1, PS3.3 C.11.2.1.2.1.)
+WINDOW = (
+    r"^-?[0-9]{1,9}(\.[0-9]{1,6})?,[0-9]{0,8}[1-9][0-9]{0,8}(\.[0-9]{1,6})?(,(linear|linear-exact|sigmoid))?$"
+)
 
 
 class StudyExportZip(ExportView):
@@ -90,16 +103,16 @@ class StudyExportZip(ExportView):
     )
     def get(self, request: Request, pk: int) -> HttpResponseBase:
         study = _study(pk)
-        series = [
-            uid.strip()
-            for value in request.query_params.getlist("series")
-            for uid in value.split(",")
-            if uid.strip()
-        ]
+        given = request.query_params.getlist("series")
+        if any(not re.match(UID_LIST, value) for value in given):
+            raise exceptions.ValidationError(
+                {"series": ["Give Series Instance UIDs: digits and dots, comma-separated."]}
+            )
+        series = [uid for value in given for uid in value.split(",")]
         try:
             export = study_zip(actor=actor_for(request), study=study, series_uids=series or None)
         except NotExportable as error:
-            raise _refused(error) from error
+            return _refused(error)
         response = StreamingHttpResponse(zip_chunks(export), content_type="application/zip")
         return _attachment(response, export.filename)
 
@@ -144,9 +157,9 @@ class ImageExport(ExportView):
         except NoSuchImage as error:
             raise NotFound(str(error)) from error
         except NotExportable as error:
-            raise _refused(error) from error
+            return _refused(error)
         except CannotRender as error:
-            raise exceptions.NotAcceptable(f"The image cannot be drawn: {error}") from error
+            return _refused(NotExportable("instance", f"The image cannot be drawn: {error}"))
         return _attachment(HttpResponse(body, content_type=MEDIA[ext]), f"study-{pk}-image.{ext}")
 
 
@@ -163,5 +176,5 @@ class ReportPdf(ExportView):
         except NoReport as error:
             raise NotFound(str(error)) from error
         except NotExportable as error:
-            raise Conflict(error.message) from error
+            return _refused(error)
         return _attachment(HttpResponse(body, content_type="application/pdf"), f"study-{pk}-report.pdf")
