@@ -285,3 +285,17 @@ def test_a_study_whose_stored_object_is_gone_is_refused_before_any_byte_is_sent(
         + f"?series={study.series.exclude(series_instance_uid=ct_uid).get().series_instance_uid}"
     )
     assert len(zipped(client.get(other)).namelist()) == 4  # DICOMDIR, the object, its preview, README.TXT
+
+
+def test_the_report_pdf_link_appears_once_the_report_is_signed(study, staff, client):
+    study, _, _ = study
+    report_finalize(
+        actor=Actor.for_user(staff["veterinarian"]), study=study, findings="No abnormality.", conclusion="Normal."
+    )  # fmt: skip
+    page = (
+        logged_in(client, staff, "front desk").get(reverse("study_detail", args=[study.pk])).content.decode()
+    )
+    assert reverse("report_export_pdf", args=[study.pk]) in page and "Report PDF" in page
+    pdf = client.get(reverse("report_export_pdf", args=[study.pk]))
+    _, text = pdf_text(pdf.content)
+    assert "No abnormality." in text and "Key images" not in text  # none flagged: none shown

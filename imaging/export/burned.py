@@ -170,9 +170,12 @@ def marks_draw(
                 x, y = plane.pixel(box) if box else (points[-1][0] + 6 * width, points[-1][1] + 4 * width)
             except (TypeError, ValueError, IndexError):
                 x, y = points[-1]
-            draw.text(
-                (x, y), text, fill=COLOUR, font=font, stroke_width=max(1, width // 2 + 1), stroke_fill=SHADOW
-            )
+            stroke = max(1, width // 2 + 1)
+            left, top, right, bottom = draw.textbbox((x, y), text, font=font, stroke_width=stroke)
+            # Kept inside the picture (a label near the right or bottom edge is moved in, not cut).
+            x -= max(0.0, right - (drawn.width - 1)) - max(0.0, -left)
+            y -= max(0.0, bottom - (drawn.height - 1)) - max(0.0, -top)
+            draw.text((x, y), text, fill=COLOUR, font=font, stroke_width=stroke, stroke_fill=SHADOW)
     return drawn
 
 

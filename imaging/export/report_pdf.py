@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from django.conf import settings
+from django.utils.timezone import localtime
 from fpdf import FPDF
 
 from imaging.annotations.services import annotations_current
@@ -50,7 +51,7 @@ def report_pdf(*, actor: Actor, study: Study) -> bytes:
     _text(document, "Conclusion", report.conclusion)
     signed = f"Signed by {report.signed_by_name or 'the reporting vet'}"
     if report.finalized_at:
-        signed += f" on {report.finalized_at:%Y-%m-%d %H:%M}"
+        signed += f" on {localtime(report.finalized_at):%Y-%m-%d %H:%M}"  # the clinic's time (TIME_ZONE)
     if report.status == Report.Status.AMENDED:
         signed += f" (amended, version {report.version})"
     document.font_use("", 10)

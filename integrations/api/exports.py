@@ -12,7 +12,7 @@ from typing import Any
 
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
@@ -75,6 +75,11 @@ def _refused(error: NotExportable) -> Response:
 
 
 # The query parameters' forms, in the schema: anything else is a 400 naming the parameter.
+CONFLICT = OpenApiResponse(
+    response={"$ref": "#/components/schemas/Error"},
+    description="What is stored does not allow it (an object not in storage, no pixel data, a draft report); "
+    "`fields` names the instance or report",
+)
 UID_LIST = r"^[0-9.]{1,64}(,[0-9.]{1,64})*$"
 # (A linear window's width is at least 1, PS3.3 C.11.2.1.2.1.)
 WINDOW = (
@@ -96,14 +101,18 @@ class StudyExportZip(ExportView):
                 OpenApiTypes.STR,
                 many=True,
                 explode=True,
-                description="Series Instance UIDs to export (repeated or comma-separated); none: the whole study.",
+                pattern=UID_LIST,
+                description="Series Instance UIDs to export (repeated or comma-separated); none: the whole "
+                "study. A series the study does not have: 404 naming it.",
             )
         ],  # fmt: skip
-        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, 409: CONFLICT},
     )
     def get(self, request: Request, pk: int) -> HttpResponseBase:
         study = _study(pk)
-        given = request.query_params.getlist("series")
+        given = [
+            value for value in request.query_params.getlist("series") if value
+        ]  # series=: the whole study
         if any(not re.match(UID_LIST, value) for value in given):
             raise exceptions.ValidationError(
                 {"series": ["Give Series Instance UIDs: digits and dots, comma-separated."]}
@@ -130,10 +139,17 @@ class ImageExport(ExportView):
                 "annotations", OpenApiTypes.INT, enum=[0, 1], description="1 (default): draw them"
             ),
             OpenApiParameter(
-                "window", OpenApiTypes.STR, description="center,width[,function] (PS3.18 8.3.5.1.4)"
+                "window",
+                OpenApiTypes.STR,
+                pattern=WINDOW,
+                description="center,width[,function] (PS3.18 8.3.5.1.4); default: the object's own window",
             ),
         ],
-        responses={(200, "image/jpeg"): OpenApiTypes.BINARY, (200, "image/png"): OpenApiTypes.BINARY},
+        responses={
+            (200, "image/jpeg"): OpenApiTypes.BINARY,
+            (200, "image/png"): OpenApiTypes.BINARY,
+            409: CONFLICT,
+        },
     )
     def get(self, request: Request, pk: int, sop: str, frame: int, ext: str) -> HttpResponseBase:
         study = _study(pk)
@@ -142,7 +158,7 @@ class ImageExport(ExportView):
         if annotations not in ("0", "1"):
             errors["annotations"] = ["Give 0 or 1."]
         window = None
-        if "window" in request.query_params:
+        if request.query_params.get("window"):  # window=: the object's own
             try:
                 window = window_parse(str(request.query_params["window"]))
             except ValueError as error:
@@ -169,7 +185,7 @@ class ReportPdf(ExportView):
 
     resource = "reports"
 
-    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, 409: CONFLICT})
     def get(self, request: Request, pk: int) -> HttpResponseBase:
         try:
             body = report_pdf(actor=actor_for(request), study=_study(pk))

@@ -32,7 +32,7 @@ class Uid:
 
 
 class PictureFormat:
-    regex = "jpg|png"
+    regex = "(?:jpg|png)"
     to_python = str
     to_url = str
 
