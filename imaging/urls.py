@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("imaging.studies.urls")),
     path("", include("imaging.reports.urls")),
     path("", include("imaging.orders.urls")),
+    path("", include("imaging.export.urls")),
 ]

@@ -131,6 +131,11 @@ def cases(r):
     """(url name, args, query, headers, permission needed, status when allowed) for every UI page."""
     patient, order = r["patient"], r["order"]
     slot = {"station": "DRROOM", "day": "2026-11-23", "time": "10:00"}
+    signed = Report.objects.filter(
+        study=r["linked"], status__in=[Report.Status.FINAL, Report.Status.AMENDED]
+    ).exists()
+    # The records' instances name stored objects that are not there: a ZIP of them is refused.
+    stored = Instance.objects.filter(series__study=r["linked"]).exists()
     return [
         ("home", [], {}, {}, None, 200),
         ("home", [], {"q": "nobody"}, {}, None, 200),
@@ -170,6 +175,12 @@ def cases(r):
         ("study_sends", [r["unmatched"].pk], {}, HTMX, "sending.view_send", 200),
         ("study_send", [r["linked"].pk], {}, {}, "sending.add_send", 405),  # POST only
         ("send_alert_dismiss", [1], {}, {}, "sending.add_send", 405),  # POST only
+        # Export (imaging/export/): the signed report's PDF, none for a study without a report,
+        # the study's files (none stored yet here), an image that is not there.
+        ("report_export_pdf", [r["linked"].pk], {}, {}, "imaging.view_report", 200 if signed else 409),
+        ("report_export_pdf", [r["unmatched"].pk], {}, {}, "imaging.view_report", 404),
+        ("study_export_zip", [r["linked"].pk], {}, {}, "imaging.change_annotationset", 409 if stored else 404),
+        ("image_export", [r["linked"].pk, "1.2.3", 1, "jpg"], {}, {}, "imaging.change_annotationset", 404),
         # Sharing (sharing/): a link nobody made is not found, whoever asks; the staff's posts.
         ("share_open", ["no-such-token"], {}, {}, None, 404),
         ("share_image", ["no-such-token", 1], {}, {}, None, 404),

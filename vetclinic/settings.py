@@ -47,6 +47,9 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 
 CLINIC_NAME = env("CLINIC_NAME", "VetPACS demo clinic")
+# The letterhead of exported reports and the README of exported media (imaging/export/): lines
+# separated by "\n" in the environment.
+CLINIC_ADDRESS = env("CLINIC_ADDRESS", "").replace("\\n", "\n")
 # Where staff reach the web UI; links sent to other systems (HL7 OBX, webhooks) start with it.
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Prefix of generated clinic patient IDs (the DICOM Patient ID, LO: at most 64 characters).

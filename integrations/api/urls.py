@@ -5,7 +5,7 @@ from django.urls import URLPattern, path, re_path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from integrations.api import annotations, imaging, patients, reference, reports
+from integrations.api import annotations, exports, imaging, patients, reference, reports
 from integrations.api.errors import error_body
 from integrations.api.parsers import guarded
 from integrations.webhooks import views as webhooks
@@ -23,6 +23,24 @@ class RecordId:
 
 
 register_converter(RecordId, "id")
+
+
+class Uid:
+    """A DICOM UID (PS3.5 9.1: digits and dots, 64 characters at most)."""
+
+    regex = "[0-9.]{1,64}"
+    to_python = str
+    to_url = str
+
+
+class PictureFormat:
+    regex = "(?:jpg|png)"
+    to_python = str
+    to_url = str
+
+
+register_converter(Uid, "uid")
+register_converter(PictureFormat, "picture")
 
 
 @csrf_exempt  # (any method: a POST with a session cookie gets the 404 too, not the CSRF page)
@@ -91,6 +109,14 @@ urlpatterns = [
     api("api/v1/studies/<id:pk>/share-links", sharing.StudyShareLinks.as_view(), name="api_share_links"),
     api("api/v1/studies/<id:pk>/consults", sharing.StudyConsults.as_view(), name="api_consults"),
     api("api/v1/consults/<id:pk>", sharing.ConsultDetail.as_view(), name="api_consult"),
+    # Exports (imaging/export/): a ZIP with a DICOMDIR, an image with its marks, the report's PDF.
+    api("api/v1/studies/<id:pk>/export.zip", exports.StudyExportZip.as_view(), name="api_study_export_zip"),
+    api(
+        "api/v1/studies/<id:pk>/instances/<uid:sop>/frames/<id:frame>/export.<picture:ext>",
+        exports.ImageExport.as_view(),
+        name="api_image_export",
+    ),
+    api("api/v1/studies/<id:pk>/report.pdf", exports.ReportPdf.as_view(), name="api_report_pdf"),
     api("api/v1/reports", reports.ReportList.as_view(), name="api_reports"),
     api("api/v1/reports/<id:pk>", reports.ReportDetail.as_view(), name="api_report"),
     api("api/v1/reports/<id:pk>/amend", reports.ReportAmend.as_view(), name="api_report_amend"),
