@@ -99,11 +99,15 @@ async function viewerStart(element) {
   });
   tools.addViewport(VIEWPORT_ID, RENDERING_ENGINE_ID);
 
-  element.addEventListener(CoreEnums.Events.IMAGE_RENDERED, () => {
+  // "rendered" once the features have started too: a click on their buttons before then would
+  // go nowhere (the browser tests wait for it, and a person sees the status line say it).
+  let ready = false;
+  const shown = () => {
     const index = viewport.getCurrentImageIdIndex();
     element.dataset.imageIndex = String(index);
-    status(element, `Image ${index + 1} of ${imageIds.length}`, "rendered");
-  });
+    if (ready) status(element, `Image ${index + 1} of ${imageIds.length}`, "rendered");
+  };
+  element.addEventListener(CoreEnums.Events.IMAGE_RENDERED, shown);
 
   // Arrow keys step through the stack as the wheel does.
   element.tabIndex = 0;
@@ -121,6 +125,8 @@ async function viewerStart(element) {
   const viewer = displayStart({ engine, toolGroup: tools, element, viewport, dicomwebRoot, studyUid, seriesUid, seriesImageIds });
   // Measuring, annotating, comparing, reporting (features.js), each through the display's API.
   if (viewer) await featuresStart({ ...viewer, page: element.dataset });
+  ready = true;
+  shown();
   element.focus();
 }
 
