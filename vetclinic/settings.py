@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "patients",
     "imaging",
     "integrations",
+    "importing",
 ]
 
 MIDDLEWARE = [
@@ -429,3 +430,11 @@ if not DEBUG:
             "HTTP_" + env("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"),
             "https",
         )
+
+
+# Importing through the web (importing/): the largest upload (a 413 before it is read), the
+# largest file in it (refused, the rest kept), and how many files one request may carry (Django
+# refuses more: a CD's folder is hundreds).
+IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", 2 * 1024**3)
+IMPORT_MAX_FILE_BYTES = envint("IMPORT_MAX_FILE_BYTES", 500 * 1024**2)
+DATA_UPLOAD_MAX_NUMBER_FILES = envint("IMPORT_MAX_FILES", 5000)

@@ -7,6 +7,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # Before the API's: its catch-all under /api/v1/ would answer /api/v1/uploads.
+    path("", include("importing.urls")),
     path("", include("integrations.api.urls")),
     path("dicomweb/", include("integrations.dicomweb.urls")),
     path("", include("imaging.urls")),
