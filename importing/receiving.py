@@ -76,7 +76,7 @@ def upload_from_request(
             name = (paths[index] if paths else "") or upload.name or f"file-{index + 1}"
             temporary = getattr(upload, "temporary_file_path", None)
             # Over FILE_UPLOAD_MAX_MEMORY_SIZE Django spooled it to a file: moved, not copied.
-            source: "io.BytesIO | Path" = Path(temporary()) if temporary else io.BytesIO(upload.read())
+            source: io.BytesIO | Path = Path(temporary()) if temporary else io.BytesIO(upload.read())
             if sources.file_lay(root, name, source) is None:
                 sources.file_lay(root, f"file-{index + 1}", source)
             size += upload.size or 0
