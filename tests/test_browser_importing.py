@@ -73,7 +73,9 @@ def test_a_file_dropped_on_the_reconciliation_page_waits_there(
     )
     page.wait_for_url(f"{live_server.url}/imports/*/")
     expect(page.locator("#import-summary")).to_have_text("1 file stored, 0 refused")
-    expect(page.locator(".import-studies tbody tr")).to_contain_text("Waiting for reconciliation", timeout=60_000)
+    expect(page.locator(".import-studies tbody tr")).to_contain_text(
+        "Waiting for reconciliation", timeout=60_000
+    )
     shot(page, "import-reconciliation")
     page.goto(live_server.url + reverse("reconciliation"))
     expect(page.locator(".study-card h2").first).to_contain_text("Abdomen")
