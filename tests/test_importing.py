@@ -202,3 +202,34 @@ def test_who_may_import(client, reference_data, storage_root, django_user_model,
     patient = make_patient("Biscuit")
     page = client.get(reverse("patient_detail", args=[patient.pk]))
     assert page.status_code == 403 or "import-drop" not in page.content.decode()
+
+
+def test_dropped_on_an_order_the_study_answers_that_order_and_its_animal(
+    desk, storage_root, celery_worker, actor, make_patient
+):
+    from datetime import datetime
+
+    from django.utils.timezone import make_aware
+
+    from imaging.models import Modality, Procedure
+    from imaging.orders import services as orders
+    from imaging.orders.catalog import procedures_load
+    from patients.models import Species
+
+    procedures_load(Procedure, Species)
+    biscuit = make_patient("Biscuit", patient_id="PX-8")
+    order = orders.order_create(
+        actor=actor, patient=biscuit, procedure=Procedure.objects.get(code="DX-THX2"),
+        station=Modality.objects.create(ae_title="DRROOM", modality_type="DX"),
+        scheduled_start=make_aware(datetime(2026, 3, 2, 10, 30)), past_ok=True,
+    )  # fmt: skip
+    ds = fresh(PatientID="REFERRAL-3", PatientName="JONES^BISCUIT", AccessionNumber="")
+    assert desk.get(reverse("order_detail", args=[order.pk])).content.decode().count("import-drop") >= 1
+    answer = post(desk, [("thorax.dcm", sent_bytes(ds))], order=str(order.pk))
+    assert answer.status_code == 201
+    done(answer.json()["id"])
+    study = Study.objects.get(study_instance_uid=ds.StudyInstanceUID)
+    assert (study.patient, study.order, study.link) == (biscuit, order, Study.Link.MANUAL)
+    other = make_patient("Rex", patient_id="PX-9")
+    mismatch = post(desk, [("x.dcm", sent_bytes(fresh()))], order=str(order.pk), patient=str(other.pk))
+    assert mismatch.status_code == 400 and mismatch.json()["field"] == "order"
