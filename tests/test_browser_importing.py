@@ -79,3 +79,28 @@ def test_a_file_dropped_on_the_reconciliation_page_waits_there(
     shot(page, "import-reconciliation")
     page.goto(live_server.url + reverse("reconciliation"))
     expect(page.locator(".study-card h2").first).to_contain_text("Abdomen")
+
+
+def test_a_cd_folder_chosen_on_the_reconciliation_page_is_read_through_its_dicomdir(
+    page, live_server, reference_data, staff, storage_root, celery_worker, tmp_path
+):
+    import shutil
+    from pathlib import Path
+
+    from pydicom.data import get_testdata_file
+    from pydicom.fileset import FileSet
+
+    source = Path(get_testdata_file("DICOMDIR")).parent
+    cd = tmp_path / "CD"
+    listed = [Path(i.path) for i in FileSet(source / "DICOMDIR")]
+    for path in [source / "DICOMDIR", *listed]:
+        target = cd / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    log_in(page, live_server, staff["front desk"].username)
+    page.goto(live_server.url + reverse("reconciliation"))
+    page.locator("input[name=folder]").set_input_files(cd)  # as "Choose a folder" gives it
+    page.wait_for_url(f"{live_server.url}/imports/*/")
+    expect(page.locator("#import-summary")).to_have_text("31 files stored, 0 refused")
+    expect(page.locator(".import-studies tbody tr")).to_have_count(6, timeout=60_000)
+    assert Upload.objects.get().stored[0]["name"].startswith("CD/")
