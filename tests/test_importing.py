@@ -193,6 +193,15 @@ def test_a_file_over_the_per_file_limit_is_refused_and_the_rest_kept(desk, stora
     assert [p.read_bytes() for p in stored_files(storage_root)] == [sent_bytes(small)]
 
 
+def test_a_post_without_the_csrf_token_is_refused_and_stores_nothing(reference_data, staff, storage_root):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(staff["front desk"])
+    answer = post(browser, [("a.dcm", sent_bytes(fresh()))])
+    assert answer.status_code == 403 and stored_files(storage_root) == [] and not Upload.objects.exists()
+
+
 def test_who_may_import(client, reference_data, storage_root, django_user_model, make_patient):
     anyone = reverse("upload_create")
     assert client.post(anyone, {}).status_code == 302  # logged out: to the login page
