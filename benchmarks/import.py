@@ -143,6 +143,10 @@ def main() -> int:
             Vetpacs(workdir, 1, env, db, warm_paths[0], queue) as listener,
             harness.Gunicorn("vetclinic.wsgi:application", workdir, env, workers=1, threads=4) as server,
         ):
+            # Warm the web side up end to end too, as the listener is (its first request loads
+            # the modules and connects to the database), then start clean.
+            web(server.port, key, warm, db, 1, args.timeout)
+            listener.reset()
             for _ in range(args.rounds):
                 store_s = cstore(listener, paths, db, args.timeout)
                 listener.reset()

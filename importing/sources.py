@@ -170,11 +170,14 @@ def candidates(root: Path, *, most_file: int, most_total: int) -> tuple[list[Can
     seen = set(listed)
     others = [p for p in _files(root) if p not in seen and p not in directories]
     found: list[Candidate] = []
+    listed_set = set(listed)
     for path in listed + others:
         name = _shown(path, root)
-        if _is_zip(path):
+        # (Each file is opened only when it must be: the ZIPs sent were unpacked and removed
+        # above, so only a ZIP's member can still be one; a file a DICOMDIR lists is no DICOMDIR.)
+        if any(part.endswith(".zip.d") for part in path.relative_to(root).parts[:-1]) and _is_zip(path):
             refused.append(Refused(name, "A ZIP inside a ZIP: unpack the outer one and send the inner"))
-        elif _is_directory(path):
+        elif path not in listed_set and _is_directory(path):
             refused.append(Refused(name, "A DICOMDIR not named DICOMDIR: an index, not an image"))
         elif path.stat().st_size > most_file:
             refused.append(Refused(name, _too_large(most_file)))
