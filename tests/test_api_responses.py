@@ -19,6 +19,7 @@ from jsonschema import Draft4Validator, FormatChecker
 from imaging.annotations.services import annotation_save
 from imaging.models import Instance, Modality, Series, Study
 from imaging.reports import services as report_services
+from importing.models import Upload
 from integrations.models import ApiClient, WebhookDelivery, WebhookSubscription
 from integrations.webhooks import services as webhook_services
 from patients.models import CodeMapping, Patient
@@ -134,7 +135,15 @@ def records(api, actor, make_owner, make_patient, make_order, stations, labrador
         actor=actor, study=bare_study, destination="Teleradiology", clinical_question="Any fracture?"
     )
     sharing_services.link_create(actor=actor, study=bare_study, kind="owner", note="All well.")
+    # An upload that stored a file and refused one, linked to an animal; one with nothing yet.
+    done = Upload.objects.create(
+        patient=biscuit, sender="Acme PMS", status="done", files_received=2, bytes_received=2048,
+        stored=[{"name": "CT/1.dcm", "sop_instance_uid": "1.2.826.0.1.1.1.1"}],
+        refused=[{"name": "notes.txt", "reason": "Not a DICOM file."}], finished=MOMENT,
+    )  # fmt: skip
+    waiting = Upload.objects.create()
     return {
+        "/api/v1/uploads/{id}": [done.pk, waiting.pk],
         "/api/v1/studies/{id}/annotations": [full_study.pk, bare_study.pk],
         "/api/v1/studies/{id}/annotations/versions": [full_study.pk, bare_study.pk],
         "/api/v1/studies/{id}/measurements/history": [full_study.pk, bare_study.pk],

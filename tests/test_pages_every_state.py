@@ -13,6 +13,7 @@ from pydicom.uid import generate_uid
 
 from imaging.models import ImagingOrder, Instance, PerformedProcedureStep, Procedure, Report, Series, Study
 from imaging.orders.services import order_create
+from importing.models import Upload
 from patients.models import Owner, Patient, Visit
 from patients.services import owner_upsert, patient_upsert, visit_create
 from vetclinic import clock
@@ -136,6 +137,8 @@ def cases(r):
     ).exists()
     # The records' instances name stored objects that are not there: a ZIP of them is refused.
     stored = Instance.objects.filter(series__study=r["linked"]).exists()
+    # An upload dropped on the animal, nothing in it read yet (importing/).
+    upload = Upload.objects.filter(patient=patient).first() or Upload.objects.create(patient=patient)
     return [
         ("home", [], {}, {}, None, 200),
         ("home", [], {"q": "nobody"}, {}, None, 200),
@@ -181,6 +184,9 @@ def cases(r):
         ("report_export_pdf", [r["unmatched"].pk], {}, {}, "imaging.view_report", 404),
         ("study_export_zip", [r["linked"].pk], {}, {}, "imaging.change_annotationset", 409 if stored else 404),
         ("image_export", [r["linked"].pk, "1.2.3", 1, "jpg"], {}, {}, "imaging.change_annotationset", 404),
+        # Importing (importing/): the drop's post, and an upload's page.
+        ("upload_create", [], {}, {}, "imaging.change_study", 405),  # POST only
+        ("upload_detail", [upload.pk], {}, {}, "imaging.view_study", 200),
         # Sharing (sharing/): a link nobody made is not found, whoever asks; the staff's posts.
         ("share_open", ["no-such-token"], {}, {}, None, 404),
         ("share_image", ["no-such-token", 1], {}, {}, None, 404),

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "integrations",
     "sending",
     "sharing",
+    "importing",
 ]
 
 MIDDLEWARE = [
@@ -455,3 +456,10 @@ SHARE_LINK_DAYS = envint("SHARE_LINK_DAYS", 7)
 SHARE_RATE_LIMIT = envint("SHARE_RATE_LIMIT", 60)
 SHARE_CODE_ATTEMPTS = envint("SHARE_CODE_ATTEMPTS", 5)
 SHARE_CODE_LOCKOUT_MINUTES = envint("SHARE_CODE_LOCKOUT_MINUTES", 15)
+
+# Importing through the web (importing/): the largest upload (a 413 before it is read), the
+# largest file in it (refused, the rest kept), and how many files one request may carry (Django
+# refuses more: a CD's folder is hundreds).
+IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", 2 * 1024**3)
+IMPORT_MAX_FILE_BYTES = envint("IMPORT_MAX_FILE_BYTES", 500 * 1024**2)
+DATA_UPLOAD_MAX_NUMBER_FILES = envint("IMPORT_MAX_FILES", 5000)

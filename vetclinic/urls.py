@@ -8,6 +8,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("importing.photo_urls")),  # before the API's catch-all 404 (photos, issue 17)
+    # Before the API's: its catch-all under /api/v1/ would answer /api/v1/uploads.
+    path("", include("importing.urls")),
     path("", include("integrations.api.urls")),
     path("dicomweb/", include("integrations.dicomweb.urls")),
     path("", include("sending.urls")),
