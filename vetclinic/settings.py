@@ -266,6 +266,9 @@ HL7_PORT = envint("HL7_PORT", 2575)
 HL7_BIND = env("HL7_BIND", "0.0.0.0")
 # Larger messages are answered AR and not kept whole (MLLP has no length limit of its own).
 HL7_MAX_MESSAGE_BYTES = envint("HL7_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)
+# How many messages (from different connections) are handled at once: the listener's threads,
+# each with its own database connection. A connection's messages are always handled in turn.
+HL7_THREADS = envint("HL7_THREADS", 8)
 # Optional allow-lists: sending applications (MSH-3) and source addresses. Empty: anyone.
 HL7_ALLOWED_SENDERS = envlist("HL7_ALLOWED_SENDERS", [])
 HL7_ALLOWED_ADDRESSES = envlist("HL7_ALLOWED_ADDRESSES", [])

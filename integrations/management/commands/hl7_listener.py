@@ -20,6 +20,7 @@ import logging
 import signal
 import ssl
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -60,6 +61,8 @@ class Command(BaseCommand):
     async def serve(self, bind, port):
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # The pool that runs _handle: a fixed number of threads, each keeping its connection.
+        loop.set_default_executor(ThreadPoolExecutor(settings.HL7_THREADS, thread_name_prefix="hl7"))
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         context = None
