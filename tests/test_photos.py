@@ -314,3 +314,21 @@ def test_a_jpeg_shot_upright_is_kept_byte_for_byte(animal, actor, settings):
     ds = photo_wrap(data, "a.jpg", animal, actor=actor)
     assert next(generate_frames(ds.PixelData, number_of_frames=1)).rstrip(b"\x00") == data
     assert "DerivationDescription" not in ds
+
+
+def test_a_portrait_heic_is_stored_upright(animal, actor, tmp_path):
+    """A phone's portrait HEIC: pillow-heif writes the turn as the HEIF's own rotation (irot)
+    and applies it when decoding, so the stored pixels are upright."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    data = phone_jpeg((64, 48), orientation=6)
+    shot = Image.open(io.BytesIO(data))
+    out = io.BytesIO()
+    shot.save(out, "HEIF", quality=95, exif=shot.getexif().tobytes())
+    ds = photo_wrap(out.getvalue(), "IMG_0002.HEIC", animal, actor=actor)
+    assert (ds.Rows, ds.Columns) == (64, 48)
+    got = ds.pixel_array.astype(int)
+    assert np.abs(got - upright(data)).mean() < 8  # upright (HEVC's loss apart)
+    assert np.abs(got - upright(data)[::-1, ::-1]).mean() > 30  # not turned the other way
+    assert validation_errors(ds, tmp_path) == []
