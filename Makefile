@@ -7,7 +7,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Orthanc 1.10 and its DICOMweb plugin as a peer and a DICOMweb server nobody here wrote
 # (tests/orthanc.py; the archive benchmark's baseline). Each is `file:package`.
 SYSTEM_TOOLS := /usr/bin/chromium:chromium /usr/bin/storescu:dcmtk /usr/sbin/Orthanc:orthanc \
-	/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb /usr/bin/dciodvfy:dicom3tools
+	/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb /usr/bin/dciodvfy:dicom3tools \
+	/usr/bin/jpegtran:libjpeg-turbo-progs
 
 .PHONY: run test lint install install-dev system-tools migrate viewer viewer-check
 

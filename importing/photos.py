@@ -14,11 +14,17 @@ What is stored as it came (no re-compression, PS3.5 8.2):
 - an H.264 MP4 whose profile and level fit one of the AVC transfer syntaxes: the whole MP4
   file is the one fragment (PS3.5 8.2.7: "One fragment shall contain the whole MPEG-4 AVC/H.264
   bit stream"; the container "shall be ... MPEG-4, a.k.a. MP4").
+A phone photo whose EXIF Orientation is not 1 (DICOM viewers do not read EXIF) is turned upright
+by jpegtran in the DCT domain (``-perfect``, settings.PHOTO_JPEGTRAN) and still stored as it came
+otherwise; where jpegtran is absent or cannot turn it perfectly, it is decoded and turned.
 What is decoded to uncompressed pixels, Explicit VR Little Endian (lossless from the decoded
-image, never re-compressed): PNG and HEIC, and the JPEGs no JPEG transfer syntax carries as they
-are: progressive (its transfer syntax .55 is retired, PS3.5 A.4.1), 4:4:4 colour (YBR_FULL is not
-a photometric interpretation the VL IODs allow, PS3.3 C.8.12.1.1.1), CMYK or Adobe RGB. A JPEG
-so decoded keeps Lossy Image Compression 01: it was lossy once (PS3.3 C.7.6.1.1.5).
+image, never re-compressed; every receiver and viewer reads it without a codec, so a send never
+transcodes it): PNG and HEIC (there is no transfer syntax for a HEIF still; pillow-heif decodes
+it, applying its own rotation), the JPEGs no JPEG transfer syntax carries as they are:
+progressive (its transfer syntax .55 is retired, PS3.5 A.4.1), 4:4:4 colour (YBR_FULL is not a
+photometric interpretation the VL IODs allow, PS3.3 C.8.12.1.1.1), CMYK or Adobe RGB, and the
+turned JPEGs jpegtran could not turn. A JPEG or HEIC so decoded keeps Lossy Image Compression
+01: it was lossy once (PS3.3 C.7.6.1.1.5). Derivation Description (C.7.6.1) says what was done.
 """
 
 import uuid
@@ -28,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
+from PIL import ImageOps
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
@@ -202,23 +209,38 @@ def _pixels_still(data: bytes, what: str, kind: Kind) -> Dataset:
     taken = str(exif.get_ifd(0x8769).get(0x9003, "") or exif.get(0x0132, ""))  # DateTimeOriginal, DateTime
     if len(taken) >= 19 and taken[:4].isdigit():
         ds.AcquisitionDateTime = taken[:19].replace(":", "").replace(" ", "")
-    as_is = (
-        frame is not None
-        and frame.bits == 8
-        and frame.process in (media.SOF_BASELINE, media.SOF_EXTENDED)
-        and (
-            frame.components == 1
-            or (frame.components == 3 and frame.subsampled and frame.adobe_transform != 0)
-        )
-    )
-    if frame is not None and as_is:
+    orientation = exif.get(0x0112, 1)  # EXIF Orientation: DICOM viewers do not read it
+    orientation = orientation if orientation in media.ORIENTATION_TURNS else 1
+    turned = None
+    if frame is not None and orientation != 1 and _as_is(frame):
+        turned = media.jpeg_turned(data, orientation, getattr(settings, "PHOTO_JPEGTRAN", ""))
+        turned_frame = media.jpeg_frame(turned) if turned is not None else None
+        # A 4:2:2 JPEG turned by 90 degrees is 4:4:0, which YBR_FULL_422 does not describe:
+        # it is decoded below instead.
+        if turned is not None and turned_frame is not None and _as_is(turned_frame):
+            data, frame = turned, turned_frame
+        else:
+            turned = None
+    if frame is not None and _as_is(frame) and (orientation == 1 or turned is not None):
         ds.file_meta = _meta(JPEG_BASELINE if frame.process == media.SOF_BASELINE else JPEG_EXTENDED)
         _image_pixel(ds, frame.rows, frame.columns, frame.components,
                      "MONOCHROME2" if frame.components == 1 else "YBR_FULL_422")  # fmt: skip
         _lossy(ds, "ISO_10918_1", frame.rows * frame.columns * frame.components / len(data))
+        if turned is not None:
+            ds.DerivationDescription = (
+                f"EXIF Orientation {orientation}: {media.ORIENTATION_TURNS[orientation][1]} losslessly "
+                "(jpegtran -perfect, the JPEG's coefficients moved, not re-compressed)"
+            )
         ds.PixelData = encapsulate([data])  # one frame, one fragment (PS3.5 A.4)
         ds["PixelData"].VR = "OB"
         return ds
+    # Decoded and stored uncompressed, Explicit VR Little Endian: lossless from the decoded
+    # image, and every receiver and viewer reads it as it is (a send never has to transcode it).
+    done = f"decoded from {what.upper()}, stored uncompressed"
+    if orientation != 1:
+        image = ImageOps.exif_transpose(image)
+        done += f"; EXIF Orientation {orientation}: {media.ORIENTATION_TURNS[orientation][1]}"
+    ds.DerivationDescription = done[0].upper() + done[1:]
     grey = image.mode in ("1", "L", "LA", "I;16", "I")
     pixels = np.asarray(image.convert("L" if grey else "RGB"), dtype=np.uint8)
     ds.file_meta = _meta(ExplicitVRLittleEndian)
@@ -231,6 +253,19 @@ def _pixels_still(data: bytes, what: str, kind: Kind) -> Dataset:
     ds.PixelData = raw + b"\x00" * (len(raw) % 2)  # even length (PS3.5 7.1.1)
     ds["PixelData"].VR = "OB"
     return ds
+
+
+def _as_is(frame: media.JpegFrame) -> bool:
+    """A JPEG a JPEG transfer syntax carries as it is: sequential 8-bit, grey or YCbCr with
+    horizontally subsampled chroma (YBR_FULL_422, PS3.5 8.2.1)."""
+    return (
+        frame.bits == 8
+        and frame.process in (media.SOF_BASELINE, media.SOF_EXTENDED)
+        and (
+            frame.components == 1
+            or (frame.components == 3 and frame.subsampled and frame.adobe_transform != 0)
+        )
+    )
 
 
 def _video_syntax(video: media.Video) -> str:

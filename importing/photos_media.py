@@ -1,10 +1,12 @@
 """What a photo or video file is, read from its bytes (never from its name): JPEG (its frame
-header, ITU-T T.81 B.2), PNG and HEIC (Pillow; pillow-heif when installed), MP4 (the ISO base
+header, ITU-T T.81 B.2), PNG and HEIC (Pillow; pillow-heif, requirements/base.txt), MP4 (the ISO base
 media file format boxes, ISO/IEC 14496-12, and the H.264 decoder configuration, 14496-15
-5.3.3). Only what the DICOM wrapping (photos.py) needs is parsed; nothing is re-encoded.
+5.3.3). Only what the DICOM wrapping (photos.py) needs is parsed; nothing is re-encoded
+(jpegtran's turn moves a JPEG's coefficients, it does not re-quantise them).
 """
 
 import struct
+import subprocess
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -75,6 +77,63 @@ def jpeg_frame(data: bytes) -> JpegFrame:
         raise Unreadable("the JPEG has no frame header")
     frame.adobe_transform = adobe
     return frame
+
+
+# EXIF Orientation (Exif 2.32 4.6.4, tag 0x0112): the jpegtran transform that makes the image
+# upright, and what the Derivation Description says was done (the same as Pillow's
+# ImageOps.exif_transpose).
+ORIENTATION_TURNS = {
+    2: (["-flip", "horizontal"], "mirrored left to right"),
+    3: (["-rotate", "180"], "turned 180 degrees"),
+    4: (["-flip", "vertical"], "mirrored top to bottom"),
+    5: (["-transpose"], "transposed (mirrored across its top-left to bottom-right diagonal)"),
+    6: (["-rotate", "90"], "turned 90 degrees clockwise"),
+    7: (["-transverse"], "transversed (mirrored across its top-right to bottom-left diagonal)"),
+    8: (["-rotate", "270"], "turned 90 degrees anticlockwise"),
+}
+
+
+def jpeg_turned(data: bytes, orientation: int, jpegtran: str) -> bytes | None:
+    """The JPEG turned upright in the DCT domain by jpegtran, no decoding or re-quantising
+    (``-perfect``: refused when the image's edge blocks would have to be dropped, i.e. a width
+    or height that is not a multiple of the MCU), every marker kept (``-copy all``) and its EXIF
+    Orientation then set to 1; None when jpegtran is not there or cannot do it perfectly."""
+    if not jpegtran or orientation not in ORIENTATION_TURNS:
+        return None
+    try:
+        run = subprocess.run(
+            [jpegtran, "-perfect", "-copy", "all", *ORIENTATION_TURNS[orientation][0]],
+            input=data, capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if run.returncode != 0 or run.stdout[-2:] != b"\xff\xd9":
+        return None
+    return exif_orientation_upright(run.stdout)
+
+
+def exif_orientation_upright(data: bytes) -> bytes:
+    """The JPEG with the Orientation of its EXIF IFD0 set to 1 (the two bytes of that value
+    only, everything else as it was), so that nothing that reads EXIF turns it a second time."""
+    try:
+        at = 2
+        while at + 4 <= len(data) and data[at] == 0xFF and data[at + 1] != 0xDA:
+            (length,) = struct.unpack(">H", data[at + 2 : at + 4])
+            if data[at + 1] == 0xE1 and data[at + 4 : at + 10] == b"Exif\x00\x00":
+                tiff = at + 10  # the TIFF header (TIFF 6.0 section 2): byte order, 42, IFD0 offset
+                order = "<" if data[tiff : tiff + 2] == b"II" else ">"
+                (ifd,) = struct.unpack(order + "I", data[tiff + 4 : tiff + 8])
+                (count,) = struct.unpack(order + "H", data[tiff + ifd : tiff + ifd + 2])
+                for i in range(count):
+                    entry = tiff + ifd + 2 + 12 * i  # tag, type, count, value (12 bytes)
+                    tag, kind = struct.unpack(order + "HH", data[entry : entry + 4])
+                    if tag == 0x0112 and kind == 3:  # SHORT, its value in the entry itself
+                        return data[: entry + 8] + struct.pack(order + "H", 1) + data[entry + 10 :]
+                return data
+            at += 2 + length
+    except struct.error:
+        pass
+    return data
 
 
 def image_decoded(data: bytes, kind: str) -> Image.Image:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from pydicom.encaps import generate_frames
 
 from imaging.archive.tasks import metadata_keep_task
@@ -17,6 +17,7 @@ from imaging.ingest import storage
 from imaging.ingest.tasks import instances_ingest
 from imaging.models import Instance, Study
 from importing.photos import AVC_HP41, JPEG_BASELINE, photo_wrap, photos_store
+from importing.photos_media import kind_of
 from tests.conftest import tool_required
 from tests.test_dicomweb_wado import Collected, key, web  # noqa: F401  # fixtures
 
@@ -31,6 +32,25 @@ def jpeg(size=(40, 30), colour=(200, 30, 10), **options):
     image.paste((10, 120, 240), (0, 0, size[0] // 2, size[1] // 2))
     image.save(out, "JPEG", **options)
     return out.getvalue()
+
+
+def phone_jpeg(size, orientation, subsampling=2):
+    """A photo as a phone held upright writes it: the sensor's landscape pixels and an EXIF
+    Orientation saying how to turn them; three quadrants of different colours, so that any
+    wrong turn shows."""
+    image = Image.new("RGB", size, (200, 30, 10))
+    image.paste((10, 120, 240), (0, 0, size[0] // 2, size[1] // 2))
+    image.paste((20, 200, 40), (size[0] // 2, size[1] // 2, size[0], size[1]))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif.tobytes(), subsampling=subsampling, quality=90)
+    return out.getvalue()
+
+
+def upright(data):
+    """What the photo looks like upright: Pillow's reading of its EXIF Orientation."""
+    return np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")).astype(int)
 
 
 def png(size=(41, 31)):
@@ -210,3 +230,105 @@ def test_another_animals_order_or_an_endoscopy_without_region_is_refused_before_
     with pytest.raises(ValueError, match="region"):
         store([("a.jpg", jpeg())], patient=animal, kind="endoscopy")
     assert Instance.objects.count() == 0 and Study.objects.count() == 0
+
+
+def test_a_heic_from_a_phone_is_decoded_and_stored_losslessly_as_a_valid_photo(animal, store, tmp_path):
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    image = Image.new("RGB", (64, 48), (200, 30, 10))
+    image.paste((10, 120, 240), (0, 0, 32, 24))
+    out = io.BytesIO()
+    image.save(out, "HEIF", quality=90)  # HEVC-coded, as an iPhone writes (libheif + x265)
+    data = out.getvalue()
+    assert kind_of(data) == "heic"
+    (result,) = store([("IMG_0001.HEIC", data)], patient=animal)
+    assert not result.error
+    (instance,) = stored([result])
+    ds = pydicom.dcmread(io.BytesIO(storage.object_get(instance.storage_key)))
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.77.1.4"  # VL Photographic Image
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"  # Explicit VR Little Endian
+    assert (ds.PatientName, ds.PatientID, ds.PatientSpeciesDescription) == (
+        "Hartley^Pepper",
+        animal.patient_id,
+        animal.species.meaning,
+    )
+    assert (ds.PhotometricInterpretation, ds.Rows, ds.Columns) == ("RGB", 48, 64)
+    # HEVC was lossy: it stays marked so (PS3.3 C.7.6.1.1.5); the decoded pixels are kept exactly.
+    assert (ds.LossyImageCompression, ds.LossyImageCompressionMethod) == ("01", "ISO_23008_2")
+    assert ds.DerivationDescription == "Decoded from HEIC, stored uncompressed"
+    assert np.array_equal(ds.pixel_array, np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    assert np.abs(ds.pixel_array.astype(int) - np.asarray(image).astype(int)).mean() < 8  # it is the photo
+    assert instance.series.study.patient_id == animal.pk
+    assert validation_errors(ds, tmp_path) == []
+
+
+def test_a_portrait_phone_jpeg_is_turned_upright_losslessly_by_jpegtran(animal, store, tmp_path, settings):
+    settings.PHOTO_JPEGTRAN = tool_required("/usr/bin/jpegtran")
+    data = phone_jpeg((64, 48), orientation=6)  # 4:2:0, 16x16 MCUs: a perfect turn exists
+    (result,) = store([("portrait.jpg", data)], patient=animal)
+    (instance,) = stored([result])
+    ds = pydicom.dcmread(io.BytesIO(storage.object_get(instance.storage_key)))
+    assert ds.file_meta.TransferSyntaxUID == JPEG_BASELINE  # still the JPEG, not decoded
+    assert (ds.Rows, ds.Columns, ds.PhotometricInterpretation) == (64, 48, "YBR_FULL_422")
+    assert "EXIF Orientation 6: turned 90 degrees clockwise losslessly (jpegtran" in ds.DerivationDescription
+    (fragment,) = generate_frames(ds.PixelData, number_of_frames=1)
+    fragment = fragment[: fragment.rindex(b"\xff\xd9") + 2]
+    assert Image.open(io.BytesIO(fragment)).getexif()[0x0112] == 1  # nothing turns it twice
+    want = upright(data)
+    got = ds.pixel_array.astype(int)
+    assert got.shape == want.shape == (64, 48, 3)
+    assert np.abs(got - want).mean() < 2  # the same image (two JPEG decoders' rounding apart)
+    assert np.abs(got - want[::-1, ::-1]).mean() > 30  # and not turned the other way
+    assert validation_errors(ds, tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("size", "subsampling", "jpegtran", "why"),
+    [
+        ((40, 30), 2, "/usr/bin/jpegtran", "not a multiple of the 16x16 MCU: no perfect turn"),
+        ((64, 48), 1, "/usr/bin/jpegtran", "4:2:2 turned is 4:4:0, which YBR_FULL_422 is not"),
+        ((64, 48), 2, "", "no jpegtran (a clinic machine with Python only)"),
+    ],
+)
+def test_a_portrait_phone_jpeg_jpegtran_cannot_turn_is_decoded_turned_and_stored_losslessly(
+    animal, store, tmp_path, settings, size, subsampling, jpegtran, why
+):
+    settings.PHOTO_JPEGTRAN = tool_required(jpegtran) if jpegtran else ""
+    data = phone_jpeg(size, orientation=6, subsampling=subsampling)
+    (result,) = store([("portrait.jpg", data)], patient=animal)
+    (instance,) = stored([result])
+    ds = pydicom.dcmread(io.BytesIO(storage.object_get(instance.storage_key)))
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1", why
+    assert (ds.Rows, ds.Columns, ds.LossyImageCompression) == (size[0], size[1], "01")
+    assert ds.DerivationDescription == (
+        "Decoded from JPEG, stored uncompressed; EXIF Orientation 6: turned 90 degrees clockwise"
+    )
+    assert np.array_equal(ds.pixel_array, upright(data))  # exactly the upright image
+    assert validation_errors(ds, tmp_path) == []
+
+
+def test_a_jpeg_shot_upright_is_kept_byte_for_byte(animal, actor, settings):
+    settings.PHOTO_JPEGTRAN = tool_required("/usr/bin/jpegtran")
+    data = phone_jpeg((64, 48), orientation=1)
+    ds = photo_wrap(data, "a.jpg", animal, actor=actor)
+    assert next(generate_frames(ds.PixelData, number_of_frames=1)).rstrip(b"\x00") == data
+    assert "DerivationDescription" not in ds
+
+
+def test_a_portrait_heic_is_stored_upright(animal, actor, tmp_path):
+    """A phone's portrait HEIC: pillow-heif writes the turn as the HEIF's own rotation (irot)
+    and applies it when decoding, so the stored pixels are upright."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    data = phone_jpeg((64, 48), orientation=6)
+    shot = Image.open(io.BytesIO(data))
+    out = io.BytesIO()
+    shot.save(out, "HEIF", quality=95, exif=shot.getexif().tobytes())
+    ds = photo_wrap(out.getvalue(), "IMG_0002.HEIC", animal, actor=actor)
+    assert (ds.Rows, ds.Columns) == (64, 48)
+    got = ds.pixel_array.astype(int)
+    assert np.abs(got - upright(data)).mean() < 8  # upright (HEVC's loss apart)
+    assert np.abs(got - upright(data)[::-1, ::-1]).mean() > 30  # not turned the other way
+    assert validation_errors(ds, tmp_path) == []

@@ -6,6 +6,7 @@ counterpart; README.md lists them.
 """
 
 import secrets
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -452,6 +453,10 @@ if not DEBUG:
 
 # Photos and video (importing/photos.py): the largest file an upload may bring, each.
 PHOTO_MAX_BYTES = envint("PHOTO_MAX_BYTES", 500 * 1024 * 1024)
+# A phone JPEG whose EXIF Orientation is not 1 is turned upright (DICOM viewers ignore EXIF) by
+# this jpegtran, losslessly in the DCT domain (`-perfect`); "" (or no jpegtran installed) decodes,
+# turns and stores it uncompressed instead. Debian: libjpeg-turbo-progs.
+PHOTO_JPEGTRAN = env("PHOTO_JPEGTRAN", shutil.which("jpegtran") or "")
 # Share links (sharing/): how long a link lives unless its maker says otherwise, how many page
 # views a minute one address may make with one link, and how many wrong access codes it may try
 # before that link refuses it for SHARE_CODE_LOCKOUT_MINUTES (django-axes guards logins only).

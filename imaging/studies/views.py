@@ -87,7 +87,7 @@ def study_viewer(request, pk):
     # The series strip (viewer/src/display.js): every series with images, its thumbnail from WADO-RS.
     series_strip = [
         {"uid": s.series_instance_uid, "number": s.series_number, "description": s.description,
-         "modality": s.modality, "images": s.image_count}
+         "modality": s.modality, "images": s.image_count, "id": s.pk}
         for s in shown
     ]  # fmt: skip
     context = {"study": study, "series": series, "dicomweb_root": dicomweb_root, "series_strip": series_strip,

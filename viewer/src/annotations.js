@@ -41,7 +41,7 @@ function csrfToken() {
   }
 }
 
-async function call(url, method = "GET", body = undefined) {
+export async function call(url, method = "GET", body = undefined) {
   const answer = await fetch(url, {
     method,
     credentials: "same-origin",
@@ -57,7 +57,7 @@ function hhmm(iso) {
   return `${String(moment.getHours()).padStart(2, "0")}:${String(moment.getMinutes()).padStart(2, "0")}`;
 }
 
-function imageRef(imageId) {
+export function imageRef(imageId) {
   const match = IMAGE_ID.exec(imageId || "");
   return match ? { studyUid: match[1], seriesUid: match[2], sopInstanceUid: match[3], frame: Number(match[4]) } : null;
 }

@@ -8,10 +8,11 @@ import * as measure from "./measure.js";
 import * as vettools from "./vettools.js";
 import * as compare from "./compare.js";
 import * as report from "./report.js";
+import * as send from "./send.js";
 // Last: it restores the saved marks of every tool the others added.
 import * as annotations from "./annotations.js";
 
-const FEATURES = [cine, measure, vettools, compare, report, annotations];
+const FEATURES = [cine, measure, vettools, compare, report, send, annotations];
 
 export async function featuresStart(viewer) {
   for (const feature of FEATURES) {

@@ -1,7 +1,8 @@
 // Importing images (issue 17): drop files, folders, ZIPs or a CD onto a .import-drop card, or
 // choose them; one XHR posts them all (its upload progress drives the bar), then the result
 // page opens. Folders are walked with DataTransferItem.webkitGetAsEntry; each file's path in
-// its folder goes along ("paths"), since a DICOMDIR names its files by those paths.
+// its folder goes along ("paths"), since a DICOMDIR names its files by those paths. The photo
+// page's form posts through the same upload(), with the same bar.
 (function () {
   "use strict";
 
@@ -42,45 +43,89 @@
       .then(function () { return out; });
   }
 
-  function send(card, files) {
-    if (!files.length) return;
-    var bar = card.querySelector(".import-progress");
-    var message = card.querySelector(".import-message");
-    var form = new FormData();
-    files.forEach(function (f) { form.append("files", f.file, f.file.name); form.append("paths", f.path); });
-    if (card.dataset.patient) form.append("patient", card.dataset.patient);
-    if (card.dataset.order) form.append("order", card.dataset.order);
+  // One upload whose progress `box` shows (its .import-progress bar and .import-message): the
+  // DICOM drop card and the photo form both send through it. done(xhr) gets the answer.
+  function upload(box, url, count, done) {
+    var bar = box.querySelector(".import-progress");
+    var message = box.querySelector(".import-message");
     var xhr = new XMLHttpRequest();
-    xhr.open("POST", card.dataset.importUrl);
-    xhr.setRequestHeader("X-CSRFToken", card.querySelector("[name=csrfmiddlewaretoken]").value);
-    xhr.setRequestHeader("Accept", "application/json");
+    xhr.open("POST", url);
+    xhr.setRequestHeader("X-CSRFToken", box.querySelector("[name=csrfmiddlewaretoken]").value);
     bar.hidden = false;
     bar.value = 0;
-    card.classList.add("busy");
-    message.textContent = "Sending " + files.length + " file" + (files.length === 1 ? "" : "s") + "…";
+    box.classList.add("busy");
+    message.textContent = "Sending " + count + " file" + (count === 1 ? "" : "s") + "…";
     xhr.upload.addEventListener("progress", function (event) {
       if (!event.lengthComputable) return;
       bar.value = Math.round((100 * event.loaded) / event.total);
       message.textContent = "Sending: " + bar.value + " %";
     });
-    xhr.upload.addEventListener("load", function () { message.textContent = "Checking and storing…"; });
+    xhr.upload.addEventListener("load", function () {
+      bar.value = 100;
+      message.textContent = "Checking and storing…";
+    });
     xhr.addEventListener("load", function () {
-      card.classList.remove("busy");
+      box.classList.remove("busy");
+      done(xhr, message);
+    });
+    xhr.addEventListener("error", function () {
+      box.classList.remove("busy");
+      message.textContent = "The upload failed: the connection was lost. Nothing more was stored.";
+    });
+    return xhr;
+  }
+
+  function send(card, files) {
+    if (!files.length) return;
+    var form = new FormData();
+    files.forEach(function (f) { form.append("files", f.file, f.file.name); form.append("paths", f.path); });
+    if (card.dataset.patient) form.append("patient", card.dataset.patient);
+    if (card.dataset.order) form.append("order", card.dataset.order);
+    var xhr = upload(card, card.dataset.importUrl, files.length, function (xhr, message) {
       var answer = {};
       try { answer = JSON.parse(xhr.responseText); } catch (e) { /* an HTML error page */ }
       if (xhr.status === 201) {
-        bar.value = 100;
         message.textContent = answer.stored + " stored, " + answer.refused + " refused. Opening the result…";
         window.location.assign(answer.url);
       } else {
         message.textContent = answer.error || ("The upload failed (" + xhr.status + ").");
       }
     });
-    xhr.addEventListener("error", function () {
-      card.classList.remove("busy");
-      message.textContent = "The upload failed: the connection was lost. Nothing more was stored.";
-    });
+    xhr.setRequestHeader("Accept", "application/json");
     xhr.send(form);
+  }
+
+  // A form marked data-upload-results (the photo page) posts to itself through upload(); the
+  // page it answers with is the same page, whose results part (the stored files and the
+  // per-file reasons for the others) replaces this one's: no second rendering of them here.
+  function startForm(form) {
+    form.addEventListener("submit", function (event) {
+      var files = form.querySelector("input[type=file]");
+      if (!files || !files.files.length) return; // the page itself says what is missing
+      event.preventDefault();
+      var button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      var xhr = upload(form, form.action || window.location.href, files.files.length,
+        function (xhr, message) {
+          button.disabled = false;
+          var answer = new DOMParser().parseFromString(xhr.responseText, "text/html");
+          var selector = form.dataset.uploadResults;
+          var results = answer.querySelector(selector);
+          if (!results) {
+            message.textContent = "The upload failed (" + xhr.status + ").";
+            return;
+          }
+          document.querySelector(selector).replaceWith(document.adoptNode(results));
+          var stored = results.querySelectorAll(".photo-stored li").length;
+          var failed = results.querySelectorAll(".photo-failed li").length;
+          message.textContent = xhr.status === 200
+            ? "Done: " + stored + " stored" + (failed ? ", " + failed + " not stored (see why above)" : "") + "."
+            : "Nothing was stored: see why above.";
+          files.value = "";
+        });
+      xhr.addEventListener("error", function () { button.disabled = false; });
+      xhr.send(new FormData(form));
+    });
   }
 
   function start(card) {
@@ -106,4 +151,5 @@
   }
 
   document.querySelectorAll(".import-drop").forEach(start);
+  document.querySelectorAll("form[data-upload-results]").forEach(startForm);
 })();
