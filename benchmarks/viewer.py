@@ -28,9 +28,13 @@ its viewer cached; the images are new), the two viewers taking turns, each page 
   key from the first slice to the last, each key press as soon as the previous slice was drawn
   (Cornerstone's IMAGE_RENDERED for that image index): what a reader scrolling through the
   series waits, whatever each viewer prefetches meanwhile;
-- cine: renders per second while playing the CT at its frame rate for ``--cine-seconds``,
-  once every slice has been seen (VetPACS: its cine control, when the page has one; OHIF: its
-  cine service, the one its Cine tool drives).
+- cine: frames drawn per second while playing the CT at its frame rate (VetPACS: its cine
+  control, when the page has one; OHIF: its cine service, the one its Cine tool drives), once
+  every slice has been seen: over the first loop (every frame drawn by Cornerstone), and then for
+  ``--cine-seconds`` from the second loop on (VetPACS draws a loop it has drawn once from its
+  frame cache, viewer/src/cine_cache.js; OHIF draws each frame through Cornerstone again). A frame
+  counts when it is drawn on the viewport's canvas: Cornerstone's IMAGE_RENDERED, or VetPACS's
+  vetpacs-cine-frame for a frame drawn from its cache.
 
 It prints each figure (median and range of the runs), the ratios and the issue's targets as met
 or not met (first image at most 0.5x OHIF's, whole CT at most OHIF's, cine at the frame rate),
@@ -116,6 +120,13 @@ PAGE_PROBE = """(sel) => {
     if (bench.firstRender === undefined) bench.firstRender = t;
     bench.renders.push([t, bench.index]);
     bench.waiters = bench.waiters.filter(([i, resolve]) => (bench.index === i ? (resolve(t), false) : true));
+  }, true);
+  // VetPACS's cine draws a loop it has drawn once from its frame cache (viewer/src/cine_cache.js),
+  // not through Cornerstone: each frame it draws on the canvas says so (vetpacs-cine-frame).
+  document.addEventListener('vetpacs-cine-frame', (event) => {
+    if (!ours(event)) return;
+    bench.index = event.detail.index;
+    bench.renders.push([performance.now(), bench.index]);
   }, true);
   // The time image ``i`` was drawn (now, or when it is); null after ``ms`` without it.
   bench.waitIndex = (i, ms) => new Promise((resolve) => {
@@ -434,9 +445,10 @@ def whole_ct(page, viewer, count, timeout):
     return last
 
 
-def cine(page, viewer, fps, seconds):
-    """Renders per second while the viewer plays the series at ``fps``; None and why not when
-    it cannot be driven."""
+def cine(page, viewer, fps, seconds, count, loop_timeout):
+    """Frames drawn per second while the viewer plays the series of ``count`` frames at
+    ``fps``: over its first loop (at most ``loop_timeout`` s), and then over ``seconds``; (None,
+    None) and why not when it cannot be driven."""
     if viewer == "OHIF":
         started = page.evaluate(
             """(fps) => {
@@ -450,14 +462,27 @@ def cine(page, viewer, fps, seconds):
             fps,
         )
         if not started:
-            return None, "OHIF's cine service was not found (window.services.cineService)"
+            return (None, None), "OHIF's cine service was not found (window.services.cineService)"
     else:
         play = page.locator(
             "#viewer-toolbar [data-cine], button[aria-label*='Play' i], button[title*='Play' i]"
         )
         if not play.count():
-            return None, "the viewer has no cine control on this branch (viewer/src/cine.js is the stub)"
+            why = "the viewer has no cine control on this branch (viewer/src/cine.js is the stub)"
+            return (None, None), why
         play.first.click()
+    # The first loop: every frame once (or as many as the timeout allows).
+    first = page.evaluate(
+        """async ([count, ms]) => {
+      const from = window.__bench.renders.length;
+      const until = performance.now() + ms;
+      while (window.__bench.renders.length - from < count && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return window.__bench.renders.slice(from).map((r) => r[0]);
+    }""",
+        [count, int(loop_timeout * 1000)],
+    )
     rendered = page.evaluate(
         """async (ms) => {
       const from = window.__bench.renders.length;
@@ -474,9 +499,11 @@ def cine(page, viewer, fps, seconds):
           cineService.setIsCineEnabled(false);
         }"""
         )
-    if len(rendered) < 2:
-        return 0.0, None
-    return (len(rendered) - 1) / ((rendered[-1] - rendered[0]) / 1000), None
+
+    def rate(times):
+        return (len(times) - 1) / ((times[-1] - times[0]) / 1000) if len(times) >= 2 else 0.0
+
+    return (rate(first), rate(rendered)), None
 
 
 def measure(context, origin, viewer, pks, uids, args, failures, out):
@@ -500,8 +527,9 @@ def measure(context, origin, viewer, pks, uids, args, failures, out):
         waterfall(page, viewer, "CT", first)
     out.setdefault("ct_all", []).append(whole_ct(page, viewer, args.ct_slices, timeout))
     out.setdefault("ct_net", []).append(network(page))
-    fps, why = cine(page, viewer, args.fps, args.cine_seconds)
+    (first_loop, fps), why = cine(page, viewer, args.fps, args.cine_seconds, args.ct_slices, args.timeout)
     if fps is not None:
+        out.setdefault("cine_first", []).append(first_loop)
         out.setdefault("cine", []).append(fps)
     else:
         out["cine_why"] = why
@@ -538,7 +566,8 @@ def browse(origin, pks, uids, args, workdir):
                     print(
                         f"  run {run + 1}, {viewer}: DX first image {r['dx_first'][-1]:.0f} ms; CT first slice"
                         f" {r['ct_first'][-1]:.0f} ms, whole CT {r['ct_all'][-1]:.0f} ms, cine"
-                        f" {harness.fmt(r['cine'][-1] if r.get('cine') else None, '.1f')} fps",
+                        f" {harness.fmt(r['cine_first'][-1] if r.get('cine_first') else None, '.1f')} fps first"
+                        f" loop, {harness.fmt(r['cine'][-1] if r.get('cine') else None, '.1f')} fps after",
                         flush=True,
                     )
             finally:
@@ -563,7 +592,11 @@ def report(results, failures, args):
         rows.append([what, harness.span(ours.get(key, []), ".0f"), harness.span(theirs.get(key, []), ".0f"),
                      harness.fmt(ratio, ".2f")])  # fmt: skip
     rows.append(
-        [f"cine fps, CT at {args.fps:g} fps", harness.span(ours.get("cine", []), ".1f"),
+        [f"cine fps, CT at {args.fps:g} fps, 1st loop", harness.span(ours.get("cine_first", []), ".1f"),
+         harness.span(theirs.get("cine_first", []), ".1f"), ""]
+    )  # fmt: skip
+    rows.append(
+        [f"cine fps, CT at {args.fps:g} fps, then", harness.span(ours.get("cine", []), ".1f"),
          harness.span(theirs.get("cine", []), ".1f"), ""]
     )  # fmt: skip
     print(f"\nViewer speed, {args.runs} runs, ms from navigation start (median [min-max]):")
@@ -603,7 +636,12 @@ def report(results, failures, args):
         if fps:
             met = med(fps) >= 0.95 * args.fps
             print(
-                harness.target(f"cine, {viewer}", f"{med(fps):.1f} fps", f"{args.fps:g} fps (within 5%)", met)
+                harness.target(
+                    f"cine from the 2nd loop, {viewer}",
+                    f"{med(fps):.1f} fps",
+                    f"{args.fps:g} fps (within 5%)",
+                    met,
+                )
             )
         else:
             print(f"  cine, {viewer}: not measured: {results[viewer].get('cine_why', 'no run')}")

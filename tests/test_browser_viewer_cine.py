@@ -271,3 +271,119 @@ def test_an_ultrasound_loop_plays_at_its_recorded_rate_and_pauses(us_study, staf
     assert page.get_attribute("#viewer", "data-cine-playing") == "true"
     assert page.get_attribute("#viewer-cine-play", "aria-pressed") == "true"
     assert problems == [], problems
+
+
+# For each frame the first viewport shows, by whom it was drawn (Cornerstone's IMAGE_RENDERED, or
+# the cine's cache: its vetpacs-cine-frame event) and, read off the canvas right then, where the
+# loop's bright bar is (its centre row as a fraction of the image's height) and the background's
+# grey (column 4, left of the bar, which spans columns 8-56 of 64).
+RECORD_FRAMES = """
+window.cineFrames = [];
+function cineFrameRead(event, by) {
+  const element = event.target;
+  if (!element || element.id !== 'viewer') return;
+  const canvas = element.querySelector('canvas');
+  const context = canvas.getContext('2d');
+  const middle = Math.floor(canvas.height / 2);
+  const across = context.getImageData(0, middle, canvas.width, 1).data;
+  let left = -1, right = -1;
+  for (let x = 0; x < canvas.width; x += 1) if (across[4 * x] > 0) { if (left < 0) left = x; right = x; }
+  const column = Math.floor((left + right) / 2);
+  const down = context.getImageData(column, 0, 1, canvas.height).data;
+  let top = -1, bottom = -1, bright = [];
+  for (let y = 0; y < canvas.height; y += 1) {
+    if (down[4 * y] > 0) { if (top < 0) top = y; bottom = y; }
+    if (down[4 * y] > 150) bright.push(y);
+  }
+  const background = context.getImageData(left + Math.floor((4 * (right - left)) / 64), middle, 1, 1).data[0];
+  const bar = bright.length ? (bright.reduce((a, b) => a + b, 0) / bright.length - top) / (bottom - top + 1) : null;
+  const index = by === 'cache' ? event.detail.index : Number(element.dataset.imageIndex);
+  window.cineFrames.push({ by, index, bar, background });
+}
+// After the page's own listeners (they set data-image-index), before anything draws again.
+document.addEventListener('CORNERSTONE_IMAGE_RENDERED',
+  (event) => queueMicrotask(() => cineFrameRead(event, 'cornerstone')), true);
+document.addEventListener('vetpacs-cine-frame', (event) => cineFrameRead(event, 'cache'), true);
+"""
+
+
+def test_the_cine_plays_a_drawn_loop_from_its_frame_cache_until_the_window_changes(
+    us_study, staff, live_server, page
+):  # noqa: F811
+    page.add_init_script(RECORD_FRAMES)
+    problems = open_viewer(page, live_server, us_study)
+    page.wait_for_selector("#viewer[data-loaded=all]")
+    page.focus("#viewer")
+    page.keyboard.press(" ")
+    # The first loop through Cornerstone, each frame it draws kept; then the loop from the cache.
+    page.wait_for_selector("#viewer[data-cine-path=cache]")
+    assert page.get_attribute("#viewer", "data-cine-cached") == str(FRAMES)
+    page.wait_for_function(f"() => window.cineFrames.filter((f) => f.by === 'cache').length >= {FRAMES + 4}")
+    frames = page.evaluate("window.cineFrames")
+    drawn = [f for f in frames if f["by"] == "cornerstone" and f["bar"] is not None]
+    cached = [f for f in frames if f["by"] == "cache"]
+    # Cornerstone drew nothing once the cache took over: every frame since came from the cache.
+    last_cornerstone = max(i for i, f in enumerate(frames) if f["by"] == "cornerstone")
+    assert all(f["by"] == "cache" for f in frames[last_cornerstone + 1 :])
+    assert len({f["index"] for f in cached}) >= FRAMES // 2, cached  # the loop goes round
+    # Each cached frame is the frame it says, where Cornerstone drew it: the bar 4 rows lower a frame.
+    where = {f["index"]: f["bar"] for f in drawn}
+    for frame in cached:
+        assert frame["bar"] is not None, frame
+        assert abs(frame["bar"] - (4 * frame["index"] + 4) / 64) < 0.05, frame
+        if frame["index"] in where:
+            assert abs(frame["bar"] - where[frame["index"]]) < 0.03, (frame, where[frame["index"]])
+    # The overlay and the achieved rate follow the cached frames.
+    wait_text(page, f"{CELL} .viewer-corner.br", "Cine 20 fps")
+    page.wait_for_selector("#viewer[data-cine-achieved-fps]")
+    assert 0 < number(page, "data-cine-achieved-fps") <= 25
+    indices = set()
+    for _ in range(4):
+        indices.add(page.get_attribute("#viewer", "data-overlay-index"))
+        page.wait_for_timeout(60)
+    assert len(indices) >= 2, indices
+    assert all(f["background"] < 100 for f in cached), cached
+
+    # Invert: the cached frames are not the image as it is now shown. Cornerstone draws a loop
+    # again, inverted, and the cache then plays that.
+    seen = page.evaluate("window.cineFrames.length")
+    page.keyboard.press("i")
+    page.wait_for_function(
+        f"""() => window.cineFrames.slice({seen}).some((f) => f.by === 'cornerstone')
+             && document.querySelector('#viewer').dataset.cinePath === 'cache'"""
+    )
+    page.wait_for_function(
+        f"() => window.cineFrames.slice({seen}).filter((f) => f.by === 'cache').length >= 4"
+    )
+    after = page.evaluate(f"window.cineFrames.slice({seen})")
+    inverted = [f for f in after if f["by"] == "cache"]
+    assert all(f["background"] > 150 for f in inverted), inverted
+    page.screenshot(path=str(SCREENSHOTS / "viewer-cine-cached-inverted-1280.png"))
+
+    # Paused: Cornerstone draws the frame last shown, and nothing moves.
+    page.keyboard.press(" ")
+    page.wait_for_selector("#viewer[data-cine-playing=false][data-cine-path=render]")
+    paused = page.get_attribute("#viewer", "data-overlay-index")
+    page.wait_for_function(f"() => document.querySelector('#viewer').dataset.imageIndex === '{paused}'")
+    page.wait_for_timeout(300)
+    assert page.get_attribute("#viewer", "data-overlay-index") == paused
+    assert problems == [], problems
+
+
+def test_a_ct_stack_plays_from_the_frame_cache_though_its_camera_moves_slice_by_slice(
+    ct_thirty, staff, live_server, page
+):  # noqa: F811
+    # A stack's camera goes to each slice's plane: the cache keys frames by the view relative to
+    # the image, so the thirty slices, each at its own position, make one cached loop.
+    page.add_init_script(RECORD_FRAMES)
+    problems = open_viewer(page, live_server, ct_thirty)
+    page.wait_for_selector("#viewer[data-loaded=all]")
+    page.focus("#viewer")
+    page.keyboard.press(" ")
+    page.wait_for_selector("#viewer[data-cine-path=cache]", timeout=60_000)
+    assert page.get_attribute("#viewer", "data-cine-cached") == str(SLICES)
+    page.wait_for_function("() => window.cineFrames.filter((f) => f.by === 'cache').length >= 5")
+    assert page.get_attribute("#viewer", "data-cine-path") == "cache"
+    page.keyboard.press(" ")
+    page.wait_for_selector("#viewer[data-cine-playing=false]")
+    assert problems == [], problems

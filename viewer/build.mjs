@@ -1,5 +1,6 @@
 // Builds the viewer into Django's static files (imaging/static/imaging/viewer/, committed):
-// the page's module, the image loader's decoding worker beside it (it is started as
+// the page's module (viewer.js) and its chunks beside it, the image loader's decoding worker
+// beside them (it is started as
 // new URL("./decodeImageFrameWorker.js", import.meta.url)), and the codecs' WebAssembly
 // in codecs/ (the loader's wasmBasePath). `node build.mjs OUTDIR` builds elsewhere (the check).
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
@@ -51,7 +52,20 @@ function nodeBuiltinsAbsent() {
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(out, "codecs"), { recursive: true });
-await build({ ...common, entryPoints: [join(here, "src", "main.js")], outfile: join(out, "viewer.js") });
+// Split: viewer.js holds what draws the first image (main.js: Cornerstone's core and the image
+// loader, in a chunk it imports); the tools, dcmjs and the features come in the chunks that
+// main.js import()s once that image is on screen (viewer_rest.js). The chunks sit beside
+// viewer.js (import.meta.url of the loader's code must find the worker and codecs/ there), named
+// by their content's hash: the same sources give the same names and bytes (make viewer-check),
+// and a changed chunk gets a new name, so a browser never mixes an old chunk with a new entry.
+await build({
+  ...common,
+  entryPoints: { viewer: join(here, "src", "main.js") },
+  splitting: true,
+  outdir: out,
+  entryNames: "[name]",
+  chunkNames: "chunk-[hash]",
+});
 await build({
   ...common,
   entryPoints: [join(here, "node_modules", "@cornerstonejs", "dicom-image-loader", "dist", "esm", "decodeImageFrameWorker.js")],

@@ -44,7 +44,11 @@ async function hang(viewer, url) {
   const shown = hanging.viewports
     .filter((entry) => entry.series_uid && entry.position <= viewer.cells().length)
     .map(async (entry) => {
-      await viewer.seriesShow(entry.position - 1, entry.series_uid);
+      // A viewport that already shows the series keeps it (and the image the reader is on: the
+      // first image is drawn before the features start, main.js).
+      if (viewer.cells()[entry.position - 1].seriesUid !== entry.series_uid) {
+        await viewer.seriesShow(entry.position - 1, entry.series_uid);
+      }
       labelSet(viewer, entry.position - 1, entry.matched ? entry.label : "");
     });
   await Promise.all(shown);

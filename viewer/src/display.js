@@ -122,12 +122,13 @@ export function displayStart({ engine, toolGroup, element, viewport, dicomwebRoo
     });
   }
 
-  function overlayUpdate(index) {
+  // `shownIndex`: the image the cine drew from its cache (cine_cache.js), not Cornerstone's.
+  function overlayUpdate(index, shownIndex) {
     const entry = cells[index];
     const shown = viewportOf(index);
     if (!entry || !shown || !entry.corners) return;
     const ids = shown.getImageIds();
-    const position = shown.getCurrentImageIdIndex();
+    const position = shownIndex ?? shown.getCurrentImageIdIndex();
     const meta = ids.length ? wadors.metaDataManager.get(ids[position]) : undefined;
     const get = (name) => attribute(meta, TAG[name]);
     const neutered = { ALTERED: "neutered", UNALTERED: "entire" }[get("neutered")] || "";

@@ -2,26 +2,15 @@
 // loaded with the dicom-image-loader's wadors scheme from our own WADO-RS (/dicomweb/, the
 // staff session's cookie authenticates the requests, same origin). The page gives the study and
 // series UIDs and the DICOMweb root as data attributes on #viewer (imaging/studies/views.py).
-import {
-  init as coreInit,
-  RenderingEngine,
-  Enums as CoreEnums,
-} from "@cornerstonejs/core";
-import {
-  init as toolsInit,
-  addTool,
-  ToolGroupManager,
-  StackScrollTool,
-  WindowLevelTool,
-  Enums as ToolEnums,
-} from "@cornerstonejs/tools";
+//
+// The first image comes first: this module holds only what draws it (Cornerstone's core and the
+// image loader); the tools, the display and the features (viewer_rest.js, most of the bundle)
+// are import()ed once that image is on screen (build.mjs splits the bundle into chunks).
+import { init as coreInit, RenderingEngine, Enums as CoreEnums } from "@cornerstonejs/core";
 import { init as imageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
-import { displayStart } from "./display.js";
-import { featuresStart } from "./features.js";
 
 const RENDERING_ENGINE_ID = "vetpacs";
 const VIEWPORT_ID = "stack";
-const TOOL_GROUP_ID = "stack-tools";
 
 const INSTANCE_NUMBER = "00200013";
 const SOP_INSTANCE_UID = "00080018";
@@ -64,15 +53,27 @@ function status(element, text, state) {
   element.dataset.state = state;
 }
 
+// Resolves once the first image has been drawn and the browser has painted a frame with it.
+function firstImageShown(element) {
+  return new Promise((resolve) => {
+    element.addEventListener(
+      CoreEnums.Events.IMAGE_RENDERED,
+      () => requestAnimationFrame(() => setTimeout(resolve, 0)),
+      { once: true },
+    );
+  });
+}
+
 async function viewerStart(element) {
   const { dicomwebRoot, studyUid, seriesUid } = element.dataset;
+  // The series metadata is asked for first: it is on the way while the rest starts.
+  const imageIdsAsked = seriesImageIds(dicomwebRoot, studyUid, seriesUid);
   coreInit();
-  toolsInit();
   // The codecs' WebAssembly sits beside this bundle (copied there by build.mjs): nothing is
   // fetched from anywhere else at run time.
   imageLoaderInit({ maxWebWorkers: 1, wasmBasePath: new URL("./codecs/", import.meta.url).href });
 
-  const imageIds = await seriesImageIds(dicomwebRoot, studyUid, seriesUid);
+  const imageIds = await imageIdsAsked;
   if (!imageIds.length) {
     status(element, "The series has no images.", "empty");
     return;
@@ -85,19 +86,6 @@ async function viewerStart(element) {
     element,
   });
   const viewport = engine.getViewport(VIEWPORT_ID);
-
-  addTool(StackScrollTool);
-  addTool(WindowLevelTool);
-  const tools = ToolGroupManager.createToolGroup(TOOL_GROUP_ID);
-  tools.addTool(StackScrollTool.toolName);
-  tools.addTool(WindowLevelTool.toolName);
-  tools.setToolActive(WindowLevelTool.toolName, {
-    bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }],
-  });
-  tools.setToolActive(StackScrollTool.toolName, {
-    bindings: [{ mouseButton: ToolEnums.MouseBindings.Wheel }],
-  });
-  tools.addViewport(VIEWPORT_ID, RENDERING_ENGINE_ID);
 
   // "rendered" once the features have started too: a click on their buttons before then would
   // go nowhere (the browser tests wait for it, and a person sees the status line say it).
@@ -119,12 +107,13 @@ async function viewerStart(element) {
     }
   });
 
+  const shownFirst = firstImageShown(element);
   await viewport.setStack(imageIds, 0);
   viewport.render();
-  // The series strip, layouts, keyboard tools and corner overlays (display.js).
-  const viewer = displayStart({ engine, toolGroup: tools, element, viewport, dicomwebRoot, studyUid, seriesUid, seriesImageIds });
-  // Measuring, annotating, comparing, reporting (features.js), each through the display's API.
-  if (viewer) await featuresStart({ ...viewer, page: element.dataset });
+  await shownFirst;
+  // The rest of the viewer, its chunks loaded now that the first image is on screen.
+  const { viewerComplete } = await import("./viewer_rest.js");
+  await viewerComplete({ engine, element, viewport, viewportId: VIEWPORT_ID, dicomwebRoot, studyUid, seriesUid, seriesImageIds });
   ready = true;
   shown();
   element.focus();

@@ -38,13 +38,14 @@ export function scrollbarMake(cell, viewport) {
   for (const end of ["pointerup", "pointercancel"]) bar.addEventListener(end, () => (dragging = false));
 
   return {
-    // The thumb's place and size for the image shown; hidden for a single image.
-    update() {
+    // The thumb's place and size for the image shown (or image `shownIndex`, when the cine draws
+    // it from its cache, cine_cache.js); hidden for a single image.
+    update(shownIndex) {
       const shown = viewport();
       const count = shown.getImageIds().length;
       bar.hidden = count < 2;
       if (count < 2) return;
-      const index = shown.getCurrentImageIdIndex();
+      const index = shownIndex ?? shown.getCurrentImageIdIndex();
       thumb.style.height = `${Math.max(100 / count, 4)}%`;
       thumb.style.top = `${(index / (count - 1)) * (100 - Math.max(100 / count, 4))}%`;
       bar.setAttribute("aria-valuemin", "1");
