@@ -3,17 +3,35 @@ SR, filed on the study as the consult report through the one service the share l
 (sharing.services.consult_report_file): the consult reported, the badge, the webhook row; a bad
 answer refused with an ERR and nothing filed; a repeat filed once; a correction amends."""
 
+import io
+import subprocess
+
+import highdicom as hd
+import pydicom
 import pytest
 from django.test import Client as WebClient
 from django.urls import reverse
+from pydicom import Dataset
+from pydicom.uid import generate_uid
 
-from imaging.models import Modality, Study
+from imaging.annotations.services import annotation_save
+from imaging.annotations.sr import annotations_export
+from imaging.ingest import storage
+from imaging.ingest.index import instance_index
+from imaging.ingest.tasks import instances_ingest
+from imaging.models import Instance, Modality, Study
 from integrations.api.clients import api_client_create
 from integrations.models import WebhookDelivery, WebhookSubscription
 from sending.models import Destination, Send
 from sharing import services
+from sharing.answers import sr_answers_file
 from sharing.models import ConsultReport, ConsultRequest
-from tests.test_dicomweb_wado import ingest  # noqa: F401  (fixture)
+from tests.conftest import tool_required, wait_for
+from tests.test_annotations import image_id, mark
+from tests.test_dicomweb_wado import (
+    Collected,
+    ingest,  # noqa: F401  (fixture)
+)
 from tests.test_hl7_listener import Client, hl7_listener, hl7_listener_start  # noqa: F401  (fixtures)
 from tests.test_sharing import cache_cleared, studies  # noqa: F401  (fixtures)
 from vetclinic.audit.services import Actor
@@ -24,8 +42,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def telerad(db):
     """A teleradiology service registered as a sending destination (its DICOM node)."""
+    # It may store: its answer can come back as a DICOM SR from this node.
     node = Modality.objects.create(ae_title="TELERAD", host="127.0.0.1", port=11199, modality_type="OT",
-                                   may_store=False, may_query=False)  # fmt: skip
+                                   may_query=False)  # fmt: skip
     return Destination.objects.create(name="VetReads teleradiology", kind=Destination.Kind.DICOM, node=node)
 
 
@@ -132,3 +151,121 @@ def test_a_bad_oru_gets_ae_with_an_err_naming_the_field_and_files_nothing(
     assert ack["ERR"][2].split("^") == err and words in ack["ERR"][8], ack["ERR"]
     assert not ConsultReport.objects.exists()
     assert ConsultRequest.objects.get().status == "sent"
+
+
+# DICOM SR --------------------------------------------------------------------------------------
+
+CODE = hd.sr.CodedConcept
+
+
+def text_sr(evidence, *, document=hd.sr.EnhancedSR, placer="", complete=True):
+    """A reading service's report as a text SR (highdicom): a Findings section with a TEXT item,
+    an Impression; the verifying radiologist; ``placer`` quoted in the Referenced Request
+    Sequence."""
+    finding = hd.sr.TextContentItem(name=CODE("121071", "DCM", "Finding"), value="No pulmonary nodules.",
+                                    relationship_type="CONTAINS")  # fmt: skip
+    findings = hd.sr.ContainerContentItem(
+        name=CODE("121070", "DCM", "Findings"), relationship_type="CONTAINS"
+    )
+    findings.ContentSequence = hd.sr.ContentSequence([finding])
+    impression = hd.sr.TextContentItem(name=CODE("121073", "DCM", "Impression"), value="Normal thorax.",
+                                       relationship_type="CONTAINS")  # fmt: skip
+    root = hd.sr.ContainerContentItem(name=CODE("18748-4", "LN", "Diagnostic imaging report"))
+    root.ContentSequence = hd.sr.ContentSequence([findings, impression])
+    requests = []
+    if placer:
+        request = Dataset()
+        request.StudyInstanceUID = evidence.StudyInstanceUID
+        request.AccessionNumber = request.FillerOrderNumberImagingServiceRequest = ""
+        request.RequestedProcedureID = request.RequestedProcedureDescription = ""
+        request.PlacerOrderNumberImagingServiceRequest = placer
+        request.RequestedProcedureCodeSequence = request.ReferencedStudySequence = []
+        requests.append(request)
+    return document(
+        evidence=[evidence], content=root, series_instance_uid=generate_uid(), series_number=90,
+        sop_instance_uid=generate_uid(), instance_number=1, manufacturer="VetReads", is_complete=complete,
+        is_verified=True, verifying_observer_name="Reyes^Ana", verifying_organization="VetReads",
+        requested_procedures=requests or None,
+    )  # fmt: skip
+
+
+def stored_image(study):
+    instance = Instance.objects.filter(series__study=study).order_by("pk").first()
+    return pydicom.dcmread(io.BytesIO(storage.object_get(instance.storage_key)))
+
+
+SR_TEXT = "Findings\nFinding: No pulmonary nodules.\nImpression: Normal thorax."
+
+
+def test_an_sr_from_the_consults_service_sent_by_storescu_is_filed_once(
+    studies,
+    staff,
+    telerad,
+    dicom_listener,
+    celery_worker,
+    tmp_path,  # noqa: F811
+):
+    shared, prior, _ = studies
+    consult = _consult(shared, prior, staff, telerad)
+    sr = text_sr(stored_image(shared))  # no placer number: known by the node it came from
+    path = tmp_path / "report.dcm"
+    sr.save_as(path, enforce_file_format=True)
+    done = subprocess.run([tool_required("/usr/bin/storescu"), "-aet", "TELERAD", "-aec", "VETPACS",
+                           "127.0.0.1", str(dicom_listener.port), str(path)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: ConsultReport.objects.exists(), timeout=60, message="the SR filed as the consult report")
+    report = ConsultReport.objects.get()
+    assert (report.consult_id, report.study_id, report.source, report.source_id, report.status) == (
+        consult.pk, shared.pk, "sr", sr.SOPInstanceUID, "final")  # fmt: skip
+    assert (report.author_name, report.text) == ("Ana Reyes", SR_TEXT)
+    consult.refresh_from_db()
+    assert consult.status == "reported"
+    # Indexed again (the sweep, manage.py reindex), and asked again: still one report.
+    instance = Instance.objects.get(sop_instance_uid=sr.SOPInstanceUID)
+    assert instance.received_from == "TELERAD"
+    instance_index(storage_key=instance.storage_key, received_from="TELERAD")
+    assert sr_answers_file([instance.pk]) == []
+    assert ConsultReport.objects.count() == 1
+
+
+def test_an_sr_quoting_the_placer_number_is_filed_and_vetpacs_own_measurement_sr_is_not(
+    studies,
+    staff,
+    telerad,
+    ingest,
+    make_patient,  # noqa: F811
+):
+    shared, prior, _ = studies
+    consult = _consult(shared, prior, staff, telerad)
+    image = stored_image(shared)
+    # The clinic's own measurements, exported into the study as a TID 1500 SR: not an answer.
+    sop = str(image.SOPInstanceUID)
+    series_uid = str(image.SeriesInstanceUID)
+    vet = Actor.for_user(staff["veterinarian"])
+    annotation_save(
+        actor=vet, study=shared, version=0,
+        key_images=[{"seriesUid": series_uid, "sopInstanceUid": sop, "frame": 1,
+                     "imageId": image_id(shared, series_uid, sop)}],
+        annotations=[mark(shared, series_uid, sop, value=42.5, unit="mm", text="Length 42.5 mm")],
+    )  # fmt: skip
+    batch = Collected()
+    annotations_export(actor=vet, study=shared, batch=batch)
+    instances_ingest(batch.messages)
+    assert Instance.objects.filter(series__study=shared).count() == 4  # two slices, the SR, the KO
+    # Nor is a TID 1500 measurement report in a Comprehensive SR from another viewer.
+    measurements = text_sr(image, document=hd.sr.ComprehensiveSR, placer=consult.placer_number)
+    template = Dataset()
+    template.MappingResource, template.TemplateIdentifier = "DCMR", "1500"
+    measurements.ContentTemplateSequence = [template]
+    ingest((measurements, {}))
+    assert not ConsultReport.objects.exists()
+    assert ConsultRequest.objects.get().status == "sent"
+    # A Comprehensive SR from an unregistered sender (the ingest's calling AE is CTROOM), quoting
+    # the placer number in its Referenced Request Sequence, marked PARTIAL: a preliminary report.
+    answer = text_sr(image, document=hd.sr.ComprehensiveSR, placer=consult.placer_number, complete=False)
+    ingest((answer, {}))
+    report = ConsultReport.objects.get()
+    assert (report.consult_id, report.source, report.status, report.text) == (
+        consult.pk, "sr", "preliminary", SR_TEXT)  # fmt: skip
+    assert ConsultRequest.objects.get().status == "received"  # preliminary: not reported yet
