@@ -62,8 +62,9 @@ class ConsultReportSerializer(serializers.ModelSerializer):
 class ConsultSerializer(serializers.ModelSerializer):
     reports = ConsultReportSerializer(many=True, read_only=True)
     sent_to: serializers.SlugRelatedField[Destination] = serializers.SlugRelatedField(
-        slug_field="name", read_only=True
-    )
+        slug_field="name", read_only=True, allow_null=True,
+        help_text="The registered destination the study was sent to, if any",
+    )  # fmt: skip
     placer_number = serializers.CharField(
         read_only=True,
         help_text="What an answer quotes: HL7 ORC-2/OBR-2, or a DICOM SR's Placer Order Number",

@@ -114,8 +114,8 @@ class ConsultReport(models.Model):
         SR = "sr", "DICOM SR"
 
     class Status(models.TextChoices):
-        # HL7 OBX-11 result status (table 0085) F, P and C; a DICOM SR's Completion/Verification
-        # Flags (PS3.3 C.17.2: PARTIAL or UNVERIFIED is preliminary).
+        # HL7 OBX-11 result status (table 0085) F, P and C; a DICOM SR's Completion Flag (PS3.3
+        # C.17.2: PARTIAL is preliminary; UNVERIFIED alone is not, many final reports carry it).
         FINAL = "final", "Final"
         PRELIMINARY = "preliminary", "Preliminary"
         CORRECTED = "corrected", "Corrected (amends an earlier report)"
