@@ -284,7 +284,7 @@ def consult_create(
     *,
     actor: Actor,
     study: Study,
-    destination: str,
+    destination: str = "",
     clinical_question: str,
     history: str = "",
     weight_kg: Decimal | None = None,

@@ -269,3 +269,35 @@ def test_an_sr_quoting_the_placer_number_is_filed_and_vetpacs_own_measurement_sr
     assert (report.consult_id, report.source, report.status, report.text) == (
         consult.pk, "sr", "preliminary", SR_TEXT)  # fmt: skip
     assert ConsultRequest.objects.get().status == "received"  # preliminary: not reported yet
+
+
+def test_a_consult_sent_to_a_destination_over_rest_and_in_the_ui(studies, staff, telerad):  # noqa: F811
+    shared, prior, _ = studies
+    _, key = api_client_create(
+        actor=Actor.system("tests"), name="PMS", scopes=["studies:read", "studies:write"]
+    )
+    api = WebClient(HTTP_AUTHORIZATION=f"Bearer {key}")
+    url = f"/api/v1/studies/{shared.pk}/consults"
+    asked = api.post(url, {"sent_to": telerad.name, "clinical_question": "Effusion?", "priors": [prior.pk]},
+                     content_type="application/json")  # fmt: skip
+    assert asked.status_code == 201, asked.content
+    body = asked.json()
+    assert (body["sent_to"], body["destination"], body["placer_number"]) == (
+        telerad.name, telerad.name, f"CONSULT-{body['id']}")  # fmt: skip
+    assert sorted(Send.objects.values_list("study_id", flat=True)) == sorted([shared.pk, prior.pk])
+    unknown = api.post(url, {"sent_to": "Nobody", "clinical_question": "?"}, content_type="application/json")
+    assert unknown.status_code == 400 and "sent_to" in unknown.json()["error"]["fields"]
+    nobody = api.post(url, {"clinical_question": "?"}, content_type="application/json")
+    assert nobody.status_code == 400 and "destination" in nobody.json()["error"]["fields"]
+    # The study page's form: the destination chosen from the registered ones.
+    vet = WebClient()
+    vet.force_login(staff["veterinarian"])
+    page = vet.get(reverse("study_detail", args=[shared.pk])).content.decode()
+    assert f'<option value="{telerad.pk}">{telerad.name}</option>' in page and body["placer_number"] in page
+    made = vet.post(reverse("consult_create", args=[shared.pk]),
+                    {"destination": "", "sent_to": str(telerad.pk), "clinical_question": "Again?"})  # fmt: skip
+    assert made.status_code == 200
+    assert ConsultRequest.objects.filter(sent_to=telerad).count() == 2 and Send.objects.count() == 3
+    refused = vet.post(reverse("consult_create", args=[shared.pk]),
+                       {"destination": "X", "sent_to": "999999", "clinical_question": "?"})  # fmt: skip
+    assert refused.status_code == 302 and ConsultRequest.objects.count() == 2
