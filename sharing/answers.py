@@ -29,7 +29,6 @@ import logging
 from collections.abc import Iterable
 
 from pydicom import Dataset, dcmread
-from pydicom.sequence import Sequence
 
 from imaging.ingest.index import TEXT_SR_CLASSES
 from imaging.models import Instance
@@ -47,7 +46,7 @@ def _meaning(item: Dataset) -> str:
     return str(names[0].get("CodeMeaning", "")) if names else ""
 
 
-def _flatten(items: Sequence, lines: list[str]) -> None:
+def _flatten(items: Iterable[Dataset], lines: list[str]) -> None:
     for item in items:
         kind = item.get("ValueType", "")
         if kind == "CONTAINER":

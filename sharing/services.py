@@ -262,12 +262,13 @@ def consult_for_answer(
     *, placer: str = "", accession: str = "", corrected: bool = False
 ) -> ConsultRequest | None:
     """The consult an answer names: by its placer number (``CONSULT-<pk>``, what the request
-    told the service to quote), else by the study's accession number, the latest consult not
-    yet reported (a corrected answer: the latest, reported or not). None when nothing fits."""
-    placer = placer.strip()
-    if placer:
-        number = placer.upper().removeprefix(ConsultRequest.PLACER_PREFIX)
-        if not placer.upper().startswith(ConsultRequest.PLACER_PREFIX) or not number.isdigit():
+    told the service to quote); else, when the placer number is not one of ours (the service's
+    or the PMS's own), by the study's accession number: the latest consult not yet reported (a
+    corrected answer: the latest, reported or not). None when nothing fits."""
+    placer = placer.strip().upper()
+    if placer.startswith(ConsultRequest.PLACER_PREFIX):
+        number = placer.removeprefix(ConsultRequest.PLACER_PREFIX)
+        if not number.isdigit():
             return None
         return ConsultRequest.objects.select_related("study", "link").filter(pk=int(number)).first()
     if not accession.strip():

@@ -122,11 +122,30 @@ def test_an_oru_files_the_consult_report_once_and_a_correction_amends_it(
     assert "amends" in page and consult.placer_number in page and "VetReads teleradiology" in page
 
 
+def test_an_oru_with_another_placer_number_is_matched_by_its_accession(studies, staff, telerad, hl7_listener):  # noqa: F811
+    shared, prior, _ = studies
+    consult = _consult(shared, prior, staff, telerad)
+    Study.objects.filter(pk=shared.pk).update(accession_number="VP00000043")
+    hl7 = Client(hl7_listener.port)
+    hl7.send(oru("P1", placer="PMS-77", accession="VP00000043", value_type="FT",
+                 lines=("Thorax\\.br\\No effusion.",), status="P"))  # fmt: skip
+    assert hl7.ack()["MSA"][1:3] == ["AA", "P1"]
+    report = ConsultReport.objects.get()
+    assert (report.consult_id, report.status, report.text) == (
+        consult.pk,
+        "preliminary",
+        "Thorax\nNo effusion.",
+    )
+    assert ConsultRequest.objects.get().status == "received"  # preliminary: being read, not reported
+
+
 @pytest.mark.parametrize(
     "change, err, words",
     [
         ({"placer": "CONSULT-999999"}, ["ORC", "1", "2"], "no consult with placer number CONSULT-999999"),
         ({"placer": "", "accession": "NOT-OURS"}, ["OBR", "1", "18"], "no open consult"),
+        ({"placer": "PMS-77", "accession": "NOT-OURS"}, ["OBR", "1", "18"], "no open consult"),
+        ({"placer": "PMS-77"}, ["ORC", "1", "2"], "no consult with placer number PMS-77"),
         ({"placer": "", "accession": ""}, ["OBR", "1", "2"], "which consult?"),
         ({"value_type": "NM", "lines": ("12.5",)}, ["OBX", "1", "5"], "No OBX with a text value"),
         ({"lines": ("",)}, ["OBX", "1", "5"], "OBX-5 is empty"),

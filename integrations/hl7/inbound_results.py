@@ -6,7 +6,8 @@ Which consult (sharing.services.consult_for_answer):
 - ORC-2 / OBR-2, the placer order number (EI.1): the consult's placer number, ``CONSULT-<pk>``,
   which the request gives the service to quote (HL7 2.5 4.5.1.2: the placer's own number
   comes back in a result);
-- else the study's Accession Number in OBR-18 (placer field 1, where IHE Radiology's SWF puts
+- else (no placer number, or one that is not ours: the service's or the PMS's own) the
+  study's Accession Number in OBR-18 (placer field 1, where IHE Radiology's SWF puts
   it, RAD TF-2 Table 4.4-6) and the study's latest consult not yet reported (the latest at all
   for a correction).
 OBR-3 / ORC-3, the filler order number, is the reading service's own number for the job: it
@@ -82,7 +83,7 @@ def _status(observations: list[Segment]) -> str:
 
 def result_message(received: "Received") -> "ConsultReport":
     """ORU^R01: the consult's answer, filed as its consult report."""
-    from sharing.models import ConsultReport
+    from sharing.models import ConsultReport, ConsultRequest
     from sharing.services import consult_for_answer, consult_report_file
 
     obr = received.one("OBR")
@@ -96,7 +97,7 @@ def result_message(received: "Received") -> "ConsultReport":
     accession = obr[18].strip()
     consult = consult_for_answer(placer=placer, accession=accession, corrected=status == "corrected")
     if consult is None:
-        if placer:
+        if placer and (placer.upper().startswith(ConsultRequest.PLACER_PREFIX) or not accession):
             where = ("ORC", 2) if orc and orc.component(2, 1) else ("OBR", 2)
             raise HL7Error(f"{where[0]}-{where[1]}: no consult with placer number {placer[:40]}",
                            code=204, segment=where[0], field=where[1])  # fmt: skip
