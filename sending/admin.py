@@ -61,6 +61,7 @@ class RoutingRuleAdmin(admin.ModelAdmin):
         "modality",
         "procedure",
         "species",
+        "teleradiology_only",
         "stable_seconds",
         "active",
     ]

@@ -118,8 +118,9 @@ class SendResult(models.Model):
 
 class RoutingRule(models.Model):
     """Send every study that matches, once it is stable, to a destination. Empty criteria match
-    anything; all given must match. (Orders carry no teleradiology flag yet: a rule for that is a
-    destination plus the procedure.)"""
+    anything; all given must match. ``teleradiology_only``: only studies whose order is marked
+    "send for teleradiology" (imaging.ImagingOrder.teleradiology); a study without an order never
+    matches it."""
 
     name = models.CharField(max_length=64, unique=True)
     station_ae = models.CharField(
@@ -128,6 +129,10 @@ class RoutingRule(models.Model):
     modality = models.CharField(max_length=16, blank=True, help_text="DICOM Modality of any series: DX, CT…")
     procedure = models.ForeignKey("imaging.Procedure", null=True, blank=True, on_delete=models.CASCADE)
     species = models.ForeignKey("patients.Species", null=True, blank=True, on_delete=models.CASCADE)
+    teleradiology_only = models.BooleanField(
+        "only orders marked for teleradiology", default=False,
+        help_text="Only studies whose order is marked 'send for teleradiology'",
+    )  # fmt: skip
     destination = models.ForeignKey(Destination, on_delete=models.PROTECT, related_name="rules")
     stable_seconds = models.PositiveIntegerField(default=120, help_text="No new instance for this long")
     active = models.BooleanField(default=True)

@@ -217,6 +217,8 @@ def rule_studies(rule: RoutingRule, at: datetime):
         studies = studies.filter(order__procedure_id=rule.procedure_id)
     if rule.species_id:
         studies = studies.filter(patient__species_id=rule.species_id)
+    if rule.teleradiology_only:
+        studies = studies.filter(order__teleradiology=True)
     return studies.distinct().order_by("pk")
 
 

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from imaging.models import Study
 from integrations.api.auth import actor_for
 from integrations.api.strict import StrictTypes
+from sending.models import Destination
 from sharing import services
 from sharing.models import ConsultReport, ConsultRequest, ShareLink
 
@@ -55,18 +56,26 @@ class ShareLinkCreateSerializer(StrictTypes, serializers.Serializer):
 class ConsultReportSerializer(serializers.ModelSerializer):
     class Meta:
         model = ConsultReport
-        fields = ["id", "author_name", "text", "created_at", "seen_at"]
+        fields = ["id", "author_name", "text", "source", "status", "amends", "created_at", "seen_at"]
 
 
 class ConsultSerializer(serializers.ModelSerializer):
     reports = ConsultReportSerializer(many=True, read_only=True)
+    sent_to: serializers.SlugRelatedField[Destination] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True,
+        help_text="The registered destination the study was sent to, if any",
+    )  # fmt: skip
+    placer_number = serializers.CharField(
+        read_only=True,
+        help_text="What an answer quotes: HL7 ORC-2/OBR-2, or a DICOM SR's Placer Order Number",
+    )
     priors: serializers.PrimaryKeyRelatedField[Study] = serializers.PrimaryKeyRelatedField(
         many=True, read_only=True
     )
 
     class Meta:
         model = ConsultRequest
-        fields = ["id", "study", "status", "destination", "clinical_question", "history", "weight_kg",
+        fields = ["id", "study", "status", "destination", "sent_to", "placer_number", "clinical_question", "history", "weight_kg",
                   "key_images", "priors", "link", "requested_by_name", "created_at", "reported_at", "reports"]  # fmt: skip
 
 
@@ -78,7 +87,11 @@ class CreatedConsultSerializer(ConsultSerializer):
 
 
 class ConsultCreateSerializer(StrictTypes, serializers.Serializer):
-    destination = serializers.CharField(max_length=200)
+    destination = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    sent_to = serializers.SlugRelatedField(
+        slug_field="name", queryset=Destination.objects.filter(active=True), required=False, allow_null=True,
+        help_text="A registered destination (by name): the study and the priors are sent there",
+    )  # fmt: skip
     clinical_question = serializers.CharField(max_length=10000)
     history = serializers.CharField(required=False, allow_blank=True, max_length=10000)
     weight_kg = serializers.DecimalField(required=False, allow_null=True, max_digits=7, decimal_places=3)

@@ -74,6 +74,13 @@ class ConsultRequest(models.Model):
     link = models.OneToOneField(
         ShareLink, null=True, blank=True, on_delete=models.SET_NULL, related_name="consult"
     )
+    # A registered sending destination (a teleradiology service's DICOM node or STOW-RS endpoint):
+    # the study (and the chosen priors) are sent there by sending.services.study_send, and an
+    # answer by HL7 ORU^R01 or DICOM SR from it is filed here (sharing/answers.py).
+    sent_to = models.ForeignKey(
+        "sending.Destination", null=True, blank=True, on_delete=models.PROTECT, related_name="consults"
+    )
+    sends = models.ManyToManyField("sending.Send", blank=True, related_name="consults")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SENT)
     created_at = models.DateTimeField(default=now)
     reported_at = models.DateTimeField(null=True, blank=True)
@@ -84,10 +91,34 @@ class ConsultRequest(models.Model):
     def __str__(self) -> str:
         return f"Consult #{self.pk} ({self.destination})"
 
+    PLACER_PREFIX = "CONSULT-"
+
+    @property
+    def placer_number(self) -> str:
+        """The number an answer quotes to name this consult: HL7 ORC-2 / OBR-2 (placer order
+        number) of an ORU^R01, or a DICOM SR's Referenced Request Sequence > Placer Order Number /
+        Imaging Service Request (0040,2016). At most 22 characters (HL7 EI.1 in 2.5 is 199; DICOM
+        LO is 64)."""
+        return f"{self.PLACER_PREFIX}{self.pk}"
+
 
 class ConsultReport(models.Model):
     """A specialist's opinion, filed on the study. ``seen_at``: when the clinic acknowledged it
-    (until then the study page shows a badge)."""
+    (until then the study page shows a badge). It came through the specialist's link, an HL7
+    ORU^R01 or a DICOM SR (``source``); ``source_id`` is the message's sender and control id or
+    the SR's SOP Instance UID, unique per source, so one answer is filed once."""
+
+    class Source(models.TextChoices):
+        LINK = "link", "Share link"
+        HL7 = "hl7", "HL7 ORU^R01"
+        SR = "sr", "DICOM SR"
+
+    class Status(models.TextChoices):
+        # HL7 OBX-11 result status (table 0085) F, P and C; a DICOM SR's Completion Flag (PS3.3
+        # C.17.2: PARTIAL is preliminary; UNVERIFIED alone is not, many final reports carry it).
+        FINAL = "final", "Final"
+        PRELIMINARY = "preliminary", "Preliminary"
+        CORRECTED = "corrected", "Corrected (amends an earlier report)"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="consult_reports")
     link = models.ForeignKey(
@@ -98,11 +129,23 @@ class ConsultReport(models.Model):
     )
     author_name = models.CharField(max_length=200)
     text = models.TextField()
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.LINK)
+    source_id = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.FINAL)
+    # A corrected result: the report it corrects (the consult's latest before it).
+    amends = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="amended_by"
+    )
     created_at = models.DateTimeField(default=now)
     seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "source_id"], condition=~models.Q(source_id=""), name="consult_report_once"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Consult report by {self.author_name}"

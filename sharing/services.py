@@ -22,6 +22,8 @@ from django.utils.timezone import now
 
 from imaging.annotations.services import annotations_current
 from imaging.models import Study
+from sending.models import Destination
+from sending.services import study_send
 from sharing.models import ConsultReport, ConsultRequest, ShareLink
 from vetclinic.audit.services import Actor, audit_read, audit_record
 
@@ -187,10 +189,24 @@ def download_record(*, link: ShareLink, address: str | None, count: int) -> None
     )  # fmt: skip
 
 
-def consult_report_file(*, link: ShareLink, author_name: str, text: str) -> ConsultReport:
-    """The specialist's opinion from their link, filed on the study as a consult report; the
-    consult (if the link is one's) is reported; the requesting vet sees a badge on the study
-    page and the webhooks hear ``consult.reported``."""
+def consult_report_file(
+    *,
+    author_name: str,
+    text: str,
+    link: ShareLink | None = None,
+    consult: ConsultRequest | None = None,
+    source: str = ConsultReport.Source.LINK,
+    source_id: str = "",
+    status: str = ConsultReport.Status.FINAL,
+    actor: Actor | None = None,
+) -> ConsultReport:
+    """An opinion filed on the study as a consult report: the one way in for all three answers,
+    the specialist's link (``link``: its study and its consult), an HL7 ORU^R01 and a DICOM SR
+    (``consult``, sharing/answers.py). Checked first (ValidationError by field, nothing filed);
+    then filed, the consult *reported* (a preliminary answer leaves it *received*), in the audit
+    log, the study page's badge counts it, and the webhooks hear ``consult.reported``. A
+    corrected answer (HL7 OBX-11 C) is a new report that names the one it amends; the earlier
+    one stays. ``source_id`` (a message's control id, an SR's SOP Instance UID) is filed once."""
     errors = {}
     if not author_name.strip():
         errors["author_name"] = "Your name."
@@ -200,42 +216,91 @@ def consult_report_file(*, link: ShareLink, author_name: str, text: str) -> Cons
         errors["author_name"] = "At most 200 characters."
     if len(text) > 50_000:
         errors["text"] = "At most 50,000 characters."
-    if link.kind != ShareLink.Kind.SPECIALIST:
+    if link is not None and link.kind != ShareLink.Kind.SPECIALIST:
         errors["link"] = "Only a specialist's link takes an opinion."
+    if link is None and consult is None:
+        errors["consult"] = "No consult and no link: nowhere to file the opinion."
+    if source not in ConsultReport.Source.values:
+        errors["source"] = f"One of {', '.join(ConsultReport.Source.values)}."
+    if status not in ConsultReport.Status.values:
+        errors["status"] = f"One of {', '.join(ConsultReport.Status.values)}."
+    if source_id and ConsultReport.objects.filter(source=source, source_id=source_id[:255]).exists():
+        errors["source_id"] = f"{source_id[:80]} was filed already."
     if errors:
         raise ValidationError(errors)
-    consult = ConsultRequest.objects.filter(link=link).first()
+    if consult is None and link is not None:
+        consult = ConsultRequest.objects.filter(link=link).first()
+    study = link.study if link is not None else consult.study  # type: ignore[union-attr]
+    actor = actor or Actor.system(f"share link #{link.pk}" if link is not None else "consult answer")
     with transaction.atomic():
+        amends = None
+        if status == ConsultReport.Status.CORRECTED and consult is not None:
+            amends = consult.reports.order_by("-created_at", "-id").first()
         report = ConsultReport.objects.create(
-            study=link.study, link=link, consult=consult, author_name=author_name.strip(), text=text.strip()
-        )
-        if consult is not None:
+            study=study, link=link or (consult.link if consult else None), consult=consult,
+            author_name=author_name.strip(), text=text.strip(), source=source, source_id=source_id[:255],
+            status=status, amends=amends,
+        )  # fmt: skip
+        if consult is not None and status != ConsultReport.Status.PRELIMINARY:
             consult.status = ConsultRequest.Status.REPORTED
             consult.reported_at = report.created_at
             consult.save(update_fields=["status", "reported_at"])
+        elif consult is not None and consult.status == ConsultRequest.Status.SENT:
+            consult.status = ConsultRequest.Status.RECEIVED  # preliminary: being read, not done
+            consult.save(update_fields=["status"])
         audit_record(
-            actor=Actor.system(f"share link #{link.pk}"), instance=link.study, action="consult-report",
-            changes={"author": [None, report.author_name], "consult": [None, consult.pk if consult else None]},
+            actor=actor, instance=study, action="consult-report",
+            changes={"author": [None, report.author_name], "consult": [None, consult.pk if consult else None],
+                     "source": [None, source], "status": [None, status]},
         )  # fmt: skip
     _publish("consult.reported", {"consult": consult_data(consult) if consult else None,
                                   "report": report_data(report)})  # fmt: skip
     return report
 
 
+def consult_for_answer(
+    *, placer: str = "", accession: str = "", corrected: bool = False
+) -> ConsultRequest | None:
+    """The consult an answer names: by its placer number (``CONSULT-<pk>``, what the request
+    told the service to quote); else, when the placer number is not one of ours (the service's
+    or the PMS's own), by the study's accession number: the latest consult not yet reported (a
+    corrected answer: the latest, reported or not). None when nothing fits."""
+    placer = placer.strip().upper()
+    if placer.startswith(ConsultRequest.PLACER_PREFIX):
+        number = placer.removeprefix(ConsultRequest.PLACER_PREFIX)
+        if not number.isdigit():
+            return None
+        return ConsultRequest.objects.select_related("study", "link").filter(pk=int(number)).first()
+    if not accession.strip():
+        return None
+    consults = ConsultRequest.objects.select_related("study", "link").filter(
+        study__accession_number=accession.strip()
+    )
+    if not corrected:
+        consults = consults.exclude(status=ConsultRequest.Status.REPORTED)
+    return consults.order_by("-created_at", "-id").first()
+
+
 def consult_create(
     *,
     actor: Actor,
     study: Study,
-    destination: str,
+    destination: str = "",
     clinical_question: str,
     history: str = "",
     weight_kg: Decimal | None = None,
     priors: Iterable[Study] = (),
     expires_at: datetime | None = None,
     access_code: str = "",
+    sent_to: Destination | None = None,
 ) -> tuple[ConsultRequest, str]:
-    """A consult request and the specialist's link it is answered through (its raw token)."""
+    """A consult request and the specialist's link it is answered through (its raw token).
+    ``sent_to``: a registered destination (a teleradiology service): the study and the chosen
+    priors are sent there too (sending.services.study_send), and its answer may come back as an
+    HL7 ORU^R01 or a DICOM SR quoting the consult's placer number (sharing/answers.py)."""
     errors = {}
+    if sent_to is not None and not destination.strip():
+        destination = sent_to.name
     if not destination.strip():
         errors["destination"] = "Who is asked: a teleradiology service, or a specialist's name or email."
     if not clinical_question.strip():
@@ -259,9 +324,13 @@ def consult_create(
         consult = ConsultRequest.objects.create(
             study=study, requested_by=user, requested_by_name=name, destination=destination.strip()[:200],
             clinical_question=clinical_question.strip(), history=history.strip(), weight_kg=weight_kg,
-            key_images=key_images, link=link,
+            key_images=key_images, link=link, sent_to=sent_to,
         )  # fmt: skip
         consult.priors.set(chosen)
+        if sent_to is not None:  # refused (inactive, nothing to send): no consult either
+            consult.sends.set(
+                [study_send(study=each, destination=sent_to, actor=actor) for each in [study, *chosen]]
+            )
         audit_record(actor=actor, instance=study, action="consult-request",
                      changes={"consult": [None, consult.pk], "destination": [None, consult.destination]})  # fmt: skip
     _publish("consult.requested", {"consult": consult_data(consult)})
@@ -285,12 +354,15 @@ def link_data(link: ShareLink) -> dict[str, Any]:
 
 def consult_data(consult: ConsultRequest) -> dict[str, Any]:
     return {"id": consult.pk, "study": consult.study_id, "status": consult.status,
-            "destination": consult.destination, "link": consult.link_id}  # fmt: skip
+            "destination": consult.destination, "link": consult.link_id,
+            "sent_to": consult.sent_to.name if consult.sent_to else None,
+            "placer_number": consult.placer_number}  # fmt: skip
 
 
 def report_data(report: ConsultReport) -> dict[str, Any]:
     return {"id": report.pk, "study": report.study_id, "author_name": report.author_name,
-            "created": report.created_at.isoformat()}  # fmt: skip
+            "created": report.created_at.isoformat(), "source": report.source, "status": report.status,
+            "amends": report.amends_id}  # fmt: skip
 
 
 def _publish(event: str, data: dict[str, Any]) -> None:

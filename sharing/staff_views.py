@@ -18,6 +18,7 @@ from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
 from imaging.models import Study
+from sending.models import Destination
 from sharing import services
 from sharing.models import ShareLink
 from vetclinic.audit.services import Actor
@@ -91,8 +92,17 @@ def consult_create(request: HttpRequest, pk: int) -> HttpResponseBase:
             weight = Decimal(weight_text) if weight_text else None
         except InvalidOperation:
             raise ValidationError({"weight_kg": "A weight in kilograms, e.g. 12.5."}) from None
+        sent_to_id = request.POST.get("sent_to", "").strip()
+        sent_to = (
+            Destination.objects.filter(pk=int(sent_to_id), active=True).first()
+            if sent_to_id.isdigit()
+            else None
+        )
+        if sent_to_id and sent_to is None:
+            raise ValidationError({"sent_to": "No such active destination."})
         consult, raw = services.consult_create(
             actor=Actor.for_user(request.user), study=study, destination=request.POST.get("destination", ""),
+            sent_to=sent_to,
             clinical_question=request.POST.get("clinical_question", ""), history=request.POST.get("history", ""),
             weight_kg=weight, **values,
         )  # fmt: skip

@@ -35,7 +35,8 @@ def test_an_order_created_over_rest_is_in_the_worklist(api, biscuit):
     assert body == {
         "id": order.pk, "patient": biscuit.pk, "visit": None, "procedure": "DX-THX2", "station": "DRROOM",
         "modality_type": "DX", "scheduled_start": "2026-11-23T10:30:00Z", "duration_minutes": 15, "reason": "Cough",
-        "referring_vet": "", "performing_vet": "", "priority": "ROUTINE", "weight_kg": None, "status": "scheduled",
+        "referring_vet": "", "performing_vet": "", "priority": "ROUTINE", "teleradiology": False, "weight_kg": None,
+        "status": "scheduled",
         "status_changed": body["status_changed"], "accession_number": order.accession_number,
         "requested_procedure_id": order.requested_procedure_id, "scheduled_step_id": order.scheduled_step_id,
         "study_instance_uid": order.study_instance_uid, "placer_order_number": "ACME-77", "filler_order_number": "",
@@ -44,6 +45,18 @@ def test_an_order_created_over_rest_is_in_the_worklist(api, biscuit):
     query = Dataset()
     query.AccessionNumber = body["accession_number"]
     assert list(worklist_items(identifier=query)) == [order]
+
+
+def test_an_order_marked_for_teleradiology_over_rest(api, biscuit):
+    response = api.post("/api/v1/orders", {"patient": biscuit.pk, "procedure": "DX-THX2", "teleradiology": True,
+                                           "scheduled_start": "2026-11-23T10:30:00Z"}, format="json")  # fmt: skip
+    assert response.status_code == 201, response.json()
+    assert response.json()["teleradiology"] is True and ImagingOrder.objects.get().teleradiology is True
+    again = api.get(f"/api/v1/orders/{response.json()['id']}")
+    assert again.json()["teleradiology"] is True
+    refused = api.post("/api/v1/orders", {"patient": biscuit.pk, "procedure": "DX-THX2", "teleradiology": "maybe",
+                                          "scheduled_start": "2026-11-23T10:30:00Z"}, format="json")  # fmt: skip
+    assert refused.status_code == 400 and "teleradiology" in refused.json()["error"]["fields"]
 
 
 def test_bad_order_fields_are_named(api, biscuit, cat, make_patient):

@@ -26,6 +26,7 @@ from patients.models import CodeMapping, Patient
 from patients.services import ownership_set, visit_create, weight_record
 from sending.models import Destination, Send
 from sharing import services as sharing_services
+from sharing.models import ConsultRequest
 from tests.test_api_queries import api  # noqa: F401  (the fixture: an all-scopes client "Acme PMS")
 
 pytestmark = pytest.mark.django_db
@@ -131,6 +132,11 @@ def records(api, actor, make_owner, make_patient, make_order, stations, labrador
         actor=actor, study=full_study, destination="Dr Ruiz, cardiology", clinical_question="Heart size?",
         history="Cough", weight_kg=Decimal("31.25"),
     )  # fmt: skip
+    # Its service's answers by HL7: final, then a correction that amends it.
+    ConsultRequest.objects.filter(pk=consult.pk).update(sent_to=destination)
+    for number, status in ((1, "final"), (2, "corrected")):
+        sharing_services.consult_report_file(consult=consult, author_name="Dr Ruiz", text="Heart normal.",
+                                             source="hl7", source_id=f"RUIZ:{number}", status=status)  # fmt: skip
     bare_consult, _ = sharing_services.consult_create(
         actor=actor, study=bare_study, destination="Teleradiology", clinical_question="Any fracture?"
     )

@@ -97,6 +97,7 @@ def full(actor, dog, labrador, stations, staff):
         actor=actor, patient=patient, procedure=Procedure.objects.get(code="DX-THX2"), scheduled_start=clock.now(),
         station=stations["DX"], visit=visit, reason="Cough\nfor weeks", referring_vet="Dr A", performing_vet="Dr B",
         priority="STAT", weight_kg=Decimal("31.4"), placer_order_number="P1", filler_order_number="F1",
+        teleradiology=True,
     )  # fmt: skip
     unmatched = Study.objects.create(
         study_instance_uid=generate_uid(), description="Abdomen", study_date=date(2026, 11, 23), accession_number="X1",
@@ -120,6 +121,22 @@ def full(actor, dog, labrador, stations, staff):
         sop_instance_uid=generate_uid(), order=order, status="COMPLETED", station_ae="DRROOM", modality="DX",
         started_at=clock.now(), ended_at=clock.now(), performed_series=[{"description": "Lat", "images": 2}],
     )  # fmt: skip
+    # A consult sent to a registered service, answered by HL7 (final, then corrected) and by a
+    # preliminary SR: the study page shows the placer number, the destination and each status.
+    from sending.models import Destination
+    from sharing.models import ConsultRequest
+    from sharing.services import consult_create, consult_report_file
+
+    consult, _ = consult_create(actor=vet, study=linked, destination="VetReads", clinical_question="Nodules?")
+    tele = Destination.objects.create(name="VetReads", node=stations["CT"])
+    # (No instances here for study_send to send: the destination is set as consult_create would.)
+    ConsultRequest.objects.filter(pk=consult.pk).update(sent_to=tele)
+    consult.refresh_from_db()
+    consult_report_file(consult=consult, author_name="Dr R", text="Early.", source="sr", source_id="1.2.3",
+                        status="preliminary")  # fmt: skip
+    consult_report_file(consult=consult, author_name="Dr R", text="Normal.", source="hl7", source_id="T:1")
+    consult_report_file(consult=consult, author_name="Dr R", text="Nodule.", source="hl7", source_id="T:2",
+                        status="corrected")  # fmt: skip
     patient_upsert(actor=actor, patient=patient, fields={"deceased": True, "deceased_on": date(2026, 11, 23)})
     return {"owner": owner, "organisation": organisation, "patient": patient, "owned": owned, "visit": visit,
             "order": order, "unmatched": unmatched, "linked": linked, "series": series}  # fmt: skip

@@ -209,6 +209,33 @@ def test_routing_rule_that_does_not_match_sends_nothing(ingest, storescp_start):
     assert routing_check(at=now() + timedelta(days=1)) == []
 
 
+@pytest.mark.django_db
+def test_routing_rule_for_teleradiology_sends_only_marked_orders_once(ingest, storescp_start, make_patient,  # noqa: F811
+                                                                    make_order):  # fmt: skip
+    """A rule "only orders marked for teleradiology": the study of the marked order goes, once;
+    the study of an order that is not marked, and a study without an order, stay."""
+    peer = storescp_start("+B", "+xa")
+    rule = RoutingRule.objects.create(name="Teleradiology", teleradiology_only=True, stable_seconds=60,
+                                      destination=node_destination(peer.port))  # fmt: skip
+    marked = make_order(make_patient("Rex"), "CT-HEAD", teleradiology=True)
+    plain = make_order(make_patient("Tess"), "CT-HEAD")
+    assert (marked.teleradiology, plain.teleradiology) == (True, False)
+    studies = []
+    for order in (marked, plain, None):
+        study_uid = order.study_instance_uid if order else generate_uid()
+        ingest(("CT_small.dcm", uids(study_uid, AccessionNumber=order.accession_number if order else "")))
+        studies.append(Study.objects.get(study_instance_uid=study_uid))
+    assert [study.order_id for study in studies] == [marked.pk, plain.pk, None]
+    later = now() + timedelta(days=1)
+    (send,) = routing_check(at=later)
+    assert routing_check(at=later) == []  # run again: nothing more
+    assert send.study == studies[0]
+    assert list(RoutingLog.objects.filter(rule=rule).values_list("study", flat=True)) == [studies[0].pk]
+    assert send_run(send.pk) == Send.State.DONE
+    sent = studies[0].series.values_list("instances__sop_instance_uid", flat=True)
+    assert set(received(peer.folder)) == set(sent)
+
+
 @pytest.fixture
 def api_key():
     return api_client_create(actor=ACTOR, name="Tele", scopes=["sends:write"], rate_limit=100_000)[1]

@@ -16,6 +16,7 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils.timezone import now
 from pydicom.filereader import dcmread
 
@@ -28,6 +29,15 @@ from vetclinic.audit.models import Channel
 from vetclinic.audit.services import Actor, audit_record
 
 log = logging.getLogger(__name__)
+# Text SR documents (PS3.4 B.5.1: Basic Text, Enhanced, Comprehensive SR): a consult's answer may
+# come as one (sharing/answers.py). VetPACS's own measurement SR (Comprehensive 3D) and key object
+# documents are not among them.
+TEXT_SR_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.88.11", "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33",
+})  # fmt: skip
+# Sent after the commit that indexed new text SR documents (``instance_ids``). A signal, so that
+# imaging/ does not import the apps built on it (sharing/ listens: a consult's answer).
+text_srs_indexed = Signal()
 
 
 class Sender(TypedDict):
@@ -185,6 +195,10 @@ def _instances_create(items: list[Received]) -> dict[str, Instance]:
     # appearing in the lists) by a third for small images. /metadata computes and keeps any
     # document not kept yet when it is read, so nothing waits for the task to be right.
     transaction.on_commit(partial(_metadata_queue, [instance.pk for instance in instances]))
+    # A text SR may be a consult's answer (sharing/answers.py): told once it is committed.
+    text_srs = [instance.pk for instance in instances if instance.sop_class_uid in TEXT_SR_CLASSES]
+    if text_srs:
+        transaction.on_commit(partial(_text_srs_indexed, text_srs))
     for study, item in studies_created:
         actor = item.actor
         audit_record(actor=actor, instance=study, action="receive", changes={"study": [None, str(study)]})
@@ -225,6 +239,14 @@ def _series_for(items: list[Received]) -> tuple[dict[str, Series], list[tuple[St
             # series comes in over seconds, and its first image is rarely the telling one.
             transaction.on_commit(partial(_thumbnail_queue, series.pk))
     return series_by_uid, studies_created
+
+
+def _text_srs_indexed(instance_ids: list[int]) -> None:
+    """After the commit: told to whoever listens (sharing/apps.py files a consult's answer); a
+    failure there loses no object (it is indexed), only what the listener does with it."""
+    for receiver, outcome in text_srs_indexed.send_robust(sender=Instance, instance_ids=instance_ids):
+        if isinstance(outcome, Exception):
+            log.error("text SRs %s: %s failed", instance_ids[:5], receiver, exc_info=outcome)
 
 
 def _metadata_queue(instance_ids: list[int]) -> None:

@@ -104,6 +104,10 @@ class ImagingOrder(models.Model):
     # The practice-management system's own numbers for the order (HL7 ORC-2 / ORC-3).
     placer_order_number = models.CharField(max_length=64, blank=True)
     filler_order_number = models.CharField(max_length=64, blank=True)
+    # The vet wants the images read by a teleradiology service: routing rules may send only
+    # such orders' studies (sending.models.RoutingRule.teleradiology_only). DICOM and HL7 v2 have
+    # no attribute for it (an ORM has no such field), so it is set in the UI or the REST API.
+    teleradiology = models.BooleanField("send for teleradiology", default=False)
     images_received_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=now)
     updated = models.DateTimeField(default=now)

@@ -136,8 +136,8 @@ class OrderForm(forms.ModelForm):
     class Meta:
         model = ImagingOrder
         formfield_callback = formfield
-        fields = ["procedure", "station", "duration_minutes", "priority", "reason", "referring_vet",
-                  "performing_vet", "weight_kg"]  # fmt: skip
+        fields = ["procedure", "station", "duration_minutes", "priority", "teleradiology", "reason",
+                  "referring_vet", "performing_vet", "weight_kg"]  # fmt: skip
         widgets = {
             "priority": forms.RadioSelect,
             "reason": forms.Textarea(attrs={"rows": 2}),

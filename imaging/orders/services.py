@@ -29,7 +29,7 @@ Status = ImagingOrder.Status
 # The code of a ValidationError that is about the order's state, not the input (REST: 409).
 STATE = "invalid_state"
 DETAIL_FIELDS = {"reason", "referring_vet", "performing_vet", "priority", "weight_kg", "visit",
-                 "placer_order_number", "filler_order_number"}  # fmt: skip
+                 "placer_order_number", "filler_order_number", "teleradiology"}  # fmt: skip
 
 
 def accession_number(pk: int) -> str:
@@ -118,7 +118,7 @@ def order_create(
     """Schedule a procedure for an animal; it is in the worklist as soon as this commits.
 
     ``details``: reason, referring_vet, performing_vet, priority, weight_kg (also recorded in
-    the animal's weight history), visit, placer_order_number, filler_order_number.
+    the animal's weight history), visit, placer_order_number, filler_order_number, teleradiology.
     ``past_ok``: the web UI's person says the exam took place already (see _past_check).
     """
     unknown = set(details) - DETAIL_FIELDS

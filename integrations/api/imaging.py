@@ -34,8 +34,8 @@ class OrderSerializer(StrictTypes, serializers.ModelSerializer):
     class Meta:
         model = ImagingOrder
         fields = ["id", "patient", "visit", "procedure", "station", "modality_type", "scheduled_start", "duration_minutes",
-                  "reason", "referring_vet", "performing_vet", "priority", "weight_kg", "status", "status_changed",
-                  "accession_number", "requested_procedure_id", "scheduled_step_id", "study_instance_uid",
+                  "reason", "referring_vet", "performing_vet", "priority", "teleradiology", "weight_kg", "status",
+                  "status_changed", "accession_number", "requested_procedure_id", "scheduled_step_id", "study_instance_uid",
                   "placer_order_number", "filler_order_number", "images_received_at", "study_ids", "updated"]  # fmt: skip
         read_only_fields = ["id", "modality_type", "status", "status_changed", "accession_number", "requested_procedure_id",
                             "scheduled_step_id", "study_instance_uid", "images_received_at", "study_ids", "updated"]  # fmt: skip

@@ -1,5 +1,6 @@
 """Inbound HL7: one entry (``message_receive``), thin handlers over the services the UI uses
-(inbound_adt.py: animals, owners and visits; inbound_orders.py: imaging orders).
+(inbound_adt.py: animals, owners and visits; inbound_orders.py: imaging orders;
+inbound_results.py: a consult's answer as ORU^R01).
 
 Every message is logged; the same message again (same sender, control id and content, see
 ``message_digest``) returns the first ACK and changes nothing; ``AA`` is sent only after the
@@ -19,6 +20,7 @@ from django.utils.timezone import now
 
 from integrations.hl7.inbound_adt import adt_merge, adt_register, adt_visit_end
 from integrations.hl7.inbound_orders import order_message
+from integrations.hl7.inbound_results import result_message
 from integrations.hl7.messages import (
     Header,
     HL7Error,
@@ -225,7 +227,8 @@ def _process(
 def _validation_error(error: ValidationError) -> HL7Error:
     """A service's ValidationError, named by the HL7 field it came from where we know it."""
     fields = {"name": ("PID", 5), "birth_date": ("PID", 7), "sex": ("PID", 8), "species": ("PID", 35),
-              "breed": ("PID", 36), "microchip": ("PID", 3), "kg": ("OBX", 5)}  # fmt: skip
+              "breed": ("PID", 36), "microchip": ("PID", 3), "kg": ("OBX", 5),
+              "text": ("OBX", 5), "author_name": ("OBR", 32), "source_id": ("MSH", 10)}  # fmt: skip
     if hasattr(error, "message_dict"):
         name, messages = next(iter(error.message_dict.items()))
         segment, field = fields.get(name, ("", 0))
@@ -237,6 +240,7 @@ def _validation_error(error: ValidationError) -> HL7Error:
 HANDLERS: dict[str, Callable[[Received], object]] = {
     "ORM^O01": order_message,
     "OMI^O23": order_message,
+    "ORU^R01": result_message,
     **{f"ADT^{event}": adt_register for event in ("A01", "A04", "A05", "A08", "A28", "A31")},
     "ADT^A40": adt_merge,
     "ADT^A03": adt_visit_end,

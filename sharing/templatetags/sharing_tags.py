@@ -8,6 +8,7 @@ from django.utils.timezone import now
 
 from imaging.models import Study
 from imaging.studies.priors import animal_records
+from sending.models import Destination
 from sharing.models import ConsultReport, ConsultRequest, ShareLink
 
 register = template.Library()
@@ -24,11 +25,12 @@ def study_sharing(context: dict[str, Any], study: Study) -> dict[str, Any]:
         if study.patient_id
         else Study.objects.none()
     )
-    reports = list(ConsultReport.objects.filter(study=study).select_related("consult"))
+    reports = list(ConsultReport.objects.filter(study=study).select_related("consult", "amends"))
     return {
         "study": study,
         "links": links,
-        "consults": ConsultRequest.objects.filter(study=study),
+        "consults": ConsultRequest.objects.filter(study=study).select_related("sent_to"),
+        "destinations": Destination.objects.filter(active=True),
         "reports": reports,
         "unseen": sum(1 for report in reports if report.seen_at is None),
         "others": others.order_by("-study_date", "-pk")[:20],

@@ -1,0 +1,159 @@
+"""A consult's answer arriving as a DICOM SR document, filed as the consult report.
+
+The ingest (imaging/ingest/index.py) calls ``sr_answers_file`` after the commit that indexed
+new text SR documents (Basic Text, Enhanced and Comprehensive SR, PS3.4 B.5); the HL7 ORU^R01
+path is integrations/hl7/inbound_results.py; both file through sharing.services
+.consult_report_file, as the specialist's link does.
+
+An SR is a consult's answer when its study has a consult not yet reported and either
+- it quotes the consult's placer number (``CONSULT-<pk>``) as Placer Order Number / Imaging
+  Service Request (0040,2016) or Accession Number (0008,0050) in its Referenced Request Sequence
+  (0040,A370, PS3.3 C.17.2.2), or as its own Accession Number; or
+- it came from the consult's destination: the calling AE title that sent it (Instance
+  .received_from) is the AE title of the registered node the study was sent to.
+
+Not an answer: VetPACS's own SRs (imaging/annotations/sr.py): the TID 1500 Measurement Report
+is a Comprehensive 3D SR and the key images a Key Object Selection Document, neither of the
+classes here; a TID 1500 document in a Comprehensive SR (Content Template Sequence, PS3.3
+C.18.8.1.2) is measurements, not an opinion, and is left alone too.
+
+The text: the content tree flattened in document order, each CONTAINER's concept name a
+heading and each TEXT item "name: text". The author: Author Observer Sequence (0040,A078) >
+Person Name, else the first Verifying Observer Name (0040,A075), else the observation context's
+Person Observer Name (TID 1002, DCM 121008), else the sending AE title. Completion Flag PARTIAL
+(PS3.3 C.17.2) is a preliminary report. Idempotent: one report per SR SOP Instance UID (the
+report's source id), so indexing the object again files nothing.
+"""
+
+import logging
+from collections.abc import Iterable
+
+from pydicom import Dataset, dcmread
+
+from imaging.ingest.index import TEXT_SR_CLASSES
+from imaging.models import Instance
+from sharing.models import ConsultReport, ConsultRequest
+from vetclinic.audit.models import Channel
+from vetclinic.audit.services import Actor
+
+log = logging.getLogger(__name__)
+MEASUREMENT_REPORT = "1500"  # PS3.16 TID 1500
+PERSON_OBSERVER_NAME = ("121008", "DCM")
+
+
+def _meaning(item: Dataset) -> str:
+    names = item.get("ConceptNameCodeSequence") or []
+    return str(names[0].get("CodeMeaning", "")) if names else ""
+
+
+def _flatten(items: Iterable[Dataset], lines: list[str]) -> None:
+    for item in items:
+        kind = item.get("ValueType", "")
+        if kind == "CONTAINER":
+            if _meaning(item):
+                lines.append(f"{_meaning(item)}")
+        elif kind == "TEXT" and str(item.get("TextValue", "")).strip():
+            name, text = _meaning(item), str(item.TextValue).strip()
+            lines.append(f"{name}: {text}" if name else text)
+        if "ContentSequence" in item:
+            _flatten(item.ContentSequence, lines)
+
+
+def sr_text(ds: Dataset) -> str:
+    """The document's headings and TEXT items in order (its title left out: it is the report's)."""
+    lines: list[str] = []
+    _flatten(ds.get("ContentSequence") or [], lines)
+    return "\n".join(lines).strip()
+
+
+def sr_author(ds: Dataset, fallback: str) -> str:
+    for author in ds.get("AuthorObserverSequence") or []:
+        if str(author.get("PersonName", "")):
+            return _person(author.PersonName)
+    for verifier in ds.get("VerifyingObserverSequence") or []:
+        if str(verifier.get("VerifyingObserverName", "")):
+            return _person(verifier.VerifyingObserverName)
+    for item in ds.get("ContentSequence") or []:
+        code = (item.get("ConceptNameCodeSequence") or [Dataset()])[0]
+        if (code.get("CodeValue"), code.get("CodingSchemeDesignator")) == PERSON_OBSERVER_NAME:
+            return _person(item.get("PersonName", ""))
+    return fallback
+
+
+def _person(name: object) -> str:
+    """A DICOM PN (Family^Given) as "Given Family"."""
+    family, _, rest = str(name).partition("^")
+    return " ".join(p for p in (rest.split("^")[0], family) if p) or str(name)
+
+
+def _measurements(ds: Dataset) -> bool:
+    return any(
+        str(t.get("TemplateIdentifier", "")) == MEASUREMENT_REPORT
+        for t in ds.get("ContentTemplateSequence") or []
+    )
+
+
+def _quoted(ds: Dataset) -> set[str]:
+    """The request numbers the document quotes (upper case)."""
+    numbers = {str(ds.get("AccessionNumber", ""))}
+    for request in ds.get("ReferencedRequestSequence") or []:
+        numbers |= {str(request.get("PlacerOrderNumberImagingServiceRequest", "")),
+                    str(request.get("AccessionNumber", ""))}  # fmt: skip
+    return {n.strip().upper() for n in numbers if n.strip()}
+
+
+def _consult_for(
+    instance: Instance, ds: Dataset, open_consults: list[ConsultRequest]
+) -> ConsultRequest | None:
+    quoted = _quoted(ds)
+    for consult in open_consults:
+        if consult.placer_number.upper() in quoted:
+            return consult
+    for consult in open_consults:
+        node = consult.sent_to.node if consult.sent_to else None
+        if node is not None and instance.received_from and node.ae_title == instance.received_from:
+            return consult
+    return None
+
+
+def sr_answers_file(instance_ids: Iterable[int]) -> list[ConsultReport]:
+    """File the consult answers among these newly indexed instances; returns the reports filed."""
+    from imaging.archive.stored import object_open
+    from sharing.services import consult_report_file
+
+    filed = []
+    candidates = Instance.objects.filter(pk__in=list(instance_ids), sop_class_uid__in=TEXT_SR_CLASSES)
+    for instance in candidates.select_related("series"):
+        if ConsultReport.objects.filter(
+            source=ConsultReport.Source.SR, source_id=instance.sop_instance_uid
+        ).exists():
+            continue
+        open_consults = list(
+            ConsultRequest.objects.filter(study_id=instance.series.study_id)
+            .exclude(status=ConsultRequest.Status.REPORTED)
+            .select_related("sent_to__node", "study", "link")
+            .order_by("-created_at", "-id")
+        )
+        if not open_consults:  # the common case: no file is read
+            continue
+        with object_open(instance.storage_key) as handle:
+            ds = dcmread(handle)
+        if _measurements(ds):
+            continue
+        consult = _consult_for(instance, ds, open_consults)
+        if consult is None:
+            continue
+        text = sr_text(ds)
+        sender = instance.received_from or "DICOM SR"
+        status = (ConsultReport.Status.PRELIMINARY if str(ds.get("CompletionFlag", "")).upper() == "PARTIAL"
+                  else ConsultReport.Status.FINAL)  # fmt: skip
+        try:
+            filed.append(consult_report_file(
+                consult=consult, author_name=sr_author(ds, sender)[:200], text=text,
+                source=ConsultReport.Source.SR, source_id=instance.sop_instance_uid, status=status,
+                actor=Actor(channel=Channel.DICOM, name=sender),
+            ))  # fmt: skip
+        except Exception:  # an SR without text, say: the object stays indexed, the reason logged
+            log.warning("SR %s not filed as consult %s's report", instance.sop_instance_uid, consult.pk,
+                        exc_info=True)  # fmt: skip
+    return filed
