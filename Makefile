@@ -68,18 +68,17 @@ FAST_PATH_OFF_TESTS := $(filter-out $(FAST_PATH_OFF_LEFT_OUT),$(wildcard tests/t
 	$(wildcard tests/test_worklist*.py) $(wildcard tests/test_ingest*.py) $(wildcard tests/faults/test_*.py))
 
 # On PostgreSQL the two further passes run beside the first, each on a test database of its own
-# (DATABASE_URL's database name with a suffix): the suite mostly waits on listeners, workers,
-# browsers and sockets, so side by side they take little longer than the first alone.
-# The first pass is itself TEST_WORKERS processes (pytest-xdist), each on a test database of its
-# own (the name + _gw0, _gw1, ...), taking the next tests as they free up. `--dist load` hands out
-# the tests in pytest-django's order (tests in a transaction first, then those that empty the
-# database), so each process still runs its share in that order; whole files per process
-# (loadfile) would run a file's database-emptying tests before another file's that need the
-# migrations' reference data.
-# Each other pass's output is shown when the first ends; the target fails if any pass failed.
+# (DATABASE_URL's database name with a suffix): the suite mostly waits on listeners, workers and
+# sockets (CI used a third of its 2 cores), so the three together take about as long as the first.
+# The first pass is itself two processes side by side: the DICOM network tests and the fault suite
+# (FIRST_PASS_BESIDE, with their listeners, workers and brokers) on a test database of their own,
+# every other test in the other; a test file added anywhere runs in one of the two.
+# Each other process's output is shown when the first ends; the target fails if any pass failed.
 # On SQLite (one test database file, var/test.sqlite3) they run in turn, the first pass whole.
 PASSES_BESIDE := $(if $(filter postgres://% postgresql://%,$(DATABASE_URL)),yes)
-TEST_WORKERS ?= 3
+# The API's schema test (five minutes of generated requests, in a process of its own) goes with
+# them: it was the longest single test of the other process, which ended last.
+FIRST_PASS_BESIDE := $(wildcard tests/test_dicom_*.py) $(wildcard tests/faults/test_*.py) tests/test_api_schemathesis.py
 
 test: install-dev system-tools
 ifneq ($(PYTEST_ARGS),)
@@ -90,13 +89,16 @@ else ifeq ($(PASSES_BESIDE),yes)
 	  $(BIN)/python -m pytest -p no:cacheprovider $(COMPILE_OFF_TESTS) > $$logs/compile-off.log 2>&1 & compile_off=$$!; \
 	DATABASE_URL=$(DATABASE_URL)_fast_path_off DICOM_FAST_PATH=false \
 	  $(BIN)/python -m pytest -p no:cacheprovider $(FAST_PATH_OFF_TESTS) > $$logs/fast-path-off.log 2>&1 & fast_path_off=$$!; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load; first=$$?; \
-	wait $$compile_off; compile_off=$$?; wait $$fast_path_off; fast_path_off=$$?; \
+	DATABASE_URL=$(DATABASE_URL)_dicom \
+	  $(BIN)/python -m pytest -p no:cacheprovider $(FIRST_PASS_BESIDE) > $$logs/first-dicom.log 2>&1 & first_dicom=$$!; \
+	$(BIN)/python -m pytest $(addprefix --ignore=,$(FIRST_PASS_BESIDE)); first=$$?; \
+	wait $$first_dicom; first_dicom=$$?; wait $$compile_off; compile_off=$$?; wait $$fast_path_off; fast_path_off=$$?; \
+	echo "=== the first pass's DICOM network and fault tests"; cat $$logs/first-dicom.log; \
 	echo "=== the same tests with DATABASE_COMPILE_ONCE=false"; cat $$logs/compile-off.log; \
 	echo "=== the DICOM tests with DICOM_FAST_PATH=false"; cat $$logs/fast-path-off.log; \
 	rm -rf $$logs; \
-	echo "=== passes: first $$first, DATABASE_COMPILE_ONCE=false $$compile_off, DICOM_FAST_PATH=false $$fast_path_off (0 is passed)"; \
-	[ $$first = 0 ] && [ $$compile_off = 0 ] && [ $$fast_path_off = 0 ]
+	echo "=== passes: first $$first and its DICOM tests $$first_dicom, DATABASE_COMPILE_ONCE=false $$compile_off, DICOM_FAST_PATH=false $$fast_path_off (0 is passed)"; \
+	[ $$first = 0 ] && [ $$first_dicom = 0 ] && [ $$compile_off = 0 ] && [ $$fast_path_off = 0 ]
 else
 	$(BIN)/python -m pytest
 	DATABASE_COMPILE_ONCE=false $(BIN)/python -m pytest $(COMPILE_OFF_TESTS)
