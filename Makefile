@@ -68,8 +68,8 @@ FAST_PATH_OFF_TESTS := $(filter-out $(FAST_PATH_OFF_LEFT_OUT),$(wildcard tests/t
 	$(wildcard tests/test_worklist*.py) $(wildcard tests/test_ingest*.py) $(wildcard tests/faults/test_*.py))
 
 # On PostgreSQL the two further passes run beside the first, each on a test database of its own
-# (DATABASE_URL's database name with a suffix): the suite mostly waits on listeners, workers and
-# sockets (CI used a third of its 2 cores), so the three together take about as long as the first.
+# (DATABASE_URL's database name with a suffix). Side by side they fill a 2-core machine: more
+# processes do not make it faster (three pytest-xdist workers for the first pass made it slower).
 # The first pass is itself two processes side by side: the DICOM network tests and the fault suite
 # (FIRST_PASS_BESIDE, with their listeners, workers and brokers) on a test database of their own,
 # every other test in the other; a test file added anywhere runs in one of the two.
