@@ -20,6 +20,15 @@ from vetclinic.audit.services import Actor
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery"
 
+# Every query compiled once (vetclinic/db.py) is checked against its plain Django queryset on
+# each call, in this process and in those the tests start (process_env passes os.environ on):
+# a compiled statement that gives other rows fails the test that reached it. A run may still ask
+# for true or false.
+if not os.environ.get("DATABASE_COMPILE_ONCE"):
+    from django.conf import settings as django_settings
+
+    os.environ["DATABASE_COMPILE_ONCE"] = django_settings.DATABASE_COMPILE_ONCE = "check"
+
 
 def tool_required(path):
     """The path of a system tool; skips locally when missing, but fails in CI, where

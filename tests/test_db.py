@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def compiled(settings):
-    """These tests are of the compiling itself: on even where CI runs the rest with it off."""
+    """These tests are of the compiling itself: compiled, without the check the suite runs with."""
     settings.DATABASE_COMPILE_ONCE = True
 
 
@@ -129,3 +129,22 @@ def test_each_process_gets_the_database_options_settings_declare_for_its_role():
     # Two connections an association (its reactor's thread and its DUL's), as many as one process serves.
     assert dicom["OPTIONS"]["pool"]["max_size"] == 2 * MAX_ASSOCIATIONS
     assert POSTGRESQL["OPTIONS"] == {}  # the declared settings are not changed in place
+
+
+def test_check_mode_raises_when_a_compiled_statement_gives_other_rows(settings, make_patient):
+    """DATABASE_COMPILE_ONCE=check, as the suite runs: a compiled statement whose rows differ
+    from its queryset's fails the call. Here the statement is made wrong on purpose."""
+    from vetclinic.db import CompiledQueryDiffers, _Statement
+
+    settings.DATABASE_COMPILE_ONCE = "check"
+    make_patient("Biscuit")
+    make_patient("Pepper")
+    by_name = CompiledQuery(lambda name: Patient.objects.filter(name=name).values("name"))
+    assert by_name.run("Biscuit") == [{"name": "Biscuit"}]  # the same rows both ways: no error
+    [statement] = by_name._shapes.values()
+    assert isinstance(statement, _Statement)
+    statement.sql = statement.sql.replace(" = %s", " <> %s")
+    with pytest.raises(CompiledQueryDiffers, match="Pepper"):
+        by_name.run("Biscuit")
+    settings.DATABASE_COMPILE_ONCE = True  # off the check, the wrong statement's rows come back
+    assert by_name.run("Biscuit") == [{"name": "Pepper"}]

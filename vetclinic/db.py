@@ -26,8 +26,10 @@ prepares it (``prepare_threshold``, vetclinic/settings.py) and PostgreSQL plans 
 connection with a generic plan: only for statements whose one plan suits every value.
 
 ``DATABASE_COMPILE_ONCE=false`` (settings) turns all of it off: every call builds and runs its
-queryset as plain Django would, with the same results. CI runs the REST, HL7 and worklist tests
-both ways.
+queryset as plain Django would, with the same results. ``check`` runs both on every call and
+raises ``CompiledQueryDiffers`` when the compiled statement's rows are not the plain queryset's:
+the test suite runs this way (tests/conftest.py), so every test that reaches a compiled query
+checks it against what Django alone gives, with that test's own values.
 """
 
 import json
@@ -61,7 +63,15 @@ KEPT_SHAPES = 200  # per query; more than its shapes in use (a client trying odd
 
 
 def compile_once() -> bool:
+    return _setting() in (True, "check")
+
+
+def _setting() -> bool | str:
     return getattr(settings, "DATABASE_COMPILE_ONCE", True)
+
+
+class CompiledQueryDiffers(AssertionError):
+    """``DATABASE_COMPILE_ONCE=check``: a compiled statement gave other rows than its queryset."""
 
 
 class CompiledQuery:
@@ -93,7 +103,31 @@ class CompiledQuery:
             compiled = self._shapes[key] = self._compile(connection, values, shape)
         if compiled is False:
             return list(self.queryset(*values, shape=shape))
-        return compiled.run(connection, values, prepare=self.prepare)
+        found = compiled.run(connection, values, prepare=self.prepare)
+        if _setting() == "check":
+            self._check(found, values, shape)
+        return found
+
+    def _check(self, found: list[Any], values: Values, shape: tuple[Hashable, ...]) -> None:
+        """The compiled rows against the plain queryset's, field by field (a model instance's
+        ``==`` compares only its primary key); in any order where the queryset sets none."""
+        queryset = self.queryset(*values, shape=shape)
+        # Not in the statements a test counts (CaptureQueriesContext): the count is of what
+        # runs outside the check.
+        connection = connections[queryset.db]
+        counted, connection.force_debug_cursor = connection.force_debug_cursor, False
+        try:
+            expected = [_fields(row) for row in queryset]
+        finally:
+            connection.force_debug_cursor = counted
+        got = [_fields(row) for row in found]
+        if not queryset.ordered:
+            expected, got = sorted(expected, key=repr), sorted(got, key=repr)
+        if got != expected:
+            raise CompiledQueryDiffers(
+                f"compiled {compiled_sql(self, values, shape)!r} with {values!r} gave {got!r}; "
+                f"the queryset gave {expected!r}"
+            )
 
     def first(self, *values: Any, shape: tuple[Hashable, ...] = ()) -> Any:
         found = self.run(*values, shape=shape)
@@ -169,6 +203,18 @@ class _Statement:
         if self.model is not None:
             return [self.model.from_db(connection.alias, self.names, row) for row in found]
         return [dict(zip(self.names, row, strict=True)) for row in found]
+
+
+def _fields(row: Any) -> Any:
+    """A row as what it holds: a dict as it is, a model instance as its type and loaded fields."""
+    if isinstance(row, dict):
+        return row
+    return (type(row), {name: value for name, value in vars(row).items() if not name.startswith("_")})
+
+
+def compiled_sql(query: CompiledQuery, values: Values, shape: tuple[Hashable, ...]) -> str:
+    statement = query._shapes.get((connections[DEFAULT_DB_ALIAS].vendor, _signature(values), shape))
+    return statement.sql if isinstance(statement, _Statement) else "(not compiled)"
 
 
 def _signature(value: Any) -> tuple[Any, ...]:

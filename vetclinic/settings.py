@@ -151,7 +151,10 @@ if VETPACS_PROCESS not in ("web", "worker", "dicom", "hl7"):
 # The hot paths' queries (HL7 lookups, the worklist's rows, the REST list pages) are compiled to
 # SQL once per shape and run with new values (vetclinic/db.py). false: every query is built and
 # compiled by Django each time, with the same results (a way to rule it out when in doubt).
-DATABASE_COMPILE_ONCE = envbool("DATABASE_COMPILE_ONCE", True)
+# check: both, and a difference raises (what the test suite runs: tests/conftest.py).
+DATABASE_COMPILE_ONCE = (
+    "check" if env("DATABASE_COMPILE_ONCE", "") == "check" else envbool("DATABASE_COMPILE_ONCE", True)
+)
 
 # DATABASE_URL switches to PostgreSQL (postgres://user@host:5432/name); the default is SQLite.
 DATABASES = {
