@@ -2,7 +2,7 @@
 (PS3.4 C.2.2.2.5.4: as one date-time range where the association agreed combined date-time
 matching in the SOP Class Extended Negotiation, C.5.1.1; else each on its own), and sequence keys (C.2.2.2.6: universal matching
 returns the whole sequence; a sequence we hold nothing for is answered empty; none makes a
-query fail). Run with the fast path on and off (Makefile FAST_PATH_OFF_TESTS)."""
+query fail)."""
 
 from datetime import date, time
 
