@@ -104,10 +104,16 @@ def roles_sync(apps):
         app_config.models_module = True
         create_permissions(app_config, verbosity=0)
         app_config.models_module = models_module
+    # Every role's permissions read in one query (one each was 300 queries, a second a test's
+    # reference data); one that is not there still fails loudly, as .get() did.
+    known = {
+        (permission.content_type.app_label, permission.codename): permission
+        for permission in Permission.objects.select_related("content_type")
+    }
     for group_name, by_app in ROLES.items():
         group, _ = Group.objects.get_or_create(name=group_name)
         permissions = [
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            known[(app_label, codename)]
             for app_label, codenames in by_app.items()
             for codename in codenames
             if _in_state(apps, app_label, codename)
