@@ -23,9 +23,8 @@ an SR already filed as a report on the study, the new report is filed on that re
 (reported or not) and amends it, as an HL7 OBX-11 C does.
 
 The text: the content tree flattened in document order, each CONTAINER's concept name a
-heading and each TEXT item "name: text". The author: Author Observer Sequence (0040,A078) >
-Person Name, else the first Verifying Observer Name (0040,A075), else the observation context's
-Person Observer Name (TID 1002, DCM 121008), else the sending AE title.
+heading and each TEXT item "name: text". The author: sr_author (the SR Document General
+Module's author, verifier or attestor, else the observer context, else the sending AE title).
 Completion Flag PARTIAL (PS3.3 C.17.2) is a preliminary report; a complete one that amends a
 final or corrected report is a corrected report (one that completes a preliminary is final).
 Idempotent: one report per SR SOP Instance UID (the report's source id), so indexing the object
@@ -33,7 +32,7 @@ again files nothing.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from pydicom import Dataset, dcmread
 
@@ -73,17 +72,35 @@ def sr_text(ds: Dataset) -> str:
     return "\n".join(lines).strip()
 
 
-def sr_author(ds: Dataset, fallback: str) -> str:
+def _author_names(ds: Dataset) -> Iterator[object]:
+    """The person names a document gives for who wrote or signed it, most telling first."""
+    # SR Document General Module (PS3.3 C.17.2, Table C.17-2): the author, Author Observer
+    # Sequence (0040,A078) > Person Name (0040,A123) (a device author has none) ...
     for author in ds.get("AuthorObserverSequence") or []:
-        if str(author.get("PersonName", "")):
-            return _person(author.PersonName)
+        yield author.get("PersonName")
+    # ... the one who verified it, Verifying Observer Sequence (0040,A073) > Verifying Observer
+    # Name (0040,A075), present when Verification Flag (0040,A493) is VERIFIED ...
     for verifier in ds.get("VerifyingObserverSequence") or []:
-        if str(verifier.get("VerifyingObserverName", "")):
-            return _person(verifier.VerifyingObserverName)
+        yield verifier.get("VerifyingObserverName")
+    # ... the one who attested it, Participant Sequence (0040,A07A) > Person Name, Participation
+    # Type (0040,A080) ATTEST (not ENT, who typed it, nor SOURCE, a device).
+    for participant in ds.get("ParticipantSequence") or []:
+        if str(participant.get("ParticipationType", "")).upper() == "ATTEST":
+            yield participant.get("PersonName")
+    # Else the content tree's observer context (PS3.16 TID 1002): Person Observer Name (DCM
+    # 121008), a PNAME item at the root.
     for item in ds.get("ContentSequence") or []:
         code = (item.get("ConceptNameCodeSequence") or [Dataset()])[0]
         if (code.get("CodeValue"), code.get("CodingSchemeDesignator")) == PERSON_OBSERVER_NAME:
-            return _person(item.get("PersonName", ""))
+            yield item.get("PersonName")
+
+
+def sr_author(ds: Dataset, fallback: str) -> str:
+    """Who the report is from, as "Given Family": the first name _author_names finds, else
+    ``fallback`` (the AE title that sent it)."""
+    for name in _author_names(ds):
+        if str(name or "").strip("^ "):
+            return _person(name)
     return fallback
 
 

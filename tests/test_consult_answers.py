@@ -324,6 +324,32 @@ def test_a_complete_sr_naming_a_preliminary_one_amends_it_as_final_and_one_namin
     assert ConsultReport.objects.count() == 2
 
 
+def test_the_sr_author_is_the_author_else_the_verifier_else_the_attestor_else_the_observer_else_the_sender():
+    from sharing.answers import sr_author
+
+    def item(**attributes):
+        found = Dataset()
+        for keyword, value in attributes.items():
+            setattr(found, keyword, value)
+        return found
+
+    ds = Dataset()
+    assert sr_author(ds, "TELERAD") == "TELERAD"
+    observer = item(ValueType="PNAME", PersonName="Lee^Sam",
+                    ConceptNameCodeSequence=[item(CodeValue="121008", CodingSchemeDesignator="DCM")])  # fmt: skip
+    ds.ContentSequence = [observer]
+    assert sr_author(ds, "TELERAD") == "Sam Lee"
+    # Who typed it (ENT) is not who wrote it; who attested it (ATTEST) is.
+    ds.ParticipantSequence = [item(ParticipationType="ENT", PersonName="Typist^Tom")]
+    assert sr_author(ds, "TELERAD") == "Sam Lee"
+    ds.ParticipantSequence.append(item(ParticipationType="ATTEST", PersonName="Okafor^Ada"))
+    assert sr_author(ds, "TELERAD") == "Ada Okafor"
+    ds.VerifyingObserverSequence = [item(VerifyingObserverName="Reyes^Ana")]
+    assert sr_author(ds, "TELERAD") == "Ana Reyes"
+    ds.AuthorObserverSequence = [item(ObserverType="DEV"), item(ObserverType="PSN", PersonName="Moss^Kit")]
+    assert sr_author(ds, "TELERAD") == "Kit Moss"  # (a device author has no name: the person after it)
+
+
 def test_an_sr_quoting_the_placer_number_is_filed_and_vetpacs_own_measurement_sr_is_not(
     studies,
     staff,
