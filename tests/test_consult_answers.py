@@ -140,6 +140,22 @@ def test_an_oru_with_another_placer_number_is_matched_by_its_accession(studies, 
     assert ConsultRequest.objects.get().status == "received"  # preliminary: being read, not reported
 
 
+@pytest.mark.parametrize("encoding", ["^~\\&", "^~#&"])
+def test_an_ft_observation_keeps_its_line_breaks_and_drops_its_layout_commands(encoding):
+    """HL7 2.7.6: .br is a line break; .sp, .in, .ti... only lay the text out. The escape
+    character is the message's own (MSH-2), "#" here as well as the usual "\\"."""
+    from integrations.hl7.inbound_results import _lines
+    from integrations.hl7.messages import header_read, message_segments
+
+    e = encoding[2]
+    text = (f"MSH|{encoding}|VETREADS|TELERAD|VETPACS|CLINIC|20261123120000||ORU^R01|1|P|2.5.1\r"
+            f"OBX|1|FT|IMP^Impression||{e}.in+4{e}Thorax{e}.br{e}{e}.sp2{e}No effusion; 5{e}.ti-2{e} mm"
+            f"~Heart normal{e}.br{e}A {e}F{e} B||||||F\r")  # fmt: skip
+    header = header_read(text)
+    obx = message_segments(text, header)[1]
+    assert _lines(obx) == ["Thorax", "No effusion; 5 mm", "Heart normal", "A | B"]
+
+
 @pytest.mark.parametrize(
     "change, err, words",
     [
