@@ -205,10 +205,11 @@ def consult_report_file(
     the specialist's link (``link``: its study and its consult), an HL7 ORU^R01 and a DICOM SR
     (``consult``, sharing/answers.py). Checked first (ValidationError by field, nothing filed);
     then filed, the consult *reported* (a preliminary answer leaves it *received*), in the audit
-    log, the study page's badge counts it, and the webhooks hear ``consult.reported``. A
-    corrected answer (HL7 OBX-11 C) is a new report that names the one it amends (``amends``,
-    else the consult's latest); the earlier one stays. ``source_id`` (a message's control id, an
-    SR's SOP Instance UID) is filed once."""
+    log, the study page's badge counts it, and the webhooks hear ``consult.reported``. A later
+    answer is a new report that names the one it amends, which stays: ``amends`` (the SR a
+    corrected DICOM SR names as its predecessor), else for a corrected answer (HL7 OBX-11 C) the
+    consult's latest. ``source_id`` (a message's control id, an SR's SOP Instance UID) is filed
+    once."""
     errors = {}
     if not author_name.strip():
         errors["author_name"] = "Your name."
