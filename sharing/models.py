@@ -132,7 +132,8 @@ class ConsultReport(models.Model):
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.LINK)
     source_id = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.FINAL)
-    # A corrected result: the report it corrects (the consult's latest before it).
+    # The report this one supersedes: for a corrected HL7 result, the consult's latest before it;
+    # for a DICOM SR, the one its Predecessor Documents Sequence names (sharing/answers.py).
     amends = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="amended_by"
     )

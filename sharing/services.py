@@ -199,14 +199,17 @@ def consult_report_file(
     source_id: str = "",
     status: str = ConsultReport.Status.FINAL,
     actor: Actor | None = None,
+    amends: ConsultReport | None = None,
 ) -> ConsultReport:
     """An opinion filed on the study as a consult report: the one way in for all three answers,
     the specialist's link (``link``: its study and its consult), an HL7 ORU^R01 and a DICOM SR
     (``consult``, sharing/answers.py). Checked first (ValidationError by field, nothing filed);
     then filed, the consult *reported* (a preliminary answer leaves it *received*), in the audit
-    log, the study page's badge counts it, and the webhooks hear ``consult.reported``. A
-    corrected answer (HL7 OBX-11 C) is a new report that names the one it amends; the earlier
-    one stays. ``source_id`` (a message's control id, an SR's SOP Instance UID) is filed once."""
+    log, the study page's badge counts it, and the webhooks hear ``consult.reported``. A later
+    answer is a new report that names the one it amends, which stays: ``amends`` (the SR a
+    corrected DICOM SR names as its predecessor), else for a corrected answer (HL7 OBX-11 C) the
+    consult's latest. ``source_id`` (a message's control id, an SR's SOP Instance UID) is filed
+    once."""
     errors = {}
     if not author_name.strip():
         errors["author_name"] = "Your name."
@@ -224,6 +227,8 @@ def consult_report_file(
         errors["source"] = f"One of {', '.join(ConsultReport.Source.values)}."
     if status not in ConsultReport.Status.values:
         errors["status"] = f"One of {', '.join(ConsultReport.Status.values)}."
+    if amends is not None and (consult is None or amends.consult_id != consult.pk):
+        errors["amends"] = "The report amended is another consult's."
     if source_id and ConsultReport.objects.filter(source=source, source_id=source_id[:255]).exists():
         errors["source_id"] = f"{source_id[:80]} was filed already."
     if errors:
@@ -233,8 +238,7 @@ def consult_report_file(
     study = link.study if link is not None else consult.study  # type: ignore[union-attr]
     actor = actor or Actor.system(f"share link #{link.pk}" if link is not None else "consult answer")
     with transaction.atomic():
-        amends = None
-        if status == ConsultReport.Status.CORRECTED and consult is not None:
+        if amends is None and status == ConsultReport.Status.CORRECTED and consult is not None:
             amends = consult.reports.order_by("-created_at", "-id").first()
         report = ConsultReport.objects.create(
             study=study, link=link or (consult.link if consult else None), consult=consult,

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from imaging.models import ImagingOrder, Study
 from imaging.orders.worklist import worklist_items
 from integrations.api.clients import api_client_create
+from vetclinic.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -86,6 +87,106 @@ def test_reschedule_cancel_and_a_409_when_the_state_forbids(api, biscuit, make_o
     assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
     stale = api.post(f"/api/v1/orders/{order.pk}/cancel", {}, format="json", HTTP_IF_MATCH='"old"')
     assert stale.status_code == 412
+
+
+def test_a_patch_marks_an_order_for_teleradiology_and_is_audited_as_the_client(api, biscuit, make_order):
+    order = make_order(biscuit, reason="Cough")
+    before = api.get(f"/api/v1/orders/{order.pk}").json()
+    response = api.patch(f"/api/v1/orders/{order.pk}", {"teleradiology": True, "priority": "STAT",
+                                                        "reason": "Cough, worse at night"}, format="json")  # fmt: skip
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body == {**before, "teleradiology": True, "priority": "STAT", "reason": "Cough, worse at night",
+                    "updated": body["updated"]}  # fmt: skip
+    assert body["updated"] > before["updated"] and response["ETag"]
+    stored = ImagingOrder.objects.get(pk=order.pk)
+    assert (stored.teleradiology, stored.priority, stored.reason) == (True, "STAT", "Cough, worse at night")
+    entry = AuditEntry.objects.get(object_id=str(order.pk), action="update")
+    assert (entry.channel, entry.actor) == ("api", "Acme PMS")
+    assert entry.changes["teleradiology"] == ["False", "True"]  # (the audit keeps text)
+    # The same again changes nothing: no second audit row, the same version.
+    again = api.patch(f"/api/v1/orders/{order.pk}", {"teleradiology": True}, format="json")
+    assert again.status_code == 200 and again.json()["updated"] == body["updated"]
+    assert AuditEntry.objects.filter(object_id=str(order.pk), action="update").count() == 1
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"teleradiology": "yes"}, "teleradiology"),
+    ({"teleradiology": None}, "teleradiology"),
+    ({"priority": "SOON"}, "priority"),
+    ({"reason": 42}, "reason"),
+    ({"weight_kg": -3}, "weight_kg"),
+    ({"visit": 10**9}, "visit"),
+    ({"teleradiolgy": True}, "teleradiolgy"),  # misspelt: not dropped in silence
+    ({"status": "completed"}, "status"),  # shown, not written here
+    ({"scheduled_start": "2026-11-24T09:00:00Z"}, "scheduled_start"),  # that is …/reschedule
+])  # fmt: skip
+def test_a_bad_patch_is_a_400_naming_the_field_and_changes_nothing(api, biscuit, make_order, change, field):
+    order = make_order(biscuit)
+    before = api.get(f"/api/v1/orders/{order.pk}").json()
+    response = api.patch(f"/api/v1/orders/{order.pk}", {"priority": "HIGH", **change}, format="json")
+    assert response.status_code == 400, response.json()
+    assert list(response.json()["error"]["fields"]) == [field]
+    assert api.get(f"/api/v1/orders/{order.pk}").json() == before
+    assert not AuditEntry.objects.filter(object_id=str(order.pk), action="update").exists()
+
+
+def test_a_patch_naming_another_animals_visit_is_a_400_naming_it(
+    api, actor, biscuit, make_order, make_patient
+):
+    from patients.services import visit_create
+
+    order = make_order(biscuit)
+    rexs = visit_create(
+        actor=actor, patient=make_patient("Rex"), starts_at=datetime(2026, 11, 23, 9, tzinfo=UTC)
+    )
+    response = api.patch(f"/api/v1/orders/{order.pk}", {"visit": rexs.pk}, format="json")
+    assert (response.status_code, response.json()["error"]["fields"]) == (
+        400, {"visit": ["This visit is another animal's."]}
+    )  # fmt: skip
+    assert ImagingOrder.objects.get(pk=order.pk).visit is None
+
+
+def test_a_patch_without_the_orders_write_scope_is_a_403(actor, biscuit, make_order):
+    order = make_order(biscuit)
+    _, key = api_client_create(actor=actor, name="Reader", scopes=["orders:read"])
+    reader = APIClient()
+    reader.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert reader.get(f"/api/v1/orders/{order.pk}").status_code == 200
+    response = reader.patch(f"/api/v1/orders/{order.pk}", {"teleradiology": True}, format="json")
+    assert (response.status_code, response.json()["error"]["message"]) == (
+        403, "This API client has no 'orders:write' scope."
+    )  # fmt: skip
+    assert ImagingOrder.objects.get(pk=order.pk).teleradiology is False
+
+
+def test_a_patch_of_a_completed_order_is_a_409_saying_why_and_a_stale_one_a_412(
+    api, actor, biscuit, make_order
+):
+    from imaging.orders.services import order_status_set
+
+    order = make_order(biscuit)
+    stale = api.patch(f"/api/v1/orders/{order.pk}", {"reason": "x"}, format="json", HTTP_IF_MATCH='"old"')
+    assert stale.status_code == 412
+    order_status_set(actor=actor, order=order, status=ImagingOrder.Status.COMPLETED)
+    response = api.patch(f"/api/v1/orders/{order.pk}", {"teleradiology": True}, format="json")
+    assert (response.status_code, response.json()) == (409, {"error": {
+        "code": "conflict",
+        "message": f"Order {order.accession_number} is completed; its details can no longer be changed.",
+    }})  # fmt: skip
+    assert ImagingOrder.objects.get(pk=order.pk).teleradiology is False
+
+
+def test_the_schema_documents_the_patch_and_closes_its_body(api):
+    schema = api.get("/api/schema/", {"format": "json"}).json()
+    operation = schema["paths"]["/api/v1/orders/{id}"]["patch"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    written = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert set(written["properties"]) == {"visit", "priority", "teleradiology", "reason", "referring_vet",
+                                          "performing_vet", "weight_kg"}  # fmt: skip
+    assert written["additionalProperties"] is False and not written.get("required")
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Order")
+    assert {"400", "403", "409", "412"} <= set(operation["responses"])
 
 
 def test_orders_list_by_status_date_and_patient(api, biscuit, make_order, make_patient):

@@ -228,3 +228,51 @@ def test_from_a_free_slot_on_the_board_at_phone_width(clinic, staff, live_server
 def _fits(page):
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{page.url} is {overflow}px wider than the screen"
+
+
+def test_edit_order_at_phone_width_saved_unchanged_changes_nothing_then_marks_teleradiology(
+    clinic, staff, live_server, browser, actor
+):
+    """The order page's Edit order, at 390 px: saved as it opens, nothing changes (not even the
+    audit log or the weight history); ticking "Send for teleradiology" then marks the order."""
+    from django.forms.models import model_to_dict
+
+    from vetclinic.audit.models import AuditEntry
+
+    order = orders.order_create(
+        actor=actor, patient=clinic, procedure=Procedure.objects.get(code="DX-THX2"),
+        station=Modality.objects.get(ae_title="DRROOM"), reason="Coughing\nfor two weeks",
+        scheduled_start=make_aware(datetime.combine(CLINIC_TODAY, time(11, 15, 30))),  # from HL7, to the second
+        referring_vet="Dr Okafor", performing_vet="Dr Lee", priority="HIGH", weight_kg="31.4",
+    )  # fmt: skip
+
+    def snapshot():
+        fresh = ImagingOrder.objects.get(pk=order.pk)
+        weights = list(clinic.weights.values_list("kg", "measured_on"))
+        return {**model_to_dict(fresh), "updated": fresh.updated}, weights, AuditEntry.objects.count()
+
+    before = snapshot()
+    page = browser.new_page(viewport=NARROW)
+    page.set_default_timeout(15_000)
+    log_in(page, live_server, "frontdesk")
+    page.goto(live_server.url + reverse("order_detail", args=[order.pk]))
+    page.click("a:has-text('Edit order')")
+    page.wait_for_selector("h1:has-text('Edit Thorax 2 views')")
+    assert page.input_value("#id_weight_kg") == "31.400"
+    assert page.input_value("#id_reason") == "Coughing\nfor two weeks"
+    _fits(page)
+    shot(page, "order-edit")
+    page.click("button:has-text('Save order')")
+    page.wait_for_selector(f"text=Saved {order.accession_number}")
+    assert snapshot() == before
+
+    page.click("a:has-text('Edit order')")
+    page.check("#id_teleradiology")
+    page.click("button:has-text('Save order')")
+    page.wait_for_selector("dd:has-text('send for teleradiology')")
+    _fits(page)
+    stored = ImagingOrder.objects.get(pk=order.pk)
+    assert stored.teleradiology is True and stored.reason == "Coughing\nfor two weeks"
+    assert AuditEntry.objects.get(object_id=str(order.pk), action="update").changes == {
+        "teleradiology": ["False", "True"]
+    }

@@ -112,6 +112,10 @@ def test_every_edit_form_saved_unchanged_in_a_browser_changes_nothing(filled, li
     page.click("button:has-text('Move the order')")
     page.wait_for_selector(f"text={order.accession_number} moved to")
 
+    page.goto(url + reverse("order_edit", args=[order.pk]))  # its details
+    page.click("button:has-text('Save order')")
+    page.wait_for_selector(f"text=Saved {order.accession_number}")
+
     page.goto(url + reverse("order_board") + f"?day={CLINIC_TODAY}")  # and on the board's card
     card = f"#order-{order.pk}"
     page.click(f"{card} >> text=Reschedule")
@@ -142,6 +146,7 @@ def test_the_pages_fit_a_phone_screen(filled, live_server, browser):  # noqa: F8
         "visit-form": reverse("visit_edit", args=[filled["visit"].pk]),
         "order": reverse("order_detail", args=[filled["order"].pk]),
         "order-form": reverse("order_create") + f"?patient={filled['patient'].pk}",
+        "order-edit": reverse("order_edit", args=[filled["order"].pk]),
         "board": reverse("order_board") + f"?day={CLINIC_TODAY}",
         "study": reverse("study_detail", args=[filled["study"].pk]),
     }

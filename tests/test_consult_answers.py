@@ -11,6 +11,7 @@ import pydicom
 import pytest
 from django.test import Client as WebClient
 from django.urls import reverse
+from django.utils import timezone
 from pydicom import Dataset
 from pydicom.uid import generate_uid
 
@@ -139,6 +140,22 @@ def test_an_oru_with_another_placer_number_is_matched_by_its_accession(studies, 
     assert ConsultRequest.objects.get().status == "received"  # preliminary: being read, not reported
 
 
+@pytest.mark.parametrize("encoding", ["^~\\&", "^~#&"])
+def test_an_ft_observation_keeps_its_line_breaks_and_drops_its_layout_commands(encoding):
+    """HL7 2.7.6: .br is a line break; .sp, .in, .ti... only lay the text out. The escape
+    character is the message's own (MSH-2), "#" here as well as the usual "\\"."""
+    from integrations.hl7.inbound_results import _lines
+    from integrations.hl7.messages import header_read, message_segments
+
+    e = encoding[2]
+    text = (f"MSH|{encoding}|VETREADS|TELERAD|VETPACS|CLINIC|20261123120000||ORU^R01|1|P|2.5.1\r"
+            f"OBX|1|FT|IMP^Impression||{e}.in+4{e}Thorax{e}.br{e}{e}.sp2{e}No effusion; 5{e}.ti-2{e} mm"
+            f"~Heart normal{e}.br{e}A {e}F{e} B||||||F\r")  # fmt: skip
+    header = header_read(text)
+    obx = message_segments(text, header)[1]
+    assert _lines(obx) == ["Thorax", "No effusion; 5 mm", "Heart normal", "A | B"]
+
+
 @pytest.mark.parametrize(
     "change, err, words",
     [
@@ -177,17 +194,18 @@ def test_a_bad_oru_gets_ae_with_an_err_naming_the_field_and_files_nothing(
 CODE = hd.sr.CodedConcept
 
 
-def text_sr(evidence, *, document=hd.sr.EnhancedSR, placer="", complete=True):
+def text_sr(evidence, *, document=hd.sr.EnhancedSR, placer="", complete=True, impression="Normal thorax.",
+            previous=None):  # fmt: skip
     """A reading service's report as a text SR (highdicom): a Findings section with a TEXT item,
     an Impression; the verifying radiologist; ``placer`` quoted in the Referenced Request
-    Sequence."""
+    Sequence; ``previous``, the documents it corrects, in its Predecessor Documents Sequence."""
     finding = hd.sr.TextContentItem(name=CODE("121071", "DCM", "Finding"), value="No pulmonary nodules.",
                                     relationship_type="CONTAINS")  # fmt: skip
     findings = hd.sr.ContainerContentItem(
         name=CODE("121070", "DCM", "Findings"), relationship_type="CONTAINS"
     )
     findings.ContentSequence = hd.sr.ContentSequence([finding])
-    impression = hd.sr.TextContentItem(name=CODE("121073", "DCM", "Impression"), value="Normal thorax.",
+    impression = hd.sr.TextContentItem(name=CODE("121073", "DCM", "Impression"), value=impression,
                                        relationship_type="CONTAINS")  # fmt: skip
     root = hd.sr.ContainerContentItem(name=CODE("18748-4", "LN", "Diagnostic imaging report"))
     root.ContentSequence = hd.sr.ContentSequence([findings, impression])
@@ -204,7 +222,7 @@ def text_sr(evidence, *, document=hd.sr.EnhancedSR, placer="", complete=True):
         evidence=[evidence], content=root, series_instance_uid=generate_uid(), series_number=90,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer="VetReads", is_complete=complete,
         is_verified=True, verifying_observer_name="Reyes^Ana", verifying_organization="VetReads",
-        requested_procedures=requests or None,
+        requested_procedures=requests or None, previous_versions=previous,
     )  # fmt: skip
 
 
@@ -246,6 +264,106 @@ def test_an_sr_from_the_consults_service_sent_by_storescu_is_filed_once(
     instance_index(storage_key=instance.storage_key, received_from="TELERAD")
     assert sr_answers_file([instance.pk]) == []
     assert ConsultReport.objects.count() == 1
+
+
+def storescu_from_telerad(dicom_listener, path):
+    done = subprocess.run([tool_required("/usr/bin/storescu"), "-aet", "TELERAD", "-aec", "VETPACS",
+                           "127.0.0.1", str(dicom_listener.port), str(path)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_corrected_sr_naming_the_first_as_its_predecessor_amends_its_report(
+    studies,
+    staff,
+    telerad,
+    dicom_listener,
+    celery_worker,
+    tmp_path,  # noqa: F811
+):
+    shared, prior, _ = studies
+    consult = _consult(shared, prior, staff, telerad)
+    first = text_sr(stored_image(shared))
+    first.save_as(tmp_path / "first.dcm", enforce_file_format=True)
+    storescu_from_telerad(dicom_listener, tmp_path / "first.dcm")
+    wait_for(lambda: ConsultReport.objects.exists(), timeout=60, message="the first SR filed")
+    assert ConsultRequest.objects.get().status == "reported"
+    # The service corrects its report: a new document (its own SOP Instance UID) that names the
+    # first in its Predecessor Documents Sequence (0040,A360). The consult is reported already.
+    corrected = text_sr(
+        stored_image(shared), impression="A 4 mm nodule, right caudal lobe.", previous=[first]
+    )
+    assert corrected.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0] \
+        .ReferencedSOPInstanceUID == first.SOPInstanceUID  # fmt: skip
+    corrected.save_as(tmp_path / "corrected.dcm", enforce_file_format=True)
+    storescu_from_telerad(dicom_listener, tmp_path / "corrected.dcm")
+    wait_for(lambda: ConsultReport.objects.count() == 2, timeout=60, message="the corrected SR filed")
+    original = ConsultReport.objects.get(source_id=first.SOPInstanceUID)
+    amendment = ConsultReport.objects.get(source_id=corrected.SOPInstanceUID)
+    assert amendment.amends == original and original.amends is None
+    assert (amendment.consult_id, amendment.study_id, amendment.source, amendment.status) == (
+        consult.pk, shared.pk, "sr", "corrected")  # fmt: skip
+    assert amendment.text.endswith("Impression: A 4 mm nodule, right caudal lobe.")
+    assert ConsultRequest.objects.get().status == "reported"
+    # The study page says so (the badge of sharing/_study_sharing.html).
+    web = WebClient()
+    web.force_login(staff["veterinarian"])
+    page = web.get(reverse("study_detail", args=[shared.pk])).content.decode()
+    assert f"amends the report of {timezone.localtime(original.created_at):%Y-%m-%d %H:%M}" in page
+
+
+def test_a_complete_sr_naming_a_preliminary_one_amends_it_as_final_and_one_naming_nothing_filed_is_new(
+    studies,
+    staff,
+    telerad,
+    ingest,  # noqa: F811
+):
+    shared, prior, _ = studies
+    consult = _consult(shared, prior, staff, telerad)
+    image = stored_image(shared)
+    draft = text_sr(image, placer=consult.placer_number, complete=False)
+    ingest((draft, {}))
+    assert ConsultRequest.objects.get().status == "received"
+    # Completed: it takes in the preliminary one (PS3.3 C.17.2.3) and is the final report.
+    done = text_sr(image, placer=consult.placer_number, impression="A 4 mm nodule.", previous=[draft])
+    ingest((done, {}))
+    first, final = (
+        ConsultReport.objects.get(source_id=draft.SOPInstanceUID),
+        ConsultReport.objects.get(source_id=done.SOPInstanceUID),
+    )
+    assert (final.amends, final.status, first.status) == (first, "final", "preliminary")
+    assert ConsultRequest.objects.get().status == "reported"
+    # A predecessor that was never filed here (another system's document) amends nothing, and
+    # the consult is reported: not an answer to anything open, so nothing is filed.
+    stranger = text_sr(image, placer=consult.placer_number, previous=[text_sr(image)])
+    ingest((stranger, {}))
+    assert ConsultReport.objects.count() == 2
+
+
+def test_the_sr_author_is_the_author_else_the_verifier_else_the_attestor_else_the_observer_else_the_sender():
+    from sharing.answers import sr_author
+
+    def item(**attributes):
+        found = Dataset()
+        for keyword, value in attributes.items():
+            setattr(found, keyword, value)
+        return found
+
+    ds = Dataset()
+    assert sr_author(ds, "TELERAD") == "TELERAD"
+    observer = item(ValueType="PNAME", PersonName="Lee^Sam",
+                    ConceptNameCodeSequence=[item(CodeValue="121008", CodingSchemeDesignator="DCM")])  # fmt: skip
+    ds.ContentSequence = [observer]
+    assert sr_author(ds, "TELERAD") == "Sam Lee"
+    # Who typed it (ENT) is not who wrote it; who attested it (ATTEST) is.
+    ds.ParticipantSequence = [item(ParticipationType="ENT", PersonName="Typist^Tom")]
+    assert sr_author(ds, "TELERAD") == "Sam Lee"
+    ds.ParticipantSequence.append(item(ParticipationType="ATTEST", PersonName="Okafor^Ada"))
+    assert sr_author(ds, "TELERAD") == "Ada Okafor"
+    ds.VerifyingObserverSequence = [item(VerifyingObserverName="Reyes^Ana")]
+    assert sr_author(ds, "TELERAD") == "Ana Reyes"
+    ds.AuthorObserverSequence = [item(ObserverType="DEV"), item(ObserverType="PSN", PersonName="Moss^Kit")]
+    assert sr_author(ds, "TELERAD") == "Kit Moss"  # (a device author has no name: the person after it)
 
 
 def test_an_sr_quoting_the_placer_number_is_filed_and_vetpacs_own_measurement_sr_is_not(

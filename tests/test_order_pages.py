@@ -527,5 +527,87 @@ def test_someone_without_the_order_permissions_is_refused(client, book):
     assert "Day board" not in body(client.get(reverse("home")))
 
 
+# ---------------------------------------------------------------- editing an order's details
+
+
+def edit_data(order, **fields):
+    """What the edit form posts when nothing is touched: the order's values as the page shows them."""
+    data = {"priority": order.priority, "reason": order.reason, "referring_vet": order.referring_vet,
+            "performing_vet": order.performing_vet,
+            "weight_kg": "" if order.weight_kg is None else str(order.weight_kg)}  # fmt: skip
+    if order.teleradiology:
+        data["teleradiology"] = "on"
+    data.update(fields)
+    return {name: value for name, value in data.items() if value is not None}
+
+
+def test_the_order_page_offers_edit_and_the_form_marks_it_for_teleradiology(client, staff, book):
+    order = book(reason="Cough\nfor weeks", referring_vet="Dr Okafor", weight_kg=Decimal("31.4"))
+    client = logged_in(client, staff["front desk"])
+    page = body(client.get(reverse("order_detail", args=[order.pk])))
+    assert f'href="{reverse("order_edit", args=[order.pk])}"' in page
+    form = body(client.get(reverse("order_edit", args=[order.pk])))
+    assert 'value="31.400"' in form and "Dr Okafor" in form
+    response = client.post(reverse("order_edit", args=[order.pk]),
+                           edit_data(order, teleradiology="on", priority="STAT", reason="Cough\r\nfor weeks"))  # fmt: skip
+    assert response.status_code == 302 and response["Location"] == reverse("order_detail", args=[order.pk])
+    stored = ImagingOrder.objects.get(pk=order.pk)
+    assert (stored.teleradiology, stored.priority, stored.reason) == (True, "STAT", "Cough\nfor weeks")
+    entry = AuditEntry.objects.get(object_id=str(order.pk), action="update")
+    assert set(entry.changes) == {"teleradiology", "priority"} and entry.user == staff["front desk"]
+    assert "send for teleradiology" in body(client.get(reverse("order_detail", args=[order.pk])))
+
+
+def test_the_edit_form_saved_unchanged_changes_and_records_nothing(client, staff, book):
+    order = book(reason="Cough\nfor weeks", referring_vet="Dr Okafor", performing_vet="Dr Lee", priority="HIGH",
+                 weight_kg=Decimal("31.4"), teleradiology=True)  # fmt: skip
+    order = ImagingOrder.objects.get(pk=order.pk)
+    count, weights = AuditEntry.objects.count(), order.patient.weights.count()
+    client = logged_in(client, staff["front desk"])
+    # As a browser sends it: the text area's line breaks as CRLF, the weight as the page shows it.
+    response = client.post(reverse("order_edit", args=[order.pk]),
+                           edit_data(order, reason="Cough\r\nfor weeks", weight_kg="31.400"))  # fmt: skip
+    assert response.status_code == 302
+    assert ImagingOrder.objects.get(pk=order.pk).updated == order.updated
+    assert (AuditEntry.objects.count(), order.patient.weights.count()) == (count, weights)
+
+
+def test_the_edit_form_names_a_bad_field_and_saves_nothing(client, staff, book):
+    order = book()
+    client = logged_in(client, staff["front desk"])
+    response = client.post(
+        reverse("order_edit", args=[order.pk]), edit_data(order, weight_kg="-2", priority="SOON")
+    )
+    assert response.status_code == 200
+    assert "greater than or equal to 0.001" in field_errors(response, "weight_kg")
+    assert "SOON is not one of the available choices" in field_errors(response, "priority")
+    assert ImagingOrder.objects.get(pk=order.pk).updated == order.updated
+
+
+def test_a_closed_order_offers_no_edit_and_its_form_says_why(client, staff, book, actor):
+    order = book()
+    orders.order_status_set(actor=actor, order=order, status=Status.COMPLETED)
+    client = logged_in(client, staff["front desk"])
+    assert reverse("order_edit", args=[order.pk]) not in body(
+        client.get(reverse("order_detail", args=[order.pk]))
+    )
+    response = client.post(
+        reverse("order_edit", args=[order.pk]), edit_data(order, teleradiology="on"), follow=True
+    )
+    assert "is completed; its details can no longer be changed" in body(response)
+    assert ImagingOrder.objects.get(pk=order.pk).teleradiology is False
+
+
+def test_a_radiologist_may_not_edit_an_order(client, staff, book):
+    order = book()
+    client = logged_in(client, staff["radiologist"])
+    assert reverse("order_edit", args=[order.pk]) not in body(
+        client.get(reverse("order_detail", args=[order.pk]))
+    )
+    assert client.get(reverse("order_edit", args=[order.pk])).status_code == 403
+    response = client.post(reverse("order_edit", args=[order.pk]), edit_data(order, teleradiology="on"))
+    assert response.status_code == 403 and ImagingOrder.objects.get(pk=order.pk).teleradiology is False
+
+
 def test_the_nav_links_the_day_board(client, staff):
     assert reverse("order_board") in body(logged_in(client, staff["front desk"]).get(reverse("home")))

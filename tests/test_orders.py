@@ -135,6 +135,60 @@ def test_cancel_keeps_the_reason(biscuit, make_order, actor):
     assert order.status_changes.last().note == "owner called"
 
 
+def test_update_changes_the_details_and_audits_what_changed(biscuit, make_order, actor):
+    order = orders.order_update(actor=actor, order=make_order(biscuit, reason="Cough"), fields={
+        "teleradiology": True, "priority": "STAT", "reason": "Cough", "weight_kg": Decimal("23.4"),
+    })  # fmt: skip
+    stored = ImagingOrder.objects.get(pk=order.pk)
+    assert (stored.teleradiology, stored.priority, stored.reason, stored.weight_kg) == (
+        True, "STAT", "Cough", Decimal("23.400")
+    )  # fmt: skip
+    entry = AuditEntry.objects.get(object_id=str(order.pk), action="update")
+    assert set(entry.changes) == {"teleradiology", "priority", "weight_kg"}  # not the reason it had
+    assert biscuit.current_weight == Decimal("23.4")  # as when an order is made with a weight
+
+
+def test_update_with_the_values_it_has_writes_nothing(biscuit, make_order, actor):
+    order = make_order(biscuit, reason="Cough", priority="HIGH")
+    count, updated = AuditEntry.objects.count(), order.updated
+    orders.order_update(actor=actor, order=order, fields={"reason": "Cough", "priority": "HIGH",
+                                                          "teleradiology": False})  # fmt: skip
+    assert AuditEntry.objects.count() == count
+    assert ImagingOrder.objects.get(pk=order.pk).updated == updated
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.CANCELLED])
+def test_update_of_a_closed_order_is_refused_as_its_state_and_changes_nothing(
+    biscuit, make_order, actor, status
+):
+    order = make_order(biscuit)
+    orders.order_status_set(actor=actor, order=order, status=status)
+    with pytest.raises(ValidationError) as error:
+        orders.order_update(actor=actor, order=order, fields={"teleradiology": True})
+    assert error.value.error_dict["status"][0].code == orders.STATE
+    assert "its details can no longer be changed" in error.value.messages[0]
+    assert ImagingOrder.objects.get(pk=order.pk).teleradiology is False
+    # The values it has are no change, so a PMS resending its order is not refused.
+    orders.order_update(actor=actor, order=order, fields={"teleradiology": False})
+
+
+def test_update_refuses_another_animals_visit_and_a_weight_of_nothing(
+    biscuit, make_order, make_patient, actor
+):
+    from patients.services import visit_create
+
+    order = make_order(biscuit)
+    other = visit_create(actor=actor, patient=make_patient("Rex"), starts_at=AT)
+    with pytest.raises(ValidationError) as error:
+        orders.order_update(actor=actor, order=order, fields={"visit": other})
+    assert list(error.value.message_dict) == ["visit"]
+    with pytest.raises(ValidationError) as error:
+        orders.order_update(actor=actor, order=order, fields={"weight_kg": Decimal("0")})
+    assert list(error.value.message_dict) == ["weight_kg"]
+    stored = ImagingOrder.objects.get(pk=order.pk)
+    assert (stored.visit, stored.weight_kg) == (None, None)
+
+
 def test_images_received_puts_a_scheduled_order_in_progress_once(biscuit, make_order, actor):
     order = orders.order_images_received(actor=actor, order=make_order(biscuit))
     first = order.images_received_at

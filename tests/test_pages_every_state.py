@@ -156,6 +156,7 @@ def cases(r):
     stored = Instance.objects.filter(series__study=r["linked"]).exists()
     # An upload dropped on the animal, nothing in it read yet (importing/).
     upload = Upload.objects.filter(patient=patient).first() or Upload.objects.create(patient=patient)
+    editable = ImagingOrder.objects.get(pk=order.pk).details_editable()
     return [
         ("home", [], {}, {}, None, 200),
         ("home", [], {"q": "nobody"}, {}, None, 200),
@@ -231,6 +232,8 @@ def cases(r):
         ("order_status", [order.pk], {}, {}, "imaging.change_imagingorder", 405),  # POST only
         ("order_reschedule", [order.pk], {}, HTMX, "imaging.change_imagingorder", 200),
         ("order_reschedule", [order.pk], {}, {}, "imaging.change_imagingorder", 302),  # to the order page
+        # The details of an order not yet done (bare); of a reported one (full), back to its page.
+        ("order_edit", [order.pk], {}, {}, "imaging.change_imagingorder", 200 if editable else 302),
     ]  # fmt: skip
 
 

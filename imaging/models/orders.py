@@ -48,6 +48,9 @@ class ImagingOrder(models.Model):
 
     # Offered in the worklist unless a query asks for a status (the modality has yet to do them).
     WORKLIST_STATUSES = (Status.SCHEDULED, Status.ARRIVED)
+    # Whose details (reason, priority, teleradiology, ...) may still change: the exam is ahead or
+    # under way. A completed, reported or cancelled order is the record of what was asked and done.
+    EDITABLE_STATUSES = (Status.SCHEDULED, Status.ARRIVED, Status.IN_PROGRESS, Status.DISCONTINUED)
     # Which status may follow which; imaging/orders/services.py enforces it.
     TRANSITIONS: dict[str, set[str]] = {
         Status.SCHEDULED: {
@@ -136,6 +139,9 @@ class ImagingOrder(models.Model):
 
     def can_become(self, status: str) -> bool:
         return status in self.TRANSITIONS[self.status]
+
+    def details_editable(self) -> bool:
+        return self.status in self.EDITABLE_STATUSES
 
 
 class OrderStatusChange(models.Model):

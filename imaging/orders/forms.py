@@ -115,6 +115,13 @@ def vet_names():
     return [user.get_full_name() or user.username for user in users]
 
 
+def weight_on_the_day_field(**kwargs):
+    return forms.DecimalField(
+        label="Weight on the day (kg)", required=False, min_value=Decimal("0.001"), max_digits=7, decimal_places=3,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}), **kwargs,
+    )  # fmt: skip
+
+
 class OrderForm(forms.ModelForm):
     """A new order for one animal; the procedure list is that animal's species', the station
     list narrows to the procedure's modality (htmx), and the free times show for the day."""
@@ -125,11 +132,7 @@ class OrderForm(forms.ModelForm):
         label="Minutes", required=False, min_value=5, max_value=480,
         widget=forms.NumberInput(attrs={"step": 5}),
     )  # fmt: skip
-    weight_kg = forms.DecimalField(
-        label="Weight on the day (kg)", required=False, min_value=Decimal("0.001"), max_value=Decimal("2000"),
-        max_digits=7, decimal_places=3,
-        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
-    )  # fmt: skip
+    weight_kg = weight_on_the_day_field(max_value=Decimal("2000"))
     book_anyway = book_anyway_field()
     past_ok = past_ok_field()
 
@@ -204,6 +207,25 @@ class OrderForm(forms.ModelForm):
         fields["scheduled_start"] = data["scheduled_start"]
         fields["past_ok"] = data["past_ok"]
         return fields
+
+
+class OrderEditForm(forms.ModelForm):
+    """An order's details after it is made (imaging.orders.services.order_update): what the
+    order is (animal, procedure) stays, the time and station move by Reschedule."""
+
+    # (No upper bound but the column's: a weight the PMS sent must save back unchanged.)
+    weight_kg = weight_on_the_day_field()
+
+    class Meta:
+        model = ImagingOrder
+        formfield_callback = formfield
+        fields = ["priority", "reason", "referring_vet", "performing_vet", "weight_kg", "teleradiology"]
+        widgets = OrderForm.Meta.widgets
+
+    def service_fields(self):
+        """What the person changed, and only that: a form opened before someone else's change
+        (another desk, the PMS) does not put back what it showed."""
+        return {name: self.cleaned_data[name] for name in self.changed_data}
 
 
 def duration_help(procedure):

@@ -243,7 +243,13 @@ def order_reschedule(
 
 @transaction.atomic
 def order_update(*, actor: Actor, order: ImagingOrder, fields: dict[str, Any]) -> ImagingOrder:
-    """Change the order's details (reason, referring vet, priority, weight, ...)."""
+    """Change the order's details (reason, referring vet, priority, weight, teleradiology, ...).
+
+    Values it has already change nothing and write nothing (the UI's form saved unchanged, a PMS
+    resending its order). A change to a completed, reported or cancelled order is refused
+    (ImagingOrder.EDITABLE_STATUSES); a new weight on the day goes into the animal's weight
+    history, as in order_create.
+    """
     unknown = set(fields) - DETAIL_FIELDS
     if unknown:
         raise ValueError(f"unknown order fields: {sorted(unknown)}")
@@ -251,9 +257,22 @@ def order_update(*, actor: Actor, order: ImagingOrder, fields: dict[str, Any]) -
     changes = changes_apply(order, fields)
     if not changes:
         return order
+    if not order.details_editable():
+        raise ValidationError(
+            {"status": ValidationError(
+                f"Order {order.accession_number} is {order.get_status_display().lower()}; "
+                "its details can no longer be changed.", code=STATE)}
+        )  # fmt: skip
+    if "visit" in changes and order.visit is not None and order.visit.patient_id != order.patient_id:
+        raise ValidationError({"visit": "This visit is another animal's."})
+    if "weight_kg" in changes and order.weight_kg is not None and order.weight_kg <= 0:
+        raise ValidationError({"weight_kg": "A weight must be more than 0 kg."})
     order.full_clean(exclude=["accession_number", "study_instance_uid"])
     order.updated = now()
     order.save()
+    if "weight_kg" in changes and order.weight_kg is not None:
+        day = localtime(order.scheduled_start).date()  # the clinic's day of the exam
+        weight_record(actor=actor, patient=order.patient, kg=order.weight_kg, measured_on=day)
     audit_record(actor=actor, instance=order, action="update", changes=changes)
     return order
 

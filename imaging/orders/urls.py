@@ -11,4 +11,5 @@ urlpatterns = [
     path("orders/<int:pk>/card/", views.order_card, name="order_card"),
     path("orders/<int:pk>/status/", views.order_status, name="order_status"),
     path("orders/<int:pk>/reschedule/", views.order_reschedule, name="order_reschedule"),
+    path("orders/<int:pk>/edit/", views.order_edit, name="order_edit"),
 ]

@@ -23,6 +23,7 @@ from imaging.orders import services as orders
 from imaging.orders.forms import (
     BookAnywayForm,
     ClockField,
+    OrderEditForm,
     OrderForm,
     RescheduleForm,
     StatusForm,
@@ -352,6 +353,30 @@ def order_reschedule(request, pk):
     if request.method == "GET":
         return redirect("order_detail", pk=order.pk)
     return _detail(request, order, form)
+
+
+@login_required
+@permission_required("imaging.change_imagingorder", raise_exception=True)
+def order_edit(request, pk):
+    """The order's details: priority, reason, vets, weight on the day, the teleradiology mark."""
+    order = _order(pk)
+    if not order.details_editable():
+        messages.error(
+            request, f"{order.accession_number} is {order.get_status_display().lower()}; "
+                     "its details can no longer be changed."
+        )  # fmt: skip
+        return redirect("order_detail", pk=order.pk)
+    form = OrderEditForm(request.POST or None, instance=order)
+    if request.method == "POST" and form.is_valid():
+        try:
+            orders.order_update(actor=_actor(request), order=order, fields=form.service_fields())
+        except ValidationError as error:
+            _errors_onto(form, error)
+        else:
+            messages.success(request, f"Saved {order.accession_number} ({order.patient.name}).")
+            return redirect("order_detail", pk=order.pk)
+    context = {"form": form, "order": order, "vets": vet_names()}
+    return render(request, "imaging/orders/order_edit.html", context)
 
 
 def _when(order):

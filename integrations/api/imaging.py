@@ -1,5 +1,7 @@
 """Orders (write) and studies (read) over REST, over imaging/orders/services.py and the image index."""
 
+from decimal import Decimal
+
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -15,7 +17,7 @@ from integrations.api.filters import OrderFilter, StudyFilter, VisitFilter, filt
 from integrations.api.pagination import PageQuery, prefetched
 from integrations.api.rows import STUDY_FIELDS, Row, StudyBody, fields_check, studies_json, study_rows
 from integrations.api.selectors import STUDY_PAGES
-from integrations.api.strict import StrictTypes
+from integrations.api.strict import KnownFieldsOnly, StrictTypes
 from integrations.api.sync import etag, idempotent, if_match_check
 from patients.models import Patient, Visit
 from patients.services import visit_create
@@ -43,6 +45,30 @@ class OrderSerializer(StrictTypes, serializers.ModelSerializer):
 
     def get_study_ids(self, order: ImagingOrder) -> list[int]:
         return [study.pk for study in prefetched(order, "studies_rows", "studies")]
+
+
+class OrderUpdateSerializer(KnownFieldsOnly, StrictTypes, serializers.ModelSerializer):
+    """An order's details, as imaging.orders.services.order_update changes them; only those
+    sent change, and any other key is refused. The time and station change by …/reschedule,
+    the status by …/cancel (and the modality's reports); the patient, the procedure and the
+    PMS's own order numbers are what the order is (HL7 finds it by them)."""
+
+    visit = serializers.PrimaryKeyRelatedField(queryset=Visit.objects.all(), required=False, allow_null=True)
+    weight_kg = serializers.DecimalField(
+        max_digits=7, decimal_places=3, min_value=Decimal("0.001"), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = ImagingOrder
+        fields = [
+            "visit",
+            "priority",
+            "teleradiology",
+            "reason",
+            "referring_vet",
+            "performing_vet",
+            "weight_kg",
+        ]
 
 
 class RescheduleSerializer(StrictTypes, serializers.Serializer):
@@ -113,6 +139,24 @@ class OrderDetail(OrderView):
 
     def get(self, request: Request, pk: int) -> Response:
         return self.answer(self.order())
+
+    @extend_schema(
+        request=OrderUpdateSerializer, responses={200: OrderSerializer},
+        description="Change the order's details: only the fields sent, any other key is a 400 naming it. "
+                    "An order completed, reported or cancelled is a 409; values it has already change "
+                    "nothing. `If-Match` guards against lost updates.",
+    )  # fmt: skip
+    def patch(self, request: Request, pk: int) -> Response:
+        order = self.order()
+        if_match_check(request, order)
+        serializer = OrderUpdateSerializer(
+            data=request.data, partial=True, context=self.get_serializer_context()
+        )
+        serializer.is_valid(raise_exception=True)
+        order = order_services.order_update(
+            actor=actor_for(request), order=order, fields=dict(serializer.validated_data)
+        )
+        return self.answer(order)
 
 
 class OrderReschedule(OrderView):

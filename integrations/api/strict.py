@@ -1,4 +1,4 @@
-"""JSON types as the schema says them.
+"""JSON types as the schema says them (and, where a serializer asks, only the keys it names).
 
 DRF's fields take more than their schema says: a CharField takes 42 and stores "42", an
 IntegerField takes "42", a BooleanField takes "yes" and 1. A client built
@@ -9,7 +9,12 @@ from the schema never sends those; one that does has a bug the API should name, 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import fields, relations, serializers
+
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
+    from drf_spectacular.utils import Direction
 
 # (field kind, the JSON types its schema names, what the error says), the most specific first.
 KINDS = (
@@ -65,3 +70,40 @@ class StrictTypes(_Serializer):
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+class KnownFieldsOnly(_Serializer):
+    """A serializer mixin: a key that names no field the request may write is a 400 naming it.
+    DRF drops such keys without a word, so a client that misspells one (``"teleradiolgy"``) or
+    sends one that is only shown (``"status"``) would be answered 200 with nothing done. The
+    request schema says so too (``additionalProperties: false``, KnownFieldsOnlySchema)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            writable = {field.field_name for field in self._writable_fields if field.field_name}
+            unknown = [name for name in data if name not in writable]
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        name: [f"Not a field this request takes (it takes: {', '.join(sorted(writable))})."]
+                        for name in unknown
+                    }
+                )
+        return super().to_internal_value(data)
+
+
+class KnownFieldsOnlySchema(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
+    """KnownFieldsOnly's request components close their properties, so a client (and a
+    generated test) knows that any other key is refused."""
+
+    target_class = KnownFieldsOnly
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: "AutoSchema", direction: "Direction") -> dict[str, Any]:
+        # (What drf-spectacular would make, as its extension docs say to get it.)
+        schema: dict[str, Any] = auto_schema._map_serializer(  # type: ignore[no-untyped-call]
+            self.target, direction, bypass_extensions=True
+        )
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema

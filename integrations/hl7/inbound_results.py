@@ -36,17 +36,30 @@ TEXT_TYPES = ("TX", "FT", "ST")
 STATUSES = {"F": "final", "P": "preliminary", "C": "corrected"}
 
 
+# An FT layout command and its argument between two escape characters (HL7 2.7.6: .sp, .in,
+# .ti, .sk, .ce, .fi or .nf; not .br, the line break, which _lines splits on), written for the
+# usual escape character "\" (_layout_dropped swaps in a message's own).
+FT_LAYOUT_COMMAND = re.compile(r"\\\.(?:sp|in|ti|sk|ce|fi|nf)[^\\]*\\")
+
+
+def _layout_dropped(text: str, escape: str) -> str:
+    """``text`` without its layout commands: they only lay the text out. A message whose escape
+    character (MSH-2) is not "\\" has the two characters swapped around the match, which moves
+    nothing else."""
+    if escape == "\\":
+        return FT_LAYOUT_COMMAND.sub("", text)
+    swap = str.maketrans({escape: "\\", "\\": escape})
+    return FT_LAYOUT_COMMAND.sub("", text.translate(swap)).translate(swap)
+
+
 def _lines(obx: Segment) -> list[str]:
     """OBX-5's repetitions as lines; FT's formatting command .br is a line break."""
     escape = obx.header.encoding[2] if len(obx.header.encoding) > 2 else "\\"
-    lines = []
-    for repetition in obx.repeats(5):
-        for part in repetition.split(f"{escape}.br{escape}"):
-            # Other formatting commands (.sp, .in, .ti, .sk, .ce, .fi, .nf) only lay out the text.
-            part = re.sub(re.escape(escape) + r"\.(sp|in|ti|sk|ce|fi|nf)[^" + re.escape(escape) + "]*"
-                          + re.escape(escape), "", part)  # fmt: skip
-            lines.append(unescape(part, obx.header))
-    return lines
+    return [
+        unescape(_layout_dropped(part, escape), obx.header)
+        for repetition in obx.repeats(5)
+        for part in repetition.split(f"{escape}.br{escape}")
+    ]
 
 
 def _person(family: str, given: str, fallback: str = "") -> str:

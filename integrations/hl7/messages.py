@@ -197,9 +197,9 @@ class Segment:
 
 
 def unescape(value: str, header: Header) -> str:
-    if "\\" not in value:
+    e = header.encoding[2] if len(header.encoding) > 2 else "\\"  # the message's own (MSH-2)
+    if e not in value:
         return value
-    e = header.encoding[2] if len(header.encoding) > 2 else "\\"
     table = {"F": header.field_separator, "S": header.component, "R": header.encoding[1], "E": e,
              "T": header.encoding[3] if len(header.encoding) > 3 else "&"}  # fmt: skip
     return re.sub(re.escape(e) + r"([FSRET])" + re.escape(e), lambda m: table[m.group(1)], value)
