@@ -233,7 +233,8 @@ COMMIT_THREADS = 8
 
 def objects_commit(writers: "Sequence[ObjectWriter]") -> list[str | Exception]:
     """Commit several objects written in pieces (object_writer) together: each one's key, or
-    the error that kept it from being durable (that one is aborted: no part, no object). Each
+    the error that kept it from being durable (its part removed; only a failed folder fsync
+    leaves the object under its key, unacknowledged, as ``commit`` leaves it then). Each
     returned key is durable as ``commit`` makes it: its bytes fsynced, renamed to its key, and
     its folder fsynced after the rename, once for all the objects in that folder. For a sender
     answered once for many objects (a web upload), against a C-STORE's one answer per object,
@@ -241,7 +242,7 @@ def objects_commit(writers: "Sequence[ObjectWriter]") -> list[str | Exception]:
     results: list[str | Exception] = [""] * len(writers)
     on_disk = [i for i, writer in enumerate(writers) if isinstance(writer, DurableFileWriter)]
     for i, writer in enumerate(writers):
-        if i not in on_disk:  # a storage that takes whole objects (S3): its PUT is durable
+        if not isinstance(writer, DurableFileWriter):  # a whole object's storage (S3): its PUT is durable
             try:
                 results[i] = writer.commit()
             except Exception as error:
