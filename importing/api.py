@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from importing.models import Upload
-from importing.receiving import UploadProblem, size_check, upload_from_request
+from importing.receiving import UploadProblem, request_prepare, upload_from_request
 from integrations.api.auth import actor_for
 from integrations.api.errors import error_body
 
@@ -59,7 +59,7 @@ class UploadList(GenericAPIView[Upload]):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         request._upload_problem = None  # type: ignore[attr-defined]
         try:
-            size_check(request._request)  # before authentication reads anything of the body
+            request_prepare(request._request)  # before authentication reads anything of the body
         except UploadProblem as problem:
             request._upload_problem = problem  # type: ignore[attr-defined]
         super().initial(request, *args, **kwargs)

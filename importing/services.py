@@ -1,5 +1,5 @@
 """Receiving an upload and linking its studies: the same durable receive and ingest as a
-C-STORE (imaging/ingest/receive.py ``file_receive``: each file kept as sent, or refused and
+C-STORE (imaging/ingest/receive.py ``files_receive``: each file kept as sent, or refused and
 nothing of it kept), then, once the ingest worker has indexed them, the studies linked where
 the upload was dropped, as reconciliation links them (imaging/reconcile/services.py: the
 stored headers rewritten to agree with the record, the originals kept as InstanceVersions).
@@ -15,8 +15,7 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from imaging.ingest.index import Sender
-from imaging.ingest.queueing import IngestBatch
-from imaging.ingest.receive import ObjectRefused, file_receive
+from imaging.ingest.receive import ObjectRefused, files_receive
 from imaging.models import ImagingOrder, Instance, Study
 from imaging.reconcile.services import study_headers_rewrite_queue, study_link_manual
 from importing import sources
@@ -46,25 +45,20 @@ def upload_receive(
         root, most_file=settings.IMPORT_MAX_FILE_BYTES, most_total=settings.IMPORT_MAX_BYTES
     )
     stored: list[dict[str, str]] = []
-    batch = IngestBatch()  # one indexing task per 50 files, as a C-STORE association's
-    try:
-        for candidate in found:
-            try:
-                message = file_receive(
-                    path=candidate.path, calling_ae=RECEIVED_FROM, batch=batch, sender=sender
-                )
-            except ObjectRefused as error:
-                refused.append(sources.Refused(candidate.name, error.detail))
-                continue
-            summary = message["summary"]
-            assert summary is not None  # (the receive always sums up what it stored)
-            stored.append({
-                "name": candidate.name,
-                "sop_instance_uid": summary["sop_instance_uid"],
-                "study_instance_uid": summary["study_instance_uid"],
-            })  # fmt: skip
-    finally:
-        batch.flush()
+    # One indexing task a group of 50 files, queued once the group is durable, as a C-STORE
+    # association's IngestBatch queues one per 50 objects.
+    results = files_receive([c.path for c in found], calling_ae=RECEIVED_FROM, sender=sender)
+    for candidate, result in zip(found, results, strict=True):
+        if isinstance(result, ObjectRefused):
+            refused.append(sources.Refused(candidate.name, result.detail))
+            continue
+        summary = result["summary"]
+        assert summary is not None  # (the receive always sums up what it stored)
+        stored.append({
+            "name": candidate.name,
+            "sop_instance_uid": summary["sop_instance_uid"],
+            "study_instance_uid": summary["study_instance_uid"],
+        })  # fmt: skip
     upload = Upload.objects.create(
         user=actor.user if actor.user is not None and actor.user.is_authenticated else None,
         sender=sender["name"], patient=patient, order=order, files_received=len(found) + len(refused),

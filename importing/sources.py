@@ -1,6 +1,6 @@
 """What an upload holds, as files to receive: loose files and folders as they came, a ZIP's
-members, and the files a CD's DICOMDIR lists (PS3.10 8: a File-set's directory, read with
-pydicom's FileSet). No database and no storage: the files are laid out in a temporary folder
+members, and the files a CD's DICOMDIR lists (PS3.10 8: a File-set's directory, its records
+walked as PS3.3 F.3 links them). No database and no storage: the files are laid out in a temporary folder
 (``file_lay``) and ``candidates`` says which to receive and which are refused, and why."""
 
 import os
@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import IO, NamedTuple
 
-from pydicom.fileset import FileSet
+from pydicom import dcmread
+from pydicom.dataset import Dataset
 
 from imaging.ingest.part10 import NotPart10, file_meta_read
 
@@ -127,6 +128,59 @@ def _is_directory(path: Path) -> bool:
         return False
 
 
+# PS3.3 F.3.2.2: the offsets (from the file's first byte) that link a DICOMDIR's records.
+FIRST_RECORD = 0x00041200  # Offset of the First Directory Record of the Root Directory Entity
+NEXT_RECORD = 0x00041400  # Offset of the Next Directory Record (a sibling)
+LOWER_RECORD = 0x00041420  # Offset of Referenced Lower-Level Directory Entity (the first child)
+REFERENCED_FILE_ID = 0x00041500
+
+
+def directory_files(path: Path) -> list[Path]:
+    """The files a DICOMDIR lists (its records' Referenced File IDs, PS3.10 8.2: the path from
+    the File-set's root, one component a value), in the order of its hierarchy (PS3.3 F.3:
+    each entity's records from the first, by their next-record offsets, each record's lower
+    level before its next sibling), then any record with a file that the hierarchy leaves out,
+    in the order written, as pydicom's FileSet reads them (which costs more than the import of
+    the files it lists). ValueError for what is no DICOMDIR or a File ID that leaves the folder."""
+    ds = dcmread(path)
+    if ds.file_meta.get("MediaStorageSOPClassUID") != MEDIA_STORAGE_DIRECTORY:
+        raise ValueError("its File Meta does not name the Media Storage Directory SOP Class")
+    records: dict[int, Dataset] = {}
+    for record in ds.get("DirectoryRecordSequence") or []:
+        records[record.seq_item_tell] = record
+    ordered: list[Dataset] = []
+    seen: set[int] = set()
+
+    def entity(offset: int) -> None:  # an entity's records, each followed by its lower level
+        while offset and offset not in seen:
+            record = records.get(offset)
+            if record is None:
+                raise ValueError(f"a record's offset {offset} points at no record")
+            seen.add(offset)
+            ordered.append(record)
+            lower = record.get(LOWER_RECORD)
+            if lower is not None and lower.value:
+                entity(lower.value)
+            offset = record[NEXT_RECORD].value if NEXT_RECORD in record else 0
+
+    first = ds.get(FIRST_RECORD)
+    entity(first.value if first is not None and records else 0)
+    ordered += [record for offset, record in records.items() if offset not in seen]
+    root = path.parent
+    listed: list[Path] = []
+    for record in ordered:
+        element = record.get(REFERENCED_FILE_ID)
+        if element is None or not element.value:
+            continue
+        components = [element.value] if isinstance(element.value, str) else list(element.value)
+        relative = name_safe("/".join(components))
+        if relative is None or len(relative.parts) != len(components):
+            file_id = "\\".join(components)  # PS3.10 8.5: written with backslashes between
+            raise ValueError(f"the File ID {file_id!r} is not a path inside its folder")
+        listed.append(root.joinpath(*relative.parts))
+    return list(dict.fromkeys(listed))
+
+
 def _files(root: Path) -> Iterable[Path]:
     for folder, folders, names in os.walk(root):
         folders.sort()
@@ -155,8 +209,7 @@ def candidates(root: Path, *, most_file: int, most_total: int) -> tuple[list[Can
             continue
         directories.add(path)
         try:
-            file_set = FileSet(path)
-            paths = [Path(instance.path) for instance in file_set]
+            paths = directory_files(path)
         except Exception as error:  # pydicom raises many kinds on a broken directory
             refused.append(Refused(_shown(path, root), f"Not a readable DICOMDIR: {error}"))
             continue

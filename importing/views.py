@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from imaging.models import Study
 from imaging.reconcile.selectors import match_suggestions
 from importing.models import Upload
-from importing.receiving import UploadProblem, size_check, upload_from_request
+from importing.receiving import UploadProblem, request_prepare, upload_from_request
 from vetclinic.audit.services import Actor
 
 
@@ -21,7 +21,7 @@ from vetclinic.audit.services import Actor
 @require_POST
 def upload_create(request: HttpRequest) -> HttpResponse:
     try:
-        size_check(request)
+        request_prepare(request)
         refused = CsrfViewMiddleware(lambda _: HttpResponse()).process_view(request, None, (), {})
         if refused is not None:
             return refused

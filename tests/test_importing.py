@@ -242,3 +242,89 @@ def test_dropped_on_an_order_the_study_answers_that_order_and_its_animal(
     other = make_patient("Rex", patient_id="PX-9")
     mismatch = post(desk, [("x.dcm", sent_bytes(fresh()))], order=str(order.pk), patient=str(other.pk))
     assert mismatch.status_code == 400 and mismatch.json()["field"] == "order"
+
+
+def test_a_folder_is_made_durable_and_queued_for_indexing_a_task_per_50_files(
+    desk, storage_root, monkeypatch
+):
+    """As a C-STORE association's IngestBatch: one indexing task per 50 files, never one per
+    file, and each queued only once every file it names is durable (no part file left)."""
+    from imaging.ingest import queueing
+
+    tasks = []
+
+    def send_task(name, args, retry=None):
+        [messages] = args
+        assert all((storage_root / m["storage_key"]).is_file() for m in messages)
+        assert not list(storage_root.rglob("*.part"))
+        tasks.append((name, [m["storage_key"] for m in messages]))
+
+    monkeypatch.setattr(queueing, "current_app", type("App", (), {"send_task": staticmethod(send_task)}))
+    sent = [(f"SCANS/{i:03}.dcm", sent_bytes(fresh())) for i in range(120)]
+    answer = post(desk, [*sent[:60], ("SCANS/notes.txt", b"not an image"), *sent[60:]])
+    assert answer.status_code == 201, answer.content
+    upload = Upload.objects.get(pk=answer.json()["id"])
+    assert [s["name"] for s in upload.stored] == [name for name, _ in sent]
+    assert [len(keys) for _, keys in tasks] == [50, 50, 20]
+    assert {name for name, _ in tasks} == {"imaging.tasks.instances_ingest"}
+    keys = [key for _, task_keys in tasks for key in task_keys]
+    assert sorted(storage_root / key for key in keys) == stored_files(storage_root)
+    assert sorted(p.read_bytes() for p in stored_files(storage_root)) == sorted(b for _, b in sent)
+
+
+def test_files_over_the_memory_limit_are_spooled_to_disk_and_stored_byte_for_byte(
+    desk, storage_root, settings
+):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000  # CT_small is 39 KB: both go to temporary files
+    sent = [("a.dcm", sent_bytes(fresh())), ("b.dcm", sent_bytes(fresh()))]
+    answer = post(desk, sent)
+    assert answer.status_code == 201, answer.content
+    assert sorted(p.read_bytes() for p in stored_files(storage_root)) == sorted(b for _, b in sent)
+
+
+def test_the_upload_handler_keeps_small_files_in_memory_within_its_budget_and_spools_the_rest(settings):
+    from django.core.files.uploadedfile import InMemoryUploadedFile, TemporaryUploadedFile
+
+    from importing.receiving import UploadFileHandler
+
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 100
+    handler = UploadFileHandler()
+    handler.MEMORY_MOST = 150
+
+    def received(name, chunks):
+        handler.new_file("files", name, "application/dicom", None)
+        for chunk in chunks:
+            assert handler.receive_data_chunk(chunk, 0) is None  # (no other handler sees it)
+        return handler.file_complete(sum(len(c) for c in chunks))
+
+    small = received("small.dcm", [b"a" * 60, b"b" * 40])  # 100 bytes: in memory
+    large = received("large.dcm", [b"c" * 60, b"d" * 60])  # over 100 bytes: spooled
+    over_budget = received("third.dcm", [b"e" * 60])  # 60 more would hold 160 > 150 in memory
+    last = received("fourth.dcm", [b"f" * 50])  # 150: still within the budget
+    assert isinstance(small, InMemoryUploadedFile) and small.read() == b"a" * 60 + b"b" * 40
+    assert isinstance(large, TemporaryUploadedFile) and large.read() == b"c" * 60 + b"d" * 60
+    assert large.size == 120 and Path(large.temporary_file_path()).stat().st_size == 120
+    assert isinstance(over_budget, TemporaryUploadedFile) and over_budget.read() == b"e" * 60
+    assert isinstance(last, InMemoryUploadedFile) and last.read() == b"f" * 50
+
+
+def test_a_dicomdir_naming_a_file_outside_its_folder_is_refused_and_the_files_sent_still_kept(
+    desk, storage_root
+):
+    listed = [Path(i.path) for i in FileSet(CD / "DICOMDIR")]
+    first = listed[0].relative_to(CD).parts
+    original = "\\".join(first).encode()  # PS3.10 8.5: a File ID's components, backslashed
+    outside = b"..\\..\\" + b"X" * (len(original) - 6)  # as long: no record's offset moves
+    directory = (CD / "DICOMDIR").read_bytes()
+    assert directory.count(original) == 1
+    files = [("CD/DICOMDIR", directory.replace(original, outside)),
+             *((f"CD/{p.relative_to(CD).as_posix()}", p.read_bytes()) for p in listed)]  # fmt: skip
+    answer = post(desk, files)
+    assert answer.status_code == 201, answer.content
+    upload = Upload.objects.get(pk=answer.json()["id"])
+    [refused] = upload.refused
+    assert refused["name"] == "CD/DICOMDIR"
+    assert refused["reason"] == (
+        f"Not a readable DICOMDIR: the File ID {outside.decode()!r} is not a path inside its folder"
+    )
+    assert len(upload.stored) == len(listed) == 31  # sent loose, the files are imported all the same

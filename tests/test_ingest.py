@@ -9,7 +9,14 @@ from pydicom.uid import generate_uid
 
 from imaging.ingest import storage
 from imaging.ingest.index import instance_index, instances_index, storage_sweep
-from imaging.ingest.receive import IncomingObject, ObjectRefused, Refusal, file_receive, instance_receive
+from imaging.ingest.receive import (
+    IncomingObject,
+    ObjectRefused,
+    Refusal,
+    file_receive,
+    files_receive,
+    instance_receive,
+)  # fmt: skip
 from imaging.models import Instance, Study
 from vetclinic.audit.models import AuditEntry
 
@@ -373,6 +380,32 @@ def test_a_part10_file_is_kept_as_sent_and_its_sender_is_the_audit_logs_actor(st
     assert instance.received_from == "STOW-RS"
     entry = AuditEntry.objects.get(action="receive")
     assert (entry.channel, entry.actor, entry.user) == ("api", "Acme Teleradiology", None)
+
+
+# Files sent together and answered together (a web upload): receive.files_receive.
+def test_files_received_together_are_kept_as_sent_or_refused_each_alone(storage_root, tmp_path):
+    kept = [changed_copy(tmp_path, SOPInstanceUID=generate_uid()) for _ in range(3)]
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(kept[0].read_bytes()[:200])
+    results = files_receive([kept[0], broken, kept[1], kept[2]], calling_ae="WEBUPLOAD")
+    assert isinstance(results[1], ObjectRefused) and results[1].reason == Refusal.UNREADABLE
+    messages = [results[0], results[2], results[3]]
+    assert [storage.object_get(m["storage_key"]) for m in messages] == [p.read_bytes() for p in kept]
+    assert sorted(p for p in storage_root.rglob("*") if p.is_file()) == sorted(
+        storage_root / m["storage_key"] for m in messages
+    )  # and no part file left
+
+
+def test_objects_committed_together_are_each_durable_or_left_out_alone(storage_root):
+    taken = storage.object_put(storage.instance_key(generate_uid()), b"first")
+    writers = [storage.object_writer(key) for key in (storage.instance_key(generate_uid()), taken)]
+    for writer in writers:
+        writer.write(b"second")
+    committed, clash = storage.objects_commit(writers)
+    assert storage.object_get(committed) == b"second"
+    assert isinstance(clash, FileExistsError)  # a key is never reused: the object stored stays
+    assert storage.object_get(taken) == b"first"
+    assert not list(storage_root.rglob("*.part"))
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ import enum
 import logging
 import mmap
 import os
+from collections.abc import Sequence
+from datetime import datetime
 from io import BytesIO
 from types import TracebackType
 from typing import Literal, NamedTuple, TypeAlias, TypeVar
@@ -25,7 +27,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID, AllTransferSyntaxes
 
 from imaging.dicom.records import integrity
-from imaging.dicom.records.header import header_summary
+from imaging.dicom.records.header import HeaderSummary, header_summary
 from imaging.dicom.records.integrity import BytesLike
 from imaging.ingest import storage
 from imaging.ingest.index import IndexMessage, Sender
@@ -270,31 +272,9 @@ def _receive(
     batch: IngestBatch | None,
     sender: Sender | None,
 ) -> IndexMessage:
-    transfer_syntax, sop_class_uid, sop_instance_uid, study_instance_uid = checks
+    transfer_syntax, sop_class_uid, sop_instance_uid, _ = checks
     try:
-        if transfer_syntax not in KNOWN_SYNTAXES:
-            raise ObjectRefused(
-                Refusal.SYNTAX_NOT_SUPPORTED,
-                f"Transfer syntax {str(transfer_syntax)[:64]} is not one this archive stores",
-            )
-        ds = _checked_header(data, transfer_syntax)
-        for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
-            if not ds.get(keyword):
-                raise ObjectRefused(Refusal.DOES_NOT_MATCH, f"{keyword} is missing")
-            # PS3.5 9.1: at most 64 characters, digits and dots. A longer one does not fit the
-            # index (nor a storage key): acknowledged, it could never be indexed.
-            if not integrity.is_uid(ds[keyword].value):
-                raise ObjectRefused(Refusal.DOES_NOT_MATCH, f"{keyword} is not a valid UID")
-        if str(ds.SOPInstanceUID) != str(sop_instance_uid):
-            raise ObjectRefused(Refusal.DOES_NOT_MATCH, "SOP Instance UID differs from the request's")
-        if str(ds.SOPClassUID) != str(sop_class_uid):
-            raise ObjectRefused(Refusal.DOES_NOT_MATCH, "SOP Class UID differs from the request's")
-        if study_instance_uid is not None and str(ds.StudyInstanceUID) != study_instance_uid:
-            raise ObjectRefused(Refusal.DOES_NOT_MATCH, "Study Instance UID differs from the request's")
-        try:
-            summary = header_summary(ds, transfer_syntax_uid=transfer_syntax)
-        except Exception as error:  # a value pydicom cannot decode (an unknown VR, a 3-byte US)
-            raise ObjectRefused(Refusal.UNREADABLE, f"Unreadable data set: {error}") from None
+        summary = _checked_summary(data, checks)
     except ObjectRefused:
         if incoming is not None:
             incoming.abort()
@@ -315,20 +295,132 @@ def _receive(
     except Exception as error:
         log.exception("storage failed for %s from %s", sop_instance_uid, calling_ae)
         raise ObjectRefused(Refusal.OUT_OF_RESOURCES, f"Storage failed: {error}") from None
-    message: IndexMessage = {
-        "storage_key": key,
-        "summary": summary,
-        "received_from": calling_ae,
-        "received_at": received_at.isoformat(),
-        "file_size": file_meta_size + len(data),
-    }
-    if sender is not None:
-        message["sender"] = sender
+    message = _message(key, summary, calling_ae, received_at, file_meta_size + len(data), sender)
     if batch is None:
         instances_queue([message])
     else:
         batch.add(message)
     return message
+
+
+def _checked_summary(data: BytesLike, checks: _Checks) -> HeaderSummary:
+    """What the index needs of a data set, once it is checked to be the one announced
+    (``checks``), whole and readable; else ObjectRefused."""
+    transfer_syntax, sop_class_uid, sop_instance_uid, study_instance_uid = checks
+    if transfer_syntax not in KNOWN_SYNTAXES:
+        raise ObjectRefused(
+            Refusal.SYNTAX_NOT_SUPPORTED,
+            f"Transfer syntax {str(transfer_syntax)[:64]} is not one this archive stores",
+        )
+    ds = _checked_header(data, transfer_syntax)
+    for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        if not ds.get(keyword):
+            raise ObjectRefused(Refusal.DOES_NOT_MATCH, f"{keyword} is missing")
+        # PS3.5 9.1: at most 64 characters, digits and dots. A longer one does not fit the
+        # index (nor a storage key): acknowledged, it could never be indexed.
+        if not integrity.is_uid(ds[keyword].value):
+            raise ObjectRefused(Refusal.DOES_NOT_MATCH, f"{keyword} is not a valid UID")
+    if str(ds.SOPInstanceUID) != str(sop_instance_uid):
+        raise ObjectRefused(Refusal.DOES_NOT_MATCH, "SOP Instance UID differs from the request's")
+    if str(ds.SOPClassUID) != str(sop_class_uid):
+        raise ObjectRefused(Refusal.DOES_NOT_MATCH, "SOP Class UID differs from the request's")
+    if study_instance_uid is not None and str(ds.StudyInstanceUID) != study_instance_uid:
+        raise ObjectRefused(Refusal.DOES_NOT_MATCH, "Study Instance UID differs from the request's")
+    try:
+        return header_summary(ds, transfer_syntax_uid=transfer_syntax)
+    except Exception as error:  # a value pydicom cannot decode (an unknown VR, a 3-byte US)
+        raise ObjectRefused(Refusal.UNREADABLE, f"Unreadable data set: {error}") from None
+
+
+def _message(
+    key: str, summary: HeaderSummary, calling_ae: str, received_at: datetime, file_size: int,
+    sender: Sender | None,
+) -> IndexMessage:  # fmt: skip
+    message: IndexMessage = {
+        "storage_key": key,
+        "summary": summary,
+        "received_from": calling_ae,
+        "received_at": received_at.isoformat(),
+        "file_size": file_size,
+    }
+    if sender is not None:
+        message["sender"] = sender
+    return message
+
+
+# A web upload's files are made durable this many at a time (storage.objects_commit), and each
+# group's indexing queued as one task once it is: as many as an association's IngestBatch holds,
+# so that the worker indexes the first groups while the later ones are written.
+FILES_GROUP = 50
+
+
+def files_receive(
+    paths: "Sequence[str | os.PathLike[str]]", *, calling_ae: str, sender: Sender | None = None,
+) -> list[IndexMessage | ObjectRefused]:  # fmt: skip
+    """file_receive for many files sent together and answered together (a web upload): each
+    file checked and written as file_receive does, then each group of FILES_GROUP made durable
+    at once (storage.objects_commit: their fsyncs share the disk's journal commits, where
+    file_receive waits for one each), and only then their indexing queued, one task a group.
+    One result a path, in order: its indexing message, or the ObjectRefused that file_receive
+    would have raised (one that could not be made durable is refused too, and never queued)."""
+    results: list[IndexMessage | ObjectRefused] = []
+    for start in range(0, len(paths), FILES_GROUP):
+        written: list[tuple[int, storage.ObjectWriter, IndexMessage]] = []
+        group: list[IndexMessage | ObjectRefused] = []
+        try:
+            for path in paths[start : start + FILES_GROUP]:
+                try:
+                    writer, message = _file_write(path, calling_ae, sender)
+                except ObjectRefused as refused:
+                    group.append(refused)
+                    continue
+                written.append((len(group), writer, message))
+                group.append(message)
+        except BaseException:
+            for _, writer, _ in written:
+                writer.abort()
+            raise
+        outcomes = storage.objects_commit([writer for _, writer, _ in written])
+        durable: list[IndexMessage] = []
+        for (at, _, message), outcome in zip(written, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.error("storage failed for %s from %s: %s", message["storage_key"], calling_ae, outcome)
+                group[at] = ObjectRefused(Refusal.OUT_OF_RESOURCES, f"Storage failed: {outcome}")
+            else:
+                durable.append(message)
+        instances_queue(durable)
+        results += group
+    return results
+
+
+def _file_write(
+    path: "str | os.PathLike[str]", calling_ae: str, sender: Sender | None
+) -> "tuple[storage.ObjectWriter, IndexMessage]":
+    """A sender's Part 10 file checked as file_receive checks it and written to storage as it
+    is, not yet committed: the writer, and the message to queue once it is."""
+    try:
+        with open(path, "rb") as handle:
+            meta = file_meta_read(handle)
+    except NotPart10 as error:
+        raise ObjectRefused(Refusal.UNREADABLE, error) from None
+    except OSError as error:
+        raise ObjectRefused(Refusal.UNREADABLE, f"Cannot read the object: {error}") from None
+    checks = _Checks(meta.transfer_syntax, meta.sop_class_uid, meta.sop_instance_uid, None)
+    with _data_set(path) as data:
+        summary = _checked_summary(data, checks)
+        received_at = now()
+        key = storage.instance_key(meta.sop_instance_uid, received_at)
+        try:
+            writer = storage.object_writer(key)
+            try:
+                _pieces_write(writer, meta.head, data)
+            except BaseException:
+                writer.abort()
+                raise
+        except Exception as error:
+            log.exception("storage failed for %s from %s", meta.sop_instance_uid, calling_ae)
+            raise ObjectRefused(Refusal.OUT_OF_RESOURCES, f"Storage failed: {error}") from None
+        return writer, _message(key, summary, calling_ae, received_at, len(meta.head) + len(data), sender)
 
 
 COPY_PIECE = 1 << 20  # a data set mapped from a file is copied to storage this much at a time
@@ -342,13 +434,18 @@ def _store(key: str, file_meta_bytes: bytes, data: BytesLike) -> None:
         return
     writer = storage.object_writer(key)
     try:
-        writer.write(file_meta_bytes)
-        for at in range(0, len(data), COPY_PIECE):
-            writer.write(data[at : at + COPY_PIECE])
+        _pieces_write(writer, file_meta_bytes, data)
     except BaseException:
         writer.abort()
         raise
     writer.commit()
+
+
+def _pieces_write(writer: storage.ObjectWriter, file_meta_bytes: bytes, data: BytesLike) -> None:
+    writer.write(file_meta_bytes)
+    view = memoryview(data)
+    for at in range(0, len(view), COPY_PIECE):
+        writer.write(view[at : at + COPY_PIECE])
 
 
 # What the index needs (imaging/dicom/records/header.header_summary), and the character set to read it.
