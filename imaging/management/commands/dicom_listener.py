@@ -11,6 +11,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 class Command(BaseCommand):
     help = "Run the DICOM listener (C-ECHO, C-STORE)."
+    # No system checks at start: they import every URLconf and view (about a second) for a process
+    # that serves none; the web process and `migrate`, which `make run` runs first, check them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--port", type=int, default=settings.DICOM_PORT)

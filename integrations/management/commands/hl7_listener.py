@@ -50,6 +50,9 @@ def _handle(frame, peer):
 
 class Command(BaseCommand):
     help = "Run the HL7 v2 (MLLP) listener."
+    # No system checks at start: they import every URLconf and view (about a second) for a process
+    # that serves none; the web process and `migrate`, which `make run` runs first, check them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=settings.HL7_PORT)
