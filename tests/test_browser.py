@@ -30,7 +30,7 @@ def page(live_server):
                   "--disable-sync", "--no-first-run", "--disable-quic"],
         )  # fmt: skip
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(15_000)
+        page.set_default_timeout(30_000)
         yield page
         browser.close()
         # With Playwright's loop running, the test's ORM calls got connections of their own

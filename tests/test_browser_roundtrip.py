@@ -136,7 +136,7 @@ def test_the_pages_fit_a_phone_screen(filled, live_server, browser):  # noqa: F8
     """Screenshots at 390 px into var/screenshots/ (looked at by hand); nothing wider than the screen."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     phone = browser.new_page(viewport=PHONE)
-    phone.set_default_timeout(15_000)
+    phone.set_default_timeout(30_000)
     log_in(phone, live_server, "frontdesk")
     pages = {
         "home": reverse("home") + "?q=okafor",

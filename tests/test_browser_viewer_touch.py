@@ -51,7 +51,7 @@ def scale(page):
 def test_touch_windows_pinches_pans_and_scrolls(ct_thirty, staff, live_server, browser):  # noqa: F811
     context = browser.new_context(viewport=TABLET, has_touch=True, is_mobile=True)
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(30_000)
     problems = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     log_in(page, live_server, "veterinarian")

@@ -16,7 +16,7 @@ DAY = date(2030, 3, 4)  # a Monday to come: free slots all day
 
 def _watched(browser):  # noqa: F811 (the fixture's value)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(30_000)
     page.problems, page.policies = [], []
     # (The admin's pages have no icon link: Chromium asks for /favicon.ico, which is not there.)
     page.on("console", lambda m: m.type in ("error", "warning") and not m.location.get("url", "").endswith("/favicon.ico")
