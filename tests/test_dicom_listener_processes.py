@@ -144,3 +144,17 @@ def test_a_listener_process_told_to_stop_finishes_its_association_and_others_tak
     for assoc in [held, *fresh]:
         assoc.release()
     wait_for(lambda: f"(pid {stopping}) exited (exit code 0)" in listener.log.read_text(), message="it exits")
+
+
+def test_a_burst_of_stop_signals_stops_a_listener_and_never_hangs_it(reference_data, dicom_listener_start):
+    """SIGTERM's handler runs in the main thread between two bytecodes, also inside an earlier
+    handler: one that took a lock (Event.set()) deadlocked about one listener in two when a
+    second SIGTERM came during the first (`timeout` sends two). Three listeners, each sent 200."""
+    for _ in range(3):
+        process = dicom_listener_start().process
+        for _ in range(200):
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                break
+        assert process.wait(timeout=20) == 0

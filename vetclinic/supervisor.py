@@ -81,17 +81,23 @@ class Supervisor:
         lock = threading.Lock()
         self.processes = [Process(name, command, out, lock) for name, command in entries]
         self.backoff_max = backoff_max
-        self.stopping = threading.Event()
+        self.signalled = False
 
     def stop(self, signum=None, frame=None):
-        self.stopping.set()
+        # A signal handler: it runs in the main thread between two bytecodes, maybe inside an
+        # earlier handler, so it takes no lock (an Event's set() takes one: Ctrl-C then SIGTERM
+        # could deadlock). The loop in run() sees the flag within 0.2 s.
+        self.signalled = True
 
     def run(self):
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGTERM, self.stop)
         for process in self.processes:
             process.start()
-        while not self.stopping.wait(0.2):
+        while not self.signalled:
+            time.sleep(0.2)
+            if self.signalled:
+                break
             for process in self.processes:
                 self._tend(process)
         self._stop_all()

@@ -48,10 +48,17 @@ def serve(
     # pydicom checks every value it reads against its VR (regular expressions) to warn about
     # the odd ones; here that was a tenth of the CPU per image, for warnings no one reads.
     pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    stop = threading.Event()  # set by a signal (below) or when the dispatcher goes away
+    # A signal handler runs in this thread between two bytecodes, inside stop.wait() or inside
+    # an earlier handler: it must take no lock. Event.set() takes one, and a second SIGTERM
+    # during the first one's set() (`timeout` sends two) deadlocked the listener for good. The
+    # handler only notes the signal; the loop below looks twice a second.
+    signalled: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: signalled.append(signum))
     # A handed listener leaves Ctrl-C to the dispatcher, which stops it with SIGTERM.
-    signal.signal(signal.SIGINT, signal.SIG_IGN if channel else (lambda signum, frame: stop.set()))
+    signal.signal(
+        signal.SIGINT, signal.SIG_IGN if channel else (lambda signum, frame: signalled.append(signum))
+    )
     ae = ae_build(ae_title=ae_title, max_pdu=settings.DICOM_MAX_PDU)
     server = server_start(ae, address, channel=channel, parent_gone=stop.set, ssl_context=ssl_context)
     tls = " with TLS" if ssl_context else ""
@@ -62,7 +69,8 @@ def serve(
     else:
         log.info("DICOM listener process %s ready (pid %s)", label, os.getpid())
     sys.stdout.flush()
-    stop.wait()
+    while not signalled and not stop.wait(0.5):
+        pass
     log.info("DICOM listener stopping (pid %s)", os.getpid())
     server.shutdown()
     for assoc in list(ae.active_associations):
