@@ -83,18 +83,19 @@ FAST_PATH_OFF_TESTS := \
 	  when_the_modality_released_first_the_report_comes_on_a_new_association_to_its_registered_scp) \
 	tests/test_dicom_tls_out.py::test_a_tls_move_destination_receives_the_study_over_tls
 
-# On PostgreSQL the fast-path-off pass runs beside the first, on a test database of its own
-# (DATABASE_URL's database name with a suffix). The first pass is itself two processes side by
-# side: the DICOM network tests and the fault suite (FIRST_PASS_BESIDE, with their listeners,
-# workers and brokers) on a test database of their own, every other test in the other; a test
-# file added anywhere runs in one of the two. The machine has 2 cores: more processes than these
-# three do not make it faster (three pytest-xdist workers for the first pass made it slower).
+# On PostgreSQL the fast-path-off pass runs beside the first, and the first pass is itself three
+# processes side by side, each on a test database of its own (DATABASE_URL's database name with
+# a suffix): the DICOM network tests and the fault suite (FIRST_PASS_DICOM, with their listeners,
+# workers and brokers); the browser tests, the benchmarks' smoke tests and the API's schema test
+# (FIRST_PASS_BROWSER: Chromium, throw-away servers, generated requests); every other test in
+# the third, so a test file added anywhere runs in one of them. They were grouped by what the
+# last fresh-clone CI measured, so that the three end together. The machine has 2 cores; a
+# process often waits (on a listener, a worker, Chromium), so four keep both busy.
 # Each other process's output is shown when the first ends; the target fails if any pass failed.
 # On SQLite (one test database file, var/test.sqlite3) they run in turn, the first pass whole.
 PASSES_BESIDE := $(if $(filter postgres://% postgresql://%,$(DATABASE_URL)),yes)
-# The API's schema test (generated requests, in a process of its own) goes with them: it was the
-# longest single test of the other process, which ended last.
-FIRST_PASS_BESIDE := $(wildcard tests/test_dicom_*.py) $(wildcard tests/faults/test_*.py) tests/test_api_schemathesis.py
+FIRST_PASS_DICOM := $(wildcard tests/test_dicom_*.py) $(wildcard tests/faults/test_*.py)
+FIRST_PASS_BROWSER := $(wildcard tests/test_*browser*.py) tests/test_benchmarks.py tests/test_api_schemathesis.py
 
 test: install-dev system-tools
 ifneq ($(PYTEST_ARGS),)
@@ -104,14 +105,17 @@ else ifeq ($(PASSES_BESIDE),yes)
 	DATABASE_URL=$(DATABASE_URL)_fast_path_off DICOM_FAST_PATH=false \
 	  $(BIN)/python -m pytest -p no:cacheprovider $(FAST_PATH_OFF_TESTS) > $$logs/fast-path-off.log 2>&1 & fast_path_off=$$!; \
 	DATABASE_URL=$(DATABASE_URL)_dicom \
-	  $(BIN)/python -m pytest -p no:cacheprovider $(FIRST_PASS_BESIDE) > $$logs/first-dicom.log 2>&1 & first_dicom=$$!; \
-	$(BIN)/python -m pytest $(addprefix --ignore=,$(FIRST_PASS_BESIDE)); first=$$?; \
-	wait $$first_dicom; first_dicom=$$?; wait $$fast_path_off; fast_path_off=$$?; \
+	  $(BIN)/python -m pytest -p no:cacheprovider $(FIRST_PASS_DICOM) > $$logs/first-dicom.log 2>&1 & first_dicom=$$!; \
+	DATABASE_URL=$(DATABASE_URL)_browser \
+	  $(BIN)/python -m pytest -p no:cacheprovider $(FIRST_PASS_BROWSER) > $$logs/first-browser.log 2>&1 & first_browser=$$!; \
+	$(BIN)/python -m pytest $(addprefix --ignore=,$(FIRST_PASS_DICOM) $(FIRST_PASS_BROWSER)); first=$$?; \
+	wait $$first_dicom; first_dicom=$$?; wait $$first_browser; first_browser=$$?; wait $$fast_path_off; fast_path_off=$$?; \
 	echo "=== the first pass's DICOM network and fault tests"; cat $$logs/first-dicom.log; \
+	echo "=== the first pass's browser, benchmark and schema tests"; cat $$logs/first-browser.log; \
 	echo "=== the DICOM tests with DICOM_FAST_PATH=false"; cat $$logs/fast-path-off.log; \
 	rm -rf $$logs; \
-	echo "=== passes: first $$first and its DICOM tests $$first_dicom, DICOM_FAST_PATH=false $$fast_path_off (0 is passed)"; \
-	[ $$first = 0 ] && [ $$first_dicom = 0 ] && [ $$fast_path_off = 0 ]
+	echo "=== passes: first $$first, its DICOM tests $$first_dicom and its browser tests $$first_browser, DICOM_FAST_PATH=false $$fast_path_off (0 is passed)"; \
+	[ $$first = 0 ] && [ $$first_dicom = 0 ] && [ $$first_browser = 0 ] && [ $$fast_path_off = 0 ]
 else
 	$(BIN)/python -m pytest
 	DICOM_FAST_PATH=false $(BIN)/python -m pytest $(FAST_PATH_OFF_TESTS)
