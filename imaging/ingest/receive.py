@@ -31,7 +31,7 @@ from imaging.dicom.records.header import HeaderSummary, header_summary
 from imaging.dicom.records.integrity import BytesLike
 from imaging.ingest import storage
 from imaging.ingest.index import IndexMessage, Sender
-from imaging.ingest.part10 import NotPart10, data_set_start, file_meta_make, file_meta_read
+from imaging.ingest.part10 import FileMeta, NotPart10, data_set_start, file_meta_make, file_meta_read
 from imaging.ingest.queueing import IngestBatch, instances_queue
 
 log = logging.getLogger(__name__)
@@ -199,16 +199,22 @@ def file_receive(
     (PS3.10 7.1), as a C-STORE request's do. A file that is not Part 10 is refused as
     unreadable. The rest as instance_receive.
     """
+    meta = _file_meta(path)
+    checks = _Checks(meta.transfer_syntax, meta.sop_class_uid, meta.sop_instance_uid, study_instance_uid)
+    with _data_set(path) as data_set:
+        return _receive(data_set, None, checks, calling_ae, meta.head, batch, sender)
+
+
+def _file_meta(path: "str | os.PathLike[str]") -> FileMeta:
+    """A sender's file's File Meta Information (PS3.10 7.1); a file that is not Part 10 or cannot
+    be read is refused as unreadable."""
     try:
         with open(path, "rb") as handle:
-            meta = file_meta_read(handle)
+            return file_meta_read(handle)
     except NotPart10 as error:
         raise ObjectRefused(Refusal.UNREADABLE, error) from None
     except OSError as error:
         raise ObjectRefused(Refusal.UNREADABLE, f"Cannot read the object: {error}") from None
-    checks = _Checks(meta.transfer_syntax, meta.sop_class_uid, meta.sop_instance_uid, study_instance_uid)
-    with _data_set(path) as data_set:
-        return _receive(data_set, None, checks, calling_ae, meta.head, batch, sender)
 
 
 class _Checks(NamedTuple):
@@ -398,13 +404,7 @@ def _file_write(
 ) -> "tuple[storage.ObjectWriter, IndexMessage]":
     """A sender's Part 10 file checked as file_receive checks it and written to storage as it
     is, not yet committed: the writer, and the message to queue once it is."""
-    try:
-        with open(path, "rb") as handle:
-            meta = file_meta_read(handle)
-    except NotPart10 as error:
-        raise ObjectRefused(Refusal.UNREADABLE, error) from None
-    except OSError as error:
-        raise ObjectRefused(Refusal.UNREADABLE, f"Cannot read the object: {error}") from None
+    meta = _file_meta(path)
     checks = _Checks(meta.transfer_syntax, meta.sop_class_uid, meta.sop_instance_uid, None)
     with _data_set(path) as data:
         summary = _checked_summary(data, checks)
