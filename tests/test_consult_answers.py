@@ -231,6 +231,13 @@ def stored_image(study):
     return pydicom.dcmread(io.BytesIO(storage.object_get(instance.storage_key)))
 
 
+def storescu_from_telerad(dicom_listener, path):
+    done = subprocess.run([tool_required("/usr/bin/storescu"), "-aet", "TELERAD", "-aec", "VETPACS",
+                           "127.0.0.1", str(dicom_listener.port), str(path)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
 SR_TEXT = "Findings\nFinding: No pulmonary nodules.\nImpression: Normal thorax."
 
 
@@ -247,10 +254,7 @@ def test_an_sr_from_the_consults_service_sent_by_storescu_is_filed_once(
     sr = text_sr(stored_image(shared))  # no placer number: known by the node it came from
     path = tmp_path / "report.dcm"
     sr.save_as(path, enforce_file_format=True)
-    done = subprocess.run([tool_required("/usr/bin/storescu"), "-aet", "TELERAD", "-aec", "VETPACS",
-                           "127.0.0.1", str(dicom_listener.port), str(path)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    storescu_from_telerad(dicom_listener, path)
     wait_for(lambda: ConsultReport.objects.exists(), timeout=60, message="the SR filed as the consult report")
     report = ConsultReport.objects.get()
     assert (report.consult_id, report.study_id, report.source, report.source_id, report.status) == (
@@ -264,13 +268,6 @@ def test_an_sr_from_the_consults_service_sent_by_storescu_is_filed_once(
     instance_index(storage_key=instance.storage_key, received_from="TELERAD")
     assert sr_answers_file([instance.pk]) == []
     assert ConsultReport.objects.count() == 1
-
-
-def storescu_from_telerad(dicom_listener, path):
-    done = subprocess.run([tool_required("/usr/bin/storescu"), "-aet", "TELERAD", "-aec", "VETPACS",
-                           "127.0.0.1", str(dicom_listener.port), str(path)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr
 
 
 def test_a_corrected_sr_naming_the_first_as_its_predecessor_amends_its_report(
