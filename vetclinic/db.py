@@ -125,7 +125,7 @@ class CompiledQuery:
             expected, got = sorted(expected, key=repr), sorted(got, key=repr)
         if got != expected:
             raise CompiledQueryDiffers(
-                f"compiled {compiled_sql(self, values, shape)!r} with {values!r} gave {got!r}; "
+                f"compiled {_compiled_sql(self, values, shape)!r} with {values!r} gave {got!r}; "
                 f"the queryset gave {expected!r}"
             )
 
@@ -212,7 +212,7 @@ def _fields(row: Any) -> Any:
     return (type(row), {name: value for name, value in vars(row).items() if not name.startswith("_")})
 
 
-def compiled_sql(query: CompiledQuery, values: Values, shape: tuple[Hashable, ...]) -> str:
+def _compiled_sql(query: CompiledQuery, values: Values, shape: tuple[Hashable, ...]) -> str:
     statement = query._shapes.get((connections[DEFAULT_DB_ALIAS].vendor, _signature(values), shape))
     return statement.sql if isinstance(statement, _Statement) else "(not compiled)"
 
