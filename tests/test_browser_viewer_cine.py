@@ -304,6 +304,10 @@ function cineFrameRead(event, by) {
 document.addEventListener('CORNERSTONE_IMAGE_RENDERED',
   (event) => queueMicrotask(() => cineFrameRead(event, 'cornerstone')), true);
 document.addEventListener('vetpacs-cine-frame', (event) => cineFrameRead(event, 'cache'), true);
+// How many frames had been shown when each key reached the page: on the window, in the capture
+// phase, before the viewer's own handlers (on the document and the cells) act on it.
+window.cineKeys = [];
+window.addEventListener('keydown', (event) => window.cineKeys.push({ key: event.key, at: window.cineFrames.length }), true);
 """
 
 
@@ -346,8 +350,11 @@ def test_the_cine_plays_a_drawn_loop_from_its_frame_cache_until_the_window_chang
 
     # Invert: the cached frames are not the image as it is now shown. Cornerstone draws a loop
     # again, inverted, and the cache then plays that.
-    seen = page.evaluate("window.cineFrames.length")
+    # Counted from the moment the key reached the page: a cached frame drawn while the key was on
+    # its way shows the image as it was, and rightly.
     page.keyboard.press("i")
+    page.wait_for_function("() => window.cineKeys.some((k) => k.key === 'i')")
+    seen = page.evaluate("window.cineKeys.find((k) => k.key === 'i').at")
     page.wait_for_function(
         f"""() => window.cineFrames.slice({seen}).some((f) => f.by === 'cornerstone')
              && document.querySelector('#viewer').dataset.cinePath === 'cache'"""
