@@ -7,6 +7,11 @@ from celery import Celery
 from celery.worker.consumer import Consumer as CeleryConsumer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vetclinic.settings")
+# A worker serves no URLs: Celery's Django fixup would run Django's system checks at every worker
+# start, and they import every URLconf and view (over a second of CPU, more than the worker's own
+# start). `migrate`, which `make run` and a deployment run first, and the web process still check,
+# as for the DICOM and HL7 listeners (requires_system_checks = []).
+os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 log = logging.getLogger(__name__)
 
