@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.db import connection
+from django.db import connection, connections
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 
 from patients.models import Breed, Species
@@ -442,3 +442,26 @@ def orthanc_start(tmp_path):
     for orthanc in started:
         orthanc.stop()
         print(orthanc.log_tail())  # shown by pytest when the test failed
+
+
+@pytest.fixture(scope="module")
+def chromium(live_server):
+    """One Chromium for a test module: starting Playwright's driver and the browser took more
+    processor time than many a test (some 1.5 s on CI's 2 cores). Each test gets its own
+    contexts in it (see browser), so no cookie, storage or cache passes from test to test."""
+    executable = tool_required("/usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread, so Django would take the test's ORM
+    # calls for async ones; the live server's database work happens in its own thread.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # fmt: skip
+        yield browser
+        browser.close()
+        connections.close_all()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -1,42 +1,23 @@
 """The front desk in headless Chromium (Debian's), driven by Playwright against a live server."""
 
-import os
-
 import pytest
-from django.db import connections
 from django.urls import reverse
 from playwright.sync_api import expect
 
 from patients.models import Patient
-from tests.conftest import PASSWORD, ROOT, tool_required
+from tests.conftest import PASSWORD, ROOT
+from tests.test_browser_orders import browser  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = ROOT / "var" / "screenshots"
 
 
 @pytest.fixture
-def page(live_server):
-    chromium = tool_required("/usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the live server's database work
-    # happens in its own thread, and the test's own ORM calls are plain synchronous ones.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+def page(browser):  # noqa: F811
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )  # fmt: skip
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
-        # With Playwright's loop running, the test's ORM calls got connections of their own
-        # context; close them here, or PostgreSQL cannot drop the test database afterwards.
-        connections.close_all()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(30_000)
+    return page
 
 
 def shot(page, name):

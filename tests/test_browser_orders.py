@@ -7,7 +7,6 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.urls import reverse
 from django.utils.timezone import make_aware
 from playwright.sync_api import expect
@@ -17,7 +16,7 @@ from imaging.orders import services as orders
 from imaging.orders.catalog import procedures_load
 from patients.models import Species
 from patients.services import owner_upsert, patient_upsert
-from tests.conftest import CLINIC_TODAY, PASSWORD, tool_required
+from tests.conftest import CLINIC_TODAY, PASSWORD
 from tests.test_worklist_dicom import findscu
 
 pytestmark = pytest.mark.browser
@@ -26,23 +25,13 @@ WIDE, NARROW = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
 
 @pytest.fixture
-def browser(live_server):
-    chromium = tool_required("/usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    # As in test_browser.py: Playwright's loop runs in this thread, the live server in its own.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+def browser(chromium):
+    """The module's Chromium; every context the test opened in it (each page has one) is closed
+    after the test, with its cookies, storage and cache."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-        )  # fmt: skip
-        yield browser
-        browser.close()
-        connections.close_all()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
 
 
 @pytest.fixture
@@ -79,6 +68,11 @@ def shot(page, name):
 
 def log_in(page, live_server, username):
     page.goto(live_server.url + reverse("login"))
+    try:
+        page.wait_for_selector("#id_username")
+    except Exception as error:
+        shown = page.evaluate("document.documentElement.outerHTML")[:3000]
+        raise AssertionError(f"no login form at {page.url}: {shown}") from error
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.keyboard.press("Enter")
