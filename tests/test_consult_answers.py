@@ -231,7 +231,9 @@ def stored_image(study):
     return pydicom.dcmread(io.BytesIO(storage.object_get(instance.storage_key)))
 
 
-def storescu_from_telerad(dicom_listener, path):
+def storescu_from_telerad(dicom_listener, sr, path):
+    """The SR written to ``path`` as a DICOM file and sent by dcmtk's storescu as TELERAD."""
+    sr.save_as(path, enforce_file_format=True)
     done = subprocess.run([tool_required("/usr/bin/storescu"), "-aet", "TELERAD", "-aec", "VETPACS",
                            "127.0.0.1", str(dicom_listener.port), str(path)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -252,9 +254,7 @@ def test_an_sr_from_the_consults_service_sent_by_storescu_is_filed_once(
     shared, prior, _ = studies
     consult = _consult(shared, prior, staff, telerad)
     sr = text_sr(stored_image(shared))  # no placer number: known by the node it came from
-    path = tmp_path / "report.dcm"
-    sr.save_as(path, enforce_file_format=True)
-    storescu_from_telerad(dicom_listener, path)
+    storescu_from_telerad(dicom_listener, sr, tmp_path / "report.dcm")
     wait_for(lambda: ConsultReport.objects.exists(), timeout=60, message="the SR filed as the consult report")
     report = ConsultReport.objects.get()
     assert (report.consult_id, report.study_id, report.source, report.source_id, report.status) == (
@@ -281,8 +281,7 @@ def test_a_corrected_sr_naming_the_first_as_its_predecessor_amends_its_report(
     shared, prior, _ = studies
     consult = _consult(shared, prior, staff, telerad)
     first = text_sr(stored_image(shared))
-    first.save_as(tmp_path / "first.dcm", enforce_file_format=True)
-    storescu_from_telerad(dicom_listener, tmp_path / "first.dcm")
+    storescu_from_telerad(dicom_listener, first, tmp_path / "first.dcm")
     wait_for(lambda: ConsultReport.objects.exists(), timeout=60, message="the first SR filed")
     assert ConsultRequest.objects.get().status == "reported"
     # The service corrects its report: a new document (its own SOP Instance UID) that names the
@@ -292,8 +291,7 @@ def test_a_corrected_sr_naming_the_first_as_its_predecessor_amends_its_report(
     )
     assert corrected.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0] \
         .ReferencedSOPInstanceUID == first.SOPInstanceUID  # fmt: skip
-    corrected.save_as(tmp_path / "corrected.dcm", enforce_file_format=True)
-    storescu_from_telerad(dicom_listener, tmp_path / "corrected.dcm")
+    storescu_from_telerad(dicom_listener, corrected, tmp_path / "corrected.dcm")
     wait_for(lambda: ConsultReport.objects.count() == 2, timeout=60, message="the corrected SR filed")
     original = ConsultReport.objects.get(source_id=first.SOPInstanceUID)
     amendment = ConsultReport.objects.get(source_id=corrected.SOPInstanceUID)
